@@ -1,0 +1,1 @@
+"""Control Room engine: everything that is not drawing on a terminal."""

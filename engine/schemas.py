@@ -1,0 +1,382 @@
+"""Every message that crosses a boundary of the plant half: MQTT, HTTP, JSONL files.
+
+This module is the one contract the simulator, the four agents, the services, the ticket store,
+the evaluation harness and the TUI share. Anything read from outside is parsed by one of these
+models before use, so a malformed payload fails here, with a reason, and never deep inside an
+agent. Models forbid unknown fields and non-finite floats (NaN/Infinity are invalid JSON in most
+consumers and poison every statistic downstream).
+
+Times: ``ts`` fields are *simulated* seconds since the scenario started (the clock the plant
+lives in, used for detection latency). ``wall_time`` fields are Unix epoch seconds stamped by the
+service that published the message (used for live latency such as alert -> ticket). Datetimes on
+tickets and feedback are wall-clock, timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary
+# --------------------------------------------------------------------------------------------
+
+FaultName = Literal[
+    "bearing_wear", "clogging", "valve_stuck", "sensor_drift", "sensor_stuck", "noise_burst"
+]
+FAULTS: tuple[str, ...] = get_args(FaultName)
+
+TruthFault = Literal[
+    "none",
+    "bearing_wear", "clogging", "valve_stuck", "sensor_drift", "sensor_stuck", "noise_burst",
+]
+RootCause = Literal[
+    "unknown",
+    "bearing_wear", "clogging", "valve_stuck", "sensor_drift", "sensor_stuck", "noise_burst",
+]
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+Category = Literal["mechanical", "process", "instrumentation", "unknown"]
+TicketState = Literal["open", "approved", "closed"]
+CloseReason = Literal["resolved", "false_positive", "duplicate"]
+CLOSE_REASONS: tuple[str, ...] = get_args(CloseReason)
+FeedbackAction = Literal["approve", "edit", "close"]
+
+# An asset id becomes an MQTT topic level, so it may not contain '/', '+', '#' or spaces.
+AssetId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+SignalName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+Unit01 = Annotated[float, Field(ge=0.0, le=1.0)]
+ShortText = Annotated[str, Field(max_length=500)]
+LongText = Annotated[str, Field(max_length=20_000)]
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+"""Anything larger on the bus is rejected before JSON parsing (an oversize message is an error,
+not something to allocate for)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class WireModel(BaseModel):
+    """Base for every message: strict on input, compact JSON on output."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=False)
+
+    def to_bytes(self) -> bytes:
+        return self.to_json().encode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Telemetry (simulator -> telemetry/{asset})
+# --------------------------------------------------------------------------------------------
+
+
+class ActiveFault(WireModel):
+    fault: FaultName
+    severity: Unit01
+    sensor: SignalName | None = None
+    """For instrument faults (drift, stuck, noise burst): the channel affected."""
+
+
+class Truth(WireModel):
+    """Ground truth from the simulator. Only the evaluation harness and the TUI's truth overlay
+    read it; agents never do (a test replaces it with garbage and expects identical output)."""
+
+    fault: TruthFault = "none"
+    """The dominant active fault (highest severity), or "none"."""
+    severity: Unit01 = 0.0
+    """0..1, where 1 means failure."""
+    active: list[ActiveFault] = Field(default_factory=list)
+    """Every fault active at this tick, for overlapping scripts."""
+
+
+class Telemetry(WireModel):
+    msg_id: str = Field(min_length=1, max_length=128)
+    asset: AssetId
+    seq: int = Field(ge=0)
+    ts: float = Field(ge=0.0)
+    signals: dict[SignalName, float] = Field(min_length=1, max_length=256)
+    scenario: str | None = Field(default=None, max_length=128)
+    truth: Truth | None = None
+    wall_time: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Alerts (monitor -> alerts/{asset})
+# --------------------------------------------------------------------------------------------
+
+
+class WindowStats(WireModel):
+    """Sliding-window features of one signal at the moment of the alert."""
+
+    seconds: float
+    n: int = Field(ge=0)
+    mean: float
+    std: float
+    slope: float
+    """Least-squares slope, units per second."""
+    diff: float
+    """Last value minus first value in the window."""
+
+
+class SignalEvidence(WireModel):
+    signal: SignalName
+    value: float
+    baseline_mean: float
+    baseline_std: float
+    score: float
+    """Detector score (for z-type detectors: robust z of the window against the baseline)."""
+    detector: str = Field(max_length=64)
+    direction: Literal["up", "down", "flat", "noisy", "none"] = "none"
+    """up/down: mean shift; flat: variance collapsed (stuck); noisy: variance jumped."""
+    windows: list[WindowStats] = Field(default_factory=list)
+
+
+class AlertEvent(WireModel):
+    """One anomaly *episode*: published once when it becomes active and once when it clears
+    (same ``alert_id``), never once per tick."""
+
+    alert_id: str = Field(min_length=1, max_length=128)
+    asset: AssetId
+    status: Literal["active", "cleared"] = "active"
+    ts: float = Field(ge=0.0)
+    onset_ts: float = Field(ge=0.0)
+    """Simulated time the episode began (first tick over threshold)."""
+    cleared_ts: float | None = None
+    severity: Severity
+    score: float
+    signals: list[SignalName] = Field(min_length=1)
+    evidence: list[SignalEvidence] = Field(default_factory=list)
+    detector: str = Field(max_length=64)
+    wall_time: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnosis (diagnosis -> diagnosis/{asset})
+# --------------------------------------------------------------------------------------------
+
+
+class Hypothesis(WireModel):
+    root_cause: RootCause
+    confidence: Unit01
+    rules: list[str] = Field(default_factory=list)
+
+
+class DiagnosisReport(WireModel):
+    diagnosis_id: str = Field(min_length=1, max_length=128)
+    alert_id: str = Field(min_length=1, max_length=128)
+    asset: AssetId
+    ts: float = Field(ge=0.0)
+    onset_ts: float = Field(ge=0.0)
+    root_cause: RootCause
+    confidence: Unit01
+    category: Category = "unknown"
+    severity: Severity
+    summary: ShortText
+    alternatives: list[Hypothesis] = Field(default_factory=list)
+    """Ranked, best first, excluding the chosen root cause."""
+    actions: list[ShortText] = Field(default_factory=list)
+    evidence: list[ShortText] = Field(default_factory=list)
+    matched_rules: list[str] = Field(default_factory=list)
+    signals: list[SignalName] = Field(default_factory=list)
+    wall_time: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Tickets (ticket agent -> tickets/{asset}; review API)
+# --------------------------------------------------------------------------------------------
+
+
+class AuditEntry(WireModel):
+    at: datetime
+    who: str = Field(max_length=128)
+    action: str = Field(max_length=64)
+    detail: ShortText = ""
+
+
+class ExternalRef(WireModel):
+    system: str = Field(max_length=64)
+    """e.g. "github"."""
+    id: str | None = None
+    url: str | None = None
+    error: ShortText | None = None
+    synced_at: datetime | None = None
+
+
+class Ticket(WireModel):
+    ticket_id: str = Field(min_length=1, max_length=128)
+    asset: AssetId
+    title: ShortText
+    body: LongText
+    labels: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list)
+    severity: Severity
+    state: TicketState = "open"
+    root_cause: RootCause
+    confidence: Unit01 = 0.0
+    diagnosis_ids: list[str] = Field(default_factory=list)
+    alert_ids: list[str] = Field(default_factory=list)
+    occurrences: int = Field(default=1, ge=1)
+    first_seen_ts: float = Field(default=0.0, ge=0.0)
+    last_seen_ts: float = Field(default=0.0, ge=0.0)
+    created_at: datetime
+    updated_at: datetime
+    close_reason: CloseReason | None = None
+    close_note: ShortText | None = None
+    external: ExternalRef | None = None
+    history: list[AuditEntry] = Field(default_factory=list)
+    wall_time: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Feedback (review -> feedback/{asset})
+# --------------------------------------------------------------------------------------------
+
+
+class Feedback(WireModel):
+    feedback_id: str = Field(min_length=1, max_length=128)
+    ticket_id: str = Field(min_length=1, max_length=128)
+    asset: AssetId
+    action: FeedbackAction
+    who: str = Field(max_length=128)
+    at: datetime
+    reason: CloseReason | None = None
+    note: ShortText | None = None
+    root_cause: RootCause = "unknown"
+    alert_ids: list[str] = Field(default_factory=list)
+    signals: list[SignalName] = Field(default_factory=list)
+    changes: dict[str, str] = Field(default_factory=dict)
+    """For edits: field name -> new value (rendered as text)."""
+    wall_time: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Topics and decoding
+# --------------------------------------------------------------------------------------------
+
+TOPIC_MODELS: dict[str, type[WireModel]] = {
+    "telemetry": Telemetry,
+    "alerts": AlertEvent,
+    "diagnosis": DiagnosisReport,
+    "tickets": Ticket,
+    "feedback": Feedback,
+}
+MODEL_TOPICS: dict[type[WireModel], str] = {m: k for k, m in TOPIC_MODELS.items()}
+PlantMessage = Telemetry | AlertEvent | DiagnosisReport | Ticket | Feedback
+
+
+class WireError(ValueError):
+    """A payload that is not a valid message for its topic. ``reason`` is one line, fit for a
+    dead-letter record or an HTTP 4xx."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def topic_for(message: WireModel) -> str:
+    """The topic a message belongs on: ``{kind}/{asset}``."""
+    kind = MODEL_TOPICS.get(type(message))
+    if kind is None:
+        raise TypeError(f"{type(message).__name__} has no topic")
+    return f"{kind}/{message.asset}"  # type: ignore[attr-defined]
+
+
+def parse_topic(topic: str) -> tuple[str, str]:
+    """``"alerts/pump01"`` -> ``("alerts", "pump01")``; WireError on anything else."""
+    parts = topic.split("/")
+    if len(parts) != 2 or parts[0] not in TOPIC_MODELS or not parts[1]:
+        raise WireError(f"unknown topic {topic!r}")
+    return parts[0], parts[1]
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return str(exc)
+    e = errors[0]
+    loc = ".".join(str(p) for p in e.get("loc", ())) or "(root)"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{loc}: {e.get('msg', 'invalid')}{more}"
+
+
+def decode(topic: str, payload: bytes | str) -> PlantMessage:
+    """Parse a bus payload into the model its topic names.
+
+    Raises WireError with a one-line reason for: unknown topic, oversize, non-UTF-8, bad JSON,
+    schema violation (including NaN/Infinity), or an asset in the payload that disagrees with the
+    topic's asset.
+    """
+    kind, asset = parse_topic(topic)
+    size = len(payload)
+    if size > MAX_PAYLOAD_BYTES:
+        raise WireError(f"oversize payload: {size} bytes > {MAX_PAYLOAD_BYTES}")
+    if isinstance(payload, bytes):
+        try:
+            payload = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WireError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        raw = json.loads(payload)
+    except ValueError as exc:
+        raise WireError(f"bad JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise WireError(f"payload must be a JSON object, got {type(raw).__name__}")
+    model = TOPIC_MODELS[kind]
+    try:
+        msg = model.model_validate_json(payload)
+    except ValidationError as exc:
+        raise WireError(f"{model.__name__} invalid: {_first_error(exc)}") from None
+    if msg.asset != asset:  # type: ignore[attr-defined]
+        raise WireError(f"asset {msg.asset!r} in payload does not match topic {topic!r}")  # type: ignore[attr-defined]
+    return msg  # type: ignore[return-value]
+
+
+M = TypeVar("M", bound=WireModel)
+
+
+def validate_model(model: type[M], data: Any, *, where: str) -> M:
+    """Validate ``data`` (a dict or JSON text) as ``model``; WireError names ``where`` + field."""
+    try:
+        if isinstance(data, str | bytes):
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise WireError(f"{where}: {model.__name__} invalid: {_first_error(exc)}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Files: replay / run logs and dead letters
+# --------------------------------------------------------------------------------------------
+
+
+class Envelope(WireModel):
+    """One line of a replay or run JSONL file: the topic and the message as it was on the bus."""
+
+    topic: str
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, message: WireModel) -> Envelope:
+        return cls(topic=topic_for(message), payload=message.model_dump(mode="json"))
+
+    def message(self) -> PlantMessage:
+        return decode(self.topic, json.dumps(self.payload, allow_nan=False))
+
+
+class DeadLetter(WireModel):
+    """A rejected message, kept so nothing silently disappears."""
+
+    at: datetime
+    service: str
+    topic: str
+    reason: ShortText
+    payload: str
+    """The raw payload as text (bytes that are not UTF-8 are replaced), truncated to 64 KiB."""
+    size: int
