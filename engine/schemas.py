@@ -83,6 +83,14 @@ class ActiveFault(WireModel):
     severity: Unit01
     sensor: SignalName | None = None
     """For instrument faults (drift, stuck, noise burst): the channel affected."""
+    onset_ts: float = Field(default=0.0, ge=0.0)
+    """Scripted onset, simulated seconds: with fault and sensor it names one fault *event*."""
+    sudden: bool = True
+    """Reaches its peak within two minutes of onset (else gradual: the evaluation reports the
+    severity at detection rather than the latency)."""
+    observable: bool = True
+    """False while the fault cannot show in any signal yet (a stuck valve whose command has not
+    moved since); latency counts from the first observable tick."""
 
 
 class Truth(WireModel):
@@ -211,6 +219,10 @@ class ExternalRef(WireModel):
 
 
 class Ticket(WireModel):
+    """A work order. The SQLite store (engine/tickets/store.py) is its source of truth; what is
+    published on ``tickets/{asset}`` is a full snapshot, so a screen only ever needs the latest
+    one per ``ticket_id`` (the highest ``revision``; at-least-once delivery may repeat one)."""
+
     ticket_id: str = Field(min_length=1, max_length=128)
     asset: AssetId
     title: ShortText
@@ -219,7 +231,14 @@ class Ticket(WireModel):
     severity: Severity
     state: TicketState = "open"
     root_cause: RootCause
+    category: Category = "unknown"
+    """Which trade gets the work: instrument faults go to instrumentation, not mechanical."""
     confidence: Unit01 = 0.0
+    signals: list[SignalName] = Field(default_factory=list)
+    """Signals the diagnoses named; the feedback loop tunes these on a false-positive close."""
+    matched_rules: list[str] = Field(default_factory=list)
+    revision: int = Field(default=1, ge=1)
+    """Bumped by every change; lets a consumer drop a stale or repeated snapshot."""
     diagnosis_ids: list[str] = Field(default_factory=list)
     alert_ids: list[str] = Field(default_factory=list)
     occurrences: int = Field(default=1, ge=1)
@@ -251,8 +270,12 @@ class Feedback(WireModel):
     root_cause: RootCause = "unknown"
     alert_ids: list[str] = Field(default_factory=list)
     signals: list[SignalName] = Field(default_factory=list)
+    matched_rules: list[str] = Field(default_factory=list)
     changes: dict[str, str] = Field(default_factory=dict)
     """For edits: field name -> new value (rendered as text)."""
+    tuning_changes: list[ShortText] = Field(default_factory=list)
+    """What this feedback changed in the monitor/diagnosis tuning (one line each), already saved
+    to the tuning file when the message is published."""
     wall_time: float | None = None
 
 

@@ -1,9 +1,226 @@
-"""CLI subcommands: live (filled in by its area)."""
+"""CLI: ``controlroom serve NAME``, ``controlroom up``, ``controlroom report --logs DIR``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+SERVICE_CHOICES = ("simulator", "monitor", "diagnosis", "ticket", "review")
+
+
+def _broker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--broker",
+        metavar="URL",
+        help="mqtt://[user:pass@]host:port or mqtts://… (env CONTROLROOM_BROKER). Prefer the "
+        "environment or .env for URLs with a password: the command line is visible to others.",
+    )
+    p.add_argument("--ca-file", help="CA bundle to verify an mqtts:// broker")
+    p.add_argument("--cert-file", help="client certificate for mqtts:// (with --key-file)")
+    p.add_argument("--key-file", help="client key for mqtts://")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="mqtts:// without verifying the broker's certificate (test brokers only)",
+    )
+
+
+def _sim_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scenario",
+        help="scenario name(s) in scenarios/ (comma-separated: one asset each) or a JSON file; "
+        "the simulator starts playing it at once",
+    )
+    p.add_argument(
+        "--speed", type=float, help="simulated seconds per wall second (default 1; 60 = a minute/s)"
+    )
+    p.add_argument("--assets", type=int, help="run N copies of the scenario as pump01..pumpNN")
+    p.add_argument("--seed", type=int, help="base seed (copy i uses seed+i)")
+    p.add_argument("--rate-hz", type=float, help="telemetry samples per simulated second (1)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this area's subcommands to ``controlroom``."""
+    p = sub.add_parser(
+        "serve",
+        help="run one plant service (HTTP + MQTT) until Ctrl-C",
+        description="Run one service of the live plant. Configuration: flags, then environment "
+        "variables, then .env (see .env.example).",
+    )
+    p.add_argument("name", choices=SERVICE_CHOICES)
+    p.add_argument("--port", type=int, help="HTTP port (default 8101..8105 by service)")
+    p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run as replica I of N: own only the assets whose id hashes to I (monitor, diagnosis)",
+    )
+    _broker_options(p)
+    _sim_options(p)
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "up",
+        help="run the whole live plant (broker + five services) until Ctrl-C",
+        description="Start a broker (the one named, else the local :1883 one if it answers, "
+        "else an embedded one) and the five services as child processes; Ctrl-C stops all of "
+        "them cleanly.",
+    )
+    _broker_options(p)
+    _sim_options(p)
+    p.add_argument("--host", help="HTTP bind address of the services (default 127.0.0.1)")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser(
+        "report",
+        help="metrics report (markdown) of a live run from its JSONL logs",
+    )
+    p.add_argument(
+        "--logs", required=True, metavar="DIR", help="the run's log directory (var/logs)"
+    )
+    p.add_argument("--out", metavar="FILE", help="write the report here (default: stdout)")
+    p.set_defaults(func=cmd_report)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "broker_url": getattr(args, "broker", None),
+        "ca_file": args.ca_file,
+        "cert_file": args.cert_file,
+        "key_file": args.key_file,
+        "insecure": args.insecure,
+        "scenario": args.scenario,
+        "speed": args.speed,
+        "assets": args.assets,
+        "seed": args.seed,
+        "rate_hz": args.rate_hz,
+    }
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from engine.bus.broker import BrokerError, parse_broker_url
+    from engine.services.base import configure_console
+    from engine.services.registry import service_class
+    from engine.services.settings import Settings, SettingsError, Shard
+
+    try:
+        settings = Settings.from_env(args.name)
+        settings = settings.with_overrides(
+            **_overrides(args),
+            port=args.port,
+            host=args.host,
+            log_level=args.log_level,
+            shard=Shard.parse(args.shard) if args.shard else None,
+        )
+        if settings.broker_url:
+            parse_broker_url(settings.broker_url)
+        _check_numbers(settings.speed, settings.rate_hz, settings.assets)
+    except (SettingsError, BrokerError) as exc:
+        print(f"controlroom serve: {exc}", file=sys.stderr)
+        return 2
+    configure_console(settings.log_level)
+    try:
+        service = service_class(args.name)(settings)
+    except (SettingsError, ValueError, FileNotFoundError) as exc:
+        print(f"controlroom serve {args.name}: {exc}", file=sys.stderr)
+        return 2
+    return service.run()
+
+
+def _check_numbers(speed: float, rate_hz: float, assets: int) -> None:
+    from engine.services.settings import SettingsError
+
+    if speed <= 0 or rate_hz <= 0 or assets < 1:
+        raise SettingsError("--speed and --rate-hz must be > 0 and --assets >= 1")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import threading
+
+    from engine.bus.broker import BrokerError, parse_broker_url
+    from engine.services.settings import SettingsError, load_env_file
+    from engine.services.stack import Stack, StackError
+
+    try:
+        load_env_file()
+        for flag, env in (
+            ("ca_file", "CONTROLROOM_BROKER_CA_FILE"),
+            ("cert_file", "CONTROLROOM_BROKER_CERT_FILE"),
+            ("key_file", "CONTROLROOM_BROKER_KEY_FILE"),
+        ):
+            if getattr(args, flag):
+                os.environ[env] = getattr(args, flag)
+        if args.insecure:
+            os.environ["CONTROLROOM_BROKER_INSECURE"] = "1"
+        broker = args.broker or os.environ.get("CONTROLROOM_BROKER") or None
+        if broker and broker != "embedded":
+            parse_broker_url(broker)
+        _check_numbers(args.speed or 1.0, args.rate_hz or 1.0, args.assets or 1)
+        stack = Stack(
+            broker_url=broker,
+            scenario=args.scenario,
+            speed=args.speed,
+            assets=args.assets,
+            seed=args.seed,
+            rate_hz=args.rate_hz,
+            host=args.host or os.environ.get("CONTROLROOM_HOST") or "127.0.0.1",
+            console=True,
+        )
+    except (SettingsError, BrokerError, StackError) as exc:
+        print(f"controlroom up: {exc}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stack.start()
+    except (StackError, BrokerError) as exc:
+        print(f"controlroom up: {exc}", file=sys.stderr)
+        return 1
+    assert stack.broker is not None
+    print(stack.broker.describe(), file=sys.stderr, flush=True)
+    for name, url in stack.urls.items():
+        print(f"  {name:<10} {url}/health", file=sys.stderr)
+    if not args.scenario:
+        sim = stack.urls.get("simulator")
+        print(
+            f"  no scenario playing: curl -X POST {sim}/scenario/load -H 'content-type: "
+            'application/json\' -d \'{"name": "chronic_wear"}\' && curl -X POST '
+            f"{sim}/scenario/start",
+            file=sys.stderr,
+        )
+    print("running; Ctrl-C stops everything", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(0.5):
+            dead = {n: p.returncode for n, p in stack.procs.items() if p.poll() is not None}
+            if dead:
+                print(f"controlroom up: service(s) exited: {dead}; stopping", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        print("stopping…", file=sys.stderr, flush=True)
+        stack.stop()
+        print("stopped: no service left running, all ports released", file=sys.stderr)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from engine.services.live_report import LogError, build_report
+
+    logs = Path(args.logs)
+    try:
+        text = build_report(logs)
+    except LogError as exc:
+        print(f"controlroom report: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,9 +1,285 @@
-"""CLI subcommands: tickets (filled in by its area)."""
+"""``controlroom tickets``: review work orders from a shell, through the review service's API.
+
+    controlroom tickets [list] [--state S] [--asset A]
+    controlroom tickets show ID
+    controlroom tickets approve ID [--note TEXT]
+    controlroom tickets edit ID [--title T] [--body B | --body-file F] [--labels a,b] [--severity S]
+    controlroom tickets close ID --reason resolved|false_positive|duplicate [--note TEXT]
+
+``--api URL`` (or ``CONTROLROOM_REVIEW_URL``; default ``http://127.0.0.1:8105``, port from
+``CONTROLROOM_REVIEW_PORT``) names the review service; ``--who`` (or ``CONTROLROOM_WHO``, else the
+login name) is recorded in the ticket's history; ``--json`` prints the API's JSON for scripts.
+Exit codes: 0 done, 1 the service could not be reached or failed, 2 the request was refused
+(unknown ticket, not allowed in the ticket's state, bad value).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
+
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
+STATE_STYLE = {"open": "bold", "approved": "cyan", "closed": "dim"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this area's subcommands to ``controlroom``."""
+    # Accepted before or after the action; SUPPRESS so a sub-parser does not reset a value given
+    # before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--api",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="review service URL (env CONTROLROOM_REVIEW_URL; default http://127.0.0.1:8105)",
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON"
+    )
+    common.add_argument(
+        "--who",
+        default=argparse.SUPPRESS,
+        help="your name for the audit trail (env CONTROLROOM_WHO, else the login name)",
+    )
+
+    p = sub.add_parser(
+        "tickets",
+        parents=[common],
+        help="list, show, approve, edit and close work orders (review API)",
+        description="Review work orders through the review service (controlroom serve review, "
+        "or controlroom up). Without an action: the list of open and approved tickets.",
+    )
+    p.set_defaults(func=cmd_tickets, action="list", state="active", asset=None, limit=200)
+    acts = p.add_subparsers(dest="action", metavar="ACTION")
+
+    a = acts.add_parser("list", parents=[common], help="tickets, newest first")
+    a.add_argument(
+        "--state",
+        default="active",
+        choices=("open", "approved", "closed", "active", "all"),
+        help="active = open or approved (default)",
+    )
+    a.add_argument("--asset", help="only this asset")
+    a.add_argument("--limit", type=int, default=200)
+
+    a = acts.add_parser("show", parents=[common], help="one ticket with its history")
+    a.add_argument("ticket_id", metavar="ID", help="e.g. T-0003 or 3")
+
+    a = acts.add_parser("approve", parents=[common], help="approve an open ticket")
+    a.add_argument("ticket_id", metavar="ID")
+    a.add_argument("--note")
+
+    a = acts.add_parser("edit", parents=[common], help="change title, body, labels or severity")
+    a.add_argument("ticket_id", metavar="ID")
+    a.add_argument("--title")
+    body = a.add_mutually_exclusive_group()
+    body.add_argument("--body")
+    body.add_argument("--body-file", metavar="FILE", help="read the body from FILE (- = stdin)")
+    a.add_argument("--labels", help="comma-separated; replaces the labels")
+    a.add_argument("--severity", choices=("low", "medium", "high", "critical"))
+
+    a = acts.add_parser("close", parents=[common], help="close with a reason")
+    a.add_argument("ticket_id", metavar="ID")
+    a.add_argument("--reason", required=True, choices=("resolved", "false_positive", "duplicate"))
+    a.add_argument("--note")
+
+
+def api_url(explicit: str | None) -> str:
+    import os
+
+    from engine.services.settings import load_env_file
+
+    if explicit:
+        return explicit.rstrip("/")
+    load_env_file()
+    if os.environ.get("CONTROLROOM_REVIEW_URL"):
+        return os.environ["CONTROLROOM_REVIEW_URL"].rstrip("/")
+    port = os.environ.get("CONTROLROOM_REVIEW_PORT") or "8105"
+    return f"http://127.0.0.1:{port}"
+
+
+def reviewer(explicit: str | None) -> str:
+    import getpass
+    import os
+
+    if explicit:
+        return explicit
+    try:
+        return os.environ.get("CONTROLROOM_WHO") or getpass.getuser()
+    except (KeyError, OSError):
+        return "reviewer"
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def call(url: str, method: str, path: str, **kwargs: Any) -> Any:
+    import httpx
+
+    try:
+        r = httpx.request(method, url + path, timeout=10.0, **kwargs)
+    except httpx.HTTPError as exc:
+        raise ApiError(
+            f"cannot reach the review service at {url} ({type(exc).__name__}); is it running? "
+            "(controlroom up, or controlroom serve review; --api URL to point elsewhere)",
+            1,
+        ) from None
+    try:
+        data = r.json()
+    except ValueError:
+        data = None
+    if r.status_code >= 400:
+        detail = data.get("detail") if isinstance(data, dict) else None
+        text = detail if isinstance(detail, str) else (r.text[:300] or r.reason_phrase)
+        raise ApiError(text, 2 if r.status_code < 500 else 1)
+    return data
+
+
+def cmd_tickets(args: argparse.Namespace) -> int:
+    import json
+
+    url = api_url(getattr(args, "api", None))
+    action = args.action or "list"
+    try:
+        if action == "list":
+            params = {"limit": args.limit}
+            if args.state != "all":
+                params["state"] = args.state
+            if args.asset:
+                params["asset"] = args.asset
+            data = call(url, "GET", "/tickets", params=params)
+        elif action == "show":
+            data = call(url, "GET", f"/tickets/{args.ticket_id}")
+        else:
+            data = call(url, "POST", f"/review/{action}", json=_request(action, args))
+    except ApiError as exc:
+        print(f"controlroom tickets {action}: {exc}", file=sys.stderr)
+        return exc.code
+    except (OSError, ValueError) as exc:  # --body-file unreadable
+        print(f"controlroom tickets {action}: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    elif action == "list":
+        _print_list(data, args)
+    else:
+        _print_ticket(data, verb=None if action == "show" else action)
+    return 0
+
+
+def _request(action: str, args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "ticket_id": args.ticket_id,
+        "who": reviewer(getattr(args, "who", None)),
+    }
+    if action in ("approve", "close") and args.note:
+        body["note"] = args.note
+    if action == "close":
+        body["reason"] = args.reason
+    if action == "edit":
+        if args.title is not None:
+            body["title"] = args.title
+        if args.body is not None:
+            body["body"] = args.body
+        if args.body_file is not None:
+            with open(args.body_file if args.body_file != "-" else 0, encoding="utf-8") as f:
+                body["body"] = f.read()
+        if args.labels is not None:
+            body["labels"] = [x.strip() for x in args.labels.split(",") if x.strip()]
+        if args.severity is not None:
+            body["severity"] = args.severity
+        if len(body) == 2:
+            raise ValueError("nothing to edit: give --title, --body, --labels or --severity")
+    return body
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _print_list(tickets: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    console = _console()
+    if not tickets:
+        where = f" for {args.asset}" if args.asset else ""
+        console.print(Text(f"no {args.state if args.state != 'all' else ''} tickets{where}"))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("ID", "STATE", "SEV", "ASSET", "CAUSE", "SEEN", "UPDATED", "TITLE", "GITHUB"):
+        table.add_column(col, no_wrap=col != "TITLE", overflow="ellipsis")
+    for t in tickets:
+        ext = t.get("external") or {}
+        github = f"#{ext['id']}" if ext.get("id") else ("error" if ext.get("error") else "")
+        table.add_row(
+            Text(clean(t["ticket_id"], single_line=True)),
+            Text(t["state"], style=STATE_STYLE.get(t["state"], "")),
+            Text(t["severity"], style=SEVERITY_STYLE.get(t["severity"], "")),
+            Text(clean(t["asset"], single_line=True)),
+            Text(t["root_cause"]),
+            Text(f"{t['occurrences']}×"),
+            Text(t["updated_at"][:16].replace("T", " ")),
+            Text(clean(t["title"], single_line=True)),
+            Text(github, style="red" if github == "error" else ""),
+        )
+    console.print(table)
+    console.print(Text(f"{len(tickets)} ticket(s)", style="dim"))
+
+
+def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    console = _console()
+    if verb:
+        done = {"approve": "approved", "edit": "edited", "close": "closed"}[verb]
+        console.print(Text(f"{t['ticket_id']} {done}", style="bold green"))
+    head = Text()
+    head.append(clean(t["ticket_id"], single_line=True), style="bold")
+    head.append("  ")
+    head.append(t["state"], style=STATE_STYLE.get(t["state"], ""))
+    if t.get("close_reason"):
+        head.append(f" ({t['close_reason']})")
+    head.append("  ")
+    head.append(t["severity"], style=SEVERITY_STYLE.get(t["severity"], ""))
+    head.append(f"  {clean(t['asset'], single_line=True)}  {t['root_cause']} ({t['category']})")
+    console.print(head)
+    console.print(Text(clean(t["title"], single_line=True), style="bold"))
+    facts = [
+        ("labels", ", ".join(t.get("labels", []))),
+        ("occurrences", str(t["occurrences"])),
+        ("alerts", ", ".join(t.get("alert_ids", [])[-5:])),
+        ("created", t["created_at"][:19].replace("T", " ")),
+        ("updated", t["updated_at"][:19].replace("T", " ")),
+    ]
+    ext = t.get("external") or {}
+    if ext:
+        facts.append(("github", ext.get("url") or ""))
+        if ext.get("error"):
+            facts.append(("github error", ext["error"]))
+    if t.get("close_note"):
+        facts.append(("close note", t["close_note"]))
+    for key, value in facts:
+        if value:
+            line = Text(f"{key:>13}: ", style="dim")
+            line.append(clean(value, single_line=True))
+            console.print(line)
+    if verb is None:
+        console.print()
+        console.print(Text(clean(t["body"])))
+        console.print()
+        console.print(Text("history", style="bold"))
+        for h in t.get("history", []):
+            line = Text(f"  {h['at'][:19].replace('T', ' ')}  ", style="dim")
+            line.append(f"{clean(h['who'], single_line=True):<14} {h['action']:<22}")
+            line.append(clean(h.get("detail", ""), single_line=True))
+            console.print(line)

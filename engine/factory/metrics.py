@@ -1,0 +1,66 @@
+"""Scenario metrics from a simulation result (spec section 8, with stated definitions).
+
+- **Utilization** of a machine = busy hours / hours in its availability window
+  (``available_end - available_start``). The scheduler never places work outside the window,
+  so every value is in [0, 1]. Busy hours include hours a slowdown adds.
+- **Bottleneck** = the machine with the most busy hours (the spec's algorithm); ties go to the
+  higher utilization, then to the machine listed first in the config.
+- **Lateness** of a completed job = ``max(0, completion - due)``; ``max_lateness_hours`` and
+  ``avg_lateness_hours`` (rounded to 2 decimals) are over completed jobs. An incomplete job (a
+  step that could not be scheduled) is late, listed in ``incomplete_job_ids``, and gets no
+  invented lateness figure.
+- **Makespan** = end of the last allocation, in hours from 0.
+"""
+
+from __future__ import annotations
+
+from engine.factory.models import FactoryConfig, ScenarioMetrics, SimulationResult
+
+
+def compute_metrics(result: SimulationResult, factory: FactoryConfig) -> ScenarioMetrics:
+    busy = {
+        m.id: sum(a.duration for a in result.machine_allocations.get(m.id, ()))
+        for m in factory.machines
+    }
+    util = {m.id: round(busy[m.id] / m.available_hours, 4) for m in factory.machines}
+    order = {m.id: i for i, m in enumerate(factory.machines)}
+    bottleneck = min(busy, key=lambda mid: (-busy[mid], -util[mid], order[mid]))
+
+    lateness: dict[str, int | None] = {}
+    completion: dict[str, int | None] = {}
+    for jid, tl in result.job_timelines.items():
+        lateness[jid] = tl.lateness_hours
+        completion[jid] = tl.completion_time
+    done = [v for v in lateness.values() if v is not None]
+    late_ids = tuple(result.late_jobs)
+    return ScenarioMetrics(
+        scenario_label=result.scenario_label,
+        num_jobs=len(result.job_timelines),
+        num_late_jobs=len(late_ids),
+        late_job_ids=late_ids,
+        max_lateness_hours=max(done, default=0),
+        avg_lateness_hours=round(sum(done) / len(done), 2) if done else 0.0,
+        makespan_hours=result.makespan,
+        bottleneck_machine_id=bottleneck,
+        utilization_by_machine=util,
+        busy_hours_by_machine=busy,
+        lateness_by_job=lateness,
+        completion_by_job=completion,
+        incomplete_job_ids=tuple(result.incomplete_jobs),
+        unscheduled_step_ids=tuple(u.step_id for u in result.unscheduled),
+    )
+
+
+def total_lateness(metrics: ScenarioMetrics) -> int:
+    return sum(v for v in metrics.lateness_by_job.values() if v is not None)
+
+
+def score(metrics: ScenarioMetrics) -> tuple[int, int, int, int]:
+    """Lower is better: incomplete jobs, then total lateness, then late jobs, then makespan.
+    Used to rank what-if levers."""
+    return (
+        len(metrics.incomplete_job_ids),
+        total_lateness(metrics),
+        metrics.num_late_jobs,
+        metrics.makespan_hours,
+    )

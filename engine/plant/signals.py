@@ -1,0 +1,81 @@
+"""The pump's instruments: names, units, display ranges and how each transmitter misbehaves.
+
+One table that every part reads: the simulator (noise, resolution, how far a drift at severity 1
+goes), scenario validation (which names a sensor fault may target), the monitor (which names
+mean "this is our pump") and the TUI (units and a fixed, sensible range for each sparkline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    name: str
+    unit: str
+    lo: float
+    """Fixed display range (TUI sparklines, reports): what a healthy-to-failing pump spans."""
+    hi: float
+    label: str
+    description: str
+    decimals: int
+    """Resolution of the transmitter as published (digits after the point)."""
+    noise_sd: float
+    """Measurement noise, one standard deviation per 1 Hz sample (multiplicative when
+    ``relative_noise``: a fraction of the reading)."""
+    drift_full: float = 0.0
+    """Offset a ``sensor_drift`` of severity 1 adds (engineering units); 0 = not a sensor."""
+    relative_noise: bool = False
+    floor: float = 0.0
+    """Physical lower bound of the reading (a current or a flow meter does not read negative)."""
+
+    @property
+    def is_sensor(self) -> bool:
+        """True for transmitters that can drift, stick or get noisy (not commands)."""
+        return self.drift_full > 0.0
+
+
+_SPECS = (
+    SignalSpec("flow", "m³/h", 0.0, 140.0, "Flow",
+               "Discharge flow (magnetic flow meter, 1 s damping)",
+               decimals=2, noise_sd=0.5, drift_full=30.0, floor=0.0),
+    SignalSpec("suction_pressure", "bar", 0.0, 3.0, "Suction P",
+               "Pump suction pressure, gauge", decimals=3, noise_sd=0.01, drift_full=1.5),
+    SignalSpec("discharge_pressure", "bar", 0.0, 9.0, "Discharge P",
+               "Pump discharge pressure, gauge (upstream of the control valve)",
+               decimals=3, noise_sd=0.02, drift_full=3.0),
+    SignalSpec("bearing_temp", "°C", 20.0, 100.0, "Bearing T",
+               "Drive-end bearing temperature (RTD)", decimals=2, noise_sd=0.1, drift_full=25.0),
+    SignalSpec("ambient_temp", "°C", 0.0, 45.0, "Ambient T",
+               "Pump-room air temperature", decimals=2, noise_sd=0.05, drift_full=20.0),
+    SignalSpec("vibration", "mm/s", 0.0, 8.0, "Vibration",
+               "Bearing housing vibration, broadband RMS velocity (ISO 10816-3)",
+               decimals=3, noise_sd=0.03, drift_full=4.0, relative_noise=True, floor=0.0),
+    SignalSpec("motor_current", "A", 0.0, 50.0, "Current",
+               "Motor phase current (VFD output)", decimals=2, noise_sd=0.15, drift_full=12.0,
+               floor=0.0),
+    SignalSpec("power", "kW", 0.0, 30.0, "Power",
+               "Electrical input power (VFD input)", decimals=3, noise_sd=0.08, drift_full=6.0,
+               floor=0.0),
+    SignalSpec("speed", "rpm", 0.0, 3300.0, "Speed",
+               "Motor speed (VFD feedback)", decimals=1, noise_sd=1.5, drift_full=300.0,
+               floor=0.0),
+    SignalSpec("valve_cmd", "%", 0.0, 100.0, "Valve cmd",
+               "Discharge control valve opening command from the DCS (no position feedback)",
+               decimals=1, noise_sd=0.0),
+)  # fmt: skip
+
+SIGNALS: dict[str, SignalSpec] = {s.name: s for s in _SPECS}
+SIGNAL_ORDER: tuple[str, ...] = tuple(SIGNALS)
+"""The order signals appear in every telemetry message (stable, so output is byte-identical)."""
+SENSORS: tuple[str, ...] = tuple(s.name for s in _SPECS if s.is_sensor)
+"""Channels an instrument fault (drift / stuck / noise burst) may target."""
+
+
+def is_pump(signal_names: object) -> bool:
+    """True when a message carries every pump signal, so physics-aware checks apply."""
+    try:
+        return all(name in signal_names for name in SIGNAL_ORDER)  # type: ignore[operator]
+    except TypeError:
+        return False

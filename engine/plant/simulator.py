@@ -1,0 +1,317 @@
+"""The pump simulator: a scenario + a seed in, one Telemetry message per tick out.
+
+Pure and deterministic: no wall clock, no I/O, every random draw from one seeded generator, so the
+same scenario and seed give byte-identical telemetry. Time advances only by ``step()``.
+
+Per tick: apply due operator manoeuvres (command ramps), move the drive speed and the valve plug
+(stiction if stuck), update slow process disturbances (tank and header pressure, ambient), apply
+process faults (wear, clogging), solve the operating point with a 1 s fluid lag, derive power,
+current, vibration and the bearing's thermal lag, then measure: noise, flow-meter damping,
+instrument faults, resolution. Noise comes from pre-drawn blocks (one numpy call per 4096 ticks)
+because per-tick generator calls would dominate the run time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from engine.plant.pump import BAR_PER_M, DESIGN, PumpDesign
+from engine.plant.scenario import FaultSpec, Manoeuvre, Scenario
+from engine.plant.signals import SIGNAL_ORDER, SIGNALS
+from engine.schemas import ActiveFault, Telemetry, Truth
+
+_BLOCK = 4096
+_SENSOR_IDX = {name: i for i, name in enumerate(SIGNAL_ORDER)}
+_NOISE_SD = [SIGNALS[n].noise_sd for n in SIGNAL_ORDER]
+_RELATIVE = [SIGNALS[n].relative_noise for n in SIGNAL_ORDER]
+_DECIMALS = [SIGNALS[n].decimals for n in SIGNAL_ORDER]
+_FLOOR = [SIGNALS[n].floor if n in ("flow", "vibration", "motor_current", "power", "speed")
+          else None for n in SIGNAL_ORDER]  # fmt: skip
+_N_SIG = len(SIGNAL_ORDER)
+# Random columns: one per signal (measurement noise), one per signal (noise bursts), then the
+# four slow process disturbances.
+_COL_BURST = _N_SIG
+_COL_OU = 2 * _N_SIG
+_N_COLS = 2 * _N_SIG + 4
+_NO_TRUTH = Truth()
+
+
+class _Ramp:
+    """A command moving linearly from its current value to a target."""
+
+    __slots__ = ("end", "start", "t0", "v0")
+
+    def __init__(self, t0: float, v0: float, end: float, seconds: float) -> None:
+        self.t0, self.v0, self.end, self.start = t0, v0, end, max(seconds, 1e-9)
+
+    def at(self, t: float) -> float:
+        frac = (t - self.t0) / self.start
+        return self.end if frac >= 1.0 else self.v0 + (self.end - self.v0) * frac
+
+
+class _OU:
+    """Ornstein-Uhlenbeck disturbance: mean 0, stationary sd, correlation time tau."""
+
+    __slots__ = ("phi", "scale", "x")
+
+    def __init__(self, sd: float, tau_s: float, dt: float) -> None:
+        self.phi = math.exp(-dt / tau_s)
+        self.scale = sd * math.sqrt(1.0 - self.phi**2)
+        self.x = 0.0
+
+    def step(self, z: float) -> float:
+        self.x = self.x * self.phi + self.scale * z
+        return self.x
+
+
+class Simulator:
+    """Plays one scenario on one pump. ``step()`` returns the next Telemetry or None at the end."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None, rate_hz: float = 1.0) -> None:
+        if not (0.01 <= rate_hz <= 100.0):
+            raise ValueError(f"rate_hz must be within 0.01..100, got {rate_hz}")
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else int(seed)
+        self.rate_hz = float(rate_hz)
+        self.dt = 1.0 / self.rate_hz
+        self.asset = scenario.asset
+        self.n_ticks = max(1, math.ceil(scenario.duration_s * self.rate_hz - 1e-9))
+        self.seq = 0
+        self._id_prefix = f"{scenario.name}-s{self.seed}-{self.asset}-"
+
+        root = np.random.SeedSequence([self.seed, 0x70756D70])  # "pump"
+        unit_seq, noise_seq = root.spawn(2)
+        self.unit: PumpDesign = DESIGN.perturbed(np.random.default_rng(unit_seq))
+        self._rng = np.random.default_rng(noise_seq)
+        self._block: list[list[float]] = []
+        self._row = _BLOCK
+
+        u, dt = self.unit, self.dt
+        self._tank = _OU(0.03, 1800.0, dt)
+        self._header = _OU(0.03, 600.0, dt)
+        self._turb = _OU(0.003, 5.0, dt)
+        self._amb = _OU(0.3, 3600.0, dt)
+        self._alpha_fluid = dt / (u.fluid_tau_s + dt)
+        self._alpha_meter = dt / (1.0 + dt)
+        self._alpha_thermal = dt / (u.thermal_tau_s + dt)
+        self._speed_rate = dt / u.vfd_ramp_s
+        self._valve_rate = u.valve_slew_pct_s * dt / 100.0
+
+        init = scenario.initial
+        self.running = init.running
+        self._speed_sp = _Ramp(0.0, init.speed_pct / 100.0, init.speed_pct / 100.0, 0.0)
+        self._valve_cmd = _Ramp(0.0, init.valve_pct / 100.0, init.valve_pct / 100.0, 0.0)
+        self.n = init.speed_pct / 100.0 if init.running else 0.0
+        self.valve_pos = init.valve_pct / 100.0
+        self.q = u.operating_flow(self.n, self.valve_pos, 0.0, u.tank_pressure_bar,
+                                  u.dest_pressure_bar)  # fmt: skip
+        self._q_meter = self.q
+        ambient0 = self._ambient(0.0)
+        self.bearing_c = u.bearing_equilibrium_c(ambient0, self.n)
+        self.wear = 0.0
+        self.clog = 0.0
+        self.efficiency = u.efficiency(self.q, self.n)
+
+        self._manoeuvres: list[Manoeuvre] = sorted(scenario.manoeuvres, key=lambda m: m.at_s)
+        self._next_manoeuvre = 0
+        self._faults: list[FaultSpec] = list(scenario.faults)
+        self._frozen: dict[int, float] = {}  # fault index -> frozen reading (sensor_stuck)
+        self._observed: set[int] = set()  # valve_stuck faults that have become observable
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def done(self) -> bool:
+        return self.seq >= self.n_ticks
+
+    @property
+    def sim_time(self) -> float:
+        """Simulated time of the next tick (seconds since the scenario started)."""
+        return self.seq * self.dt
+
+    def run(self) -> Iterator[Telemetry]:
+        while (msg := self.step()) is not None:
+            yield msg
+
+    def set_speed_setpoint(self, pct: float, ramp_s: float = 10.0) -> None:
+        """Operator hook (live service): ramp the speed setpoint to ``pct`` % of rated."""
+        t = self.sim_time
+        target = min(1.1, max(0.4, pct / 100.0))
+        self._speed_sp = _Ramp(t, self._speed_sp.at(t), target, ramp_s)
+
+    def set_valve_command(self, pct: float, ramp_s: float = 10.0) -> None:
+        """Operator hook (live service): ramp the valve command to ``pct`` % open."""
+        t = self.sim_time
+        target = min(1.0, max(0.05, pct / 100.0))
+        self._valve_cmd = _Ramp(t, self._valve_cmd.at(t), target, ramp_s)
+
+    def start_pump(self) -> None:
+        self.running = True
+
+    def stop_pump(self) -> None:
+        self.running = False
+
+    # ------------------------------------------------------------------ one tick
+
+    def step(self) -> Telemetry | None:
+        if self.seq >= self.n_ticks:
+            return None
+        t = self.seq * self.dt
+        self._apply_manoeuvres(t)
+        z = self._draw()
+        u, dt = self.unit, self.dt
+
+        # Actuators: the drive ramps at its limit towards the setpoint, the plug at its slew rate
+        # unless stiction holds it.
+        n_target = self._speed_sp.at(t) if self.running else 0.0
+        self.n += max(-self._speed_rate, min(self._speed_rate, n_target - self.n))
+        cmd = self._valve_cmd.at(t)
+        band = 0.0
+        for i, f in enumerate(self._faults):
+            if f.type == "valve_stuck" and f.onset_s <= t < f.end_s:
+                band = max(band, f.severity)
+                if abs(cmd - self.valve_pos) > 0.02:
+                    self._observed.add(i)
+        gap = cmd - self.valve_pos
+        if band == 0.0 or abs(gap) > band:
+            self.valve_pos += max(-self._valve_rate, min(self._valve_rate, gap))
+
+        # Slow disturbances and process faults.
+        p_tank = u.tank_pressure_bar + self._tank.step(z[_COL_OU])
+        p_dest = u.dest_pressure_bar + self._header.step(z[_COL_OU + 1])
+        turb = self._turb.step(z[_COL_OU + 2])
+        ambient = self._ambient(t) + self._amb.step(z[_COL_OU + 3])
+        wear = clog = 0.0
+        for f in self._faults:
+            if f.type == "bearing_wear":
+                wear = max(wear, f.severity_at(t))
+            elif f.type == "clogging":
+                clog = max(clog, f.severity_at(t))
+        self.wear, self.clog = wear, clog
+
+        # Hydraulics: steady operating point, approached with the fluid's inertia.
+        n = self.n
+        q_ss = u.operating_flow(n, self.valve_pos, u.k_clog(clog), p_tank, p_dest) * (1 + turb)
+        self.q += (q_ss - self.q) * self._alpha_fluid
+        q = max(0.0, self.q)
+        p_suc = p_tank - u.k_suction * q * q
+        p_dis = p_suc + BAR_PER_M * u.head_m(q, n)
+        shaft = u.shaft_kw(q, n, wear)
+        elec = u.elec_kw(shaft)
+        current = u.current_a(elec, n)
+        vib = u.vibration_mm_s(q, n, wear)
+        self.bearing_c += (u.bearing_equilibrium_c(ambient, n, wear) - self.bearing_c) * (
+            self._alpha_thermal
+        )
+        self._q_meter += (q - self._q_meter) * self._alpha_meter
+        self.efficiency = u.efficiency(q, n, wear)
+
+        true = [
+            self._q_meter, p_suc, p_dis, self.bearing_c, ambient, vib, current, elec,
+            n * u.rated_speed_rpm, cmd * 100.0,
+        ]  # fmt: skip
+        values = self._measure(t, true, z, dt)
+        msg = Telemetry.model_construct(
+            msg_id=self._id_prefix + str(self.seq),
+            asset=self.asset,
+            seq=self.seq,
+            ts=t,
+            signals=dict(zip(SIGNAL_ORDER, values, strict=True)),
+            scenario=self.scenario.name,
+            truth=self._truth(t),
+            wall_time=None,
+        )
+        self.seq += 1
+        return msg
+
+    # ------------------------------------------------------------------ internals
+
+    def _draw(self) -> list[float]:
+        if self._row >= _BLOCK:
+            self._block = self._rng.standard_normal((_BLOCK, _N_COLS)).tolist()
+            self._row = 0
+        row = self._block[self._row]
+        self._row += 1
+        return row
+
+    def _ambient(self, t: float) -> float:
+        """Daily cycle (t = 0 is 08:00; warmest at 15:00) around the scenario's mean."""
+        hour = 8.0 + t / 3600.0
+        return self.scenario.ambient_c + 4.0 * math.sin(2.0 * math.pi * (hour - 9.0) / 24.0)
+
+    def _apply_manoeuvres(self, t: float) -> None:
+        ms = self._manoeuvres
+        while self._next_manoeuvre < len(ms) and ms[self._next_manoeuvre].at_s <= t:
+            m = ms[self._next_manoeuvre]
+            self._next_manoeuvre += 1
+            if m.kind == "valve":
+                assert m.target_pct is not None
+                self.set_valve_command(m.target_pct, m.ramp_s)
+            elif m.kind == "speed":
+                assert m.target_pct is not None
+                self.set_speed_setpoint(m.target_pct, m.ramp_s)
+            elif m.kind == "demand":
+                assert m.flow_m3h is not None
+                # The operator sets the valve for the new demand from the datasheet curves (the
+                # real unit then lands a few per cent off, as in life).
+                x = DESIGN.valve_for_flow(m.flow_m3h, self._speed_sp.at(t),
+                                          DESIGN.tank_pressure_bar, DESIGN.dest_pressure_bar)  # fmt: skip
+                self.set_valve_command(x * 100.0, m.ramp_s)
+            elif m.kind == "start":
+                self.start_pump()
+            elif m.kind == "stop":
+                self.stop_pump()
+
+    def _measure(self, t: float, true: list[float], z: list[float], dt: float) -> list[float]:
+        out = []
+        for i in range(_N_SIG):
+            v = true[i]
+            sd = _NOISE_SD[i]
+            if sd:
+                v += (v * sd if _RELATIVE[i] else sd) * z[i]
+            out.append(v)
+        for k, f in enumerate(self._faults):
+            if f.sensor is None or not (f.onset_s <= t < f.end_s):
+                if f.type == "sensor_stuck":
+                    self._frozen.pop(k, None)
+                continue
+            i = _SENSOR_IDX[f.sensor]
+            if f.type == "sensor_drift":
+                out[i] += f.severity_at(t) * SIGNALS[f.sensor].drift_full
+            elif f.type == "noise_burst":
+                sd = _NOISE_SD[i] * (true[i] if _RELATIVE[i] else 1.0)
+                out[i] += 19.0 * f.severity_at(t) * sd * z[_COL_BURST + i]
+            elif f.type == "sensor_stuck":
+                out[i] = self._frozen.setdefault(k, out[i])
+        result = []
+        for i in range(_N_SIG):
+            v = out[i]
+            lo = _FLOOR[i]
+            if lo is not None and v < lo:
+                v = lo
+            if not math.isfinite(v):
+                raise FloatingPointError(f"simulator produced {v} for {SIGNAL_ORDER[i]} at t={t}")
+            result.append(round(v, _DECIMALS[i]))
+        return result
+
+    def _truth(self, t: float) -> Truth:
+        active = []
+        for i, f in enumerate(self._faults):
+            if f.onset_s <= t < f.end_s:
+                active.append(
+                    ActiveFault.model_construct(
+                        fault=f.type,
+                        severity=round(f.severity_at(t), 4),
+                        sensor=f.sensor,
+                        onset_ts=f.onset_s,
+                        sudden=f.sudden,
+                        observable=f.type != "valve_stuck" or i in self._observed,
+                    )
+                )
+        if not active:
+            return _NO_TRUTH
+        top = max(active, key=lambda a: a.severity)
+        return Truth.model_construct(fault=top.fault, severity=top.severity, active=active)

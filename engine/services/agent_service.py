@@ -1,0 +1,159 @@
+"""What the monitor and diagnosis services share: a pure agent fed from the bus, its outputs
+published and logged, and feedback-driven tuning picked up while running.
+
+The agent is not thread-safe and does not need to be: the bus dispatcher feeds it from one
+thread in arrival order; the lock only fences the periodic tuning reload.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, ClassVar
+
+from engine.paths import var_dir
+from engine.schemas import Feedback, PlantMessage, WireModel
+from engine.services.base import Service
+
+TUNING_FILE = "tuning.json"
+TUNING_POLL_S = 2.0
+
+
+class TuningWatch:
+    """Reloads ``var/tuning.json`` when it changes (checked on each feedback message and every
+    couple of seconds) and hands it to ``apply``. A broken file is reported, not applied: the
+    tuning in effect stays."""
+
+    def __init__(self, path: Path, apply: Any, service: Service) -> None:
+        self.path = path
+        self._apply = apply
+        self._service = service
+        self._mtime: float | None = None
+        self.loaded_at: float | None = None
+        self.summary: dict[str, Any] | None = None
+        self.error: str | None = None
+
+    def check(self) -> bool:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        from engine.agents.tuning import load_tuning
+
+        try:
+            tuning = load_tuning(self.path)
+        except Exception as exc:  # the running agent keeps its current tuning
+            self.error = f"{self.path}: {exc}"
+            self._service.log.event("tuning_rejected", error=self.error, echo=True)
+            return False
+        self._apply(tuning)
+        self.error = None
+        self.loaded_at = time.time()
+        self.summary = tuning.model_dump(mode="json")
+        self._service.log.event("tuning_applied", tuning=self.summary, echo=True)
+        return True
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "loaded_at": self.loaded_at,
+            "in_effect": self.summary,
+            "error": self.error,
+        }
+
+
+class LatencyWindow:
+    """The last N latencies in ms, for /health percentiles."""
+
+    def __init__(self, n: int = 2000) -> None:
+        self.values: deque[float] = deque(maxlen=n)
+
+    def add(self, ms: float) -> None:
+        self.values.append(ms)
+
+    def summary(self) -> dict[str, float | int | None]:
+        v = sorted(self.values)
+        if not v:
+            return {"n": 0, "p50_ms": None, "p99_ms": None}
+        return {
+            "n": len(v),
+            "p50_ms": round(v[len(v) // 2], 3),
+            "p99_ms": round(v[min(len(v) - 1, int(len(v) * 0.99))], 3),
+        }
+
+
+class AgentService(Service):
+    inputs: ClassVar[tuple[str, ...]] = ()
+    output_event: ClassVar[str] = "output"
+
+    def make_agent(self) -> Any:
+        raise NotImplementedError
+
+    def output_ids(self, out: WireModel) -> dict[str, Any]:
+        return {}
+
+    def output_latency_ms(self, trigger: PlantMessage, out: WireModel) -> float | None:
+        wall = getattr(trigger, "wall_time", None)
+        return (time.time() - wall) * 1000.0 if wall else None
+
+    # ---------------------------------------------------------------- wiring
+
+    def setup(self) -> None:
+        self.agent = self.make_agent()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.outputs = 0
+        self.latency = LatencyWindow()
+        self.assets: set[str] = set()
+        self.tuning = TuningWatch(var_dir() / TUNING_FILE, self._apply_tuning, self)
+        for pattern in self.inputs:
+            self.bus.subscribe(pattern, self.on_input)
+        self.bus.subscribe("feedback/+", self.on_feedback)
+
+    def on_start(self) -> None:
+        self.tuning.check()
+        threading.Thread(target=self._poll_tuning, name="tuning-poll", daemon=True).start()
+
+    def on_stop(self) -> None:
+        self._stop.set()
+
+    def _poll_tuning(self) -> None:
+        while not self._stop.wait(TUNING_POLL_S):
+            with self._lock:
+                self.tuning.check()
+
+    def _apply_tuning(self, tuning: Any) -> None:
+        self.agent.apply_tuning(tuning)
+
+    # ---------------------------------------------------------------- handlers (bus thread)
+
+    def on_input(self, msg: PlantMessage) -> None:
+        self.assets.add(msg.asset)
+        with self._lock:
+            outs = self.agent.feed(msg)
+        for out in outs:
+            self.bus.publish(out)
+            self.outputs += 1
+            lat = self.output_latency_ms(msg, out)
+            if lat is not None:
+                self.latency.add(lat)
+            self.log.message(
+                self.output_event, out, ids=self.output_ids(out), latency_ms=lat, echo=True
+            )
+
+    def on_feedback(self, fb: Feedback) -> None:
+        with self._lock:
+            self.tuning.check()
+
+    def health_extras(self) -> dict[str, Any]:
+        return {
+            "assets": sorted(self.assets),
+            f"{self.output_event}s_published": self.outputs,
+            "latency": self.latency.summary(),
+            "tuning": self.tuning.health(),
+        }

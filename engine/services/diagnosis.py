@@ -1,0 +1,59 @@
+"""agent-diagnosis: alerts (and the telemetry history around them) in, root-cause reports out
+(the pure ``engine.agents.diagnosis.DiagnosisAgent`` with the YAML rules on the bus).
+
+It subscribes to telemetry too, because a diagnosis needs the history around an alert; the
+agent may hold an alert until enough history after it has arrived. A restarted replica receives
+the alerts it missed (QoS 1, persistent session) but not the telemetry, so its first diagnoses
+may rest on a shorter history."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage
+from engine.services.agent_service import AgentService
+
+
+class DiagnosisService(AgentService):
+    name: ClassVar[str] = "diagnosis"
+    title: ClassVar[str] = "agent-diagnosis"
+    inputs = ("telemetry/+", "alerts/+")
+    output_event = "diagnosis"
+
+    def make_agent(self) -> Any:
+        from engine.agents.diagnosis import DiagnosisAgent
+
+        return DiagnosisAgent()
+
+    def setup(self) -> None:
+        super().setup()
+        self._alert_wall: OrderedDict[str, float] = OrderedDict()
+
+    def on_input(self, msg: PlantMessage) -> None:
+        if isinstance(msg, AlertEvent) and msg.wall_time is not None:
+            self._alert_wall[msg.alert_id] = msg.wall_time
+            while len(self._alert_wall) > 10_000:
+                self._alert_wall.popitem(last=False)
+        super().on_input(msg)
+
+    def output_ids(self, out: DiagnosisReport) -> dict[str, Any]:  # type: ignore[override]
+        return {
+            "diagnosis_id": out.diagnosis_id,
+            "alert_id": out.alert_id,
+            "asset": out.asset,
+            "root_cause": out.root_cause,
+        }
+
+    def output_latency_ms(self, trigger: PlantMessage, out: DiagnosisReport) -> float | None:  # type: ignore[override]
+        """Alert published -> diagnosis published (includes any wait for history)."""
+        wall = self._alert_wall.get(out.alert_id)
+        return (time.time() - wall) * 1000.0 if wall else None
+
+    def health_extras(self) -> dict[str, Any]:
+        extras = super().health_extras()
+        rules = getattr(self.agent, "rules", None)
+        if rules is not None:
+            extras["rules_loaded"] = len(rules)
+        return extras

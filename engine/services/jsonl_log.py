@@ -1,0 +1,80 @@
+"""Per-service JSONL run log: one object per line, the raw material of ``controlroom report``.
+
+Every line has ``time`` (UTC ISO-8601), ``service``, ``event``; optional ``ids`` (the message ids
+the event concerns), ``latency_ms``, and free fields. Lines for messages a service published carry
+``topic`` and ``message`` (the payload as on the bus), so a run can be re-scored from its logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.schemas import WireModel, topic_for
+
+console = logging.getLogger("controlroom.service")
+
+
+class JsonlLog:
+    def __init__(self, path: Path, service: str) -> None:
+        self.path = path
+        self.service = service
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8", buffering=1)
+
+    def event(
+        self,
+        event: str,
+        *,
+        ids: dict[str, Any] | None = None,
+        latency_ms: float | None = None,
+        echo: bool = False,
+        **fields: Any,
+    ) -> None:
+        """Append one line; ``echo`` also prints a short human line on the console."""
+        record: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "service": self.service,
+            "event": event,
+        }
+        if ids:
+            record["ids"] = ids
+        if latency_ms is not None:
+            record["latency_ms"] = round(latency_ms, 3)
+        record.update(fields)
+        line = json.dumps(record, default=str, separators=(",", ":")) + "\n"
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(line)
+        if echo:
+            brief = " ".join(f"{k}={v}" for k, v in (ids or {}).items())
+            lat = f" ({latency_ms:.0f} ms)" if latency_ms is not None else ""
+            console.info("%s %s %s%s", self.service, event, brief, lat)
+
+    def message(
+        self,
+        event: str,
+        msg: WireModel,
+        *,
+        ids: dict[str, Any] | None = None,
+        latency_ms: float | None = None,
+        echo: bool = False,
+    ) -> None:
+        """Log a message this service published (or stored), payload included."""
+        self.event(
+            event,
+            ids=ids,
+            latency_ms=latency_ms,
+            echo=echo,
+            topic=topic_for(msg),
+            message=msg.model_dump(mode="json"),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()

@@ -1,0 +1,204 @@
+"""Service configuration: environment variables, optionally from a ``.env`` file.
+
+Precedence: command-line flags > process environment > ``.env`` > defaults. ``.env`` is read
+from ``CONTROLROOM_ENV_FILE`` if set, else ``./.env``, else ``.env`` at the project root; it only
+fills variables the environment does not already set. Every variable is documented in
+``.env.example``.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from engine.paths import ROOT
+
+SERVICE_NAMES = ("simulator", "monitor", "diagnosis", "ticket", "review")
+DEFAULT_PORTS: dict[str, int] = {
+    "simulator": 8101,
+    "monitor": 8102,
+    "diagnosis": 8103,
+    "ticket": 8104,
+    "review": 8105,
+}
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+def port_env(name: str) -> str:
+    return f"CONTROLROOM_{name.upper()}_PORT"
+
+
+def parse_env_file(text: str, where: str = ".env") -> dict[str, str]:
+    """``KEY=VALUE`` lines; ``#`` comments, blank lines and an ``export`` prefix allowed;
+    matching single or double quotes around a value are removed."""
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[7:].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            raise SettingsError(f"{where}:{n}: expected KEY=VALUE, got {raw.strip()[:60]!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        out[key] = value
+    return out
+
+
+def env_file_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    environ = os.environ if environ is None else environ
+    named = environ.get("CONTROLROOM_ENV_FILE")
+    if named:
+        return Path(named)
+    for cand in (Path.cwd() / ".env", ROOT / ".env"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def load_env_file(environ: MutableMapping[str, str] | None = None) -> Path | None:
+    """Fill ``environ`` (default ``os.environ``) from the ``.env`` file without overriding
+    anything already set. Returns the file read, if any."""
+    environ = os.environ if environ is None else environ
+    path = env_file_path(environ)
+    if path is None or not path.is_file():
+        return None
+    for key, value in parse_env_file(path.read_text(encoding="utf-8"), str(path)).items():
+        environ.setdefault(key, value)
+    return path
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Replica ``index`` of ``count`` (1-based, as written on the command line: ``2/3``).
+
+    An asset belongs to exactly one replica, chosen by a stable hash of its id, so per-asset
+    window state is never split; it works on any broker (no ``$share`` needed)."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        i, sep, n = text.partition("/")
+        try:
+            shard = cls(int(i), int(n))
+        except ValueError:
+            raise SettingsError(f"shard {text!r}: expected i/N, e.g. 1/2") from None
+        if not sep or not 1 <= shard.index <= shard.count:
+            raise SettingsError(f"shard {text!r}: need 1 <= i <= N")
+        return shard
+
+    def owns(self, asset: str) -> bool:
+        return zlib.crc32(asset.encode()) % self.count == self.index - 1
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.count == 1 else f"-{self.index}of{self.count}"
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def _float(environ: Mapping[str, str], key: str, default: float) -> float:
+    raw = environ.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{key}={raw!r}: expected a number") from None
+
+
+def _int(environ: Mapping[str, str], key: str, default: int) -> int:
+    raw = environ.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{key}={raw!r}: expected an integer") from None
+
+
+def _bool(environ: Mapping[str, str], key: str) -> bool:
+    return environ.get(key, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a service process needs to know, resolved once at start."""
+
+    service: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    broker_url: str | None = None
+    """None: ``mqtt://127.0.0.1:1883`` for a single service (``up`` passes its broker)."""
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+    shard: Shard = field(default_factory=lambda: Shard(1, 1))
+    log_level: str = "info"
+    # simulator
+    scenario: str | None = None
+    speed: float = 1.0
+    rate_hz: float = 1.0
+    assets: int = 1
+    seed: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The environment the settings were read from (service-specific extras, e.g. GitHub)."""
+
+    @property
+    def instance(self) -> str:
+        """Name used for the client id, log and dead-letter files: ``monitor-2of3``."""
+        return f"{self.service}{self.shard.suffix}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
+        if service not in SERVICE_NAMES:
+            raise SettingsError(f"unknown service {service!r} (one of {', '.join(SERVICE_NAMES)})")
+        if environ is None:
+            load_env_file()
+            environ = os.environ
+        seed = environ.get("CONTROLROOM_SEED")
+        shard = environ.get("CONTROLROOM_SHARD")
+        speed = _float(environ, "CONTROLROOM_SPEED", 1.0)
+        rate = _float(environ, "CONTROLROOM_RATE_HZ", 1.0)
+        assets = _int(environ, "CONTROLROOM_ASSETS", 1)
+        if speed <= 0 or rate <= 0 or assets < 1:
+            raise SettingsError(
+                "CONTROLROOM_SPEED and CONTROLROOM_RATE_HZ must be > 0, CONTROLROOM_ASSETS >= 1"
+            )
+        return cls(
+            service=service,
+            host=environ.get("CONTROLROOM_HOST") or "127.0.0.1",
+            port=_int(environ, port_env(service), DEFAULT_PORTS[service]),
+            broker_url=environ.get("CONTROLROOM_BROKER") or None,
+            ca_file=environ.get("CONTROLROOM_BROKER_CA_FILE") or None,
+            cert_file=environ.get("CONTROLROOM_BROKER_CERT_FILE") or None,
+            key_file=environ.get("CONTROLROOM_BROKER_KEY_FILE") or None,
+            insecure=_bool(environ, "CONTROLROOM_BROKER_INSECURE"),
+            shard=Shard.parse(shard) if shard else Shard(1, 1),
+            log_level=(environ.get("CONTROLROOM_LOG_LEVEL") or "info").lower(),
+            scenario=environ.get("CONTROLROOM_SCENARIO") or None,
+            speed=speed,
+            rate_hz=rate,
+            assets=assets,
+            seed=_int(environ, "CONTROLROOM_SEED", 0) if seed else None,
+            env=dict(environ),
+        )

@@ -1,0 +1,374 @@
+"""Mirror tickets as GitHub issues over the REST API (httpx).
+
+Configuration (environment or ``.env``): ``GITHUB_TOKEN``, ``GITHUB_REPO`` ("owner/name"),
+``GITHUB_API_URL`` (default ``https://api.github.com``; a GitHub Enterprise Server URL such as
+``https://ghe.example.com/api/v3``, or a local test server).
+
+Errors are classified as GitHub documents them (docs.github.com, "Rate limits for the REST API"
+and "Troubleshooting the REST API"):
+
+- 403/429 with ``retry-after``: a secondary rate limit; wait that many seconds.
+- 403/429 with ``x-ratelimit-remaining: 0``: the primary limit; wait until ``x-ratelimit-reset``
+  (UTC epoch seconds).
+- 403/429 that says "secondary rate limit" with neither header: wait at least a minute, then
+  exponentially longer.
+- 401 (bad token), other 403 (token lacks permission), 404 (repository missing or invisible to
+  the token), 410 on create (issues disabled): configuration problems that affect every call;
+  the mirror pauses and retries every few minutes, since a person has to fix them.
+- 410 on update (the issue was deleted on GitHub) and 422 (GitHub rejected the content): only
+  this ticket; not retried until the ticket changes.
+- Timeouts, dropped connections and 5xx: retried with backoff. They are *ambiguous* for a create:
+  the issue may exist. Every issue body carries a hidden marker with the ticket id, and a retried
+  create first lists the repository's recent issues looking for it, so a timed-out create never
+  yields a second issue.
+
+The token is sent only in the Authorization header; every message this module produces passes
+through :meth:`GitHubIssuesConnector._scrub`, so the token never reaches a log, an exception or
+the store, even if a server echoed it back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from engine.schemas import ExternalRef, Ticket, utc_now
+from engine.tickets.connectors import ConnectorError
+
+DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+CONFIG_RETRY_S = 300.0
+"""Pause after an error a person has to fix (bad token, missing repository)."""
+SECONDARY_MIN_WAIT_S = 60.0
+LOOKUP_PAGES = 3
+"""How many pages (100 issues each) of recently updated issues a retried create searches."""
+
+_REPO_RE = re.compile(r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$")
+
+CLOSE_STATE_REASON = {
+    "resolved": "completed",
+    "false_positive": "not_planned",
+    "duplicate": "not_planned",
+}
+"""``duplicate`` is not accepted by every GitHub Enterprise Server version; the close reason is
+also kept as a label, so nothing is lost."""
+
+
+def marker(ticket_id: str) -> str:
+    """The hidden line that ties an issue to its ticket (invisible in rendered markdown)."""
+    return f"<!-- controlroom-ticket: {ticket_id} -->"
+
+
+def issue_body(ticket: Ticket) -> str:
+    lines = [ticket.body, "", "---"]
+    state = ticket.state
+    if ticket.state == "closed":
+        state = f"closed ({ticket.close_reason})"
+        if ticket.close_note:
+            state += f": {ticket.close_note}"
+    lines.append(f"Control Room ticket `{ticket.ticket_id}` · state: {state}")
+    lines.append(marker(ticket.ticket_id))
+    return "\n".join(lines)[:65_000]
+
+
+def issue_labels(ticket: Ticket) -> list[str]:
+    labels = list(ticket.labels)
+    if ticket.state == "approved":
+        labels.append("approved")
+    if ticket.state == "closed" and ticket.close_reason:
+        labels.append(f"closed:{ticket.close_reason}")
+    return list(dict.fromkeys(label[:50] for label in labels))
+
+
+class GitHubIssuesConnector:
+    """One issue per ticket in ``repo``. Calls are serialised (GitHub asks integrations not to
+    make concurrent requests) and mutating calls are spaced by ``min_interval_s`` (GitHub asks
+    for at least a second between them to stay clear of secondary limits)."""
+
+    system = "github"
+
+    def __init__(
+        self,
+        token: str,
+        repo: str,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        timeout_s: float = 10.0,
+        min_interval_s: float = 1.0,
+    ) -> None:
+        if not token:
+            raise ValueError("GITHUB_TOKEN is empty")
+        if not _REPO_RE.match(repo or ""):
+            raise ValueError(f"GITHUB_REPO must look like 'owner/name', got {repo!r}")
+        self.repo = repo
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self._min_interval_s = min_interval_s
+        self._last_mutation = 0.0
+        self._lock = threading.Lock()
+        self._secondary_hits = 0
+        self._client = httpx.Client(
+            base_url=self.api_url,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+            follow_redirects=True,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": "controlroom-ticket-mirror",
+                "Authorization": f"Bearer {token}",
+            },
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GitHubIssuesConnector | None:
+        """The connector the environment asks for, or None when GitHub is not configured.
+        ValueError (with the variable's name, never its value) when it is half-configured."""
+        env = os.environ if env is None else env
+        token, repo = env.get("GITHUB_TOKEN", ""), env.get("GITHUB_REPO", "")
+        if not token and not repo:
+            return None
+        if not token:
+            raise ValueError("GITHUB_REPO is set but GITHUB_TOKEN is not")
+        if not repo:
+            raise ValueError("GITHUB_TOKEN is set but GITHUB_REPO is not")
+        return cls(token, repo, api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL)
+
+    def describe(self) -> dict[str, str]:
+        return {"system": self.system, "repo": self.repo, "api": self.api_url}
+
+    def close_client(self) -> None:
+        self._client.close()
+
+    # ---- the three calls ---------------------------------------------------------------------
+
+    def create_case(self, ticket: Ticket, *, may_exist: bool = False) -> ExternalRef:
+        if may_exist:
+            found = self._find(ticket)
+            if found is not None:
+                return self._ref(found)
+        payload = {
+            "title": self._title(ticket),
+            "body": issue_body(ticket),
+            "labels": issue_labels(ticket),
+        }
+        issue = self._request("POST", f"/repos/{self.repo}/issues", json=payload, creating=True)
+        return self._ref(issue)
+
+    def update(self, ticket: Ticket, ref: ExternalRef) -> ExternalRef:
+        payload = {
+            "title": self._title(ticket),
+            "body": issue_body(ticket),
+            "labels": issue_labels(ticket),
+            "state": "closed" if ticket.state == "closed" else "open",
+        }
+        if ticket.state == "closed":
+            payload["state_reason"] = CLOSE_STATE_REASON.get(ticket.close_reason or "")
+        issue = self._request("PATCH", f"/repos/{self.repo}/issues/{ref.id}", json=payload)
+        return self._ref(issue)
+
+    def close(self, ticket: Ticket, ref: ExternalRef) -> ExternalRef:
+        if ticket.state != "closed":
+            raise ValueError(f"ticket {ticket.ticket_id} is not closed")
+        return self.update(ticket, ref)
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _title(ticket: Ticket) -> str:
+        return f"[{ticket.ticket_id}] {ticket.title}"[:256]
+
+    def _ref(self, issue: dict[str, Any]) -> ExternalRef:
+        try:
+            number, url = issue["number"], issue.get("html_url")
+        except (KeyError, TypeError):
+            raise ConnectorError(
+                "GitHub answered without an issue number", kind="server", retry_after=60.0
+            ) from None
+        return ExternalRef(
+            system=self.system, id=str(number), url=url, error=None, synced_at=utc_now()
+        )
+
+    def _find(self, ticket: Ticket) -> dict[str, Any] | None:
+        """The issue an earlier, unanswered create made for ``ticket``, if any."""
+        needle = marker(ticket.ticket_id)
+        since = (ticket.created_at - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for page in range(1, LOOKUP_PAGES + 1):
+            issues = self._request(
+                "GET",
+                f"/repos/{self.repo}/issues",
+                params={
+                    "state": "all",
+                    "sort": "created",
+                    "direction": "desc",
+                    "since": since,
+                    "per_page": 100,
+                    "page": page,
+                },
+            )
+            if not isinstance(issues, list):
+                return None
+            for issue in issues:
+                if isinstance(issue, dict) and needle in (issue.get("body") or ""):
+                    return issue
+            if len(issues) < 100:
+                return None
+        return None
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _request(self, method: str, path: str, *, creating: bool = False, **kwargs: Any) -> Any:
+        with self._lock:
+            if method != "GET":
+                wait = self._last_mutation + self._min_interval_s - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                self._last_mutation = time.monotonic()
+            try:
+                response = self._client.request(method, path, **kwargs)
+            except httpx.TimeoutException as exc:
+                raise ConnectorError(
+                    self._scrub(f"GitHub {method} {path} timed out ({type(exc).__name__})"),
+                    kind="network",
+                    retry_after=30.0,
+                    ambiguous=method != "GET",
+                ) from None
+            except httpx.HTTPError as exc:
+                sent = not isinstance(exc, httpx.ConnectError)
+                raise ConnectorError(
+                    self._scrub(f"GitHub {method} {path} failed: {type(exc).__name__}: {exc}"),
+                    kind="network",
+                    retry_after=30.0,
+                    ambiguous=sent and method != "GET",
+                ) from None
+        if response.status_code < 300:
+            self._secondary_hits = 0
+            try:
+                return response.json()
+            except ValueError:
+                raise ConnectorError(
+                    f"GitHub {method} {path} answered {response.status_code} without JSON",
+                    kind="server",
+                    retry_after=60.0,
+                    ambiguous=method != "GET",
+                ) from None
+        raise self._classify(method, path, response, creating=creating)
+
+    def _classify(
+        self, method: str, path: str, response: httpx.Response, *, creating: bool
+    ) -> ConnectorError:
+        status = response.status_code
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        message = str(data.get("message", "")) if isinstance(data, dict) else ""
+        where = f"GitHub {method} {path}: {status}"
+        detail = f"{where} {message}".strip()
+        headers = response.headers
+
+        def err(text: str, **kw: Any) -> ConnectorError:
+            return ConnectorError(self._scrub(text)[:480], **kw)
+
+        if status in (403, 429):
+            retry_after = _number(headers.get("retry-after"))
+            remaining = headers.get("x-ratelimit-remaining")
+            reset = _number(headers.get("x-ratelimit-reset"))
+            secondary = "secondary rate limit" in message.lower()
+            if retry_after is not None:
+                self._secondary_hits += 1
+                return err(
+                    f"{detail} (rate limited; retry after {retry_after:.0f} s)",
+                    kind="rate_limit",
+                    retry_after=max(retry_after, 1.0),
+                    scope="global",
+                )
+            if remaining == "0" and reset is not None:
+                wait = max(reset - time.time(), 0.0) + 1.0
+                return err(
+                    f"{detail} (primary rate limit exhausted; resets in {wait:.0f} s)",
+                    kind="rate_limit",
+                    retry_after=wait,
+                    scope="global",
+                )
+            if secondary or status == 429:
+                self._secondary_hits += 1
+                wait = SECONDARY_MIN_WAIT_S * 2 ** min(self._secondary_hits - 1, 5)
+                return err(
+                    f"{detail} (secondary rate limit; waiting {wait:.0f} s)",
+                    kind="rate_limit",
+                    retry_after=wait,
+                    scope="global",
+                )
+            return err(
+                f"{detail} (the token lacks permission for {self.repo}: it needs Issues "
+                f"read/write)",
+                kind="forbidden",
+                retry_after=CONFIG_RETRY_S,
+                scope="global",
+            )
+        if status == 401:
+            return err(
+                f"{detail} (GITHUB_TOKEN was rejected: check it is valid and not expired)",
+                kind="auth",
+                retry_after=CONFIG_RETRY_S,
+                scope="global",
+            )
+        if status == 404:
+            return err(
+                f"{detail} (repository {self.repo} not found, or the token cannot see it)",
+                kind="not_found",
+                retry_after=CONFIG_RETRY_S,
+                scope="global",
+            )
+        if status == 410:
+            if creating:
+                return err(
+                    f"{detail} (issues are disabled on {self.repo})",
+                    kind="gone",
+                    retry_after=CONFIG_RETRY_S,
+                    scope="global",
+                )
+            return err(
+                f"{detail} (the issue was deleted on GitHub; the local ticket is kept)",
+                kind="gone",
+                retry_after=None,
+            )
+        if status == 422:
+            problems = []
+            for e in data.get("errors", []) if isinstance(data, dict) else []:
+                if isinstance(e, dict):
+                    text = e.get("message") or " ".join(
+                        str(e.get(k)) for k in ("resource", "field", "code") if e.get(k)
+                    )
+                    problems.append(str(text))
+                elif isinstance(e, str):
+                    problems.append(e)
+            extra = f" [{'; '.join(problems)}]" if problems else ""
+            return err(
+                f"{detail}{extra} (GitHub rejected the content; retried after the next edit)",
+                kind="validation",
+                retry_after=None,
+            )
+        if status >= 500:
+            return err(
+                f"{detail} (GitHub server error; retrying)",
+                kind="server",
+                retry_after=60.0,
+                ambiguous=method != "GET",
+            )
+        return err(f"{detail} (unexpected answer)", kind="server", retry_after=CONFIG_RETRY_S)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,224 @@
+"""The MQTT adapter against real brokers: validation both ways, dead letters, persistent
+sessions, reconnects, sharding."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from engine.bus.broker import (
+    BrokerError,
+    ensure_broker,
+    parse_broker_url,
+    port_is_free,
+    probe_mqtt,
+    redact_url,
+)
+from engine.bus.client import BusClient
+from engine.paths import var_dir
+from engine.schemas import AlertEvent, Telemetry, WireError
+from engine.services.settings import Shard
+
+
+def alert(n: int, asset: str = "pump01") -> AlertEvent:
+    return AlertEvent(
+        alert_id=f"a{n}",
+        asset=asset,
+        ts=float(n),
+        onset_ts=float(n),
+        severity="high",
+        score=4.2,
+        signals=["vibration"],
+        detector="robust_z",
+    )
+
+
+def raw_client(url: str) -> mqtt.Client:
+    addr = parse_broker_url(url)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}")
+    c.connect(addr.host, addr.port)
+    c.loop_start()
+    return c
+
+
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def any_broker(request, broker, amqtt_broker):
+    if request.param == "mosquitto" and broker.kind != "mosquitto":
+        pytest.skip("mosquitto is not installed")
+    return broker if request.param == "mosquitto" else amqtt_broker
+
+
+def test_roundtrip_stamps_wall_time_and_preserves_order(any_broker, bus_client, wait_for):
+    got: list[AlertEvent] = []
+    sub = bus_client(any_broker.url, "sub")
+    sub.subscribe("alerts/+", got.append)
+    wait_for(lambda: sub.connected, what="subscriber connected")
+    pub = bus_client(any_broker.url, "pub")
+    # subscription is acknowledged asynchronously: publish until the first one arrives
+    wait_for(lambda: pub.publish(alert(0)) and got, what="first alert")
+    for i in range(1, 51):
+        pub.publish(alert(i))
+    wait_for(lambda: len(got) >= 51 and got[-1].alert_id == "a50", what="50 alerts")
+    ids = [int(a.alert_id[1:]) for a in got if a.alert_id != "a0"]
+    assert ids == list(range(1, 51))
+    assert all(a.wall_time is not None for a in got)
+
+
+def test_invalid_input_is_dead_lettered_and_counted(broker, bus_client, wait_for):
+    got: list[object] = []
+    sub = bus_client(broker.url, "dl")
+    sub.subscribe("#", got.append)
+    raw = raw_client(broker.url)
+    wait_for(lambda: raw.publish("alerts/pump01", alert(0).to_bytes(), qos=1) and got, what="probe")
+    good = alert(1).to_bytes()
+    nan = json.loads(good)
+    nan["score"] = "NaN"
+    bad = {
+        "alerts/pump01": b"{not json",
+        "diagnosis/pump01": b'{"diagnosis_id": "x"}',
+        "tickets/pump01": b"[1, 2]",
+        "feedback/pump01": b"\xff\xfe",
+        "telemetry/pump01": b'{"msg_id":"m","asset":"pump01","seq":0,"ts":0,"signals":{"x":NaN}}',
+        "alerts/pump02": good,  # asset in payload disagrees with topic
+        "alerts/pump03": b"x" * 300_000,  # oversize
+        "nonsense/pump01": good,  # unknown topic
+    }
+    for topic, payload in bad.items():
+        raw.publish(topic, payload, qos=1).wait_for_publish(5)
+    raw.publish("alerts/pump01", good, qos=1).wait_for_publish(5)
+    wait_for(lambda: any(getattr(m, "alert_id", "") == "a1" for m in got), what="good alert")
+    assert sub.wait_idle(5)
+    assert sub.counters.snapshot()["dead_letters"] == len(bad)
+    lines = [
+        json.loads(x) for x in (var_dir() / "deadletter" / "dl.jsonl").read_text().splitlines()
+    ]
+    assert {x["topic"] for x in lines} == set(bad)
+    reasons = {x["topic"]: x["reason"] for x in lines}
+    assert "bad JSON" in reasons["alerts/pump01"]
+    assert "oversize" in reasons["alerts/pump03"]
+    assert "does not match topic" in reasons["alerts/pump02"]
+    assert "UTF-8" in reasons["feedback/pump01"]
+    assert "signals.x" in reasons["telemetry/pump01"]
+    assert "unknown topic" in reasons["nonsense/pump01"]
+    raw.loop_stop()
+
+
+def test_handler_error_is_dead_lettered_and_next_message_flows(broker, bus_client, wait_for):
+    seen: list[str] = []
+
+    def handler(a: AlertEvent) -> None:
+        seen.append(a.alert_id)
+        if a.alert_id == "a1":
+            raise RuntimeError("boom")
+
+    sub = bus_client(broker.url, "boom")
+    sub.subscribe("alerts/+", handler)
+    pub = bus_client(broker.url, "boompub")
+    wait_for(lambda: pub.publish(alert(0)) and seen, what="probe")
+    pub.publish(alert(1))
+    pub.publish(alert(2))
+    wait_for(lambda: "a2" in seen, what="message after the failing one")
+    c = sub.counters.snapshot()
+    assert c["handler_errors"] == 1 and c["dead_letters"] == 1
+
+
+def test_publish_rejects_invalid_message(broker, bus_client):
+    pub = bus_client(broker.url, "badpub")
+    bogus = Telemetry.model_construct(
+        msg_id="m",
+        asset="pump01",
+        seq=0,
+        ts=0.0,
+        signals={"flow": float("nan")},
+        scenario=None,
+        truth=None,
+        wall_time=None,
+    )
+    with pytest.raises(WireError, match=r"signals\.flow"):
+        pub.publish(bogus)
+    assert pub.counters.snapshot()["rejected_on_publish"] == 1
+    assert "rejected on publish" in (var_dir() / "deadletter" / "badpub.jsonl").read_text()
+
+
+def test_persistent_session_delivers_what_was_published_while_down(any_broker, wait_for):
+    """A consumer that stops (or dies) gets the QoS 1 messages published meanwhile."""
+    cid = f"persist-{uuid.uuid4().hex[:8]}"
+    got: list[str] = []
+    first = BusClient(any_broker.url, cid, "persist")
+    first.subscribe("alerts/+", lambda a: got.append(a.alert_id))
+    first.start(wait=10)
+    pub = BusClient(any_broker.url, f"pub-{cid}", "persistpub").start(wait=10)
+    wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
+    first.stop()
+    for i in range(1, 6):
+        pub.publish(alert(i))
+    assert pub.flush(5)
+    again = BusClient(any_broker.url, cid, "persist")
+    again.subscribe("alerts/+", lambda a: got.append(a.alert_id))
+    again.start(wait=10)
+    wait_for(lambda: "a5" in got, what="alerts published while down")
+    assert [x for x in got if x != "a0"] == [f"a{i}" for i in range(1, 6)]
+    again.stop()
+    pub.stop()
+
+
+def test_reconnects_and_restores_subscriptions_after_broker_restart(make_broker, wait_for):
+    b = make_broker()
+    got: list[str] = []
+    sub = BusClient(b.url, "restart-sub", "rsub")
+    sub.subscribe("alerts/+", lambda a: got.append(a.alert_id))
+    sub.start(wait=10)
+    pub = BusClient(b.url, "restart-pub", "rpub").start(wait=10)
+    wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
+    b.restart(kill=True)
+    wait_for(lambda: sub.counters.snapshot()["connects"] >= 2, timeout=20, what="reconnect")
+    wait_for(lambda: pub.connected, timeout=20, what="publisher reconnect")
+    wait_for(
+        lambda: pub.publish(alert(9)) and "a9" in got, timeout=10, what="delivery after restart"
+    )
+    sub.stop()
+    pub.stop()
+
+
+def test_shards_split_assets_disjointly_and_stably():
+    assets = [f"pump{i:02d}" for i in range(60)]
+    shards = [Shard.parse(f"{i}/3") for i in (1, 2, 3)]
+    owners = [[s.owns(a) for s in shards] for a in assets]
+    assert all(sum(o) == 1 for o in owners)
+    assert all(any(o[i] for o in owners) for i in range(3))
+    assert Shard.parse("2/3").owns("pump07") == Shard(2, 3).owns("pump07")
+    with pytest.raises(ValueError):
+        Shard.parse("4/3")
+
+
+def test_broker_urls_and_redaction():
+    a = parse_broker_url("mqtts://op:s3cret@broker.example:8884")
+    assert (a.host, a.port, a.tls, a.username, a.password) == (
+        "broker.example",
+        8884,
+        True,
+        "op",
+        "s3cret",
+    )
+    assert parse_broker_url("mqtt://h").port == 1883
+    assert parse_broker_url("mqtts://h").port == 8883
+    assert "s3cret" not in redact_url("mqtt://op:s3cret@h:1") and "op:***@h:1" in redact_url(
+        "mqtt://op:s3cret@h:1"
+    )
+    info, handle = ensure_broker("mqtt://op:s3cret@h:1")
+    assert info.kind == "external" and "s3cret" not in repr(info) + str(info)
+    handle.stop()
+    with pytest.raises(BrokerError, match="scheme"):
+        parse_broker_url("http://h:1")
+
+
+def test_embedded_broker_starts_answers_and_frees_its_port():
+    info, handle = ensure_broker("embedded")
+    assert info.kind in ("mosquitto", "amqtt")
+    assert probe_mqtt(info.host, info.port)
+    handle.stop()
+    assert port_is_free(info.port)

@@ -1,0 +1,222 @@
+"""The ticket store on real SQLite: one ticket per episode, idempotency, lifecycle, audit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from tickets_data import report
+
+from engine.schemas import Ticket
+from engine.tickets.store import (
+    IllegalTransition,
+    InvalidRequest,
+    TicketNotFound,
+    TicketStore,
+    normalize_id,
+)
+
+
+def test_one_ticket_per_episode_with_occurrences_and_escalation(store: TicketStore) -> None:
+    first, created = store.record_diagnosis(report(severity="medium", ts=4000.0))
+    assert created and first.ticket_id == "T-0001" and first.state == "open"
+    second = store.record_diagnosis(report(severity="high", ts=4600.0, alert_id="A-2"))
+    assert second.outcome == "updated" and not second.created
+    third = store.record_diagnosis(report(severity="low", ts=4700.0))
+    t = third.ticket
+    assert t.ticket_id == first.ticket_id
+    assert t.occurrences == 3
+    assert t.last_seen_ts == 4700.0 and t.first_seen_ts == 3500.0
+    assert t.severity == "high", "severity escalates and never drops on its own"
+    assert t.alert_ids == ["A-1", "A-2"]
+    assert len(t.diagnosis_ids) == 3
+    assert "priority:P2" in t.labels and "severity:high" in t.labels
+    assert [h.action for h in t.history] == ["created", "occurrence", "occurrence"]
+    assert "severity escalated medium -> high" in t.history[1].detail
+    assert len(store.list()) == 1
+
+
+def test_redelivered_diagnosis_changes_nothing(store: TicketStore) -> None:
+    r = report()
+    store.record_diagnosis(r)
+    before = store.get("T-0001")
+    again = store.record_diagnosis(r)
+    assert again.outcome == "duplicate" and not again.created
+    assert store.get("T-0001") == before
+    # Also after the store is reopened (a restarted service replaying its queue).
+    reopened = TicketStore(store.path)
+    assert reopened.record_diagnosis(r).outcome == "duplicate"
+    assert reopened.get("T-0001") == before
+    reopened.close_db()
+
+
+def test_separate_tickets_per_asset_and_root_cause(store: TicketStore) -> None:
+    store.record_diagnosis(report())
+    store.record_diagnosis(report(asset="pump02"))
+    store.record_diagnosis(report(root_cause="clogging", category="process"))
+    assert len(store.list()) == 3
+    assert [t.asset for t in store.list(asset="pump02")] == ["pump02"]
+
+
+def test_instrument_fault_goes_to_instrumentation(store: TicketStore) -> None:
+    t, _ = store.record_diagnosis(
+        report(root_cause="sensor_drift", category="unknown", signals=["flow"])
+    )
+    assert t.category == "instrumentation"
+    assert "team:instrumentation" in t.labels
+    assert "Instrumentation & control" in t.body
+    assert "Mechanical" not in t.body
+
+
+def test_body_is_a_work_order(store: TicketStore) -> None:
+    t, _ = store.record_diagnosis(report(severity="critical"))
+    for text in (
+        "priority **P1**",
+        "asset **pump01**",
+        "bearing wear",
+        "Mechanical maintenance",
+        "Vibration and bearing temperature rising together",
+        "vibration 3.9 mm/s vs baseline 1.8",
+        "1. Check lubrication of the drive-end bearing",
+        "clogging (strainer / line fouling): 20%",
+        "| Occurrences | 1 |",
+        "R01_bearing_vib_temp",
+    ):
+        assert text in t.body, text
+    assert t.title == "pump01: suspected bearing wear — vibration, bearing_temp"
+
+
+def test_closed_episode_is_not_reopened_but_a_new_episode_is_a_new_ticket(
+    store: TicketStore,
+) -> None:
+    store.record_diagnosis(report(alert_id="A-7"))
+    store.close("T-0001", "ana", "resolved")
+    late = store.record_diagnosis(report(alert_id="A-7"))
+    assert late.outcome == "attached" and late.ticket.state == "closed"
+    assert late.ticket.history[-1].action == "diagnosis_after_close"
+    fresh = store.record_diagnosis(report(alert_id="A-8"))
+    assert fresh.created and fresh.ticket.ticket_id == "T-0002"
+
+
+def test_lifecycle_and_audit(store: TicketStore) -> None:
+    store.record_diagnosis(report())
+    t = store.approve("1", "ana", "looks right")
+    assert t.state == "approved" and t.revision == 2
+    t = store.edit("T-0001", "ben", title="Replace DE bearing on pump01", severity="high")
+    assert t.title == "Replace DE bearing on pump01" and t.severity == "high"
+    assert "severity:high" in t.labels, "derived labels follow the severity"
+    t = store.close("T-0001", "ana", "resolved", "bearing replaced")
+    assert (t.state, t.close_reason, t.close_note) == ("closed", "resolved", "bearing replaced")
+    actions = [(h.who, h.action) for h in t.history]
+    assert actions == [
+        ("agent-ticket", "created"),
+        ("ana", "approved"),
+        ("ben", "edited"),
+        ("ana", "closed"),
+    ]
+    assert "title = 'Replace DE bearing on pump01'" in t.history[2].detail
+    assert all(h.at.tzinfo is not None for h in t.history)
+
+
+@pytest.mark.parametrize(
+    ("action", "error"),
+    [
+        (lambda s: s.approve("T-0001", "x"), IllegalTransition),
+        (lambda s: s.close("T-0001", "x", "resolved"), IllegalTransition),
+        (lambda s: s.edit("T-0001", "x", title="t"), IllegalTransition),
+        (lambda s: s.approve("T-0099", "x"), TicketNotFound),
+    ],
+)
+def test_illegal_actions_on_a_closed_ticket_change_nothing(store, action, error) -> None:
+    store.record_diagnosis(report())
+    store.close("T-0001", "ana", "false_positive")
+    before = store.get("T-0001")
+    with pytest.raises(error):
+        action(store)
+    assert store.get("T-0001") == before
+
+
+def test_bad_requests_change_nothing(store: TicketStore) -> None:
+    store.record_diagnosis(report())
+    before = store.get("T-0001")
+    with pytest.raises(InvalidRequest, match="close reason 'fixed'"):
+        store.close("T-0001", "x", "fixed")
+    with pytest.raises(InvalidRequest, match="severity 'urgent'"):
+        store.edit("T-0001", "x", severity="urgent")
+    with pytest.raises(InvalidRequest, match="nothing to edit"):
+        store.edit("T-0001", "x")
+    with pytest.raises(InvalidRequest, match="invalid edit"):
+        store.edit("T-0001", "x", title="x" * 600)
+    store.approve("T-0001", "x")
+    with pytest.raises(IllegalTransition, match="is approved"):
+        store.approve("T-0001", "x")
+    assert store.get("T-0001").history == [*before.history, store.get("1").history[-1]]
+
+
+def test_reviewer_text_survives_later_diagnoses(store: TicketStore) -> None:
+    store.record_diagnosis(report())
+    store.edit("T-0001", "ana", body="Planner's own text", labels=["mech", "urgent"])
+    t = store.record_diagnosis(report(severity="critical")).ticket
+    assert t.body == "Planner's own text"
+    assert t.labels == ["mech", "urgent"]
+    assert t.severity == "critical"
+    assert t.title.startswith("pump01: suspected bearing wear"), "title not edited: regenerated"
+
+
+def test_changes_queue_bus_messages_and_mirror_jobs(store: TicketStore) -> None:
+    rec = store.record_diagnosis(report(), origin="ticket")
+    store.record_diagnosis(report(diagnosis_id=rec.ticket.diagnosis_ids[0]), origin="ticket")
+    rows = store.pending_outbox("ticket")
+    assert len(rows) == 1, "a duplicate queues nothing"
+    seq, topic, payload = rows[0]
+    assert topic == "tickets/pump01"
+    assert Ticket.model_validate_json(payload).ticket_id == "T-0001"
+    assert store.pending_outbox("review") == []
+    store.ack_outbox([seq])
+    assert store.pending_outbox("ticket") == []
+    assert [j.ticket_id for j in store.due_mirror_jobs()] == ["T-0001"]
+    assert store.counts()["open"] == 1
+
+
+def test_normalize_id() -> None:
+    assert normalize_id("7") == "T-0007"
+    assert normalize_id("t-0007") == "T-0007"
+    assert normalize_id("T-0007") == "T-0007"
+
+
+def test_two_processes_recording_the_same_stream_make_no_duplicates(tmp_path: Path) -> None:
+    """Two writers (e.g. a restarted service overlapping its predecessor) on one WAL store."""
+    db = tmp_path / "shared.db"
+    TicketStore(db).close_db()
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from engine.schemas import DiagnosisReport
+        from engine.tickets.store import TicketStore
+        s = TicketStore({str(db)!r})
+        order = range(60) if sys.argv[1] == "a" else reversed(range(60))
+        for i in order:
+            s.record_diagnosis(DiagnosisReport(
+                diagnosis_id=f"D{{i}}", alert_id=f"A{{i % 6}}", asset=f"p{{i % 3}}",
+                ts=float(i), onset_ts=0.0, root_cause=["bearing_wear", "clogging"][i % 2],
+                confidence=0.9, severity="medium", summary="s"))
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, who], cwd=Path(__file__).parents[2])
+        for who in ("a", "b")
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    s = TicketStore(db)
+    tickets = s.list()
+    assert len(tickets) == 6, [(t.asset, t.root_cause) for t in tickets]
+    assert sum(t.occurrences for t in tickets) == 60
+    ids = [d for t in tickets for d in t.diagnosis_ids]
+    assert sorted(ids) == sorted(f"D{i}" for i in range(60))
+    assert s.counts()["diagnoses"] == 60
+    assert json.loads(json.dumps(s.counts()))["open"] == 6
+    s.close_db()

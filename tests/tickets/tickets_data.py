@@ -1,0 +1,33 @@
+"""Diagnosis reports as the diagnosis agent would publish them (test data for this area)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from engine.schemas import DiagnosisReport, Hypothesis
+
+_ids = itertools.count(1)
+
+
+def report(**overrides: Any) -> DiagnosisReport:
+    n = next(_ids)
+    fields: dict[str, Any] = {
+        "diagnosis_id": f"D-{n}",
+        "alert_id": "A-1",
+        "asset": "pump01",
+        "ts": 3600.0 + n,
+        "onset_ts": 3500.0,
+        "root_cause": "bearing_wear",
+        "confidence": 0.82,
+        "category": "mechanical",
+        "severity": "medium",
+        "summary": "Vibration and bearing temperature rising together: bearing wear.",
+        "alternatives": [Hypothesis(root_cause="clogging", confidence=0.2, rules=["R04"])],
+        "actions": ["Check lubrication of the drive-end bearing", "Plan bearing replacement"],
+        "evidence": ["vibration 3.9 mm/s vs baseline 1.8 (z 7.1)", "bearing_temp +9 °C in 20 min"],
+        "matched_rules": ["R01_bearing_vib_temp"],
+        "signals": ["vibration", "bearing_temp"],
+    }
+    fields.update(overrides)
+    return DiagnosisReport(**fields)

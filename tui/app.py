@@ -1,0 +1,274 @@
+"""The Control Room app: two screens (plant, factory) over one bus connection and one HTTP client.
+
+Threads and the event loop meet in exactly two places: the bus client's dispatcher thread calls
+``PlantFeed.ingest`` (bounded buffers behind a lock, never a widget), and the factory pipeline's
+worker thread posts messages. Everything else runs on Textual's loop; HTTP goes through async
+workers. ``connect=False`` (snapshot tests) draws only what a test feeds in, with an injected
+clock, so a screenshot is the same on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+
+from tui.api import ApiError, ControlRoomApi
+from tui.feed import PlantFeed
+from tui.screens.factory import FactoryScreen
+from tui.screens.help import HelpScreen, Section
+from tui.screens.plant import PlantScreen
+from tui.settings import UiSettings, operator_name
+from tui.status import HealthState, RateMeter, ServiceState, broker_of, service_state
+
+STATUS_POLL_S = 1.0
+TICKET_REFETCH_S = 15.0
+BUS_TOPICS = ("telemetry/+", "alerts/+", "diagnosis/+", "tickets/+", "feedback/+")
+
+
+class ControlRoomApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "Control Room"
+    MODES = {"plant": PlantScreen, "factory": FactoryScreen}  # noqa: RUF012
+    DEFAULT_MODE = "plant"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # noqa: RUF012
+    BINDINGS = [  # noqa: RUF012
+        Binding("1", "show_screen('plant')", "Plant", show=False, id="app.plant"),
+        Binding("2", "show_screen('factory')", "Factory", show=False, id="app.factory"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(
+        self,
+        settings: UiSettings | None = None,
+        *,
+        feed: PlantFeed | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.settings = settings or UiSettings(connect=False)
+        self.feed = feed or PlantFeed()
+        self.clock = clock
+        self.operator = self.settings.operator or operator_name()
+        self.api = ControlRoomApi(dict(self.settings.service_urls))
+        self.health = HealthState()
+        self.scenario_status: dict[str, Any] | None = None
+        self.redraws = 0
+        """Screen redraws that changed something (the load benchmark reports the rate)."""
+        self.bus: Any = None
+        self._rate = RateMeter()
+        self._telemetry_rate = RateMeter()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def on_mount(self) -> None:
+        if not self.settings.connect:
+            return
+        self.connect_bus()
+        self.fetch_tickets()
+        self.poll_status()
+        self.set_interval(STATUS_POLL_S, self.poll_status)
+        self.set_interval(TICKET_REFETCH_S, self.fetch_tickets)
+
+    async def on_unmount(self) -> None:
+        if self.bus is not None:
+            bus, self.bus = self.bus, None
+            await asyncio.to_thread(bus.stop, 1.0)
+        await self.api.aclose()
+
+    # ---------------------------------------------------------------- bus
+
+    def _discover_broker(self, body: dict[str, Any] | None) -> str:
+        """The broker the services use, as reachable from here."""
+        from engine.bus.broker import DEFAULT_URL
+
+        url, _ = broker_of(body) if body else ("", None)
+        if not url or "***" in url or "REDACTED" in url.upper():
+            return DEFAULT_URL if not url else url
+        parts = urlsplit(url)
+        api_host = urlsplit(self.settings.service_urls.get("simulator", "")).hostname
+        if parts.hostname in ("127.0.0.1", "localhost", "::1") and api_host not in (None, "127.0.0.1", "localhost"):
+            # The stack's broker is on the stack's loopback: reach it via the API host.
+            netloc = f"{api_host}:{parts.port}" if parts.port else api_host
+            url = urlunsplit((parts.scheme, netloc, "", "", ""))
+        return url
+
+    @work(group="bus", exclusive=True)
+    async def connect_bus(self) -> None:
+        from engine.bus.broker import BrokerError
+        from engine.bus.client import BusClient
+
+        url = self.settings.broker_url
+        if url is None:
+            try:
+                url = self._discover_broker(await self.api.health("simulator"))
+            except ApiError:
+                url = self._discover_broker(None)
+        client_id = f"controlroom-tui-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        try:
+            bus = BusClient(url, client_id, "tui", persistent=False, on_event=lambda *_: None)
+        except (BrokerError, ValueError) as exc:
+            self.notify(str(exc), title="Bus", severity="error", markup=False, timeout=10)
+            return
+        for pattern in BUS_TOPICS:
+            bus.subscribe(pattern, self.feed.ingest)
+        bus.start()
+        self.bus = bus
+
+    # ---------------------------------------------------------------- HTTP polling
+
+    @work(group="tickets", exclusive=True)
+    async def fetch_tickets(self) -> None:
+        try:
+            self.feed.put_tickets(await self.api.tickets())
+        except ApiError as exc:  # the status bar already shows the review service as down
+            self.log.warning(f"ticket fetch failed: {exc.detail}")
+
+    @work(group="poll", exclusive=True)
+    async def poll_status(self) -> None:
+        names = list(self.api.urls)
+        results = await asyncio.gather(*(self.api.health(n) for n in names), return_exceptions=True)
+        services = {}
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, dict):
+                services[name] = service_state(result)
+            else:
+                detail = result.detail if isinstance(result, ApiError) else type(result).__name__
+                services[name] = ServiceState(ok=False, detail=detail)
+        status = None
+        if "simulator" in self.api.urls and services.get("simulator") and services["simulator"].ok is not None:
+            try:
+                status = await self.api.scenario_status()
+            except ApiError:
+                status = None
+        self.scenario_status = status
+        self.update_health(services)
+
+    def update_health(self, services: dict[str, Any] | None = None) -> None:
+        """Recompute the status bar's figures (rates need a clock; the bus is read directly)."""
+        now = time.monotonic()
+        counts = self.feed.counts()
+        bus = self.bus
+        own_dead = bus.counters.snapshot()["dead_letters"] if bus is not None else 0
+        from engine.bus.broker import redact_url
+
+        self.health = HealthState(
+            bus_connected=(bus.connected if bus is not None else None),
+            broker=redact_url(bus.url) if bus is not None else "",
+            services=services if services is not None else self.health.services,
+            own_dead_letters=own_dead,
+            rate=self._rate.update(now, sum(counts.values())),
+            telemetry_rate=self._telemetry_rate.update(now, counts["telemetry"]),
+        )
+
+    # ---------------------------------------------------------------- screens, help, palette
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("show_screen", "help", "quit") and isinstance(self.screen, ModalScreen):
+            return False  # a form is open: its keys win, and 'q' must not quit mid-edit
+        return True
+
+    def action_show_screen(self, name: str) -> None:
+        if self.current_mode != name:
+            self.switch_mode(name)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(key_sections()))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield SystemCommand("Plant screen", "Live signals, alerts and ticket review (1)", lambda: self.action_show_screen("plant"))
+        yield SystemCommand("Factory screen", "Factory-day briefing and Gantt (2)", lambda: self.action_show_screen("factory"))
+        yield SystemCommand("Keys", "Every key of the app (?)", self.action_help)
+        if isinstance(screen, PlantScreen):
+            for title, help_text, action in (
+                ("Approve ticket", "Approve the selected ticket (a)", "approve"),
+                ("Edit ticket", "Edit title, body, labels, severity (e)", "edit"),
+                ("Close ticket", "Close with a reason (c)", "close_ticket"),
+                ("Filter alerts", "Filter the alert feed (/)", "filter"),
+                ("Pause alert feed", "Pause / resume the alert feed (space)", "pause"),
+                ("Truth overlay", "Show / hide the injected fault (t)", "truth"),
+                ("Load scenario", "Pick a scenario for the simulator (l)", "load_scenario"),
+                ("Start scenario", "Start the loaded scenario (s)", "start"),
+                ("Stop scenario", "Stop the simulator (x)", "stop"),
+                ("Show/hide closed tickets", "Toggle closed tickets in the table (h)", "toggle_closed"),
+                ("Refetch tickets", "Reload tickets from the review API (r)", "refresh_tickets"),
+            ):
+                yield SystemCommand(title, help_text, _screen_action(screen, action))
+        if isinstance(screen, FactoryScreen):
+            yield SystemCommand("Run factory day", "Run the pipeline on the planner text (enter)", screen.action_run)
+        yield SystemCommand("Quit", "Quit Control Room (q)", self.action_quit)
+
+
+def _screen_action(screen: Screen[Any], action: str) -> Callable[[], Any]:
+    def run() -> Any:
+        return screen.run_action(action)
+
+    return run
+
+
+def key_sections() -> list[Section]:
+    """Every key, by where it applies, straight from the bindings (plus Textual's built-ins)."""
+    from textual.widgets import DataTable
+
+    from tui.screens.close_ticket import CloseTicketScreen
+    from tui.screens.edit_ticket import EditTicketScreen
+    from tui.widgets.alert_feed import AlertFilter
+    from tui.widgets.keyed_table import KeyedTable
+
+    def rows(*classes: type[Any]) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for cls in classes:
+            for b in cls.BINDINGS:
+                if not isinstance(b, Binding):
+                    b = Binding(*b)
+                keys = ", ".join(k.strip() for k in b.key.split(","))
+                label = b.key_display or keys
+                out.append((_pretty_keys(label), b.description or b.action))
+        return out
+
+    everywhere = rows(ControlRoomApp) + [
+        ("tab / shift+tab", "Next / previous pane"),
+        ("ctrl+p", "Command palette"),
+        ("ctrl+q", "Quit immediately"),
+    ]
+    tables = rows(KeyedTable) + [
+        (_pretty_keys(b.key), b.description)
+        for b in DataTable.BINDINGS
+        if isinstance(b, Binding) and b.action in ("cursor_up", "cursor_down", "page_up", "page_down", "select_cursor")
+    ]
+    return [
+        ("Everywhere", everywhere),
+        ("Plant screen (1)", rows(PlantScreen)),
+        ("Alert filter", rows(AlertFilter)),
+        ("Tables", tables),
+        ("Factory screen (2)", rows(FactoryScreen)),
+        ("Edit ticket form", rows(EditTicketScreen)),
+        ("Close ticket form", rows(CloseTicketScreen)),
+    ]
+
+
+_KEY_NAMES = {
+    "slash": "/",
+    "question_mark": "?",
+    "plus": "+",
+    "minus": "-",
+    "equals_sign": "=",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+}
+
+
+def _pretty_keys(keys: str) -> str:
+    return ", ".join(_KEY_NAMES.get(k.strip(), k.strip()) for k in keys.split(","))

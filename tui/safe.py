@@ -1,0 +1,50 @@
+"""Showing untrusted text (ticket titles, bodies, evidence, anything from the bus) literally.
+
+Two dangers: Textual/Rich *markup* (``[@click=app.quit]x`` in a string given to a Static, a
+DataTable cell or a Label becomes a live action) and terminal *control characters* (``\\x1b[2J``
+written to the terminal clears it; a stray ``\\r`` or backspace rewrites what the operator reads).
+Every string that did not come from our own source code goes through ``clean`` and is wrapped in a
+``rich.text.Text`` (never parsed as markup) before it reaches a widget.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rich.text import Text
+
+# C0 controls except tab and newline, DEL, C1 controls, and the Unicode bidi overrides/isolates
+# that can make text read differently from what it is ("Trojan Source").
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(value: object, *, single_line: bool = False) -> str:
+    """``value`` as text with every control character shown as a visible escape (``\\x1b``).
+
+    With ``single_line`` newlines and tabs become spaces too (table cells, one-line summaries).
+    """
+    text = value if isinstance(value, str) else str(value)
+    if single_line:
+        text = text.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
+    return _CONTROL.sub(_escape, text)
+
+
+def safe_text(value: object, style: str = "", *, single_line: bool = True) -> Text:
+    """A Rich ``Text`` of ``value`` that no widget will parse as markup."""
+    return Text(clean(value, single_line=single_line), style=style, end="")
+
+
+def truncate(value: str, width: int) -> str:
+    """``value`` cut to ``width`` cells with an ellipsis (for fixed-width columns)."""
+    if width <= 0:
+        return ""
+    if len(value) <= width:
+        return value
+    return value[: max(width - 1, 0)] + "…"

@@ -1,0 +1,92 @@
+"""Modal to close a ticket: a reason (resolved / false positive / duplicate) and an optional note.
+
+The reason matters beyond bookkeeping: a false-positive close is what the feedback loop uses to
+tune the thresholds that raised the alert, so the picker makes it a deliberate choice (no
+default is preselected as "the" answer; the cursor starts on "resolved").
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from engine.schemas import CLOSE_REASONS, Ticket
+from tui.format import CLOSE_REASON_LABEL
+from tui.safe import clean
+
+REASON_HELP = {
+    "resolved": "the fault was real and has been dealt with",
+    "false_positive": "there was no fault: relaxes the thresholds that fired",
+    "duplicate": "another ticket already covers this",
+}
+
+
+class CloseTicketScreen(ModalScreen[tuple[str, str | None] | None]):
+    """Dismisses with (reason, note or None), or None when cancelled."""
+
+    BINDINGS = [  # noqa: RUF012
+        Binding("ctrl+s", "confirm", "Close ticket", id="close.confirm"),
+        Binding("escape", "cancel", "Cancel", id="close.cancel"),
+    ]
+
+    def __init__(self, ticket: Ticket) -> None:
+        super().__init__()
+        self.ticket = ticket
+
+    def compose(self) -> ComposeResult:
+        t = self.ticket
+        with Vertical(id="close-form", classes="modal-form"):
+            yield Static(Text(f"Close {clean(t.ticket_id, single_line=True)} · {clean(t.title, single_line=True)}", style="bold"))
+            yield Label("Reason (↑↓, enter)")
+            yield OptionList(
+                *[
+                    Option(Text.assemble((CLOSE_REASON_LABEL[r], "bold"), "  ", (REASON_HELP[r], "dim")), id=r)
+                    for r in CLOSE_REASONS
+                ],
+                id="close-reason",
+                compact=True,
+            )
+            with Horizontal(classes="form-row"):
+                yield Label("Note", classes="form-label")
+                yield Input(id="close-note", compact=True, placeholder="optional", max_length=500)
+            with Horizontal(classes="form-buttons"):
+                yield Button("Close ticket ^s", id="close-confirm", variant="error", compact=True)
+                yield Button("Cancel esc", id="close-cancel", compact=True)
+
+    def on_mount(self) -> None:
+        options = self.query_one("#close-reason", OptionList)
+        options.highlighted = 0
+        options.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.query_one("#close-note", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_confirm()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "close-confirm":
+            self.action_confirm()
+        else:
+            self.action_cancel()
+
+    @property
+    def reason(self) -> str:
+        options = self.query_one("#close-reason", OptionList)
+        index = options.highlighted or 0
+        return options.get_option_at_index(index).id or CLOSE_REASONS[0]
+
+    def action_confirm(self) -> None:
+        note = self.query_one("#close-note", Input).value.strip() or None
+        self.dismiss((self.reason, note))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,373 @@
+"""The live plant: signals, alarms, and the ticket review queue, driven by the keyboard.
+
+Redraw design: nothing here is called from the bus thread. A 10 Hz timer compares the feed's
+version counters with what it last drew and, inside one ``App.batch_update()``, redraws only the
+panes whose data changed (tables by row key, the signal panel as strips). Review and scenario
+actions are HTTP calls in workers, so the screen keeps moving while a service thinks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Select
+
+from engine.schemas import Ticket
+from tui.api import ApiError
+from tui.feed import Versions
+from tui.format import CLOSE_REASON_LABEL
+from tui.safe import clean
+from tui.screens.close_ticket import CloseTicketScreen
+from tui.screens.edit_ticket import EditTicketScreen
+from tui.screens.picker import PickerScreen
+from tui.widgets.alert_feed import AlertFeed
+from tui.widgets.scenario_bar import ScenarioBar
+from tui.widgets.signal_panel import SignalPanel
+from tui.widgets.status_bar import StatusBar
+from tui.widgets.ticket_detail import TicketDetail
+from tui.widgets.ticket_table import TicketTable
+
+REFRESH_HZ = 10
+AGE_REFRESH_S = 5.0
+WIDE = 110
+SPEEDS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
+
+
+class PlantScreen(Screen[None]):
+    BINDINGS = [  # noqa: RUF012
+        Binding("a", "approve", "Approve", id="plant.approve"),
+        Binding("e", "edit", "Edit", id="plant.edit"),
+        Binding("c", "close_ticket", "Close", id="plant.close"),
+        Binding("slash", "filter", "Filter", id="plant.filter"),
+        Binding("space", "pause", "Pause", key_display="space", id="plant.pause"),
+        Binding("t", "truth", "Truth", id="plant.truth"),
+        Binding("l", "load_scenario", "Load scenario", show=False, id="plant.load"),
+        Binding("s", "start", "Start scenario", show=False, id="plant.start"),
+        Binding("x", "stop", "Stop scenario", show=False, id="plant.stop"),
+        Binding("plus,equals_sign", "speed(1)", "Faster", show=False, id="plant.faster"),
+        Binding("minus", "speed(-1)", "Slower", show=False, id="plant.slower"),
+        Binding("left_square_bracket", "asset(-1)", "Previous asset", show=False, id="plant.prev_asset"),
+        Binding("right_square_bracket", "asset(1)", "Next asset", show=False, id="plant.next_asset"),
+        Binding("h", "toggle_closed", "Show/hide closed tickets", show=False, id="plant.closed"),
+        Binding("r", "refresh_tickets", "Refetch tickets", show=False, id="plant.refresh"),
+        Binding("z", "zoom", "Zoom pane", show=False, id="plant.zoom"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asset: str | None = None
+        self.truth = False
+        self.show_closed = False
+        self._drawn = Versions(-1, -1, -1)
+        self._drawn_status: tuple[Any, ...] = ()
+        self._drawn_layout: tuple[Any, ...] = ()
+        self._detail_key: tuple[str | None, int] = (None, 0)
+        self._last_age = 0.0
+
+    # ---------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar()
+        yield ScenarioBar(id="scenario-bar")
+        with Horizontal(id="upper"):
+            with Vertical(id="signals-pane", classes="pane"):
+                yield SignalPanel(id="signals")
+            yield AlertFeed(id="alerts-pane", classes="pane")
+        with Horizontal(id="lower"):
+            yield TicketTable(self.app.clock, id="tickets")  # type: ignore[attr-defined]
+            yield TicketDetail(id="detail", classes="pane")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#signals-pane").border_title = "Signals"
+        self.query_one("#tickets", TicketTable).border_title = "Tickets"
+        self.query_one("#detail", TicketDetail).border_title = "Ticket"
+        self.query_one(StatusBar).screen_title = "1 Plant"
+        self.set_interval(1 / REFRESH_HZ, self.redraw)
+        self.redraw()
+        self.query_one("#tickets", TicketTable).focus()
+
+    # ---------------------------------------------------------------- the redraw tick
+
+    def redraw(self, force: bool = False) -> None:
+        """Bring every pane up to date with the feed; cheap when nothing changed."""
+        app = self.app
+        feed = app.feed  # type: ignore[attr-defined]
+        versions = feed.versions
+        wide = self.size.width >= WIDE
+        layout = (wide, self.size.height, self.truth, self.show_closed, self.asset)
+        status = (app.health, app.scenario_status)  # type: ignore[attr-defined]
+        now = app.clock()  # type: ignore[attr-defined]
+        age_due = now - self._last_age >= AGE_REFRESH_S
+        layout_changed = layout != self._drawn_layout
+        if not (force or layout_changed or age_due or versions != self._drawn or status != self._drawn_status):
+            return
+        with app.batch_update():
+            if force or layout_changed or versions.telemetry != self._drawn.telemetry or versions.alerts != self._drawn.alerts or versions.tickets != self._drawn.tickets:
+                self._draw_assets(feed)
+            view = feed.asset_view(self.asset) if self.asset else None
+            if force or layout_changed or versions.telemetry != self._drawn.telemetry:
+                self.query_one(SignalPanel).show(view, asset=self.asset or "", truth=self.truth)
+                self.query_one("#signals-pane").border_title = Text(
+                    f"Signals · {clean(self.asset, single_line=True)}" if self.asset else "Signals"
+                )
+            if force or layout_changed or versions.alerts != self._drawn.alerts:
+                self.query_one(AlertFeed).show(feed.alerts(), compact=not wide, truth=self.truth)
+            if force or layout_changed or age_due or versions.tickets != self._drawn.tickets:
+                tickets = feed.tickets()
+                table = self.query_one("#tickets", TicketTable)
+                table.show(tickets, show_closed=self.show_closed, wide=wide)
+                open_count = sum(1 for t in tickets if t.state == "open")
+                table.border_title = Text(
+                    f"Tickets · {open_count} open" + ("" if self.show_closed else " · closed hidden (h)")
+                )
+                self._draw_detail()
+                self._last_age = now
+            sim_time = view.ts if view is not None and view.ts is not None else None
+            bar = self.query_one(StatusBar)
+            bar.health = app.health  # type: ignore[attr-defined]
+            bar.sim_time = sim_time
+            self.query_one(ScenarioBar).show(
+                app.scenario_status,  # type: ignore[attr-defined]
+                sim_time,
+                view.truth if view is not None else None,
+                self.truth,
+            )
+        self._drawn = versions
+        self._drawn_status = status
+        self._drawn_layout = layout
+        app.redraws += 1  # type: ignore[attr-defined]
+
+    def _draw_assets(self, feed: Any) -> None:
+        assets = feed.assets()
+        if self.asset is None and assets:
+            status = self.app.scenario_status or {}  # type: ignore[attr-defined]
+            preferred = status.get("asset") or next(iter(status.get("assets") or []), None)
+            self.asset = preferred if preferred in assets else assets[0]
+        self.query_one(ScenarioBar).set_assets(assets, self.asset)
+
+    def _draw_detail(self) -> None:
+        ticket = self.selected_ticket()
+        key = (ticket.ticket_id, ticket.revision) if ticket else (None, 0)
+        if key != self._detail_key:
+            self.query_one(TicketDetail).show(ticket)
+            self._detail_key = key
+            self.refresh_bindings()
+
+    # ---------------------------------------------------------------- events
+
+    @on(DataTable.RowHighlighted, "#tickets")
+    def _ticket_highlighted(self) -> None:
+        self._draw_detail()
+
+    @on(DataTable.RowSelected, "#tickets")
+    def _ticket_selected(self) -> None:
+        self.query_one(TicketDetail).focus()
+
+    @on(Select.Changed, "#asset-select")
+    def _asset_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.asset:
+            self.asset = event.value
+            self.redraw(force=True)
+
+    def on_screen_resume(self) -> None:
+        self.query_one(StatusBar).screen_title = "1 Plant"
+        self.redraw(force=True)
+
+    # ---------------------------------------------------------------- tickets
+
+    def tell(self, message: str, **kwargs: Any) -> None:
+        """A notification whose text (often from a service or a ticket) is never markup."""
+        self.notify(clean(message, single_line=True), markup=False, **kwargs)
+
+    def selected_ticket(self) -> Ticket | None:
+        key = self.query_one("#tickets", TicketTable).selected_key
+        return self.app.feed.ticket(key) if key else None  # type: ignore[attr-defined]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "edit", "close_ticket"):
+            ticket = self.selected_ticket()
+            if ticket is None:
+                return None
+            if action == "approve":
+                return True if ticket.state == "open" else None
+            return True if ticket.state != "closed" else None
+        return True
+
+    def action_approve(self) -> None:
+        ticket = self.selected_ticket()
+        if ticket is not None:
+            self.review("approve", ticket.ticket_id, {})
+
+    def action_edit(self) -> None:
+        ticket = self.selected_ticket()
+        if ticket is None:
+            return
+
+        def done(changes: dict[str, Any] | None) -> None:
+            if changes:
+                self.review("edit", ticket.ticket_id, {"changes": changes})
+            elif changes is not None:
+                self.notify("Nothing changed.", timeout=2)
+
+        self.app.push_screen(EditTicketScreen(ticket), done)
+
+    def action_close_ticket(self) -> None:
+        ticket = self.selected_ticket()
+        if ticket is None:
+            return
+
+        def done(result: tuple[str, str | None] | None) -> None:
+            if result is not None:
+                reason, note = result
+                self.review("close", ticket.ticket_id, {"reason": reason, "note": note})
+
+        self.app.push_screen(CloseTicketScreen(ticket), done)
+
+    @work(group="review")
+    async def review(self, action: str, ticket_id: str, args: dict[str, Any]) -> None:
+        """One review action over HTTP. On any error the ticket is refetched, so the table
+        shows what the store says, not what we hoped."""
+        app = self.app
+        api = app.api  # type: ignore[attr-defined]
+        who = app.operator  # type: ignore[attr-defined]
+        try:
+            if action == "approve":
+                ticket = await api.approve(ticket_id, who)
+                message = f"{ticket_id} approved"
+            elif action == "edit":
+                ticket = await api.edit(ticket_id, who, args["changes"])
+                message = f"{ticket_id} edited ({', '.join(args['changes'])})"
+            else:
+                ticket = await api.close(ticket_id, args["reason"], who, args.get("note"))
+                message = f"{ticket_id} closed: {CLOSE_REASON_LABEL[args['reason']]}"
+        except ApiError as exc:
+            self.tell(f"{action} {ticket_id} failed: {exc.detail}", title="Review", severity="error", timeout=8)
+            await self._refetch(ticket_id)
+            return
+        app.feed.put_tickets([ticket])  # type: ignore[attr-defined]
+        self.tell(message, title="Review", timeout=4)
+        self.redraw(force=True)
+
+    async def _refetch(self, ticket_id: str) -> None:
+        api = self.app.api  # type: ignore[attr-defined]
+        try:
+            self.app.feed.put_tickets([await api.ticket(ticket_id)])  # type: ignore[attr-defined]
+        except ApiError:
+            try:
+                self.app.feed.put_tickets(await api.tickets())  # type: ignore[attr-defined]
+            except ApiError:
+                return
+        self.redraw(force=True)
+
+    def action_refresh_tickets(self) -> None:
+        self.app.fetch_tickets()  # type: ignore[attr-defined]
+
+    def action_toggle_closed(self) -> None:
+        self.show_closed = not self.show_closed
+        self.redraw(force=True)
+
+    # ---------------------------------------------------------------- alerts, assets, overlay
+
+    def action_filter(self) -> None:
+        self.query_one(AlertFeed).open_filter()
+
+    def action_pause(self) -> None:
+        paused = self.query_one(AlertFeed).toggle_pause()
+        self.notify("Alert feed paused (space resumes)." if paused else "Alert feed live.", timeout=2)
+
+    def action_truth(self) -> None:
+        self.truth = not self.truth
+        self.notify("Ground-truth overlay on (demo only)." if self.truth else "Ground-truth overlay off.", timeout=2)
+        self.redraw(force=True)
+
+    def action_asset(self, step: int) -> None:
+        assets = self.app.feed.assets()  # type: ignore[attr-defined]
+        if not assets:
+            return
+        i = assets.index(self.asset) if self.asset in assets else -1
+        self.asset = assets[(i + step) % len(assets)]
+        self.redraw(force=True)
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+            return
+        focused = self.focused
+        pane = None
+        while focused is not None and focused is not self:
+            if focused.has_class("pane") or focused.id == "tickets":
+                pane = focused
+                break
+            focused = focused.parent  # type: ignore[assignment]
+        if pane is not None:
+            self.maximize(pane, container=False)
+
+    # ---------------------------------------------------------------- scenario control
+
+    def action_load_scenario(self) -> None:
+        from engine.plant.scenario import list_scenarios, load_scenario
+
+        entries: list[tuple[str, str]] = []
+        for name in list_scenarios():
+            try:
+                description = getattr(load_scenario(name), "description", "") or ""
+            except Exception as exc:  # a broken file is listed with its error, not hidden
+                description = f"invalid: {exc}"
+            entries.append((name, description.splitlines()[0] if description else ""))
+        if not entries:
+            self.notify("No scenarios found in scenarios/.", severity="warning")
+            return
+        current = (self.app.scenario_status or {}).get("name")  # type: ignore[attr-defined]
+
+        def done(name: str | None) -> None:
+            if name:
+                self.scenario("load", name=name)
+
+        self.app.push_screen(PickerScreen("Load scenario", entries, current), done)
+
+    def action_start(self) -> None:
+        self.scenario("start")
+
+    def action_stop(self) -> None:
+        self.scenario("stop")
+
+    def action_speed(self, step: int) -> None:
+        status = self.app.scenario_status or {}  # type: ignore[attr-defined]
+        speed = float(status.get("speed") or 1)
+        faster = [s for s in SPEEDS if s > speed]
+        slower = [s for s in SPEEDS if s < speed]
+        new = (faster[0] if faster else SPEEDS[-1]) if step > 0 else (slower[-1] if slower else SPEEDS[0])
+        self.scenario("speed", speed=new)
+
+    @work(group="scenario", exclusive=True)
+    async def scenario(self, action: str, name: str | None = None, speed: float | None = None) -> None:
+        app = self.app
+        api = app.api  # type: ignore[attr-defined]
+        try:
+            if action == "load":
+                assert name is not None
+                await api.scenario_load(name)
+                message = f"Loaded {name} (s starts it)"
+            elif action == "start":
+                status = app.scenario_status or {}  # type: ignore[attr-defined]
+                await api.scenario_start(status.get("speed"))
+                message = "Scenario started"
+            elif action == "stop":
+                await api.scenario_stop()
+                message = "Scenario stopped"
+            else:
+                await api.scenario_speed(speed)
+                message = f"Speed ×{speed:g}"
+            app.scenario_status = await api.scenario_status()  # type: ignore[attr-defined]
+        except ApiError as exc:
+            self.tell(exc.detail, title=f"Scenario {action}", severity="error", timeout=6)
+            return
+        self.tell(message, title="Scenario", timeout=3)
+        self.redraw(force=True)

@@ -1,0 +1,54 @@
+"""What the TUI connects to and who is at the keyboard."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from engine.services.settings import DEFAULT_PORTS, SERVICE_NAMES, port_env
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    broker_url: str | None = None
+    """None: ask the simulator's /health which broker the stack uses (an embedded broker sits on
+    a free port), falling back to mqtt://127.0.0.1:1883."""
+    service_urls: Mapping[str, str] = field(default_factory=dict)
+    """Service name -> base URL. Empty: the app draws only what it is fed (tests, snapshots)."""
+    operator: str = ""
+    """Recorded as ``who`` on every review action; defaults to ``operator_name()``."""
+    llm: str = "auto"
+    """Factory screen: ``auto`` (Claude if ANTHROPIC_API_KEY is set), ``off`` or ``on``."""
+    factory: str | None = None
+    """Factory config file for the factory screen (None: the toy world)."""
+    connect: bool = True
+    """False: no bus, no HTTP polling (snapshot tests feed the app directly)."""
+
+
+def service_urls(host: str = "127.0.0.1", environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Base URLs of the five services on ``host``, with the ports ``controlroom up`` uses
+    (``CONTROLROOM_<SERVICE>_PORT`` or 8101..8105)."""
+    environ = os.environ if environ is None else environ
+    urls = {}
+    for name in SERVICE_NAMES:
+        port = int(environ.get(port_env(name)) or DEFAULT_PORTS[name])
+        urls[name] = f"http://{host}:{port}"
+    return urls
+
+
+def operator_name(environ: Mapping[str, str] | None = None) -> str:
+    """``CONTROLROOM_OPERATOR`` if set; else the login name, plus the SSH client's address when
+    the TUI runs in an SSH session (a shared ``ForceCommand`` account still leaves a useful
+    audit trail)."""
+    environ = os.environ if environ is None else environ
+    named = environ.get("CONTROLROOM_OPERATOR", "").strip()
+    if named:
+        return named[:128]
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        user = "operator"
+    client = environ.get("SSH_CONNECTION", "").split(" ")[0]
+    return (f"{user}@{client}" if client else user)[:128]

@@ -1,0 +1,166 @@
+"""The alarm list: newest first, one row per episode, its diagnosis filled in when it arrives.
+
+``/`` opens a filter (every word must match asset, severity, state, a signal or the root cause);
+Esc in the filter clears it. Space pauses the list so an operator can read without rows moving
+under the cursor; the pane title counts what arrived meanwhile, and resuming shows it all.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Input
+
+from tui import format as fmt
+from tui.feed import AlertRow
+from tui.safe import clean, safe_text
+from tui.widgets.keyed_table import KeyedTable
+
+
+def _haystack(row: AlertRow) -> str:
+    parts = [row.asset, row.severity, row.status, *row.signals]
+    if row.diagnosis is not None:
+        parts += [row.diagnosis.root_cause, row.diagnosis.category]
+    return " ".join(parts).lower()
+
+
+def matches(row: AlertRow, query: str) -> bool:
+    return all(word in _haystack(row) for word in query.lower().split())
+
+
+class AlertFilter(Input):
+    BINDINGS = [  # noqa: RUF012
+        Binding("escape", "clear_filter", "Clear filter", id="alerts.filter.clear"),
+    ]
+
+    def action_clear_filter(self) -> None:
+        self.value = ""
+        self.post_message(self.Submitted(self, "", None))
+
+
+class AlertFeed(Vertical):
+    DEFAULT_CSS = """
+    AlertFeed > AlertFilter { display: none; }
+    AlertFeed.-filtering > AlertFilter { display: block; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.query_text = ""
+        self.paused = False
+        self.compact = True
+        self.truth = False
+        self._frozen: list[AlertRow] = []
+        self._latest: list[AlertRow] = []
+        self._columns: tuple[bool, bool] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield AlertFilter(placeholder="filter: asset, severity, signal, cause…", compact=True)
+        yield KeyedTable(id="alert-table")
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one(KeyedTable)
+
+    # ---------------------------------------------------------------- operator actions
+
+    def open_filter(self) -> None:
+        self.add_class("-filtering")
+        self.query_one(AlertFilter).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.query_text = event.value.strip()
+        self._render_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_text = event.value.strip()
+        self.set_class(bool(self.query_text), "-filtering")
+        self.table.focus()
+        self._render_rows()
+
+    def toggle_pause(self) -> bool:
+        self.paused = not self.paused
+        if self.paused:
+            self._frozen = list(self._latest)
+        self._render_rows()
+        return self.paused
+
+    # ---------------------------------------------------------------- data in
+
+    def show(self, rows: list[AlertRow], *, compact: bool, truth: bool) -> None:
+        self._latest = rows
+        self.compact = compact
+        self.truth = truth
+        self._render_rows()
+
+    def _ensure_columns(self) -> None:
+        wanted = (self.compact, self.truth)
+        if self._columns == wanted:
+            return
+        table = self.table
+        table.reset()
+        table.clear(columns=True)
+        table.add_column("", key="mark", width=1)
+        table.add_column("time", key="time", width=8)
+        table.add_column("sev", key="sev", width=4)
+        table.add_column("asset", key="asset", width=8 if not self.compact else 6)
+        if self.compact:
+            table.add_column("alert / diagnosis", key="what")
+        else:
+            table.add_column("signals", key="signals", width=24)
+            table.add_column("diagnosis", key="diagnosis")
+        if self.truth:
+            table.add_column("truth", key="truth")
+        self._columns = wanted
+
+    def _cells(self, row: AlertRow) -> list[Text]:
+        active = row.status == "active"
+        dim = "" if active else "dim"
+        mark = Text("●" if active else "○", style=fmt.SEVERITY_STYLE.get(row.severity, "") if active else "dim")
+        sev_style = fmt.SEVERITY_STYLE.get(row.severity, "") if active else "dim"
+        cells = [
+            mark,
+            Text(fmt.sim_clock(row.onset_ts), style=dim),
+            Text(fmt.SEVERITY_SHORT.get(row.severity, row.severity), style=sev_style),
+            safe_text(row.asset, dim),
+        ]
+        signals = ", ".join(clean(s, single_line=True) for s in row.signals)
+        d = row.diagnosis
+        diagnosis = (
+            Text(f"{d.root_cause} {fmt.percent(d.confidence)}", style="bold" if active else "dim")
+            if d is not None
+            else Text("diagnosing…", style="italic dim")
+        )
+        if self.compact:
+            cells.append(diagnosis if d is not None else Text(signals, style=dim))
+        else:
+            cells += [Text(signals, style=dim), diagnosis]
+        if self.truth:
+            t = row.truth
+            if t is None:
+                cells.append(Text("—", style="dim"))
+            else:
+                cells.append(Text(f"{t.fault} {t.severity:.2f}", style="magenta"))
+        return cells
+
+    def _render_rows(self) -> None:
+        self._ensure_columns()
+        rows = self._frozen if self.paused else self._latest
+        if self.query_text:
+            rows = [r for r in rows if matches(r, self.query_text)]
+        self.table.sync([(r.alert_id, self._cells(r)) for r in rows], follow_top=True)
+        self._update_title(len(rows))
+
+    def _update_title(self, shown: int) -> None:
+        title = f"Alerts ({shown})"
+        if self.query_text:
+            title += f" · filter “{clean(self.query_text, single_line=True)}”"
+        if self.paused:
+            seen = {r.alert_id for r in self._frozen}
+            fresh = sum(1 for r in self._latest if r.alert_id not in seen)
+            title += f" · PAUSED · {fresh} new" if fresh else " · PAUSED"
+        self.border_title = Text(title)  # a Text: the filter is typed text, never markup

@@ -1,0 +1,115 @@
+"""A DataTable that is kept in sync by row key, with vi keys.
+
+Clearing and refilling a table on every update loses the operator's cursor and scroll position
+and repaints every cell. ``sync`` instead diffs the wanted rows against what is shown: removes
+rows that went away, adds new ones, rewrites only the cells whose text changed, and restores the
+row order, keeping the cursor on the same *row key* (the same ticket or alert) rather than the
+same index. Cells must be ``rich.text.Text`` (built with ``tui.safe.safe_text`` for anything
+untrusted): a plain ``str`` would be parsed as markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+Row = tuple[str, Sequence[Text]]
+
+
+def _signature(cell: Text) -> tuple[object, ...]:
+    return (cell.plain, str(cell.style), tuple(cell.spans))
+
+
+class KeyedTable(DataTable[Text]):
+    BINDINGS = [  # noqa: RUF012 (Textual reads it as a class attribute)
+        Binding("j", "cursor_down", "Down", show=False, id="table.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="table.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="table.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="table.bottom"),
+    ]
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(
+            id=id,
+            classes=classes,
+            cursor_type="row",
+            zebra_stripes=False,
+            show_row_labels=False,
+        )
+        self._shown: dict[str, tuple[tuple[object, ...], ...]] = {}
+        self._first_cells: dict[str, Text] = {}
+        self._order: list[str] = []
+        self._restore_key: str | None = None
+
+    @property
+    def selected_key(self) -> str | None:
+        """Key of the row under the cursor, or None when the table is empty."""
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # the cursor can briefly point past a just-removed last row
+            return None
+
+    def sync(self, rows: Sequence[Row], *, follow_top: bool = False) -> bool:
+        """Make the table show exactly ``rows``, in that order. Returns True if anything changed.
+
+        ``follow_top``: when the cursor sits on the first row, keep it on the first row (a
+        newest-first feed keeps showing the newest entry); otherwise it stays on its key.
+        """
+        keep = self.selected_key or self._restore_key
+        self._restore_key = None
+        at_top = self.cursor_row == 0
+        wanted = {key for key, _ in rows}
+        changed = False
+        for key in [k for k in self._shown if k not in wanted]:
+            self.remove_row(key)
+            del self._shown[key]
+            del self._first_cells[key]
+            changed = True
+        column_keys = [c.key for c in self.ordered_columns]
+        for key, cells in rows:
+            sig = tuple(_signature(c) for c in cells)
+            old = self._shown.get(key)
+            if old == sig:
+                continue
+            if old is None:
+                self.add_row(*cells, key=key)
+                self._first_cells[key] = cells[0]
+            else:
+                for col, cell, before, after in zip(column_keys, cells, old, sig, strict=False):
+                    if before != after:
+                        self.update_cell(key, col, cell)
+                if old[0] != sig[0]:
+                    self._first_cells[key] = cells[0]  # the object the table now holds
+            self._shown[key] = sig
+            changed = True
+        order = [key for key, _ in rows]
+        if order != self._order:
+            rank = {id(self._first_cells[k]): i for i, k in enumerate(order)}
+            first_col = column_keys[0]
+            self.sort(first_col, key=lambda cell: rank[id(cell)])
+            self._order = order
+            changed = True
+        if changed and self.row_count:
+            if follow_top and at_top:
+                target = 0
+            elif keep is not None and keep in wanted:
+                target = self.get_row_index(keep)
+            else:
+                target = min(self.cursor_row, self.row_count - 1)
+            if target != self.cursor_row:
+                self.move_cursor(row=target)
+        return changed
+
+    def reset(self) -> None:
+        """Forget every row (e.g. before changing the columns); the next ``sync`` puts the
+        cursor back on the row it was on."""
+        self._restore_key = self.selected_key
+        self.clear()
+        self._shown.clear()
+        self._first_cells.clear()
+        self._order = []

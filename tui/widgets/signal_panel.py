@@ -1,0 +1,161 @@
+"""One fixed-scale sparkline per signal of the selected asset, with name, value and unit.
+
+Drawn with Textual's line API as a single widget: ten signals refreshed ten times a second are
+ten strips, not forty widgets relaid out. Rows grow taller on a tall terminal (up to four lines
+each, eight levels per line) so a large screen shows finer detail, and a wide one more history.
+
+A signal named by an active alert is drawn in the alert colour *and* marked ``!`` (colour is not
+the only cue); a value off its fixed scale is clipped to the edge and drawn in the clip colour.
+With the truth overlay on, the channel an injected instrument fault sits on is marked ``◆``.
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
+
+from tui import format as fmt
+from tui.feed import AssetView
+from tui.safe import clean, truncate
+from tui.scales import display_for, signal_order
+from tui.sparkline import spark_rows
+
+MAX_ROW_HEIGHT = 4
+
+
+class SignalPanel(Widget):
+    COMPONENT_CLASSES = {  # noqa: RUF012
+        "signal-panel--name",
+        "signal-panel--value",
+        "signal-panel--unit",
+        "signal-panel--spark",
+        "signal-panel--alert",
+        "signal-panel--clip",
+        "signal-panel--range",
+        "signal-panel--truth",
+        "signal-panel--empty",
+    }
+
+    DEFAULT_CSS = """
+    SignalPanel { height: auto; min-height: 1; }
+    SignalPanel > .signal-panel--name { color: $text; }
+    SignalPanel > .signal-panel--value { color: $text; text-style: bold; }
+    SignalPanel > .signal-panel--unit { color: $text-muted; }
+    SignalPanel > .signal-panel--spark { color: $primary; }
+    SignalPanel > .signal-panel--alert { color: $error; text-style: bold; }
+    SignalPanel > .signal-panel--clip { color: $warning; }
+    SignalPanel > .signal-panel--range { color: $text-muted; }
+    SignalPanel > .signal-panel--truth { color: $accent; text-style: bold; }
+    SignalPanel > .signal-panel--empty { color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._view: AssetView | None = None
+        self._asset = ""
+        self._truth = False
+        self._lines: list[Strip] | None = None
+
+    # ---------------------------------------------------------------- data in
+
+    def show(self, view: AssetView | None, *, asset: str, truth: bool) -> None:
+        self._view = view
+        self._asset = asset
+        self._truth = truth
+        count = len(self._names())
+        self.styles.min_height = max(count, 1)
+        self._lines = None
+        self.refresh()
+
+    def _names(self) -> list[str]:
+        if self._view is None:
+            return []
+        present = self._view.history
+        known = [n for n in signal_order() if n in present]
+        return known + sorted(n for n in present if n not in set(known))
+
+    # ---------------------------------------------------------------- drawing
+
+    def on_resize(self) -> None:
+        self._lines = None
+
+    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
+        return max(len(self._names()), 1)
+
+    def render_line(self, y: int) -> Strip:
+        if self._lines is None:
+            self._lines = self._build()
+        if y < len(self._lines):
+            return self._lines[y]
+        return Strip.blank(self.size.width, self.rich_style)
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"signal-panel--{name}")
+
+    def _build(self) -> list[Strip]:
+        width, height = self.size.width, self.size.height
+        base = self.rich_style
+        names = self._names()
+        if not names:
+            asset = clean(self._asset, single_line=True) or "any asset"
+            text = f"waiting for telemetry on {asset}…"
+            strip = Strip([Segment(truncate(text, width), self._style("empty"))])
+            return [strip.apply_style(base).adjust_cell_length(width, base)]
+        assert self._view is not None
+        view = self._view
+        row_h = max(1, min(MAX_ROW_HEIGHT, height // len(names)))
+        displays = [display_for(n, view.history.get(n, ())) for n in names]
+        name_w = min(max(len(d.name) for d in displays), 16)
+        unit_w = min(max((len(d.unit) for d in displays), default=0), 6)
+        value_w = 8
+        left_w = 1 + name_w + 1 + value_w + 1 + unit_w + 1
+        show_range = width - left_w >= 40
+        range_w = 14 if show_range else 0
+        spark_w = max(width - left_w - range_w, 0)
+        truth_sensors = set()
+        if self._truth and view.truth is not None:
+            truth_sensors = {f.sensor for f in view.truth.active if f.sensor}
+
+        name_st, value_st, unit_st = self._style("name"), self._style("value"), self._style("unit")
+        spark_st, alert_st, clip_st = self._style("spark"), self._style("alert"), self._style("clip")
+        range_st, truth_st = self._style("range"), self._style("truth")
+
+        lines: list[Strip] = []
+        for d in displays:
+            values = view.history.get(d.name, ())
+            in_alert = d.name in view.alert_signals
+            spark = spark_rows(values, d.lo, d.hi, spark_w, row_h)
+            current = values[-1] if values else None
+            line_spark_st = alert_st if in_alert else spark_st
+            rng = f"{fmt.value(d.lo, d.decimals)}–{fmt.value(d.hi, d.decimals)}"
+            for r in range(row_h):
+                segs: list[Segment] = []
+                if r == 0:
+                    if d.name in truth_sensors:
+                        segs.append(Segment("◆", truth_st))
+                    elif in_alert:
+                        segs.append(Segment("!", alert_st))
+                    else:
+                        segs.append(Segment(" "))
+                    segs.append(Segment(truncate(d.name, name_w).ljust(name_w), alert_st if in_alert else name_st))
+                    segs.append(Segment(" " + fmt.value(current, d.decimals).rjust(value_w) + " ", value_st))
+                    segs.append(Segment(truncate(d.unit, unit_w).ljust(unit_w) + " ", unit_st))
+                elif r == row_h - 1 and not show_range:
+                    segs.append(Segment(truncate(rng, left_w - 1).rjust(left_w - 1) + " ", range_st))
+                else:
+                    segs.append(Segment(" " * left_w))
+                row = spark.rows[r]
+                # One segment per run of equal clip state keeps the strip short.
+                start = 0
+                for i in range(1, len(row) + 1):
+                    if i == len(row) or spark.clipped[i] != spark.clipped[start]:
+                        segs.append(
+                            Segment(row[start:i], clip_st if spark.clipped[start] else line_spark_st)
+                        )
+                        start = i
+                if show_range:
+                    segs.append(Segment((" " + rng if r == 0 else "").ljust(range_w), range_st))
+                lines.append(Strip(segs).apply_style(base).adjust_cell_length(width, base))
+        return lines
