@@ -280,6 +280,41 @@ class Feedback(WireModel):
 
 
 # --------------------------------------------------------------------------------------------
+# Tuning (feedback -> var/tuning.json -> monitor and diagnosis)
+# --------------------------------------------------------------------------------------------
+
+THRESHOLD_SCALE_BOUNDS = (0.5, 3.0)
+"""A threshold multiplier stays within these bounds, whatever the feedback: a burst of careless
+false-positive closes can make the monitor at most 3x less sensitive, never blind."""
+RULE_OFFSET_BOUNDS = (-0.5, 0.5)
+"""A rule's confidence offset stays within these bounds."""
+TuningKey = Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9_.\-]{1,64})/(\*|[A-Za-z0-9_.\-]{1,64})$")]
+"""``asset/signal`` with ``*`` for "any": ``pump01/res.flow``, ``pump01/*``, ``*/vibration``."""
+
+
+class Tuning(WireModel):
+    """Persisted, bounded threshold adjustments made by operator feedback.
+
+    ``thresholds`` multiplies the monitor's detection thresholds (> 1 = less sensitive) for an
+    ``asset/signal`` key; every matching key applies (product, clamped to the bounds).
+    ``rule_offsets`` adds to the confidence of a diagnosis rule (by rule id). An empty Tuning
+    changes nothing."""
+
+    version: Literal[1] = 1
+    updated_at: datetime | None = None
+    thresholds: dict[TuningKey, Annotated[float, Field(ge=THRESHOLD_SCALE_BOUNDS[0],
+                                                        le=THRESHOLD_SCALE_BOUNDS[1])]] = Field(
+        default_factory=dict, max_length=10_000
+    )  # fmt: skip
+    rule_offsets: dict[Annotated[str, Field(max_length=64)], Annotated[float, Field(
+        ge=RULE_OFFSET_BOUNDS[0], le=RULE_OFFSET_BOUNDS[1])]] = Field(
+        default_factory=dict, max_length=1_000
+    )  # fmt: skip
+    notes: list[ShortText] = Field(default_factory=list, max_length=1_000)
+    """Why each change was made (newest last), for the engineer reading the file."""
+
+
+# --------------------------------------------------------------------------------------------
 # Topics and decoding
 # --------------------------------------------------------------------------------------------
 

@@ -98,7 +98,7 @@ class ControlRoomApi:
             raise ApiError("review", None, f"invalid ticket from review API: {loc}") from None
 
     async def tickets(self) -> list[Ticket]:
-        data = await self._call("review", "GET", "/tickets")
+        data = await self._call("review", "GET", "/tickets", params={"limit": 1000})
         if isinstance(data, dict):
             data = data.get("tickets", [])
         return [self._ticket(item) for item in data]
@@ -116,9 +116,7 @@ class ControlRoomApi:
         body = {"ticket_id": ticket_id, "who": who, **changes}
         return self._ticket(await self._call("review", "POST", "/review/edit", json=body))
 
-    async def close(
-        self, ticket_id: str, reason: str, who: str, note: str | None = None
-    ) -> Ticket:
+    async def close(self, ticket_id: str, reason: str, who: str, note: str | None = None) -> Ticket:
         body: dict[str, Any] = {"ticket_id": ticket_id, "reason": reason, "who": who}
         if note:
             body["note"] = note
@@ -136,8 +134,10 @@ class ControlRoomApi:
         body = {} if speed is None else {"speed": speed}
         return await self._call("simulator", "POST", "/scenario/start", json=body)
 
-    async def scenario_speed(self, speed: float) -> dict[str, Any]:
-        return await self._call("simulator", "POST", "/scenario/start", json={"speed": speed})
+    async def scenario_list(self) -> list[str]:
+        data = await self._call("simulator", "GET", "/scenarios")
+        names = data.get("scenarios", []) if isinstance(data, dict) else data
+        return [str(n) for n in names]
 
     async def scenario_stop(self) -> dict[str, Any]:
         return await self._call("simulator", "POST", "/scenario/stop", json={})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import time
 import uuid
@@ -56,8 +57,10 @@ class ControlRoomApp(App[None]):
         *,
         feed: PlantFeed | None = None,
         clock: Callable[[], float] = time.time,
+        exit_on_signals: bool = False,
     ) -> None:
         super().__init__()
+        self.exit_on_signals = exit_on_signals
         self.settings = settings or UiSettings(connect=False)
         self.feed = feed or PlantFeed()
         self.clock = clock
@@ -74,6 +77,12 @@ class ControlRoomApp(App[None]):
     # ---------------------------------------------------------------- lifecycle
 
     def on_mount(self) -> None:
+        if self.exit_on_signals:
+            # SIGTERM (a supervisor) and SIGHUP (the SSH session dropped) end the app like 'q',
+            # so `demo` gets to stop its services and broker.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, self.exit)
         if not self.settings.connect:
             return
         self.connect_bus()
@@ -91,17 +100,27 @@ class ControlRoomApp(App[None]):
     # ---------------------------------------------------------------- bus
 
     def _discover_broker(self, body: dict[str, Any] | None) -> str:
-        """The broker the services use, as reachable from here."""
+        """The broker the services use (from the simulator's /health), as reachable from here.
+        A broker with a password cannot be discovered (/health redacts it): pass --broker."""
         from engine.bus.broker import DEFAULT_URL
 
         url, _ = broker_of(body) if body else ("", None)
-        if not url or "***" in url or "REDACTED" in url.upper():
-            return DEFAULT_URL if not url else url
+        if not url:
+            return DEFAULT_URL
+        if "***" in url:
+            self.notify(
+                "The services' broker needs a password: start the TUI with --broker URL.",
+                title="Bus",
+                severity="warning",
+                timeout=10,
+            )
+            return url.replace(":***@", "@")
         parts = urlsplit(url)
         api_host = urlsplit(self.settings.service_urls.get("simulator", "")).hostname
-        if parts.hostname in ("127.0.0.1", "localhost", "::1") and api_host not in (None, "127.0.0.1", "localhost"):
-            # The stack's broker is on the stack's loopback: reach it via the API host.
-            netloc = f"{api_host}:{parts.port}" if parts.port else api_host
+        local = (None, "127.0.0.1", "localhost", "::1")
+        if parts.hostname in local and api_host not in local:
+            # The stack's broker listens on the stack's loopback: reach it via the API host.
+            netloc = f"{api_host}:{parts.port}" if parts.port else str(api_host)
             url = urlunsplit((parts.scheme, netloc, "", "", ""))
         return url
 
@@ -116,7 +135,9 @@ class ControlRoomApp(App[None]):
                 url = self._discover_broker(await self.api.health("simulator"))
             except ApiError:
                 url = self._discover_broker(None)
-        client_id = f"controlroom-tui-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        client_id = (
+            f"controlroom-tui-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
         try:
             bus = BusClient(url, client_id, "tui", persistent=False, on_event=lambda *_: None)
         except (BrokerError, ValueError) as exc:
@@ -148,7 +169,11 @@ class ControlRoomApp(App[None]):
                 detail = result.detail if isinstance(result, ApiError) else type(result).__name__
                 services[name] = ServiceState(ok=False, detail=detail)
         status = None
-        if "simulator" in self.api.urls and services.get("simulator") and services["simulator"].ok is not None:
+        if (
+            "simulator" in self.api.urls
+            and services.get("simulator")
+            and services["simulator"].ok is not None
+        ):
             try:
                 status = await self.api.scenario_status()
             except ApiError:
@@ -176,9 +201,10 @@ class ControlRoomApp(App[None]):
     # ---------------------------------------------------------------- screens, help, palette
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("show_screen", "help", "quit") and isinstance(self.screen, ModalScreen):
-            return False  # a form is open: its keys win, and 'q' must not quit mid-edit
-        return True
+        # While a form is open its keys win, and 'q' must not quit mid-edit.
+        return not (
+            action in ("show_screen", "help", "quit") and isinstance(self.screen, ModalScreen)
+        )
 
     def action_show_screen(self, name: str) -> None:
         if self.current_mode != name:
@@ -188,8 +214,16 @@ class ControlRoomApp(App[None]):
         self.push_screen(HelpScreen(key_sections()))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield SystemCommand("Plant screen", "Live signals, alerts and ticket review (1)", lambda: self.action_show_screen("plant"))
-        yield SystemCommand("Factory screen", "Factory-day briefing and Gantt (2)", lambda: self.action_show_screen("factory"))
+        yield SystemCommand(
+            "Plant screen",
+            "Live signals, alerts and ticket review (1)",
+            lambda: self.action_show_screen("plant"),
+        )
+        yield SystemCommand(
+            "Factory screen",
+            "Factory-day briefing and Gantt (2)",
+            lambda: self.action_show_screen("factory"),
+        )
         yield SystemCommand("Keys", "Every key of the app (?)", self.action_help)
         if isinstance(screen, PlantScreen):
             for title, help_text, action in (
@@ -202,12 +236,18 @@ class ControlRoomApp(App[None]):
                 ("Load scenario", "Pick a scenario for the simulator (l)", "load_scenario"),
                 ("Start scenario", "Start the loaded scenario (s)", "start"),
                 ("Stop scenario", "Stop the simulator (x)", "stop"),
-                ("Show/hide closed tickets", "Toggle closed tickets in the table (h)", "toggle_closed"),
+                (
+                    "Show/hide closed tickets",
+                    "Toggle closed tickets in the table (h)",
+                    "toggle_closed",
+                ),
                 ("Refetch tickets", "Reload tickets from the review API (r)", "refresh_tickets"),
             ):
                 yield SystemCommand(title, help_text, _screen_action(screen, action))
         if isinstance(screen, FactoryScreen):
-            yield SystemCommand("Run factory day", "Run the pipeline on the planner text (enter)", screen.action_run)
+            yield SystemCommand(
+                "Run factory day", "Run the pipeline on the planner text (enter)", screen.action_run
+            )
         yield SystemCommand("Quit", "Quit Control Room (q)", self.action_quit)
 
 
@@ -238,7 +278,8 @@ def key_sections() -> list[Section]:
                 out.append((_pretty_keys(label), b.description or b.action))
         return out
 
-    everywhere = rows(ControlRoomApp) + [
+    everywhere = [
+        *rows(ControlRoomApp),
         ("tab / shift+tab", "Next / previous pane"),
         ("ctrl+p", "Command palette"),
         ("ctrl+q", "Quit immediately"),
@@ -246,7 +287,8 @@ def key_sections() -> list[Section]:
     tables = rows(KeyedTable) + [
         (_pretty_keys(b.key), b.description)
         for b in DataTable.BINDINGS
-        if isinstance(b, Binding) and b.action in ("cursor_up", "cursor_down", "page_up", "page_down", "select_cursor")
+        if isinstance(b, Binding)
+        and b.action in ("cursor_up", "cursor_down", "page_up", "page_down", "select_cursor")
     ]
     return [
         ("Everywhere", everywhere),

@@ -235,7 +235,13 @@ class PlantFeed:
             names |= {t.asset for t in self._tickets.values()}
         return sorted(names)
 
-    def asset_view(self, asset: str) -> AssetView | None:
+    def live_assets(self) -> list[str]:
+        """Assets that have sent telemetry."""
+        with self._lock:
+            return sorted(self._assets)
+
+    def asset_view(self, asset: str) -> AssetView:
+        """The asset's telemetry so far (empty history if none arrived yet)."""
         with self._lock:
             state = self._assets.get(asset)
             active = frozenset(
@@ -245,8 +251,6 @@ class PlantFeed:
                 for s in row.signals
             )
             if state is None:
-                if not active:
-                    return None
                 return AssetView(asset, None, None, {}, None, active)
             last = state.last
             return AssetView(

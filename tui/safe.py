@@ -15,9 +15,7 @@ from rich.text import Text
 
 # C0 controls except tab and newline, DEL, C1 controls, and the Unicode bidi overrides/isolates
 # that can make text read differently from what it is ("Trojan Source").
-_CONTROL = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]"
-)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def _escape(match: re.Match[str]) -> str:

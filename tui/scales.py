@@ -37,7 +37,7 @@ def display_for(name: str, values: tuple[float, ...] = ()) -> SignalDisplay:
             unit=spec.unit,
             lo=spec.lo,
             hi=spec.hi,
-            decimals=decimals_for(spec.lo, spec.hi),
+            decimals=min(spec.decimals, decimals_for(spec.lo, spec.hi)),
         )
     learned = _learned.get(name)
     if learned is not None or not values:

@@ -27,7 +27,9 @@ class UiSettings:
     """False: no bus, no HTTP polling (snapshot tests feed the app directly)."""
 
 
-def service_urls(host: str = "127.0.0.1", environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def service_urls(
+    host: str = "127.0.0.1", environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Base URLs of the five services on ``host``, with the ports ``controlroom up`` uses
     (``CONTROLROOM_<SERVICE>_PORT`` or 8101..8105)."""
     environ = os.environ if environ is None else environ

@@ -24,7 +24,9 @@ class SparkRows:
     """Per column: the value lies outside [lo, hi] (drawn at the edge)."""
 
 
-def spark_rows(values: Sequence[float], lo: float, hi: float, width: int, height: int = 1) -> SparkRows:
+def spark_rows(
+    values: Sequence[float], lo: float, hi: float, width: int, height: int = 1
+) -> SparkRows:
     """The newest ``width`` values, one per column and right-aligned, ``height`` rows tall.
 
     A value at ``lo`` still draws a one-eighth baseline so "at the bottom of the scale" and "no

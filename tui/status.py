@@ -60,7 +60,7 @@ def _find_int(body: Any, key: str, depth: int = 0) -> int | None:
 
 
 def broker_of(body: Any) -> tuple[str, bool | None]:
-    """(redacted broker URL, connected?) from a /health reply (``{"broker": {"url", "connected"}}``)."""
+    """(redacted broker URL, connected?) from a /health reply (its ``broker`` object)."""
     broker = body.get("broker") if isinstance(body, dict) else None
     if isinstance(broker, dict):
         connected = broker.get("connected")

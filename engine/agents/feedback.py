@@ -17,9 +17,25 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+from engine.agents.tuning import (
+    RULE_OFFSET_BOUNDS,
+    THRESHOLD_SCALE_BOUNDS,
+    Tuning,
+    with_rule_offset,
+    with_threshold_scale,
+)
 from engine.schemas import Feedback, Ticket, utc_now
 
 CHANGE_TEXT_MAX = 500
+
+FALSE_POSITIVE_THRESHOLD_STEP = 1.10
+"""Each false-positive close makes the signals that raised it 10 % less sensitive on that asset
+(multiplier, up to THRESHOLD_SCALE_BOUNDS[1]: about eleven closes to reach the 3x cap)."""
+FALSE_POSITIVE_RULE_STEP = -0.05
+"""...and takes 0.05 off the confidence of each rule that named the cause (down to
+RULE_OFFSET_BOUNDS[0])."""
+MAX_SIGNALS_TUNED = 8
+"""A ticket that names more signals than this is an alarm flood, not a signal to tune."""
 
 
 def feedback_for(
@@ -75,3 +91,37 @@ class FalsePositiveLog:
                 fb = Feedback.model_validate(json.loads(line))
                 seen.setdefault(fb.feedback_id, fb)
         return list(seen.values())
+
+
+def adjust_tuning(tuning: Tuning, feedback: Feedback) -> tuple[Tuning, list[str]]:
+    """One bounded step of tuning for a false-positive close; any other feedback changes
+    nothing. Returns the new tuning and one line per change (empty when everything was already
+    at its bound)."""
+    if feedback.action != "close" or feedback.reason != "false_positive":
+        return tuning, []
+    note = (
+        f"{feedback.feedback_id}: {feedback.ticket_id} ({feedback.root_cause}) closed as false "
+        f"positive by {feedback.who}"
+    )
+    lines: list[str] = []
+    signals = list(dict.fromkeys(feedback.signals))[:MAX_SIGNALS_TUNED]
+    for signal in signals:
+        key = f"{feedback.asset}/{signal}"
+        before = tuning.thresholds.get(key, 1.0)
+        tuning = with_threshold_scale(
+            tuning, feedback.asset, signal, FALSE_POSITIVE_THRESHOLD_STEP, note
+        )
+        after = tuning.thresholds[key]
+        if after != before:
+            lines.append(f"threshold {key} x{before:g} -> x{after:g}")
+        else:
+            lines.append(f"threshold {key} already at its bound x{THRESHOLD_SCALE_BOUNDS[1]:g}")
+    for rule in dict.fromkeys(feedback.matched_rules):
+        before = tuning.rule_offsets.get(rule, 0.0)
+        tuning = with_rule_offset(tuning, rule, FALSE_POSITIVE_RULE_STEP, note)
+        after = tuning.rule_offsets[rule]
+        if after != before:
+            lines.append(f"rule {rule} confidence {before:+g} -> {after:+g}")
+        else:
+            lines.append(f"rule {rule} confidence already at its bound {RULE_OFFSET_BOUNDS[0]:+g}")
+    return tuning, lines

@@ -14,6 +14,7 @@ URL, and child processes receive the URL through the environment, not the comman
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -230,6 +231,8 @@ MOSQUITTO_CONF = """\
 # deployment one. Mosquitto 2.x ignores -p once a listener is configured, hence the listener line.
 listener {port} {host}
 allow_anonymous true
+# Started as root, Mosquitto would switch to user "mosquitto" and could not write its state here.
+user {user}
 # Persistent sessions (clean_session=false) keep subscriptions and queued QoS 1 messages across a
 # client restart; persistence keeps them across a broker restart (saved every second).
 persistence true
@@ -250,7 +253,14 @@ class MosquittoBroker:
     """A Mosquitto child process on a loopback port, restartable on the same port with its
     persisted sessions (what the restart tests need)."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        workdir: Path | None = None,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls``: (certfile, keyfile) to serve mqtts:// on the port instead of mqtt://."""
         binary = mosquitto_binary()
         if binary is None:
             raise BrokerError("mosquitto is not installed")
@@ -264,15 +274,19 @@ class MosquittoBroker:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.conf_path = self.workdir / "mosquitto.conf"
-        self.conf_path.write_text(
-            MOSQUITTO_CONF.format(port=self.port, host=host, state=self.workdir)
+        conf = MOSQUITTO_CONF.format(
+            port=self.port, host=host, state=self.workdir, user=getpass.getuser()
         )
+        if tls is not None:
+            conf += f"certfile {tls[0]}\nkeyfile {tls[1]}\n"
+        self.conf_path.write_text(conf)
+        self.tls = tls is not None
         self.proc: subprocess.Popen[bytes] | None = None
         self.version = _mosquitto_version(binary)
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -290,7 +304,7 @@ class MosquittoBroker:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=err,
-                    preexec_fn=_die_with_parent_fn(),  # noqa: PLW1509
+                    preexec_fn=_die_with_parent_fn(),
                 )
             try:
                 proc = self.proc

@@ -35,7 +35,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -70,6 +70,7 @@ DEDUP_WINDOW = 4096
 DEADLETTER_PAYLOAD_CHARS = 64 * 1024
 
 Handler = Callable[[PlantMessage], None]
+M = TypeVar("M", bound=WireModel)
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,60 @@ COUNTER_NAMES = (
 )
 
 
+READ_CHUNK = 256 * 1024
+READ_BURST = 256
+
+
+class _BufferedSocket:
+    """paho 2.2 reads each packet with three or more ``recv`` calls (command byte, length
+    bytes, body) and one ``select`` per packet; at thousands of messages per second those
+    syscalls, not our code, are the ceiling. This serves the small reads from one large
+    ``recv`` and reports the buffered bytes through ``pending()``, which paho already consults
+    (for TLS) to skip waiting in ``select``."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, n: int) -> bytes:
+        if self._pos >= len(self._buf):
+            data = self._sock.recv(max(n, READ_CHUNK))
+            if len(data) <= n:
+                return data
+            self._buf, self._pos = data, 0
+        chunk = self._buf[self._pos : self._pos + n]
+        self._pos += len(chunk)
+        return chunk
+
+    def pending(self) -> int:
+        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        return len(self._buf) - self._pos + inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _Client(mqtt.Client):
+    """paho's client with buffered reads and up to ``READ_BURST`` packets per loop pass
+    (paho reads one when nothing is in flight). Only private hooks of the pinned paho 2.2.0
+    are touched; tests/live/test_bus.py exercises them on both brokers."""
+
+    def _create_socket(self) -> Any:
+        return _BufferedSocket(super()._create_socket())
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        for _ in range(READ_BURST):
+            if self._sock is None:
+                return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
 def _kind_of(topic: str) -> str:
     return topic.split("/", 1)[0]
 
@@ -189,6 +244,7 @@ class BusClient:
         self._validate_on_publish = validate_on_publish
         self._subs: dict[str, tuple[int, list[Handler]]] = {}
         self._subs_lock = threading.Lock()
+        self._routes: dict[str, list[Handler]] = {}
         self._inbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._pending = 0
         self._pending_cv = threading.Condition()
@@ -201,7 +257,7 @@ class BusClient:
         self._last_connect_error: str | None = None
         self._stopping = False
 
-        self._mqtt = mqtt.Client(
+        self._mqtt = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=not persistent,
@@ -314,6 +370,7 @@ class BusClient:
         with self._subs_lock:
             old_qos, handlers = self._subs.get(pattern, (qos, []))
             self._subs[pattern] = (max(old_qos, qos), [*handlers, handler])
+            self._routes = {}
         if self.connected:
             self._mqtt.subscribe(pattern, qos)
 
@@ -327,8 +384,7 @@ class BusClient:
         while disconnected are queued by paho and sent on reconnect; QoS 0 ones are dropped and
         counted (``publish_dropped``)."""
         topic = topic_for(message)
-        if "wall_time" in type(message).model_fields and message.wall_time is None:  # type: ignore[attr-defined]
-            message = message.model_copy(update={"wall_time": time.time()})
+        message = stamped(message)
         payload = message.to_bytes()
         if self._validate_on_publish:
             try:
@@ -454,6 +510,13 @@ class BusClient:
             c.values["received"] += 1
             c.received_by_kind[kind] += 1
             c.last_message_at = received
+        if self._accept is not None:
+            # The owner is decided by the topic's asset, before paying for decoding; a payload
+            # whose asset disagrees with its topic is invalid, and its owner dead-letters it.
+            asset = topic.partition("/")[2]
+            if asset and "/" not in asset and not self._accept(asset):
+                c.inc("not_mine")
+                return
         if qos > 0:
             key = hashlib.blake2b(topic_b + b"\0" + payload, digest_size=16).digest()
             if key in self._seen:
@@ -467,9 +530,6 @@ class BusClient:
         except WireError as exc:
             self._dead_letter(topic, exc.reason, payload)
             return
-        if self._accept is not None and not self._accept(message.asset):
-            c.inc("not_mine")
-            return
         for handler in self._handlers_for(topic):
             try:
                 handler(message)
@@ -482,13 +542,18 @@ class BusClient:
         c.inc("handled")
 
     def _handlers_for(self, topic: str) -> list[Handler]:
-        with self._subs_lock:
-            subs = list(self._subs.items())
-        out: list[Handler] = []
-        for pattern, (_, handlers) in subs:
-            if mqtt.topic_matches_sub(pattern, topic):
-                out.extend(handlers)
-        return out
+        routes = self._routes
+        found = routes.get(topic)
+        if found is None:
+            with self._subs_lock:
+                subs = list(self._subs.items())
+            found = [
+                h for pattern, (_, hs) in subs if mqtt.topic_matches_sub(pattern, topic) for h in hs
+            ]
+            if len(routes) > 10_000:  # junk topics must not grow it without bound
+                routes.clear()
+            routes[topic] = found
+        return found
 
     def _dead_letter(self, topic: str, reason: str, payload: bytes | str) -> None:
         self.counters.inc("dead_letters")
@@ -506,6 +571,14 @@ class BusClient:
                 log.exception("%s: event sink failed", self.service_name)
         elif event != "dead_letter":
             log.info("%s: %s %s", self.service_name, event, json.dumps(fields, default=str))
+
+
+def stamped(message: M) -> M:
+    """The message with ``wall_time`` set to now if it has that field and it is unset (stamp
+    before publishing when you also log the message, so both carry the same time)."""
+    if "wall_time" in type(message).model_fields and message.wall_time is None:  # type: ignore[attr-defined]
+        return message.model_copy(update={"wall_time": time.time()})
+    return message
 
 
 def fast_decode(topic: str, payload: bytes) -> PlantMessage:

@@ -1,9 +1,156 @@
-"""CLI subcommands: factory (filled in by its area)."""
+"""CLI subcommands of the factory day: ``brief`` and ``factory {validate,list,show}``.
+
+Imports of the factory package stay inside the handlers so ``controlroom --help`` is instant.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's subcommands to ``controlroom``."""
+    brief = sub.add_parser(
+        "brief",
+        help="morning briefing for a planner's note (factory day)",
+        description="Read the planner's note, simulate baseline + 2 futures, and print the "
+        "morning briefing and one Gantt chart per scenario. Logs go to stderr.",
+    )
+    brief.add_argument("text", help='the planner\'s note, or "-" to read it from stdin')
+    brief.add_argument(
+        "--factory", default=None, metavar="FILE|NAME",
+        help="factory config file or name in scenarios/factory (default: toy_day)",
+    )
+    brief.add_argument("--date", default=None, metavar="YYYY-MM-DD",
+                       help="date in the briefing header (default: today)")
+    brief.add_argument(
+        "--llm", choices=("auto", "off", "on"), default="auto",
+        help="auto: Claude when ANTHROPIC_API_KEY is set, else offline (default); "
+        "off: offline agents; on: Claude, error without a key",
+    )
+    brief.add_argument("--json", action="store_true",
+                       help="print one JSON object (intent, scenarios, metrics, schedules, "
+                       "briefing_markdown, gantt, logs, errors, elapsed_ms)")
+    brief.add_argument("--width", type=int, default=80, help="Gantt width in columns (>= 40)")
+    brief.set_defaults(func=cmd_brief)
+
+    factory = sub.add_parser("factory", help="factory configs: validate, list, show")
+    fsub = factory.add_subparsers(dest="factory_command", metavar="COMMAND")
+    validate = fsub.add_parser("validate", help="check factory config files; exit 2 if invalid")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(func=cmd_validate)
+    lst = fsub.add_parser("list", help="factory configs shipped in scenarios/factory")
+    lst.set_defaults(func=cmd_list)
+    show = fsub.add_parser("show", help="a factory's machines, jobs and baseline schedule")
+    show.add_argument("factory", metavar="FILE|NAME")
+    show.add_argument("--width", type=int, default=80)
+    show.set_defaults(func=cmd_show)
+    factory.set_defaults(func=lambda _args: _usage(factory))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _err(message: str) -> None:
+    print(f"controlroom: {message}", file=sys.stderr)
+
+
+def cmd_brief(args: argparse.Namespace) -> int:
+    from engine.factory import FactoryConfigError, LLMUnavailable, render_gantt, run_pipeline
+    from engine.factory.report import state_to_json
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    try:
+        state = run_pipeline(
+            text,
+            factory=args.factory,
+            date=args.date,
+            llm=args.llm,
+            on_log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except FactoryConfigError as exc:
+        _err(str(exc))
+        return 2
+    except LLMUnavailable as exc:
+        _err(str(exc))
+        return 2
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    width = max(40, args.width)
+    gantt = {label: render_gantt(r, state.factory, width) for label, r in state.sim_results.items()}
+    if args.json:
+        print(json.dumps(state_to_json(state, gantt), ensure_ascii=False, indent=2))
+    else:
+        if state.briefing_markdown:
+            print(state.briefing_markdown)
+        for label, chart in gantt.items():
+            print(f"## Schedule: {label}\n\n```text\n{chart}\n```\n")
+    for note in state.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0 if state.pipeline_completed else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.factory.config import factory_warnings, resolve, summary, validate_file
+
+    status = 0
+    for name in args.files:
+        path = resolve(name)
+        config, violations = validate_file(path)
+        if config is None:
+            status = 2
+            print(f"{path}: INVALID ({len(violations)} problems)")
+            for v in violations:
+                print(f"  {v.path}: {v.message}")
+            continue
+        print(f"{path}: OK ({summary(config)})")
+        for warning in factory_warnings(config):
+            print(f"  warning: {warning}")
+    return status
+
+
+def cmd_list(_args: argparse.Namespace) -> int:
+    from engine.factory.config import FactoryConfigError, list_factories, load_factory, summary
+
+    names = list_factories()
+    if not names:
+        _err("no factory configs found")
+        return 1
+    for name in names:
+        try:
+            print(f"{name:<16} {summary(load_factory(name))}")
+        except FactoryConfigError as exc:
+            print(f"{name:<16} INVALID ({len(exc.violations)} problems)")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from engine.factory import FactoryConfigError, load_factory, render_gantt
+    from engine.factory.config import factory_warnings, job_summary, summary
+    from engine.factory.models import BASELINE_SPEC
+    from engine.factory.scheduler import simulate
+
+    try:
+        factory = load_factory(args.factory)
+    except FactoryConfigError as exc:
+        _err(str(exc))
+        return 2
+    print(summary(factory))
+    if factory.description:
+        print(factory.description)
+    print("\nMachines:")
+    for m in factory.machines:
+        print(f"  {m.id:<10} {m.name:<24} window {m.available_start}-{m.available_end}h")
+    print("\nJobs:")
+    for job in factory.jobs:
+        print(f"  {job_summary(job)}")
+    for warning in factory_warnings(factory):
+        print(f"  warning: {warning}")
+    print()
+    print(render_gantt(simulate(factory, BASELINE_SPEC), factory, max(40, args.width)))
+    return 0

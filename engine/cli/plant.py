@@ -1,9 +1,250 @@
-"""CLI subcommands: plant (filled in by its area)."""
+"""CLI: ``controlroom scenario …``, ``replay``, ``eval``, ``detect`` — the plant engine, no broker.
+
+Exit codes: 0 success, 1 runtime failure, 2 invalid input (a bad scenario / rule / tuning file,
+an unknown name, an unreadable CSV). Heavy imports stay inside the handlers.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+
+def _err(msg: str) -> None:
+    print(f"controlroom: {msg}", file=sys.stderr)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's subcommands to ``controlroom``."""
+    sc = sub.add_parser("scenario", help="pump scenarios: validate, list, export a random suite")
+    scs = sc.add_subparsers(dest="scenario_cmd", metavar="ACTION", required=True)
+    p = scs.add_parser("validate", help="check scenario JSON files (exit 2 on the first bad one)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="scenario JSON files or bare names")
+    p.set_defaults(func=cmd_scenario_validate)
+    p = scs.add_parser("list", help="the scenarios shipped in scenarios/")
+    p.set_defaults(func=cmd_scenario_list)
+    p = scs.add_parser("suite", help="write a generated random suite as JSON files")
+    p.add_argument("n", type=int, metavar="N", help="number of scenarios")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.set_defaults(func=cmd_scenario_suite)
+
+    p = sub.add_parser(
+        "replay",
+        help="simulator → monitor → diagnosis in simulated time, to JSONL",
+        description="Play a scenario through the monitor and diagnosis agents as fast as the CPU "
+        "allows (no broker). Each output line is {\"topic\": ..., \"payload\": ...}.",
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help="a scenario JSON file or a bare name")
+    p.add_argument("--seed", type=int, help="default: the scenario's own seed")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="JSONL output ('-' = stdout)")
+    p.add_argument("--no-telemetry", action="store_true", help="write only alerts and diagnoses")
+    p.add_argument("--tuning", type=Path, metavar="FILE", help="apply a tuning file to both agents")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser(
+        "eval",
+        help="score detection and diagnosis against the simulator's ground truth",
+        description="Replay scenarios (given ones, or a random suite) and score event-level "
+        "precision/recall, false alarms per fault-free day, detection latency, severity at "
+        "detection and diagnosis accuracy. Prints a summary; --report writes markdown, --json "
+        "the figures.",
+    )
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario files or names")
+    p.add_argument("--suite", type=int, metavar="N", help="generate N random scenarios instead")
+    p.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
+    p.add_argument("--report", type=Path, metavar="PATH", help="write the markdown report here")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the metrics JSON here")
+    p.add_argument(
+        "--tuning",
+        type=Path,
+        metavar="FILE",
+        help="also replay with this tuning file and compare false alarms and recall",
+    )
+    p.add_argument("--jobs", type=int, default=0, help="worker processes (default: CPU count)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "detect",
+        help="run the monitor over a historian CSV export and write anomaly flags",
+        description="Stream a CSV (one row per sample, a time column, numeric signal columns) "
+        "through the same monitor, causally (a decision at row t uses rows <= t only). "
+        "Malformed rows (wrong column count, unreadable time) are skipped and counted, with "
+        "their line numbers on stderr; a non-numeric cell counts as a missing sample of that "
+        "signal for that row.",
+    )
+    p.add_argument("csv", type=Path, metavar="FILE.csv")
+    p.add_argument("--sep", default=None, help="field separator (default: sniffed, ',' or ';')")
+    p.add_argument("--time-col", default=None, help="time column (default: the first column)")
+    p.add_argument(
+        "--ignore-col", action="append", default=[], metavar="NAME",
+        help="a column that is not a signal (e.g. a label); repeatable",
+    )  # fmt: skip
+    p.add_argument("--warmup", type=int, default=None, metavar="ROWS",
+                   help="rows used to learn the baseline (default 600)")  # fmt: skip
+    p.add_argument("--asset", default="csv", help="asset id for the alerts (default 'csv')")
+    p.add_argument("--flags", type=Path, required=True, metavar="OUT.csv")
+    p.add_argument("--out", type=Path, metavar="alerts.jsonl", help="also write the alerts")
+    p.set_defaults(func=cmd_detect)
+
+
+# ---------------------------------------------------------------------------------- scenario
+
+
+def cmd_scenario_validate(args: argparse.Namespace) -> int:
+    from engine.plant.scenario import ScenarioError, load_scenario
+
+    bad = 0
+    for f in args.files:
+        try:
+            s = load_scenario(f)
+        except ScenarioError as exc:
+            _err(str(exc))
+            bad += 1
+            continue
+        faults = ", ".join(
+            f.type + (f"({f.sensor})" if f.sensor else "") for f in s.faults
+        ) or "none"
+        print(f"ok  {f}: {s.name}, {s.duration_s / 3600:.1f} h, {len(s.manoeuvres)} manoeuvres, "
+              f"faults: {faults}")  # fmt: skip
+    return 2 if bad else 0
+
+
+def cmd_scenario_list(args: argparse.Namespace) -> int:
+    from engine.plant.scenario import ScenarioError, list_scenarios, load_scenario
+
+    for name in list_scenarios():
+        try:
+            s = load_scenario(name)
+            desc = s.description.split(". ")[0][:90]
+            print(f"{name:28} {s.duration_s / 3600:4.1f} h  {desc}")
+        except ScenarioError as exc:
+            print(f"{name:28} INVALID: {exc}")
+    return 0
+
+
+def cmd_scenario_suite(args: argparse.Namespace) -> int:
+    from engine.plant.scenario import save_scenario
+    from engine.plant.suite import generate_suite
+
+    if args.n < 1:
+        _err("N must be at least 1")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    for s in generate_suite(args.n, args.seed):
+        save_scenario(s, args.out / f"{s.name}.json")
+    print(f"wrote {args.n} scenarios to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- replay
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from engine.agents.tuning import TuningError, load_tuning
+    from engine.evaluation.replay import replay
+    from engine.plant.scenario import ScenarioError, load_scenario
+    from engine.schemas import Envelope, Telemetry
+
+    try:
+        scenario = load_scenario(args.scenario)
+        tuning = load_tuning(args.tuning) if args.tuning else None
+    except (ScenarioError, TuningError) as exc:
+        _err(str(exc))
+        return 2
+    counts = {"telemetry": 0, "alerts": 0, "diagnosis": 0}
+    out = sys.stdout if str(args.out) == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        for msg in replay(scenario, args.seed, tuning=tuning):
+            env = Envelope.of(msg)
+            counts[env.topic.split("/")[0]] += 1
+            if args.no_telemetry and isinstance(msg, Telemetry):
+                continue
+            out.write(env.to_json() + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(
+        f"{scenario.name}: {counts['telemetry']} telemetry, {counts['alerts']} alert messages, "
+        f"{counts['diagnosis']} diagnoses -> {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------- eval
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from engine.agents.tuning import TuningError, load_tuning
+    from engine.evaluation.report import render_markdown, render_summary, render_tuning_compare
+    from engine.evaluation.runner import evaluate
+    from engine.plant.scenario import ScenarioError, load_scenario
+    from engine.plant.suite import generate_suite
+
+    if args.suite is not None and args.scenarios:
+        _err("give scenario files or --suite N, not both")
+        return 2
+    try:
+        if args.suite is not None:
+            if args.suite < 1:
+                _err("--suite N needs N >= 1")
+                return 2
+            scenarios = generate_suite(args.suite, args.seed)
+            label = f"random suite of {args.suite} scenarios, seed {args.seed}"
+        else:
+            names = args.scenarios or ["normal", "chronic_wear", "sudden_clog_and_drift"]
+            scenarios = [load_scenario(n) for n in names]
+            label = "scenarios: " + ", ".join(s.name for s in scenarios)
+        tuning = load_tuning(args.tuning) if args.tuning else None
+    except (ScenarioError, TuningError) as exc:
+        _err(str(exc))
+        return 2
+    metrics = evaluate(scenarios, label=label, jobs=args.jobs or None)
+    print(render_summary(metrics))
+    tuned = None
+    if tuning is not None:
+        tuned = evaluate(scenarios, label=label + f", tuning {args.tuning}", tuning=tuning,
+                         jobs=args.jobs or None)  # fmt: skip
+        print()
+        print(render_tuning_compare(metrics, tuned, str(args.tuning)))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(render_markdown(metrics, tuned=tuned), encoding="utf-8")
+        print(f"report: {args.report}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = metrics.model_dump(mode="json")
+        if tuned is not None:
+            payload["with_tuning"] = tuned.model_dump(mode="json")
+        import json
+
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        print(f"json: {args.json}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- detect
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from engine.evaluation.detect_csv import CsvError, detect_csv
+
+    try:
+        summary = detect_csv(
+            args.csv,
+            flags_path=args.flags,
+            alerts_path=args.out,
+            sep=args.sep,
+            time_col=args.time_col,
+            ignore_cols=args.ignore_col,
+            warmup_rows=args.warmup,
+            asset=args.asset,
+            warn=lambda m: print(f"controlroom detect: {m}", file=sys.stderr),
+        )
+    except CsvError as exc:
+        _err(str(exc))
+        return 2
+    print(summary)
+    return 0

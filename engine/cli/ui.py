@@ -1,9 +1,156 @@
-"""CLI subcommands: ui (filled in by its area)."""
+"""CLI subcommands of the terminal UI: ``controlroom demo`` and ``controlroom tui``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+DEMO_SCENARIO = "chronic_wear"
+DEMO_SPEED = 240.0
+"""Simulated seconds per wall second in the demo: chronic_wear's bearing fault is first alarmed
+about an hour and a half of plant time in, so the first ticket appears within about half a
+minute of wall time, and the eight-hour shift plays out in about two minutes."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's subcommands to ``controlroom``."""
+    demo = sub.add_parser(
+        "demo",
+        help="start broker, the five services and the TUI in one go",
+        description="Run everything on this machine: an MQTT broker (the one named, one already "
+        "on 127.0.0.1:1883, or an embedded one), the five plant services and the control-room "
+        "TUI, with a scenario running. Quitting the TUI (q) stops everything it started.",
+    )
+    demo.add_argument(
+        "--scenario", default=DEMO_SCENARIO, help=f"scenario name or file (default {DEMO_SCENARIO})"
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=DEMO_SPEED,
+        help=f"simulated seconds per second (default {DEMO_SPEED:g})",
+    )
+    demo.add_argument(
+        "--broker", metavar="URL", help="use this broker (mqtt://host:port) instead of starting one"
+    )
+    demo.add_argument(
+        "--llm",
+        choices=("auto", "off", "on"),
+        default="auto",
+        help="factory screen agents (default auto)",
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    tui = sub.add_parser(
+        "tui",
+        help="the control-room TUI against running services",
+        description="Open the control-room TUI against services started elsewhere "
+        "(`controlroom up`, docker compose). Without --broker it asks the simulator which "
+        "broker the stack uses.",
+    )
+    tui.add_argument(
+        "--broker", metavar="URL", help="MQTT broker (default: the one the services use)"
+    )
+    tui.add_argument(
+        "--api-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="host of the services' HTTP APIs (default 127.0.0.1)",
+    )
+    tui.add_argument(
+        "--llm",
+        choices=("auto", "off", "on"),
+        default="auto",
+        help="factory screen agents (default auto)",
+    )
+    tui.add_argument("--factory", metavar="FILE", help="factory config for the factory screen")
+    tui.set_defaults(func=cmd_tui)
+
+
+def _need_terminal() -> bool:
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return True
+    print(
+        "controlroom: the TUI needs an interactive terminal (stdin and stdout a tty)",
+        file=sys.stderr,
+    )
+    return False
+
+
+def _run_app(settings: object) -> None:
+    from tui.app import ControlRoomApp
+
+    app = ControlRoomApp(settings, exit_on_signals=True)  # type: ignore[arg-type]
+    # No mouse capture: over SSH the terminal keeps its own selection (copy a ticket id).
+    app.run(mouse=False)
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from engine.bus.broker import BrokerError, parse_broker_url
+    from tui.settings import UiSettings, service_urls
+
+    if args.broker:
+        try:
+            parse_broker_url(args.broker)
+        except BrokerError as exc:
+            print(f"controlroom tui: {exc}", file=sys.stderr)
+            return 2
+    if not _need_terminal():
+        return 1
+    settings = UiSettings(
+        broker_url=args.broker,
+        service_urls=service_urls(args.api_host),
+        llm=args.llm,
+        factory=args.factory,
+    )
+    _run_app(settings)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine.bus.broker import BrokerError, parse_broker_url, redact_url
+    from engine.plant.scenario import ScenarioError, load_scenario
+    from engine.services.stack import Stack, StackError
+    from tui.settings import UiSettings
+
+    try:
+        load_scenario(args.scenario)
+    except (ScenarioError, OSError) as exc:
+        print(f"controlroom demo: {exc}", file=sys.stderr)
+        return 2
+    if args.speed <= 0:
+        print("controlroom demo: --speed must be > 0", file=sys.stderr)
+        return 2
+    if args.broker:
+        try:
+            parse_broker_url(args.broker)
+        except BrokerError as exc:
+            print(f"controlroom demo: {exc}", file=sys.stderr)
+            return 2
+    if not _need_terminal():
+        return 1
+
+    stack = Stack(broker_url=args.broker, scenario=args.scenario, speed=args.speed)
+    print(
+        "controlroom demo: starting the broker and five services "
+        f"({args.scenario} ×{args.speed:g})…",
+        file=sys.stderr,
+    )
+    try:
+        stack.start()
+    except (StackError, BrokerError) as exc:
+        print(f"controlroom demo: {exc}", file=sys.stderr)
+        return 1
+    try:
+        assert stack.broker is not None
+        print(
+            f"controlroom demo: broker {stack.broker.kind} at {redact_url(stack.broker.url)}; "
+            f"logs in {stack.var / 'logs'}",
+            file=sys.stderr,
+        )
+        _run_app(UiSettings(broker_url=stack.broker.url, service_urls=stack.urls, llm=args.llm))
+    finally:
+        print("controlroom demo: stopping services and broker…", file=sys.stderr)
+        stack.stop()
+        print("controlroom demo: stopped; every port released.", file=sys.stderr)
+    return 0

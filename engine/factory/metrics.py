@@ -64,3 +64,19 @@ def score(metrics: ScenarioMetrics) -> tuple[int, int, int, int]:
         metrics.num_late_jobs,
         metrics.makespan_hours,
     )
+
+
+def step_waits(result: SimulationResult, factory: FactoryConfig) -> dict[str, tuple[int, int]]:
+    """step id -> (ready hour, hours waited for the machine) for every scheduled step.
+
+    Ready = the job's release (as the scenario set it) or the end of the last predecessor.
+    A long wait on one machine is the "why" behind a late job: it queued there.
+    """
+    precedence = {s.id: s.precedence for j in factory.jobs for s in j.steps}
+    out: dict[str, tuple[int, int]] = {}
+    for tl in result.job_timelines.values():
+        ends = {st.step_id: st.end_time for st in tl.steps_timeline}
+        for st in tl.steps_timeline:
+            ready = max([tl.release_time, *(ends[p] for p in precedence[st.step_id])])
+            out[st.step_id] = (ready, st.start_time - ready)
+    return out

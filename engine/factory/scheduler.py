@@ -223,14 +223,15 @@ def simulate(
             slot = free[step.machine_id].earliest(ready, finish)
             if slot is None:
                 lo, hi = windows[step.machine_id]
-                missing.append(step.id)
-                unscheduled.append(
-                    _unscheduled(
-                        step,
+                if ready >= hi:
+                    why = f"ready at {ready}h, after {step.machine_id}'s window closes at {hi}h"
+                else:
+                    why = (
                         f"no free {step.duration_hours}h slot on {step.machine_id} between "
-                        f"{max(ready, lo)}h and its window end {hi}h",
+                        f"{max(ready, lo)}h and its window end {hi}h"
                     )
-                )
+                missing.append(step.id)
+                unscheduled.append(_unscheduled(step, why))
                 continue
             start, end = slot
             free[step.machine_id].take(start, end)
@@ -321,11 +322,12 @@ def check_result(result: SimulationResult, factory: FactoryConfig) -> list[str]:
         problems.append("job_timelines must list every job of the factory")
 
     placed: dict[str, Allocation] = {}
+    machines = {m.id: m for m in effective.machines}
     for mid, allocs in result.machine_allocations.items():
-        if mid not in effective.machine_ids:
+        machine = machines.get(mid)
+        if machine is None:
             problems.append(f"unknown machine {mid}")
             continue
-        machine = effective.machine(mid)
         previous: Allocation | None = None
         for a in allocs:
             if a.step_id not in steps:
@@ -369,11 +371,11 @@ def check_result(result: SimulationResult, factory: FactoryConfig) -> list[str]:
     for sid in steps:
         if (sid in placed) == (sid in unscheduled):
             problems.append(f"step {sid} must be either allocated or unscheduled, exactly once")
-    job_ids = set(effective.job_ids)
+    jobs = {j.id: j for j in effective.jobs}
     for jid, tl in result.job_timelines.items():
-        if jid not in job_ids:
+        job = jobs.get(jid)
+        if job is None:
             continue
-        job = effective.job(jid)
         ends = [placed[s.id].end_time for s in job.steps if s.id in placed]
         complete = all(s.id in placed for s in job.steps)
         if complete and tl.completion_time != max(ends):

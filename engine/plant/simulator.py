@@ -37,6 +37,56 @@ _COL_BURST = _N_SIG
 _COL_OU = 2 * _N_SIG
 _N_COLS = 2 * _N_SIG + 4
 _NO_TRUTH = Truth()
+_setattr = object.__setattr__
+
+
+def _trusted(cls: type, **values: object):  # type: ignore[no-untyped-def]
+    """Build a pydantic model from values that are valid by construction (every field given).
+
+    ``model_construct`` costs ~9 µs, a third of a tick; this does the same four assignments.
+    Output is still checked: tests validate the simulator's JSON with the real models."""
+    obj = cls.__new__(cls)
+    _setattr(obj, "__dict__", values)
+    _setattr(obj, "__pydantic_fields_set__", set(values))
+    _setattr(obj, "__pydantic_extra__", None)
+    _setattr(obj, "__pydantic_private__", None)
+    return obj
+
+
+class _FaultRun:
+    """One scripted fault while the scenario plays (precomputed bounds, cached truth entry)."""
+
+    __slots__ = ("end", "frozen", "idx", "observed", "onset", "peak", "ramp", "sensor", "spec",
+                 "truth", "type")  # fmt: skip
+
+    def __init__(self, spec: FaultSpec) -> None:
+        self.spec = spec
+        self.type = spec.type
+        self.onset = spec.onset_s
+        self.end = spec.end_s
+        self.peak = spec.severity
+        self.ramp = spec.ramp_s
+        self.sensor = spec.sensor
+        self.idx = _SENSOR_IDX[spec.sensor] if spec.sensor else -1
+        self.frozen: float | None = None
+        self.observed = spec.type != "valve_stuck"
+        self.truth: ActiveFault | None = None
+
+    def severity(self, t: float) -> float:
+        if self.ramp <= 0.0:
+            return self.peak
+        frac = (t - self.onset) / self.ramp
+        return self.peak if frac >= 1.0 else self.peak * frac
+
+    def truth_entry(self, t: float) -> ActiveFault:
+        sev = round(self.severity(t), 4)
+        cached = self.truth
+        if cached is None or cached.severity != sev or cached.observable != self.observed:
+            cached = self.truth = _trusted(
+                ActiveFault, fault=self.type, severity=sev, sensor=self.sensor,
+                onset_ts=self.onset, sudden=self.spec.sudden, observable=self.observed,
+            )  # fmt: skip
+        return cached
 
 
 class _Ramp:
@@ -117,9 +167,9 @@ class Simulator:
 
         self._manoeuvres: list[Manoeuvre] = sorted(scenario.manoeuvres, key=lambda m: m.at_s)
         self._next_manoeuvre = 0
-        self._faults: list[FaultSpec] = list(scenario.faults)
-        self._frozen: dict[int, float] = {}  # fault index -> frozen reading (sensor_stuck)
-        self._observed: set[int] = set()  # valve_stuck faults that have become observable
+        self._faults = [_FaultRun(f) for f in scenario.faults]
+        self._truth_key: tuple[ActiveFault, ...] = ()
+        self._truth_msg: Truth = _NO_TRUTH
 
     # ------------------------------------------------------------------ public API
 
@@ -168,29 +218,28 @@ class Simulator:
         # unless stiction holds it.
         n_target = self._speed_sp.at(t) if self.running else 0.0
         self.n += max(-self._speed_rate, min(self._speed_rate, n_target - self.n))
+        active = [f for f in self._faults if f.onset <= t < f.end] if self._faults else ()
         cmd = self._valve_cmd.at(t)
-        band = 0.0
-        for i, f in enumerate(self._faults):
-            if f.type == "valve_stuck" and f.onset_s <= t < f.end_s:
-                band = max(band, f.severity)
+        band = wear = clog = 0.0
+        for f in active:
+            if f.type == "valve_stuck":
+                band = max(band, f.peak)
                 if abs(cmd - self.valve_pos) > 0.02:
-                    self._observed.add(i)
+                    f.observed = True
+            elif f.type == "bearing_wear":
+                wear = max(wear, f.severity(t))
+            elif f.type == "clogging":
+                clog = max(clog, f.severity(t))
+        self.wear, self.clog = wear, clog
         gap = cmd - self.valve_pos
         if band == 0.0 or abs(gap) > band:
             self.valve_pos += max(-self._valve_rate, min(self._valve_rate, gap))
 
-        # Slow disturbances and process faults.
+        # Slow disturbances.
         p_tank = u.tank_pressure_bar + self._tank.step(z[_COL_OU])
         p_dest = u.dest_pressure_bar + self._header.step(z[_COL_OU + 1])
         turb = self._turb.step(z[_COL_OU + 2])
         ambient = self._ambient(t) + self._amb.step(z[_COL_OU + 3])
-        wear = clog = 0.0
-        for f in self._faults:
-            if f.type == "bearing_wear":
-                wear = max(wear, f.severity_at(t))
-            elif f.type == "clogging":
-                clog = max(clog, f.severity_at(t))
-        self.wear, self.clog = wear, clog
 
         # Hydraulics: steady operating point, approached with the fluid's inertia.
         n = self.n
@@ -213,15 +262,16 @@ class Simulator:
             self._q_meter, p_suc, p_dis, self.bearing_c, ambient, vib, current, elec,
             n * u.rated_speed_rpm, cmd * 100.0,
         ]  # fmt: skip
-        values = self._measure(t, true, z, dt)
-        msg = Telemetry.model_construct(
+        values = self._measure(t, true, z, active)
+        msg = _trusted(
+            Telemetry,
             msg_id=self._id_prefix + str(self.seq),
             asset=self.asset,
             seq=self.seq,
             ts=t,
             signals=dict(zip(SIGNAL_ORDER, values, strict=True)),
             scenario=self.scenario.name,
-            truth=self._truth(t),
+            truth=self._truth(t, active),
             wall_time=None,
         )
         self.seq += 1
@@ -265,53 +315,47 @@ class Simulator:
             elif m.kind == "stop":
                 self.stop_pump()
 
-    def _measure(self, t: float, true: list[float], z: list[float], dt: float) -> list[float]:
-        out = []
-        for i in range(_N_SIG):
-            v = true[i]
-            sd = _NOISE_SD[i]
-            if sd:
-                v += (v * sd if _RELATIVE[i] else sd) * z[i]
-            out.append(v)
-        for k, f in enumerate(self._faults):
-            if f.sensor is None or not (f.onset_s <= t < f.end_s):
-                if f.type == "sensor_stuck":
-                    self._frozen.pop(k, None)
+    def _measure(
+        self, t: float, true: list[float], z: list[float], active: list[_FaultRun] | tuple
+    ) -> list[float]:
+        out = [
+            v + ((v * sd if rel else sd) * zi if sd else 0.0)
+            for v, sd, rel, zi in zip(true, _NOISE_SD, _RELATIVE, z, strict=False)
+        ]
+        for f in self._faults:
+            if f.frozen is not None and not (f.onset <= t < f.end):
+                f.frozen = None
+        for f in active:
+            i = f.idx
+            if i < 0:
                 continue
-            i = _SENSOR_IDX[f.sensor]
             if f.type == "sensor_drift":
-                out[i] += f.severity_at(t) * SIGNALS[f.sensor].drift_full
+                out[i] += f.severity(t) * SIGNALS[f.sensor].drift_full  # type: ignore[index]
             elif f.type == "noise_burst":
                 sd = _NOISE_SD[i] * (true[i] if _RELATIVE[i] else 1.0)
-                out[i] += 19.0 * f.severity_at(t) * sd * z[_COL_BURST + i]
+                out[i] += 19.0 * f.severity(t) * sd * z[_COL_BURST + i]
             elif f.type == "sensor_stuck":
-                out[i] = self._frozen.setdefault(k, out[i])
+                if f.frozen is None:
+                    f.frozen = out[i]
+                out[i] = f.frozen
         result = []
-        for i in range(_N_SIG):
-            v = out[i]
-            lo = _FLOOR[i]
+        for v, lo, dec in zip(out, _FLOOR, _DECIMALS, strict=True):
             if lo is not None and v < lo:
                 v = lo
-            if not math.isfinite(v):
-                raise FloatingPointError(f"simulator produced {v} for {SIGNAL_ORDER[i]} at t={t}")
-            result.append(round(v, _DECIMALS[i]))
+            result.append(round(v, dec))
+        if not math.isfinite(sum(result)):
+            raise FloatingPointError(f"simulator produced a non-finite reading at t={t}: {result}")
         return result
 
-    def _truth(self, t: float) -> Truth:
-        active = []
-        for i, f in enumerate(self._faults):
-            if f.onset_s <= t < f.end_s:
-                active.append(
-                    ActiveFault.model_construct(
-                        fault=f.type,
-                        severity=round(f.severity_at(t), 4),
-                        sensor=f.sensor,
-                        onset_ts=f.onset_s,
-                        sudden=f.sudden,
-                        observable=f.type != "valve_stuck" or i in self._observed,
-                    )
-                )
+    def _truth(self, t: float, active: list[_FaultRun] | tuple) -> Truth:
         if not active:
             return _NO_TRUTH
-        top = max(active, key=lambda a: a.severity)
-        return Truth.model_construct(fault=top.fault, severity=top.severity, active=active)
+        entries = tuple(f.truth_entry(t) for f in active)
+        key = self._truth_key
+        if len(entries) != len(key) or any(a is not b for a, b in zip(entries, key, strict=True)):
+            top = max(entries, key=lambda a: a.severity)
+            self._truth_key = entries
+            self._truth_msg = _trusted(
+                Truth, fault=top.fault, severity=top.severity, active=list(entries)
+            )
+        return self._truth_msg

@@ -13,6 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, ClassVar
 
+from engine.bus.client import stamped
 from engine.paths import var_dir
 from engine.schemas import Feedback, PlantMessage, WireModel
 from engine.services.base import Service
@@ -137,6 +138,7 @@ class AgentService(Service):
         with self._lock:
             outs = self.agent.feed(msg)
         for out in outs:
+            out = stamped(out)
             self.bus.publish(out)
             self.outputs += 1
             lat = self.output_latency_ms(msg, out)

@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from typing import Any, ClassVar
 
+from engine.bus.client import stamped
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage
 from engine.services.agent_service import AgentService
 
@@ -37,6 +38,19 @@ class DiagnosisService(AgentService):
             while len(self._alert_wall) > 10_000:
                 self._alert_wall.popitem(last=False)
         super().on_input(msg)
+
+    def on_stop(self) -> None:
+        """Decide alerts still waiting for history (the bus is still up): a diagnosis made with
+        less history beats one never made. The agent's wait is in simulated time, so with the
+        simulator stopped nothing else would decide them."""
+        with self._lock:
+            outs = self.agent.flush()
+        for out in outs:
+            out = stamped(out)
+            self.bus.publish(out)
+            self.outputs += 1
+            self.log.message("diagnosis", out, ids={**self.output_ids(out), "flushed": True})
+        super().on_stop()
 
     def output_ids(self, out: DiagnosisReport) -> dict[str, Any]:  # type: ignore[override]
         return {

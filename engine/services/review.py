@@ -30,7 +30,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.agents.feedback import FalsePositiveLog, feedback_for
+from engine.agents.feedback import FalsePositiveLog, adjust_tuning, feedback_for
+from engine.agents.tuning import Tuning, load_tuning, save_tuning
 from engine.paths import var_dir
 from engine.schemas import CloseReason, Feedback, PlantMessage, Severity, Ticket
 from engine.services.base import Service
@@ -225,9 +226,6 @@ class ReviewService(Service):
 
     def _tune(self, tx: Tx, fb: Feedback) -> Feedback:
         """Fold a false-positive close into the tuning (inside the close's transaction)."""
-        from engine.agents.feedback import adjust_tuning
-        from engine.agents.tuning import Tuning
-
         raw = tx.get_setting(TUNING_KEY)
         current = Tuning.model_validate(raw) if raw is not None else Tuning()
         tuned, lines = adjust_tuning(current, fb)
@@ -242,8 +240,6 @@ class ReviewService(Service):
 
     def _export_tuning(self) -> None:
         """Write the store's tuning to the file the agents watch, atomically, when it differs."""
-        from engine.agents.tuning import Tuning, save_tuning
-
         raw = self.store.get_setting(TUNING_KEY)
         if raw is None:
             return
@@ -263,8 +259,6 @@ class ReviewService(Service):
         if self.tuning_file.exists():
             data = self.tuning_file.read_bytes()
             if _sha(data) != self.store.get_setting(EXPORT_KEY):
-                from engine.agents.tuning import load_tuning
-
                 try:
                     tuning = load_tuning(self.tuning_file)
                 except Exception as exc:

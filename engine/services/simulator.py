@@ -17,11 +17,12 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from fastapi import Body, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.bus.client import stamped
 from engine.schemas import Telemetry
 from engine.services.base import Service
 
@@ -46,6 +47,16 @@ class LoadRequest(BaseModel):
 class StartRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     speed: float | None = Field(default=None, gt=0, le=1_000_000)
+
+
+class OperatorRequest(BaseModel):
+    """``POST /operator``: what an operator at the DCS would do to one running pump."""
+
+    model_config = ConfigDict(extra="forbid")
+    asset: str
+    action: Literal["speed", "valve", "start", "stop"]
+    pct: float | None = Field(default=None, ge=0.0, le=110.0)
+    ramp_s: float = Field(default=10.0, ge=0.0, le=3600.0)
 
 
 class Pacer:
@@ -118,6 +129,7 @@ class SimulatorService(Service):
         app.add_api_route("/scenario/stop", self.http_stop, methods=["POST"])
         app.add_api_route("/scenario/status", self.status, methods=["GET"])
         app.add_api_route("/scenarios", self.http_list, methods=["GET"])
+        app.add_api_route("/operator", self.http_operator, methods=["POST"])
 
     def on_start(self) -> None:
         self._thread.start()
@@ -260,6 +272,34 @@ class SimulatorService(Service):
     def http_stop(self) -> dict[str, Any]:
         return self.stop_playing()
 
+    def http_operator(self, req: OperatorRequest) -> dict[str, Any]:
+        with self._lock:
+            run = next((r for r in self.runs if r.asset == req.asset), None)
+            if run is None:
+                raise HTTPException(404, f"no asset {req.asset!r} in the loaded scenario")
+            if req.action in ("speed", "valve") and req.pct is None:
+                raise HTTPException(422, f"{req.action} needs pct")
+            try:
+                if req.action == "speed":
+                    run.sim.set_speed_setpoint(req.pct, req.ramp_s)
+                elif req.action == "valve":
+                    run.sim.set_valve_command(req.pct, req.ramp_s)
+                elif req.action == "start":
+                    run.sim.start_pump()
+                else:
+                    run.sim.stop_pump()
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from None
+            sim_time = float(run.sim.sim_time)
+        self.log.event(
+            "operator",
+            ids={"asset": req.asset},
+            echo=True,
+            sim_time=sim_time,
+            **req.model_dump(exclude={"asset"}),
+        )
+        return self.status()
+
     def http_list(self) -> dict[str, Any]:
         from engine.plant.scenario import list_scenarios
 
@@ -302,6 +342,7 @@ class SimulatorService(Service):
                 run.done = True
                 continue
             alive = True
+            t = stamped(t)
             try:
                 self.bus.publish(t)
             except Exception as exc:  # an invalid sample is dead-lettered by the bus; go on

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.paths import var_dir
-from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket
+from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket, topic_for
 from engine.services.agent_service import LatencyWindow
 from engine.services.base import Service
 from engine.tickets.github import GitHubIssuesConnector
@@ -128,18 +128,18 @@ class TicketService(Service):
         if rec.changed:
             if latency is not None:
                 self.latency.add(latency)
-            self.log.message(
+            self.log.event(
                 f"ticket_{rec.outcome}",
-                rec.ticket,
                 ids=ids,
                 latency_ms=latency,
                 echo=True,
-                stored_at=stored,
                 latency_from="alert" if report.alert_id in self.alert_times else "diagnosis",
+                topic=topic_for(rec.ticket),
+                message=rec.ticket.model_dump(mode="json"),
             )
             self.outbox.wake()
         else:
-            self.log.event(f"diagnosis_{rec.outcome}", ids=ids, stored_at=stored)
+            self.log.event(f"diagnosis_{rec.outcome}", ids=ids)
 
     def _record(self, report: DiagnosisReport) -> Recorded:
         """Store with retries while the database is locked (a long review transaction, a

@@ -32,6 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from engine.agents.ticket import AGENT, fold_diagnosis, labels_for, new_ticket
 from engine.paths import var_dir
 from engine.schemas import (
@@ -595,10 +597,11 @@ class Tx:
                 )
         update |= {"updated_at": now, "revision": ticket.revision + 1}
         try:
-            edited = ticket.model_copy(update=update)
-            edited = Ticket.model_validate(edited.model_dump())
-        except ValueError as exc:
-            raise InvalidRequest(f"invalid edit: {exc}") from None
+            edited = Ticket.model_validate(ticket.model_copy(update=update).model_dump())
+        except ValidationError as exc:
+            e = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in e["loc"])
+            raise InvalidRequest(f"invalid edit: {where}: {e['msg']}") from None
         human = set(json.loads(self._row(ticket.ticket_id)["human_edited"])) | (
             set(changes) & {"title", "body", "labels"}
         )

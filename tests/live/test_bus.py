@@ -222,3 +222,80 @@ def test_embedded_broker_starts_answers_and_frees_its_port():
     assert probe_mqtt(info.host, info.port)
     handle.stop()
     assert port_is_free(info.port)
+
+
+def _certs(tmp_path):
+    """A throwaway CA and a localhost server certificate (EC keys: fast)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
+        "-subj", "/CN=controlroom-test-ca")  # fmt: skip
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (tmp_path / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.ext")  # fmt: skip
+    return tmp_path / "ca.crt", tmp_path / "server.crt", tmp_path / "server.key"
+
+
+def test_mqtts_with_a_ca_file_and_refusal_without(tmp_path, broker, wait_for):
+    from engine.bus.broker import MosquittoBroker
+    from engine.bus.client import TlsOptions
+
+    if broker.kind != "mosquitto":
+        pytest.skip("mosquitto is not installed")
+    ca, cert, key = _certs(tmp_path)
+    b = MosquittoBroker(workdir=tmp_path / "b", tls=(str(cert), str(key))).start()
+    try:
+        url = f"mqtts://localhost:{b.port}"
+        got: list[AlertEvent] = []
+        sub = BusClient(url, "tls-sub", "tls-sub", tls=TlsOptions(ca_file=str(ca)))
+        sub.subscribe("alerts/+", got.append)
+        sub.start(wait=10)
+        pub = BusClient(url, "tls-pub", "tls-pub", tls=TlsOptions(ca_file=str(ca))).start(wait=10)
+        wait_for(lambda: pub.publish(alert(1)) and got, what="alert over TLS")
+        # an unknown CA is refused; --insecure accepts it (test brokers only)
+        with pytest.raises(TimeoutError):
+            BusClient(url, "tls-bad", "tls-bad").start(wait=1.5)
+        BusClient(url, "tls-x", "tls-x", tls=TlsOptions(insecure=True)).start(wait=10).stop()
+        sub.stop()
+        pub.stop()
+    finally:
+        b.cleanup()
+
+
+def test_replicas_split_assets_without_overlap(broker, wait_for):
+    seen: dict[int, list[str]] = {1: [], 2: []}
+    replicas = []
+    for i in (1, 2):
+        c = BusClient(broker.url, f"shard{i}-{uuid.uuid4().hex[:6]}", f"shard{i}",
+                      accept=Shard(i, 2).owns)  # fmt: skip
+        c.subscribe("alerts/+", lambda a, i=i: seen[i].append(a.asset))
+        replicas.append(c.start(wait=10))
+    pub = BusClient(broker.url, f"shardpub-{uuid.uuid4().hex[:6]}", "shardpub").start(wait=10)
+    probes = {
+        i: next(f"probe{n}" for n in range(99) if Shard(i, 2).owns(f"probe{n}")) for i in (1, 2)
+    }
+    for i, probe in probes.items():
+        wait_for(
+            lambda i=i, probe=probe: pub.publish(alert(0, probe)) and probe in seen[i],
+            what=f"replica {i}",
+        )
+    assets = [f"pump{n:02d}" for n in range(12)]
+    for n, asset in enumerate(assets, 1):
+        pub.publish(alert(n, asset))
+    done = set(assets)
+    wait_for(lambda: done <= set(seen[1]) | set(seen[2]), what="all alerts")
+    got1, got2 = set(seen[1]) & done, set(seen[2]) & done
+    assert not got1 & got2 and got1 and got2
+    assert got1 == {a for a in assets if Shard(1, 2).owns(a)}
+    assert all(seen[i].count(a) == 1 for i in (1, 2) for a in assets if a in seen[i])
+    for c in (*replicas, pub):
+        c.stop()

@@ -51,7 +51,9 @@ def test_image_ships_the_data_the_services_read():
 
 def test_env_example_documents_every_setting_the_services_read():
     example = (ROOT / ".env.example").read_text()
-    read = set(re.findall(r"CONTROLROOM_[A-Z_]+", (ROOT / "engine/services/settings.py").read_text()))
+    read = set(
+        re.findall(r"CONTROLROOM_[A-Z_]+", (ROOT / "engine/services/settings.py").read_text())
+    )
     read |= {f"CONTROLROOM_{n.upper()}_PORT" for n in SERVICE_NAMES}
     read.discard("CONTROLROOM_")
     missing = sorted(v for v in read if v not in example)

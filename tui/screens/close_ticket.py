@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from engine.schemas import CLOSE_REASONS, Ticket
@@ -41,11 +41,22 @@ class CloseTicketScreen(ModalScreen[tuple[str, str | None] | None]):
     def compose(self) -> ComposeResult:
         t = self.ticket
         with Vertical(id="close-form", classes="modal-form"):
-            yield Static(Text(f"Close {clean(t.ticket_id, single_line=True)} · {clean(t.title, single_line=True)}", style="bold"))
+            yield Static(
+                Text(
+                    f"Close {clean(t.ticket_id, single_line=True)}"
+                    f" · {clean(t.title, single_line=True)}",
+                    style="bold",
+                )
+            )
             yield Label("Reason (↑↓, enter)")
             yield OptionList(
                 *[
-                    Option(Text.assemble((CLOSE_REASON_LABEL[r], "bold"), "  ", (REASON_HELP[r], "dim")), id=r)
+                    Option(
+                        Text.assemble(
+                            (CLOSE_REASON_LABEL[r], "bold"), "  ", (REASON_HELP[r], "dim")
+                        ),
+                        id=r,
+                    )
                     for r in CLOSE_REASONS
                 ],
                 id="close-reason",
@@ -57,6 +68,7 @@ class CloseTicketScreen(ModalScreen[tuple[str, str | None] | None]):
             with Horizontal(classes="form-buttons"):
                 yield Button("Close ticket ^s", id="close-confirm", variant="error", compact=True)
                 yield Button("Cancel esc", id="close-cancel", compact=True)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         options = self.query_one("#close-reason", OptionList)

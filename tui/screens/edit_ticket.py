@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static, TextArea
+from textual.widgets import Button, Footer, Input, Label, Select, Static, TextArea
 
 from engine.schemas import SEVERITIES, Ticket
 from tui.safe import clean
@@ -36,7 +36,9 @@ def parse_labels(text: str) -> list[str]:
     return seen
 
 
-def validate_edit(title: str, body: str, labels_text: str, severity: object) -> tuple[dict[str, Any], list[str]]:
+def validate_edit(
+    title: str, body: str, labels_text: str, severity: object
+) -> tuple[dict[str, Any], list[str]]:
     """(clean values, errors). Pure so the rules are unit-testable."""
     errors: list[str] = []
     title = title.strip()
@@ -74,13 +76,20 @@ class EditTicketScreen(ModalScreen[dict[str, Any] | None]):
     def compose(self) -> ComposeResult:
         t = self.ticket
         with Vertical(id="edit-form", classes="modal-form"):
-            yield Static(Text(f"Edit {clean(t.ticket_id, single_line=True)} · {t.asset}", style="bold"))
+            yield Static(
+                Text(f"Edit {clean(t.ticket_id, single_line=True)} · {t.asset}", style="bold")
+            )
             with Horizontal(classes="form-row"):
                 yield Label("Title", classes="form-label")
                 yield Input(t.title, id="edit-title", compact=True, max_length=MAX_TITLE)
             with Horizontal(classes="form-row"):
                 yield Label("Labels", classes="form-label")
-                yield Input(", ".join(t.labels), id="edit-labels", compact=True, placeholder="comma-separated")
+                yield Input(
+                    ", ".join(t.labels),
+                    id="edit-labels",
+                    compact=True,
+                    placeholder="comma-separated",
+                )
             with Horizontal(classes="form-row"):
                 yield Label("Severity", classes="form-label")
                 yield Select(
@@ -96,6 +105,7 @@ class EditTicketScreen(ModalScreen[dict[str, Any] | None]):
             with Horizontal(classes="form-buttons"):
                 yield Button("Save ^s", id="edit-save", variant="primary", compact=True)
                 yield Button("Cancel esc", id="edit-cancel", compact=True)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#edit-title", Input).focus()
@@ -125,6 +135,11 @@ class EditTicketScreen(ModalScreen[dict[str, Any] | None]):
             self.query_one("#edit-errors", Static).update(Text("\n".join(errors), style="bold red"))
             return
         t = self.ticket
-        current = {"title": t.title, "body": t.body, "labels": list(t.labels), "severity": t.severity}
+        current = {
+            "title": t.title,
+            "body": t.body,
+            "labels": list(t.labels),
+            "severity": t.severity,
+        }
         changes = {k: v for k, v in values.items() if v != current[k]}
         self.dismiss(changes or None)

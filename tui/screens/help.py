@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 Section = tuple[str, list[tuple[str, str]]]
 
@@ -42,6 +42,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-body") as body:
             body.border_title = "Keys · esc closes"
             yield Static(help_table(self.sections), id="help-text")
+        yield Footer(compact=True)
 
     def action_close(self) -> None:
         self.dismiss(None)

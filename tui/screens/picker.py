@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
+from textual.widgets import Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
 from tui.safe import clean
@@ -18,7 +18,9 @@ class PickerScreen(ModalScreen[str | None]):
         Binding("escape", "cancel", "Cancel", id="picker.cancel"),
     ]
 
-    def __init__(self, title: str, entries: list[tuple[str, str]], current: str | None = None) -> None:
+    def __init__(
+        self, title: str, entries: list[tuple[str, str]], current: str | None = None
+    ) -> None:
         """``entries``: (name, one-line description)."""
         super().__init__()
         self.title_text = title
@@ -31,13 +33,16 @@ class PickerScreen(ModalScreen[str | None]):
             options = [
                 Option(
                     Text.assemble(
-                        (clean(name, single_line=True), "bold"), "  ", (clean(desc, single_line=True), "dim")
+                        (clean(name, single_line=True), "bold"),
+                        "  ",
+                        (clean(desc, single_line=True), "dim"),
                     ),
                     id=name,
                 )
                 for name, desc in self.entries
             ]
             yield OptionList(*options, compact=True)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

@@ -52,8 +52,12 @@ class PlantScreen(Screen[None]):
         Binding("x", "stop", "Stop scenario", show=False, id="plant.stop"),
         Binding("plus,equals_sign", "speed(1)", "Faster", show=False, id="plant.faster"),
         Binding("minus", "speed(-1)", "Slower", show=False, id="plant.slower"),
-        Binding("left_square_bracket", "asset(-1)", "Previous asset", show=False, id="plant.prev_asset"),
-        Binding("right_square_bracket", "asset(1)", "Next asset", show=False, id="plant.next_asset"),
+        Binding(
+            "left_square_bracket", "asset(-1)", "Previous asset", show=False, id="plant.prev_asset"
+        ),
+        Binding(
+            "right_square_bracket", "asset(1)", "Next asset", show=False, id="plant.next_asset"
+        ),
         Binding("h", "toggle_closed", "Show/hide closed tickets", show=False, id="plant.closed"),
         Binding("r", "refresh_tickets", "Refetch tickets", show=False, id="plant.refresh"),
         Binding("z", "zoom", "Zoom pane", show=False, id="plant.zoom"),
@@ -62,8 +66,11 @@ class PlantScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.asset: str | None = None
+        self.asset_pinned = False
+        """False: follow the running scenario's asset; True once the operator picks one."""
         self.truth = False
         self.show_closed = False
+        self.pending_speed: float | None = None
         self._drawn = Versions(-1, -1, -1)
         self._drawn_status: tuple[Any, ...] = ()
         self._drawn_layout: tuple[Any, ...] = ()
@@ -80,7 +87,7 @@ class PlantScreen(Screen[None]):
                 yield SignalPanel(id="signals")
             yield AlertFeed(id="alerts-pane", classes="pane")
         with Horizontal(id="lower"):
-            yield TicketTable(self.app.clock, id="tickets")  # type: ignore[attr-defined]
+            yield TicketTable(self.app.clock, id="tickets", classes="pane")  # type: ignore[attr-defined]
             yield TicketDetail(id="detail", classes="pane")
         yield Footer(compact=True)
 
@@ -106,10 +113,22 @@ class PlantScreen(Screen[None]):
         now = app.clock()  # type: ignore[attr-defined]
         age_due = now - self._last_age >= AGE_REFRESH_S
         layout_changed = layout != self._drawn_layout
-        if not (force or layout_changed or age_due or versions != self._drawn or status != self._drawn_status):
+        if not (
+            force
+            or layout_changed
+            or age_due
+            or versions != self._drawn
+            or status != self._drawn_status
+        ):
             return
         with app.batch_update():
-            if force or layout_changed or versions.telemetry != self._drawn.telemetry or versions.alerts != self._drawn.alerts or versions.tickets != self._drawn.tickets:
+            if (
+                force
+                or layout_changed
+                or versions.telemetry != self._drawn.telemetry
+                or versions.alerts != self._drawn.alerts
+                or versions.tickets != self._drawn.tickets
+            ):
                 self._draw_assets(feed)
             view = feed.asset_view(self.asset) if self.asset else None
             if force or layout_changed or versions.telemetry != self._drawn.telemetry:
@@ -125,7 +144,8 @@ class PlantScreen(Screen[None]):
                 table.show(tickets, show_closed=self.show_closed, wide=wide)
                 open_count = sum(1 for t in tickets if t.state == "open")
                 table.border_title = Text(
-                    f"Tickets · {open_count} open" + ("" if self.show_closed else " · closed hidden (h)")
+                    f"Tickets · {open_count} open"
+                    + ("" if self.show_closed else " · closed hidden (h)")
                 )
                 self._draw_detail()
                 self._last_age = now
@@ -146,10 +166,16 @@ class PlantScreen(Screen[None]):
 
     def _draw_assets(self, feed: Any) -> None:
         assets = feed.assets()
-        if self.asset is None and assets:
+        if not self.asset_pinned and assets:
             status = self.app.scenario_status or {}  # type: ignore[attr-defined]
-            preferred = status.get("asset") or next(iter(status.get("assets") or []), None)
-            self.asset = preferred if preferred in assets else assets[0]
+            live = feed.live_assets()
+            preferred = next(iter(status.get("assets") or []), None)
+            if preferred in live:
+                self.asset = preferred
+            elif self.asset not in live:
+                self.asset = (
+                    live[0] if live else (self.asset if self.asset in assets else assets[0])
+                )
         self.query_one(ScenarioBar).set_assets(assets, self.asset)
 
     def _draw_detail(self) -> None:
@@ -174,6 +200,7 @@ class PlantScreen(Screen[None]):
     def _asset_chosen(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value != self.asset:
             self.asset = event.value
+            self.asset_pinned = True
             self.redraw(force=True)
 
     def on_screen_resume(self) -> None:
@@ -248,7 +275,12 @@ class PlantScreen(Screen[None]):
                 ticket = await api.close(ticket_id, args["reason"], who, args.get("note"))
                 message = f"{ticket_id} closed: {CLOSE_REASON_LABEL[args['reason']]}"
         except ApiError as exc:
-            self.tell(f"{action} {ticket_id} failed: {exc.detail}", title="Review", severity="error", timeout=8)
+            self.tell(
+                f"{action} {ticket_id} failed: {exc.detail}",
+                title="Review",
+                severity="error",
+                timeout=8,
+            )
             await self._refetch(ticket_id)
             return
         app.feed.put_tickets([ticket])  # type: ignore[attr-defined]
@@ -280,11 +312,16 @@ class PlantScreen(Screen[None]):
 
     def action_pause(self) -> None:
         paused = self.query_one(AlertFeed).toggle_pause()
-        self.notify("Alert feed paused (space resumes)." if paused else "Alert feed live.", timeout=2)
+        self.notify(
+            "Alert feed paused (space resumes)." if paused else "Alert feed live.", timeout=2
+        )
 
     def action_truth(self) -> None:
         self.truth = not self.truth
-        self.notify("Ground-truth overlay on (demo only)." if self.truth else "Ground-truth overlay off.", timeout=2)
+        self.notify(
+            "Ground-truth overlay on (demo only)." if self.truth else "Ground-truth overlay off.",
+            timeout=2,
+        )
         self.redraw(force=True)
 
     def action_asset(self, step: int) -> None:
@@ -293,6 +330,7 @@ class PlantScreen(Screen[None]):
             return
         i = assets.index(self.asset) if self.asset in assets else -1
         self.asset = assets[(i + step) % len(assets)]
+        self.asset_pinned = True
         self.redraw(force=True)
 
     def action_zoom(self) -> None:
@@ -312,25 +350,32 @@ class PlantScreen(Screen[None]):
     # ---------------------------------------------------------------- scenario control
 
     def action_load_scenario(self) -> None:
+        self.pick_scenario()
+
+    @work(group="scenario", exclusive=True)
+    async def pick_scenario(self) -> None:
+        """The simulator's own list (it may run on another host), described from local files
+        where they exist."""
         from engine.plant.scenario import list_scenarios, load_scenario
 
+        try:
+            names = await self.app.api.scenario_list()  # type: ignore[attr-defined]
+        except ApiError:
+            names = list_scenarios()
         entries: list[tuple[str, str]] = []
-        for name in list_scenarios():
+        for name in names:
             try:
-                description = getattr(load_scenario(name), "description", "") or ""
-            except Exception as exc:  # a broken file is listed with its error, not hidden
-                description = f"invalid: {exc}"
+                description = load_scenario(name).description
+            except Exception:  # not on this host, or broken: listed without a description
+                description = ""
             entries.append((name, description.splitlines()[0] if description else ""))
         if not entries:
-            self.notify("No scenarios found in scenarios/.", severity="warning")
+            self.tell("No scenarios found.", severity="warning")
             return
         current = (self.app.scenario_status or {}).get("name")  # type: ignore[attr-defined]
-
-        def done(name: str | None) -> None:
-            if name:
-                self.scenario("load", name=name)
-
-        self.app.push_screen(PickerScreen("Load scenario", entries, current), done)
+        name = await self.app.push_screen_wait(PickerScreen("Load scenario", entries, current))
+        if name:
+            await self._scenario("load", name=name)
 
     def action_start(self) -> None:
         self.scenario("start")
@@ -340,30 +385,45 @@ class PlantScreen(Screen[None]):
 
     def action_speed(self, step: int) -> None:
         status = self.app.scenario_status or {}  # type: ignore[attr-defined]
-        speed = float(status.get("speed") or 1)
+        speed = float(self.pending_speed or status.get("speed") or 1)
         faster = [s for s in SPEEDS if s > speed]
         slower = [s for s in SPEEDS if s < speed]
-        new = (faster[0] if faster else SPEEDS[-1]) if step > 0 else (slower[-1] if slower else SPEEDS[0])
-        self.scenario("speed", speed=new)
+        if step > 0:
+            new = faster[0] if faster else SPEEDS[-1]
+        else:
+            new = slower[-1] if slower else SPEEDS[0]
+        if status.get("running"):
+            self.scenario("speed", speed=new)
+        else:  # the simulator takes a speed with "start": keep it until then
+            self.pending_speed = new
+            self.tell(f"Speed ×{new:g} from the next start (s).", timeout=3)
 
     @work(group="scenario", exclusive=True)
-    async def scenario(self, action: str, name: str | None = None, speed: float | None = None) -> None:
+    async def scenario(
+        self, action: str, name: str | None = None, speed: float | None = None
+    ) -> None:
+        await self._scenario(action, name=name, speed=speed)
+
+    async def _scenario(
+        self, action: str, name: str | None = None, speed: float | None = None
+    ) -> None:
         app = self.app
         api = app.api  # type: ignore[attr-defined]
         try:
             if action == "load":
                 assert name is not None
                 await api.scenario_load(name)
+                self.asset_pinned = False  # follow the new scenario's asset
                 message = f"Loaded {name} (s starts it)"
             elif action == "start":
-                status = app.scenario_status or {}  # type: ignore[attr-defined]
-                await api.scenario_start(status.get("speed"))
+                await api.scenario_start(self.pending_speed)
+                self.pending_speed = None
                 message = "Scenario started"
             elif action == "stop":
                 await api.scenario_stop()
                 message = "Scenario stopped"
             else:
-                await api.scenario_speed(speed)
+                await api.scenario_start(speed)
                 message = f"Speed ×{speed:g}"
             app.scenario_status = await api.scenario_status()  # type: ignore[attr-defined]
         except ApiError as exc:

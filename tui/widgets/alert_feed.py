@@ -15,7 +15,7 @@ from textual.widgets import Input
 
 from tui import format as fmt
 from tui.feed import AlertRow
-from tui.safe import clean, safe_text
+from tui.safe import clean
 from tui.widgets.keyed_table import KeyedTable
 
 
@@ -54,7 +54,8 @@ class AlertFeed(Vertical):
         self.truth = False
         self._frozen: list[AlertRow] = []
         self._latest: list[AlertRow] = []
-        self._columns: tuple[bool, bool] | None = None
+        self._columns: tuple[bool, bool, int] | None = None
+        self._keys: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield AlertFilter(placeholder="filter: asset, severity, signal, cause…", compact=True)
@@ -78,7 +79,7 @@ class AlertFeed(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.query_text = event.value.strip()
-        self.set_class(bool(self.query_text), "-filtering")
+        self.remove_class("-filtering")  # the pane title shows the active filter
         self.table.focus()
         self._render_rows()
 
@@ -97,55 +98,93 @@ class AlertFeed(Vertical):
         self.truth = truth
         self._render_rows()
 
+    def on_resize(self) -> None:
+        self._render_rows()
+
     def _ensure_columns(self) -> None:
-        wanted = (self.compact, self.truth)
+        width = self.content_region.width
+        wanted = (self.compact, self.truth, width)
         if self._columns == wanted:
             return
         table = self.table
         table.reset()
         table.clear(columns=True)
-        table.add_column("", key="mark", width=1)
-        table.add_column("time", key="time", width=8)
-        table.add_column("sev", key="sev", width=4)
-        table.add_column("asset", key="asset", width=8 if not self.compact else 6)
+        # No cell padding: every cell after the first starts with its own space, so a narrow
+        # pane spends its columns on text, not on gutters.
+        table.cell_padding = 0
+        diag_w = 19
+        truth_w = 16 if self.truth and not self.compact else 0
         if self.compact:
-            table.add_column("alert / diagnosis", key="what")
+            # Severity initial, active/cleared mark, and with the overlay the truth verdict.
+            table.add_column("", key="mark", width=3 if self.truth else 2)
         else:
-            table.add_column("signals", key="signals", width=24)
-            table.add_column("diagnosis", key="diagnosis")
-        if self.truth:
-            table.add_column("truth", key="truth")
+            table.add_column("", key="mark", width=1)
+            table.add_column(" sev", key="sev", width=5)
+        table.add_column(" time", key="time", width=9)
+        table.add_column(" asset", key="asset", width=9 if not self.compact else 7)
+        used = (3 if self.truth else 2) + 9 + 7 if self.compact else 6 + 9 + 9 + diag_w + truth_w
+        # The last flexible column takes what is left (minus a scrollbar), so nothing scrolls
+        # sideways: a long cell is cropped, and a wider terminal shows more of it.
+        rest = width - used - 1 if width else None
+        if self.compact:
+            table.add_column(" cause / signals", key="what", width=max(rest or 0, 8) or None)
+        else:
+            table.add_column(" diagnosis", key="diagnosis", width=diag_w)
+            if self.truth:
+                table.add_column(" truth", key="truth", width=truth_w)
+            if rest is None or rest >= 8:  # else signals give way (the detail has them)
+                table.add_column(" signals", key="signals", width=rest)
         self._columns = wanted
+        self._keys = [str(c.key.value) for c in table.ordered_columns]
+
+    @staticmethod
+    def verdict(row: AlertRow) -> Text:
+        """Truth overlay: ✓ when the diagnosis names the injected fault (or, undiagnosed, when
+        a fault was really active), ✗ when it does not (or the alarm was false)."""
+        t = row.truth
+        if t is None:
+            return Text("?", style="dim")
+        d = row.diagnosis
+        right = d.root_cause == t.fault if d is not None else t.fault != "none"
+        return Text("✓", style="bold green") if right else Text("✗", style="bold red")
 
     def _cells(self, row: AlertRow) -> list[Text]:
         active = row.status == "active"
         dim = "" if active else "dim"
-        mark = Text("●" if active else "○", style=fmt.SEVERITY_STYLE.get(row.severity, "") if active else "dim")
         sev_style = fmt.SEVERITY_STYLE.get(row.severity, "") if active else "dim"
-        cells = [
-            mark,
-            Text(fmt.sim_clock(row.onset_ts), style=dim),
-            Text(fmt.SEVERITY_SHORT.get(row.severity, row.severity), style=sev_style),
-            safe_text(row.asset, dim),
+        state = "●" if active else "○"
+        if self.compact:  # severity initial + active/cleared mark: never colour alone
+            mark = Text(fmt.SEVERITY_SHORT.get(row.severity, "?")[0] + state, style=sev_style)
+            if self.truth:
+                mark.append_text(self.verdict(row))
+            cells = [mark]
+        else:
+            cells = [
+                Text(state, style=sev_style),
+                Text(" " + fmt.SEVERITY_SHORT.get(row.severity, row.severity), style=sev_style),
+            ]
+        cells += [
+            Text(" " + fmt.sim_clock(row.onset_ts), style=dim),
+            Text(" " + clean(row.asset, single_line=True), style=dim),
         ]
-        signals = ", ".join(clean(s, single_line=True) for s in row.signals)
+        signals = " " + ", ".join(clean(s, single_line=True) for s in row.signals)
         d = row.diagnosis
         diagnosis = (
-            Text(f"{d.root_cause} {fmt.percent(d.confidence)}", style="bold" if active else "dim")
+            Text(f" {d.root_cause} {fmt.percent(d.confidence)}", style="bold" if active else "dim")
             if d is not None
-            else Text("diagnosing…", style="italic dim")
+            else Text(" diagnosing…", style="italic dim")
         )
         if self.compact:
             cells.append(diagnosis if d is not None else Text(signals, style=dim))
-        else:
-            cells += [Text(signals, style=dim), diagnosis]
+            return cells
+        cells.append(diagnosis)
         if self.truth:
-            t = row.truth
-            if t is None:
-                cells.append(Text("—", style="dim"))
-            else:
-                cells.append(Text(f"{t.fault} {t.severity:.2f}", style="magenta"))
-        return cells
+            truth = Text(" ")
+            truth.append_text(self.verdict(row))
+            truth.append(f" {row.truth.fault}" if row.truth else "", style="magenta")
+            cells.append(truth)
+        cells.append(Text(signals, style=dim))
+        return cells[: len(self._keys)]
 
     def _render_rows(self) -> None:
         self._ensure_columns()

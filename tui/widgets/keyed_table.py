@@ -31,13 +31,16 @@ class KeyedTable(DataTable[Text]):
         Binding("G", "scroll_bottom", "Bottom", show=False, id="table.bottom"),
     ]
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self, *, id: str | None = None, classes: str | None = None, cell_padding: int = 1
+    ) -> None:
         super().__init__(
             id=id,
             classes=classes,
             cursor_type="row",
             zebra_stripes=False,
             show_row_labels=False,
+            cell_padding=cell_padding,
         )
         self._shown: dict[str, tuple[tuple[object, ...], ...]] = {}
         self._first_cells: dict[str, Text] = {}

@@ -15,7 +15,9 @@ from tui import format as fmt
 from tui.safe import clean
 
 
-def scenario_text(status: dict[str, Any] | None, sim_time: float | None, truth: Truth | None, overlay: bool) -> Text:
+def scenario_text(
+    status: dict[str, Any] | None, sim_time: float | None, truth: Truth | None, overlay: bool
+) -> Text:
     out = Text(end="")
     if not status:
         out.append("scenario —", style="dim")
@@ -23,7 +25,9 @@ def scenario_text(status: dict[str, Any] | None, sim_time: float | None, truth: 
         name = clean(status.get("name") or status.get("scenario") or "none", single_line=True)
         out.append(name, style="bold")
         running = bool(status.get("running"))
-        out.append("  ▶ running" if running else "  ■ stopped", style="green" if running else "yellow")
+        out.append(
+            "  ▶ running" if running else "  ■ stopped", style="green" if running else "yellow"
+        )
         speed = status.get("speed")
         if isinstance(speed, int | float):
             out.append(f"  ×{speed:g}")
@@ -71,5 +75,13 @@ class ScenarioBar(Horizontal):
             with select.prevent(Select.Changed):
                 select.value = selected
 
-    def show(self, status: dict[str, Any] | None, sim_time: float | None, truth: Truth | None, overlay: bool) -> None:
-        self.query_one("#scenario-info", Static).update(scenario_text(status, sim_time, truth, overlay))
+    def show(
+        self,
+        status: dict[str, Any] | None,
+        sim_time: float | None,
+        truth: Truth | None,
+        overlay: bool,
+    ) -> None:
+        self.query_one("#scenario-info", Static).update(
+            scenario_text(status, sim_time, truth, overlay)
+        )

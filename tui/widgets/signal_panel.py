@@ -107,9 +107,9 @@ class SignalPanel(Widget):
         view = self._view
         row_h = max(1, min(MAX_ROW_HEIGHT, height // len(names)))
         displays = [display_for(n, view.history.get(n, ())) for n in names]
-        name_w = min(max(len(d.name) for d in displays), 16)
-        unit_w = min(max((len(d.unit) for d in displays), default=0), 6)
-        value_w = 8
+        name_w = min(max(len(d.label) for d in displays), 16)
+        unit_w = min(max((len(d.unit) for d in displays), default=0), 5)
+        value_w = 7
         left_w = 1 + name_w + 1 + value_w + 1 + unit_w + 1
         show_range = width - left_w >= 40
         range_w = 14 if show_range else 0
@@ -119,7 +119,11 @@ class SignalPanel(Widget):
             truth_sensors = {f.sensor for f in view.truth.active if f.sensor}
 
         name_st, value_st, unit_st = self._style("name"), self._style("value"), self._style("unit")
-        spark_st, alert_st, clip_st = self._style("spark"), self._style("alert"), self._style("clip")
+        spark_st, alert_st, clip_st = (
+            self._style("spark"),
+            self._style("alert"),
+            self._style("clip"),
+        )
         range_st, truth_st = self._style("range"), self._style("truth")
 
         lines: list[Strip] = []
@@ -139,11 +143,20 @@ class SignalPanel(Widget):
                         segs.append(Segment("!", alert_st))
                     else:
                         segs.append(Segment(" "))
-                    segs.append(Segment(truncate(d.name, name_w).ljust(name_w), alert_st if in_alert else name_st))
-                    segs.append(Segment(" " + fmt.value(current, d.decimals).rjust(value_w) + " ", value_st))
+                    segs.append(
+                        Segment(
+                            truncate(clean(d.label, single_line=True), name_w).ljust(name_w),
+                            alert_st if in_alert else name_st,
+                        )
+                    )
+                    segs.append(
+                        Segment(" " + fmt.value(current, d.decimals).rjust(value_w) + " ", value_st)
+                    )
                     segs.append(Segment(truncate(d.unit, unit_w).ljust(unit_w) + " ", unit_st))
                 elif r == row_h - 1 and not show_range:
-                    segs.append(Segment(truncate(rng, left_w - 1).rjust(left_w - 1) + " ", range_st))
+                    segs.append(
+                        Segment(truncate(rng, left_w - 1).rjust(left_w - 1) + " ", range_st)
+                    )
                 else:
                     segs.append(Segment(" " * left_w))
                 row = spark.rows[r]
@@ -152,7 +165,9 @@ class SignalPanel(Widget):
                 for i in range(1, len(row) + 1):
                     if i == len(row) or spark.clipped[i] != spark.clipped[start]:
                         segs.append(
-                            Segment(row[start:i], clip_st if spark.clipped[start] else line_spark_st)
+                            Segment(
+                                row[start:i], clip_st if spark.clipped[start] else line_spark_st
+                            )
                         )
                         start = i
                 if show_range:

@@ -38,8 +38,10 @@ class StatusBar(Widget):
     def render(self) -> Text:
         h = self.health
         wide = self.size.width >= 110
+        huge = self.size.width >= 150
         sep = Text(" │ ", style="dim")
-        out = Text(" CONTROL ROOM ", style="bold reverse", end="")
+        out = Text(end="")
+        out.append(" CONTROL ROOM ", style="bold reverse")
         if self.screen_title:
             out.append(" ")
             out.append(self.screen_title, style="bold")
@@ -53,7 +55,7 @@ class StatusBar(Widget):
         else:
             out.append("MQTT ")
             out.append("✗ down", style="bold red")
-        if wide and h.broker:
+        if huge and h.broker:
             out.append(f" {clean(h.broker, single_line=True)}", style="dim")
         out.append_text(sep)
 
@@ -72,7 +74,7 @@ class StatusBar(Widget):
         out.append_text(sep)
 
         out.append(fmt.rate(h.rate).replace("/s", " msg/s"))
-        if wide:
+        if huge:
             out.append(f" (telemetry {fmt.rate(h.telemetry_rate)})", style="dim")
         out.append_text(sep)
         out.append("T ")

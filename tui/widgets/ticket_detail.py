@@ -30,14 +30,21 @@ def render_ticket(t: Ticket) -> Text:
     out.append("  ")
     out.append(t.state.upper(), style=fmt.STATE_STYLE.get(t.state, ""))
     out.append("  ")
-    out.append(fmt.SEVERITY_SHORT.get(t.severity, t.severity), style=fmt.SEVERITY_STYLE.get(t.severity, ""))
+    out.append(
+        fmt.SEVERITY_SHORT.get(t.severity, t.severity), style=fmt.SEVERITY_STYLE.get(t.severity, "")
+    )
     out.append("  ")
     out.append(clean(t.asset, single_line=True))
     out.append("\n")
     out.append(clean(t.title, single_line=True), style="bold")
     out.append("\n")
-    out.append(f"cause {t.root_cause} {fmt.percent(t.confidence)} · {t.category} · ×{t.occurrences}", style="dim")
-    out.append(f" · sim {fmt.sim_clock(t.first_seen_ts)}–{fmt.sim_clock(t.last_seen_ts)}\n", style="dim")
+    out.append(
+        f"cause {t.root_cause} {fmt.percent(t.confidence)} · {t.category} · ×{t.occurrences}",
+        style="dim",
+    )
+    out.append(
+        f" · sim {fmt.sim_clock(t.first_seen_ts)}–{fmt.sim_clock(t.last_seen_ts)}\n", style="dim"
+    )
     if t.signals:
         out.append("signals ", style="dim")
         out.append(", ".join(clean(s, single_line=True) for s in t.signals) + "\n")
@@ -54,7 +61,9 @@ def render_ticket(t: Ticket) -> Text:
         out.append("\n")
     if t.state == "closed":
         out.append("closed: ", style="dim")
-        out.append(fmt.CLOSE_REASON_LABEL.get(t.close_reason or "", t.close_reason or "?"), style="bold")
+        out.append(
+            fmt.CLOSE_REASON_LABEL.get(t.close_reason or "", t.close_reason or "?"), style="bold"
+        )
         if t.close_note:
             out.append(f" — {clean(t.close_note, single_line=True)}")
         out.append("\n")
@@ -78,6 +87,12 @@ class TicketDetail(VerticalScroll, can_focus=True):
         yield Static(Text("No ticket selected.", style="dim"), id="ticket-text")
 
     def show(self, ticket: Ticket | None) -> None:
-        body = render_ticket(ticket) if ticket is not None else Text("No ticket selected.", style="dim")
+        body = (
+            render_ticket(ticket)
+            if ticket is not None
+            else Text("No ticket selected.", style="dim")
+        )
         self.query_one("#ticket-text", Static).update(body)
-        self.border_title = Text(f"Ticket {clean(ticket.ticket_id, single_line=True)}" if ticket else "Ticket")
+        self.border_title = Text(
+            f"Ticket {clean(ticket.ticket_id, single_line=True)}" if ticket else "Ticket"
+        )

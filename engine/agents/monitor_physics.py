@@ -1,0 +1,175 @@
+"""Physics residuals: how far each measurement sits from what the pump's datasheet says it should
+read, given the others.
+
+A manoeuvre (valve move, speed change, stop/start) moves every signal *together*, along the pump
+and system curves; a fault breaks one of the relations. So instead of watching raw levels, which
+swing with every operator action, the monitor watches six model residuals that stay flat through
+manoeuvres and each involve only a few instruments (which is also what lets the diagnosis tell
+a drifting transmitter from a process fault):
+
+================  ============================================  ===============================
+channel           relation (nominal datasheet)                   instruments involved
+================  ============================================  ===============================
+res.head          Δp/ρg vs pump curve H0·n² − a·Q²               discharge/suction P, flow, speed
+res.flow          flow vs loop operating point at (n, valve cmd)  flow, speed, valve cmd, suction P
+res.power         power vs shaft-power curve at (Q, n)           power, flow, speed
+res.current       current vs √(I_mag² + I_torque(P, n)²)         current, power, speed
+res.bearing_temp  bearing T vs 10-min lag of ambient + rise(n)   bearing T, ambient T, speed
+res.vibration     vibration vs running-speed model at (Q, n)     vibration, flow, speed
+================  ============================================  ===============================
+
+Each residual carries a unit-specific offset (a real pump is not its datasheet); the monitor
+learns it as the residual's baseline. Functions take floats (the monitor, one tick at a time) or
+numpy arrays (the diagnosis, over its history window).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from engine.plant.pump import BAR_PER_M, DESIGN, PumpDesign
+
+RESIDUALS: tuple[str, ...] = (
+    "res.head",
+    "res.flow",
+    "res.power",
+    "res.current",
+    "res.bearing_temp",
+    "res.vibration",
+)
+RESIDUAL_UNITS: dict[str, str] = {
+    "res.head": "m",
+    "res.flow": "% of rated flow",
+    "res.power": "% of rated power",
+    "res.current": "A",
+    "res.bearing_temp": "°C",
+    "res.vibration": "% of model",
+}
+RESIDUAL_LABELS: dict[str, str] = {
+    "res.head": "pump head vs pump curve",
+    "res.flow": "flow vs system curve (valve command, discharge pressure)",
+    "res.power": "power vs power curve",
+    "res.current": "motor current vs power",
+    "res.bearing_temp": "bearing temperature vs thermal model",
+    "res.vibration": "vibration vs operating-point model",
+}
+RESIDUAL_FAMILIES: dict[str, frozenset[str]] = {
+    "res.head": frozenset({"hydraulic"}),
+    "res.flow": frozenset({"hydraulic"}),
+    "res.power": frozenset({"hydraulic", "mechanical", "electrical"}),
+    "res.current": frozenset({"electrical"}),
+    "res.bearing_temp": frozenset({"mechanical"}),
+    "res.vibration": frozenset({"mechanical"}),
+}
+"""Residuals one process fault tends to light together (bearing wear: vibration, then
+temperature and power, over hours). A residual turning on joins an active episode of its family
+however old, so a slowly worsening fault stays one alarm; an unrelated one opens a new alarm."""
+METER_TAU_S = 1.0
+"""Flow-meter damping (transmitter setting, from the instrument list)."""
+RUNNING_SPEED_FRACTION = 0.3
+"""Below 30 % of rated speed the pump counts as stopped: the model relations are suspended."""
+
+
+def _sqrt_pos(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return np.sqrt(np.maximum(x, 0.0))
+    return math.sqrt(x) if x > 0.0 else 0.0
+
+
+def residuals(s: Mapping[str, Any], q_pred: Any, temp_model: Any,
+              d: PumpDesign = DESIGN) -> tuple[Any, ...]:  # fmt: skip
+    """The six residuals (order of ``RESIDUALS``) from one sample or arrays of samples.
+
+    ``s`` holds the signals *aligned* to the flow meter (see ``PumpObserver``), ``q_pred`` the
+    flow the loop should deliver and ``temp_model`` the healthy bearing temperature."""
+    q = s["flow"]
+    n = s["speed"] / d.rated_speed_rpm
+    power = s["power"]
+    head = (s["discharge_pressure"] - s["suction_pressure"]) / BAR_PER_M - d.head_m(q, n)
+    flow = (q - q_pred) * (100.0 / d.rated_flow_m3h)
+    pw = (power - d.elec_kw(d.shaft_kw(q, n))) * (100.0 / d.rated_elec_kw)
+    current = s["motor_current"] - d.current_a(power, n)
+    temp = s["bearing_temp"] - temp_model
+    vib = (s["vibration"] / d.vibration_mm_s(q, n) - 1.0) * 100.0
+    return head, flow, pw, current, temp, vib
+
+
+def loop_flow(p_suc: Any, q: Any, n: Any, valve_pct: Any, d: PumpDesign = DESIGN) -> Any:
+    """Steady flow the pump and the piping should settle at for this speed and valve command,
+    with the supply pressure inferred from the suction gauge (P_tank = P_suc + k_s·Q²)."""
+    p_tank = p_suc + d.k_suction * q * q
+    drive = p_tank - d.dest_pressure_bar + BAR_PER_M * d.shutoff_head_m * n * n
+    k = d.k_suction + BAR_PER_M * d.a + d.k_line + d.k_valve(valve_pct / 100.0)
+    return _sqrt_pos(drive / k)
+
+
+ALIGNED = ("suction_pressure", "discharge_pressure", "vibration", "motor_current", "power",
+           "speed")  # fmt: skip
+"""Signals that react at once and are delayed to match the flow meter's 1 s damping before they
+are compared with it (otherwise every valve stroke or speed ramp leaves a transient residual)."""
+
+
+class ThermalModel:
+    """The bearing temperature a healthy bearing would show: ambient + speed-dependent rise,
+    through the bearing's first-order thermal lag (10 min). Starts at equilibrium."""
+
+    __slots__ = ("alpha", "design", "value")
+
+    def __init__(self, dt: float = 1.0, design: PumpDesign = DESIGN) -> None:
+        self.design = design
+        self.alpha = dt / (design.thermal_tau_s + dt)
+        self.value: float | None = None
+
+    def update(self, ambient: float, speed_rpm: float) -> float:
+        eq = self.design.bearing_equilibrium_c(ambient, speed_rpm / self.design.rated_speed_rpm)
+        if self.value is None:
+            self.value = eq
+        else:
+            self.value += (eq - self.value) * self.alpha
+        return self.value
+
+
+class PumpObserver:
+    """Per-pump model state for the residuals: the meter-aligned signals, the loop flow through
+    the fluid's inertia and the meter's damping, and the bearing's thermal lag (10 min).
+
+    ``update(signals)`` returns the six residuals for this sample."""
+
+    __slots__ = ("a_fluid", "a_meter", "aligned", "design", "q_fluid", "q_pred", "thermal")
+
+    def __init__(self, dt: float = 1.0, design: PumpDesign = DESIGN) -> None:
+        self.design = design
+        self.a_fluid = dt / (design.fluid_tau_s + dt)
+        self.a_meter = dt / (METER_TAU_S + dt)
+        self.aligned: dict[str, float] | None = None
+        self.q_fluid = 0.0
+        self.q_pred = 0.0
+        self.thermal = ThermalModel(dt, design)
+
+    def update(self, s: Mapping[str, float]) -> tuple[float, ...]:
+        d = self.design
+        n = s["speed"] / d.rated_speed_rpm
+        q_ss = loop_flow(s["suction_pressure"], s["flow"], n, s["valve_cmd"], d)
+        al = self.aligned
+        if al is None:
+            al = self.aligned = {k: s[k] for k in ALIGNED}
+            al["flow"] = s["flow"]
+            self.q_fluid = self.q_pred = q_ss
+        else:
+            a = self.a_meter
+            for k in ALIGNED:
+                al[k] += (s[k] - al[k]) * a
+            al["flow"] = s["flow"]
+            self.q_fluid += (q_ss - self.q_fluid) * self.a_fluid
+            self.q_pred += (self.q_fluid - self.q_pred) * a
+        al["bearing_temp"] = s["bearing_temp"]
+        t_model = self.thermal.update(s["ambient_temp"], s["speed"])
+        return residuals(al, self.q_pred, t_model, d)
+
+
+def is_running(speed_rpm: float, d: PumpDesign = DESIGN) -> bool:
+    return speed_rpm > RUNNING_SPEED_FRACTION * d.rated_speed_rpm

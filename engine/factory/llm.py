@@ -1,0 +1,250 @@
+"""Claude, through the official ``anthropic`` SDK, for the three factory agents.
+
+One call shape for all of them: a system prompt, one user message, and a structured-output
+JSON schema (``output_config.format``) built from the factory's real ids as enums, so the model
+cannot even spell an id that does not exist. Every reply still goes through the same
+validators as the offline agents; this module only turns transport and model failures into
+:class:`LLMError` with a one-line reason the orchestrator logs before falling back.
+
+Replies are cached on disk under ``var_dir()/llm-cache/``, keyed by a hash of the complete
+request (model, prompts, schema, limits): the same planner text, factory and date give the
+same briefing on every run, and a re-run costs nothing.
+
+Settings: ``ANTHROPIC_API_KEY`` (the SDK reads it), ``CONTROLROOM_CLAUDE_MODEL`` (default
+:data:`DEFAULT_MODEL`), ``CONTROLROOM_LLM_TIMEOUT`` seconds per request (default 30), and the
+SDK's own retries (2, with backoff, on 408/409/429/5xx including 529 overloaded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from engine import paths
+
+if TYPE_CHECKING:
+    import httpx2
+
+DEFAULT_MODEL = "claude-sonnet-5"
+MODEL_ENV = "CONTROLROOM_CLAUDE_MODEL"
+TIMEOUT_ENV = "CONTROLROOM_LLM_TIMEOUT"
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_RETRIES = 2
+CACHE_VERSION = 1
+
+LLMMode = Literal["auto", "off", "on"]
+LLM_MODES: tuple[str, ...] = ("auto", "off", "on")
+
+FailureKind = Literal[
+    "refusal", "invalid_json", "truncated", "timeout", "overloaded", "rate_limited", "api",
+    "connection", "empty",
+]
+
+
+class LLMError(Exception):
+    """The model gave no usable reply; ``kind`` classifies, ``str()`` is the logged reason."""
+
+    def __init__(self, kind: FailureKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+class LLMUnavailable(RuntimeError):
+    """``--llm on`` without an API key: a usage error, reported before anything runs."""
+
+
+def cache_dir() -> Path:
+    return paths.var_dir() / "llm-cache"
+
+
+class ClaudeClient:
+    """A thin, cached JSON-completion wrapper around ``anthropic.Anthropic``.
+
+    ``http_client`` is passed to the SDK unchanged: tests hand it an
+    ``httpx2.Client(transport=httpx2.MockTransport(...))`` and drive the real SDK offline.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        model: str | None = None,
+        timeout: float | None = None,
+        max_retries: int = DEFAULT_RETRIES,
+        http_client: httpx2.Client | None = None,
+        cache: bool = True,
+        cache_path: Path | None = None,
+    ) -> None:
+        import anthropic
+
+        self.model = model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+        self.timeout = timeout if timeout is not None else _env_float(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+        self.max_retries = max_retries
+        self.cache = cache
+        self._cache_path = cache_path
+        self._sdk = anthropic.Anthropic(
+            api_key=api_key,
+            timeout=self.timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+        )
+        self.calls = 0
+        """Requests actually sent (cache hits excluded); tests and logs read it."""
+
+    @property
+    def label(self) -> str:
+        return f"claude:{self.model}"
+
+    def request(
+        self, *, system: str, prompt: str, schema: dict[str, Any], max_tokens: int
+    ) -> dict[str, Any]:
+        """The exact Messages API request body (also the cache key's content)."""
+        return {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "system": system,
+            "messages": [{"role": "user", "content": prompt}],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}},
+        }
+
+    def complete_json(
+        self,
+        *,
+        agent: str,
+        system: str,
+        prompt: str,
+        schema: dict[str, Any],
+        max_tokens: int = 2048,
+    ) -> tuple[Any, bool]:
+        """(parsed JSON reply, came_from_cache). Raises :class:`LLMError`."""
+        body = self.request(system=system, prompt=prompt, schema=schema, max_tokens=max_tokens)
+        key = request_key(body)
+        if self.cache:
+            hit = self._read_cache(key)
+            if hit is not None:
+                return hit, True
+        data = self._call(body)
+        if self.cache:
+            self._write_cache(key, agent, data)
+        return data, False
+
+    def _call(self, body: dict[str, Any]) -> Any:
+        import anthropic
+
+        self.calls += 1
+        try:
+            message = self._sdk.messages.create(**body)
+        except anthropic.APITimeoutError:
+            raise LLMError(
+                "timeout", f"no reply within {self.timeout:g}s ({self.max_retries} retries)"
+            ) from None
+        except anthropic.APIConnectionError as exc:
+            raise LLMError("connection", f"cannot reach the API: {exc}") from None
+        except anthropic.APIStatusError as exc:
+            status = exc.status_code
+            detail = _error_message(exc)
+            if status == 529:
+                raise LLMError(
+                    "overloaded", f"API overloaded (529) after {self.max_retries} retries"
+                ) from None
+            if status == 429:
+                raise LLMError("rate_limited", f"rate limited (429): {detail}") from None
+            raise LLMError("api", f"API error {status}: {detail}") from None
+        except anthropic.AnthropicError as exc:
+            raise LLMError("api", f"SDK error: {exc}") from None
+
+        if message.stop_reason == "refusal":
+            details = message.stop_details
+            why = ""
+            if details is not None:
+                why = f" ({details.category or 'uncategorised'})"
+            raise LLMError("refusal", f"the model declined to answer{why}")
+        if message.stop_reason == "max_tokens":
+            raise LLMError("truncated", "reply cut off at max_tokens")
+        text = "".join(getattr(block, "text", "") for block in message.content if block.type == "text")
+        if not text.strip():
+            raise LLMError("empty", f"reply has no text (stop_reason={message.stop_reason})")
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            snippet = text[:60].replace("\n", " ")
+            raise LLMError("invalid_json", f"reply is not valid JSON ({exc.msg}): {snippet!r}") from None
+
+    # -- cache ------------------------------------------------------------------------------
+
+    def _cache_file(self, key: str) -> Path:
+        return (self._cache_path or cache_dir()) / f"{key}.json"
+
+    def _read_cache(self, key: str) -> Any | None:
+        path = self._cache_file(key)
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # missing or corrupt: ask again
+        if not isinstance(entry, dict) or entry.get("key") != key or "response" not in entry:
+            return None
+        return entry["response"]
+
+    def _write_cache(self, key: str, agent: str, data: Any) -> None:
+        path = self._cache_file(key)
+        entry = {"version": CACHE_VERSION, "key": key, "agent": agent, "model": self.model,
+                 "response": data}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(
+                "w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
+            ) as tmp:
+                json.dump(entry, tmp, ensure_ascii=False, sort_keys=True)
+            Path(tmp.name).replace(path)
+        except OSError:
+            pass  # a cache that cannot be written only costs a call next time
+
+
+def request_key(body: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        {"v": CACHE_VERSION, "request": body}, sort_keys=True, ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _error_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"][:200]
+    return str(exc)[:200]
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def resolve_llm(mode: str | ClaudeClient | None) -> ClaudeClient | None:
+    """``auto``: Claude when ``ANTHROPIC_API_KEY`` is set, else offline; ``off``: offline;
+    ``on``: Claude or :class:`LLMUnavailable`. A ClaudeClient passes through (tests)."""
+    if isinstance(mode, ClaudeClient):
+        return mode
+    mode = (mode or "auto").lower()
+    if mode not in LLM_MODES:
+        raise ValueError(f"llm mode must be one of {', '.join(LLM_MODES)}, not {mode!r}")
+    if mode == "off":
+        return None
+    has_key = bool(os.environ.get("ANTHROPIC_API_KEY", "").strip())
+    if not has_key:
+        if mode == "on":
+            raise LLMUnavailable(
+                "--llm on needs ANTHROPIC_API_KEY in the environment "
+                "(use --llm off or auto for the offline agents)"
+            )
+        return None
+    return ClaudeClient()

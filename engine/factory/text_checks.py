@@ -1,0 +1,194 @@
+"""Checks on prose that an agent wrote: does it name only real ids and cite only real numbers?
+
+The spec leaves briefing correctness to prompt design and review; here it is enforced. The
+rules are deliberately simple and conservative (a false alarm costs a fallback to the offline
+briefing, a missed invention would cost the planner's trust):
+
+- **Ids.** A token is an unknown id when it is not a job, machine or step id of the factory
+  (case-insensitive) and either has the shape of one (``J9`` next to ``J1``..``J3``, ``CNC-Z``
+  next to ``CNC-A``) or mixes letters and digits (``M9``, ``X7``). Times and factors (``14h``,
+  ``2.0x``) and the scenario type names are not ids.
+- **Numbers.** Every number must be one the simulation produced or the inputs hold: the
+  :class:`Facts` collect them (metrics, per-job lateness and completion, step times, scenario
+  parameters, what-if results and the differences between scenarios). Percentages are matched
+  against utilizations (to the rounding shown); decimals to 0.05.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from engine.factory.intent import has_id_shape, id_stems
+from engine.factory.metrics import step_waits
+from engine.factory.models import (
+    FactoryConfig,
+    ScenarioMetrics,
+    ScenarioSpec,
+    SimulationResult,
+    WhatIfResult,
+)
+
+_TOKEN = re.compile(r"[A-Za-z0-9]+(?:[_.\-][A-Za-z0-9]+)*")
+_UNIT = re.compile(r"^\d+(?:\.\d+)?(?:h|hr|hrs|x|st|nd|rd|th|am|pm|min|pp|d)$", re.IGNORECASE)
+_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9_]*")
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)(\s?%)?")
+VOCABULARY = frozenset(
+    {
+        "BASELINE", "RUSH_ARRIVES", "MACHINE_SLOWDOWN", "M2_SLOWDOWN", "RUSH_FIRST",
+        "PROTECT_JOB", "BALANCED", "LOW", "MEDIUM", "HIGH", "EDD", "FCFS",
+    }
+)
+
+
+def known_ids(factory: FactoryConfig) -> set[str]:
+    return {*factory.job_ids, *factory.machine_ids, *factory.step_ids}
+
+
+def unknown_ids(text: str, factory: FactoryConfig) -> set[str]:
+    """Tokens of ``text`` that look like ids but are not ids of ``factory``."""
+    known = known_ids(factory)
+    folded = {k.casefold() for k in known}
+    stems = id_stems(frozenset(known))
+    out: set[str] = set()
+    for token in _TOKEN.findall(text):
+        if token.casefold() in folded or token in VOCABULARY or _UNIT.match(token):
+            continue
+        if has_id_shape(token, stems):
+            out.add(token)
+            continue
+        parts = re.split(r"[_.\-]", token)
+        for part in parts if len(parts) > 1 else [token]:
+            if part.casefold() in folded or _UNIT.match(part) or part.upper() in VOCABULARY:
+                continue
+            if re.search(r"[A-Za-z]", part) and re.search(r"\d", part):
+                out.add(token)
+                break
+    return out
+
+
+def numbers_in(text: str, factory: FactoryConfig) -> list[tuple[str, Fraction, bool]]:
+    """(as written, value, is_percent) for each number in ``text`` outside ids and words."""
+    folded = {k.casefold() for k in known_ids(factory)}
+    text = _TOKEN.sub(lambda m: " " if m.group(0).casefold() in folded else m.group(0), text)
+    text = _WORD.sub(" ", text)
+    return [
+        (m.group(0).strip(), Fraction(m.group(1)), bool(m.group(2)))
+        for m in _NUMBER.finditer(text)
+    ]
+
+
+@dataclass
+class Facts:
+    """Every figure a briefing may cite, collected from the pipeline's typed outputs."""
+
+    numbers: set[Fraction] = field(default_factory=set)
+    percents: set[Fraction] = field(default_factory=set)
+
+    def add(self, *values: float | int | None) -> None:
+        for v in values:
+            if v is not None:
+                self.numbers.add(abs(Fraction(v).limit_denominator(10_000)))
+
+    def add_percent(self, *fractions_of_one: float) -> None:
+        for v in fractions_of_one:
+            self.percents.add(abs(Fraction(v).limit_denominator(10_000) * 100))
+
+    def allows(self, value: Fraction, written: str, percent: bool) -> bool:
+        decimals = len(written.split(".")[1].rstrip("% ")) if "." in written else 0
+        pool = self.percents if percent else self.numbers
+        if value in pool:
+            return True
+        if percent:
+            tolerance = Fraction(1, 2) if decimals == 0 else Fraction(5, 10 ** (decimals + 1))
+            return any(abs(p - value) <= tolerance for p in pool)
+        if decimals:
+            tolerance = Fraction(5, 10 ** (decimals + 1))
+            return any(abs(p - value) <= tolerance for p in pool if p.denominator != 1)
+        return False
+
+
+def collect_facts(
+    factory: FactoryConfig,
+    scenarios: Iterable[ScenarioSpec],
+    results: dict[str, SimulationResult],
+    metrics: dict[str, ScenarioMetrics],
+    what_ifs: Iterable[WhatIfResult],
+    date: str = "",
+) -> Facts:
+    facts = Facts()
+    facts.add(0, 1, factory.time_horizon, len(factory.machines), len(factory.jobs))
+    facts.add(sum(len(j.steps) for j in factory.jobs))
+    facts.add_percent(0.0, 1.0)
+    for m in factory.machines:
+        facts.add(m.available_start, m.available_end, m.available_hours)
+    for j in factory.jobs:
+        facts.add(j.due_time, j.release_time, len(j.steps), sum(s.duration_hours for s in j.steps))
+        facts.add(*(s.duration_hours for s in j.steps))
+    specs = list(scenarios)
+    facts.add(len(specs))
+    for spec in specs:
+        mods = spec.modifications.model_dump()
+        facts.add(*(v for v in mods.values() if isinstance(v, int | float)))
+        if spec.slowdown is not None:
+            facts.add(spec.slowdown.end_time - spec.slowdown.start_time)
+        if spec.rush is not None:
+            facts.add(spec.rush.due_time - spec.rush.arrival_time)
+    for result in results.values():
+        for ready, wait in step_waits(result, factory).values():
+            facts.add(ready, wait)
+        for tl in result.job_timelines.values():
+            facts.add(tl.completion_time, tl.due_time, tl.release_time)
+            if tl.completion_time is not None and tl.completion_time <= tl.due_time:
+                facts.add(tl.due_time - tl.completion_time)  # slack
+            for st in tl.steps_timeline:
+                facts.add(st.start_time, st.end_time, st.duration_hours, st.base_duration_hours)
+                facts.add(st.duration_hours - st.base_duration_hours)
+        for u in result.unscheduled:
+            facts.add(u.duration_hours)
+    ms = list(metrics.values())
+    for m in ms:
+        facts.add(m.num_jobs, m.num_late_jobs, m.max_lateness_hours, m.avg_lateness_hours)
+        facts.add(m.makespan_hours, len(m.incomplete_job_ids), len(m.unscheduled_step_ids))
+        facts.add(*m.busy_hours_by_machine.values(), *m.lateness_by_job.values())
+        facts.add(*m.completion_by_job.values())
+        facts.add_percent(*m.utilization_by_machine.values())
+        facts.add(sum(v for v in m.lateness_by_job.values() if v is not None))
+    for a in ms:  # differences between scenarios
+        for b in ms:
+            facts.add(a.makespan_hours - b.makespan_hours, a.num_late_jobs - b.num_late_jobs)
+            for mid, util in a.utilization_by_machine.items():
+                facts.add_percent(util - b.utilization_by_machine.get(mid, 0.0))
+                facts.add(a.busy_hours_by_machine[mid] - b.busy_hours_by_machine.get(mid, 0))
+            for jid, late in a.lateness_by_job.items():
+                other = b.lateness_by_job.get(jid)
+                if late is not None and other is not None:
+                    facts.add(late - other)
+    for w in what_ifs:
+        facts.add(w.makespan_before, w.makespan_after, w.makespan_after - w.makespan_before)
+        facts.add(w.late_before, w.late_after, w.total_lateness_before, w.total_lateness_after)
+        facts.add(w.total_lateness_before - w.total_lateness_after)
+        facts.add(*(v for v in w.params.values() if isinstance(v, int | float)))
+        for jid, late in w.lateness_after.items():
+            prior = w.lateness_before.get(jid)
+            facts.add(late, prior)
+            if late is not None and prior is not None:
+                facts.add(late - prior)
+    if date:
+        facts.add(*(int(p) for p in re.findall(r"\d+", date)))
+    return facts
+
+
+def check_prose(text: str, factory: FactoryConfig, facts: Facts) -> list[str]:
+    """Problems of one piece of agent-written prose: unknown ids and unsupported numbers."""
+    problems: list[str] = []
+    strangers = unknown_ids(text, factory)
+    if strangers:
+        problems.append(f"names {', '.join(sorted(strangers))}, not in this factory")
+    unsupported = [w for w, v, pct in numbers_in(text, factory) if not facts.allows(v, w, pct)]
+    if unsupported:
+        shown = ", ".join(dict.fromkeys(unsupported[:5]))
+        problems.append(f"cites {shown}, not in the simulation's figures")
+    return problems

@@ -1,0 +1,155 @@
+"""``controlroom report --logs DIR``: the metrics of a live run, from its services' JSONL logs.
+
+The logs hold every message the services published (``topic`` + ``message`` lines): telemetry
+with its ground truth (simulator), alerts (monitor), diagnoses (diagnosis), tickets (ticket
+service). Detection and diagnosis are scored by the same functions as the accelerated replay
+(``engine.evaluation``), so a live run and ``controlroom eval`` report the same figures; what only
+a live run has is wall-clock latency, reported apart:
+
+- **ticket creation latency**: alert published (the alert's ``wall_time``, stamped by the
+  monitor) -> ticket stored (the ticket service's ``stored_at``), for each ticket created;
+- **telemetry -> alert** latency as the monitor measured it.
+
+A run directory may hold several runs (the simulator was re-loaded): each ``scenario_loaded``
+starts a new segment, and messages are assigned to segments by log time, so a replayed scenario
+does not mix with the previous one. Malformed lines are counted and reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.schemas import AlertEvent, PlantMessage, Ticket, WireError, decode
+
+TICKET_CREATED = "ticket_created"
+
+
+class LogError(ValueError):
+    """The log directory cannot be read as a run (missing, empty)."""
+
+
+@dataclass
+class LiveRun:
+    messages: list[tuple[str, PlantMessage]] = field(default_factory=list)
+    """(log time ISO, message) in log-time order."""
+    segments: list[str] = field(default_factory=list)
+    """Log times of each ``scenario_loaded`` (segment starts)."""
+    ticket_latency_ms: list[float] = field(default_factory=list)
+    alert_latency_ms: list[float] = field(default_factory=list)
+    tickets_created: int = 0
+    files: list[str] = field(default_factory=list)
+    bad_lines: int = 0
+    first_problems: list[str] = field(default_factory=list)
+
+
+def read_run(logs: Path) -> LiveRun:
+    if not logs.is_dir():
+        raise LogError(f"{logs}: not a directory")
+    files = sorted(logs.glob("*.jsonl"))
+    if not files:
+        raise LogError(f"{logs}: no *.jsonl service logs here (expected var/logs of a run)")
+    run = LiveRun(files=[f.name for f in files])
+    created: list[tuple[Ticket, float | None]] = []
+    for path in files:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    if not isinstance(rec, dict):
+                        raise ValueError("not a JSON object")
+                    _take(rec, run, created)
+                except (ValueError, WireError) as exc:
+                    run.bad_lines += 1
+                    if len(run.first_problems) < 5:
+                        run.first_problems.append(f"{path.name}:{n}: {exc}")
+    run.messages.sort(key=lambda m: m[0])
+    run.segments.sort()
+    alert_wall = {
+        m.alert_id: m.wall_time
+        for _, m in run.messages
+        if isinstance(m, AlertEvent) and m.status == "active" and m.wall_time is not None
+    }
+    for ticket, stored in created:
+        run.tickets_created += 1
+        first_alert = ticket.alert_ids[0] if ticket.alert_ids else None
+        if stored is not None and first_alert in alert_wall:
+            run.ticket_latency_ms.append((stored - alert_wall[first_alert]) * 1000.0)
+    return run
+
+
+def _take(rec: dict[str, Any], run: LiveRun, created: list[tuple[Ticket, float | None]]) -> None:
+    event = rec.get("event")
+    when = str(rec.get("time", ""))
+    if event == "scenario_loaded":
+        run.segments.append(when)
+    if "topic" not in rec or "message" not in rec:
+        return
+    msg = decode(str(rec["topic"]), json.dumps(rec["message"], allow_nan=False))
+    if isinstance(msg, Ticket):
+        if event == TICKET_CREATED:
+            stored = rec.get("stored_at")
+            if not isinstance(stored, int | float):
+                stored = datetime.fromisoformat(when).timestamp() if when else None
+            created.append((msg, stored))
+        return
+    if isinstance(msg, AlertEvent) and msg.status == "active":
+        lat = rec.get("latency_ms")
+        if isinstance(lat, int | float):
+            run.alert_latency_ms.append(float(lat))
+    run.messages.append((when, msg))
+
+
+def segment_messages(run: LiveRun) -> list[list[PlantMessage]]:
+    """Messages split at each scenario load (those before the first load form their own)."""
+    out: list[list[PlantMessage]] = [[] for _ in range(len(run.segments) + 1)]
+    for when, msg in run.messages:
+        out[bisect_right(run.segments, when)].append(msg)
+    return [seg for seg in out if seg]
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    from engine.evaluation.scoring import percentile
+
+    return percentile(values, q) if values else None
+
+
+def _ms(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0f} ms"
+
+
+def build_report(logs: Path) -> str:
+    from engine.evaluation.metrics import aggregate
+    from engine.evaluation.report import render_markdown
+    from engine.evaluation.scoring import score_stream
+
+    run = read_run(logs)
+    segments = segment_messages(run)
+    runs = []
+    for i, seg in enumerate(segments, 1):
+        runs.extend(score_stream(seg, run=f"run{i}"))
+    if not runs:
+        raise LogError(f"{logs}: no telemetry, alerts or diagnoses in the logs")
+    metrics = aggregate(runs, label=f"live run, logs {logs}", scenarios=len(segments))
+    lines = [render_markdown(metrics).rstrip(), "", "## Live latency (wall clock)", ""]
+    lines += [
+        "| measure | n | median | p95 |",
+        "|---|---:|---:|---:|",
+        f"| ticket creation (alert published -> ticket stored) | {len(run.ticket_latency_ms)} "
+        f"| {_ms(_pct(run.ticket_latency_ms, 50))} | {_ms(_pct(run.ticket_latency_ms, 95))} |",
+        f"| telemetry published -> alert published (monitor) | {len(run.alert_latency_ms)} "
+        f"| {_ms(_pct(run.alert_latency_ms, 50))} | {_ms(_pct(run.alert_latency_ms, 95))} |",
+        "",
+        f"Tickets created: {run.tickets_created}. Logs read: {', '.join(run.files)}"
+        f" ({len(segments)} run segment(s)).",
+    ]
+    if run.bad_lines:
+        lines += ["", f"**{run.bad_lines} log line(s) could not be read** (skipped), e.g.:", ""]
+        lines += [f"- `{p}`" for p in run.first_problems]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,96 @@
+"""ASCII Gantt: rows per machine, hour columns, labels, markers, and the width budget."""
+
+from __future__ import annotations
+
+import re
+
+from engine.factory import render_gantt
+from engine.factory.models import BASELINE_SPEC, FactoryConfig, ScenarioSpec
+from engine.factory.scheduler import simulate
+
+RUSH = ScenarioSpec(type="RUSH_ARRIVES", label="Rush J2",
+                    modifications={"rush_job_id": "J2", "arrival_time": 2, "due_time": 10})
+SLOW = ScenarioSpec(type="MACHINE_SLOWDOWN", label="M2 slowdown", modifications={
+    "machine_id": "M2", "slowdown_factor": 2.0, "start_time": 8, "end_time": 14})
+
+
+def machine_line(chart: str, machine: str) -> str:
+    return next(line for line in chart.splitlines() if re.match(rf"{machine} +\|", line))
+
+
+def row(chart: str, machine: str) -> str:
+    line = machine_line(chart, machine)
+    return line[line.index("|") + 1 : line.rindex("|")]
+
+
+def test_toy_day_fits_80_columns_with_three_columns_per_hour(toy) -> None:
+    chart = render_gantt(simulate(toy, BASELINE_SPEC), toy, 80)
+    lines = chart.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0] == "Baseline | makespan 16h | no late jobs"
+    m2 = row(chart, "M2")
+    assert len(m2) == 24 * 3
+    # J1-s2 runs 2-7h on M2: columns 6..21 hold its block; idle hours are dots.
+    assert m2[6:21] == "[J1===========]" and m2[:6] == "......"
+    assert m2[21:33] == "[J2========]" and m2[33:42] == "[J3=====]"
+    assert set(m2[42:]) == {"."}
+    assert "^J1" in chart and "Due: J1 11h, J2 14h, J3 16h." in chart
+    assert "Legend:" in chart
+
+
+def test_late_jobs_rush_and_slowdown_are_marked(toy) -> None:
+    rush = render_gantt(simulate(toy, RUSH), toy, 80)
+    assert "late: J1 +4h" in rush.splitlines()[0]
+    assert "[J1!==========]" in row(rush, "M2")
+    assert "Late: J1 +4h (due 11h, done 15h)" in rush
+    assert "Rush: J2 arrives 2h, due 10h." in rush
+    slow = render_gantt(simulate(toy, SLOW), toy, 80)
+    m2 = row(slow, "M2")
+    assert "[J2!~~~~~~~~~~~~~~~~]" in m2  # stretched from 4h to 7h by the slowdown
+    lines = slow.splitlines()
+    window_row = lines[lines.index(machine_line(slow, "M2")) + 1]
+    assert "2x slower" in window_row and "~" in window_row
+
+
+def test_machine_windows_and_unscheduled_steps_show(press) -> None:
+    chart = render_gantt(simulate(press, BASELINE_SPEC), press, 80)
+    assert max(len(line) for line in chart.splitlines()) <= 80
+    press_row = row(chart, "PRESS")
+    cph = len(press_row) // 24
+    assert press_row[: 6 * cph] == " " * (6 * cph)  # the press opens at 6h
+    assert press_row[22 * cph :] == " " * (2 * cph)  # closed after 22h
+    assert "late: ORD-103 incomplete" in chart.splitlines()[0]
+    assert "Unscheduled (job incomplete): ORD-103-pack on PACK" in chart.replace("\n  ", " ")
+
+
+def test_two_day_plan_wraps_into_panels(two_shift) -> None:
+    chart = render_gantt(simulate(two_shift, BASELINE_SPEC), two_shift, 80)
+    lines = chart.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    axes = [line for line in lines if line.strip().startswith(("0 ", "24 "))]
+    assert len(axes) == 2  # hours 0-24 and 24-48
+    assert sum(bool(re.match(r"CNC-1 +\|", line)) for line in lines) == 2
+
+
+def test_long_horizons_scale_the_time_axis() -> None:
+    jobs = [
+        {"id": f"Q{i}", "name": f"Order {i}", "due_time": 500, "steps": [
+            {"id": f"Q{i}-a", "machine_id": f"K{i % 4}", "duration_hours": 7 + i % 5}]}
+        for i in range(70)
+    ]
+    factory = FactoryConfig.model_validate({
+        "time_horizon": 600,
+        "machines": [{"id": f"K{i}", "name": f"Cell {i}"} for i in range(4)],
+        "jobs": jobs,
+    })
+    chart = render_gantt(simulate(factory, BASELINE_SPEC), factory, 80)
+    lines = chart.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "1 column = 12h." in chart
+    assert "#" in row(chart, "K0")  # 70 jobs: too many to letter
+
+
+def test_wider_terminals_get_more_columns_per_hour(toy) -> None:
+    chart = render_gantt(simulate(toy, BASELINE_SPEC), toy, 120)
+    assert len(row(chart, "M1")) == 24 * 4
+    assert max(len(line) for line in chart.splitlines()) <= 120

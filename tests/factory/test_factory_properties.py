@@ -1,0 +1,165 @@
+"""Property-based tests on random factories: whatever the config, the schedule keeps every
+invariant, the metrics stay in range, the greedy rule holds, and the pipeline briefs on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.factory import run_pipeline
+from engine.factory.briefing import validate_markdown
+from engine.factory.intent import intent_offline
+from engine.factory.metrics import compute_metrics, step_waits
+from engine.factory.models import BASELINE_SPEC, FactoryConfig, ScenarioSpec
+from engine.factory.scheduler import check_result, simulate, slowed_end
+from engine.factory.text_checks import unknown_ids
+from engine.factory.validation import validate_scenario_intent
+
+
+@st.composite
+def factories(draw: st.DrawFn, max_jobs: int = 8) -> FactoryConfig:
+    horizon = draw(st.integers(8, 60))
+    n_machines = draw(st.integers(1, 5))
+    machines = []
+    for i in range(n_machines):
+        start = draw(st.integers(0, horizon // 2))
+        end = draw(st.integers(start + 1, horizon))
+        machines.append({"id": f"R{i}", "name": f"Machine {i}", "available_start": start,
+                         "available_end": end})
+    jobs = []
+    for j in range(draw(st.integers(1, max_jobs))):
+        release = draw(st.integers(0, horizon - 1))
+        due = draw(st.integers(release + 1, horizon))
+        steps: list[dict[str, Any]] = []
+        for k in range(draw(st.integers(1, 4))):
+            preds = draw(st.lists(st.integers(0, k - 1), unique=True, max_size=2)) if k else []
+            steps.append({
+                "id": f"W{j}-{k}",
+                "machine_id": f"R{draw(st.integers(0, n_machines - 1))}",
+                "duration_hours": draw(st.integers(1, 6)),
+                "precedence": [f"W{j}-{p}" for p in preds],
+            })
+        jobs.append({"id": f"W{j}", "name": f"Work order {j}", "due_time": due,
+                     "release_time": release, "priority": draw(st.integers(0, 2)),
+                     "steps": steps})
+    heuristic = draw(st.sampled_from(["earliest_due_date", "fcfs"]))
+    return FactoryConfig.model_validate({"time_horizon": horizon, "machines": machines,
+                                         "jobs": jobs, "scheduling_heuristic": heuristic})
+
+
+@st.composite
+def factory_and_scenario(draw: st.DrawFn) -> tuple[FactoryConfig, ScenarioSpec]:
+    factory = draw(factories())
+    kind = draw(st.sampled_from(["BASELINE", "RUSH_ARRIVES", "MACHINE_SLOWDOWN"]))
+    h = factory.time_horizon
+    if kind == "RUSH_ARRIVES":
+        arrival = draw(st.integers(0, h - 1))
+        mods = {"rush_job_id": draw(st.sampled_from(factory.job_ids)), "arrival_time": arrival,
+                "due_time": draw(st.integers(arrival + 1, h))}
+    elif kind == "MACHINE_SLOWDOWN":
+        start = draw(st.integers(0, h - 1))
+        mods = {"machine_id": draw(st.sampled_from(factory.machine_ids)),
+                "slowdown_factor": draw(st.sampled_from([1.25, 1.5, 2.0, 2.5, 3.0])),
+                "start_time": start, "end_time": draw(st.integers(start + 1, h))}
+    else:
+        mods = {}
+    return factory, ScenarioSpec(type=kind, label="Random", modifications=mods)
+
+
+PROPERTY = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
+@given(factory_and_scenario())
+def test_schedule_keeps_every_invariant(case) -> None:
+    factory, spec = case
+    result = simulate(factory, spec)
+    assert check_result(result, factory) == []
+    # Deterministic: the same input gives the same output.
+    assert simulate(factory, spec).model_dump() == result.model_dump()
+
+
+@PROPERTY
+@given(factory_and_scenario())
+def test_metrics_are_in_range_and_consistent(case) -> None:
+    factory, spec = case
+    result = simulate(factory, spec)
+    m = compute_metrics(result, factory)
+    assert all(0.0 <= u <= 1.0 for u in m.utilization_by_machine.values())
+    assert set(m.utilization_by_machine) == set(factory.machine_ids)
+    assert m.bottleneck_machine_id in factory.machine_ids
+    assert m.busy_hours_by_machine[m.bottleneck_machine_id] == max(m.busy_hours_by_machine.values())
+    assert m.num_late_jobs == len(m.late_job_ids) <= m.num_jobs == len(factory.jobs)
+    for jid, tl in result.job_timelines.items():
+        done = m.completion_by_job[jid]
+        assert (jid in m.late_job_ids) == (done is None or done > tl.due_time)
+    assert m.makespan_hours <= factory.time_horizon
+
+
+@PROPERTY
+@given(factory_and_scenario())
+def test_no_step_could_have_started_earlier(case) -> None:
+    """The greedy rule: every hour between a step's ready time and its start was blocked (the
+    step would overlap work already on the machine, or run past the window), so no scheduled
+    step could have started earlier."""
+    factory, spec = case
+    result = simulate(factory, spec)
+    waits = step_waits(result, factory)
+    slow = spec.slowdown
+    for machine in factory.machines:
+        allocs = result.machine_allocations[machine.id]
+        for a in allocs:
+            ready, _ = waits[a.step_id]
+            work = next(s.duration_hours for j in factory.jobs for s in j.steps
+                        if s.id == a.step_id)
+            machine_slow = slow if slow is not None and slow.machine_id == machine.id else None
+            for t in range(max(ready, machine.available_start), a.start_time):
+                end = slowed_end(t, work, machine_slow)
+                blocked = end > machine.available_end or any(
+                    o.step_id != a.step_id and o.start_time < end and t < o.end_time
+                    for o in allocs
+                )
+                assert blocked, (a.step_id, t)
+
+
+@PROPERTY
+@given(factory_and_scenario(), st.data())
+def test_pulling_a_job_first_keeps_the_invariants(case, data) -> None:
+    factory, spec = case
+    first = data.draw(st.sampled_from(factory.job_ids))
+    result = simulate(factory, spec, first=(first,))
+    assert check_result(result, factory) == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(factories(max_jobs=6), st.sampled_from(["", "rush W0, protect W1", "R0 might fail"]))
+def test_pipeline_briefs_any_factory_offline(factory, text) -> None:
+    state = run_pipeline(text, factory, "2026-01-05", llm="off")
+    assert state.pipeline_completed and state.pipeline_errors == ()
+    assert state.briefing_source == "offline"  # the offline briefing passed its own checks
+    assert validate_markdown(state.briefing_markdown) == []
+    assert unknown_ids(state.briefing_markdown, factory) == set()
+    assert 2 <= len(state.scenarios) <= 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_any_text_gives_a_valid_intent(text) -> None:
+    factory = FactoryConfig.model_validate({
+        "machines": [{"id": "M1", "name": "Mill"}, {"id": "M2", "name": "Lathe"}],
+        "jobs": [{"id": "J1", "name": "Widget", "due_time": 10, "steps": [
+            {"id": "J1-a", "machine_id": "M1", "duration_hours": 2}]}],
+    })
+    data, notes = intent_offline(text, factory)
+    intent, error = validate_scenario_intent(data, factory)
+    assert error is None and intent is not None
+    assert all(isinstance(n, str) for n in notes)
+
+
+def test_baseline_of_every_shipped_factory_is_sound(toy, press, two_shift) -> None:
+    for factory in (toy, press, two_shift):
+        result = simulate(factory, BASELINE_SPEC)
+        assert check_result(result, factory) == []

@@ -1,0 +1,186 @@
+"""The live plant end to end, five real service processes on a real broker:
+
+chronic_wear (accelerated) -> alert -> diagnosis bearing_wear -> exactly one ticket -> approve
+over HTTP -> feedback seen on the bus; on Mosquitto and on the embedded amqtt broker. And a flood
+of malformed messages on every topic that must be dead-lettered and counted while the chain
+keeps delivering tickets.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from engine.bus.broker import BrokerInfo
+from engine.bus.client import BusClient
+from engine.schemas import AlertEvent, DiagnosisReport, Feedback, PlantMessage, Ticket
+from engine.services.stack import Stack
+
+SPEED = 4000.0
+"""Simulated seconds per wall second: chronic_wear's 8 h in a few seconds of publishing."""
+KINDS = ("telemetry", "alerts", "diagnosis", "tickets", "feedback")
+
+
+class Recorder:
+    """Everything seen on the bus except telemetry, as a TUI would see it."""
+
+    def __init__(self, broker: BrokerInfo) -> None:
+        self.seen: list[PlantMessage] = []
+        self.bus = BusClient(broker.url, f"e2e-{uuid.uuid4().hex[:8]}", "e2e-recorder")
+        for kind in KINDS[1:]:
+            self.bus.subscribe(f"{kind}/+", self.seen.append)
+        self.bus.start(wait=10)
+
+    def of(self, kind: type) -> list[Any]:
+        return [m for m in list(self.seen) if isinstance(m, kind)]
+
+
+def _get(url: str) -> Any:
+    r = httpx.get(url, timeout=5)
+    r.raise_for_status()
+    return r.json()
+
+
+def _drained(stack: Stack) -> Callable[[], bool]:
+    """True once the scenario finished and every consumer handled all it received."""
+
+    def check() -> bool:
+        sim = _get(stack.urls["simulator"] + "/scenario/status")
+        if not sim["done"]:
+            return False
+        published = sim["published"]
+        for name in ("monitor", "diagnosis"):
+            h = _get(stack.urls[name] + "/health")
+            if h["counters"]["received_by_kind"].get("telemetry", 0) < published:
+                return False
+            if h["queue_depth"]:
+                return False
+        return _get(stack.urls["ticket"] + "/health")["queue_depth"] == 0
+
+    return check
+
+
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def e2e_broker(request, broker, amqtt_broker) -> BrokerInfo:
+    if request.param == "mosquitto" and broker.kind != "mosquitto":
+        pytest.skip("mosquitto is not installed")
+    return broker if request.param == "mosquitto" else amqtt_broker
+
+
+@pytest.mark.slow
+def test_chronic_wear_alert_diagnosis_one_ticket_approve_feedback(e2e_broker, tmp_path, wait_for):
+    rec = Recorder(e2e_broker)
+    with Stack(
+        broker_url=e2e_broker.url,
+        scenario="chronic_wear",
+        speed=SPEED,
+        ports="auto",
+        var=tmp_path / "var",
+    ) as stack:
+        wait_for(_drained(stack), timeout=120, what="chronic_wear played and processed")
+
+        alerts = [a for a in rec.of(AlertEvent) if a.status == "active"]
+        assert alerts and all(a.asset == "pump01" for a in alerts)
+        diags = rec.of(DiagnosisReport)
+        assert diags and diags[0].root_cause == "bearing_wear", [d.root_cause for d in diags]
+
+        tickets = _get(stack.urls["review"] + "/tickets")
+        tickets = tickets["tickets"] if isinstance(tickets, dict) else tickets
+        assert len(tickets) == 1, tickets
+        ticket = tickets[0]
+        assert ticket["root_cause"] == "bearing_wear" and ticket["state"] == "open"
+        assert {t.ticket_id for t in rec.of(Ticket)} == {ticket["ticket_id"]}
+
+        r = httpx.post(
+            stack.urls["review"] + "/review/approve",
+            json={"ticket_id": ticket["ticket_id"], "who": "e2e"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == "approved"
+
+        fb = wait_for(
+            lambda: [f for f in rec.of(Feedback) if f.ticket_id == ticket["ticket_id"]],
+            timeout=15,
+            what="feedback on the bus",
+        )
+        assert fb[0].action == "approve" and fb[0].who == "e2e"
+        wait_for(
+            lambda: any(t.state == "approved" for t in rec.of(Ticket)),
+            timeout=15,
+            what="approved ticket snapshot on tickets/pump01",
+        )
+        # nothing was dead-lettered along the way
+        for name in stack.services:
+            assert _get(stack.urls[name] + "/health")["dead_letters"] == 0, name
+    rec.bus.stop()
+
+
+def _malformed(i: int, topic: str) -> bytes:
+    kinds: list[bytes] = [
+        b"{not json",
+        b"[1, 2, 3]",
+        b'{"asset": "pump01"}',
+        b"\xff\xfe\x00 not utf-8",
+        b'{"msg_id":"m","asset":"pump01","seq":0,"ts":0,"signals":{"flow":NaN}}',
+        json.dumps({"alert_id": "x", "asset": "other", "extra": True}).encode(),
+        b"",
+    ]
+    if i % 250 == 0:
+        return b"x" * 300_000  # oversize
+    return kinds[i % len(kinds)]
+
+
+@pytest.mark.slow
+def test_a_flood_of_malformed_messages_is_dead_lettered_and_the_chain_still_delivers(
+    broker, tmp_path, wait_for
+):
+    rec = Recorder(broker)
+    with Stack(broker_url=broker.url, ports="auto", var=tmp_path / "var") as stack:
+        raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"flood-{uuid.uuid4().hex[:6]}")
+        raw.connect(broker.host, broker.port)
+        raw.loop_start()
+        last = None
+        for kind in KINDS:
+            for i in range(1000):
+                last = raw.publish(f"{kind}/pump01", _malformed(i, kind), qos=1)
+        assert last is not None
+        last.wait_for_publish(30)
+
+        # Every service dead-letters exactly what it subscribes to, 1000 per topic kind.
+        def all_counted() -> bool:
+            for name in stack.services:
+                h = _get(stack.urls[name] + "/health")
+                got = h["counters"]["received_by_kind"]
+                if any(n != 1000 for n in got.values()) or h["dead_letters"] != 1000 * len(got):
+                    return False
+            return rec.bus.counters.snapshot()["dead_letters"] == 4000  # all but telemetry
+
+        wait_for(all_counted, timeout=60, what="every malformed message dead-lettered")
+        subscribed = {
+            name: set(_get(stack.urls[name] + "/health")["counters"]["received_by_kind"])
+            for name in stack.services
+        }
+        assert subscribed["monitor"] >= {"telemetry"} and subscribed["ticket"] >= {"diagnosis"}
+        dl = tmp_path / "var" / "deadletter"
+        for name in ("monitor", "diagnosis", "ticket"):
+            lines = (dl / f"{name}.jsonl").read_text().splitlines()
+            assert len(lines) == 1000 * len(subscribed[name])
+            assert all(json.loads(x)["reason"] for x in lines)
+
+        # The chain still works: a sudden clog becomes a ticket.
+        sim = stack.urls["simulator"]
+        r = httpx.post(sim + "/scenario/load", json={"name": "sudden_clog_and_drift"}, timeout=10)
+        assert r.status_code == 200, r.text
+        assert httpx.post(sim + "/scenario/start", json={"speed": SPEED}, timeout=10).is_success
+        wait_for(lambda: rec.of(Ticket), timeout=60, what="the next ticket")
+        assert rec.of(Ticket)[0].root_cause == "clogging"
+        raw.loop_stop()
+    rec.bus.stop()

@@ -1,0 +1,92 @@
+"""Running the real ticket and review services as child processes (``controlroom serve NAME``),
+exactly as ``controlroom up`` does, with their state under the test's tmp dir."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from engine.bus.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def service_env(var: Path, broker_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLROOM_", "GITHUB_"))}
+    env.update(
+        CONTROLROOM_VAR=str(var),
+        CONTROLROOM_BROKER=broker_url,
+        CONTROLROOM_ENV_FILE=str(var / "no.env"),
+        CONTROLROOM_LOG_LEVEL="warning",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class ServiceProc:
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.name = name
+        self.env = dict(env)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stderr = Path(env["CONTROLROOM_VAR"]) / f"{name}.stderr"
+
+    def start(self, timeout: float = 20.0) -> ServiceProc:
+        return self.launch().wait_healthy(timeout)
+
+    def launch(self) -> ServiceProc:
+        """Start the process without waiting (start several, then wait for each)."""
+        self.stderr.parent.mkdir(parents=True, exist_ok=True)
+        with self.stderr.open("ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "engine", "serve", self.name, "--port", str(self.port)],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        return self
+
+    def wait_healthy(self, timeout: float = 20.0) -> ServiceProc:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.errors()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} not healthy after {timeout}s: {self.errors()}")
+            time.sleep(0.05)
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(self.url + "/health", timeout=5.0).json()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(timeout=5)
+        self.proc = None
+        return code
+
+    def errors(self) -> str:
+        return self.stderr.read_text(errors="replace")[-2000:] if self.stderr.exists() else ""

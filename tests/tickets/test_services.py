@@ -1,0 +1,406 @@
+"""The ticket and review services as real processes on a real broker: diagnosis -> one ticket ->
+review over HTTP and from the CLI -> ticket snapshots and feedback on the bus; restarts of the
+ticket service and of the broker (SIGTERM and SIGKILL) lose no ticket and double none."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fake_github import FakeGitHub
+from service_procs import ServiceProc, service_env
+from tickets_data import report
+
+from engine.cli import main as cli
+from engine.schemas import AlertEvent, Feedback, Ticket, utc_now
+from engine.tickets.store import TicketStore
+
+
+class Watcher:
+    """Everything seen on tickets/+ and feedback/+ (latest ticket snapshot per id)."""
+
+    def __init__(self, bus: Any) -> None:
+        self.tickets: dict[str, Ticket] = {}
+        self.feedback: list[Feedback] = []
+        self.snapshots = 0
+        self._lock = threading.Lock()
+        bus.subscribe("tickets/+", self._ticket)
+        bus.subscribe("feedback/+", self._feedback)
+
+    def _ticket(self, t: Any) -> None:
+        with self._lock:
+            self.snapshots += 1
+            old = self.tickets.get(t.ticket_id)
+            if old is None or t.revision >= old.revision:
+                self.tickets[t.ticket_id] = t
+
+    def _feedback(self, fb: Any) -> None:
+        with self._lock:
+            self.feedback.append(fb)
+
+
+def probe_alert() -> AlertEvent:
+    return AlertEvent(
+        alert_id=f"probe-{uuid.uuid4().hex[:8]}",
+        asset="probe",
+        ts=0.0,
+        onset_ts=0.0,
+        severity="low",
+        score=0.0,
+        signals=["probe"],
+        detector="probe",
+    )
+
+
+def probe_ticket() -> Ticket:
+    now = utc_now()
+    return Ticket(
+        ticket_id="PROBE",
+        asset="probe",
+        title="probe",
+        body="probe",
+        severity="low",
+        root_cause="unknown",
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def wait_subscribed(svc: ServiceProc, watcher: Watcher, pub: Any, wait_for: Any) -> None:
+    """/health turns green at CONNACK; the subscriptions take effect a moment later (SUBACK),
+    and a message published before that is not queued for a first-time subscriber. Probe both
+    the service (an alert it listens to) and the watcher (a ticket snapshot) until they answer."""
+
+    def service_hears() -> bool:
+        pub.publish(probe_alert())
+        return svc.health()["counters"]["received_by_kind"].get("alerts", 0) > 0
+
+    def watcher_hears() -> bool:
+        pub.publish(probe_ticket())
+        return "PROBE" in watcher.tickets
+
+    wait_for(service_hears, what=f"{svc.name} subscribed", interval=0.2)
+    wait_for(watcher_hears, what="watcher subscribed", interval=0.2)
+
+
+def log_lines(var: Path, service: str) -> list[dict[str, Any]]:
+    path = var / "logs" / f"{service}.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture
+def var(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+def test_diagnosis_to_ticket_to_review(broker, bus_client, wait_for, var, capsys) -> None:
+    github = FakeGitHub("ghp_test_token").start()
+    env = service_env(
+        var,
+        broker.url,
+        GITHUB_TOKEN=github.token,
+        GITHUB_REPO=github.repo,
+        GITHUB_API_URL=github.url,
+    )
+    ticket_svc = ServiceProc("ticket", env).launch()
+    review_svc = ServiceProc("review", env).launch()
+    ticket_svc.wait_healthy()
+    review_svc.wait_healthy()
+    try:
+        watcher = Watcher(bus_client(broker.url, "watch"))
+        pub = bus_client(broker.url, "pub")
+        wait_subscribed(ticket_svc, watcher, pub, wait_for)
+        alert = AlertEvent(
+            alert_id="A-1",
+            asset="pump01",
+            ts=3500.0,
+            onset_ts=3500.0,
+            severity="medium",
+            score=6.0,
+            signals=["vibration"],
+            detector="robust_z",
+        )
+        pub.publish(alert)
+        first = report(alert_id="A-1")
+        pub.publish(first)
+        pub.publish(first.model_copy(update={"wall_time": time.time()}))  # a replay
+        pub.publish(report(alert_id="A-1", severity="high"))
+        wait_for(
+            lambda: (t := watcher.tickets.get("T-0001")) and t.occurrences == 2,
+            what="the ticket with both diagnoses on tickets/pump01",
+        )
+        store = TicketStore(var / "controlroom.db")
+        assert len(store.list()) == 1
+        assert store.get("T-0001").severity == "high"
+        # Mirrored to GitHub by the ticket service; the link is announced on the bus.
+        wait_for(
+            lambda: (t := watcher.tickets["T-0001"]).external and t.external.id == "1",
+            what="the GitHub issue link on tickets/pump01",
+        )
+        assert len(github.issues) == 1
+
+        api = review_svc.url
+        r = httpx.get(f"{api}/tickets", params={"state": "open"})
+        assert r.status_code == 200 and [t["ticket_id"] for t in r.json()] == ["T-0001"]
+        assert httpx.get(f"{api}/tickets/3").status_code == 404
+
+        # Approve over HTTP: the ticket snapshot and the feedback reach the bus.
+        r = httpx.post(f"{api}/review/approve", json={"ticket_id": "T-0001", "who": "ana"})
+        assert r.status_code == 200 and r.json()["state"] == "approved"
+        wait_for(lambda: watcher.feedback, what="feedback on feedback/pump01")
+        fb = watcher.feedback[0]
+        assert (fb.action, fb.who, fb.ticket_id, fb.root_cause) == (
+            "approve",
+            "ana",
+            "T-0001",
+            "bearing_wear",
+        )
+        wait_for(lambda: watcher.tickets["T-0001"].state == "approved", what="approved snapshot")
+
+        # Refusals: clear message, nothing changed.
+        before = store.get("T-0001")
+        for path, body, status, text in [
+            ("approve", {"ticket_id": "T-0001"}, 409, "is approved; only an open ticket"),
+            ("approve", {"ticket_id": "T-0042"}, 404, "no ticket 'T-0042'"),
+            ("close", {"ticket_id": "T-0001", "reason": "fixed"}, 422, "reason: Input should be"),
+            ("close", {"ticket_id": "T-0001"}, 422, "reason: Field required"),
+            ("edit", {"ticket_id": "T-0001"}, 422, "nothing to edit"),
+            ("edit", {"ticket_id": "T-0001", "severity": "urgent"}, 422, "severity: Input"),
+            ("edit", {"ticket_id": "T-0001", "owner": "x"}, 422, "owner: Extra inputs"),
+        ]:
+            r = httpx.post(f"{api}/review/{path}", json=body)
+            assert r.status_code == status, (path, body, r.text)
+            assert text in r.json()["detail"], r.json()
+        assert store.get("T-0001") == before
+
+        # The CLI drives the same API.
+        assert cli(["tickets", "--api", api]) == 0
+        out = capsys.readouterr().out
+        assert "T-0001" in out and "approved" in out and "bearing_wear" in out
+        assert cli(["tickets", "show", "1", "--api", api]) == 0
+        out = capsys.readouterr().out
+        assert "Vibration and bearing temperature rising" in out and "ana" in out
+        code = cli(
+            ["tickets", "edit", "1", "--api", api, "--title", "Replace DE bearing", "--who", "ben"]
+        )
+        assert code == 0
+        assert cli(["tickets", "approve", "1", "--api", api]) == 2
+        assert "only an open ticket can be approved" in capsys.readouterr().err
+        code = cli(
+            ["tickets", "close", "T-0001", "--reason", "resolved", "--note", "done", "--api", api]
+        )
+        assert code == 0
+        t = store.get("T-0001")
+        assert (t.state, t.close_reason, t.title) == ("closed", "resolved", "Replace DE bearing")
+        assert [(h.who, h.action) for h in t.history][-3:] == [
+            ("ana", "approved"),
+            ("ben", "edited"),
+            (t.history[-1].who, "closed"),
+        ]
+        wait_for(lambda: len(watcher.feedback) == 3, what="edit and close feedback")
+        assert [f.action for f in watcher.feedback] == ["approve", "edit", "close"]
+        assert watcher.feedback[1].changes == {"title": "Replace DE bearing"}
+        assert watcher.feedback[2].reason == "resolved"
+        wait_for(lambda: watcher.tickets["T-0001"].state == "closed", what="closed snapshot")
+        wait_for(lambda: github.issues[1]["state"] == "closed", what="the issue closed")
+        assert github.issues[1]["title"] == "[T-0001] Replace DE bearing"
+        assert len(github.issues) == 1 and ticket_svc.health()["mirror"]["failed"] == 0
+        for path in [*(var / "logs").iterdir(), ticket_svc.stderr, var / "controlroom.db"]:
+            assert github.token.encode() not in path.read_bytes(), path
+        assert github.token not in json.dumps(ticket_svc.health())
+        assert cli(["tickets", "--api", "http://127.0.0.1:9"]) == 1
+        assert "cannot reach the review service" in capsys.readouterr().err
+
+        # Alert -> ticket latency is in the ticket service's log, with the ids to join on.
+        created = [x for x in log_lines(var, "ticket") if x["event"] == "ticket_created"]
+        assert len(created) == 1
+        line = created[0]
+        assert line["ids"] == {
+            "ticket_id": "T-0001",
+            "alert_id": "A-1",
+            "diagnosis_id": first.diagnosis_id,
+        }
+        assert line["latency_from"] == "alert" and 0 <= line["latency_ms"] < 10_000
+        health = ticket_svc.health()
+        assert health["diagnoses"] == {"created": 1, "updated": 1, "attached": 0, "duplicate": 1}
+        assert health["alert_to_ticket"]["n"] == 2
+        assert review_svc.health()["actions"]["refused"] >= 7
+        store.close_db()
+    finally:
+        ticket_svc.stop()
+        review_svc.stop()
+        github.stop()
+
+
+# ---- nothing lost, nothing doubled ---------------------------------------------------------
+
+EPISODES = 6
+PER_EPISODE = 4
+
+
+def stream() -> list[Any]:
+    """EPISODES episodes (asset x root cause), PER_EPISODE diagnoses each, interleaved."""
+    causes = ["bearing_wear", "clogging", "sensor_drift"]
+    out = []
+    for k in range(PER_EPISODE):
+        for e in range(EPISODES):
+            out.append(
+                report(
+                    diagnosis_id=f"D-{e}-{k}",
+                    alert_id=f"A-{e}",
+                    asset=f"pump{e % 2 + 1:02d}",
+                    root_cause=causes[e % 3],
+                    category="unknown",
+                    ts=1000.0 + 100 * k,
+                )
+            )
+    return out
+
+
+def check_nothing_lost_or_doubled(store: TicketStore, watcher: Watcher, wait_for: Any) -> None:
+    total = EPISODES * PER_EPISODE
+    wait_for(
+        lambda: store.counts()["diagnoses"] == total and store.counts()["outbox_pending"] == 0,
+        timeout=30,
+        what=f"all {total} diagnoses stored and announced",
+    )
+    tickets = store.list()
+    assert len(tickets) == EPISODES, [(t.asset, t.root_cause) for t in tickets]
+    assert sorted(d for t in tickets for d in t.diagnosis_ids) == sorted(
+        f"D-{e}-{k}" for e in range(EPISODES) for k in range(PER_EPISODE)
+    ), "each diagnosis recorded exactly once"
+    assert all(t.occurrences == PER_EPISODE for t in tickets)
+    wait_for(
+        lambda: all(
+            (seen := watcher.tickets.get(t.ticket_id)) and seen.revision == t.revision
+            for t in tickets
+        ),
+        timeout=30,
+        what="every ticket's final state on the bus",
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_ticket_service_restart_mid_run(broker, bus_client, wait_for, var, sig) -> None:
+    env = service_env(var, broker.url)
+    svc = ServiceProc("ticket", env).start()
+    watcher = Watcher(bus_client(broker.url, "watch"))
+    pub = bus_client(broker.url, "pub")
+    store = TicketStore(var / "controlroom.db")
+    msgs = stream()
+    try:
+        wait_subscribed(svc, watcher, pub, wait_for)
+        for m in msgs[:10]:
+            pub.publish(m)
+        pub.flush(10)
+        svc.stop(sig)  # while it is still working through them
+        for m in msgs[10:18]:
+            pub.publish(m)  # queued by the broker for the service's persistent session
+        pub.flush(10)
+        svc.start()
+        for m in msgs[18:]:
+            pub.publish(m)
+        for m in msgs[:6]:  # replays of diagnoses it may or may not have stored before
+            pub.publish(m.model_copy(update={"wall_time": time.time()}))
+        check_nothing_lost_or_doubled(store, watcher, wait_for)
+        assert svc.health()["counters"]["dead_letters"] == 0
+    finally:
+        svc.stop()
+        store.close_db()
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["SIGTERM", "SIGKILL"])
+def test_broker_restart_mid_run(make_broker, bus_client, wait_for, var, kill) -> None:
+    b = make_broker()
+    svc = ServiceProc("ticket", service_env(var, b.url)).start()
+    watcher = Watcher(bus_client(b.url, "watch"))
+    pub = bus_client(b.url, "pub")
+    store = TicketStore(var / "controlroom.db")
+    msgs = stream()
+    try:
+        wait_subscribed(svc, watcher, pub, wait_for)
+        for m in msgs[:12]:
+            pub.publish(m)
+        pub.flush(10)
+        b.stop(kill=kill)
+        for m in msgs[12:]:
+            pub.publish(m)  # while the broker is down: held by the publisher until reconnect
+        b.start()
+        check_nothing_lost_or_doubled(store, watcher, wait_for)
+        assert svc.health()["broker"]["connected"]
+        assert svc.health()["counters"]["connects"] >= 2
+    finally:
+        svc.stop()
+        store.close_db()
+
+
+def test_false_positive_close_tunes_the_running_monitor(broker, bus_client, wait_for, var) -> None:
+    """Close as false positive -> tuning saved before the feedback is published -> the monitor
+    service applies it (its /health) -> the case is in the false-positive log; a hand-edited
+    tuning file is adopted by the review service at its next start."""
+    env = service_env(var, broker.url)
+    procs = {n: ServiceProc(n, env).launch() for n in ("ticket", "review", "monitor")}
+    for p in procs.values():
+        p.wait_healthy()
+    tuning_file = var / "tuning.json"
+    file_at_feedback: list[str | None] = []
+    try:
+        bus = bus_client(broker.url, "watch")
+        watcher = Watcher(bus)
+        bus.subscribe(
+            "feedback/+",
+            lambda fb: file_at_feedback.append(
+                tuning_file.read_text() if tuning_file.exists() else None
+            ),
+        )
+        pub = bus_client(broker.url, "pub")
+        wait_subscribed(procs["ticket"], watcher, pub, wait_for)
+        pub.publish(report(signals=["vibration"], matched_rules=["R01_bearing_vib_temp"]))
+        wait_for(lambda: "T-0001" in watcher.tickets, what="the ticket")
+        r = httpx.post(
+            procs["review"].url + "/review/close",
+            json={"ticket_id": "1", "reason": "false_positive", "who": "ana", "note": "stroking"},
+        )
+        assert r.status_code == 200, r.text
+        wait_for(lambda: file_at_feedback, what="the false-positive feedback")
+        fb = watcher.feedback[0]
+        assert fb.tuning_changes == [
+            "threshold pump01/vibration x1 -> x1.1",
+            "rule R01_bearing_vib_temp confidence +0 -> -0.05",
+        ]
+        assert file_at_feedback[0] is not None, "the tuning file existed when feedback arrived"
+        assert json.loads(file_at_feedback[0])["thresholds"] == {"pump01/vibration": 1.1}
+
+        def monitor_tuning() -> Any:
+            return procs["monitor"].health()["tuning"]["in_effect"]
+
+        wait_for(lambda: monitor_tuning(), what="the monitor to apply the tuning")
+        assert monitor_tuning()["thresholds"] == {"pump01/vibration": 1.1}
+        assert procs["review"].health()["tuning"]["in_effect"]["rule_offsets"] == {
+            "R01_bearing_vib_temp": -0.05
+        }
+        fp_log = (var / "false_positives.jsonl").read_text().splitlines()
+        assert len(fp_log) == 1 and Feedback.model_validate_json(fp_log[0]) == fb
+
+        # An engineer edits the file by hand; the review service adopts it at its next start.
+        procs["review"].stop()
+        edited = json.loads(tuning_file.read_text())
+        edited["thresholds"]["pump01/vibration"] = 2.0
+        tuning_file.write_text(json.dumps(edited))
+        procs["review"].start()
+        in_effect = procs["review"].health()["tuning"]["in_effect"]
+        assert in_effect["thresholds"] == {"pump01/vibration": 2.0}
+        wait_for(
+            lambda: monitor_tuning()["thresholds"] == {"pump01/vibration": 2.0},
+            what="the monitor to reload the edited file",
+        )
+    finally:
+        for p in procs.values():
+            p.stop()

@@ -1,0 +1,378 @@
+"""Every key path of the TUI against a real broker and the real services.
+
+One stack per module (simulator, ticket and review services as child processes on free ports,
+the session's test broker). Tickets are made the way the plant makes them: a DiagnosisReport on
+``diagnosis/{asset}``, which the real ticket service turns into a ticket in its SQLite store. The
+app is driven only by keys (``pilot.press``); each review action is then checked in that store,
+where the review service wrote it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from tui_screen import screen_text
+
+from engine.schemas import AlertEvent, DiagnosisReport, Ticket
+from engine.services.stack import Stack
+from engine.tickets.store import TicketStore
+from tui.app import ControlRoomApp
+from tui.screens.close_ticket import CloseTicketScreen
+from tui.screens.edit_ticket import EditTicketScreen
+from tui.screens.factory import FactoryScreen
+from tui.screens.help import HelpScreen
+from tui.screens.plant import PlantScreen
+from tui.settings import UiSettings
+from tui.widgets.alert_feed import AlertFeed
+from tui.widgets.ticket_table import TicketTable
+
+OPERATOR = "tester@tui"
+
+
+@pytest.fixture(scope="module")
+def stack(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    var = tmp_path_factory.mktemp("tui-stack")
+    s = Stack(
+        broker_url=broker.url,
+        ports="auto",
+        var=var,
+        services=("simulator", "ticket", "review"),
+    )
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def publisher(stack: Stack, bus_client: Callable[..., Any]) -> Any:
+    assert stack.broker is not None
+    return bus_client(stack.broker.url, name="tui-test-pub", persistent=False)
+
+
+def store(stack: Stack) -> TicketStore:
+    return TicketStore(stack.var / "controlroom.db")
+
+
+def app_for(stack: Stack) -> ControlRoomApp:
+    """The app as ``controlroom tui`` builds it, recording every notification it shows (they
+    expire on screen, a test must still be able to read them)."""
+    assert stack.broker is not None
+    app = ControlRoomApp(
+        UiSettings(broker_url=stack.broker.url, service_urls=stack.urls, operator=OPERATOR)
+    )
+    app.shown = []  # type: ignore[attr-defined]
+    notify = app.notify
+
+    def record(message: str, **kwargs: Any) -> None:
+        app.shown.append(str(message))  # type: ignore[attr-defined]
+        notify(message, **kwargs)
+
+    app.notify = record  # type: ignore[method-assign]
+    return app
+
+
+async def until(pilot: Any, condition: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            notes = getattr(pilot.app, "shown", [])
+            pytest.fail(
+                f"timed out after {timeout:.0f}s waiting for {what}; notifications: {notes}"
+            )
+        await pilot.pause(0.05)
+
+
+def diagnose(publisher: Any, asset: str, root_cause: str = "bearing_wear") -> None:
+    alert_id = f"a-{uuid.uuid4().hex[:8]}"
+    publisher.publish(
+        DiagnosisReport(
+            diagnosis_id=f"d-{uuid.uuid4().hex[:8]}",
+            alert_id=alert_id,
+            asset=asset,
+            ts=120.0,
+            onset_ts=100.0,
+            root_cause=root_cause,  # type: ignore[arg-type]
+            confidence=0.8,
+            category="mechanical",
+            severity="high",
+            summary=f"{root_cause} suspected on {asset}",
+            signals=["vibration"],
+        )
+    )
+
+
+async def ticket_on(pilot: Any, app: ControlRoomApp, asset: str) -> Ticket:
+    """Wait until the app shows a ticket for ``asset`` and put the table cursor on it."""
+    ticket = await until(
+        pilot,
+        lambda: next((t for t in app.feed.tickets() if t.asset == asset), None),
+        f"a ticket for {asset} in the app",
+    )
+    screen = app.screen
+    assert isinstance(screen, PlantScreen)
+    table = screen.query_one("#tickets", TicketTable)
+    await until(
+        pilot, lambda: ticket.ticket_id in [r.key.value for r in table.ordered_rows], "the row"
+    )
+    table.focus()
+    await pilot.press("g")
+    for _ in range(table.row_count):
+        if table.selected_key == ticket.ticket_id:
+            break
+        await pilot.press("j")
+    assert table.selected_key == ticket.ticket_id
+    return ticket
+
+
+async def connected(pilot: Any, app: ControlRoomApp) -> None:
+    await until(
+        pilot, lambda: app.bus is not None and app.bus.connected, "the TUI's bus connection"
+    )
+    await until(pilot, lambda: app.health.services.get("review") is not None, "a health poll")
+
+
+def asset_name() -> str:
+    return f"pump-{uuid.uuid4().hex[:6]}"
+
+
+async def test_approve_round_trip(stack: Stack, publisher: Any) -> None:
+    app = app_for(stack)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await connected(pilot, app)
+        asset = asset_name()
+        diagnose(publisher, asset)
+        ticket = await ticket_on(pilot, app, asset)
+        await pilot.press("a")
+        stored = await until(
+            pilot,
+            lambda: (t := store(stack).get(ticket.ticket_id)).state == "approved" and t,
+            "approval in the store",
+        )
+        assert stored.history[-1].who == OPERATOR
+        await until(
+            pilot,
+            lambda: app.feed.ticket(ticket.ticket_id).state == "approved",
+            "the table to follow",
+        )
+        assert "appr" in screen_text(app)
+        # Approving again is refused by the service (409): shown, and the table stays true.
+        screen = app.screen
+        assert isinstance(screen, PlantScreen)
+        screen.review("approve", ticket.ticket_id, {})
+        await until(pilot, lambda: any("failed" in m for m in app.shown), "the error")
+        assert store(stack).get(ticket.ticket_id).state == "approved"
+
+
+async def test_edit_round_trip_and_escape_cancels(stack: Stack, publisher: Any) -> None:
+    app = app_for(stack)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await connected(pilot, app)
+        asset = asset_name()
+        diagnose(publisher, asset, "clogging")
+        ticket = await ticket_on(pilot, app, asset)
+        before = len(store(stack).get(ticket.ticket_id).history)
+
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, EditTicketScreen), "the edit form")
+        await pilot.press("x", "y", "escape")  # typed into the title, then cancelled
+        await until(pilot, lambda: isinstance(app.screen, PlantScreen), "the form to close")
+        assert len(store(stack).get(ticket.ticket_id).history) == before
+
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, EditTicketScreen), "the edit form")
+        await pilot.press("home", "ctrl+k", *"Strainer clogged", "tab")  # title, then labels
+        await pilot.press("end", *", urgent", "tab")  # severity
+        await pilot.press("enter", "down", "enter")  # high -> critical
+        await pilot.press("ctrl+s")
+        stored = await until(
+            pilot,
+            lambda: (t := store(stack).get(ticket.ticket_id)).title == "Strainer clogged" and t,
+            "the edit in the store",
+        )
+        assert stored.severity == "critical"
+        assert "urgent" in stored.labels
+        assert stored.history[-1].who == OPERATOR
+
+        # An empty title is refused in the form itself: nothing is sent.
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, EditTicketScreen), "the edit form")
+        await pilot.press("home", "ctrl+k", "ctrl+s")
+        assert isinstance(app.screen, EditTicketScreen)
+        assert "title: may not be empty" in screen_text(app)
+        await pilot.press("escape")
+        assert store(stack).get(ticket.ticket_id).title == "Strainer clogged"
+
+
+@pytest.mark.parametrize(
+    "reason_index,reason", [(0, "resolved"), (1, "false_positive"), (2, "duplicate")]
+)
+async def test_close_with_each_reason(
+    stack: Stack, publisher: Any, reason_index: int, reason: str
+) -> None:
+    app = app_for(stack)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await connected(pilot, app)
+        asset = asset_name()
+        diagnose(publisher, asset, "noise_burst")
+        ticket = await ticket_on(pilot, app, asset)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CloseTicketScreen), "the close form")
+        await pilot.press(*["down"] * reason_index, "enter", *f"note {reason}", "enter")
+        stored = await until(
+            pilot,
+            lambda: (t := store(stack).get(ticket.ticket_id)).state == "closed" and t,
+            "the close in the store",
+        )
+        assert stored.close_reason == reason
+        assert stored.close_note == f"note {reason}"
+        # Closed tickets leave the queue (h shows them).
+        await until(
+            pilot,
+            lambda: (
+                ticket.ticket_id
+                not in [
+                    r.key.value for r in app.screen.query_one("#tickets", TicketTable).ordered_rows
+                ]
+            ),
+            "the row to go",
+        )
+        await pilot.press("h")
+        await until(
+            pilot,
+            lambda: (
+                ticket.ticket_id
+                in [r.key.value for r in app.screen.query_one("#tickets", TicketTable).ordered_rows]
+            ),
+            "closed rows shown",
+        )
+
+
+async def test_ticket_closed_by_another_operator(stack: Stack, publisher: Any) -> None:
+    app = app_for(stack)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await connected(pilot, app)
+        asset = asset_name()
+        diagnose(publisher, asset, "valve_stuck")
+        ticket = await ticket_on(pilot, app, asset)
+        # Someone else closes it over HTTP; the TUI may not have seen the update yet.
+        app.bus.stop(0.5)  # make sure the TUI cannot learn it from the bus first
+        review = stack.urls["review"]
+        r = httpx.post(
+            f"{review}/review/close",
+            json={"ticket_id": ticket.ticket_id, "reason": "duplicate", "who": "other"},
+        )
+        assert r.status_code == 200
+        await pilot.press("a")
+        await until(pilot, lambda: any("failed" in m for m in app.shown), "the 409 notification")
+        await until(
+            pilot, lambda: app.feed.ticket(ticket.ticket_id).state == "closed", "the refetch"
+        )
+        assert store(stack).get(ticket.ticket_id).state == "closed"
+        app.bus = None
+
+
+async def test_alert_filter_and_pause(stack: Stack, publisher: Any) -> None:
+    app = app_for(stack)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await connected(pilot, app)
+        a, b = asset_name(), asset_name()
+
+        def alert(asset: str, n: int) -> AlertEvent:
+            return AlertEvent(
+                alert_id=f"{asset}-{n}",
+                asset=asset,
+                ts=10.0 + n,
+                onset_ts=10.0,
+                severity="medium",
+                score=5.0,
+                signals=["flow"],
+                detector="test",
+            )
+
+        publisher.publish(alert(a, 1))
+        publisher.publish(alert(b, 1))
+        feed = app.screen.query_one(AlertFeed)
+        shown = lambda: [r.key.value for r in feed.table.ordered_rows]  # noqa: E731
+        await until(pilot, lambda: {f"{a}-1", f"{b}-1"} <= set(shown()), "both alerts")
+
+        await pilot.press("slash", *a, "enter")
+        await until(pilot, lambda: shown() == [f"{a}-1"], "the filter")
+        assert feed.table.has_focus
+        await pilot.press("slash", "escape")
+        await until(pilot, lambda: len(shown()) >= 2, "the filter cleared")
+
+        await pilot.press("space")
+        publisher.publish(alert(a, 2))
+        await until(
+            pilot,
+            lambda: any(r.alert_id == f"{a}-2" for r in app.feed.alerts()),
+            "the alert in the feed",
+        )
+        await pilot.pause(0.3)
+        assert f"{a}-2" not in shown()
+        assert "PAUSED · 1 new" in screen_text(app)
+        await pilot.press("space")
+        await until(pilot, lambda: shown()[0] == f"{a}-2", "the feed to resume, newest first")
+
+
+async def test_screens_help_and_palette(stack: Stack) -> None:
+    app = app_for(stack)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        assert isinstance(app.screen, FactoryScreen)
+        await pilot.press("escape", "1")  # leave the planner text box, then switch
+        assert isinstance(app.screen, PlantScreen)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        for key in ("Approve", "Edit", "Close", "Filter", "Pause", "Truth"):
+            assert key in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, PlantScreen)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Factory screen")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: isinstance(app.screen, FactoryScreen), "the palette to switch screens"
+        )
+        await pilot.press("escape", "q")
+        await until(pilot, lambda: not app.is_running, "q to quit")
+
+
+async def test_scenario_control(stack: Stack) -> None:
+    app = app_for(stack)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await connected(pilot, app)
+        await pilot.press("l")
+        await until(
+            pilot, lambda: app.screen.__class__.__name__ == "PickerScreen", "the scenario picker"
+        )
+        await pilot.press(*"chronic_wear"[:0], "home")
+        names = [o.id for o in app.screen.query_one("OptionList").options]  # type: ignore[attr-defined]
+        await pilot.press(*["down"] * names.index("chronic_wear"), "enter")
+        await until(
+            pilot, lambda: (app.scenario_status or {}).get("name") == "chronic_wear", "the load"
+        )
+        await pilot.press("plus", "plus")  # not running yet: remembered for the start
+        await pilot.press("s")
+        await until(pilot, lambda: (app.scenario_status or {}).get("running"), "the start")
+        assert (app.scenario_status or {}).get("speed") == 5
+        await until(
+            pilot, lambda: app.feed.asset_view("pump01").history, "telemetry from the simulator"
+        )
+        await until(
+            pilot,
+            lambda: "Flow" in screen_text(app) and "m³/h" in screen_text(app),
+            "the signal panel",
+        )
+        await pilot.press("x")
+        await until(pilot, lambda: (app.scenario_status or {}).get("running") is False, "the stop")

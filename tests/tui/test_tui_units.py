@@ -1,0 +1,131 @@
+"""The TUI's pure parts: text safety, fixed-scale sparklines, the feed's bounds, step parsing,
+edit validation, status parsing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tui_sample import alert, diagnosis, telemetry, ticket
+
+from engine.plant.signals import SIGNALS
+from tui.feed import PlantFeed
+from tui.safe import clean, safe_text
+from tui.screens.edit_ticket import validate_edit
+from tui.sparkline import spark_rows
+from tui.status import service_state
+from tui.widgets.step_log import parse_step
+
+
+def test_clean_shows_control_characters_as_escapes() -> None:
+    assert clean("a\x1b[2Jb") == "a\\x1b[2Jb"
+    assert clean("bell\x07\r") == "bell\\x07\\x0d"
+    assert clean("two\nlines\tok") == "two\nlines\tok"
+    assert clean("two\nlines", single_line=True) == "two lines"
+    assert clean("rtl\u202eevil") == "rtl\\u202eevil"
+    assert clean("°C m³/h é") == "°C m³/h é"
+
+
+def test_safe_text_is_never_markup() -> None:
+    text = safe_text("[@click=app.quit]x [bold]b[/bold]")
+    assert text.plain == "[@click=app.quit]x [bold]b[/bold]"
+    assert text.spans == []
+
+
+def test_sparkline_scale_is_fixed_not_autoscaled() -> None:
+    """Noise of ±0.1 on a 0..8 scale stays flat; Textual's Sparkline would fill the height."""
+    quiet = spark_rows([2.0, 2.1, 1.9, 2.0], lo=0.0, hi=8.0, width=4).rows[0]
+    assert len(set(quiet)) == 1
+    # The same value draws the same bar whatever else is in the window.
+    a = spark_rows([2.0, 7.5], 0.0, 8.0, 2).rows[0][0]
+    b = spark_rows([2.0, 0.5], 0.0, 8.0, 2).rows[0][0]
+    assert a == b
+
+
+def test_sparkline_clips_and_flags_out_of_range_and_pads_left() -> None:
+    rows = spark_rows([-5.0, 4.0, 100.0], lo=0.0, hi=8.0, width=5, height=2)
+    assert rows.clipped == [False, False, True, False, True]
+    top, bottom = rows.rows
+    assert top[:2] == "  " and bottom[:2] == "  "  # no data yet: blank, not a baseline
+    assert bottom[2] == "▁" and top[2] == " "  # below range: one-eighth baseline
+    assert top[4] == "█" and bottom[4] == "█"  # above range: full
+    assert bottom[3] == "█" and top[3] == " "  # mid-range: bottom row full, top empty
+
+
+def test_feed_is_bounded() -> None:
+    feed = PlantFeed(history=50, max_alerts=10, max_tickets=5, max_assets=3)
+    for asset in ("p1", "p2", "p3", "p4"):
+        for t in telemetry(asset, 120):
+            feed.ingest(t)
+    assert feed.assets() == ["p2", "p3", "p4"]
+    view = feed.asset_view("p4")
+    assert view is not None
+    assert all(len(v) == 50 for v in view.history.values())
+    for i in range(30):
+        feed.ingest(alert(f"a{i}", "p4", 10.0 + i, "low", ["flow"]))
+    assert len(feed.alerts()) == 10
+    assert feed.alerts()[0].alert_id == "a29"  # newest first
+    for i in range(12):
+        feed.ingest(ticket(f"T-{i}"))
+    assert len(feed.tickets()) == 5
+
+
+def test_feed_keeps_the_newest_ticket_revision_and_joins_diagnoses() -> None:
+    feed = PlantFeed()
+    feed.ingest(ticket("T-1", state="approved", revision=2))
+    feed.put_tickets([ticket("T-1", state="open", revision=1)])  # a stale fetch
+    assert feed.ticket("T-1").state == "approved"  # type: ignore[union-attr]
+    feed.ingest(diagnosis("a-9", "pump01", 100.0, "clogging", 0.7))  # before its alert
+    feed.ingest(alert("a-9", "pump01", 95.0, "high", ["flow"]))
+    (row,) = feed.alerts()
+    assert row.diagnosis is not None and row.diagnosis.root_cause == "clogging"
+    assert row.signals == ("flow",)
+    assert feed.asset_view("pump01").alert_signals == {"flow"}  # type: ignore[union-attr]
+    feed.ingest(alert("a-9", "pump01", 130.0, "high", ["flow"], status="cleared"))
+    assert feed.asset_view("pump01").alert_signals == frozenset()  # type: ignore[union-attr]
+
+
+def test_step_lines_parse_into_columns() -> None:
+    line = "2025-11-19 06:30:15 | Intent Agent | Latency: 245ms | Status: valid | Intent: RUSH"
+    e = parse_step(line)
+    assert (e.name, e.latency_ms, e.status) == ("Intent Agent", 245.0, "valid")
+    assert e.summary == "Intent: RUSH"
+    e = parse_step("Pipeline completed in 1209ms, errors: 2")
+    assert (e.name, e.latency_ms, e.status) == ("Pipeline", 1209.0, "2 errors")
+    e = parse_step("Pipeline completed in 198ms | Scenarios: 3 | Errors: 0 | Briefing: 521 words")
+    assert (e.name, e.latency_ms, e.status) == ("Pipeline", 198.0, "ok")
+    e = parse_step(
+        "2026-11-23 06:18:55 | Briefing Agent | Latency: 1ms | Status: valid | Input: 3 scenarios"
+        " | Output: 521 words | Source: offline | Fallback: true"
+    )
+    assert (e.status, e.summary) == ("fallback", "521 words")
+    e = parse_step("Futures Agent: 31ms, valid=False, scenarios=[]")
+    assert (e.name, e.latency_ms, e.status) == ("Futures Agent", 31.0, "invalid")
+    e = parse_step("something \x1b[2J odd")
+    assert e.summary == "something \\x1b[2J odd" and e.latency_ms is None
+
+
+def test_edit_validation_names_the_field() -> None:
+    values, errors = validate_edit("  ", "b", "a, a, b", "high")
+    assert errors == ["title: may not be empty"]
+    assert values["labels"] == ["a", "b"]
+    _, errors = validate_edit("t", "x" * 20_001, "", "urgent")
+    assert any(e.startswith("body:") for e in errors)
+    assert any(e.startswith("severity:") for e in errors)
+    _, errors = validate_edit("t", "", "ok, " + "l" * 65, "low")
+    assert any("at most 64" in e for e in errors)
+
+
+def test_service_state_reads_health() -> None:
+    ok = service_state(
+        {"status": "ok", "broker": {"url": "mqtt://h:1", "connected": True}, "dead_letters": 3}
+    )
+    assert ok.ok and ok.dead_letters == 3
+    bad = service_state({"status": "degraded", "broker": {"url": "mqtt://h:1", "connected": False}})
+    assert bad.ok is False and bad.detail == "broker disconnected"
+
+
+def test_sample_data_uses_plant_signals() -> None:
+    # Guard for the snapshot data: every plant signal is drawn.
+    t = telemetry("p", 1)[0]
+    assert set(t.signals) == set(SIGNALS)
+    assert ticket("T").created_at - ticket("T", age_minutes=0).created_at == timedelta(minutes=-12)

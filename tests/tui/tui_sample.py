@@ -1,0 +1,200 @@
+"""Deterministic plant data for the TUI's snapshot and widget tests.
+
+Built here, from a seeded generator, rather than by running the simulator and agents: a snapshot
+must change only when the *screen* changes, not when another area retunes its physics. Every
+message is a real schema model and enters the app through the same ``PlantFeed.ingest`` the bus
+uses.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+from engine.plant.signals import SIGNALS
+from engine.schemas import (
+    ActiveFault,
+    AlertEvent,
+    AuditEntry,
+    DiagnosisReport,
+    Telemetry,
+    Ticket,
+    Truth,
+)
+from tui.feed import PlantFeed
+
+NOW = datetime(2025, 11, 19, 6, 30, 0, tzinfo=UTC)
+FIXED_CLOCK = NOW.timestamp()
+
+HOSTILE_TITLE = "[@click=app.quit]x"
+HOSTILE_BODY = (
+    "evidence: \x1b[2J\x1b[31mcleared?\x07 [bold]not bold[/bold] [@click=app.bell]ring[/]"
+)
+
+
+def fixed_clock() -> float:
+    return FIXED_CLOCK
+
+
+def telemetry(asset: str, n: int, *, wear_from: int = 150, seed: int = 7) -> list[Telemetry]:
+    """``n`` one-second samples: every plant signal mid-range with seeded noise; from
+    ``wear_from`` on, vibration and bearing temperature climb (what bearing wear looks like)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        wear = max(0.0, (i - wear_from) / max(n - wear_from, 1))
+        signals = {}
+        for name, spec in SIGNALS.items():
+            span = spec.hi - spec.lo
+            base = spec.lo + span * (0.45 + 0.05 * math.sin(i / 20 + len(name)))
+            value = base + rng.gauss(0, span * 0.01)
+            if name == "vibration":
+                value += wear * span * 0.45
+            if name == "bearing_temp":
+                value += wear * span * 0.3
+            signals[name] = round(value, 3)
+        active = (
+            [ActiveFault(fault="bearing_wear", severity=round(min(wear, 1.0), 3))] if wear else []
+        )
+        truth = Truth(
+            fault="bearing_wear" if wear else "none",
+            severity=round(min(wear, 1.0), 3),
+            active=active,
+        )
+        out.append(
+            Telemetry(
+                msg_id=f"{asset}-{i}",
+                asset=asset,
+                seq=i,
+                ts=3600.0 + i,
+                signals=signals,
+                scenario="chronic_wear",
+                truth=truth,
+            )
+        )
+    return out
+
+
+def alert(
+    alert_id: str, asset: str, ts: float, severity: str, signals: list[str], status: str = "active"
+) -> AlertEvent:
+    return AlertEvent(
+        alert_id=alert_id,
+        asset=asset,
+        status=status,  # type: ignore[arg-type]
+        ts=ts,
+        onset_ts=ts - 5,
+        cleared_ts=ts + 60 if status == "cleared" else None,
+        severity=severity,  # type: ignore[arg-type]
+        score=7.5,
+        signals=signals,
+        detector="robust_z",
+    )
+
+
+def diagnosis(
+    alert_id: str, asset: str, ts: float, root_cause: str, confidence: float
+) -> DiagnosisReport:
+    return DiagnosisReport(
+        diagnosis_id=f"d-{alert_id}",
+        alert_id=alert_id,
+        asset=asset,
+        ts=ts,
+        onset_ts=ts - 5,
+        root_cause=root_cause,  # type: ignore[arg-type]
+        confidence=confidence,
+        category="mechanical",
+        severity="high",
+        summary="Vibration rising with bearing temperature at constant load.",
+        signals=["vibration", "bearing_temp"],
+    )
+
+
+def ticket(
+    ticket_id: str,
+    *,
+    asset: str = "pump01",
+    title: str = "Bearing wear on pump01",
+    body: str = "Vibration 4.9 mm/s (ISO zone C/D) and bearing 78 °C rising.\nReplace DE bearing.",
+    state: str = "open",
+    severity: str = "high",
+    root_cause: str = "bearing_wear",
+    age_minutes: float = 12,
+    occurrences: int = 1,
+    revision: int = 1,
+    close_reason: str | None = None,
+) -> Ticket:
+    created = NOW - timedelta(minutes=age_minutes)
+    history = [AuditEntry(at=created, who="agent-ticket", action="create", detail="from diagnosis")]
+    if state in ("approved", "closed"):
+        history.append(AuditEntry(at=created + timedelta(minutes=2), who="alice", action="approve"))
+    if state == "closed":
+        history.append(
+            AuditEntry(
+                at=created + timedelta(minutes=5),
+                who="bob",
+                action="close",
+                detail=close_reason or "",
+            )
+        )
+    return Ticket(
+        ticket_id=ticket_id,
+        asset=asset,
+        title=title,
+        body=body,
+        labels=["pump", root_cause],
+        severity=severity,  # type: ignore[arg-type]
+        state=state,  # type: ignore[arg-type]
+        root_cause=root_cause,  # type: ignore[arg-type]
+        category="mechanical",
+        confidence=0.82,
+        signals=["vibration", "bearing_temp"],
+        occurrences=occurrences,
+        first_seen_ts=3700.0,
+        last_seen_ts=3900.0,
+        created_at=created,
+        updated_at=created + timedelta(minutes=5 if state == "closed" else 0),
+        close_reason=close_reason,  # type: ignore[arg-type]
+        revision=revision,
+        history=history,
+    )
+
+
+def sample_tickets() -> list[Ticket]:
+    return [
+        ticket("T-0001", occurrences=3, age_minutes=42),
+        ticket(
+            "T-0002",
+            asset="pump02",
+            title=HOSTILE_TITLE,
+            body=HOSTILE_BODY,
+            severity="medium",
+            root_cause="sensor_drift",
+            age_minutes=7,
+        ),
+        ticket("T-0003", state="approved", severity="low", root_cause="clogging", age_minutes=150),
+        ticket(
+            "T-0004",
+            state="closed",
+            close_reason="false_positive",
+            severity="low",
+            root_cause="noise_burst",
+            age_minutes=600,
+        ),
+    ]
+
+
+def sample_feed(ticks: int = 240) -> PlantFeed:
+    feed = PlantFeed()
+    for t in telemetry("pump01", ticks):
+        feed.ingest(t)
+    for t in telemetry("pump02", 60, wear_from=10_000, seed=11):
+        feed.ingest(t)
+    feed.ingest(alert("a-1", "pump01", 3700.0, "medium", ["vibration"], status="cleared"))
+    feed.ingest(alert("a-2", "pump02", 3720.0, "low", ["flow"]))
+    feed.ingest(alert("a-3", "pump01", 3800.0, "high", ["vibration", "bearing_temp"]))
+    feed.ingest(diagnosis("a-3", "pump01", 3830.0, "bearing_wear", 0.82))
+    for t in sample_tickets():
+        feed.ingest(t)
+    return feed
