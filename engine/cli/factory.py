@@ -20,19 +20,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     brief.add_argument("text", help='the planner\'s note, or "-" to read it from stdin')
     brief.add_argument(
-        "--factory", default=None, metavar="FILE|NAME",
+        "--factory",
+        default=None,
+        metavar="FILE|NAME",
         help="factory config file or name in scenarios/factory (default: toy_day)",
     )
-    brief.add_argument("--date", default=None, metavar="YYYY-MM-DD",
-                       help="date in the briefing header (default: today)")
     brief.add_argument(
-        "--llm", choices=("auto", "off", "on"), default="auto",
+        "--date",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="date in the briefing header (default: today)",
+    )
+    brief.add_argument(
+        "--llm",
+        choices=("auto", "off", "on"),
+        default="auto",
         help="auto: Claude when ANTHROPIC_API_KEY is set, else offline (default); "
         "off: offline agents; on: Claude, error without a key",
     )
-    brief.add_argument("--json", action="store_true",
-                       help="print one JSON object (intent, scenarios, metrics, schedules, "
-                       "briefing_markdown, gantt, logs, errors, elapsed_ms)")
+    brief.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (intent, scenarios, metrics, schedules, "
+        "briefing_markdown, gantt, logs, errors, elapsed_ms)",
+    )
     brief.add_argument("--width", type=int, default=80, help="Gantt width in columns (>= 40)")
     brief.set_defaults(func=cmd_brief)
 

@@ -30,6 +30,7 @@ from engine.factory.briefing import (
     effects,
     rank_what_ifs,
     risk_rows,
+    table_rows,
     write_offline,
 )
 from engine.factory.futures import critical_path_hours, futures_offline
@@ -289,7 +290,12 @@ Aim for 450-650 words in total.
 {DATA_RULE}"""
 
 
+MAX_DETAILED_JOBS = 60
+"""Above this many jobs the prompts list jobs without their steps (request size)."""
+
+
 def factory_facts(factory: FactoryConfig, with_load: bool = True) -> dict[str, Any]:
+    detailed = len(factory.jobs) <= MAX_DETAILED_JOBS
     facts: dict[str, Any] = {
         "name": factory.name,
         "time_horizon_hours": factory.time_horizon,
@@ -304,10 +310,16 @@ def factory_facts(factory: FactoryConfig, with_load: bool = True) -> dict[str, A
                 "due_time": j.due_time,
                 "release_time": j.release_time,
                 "route_hours": critical_path_hours(j),
-                "steps": [
-                    {"id": s.id, "machine_id": s.machine_id, "hours": s.duration_hours}
-                    for s in j.steps
-                ],
+                **(
+                    {
+                        "steps": [
+                            {"id": s.id, "machine_id": s.machine_id, "hours": s.duration_hours}
+                            for s in j.steps
+                        ]
+                    }
+                    if detailed
+                    else {}
+                ),
             }
             for j in factory.jobs
         ],
@@ -344,10 +356,12 @@ def futures_prompt(factory: FactoryConfig, intent: ScenarioIntent) -> str:
 
 def briefing_facts(ctx: BriefingContext) -> dict[str, Any]:
     offline = write_offline(ctx)
+    shown = table_rows(ctx, risk_rows(ctx))
     rows = [
-        {"job_id": r.job_id, "per_scenario": {k: c.text for k, c in r.cells.items()}}
-        for r in risk_rows(ctx)
+        {"job_id": r.job_id, "per_scenario": {k: c.text for k, c in r.cells.items()}} for r in shown
     ]
+    per_job = ("lateness_by_job", "completion_by_job")
+    small = len(ctx.factory.jobs) <= MAX_DETAILED_JOBS
     return {
         "factory": factory_facts(ctx.factory, with_load=False),
         "planner_intent": ctx.intent.model_dump(mode="json"),
@@ -360,9 +374,12 @@ def briefing_facts(ctx: BriefingContext) -> dict[str, Any]:
             }
             for s in ctx.scenarios
         ],
-        "metrics": {k: v.model_dump(mode="json") for k, v in ctx.metrics.items()},
+        "metrics": {
+            k: v.model_dump(mode="json", exclude=None if small else set(per_job))
+            for k, v in ctx.metrics.items()
+        },
         "jobs_table": rows,
-        "observations": list(offline.risks) + [offline.jobs_note],
+        "observations": [*offline.risks, offline.jobs_note],
         "bottleneck_analysis": offline.bottleneck_lines,
         "what_ifs_simulated": [
             {"scenario": w.scenario_label, "action": w.title, "effect": effects(w)}

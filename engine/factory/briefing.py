@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -81,12 +81,23 @@ class BriefingContext:
     @cached_property
     def facts(self) -> Facts:
         facts = collect_facts(
-            self.factory, self.scenarios, dict(self.results), dict(self.metrics),
-            self.what_ifs, self.date,
+            self.factory,
+            self.scenarios,
+            dict(self.results),
+            dict(self.metrics),
+            self.what_ifs,
+            self.date,
         )
         for result in self.results.values():
             for u in result.unscheduled:
                 facts.add(*(int(n) for n in re.findall(r"\d+", u.reason)))
+        # Counts the writers print when a list is cut short ("and 7 more", "988 jobs on time
+        # everywhere are not listed").
+        for m in self.metrics.values():
+            facts.add(*(m.num_late_jobs - k for k in range(1, 7)))
+            facts.add(*(len(m.unscheduled_step_ids) - k for k in range(1, 7)))
+        rows = risk_rows(self)
+        facts.add(len(rows) - len(table_rows(self, rows)), sum(r.at_risk for r in rows))
         return facts
 
     @property
@@ -105,7 +116,6 @@ class Draft:
     bottleneck_lines: dict[str, str]
     actions: tuple[str, ...]
     limitations: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,18 +138,14 @@ def late_text(hours: int | None) -> str:
 
 
 def id_list(ids: list[str], limit: int = 4) -> str:
-    shown = ids[:limit]
-    more = len(ids) - len(shown)
-    text = ", ".join(shown)
-    return f"{text} and {more} more" if more > 0 else text
+    text = ", ".join(ids[:limit])
+    return f"{text} and others" if len(ids) > limit else text
 
 
 def effects(w: WhatIfResult) -> str:
     """``J1 4h late → on time, J2 on time → 2h late; makespan 15h → 16h``."""
     changed = [
-        jid
-        for jid in w.lateness_after
-        if w.lateness_after[jid] != w.lateness_before.get(jid)
+        jid for jid in w.lateness_after if w.lateness_after[jid] != w.lateness_before.get(jid)
     ]
     if len(changed) <= 4:
         parts = [
@@ -293,9 +299,11 @@ def _glance(ctx: BriefingContext) -> str:
             f"{m.lateness_by_job[jid]}h after its {tl.due_time}h due time"
         )
     first += f" ({_queue_reason(ctx, label, jid)})."
-    fixes = [
-        w for w in ranked if w.scenario_label == label and w.lateness_after.get(jid) == 0
-    ] or [w for w in ranked if w.scenario_label == label] or ranked
+    fixes = (
+        [w for w in ranked if w.scenario_label == label and w.lateness_after.get(jid) == 0]
+        or [w for w in ranked if w.scenario_label == label]
+        or ranked
+    )
     if fixes:
         top = fixes[0]
         where = "" if top.scenario_label == label else f" ({top.scenario_label})"
@@ -356,9 +364,7 @@ def _risks(ctx: BriefingContext) -> list[str]:
         listed = ", ".join(f"{j} {late_text(m.lateness_by_job[j])}" for j in ranked[:3])
         if len(ranked) > 3:
             listed += f" and {len(ranked) - 3} more"
-        risks.append(
-            f"**{spec.label}**: {listed}; {_queue_reason(ctx, spec.label, ranked[0])}."
-        )
+        risks.append(f"**{spec.label}**: {listed}; {_queue_reason(ctx, spec.label, ranked[0])}.")
     if not risks:
         risks.append(f"No job is late in any of the {len(ctx.scenarios)} scenarios.")
     protected = ctx.intent.protected_job_id
@@ -418,11 +424,13 @@ def _jobs_note(ctx: BriefingContext) -> str:
     for row in sorted(at_risk, key=lambda r: tuple(-x for x in r.worst))[:3]:
         label = max(
             (lbl for lbl, c in row.cells.items() if c.status != "on time"),
-            key=lambda lbl: (row.cells[lbl].status == "incomplete",
-                             row.cells[lbl].lateness_hours or 0),
+            key=lambda lbl: (
+                row.cells[lbl].status == "incomplete",
+                row.cells[lbl].lateness_hours or 0,
+            ),
         )
         notes.append(f"{row.job_id} in {label}: {_queue_reason(ctx, label, row.job_id)}.")
-    hidden = len(rows) - len(_table_rows(ctx, rows))
+    hidden = len(rows) - len(table_rows(ctx, rows))
     tail = f" {hidden} jobs on time everywhere are not listed." if hidden > 0 else ""
     return "Why: " + " ".join(notes) + tail
 
@@ -527,7 +535,7 @@ def _intent_line(ctx: BriefingContext) -> str:
     return line
 
 
-def _table_rows(ctx: BriefingContext, rows: list[JobRiskRow]) -> list[JobRiskRow]:
+def table_rows(ctx: BriefingContext, rows: list[JobRiskRow]) -> list[JobRiskRow]:
     if len(rows) <= MAX_TABLE_JOBS:
         return rows
     at_risk = sorted((r for r in rows if r.at_risk), key=lambda r: tuple(-x for x in r.worst))
@@ -544,7 +552,7 @@ def render_markdown(draft: Draft, ctx: BriefingContext) -> str:
     out += ["", "## Key Risks"]
     out += [f"- {r}" for r in draft.risks]
     out += ["", "## Jobs at Risk"]
-    rows = _table_rows(ctx, risk_rows(ctx))
+    rows = table_rows(ctx, risk_rows(ctx))
     labels = [s.label for s in ctx.scenarios]
     out.append("| Job | " + " | ".join(labels) + " |")
     out.append("|---|" + "---|" * len(labels))
@@ -624,7 +632,9 @@ def draft_from_reply(data: Any, ctx: BriefingContext) -> tuple[Draft | None, str
         for problem in check_prose(text, ctx.factory, ctx.facts):
             problems.append(f"{where} {problem}")
     if problems:
-        return None, "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
+        return None, "; ".join(problems[:3]) + (
+            f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        )
     return draft, None
 
 
@@ -632,16 +642,22 @@ def _parse_reply(data: Any, ctx: BriefingContext) -> Draft:
     if not isinstance(data, dict):
         raise ValueError("reply must be a JSON object")
     expected = {
-        "today_at_a_glance", "scenarios_analyzed", "key_risks", "jobs_at_risk_note",
-        "bottleneck_machines", "recommended_actions", "limitations",
+        "today_at_a_glance",
+        "scenarios_analyzed",
+        "key_risks",
+        "jobs_at_risk_note",
+        "bottleneck_machines",
+        "recommended_actions",
+        "limitations",
     }
     if set(data) != expected:
         missing = sorted(expected - set(data))
         extra = sorted(set(data) - expected)
         raise ValueError(f"reply fields differ from the schema (missing {missing}, extra {extra})")
     labels = [s.label for s in ctx.scenarios]
-    scenario_lines = _per_label(data["scenarios_analyzed"], "scenarios_analyzed", labels,
-                                "explanation")
+    scenario_lines = _per_label(
+        data["scenarios_analyzed"], "scenarios_analyzed", labels, "explanation"
+    )
     bottlenecks = _per_label(data["bottleneck_machines"], "bottleneck_machines", labels, "why")
     for item in data["bottleneck_machines"]:
         named = item.get("machine_id")

@@ -30,10 +30,12 @@ from engine.factory.models import (
     SimulationResult,
 )
 from engine.factory.scheduler import simulate, step_order
+from engine.factory.whatif import candidates_per_lever
 
 SLOWDOWN_FACTOR = {"LOW": 2.5, "MEDIUM": 2.0, "HIGH": 1.5}
 MAX_RUSH_CANDIDATES = 12
-"""Jobs tried when choosing the most disruptive rush (the earliest-due ones)."""
+"""Jobs tried when choosing the most disruptive rush (the earliest-due ones); fewer on big
+factories (see ``whatif.candidates_per_lever``)."""
 
 
 def critical_path_hours(job: Job) -> int:
@@ -64,7 +66,8 @@ def choose_rush_job(factory: FactoryConfig, intent: ScenarioIntent) -> Job:
     if intent.rush_job_id in factory.job_ids:
         return factory.job(intent.rush_job_id)
     edd = sorted(factory.jobs, key=lambda j: (j.due_time, -j.priority))
-    candidates = [j for j in edd if j.id != intent.protected_job_id][:MAX_RUSH_CANDIDATES]
+    limit = min(MAX_RUSH_CANDIDATES, max(2, candidates_per_lever(factory) // 4))
+    candidates = [j for j in edd if j.id != intent.protected_job_id][:limit]
     if not candidates:
         return edd[0]
     best: tuple[Any, ...] | None = None

@@ -22,7 +22,7 @@ import math
 import string
 import textwrap
 
-from engine.factory.models import FactoryConfig, SimulationResult
+from engine.factory.models import Allocation, FactoryConfig, SimulationResult
 
 SYMBOLS = string.ascii_lowercase + string.ascii_uppercase
 MAX_PANELS = 4
@@ -87,8 +87,10 @@ class _Chart:
             if tl.is_late
         ]
         text = f"{r.scenario_label} | makespan {r.makespan}h | "
-        text += ("late: " + ", ".join(late[:6]) + (" …" if len(late) > 6 else "")) if late else (
-            "no late jobs"
+        text += (
+            ("late: " + ", ".join(late[:6]) + (" …" if len(late) > 6 else ""))
+            if late
+            else ("no late jobs")
         )
         return text if len(text) <= self.width else text[: self.width - 1] + "…"
 
@@ -145,7 +147,7 @@ class _Chart:
         out += self._due_rows(start, end, cph, span)
         return out
 
-    def _block(self, cells: list[str], a, start: int, end: int, cph: int) -> None:  # noqa: ANN001
+    def _block(self, cells: list[str], a: Allocation, start: int, end: int, cph: int) -> None:
         lo = (max(a.start_time, start) - start) * cph
         hi = (min(a.end_time, end) - start) * cph
         w = hi - lo
@@ -259,7 +261,9 @@ class _Chart:
         if r.unscheduled:
             parts.append(
                 "Unscheduled (job incomplete): "
-                + "; ".join(f"{u.step_id} on {u.machine_id} ({u.reason})" for u in r.unscheduled[:5])
+                + "; ".join(
+                    f"{u.step_id} on {u.machine_id} ({u.reason})" for u in r.unscheduled[:5]
+                )
                 + (f"; {len(r.unscheduled) - 5} more" if len(r.unscheduled) > 5 else "")
             )
         if r.scenario.rush is not None:
@@ -277,9 +281,3 @@ class _Chart:
         for part in parts:
             out += textwrap.wrap(part, self.width, subsequent_indent="  ")
         return out
-
-
-def render_all(state_results: dict[str, SimulationResult], factory: FactoryConfig,
-               width: int = 80) -> dict[str, str]:
-    """label -> chart, in scenario order."""
-    return {label: render_gantt(r, factory, width) for label, r in state_results.items()}

@@ -207,7 +207,7 @@ def _mention_index(
         lookup.setdefault(_fold(phrase), (kind, ident))
     if not lookup:
         return None, lookup
-    phrases = sorted({phrase for _, _, phrase in entries}, key=len, reverse=True)
+    phrases = sorted({phrase for _, _, phrase in entries}, key=lambda p: (-len(p), p))
     body = "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in phrases)
     return re.compile(rf"(?<![A-Za-z0-9_])(?:{body})(?![A-Za-z0-9_])", re.IGNORECASE), lookup
 
@@ -315,8 +315,7 @@ def read_text(text: str, factory: FactoryConfig) -> Reading:
         marks = job_marks[job_id] - {"rush"}
         if marks == {"protect", "slip"}:
             reading.notes.append(
-                f"{job_id} was called both important and allowed to slip; "
-                "treated as neither"
+                f"{job_id} was called both important and allowed to slip; treated as neither"
             )
         elif marks == {"protect"} and job_id not in reading.rush_jobs:
             reading.protected.append(job_id)

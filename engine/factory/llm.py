@@ -40,9 +40,19 @@ LLMMode = Literal["auto", "off", "on"]
 LLM_MODES: tuple[str, ...] = ("auto", "off", "on")
 
 FailureKind = Literal[
-    "refusal", "invalid_json", "truncated", "timeout", "overloaded", "rate_limited", "api",
-    "connection", "empty",
+    "refusal",
+    "invalid_json",
+    "truncated",
+    "timeout",
+    "overloaded",
+    "rate_limited",
+    "api",
+    "connection",
+    "empty",
+    "server",
+    "skipped",
 ]
+UNREACHABLE = frozenset({"timeout", "overloaded", "rate_limited", "connection", "server"})
 
 
 class LLMError(Exception):
@@ -82,18 +92,24 @@ class ClaudeClient:
         import anthropic
 
         self.model = model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-        self.timeout = timeout if timeout is not None else _env_float(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+        self.timeout = (
+            timeout if timeout is not None else _env_float(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+        )
         self.max_retries = max_retries
         self.cache = cache
         self._cache_path = cache_path
         self._sdk = anthropic.Anthropic(
             api_key=api_key,
-            timeout=self.timeout,
+            timeout=anthropic.Timeout(self.timeout, connect=min(5.0, self.timeout)),
             max_retries=max_retries,
             http_client=http_client,
         )
         self.calls = 0
         """Requests actually sent (cache hits excluded); tests and logs read it."""
+        self.unavailable: str | None = None
+        """Set by the first failure that says the API cannot be reached right now (timeout,
+        connection, overload, rate limit, 5xx): later agents of the same run go straight to
+        their offline fallback instead of waiting out the same timeouts again."""
 
     @property
     def label(self) -> str:
@@ -127,7 +143,14 @@ class ClaudeClient:
             hit = self._read_cache(key)
             if hit is not None:
                 return hit, True
-        data = self._call(body)
+        if self.unavailable is not None:
+            raise LLMError("skipped", f"not asked: {self.unavailable} earlier in this run")
+        try:
+            data = self._call(body)
+        except LLMError as exc:
+            if exc.kind in UNREACHABLE:
+                self.unavailable = str(exc)
+            raise
         if self.cache:
             self._write_cache(key, agent, data)
         return data, False
@@ -143,7 +166,7 @@ class ClaudeClient:
                 "timeout", f"no reply within {self.timeout:g}s ({self.max_retries} retries)"
             ) from None
         except anthropic.APIConnectionError as exc:
-            raise LLMError("connection", f"cannot reach the API: {exc}") from None
+            raise LLMError("connection", f"cannot reach the API ({str(exc).rstrip('.')})") from None
         except anthropic.APIStatusError as exc:
             status = exc.status_code
             detail = _error_message(exc)
@@ -153,7 +176,8 @@ class ClaudeClient:
                 ) from None
             if status == 429:
                 raise LLMError("rate_limited", f"rate limited (429): {detail}") from None
-            raise LLMError("api", f"API error {status}: {detail}") from None
+            kind: FailureKind = "server" if status >= 500 else "api"
+            raise LLMError(kind, f"API error {status}: {detail}") from None
         except anthropic.AnthropicError as exc:
             raise LLMError("api", f"SDK error: {exc}") from None
 
@@ -165,14 +189,18 @@ class ClaudeClient:
             raise LLMError("refusal", f"the model declined to answer{why}")
         if message.stop_reason == "max_tokens":
             raise LLMError("truncated", "reply cut off at max_tokens")
-        text = "".join(getattr(block, "text", "") for block in message.content if block.type == "text")
+        text = "".join(
+            getattr(block, "text", "") for block in message.content if block.type == "text"
+        )
         if not text.strip():
             raise LLMError("empty", f"reply has no text (stop_reason={message.stop_reason})")
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             snippet = text[:60].replace("\n", " ")
-            raise LLMError("invalid_json", f"reply is not valid JSON ({exc.msg}): {snippet!r}") from None
+            raise LLMError(
+                "invalid_json", f"reply is not valid JSON ({exc.msg}): {snippet!r}"
+            ) from None
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -191,8 +219,13 @@ class ClaudeClient:
 
     def _write_cache(self, key: str, agent: str, data: Any) -> None:
         path = self._cache_file(key)
-        entry = {"version": CACHE_VERSION, "key": key, "agent": agent, "model": self.model,
-                 "response": data}
+        entry = {
+            "version": CACHE_VERSION,
+            "key": key,
+            "agent": agent,
+            "model": self.model,
+            "response": data,
+        }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(
@@ -206,7 +239,9 @@ class ClaudeClient:
 
 def request_key(body: dict[str, Any]) -> str:
     canonical = json.dumps(
-        {"v": CACHE_VERSION, "request": body}, sort_keys=True, ensure_ascii=False,
+        {"v": CACHE_VERSION, "request": body},
+        sort_keys=True,
+        ensure_ascii=False,
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

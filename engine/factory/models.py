@@ -303,7 +303,7 @@ def cross_check(data: Mapping[str, Any]) -> list[Violation]:
                 elif p in seen:
                     out.append(Violation(path, f"{p!r} listed twice"))
                 seen.add(p)
-            graph[step["id"]] = [p for p in seen if p in own and p != step["id"]]
+            graph[step["id"]] = [p for p in dict.fromkeys(preds) if p in own and p != step["id"]]
         cycle = _find_cycle(graph)
         if cycle:
             out.append(

@@ -64,7 +64,10 @@ SPEC_DEFAULT_FUTURES: list[dict[str, Any]] = [
         "type": "M2_SLOWDOWN",
         "label": "M2 slowdown",
         "modifications": {
-            "machine_id": "M2", "slowdown_factor": 2.0, "start_time": 8, "end_time": 14,
+            "machine_id": "M2",
+            "slowdown_factor": 2.0,
+            "start_time": 8,
+            "end_time": 14,
         },
     },
 ]
@@ -233,12 +236,20 @@ def step_intent(state: FactoryState, client: ClaudeClient | None, run: _Run) -> 
         fallback = "false" if position == 0 else "true"
         if intent is not None:
             state = run.agent(
-                state, "Intent Agent", ms, status, _short(text), _describe_intent(intent),
-                agent.source, fallback,
+                state,
+                "Intent Agent",
+                ms,
+                status,
+                _short(text),
+                _describe_intent(intent),
+                agent.source,
+                fallback,
             )
             all_notes = tuple(dict.fromkeys([*notes, *reference_notes(text, factory)]))
             return state.evolve(
-                intent=intent, intent_source=agent.source, intent_error=first_error,
+                intent=intent,
+                intent_source=agent.source,
+                intent_error=first_error,
                 notes=all_notes,
             )
         message = f"intent ({agent.source}): {error}"
@@ -253,7 +264,9 @@ def step_intent(state: FactoryState, client: ClaudeClient | None, run: _Run) -> 
         "Source: default | Fallback: true",
     )
     return state.evolve(
-        intent=DEFAULT_INTENT, intent_source="default", intent_error=first_error,
+        intent=DEFAULT_INTENT,
+        intent_source="default",
+        intent_error=first_error,
         notes=tuple(reference_notes(text, factory)),
     )
 
@@ -294,8 +307,14 @@ def step_futures(state: FactoryState, client: ClaudeClient | None, run: _Run) ->
         fallback = "false" if position == 0 else "true"
         if specs is not None:
             state = run.agent(
-                state, "Futures Agent", ms, status, given,
-                "[" + ", ".join(s.label for s in specs) + "]", agent.source, fallback,
+                state,
+                "Futures Agent",
+                ms,
+                status,
+                given,
+                "[" + ", ".join(s.label for s in specs) + "]",
+                agent.source,
+                fallback,
             )
             return state.evolve(
                 scenarios=tuple(specs), futures_source=agent.source, futures_error=first_error
@@ -303,8 +322,9 @@ def step_futures(state: FactoryState, client: ClaudeClient | None, run: _Run) ->
         message = f"futures ({agent.source}): {error}"
         first_error = first_error or message
         state = run.error(state, message)
-        state = run.agent(state, "Futures Agent", ms, status, given, error or "", agent.source,
-                          fallback)
+        state = run.agent(
+            state, "Futures Agent", ms, status, given, error or "", agent.source, fallback
+        )
     specs = default_futures(factory)
     state = run.log(
         state,
@@ -312,8 +332,7 @@ def step_futures(state: FactoryState, client: ClaudeClient | None, run: _Run) ->
         + ", ".join(s.label for s in specs)
         + "] | Source: default | Fallback: true",
     )
-    return state.evolve(scenarios=tuple(specs), futures_source="default",
-                        futures_error=first_error)
+    return state.evolve(scenarios=tuple(specs), futures_source="default", futures_error=first_error)
 
 
 def step_simulate(state: FactoryState, run: _Run) -> FactoryState:
@@ -356,9 +375,11 @@ def step_what_ifs(state: FactoryState, run: _Run) -> FactoryState:
     t0 = time.perf_counter()
     found = explore(state.factory, state.scenarios, dict(state.metrics), state.intent)
     ms = (time.perf_counter() - t0) * 1000
-    best = f" | Best: {found[0].title} ({found[0].scenario_label})" if found else ""
+    tried = "; ".join(f"{w.title} ({w.scenario_label})" for w in found[:3])
+    more = f"; {len(found) - 3} more" if len(found) > 3 else ""
+    listed = f" | {tried}{more}" if found else ""
     state = run.log(
-        state, f"What-if | Latency: {ms:.0f}ms | Improving levers: {len(found)}{best}"
+        state, f"What-if | Latency: {ms:.0f}ms | Improving levers: {len(found)}{listed}"
     )
     return state.evolve(what_ifs=tuple(found))
 
@@ -383,15 +404,25 @@ def step_briefing(state: FactoryState, client: ClaudeClient | None, run: _Run) -
             status = "valid" if markdown is not None else "invalid"
         fallback = "false" if position == 0 else "true"
         if markdown is not None:
-            state = run.agent(state, "Briefing Agent", ms, status, given,
-                              f"{word_count(markdown)} words", agent.source, fallback)
-            return state.evolve(briefing_markdown=markdown, briefing_source=agent.source,
-                                briefing_error=first_error)
+            state = run.agent(
+                state,
+                "Briefing Agent",
+                ms,
+                status,
+                given,
+                f"{word_count(markdown)} words",
+                agent.source,
+                fallback,
+            )
+            return state.evolve(
+                briefing_markdown=markdown, briefing_source=agent.source, briefing_error=first_error
+            )
         message = f"briefing ({agent.source}): {error}"
         first_error = first_error or message
         state = run.error(state, message)
-        state = run.agent(state, "Briefing Agent", ms, status, given, error or "", agent.source,
-                          fallback)
+        state = run.agent(
+            state, "Briefing Agent", ms, status, given, error or "", agent.source, fallback
+        )
     # Last resort: the offline draft rendered without the prose checks (logged as such).
     markdown = render_markdown(write_offline(ctx), ctx)
     state = run.log(
@@ -399,5 +430,6 @@ def step_briefing(state: FactoryState, client: ClaudeClient | None, run: _Run) -
         f"Briefing Agent | Status: fallback | Output: {word_count(markdown)} words | "
         "Source: default | Fallback: true",
     )
-    return state.evolve(briefing_markdown=markdown, briefing_source="default",
-                        briefing_error=first_error)
+    return state.evolve(
+        briefing_markdown=markdown, briefing_source="default", briefing_error=first_error
+    )

@@ -37,8 +37,18 @@ _WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)(\s?%)?")
 VOCABULARY = frozenset(
     {
-        "BASELINE", "RUSH_ARRIVES", "MACHINE_SLOWDOWN", "M2_SLOWDOWN", "RUSH_FIRST",
-        "PROTECT_JOB", "BALANCED", "LOW", "MEDIUM", "HIGH", "EDD", "FCFS",
+        "BASELINE",
+        "RUSH_ARRIVES",
+        "MACHINE_SLOWDOWN",
+        "M2_SLOWDOWN",
+        "RUSH_FIRST",
+        "PROTECT_JOB",
+        "BALANCED",
+        "LOW",
+        "MEDIUM",
+        "HIGH",
+        "EDD",
+        "FCFS",
     }
 )
 
@@ -75,38 +85,42 @@ def numbers_in(text: str, factory: FactoryConfig) -> list[tuple[str, Fraction, b
     text = _TOKEN.sub(lambda m: " " if m.group(0).casefold() in folded else m.group(0), text)
     text = _WORD.sub(" ", text)
     return [
-        (m.group(0).strip(), Fraction(m.group(1)), bool(m.group(2)))
-        for m in _NUMBER.finditer(text)
+        (m.group(0).strip(), Fraction(m.group(1)), bool(m.group(2))) for m in _NUMBER.finditer(text)
     ]
+
+
+def _key(value: float | int | Fraction) -> float:
+    return round(float(abs(value)), 4)
 
 
 @dataclass
 class Facts:
-    """Every figure a briefing may cite, collected from the pipeline's typed outputs."""
+    """Every figure a briefing may cite, collected from the pipeline's typed outputs.
 
-    numbers: set[Fraction] = field(default_factory=set)
-    percents: set[Fraction] = field(default_factory=set)
+    Stored as floats rounded to 4 decimals (every figure here is an integer hour, a metric
+    rounded to 2-4 decimals or a factor like 2.5, so nothing distinct collides)."""
+
+    numbers: set[float] = field(default_factory=set)
+    percents: set[float] = field(default_factory=set)
 
     def add(self, *values: float | int | None) -> None:
-        for v in values:
-            if v is not None:
-                self.numbers.add(abs(Fraction(v).limit_denominator(10_000)))
+        self.numbers.update(_key(v) for v in values if v is not None)
 
     def add_percent(self, *fractions_of_one: float) -> None:
-        for v in fractions_of_one:
-            self.percents.add(abs(Fraction(v).limit_denominator(10_000) * 100))
+        self.percents.update(_key(v * 100) for v in fractions_of_one)
 
     def allows(self, value: Fraction, written: str, percent: bool) -> bool:
         decimals = len(written.split(".")[1].rstrip("% ")) if "." in written else 0
         pool = self.percents if percent else self.numbers
-        if value in pool:
+        if _key(value) in pool:
             return True
+        target = float(value)
         if percent:
-            tolerance = Fraction(1, 2) if decimals == 0 else Fraction(5, 10 ** (decimals + 1))
-            return any(abs(p - value) <= tolerance for p in pool)
+            tolerance = 0.5 if decimals == 0 else 5 / 10 ** (decimals + 1)
+            return any(abs(p - target) <= tolerance + 1e-9 for p in pool)
         if decimals:
-            tolerance = Fraction(5, 10 ** (decimals + 1))
-            return any(abs(p - value) <= tolerance for p in pool if p.denominator != 1)
+            tolerance = 5 / 10 ** (decimals + 1)
+            return any(abs(p - target) <= tolerance + 1e-9 for p in pool if p != int(p))
         return False
 
 

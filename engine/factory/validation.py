@@ -19,6 +19,7 @@ from engine.factory.models import (
     ScenarioType,
     loc_to_path,
 )
+from engine.factory.text_checks import unknown_ids
 
 MIN_SCENARIOS = 2
 MAX_SCENARIOS = 3
@@ -43,7 +44,10 @@ def validate_scenario_intent(
     if not isinstance(data, dict):
         return None, f"intent must be a JSON object, got {type(data).__name__}"
     data = dict(data)
-    if data.get("objective") == Objective.PROTECT_JOB.value and data.get("protected_job_id") is None:
+    if (
+        data.get("objective") == Objective.PROTECT_JOB.value
+        and data.get("protected_job_id") is None
+    ):
         data["objective"] = Objective.BALANCED.value
     try:
         intent = ScenarioIntent.model_validate(data)
@@ -60,7 +64,10 @@ def validate_scenario_intent(
         if value not in jobs:
             return None, f"flexible_job_ids: {value!r} is not a job of this factory"
     if intent.watch_machine_id is not None and intent.watch_machine_id not in factory.machine_ids:
-        return None, f"watch_machine_id: {intent.watch_machine_id!r} is not a machine of this factory"
+        return (
+            None,
+            f"watch_machine_id: {intent.watch_machine_id!r} is not a machine of this factory",
+        )
     return intent, None
 
 
@@ -90,8 +97,6 @@ def validate_scenario_spec(
             return None, f"machine_id: {slow.machine_id!r} is not a machine of this factory"
         if slow.end_time > horizon:
             return None, f"end_time: {slow.end_time} is past the time horizon ({horizon})"
-    from engine.factory.text_checks import unknown_ids
-
     strangers = unknown_ids(spec.label, factory)
     if strangers:
         return None, f"label: names {', '.join(sorted(strangers))}, not in this factory"

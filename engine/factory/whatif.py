@@ -31,6 +31,14 @@ MAX_RUN_FIRST = 3
 """Jobs tried at the front of the queue per scenario."""
 MAX_CANDIDATES = 48
 """Due times / window positions tried per lever; long horizons are sampled evenly."""
+STEP_BUDGET = 4_000
+"""Scheduled steps one lever may simulate in total: small factories try every candidate, a
+1,000-job factory a handful, so the briefing stays interactive at any size."""
+
+
+def candidates_per_lever(factory: FactoryConfig) -> int:
+    steps = sum(len(j.steps) for j in factory.jobs)
+    return max(3, min(MAX_CANDIDATES, STEP_BUDGET // max(1, steps)))
 
 
 def explore(
@@ -93,7 +101,8 @@ def _run_first(
     )
     candidates = list(dict.fromkeys([*([protected] if protected else []), *late]))
     out = []
-    for job_id in candidates[:MAX_RUN_FIRST]:
+    tries = min(MAX_RUN_FIRST, candidates_per_lever(factory) // 3 or 1)
+    for job_id in candidates[:tries]:
         after = compute_metrics(simulate(factory, spec, first=(job_id,)), factory)
         if score(after) < score(before) or (
             job_id == protected and after.lateness_by_job[job_id] == 0
@@ -102,11 +111,12 @@ def _run_first(
     return out
 
 
-def _spread(values: list[int]) -> list[int]:
-    if len(values) <= MAX_CANDIDATES:
+def _spread(values: list[int], limit: int) -> list[int]:
+    """At most ``limit`` of ``values``, evenly spaced, the first and last included."""
+    if len(values) <= limit:
         return values
-    step = len(values) / MAX_CANDIDATES
-    return sorted({values[int(i * step)] for i in range(MAX_CANDIDATES)} | {values[-1]})
+    step = (len(values) - 1) / (limit - 1)
+    return sorted({values[round(i * step)] for i in range(limit)})
 
 
 def _relax_rush(
@@ -115,7 +125,8 @@ def _relax_rush(
     rush = spec.rush
     assert rush is not None
     best: tuple[tuple[int, ...], int, ScenarioMetrics] | None = None
-    for due in _spread(list(range(rush.due_time + 1, factory.time_horizon + 1))):
+    dues = list(range(rush.due_time + 1, factory.time_horizon + 1))
+    for due in _spread(dues, candidates_per_lever(factory)):
         trial = spec.model_copy(update={"modifications": rush.model_copy(update={"due_time": due})})
         after = compute_metrics(simulate(factory, trial), factory)
         key = score(after)
@@ -145,7 +156,7 @@ def _move_slowdown(
     length = slow.end_time - slow.start_time
     starts = list(range(0, factory.time_horizon - length + 1))
     best: tuple[tuple[int, ...], int, int, ScenarioMetrics] | None = None
-    for start in _spread(starts):
+    for start in _spread(starts, candidates_per_lever(factory)):
         if start == slow.start_time:
             continue
         trial = spec.model_copy(

@@ -8,12 +8,20 @@ from typing import Any
 import httpx2
 
 
-def message(payload: Any = None, *, text: str | None = None, stop_reason: str = "end_turn",
-            stop_details: dict[str, Any] | None = None, model: str = "claude-test") -> dict:
+def message(
+    payload: Any = None,
+    *,
+    text: str | None = None,
+    stop_reason: str = "end_turn",
+    stop_details: dict[str, Any] | None = None,
+    model: str = "claude-test",
+) -> dict:
     """A Messages API reply body; ``payload`` is JSON-encoded into the text block."""
-    content = [] if text is None and payload is None else [
-        {"type": "text", "text": text if text is not None else json.dumps(payload)}
-    ]
+    content = (
+        []
+        if text is None and payload is None
+        else [{"type": "text", "text": text if text is not None else json.dumps(payload)}]
+    )
     return {
         "id": "msg_test",
         "type": "message",

@@ -8,10 +8,16 @@ from engine.factory import render_gantt
 from engine.factory.models import BASELINE_SPEC, FactoryConfig, ScenarioSpec
 from engine.factory.scheduler import simulate
 
-RUSH = ScenarioSpec(type="RUSH_ARRIVES", label="Rush J2",
-                    modifications={"rush_job_id": "J2", "arrival_time": 2, "due_time": 10})
-SLOW = ScenarioSpec(type="MACHINE_SLOWDOWN", label="M2 slowdown", modifications={
-    "machine_id": "M2", "slowdown_factor": 2.0, "start_time": 8, "end_time": 14})
+RUSH = ScenarioSpec(
+    type="RUSH_ARRIVES",
+    label="Rush J2",
+    modifications={"rush_job_id": "J2", "arrival_time": 2, "due_time": 10},
+)
+SLOW = ScenarioSpec(
+    type="MACHINE_SLOWDOWN",
+    label="M2 slowdown",
+    modifications={"machine_id": "M2", "slowdown_factor": 2.0, "start_time": 8, "end_time": 14},
+)
 
 
 def machine_line(chart: str, machine: str) -> str:
@@ -74,15 +80,21 @@ def test_two_day_plan_wraps_into_panels(two_shift) -> None:
 
 def test_long_horizons_scale_the_time_axis() -> None:
     jobs = [
-        {"id": f"Q{i}", "name": f"Order {i}", "due_time": 500, "steps": [
-            {"id": f"Q{i}-a", "machine_id": f"K{i % 4}", "duration_hours": 7 + i % 5}]}
+        {
+            "id": f"Q{i}",
+            "name": f"Order {i}",
+            "due_time": 500,
+            "steps": [{"id": f"Q{i}-a", "machine_id": f"K{i % 4}", "duration_hours": 7 + i % 5}],
+        }
         for i in range(70)
     ]
-    factory = FactoryConfig.model_validate({
-        "time_horizon": 600,
-        "machines": [{"id": f"K{i}", "name": f"Cell {i}"} for i in range(4)],
-        "jobs": jobs,
-    })
+    factory = FactoryConfig.model_validate(
+        {
+            "time_horizon": 600,
+            "machines": [{"id": f"K{i}", "name": f"Cell {i}"} for i in range(4)],
+            "jobs": jobs,
+        }
+    )
     chart = render_gantt(simulate(factory, BASELINE_SPEC), factory, 80)
     lines = chart.splitlines()
     assert max(len(line) for line in lines) <= 80

@@ -23,11 +23,21 @@ GOOD = {
     "time_horizon": 24,
     "machines": [{"id": "A", "name": "Saw"}, {"id": "B", "name": "Mill", "available_start": 2}],
     "jobs": [
-        {"id": "P1", "name": "Part one", "due_time": 12, "steps": [
-            {"id": "P1-a", "machine_id": "A", "duration_hours": 2},
-            {"id": "P1-b", "machine_id": "B", "duration_hours": 3}]},
-        {"id": "P2", "name": "Part two", "due_time": 20, "steps": [
-            {"id": "P2-a", "machine_id": "B", "duration_hours": 1, "precedence": []}]},
+        {
+            "id": "P1",
+            "name": "Part one",
+            "due_time": 12,
+            "steps": [
+                {"id": "P1-a", "machine_id": "A", "duration_hours": 2},
+                {"id": "P1-b", "machine_id": "B", "duration_hours": 3},
+            ],
+        },
+        {
+            "id": "P2",
+            "name": "Part two",
+            "due_time": 20,
+            "steps": [{"id": "P2-a", "machine_id": "B", "duration_hours": 1, "precedence": []}],
+        },
     ],
 }
 
@@ -65,11 +75,26 @@ def broken() -> dict:
     data["jobs"][0]["steps"][0]["duration_hours"] = 0  # not > 0
     data["jobs"][1]["steps"][0]["precedence"] = ["P1-a"]  # another job's step
     data["jobs"][1]["release_time"] = 20  # not before its due time (20)
-    data["jobs"].append({"id": "P3", "name": "Loop", "due_time": 10, "steps": [
-        {"id": "P3-a", "machine_id": "A", "duration_hours": 1, "precedence": ["P3-b"]},
-        {"id": "P3-b", "machine_id": "A", "duration_hours": 1, "precedence": ["P3-a"]}]})
-    data["jobs"].append({"id": "P1", "name": "Dup", "due_time": 5, "colour": "red", "steps": [
-        {"id": "P1-a", "machine_id": "A", "duration_hours": 1}]})
+    data["jobs"].append(
+        {
+            "id": "P3",
+            "name": "Loop",
+            "due_time": 10,
+            "steps": [
+                {"id": "P3-a", "machine_id": "A", "duration_hours": 1, "precedence": ["P3-b"]},
+                {"id": "P3-b", "machine_id": "A", "duration_hours": 1, "precedence": ["P3-a"]},
+            ],
+        }
+    )
+    data["jobs"].append(
+        {
+            "id": "P1",
+            "name": "Dup",
+            "due_time": 5,
+            "colour": "red",
+            "steps": [{"id": "P1-a", "machine_id": "A", "duration_hours": 1}],
+        }
+    )
     return data
 
 
@@ -154,28 +179,86 @@ def test_cli_list_and_show(capsys) -> None:
 
 
 def test_scenario_spec_accepts_the_spec_name_and_checks_parameters(toy) -> None:
-    spec = ScenarioSpec.model_validate({"type": "M2_SLOWDOWN", "label": "Slow M1", "modifications": {
-        "machine_id": "M1", "slowdown_factor": 1.5, "start_time": 0, "end_time": 4}})
+    spec = ScenarioSpec.model_validate(
+        {
+            "type": "M2_SLOWDOWN",
+            "label": "Slow M1",
+            "modifications": {
+                "machine_id": "M1",
+                "slowdown_factor": 1.5,
+                "start_time": 0,
+                "end_time": 4,
+            },
+        }
+    )
     assert spec.type.value == "MACHINE_SLOWDOWN" and spec.slowdown.machine_id == "M1"
     bad = [
         ({"type": "FIRE", "label": "x", "modifications": {}}, "type"),
         ({"type": "BASELINE", "label": "x", "modifications": {"a": 1}}, "modifications.a"),
-        ({"type": "RUSH_ARRIVES", "label": "x", "modifications": {
-            "rush_job_id": "J2", "arrival_time": 9, "due_time": 9}}, "arrival_time (9)"),
-        ({"type": "M2_SLOWDOWN", "label": "x", "modifications": {
-            "machine_id": "M2", "slowdown_factor": 1.0, "start_time": 1, "end_time": 4}},
-         "slowdown_factor"),
-        ({"type": "M2_SLOWDOWN", "label": "x", "modifications": {
-            "machine_id": "M2", "slowdown_factor": 2, "start_time": 5, "end_time": 4}},
-         "start_time (5)"),
+        (
+            {
+                "type": "RUSH_ARRIVES",
+                "label": "x",
+                "modifications": {"rush_job_id": "J2", "arrival_time": 9, "due_time": 9},
+            },
+            "arrival_time (9)",
+        ),
+        (
+            {
+                "type": "M2_SLOWDOWN",
+                "label": "x",
+                "modifications": {
+                    "machine_id": "M2",
+                    "slowdown_factor": 1.0,
+                    "start_time": 1,
+                    "end_time": 4,
+                },
+            },
+            "slowdown_factor",
+        ),
+        (
+            {
+                "type": "M2_SLOWDOWN",
+                "label": "x",
+                "modifications": {
+                    "machine_id": "M2",
+                    "slowdown_factor": 2,
+                    "start_time": 5,
+                    "end_time": 4,
+                },
+            },
+            "start_time (5)",
+        ),
         ({"type": "BASELINE", "label": "a | b", "modifications": {}}, "label"),
-        ({"type": "RUSH_ARRIVES", "label": "Rush J9", "modifications": {
-            "rush_job_id": "J9", "arrival_time": 1, "due_time": 9}}, "not a job"),
-        ({"type": "RUSH_ARRIVES", "label": "Rush J2", "modifications": {
-            "rush_job_id": "J2", "arrival_time": 1, "due_time": 30}}, "past the time horizon"),
-        ({"type": "M2_SLOWDOWN", "label": "M9 slowdown", "modifications": {
-            "machine_id": "M9", "slowdown_factor": 2, "start_time": 1, "end_time": 4}},
-         "not a machine"),
+        (
+            {
+                "type": "RUSH_ARRIVES",
+                "label": "Rush J9",
+                "modifications": {"rush_job_id": "J9", "arrival_time": 1, "due_time": 9},
+            },
+            "not a job",
+        ),
+        (
+            {
+                "type": "RUSH_ARRIVES",
+                "label": "Rush J2",
+                "modifications": {"rush_job_id": "J2", "arrival_time": 1, "due_time": 30},
+            },
+            "past the time horizon",
+        ),
+        (
+            {
+                "type": "M2_SLOWDOWN",
+                "label": "M9 slowdown",
+                "modifications": {
+                    "machine_id": "M9",
+                    "slowdown_factor": 2,
+                    "start_time": 1,
+                    "end_time": 4,
+                },
+            },
+            "not a machine",
+        ),
         ({"type": "BASELINE", "label": "Baseline with M9", "modifications": {}}, "names M9"),
     ]
     for data, fragment in bad:
@@ -185,8 +268,11 @@ def test_scenario_spec_accepts_the_spec_name_and_checks_parameters(toy) -> None:
 
 def test_validate_scenarios_shape(toy) -> None:
     base = {"type": "BASELINE", "label": "Baseline", "modifications": {}}
-    rush = {"type": "RUSH_ARRIVES", "label": "Rush J2", "modifications": {
-        "rush_job_id": "J2", "arrival_time": 2, "due_time": 10}}
+    rush = {
+        "type": "RUSH_ARRIVES",
+        "label": "Rush J2",
+        "modifications": {"rush_job_id": "J2", "arrival_time": 2, "due_time": 10},
+    }
     specs, error = validate_scenarios({"scenarios": [rush, base]}, toy)
     assert error is None and [s.label for s in specs] == ["Baseline", "Rush J2"]  # baseline first
     for data, fragment in [

@@ -63,9 +63,16 @@ def test_spec_example_end_to_end(toy) -> None:
     assert "Simulated: J1 4h late → on time" in md
 
 
-@pytest.mark.parametrize("text", ["", "What does today look like?",
-                                  "Machine M2 might have issues; what's our downside?",
-                                  "Protect J3 at all costs", "Normal day, nothing special"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "What does today look like?",
+        "Machine M2 might have issues; what's our downside?",
+        "Protect J3 at all costs",
+        "Normal day, nothing special",
+    ],
+)
 def test_toy_briefings_stay_in_the_spec_word_range(text) -> None:
     state = run_pipeline(text, "toy_day", DATE, llm="off")
     assert 500 <= word_count(state.briefing_markdown) <= 800, word_count(state.briefing_markdown)
@@ -74,13 +81,23 @@ def test_toy_briefings_stay_in_the_spec_word_range(text) -> None:
 def test_default_futures_give_three_different_days() -> None:
     state = run_pipeline("", "toy_day", DATE, llm="off")
     base, rush, slow = (state.metrics[s.label] for s in state.scenarios)
-    assert [s.type.value for s in state.scenarios] == ["BASELINE", "RUSH_ARRIVES",
-                                                       "MACHINE_SLOWDOWN"]
-    assert state.scenarios[1].rush.model_dump() == {"rush_job_id": "J2", "arrival_time": 2,
-                                                    "due_time": 10}
+    assert [s.type.value for s in state.scenarios] == [
+        "BASELINE",
+        "RUSH_ARRIVES",
+        "MACHINE_SLOWDOWN",
+    ]
+    assert state.scenarios[1].rush.model_dump() == {
+        "rush_job_id": "J2",
+        "arrival_time": 2,
+        "due_time": 10,
+    }
     slow_mods = state.scenarios[2].slowdown
-    assert (slow_mods.machine_id, slow_mods.slowdown_factor, slow_mods.start_time,
-            slow_mods.end_time) == ("M2", 2.0, 8, 14)
+    assert (
+        slow_mods.machine_id,
+        slow_mods.slowdown_factor,
+        slow_mods.start_time,
+        slow_mods.end_time,
+    ) == ("M2", 2.0, 8, 14)
     assert base.num_late_jobs == 0 and rush.num_late_jobs >= 1 and slow.num_late_jobs >= 1
     assert slow.makespan_hours != base.makespan_hours
 
@@ -125,8 +142,10 @@ def test_hostile_text_yields_a_briefing_with_real_ids_only(text, toy) -> None:
 
 def test_unknown_references_are_reported_without_naming_them_in_the_briefing(toy) -> None:
     state = run_pipeline("protect J9 and add machine M9", "toy_day", DATE, llm="off")
-    assert state.notes == ("'J9' is not a job of this factory; ignored",
-                           "'M9' is not a machine of this factory; ignored")
+    assert state.notes == (
+        "'J9' is not a job of this factory; ignored",
+        "'M9' is not a machine of this factory; ignored",
+    )
     assert "2 reference(s) in it matched no job or machine" in state.briefing_markdown
     assert "J9" not in state.briefing_markdown and "M9" not in state.briefing_markdown
 
@@ -182,13 +201,27 @@ def test_cli_brief_json(capsys) -> None:
     code, out, _ = brief(capsys, "rush J2", "--date", DATE, "--llm", "off", "--json")
     data = json.loads(out)
     assert code == 0
-    for key in ("intent", "scenarios", "metrics", "schedules", "briefing_markdown", "gantt",
-                "logs", "errors", "elapsed_ms"):
+    for key in (
+        "intent",
+        "scenarios",
+        "metrics",
+        "schedules",
+        "briefing_markdown",
+        "gantt",
+        "logs",
+        "errors",
+        "elapsed_ms",
+    ):
         assert key in data
     assert set(data["metrics"]) == set(data["gantt"]) == {"Baseline", "Rush J2", "M2 slowdown"}
     assert data["metrics"]["Rush J2"]["lateness_by_job"]["J1"] == 4
     assert data["schedules"]["Baseline"]["machines"]["M2"][0] == {
-        "step_id": "J1-s2", "job_id": "J1", "machine_id": "M2", "start_time": 2, "end_time": 7}
+        "step_id": "J1-s2",
+        "job_id": "J1",
+        "machine_id": "M2",
+        "start_time": 2,
+        "end_time": 7,
+    }
     again = json.loads(brief(capsys, "rush J2", "--date", DATE, "--llm", "off", "--json")[1])
     for key in ("briefing_markdown", "metrics", "gantt", "schedules", "scenarios", "intent"):
         assert again[key] == data[key]
@@ -207,14 +240,37 @@ def test_cli_brief_input_errors_exit_2(capsys, tmp_path) -> None:
     assert code == 2 and "toy_day" in err  # lists the known names
 
 
-def test_cli_brief_reads_stdin_and_runs_as_a_real_process(tmp_path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine", "brief", "-", "--date", DATE, "--llm", "off",
-         "--factory", "press_shop", "--width", "100"],
-        input="ORD-103 is urgent", capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "CONTROLROOM_VAR": str(tmp_path)},
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "# Morning Briefing: 2026-11-23 — Press shop" in proc.stdout
-    assert "rush=ORD-103" in proc.stderr
-    assert max(len(line) for line in proc.stdout.split("```text")[1].splitlines()) <= 100
+def test_cli_brief_reads_stdin_and_is_identical_across_processes(tmp_path) -> None:
+    """Two real processes with different hash seeds: nothing may depend on set order."""
+
+    def brief_process(seed: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "engine",
+                "brief",
+                "-",
+                "--date",
+                DATE,
+                "--llm",
+                "off",
+                "--factory",
+                "press_shop",
+                "--width",
+                "100",
+            ],
+            input="ORD-103 is urgent, protect ORD-100, the stamping press is acting up",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "CONTROLROOM_VAR": str(tmp_path), "PYTHONHASHSEED": seed},
+        )
+
+    first, second = brief_process("1"), brief_process("2")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    assert "# Morning Briefing: 2026-11-23 — Press shop" in first.stdout
+    assert "rush=ORD-103, protect=ORD-100, watch=PRESS" in first.stderr
+    chart = first.stdout.split("```text")[1]
+    assert max(len(line) for line in chart.splitlines()) <= 100

@@ -26,8 +26,9 @@ def factories(draw: st.DrawFn, max_jobs: int = 8) -> FactoryConfig:
     for i in range(n_machines):
         start = draw(st.integers(0, horizon // 2))
         end = draw(st.integers(start + 1, horizon))
-        machines.append({"id": f"R{i}", "name": f"Machine {i}", "available_start": start,
-                         "available_end": end})
+        machines.append(
+            {"id": f"R{i}", "name": f"Machine {i}", "available_start": start, "available_end": end}
+        )
     jobs = []
     for j in range(draw(st.integers(1, max_jobs))):
         release = draw(st.integers(0, horizon - 1))
@@ -35,18 +36,33 @@ def factories(draw: st.DrawFn, max_jobs: int = 8) -> FactoryConfig:
         steps: list[dict[str, Any]] = []
         for k in range(draw(st.integers(1, 4))):
             preds = draw(st.lists(st.integers(0, k - 1), unique=True, max_size=2)) if k else []
-            steps.append({
-                "id": f"W{j}-{k}",
-                "machine_id": f"R{draw(st.integers(0, n_machines - 1))}",
-                "duration_hours": draw(st.integers(1, 6)),
-                "precedence": [f"W{j}-{p}" for p in preds],
-            })
-        jobs.append({"id": f"W{j}", "name": f"Work order {j}", "due_time": due,
-                     "release_time": release, "priority": draw(st.integers(0, 2)),
-                     "steps": steps})
+            steps.append(
+                {
+                    "id": f"W{j}-{k}",
+                    "machine_id": f"R{draw(st.integers(0, n_machines - 1))}",
+                    "duration_hours": draw(st.integers(1, 6)),
+                    "precedence": [f"W{j}-{p}" for p in preds],
+                }
+            )
+        jobs.append(
+            {
+                "id": f"W{j}",
+                "name": f"Work order {j}",
+                "due_time": due,
+                "release_time": release,
+                "priority": draw(st.integers(0, 2)),
+                "steps": steps,
+            }
+        )
     heuristic = draw(st.sampled_from(["earliest_due_date", "fcfs"]))
-    return FactoryConfig.model_validate({"time_horizon": horizon, "machines": machines,
-                                         "jobs": jobs, "scheduling_heuristic": heuristic})
+    return FactoryConfig.model_validate(
+        {
+            "time_horizon": horizon,
+            "machines": machines,
+            "jobs": jobs,
+            "scheduling_heuristic": heuristic,
+        }
+    )
 
 
 @st.composite
@@ -56,20 +72,25 @@ def factory_and_scenario(draw: st.DrawFn) -> tuple[FactoryConfig, ScenarioSpec]:
     h = factory.time_horizon
     if kind == "RUSH_ARRIVES":
         arrival = draw(st.integers(0, h - 1))
-        mods = {"rush_job_id": draw(st.sampled_from(factory.job_ids)), "arrival_time": arrival,
-                "due_time": draw(st.integers(arrival + 1, h))}
+        mods = {
+            "rush_job_id": draw(st.sampled_from(factory.job_ids)),
+            "arrival_time": arrival,
+            "due_time": draw(st.integers(arrival + 1, h)),
+        }
     elif kind == "MACHINE_SLOWDOWN":
         start = draw(st.integers(0, h - 1))
-        mods = {"machine_id": draw(st.sampled_from(factory.machine_ids)),
-                "slowdown_factor": draw(st.sampled_from([1.25, 1.5, 2.0, 2.5, 3.0])),
-                "start_time": start, "end_time": draw(st.integers(start + 1, h))}
+        mods = {
+            "machine_id": draw(st.sampled_from(factory.machine_ids)),
+            "slowdown_factor": draw(st.sampled_from([1.25, 1.5, 2.0, 2.5, 3.0])),
+            "start_time": start,
+            "end_time": draw(st.integers(start + 1, h)),
+        }
     else:
         mods = {}
     return factory, ScenarioSpec(type=kind, label="Random", modifications=mods)
 
 
-PROPERTY = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
@@ -113,14 +134,14 @@ def test_no_step_could_have_started_earlier(case) -> None:
         allocs = result.machine_allocations[machine.id]
         for a in allocs:
             ready, _ = waits[a.step_id]
-            work = next(s.duration_hours for j in factory.jobs for s in j.steps
-                        if s.id == a.step_id)
+            work = next(
+                s.duration_hours for j in factory.jobs for s in j.steps if s.id == a.step_id
+            )
             machine_slow = slow if slow is not None and slow.machine_id == machine.id else None
             for t in range(max(ready, machine.available_start), a.start_time):
                 end = slowed_end(t, work, machine_slow)
                 blocked = end > machine.available_end or any(
-                    o.step_id != a.step_id and o.start_time < end and t < o.end_time
-                    for o in allocs
+                    o.step_id != a.step_id and o.start_time < end and t < o.end_time for o in allocs
                 )
                 assert blocked, (a.step_id, t)
 
@@ -148,11 +169,19 @@ def test_pipeline_briefs_any_factory_offline(factory, text) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=400))
 def test_any_text_gives_a_valid_intent(text) -> None:
-    factory = FactoryConfig.model_validate({
-        "machines": [{"id": "M1", "name": "Mill"}, {"id": "M2", "name": "Lathe"}],
-        "jobs": [{"id": "J1", "name": "Widget", "due_time": 10, "steps": [
-            {"id": "J1-a", "machine_id": "M1", "duration_hours": 2}]}],
-    })
+    factory = FactoryConfig.model_validate(
+        {
+            "machines": [{"id": "M1", "name": "Mill"}, {"id": "M2", "name": "Lathe"}],
+            "jobs": [
+                {
+                    "id": "J1",
+                    "name": "Widget",
+                    "due_time": 10,
+                    "steps": [{"id": "J1-a", "machine_id": "M1", "duration_hours": 2}],
+                }
+            ],
+        }
+    )
     data, notes = intent_offline(text, factory)
     intent, error = validate_scenario_intent(data, factory)
     assert error is None and intent is not None

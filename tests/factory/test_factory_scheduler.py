@@ -85,8 +85,9 @@ def test_toy_slowdown_stretches_work_inside_the_window(toy: FactoryConfig) -> No
 
 
 def test_toy_tuning_gives_three_different_days(toy: FactoryConfig) -> None:
-    base, rush, slow = (compute_metrics(simulate(toy, s), toy) for s in (BASELINE_SPEC, RUSH_J2,
-                                                                        SLOW_M2))
+    base, rush, slow = (
+        compute_metrics(simulate(toy, s), toy) for s in (BASELINE_SPEC, RUSH_J2, SLOW_M2)
+    )
     assert base.num_late_jobs == 0
     assert rush.num_late_jobs >= 1
     assert slow.num_late_jobs >= 1 and slow.makespan_hours != base.makespan_hours
@@ -119,8 +120,12 @@ def test_press_shop_known_answer_with_windows_parallel_branch_and_unscheduled_st
     assert check_result(result, press) == []
     assert placements(result) == {
         # the press only opens at 6h; ORD-101 (due 12) first, then EDD
-        "PRESS": [("ORD-101-press", 6, 8), ("ORD-100-press", 8, 11), ("ORD-102-press", 11, 15),
-                  ("ORD-103-press", 15, 20)],
+        "PRESS": [
+            ("ORD-101-press", 6, 8),
+            ("ORD-100-press", 8, 11),
+            ("ORD-102-press", 11, 15),
+            ("ORD-103-press", 15, 20),
+        ],
         # ORD-102's cure has no predecessor: it runs at once, in parallel with its pressing
         "OVEN": [("ORD-102-cure", 0, 3), ("ORD-100-cure", 11, 13), ("ORD-103-cure", 20, 24)],
         # packing opens at 8h; ORD-102-pack waits for both branches (15h)
@@ -130,7 +135,9 @@ def test_press_shop_known_answer_with_windows_parallel_branch_and_unscheduled_st
     assert missing.step_id == "ORD-103-pack"
     assert "ready at 24h" in missing.reason and "closes at 20h" in missing.reason
     tl = result.job_timelines["ORD-103"]
-    assert tl.completion_time is None and tl.is_late and tl.unscheduled_step_ids == ("ORD-103-pack",)
+    assert (
+        tl.completion_time is None and tl.is_late and tl.unscheduled_step_ids == ("ORD-103-pack",)
+    )
     m = compute_metrics(result, press)
     assert m.late_job_ids == ("ORD-103",) and m.incomplete_job_ids == ("ORD-103",)
     assert m.lateness_by_job == {"ORD-100": 0, "ORD-101": 0, "ORD-102": 0, "ORD-103": None}
@@ -151,8 +158,12 @@ def test_press_shop_rush_hand_checked(press: FactoryConfig) -> None:
     assert check_result(result, press) == []
     # EDD: ORD-103 (11) -> ORD-101 (12) -> ORD-100 (14) -> ORD-102 (20).
     assert placements(result) == {
-        "PRESS": [("ORD-103-press", 6, 11), ("ORD-101-press", 11, 13), ("ORD-100-press", 13, 16),
-                  ("ORD-102-press", 16, 20)],
+        "PRESS": [
+            ("ORD-103-press", 6, 11),
+            ("ORD-101-press", 11, 13),
+            ("ORD-100-press", 13, 16),
+            ("ORD-102-press", 16, 20),
+        ],
         "OVEN": [("ORD-102-cure", 0, 3), ("ORD-103-cure", 11, 15), ("ORD-100-cure", 16, 18)],
         "PACK": [("ORD-101-pack", 13, 15), ("ORD-103-pack", 15, 18), ("ORD-100-pack", 18, 19)],
     }
@@ -167,10 +178,18 @@ def _two_jobs(**overrides) -> FactoryConfig:
     base = {
         "machines": [{"id": "A", "name": "Only machine"}],
         "jobs": [
-            {"id": "X1", "name": "First", "due_time": 10, "steps": [
-                {"id": "X1-a", "machine_id": "A", "duration_hours": 2}]},
-            {"id": "X2", "name": "Second", "due_time": 10, "steps": [
-                {"id": "X2-a", "machine_id": "A", "duration_hours": 2}]},
+            {
+                "id": "X1",
+                "name": "First",
+                "due_time": 10,
+                "steps": [{"id": "X1-a", "machine_id": "A", "duration_hours": 2}],
+            },
+            {
+                "id": "X2",
+                "name": "Second",
+                "due_time": 10,
+                "steps": [{"id": "X2-a", "machine_id": "A", "duration_hours": 2}],
+            },
         ],
     }
     for path, value in overrides.items():
@@ -195,18 +214,35 @@ def test_fcfs_sequences_by_release() -> None:
     assert [j.id for j in job_sequence(config)] == ["X2", "X1"]
 
 
-def test_step_that_does_not_fit_before_the_window_closes_is_unscheduled_with_its_successors() -> None:
-    config = FactoryConfig.model_validate({
-        "time_horizon": 10,
-        "machines": [{"id": "A", "name": "Mill", "available_end": 6}, {"id": "B", "name": "Pack"}],
-        "jobs": [
-            {"id": "K1", "name": "Fills A", "due_time": 10, "steps": [
-                {"id": "K1-a", "machine_id": "A", "duration_hours": 4}]},
-            {"id": "K2", "name": "Too long", "due_time": 10, "steps": [
-                {"id": "K2-a", "machine_id": "A", "duration_hours": 3},
-                {"id": "K2-b", "machine_id": "B", "duration_hours": 1}]},
-        ],
-    })
+def test_step_that_does_not_fit_before_the_window_closes_is_unscheduled_with_its_successors() -> (
+    None
+):
+    config = FactoryConfig.model_validate(
+        {
+            "time_horizon": 10,
+            "machines": [
+                {"id": "A", "name": "Mill", "available_end": 6},
+                {"id": "B", "name": "Pack"},
+            ],
+            "jobs": [
+                {
+                    "id": "K1",
+                    "name": "Fills A",
+                    "due_time": 10,
+                    "steps": [{"id": "K1-a", "machine_id": "A", "duration_hours": 4}],
+                },
+                {
+                    "id": "K2",
+                    "name": "Too long",
+                    "due_time": 10,
+                    "steps": [
+                        {"id": "K2-a", "machine_id": "A", "duration_hours": 3},
+                        {"id": "K2-b", "machine_id": "B", "duration_hours": 1},
+                    ],
+                },
+            ],
+        }
+    )
     result = simulate(config, BASELINE_SPEC)
     assert check_result(result, config) == []
     assert [u.step_id for u in result.unscheduled] == ["K2-a", "K2-b"]
@@ -220,8 +256,9 @@ def test_check_result_catches_a_broken_schedule(toy: FactoryConfig) -> None:
     result = simulate(toy, BASELINE_SPEC)
     m2 = list(result.machine_allocations["M2"])
     m2[1] = m2[1].model_copy(update={"start_time": 10, "end_time": 14})  # overlaps J3-s1
-    broken = result.model_copy(update={"machine_allocations": {**result.machine_allocations,
-                                                               "M2": tuple(m2)}})
+    broken = result.model_copy(
+        update={"machine_allocations": {**result.machine_allocations, "M2": tuple(m2)}}
+    )
     problems = check_result(broken, toy)
     assert "J2-s2 and J3-s1 overlap on M2" in problems
     assert any("J2-s3 starts before its predecessor J2-s2 ends" in p for p in problems)
