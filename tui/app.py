@@ -236,6 +236,9 @@ class ControlRoomApp(App[None]):
                 ("Load scenario", "Pick a scenario for the simulator (l)", "load_scenario"),
                 ("Start scenario", "Start the loaded scenario (s)", "start"),
                 ("Stop scenario", "Stop the simulator (x)", "stop"),
+                ("Faster", "Raise the simulation speed (+)", "speed(1)"),
+                ("Slower", "Lower the simulation speed (-)", "speed(-1)"),
+                ("Next asset", "Show the next asset's signals (])", "asset(1)"),
                 (
                     "Show/hide closed tickets",
                     "Toggle closed tickets in the table (h)",
@@ -248,6 +251,12 @@ class ControlRoomApp(App[None]):
             yield SystemCommand(
                 "Run factory day", "Run the pipeline on the planner text (enter)", screen.action_run
             )
+            yield SystemCommand(
+                "Factory config",
+                "Pick a factory from scenarios/factory (f)",
+                screen.action_choose_factory,
+            )
+            yield SystemCommand("LLM mode", "Cycle auto / off / on (m)", screen.action_cycle_llm)
         yield SystemCommand("Quit", "Quit Control Room (q)", self.action_quit)
 
 

@@ -23,6 +23,7 @@ from engine.schemas import (
     Ticket,
     Truth,
 )
+from tui.scales import measured_signals
 
 
 @dataclass(frozen=True)
@@ -244,12 +245,13 @@ class PlantFeed:
         """The asset's telemetry so far (empty history if none arrived yet)."""
         with self._lock:
             state = self._assets.get(asset)
-            active = frozenset(
+            named = {
                 s
                 for row in self._alerts.values()
                 if row.asset == asset and row.status == "active"
                 for s in row.signals
-            )
+            }
+            active = frozenset(m for s in named for m in measured_signals(s))
             if state is None:
                 return AssetView(asset, None, None, {}, None, active)
             last = state.last

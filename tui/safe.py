@@ -10,8 +10,12 @@ Every string that did not come from our own source code goes through ``clean`` a
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from textual.widget import Widget
 
 # C0 controls except tab and newline, DEL, C1 controls, and the Unicode bidi overrides/isolates
 # that can make text read differently from what it is ("Trojan Source").
@@ -46,3 +50,11 @@ def truncate(value: str, width: int) -> str:
     if len(value) <= width:
         return value
     return value[: max(width - 1, 0)] + "…"
+
+
+def set_border_title(widget: Widget, title: str) -> None:
+    """Set a pane title as literal text (a plain ``str`` would be parsed as markup), and only
+    when it changed: every assignment repaints the pane."""
+    if getattr(widget, "_plain_border_title", None) != title:
+        widget._plain_border_title = title  # type: ignore[attr-defined]
+        widget.border_title = Text(clean(title, single_line=True))

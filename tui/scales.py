@@ -51,6 +51,24 @@ def display_for(name: str, values: tuple[float, ...] = ()) -> SignalDisplay:
     return learned
 
 
+_DERIVED = {"head": ("discharge_pressure", "suction_pressure")}
+"""Derived quantities an alert may name, and the measured signals they come from."""
+
+
+def measured_signals(name: str) -> set[str]:
+    """The plant signals behind a name an alert uses: the name itself, or for a derived one
+    such as the monitor's residual ``res.bearing_temp`` / ``res.current`` / ``res.head``, the
+    measured signal(s) it is computed from, so those sparklines are marked."""
+    if name in SIGNALS:
+        return {name}
+    base = name.rsplit(".", 1)[-1]
+    if base in SIGNALS:
+        return {base}
+    if base in _DERIVED:
+        return set(_DERIVED[base])
+    return {s for s in SIGNALS if s.endswith("_" + base)} or {name}
+
+
 def signal_order() -> list[str]:
     """Known signals in the plant table's order (process first, as the plant defines them)."""
     return list(SIGNALS)

@@ -37,6 +37,7 @@ from engine.agents.diagnosis_rules import Rule, load_rules, render
 from engine.agents.monitor import MonitorConfig
 from engine.agents.monitor_physics import RESIDUALS, PumpObserver, is_running
 from engine.agents.tuning import rule_offset
+from engine.plant.pump import DESIGN
 from engine.plant.signals import SIGNAL_ORDER, is_pump
 from engine.schemas import AlertEvent, DiagnosisReport, Hypothesis, Telemetry, Tuning
 
@@ -64,8 +65,11 @@ CATEGORY = {
     "noise_burst": "instrumentation",
     "unknown": "unknown",
 }
-SENSOR_CAUSES = {"sensor_drift": "drift.sensor", "sensor_stuck": "stuck.sensor",
-                 "noise_burst": "noise.sensor"}  # fmt: skip
+SENSOR_CAUSES = {
+    "sensor_drift": "drift.sensor",
+    "sensor_stuck": "stuck.sensor",
+    "noise_burst": "noise.sensor",
+}
 _RANK = ("low", "medium", "high", "critical")
 
 
@@ -91,21 +95,33 @@ class _Asset:
         self.pending: dict[str, _Pending] = {}
         self.active: dict[str, AlertEvent] = {}  # alert_id -> alert (raised, not cleared)
         self.last_ts = 0.0
+        self.last_row = [0.0] * len(SIGNAL_ORDER)
+        self.last_row_keys = frozenset(SIGNAL_ORDER)
+        self.max_ramp = MonitorConfig().steady_ramp_pct_s / 100.0 * DESIGN.rated_speed_rpm
 
     def push(self, t: Telemetry) -> None:
         s = t.signals
         self.last_ts = t.ts
         if not self.pump:
             return
-        vals = {k: s.get(k, 0.0) for k in SIGNAL_ORDER}
+        if tuple(s) == SIGNAL_ORDER:
+            vals = s
+            row = list(s.values())
+        else:  # incomplete sample: hold the last values
+            vals = dict(zip(SIGNAL_ORDER, self.last_row, strict=True)) | {
+                k: v for k, v in s.items() if k in self.last_row_keys
+            }
+            row = [vals[k] for k in SIGNAL_ORDER]
+        self.last_row = row
         res = self.observer.update(vals)  # type: ignore[union-attr]
         speed = vals["speed"]
-        steady = is_running(speed) and abs(speed - self.last_speed) <= 0.03 * 2950.0
+        steady = is_running(speed) and abs(speed - self.last_speed) <= self.max_ramp
         self.last_speed = speed
         self.steady_for = self.steady_for + 1 if steady else 0
         valid = 1.0 if self.steady_for > self.cfg.settle_s else 0.0
-        row = [*(vals[k] for k in SIGNAL_ORDER), *res,
-               self.observer.q_pred, valid]  # type: ignore[union-attr]  # fmt: skip
+        row += res
+        row.append(self.observer.q_pred)  # type: ignore[union-attr]
+        row.append(valid)
         self.hist.push(t.ts, row)
         if self.ref is None and valid:
             self.warm.append(row)
@@ -117,9 +133,14 @@ class _Asset:
 class DiagnosisAgent:
     """Alerts + telemetry in, DiagnosisReports out (one per alert)."""
 
-    def __init__(self, rules: list[Rule] | None = None, *, tuning: Tuning | None = None,
-                 config: DiagnosisConfig | None = None,
-                 monitor_config: MonitorConfig | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        rules: list[Rule] | None = None,
+        *,
+        tuning: Tuning | None = None,
+        config: DiagnosisConfig | None = None,
+        monitor_config: MonitorConfig | None = None,
+    ) -> None:
         self.rules: list[Rule] = rules if rules is not None else load_rules()
         self.tuning = tuning
         self.config = config or DiagnosisConfig()
@@ -160,8 +181,9 @@ class DiagnosisAgent:
             if a.alert_id in st.pending or a.alert_id in st.active:
                 return []  # redelivered
             st.active[a.alert_id] = a
-            st.pending[a.alert_id] = _Pending(a, a.ts + self.config.min_wait_s,
-                                              a.ts + self.config.max_wait_s)  # fmt: skip
+            st.pending[a.alert_id] = _Pending(
+                a, a.ts + self.config.min_wait_s, a.ts + self.config.max_wait_s
+            )
             return []
         st.active.pop(a.alert_id, None)
         p = st.pending.pop(a.alert_id, None)
@@ -190,16 +212,26 @@ class DiagnosisAgent:
         older = [o for o in st.active.values() if o.alert_id != a.alert_id and o.ts < a.ts]
         masked = {s for o in older for s in o.signals if s in RESIDUALS}
         feats = compute_features(
-            st.hist, st.ref, onset_ts=a.onset_ts, now_ts=now, alert_signals=list(a.signals),
-            alert_score=a.score, masked=masked, floors=self.floors, asset=a.asset,
-        )  # fmt: skip
+            st.hist,
+            st.ref,
+            onset_ts=a.onset_ts,
+            now_ts=now,
+            alert_signals=list(a.signals),
+            alert_score=a.score,
+            masked=masked,
+            floors=self.floors,
+            asset=a.asset,
+        )
         scores, matched = self._score(feats)
         ranked = sorted(scores, key=lambda c: -scores[c])
         top = ranked[0] if ranked else None
         best = scores[top] if top else 0.0
         second = scores[ranked[1]] if len(ranked) > 1 else 0.0
-        decisive = top is not None and best >= self.config.decide_confidence and \
-            best - second >= self.config.decide_margin  # fmt: skip
+        decisive = (
+            top is not None
+            and best >= self.config.decide_confidence
+            and best - second >= self.config.decide_margin
+        )
         if not decisive and not final:
             return None
         return self._report(st, a, now, feats, scores, matched, ranked, masked)
@@ -218,22 +250,31 @@ class DiagnosisAgent:
             scores[cause] = round(min(0.99, 1.0 - miss), 4)
         return scores, matched
 
-    def _report(self, st: _Asset, a: AlertEvent, now: float, feats: dict[str, Any],
-                scores: dict[str, float], matched: dict[str, list[Rule]], ranked: list[str],
-                masked: set[str]) -> DiagnosisReport:  # fmt: skip
+    def _report(
+        self,
+        st: _Asset,
+        a: AlertEvent,
+        now: float,
+        feats: dict[str, Any],
+        scores: dict[str, float],
+        matched: dict[str, list[Rule]],
+        ranked: list[str],
+        masked: set[str],
+    ) -> DiagnosisReport:
         if ranked:
             cause = ranked[0]
             rules = sorted(matched[cause], key=lambda r: -r.confidence)
             confidence = scores[cause]
-            sensor = feats.get(SENSOR_CAUSES.get(cause, ""), None)
+            sensor = feats.get(SENSOR_CAUSES.get(cause, ""))
             summary = f"{_cause_text(cause, sensor)} on {a.asset}: {rules[0].title}"
             actions = list(dict.fromkeys(x for r in rules for x in r.actions))
             evidence = [render(r.explain, feats) for r in rules if r.explain]
             category = rules[0].category or CATEGORY[cause]
         else:
             cause, rules, confidence, sensor = "unknown", [], 0.2, None
-            summary = (f"Unexplained anomaly on {a.asset} ({', '.join(a.signals[:4])}): no rule "
-                       "matched")  # fmt: skip
+            summary = (
+                f"Unexplained anomaly on {a.asset} ({', '.join(a.signals[:4])}): no rule matched"
+            )
             actions = ["Review the alert's evidence and trends; add a rule if the pattern recurs"]
             evidence = []
             category = "unknown"
@@ -243,10 +284,15 @@ class DiagnosisAgent:
             for e in a.evidence[:4]
         ]
         if masked:
-            evidence.append("judged beyond the earlier active alert(s) on: " + ", ".join(sorted(masked)))
+            evidence.append(
+                "judged beyond the earlier active alert(s) on: " + ", ".join(sorted(masked))
+            )
         alternatives = [
-            Hypothesis(root_cause=c, confidence=scores[c],  # type: ignore[arg-type]
-                       rules=[r.id for r in matched[c]])  # fmt: skip
+            Hypothesis(
+                root_cause=c,
+                confidence=scores[c],  # type: ignore[arg-type]
+                rules=[r.id for r in matched[c]],
+            )
             for c in ranked[1:]
         ]
         signals = [sensor] if isinstance(sensor, str) and sensor != "?" else []
@@ -293,8 +339,9 @@ def _severity(cause: str, f: dict[str, Any], alert_severity: str) -> str:
         loss = -num("res.flow.delta")
         if math.isnan(loss):
             return "medium"
-        return "critical" if loss >= 40 else "high" if loss >= 20 else "medium" if loss >= 8 \
-            else "low"  # fmt: skip
+        return (
+            "critical" if loss >= 40 else "high" if loss >= 20 else "medium" if loss >= 8 else "low"
+        )
     if cause == "valve_stuck":
         return "high"
     if cause in ("sensor_drift", "sensor_stuck"):
@@ -304,8 +351,9 @@ def _severity(cause: str, f: dict[str, Any], alert_severity: str) -> str:
     return alert_severity if alert_severity in _RANK else "medium"
 
 
-def diagnose_stream(messages: Iterable[Telemetry | AlertEvent],
-                    rules: list[Rule] | None = None) -> list[DiagnosisReport]:  # fmt: skip
+def diagnose_stream(
+    messages: Iterable[Telemetry | AlertEvent], rules: list[Rule] | None = None
+) -> list[DiagnosisReport]:
     """Convenience: run the agent over a message sequence and flush."""
     agent = DiagnosisAgent(rules)
     out = [r for m in messages for r in agent.feed(m)]

@@ -46,11 +46,23 @@ FEATURES: frozenset[str] = frozenset(
     [f"{r}.{k}" for r in RESIDUALS for k in _NUM_PER_RESIDUAL]
     + list(SIGNAL_ORDER)
     + [f"{s}.{k}" for s in SIGNAL_ORDER for k in _NUM_PER_SIGNAL]
-    + ["valve.moved", "valve.response", "speed.moved", "drift.fit", "drift.size",
-       "drift.second", "clog.fit", "stuck.max_s", "noise.max", "alert.score", "alert.age_s",
-       "alert.channels", "running"]
+    + [
+        "valve.moved",
+        "valve.response",
+        "speed.moved",
+        "drift.fit",
+        "drift.size",
+        "drift.second",
+        "clog.fit",
+        "stuck.max_s",
+        "noise.max",
+        "alert.score",
+        "alert.age_s",
+        "alert.channels",
+        "running",
+    ]
     + list(TEXT_FEATURES)
-)  # fmt: skip
+)
 
 RECENT_S = 60.0
 PRE_S = (300.0, 60.0)

@@ -57,9 +57,30 @@ def _dotted(node: ast.AST) -> str | None:
 class _Compiler(ast.NodeTransformer):
     """Checks every node and rewrites feature names to lookups in the feature mapping."""
 
-    ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
-               ast.UAdd, ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Compare, ast.Lt,
-               ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.Constant, ast.Load)  # fmt: skip
+    ALLOWED = (
+        ast.Expression,
+        ast.BoolOp,
+        ast.And,
+        ast.Or,
+        ast.UnaryOp,
+        ast.Not,
+        ast.USub,
+        ast.UAdd,
+        ast.BinOp,
+        ast.Add,
+        ast.Sub,
+        ast.Mult,
+        ast.Div,
+        ast.Compare,
+        ast.Lt,
+        ast.LtE,
+        ast.Gt,
+        ast.GtE,
+        ast.Eq,
+        ast.NotEq,
+        ast.Constant,
+        ast.Load,
+    )
 
     def __init__(self) -> None:
         self.names: list[str] = []
@@ -74,13 +95,18 @@ class _Compiler(ast.NodeTransformer):
             if name not in FEATURES:
                 raise ValueError(f"unknown feature {name!r}")
             if name in TEXT_FEATURES:
-                raise ValueError(f"{name!r} is text (usable in explain/summary, not in a condition)")
+                raise ValueError(
+                    f"{name!r} is text (usable in explain/summary, not in a condition)"
+                )
             self.names.append(name)
             return ast.copy_location(
-                ast.Subscript(value=ast.Name(id="_f", ctx=ast.Load()),
-                              slice=ast.Constant(value=name), ctx=ast.Load()),
+                ast.Subscript(
+                    value=ast.Name(id="_f", ctx=ast.Load()),
+                    slice=ast.Constant(value=name),
+                    ctx=ast.Load(),
+                ),
                 node,
-            )  # fmt: skip
+            )
         if isinstance(node, ast.Call):
             fn = _dotted(node.func)
             if fn not in _FUNCS or node.keywords:
@@ -166,41 +192,50 @@ class Rule(BaseModel):
             raise ValueError(f"unknown cause {v!r} (one of: {', '.join(CAUSES)})")
         return v
 
-    def model_post_init(self, _: Any) -> None:
-        compiled = []
-        for i, cond in enumerate(self.when):
+    @field_validator("when")
+    @classmethod
+    def _conditions(cls, v: list[str]) -> list[str]:
+        for i, cond in enumerate(v):
             try:
-                compiled.append(compile_condition(cond)[0])
+                compile_condition(cond)
             except ValueError as exc:
-                raise RuleError(f"when[{i}]: {exc}") from None
-        self._compiled = tuple(compiled)
-        if self.explain:
-            try:
-                _format(self.explain, {k.replace(".", "__"): 0.0 for k in FEATURES}
-                        | {k.replace(".", "__"): "x" for k in TEXT_FEATURES})  # fmt: skip
-            except KeyError as exc:
-                raise RuleError(f"explain: unknown feature {exc.args[0]!r}") from None
-            except (ValueError, IndexError) as exc:
-                raise RuleError(f"explain: bad placeholder: {exc}") from None
+                raise ValueError(f"[{i}]: {exc}") from None
+        return v
+
+    @field_validator("explain")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        dummy = {k.replace(".", "__"): 0.0 for k in FEATURES}
+        dummy |= {k.replace(".", "__"): "x" for k in TEXT_FEATURES}
+        try:
+            _format(v, dummy)
+        except KeyError as exc:
+            raise ValueError(f"unknown feature {exc.args[0]!r}") from None
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"bad placeholder: {exc}") from None
+        return v
+
+    def model_post_init(self, _: Any) -> None:
+        self._compiled = tuple(compile_condition(c)[0] for c in self.when)
 
     def holds(self, features: Mapping[str, Any]) -> bool:
         env = {"_f": features, **_FUNCS}
         for code in self._compiled:
             try:
-                if not eval(code, {"__builtins__": {}}, env):  # noqa: S307 - checked AST only
+                # Safe: the AST was checked at load (feature lookups, numbers, operators only).
+                if not eval(code, {"__builtins__": {}}, env):
                     return False
             except (ZeroDivisionError, TypeError, ValueError):
                 return False
         return True
 
 
-def _rule_error(path: Path, rule_id: str, exc: ValidationError | RuleError) -> RuleError:
-    if isinstance(exc, RuleError):
-        return RuleError(f"{path}: rule {rule_id}: {exc}")
+def _rule_error(path: Path, rule_id: str, exc: ValidationError) -> RuleError:
     e = exc.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in e.get("loc", ())) or "(rule)"
     msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-    return RuleError(f"{path}: rule {rule_id}: {loc}: {msg}")
+    sep = "" if msg.startswith("[") else ": "
+    return RuleError(f"{path}: rule {rule_id}: {loc}{sep}{msg}")
 
 
 def load_rule_file(path: Path) -> list[Rule]:
@@ -219,7 +254,7 @@ def load_rule_file(path: Path) -> list[Rule]:
             raise RuleError(f"{path}: rule {rule_id}: a rule is a mapping")
         try:
             rules.append(Rule.model_validate(raw))
-        except (ValidationError, RuleError) as exc:
+        except ValidationError as exc:
             raise _rule_error(path, str(rule_id), exc) from None
     return rules
 

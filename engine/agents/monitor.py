@@ -99,6 +99,9 @@ class _Episode:
     onset_ts: float
     raised_ts: float
     channels: set[int]
+    founders: frozenset[int]
+    """The channels that raised it: a later channel joins by family only through these (so
+    res.power, in every family, cannot bridge a wear episode to an unrelated flow fault)."""
     severity: str
     score: float
     detector: str
@@ -107,8 +110,15 @@ class _Episode:
 class _AssetState:
     """Windows, baseline and episode state of one asset (a replica owns whole assets)."""
 
-    def __init__(self, asset: str, names: list[str], cfg: MonitorConfig, dt: float,
-                 tuning: Tuning | None, new_id: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        asset: str,
+        names: list[str],
+        cfg: MonitorConfig,
+        dt: float,
+        tuning: Tuning | None,
+        new_id: Any,
+    ) -> None:
         self.asset = asset
         self.cfg = cfg
         self.dt = dt
@@ -120,19 +130,23 @@ class _AssetState:
         nr = len(names)
         self.is_res = np.array([i >= nr for i in range(c)])
         if self.pump:
-            self.is_sensor = np.array([i < nr and SIGNALS[nm].is_sensor
-                                       for i, nm in enumerate(self.names)])  # fmt: skip
+            self.is_sensor = np.array(
+                [i < nr and SIGNALS[nm].is_sensor for i, nm in enumerate(self.names)]
+            )
             self.has_level = self.is_res.copy()
-            self.relative = np.array([i < nr and SIGNALS[nm].relative_noise
-                                      for i, nm in enumerate(self.names)])  # fmt: skip
+            self.relative = np.array(
+                [i < nr and SIGNALS[nm].relative_noise for i, nm in enumerate(self.names)]
+            )
         else:
             self.is_sensor = np.ones(c, bool)
             self.has_level = np.ones(c, bool)
             self.relative = np.zeros(c, bool)
         self.floor = np.array([cfg.floors.get(nm, 0.0) for nm in self.names])
         self.rel_idx = np.flatnonzero(self.relative)
-        self.family = [RESIDUAL_FAMILIES.get(nm, frozenset()) if self.pump else frozenset()
-                       for nm in self.names]  # fmt: skip
+        self.family = [
+            RESIDUAL_FAMILIES.get(nm, frozenset()) if self.pump else frozenset()
+            for nm in self.names
+        ]
         self.res_idx = np.flatnonzero(self.is_res)
 
         def samples(sec: float) -> int:
@@ -143,8 +157,11 @@ class _AssetState:
         self.ring_n = max(self.wl, self.wn, *(samples(s) for s in cfg.evidence_windows_s)) + 2
         self.warm_n = samples(cfg.warmup_s)
         self.settle_n = samples(cfg.settle_s) if self.pump else 0
-        self.persist = np.where(self.has_level & ~self.is_sensor, samples(cfg.level_persist_s),
-                                samples(cfg.noise_persist_s))  # fmt: skip
+        self.persist = np.where(
+            self.has_level & ~self.is_sensor,
+            samples(cfg.level_persist_s),
+            samples(cfg.noise_persist_s),
+        )
         if not self.pump:
             self.persist[:] = samples(cfg.level_persist_s)
         self.clear_n = samples(cfg.clear_s)
@@ -152,12 +169,13 @@ class _AssetState:
         self.inv_wn = 1.0 / self.wn
 
         self.X = np.zeros((self.ring_n, c))
-        self.D = np.zeros((self.ring_n, c))
+        self.D2 = np.zeros((self.ring_n, c))
         self.k = 0  # samples written
         self.sum_l = np.zeros(c)
         self.sum_d2 = np.zeros(c)
         self.run = np.zeros(c)
         self.last_raw = [0.0] * nr
+        self.raw_key = tuple(names)
         self.last_res: tuple[float, ...] = (0.0,) * (c - nr)
         self.observer = PumpObserver(dt) if self.pump else None
         self.last_speed = 0.0
@@ -166,8 +184,9 @@ class _AssetState:
         self.warm: list[np.ndarray] = []
         self.ready = False
 
-        self.over = np.zeros(c, np.int64)
-        self.under = np.zeros(c, np.int64)
+        self.over = np.zeros(c)
+        self.under = np.zeros(c)
+        self.zeros = np.zeros(c)
         self.on = np.zeros(c, bool)
         self.shelved_until = np.full(c, -math.inf)
         self.pending: set[int] = set()
@@ -188,20 +207,24 @@ class _AssetState:
     # ------------------------------------------------------------------ per sample
 
     def step(self, ts: float, signals: Mapping[str, float]) -> list[AlertEvent]:
-        nr = len(self.raw_names)
-        raw = self.last_raw
         missing = None
-        for i, nm in enumerate(self.raw_names):
-            v = signals.get(nm)
-            if v is None:
-                if missing is None:
-                    missing = np.zeros(self.n, bool)
-                missing[i] = True
-            else:
-                raw[i] = v
-        running = True
-        if self.pump:
+        if tuple(signals) == self.raw_key:  # the usual case: a complete sample, same order
+            raw = list(signals.values())
+            vals: Mapping[str, float] = signals
+        else:
+            raw = list(self.last_raw)
+            for i, nm in enumerate(self.raw_names):
+                v = signals.get(nm)
+                if v is None:
+                    if missing is None:
+                        missing = np.zeros(self.n, bool)
+                    missing[i] = True  # held at its last value; not counted as "stuck"
+                else:
+                    raw[i] = v
             vals = dict(zip(self.raw_names, raw, strict=True))
+        self.last_raw = raw
+        running = settled = True
+        if self.pump:
             res = self.observer.update(vals)  # type: ignore[union-attr]
             speed = vals["speed"]
             running = is_running(speed)
@@ -215,10 +238,7 @@ class _AssetState:
                 self.last_res = res
             x = np.array(raw + list(self.last_res))
         else:
-            settled = True
             x = np.array(raw)
-        if nr != len(raw):  # pragma: no cover - defensive
-            raise AssertionError
         self._push(x, missing)
 
         if not self.ready:
@@ -230,31 +250,32 @@ class _AssetState:
         return self._detect(ts, x, running and settled, running)
 
     def _push(self, x: np.ndarray, missing: np.ndarray | None) -> None:
+        """Write one sample and update the running sums (level window: values; noise window:
+        squared sample-to-sample changes) and the repeated-value run lengths."""
         k, r = self.k, self.ring_n
-        X, D = self.X, self.D
-        prev = X[(k - 1) % r] if k else x
-        d = x - prev
+        p = k % r
+        X = self.X
+        d = x - X[p - 1] if k else np.zeros(self.n)
         if missing is not None:
             d[missing] = 0.0
+        d2 = d * d
         if k >= self.wl:
             self.sum_l += x - X[(k - self.wl) % r]
         else:
             self.sum_l += x
-        old_d = D[(k - self.wn) % r] if k >= self.wn else 0.0
-        self.sum_d2 += d * d - old_d * old_d
-        p = k % r
+        self.sum_d2 += d2 - self.D2[(k - self.wn) % r]
         X[p] = x
-        D[p] = d
-        same = d == 0.0
+        self.D2[p] = d2
+        run = self.run
+        run += 1.0
         if missing is not None:
-            self.run = np.where(missing, self.run, (self.run + 1.0) * same)
-        else:
-            self.run = (self.run + 1.0) * same
+            run[missing] -= 1.0
+            d[missing] = 1.0
+        run *= d == 0.0
         self.k = k + 1
         if self.k % 4096 == 0:  # re-anchor the running sums (float drift)
             self.sum_l = self._last(self.wl).sum(axis=0)
-            dd = self._last(self.wn, D)
-            self.sum_d2 = (dd * dd).sum(axis=0)
+            self.sum_d2 = self._last(self.wn, self.D2).sum(axis=0)
 
     def _last(self, n: int, ring: np.ndarray | None = None) -> np.ndarray:
         """The last n samples, oldest first (copy)."""
@@ -271,7 +292,7 @@ class _AssetState:
         med = np.median(w, axis=0)
         sd = 1.4826 * np.median(np.abs(w - med), axis=0)
         cs = np.cumsum(np.vstack([np.zeros(self.n), w]), axis=0)
-        means = (cs[self.wl:] - cs[: -self.wl]) / self.wl
+        means = (cs[self.wl :] - cs[: -self.wl]) / self.wl
         sd_mean = means.std(axis=0)
         diffs = np.diff(w, axis=0)
         dsd = 1.4826 * np.median(np.abs(diffs - np.median(diffs, axis=0)), axis=0)
@@ -295,8 +316,9 @@ class _AssetState:
         if self.pump:
             thr = np.maximum(self.floor, cfg.level_z * self.base_sd_mean)
         else:
-            spread = np.where(self.base_sd > 0, self.base_sd,
-                              np.maximum(0.01 * np.abs(self.base_mean), 1e-6))  # fmt: skip
+            spread = np.where(
+                self.base_sd > 0, self.base_sd, np.maximum(0.01 * np.abs(self.base_mean), 1e-6)
+            )
             thr = cfg.generic_z * spread
         self.level_thr = np.where(self.has_level, thr * scale, np.inf)
         noisy_ok = self.is_sensor & (self.base_dsd > 0)
@@ -304,48 +326,53 @@ class _AssetState:
         constant = self.base_longest >= 0.5 * self.warm_n
         run_thr = np.maximum(cfg.stuck_min_s / self.dt, cfg.stuck_run_factor * self.base_longest)
         self.stuck_thr = np.where(self.is_sensor & ~constant, run_thr * scale, np.inf)
-        self.inv_level_thr = 1.0 / self.level_thr
-        self.inv_noise_thr = 1.0 / self.noise_thr
         self.inv_stuck_thr = 1.0 / self.stuck_thr
-        self.base_level = np.maximum(np.abs(self.base_mean[self.rel_idx]), 1e-9)
+        self.lvl_a = self.inv_wl / self.level_thr
+        self.lvl_b = self.base_mean / self.level_thr
+        self.noise_a = self.inv_wn / self.noise_thr**2
+        self.rel_levels = [(int(i), max(abs(float(self.base_mean[i])), 1e-9)) for i in self.rel_idx]
 
     # ------------------------------------------------------------------ detection
 
     def _detect(self, ts: float, x: np.ndarray, level_ok: bool, running: bool) -> list[AlertEvent]:
-        mean_l = self.sum_l * self.inv_wl
-        level = np.abs(mean_l - self.base_mean)
-        level *= self.inv_level_thr
-        noise = np.sqrt(np.abs(self.sum_d2) * self.inv_wn)
-        noise *= self.inv_noise_thr
-        if self.rel_idx.size:  # multiplicative noise (vibration): compare at today's level
-            noise[self.rel_idx] *= self.base_level / np.maximum(np.abs(mean_l[self.rel_idx]), 1e-9)
-        stuck = self.run * self.inv_stuck_thr if running else np.zeros(self.n)
+        # Scores, 1 = threshold. Constants are pre-scaled so the common case is ~10 numpy ops.
+        level = self.sum_l * self.lvl_a
+        level -= self.lvl_b
+        np.abs(level, out=level)
+        noise = self.sum_d2 * self.noise_a
+        np.sqrt(np.abs(noise, out=noise), out=noise)
+        for i, base in self.rel_levels:  # multiplicative noise (vibration): judge at today's level
+            noise[i] *= base / max(abs(float(self.sum_l[i])) * self.inv_wl, 1e-9)
         score = np.maximum(level, noise)
+        stuck = self.run * self.inv_stuck_thr if running else self.zeros
         np.maximum(score, stuck, out=score)
         frozen = self.pump and not level_ok
         if frozen:
             score[self.res_idx] = 0.0
         if not self.busy and score.max() < 1.0:
-            return []  # the common case: nothing on, nothing building up
+            return []  # nothing on, nothing building up
 
         if (noise >= 1.0).any():
             noise = self._confirm_noise(noise)
             score = np.maximum(np.maximum(level, noise), stuck)
             if frozen:
                 score[self.res_idx] = 0.0
-        over = score >= 1.0
-        under = score < self.cfg.clear_ratio
-        new_over = np.where(over, self.over + 1, 0)
-        new_under = np.where(under, self.under + 1, 0)
-        if frozen:  # pump stopped or settling: residual channels hold their state
-            new_over[self.res_idx] = self.over[self.res_idx]
-            new_under[self.res_idx] = self.under[self.res_idx]
-        self.over, self.under = new_over, new_under
-        turn_on = ~self.on & (self.over >= self.persist)
-        turn_off = self.on & (self.under >= self.clear_n)
+        if frozen:  # pump stopped or settling: residual channels hold their counts
+            keep_over, keep_under = self.over[self.res_idx], self.under[self.res_idx]
+        self.over += 1
+        self.over *= score >= 1.0
+        self.under += 1
+        self.under *= score < self.cfg.clear_ratio
+        if frozen:
+            self.over[self.res_idx] = keep_over
+            self.under[self.res_idx] = keep_under
+        change = np.where(self.on, self.under >= self.clear_n, self.over >= self.persist)
         out: list[AlertEvent] = []
-        if turn_on.any() or turn_off.any() or self.pending:
-            out = self._episodes(ts, x, score, level, noise, stuck, mean_l, turn_on, turn_off)
+        if change.any() or self.pending:
+            mean_l = self.sum_l * self.inv_wl
+            out = self._episodes(
+                ts, x, score, level, noise, stuck, mean_l, change & ~self.on, change & self.on
+            )
         self.busy = bool(self.on.any() or self.over.any() or self.pending)
         return out
 
@@ -354,17 +381,26 @@ class _AssetState:
         *second* differences: a ramp (speed change, valve stroke, start) has large first
         differences but almost no second ones, a noisy transmitter has both."""
         out = noise.copy()
-        d = self._last(self.wn, self.D)
+        xs = self._last(self.wn + 1)
         for c in np.flatnonzero(noise >= 1.0):
-            col = d[:, c]
+            col = np.diff(xs[:, c])
             d2 = np.diff(col)
             robust = 1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(3.0)
             out[c] *= robust / max(float(np.sqrt(np.mean(col * col))), 1e-12)
         return out
 
-    def _episodes(self, ts: float, x: np.ndarray, score: np.ndarray, level: np.ndarray,
-                  noise: np.ndarray, stuck: np.ndarray, mean_l: np.ndarray,
-                  turn_on: np.ndarray, turn_off: np.ndarray) -> list[AlertEvent]:  # fmt: skip
+    def _episodes(
+        self,
+        ts: float,
+        x: np.ndarray,
+        score: np.ndarray,
+        level: np.ndarray,
+        noise: np.ndarray,
+        stuck: np.ndarray,
+        mean_l: np.ndarray,
+        turn_on: np.ndarray,
+        turn_off: np.ndarray,
+    ) -> list[AlertEvent]:
         out: list[AlertEvent] = []
         starting: list[int] = []
         for c in np.flatnonzero(turn_on):
@@ -399,6 +435,7 @@ class _AssetState:
                 onset_ts=onset,
                 raised_ts=ts,
                 channels=set(fresh),
+                founders=frozenset(fresh),
                 severity=_severity(float(score[top])),
                 score=round(float(score[top]), 3),
                 detector=self._detector_name(top, level, noise, stuck),
@@ -410,26 +447,49 @@ class _AssetState:
                 self.episodes.remove(ep)
                 for c in ep.channels:
                     self.shelved_until[c] = ts + self.cfg.holdoff_s
-                out.append(self._alert(ep, "cleared", ts, sorted(ep.channels), x, score, level,
-                                       noise, stuck, mean_l))  # fmt: skip
+                out.append(
+                    self._alert(
+                        ep,
+                        "cleared",
+                        ts,
+                        sorted(ep.channels),
+                        x,
+                        score,
+                        level,
+                        noise,
+                        stuck,
+                        mean_l,
+                    )
+                )
         return out
 
     def _joins(self, c: int, ep: _Episode, ts: float) -> bool:
         if ts - ep.raised_ts < self.cfg.join_s or c in ep.channels:
             return True
         fam = self.family[c]
-        return bool(fam) and any(fam & self.family[o] for o in ep.channels)
+        return bool(fam) and any(fam & self.family[o] for o in ep.founders)
 
-    def _detector_name(self, c: int, level: np.ndarray, noise: np.ndarray,
-                       stuck: np.ndarray) -> str:  # fmt: skip
+    def _detector_name(
+        self, c: int, level: np.ndarray, noise: np.ndarray, stuck: np.ndarray
+    ) -> str:
         which = int(np.argmax([level[c], noise[c], stuck[c]]))
         if which == _LEVEL:
             return "physics-residual" if self.is_res[c] else "robust-z"
         return _DETECTOR_NAMES[which]
 
-    def _alert(self, ep: _Episode, status: str, ts: float, channels: list[int], x: np.ndarray,
-               score: np.ndarray, level: np.ndarray, noise: np.ndarray, stuck: np.ndarray,
-               mean_l: np.ndarray) -> AlertEvent:  # fmt: skip
+    def _alert(
+        self,
+        ep: _Episode,
+        status: str,
+        ts: float,
+        channels: list[int],
+        x: np.ndarray,
+        score: np.ndarray,
+        level: np.ndarray,
+        noise: np.ndarray,
+        stuck: np.ndarray,
+        mean_l: np.ndarray,
+    ) -> AlertEvent:
         evidence = []
         for c in sorted(channels, key=lambda c: -score[c]):
             det = self._detector_name(c, level, noise, stuck)
@@ -460,8 +520,12 @@ class _AssetState:
             cleared_ts=ts if status == "cleared" else None,
             severity=ep.severity,  # type: ignore[arg-type]
             score=ep.score,
-            signals=[self.names[c] for c in sorted(ep.channels if status == "cleared" else
-                                                   channels, key=lambda c: -score[c])],  # fmt: skip
+            signals=[
+                self.names[c]
+                for c in sorted(
+                    ep.channels if status == "cleared" else channels, key=lambda c: -score[c]
+                )
+            ],
             evidence=evidence[:32],
             detector=ep.detector,
         )
@@ -477,9 +541,13 @@ class _AssetState:
             slope = float((tc * (y - y.mean())).sum() / denom) if denom > 0 else 0.0
             out.append(
                 WindowStats(
-                    seconds=sec, n=int(n), mean=_f(y.mean()), std=_f(y.std()),
-                    slope=_f(slope), diff=_f(y[-1] - y[0]),
-                )  # fmt: skip
+                    seconds=sec,
+                    n=int(n),
+                    mean=_f(y.mean()),
+                    std=_f(y.std()),
+                    slope=_f(slope),
+                    diff=_f(y[-1] - y[0]),
+                )
             )
         return out
 
@@ -502,8 +570,13 @@ def _severity(score: float) -> str:
 class Monitor:
     """Telemetry in, AlertEvents out. ``feed`` keeps per-asset state; pure and causal."""
 
-    def __init__(self, config: MonitorConfig | None = None, *, id_prefix: str | None = None,
-                 tuning: Tuning | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: MonitorConfig | None = None,
+        *,
+        id_prefix: str | None = None,
+        tuning: Tuning | None = None,
+    ) -> None:
         self.config = config or MonitorConfig()
         self.tuning = tuning
         self._prefix = id_prefix if id_prefix is not None else secrets.token_hex(3)
@@ -541,9 +614,9 @@ class Monitor:
         st = self._assets.get(asset)
         if st is None or not st.ready:
             return None
-        return {nm: (float(st.base_mean[i]), float(st.base_sd[i]))
-                for i, nm in enumerate(st.names)}  # fmt: skip
+        return {nm: (float(st.base_mean[i]), float(st.base_sd[i])) for i, nm in enumerate(st.names)}
 
     def active_alerts(self, asset: str | None = None) -> list[str]:
-        return [e.alert_id for a, st in self._assets.items() if asset in (None, a)
-                for e in st.episodes]  # fmt: skip
+        return [
+            e.alert_id for a, st in self._assets.items() if asset in (None, a) for e in st.episodes
+        ]

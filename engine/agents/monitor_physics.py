@@ -60,7 +60,7 @@ RESIDUAL_LABELS: dict[str, str] = {
 RESIDUAL_FAMILIES: dict[str, frozenset[str]] = {
     "res.head": frozenset({"hydraulic"}),
     "res.flow": frozenset({"hydraulic"}),
-    "res.power": frozenset({"hydraulic", "mechanical", "electrical"}),
+    "res.power": frozenset({"mechanical", "electrical"}),
     "res.current": frozenset({"electrical"}),
     "res.bearing_temp": frozenset({"mechanical"}),
     "res.vibration": frozenset({"mechanical"}),
@@ -80,8 +80,9 @@ def _sqrt_pos(x: Any) -> Any:
     return math.sqrt(x) if x > 0.0 else 0.0
 
 
-def residuals(s: Mapping[str, Any], q_pred: Any, temp_model: Any,
-              d: PumpDesign = DESIGN) -> tuple[Any, ...]:  # fmt: skip
+def residuals(
+    s: Mapping[str, Any], q_pred: Any, temp_model: Any, d: PumpDesign = DESIGN
+) -> tuple[Any, ...]:
     """The six residuals (order of ``RESIDUALS``) from one sample or arrays of samples.
 
     ``s`` holds the signals *aligned* to the flow meter (see ``PumpObserver``), ``q_pred`` the
@@ -107,8 +108,7 @@ def loop_flow(p_suc: Any, q: Any, n: Any, valve_pct: Any, d: PumpDesign = DESIGN
     return _sqrt_pos(drive / k)
 
 
-ALIGNED = ("suction_pressure", "discharge_pressure", "vibration", "motor_current", "power",
-           "speed")  # fmt: skip
+ALIGNED = ("suction_pressure", "discharge_pressure", "vibration", "motor_current", "power", "speed")
 """Signals that react at once and are delayed to match the flow meter's 1 s damping before they
 are compared with it (otherwise every valve stroke or speed ramp leaves a transient residual)."""
 
@@ -137,38 +137,83 @@ class PumpObserver:
     """Per-pump model state for the residuals: the meter-aligned signals, the loop flow through
     the fluid's inertia and the meter's damping, and the bearing's thermal lag (10 min).
 
-    ``update(signals)`` returns the six residuals for this sample."""
+    ``update(signals)`` returns the six residuals for this sample. It is the monitor's hot path,
+    so it computes the same relations as ``residuals`` / ``loop_flow`` inline on floats (a test
+    holds the two equal)."""
 
-    __slots__ = ("a_fluid", "a_meter", "aligned", "design", "q_fluid", "q_pred", "thermal")
+    __slots__ = ("_c", "a_fluid", "a_meter", "aligned", "design", "q_fluid", "q_pred", "thermal")
 
     def __init__(self, dt: float = 1.0, design: PumpDesign = DESIGN) -> None:
-        self.design = design
+        d = self.design = design
         self.a_fluid = dt / (design.fluid_tau_s + dt)
         self.a_meter = dt / (METER_TAU_S + dt)
-        self.aligned: dict[str, float] | None = None
+        self.aligned: list[float] | None = None
         self.q_fluid = 0.0
         self.q_pred = 0.0
         self.thermal = ThermalModel(dt, design)
+        f0 = d.shutoff_power_frac
+        self._c = (
+            1.0 / d.rated_speed_rpm,  # 0
+            d.k_suction,  # 1
+            BAR_PER_M * d.shutoff_head_m - 0.0,  # 2: bar per n² of shut-off head
+            d.dest_pressure_bar,  # 3
+            d.k_suction + BAR_PER_M * d.a + d.k_line,  # 4
+            d.k_valve_open,  # 5
+            2.0 * math.log(d.valve_rangeability),  # 6
+            d.shutoff_head_m,  # 7
+            d.a,  # 8
+            100.0 / d.rated_flow_m3h,  # 9
+            d.rated_shaft_kw * f0 / (d.motor_efficiency * d.vfd_efficiency),  # 10
+            d.rated_shaft_kw
+            * (1.0 - f0)
+            / d.rated_flow_m3h
+            / (d.motor_efficiency * d.vfd_efficiency),  # 11
+            100.0 / d.rated_elec_kw,  # 12
+            d.magnetizing_current_a**2,  # 13
+            d.vfd_efficiency * 1000.0 / (math.sqrt(3.0) * d.motor_voltage_v),  # 14
+            d.vib_background_mm_s**2,  # 15
+            d.vib_base_mm_s,  # 16
+            d.vib_offbep,  # 17
+            1.0 / d.rated_flow_m3h,  # 18
+        )
 
     def update(self, s: Mapping[str, float]) -> tuple[float, ...]:
-        d = self.design
-        n = s["speed"] / d.rated_speed_rpm
-        q_ss = loop_flow(s["suction_pressure"], s["flow"], n, s["valve_cmd"], d)
+        c = self._c
+        q = s["flow"]
+        n = s["speed"] * c[0]
+        # Loop flow for this speed and valve command (``loop_flow``), through the fluid's inertia
+        # and the meter's damping.
+        drive = s["suction_pressure"] + c[1] * q * q - c[3] + c[2] * n * n
+        k = c[4] + c[5] * math.exp(-c[6] * (s["valve_cmd"] * 0.01 - 1.0))
+        q_ss = math.sqrt(drive / k) if drive > 0.0 else 0.0
         al = self.aligned
         if al is None:
-            al = self.aligned = {k: s[k] for k in ALIGNED}
-            al["flow"] = s["flow"]
+            al = self.aligned = [s[k_] for k_ in ALIGNED]
             self.q_fluid = self.q_pred = q_ss
         else:
             a = self.a_meter
-            for k in ALIGNED:
-                al[k] += (s[k] - al[k]) * a
-            al["flow"] = s["flow"]
+            for i, k_ in enumerate(ALIGNED):
+                al[i] += (s[k_] - al[i]) * a
             self.q_fluid += (q_ss - self.q_fluid) * self.a_fluid
             self.q_pred += (self.q_fluid - self.q_pred) * a
-        al["bearing_temp"] = s["bearing_temp"]
+        p_suc, p_dis, vib, current, power, speed = al
         t_model = self.thermal.update(s["ambient_temp"], s["speed"])
-        return residuals(al, self.q_pred, t_model, d)
+        # The six relations of ``residuals``, on the aligned signals.
+        n = speed * c[0]
+        head = (p_dis - p_suc) / BAR_PER_M - (c[7] * n * n - c[8] * q * q)
+        flow = (q - self.q_pred) * c[9]
+        model_kw = c[10] * n * n * n + c[11] * n * n * q
+        pw = (power - model_kw) * c[12]
+        if n > 0.02:
+            torque_a = power * c[14] / (n if n > 0.05 else 0.05)
+            cur = current - math.sqrt(c[13] + torque_a * torque_a)
+        else:
+            cur = current
+        temp = s["bearing_temp"] - t_model
+        off = q * c[18] - n
+        running = c[16] * (n * n + c[17] * off * off)
+        vib_r = (vib / math.sqrt(c[15] + running * running) - 1.0) * 100.0
+        return head, flow, pw, cur, temp, vib_r
 
 
 def is_running(speed_rpm: float, d: PumpDesign = DESIGN) -> bool:

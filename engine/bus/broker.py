@@ -259,8 +259,10 @@ class MosquittoBroker:
         host: str = "127.0.0.1",
         workdir: Path | None = None,
         tls: tuple[str, str] | None = None,
+        password_file: str | None = None,
     ) -> None:
-        """``tls``: (certfile, keyfile) to serve mqtts:// on the port instead of mqtt://."""
+        """``tls``: (certfile, keyfile) to serve mqtts:// on the port instead of mqtt://;
+        ``password_file`` (from ``mosquitto_passwd``): refuse anonymous clients."""
         binary = mosquitto_binary()
         if binary is None:
             raise BrokerError("mosquitto is not installed")
@@ -279,6 +281,9 @@ class MosquittoBroker:
         )
         if tls is not None:
             conf += f"certfile {tls[0]}\nkeyfile {tls[1]}\n"
+        if password_file is not None:
+            conf = conf.replace("allow_anonymous true", "allow_anonymous false")
+            conf += f"password_file {password_file}\n"
         self.conf_path.write_text(conf)
         self.tls = tls is not None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -304,6 +309,9 @@ class MosquittoBroker:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=err,
+                    # Its own session: a Ctrl-C meant for `controlroom up` must not stop the
+                    # broker before the services have flushed what they publish on the way out.
+                    start_new_session=True,
                     preexec_fn=_die_with_parent_fn(),
                 )
             try:

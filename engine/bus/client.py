@@ -12,9 +12,9 @@ Guarantees, and how they are kept:
   both honour), so what is published while a service is down waits for it at the broker.
   Received QoS 1 messages are acknowledged only *after* their handler returned (paho manual
   ack), so a crash mid-handling means redelivery, not loss. Telemetry is QoS 0.
-- **Nothing doubled by the bus.** A redelivered QoS 1 message (same topic and bytes) seen again
-  within the last few thousand is acknowledged and skipped. Across process restarts the
-  consumers' own idempotency keys (diagnosis_id in the ticket store) take over.
+- **Nothing doubled by the bus.** A redelivered QoS 1 message (a valid message with the same
+  topic and bytes as one of the last few thousand) is acknowledged and skipped. Across process
+  restarts the consumers' own idempotency keys (diagnosis_id in the ticket store) take over.
 - **paho's network thread is never blocked and never sees an exception**: ``on_message`` only
   enqueues; one dispatcher thread decodes and runs handlers in arrival order, which keeps the
   per-asset order the monitor's and diagnosis' windows need.
@@ -153,6 +153,7 @@ COUNTER_NAMES = (
 
 READ_CHUNK = 256 * 1024
 READ_BURST = 256
+COALESCE_S = 0.0005
 
 
 class _BufferedSocket:
@@ -190,17 +191,30 @@ class _Client(mqtt.Client):
     (paho reads one when nothing is in flight). Only private hooks of the pinned paho 2.2.0
     are touched; tests/live/test_bus.py exercises them on both brokers."""
 
+    socket_error: str | None = None
+    """Why the last socket could not be opened (refused, TLS verification, DNS)."""
+
     def _create_socket(self) -> Any:
-        return _BufferedSocket(super()._create_socket())
+        try:
+            sock = super()._create_socket()
+        except OSError as exc:
+            self.socket_error = f"{type(exc).__name__}: {exc}"
+            raise
+        self.socket_error = None
+        return _BufferedSocket(sock)
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        for _ in range(READ_BURST):
+        for n in range(READ_BURST):
             if self._sock is None:
                 return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
             rc = self._packet_read()
             if rc > 0:
                 return self._loop_rc_handle(rc)
             if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
+                if n and COALESCE_S:
+                    # Traffic is flowing: let a few more packets arrive before the next
+                    # wake-up instead of paying select + recv for each one.
+                    time.sleep(COALESCE_S)
                 break
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -327,6 +341,11 @@ class BusClient:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the last connection attempt failed (refused, unreachable), until one succeeds."""
+        return self._last_connect_error
+
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
@@ -388,7 +407,7 @@ class BusClient:
         payload = message.to_bytes()
         if self._validate_on_publish:
             try:
-                decode(topic, payload)
+                fast_decode(topic, payload)
             except WireError as exc:
                 self.counters.inc("rejected_on_publish")
                 self._dead_letter(topic, f"rejected on publish: {exc.reason}", payload)
@@ -423,8 +442,7 @@ class BusClient:
     ) -> None:
         try:
             if rc.is_failure:
-                self._last_connect_error = f"broker refused connection: {rc}"
-                log.warning("%s: %s", self.service_name, self._last_connect_error)
+                self._set_error(f"broker refused the connection: {rc}")
                 return
             self._generation += 1
             with self._subs_lock:
@@ -457,7 +475,15 @@ class BusClient:
             log.exception("%s: on_disconnect failed", self.service_name)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._last_connect_error = f"cannot reach {self.address.host}:{self.address.port}"
+        where = f"{self.address.host}:{self.address.port}"
+        why = getattr(client, "socket_error", None) or "no answer"
+        self._set_error(f"cannot connect to {where}: {why}")
+
+    def _set_error(self, error: str) -> None:
+        """Remember a connection error; log it once, not at every retry."""
+        if error != self._last_connect_error:
+            log.warning("%s: %s", self.service_name, error)
+        self._last_connect_error = error
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -517,7 +543,14 @@ class BusClient:
             if asset and "/" not in asset and not self._accept(asset):
                 c.inc("not_mine")
                 return
+        try:
+            message = fast_decode(topic, payload)
+        except WireError as exc:
+            self._dead_letter(topic, exc.reason, payload)
+            return
         if qos > 0:
+            # Only valid messages: they carry unique ids and a publish time, so identical bytes
+            # mean the same message delivered again. Junk is dead-lettered every time it comes.
             key = hashlib.blake2b(topic_b + b"\0" + payload, digest_size=16).digest()
             if key in self._seen:
                 c.inc("duplicates")
@@ -525,11 +558,6 @@ class BusClient:
             self._seen[key] = None
             if len(self._seen) > DEDUP_WINDOW:
                 self._seen.popitem(last=False)
-        try:
-            message = fast_decode(topic, payload)
-        except WireError as exc:
-            self._dead_letter(topic, exc.reason, payload)
-            return
         for handler in self._handlers_for(topic):
             try:
                 handler(message)

@@ -177,12 +177,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
+        print(stack.start_broker().describe(), file=sys.stderr, flush=True)
         stack.start()
     except (StackError, BrokerError) as exc:
         print(f"controlroom up: {exc}", file=sys.stderr)
+        stack.stop()
         return 1
-    assert stack.broker is not None
-    print(stack.broker.describe(), file=sys.stderr, flush=True)
     for name, url in stack.urls.items():
         print(f"  {name:<10} {url}/health", file=sys.stderr)
     if not args.scenario:
@@ -203,8 +203,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         print("stopping…", file=sys.stderr, flush=True)
-        stack.stop()
-        print("stopped: no service left running, all ports released", file=sys.stderr)
+        left = stack.stop()
+        if left:
+            print(f"controlroom up: not clean: {'; '.join(left)}", file=sys.stderr)
+        else:
+            print("stopped: no service left running, all ports released", file=sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

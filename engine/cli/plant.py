@@ -34,11 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "replay",
         help="simulator → monitor → diagnosis in simulated time, to JSONL",
         description="Play a scenario through the monitor and diagnosis agents as fast as the CPU "
-        "allows (no broker). Each output line is {\"topic\": ..., \"payload\": ...}.",
+        'allows (no broker). Each output line is {"topic": ..., "payload": ...}.',
     )
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario JSON file or a bare name")
     p.add_argument("--seed", type=int, help="default: the scenario's own seed")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="JSONL output ('-' = stdout)")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="JSONL output ('-' = stdout)"
+    )
     p.add_argument("--no-telemetry", action="store_true", help="write only alerts and diagnoses")
     p.add_argument("--tuning", type=Path, metavar="FILE", help="apply a tuning file to both agents")
     p.set_defaults(func=cmd_replay)
@@ -78,11 +80,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sep", default=None, help="field separator (default: sniffed, ',' or ';')")
     p.add_argument("--time-col", default=None, help="time column (default: the first column)")
     p.add_argument(
-        "--ignore-col", action="append", default=[], metavar="NAME",
+        "--ignore-col",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="a column that is not a signal (e.g. a label); repeatable",
-    )  # fmt: skip
-    p.add_argument("--warmup", type=int, default=None, metavar="ROWS",
-                   help="rows used to learn the baseline (default 600)")  # fmt: skip
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        metavar="ROWS",
+        help="rows used to learn the baseline (default 600)",
+    )
     p.add_argument("--asset", default="csv", help="asset id for the alerts (default 'csv')")
     p.add_argument("--flags", type=Path, required=True, metavar="OUT.csv")
     p.add_argument("--out", type=Path, metavar="alerts.jsonl", help="also write the alerts")
@@ -103,11 +113,13 @@ def cmd_scenario_validate(args: argparse.Namespace) -> int:
             _err(str(exc))
             bad += 1
             continue
-        faults = ", ".join(
-            f.type + (f"({f.sensor})" if f.sensor else "") for f in s.faults
-        ) or "none"
-        print(f"ok  {f}: {s.name}, {s.duration_s / 3600:.1f} h, {len(s.manoeuvres)} manoeuvres, "
-              f"faults: {faults}")  # fmt: skip
+        faults = (
+            ", ".join(f.type + (f"({f.sensor})" if f.sensor else "") for f in s.faults) or "none"
+        )
+        print(
+            f"ok  {f}: {s.name}, {s.duration_s / 3600:.1f} h, {len(s.manoeuvres)} manoeuvres, "
+            f"faults: {faults}"
+        )
     return 2 if bad else 0
 
 
@@ -193,10 +205,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 return 2
             scenarios = generate_suite(args.suite, args.seed)
             label = f"random suite of {args.suite} scenarios, seed {args.seed}"
+            command = f"controlroom eval --suite {args.suite} --seed {args.seed}"
         else:
             names = args.scenarios or ["normal", "chronic_wear", "sudden_clog_and_drift"]
             scenarios = [load_scenario(n) for n in names]
             label = "scenarios: " + ", ".join(s.name for s in scenarios)
+            command = "controlroom eval " + " ".join(names)
         tuning = load_tuning(args.tuning) if args.tuning else None
     except (ScenarioError, TuningError) as exc:
         _err(str(exc))
@@ -205,13 +219,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(render_summary(metrics))
     tuned = None
     if tuning is not None:
-        tuned = evaluate(scenarios, label=label + f", tuning {args.tuning}", tuning=tuning,
-                         jobs=args.jobs or None)  # fmt: skip
+        tuned = evaluate(
+            scenarios,
+            label=label + f", tuning {args.tuning}",
+            tuning=tuning,
+            jobs=args.jobs or None,
+        )
         print()
         print(render_tuning_compare(metrics, tuned, str(args.tuning)))
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(render_markdown(metrics, tuned=tuned), encoding="utf-8")
+        if args.tuning:
+            command += f" --tuning {args.tuning}"
+        text = render_markdown(metrics, tuned=tuned, command=command + f" --report {args.report}")
+        args.report.write_text(text, encoding="utf-8")
         print(f"report: {args.report}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"simulated seconds per second (default {DEMO_SPEED:g})",
     )
     demo.add_argument(
-        "--broker", metavar="URL", help="use this broker (mqtt://host:port) instead of starting one"
+        "--broker",
+        metavar="URL",
+        help="use this broker (mqtt://host:port); 'embedded' always starts one "
+        "(default: the one on 127.0.0.1:1883 if any, else an embedded one)",
     )
     demo.add_argument(
         "--llm",
@@ -121,7 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         print("controlroom demo: --speed must be > 0", file=sys.stderr)
         return 2
-    if args.broker:
+    if args.broker and args.broker != "embedded":
         try:
             parse_broker_url(args.broker)
         except BrokerError as exc:

@@ -132,11 +132,14 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
             recall=_ratio(len(det), len(obs)),
             sudden=sum(1 for e in obs if e.sudden),
             latency_s=Latency(median=_r(percentile(lat, 50), 1), p95=_r(percentile(lat, 95), 1)),
-            latency_from_onset_s=Latency(median=_r(percentile(lat0, 50), 1),
-                                         p95=_r(percentile(lat0, 95), 1)),  # fmt: skip
+            latency_from_onset_s=Latency(
+                median=_r(percentile(lat0, 50), 1), p95=_r(percentile(lat0, 95), 1)
+            ),
             gradual=sum(1 for e in obs if not e.sudden),
-            severity_at_detection=Latency(median=_r(percentile(sev, 50)),  # type: ignore[arg-type]
-                                          p95=_r(percentile(sev, 95))),  # type: ignore[arg-type]  # fmt: skip
+            severity_at_detection=Latency(
+                median=_r(percentile(sev, 50)),  # type: ignore[arg-type]
+                p95=_r(percentile(sev, 95)),
+            ),  # type: ignore[arg-type]
             diagnosed=len(diag),
             diagnosis_correct=correct,
             diagnosis_accuracy=_ratio(correct, len(diag)),
@@ -149,10 +152,14 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
     if fa_row:
         confusion["none"] = dict(sorted(fa_row.items()))
 
-    sudden_lat = [e.latency for e in detected if e.sudden and not e.by_overlap
-                  and e.latency is not None]  # fmt: skip
-    grad_sev = [e.severity_at_detection for e in detected if not e.sudden and not e.by_overlap
-                and e.severity_at_detection is not None]  # fmt: skip
+    sudden_lat = [
+        e.latency for e in detected if e.sudden and not e.by_overlap and e.latency is not None
+    ]
+    grad_sev = [
+        e.severity_at_detection
+        for e in detected
+        if not e.sudden and not e.by_overlap and e.severity_at_detection is not None
+    ]
     diagnosed = [e for e in detected if e.diagnosis is not None]
     n_correct = sum(1 for e in diagnosed if e.diagnosis == e.fault)
     figures = {
@@ -177,15 +184,32 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
         checks.append(TargetCheck(metric=metric, op=op, target=target, value=value, ok=ok))
 
     def _ev(e, why: str) -> MissedEvent:  # type: ignore[no-untyped-def]
-        return MissedEvent(run=_run_of(runs, e), fault=e.fault, sensor=e.sensor,
-                           onset_s=e.onset, peak=e.peak, why=why)  # fmt: skip
+        return MissedEvent(
+            run=_run_of(runs, e),
+            fault=e.fault,
+            sensor=e.sensor,
+            onset_s=e.onset,
+            peak=e.peak,
+            why=why,
+        )
 
-    missed = [_ev(e, "never observable" if not e.observable else "not detected")
-              for e in events if not e.detected]  # fmt: skip
+    missed = [
+        _ev(e, "never observable" if not e.observable else "not detected")
+        for e in events
+        if not e.detected
+    ]
     wrong = [_ev(e, f"diagnosed {e.diagnosis}") for e in diagnosed if e.diagnosis != e.fault]
-    fal = [MissedEvent(run=_run_of_alert(runs, a), fault="none", sensor=None, onset_s=a.raised,
-                       peak=0.0, why=f"{', '.join(a.signals[:3])} ({a.detector}); "
-                       f"diagnosed {a.diagnosis or '(none)'}") for a in fa]  # fmt: skip
+    fal = [
+        MissedEvent(
+            run=_run_of_alert(runs, a),
+            fault="none",
+            sensor=None,
+            onset_s=a.raised,
+            peak=0.0,
+            why=f"{', '.join(a.signals[:3])} ({a.detector}); diagnosed {a.diagnosis or '(none)'}",
+        )
+        for a in fa
+    ]
     return EvalMetrics(
         label=label,
         scenarios=scenarios if scenarios is not None else len({r.run for r in runs}),

@@ -13,9 +13,11 @@ from engine.schemas import Tuning
 
 
 def score_scenario(
-    scenario: Scenario, seed: int | None = None, tuning: Tuning | None = None,
+    scenario: Scenario,
+    seed: int | None = None,
+    tuning: Tuning | None = None,
     diagnose: bool = True,
-) -> list[RunScore]:  # fmt: skip
+) -> list[RunScore]:
     scorer = StreamScorer(scenario.name)
     for msg in replay(scenario, seed, tuning=tuning, diagnose=diagnose):
         scorer.add(msg)

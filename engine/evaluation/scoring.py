@@ -31,6 +31,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Telemetry
 
@@ -77,6 +78,8 @@ class AlertScore:
     detector: str
     hit: bool = False
     diagnosis: str | None = None
+    event_end: float | None = None
+    """End of the fault event this alert was assigned to (hits only)."""
 
 
 @dataclass
@@ -94,8 +97,17 @@ class RunScore:
 class _Track:
     """Truth of one event as it streams by."""
 
-    __slots__ = ("fault", "first", "last", "observable_from", "peak", "sensor", "sev", "sudden",
-                 "ts")  # fmt: skip
+    __slots__ = (
+        "fault",
+        "first",
+        "last",
+        "observable_from",
+        "peak",
+        "sensor",
+        "sev",
+        "sudden",
+        "ts",
+    )
 
     def __init__(self, fault: str, sensor: str | None, sudden: bool) -> None:
         self.fault, self.sensor, self.sudden = fault, sensor, sudden
@@ -124,8 +136,9 @@ class StreamScorer:
             alerts = self._alerts[msg.asset]
             a = alerts.get(msg.alert_id)
             if msg.status == "active" and a is None:
-                alerts[msg.alert_id] = AlertScore(msg.alert_id, msg.asset, msg.ts, None,
-                                                  list(msg.signals), msg.detector)  # fmt: skip
+                alerts[msg.alert_id] = AlertScore(
+                    msg.alert_id, msg.asset, msg.ts, None, list(msg.signals), msg.detector
+                )
             elif msg.status == "cleared" and a is not None:
                 a.cleared = msg.cleared_ts if msg.cleared_ts is not None else msg.ts
         elif isinstance(msg, DiagnosisReport):
@@ -164,11 +177,18 @@ class StreamScorer:
         tracks = self._tracks.get(asset, {})
         events = []
         for (fault, sensor, onset), tr in sorted(tracks.items(), key=lambda kv: kv[0][2]):
-            events.append(EventScore(
-                asset=asset, fault=fault, sensor=sensor, onset=float(onset),
-                end=float(tr.last if tr.last is not None else onset), sudden=tr.sudden,
-                peak=tr.peak, observable_from=tr.observable_from,
-            ))  # fmt: skip
+            events.append(
+                EventScore(
+                    asset=asset,
+                    fault=fault,
+                    sensor=sensor,
+                    onset=float(onset),
+                    end=float(tr.last if tr.last is not None else onset),
+                    sudden=tr.sudden,
+                    peak=tr.peak,
+                    observable_from=tr.observable_from,
+                )
+            )
         # Fault-free time: ticks with nothing active and not within the grace after an event.
         ends = sorted(e.end for e in events)
         fault_free = 0.0
@@ -188,6 +208,7 @@ class StreamScorer:
             a.hit = True
             fresh = [e for e in cands if not e.detected]
             ev = max(fresh or cands, key=lambda e: e.onset)
+            a.event_end = ev.end
             ev.alerts += 1
             if ev.detected:
                 continue
@@ -205,17 +226,31 @@ class StreamScorer:
             if ev.detected:
                 continue
             for a in alerts:
-                if a.hit and a.raised < ev.onset and (a.cleared is None or a.cleared >= ev.onset):
+                # Covered: an alarm raised for a fault that is still going on at this onset, and
+                # still active (not one left over from a fault that has ended).
+                if (
+                    a.hit
+                    and a.raised < ev.onset
+                    and a.event_end is not None
+                    and a.event_end >= ev.onset
+                    and (a.cleared is None or a.cleared >= ev.onset)
+                ):
                     ev.detected = ev.by_overlap = True
                     ev.alert_id = a.alert_id
                     ev.diagnosis = a.diagnosis or "(none)"
                     break
-        return RunScore(run=self._names.get(asset, self.run), asset=asset, duration_s=duration,
-                        fault_free_s=fault_free, events=events, alerts=alerts)  # fmt: skip
+        return RunScore(
+            run=self._names.get(asset, self.run),
+            asset=asset,
+            duration_s=duration,
+            fault_free_s=fault_free,
+            events=events,
+            alerts=alerts,
+        )
 
 
 def _median_step(ts: list[float]) -> float:
-    steps = sorted(b - a for a, b in zip(ts, ts[1:], strict=False) if b > a)
+    steps = sorted(b - a for a, b in pairwise(ts) if b > a)
     return steps[len(steps) // 2] if steps else 1.0
 
 

@@ -28,8 +28,10 @@ _SENSOR_IDX = {name: i for i, name in enumerate(SIGNAL_ORDER)}
 _NOISE_SD = [SIGNALS[n].noise_sd for n in SIGNAL_ORDER]
 _RELATIVE = [SIGNALS[n].relative_noise for n in SIGNAL_ORDER]
 _DECIMALS = [SIGNALS[n].decimals for n in SIGNAL_ORDER]
-_FLOOR = [SIGNALS[n].floor if n in ("flow", "vibration", "motor_current", "power", "speed")
-          else None for n in SIGNAL_ORDER]  # fmt: skip
+_FLOOR = [
+    SIGNALS[n].floor if n in ("flow", "vibration", "motor_current", "power", "speed") else None
+    for n in SIGNAL_ORDER
+]
 _N_SIG = len(SIGNAL_ORDER)
 # Random columns: one per signal (measurement noise), one per signal (noise bursts), then the
 # four slow process disturbances.
@@ -56,8 +58,19 @@ def _trusted(cls: type, **values: object):  # type: ignore[no-untyped-def]
 class _FaultRun:
     """One scripted fault while the scenario plays (precomputed bounds, cached truth entry)."""
 
-    __slots__ = ("end", "frozen", "idx", "observed", "onset", "peak", "ramp", "sensor", "spec",
-                 "truth", "type")  # fmt: skip
+    __slots__ = (
+        "end",
+        "frozen",
+        "idx",
+        "observed",
+        "onset",
+        "peak",
+        "ramp",
+        "sensor",
+        "spec",
+        "truth",
+        "type",
+    )
 
     def __init__(self, spec: FaultSpec) -> None:
         self.spec = spec
@@ -83,9 +96,14 @@ class _FaultRun:
         cached = self.truth
         if cached is None or cached.severity != sev or cached.observable != self.observed:
             cached = self.truth = _trusted(
-                ActiveFault, fault=self.type, severity=sev, sensor=self.sensor,
-                onset_ts=self.onset, sudden=self.spec.sudden, observable=self.observed,
-            )  # fmt: skip
+                ActiveFault,
+                fault=self.type,
+                severity=sev,
+                sensor=self.sensor,
+                onset_ts=self.onset,
+                sudden=self.spec.sudden,
+                observable=self.observed,
+            )
         return cached
 
 
@@ -156,17 +174,18 @@ class Simulator:
         self._valve_cmd = _Ramp(0.0, init.valve_pct / 100.0, init.valve_pct / 100.0, 0.0)
         self.n = init.speed_pct / 100.0 if init.running else 0.0
         self.valve_pos = init.valve_pct / 100.0
-        self.q = u.operating_flow(self.n, self.valve_pos, 0.0, u.tank_pressure_bar,
-                                  u.dest_pressure_bar)  # fmt: skip
+        self.q = u.operating_flow(
+            self.n, self.valve_pos, 0.0, u.tank_pressure_bar, u.dest_pressure_bar
+        )
         self._q_meter = self.q
         ambient0 = self._ambient(0.0)
         self.bearing_c = u.bearing_equilibrium_c(ambient0, self.n)
         self.wear = 0.0
         self.clog = 0.0
-        self.efficiency = u.efficiency(self.q, self.n)
 
         self._manoeuvres: list[Manoeuvre] = sorted(scenario.manoeuvres, key=lambda m: m.at_s)
         self._next_manoeuvre = 0
+        self._next_at = self._manoeuvres[0].at_s if self._manoeuvres else math.inf
         self._faults = [_FaultRun(f) for f in scenario.faults]
         self._truth_key: tuple[ActiveFault, ...] = ()
         self._truth_msg: Truth = _NO_TRUTH
@@ -210,9 +229,10 @@ class Simulator:
         if self.seq >= self.n_ticks:
             return None
         t = self.seq * self.dt
-        self._apply_manoeuvres(t)
+        if self._next_at <= t:
+            self._apply_manoeuvres(t)
         z = self._draw()
-        u, dt = self.unit, self.dt
+        u = self.unit
 
         # Actuators: the drive ramps at its limit towards the setpoint, the plug at its slew rate
         # unless stiction holds it.
@@ -236,10 +256,15 @@ class Simulator:
             self.valve_pos += max(-self._valve_rate, min(self._valve_rate, gap))
 
         # Slow disturbances.
-        p_tank = u.tank_pressure_bar + self._tank.step(z[_COL_OU])
-        p_dest = u.dest_pressure_bar + self._header.step(z[_COL_OU + 1])
-        turb = self._turb.step(z[_COL_OU + 2])
-        ambient = self._ambient(t) + self._amb.step(z[_COL_OU + 3])
+        tank, header, tb, amb = self._tank, self._header, self._turb, self._amb
+        tank.x = tank.x * tank.phi + tank.scale * z[_COL_OU]
+        header.x = header.x * header.phi + header.scale * z[_COL_OU + 1]
+        tb.x = tb.x * tb.phi + tb.scale * z[_COL_OU + 2]
+        amb.x = amb.x * amb.phi + amb.scale * z[_COL_OU + 3]
+        p_tank = u.tank_pressure_bar + tank.x
+        p_dest = u.dest_pressure_bar + header.x
+        turb = tb.x
+        ambient = self._ambient(t) + amb.x
 
         # Hydraulics: steady operating point, approached with the fluid's inertia.
         n = self.n
@@ -256,12 +281,19 @@ class Simulator:
             self._alpha_thermal
         )
         self._q_meter += (q - self._q_meter) * self._alpha_meter
-        self.efficiency = u.efficiency(q, n, wear)
 
         true = [
-            self._q_meter, p_suc, p_dis, self.bearing_c, ambient, vib, current, elec,
-            n * u.rated_speed_rpm, cmd * 100.0,
-        ]  # fmt: skip
+            self._q_meter,
+            p_suc,
+            p_dis,
+            self.bearing_c,
+            ambient,
+            vib,
+            current,
+            elec,
+            n * u.rated_speed_rpm,
+            cmd * 100.0,
+        ]
         values = self._measure(t, true, z, active)
         msg = _trusted(
             Telemetry,
@@ -287,6 +319,12 @@ class Simulator:
         self._row += 1
         return row
 
+    @property
+    def efficiency(self) -> float:
+        """Overall pump efficiency at the current operating point (internal state, not a
+        signal: no plant measures it directly)."""
+        return self.unit.efficiency(max(0.0, self.q), self.n, self.wear)
+
     def _ambient(self, t: float) -> float:
         """Daily cycle (t = 0 is 08:00; warmest at 15:00) around the scenario's mean."""
         hour = 8.0 + t / 3600.0
@@ -307,13 +345,20 @@ class Simulator:
                 assert m.flow_m3h is not None
                 # The operator sets the valve for the new demand from the datasheet curves (the
                 # real unit then lands a few per cent off, as in life).
-                x = DESIGN.valve_for_flow(m.flow_m3h, self._speed_sp.at(t),
-                                          DESIGN.tank_pressure_bar, DESIGN.dest_pressure_bar)  # fmt: skip
+                x = DESIGN.valve_for_flow(
+                    m.flow_m3h,
+                    self._speed_sp.at(t),
+                    DESIGN.tank_pressure_bar,
+                    DESIGN.dest_pressure_bar,
+                )
                 self.set_valve_command(x * 100.0, m.ramp_s)
             elif m.kind == "start":
                 self.start_pump()
             elif m.kind == "stop":
                 self.stop_pump()
+        self._next_at = (
+            ms[self._next_manoeuvre].at_s if self._next_manoeuvre < len(ms) else math.inf
+        )
 
     def _measure(
         self, t: float, true: list[float], z: list[float], active: list[_FaultRun] | tuple
@@ -322,6 +367,24 @@ class Simulator:
             v + ((v * sd if rel else sd) * zi if sd else 0.0)
             for v, sd, rel, zi in zip(true, _NOISE_SD, _RELATIVE, z, strict=False)
         ]
+        if self._faults:
+            self._instrument_faults(t, true, z, out, active)
+        result = [
+            round(v if lo is None or v >= lo else lo, dec)
+            for v, lo, dec in zip(out, _FLOOR, _DECIMALS, strict=True)
+        ]
+        if not math.isfinite(sum(result)):
+            raise FloatingPointError(f"simulator produced a non-finite reading at t={t}: {result}")
+        return result
+
+    def _instrument_faults(
+        self,
+        t: float,
+        true: list[float],
+        z: list[float],
+        out: list[float],
+        active: list[_FaultRun] | tuple,
+    ) -> None:
         for f in self._faults:
             if f.frozen is not None and not (f.onset <= t < f.end):
                 f.frozen = None
@@ -338,14 +401,6 @@ class Simulator:
                 if f.frozen is None:
                     f.frozen = out[i]
                 out[i] = f.frozen
-        result = []
-        for v, lo, dec in zip(out, _FLOOR, _DECIMALS, strict=True):
-            if lo is not None and v < lo:
-                v = lo
-            result.append(round(v, dec))
-        if not math.isfinite(sum(result)):
-            raise FloatingPointError(f"simulator produced a non-finite reading at t={t}: {result}")
-        return result
 
     def _truth(self, t: float, active: list[_FaultRun] | tuple) -> Truth:
         if not active:

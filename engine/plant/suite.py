@@ -85,14 +85,23 @@ def _manoeuvres(
         roll = rng.random()
         ramp = round(_r(rng, 10, 60))
         if roll < 0.4:
-            out.append(Manoeuvre(at_s=round(t), kind="valve",
-                                 target_pct=round(_r(rng, 40, 100)), ramp_s=ramp))  # fmt: skip
+            out.append(
+                Manoeuvre(
+                    at_s=round(t), kind="valve", target_pct=round(_r(rng, 40, 100)), ramp_s=ramp
+                )
+            )
         elif roll < 0.65:
-            out.append(Manoeuvre(at_s=round(t), kind="speed",
-                                 target_pct=round(_r(rng, 75, 100)), ramp_s=ramp))  # fmt: skip
+            out.append(
+                Manoeuvre(
+                    at_s=round(t), kind="speed", target_pct=round(_r(rng, 75, 100)), ramp_s=ramp
+                )
+            )
         elif roll < 0.9:
-            out.append(Manoeuvre(at_s=round(t), kind="demand",
-                                 flow_m3h=round(_r(rng, 50, 110)), ramp_s=ramp))  # fmt: skip
+            out.append(
+                Manoeuvre(
+                    at_s=round(t), kind="demand", flow_m3h=round(_r(rng, 50, 110)), ramp_s=ramp
+                )
+            )
         else:
             stop_len = _r(rng, 300, 1200)
             span = (t, t + stop_len)
@@ -130,9 +139,9 @@ def _valve_at(initial: dict, moves: list[Manoeuvre], t: float) -> float:
         elif m.kind == "speed" and m.target_pct is not None:
             speed = m.target_pct
         elif m.kind == "demand" and m.flow_m3h is not None:
-            valve = 100.0 * DESIGN.valve_for_flow(m.flow_m3h, speed / 100.0,
-                                                  DESIGN.tank_pressure_bar,
-                                                  DESIGN.dest_pressure_bar)  # fmt: skip
+            valve = 100.0 * DESIGN.valve_for_flow(
+                m.flow_m3h, speed / 100.0, DESIGN.tank_pressure_bar, DESIGN.dest_pressure_bar
+            )
     return valve
 
 

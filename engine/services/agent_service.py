@@ -31,19 +31,20 @@ class TuningWatch:
         self.path = path
         self._apply = apply
         self._service = service
-        self._mtime: float | None = None
+        self._signature: tuple[int, int, int] | None = None
         self.loaded_at: float | None = None
         self.summary: dict[str, Any] | None = None
         self.error: str | None = None
 
     def check(self) -> bool:
         try:
-            mtime = self.path.stat().st_mtime
+            st = self.path.stat()
         except FileNotFoundError:
             return False
-        if mtime == self._mtime:
+        signature = (st.st_mtime_ns, st.st_ino, st.st_size)  # an atomic replace changes st_ino
+        if signature == self._signature:
             return False
-        self._mtime = mtime
+        self._signature = signature
         from engine.agents.tuning import load_tuning
 
         try:

@@ -99,7 +99,11 @@ class Service:
             "status": "ok" if self.bus.connected else "degraded",
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started_at, 3),
-            "broker": {"url": redact_url(self.broker_url), "connected": self.bus.connected},
+            "broker": {
+                "url": redact_url(self.broker_url),
+                "connected": self.bus.connected,
+                "error": self.bus.last_error,
+            },
             "shard": str(self.settings.shard),
             "last_message_at": counters.pop("last_message_at"),
             "last_published_at": counters.pop("last_published_at"),

@@ -37,22 +37,12 @@ class JsonlLog:
         **fields: Any,
     ) -> None:
         """Append one line; ``echo`` also prints a short human line on the console."""
-        record: dict[str, Any] = {
-            "time": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "service": self.service,
-            "event": event,
-        }
-        if ids:
-            record["ids"] = ids
-        if latency_ms is not None:
-            record["latency_ms"] = round(latency_ms, 3)
-        record.update(fields)
-        line = json.dumps(record, default=str, separators=(",", ":")) + "\n"
-        with self._lock:
-            if not self._file.closed:
-                self._file.write(line)
+        self._write(self._line(event, ids, latency_ms, fields))
         if echo:
-            brief = " ".join(f"{k}={v}" for k, v in (ids or {}).items())
+            shown = ids or {
+                k: v for k, v in fields.items() if isinstance(v, str | int | float | bool)
+            }
+            brief = " ".join(f"{k}={v}" for k, v in shown.items())
             lat = f" ({latency_ms:.0f} ms)" if latency_ms is not None else ""
             console.info("%s %s %s%s", self.service, event, brief, lat)
 
@@ -65,15 +55,36 @@ class JsonlLog:
         latency_ms: float | None = None,
         echo: bool = False,
     ) -> None:
-        """Log a message this service published (or stored), payload included."""
-        self.event(
-            event,
-            ids=ids,
-            latency_ms=latency_ms,
-            echo=echo,
-            topic=topic_for(msg),
-            message=msg.model_dump(mode="json"),
-        )
+        """Log a message this service published (or stored), payload included as on the bus.
+
+        The payload is spliced in as the model's own JSON (the simulator logs every sample:
+        re-encoding it through dicts would cost more than publishing it)."""
+        line = self._line(event, ids, latency_ms, {"topic": topic_for(msg)})
+        self._write(f'{line[:-2]},"message":{msg.to_json()}}}\n')
+        if echo:
+            brief = " ".join(f"{k}={v}" for k, v in (ids or {}).items())
+            lat = f" ({latency_ms:.0f} ms)" if latency_ms is not None else ""
+            console.info("%s %s %s%s", self.service, event, brief, lat)
+
+    def _line(
+        self, event: str, ids: dict[str, Any] | None, latency_ms: float | None, fields: dict
+    ) -> str:
+        record: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "service": self.service,
+            "event": event,
+        }
+        if ids:
+            record["ids"] = ids
+        if latency_ms is not None:
+            record["latency_ms"] = round(latency_ms, 3)
+        record.update(fields)
+        return json.dumps(record, default=str, separators=(",", ":")) + "\n"
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(line)
 
     def close(self) -> None:
         with self._lock:

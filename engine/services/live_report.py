@@ -124,6 +124,12 @@ def _ms(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.0f} ms"
 
 
+def _fp_rate(metrics: Any) -> str:
+    if not metrics.alerts:
+        return "n/a (no alerts)"
+    return f"{metrics.false_alarms / metrics.alerts:.1%} ({metrics.false_alarms}/{metrics.alerts})"
+
+
 def build_report(logs: Path) -> str:
     from engine.evaluation.metrics import aggregate
     from engine.evaluation.report import render_markdown
@@ -146,6 +152,7 @@ def build_report(logs: Path) -> str:
         f"| telemetry published -> alert published (monitor) | {len(run.alert_latency_ms)} "
         f"| {_ms(_pct(run.alert_latency_ms, 50))} | {_ms(_pct(run.alert_latency_ms, 95))} |",
         "",
+        f"False-positive rate (alerts that matched no fault): {_fp_rate(metrics)}. "
         f"Tickets created: {run.tickets_created}. Logs read: {', '.join(run.files)}"
         f" ({len(segments)} run segment(s)).",
     ]

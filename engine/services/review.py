@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -186,6 +187,10 @@ class ReviewService(Service):
             return self._refuse(409, exc, action, req)
         except InvalidRequest as exc:
             return self._refuse(422, exc, action, req)
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full
+            return self._refuse(
+                503, f"the ticket store is unavailable ({exc}); try again", action, req
+            )
         self.actions[action] += 1
         self.log.event(
             f"review_{action}",
@@ -200,7 +205,7 @@ class ReviewService(Service):
         return JSONResponse(ticket.model_dump(mode="json"))
 
     def _refuse(
-        self, status: int, exc: Exception, action: str | None = None, req: Any = None
+        self, status: int, exc: Exception | str, action: str | None = None, req: Any = None
     ) -> JSONResponse:
         self.actions["refused"] += 1
         if action:

@@ -143,8 +143,9 @@ class Settings:
     service: str
     host: str = "127.0.0.1"
     port: int = 0
-    broker_url: str | None = None
-    """None: ``mqtt://127.0.0.1:1883`` for a single service (``up`` passes its broker)."""
+    broker_url: str | None = field(default=None, repr=False)
+    """May carry a password: kept out of ``repr``. None: ``mqtt://127.0.0.1:1883`` for a single
+    service (``up`` passes its broker)."""
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None

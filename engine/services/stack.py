@@ -101,14 +101,21 @@ class Stack:
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.procs.items() if p.poll() is None}
 
+    def start_broker(self) -> BrokerInfo:
+        """Pick or start the broker (``start()`` does it if not done yet); returns its info, so
+        a caller can announce it before the services start."""
+        if self.broker is None:
+            busy = [f"{n}:{p}" for n, p in self.ports.items() if not port_is_free(p, self.host)]
+            if busy:
+                raise StackError(
+                    f"port(s) in use: {', '.join(busy)} — another stack running? "
+                    f"(set CONTROLROOM_<SERVICE>_PORT to move them)"
+                )
+            self.broker, self.broker_handle = ensure_broker(self.broker_url)
+        return self.broker
+
     def start(self) -> Stack:
-        busy = [f"{n}:{p}" for n, p in self.ports.items() if not port_is_free(p, self.host)]
-        if busy:
-            raise StackError(
-                f"port(s) in use: {', '.join(busy)} — another stack running? "
-                f"(set CONTROLROOM_<SERVICE>_PORT to move them)"
-            )
-        self.broker, self.broker_handle = ensure_broker(self.broker_url)
+        self.start_broker()
         try:
             for name in self.services:
                 self.start_service(name, wait=False)
@@ -217,9 +224,9 @@ class Stack:
                     )
                 time.sleep(0.05)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> list[str]:
         """Stop every child (SIGTERM, SIGKILL after ``timeout``), then the broker; wait until
-        every port is free again."""
+        every port is free again. Returns what is still left over (empty when clean)."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -236,15 +243,26 @@ class Stack:
         if self.broker_handle is not None:
             self.broker_handle.stop()
             self.broker_handle = None
-        for port in self.ports.values():
-            self._wait_port_free(port)
+        left = [
+            f"{n} (pid {p.pid}) still running" for n, p in self.procs.items() if p.poll() is None
+        ]
+        for name, port in self.ports.items():
+            if not self._wait_port_free(port):
+                left.append(f"port {port} ({name}) still bound")
+        embedded = self.broker is not None and self.broker.kind != "external"
+        if embedded and not self._wait_port_free(self.broker.port):  # type: ignore[union-attr]
+            left.append(f"broker port {self.broker.port} still bound")  # type: ignore[union-attr]
+        return left
 
     # ---------------------------------------------------------------- helpers
 
-    def _wait_port_free(self, port: int, timeout: float = 5.0) -> None:
+    def _wait_port_free(self, port: int, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
-        while not port_is_free(port, self.host) and time.monotonic() < deadline:
+        while not port_is_free(port, self.host):
+            if time.monotonic() > deadline:
+                return False
             time.sleep(0.02)
+        return True
 
     def _tail(self, name: str, lines: int = 15) -> str:
         path = self.var / "logs" / f"{name}.out"

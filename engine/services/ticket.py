@@ -134,6 +134,7 @@ class TicketService(Service):
                 latency_ms=latency,
                 echo=True,
                 latency_from="alert" if report.alert_id in self.alert_times else "diagnosis",
+                stored_at=stored,
                 topic=topic_for(rec.ticket),
                 message=rec.ticket.model_dump(mode="json"),
             )

@@ -109,7 +109,15 @@ class OutboxPublisher:
                     continue
                 if self._before is not None:
                     self._before(message)
-                info = self.bus.publish(message, qos=1)
+                try:
+                    info = self.bus.publish(message, qos=1)
+                except WireError as exc:  # refused by the bus (e.g. oversize): dead-lettered there
+                    log.error(
+                        "outbox row %d on %s refused by the bus (%s); dropped", seq, topic, exc
+                    )
+                    self.bad_rows += 1
+                    self.store.ack_outbox([seq])
+                    continue
                 self._inflight[seq] = (info, message)
                 published += 1
             self._collect()

@@ -49,9 +49,10 @@ from engine.schemas import (
 )
 
 SCHEMA_VERSION = 1
-BUS_HISTORY_LIMIT = 200
-"""A snapshot on the bus carries at most this many (most recent) audit entries, so a ticket that
-lives for months never outgrows the bus's payload limit; the API always returns all of them."""
+BUS_LIST_LIMIT = 200
+"""A snapshot on the bus carries at most this many (most recent) audit entries, diagnosis ids and
+alert ids, so a ticket that lives for months never outgrows the bus's payload limit; the store
+and the API keep all of them."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
@@ -121,13 +122,18 @@ class IllegalTransition(TicketError):
     """The ticket's state does not allow the action (e.g. approving a closed ticket)."""
 
 
+class StoreUnavailable(TicketError, ValueError):
+    """The store file cannot be opened or used (path, permissions, file system)."""
+
+
 class InvalidRequest(TicketError, ValueError):
     """The request itself is wrong (unknown close reason, nothing to edit, bad severity)."""
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """Result of :meth:`TicketStore.record_diagnosis`. Unpacks as ``(ticket, created)``.
+    """Result of :meth:`TicketStore.record_diagnosis`. Unpacks as ``(ticket, created)``. The
+    ticket carries its last BUS_LIST_LIMIT history entries (``get`` returns all of them).
 
     ``outcome``: "created" (new ticket), "updated" (folded into the open ticket of the same
     asset + root cause), "attached" (the episode's ticket is already closed: the diagnosis is
@@ -173,15 +179,23 @@ class TicketStore:
 
     def __init__(self, path: str | Path | None = None, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path) if path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open the ticket store {self.path}: {exc}") from None
+        if mode.lower() != "wal":
+            raise StoreUnavailable(
+                f"{self.path}: SQLite cannot use WAL mode here ({mode}); the ticket and review "
+                "services share the store and need it (a network file system?)"
+            )
         with self.transaction() as tx:
             version = tx.conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -210,11 +224,21 @@ class TicketStore:
                 raise
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[Tx]:
+        """A read transaction: several queries see one consistent state of the file."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield Tx(self._conn)
+            finally:
+                self._conn.execute("COMMIT")
+
     # ---- reads -------------------------------------------------------------------------------
 
     def get(self, ticket_id: str) -> Ticket:
-        with self._lock:
-            return Tx(self._conn).get(normalize_id(ticket_id))
+        with self._snapshot() as tx:
+            return tx.get(normalize_id(ticket_id))
 
     def list(
         self, state: str | None = None, asset: str | None = None, limit: int | None = None
@@ -235,18 +259,9 @@ class TicketStore:
         sql += " ORDER BY num DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        with self._lock:
-            tx = Tx(self._conn)
-            ids = [r[0] for r in self._conn.execute(sql, params)]
+        with self._snapshot() as tx:
+            ids = [r[0] for r in tx.conn.execute(sql, params)]
             return [tx.get(i) for i in ids]
-
-    def diagnosis_seen(self, diagnosis_id: str) -> str | None:
-        """The ticket a diagnosis id was recorded against, or None."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT ticket_id FROM diagnoses WHERE diagnosis_id = ?", (diagnosis_id,)
-            ).fetchone()
-        return row[0] if row else None
 
     def counts(self) -> dict[str, int]:
         """Ticket counts by state plus queue depths, for /health."""
@@ -374,8 +389,7 @@ class TicketStore:
                     job.ticket_id,
                 ),
             )
-            ticket = tx.get(job.ticket_id)
-            old = ticket.external
+            old = tx.get(job.ticket_id, history=False).external
             if old is not None and old.error == error:
                 return None
             ref = (old or ExternalRef(system=system)).model_copy(update={"error": error})
@@ -405,19 +419,26 @@ class Tx:
             raise TicketNotFound(f"no ticket {ticket_id!r}")
         return row
 
-    def _history(self, ticket_id: str) -> list[AuditEntry]:
+    def _history(self, ticket_id: str, limit: int = -1) -> list[AuditEntry]:
+        rows = self.conn.execute(
+            "SELECT at, who, action, detail FROM audit WHERE ticket_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (ticket_id, limit),
+        ).fetchall()
         return [
             AuditEntry(at=datetime.fromisoformat(r[0]), who=r[1], action=r[2], detail=r[3])
-            for r in self.conn.execute(
-                "SELECT at, who, action, detail FROM audit WHERE ticket_id = ? ORDER BY id",
-                (ticket_id,),
-            )
+            for r in reversed(rows)
         ]
 
-    def get(self, ticket_id: str) -> Ticket:
+    def get(self, ticket_id: str, *, history: bool | int = True) -> Ticket:
+        """The ticket with its audit trail: all of it, the last ``history`` entries (an int),
+        or none (False: changes are computed without it, so a ticket with thousands of entries
+        costs no more to update than a new one)."""
         row = self._row(ticket_id)
         ticket = Ticket.model_validate_json(row["doc"])
-        ticket.history = self._history(row["ticket_id"])
+        if history is not False:
+            limit = -1 if history is True else int(history)
+            ticket.history = self._history(row["ticket_id"], limit)
         return ticket
 
     def get_setting(self, key: str) -> Any | None:
@@ -435,8 +456,13 @@ class Tx:
 
     def enqueue(self, message: WireModel, origin: str) -> None:
         """Queue a message for ``origin`` to publish after commit."""
-        if isinstance(message, Ticket) and len(message.history) > BUS_HISTORY_LIMIT:
-            message = message.model_copy(update={"history": message.history[-BUS_HISTORY_LIMIT:]})
+        if isinstance(message, Ticket):
+            message = message.model_copy(
+                update={
+                    name: getattr(message, name)[-BUS_LIST_LIMIT:]
+                    for name in ("history", "diagnosis_ids", "alert_ids")
+                }
+            )
         if getattr(message, "wall_time", 0) is None:
             message = message.model_copy(update={"wall_time": time.time()})
         self.conn.execute(
@@ -475,7 +501,7 @@ class Tx:
             "SELECT ticket_id FROM diagnoses WHERE diagnosis_id = ?", (report.diagnosis_id,)
         ).fetchone()
         if seen is not None:
-            return Recorded(self.get(seen[0]), False, "duplicate")
+            return Recorded(self.get(seen[0], history=BUS_LIST_LIMIT), False, "duplicate")
 
         def remember(ticket_id: str, outcome: str) -> None:
             self.conn.execute(
@@ -514,7 +540,7 @@ class Tx:
                     f"{report.alert_id}) arrived after close; not reopened",
                     now,
                 )
-                return Recorded(self.get(ticket_id), False, "attached")
+                return Recorded(self.get(ticket_id, history=BUS_LIST_LIMIT), False, "attached")
             cur = self.conn.execute(
                 "INSERT INTO tickets(ticket_id, asset, root_cause, state, doc) "
                 "VALUES ('pending', ?, ?, 'open', '{}')",
@@ -535,18 +561,18 @@ class Tx:
                 f"{report.root_cause}, {report.severity}, confidence {report.confidence:.2f}",
                 now,
             )
-            return Recorded(self.get(ticket_id), True, "created")
+            return Recorded(self.get(ticket_id, history=BUS_LIST_LIMIT), True, "created")
 
         ticket_id = open_row[0]
-        current = self.get(ticket_id)
+        current = self.get(ticket_id, history=False)
         updated, changes = fold_diagnosis(current, report, now, json.loads(open_row[1]))
         self._save(updated)
         remember(ticket_id, "updated")
         self.audit(ticket_id, AGENT, "occurrence", "; ".join(changes), now)
-        return Recorded(self.get(ticket_id), False, "updated")
+        return Recorded(self.get(ticket_id, history=BUS_LIST_LIMIT), False, "updated")
 
     def approve(self, ticket_id: str, who: str, note: str | None = None) -> Ticket:
-        ticket = self.get(ticket_id)
+        ticket = self.get(ticket_id, history=False)
         if ticket.state != "open":
             raise IllegalTransition(
                 f"ticket {ticket.ticket_id} is {ticket.state}; only an open ticket can be approved"
@@ -574,7 +600,7 @@ class Tx:
             raise InvalidRequest(
                 f"severity {given['severity']!r} is not one of {', '.join(SEVERITIES)}"
             )
-        ticket = self.get(ticket_id)
+        ticket = self.get(ticket_id, history=False)
         if ticket.state == "closed":
             raise IllegalTransition(f"ticket {ticket.ticket_id} is closed; it cannot be edited")
         changes: dict[str, str] = {}
@@ -618,7 +644,7 @@ class Tx:
             raise InvalidRequest(
                 f"close reason {reason!r} is not one of {', '.join(CLOSE_REASONS)}"
             )
-        ticket = self.get(ticket_id)
+        ticket = self.get(ticket_id, history=False)
         if ticket.state == "closed":
             raise IllegalTransition(
                 f"ticket {ticket.ticket_id} is already closed ({ticket.close_reason})"
@@ -648,7 +674,7 @@ class Tx:
     ) -> Ticket:
         """Record the external copy's id/url/error. Bumps the revision (screens show the link)
         but does not queue another sync: the mirror's own bookkeeping is not a content change."""
-        ticket = self.get(ticket_id)
+        ticket = self.get(ticket_id, history=False)
         update: dict[str, Any] = {"external": ref}
         if bump:
             update["revision"] = ticket.revision + 1

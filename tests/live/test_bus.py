@@ -299,3 +299,63 @@ def test_replicas_split_assets_without_overlap(broker, wait_for):
     assert all(seen[i].count(a) == 1 for i in (1, 2) for a in assets if a in seen[i])
     for c in (*replicas, pub):
         c.stop()
+
+
+def test_credentials_work_and_never_leak(tmp_path, broker, caplog):
+    import logging
+    import shutil
+    import subprocess
+
+    from engine.bus.broker import MosquittoBroker
+
+    if broker.kind != "mosquitto" or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto / mosquitto_passwd not installed")
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "op", "s3cret!"], check=True)
+    b = MosquittoBroker(workdir=tmp_path / "b", password_file=str(pw)).start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        good = BusClient(f"mqtt://op:s3cret%21@127.0.0.1:{b.port}", "auth-ok", "auth-ok")
+        good.start(wait=10).stop()
+        bad = BusClient(f"mqtt://op:wrong-pw@127.0.0.1:{b.port}", "auth-bad", "auth-bad")
+        with pytest.raises(TimeoutError) as err:
+            bad.start(wait=2)
+        assert "not authorized" in str(err.value).lower() or "refused" in str(err.value)
+        assert "refused" in (bad.last_error or "")
+        bad.stop(drain=0.5)
+        text = caplog.text + str(err.value) + repr(bad.address)
+        assert "wrong-pw" not in text and "s3cret" not in text
+    finally:
+        b.cleanup()
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["SIGTERM", "SIGKILL"])
+def test_queued_messages_survive_a_broker_restart(make_broker, wait_for, kill):
+    """Messages waiting for an offline consumer are on disk: a broker restart keeps them
+    (after SIGKILL: as of the last autosave, once a second — the test waits for it)."""
+    import time
+
+    b = make_broker("mosquitto")
+    cid = f"offline-{uuid.uuid4().hex[:6]}"
+    got: list[str] = []
+    consumer = BusClient(b.url, cid, "offline")
+    consumer.subscribe("alerts/+", lambda a: got.append(a.alert_id))
+    consumer.start(wait=10)
+    pub = BusClient(b.url, f"p-{cid}", "offline-pub").start(wait=10)
+    wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
+    consumer.stop()
+    for i in range(1, 6):
+        pub.publish(alert(i))
+    assert pub.flush(5)
+    acked = time.time()
+    db = b.workdir / "mosquitto.db"
+    if kill:
+        wait_for(lambda: db.exists() and db.stat().st_mtime > acked, what="autosave")
+    b.restart(kill=kill)
+    again = BusClient(b.url, cid, "offline")
+    again.subscribe("alerts/+", lambda a: got.append(a.alert_id))
+    again.start(wait=10)
+    wait_for(lambda: "a5" in got, what="queued alerts after the restart")
+    assert [x for x in got if x != "a0"] == [f"a{i}" for i in range(1, 6)]
+    again.stop()
+    pub.stop(drain=1)

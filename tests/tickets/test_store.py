@@ -15,6 +15,7 @@ from engine.schemas import Ticket
 from engine.tickets.store import (
     IllegalTransition,
     InvalidRequest,
+    StoreUnavailable,
     TicketNotFound,
     TicketStore,
     normalize_id,
@@ -220,3 +221,21 @@ def test_two_processes_recording_the_same_stream_make_no_duplicates(tmp_path: Pa
     assert s.counts()["diagnoses"] == 60
     assert json.loads(json.dumps(s.counts()))["open"] == 6
     s.close_db()
+
+
+def test_bus_snapshots_stay_bounded_for_long_lived_tickets(store: TicketStore) -> None:
+    for _ in range(230):
+        store.record_diagnosis(report(), origin="ticket")
+    *_, (_, _, payload) = store.pending_outbox("ticket", limit=1000)
+    snap = Ticket.model_validate_json(payload)
+    assert snap.occurrences == 230
+    assert len(snap.history) == len(snap.diagnosis_ids) == 200
+    full = store.get("T-0001")
+    assert len(full.history) == len(full.diagnosis_ids) == 230
+    assert snap.diagnosis_ids == full.diagnosis_ids[-200:]
+
+
+def test_an_unusable_store_path_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(StoreUnavailable, match=r"cannot open the ticket store .*a_file/x\.db"):
+        TicketStore(tmp_path / "a_file" / "x.db")

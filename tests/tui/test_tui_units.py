@@ -129,3 +129,33 @@ def test_sample_data_uses_plant_signals() -> None:
     t = telemetry("p", 1)[0]
     assert set(t.signals) == set(SIGNALS)
     assert ticket("T").created_at - ticket("T", age_minutes=0).created_at == timedelta(minutes=-12)
+
+
+def test_alert_signal_names_map_to_measured_signals() -> None:
+    from tui.scales import measured_signals
+
+    assert measured_signals("res.bearing_temp") == {"bearing_temp"}
+    assert measured_signals("res.current") == {"motor_current"}
+    assert measured_signals("res.head") == {"discharge_pressure", "suction_pressure"}
+    assert measured_signals("vibration") == {"vibration"}
+
+
+def test_cli_rejects_bad_input_before_touching_the_terminal() -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "engine", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+
+    r = run("tui", "--broker", "http://nope")
+    assert r.returncode == 2 and "mqtt://" in r.stderr
+    r = run("demo", "--scenario", "no_such_scenario")
+    assert r.returncode == 2 and "no_such_scenario" in r.stderr
+    r = run("tui")  # stdin is not a terminal
+    assert r.returncode == 1 and "needs an interactive terminal" in r.stderr

@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Markdown, Static, TabbedContent, TabPane
 
 from tui.messages import FactoryFailed, FactoryFinished, FactoryStepLogged
-from tui.safe import clean
+from tui.safe import clean, set_border_title
 from tui.screens.picker import PickerScreen
 from tui.widgets.jobs_at_risk import JobsAtRisk
 from tui.widgets.status_bar import StatusBar
@@ -83,7 +83,7 @@ class FactoryScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#steps", StepLog).border_title = "Steps"
+        set_border_title(self.query_one("#steps"), "Steps")
         self.query_one(StatusBar).screen_title = "2 Factory"
         self._show_info()
         self._refresh_status()

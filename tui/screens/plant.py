@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,7 +21,7 @@ from engine.schemas import Ticket
 from tui.api import ApiError
 from tui.feed import Versions
 from tui.format import CLOSE_REASON_LABEL
-from tui.safe import clean
+from tui.safe import clean, set_border_title
 from tui.screens.close_ticket import CloseTicketScreen
 from tui.screens.edit_ticket import EditTicketScreen
 from tui.screens.picker import PickerScreen
@@ -92,9 +91,9 @@ class PlantScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#signals-pane").border_title = "Signals"
-        self.query_one("#tickets", TicketTable).border_title = "Tickets"
-        self.query_one("#detail", TicketDetail).border_title = "Ticket"
+        set_border_title(self.query_one("#signals-pane"), "Signals")
+        set_border_title(self.query_one("#tickets"), "Tickets")
+        set_border_title(self.query_one("#detail"), "Ticket")
         self.query_one(StatusBar).screen_title = "1 Plant"
         self.set_interval(1 / REFRESH_HZ, self.redraw)
         self.redraw()
@@ -133,8 +132,9 @@ class PlantScreen(Screen[None]):
             view = feed.asset_view(self.asset) if self.asset else None
             if force or layout_changed or versions.telemetry != self._drawn.telemetry:
                 self.query_one(SignalPanel).show(view, asset=self.asset or "", truth=self.truth)
-                self.query_one("#signals-pane").border_title = Text(
-                    f"Signals · {clean(self.asset, single_line=True)}" if self.asset else "Signals"
+                set_border_title(
+                    self.query_one("#signals-pane"),
+                    f"Signals · {self.asset}" if self.asset else "Signals",
                 )
             if force or layout_changed or versions.alerts != self._drawn.alerts:
                 self.query_one(AlertFeed).show(feed.alerts(), compact=not wide, truth=self.truth)
@@ -143,10 +143,8 @@ class PlantScreen(Screen[None]):
                 table = self.query_one("#tickets", TicketTable)
                 table.show(tickets, show_closed=self.show_closed, wide=wide)
                 open_count = sum(1 for t in tickets if t.state == "open")
-                table.border_title = Text(
-                    f"Tickets · {open_count} open"
-                    + ("" if self.show_closed else " · closed hidden (h)")
-                )
+                hidden = "" if self.show_closed else " · closed hidden (h)"
+                set_border_title(table, f"Tickets · {open_count} open{hidden}")
                 self._draw_detail()
                 self._last_age = now
             sim_time = view.ts if view is not None and view.ts is not None else None

@@ -15,7 +15,7 @@ from textual.widgets import Input
 
 from tui import format as fmt
 from tui.feed import AlertRow
-from tui.safe import clean
+from tui.safe import clean, set_border_title
 from tui.widgets.keyed_table import KeyedTable
 
 
@@ -41,6 +41,7 @@ class AlertFilter(Input):
 
 
 class AlertFeed(Vertical):
+    ALLOW_MAXIMIZE = True
     DEFAULT_CSS = """
     AlertFeed > AlertFilter { display: none; }
     AlertFeed.-filtering > AlertFilter { display: block; }
@@ -202,4 +203,4 @@ class AlertFeed(Vertical):
             seen = {r.alert_id for r in self._frozen}
             fresh = sum(1 for r in self._latest if r.alert_id not in seen)
             title += f" · PAUSED · {fresh} new" if fresh else " · PAUSED"
-        self.border_title = Text(title)  # a Text: the filter is typed text, never markup
+        set_border_title(self, title)

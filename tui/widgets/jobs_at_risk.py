@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
-from tui.safe import clean, safe_text
+from tui.safe import clean, safe_text, set_border_title
 from tui.widgets.keyed_table import KeyedTable
 
 STATUS_STYLE = {"on time": "green", "late": "bold red", "incomplete": "bold red reverse"}
@@ -43,4 +43,4 @@ class JobsAtRisk(KeyedTable):
             table_rows.append((row.job_id, cells))
         self.sync(table_rows)
         late = sum(1 for r in rows if r.at_risk)
-        self.border_title = Text(f"{late} of {len(rows)} jobs late or incomplete somewhere")
+        set_border_title(self, f"{late} of {len(rows)} jobs late or incomplete somewhere")

@@ -14,9 +14,12 @@ from collections.abc import Sequence
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.widgets import DataTable
 
 Row = tuple[str, Sequence[Text]]
+CELL_CACHE = 1000
+LINE_CACHE = 200
 
 
 def _signature(cell: Text) -> tuple[object, ...]:
@@ -42,6 +45,12 @@ class KeyedTable(DataTable[Text]):
             show_row_labels=False,
             cell_padding=cell_padding,
         )
+        # DataTable's render caches are keyed by an update counter, so a table that changes
+        # every second fills them to their (generous) limits: 10,000 cells, 1,000 rows and
+        # lines. A screenful is a few hundred cells; smaller caches keep memory flat sooner.
+        self._cell_render_cache = LRUCache(CELL_CACHE)
+        self._row_render_cache = LRUCache(LINE_CACHE)
+        self._line_cache = LRUCache(LINE_CACHE)
         self._shown: dict[str, tuple[tuple[object, ...], ...]] = {}
         self._first_cells: dict[str, Text] = {}
         self._order: list[str] = []

@@ -8,11 +8,12 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Select, Static
+from textual.widgets import Select
 
 from engine.schemas import Truth
 from tui import format as fmt
 from tui.safe import clean
+from tui.widgets.text_line import TextLine
 
 
 def scenario_text(
@@ -60,7 +61,7 @@ class ScenarioBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Select[str]([], prompt="asset", compact=True, allow_blank=True, id="asset-select")
-        yield Static("", id="scenario-info")
+        yield TextLine(id="scenario-info")
 
     def set_assets(self, assets: list[str], selected: str | None) -> None:
         select = self.query_one("#asset-select", Select)
@@ -82,6 +83,6 @@ class ScenarioBar(Horizontal):
         truth: Truth | None,
         overlay: bool,
     ) -> None:
-        self.query_one("#scenario-info", Static).update(
+        self.query_one("#scenario-info", TextLine).set(
             scenario_text(status, sim_time, truth, overlay)
         )

@@ -57,6 +57,7 @@ class SignalPanel(Widget):
         self._asset = ""
         self._truth = False
         self._lines: list[Strip] | None = None
+        self._count = 0
 
     # ---------------------------------------------------------------- data in
 
@@ -64,8 +65,11 @@ class SignalPanel(Widget):
         self._view = view
         self._asset = asset
         self._truth = truth
-        count = len(self._names())
-        self.styles.min_height = max(count, 1)
+        count = max(len(self._names()), 1)
+        if count != self._count:  # only a new set of signals needs a new layout
+            self._count = count
+            self.styles.min_height = count
+            self.refresh(layout=True)
         self._lines = None
         self.refresh()
 

@@ -17,7 +17,7 @@ from textual.widgets import Static
 
 from engine.schemas import Ticket
 from tui import format as fmt
-from tui.safe import clean
+from tui.safe import clean, set_border_title
 
 
 def _utc(at: datetime) -> str:
@@ -83,6 +83,8 @@ def render_ticket(t: Ticket) -> Text:
 
 
 class TicketDetail(VerticalScroll, can_focus=True):
+    ALLOW_MAXIMIZE = True  # z: read a long ticket full-screen
+
     def compose(self) -> ComposeResult:
         yield Static(Text("No ticket selected.", style="dim"), id="ticket-text")
 
@@ -93,6 +95,4 @@ class TicketDetail(VerticalScroll, can_focus=True):
             else Text("No ticket selected.", style="dim")
         )
         self.query_one("#ticket-text", Static).update(body)
-        self.border_title = Text(
-            f"Ticket {clean(ticket.ticket_id, single_line=True)}" if ticket else "Ticket"
-        )
+        set_border_title(self, f"Ticket {ticket.ticket_id}" if ticket else "Ticket")

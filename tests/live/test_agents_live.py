@@ -1,0 +1,95 @@
+"""The agent services as processes: replicas split assets, tuning is picked up while running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import httpx
+
+from engine.agents.tuning import save_tuning
+from engine.bus.broker import free_port
+from engine.bus.client import BusClient
+from engine.schemas import Feedback, Telemetry, Tuning, utc_now
+from engine.services.settings import Shard
+from engine.services.stack import CODE_ROOT
+
+
+def _serve(tmp_path, broker, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": CODE_ROOT,
+        "CONTROLROOM_VAR": str(tmp_path / "var"),
+        "CONTROLROOM_ENV_FILE": str(tmp_path / "none.env"),
+        "CONTROLROOM_BROKER": broker.url,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", *args, "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _health(url: str) -> dict | None:
+    try:
+        r = httpx.get(url + "/health", timeout=2)
+    except httpx.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+def test_monitor_replicas_own_disjoint_assets_and_reload_tuning(tmp_path, broker, wait_for):
+    replicas = [_serve(tmp_path, broker, "monitor", "--shard", f"{i}/2") for i in (1, 2)]
+    try:
+        urls = [url for _, url in replicas]
+        for url in urls:
+            wait_for(lambda url=url: _health(url), timeout=30, what=f"{url} healthy")
+        assert [_health(u)["instance"] for u in urls] == ["monitor-1of2", "monitor-2of2"]
+
+        pub = BusClient(broker.url, f"rep-{uuid.uuid4().hex[:6]}", "rep-pub").start(wait=10)
+        assets = [f"press{n}" for n in range(8)]
+        for seq in range(5):
+            for a in assets:
+                pub.publish(Telemetry(msg_id=f"{a}-{seq}", asset=a, seq=seq, ts=float(seq),
+                                      signals={"temp": 20.0 + seq % 2}))  # fmt: skip
+
+        def split() -> list[set[str]] | None:
+            hs = [_health(u) for u in urls]
+            if any(h is None or h["counters"]["received"] < 40 for h in hs):
+                return None
+            return [set(h["assets"]) for h in hs]  # type: ignore[index]
+
+        owned = wait_for(split, timeout=20, what="both replicas saw all telemetry")
+        assert owned[0] | owned[1] == set(assets) and not owned[0] & owned[1]
+        assert owned[0] == {a for a in assets if Shard(1, 2).owns(a)}
+        assert [_health(u)["counters"]["not_mine"] for u in urls] == [
+            5 * len(owned[1]),
+            5 * len(owned[0]),
+        ]
+
+        # The review service saves tuning, then publishes the feedback: both replicas apply it
+        # (the owner of the feedback's asset at once, the other on its periodic check).
+        tuning = Tuning(thresholds={"press1/temp": 1.5})
+        save_tuning(tuning, tmp_path / "var" / "tuning.json")
+        pub.publish(Feedback(feedback_id=f"f-{uuid.uuid4().hex[:6]}", ticket_id="T-1",
+                             asset="press1", action="close", who="op", at=utc_now(),
+                             reason="false_positive"))  # fmt: skip
+        for url in urls:
+            wait_for(
+                lambda url=url: (
+                    (_health(url)["tuning"]["in_effect"] or {}).get("thresholds")
+                    == {"press1/temp": 1.5}
+                ),
+                timeout=10,
+                what=f"tuning applied by {url}",
+            )
+        pub.stop()
+    finally:
+        for proc, _ in replicas:
+            proc.send_signal(signal.SIGTERM)
+        for proc, _ in replicas:
+            proc.wait(15)

@@ -1,0 +1,101 @@
+"""Agent B: YAML rules, validated; right causes on the demo scenarios; one report per alert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.agents.diagnosis import DiagnosisAgent
+from engine.agents.diagnosis_rules import RuleError, load_rule_file, load_rules
+from engine.agents.tuning import with_rule_offset
+from engine.schemas import FAULTS, Tuning
+
+
+def test_rules_cover_every_fault() -> None:
+    rules = load_rules()
+    assert len(rules) >= 10
+    assert {r.cause for r in rules} == set(FAULTS)
+    assert len({r.id for r in rules}) == len(rules)
+    assert all(r.actions for r in rules)
+
+
+RULE = """rules:
+  - id: XX-01
+    cause: {cause}
+    confidence: 0.9
+    title: test
+    when:
+      - {when}
+"""
+
+
+@pytest.mark.parametrize(
+    ("cause", "when", "expected"),
+    [
+        ("clogging", "res.flw.z <= -1", "rule XX-01: when[0]: unknown feature 'res.flw.z'"),
+        ("clogging", "res.flow.z <=", "rule XX-01: when[0]: syntax error"),
+        ("clogging", "__import__('os')", "rule XX-01: when[0]: only abs(), min(), max()"),
+        ("clogging", "drift.sensor > 1", "is text"),
+        ("cavitation", "res.flow.z <= -1", "rule XX-01: cause: unknown cause 'cavitation'"),
+    ],
+)
+def test_bad_rule_names_file_rule_and_field(cause: str, when: str, expected: str,
+                                            tmp_path: Path) -> None:  # fmt: skip
+    path = tmp_path / "bad.yaml"
+    path.write_text(RULE.format(cause=cause, when=when))
+    with pytest.raises(RuleError) as err:
+        load_rule_file(path)
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def test_bad_rule_file_shapes(tmp_path: Path) -> None:
+    p = tmp_path / "r.yaml"
+    p.write_text("rules: [oops")
+    with pytest.raises(RuleError, match="not valid YAML"):
+        load_rule_file(p)
+    p.write_text(RULE.format(cause="clogging", when="res.flow.z < -1").replace("0.9", "1.7"))
+    with pytest.raises(RuleError, match=r"rule XX-01: confidence: Input should be less"):
+        load_rule_file(p)
+    q = tmp_path / "q.yaml"
+    q.write_text(RULE.format(cause="clogging", when="res.flow.z < -1"))
+    with pytest.raises(RuleError, match="XX-01: id: duplicate"):
+        load_rules(files=[q, q])
+
+
+def test_demo_diagnoses(demo_run) -> None:
+    clog_drift = demo_run("sudden_clog_and_drift")
+    causes = [(d.root_cause, d.category) for d in clog_drift.diagnoses]
+    assert causes == [("clogging", "process"), ("sensor_drift", "instrumentation")]
+    clog, drift = clog_drift.diagnoses
+    assert clog.ts - clog_drift.active[0].ts <= 120  # decided within two minutes
+    assert "CL-01" in clog.matched_rules and clog.actions and clog.evidence
+    assert "bearing_temp" in drift.summary and drift.signals[0] == "bearing_temp"
+    wear = demo_run("chronic_wear").diagnoses
+    assert [d.root_cause for d in wear] == ["bearing_wear"]
+    assert wear[0].diagnosis_id.startswith(wear[0].alert_id)
+
+
+def test_one_report_per_alert_even_when_redelivered(demo_run) -> None:
+    run = demo_run("sudden_clog_and_drift")
+    agent = DiagnosisAgent()
+    out = []
+    for m in run.messages:
+        if m in run.diagnoses:
+            continue
+        out += agent.feed(m)
+        if m in run.active:
+            out += agent.feed(m)  # QoS 1 redelivery
+    out += agent.flush()
+    assert [d.alert_id for d in out] == [a.alert_id for a in run.active]
+
+
+def test_rule_offsets_from_tuning_change_confidence(demo_run) -> None:
+    run = demo_run("sudden_clog_and_drift")
+    tuning = with_rule_offset(Tuning(), "CL-01", -0.3)
+    tuning = with_rule_offset(tuning, "CL-03", -0.3)
+    tuning = with_rule_offset(tuning, "CL-02", -0.3)
+    agent = DiagnosisAgent(tuning=tuning)
+    out = [d for m in run.messages if m not in run.diagnoses for d in agent.feed(m)]
+    assert out[0].root_cause == "clogging"
+    assert out[0].confidence < run.diagnoses[0].confidence

@@ -1,0 +1,189 @@
+"""``controlroom demo`` in a real terminal: tmux at 80x24, as an operator would run it.
+
+It starts an embedded broker and the five services, waits for the first ticket on screen,
+approves it with ``a``, reads the screen back with ``capture-pane``, quits with ``q`` and then
+checks that nothing is left behind: every service port free again and no process still running
+with this test's runtime directory in its environment. Skips only when tmux is not installed
+(.ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from engine.bus.broker import free_port, port_is_free
+from engine.services.settings import SERVICE_NAMES, port_env
+from engine.tickets.store import TicketStore
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Tmux:
+    """One tmux server on a private socket (never the user's), one 80x24 session."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.socket = f"crtest-{uuid.uuid4().hex[:8]}"
+        self.session = "demo"
+        self.workdir = workdir
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=10,
+        )
+
+    def start(self, command: str, env: dict[str, str]) -> None:
+        subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", self.session,
+             "-x", "80", "-y", "24", command],
+            env=env, check=True, timeout=10,
+        )  # fmt: skip
+        self.run("set-option", "-t", self.session, "remain-on-exit", "on")
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", self.session).stdout
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", self.session, *keys)
+
+    def pane_dead(self) -> bool:
+        out = self.run("display-message", "-p", "-t", self.session, "#{pane_dead}", check=False)
+        return out.stdout.strip() == "1"
+
+    def kill(self) -> None:
+        self.run("kill-server", check=False)
+
+
+def wait_screen(tmux: Tmux, condition, what: str, timeout: float) -> str:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = tmux.screen()
+        if condition(text):
+            return text
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; screen:\n{text}")
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids whose environment mentions ``marker`` (our CONTROLROOM_VAR): orphans if any."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def demo_env(var: Path, ports: dict[str, int]) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "CONTROLROOM_VAR": str(var),
+        "TERM": "xterm-256color",
+        "CONTROLROOM_OPERATOR": "tmux-operator",
+        **{port_env(name): str(port) for name, port in ports.items()},
+    }
+    env.pop("COLORTERM", None)  # 256 colours, as over a plain SSH session
+    return env
+
+
+def demo_command(rc_file: Path, *args: str) -> str:
+    demo = shlex.join([sys.executable, "-m", "engine", "demo", "--broker", "embedded", *args])
+    return f"{demo}; echo $? > {shlex.quote(str(rc_file))}"
+
+
+def assert_nothing_left(var: Path, ports: dict[str, int]) -> None:
+    deadline = time.monotonic() + 15
+    while processes_with(str(var)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with(str(var)) == [], "processes left behind by the demo"
+    assert [name for name, port in ports.items() if not port_is_free(port)] == []
+
+
+def test_demo_ticket_approve_and_clean_quit(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    ports = {name: free_port() for name in SERVICE_NAMES}
+    rc_file = tmp_path / "rc"
+    tmux = Tmux(tmp_path)
+    tmux.start(demo_command(rc_file, "--speed", "600"), demo_env(var, ports))
+    try:
+        screen = wait_screen(tmux, lambda s: "CONTROL ROOM" in s, "the TUI", 60)
+        screen = wait_screen(
+            tmux, lambda s: "open" in s and "bearing_wear" in s, "the first ticket", 90
+        )
+        tickets = TicketStore(var / "controlroom.db").list()
+        assert tickets, "a ticket is on screen but not in the store"
+        first = tickets[0]
+        tmux.keys("a")
+        screen = wait_screen(tmux, lambda s: "appr" in s, "the approval on screen", 30)
+        stored = TicketStore(var / "controlroom.db").get(first.ticket_id)
+        assert stored.state == "approved"
+        assert stored.history[-1].who == "tmux-operator"
+        # Nothing essential cut off at 80x24: status bar, the panes' titles, the footer keys.
+        for expected in ("MQTT", "Signals", "Alerts", "Tickets", "a Approve", "q Quit"):
+            assert expected in screen, f"{expected!r} missing at 80x24:\n{screen}"
+
+        tmux.keys("q")
+        deadline = time.monotonic() + 40
+        while not tmux.pane_dead() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert tmux.pane_dead(), f"demo still running after q:\n{tmux.screen()}"
+        assert rc_file.read_text().strip() == "0", tmux.screen()
+        assert "every port released" in tmux.screen()
+    finally:
+        tmux.kill()
+    assert_nothing_left(var, ports)
+
+
+def test_demo_dropped_session_stops_everything(tmp_path: Path) -> None:
+    """Closing the terminal (an SSH disconnect: SIGHUP) must stop the services and broker."""
+    var = tmp_path / "var"
+    ports = {name: free_port() for name in SERVICE_NAMES}
+    tmux = Tmux(tmp_path)
+    tmux.start(demo_command(tmp_path / "rc"), demo_env(var, ports))
+    try:
+        wait_screen(tmux, lambda s: "CONTROL ROOM" in s and "MQTT ●" in s, "the TUI", 60)
+        assert processes_with(str(var)), "the demo's services should be running"
+        tmux.run("kill-session", "-t", tmux.session)  # the pane's processes get SIGHUP
+    finally:
+        tmux.kill()
+    assert_nothing_left(var, ports)
+
+
+def test_demo_reports_a_taken_port(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    ports = {name: free_port() for name in SERVICE_NAMES}
+    rc_file = tmp_path / "rc"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports["review"]))
+        taken.listen()
+        tmux = Tmux(tmp_path)
+        tmux.start(demo_command(rc_file), demo_env(var, ports))
+        try:
+            deadline = time.monotonic() + 30
+            while not tmux.pane_dead() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            screen = tmux.screen()
+        finally:
+            tmux.kill()
+    assert rc_file.read_text().strip() == "1"
+    assert f"port(s) in use: review:{ports['review']}" in screen.replace("\n", "")
+    assert_nothing_left(var, {k: v for k, v in ports.items() if k != "review"})
