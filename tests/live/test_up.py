@@ -120,6 +120,9 @@ def test_serve_rejects_bad_configuration_clearly(tmp_path):
     assert r.returncode == 2 and "mqtt://" in r.stderr
     r = subprocess.run([*run, "monitor", "--shard", "3/2"], env=env, capture_output=True, text=True)
     assert r.returncode == 2 and "shard" in r.stderr
+    r = subprocess.run([*run, "simulator", "--scenario", "chronic_wer"], env=env,
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and "chronic_wer: no such scenario" in r.stderr
     bad_env = {**env, "CONTROLROOM_MONITOR_PORT": "eighty"}
     r = subprocess.run([*run, "monitor"], env=bad_env, capture_output=True, text=True)
     assert r.returncode == 2 and "CONTROLROOM_MONITOR_PORT" in r.stderr

@@ -40,8 +40,9 @@ RULE = """rules:
         ("cavitation", "res.flow.z <= -1", "rule XX-01: cause: unknown cause 'cavitation'"),
     ],
 )
-def test_bad_rule_names_file_rule_and_field(cause: str, when: str, expected: str,
-                                            tmp_path: Path) -> None:  # fmt: skip
+def test_bad_rule_names_file_rule_and_field(
+    cause: str, when: str, expected: str, tmp_path: Path
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(RULE.format(cause=cause, when=when))
     with pytest.raises(RuleError) as err:

@@ -29,18 +29,37 @@ from engine.schemas import (
 def _tick(ts: float, *active: ActiveFault) -> Telemetry:
     top = max(active, key=lambda a: a.severity) if active else None
     truth = Truth(fault=top.fault, severity=top.severity, active=list(active)) if top else Truth()
-    return Telemetry(msg_id=str(ts), asset="p1", seq=int(ts), ts=ts, signals={"x": 1.0},
-                     truth=truth)  # fmt: skip
+    return Telemetry(
+        msg_id=str(ts), asset="p1", seq=int(ts), ts=ts, signals={"x": 1.0}, truth=truth
+    )
 
 
 def _alert(aid: str, ts: float, status: str = "active") -> AlertEvent:
-    return AlertEvent(alert_id=aid, asset="p1", status=status, ts=ts, onset_ts=ts,  # type: ignore[arg-type]
-                      severity="low", score=1.0, signals=["x"], detector="level")  # fmt: skip
+    return AlertEvent(
+        alert_id=aid,
+        asset="p1",
+        status=status,
+        ts=ts,
+        onset_ts=ts,  # type: ignore[arg-type]
+        severity="low",
+        score=1.0,
+        signals=["x"],
+        detector="level",
+    )
 
 
 def _diag(aid: str, cause: str) -> DiagnosisReport:
-    return DiagnosisReport(diagnosis_id=aid + "-d", alert_id=aid, asset="p1", ts=0, onset_ts=0,
-                           root_cause=cause, confidence=0.9, severity="low", summary="s")  # type: ignore[arg-type]  # fmt: skip
+    return DiagnosisReport(
+        diagnosis_id=aid + "-d",
+        alert_id=aid,
+        asset="p1",
+        ts=0,
+        onset_ts=0,
+        root_cause=cause,
+        confidence=0.9,
+        severity="low",
+        summary="s",
+    )  # type: ignore[arg-type]
 
 
 def test_scoring_definitions() -> None:
@@ -49,8 +68,14 @@ def test_scoring_definitions() -> None:
     for t in range(0, 20000):
         act = []
         if 1000 <= t < 9000:  # gradual wear, severity up to 0.8
-            act.append(ActiveFault(fault="bearing_wear", severity=round(0.8 * (t - 1000) / 8000, 4),
-                                   onset_ts=1000, sudden=False))  # fmt: skip
+            act.append(
+                ActiveFault(
+                    fault="bearing_wear",
+                    severity=round(0.8 * (t - 1000) / 8000, 4),
+                    onset_ts=1000,
+                    sudden=False,
+                )
+            )
         if 5000 <= t < 5600:
             act.append(ActiveFault(fault="noise_burst", severity=0.5, sensor="x", onset_ts=5000))
         if 15000 <= t < 15300:
@@ -93,8 +118,14 @@ def test_reduced_suite_meets_the_targets(suite_metrics) -> None:
     assert m.scenarios == 20 and m.events >= 18
     failed = [(t.metric, t.value) for t in m.targets if not t.ok]
     assert not failed, failed
-    assert set(m.per_fault) == {"bearing_wear", "clogging", "valve_stuck", "sensor_drift",
-                                "sensor_stuck", "noise_burst"}  # fmt: skip
+    assert set(m.per_fault) == {
+        "bearing_wear",
+        "clogging",
+        "valve_stuck",
+        "sensor_drift",
+        "sensor_stuck",
+        "noise_burst",
+    }
 
 
 def test_report_and_json_keys(suite_metrics, tmp_path: Path) -> None:
@@ -126,8 +157,20 @@ def test_replay_cli_writes_enveloped_jsonl(tmp_path: Path) -> None:
     assert isinstance(msgs[0], Telemetry)
     # Reproducible message for message.
     again = tmp_path / "again.jsonl"
-    assert main(["replay", "scenarios/sudden_clog_and_drift.json", "--seed", "3", "--out",
-                 str(again), "--no-telemetry"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "replay",
+                "scenarios/sudden_clog_and_drift.json",
+                "--seed",
+                "3",
+                "--out",
+                str(again),
+                "--no-telemetry",
+            ]
+        )
+        == 0
+    )
     assert again.read_text().splitlines() == [x for x in lines if '"telemetry/' not in x]
 
 
@@ -136,8 +179,20 @@ def test_eval_cli_json_and_tuning_comparison(tmp_path: Path, capsys) -> None:
     tfile = tmp_path / "tuning.json"
     save_tuning(tuning, tfile)
     js, md = tmp_path / "m.json", tmp_path / "r.md"
-    rc = main(["eval", "sudden_clog_and_drift", "--json", str(js), "--report", str(md),
-               "--tuning", str(tfile), "--jobs", "1"])  # fmt: skip
+    rc = main(
+        [
+            "eval",
+            "sudden_clog_and_drift",
+            "--json",
+            str(js),
+            "--report",
+            str(md),
+            "--tuning",
+            str(tfile),
+            "--jobs",
+            "1",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "Precision" in out and "before -> after" in out and "false alarms per" in out
@@ -160,20 +215,36 @@ def test_detect_cli_on_a_messy_historian_export(tmp_path: Path, capsys) -> None:
 
     rng = np.random.default_rng(3)
     rows = ["Zeit;FT-101 (m3/h);PT 102;label"]
+
+    def dec(x: float) -> str:  # a European export: decimal comma
+        return f"{x:.3f}".replace(".", ",")
+
     for i in range(1500):
         flow = 100 + rng.normal(0, 0.5) + (6 if i >= 1000 else 0)
         p = 6.2 + rng.normal(0, 0.02)
-        rows.append(f"01.03.2024 {8 + i // 3600:02d}:{(i // 60) % 60:02d}:{i % 60:02d};"
-                    f"{flow:.2f};{p:.3f};0".replace(".", ",", 1 + 0) if False else
-                    f"01.03.2024 {8 + i // 3600:02d}:{(i // 60) % 60:02d}:{i % 60:02d};"
-                    f"{str(round(flow, 2)).replace('.', ',')};{str(round(p, 3)).replace('.', ',')};0")  # fmt: skip
+        stamp = f"01.03.2024 {8 + i // 3600:02d}:{(i // 60) % 60:02d}:{i % 60:02d}"
+        rows.append(f"{stamp};{dec(flow)};{dec(p)};0")
     rows[301] = "01.03.2024 08:05:00;12,0"  # too few fields
     rows[402] = rows[402].replace(rows[402].split(";")[2], "Bad Input")  # a missing cell
     csv_path = tmp_path / "export.csv"
     csv_path.write_text("\n".join(rows) + "\n")
     flags, alerts = tmp_path / "flags.csv", tmp_path / "alerts.jsonl"
-    rc = main(["detect", str(csv_path), "--time-col", "Zeit", "--ignore-col", "label",
-               "--warmup", "600", "--flags", str(flags), "--out", str(alerts)])  # fmt: skip
+    rc = main(
+        [
+            "detect",
+            str(csv_path),
+            "--time-col",
+            "Zeit",
+            "--ignore-col",
+            "label",
+            "--warmup",
+            "600",
+            "--flags",
+            str(flags),
+            "--out",
+            str(alerts),
+        ]
+    )
     assert rc == 0
     io = capsys.readouterr()
     assert "line 302: skipped: 2 fields, header has 4" in io.err

@@ -43,9 +43,15 @@ def test_gradual_wear_is_caught_early_and_stays_one_alert(demo_run) -> None:
 
 
 def test_episode_is_active_then_cleared_once() -> None:
-    s = Scenario(name="nb", duration_s=3600, faults=[
-        FaultSpec(type="noise_burst", onset_s=1500, severity=0.8, sensor="power",
-                  duration_s=300)])  # fmt: skip
+    s = Scenario(
+        name="nb",
+        duration_s=3600,
+        faults=[
+            FaultSpec(
+                type="noise_burst", onset_s=1500, severity=0.8, sensor="power", duration_s=300
+            )
+        ],
+    )
     alerts = _alerts(Simulator(s, seed=2).run())
     assert [a.status for a in alerts] == ["active", "cleared"]
     assert alerts[0].alert_id == alerts[1].alert_id
@@ -62,8 +68,11 @@ def test_agents_never_read_truth(demo_run) -> None:
     rng = np.random.default_rng(0)
     garbage = []
     for t in run.telemetry:
-        fake = Truth(fault="valve_stuck", severity=float(rng.random()),
-                     active=[ActiveFault(fault="noise_burst", severity=1.0, sensor="speed")])  # fmt: skip
+        fake = Truth(
+            fault="valve_stuck",
+            severity=float(rng.random()),
+            active=[ActiveFault(fault="noise_burst", severity=1.0, sensor="speed")],
+        )
         garbage.append(t.model_copy(update={"truth": fake}))
     monitor, agent = Monitor(id_prefix="r3"), DiagnosisAgent()
     alerts, diags = [], []
@@ -87,9 +96,16 @@ def test_generic_stream_with_foreign_names_is_causal() -> None:
     temp[1500:] += 5  # a level shift
     press = 3 + rng.normal(0, 0.02, n)
     press[1000:1100] = press[999]  # a frozen transmitter
-    msgs = [Telemetry(msg_id=str(i), asset="kiln", seq=i, ts=float(i),
-                      signals={"TI-204.PV": float(temp[i]), "PI_17": float(press[i])})
-            for i in range(n)]  # fmt: skip
+    msgs = [
+        Telemetry(
+            msg_id=str(i),
+            asset="kiln",
+            seq=i,
+            ts=float(i),
+            signals={"TI-204.PV": float(temp[i]), "PI_17": float(press[i])},
+        )
+        for i in range(n)
+    ]
     full = _alerts(msgs)
     raised = [(a.ts, a.signals, a.evidence[0].detector) for a in full if a.status == "active"]
     assert raised[0][1] == ["PI_17"] and raised[0][2] == "stuck" and 1015 <= raised[0][0] < 1040
@@ -100,8 +116,9 @@ def test_generic_stream_with_foreign_names_is_causal() -> None:
 
 
 def test_tuning_raises_thresholds_per_asset_and_signal() -> None:
-    s = Scenario(name="c", duration_s=2400, faults=[FaultSpec(type="clogging", onset_s=1500,
-                                                             severity=0.08)])  # fmt: skip
+    s = Scenario(
+        name="c", duration_s=2400, faults=[FaultSpec(type="clogging", onset_s=1500, severity=0.08)]
+    )
     msgs = list(Simulator(s, seed=3).run())
     assert any(a.status == "active" for a in _alerts(msgs))
     tuning = with_threshold_scale(Tuning(), "pump01", "res.flow", 3.0, note="test")
@@ -113,8 +130,9 @@ def test_tuning_raises_thresholds_per_asset_and_signal() -> None:
 
 
 def test_thresholds_live_in_monitor_config() -> None:
-    s = Scenario(name="c", duration_s=2400, faults=[FaultSpec(type="clogging", onset_s=1500,
-                                                             severity=0.08)])  # fmt: skip
+    s = Scenario(
+        name="c", duration_s=2400, faults=[FaultSpec(type="clogging", onset_s=1500, severity=0.08)]
+    )
     msgs = list(Simulator(s, seed=3).run())
     cfg = MonitorConfig()
     strict = cfg.with_(floors={**cfg.floors, "res.flow": 20.0})
@@ -140,7 +158,10 @@ def test_fast_observer_matches_the_generic_relations() -> None:
                 al[k] += (s[k] - al[k]) * a_m
             q_fluid += (q_ss - q_fluid) * a_f
             q_pred += (q_fluid - q_pred) * a_m
-        slow = residuals({**al, "flow": s["flow"], "bearing_temp": s["bearing_temp"]}, q_pred,
-                         thermal.update(s["ambient_temp"], s["speed"]))  # fmt: skip
+        slow = residuals(
+            {**al, "flow": s["flow"], "bearing_temp": s["bearing_temp"]},
+            q_pred,
+            thermal.update(s["ambient_temp"], s["speed"]),
+        )
         worst = max(worst, float(np.max(np.abs(np.array(fast.update(s)) - np.array(slow)))))
     assert worst < 1e-9

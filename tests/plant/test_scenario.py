@@ -55,7 +55,7 @@ def test_unreadable_scenarios(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"duration_s": 36')
     with pytest.raises(ScenarioError, match="not valid JSON"):
         load_scenario(tmp_path / "x.json")
-    with pytest.raises(ScenarioError, match="known names: .*chronic_wear"):
+    with pytest.raises(ScenarioError, match=r"known names: .*chronic_wear"):
         load_scenario("no_such_scenario")
 
 
@@ -71,8 +71,14 @@ def test_suite_is_deterministic_and_covers_every_fault() -> None:
     assert [s.model_dump() for s in a] == [s.model_dump() for s in generate_suite(30, 5)]
     assert [s.model_dump() for s in a] != [s.model_dump() for s in generate_suite(30, 6)]
     kinds = {f.type for s in a for f in s.faults}
-    assert kinds == {"bearing_wear", "clogging", "valve_stuck", "sensor_drift", "sensor_stuck",
-                     "noise_burst"}  # fmt: skip
+    assert kinds == {
+        "bearing_wear",
+        "clogging",
+        "valve_stuck",
+        "sensor_drift",
+        "sensor_stuck",
+        "noise_burst",
+    }
     assert any(not s.faults for s in a)
     assert all(len({m.kind for m in s.manoeuvres}) >= 1 for s in a)
 

@@ -42,8 +42,11 @@ def test_throttling_moves_along_the_pump_curve_and_lowers_current() -> None:
 
 
 def test_speed_change_follows_the_affinity_laws() -> None:
-    msgs = _run(duration_s=1800, manoeuvres=[Manoeuvre(at_s=600, kind="speed", target_pct=80)],
-                initial={"valve_pct": 100})  # fmt: skip
+    msgs = _run(
+        duration_s=1800,
+        manoeuvres=[Manoeuvre(at_s=600, kind="speed", target_pct=80)],
+        initial={"valve_pct": 100},
+    )
     r_speed = _mean(msgs, "speed", 1200, 1800) / _mean(msgs, "speed", 300, 590)
     r_power = _mean(msgs, "power", 1200, 1800) / _mean(msgs, "power", 300, 590)
     assert abs(r_speed - 0.8) < 0.01
@@ -51,8 +54,10 @@ def test_speed_change_follows_the_affinity_laws() -> None:
 
 
 def test_bearing_temperature_lags_by_minutes_and_stop_start_work() -> None:
-    msgs = _run(duration_s=5400, manoeuvres=[Manoeuvre(at_s=600, kind="stop"),
-                                             Manoeuvre(at_s=3600, kind="start")])  # fmt: skip
+    msgs = _run(
+        duration_s=5400,
+        manoeuvres=[Manoeuvre(at_s=600, kind="stop"), Manoeuvre(at_s=3600, kind="start")],
+    )
     at = {int(m.ts): m.signals for m in msgs}
     assert at[700]["speed"] == 0 and at[700]["motor_current"] == 0 and at[700]["flow"] < 1
     drop_60s = at[599]["bearing_temp"] - at[660]["bearing_temp"]
@@ -62,13 +67,15 @@ def test_bearing_temperature_lags_by_minutes_and_stop_start_work() -> None:
 
 
 def test_bearing_wear_climbs_the_iso_zones_with_heat_and_power() -> None:
-    msgs = _run(duration_s=7200, faults=[FaultSpec(type="bearing_wear", onset_s=600,
-                                                   ramp_s=5400, severity=1.0)])  # fmt: skip
+    msgs = _run(
+        duration_s=7200,
+        faults=[FaultSpec(type="bearing_wear", onset_s=600, ramp_s=5400, severity=1.0)],
+    )
     assert _mean(msgs, "vibration", 300, 600) < 2.8  # healthy: zone A/B
     assert _mean(msgs, "vibration", 6600, 7200) > 4.5  # failing: zone D
     assert _mean(msgs, "bearing_temp", 6600, 7200) > _mean(msgs, "bearing_temp", 300, 600) + 25
     assert _mean(msgs, "motor_current", 6600, 7200) > _mean(msgs, "motor_current", 300, 600)
-    truth = [m.truth for m in msgs if m.ts == 3600][0]
+    truth = next(m.truth for m in msgs if m.ts == 3600)
     assert truth.fault == "bearing_wear" and abs(truth.severity - 0.5556) < 0.01
     assert truth.active[0].sudden is False
 
@@ -83,21 +90,33 @@ def test_clogging_lowers_flow_raises_pressure_lowers_current() -> None:
 
 
 def test_stuck_valve_is_observable_only_once_commanded() -> None:
-    msgs = _run(duration_s=1800, faults=[FaultSpec(type="valve_stuck", onset_s=600, severity=1)],
-                manoeuvres=[Manoeuvre(at_s=1200, kind="valve", target_pct=50)])  # fmt: skip
+    msgs = _run(
+        duration_s=1800,
+        faults=[FaultSpec(type="valve_stuck", onset_s=600, severity=1)],
+        manoeuvres=[Manoeuvre(at_s=1200, kind="valve", target_pct=50)],
+    )
     obs = {int(m.ts): m.truth.active[0].observable for m in msgs if m.truth.active}
     assert obs[601] is False and obs[1199] is False and obs[1300] is True
     assert abs(_mean(msgs, "flow", 1400, 1800) - _mean(msgs, "flow", 900, 1190)) < 2
 
 
 def test_instrument_faults() -> None:
-    msgs = _run(duration_s=3000, faults=[
-        FaultSpec(type="sensor_stuck", onset_s=600, severity=1, sensor="flow", duration_s=300),
-        FaultSpec(type="noise_burst", onset_s=1200, severity=1, sensor="discharge_pressure",
-                  duration_s=300),
-        FaultSpec(type="sensor_drift", onset_s=2000, severity=0.5, ramp_s=0,
-                  sensor="bearing_temp"),
-    ])  # fmt: skip
+    msgs = _run(
+        duration_s=3000,
+        faults=[
+            FaultSpec(type="sensor_stuck", onset_s=600, severity=1, sensor="flow", duration_s=300),
+            FaultSpec(
+                type="noise_burst",
+                onset_s=1200,
+                severity=1,
+                sensor="discharge_pressure",
+                duration_s=300,
+            ),
+            FaultSpec(
+                type="sensor_drift", onset_s=2000, severity=0.5, ramp_s=0, sensor="bearing_temp"
+            ),
+        ],
+    )
     stuck = {m.signals["flow"] for m in msgs if 600 <= m.ts < 900}
     assert len(stuck) == 1
     assert len({m.signals["flow"] for m in msgs if 900 <= m.ts < 1000}) > 50  # recovered

@@ -270,11 +270,18 @@ def stream() -> list[Any]:
 
 def check_nothing_lost_or_doubled(store: TicketStore, watcher: Watcher, wait_for: Any) -> None:
     total = EPISODES * PER_EPISODE
-    wait_for(
-        lambda: store.counts()["diagnoses"] == total and store.counts()["outbox_pending"] == 0,
-        timeout=30,
-        what=f"all {total} diagnoses stored and announced",
-    )
+
+    def done() -> bool:
+        counts = store.counts()
+        return counts["diagnoses"] == total and counts["outbox_pending"] == 0
+
+    try:
+        wait_for(done, timeout=30, what=f"all {total} diagnoses stored and announced")
+    except BaseException:
+        stored = {d for t in store.list() for d in t.diagnosis_ids}
+        missing = [f"D-{e}-{k}" for k in range(PER_EPISODE) for e in range(EPISODES)]
+        print("store:", store.counts(), "missing:", [d for d in missing if d not in stored])
+        raise
     tickets = store.list()
     assert len(tickets) == EPISODES, [(t.asset, t.root_cause) for t in tickets]
     assert sorted(d for t in tickets for d in t.diagnosis_ids) == sorted(

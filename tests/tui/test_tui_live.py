@@ -58,13 +58,13 @@ def store(stack: Stack) -> TicketStore:
     return TicketStore(stack.var / "controlroom.db")
 
 
-def app_for(stack: Stack) -> ControlRoomApp:
+def app_for(stack: Stack, *, discover: bool = False) -> ControlRoomApp:
     """The app as ``controlroom tui`` builds it, recording every notification it shows (they
-    expire on screen, a test must still be able to read them)."""
+    expire on screen, a test must still be able to read them). ``discover``: no broker URL,
+    the app asks the simulator's /health (what ``controlroom tui`` does without --broker)."""
     assert stack.broker is not None
-    app = ControlRoomApp(
-        UiSettings(broker_url=stack.broker.url, service_urls=stack.urls, operator=OPERATOR)
-    )
+    broker = None if discover else stack.broker.url
+    app = ControlRoomApp(UiSettings(broker_url=broker, service_urls=stack.urls, operator=OPERATOR))
     app.shown = []  # type: ignore[attr-defined]
     notify = app.notify
 
@@ -280,9 +280,10 @@ async def test_ticket_closed_by_another_operator(stack: Stack, publisher: Any) -
 
 
 async def test_alert_filter_and_pause(stack: Stack, publisher: Any) -> None:
-    app = app_for(stack)
+    app = app_for(stack, discover=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await connected(pilot, app)
+        assert stack.broker is not None and app.bus.address.port == stack.broker.port
         a, b = asset_name(), asset_name()
 
         def alert(asset: str, n: int) -> AlertEvent:

@@ -43,9 +43,15 @@ def test_plant_screen(snap_compare, size: tuple[int, int]) -> None:  # type: ign
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_plant_screen_truth_overlay_and_filter(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(
-        plant_app(), terminal_size=size, press=["t", "slash", "p", "u", "m", "p", "0", "1", "enter"]
-    )
+    app = plant_app()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("t", "slash", *"pump01", "enter")
+        await pilot.pause(0.2)
+        app.clear_notifications()  # toasts expire on a timer: not part of a stable picture
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 FACTORY_LINES = [
@@ -81,10 +87,11 @@ def factory_app(tab: str | None) -> tuple[ControlRoomApp, object]:
         for line in FACTORY_LINES:
             screen.post_message(FactoryStepLogged(line, 0))
         screen.post_message(FactoryFinished(state, 0))
-        await pilot.pause(0.3)
+        while screen.rendered_run != 0:  # type: ignore[attr-defined]
+            await pilot.pause(0.05)
         if tab:
             screen.query_one("#results").active = tab  # type: ignore[attr-defined]
-            await pilot.pause(0.1)
+        await pilot.pause(0.2)
 
     return app, run_before
 

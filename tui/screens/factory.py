@@ -66,6 +66,8 @@ class FactoryScreen(Screen[None]):
         self.running = False
         self.run_id = 0
         self.state: Any = None
+        self.rendered_run = -1
+        """The run whose results are on screen (tests wait on it)."""
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -207,6 +209,7 @@ class FactoryScreen(Screen[None]):
         self.running = False
         await self.show_state(message.state)
         self.refresh_bindings()
+        self.rendered_run = message.run
 
     async def show_state(self, state: Any) -> None:
         """Render a FactoryState: briefing, one Gantt tab per scenario, jobs at risk."""
