@@ -62,7 +62,7 @@ class Service:
         shard = settings.shard
         self.bus = BusClient(
             self.broker_url,
-            client_id=f"controlroom-{self.instance}",
+            client_id=f"{settings.client_prefix}-{self.instance}",
             service_name=self.instance,
             tls=TlsOptions(
                 settings.ca_file, settings.cert_file, settings.key_file, settings.insecure

@@ -9,6 +9,7 @@ fills variables the environment does not already set. Every variable is document
 from __future__ import annotations
 
 import os
+import re
 import zlib
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
@@ -136,6 +137,14 @@ def _bool(environ: Mapping[str, str], key: str) -> bool:
     return environ.get(key, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _client_prefix(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", raw):
+        raise SettingsError(
+            f"CONTROLROOM_CLIENT_PREFIX={raw!r}: 1-40 letters, digits, '_', '.' or '-'"
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a service process needs to know, resolved once at start."""
@@ -152,6 +161,9 @@ class Settings:
     insecure: bool = False
     shard: Shard = field(default_factory=lambda: Shard(1, 1))
     log_level: str = "info"
+    client_prefix: str = "controlroom"
+    """MQTT client ids are ``{client_prefix}-{instance}``: stable, so a restarted service resumes
+    its persistent session. Two stacks sharing one broker need different prefixes."""
     # simulator
     scenario: str | None = None
     speed: float = 1.0
@@ -196,6 +208,7 @@ class Settings:
             insecure=_bool(environ, "CONTROLROOM_BROKER_INSECURE"),
             shard=Shard.parse(shard) if shard else Shard(1, 1),
             log_level=(environ.get("CONTROLROOM_LOG_LEVEL") or "info").lower(),
+            client_prefix=_client_prefix(environ.get("CONTROLROOM_CLIENT_PREFIX") or "controlroom"),
             scenario=environ.get("CONTROLROOM_SCENARIO") or None,
             speed=speed,
             rate_hz=rate,

@@ -51,12 +51,16 @@ class Stack:
         seed: int | None = None,
         rate_hz: float | None = None,
         env: Mapping[str, str] | None = None,
+        client_prefix: str | None = None,
         console: bool = False,
         startup_timeout: float = 30.0,
     ) -> None:
         """``ports``: name -> port, or ``"auto"`` for free ports (tests), or None for the
         configured ones (``CONTROLROOM_*_PORT`` or 8101..8105). ``console``: children write to
-        this terminal (``up``) instead of ``var/logs/{name}.out`` (the TUI demo, tests)."""
+        this terminal (``up``) instead of ``var/logs/{name}.out`` (the TUI demo, tests).
+        ``client_prefix``: MQTT client-id prefix of the children (default ``controlroom``); give
+        each stack that shares a broker with another its own (tests: a unique one), or they
+        resume each other's persistent sessions."""
         self.broker_url = broker_url
         self.services = tuple(s for s in START_ORDER if s in set(services))
         unknown = set(services) - set(SERVICE_NAMES)
@@ -78,6 +82,8 @@ class Stack:
         self.extra_env: dict[str, str] = dict(env or {})
         if scenario is not None:
             self.extra_env["CONTROLROOM_SCENARIO"] = scenario
+        if client_prefix is not None:
+            self.extra_env["CONTROLROOM_CLIENT_PREFIX"] = client_prefix
         for key, value in (
             ("CONTROLROOM_SPEED", speed),
             ("CONTROLROOM_ASSETS", assets),
@@ -115,11 +121,16 @@ class Stack:
         return self.broker
 
     def start(self) -> Stack:
+        """Broker, then the consumers, then — once they are connected and subscribed, so none
+        of its first samples go unheard — the simulator."""
         self.start_broker()
         try:
-            for name in self.services:
+            consumers = [n for n in self.services if n != "simulator"]
+            for name in consumers:
                 self.start_service(name, wait=False)
-            self.wait_healthy(timeout=self.startup_timeout)
+            self.wait_healthy(consumers, timeout=self.startup_timeout)
+            if "simulator" in self.services:
+                self.start_service("simulator", wait=True)
         except BaseException:
             self.stop()
             raise
@@ -201,7 +212,7 @@ class Stack:
 
     def wait_healthy(self, names: Iterable[str] | None = None, timeout: float = 30.0) -> None:
         """Until each named service answers /health with 200 (broker connected)."""
-        pending = list(names or self.services)
+        pending = list(self.services if names is None else names)
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=1.0) as http:
             while pending:

@@ -18,9 +18,13 @@ from engine.services.settings import Shard
 from engine.services.stack import CODE_ROOT
 
 
+PREFIX = f"agents{uuid.uuid4().hex[:6]}"
+
+
 def _serve(tmp_path, broker, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
+        "CONTROLROOM_CLIENT_PREFIX": PREFIX,
         **os.environ,
         "PYTHONPATH": CODE_ROOT,
         "CONTROLROOM_VAR": str(tmp_path / "var"),

@@ -87,6 +87,7 @@ def test_chronic_wear_alert_diagnosis_one_ticket_approve_feedback(e2e_broker, tm
         speed=SPEED,
         ports="auto",
         var=tmp_path / "var",
+        client_prefix=f"e2e{uuid.uuid4().hex[:6]}",
     ) as stack:
         if e2e_broker.kind == "amqtt":
             wait_for(lambda: rec.of(Ticket), timeout=180, what="a ticket", interval=0.1)
@@ -160,7 +161,12 @@ def test_a_flood_of_malformed_messages_is_dead_lettered_and_the_chain_still_deli
     broker, tmp_path, wait_for
 ):
     rec = Recorder(broker)
-    with Stack(broker_url=broker.url, ports="auto", var=tmp_path / "var") as stack:
+    with Stack(
+        broker_url=broker.url,
+        ports="auto",
+        var=tmp_path / "var",
+        client_prefix=f"flood{uuid.uuid4().hex[:6]}",
+    ) as stack:
         raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"flood-{uuid.uuid4().hex[:6]}")
         raw.connect(broker.host, broker.port)
         raw.loop_start()
