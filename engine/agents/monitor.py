@@ -100,8 +100,8 @@ class _Episode:
     raised_ts: float
     channels: set[int]
     founders: frozenset[int]
-    """The channels that raised it: a later channel joins by family only through these (so
-    res.power, in every family, cannot bridge a wear episode to an unrelated flow fault)."""
+    """The channels that raised it: a later channel joins by family only through these (so a
+    channel of two families that joined later cannot bridge the episode to an unrelated fault)."""
     severity: str
     score: float
     detector: str

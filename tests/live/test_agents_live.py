@@ -17,7 +17,6 @@ from engine.schemas import Feedback, Telemetry, Tuning, utc_now
 from engine.services.settings import Shard
 from engine.services.stack import CODE_ROOT
 
-
 PREFIX = f"agents{uuid.uuid4().hex[:6]}"
 
 
