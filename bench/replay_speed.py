@@ -19,9 +19,9 @@ import time
 
 from engine.agents.diagnosis import DiagnosisAgent
 from engine.agents.monitor import Monitor
+from engine.evaluation.replay import envelope_line
 from engine.plant.scenario import FaultSpec, Manoeuvre, Scenario
 from engine.plant.simulator import Simulator
-from engine.schemas import Envelope
 
 
 def bench_scenario(hours: float) -> Scenario:
@@ -48,7 +48,7 @@ def run(scenario: Scenario, chain: bool, encode: bool) -> tuple[float, float, in
     w0, c0 = time.perf_counter(), time.process_time()
     for t in sim.run():
         if encode:
-            Envelope.of(t).to_json()
+            envelope_line(t)
         if monitor is None or agent is None:
             continue
         out += len(agent.feed(t))

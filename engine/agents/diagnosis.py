@@ -82,12 +82,13 @@ class _Pending:
 
 
 class _Asset:
-    def __init__(self, asset: str, names: list[str], cfg: DiagnosisConfig) -> None:
+    def __init__(self, asset: str, cfg: DiagnosisConfig) -> None:
         self.asset = asset
-        self.pump = is_pump(names)
         self.cfg = cfg
-        self.hist = History(cfg.history_s)
-        self.observer = PumpObserver() if self.pump else None
+        self.pump = False
+        self.first_ts: float | None = None
+        self.hist: History | None = None  # set up at the second sample (it fixes the period)
+        self.observer: PumpObserver | None = None
         self.steady_for = 0
         self.last_speed = 0.0
         self.warm: list[list[float]] = []
@@ -97,11 +98,25 @@ class _Asset:
         self.last_ts = 0.0
         self.last_row = [0.0] * len(SIGNAL_ORDER)
         self.last_row_keys = frozenset(SIGNAL_ORDER)
-        self.max_ramp = MonitorConfig().steady_ramp_pct_s / 100.0 * DESIGN.rated_speed_rpm
+
+    def _setup(self, dt: float) -> None:
+        cfg = self.cfg
+        self.hist = History(cfg.history_s, dt)
+        self.observer = PumpObserver(dt)
+        self.max_ramp = MonitorConfig().steady_ramp_pct_s / 100.0 * DESIGN.rated_speed_rpm * dt
+        self.settle_n = round(cfg.settle_s / dt)
+        self.warm_n = max(10, round(cfg.warmup_s / dt))
 
     def push(self, t: Telemetry) -> None:
         s = t.signals
         self.last_ts = t.ts
+        if self.hist is None:
+            if self.first_ts is None:
+                self.first_ts = t.ts
+                self.pump = is_pump(s)
+                return
+            dt = t.ts - self.first_ts
+            self._setup(dt if 0.0 < dt <= 3600.0 else 1.0)
         if not self.pump:
             return
         if tuple(s) == SIGNAL_ORDER:
@@ -118,14 +133,14 @@ class _Asset:
         steady = is_running(speed) and abs(speed - self.last_speed) <= self.max_ramp
         self.last_speed = speed
         self.steady_for = self.steady_for + 1 if steady else 0
-        valid = 1.0 if self.steady_for > self.cfg.settle_s else 0.0
+        valid = 1.0 if self.steady_for > self.settle_n else 0.0
         row += res
         row.append(self.observer.q_pred)  # type: ignore[union-attr]
         row.append(valid)
-        self.hist.push(t.ts, row)
+        self.hist.push(t.ts, row)  # type: ignore[union-attr]
         if self.ref is None and valid:
             self.warm.append(row)
-            if len(self.warm) >= self.cfg.warmup_s:
+            if len(self.warm) >= self.warm_n:
                 self.ref = Reference(np.array(self.warm))
                 self.warm = []
 
@@ -156,7 +171,7 @@ class DiagnosisAgent:
         if isinstance(msg, Telemetry):
             st = self._assets.get(msg.asset)
             if st is None:
-                st = self._assets[msg.asset] = _Asset(msg.asset, list(msg.signals), self.config)
+                st = self._assets[msg.asset] = _Asset(msg.asset, self.config)
             st.push(msg)
             if not st.pending:
                 return []
@@ -176,7 +191,7 @@ class DiagnosisAgent:
     def _alert(self, a: AlertEvent) -> list[DiagnosisReport]:
         st = self._assets.get(a.asset)
         if st is None:
-            st = self._assets[a.asset] = _Asset(a.asset, [], self.config)
+            st = self._assets[a.asset] = _Asset(a.asset, self.config)
         if a.status == "active":
             if a.alert_id in st.pending or a.alert_id in st.active:
                 return []  # redelivered
@@ -212,12 +227,13 @@ class DiagnosisAgent:
         older = [o for o in st.active.values() if o.alert_id != a.alert_id and o.ts < a.ts]
         masked = {s for o in older for s in o.signals if s in RESIDUALS}
         feats = compute_features(
-            st.hist,
+            st.hist or History(60.0),
             st.ref,
             onset_ts=a.onset_ts,
             now_ts=now,
             alert_signals=list(a.signals),
             alert_score=a.score,
+            alert_directions={e.signal: e.direction for e in a.evidence},
             masked=masked,
             floors=self.floors,
             asset=a.asset,

@@ -59,6 +59,8 @@ FEATURES: frozenset[str] = frozenset(
         "alert.score",
         "alert.age_s",
         "alert.channels",
+        "alert.flat",
+        "alert.noisy",
         "running",
     ]
     + list(TEXT_FEATURES)
@@ -91,6 +93,8 @@ class History:
         count = min(self.k, self.n)
         idx = np.arange(self.k - count, self.k) % self.n
         ts = self.ts[idx]
+        if not count:
+            return self.rows[:0], ts
         hi = ts[-1] if end_ts is None else end_ts
         sel = (ts > hi - seconds) & (ts <= hi)
         return self.rows[idx[sel]], ts[sel]
@@ -161,6 +165,7 @@ def compute_features(
     now_ts: float,
     alert_signals: list[str],
     alert_score: float,
+    alert_directions: dict[str, str] | None = None,
     masked: set[str],
     floors: dict[str, float],
     asset: str,
@@ -170,6 +175,15 @@ def compute_features(
     f["alert.score"] = alert_score
     f["alert.age_s"] = now_ts - onset_ts
     f["alert.channels"] = float(len(alert_signals))
+    # What the monitor itself saw (works for any stream, pump or not).
+    dirs = alert_directions or {}
+    flat = [sig for sig, d in dirs.items() if d == "flat"]
+    noisy = [sig for sig, d in dirs.items() if d == "noisy"]
+    f["alert.flat"], f["alert.noisy"] = float(len(flat)), float(len(noisy))
+    if flat:
+        f["stuck.sensor"] = flat[0]
+    if noisy:
+        f["noise.sensor"] = noisy[0]
     recent, _ = hist.last(RECENT_S)
     if recent.shape[0] < 5:
         return f

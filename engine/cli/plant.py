@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.set_defaults(func=cmd_scenario_suite)
 
+    rc = sub.add_parser("rules", help="diagnosis rules: validate rule files")
+    rcs = rc.add_subparsers(dest="rules_cmd", metavar="ACTION", required=True)
+    p = rcs.add_parser("validate", help="check rule files (default: rules/*.yaml); exit 2 if bad")
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    p.set_defaults(func=cmd_rules_validate)
+
     p = sub.add_parser(
         "replay",
         help="simulator → monitor → diagnosis in simulated time, to JSONL",
@@ -150,14 +156,40 @@ def cmd_scenario_suite(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_validate(args: argparse.Namespace) -> int:
+    from engine.agents.diagnosis_rules import RuleError, load_rules
+
+    try:
+        rules = load_rules(files=args.files or None)
+    except RuleError as exc:
+        _err(str(exc))
+        return 2
+    by_cause: dict[str, int] = {}
+    for r in rules:
+        by_cause[r.cause] = by_cause.get(r.cause, 0) + 1
+    print(f"ok  {len(rules)} rules: " + ", ".join(f"{c} {n}" for c, n in sorted(by_cause.items())))
+    return 0
+
+
+def _check_rules() -> str | None:
+    """Fail early (in this process) on a bad rule file rather than inside a worker."""
+    from engine.agents.diagnosis_rules import RuleError, load_rules
+
+    try:
+        load_rules()
+    except RuleError as exc:
+        return str(exc)
+    return None
+
+
 # ---------------------------------------------------------------------------------- replay
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from engine.agents.tuning import TuningError, load_tuning
-    from engine.evaluation.replay import replay
+    from engine.evaluation.replay import envelope_line, replay
     from engine.plant.scenario import ScenarioError, load_scenario
-    from engine.schemas import Envelope, Telemetry
+    from engine.schemas import Telemetry, topic_for
 
     try:
         scenario = load_scenario(args.scenario)
@@ -165,15 +197,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (ScenarioError, TuningError) as exc:
         _err(str(exc))
         return 2
+    if (problem := _check_rules()) is not None:
+        _err(problem)
+        return 2
     counts = {"telemetry": 0, "alerts": 0, "diagnosis": 0}
     out = sys.stdout if str(args.out) == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
     try:
         for msg in replay(scenario, args.seed, tuning=tuning):
-            env = Envelope.of(msg)
-            counts[env.topic.split("/")[0]] += 1
+            counts[topic_for(msg).split("/")[0]] += 1
             if args.no_telemetry and isinstance(msg, Telemetry):
                 continue
-            out.write(env.to_json() + "\n")
+            out.write(envelope_line(msg) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
@@ -214,6 +248,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         tuning = load_tuning(args.tuning) if args.tuning else None
     except (ScenarioError, TuningError) as exc:
         _err(str(exc))
+        return 2
+    if (problem := _check_rules()) is not None:
+        _err(problem)
         return 2
     metrics = evaluate(scenarios, label=label, jobs=args.jobs or None)
     print(render_summary(metrics))

@@ -13,7 +13,13 @@ from collections.abc import Iterator
 from engine.agents.monitor import Monitor, MonitorConfig
 from engine.plant.scenario import Scenario
 from engine.plant.simulator import Simulator
-from engine.schemas import PlantMessage, Tuning
+from engine.schemas import PlantMessage, Tuning, WireModel, topic_for
+
+
+def envelope_line(message: WireModel) -> str:
+    """The message as one JSONL line ``{"topic": ..., "payload": ...}`` — byte-identical to
+    ``Envelope.of(message).to_json()`` without re-validating the payload (replay hot path)."""
+    return f'{{"topic":"{topic_for(message)}","payload":{message.to_json()}}}'
 
 
 def replay(

@@ -33,8 +33,9 @@ def _value(t: TargetCheck) -> str:
 
 
 def _target(t: TargetCheck) -> str:
-    pct = t.metric in ("precision", "recall", "diagnosis_accuracy")
-    return f"{t.op} {_fmt(t.target, pct, 0 if pct else 2)}"
+    if t.metric in ("precision", "recall", "diagnosis_accuracy"):
+        return f"{t.op} {t.target * 100:g} %"
+    return f"{t.op} {t.target:g}"
 
 
 def verdict(m: EvalMetrics) -> str:
@@ -186,6 +187,17 @@ def render_markdown(m: EvalMetrics, tuned: EvalMetrics | None = None, command: s
         ):
             md.append(f"| {label} | {_fmt(a, nd=3)} | {_fmt(b, nd=3)} |")
     md += [
+        "",
+        "## Read with care",
+        "",
+        "- The plant is simulated. The monitor and the diagnosis know the pump's nominal "
+        "datasheet; each simulated unit departs from it by a bounded spread (±1–3 % on the "
+        "curves and losses, ±25 % on the vibration level) and carries noise and slow "
+        "disturbances. Effects the simulator does not model (cavitation, seal wear, changing "
+        "fluid, instrument dynamics) would make real data harder than these figures.",
+        "- The fault mix, severities and manoeuvres come from the suite generator "
+        "(`engine/plant/suite.py`, documented in `docs/plant.md`); the thresholds were tuned on "
+        "other seeds.",
         "",
         "## Definitions",
         "",

@@ -100,3 +100,15 @@ def test_rule_offsets_from_tuning_change_confidence(demo_run) -> None:
     out = [d for m in run.messages if m not in run.diagnoses for d in agent.feed(m)]
     assert out[0].root_cause == "clogging"
     assert out[0].confidence < run.diagnoses[0].confidence
+
+
+def test_rules_validate_cli(tmp_path: Path, capsys) -> None:
+    from engine.cli import main
+
+    assert main(["rules", "validate"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ok  ") and "sensor_drift" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RULE.format(cause="clogging", when="res.flow.zz < 1"))
+    assert main(["rules", "validate", str(bad)]) == 2
+    assert f"{bad}: rule XX-01: when[0]: unknown feature 'res.flow.zz'" in capsys.readouterr().err

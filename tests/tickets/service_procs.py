@@ -90,3 +90,54 @@ class ServiceProc:
 
     def errors(self) -> str:
         return self.stderr.read_text(errors="replace")[-2000:] if self.stderr.exists() else ""
+
+
+class RawPublisher:
+    """A plain paho publisher (QoS 1, persistent session) for the broker-restart tests.
+
+    ``BusClient.stop()`` currently raises after publishing while disconnected (paho's
+    ``is_published()`` raises for such messages; reported to the bus's owner), so the test that
+    publishes during a broker outage uses paho directly; acknowledgement is read the way
+    ``engine.tickets.outbox.delivered`` does."""
+
+    def __init__(self, url: str) -> None:
+        import uuid
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from engine.bus.broker import parse_broker_url
+
+        addr = parse_broker_url(url)
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"test-rawpub-{uuid.uuid4().hex[:8]}",
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        self._client.reconnect_delay_set(min_delay=0.1, max_delay=1)
+        self._client.max_queued_messages_set(0)
+        self._infos: list[Any] = []
+        self._client.connect(addr.host, addr.port)
+        self._client.loop_start()
+
+    def publish(self, message: Any) -> None:
+        from engine.schemas import topic_for
+
+        if getattr(message, "wall_time", 0) is None:
+            message = message.model_copy(update={"wall_time": time.time()})
+        self._infos.append(self._client.publish(topic_for(message), message.to_bytes(), qos=1))
+
+    def wait_acked(self, timeout: float = 10.0) -> bool:
+        from engine.tickets.outbox import delivered
+
+        deadline = time.monotonic() + timeout
+        while not all(delivered(i) for i in self._infos):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
