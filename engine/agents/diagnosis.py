@@ -21,18 +21,12 @@ still pending (end of a replay). Never reads ``truth``; no I/O beyond loading th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from engine.agents.diagnosis_features import (
-    COLUMNS,
-    History,
-    Reference,
-    compute_features,
-)
+from engine.agents.diagnosis_features import History, Reference, compute_features
 from engine.agents.diagnosis_rules import Rule, load_rules, render
 from engine.agents.monitor import MonitorConfig
 from engine.agents.monitor_physics import RESIDUALS, PumpObserver, is_running
@@ -367,13 +361,4 @@ def _severity(cause: str, f: dict[str, Any], alert_severity: str) -> str:
     return alert_severity if alert_severity in _RANK else "medium"
 
 
-def diagnose_stream(
-    messages: Iterable[Telemetry | AlertEvent], rules: list[Rule] | None = None
-) -> list[DiagnosisReport]:
-    """Convenience: run the agent over a message sequence and flush."""
-    agent = DiagnosisAgent(rules)
-    out = [r for m in messages for r in agent.feed(m)]
-    return out + agent.flush()
-
-
-__all__ = ["COLUMNS", "DiagnosisAgent", "DiagnosisConfig", "diagnose_stream"]
+__all__ = ["DiagnosisAgent", "DiagnosisConfig"]

@@ -37,11 +37,12 @@ from engine.plant.signals import SENSORS, SIGNAL_ORDER, SIGNALS
 
 COLUMNS: tuple[str, ...] = (*SIGNAL_ORDER, *RESIDUALS, "q_pred", "valid")
 COL = {name: i for i, name in enumerate(COLUMNS)}
-RES_IDX = [COL[r] for r in RESIDUALS]
 
 _NUM_PER_RESIDUAL = ("z", "delta", "trend", "fired")
 _NUM_PER_SIGNAL = ("change", "change_pct", "flat", "noise", "fired")
-TEXT_FEATURES = frozenset({"drift.sensor", "stuck.sensor", "noise.sensor", "asset"})
+TEXT_FEATURES = frozenset(
+    {"drift.sensor", "drift.candidates", "stuck.sensor", "noise.sensor", "asset"}
+)
 FEATURES: frozenset[str] = frozenset(
     [f"{r}.{k}" for r in RESIDUALS for k in _NUM_PER_RESIDUAL]
     + list(SIGNAL_ORDER)
@@ -171,7 +172,15 @@ def compute_features(
     asset: str,
 ) -> dict[str, Any]:
     f: dict[str, Any] = dict.fromkeys(FEATURES, _nan())
-    f.update({"asset": asset, "drift.sensor": "?", "stuck.sensor": "?", "noise.sensor": "?"})
+    f.update(
+        {
+            "asset": asset,
+            "drift.sensor": "?",
+            "drift.candidates": "?",
+            "stuck.sensor": "?",
+            "noise.sensor": "?",
+        }
+    )
     f["alert.score"] = alert_score
     f["alert.age_s"] = now_ts - onset_ts
     f["alert.channels"] = float(len(alert_signals))
@@ -264,12 +273,16 @@ def compute_features(
             continue
         fits[sensor] = (abs(float(j @ z[keep])) / (jn * norm), float(j @ z[keep]) / (jn * jn))
     if fits:
-        ranked = sorted(fits, key=lambda s: -fits[s][0])
+        # Sensors whose signatures are parallel (bearing vs ambient temperature) fit equally:
+        # ties go to the list order of SENSORS, and all of them are named in drift.candidates.
+        ranked = sorted(fits, key=lambda s: (-round(fits[s][0], 4), SENSORS.index(s)))
         best = ranked[0]
         f["drift.fit"] = fits[best][0]
         f["drift.size"] = abs(fits[best][1]) * 0.1
         f["drift.sensor"] = best
         f["drift.second"] = fits[ranked[1]][0] if len(ranked) > 1 else 0.0
+        tied = [s for s in ranked if round(fits[s][0], 2) >= round(fits[best][0], 2)]
+        f["drift.candidates"] = " or ".join(tied)
     flow_i = RESIDUALS.index("res.flow")
     if keep[flow_i]:
         f["clog.fit"] = max(0.0, -float(z[flow_i]) / norm)

@@ -219,6 +219,20 @@ class _Client(mqtt.Client):
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
+def delivered(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether the broker acknowledged a QoS 1 publish.
+
+    paho 2.2.0's ``MQTTMessageInfo.is_published()`` raises for a message published while
+    disconnected: its ``rc`` stays NO_CONN (or CONN_LOST for one in flight at a connection loss)
+    even after paho re-sends it on reconnect and gets the PUBACK. So read the flag paho sets on
+    acknowledgement, under the lock it sets it with."""
+    condition = getattr(info, "_condition", None)
+    if condition is None:
+        return bool(info.is_published())
+    with condition:
+        return bool(getattr(info, "_published", False))
+
+
 def _kind_of(topic: str) -> str:
     return topic.split("/", 1)[0]
 
@@ -265,6 +279,8 @@ class BusClient:
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._generation = 0
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._sub_mids: set[int] = set()
         self._worker: threading.Thread | None = None
         self._unacked: list[mqtt.MQTTMessageInfo] = []
         self._unacked_lock = threading.Lock()
@@ -296,6 +312,7 @@ class BusClient:
         self._mqtt.on_disconnect = self._on_disconnect
         self._mqtt.on_message = self._on_message
         self._mqtt.on_connect_fail = self._on_connect_fail
+        self._mqtt.on_subscribe = self._on_subscribe
         self._keepalive = keepalive
 
     # ---------------------------------------------------------------- lifecycle
@@ -310,7 +327,7 @@ class BusClient:
             self._worker.start()
             self._mqtt.connect_async(self.address.host, self.address.port, self._keepalive)
             self._mqtt.loop_start()
-        if wait is not None and not self.wait_connected(wait):
+        if wait is not None and not self.wait_ready(wait):
             raise TimeoutError(
                 f"{self.service_name}: no connection to {redact_url(self.url)} after {wait:.0f}s"
                 + (f" ({self._last_connect_error})" if self._last_connect_error else "")
@@ -342,12 +359,35 @@ class BusClient:
         return self._connected.is_set()
 
     @property
+    def subscribed(self) -> bool:
+        """Every subscription of this connection acknowledged by the broker (SUBACK). Until
+        then a QoS 1 message for a first-time persistent subscriber is not yet queued for it, so
+        a service is not ready before this is true."""
+        return self._subscribed.is_set()
+
+    @property
+    def ready(self) -> bool:
+        return self.connected and self.subscribed
+
+    @property
     def last_error(self) -> str | None:
         """Why the last connection attempt failed (refused, unreachable), until one succeeds."""
         return self._last_connect_error
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until connected with every subscription acknowledged."""
+        deadline = time.monotonic() + timeout
+        while not self.ready:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if not self._connected.wait(left):
+                return False
+            self._subscribed.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        return True
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every received message has been handled (for tests and shutdown)."""
@@ -365,7 +405,7 @@ class BusClient:
         deadline = time.monotonic() + timeout
         while True:
             with self._unacked_lock:
-                self._unacked = [i for i in self._unacked if not i.is_published()]
+                self._unacked = [i for i in self._unacked if not delivered(i)]
                 if not self._unacked:
                     return True
             if time.monotonic() >= deadline:
@@ -390,8 +430,16 @@ class BusClient:
             old_qos, handlers = self._subs.get(pattern, (qos, []))
             self._subs[pattern] = (max(old_qos, qos), [*handlers, handler])
             self._routes = {}
-        if self.connected:
-            self._mqtt.subscribe(pattern, qos)
+            if self.connected:
+                self._track_subscribe(self._mqtt.subscribe(pattern, qos))
+
+    def _track_subscribe(self, result: tuple[Any, int | None]) -> None:
+        """Remember a SUBSCRIBE's mid until its SUBACK (call with ``_subs_lock`` held, which
+        ``_on_subscribe`` also takes, so the ack cannot be seen before the mid is recorded)."""
+        rc, mid = result
+        if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._sub_mids.add(mid)
+            self._subscribed.clear()
 
     def publish(
         self, message: WireModel, qos: int | None = None, retain: bool = False
@@ -431,7 +479,7 @@ class BusClient:
                 with self._unacked_lock:
                     self._unacked.append(info)
                     if len(self._unacked) > 1000:
-                        self._unacked = [i for i in self._unacked if not i.is_published()]
+                        self._unacked = [i for i in self._unacked if not delivered(i)]
         return info
 
     # ---------------------------------------------------------------- paho callbacks
@@ -447,8 +495,11 @@ class BusClient:
             self._generation += 1
             with self._subs_lock:
                 subs = [(p, q) for p, (q, _) in self._subs.items()]
-            if subs:
-                client.subscribe(subs)
+                self._sub_mids.clear()
+                if subs:
+                    self._track_subscribe(client.subscribe(subs))
+                else:
+                    self._subscribed.set()
             self._last_connect_error = None
             self.counters.inc("connects")
             self._connected.set()
@@ -467,12 +518,27 @@ class BusClient:
         try:
             was = self._connected.is_set()
             self._connected.clear()
+            self._subscribed.clear()
             if was:
                 self.counters.inc("disconnects")
                 if not self._stopping:
                     self._emit("bus_disconnected", reason=str(rc))
         except Exception:
             log.exception("%s: on_disconnect failed", self.service_name)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, props: Any
+    ) -> None:
+        try:
+            failed = [str(rc) for rc in reason_codes or () if getattr(rc, "is_failure", False)]
+            if failed:
+                self._set_error(f"broker refused a subscription: {', '.join(failed)}")
+            with self._subs_lock:
+                self._sub_mids.discard(mid)
+                if not self._sub_mids:
+                    self._subscribed.set()
+        except Exception:
+            log.exception("%s: on_subscribe failed", self.service_name)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         where = f"{self.address.host}:{self.address.port}"

@@ -96,12 +96,13 @@ class Service:
         return {
             "service": self.name,
             "instance": self.instance,
-            "status": "ok" if self.bus.connected else "degraded",
+            "status": "ok" if self.bus.ready else "degraded",
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started_at, 3),
             "broker": {
                 "url": redact_url(self.broker_url),
                 "connected": self.bus.connected,
+                "subscribed": self.bus.subscribed,
                 "error": self.bus.last_error,
             },
             "shard": str(self.settings.shard),

@@ -16,23 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from engine.bus.client import delivered
 from engine.schemas import PlantMessage, WireError, decode
 from engine.tickets.store import TicketStore
 
 log = logging.getLogger("controlroom.tickets")
-
-
-def delivered(info: Any) -> bool:
-    """Whether the broker acknowledged a QoS 1 publish.
-
-    paho 2.2.0's ``MQTTMessageInfo.is_published()`` raises for a message published while
-    disconnected (its ``rc`` stays NO_CONN even after paho re-sends it on reconnect and gets the
-    PUBACK), so read the flag it sets on acknowledgement directly."""
-    condition = getattr(info, "_condition", None)
-    if condition is None:
-        return bool(info.is_published())
-    with condition:
-        return bool(getattr(info, "_published", False))
 
 
 class OutboxPublisher:

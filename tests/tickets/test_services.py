@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_github import FakeGitHub
-from service_procs import RawPublisher, ServiceProc, service_env
+from service_procs import ServiceProc, service_env
 from tickets_data import report
 
 from engine.cli import main as cli
@@ -335,14 +335,14 @@ def test_broker_restart_mid_run(make_broker, bus_client, wait_for, var, kill) ->
     b = make_broker("mosquitto")
     svc = ServiceProc("ticket", service_env(var, b.url)).start()
     watcher = Watcher(bus_client(b.url, "watch"))
-    pub = RawPublisher(b.url)
+    pub = bus_client(b.url, "pub")
     store = TicketStore(var / "controlroom.db")
     msgs = stream()
     try:
         wait_subscribed(svc, watcher, pub, wait_for)
         for m in msgs[:12]:
             pub.publish(m)
-        assert pub.wait_acked(10)
+        assert pub.flush(10)
         if kill:
             # Mosquitto saves its sessions every second (autosave_interval 1); a SIGKILL loses
             # what changed since the last save. A broker that has been up for more than a
@@ -360,10 +360,9 @@ def test_broker_restart_mid_run(make_broker, bus_client, wait_for, var, kill) ->
         check_nothing_lost_or_doubled(store, watcher, wait_for)
         assert svc.health()["broker"]["connected"]
         assert svc.health()["counters"]["connects"] >= 2
-        assert pub.wait_acked(10), "the publisher's queued messages were all acknowledged"
+        assert pub.flush(10), "the publisher's queued messages were all acknowledged"
     finally:
         svc.stop()
-        pub.close()
         store.close_db()
 
 
