@@ -288,8 +288,12 @@ THRESHOLD_SCALE_BOUNDS = (0.5, 3.0)
 false-positive closes can make the monitor at most 3x less sensitive, never blind."""
 RULE_OFFSET_BOUNDS = (-0.5, 0.5)
 """A rule's confidence offset stays within these bounds."""
-TuningKey = Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9_.\-]{1,64})/(\*|[A-Za-z0-9_.\-]{1,64})$")]
+_TUNING_KEY = r"^(\*|[A-Za-z0-9_.\-]{1,64})/(\*|[A-Za-z0-9_.\-]{1,64})$"
+TuningKey = Annotated[str, Field(pattern=_TUNING_KEY)]
 """``asset/signal`` with ``*`` for "any": ``pump01/res.flow``, ``pump01/*``, ``*/vibration``."""
+ThresholdScale = Annotated[float, Field(ge=THRESHOLD_SCALE_BOUNDS[0], le=THRESHOLD_SCALE_BOUNDS[1])]
+RuleOffset = Annotated[float, Field(ge=RULE_OFFSET_BOUNDS[0], le=RULE_OFFSET_BOUNDS[1])]
+RuleId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class Tuning(WireModel):
@@ -302,14 +306,8 @@ class Tuning(WireModel):
 
     version: Literal[1] = 1
     updated_at: datetime | None = None
-    thresholds: dict[TuningKey, Annotated[float, Field(ge=THRESHOLD_SCALE_BOUNDS[0],
-                                                        le=THRESHOLD_SCALE_BOUNDS[1])]] = Field(
-        default_factory=dict, max_length=10_000
-    )  # fmt: skip
-    rule_offsets: dict[Annotated[str, Field(max_length=64)], Annotated[float, Field(
-        ge=RULE_OFFSET_BOUNDS[0], le=RULE_OFFSET_BOUNDS[1])]] = Field(
-        default_factory=dict, max_length=1_000
-    )  # fmt: skip
+    thresholds: dict[TuningKey, ThresholdScale] = Field(default_factory=dict, max_length=10_000)
+    rule_offsets: dict[RuleId, RuleOffset] = Field(default_factory=dict, max_length=1_000)
     notes: list[ShortText] = Field(default_factory=list, max_length=1_000)
     """Why each change was made (newest last), for the engineer reading the file."""
 

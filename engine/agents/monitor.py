@@ -184,10 +184,12 @@ class _AssetState:
         self.warm: list[np.ndarray] = []
         self.ready = False
 
-        self.over = np.zeros(c)
-        self.under = np.zeros(c)
+        self.over = [0] * c  # consecutive samples over threshold, per channel
+        self.under = [0] * c  # consecutive samples under clear_ratio
+        self.on = [False] * c
         self.zeros = np.zeros(c)
-        self.on = np.zeros(c, bool)
+        self.persist_list = [int(p) for p in self.persist]
+        self.is_res_list = [bool(r) for r in self.is_res]
         self.shelved_until = np.full(c, -math.inf)
         self.pending: set[int] = set()
         self.busy = False
@@ -357,23 +359,28 @@ class _AssetState:
             score = np.maximum(np.maximum(level, noise), stuck)
             if frozen:
                 score[self.res_idx] = 0.0
-        if frozen:  # pump stopped or settling: residual channels hold their counts
-            keep_over, keep_under = self.over[self.res_idx], self.under[self.res_idx]
-        self.over += 1
-        self.over *= score >= 1.0
-        self.under += 1
-        self.under *= score < self.cfg.clear_ratio
-        if frozen:
-            self.over[self.res_idx] = keep_over
-            self.under[self.res_idx] = keep_under
-        change = np.where(self.on, self.under >= self.clear_n, self.over >= self.persist)
+        # Hysteresis bookkeeping, in plain Python: a few dozen operations on short lists beat a
+        # dozen numpy calls here, and this runs every sample while an episode is active.
+        over, under, on, persist = self.over, self.under, self.on, self.persist_list
+        clear, clear_n = self.cfg.clear_ratio, self.clear_n
+        hold = self.is_res_list if frozen else None  # stopped/settling: residuals hold counts
+        turn_on: list[int] = []
+        turn_off: list[int] = []
+        for c, v in enumerate(score.tolist()):
+            if hold is not None and hold[c]:
+                continue
+            over[c] = over[c] + 1 if v >= 1.0 else 0
+            under[c] = under[c] + 1 if v < clear else 0
+            if on[c]:
+                if under[c] >= clear_n:
+                    turn_off.append(c)
+            elif over[c] >= persist[c]:
+                turn_on.append(c)
         out: list[AlertEvent] = []
-        if change.any() or self.pending:
+        if turn_on or turn_off or self.pending:
             mean_l = self.sum_l * self.inv_wl
-            out = self._episodes(
-                ts, x, score, level, noise, stuck, mean_l, change & ~self.on, change & self.on
-            )
-        self.busy = bool(self.on.any() or self.over.any() or self.pending)
+            out = self._episodes(ts, x, score, level, noise, stuck, mean_l, turn_on, turn_off)
+        self.busy = any(on) or any(over) or bool(self.pending)
         return out
 
     def _confirm_noise(self, noise: np.ndarray) -> np.ndarray:
@@ -398,22 +405,22 @@ class _AssetState:
         noise: np.ndarray,
         stuck: np.ndarray,
         mean_l: np.ndarray,
-        turn_on: np.ndarray,
-        turn_off: np.ndarray,
+        turn_on: list[int],
+        turn_off: list[int],
     ) -> list[AlertEvent]:
         out: list[AlertEvent] = []
         starting: list[int] = []
-        for c in np.flatnonzero(turn_on):
+        for c in turn_on:
             self.on[c] = True
             self.under[c] = 0
-            starting.append(int(c))
+            starting.append(c)
         for c in list(self.pending):
             if not self.on[c]:
                 self.pending.discard(c)
             elif ts >= self.shelved_until[c]:
                 self.pending.discard(c)
                 starting.append(c)
-        for c in np.flatnonzero(turn_off):
+        for c in turn_off:
             self.on[c] = False
             self.over[c] = 0
         fresh: list[int] = []
