@@ -31,11 +31,21 @@ FAULTS: tuple[str, ...] = get_args(FaultName)
 
 TruthFault = Literal[
     "none",
-    "bearing_wear", "clogging", "valve_stuck", "sensor_drift", "sensor_stuck", "noise_burst",
+    "bearing_wear",
+    "clogging",
+    "valve_stuck",
+    "sensor_drift",
+    "sensor_stuck",
+    "noise_burst",
 ]
 RootCause = Literal[
     "unknown",
-    "bearing_wear", "clogging", "valve_stuck", "sensor_drift", "sensor_stuck", "noise_burst",
+    "bearing_wear",
+    "clogging",
+    "valve_stuck",
+    "sensor_drift",
+    "sensor_stuck",
+    "noise_burst",
 ]
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
@@ -178,11 +188,17 @@ class Hypothesis(WireModel):
 
 
 class DiagnosisReport(WireModel):
+    """A root cause for one alert. Each alert gets a ``provisional`` report at once, from the
+    history up to the alert, so a work order exists within milliseconds; then one ``final``
+    report when the evidence after the onset has settled the cause (1-15 simulated minutes
+    later). The final one may name another cause: it revises the same episode's ticket."""
+
     diagnosis_id: str = Field(min_length=1, max_length=128)
     alert_id: str = Field(min_length=1, max_length=128)
     asset: AssetId
     ts: float = Field(ge=0.0)
     onset_ts: float = Field(ge=0.0)
+    stage: Literal["provisional", "final"] = "final"
     root_cause: RootCause
     confidence: Unit01
     category: Category = "unknown"

@@ -201,6 +201,8 @@ class PlantFeed:
                 arrival=self._arrivals,
                 diagnosis=d,
             )
+        elif row.diagnosis is not None and row.diagnosis.stage == "final" and d.stage != "final":
+            return  # a late provisional report never hides the final one
         else:
             row = replace(row, diagnosis=d)
         self._put_alert(row)

@@ -4,6 +4,9 @@ Per asset it keeps the last hour of samples and the model residuals (``diagnosis
 learns the asset's healthy reference from its first minutes of steady running (like the monitor,
 independently), and for every new alert:
 
+0. reports a *provisional* cause at once, from the history up to the alert, so the ticket agent
+   can open the work order within milliseconds of the alarm (about 9 in 10 are already right:
+   a worn bearing, whose temperature lags its vibration by minutes, is the usual exception);
 1. waits at least ``min_wait_s`` of simulated time after the alert, so the history *after* the
    onset is there (a stuck reading has to stay stuck, a valve move has to settle);
 2. computes the features and evaluates every YAML rule (``rules/*.yaml``); a cause scores the
@@ -13,9 +16,10 @@ independently), and for every new alert:
    evidence up to ``max_wait_s`` (a slowly worn bearing needs its temperature to follow the
    vibration) and then reports the best it has, or ``unknown``.
 
-So a diagnosis arrives 1–15 simulated minutes after its alert (typically about one). An alert that
-clears before that is diagnosed at once with the history it had. ``flush()`` decides everything
-still pending (end of a replay). Never reads ``truth``; no I/O beyond loading the rules.
+So the final diagnosis arrives 1–15 simulated minutes after its alert (typically about one). An
+alert that clears before that is diagnosed at once with the history it had. ``flush()`` decides
+everything still pending (end of a replay). Never reads ``truth``; no I/O beyond loading the
+rules.
 """
 
 from __future__ import annotations
@@ -190,10 +194,16 @@ class DiagnosisAgent:
             if a.alert_id in st.pending or a.alert_id in st.active:
                 return []  # redelivered
             st.active[a.alert_id] = a
-            st.pending[a.alert_id] = _Pending(
-                a, a.ts + self.config.min_wait_s, a.ts + self.config.max_wait_s
-            )
-            return []
+            p = _Pending(a, a.ts + self.config.min_wait_s, a.ts + self.config.max_wait_s)
+            st.pending[a.alert_id] = p
+            provisional = self._decide(st, p, max(a.ts, st.last_ts), final=True)
+            if provisional is None:
+                return []
+            return [
+                provisional.model_copy(
+                    update={"stage": "provisional", "diagnosis_id": f"{a.alert_id}-D0"}
+                )
+            ]
         st.active.pop(a.alert_id, None)
         p = st.pending.pop(a.alert_id, None)
         if p is None:

@@ -1,10 +1,11 @@
 """Agent C's judgement, without I/O: what a diagnosis means as a work order.
 
-Turns a :class:`DiagnosisReport` into a new ticket, or folds a further diagnosis of the same
-episode into the open one (occurrences, last seen, severity escalation). The store
-(``engine/tickets/store.py``) decides *which* ticket a report belongs to and keeps the audit
-trail; this module only decides *what the ticket says*, so the wording can be read and tested
-without a database.
+Turns a :class:`DiagnosisReport` into a new ticket, folds a further diagnosis into the open one
+(occurrences, last seen, severity escalation), or revises the cause of an episode's ticket when
+the final diagnosis of its alert names another cause than the provisional one it opened with.
+The store (``engine/tickets/store.py``) decides *which* ticket a report belongs to and keeps the
+audit trail; this module only decides *what the ticket says*, so the wording can be read and
+tested without a database.
 
 The text is written for a maintenance planner: priority, asset, suspected cause and the trade
 that should take the job up front; then the diagnosis, the evidence, the numbers, the recommended
@@ -122,6 +123,15 @@ def render_body(ticket: Ticket, report: DiagnosisReport) -> str:
         f"**Suspected cause:** {cause} ({report.confidence:.0%} confidence) · "
         f"**Category:** {ticket.category} → {team}",
         "",
+        *(
+            [
+                "_Provisional diagnosis, made at the alarm: it is confirmed or revised within "
+                "minutes, once the signals after the onset have settled the cause._",
+                "",
+            ]
+            if report.stage == "provisional"
+            else []
+        ),
         "### Diagnosis",
         report.summary or f"Suspected {cause}.",
         "",
@@ -192,15 +202,24 @@ def new_ticket(report: DiagnosisReport, ticket_id: str, now: datetime) -> Ticket
 
 
 def fold_diagnosis(
-    ticket: Ticket, report: DiagnosisReport, now: datetime, human_edited: Iterable[str] = ()
+    ticket: Ticket,
+    report: DiagnosisReport,
+    now: datetime,
+    human_edited: Iterable[str] = (),
+    *,
+    occurrence: bool = True,
 ) -> tuple[Ticket, list[str]]:
     """Fold a further diagnosis into ``ticket``; returns the new ticket and what changed, one
     line each for the audit trail. Fields a reviewer edited by hand (``human_edited``: any of
-    title, body, labels) keep the reviewer's text; severity still escalates, never drops."""
+    title, body, labels) keep the reviewer's text; severity still escalates, never drops.
+    ``occurrence=False`` for the final diagnosis of an alert the ticket already holds (a
+    refinement of the same occurrence, not a new one)."""
     edited = set(human_edited)
     t = ticket.model_copy(deep=True)
-    changes = [f"diagnosis {report.diagnosis_id} (alert {report.alert_id})"]
-    t.occurrences += 1
+    what = "diagnosis" if occurrence else f"{report.stage} diagnosis"
+    changes = [f"{what} {report.diagnosis_id} (alert {report.alert_id})"]
+    if occurrence:
+        t.occurrences += 1
     t.diagnosis_ids.append(report.diagnosis_id)
     if report.alert_id not in t.alert_ids:
         t.alert_ids.append(report.alert_id)
@@ -213,6 +232,42 @@ def fold_diagnosis(
     if severity != t.severity:
         changes.append(f"severity escalated {t.severity} -> {severity}")
         t.severity = severity  # type: ignore[assignment]
+    if "title" not in edited:
+        t.title = title_for(t.asset, t.root_cause, t.signals)
+    if "labels" not in edited:
+        t.labels = labels_for(t.asset, t.root_cause, t.category, t.severity)
+    if "body" not in edited:
+        t.body = render_body(t, report)
+    t.updated_at = now
+    t.revision += 1
+    return t, changes
+
+
+def revise_cause(
+    ticket: Ticket, report: DiagnosisReport, now: datetime, human_edited: Iterable[str] = ()
+) -> tuple[Ticket, list[str]]:
+    """The episode's ticket with the cause the final diagnosis of its alert names instead of
+    the provisional one: cause, category, confidence, title, labels and body follow the new
+    diagnosis (text a reviewer edited by hand stays). An approval given to the old cause is
+    withdrawn: the work order now asks for another trade and another job."""
+    edited = set(human_edited)
+    old = ticket.root_cause
+    t = ticket.model_copy(deep=True)
+    t.root_cause = report.root_cause
+    t.category = category_for(report)  # type: ignore[assignment]
+    t.confidence = report.confidence
+    t.diagnosis_ids.append(report.diagnosis_id)
+    t.signals = list(dict.fromkeys([*report.signals, *t.signals]))
+    t.matched_rules = list(dict.fromkeys(report.matched_rules))
+    t.last_seen_ts = max(t.last_seen_ts, report.ts)
+    t.severity = escalate(t.severity, report.severity)  # type: ignore[assignment]
+    changes = [
+        f"root cause revised {old} -> {report.root_cause} by the final diagnosis "
+        f"{report.diagnosis_id} (confidence {report.confidence:.2f})"
+    ]
+    if t.state == "approved":
+        t.state = "open"
+        changes.append("approval withdrawn: the approved cause was revised")
     if "title" not in edited:
         t.title = title_for(t.asset, t.root_cause, t.signals)
     if "labels" not in edited:

@@ -46,6 +46,8 @@ class FaultMetrics(_M):
     diagnosed: int = 0
     diagnosis_correct: int = 0
     diagnosis_accuracy: float | None = None
+    provisional_accuracy: float | None = None
+    """Top-1 of the provisional diagnosis made at the alert (the one a ticket opens with)."""
     alerts_per_event: float | None = None
 
 
@@ -79,6 +81,7 @@ class EvalMetrics(_M):
     recall: float | None
     false_alarms_per_day: float | None
     diagnosis_accuracy: float | None
+    provisional_accuracy: float | None
     sudden_latency_median_s: float | None
     sudden_latency_p95_s: float | None
     gradual_severity_median: float | None
@@ -124,6 +127,7 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
         sev = [e.severity_at_detection for e in grad]
         diag = [e for e in det if e.diagnosis is not None]
         correct = sum(1 for e in diag if e.diagnosis == e.fault)
+        prov = [e for e in det if e.provisional is not None]
         per_fault[fault] = FaultMetrics(
             events=len(evs),
             observable=len(obs),
@@ -143,6 +147,7 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
             diagnosed=len(diag),
             diagnosis_correct=correct,
             diagnosis_accuracy=_ratio(correct, len(diag)),
+            provisional_accuracy=_ratio(sum(e.provisional == e.fault for e in prov), len(prov)),
             alerts_per_event=_ratio(sum(e.alerts for e in timed), len(timed)),
         )
         row = Counter(e.diagnosis or "(none)" for e in det)
@@ -220,6 +225,10 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
         true_alerts=len(hits),
         false_alarms=len(fa),
         sudden_latency_p95_s=_r(percentile(sudden_lat, 95), 1),  # type: ignore[arg-type]
+        provisional_accuracy=_ratio(
+            sum(e.provisional == e.fault for e in detected if e.provisional is not None),
+            sum(1 for e in detected if e.provisional is not None),
+        ),
         per_fault=per_fault,
         confusion=confusion,
         targets=checks,

@@ -65,7 +65,7 @@ def render_summary(m: EvalMetrics) -> str:
     lines += [
         "",
         f"{'fault':14} {'events':>6} {'det':>4} {'recall':>7} {'lat med':>8} "
-        f"{'lat p95':>8} {'sev@det':>8} {'diag':>6}",
+        f"{'lat p95':>8} {'sev@det':>8} {'diag':>6} {'prov':>6}",
     ]
     for fault in FAULTS:
         f = m.per_fault[fault]
@@ -75,9 +75,15 @@ def render_summary(m: EvalMetrics) -> str:
             f"{fault:14} {f.events:>6} {f.detected:>4} {_fmt(f.recall, True):>7} "
             f"{_fmt(f.latency_s.median):>8} {_fmt(f.latency_s.p95):>8} "
             f"{_fmt(f.severity_at_detection.median, nd=3):>8} "
-            f"{_fmt(f.diagnosis_accuracy, True, 0):>6}"
+            f"{_fmt(f.diagnosis_accuracy, True, 0):>6} {_fmt(f.provisional_accuracy, True, 0):>6}"
         )
-    lines += ["", verdict(m)]
+    lines += [
+        "",
+        f"provisional diagnosis (at the alert, what a ticket opens with): top-1 "
+        f"{_fmt(m.provisional_accuracy, True)}",
+        "",
+        verdict(m),
+    ]
     return "\n".join(lines)
 
 
@@ -127,8 +133,8 @@ def render_markdown(m: EvalMetrics, tuned: EvalMetrics | None = None, command: s
         "(0–1, 1 = failure) when the alert was raised, for gradual faults.",
         "",
         "| Fault | Events | Detected | Recall | Latency median / p95 (s) | Severity at detection "
-        "median / p95 | Diagnosis top-1 | Alerts per event |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "median / p95 | Diagnosis top-1 | Provisional top-1 | Alerts per event |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for fault in FAULTS:
         f = m.per_fault[fault]
@@ -144,7 +150,7 @@ def render_markdown(m: EvalMetrics, tuned: EvalMetrics | None = None, command: s
             f"{_fmt(f.latency_s.median)} / {_fmt(f.latency_s.p95)} | "
             f"{_fmt(f.severity_at_detection.median, nd=3)} / "
             f"{_fmt(f.severity_at_detection.p95, nd=3)} | {_fmt(f.diagnosis_accuracy, True)} "
-            f"({f.diagnosis_correct}/{f.diagnosed}) | "
+            f"({f.diagnosis_correct}/{f.diagnosed}) | {_fmt(f.provisional_accuracy, True)} | "
             f"{_fmt(f.alerts_per_event, nd=2)} |"
         )
     causes = [*FAULTS, "unknown", "(none)"]
@@ -211,7 +217,9 @@ def render_markdown(m: EvalMetrics, tuned: EvalMetrics | None = None, command: s
         "- False alarms per day divides by fault-free time only (no fault active, and not within "
         "the grace after one).",
         "- Sudden faults reach their peak within 2 minutes of onset; the rest are gradual.",
-        "- Diagnosis top-1: the first diagnosis of the event's alert names the right fault.",
+        "- Diagnosis top-1: the final diagnosis of the event's alert names the right fault. "
+        "The provisional diagnosis, made the moment the alert is raised so a work order opens "
+        "at once, is scored apart (its ticket is revised when the final diagnosis differs).",
         "",
     ]
     return "\n".join(md)

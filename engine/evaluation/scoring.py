@@ -21,7 +21,8 @@ Definitions (event level; all times are simulated seconds):
   minutes; for gradual ones the **severity at detection** is the truth severity when raised.
 - **False alarms per day** = false alarms / fault-free time (ticks with no fault active and not
   within ``GRACE_S`` after one), in days.
-- **Diagnosis top-1**: the first diagnosis of the event's alert names the event's fault.
+- **Diagnosis top-1**: the final diagnosis of the event's alert names the event's fault (the
+  provisional one, made at the alert, is scored apart as ``provisional``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class EventScore:
     latency_from_onset: float | None = None
     severity_at_detection: float | None = None
     diagnosis: str | None = None
-    """Root cause named by the first diagnosis of the event's alert ("(none)" if never made)."""
+    """Root cause named by the final diagnosis of the event's alert ("(none)" if never made)."""
+    provisional: str | None = None
+    """Root cause named by the provisional diagnosis made at the alert, if any."""
     alerts: int = 0
 
     @property
@@ -78,6 +81,7 @@ class AlertScore:
     detector: str
     hit: bool = False
     diagnosis: str | None = None
+    provisional: str | None = None
     event_end: float | None = None
     """End of the fault event this alert was assigned to (hits only)."""
 
@@ -127,6 +131,7 @@ class StreamScorer:
         self._ticks: dict[str, list[tuple[float, bool]]] = defaultdict(list)
         self._alerts: dict[str, dict[str, AlertScore]] = defaultdict(dict)
         self._diag: dict[str, str] = {}
+        self._prov: dict[str, str] = {}
         self._names: dict[str, str] = {}
 
     def add(self, msg: PlantMessage) -> None:
@@ -142,7 +147,10 @@ class StreamScorer:
             elif msg.status == "cleared" and a is not None:
                 a.cleared = msg.cleared_ts if msg.cleared_ts is not None else msg.ts
         elif isinstance(msg, DiagnosisReport):
-            self._diag.setdefault(msg.alert_id, msg.root_cause)
+            if msg.stage == "provisional":
+                self._prov.setdefault(msg.alert_id, msg.root_cause)
+            else:
+                self._diag.setdefault(msg.alert_id, msg.root_cause)
 
     def _telemetry(self, t: Telemetry) -> None:
         if t.scenario:
@@ -202,6 +210,7 @@ class StreamScorer:
         alerts = sorted(self._alerts.get(asset, {}).values(), key=lambda a: a.raised)
         for a in alerts:
             a.diagnosis = self._diag.get(a.alert_id)
+            a.provisional = self._prov.get(a.alert_id)
             cands = [e for e in events if e.onset <= a.raised <= e.end + GRACE_S]
             if not cands:
                 continue
@@ -222,6 +231,7 @@ class StreamScorer:
             i = max(0, bisect.bisect_right(tr.ts, a.raised) - 1)
             ev.severity_at_detection = tr.sev[i] if tr.sev else None
             ev.diagnosis = a.diagnosis or "(none)"
+            ev.provisional = a.provisional
         for ev in events:  # covered by an episode that was already active
             if ev.detected:
                 continue

@@ -57,7 +57,9 @@ class TicketService(Service):
         self.store = TicketStore(store_path(env))
         self.alert_times: OrderedDict[str, float] = OrderedDict()
         self.latency = LatencyWindow()
-        self.outcomes = {"created": 0, "updated": 0, "attached": 0, "duplicate": 0}
+        self.outcomes = dict.fromkeys(
+            ("created", "updated", "refined", "revised", "merged", "attached", "duplicate"), 0
+        )
         self.outbox = OutboxPublisher(self.store, self.bus, ORIGIN, on_sent=self._sent)
         connector = GitHubIssuesConnector.from_env(env)
         self.mirror = (
@@ -126,7 +128,7 @@ class TicketService(Service):
             "diagnosis_id": report.diagnosis_id,
         }
         if rec.changed:
-            if latency is not None:
+            if latency is not None and rec.first_for_alert:
                 self.latency.add(latency)
             self.log.event(
                 f"ticket_{rec.outcome}",

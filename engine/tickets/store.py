@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.agents.ticket import AGENT, fold_diagnosis, labels_for, new_ticket
+from engine.agents.ticket import AGENT, fold_diagnosis, labels_for, new_ticket, revise_cause
 from engine.paths import var_dir
 from engine.schemas import (
     CLOSE_REASONS,
@@ -136,19 +136,31 @@ class Recorded:
     ticket carries its last BUS_LIST_LIMIT history entries (``get`` returns all of them).
 
     ``outcome``: "created" (new ticket), "updated" (folded into the open ticket of the same
-    asset + root cause), "attached" (the episode's ticket is already closed: the diagnosis is
-    recorded against it, the ticket is not reopened), "duplicate" (this diagnosis id was recorded
-    before: nothing changed)."""
+    asset + root cause), "refined" (a later diagnosis of an alert the ticket already holds, same
+    cause: not a new occurrence), "revised" (the same, naming another cause: the ticket's cause
+    follows it), "merged" (naming a cause that already has an open ticket: folded into that one,
+    and the provisional ticket closed as its duplicate), "attached" (the episode's ticket is
+    already closed: the diagnosis is recorded against it, the ticket is not reopened),
+    "duplicate" (this diagnosis id was recorded before: nothing changed).
+
+    ``also``: other tickets the same transaction changed (the provisional ticket a merge closed).
+    """
 
     ticket: Ticket
     created: bool
     outcome: str
+    also: tuple[Ticket, ...] = ()
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.ticket, self.created))
 
     @property
     def changed(self) -> bool:
+        return self.outcome in ("created", "updated", "refined", "revised", "merged")
+
+    @property
+    def first_for_alert(self) -> bool:
+        """The first ticket stored for this alert (what alert -> ticket latency measures)."""
         return self.outcome in ("created", "updated")
 
 
@@ -290,7 +302,8 @@ class TicketStore:
         with self.transaction() as tx:
             rec = tx.record_diagnosis(report, now=now)
             if origin and rec.changed:
-                tx.enqueue(rec.ticket, origin)
+                for ticket in (*rec.also, rec.ticket):
+                    tx.enqueue(ticket, origin)
             return rec
 
     def approve(self, ticket_id: str, who: str, note: str | None = None) -> Ticket:
@@ -479,8 +492,8 @@ class Tx:
     def _save(self, ticket: Ticket, *, mirror: bool = True, human_edited: set[str] | None = None):
         doc = ticket.model_copy(update={"history": []}).to_json()
         self.conn.execute(
-            "UPDATE tickets SET state = ?, doc = ? WHERE ticket_id = ?",
-            (ticket.state, doc, ticket.ticket_id),
+            "UPDATE tickets SET state = ?, root_cause = ?, doc = ? WHERE ticket_id = ?",
+            (ticket.state, ticket.root_cause, doc, ticket.ticket_id),
         )
         if human_edited is not None:
             self.conn.execute(
@@ -517,30 +530,22 @@ class Tx:
                 ),
             )
 
+        episode = self.conn.execute(
+            "SELECT d.ticket_id FROM diagnoses d WHERE d.alert_id = ? ORDER BY d.rowid DESC "
+            "LIMIT 1",
+            (report.alert_id,),
+        ).fetchone()
+        if episode is not None:
+            rec = self._refine_episode(episode[0], report, now, remember)
+            if rec is not None:
+                return rec
+
         open_row = self.conn.execute(
             "SELECT ticket_id, human_edited FROM tickets "
             "WHERE asset = ? AND root_cause = ? AND state != 'closed'",
             (report.asset, report.root_cause),
         ).fetchone()
         if open_row is None:
-            closed = self.conn.execute(
-                "SELECT t.ticket_id FROM diagnoses d JOIN tickets t USING (ticket_id) "
-                "WHERE d.alert_id = ? AND d.root_cause = ? AND t.state = 'closed' "
-                "ORDER BY t.num DESC LIMIT 1",
-                (report.alert_id, report.root_cause),
-            ).fetchone()
-            if closed is not None:
-                ticket_id = closed[0]
-                remember(ticket_id, "attached")
-                self.audit(
-                    ticket_id,
-                    AGENT,
-                    "diagnosis_after_close",
-                    f"diagnosis {report.diagnosis_id} of the same episode (alert "
-                    f"{report.alert_id}) arrived after close; not reopened",
-                    now,
-                )
-                return Recorded(self.get(ticket_id, history=BUS_LIST_LIMIT), False, "attached")
             cur = self.conn.execute(
                 "INSERT INTO tickets(ticket_id, asset, root_cause, state, doc) "
                 "VALUES ('pending', ?, ?, 'open', '{}')",
@@ -557,7 +562,7 @@ class Tx:
                 ticket_id,
                 AGENT,
                 "created",
-                f"from diagnosis {report.diagnosis_id} (alert {report.alert_id}): "
+                f"from {report.stage} diagnosis {report.diagnosis_id} (alert {report.alert_id}): "
                 f"{report.root_cause}, {report.severity}, confidence {report.confidence:.2f}",
                 now,
             )
@@ -570,6 +575,98 @@ class Tx:
         remember(ticket_id, "updated")
         self.audit(ticket_id, AGENT, "occurrence", "; ".join(changes), now)
         return Recorded(self.get(ticket_id, history=BUS_LIST_LIMIT), False, "updated")
+
+    def _refine_episode(
+        self,
+        ticket_id: str,
+        report: DiagnosisReport,
+        now: datetime,
+        remember: Any,
+    ) -> Recorded | None:
+        """A further diagnosis of an alert that already has a ticket (typically the final
+        diagnosis after the provisional one). None: not this ticket's business after all (it
+        holds other episodes too and the cause changed), go the usual way."""
+        row = self._row(ticket_id)
+        current = self.get(ticket_id, history=False)
+        edited = json.loads(row["human_edited"])
+        if current.state == "closed":
+            remember(ticket_id, "attached")
+            self.audit(
+                ticket_id,
+                AGENT,
+                "diagnosis_after_close",
+                f"{report.stage} diagnosis {report.diagnosis_id} ({report.root_cause}) of the "
+                f"same episode (alert {report.alert_id}) arrived after close; not reopened",
+                now,
+            )
+            return Recorded(self.get(ticket_id, history=BUS_LIST_LIMIT), False, "attached")
+        if current.root_cause == report.root_cause:
+            updated, changes = fold_diagnosis(current, report, now, edited, occurrence=False)
+            self._save(updated)
+            remember(ticket_id, "refined")
+            self.audit(ticket_id, AGENT, "diagnosis", "; ".join(changes), now)
+            return Recorded(self.get(ticket_id, history=BUS_LIST_LIMIT), False, "refined")
+        solo = current.alert_ids == [report.alert_id]
+        other = self.conn.execute(
+            "SELECT ticket_id FROM tickets WHERE asset = ? AND root_cause = ? "
+            "AND state != 'closed'",
+            (report.asset, report.root_cause),
+        ).fetchone()
+        if other is None and solo:
+            updated, changes = revise_cause(current, report, now, edited)
+            self._save(updated)
+            remember(ticket_id, "revised")
+            self.audit(ticket_id, AGENT, "cause_revised", "; ".join(changes), now)
+            return Recorded(self.get(ticket_id, history=BUS_LIST_LIMIT), False, "revised")
+        if other is None:
+            self.audit(
+                ticket_id,
+                AGENT,
+                "diagnosis_elsewhere",
+                f"final diagnosis {report.diagnosis_id} of alert {report.alert_id} names "
+                f"{report.root_cause}; this ticket holds other episodes too, so it keeps "
+                f"{current.root_cause}",
+                now,
+            )
+            return None
+        target_id = other[0]
+        target = self.get(target_id, history=False)
+        target_edited = json.loads(self._row(target_id)["human_edited"])
+        merged, changes = fold_diagnosis(target, report, now, target_edited)
+        self._save(merged)
+        remember(target_id, "merged")
+        self.audit(target_id, AGENT, "occurrence", "; ".join(changes), now)
+        also: tuple[Ticket, ...] = ()
+        if solo and current.state == "open" and not edited:
+            closed = current.model_copy(
+                update={
+                    "state": "closed",
+                    "close_reason": "duplicate",
+                    "close_note": f"cause revised to {report.root_cause}: see {target_id}",
+                    "updated_at": now,
+                    "revision": current.revision + 1,
+                }
+            )
+            self._save(closed)
+            self.audit(
+                ticket_id,
+                AGENT,
+                "closed",
+                f"duplicate: the final diagnosis {report.diagnosis_id} names "
+                f"{report.root_cause}, which {target_id} already tracks",
+                now,
+            )
+            also = (self.get(ticket_id, history=BUS_LIST_LIMIT),)
+        else:
+            self.audit(
+                ticket_id,
+                AGENT,
+                "diagnosis_elsewhere",
+                f"final diagnosis {report.diagnosis_id} names {report.root_cause}: recorded on "
+                f"{target_id}",
+                now,
+            )
+        return Recorded(self.get(target_id, history=BUS_LIST_LIMIT), False, "merged", also)
 
     def approve(self, ticket_id: str, who: str, note: str | None = None) -> Ticket:
         ticket = self.get(ticket_id, history=False)

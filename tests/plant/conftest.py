@@ -18,7 +18,9 @@ class Run:
         self.telemetry = [m for m in messages if isinstance(m, Telemetry)]
         self.alerts = [m for m in messages if isinstance(m, AlertEvent)]
         self.active = [a for a in self.alerts if a.status == "active"]
-        self.diagnoses = [m for m in messages if isinstance(m, DiagnosisReport)]
+        self.all_diagnoses = [m for m in messages if isinstance(m, DiagnosisReport)]
+        self.diagnoses = [d for d in self.all_diagnoses if d.stage == "final"]
+        self.provisional = [d for d in self.all_diagnoses if d.stage == "provisional"]
 
 
 @pytest.fixture(scope="session")

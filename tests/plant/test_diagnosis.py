@@ -77,18 +77,34 @@ def test_demo_diagnoses(demo_run) -> None:
     assert wear[0].diagnosis_id.startswith(wear[0].alert_id)
 
 
+def test_provisional_diagnosis_comes_with_the_alert(demo_run) -> None:
+    """Each alert gets a provisional report at its own simulated time (so a ticket can open at
+    once) and later one final report; the final one may correct the provisional cause."""
+    for name in ("sudden_clog_and_drift", "chronic_wear"):
+        run = demo_run(name)
+        assert [p.alert_id for p in run.provisional] == [a.alert_id for a in run.active]
+        for alert, prov, final in zip(run.active, run.provisional, run.diagnoses, strict=True):
+            assert prov.ts == alert.ts and prov.diagnosis_id != final.diagnosis_id
+            assert final.alert_id == alert.alert_id and final.ts > prov.ts
+            i, j = run.messages.index(alert), run.messages.index(prov)
+            assert j == i + 1  # right behind its alert, before any later telemetry
+
+
 def test_one_report_per_alert_even_when_redelivered(demo_run) -> None:
     run = demo_run("sudden_clog_and_drift")
     agent = DiagnosisAgent()
     out = []
     for m in run.messages:
-        if m in run.diagnoses:
+        if m in run.all_diagnoses:
             continue
         out += agent.feed(m)
         if m in run.active:
             out += agent.feed(m)  # QoS 1 redelivery
     out += agent.flush()
-    assert [d.alert_id for d in out] == [a.alert_id for a in run.active]
+    finals = [d for d in out if d.stage == "final"]
+    provisional = [d for d in out if d.stage == "provisional"]
+    assert [d.alert_id for d in finals] == [a.alert_id for a in run.active]
+    assert [d.alert_id for d in provisional] == [a.alert_id for a in run.active]
 
 
 def test_rule_offsets_from_tuning_change_confidence(demo_run) -> None:
@@ -97,7 +113,13 @@ def test_rule_offsets_from_tuning_change_confidence(demo_run) -> None:
     tuning = with_rule_offset(tuning, "CL-03", -0.3)
     tuning = with_rule_offset(tuning, "CL-02", -0.3)
     agent = DiagnosisAgent(tuning=tuning)
-    out = [d for m in run.messages if m not in run.diagnoses for d in agent.feed(m)]
+    out = [
+        d
+        for m in run.messages
+        if m not in run.all_diagnoses
+        for d in agent.feed(m)
+        if d.stage == "final"
+    ]
     assert out[0].root_cause == "clogging"
     assert out[0].confidence < run.diagnoses[0].confidence
 

@@ -152,7 +152,8 @@ def test_replay_cli_writes_enveloped_jsonl(tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     topics = [json.loads(line)["topic"] for line in lines]
     assert topics.count("telemetry/pump01") == 14400
-    assert topics.count("alerts/pump01") == 2 and topics.count("diagnosis/pump01") == 2
+    # Two alerts, each with a provisional and a final diagnosis.
+    assert topics.count("alerts/pump01") == 2 and topics.count("diagnosis/pump01") == 4
     msgs = [Envelope.model_validate_json(line).message() for line in lines]
     assert isinstance(msgs[0], Telemetry)
     # Reproducible message for message.

@@ -84,7 +84,7 @@ def test_agents_never_read_truth(demo_run) -> None:
             diags += agent.feed(a)
     diags += agent.flush()
     assert [a.to_json() for a in alerts] == [a.to_json() for a in run.alerts]
-    assert [d.to_json() for d in diags] == [d.to_json() for d in run.diagnoses]
+    assert [d.to_json() for d in diags] == [d.to_json() for d in run.all_diagnoses]
 
 
 def test_generic_stream_with_foreign_names_is_causal() -> None:

@@ -23,21 +23,26 @@ from engine.tickets.store import (
 
 
 def test_one_ticket_per_episode_with_occurrences_and_escalation(store: TicketStore) -> None:
-    first, created = store.record_diagnosis(report(severity="medium", ts=4000.0))
+    first, created = store.record_diagnosis(report(severity="medium", ts=4000.0, alert_id="A-1"))
     assert created and first.ticket_id == "T-0001" and first.state == "open"
     second = store.record_diagnosis(report(severity="high", ts=4600.0, alert_id="A-2"))
     assert second.outcome == "updated" and not second.created
-    third = store.record_diagnosis(report(severity="low", ts=4700.0))
+    third = store.record_diagnosis(report(severity="low", ts=4700.0, alert_id="A-3"))
     t = third.ticket
     assert t.ticket_id == first.ticket_id
     assert t.occurrences == 3
     assert t.last_seen_ts == 4700.0 and t.first_seen_ts == 3500.0
     assert t.severity == "high", "severity escalates and never drops on its own"
-    assert t.alert_ids == ["A-1", "A-2"]
+    assert t.alert_ids == ["A-1", "A-2", "A-3"]
     assert len(t.diagnosis_ids) == 3
     assert "priority:P2" in t.labels and "severity:high" in t.labels
     assert [h.action for h in t.history] == ["created", "occurrence", "occurrence"]
     assert "severity escalated medium -> high" in t.history[1].detail
+    # A further (final) diagnosis of an alert the ticket holds refines it: no new occurrence.
+    fourth = store.record_diagnosis(report(ts=4800.0, alert_id="A-3", confidence=0.95))
+    assert fourth.outcome == "refined" and fourth.ticket.occurrences == 3
+    assert fourth.ticket.confidence == 0.95 and fourth.ticket.last_seen_ts == 4800.0
+    assert fourth.ticket.history[-1].action == "diagnosis"
     assert len(store.list()) == 1
 
 
@@ -202,7 +207,7 @@ def test_two_processes_recording_the_same_stream_make_no_duplicates(tmp_path: Pa
         order = range(60) if sys.argv[1] == "a" else reversed(range(60))
         for i in order:
             s.record_diagnosis(DiagnosisReport(
-                diagnosis_id=f"D{{i}}", alert_id=f"A{{i % 6}}", asset=f"p{{i % 3}}",
+                diagnosis_id=f"D{{i}}", alert_id=f"A{{i}}", asset=f"p{{i % 3}}",
                 ts=float(i), onset_ts=0.0, root_cause=["bearing_wear", "clogging"][i % 2],
                 confidence=0.9, severity="medium", summary="s"))
         """
@@ -239,3 +244,45 @@ def test_an_unusable_store_path_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "a_file").write_text("")
     with pytest.raises(StoreUnavailable, match=r"cannot open the ticket store .*a_file/x\.db"):
         TicketStore(tmp_path / "a_file" / "x.db")
+
+
+def test_final_diagnosis_naming_another_cause_revises_the_provisional_ticket(
+    store: TicketStore,
+) -> None:
+    """The ticket opened from the provisional diagnosis follows the final one: same ticket,
+    new cause, category, title and labels; an approval given to the old cause is withdrawn."""
+    prov = report(alert_id="A-9", stage="provisional", root_cause="sensor_drift")
+    opened = store.record_diagnosis(prov).ticket
+    assert opened.root_cause == "sensor_drift" and "Provisional diagnosis" in opened.body
+    store.approve(opened.ticket_id, "ana")
+    final = store.record_diagnosis(report(alert_id="A-9", root_cause="bearing_wear"))
+    t = final.ticket
+    assert final.outcome == "revised" and t.ticket_id == opened.ticket_id
+    assert t.root_cause == "bearing_wear" and t.category == "mechanical"
+    assert "cause:bearing_wear" in t.labels and "bearing wear" in t.title
+    assert t.state == "open" and t.occurrences == 1
+    assert "Provisional diagnosis" not in t.body
+    assert t.history[-1].action == "cause_revised"
+    assert "sensor_drift -> bearing_wear" in t.history[-1].detail
+    assert "approval withdrawn" in t.history[-1].detail
+    # The unique index follows the new cause: a later bearing alert folds into this ticket.
+    later = store.record_diagnosis(report(alert_id="A-10", root_cause="bearing_wear"))
+    assert later.outcome == "updated" and later.ticket.ticket_id == opened.ticket_id
+
+
+def test_final_diagnosis_naming_an_already_tracked_cause_merges(store: TicketStore) -> None:
+    """If the revised cause already has an open ticket, the episode folds into it and the
+    provisional ticket closes as its duplicate; both changes are announced."""
+    tracked = store.record_diagnosis(report(alert_id="A-1", root_cause="clogging")).ticket
+    prov = store.record_diagnosis(
+        report(alert_id="A-2", stage="provisional", root_cause="unknown")
+    ).ticket
+    assert prov.ticket_id != tracked.ticket_id
+    rec = store.record_diagnosis(report(alert_id="A-2", root_cause="clogging"), origin="ticket")
+    assert rec.outcome == "merged" and rec.ticket.ticket_id == tracked.ticket_id
+    assert rec.ticket.occurrences == 2 and rec.ticket.alert_ids == ["A-1", "A-2"]
+    closed = store.get(prov.ticket_id)
+    assert closed.state == "closed" and closed.close_reason == "duplicate"
+    assert tracked.ticket_id in (closed.close_note or "")
+    announced = [Ticket.model_validate_json(p) for _, _, p in store.pending_outbox("ticket")]
+    assert {t.ticket_id for t in announced} == {tracked.ticket_id, prov.ticket_id}

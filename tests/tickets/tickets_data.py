@@ -14,7 +14,7 @@ def report(**overrides: Any) -> DiagnosisReport:
     n = next(_ids)
     fields: dict[str, Any] = {
         "diagnosis_id": f"D-{n}",
-        "alert_id": "A-1",
+        "alert_id": f"A-{n}",
         "asset": "pump01",
         "ts": 3600.0 + n,
         "onset_ts": 3500.0,

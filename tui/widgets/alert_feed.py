@@ -170,11 +170,16 @@ class AlertFeed(Vertical):
         ]
         signals = " " + ", ".join(clean(s, single_line=True) for s in row.signals)
         d = row.diagnosis
-        diagnosis = (
-            Text(f" {d.root_cause} {fmt.percent(d.confidence)}", style="bold" if active else "dim")
-            if d is not None
-            else Text(" diagnosing…", style="italic dim")
-        )
+        if d is None:
+            diagnosis = Text(" diagnosing…", style="italic dim")
+        elif d.stage == "provisional":  # the cause at the alarm, until the final one settles it
+            diagnosis = Text(
+                f" {d.root_cause} {fmt.percent(d.confidence)}?", style="italic" if active else "dim"
+            )
+        else:
+            diagnosis = Text(
+                f" {d.root_cause} {fmt.percent(d.confidence)}", style="bold" if active else "dim"
+            )
         if self.compact:
             cells.append(diagnosis if d is not None else Text(signals, style=dim))
             return cells
