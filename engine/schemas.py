@@ -50,6 +50,17 @@ RootCause = Literal[
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 Category = Literal["mechanical", "process", "instrumentation", "unknown"]
+CATEGORY_OF_CAUSE: dict[str, str] = {
+    "bearing_wear": "mechanical",
+    "clogging": "process",
+    "valve_stuck": "mechanical",
+    "sensor_drift": "instrumentation",
+    "sensor_stuck": "instrumentation",
+    "noise_burst": "instrumentation",
+    "unknown": "unknown",
+}
+"""Which trade a root cause belongs to: instrument faults go to instrumentation, not to
+mechanical maintenance."""
 TicketState = Literal["open", "approved", "closed"]
 CloseReason = Literal["resolved", "false_positive", "duplicate"]
 CLOSE_REASONS: tuple[str, ...] = get_args(CloseReason)

@@ -24,12 +24,13 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
+from engine.operator import operator_name
 from tui.api import ApiError, ControlRoomApi
 from tui.feed import PlantFeed
 from tui.screens.factory import FactoryScreen
 from tui.screens.help import HelpScreen, Section
 from tui.screens.plant import PlantScreen
-from tui.settings import UiSettings, operator_name
+from tui.settings import UiSettings
 from tui.status import HealthState, RateMeter, ServiceState, broker_of, service_state
 
 STATUS_POLL_S = 1.0

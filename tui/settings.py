@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,19 +37,3 @@ def service_urls(
         port = int(environ.get(port_env(name)) or DEFAULT_PORTS[name])
         urls[name] = f"http://{host}:{port}"
     return urls
-
-
-def operator_name(environ: Mapping[str, str] | None = None) -> str:
-    """``CONTROLROOM_OPERATOR`` if set; else the login name, plus the SSH client's address when
-    the TUI runs in an SSH session (a shared ``ForceCommand`` account still leaves a useful
-    audit trail)."""
-    environ = os.environ if environ is None else environ
-    named = environ.get("CONTROLROOM_OPERATOR", "").strip()
-    if named:
-        return named[:128]
-    try:
-        user = getpass.getuser()
-    except Exception:  # no passwd entry (containers)
-        user = "operator"
-    client = environ.get("SSH_CONNECTION", "").split(" ")[0]
-    return (f"{user}@{client}" if client else user)[:128]

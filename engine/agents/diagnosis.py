@@ -37,7 +37,14 @@ from engine.agents.monitor_physics import RESIDUALS, PumpObserver, is_running
 from engine.agents.tuning import rule_offset
 from engine.plant.pump import DESIGN
 from engine.plant.signals import SIGNAL_ORDER, is_pump
-from engine.schemas import AlertEvent, DiagnosisReport, Hypothesis, Telemetry, Tuning
+from engine.schemas import (
+    CATEGORY_OF_CAUSE,
+    AlertEvent,
+    DiagnosisReport,
+    Hypothesis,
+    Telemetry,
+    Tuning,
+)
 
 
 @dataclass(frozen=True)
@@ -54,15 +61,6 @@ class DiagnosisConfig:
     settle_s: float = 30.0
 
 
-CATEGORY = {
-    "bearing_wear": "mechanical",
-    "clogging": "process",
-    "valve_stuck": "mechanical",
-    "sensor_drift": "instrumentation",
-    "sensor_stuck": "instrumentation",
-    "noise_burst": "instrumentation",
-    "unknown": "unknown",
-}
 SENSOR_CAUSES = {
     "sensor_drift": "drift.sensor",
     "sensor_stuck": "stuck.sensor",
@@ -289,7 +287,7 @@ class DiagnosisAgent:
             summary = f"{_cause_text(cause, sensor)} on {a.asset}: {rules[0].title}"
             actions = list(dict.fromkeys(x for r in rules for x in r.actions))
             evidence = [render(r.explain, feats) for r in rules if r.explain]
-            category = rules[0].category or CATEGORY[cause]
+            category = rules[0].category or CATEGORY_OF_CAUSE[cause]
         else:
             cause, rules, confidence, sensor = "unknown", [], 0.2, None
             summary = (

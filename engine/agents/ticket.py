@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from engine.schemas import SEVERITIES, DiagnosisReport, Ticket
+from engine.schemas import CATEGORY_OF_CAUSE, SEVERITIES, DiagnosisReport, Ticket
 
 CAUSE_LABELS: dict[str, str] = {
     "bearing_wear": "bearing wear",
@@ -29,17 +29,6 @@ CAUSE_LABELS: dict[str, str] = {
     "noise_burst": "noisy sensor signal",
     "unknown": "unexplained anomaly",
 }
-
-CATEGORY_OF_CAUSE: dict[str, str] = {
-    "bearing_wear": "mechanical",
-    "clogging": "process",
-    "valve_stuck": "mechanical",
-    "sensor_drift": "instrumentation",
-    "sensor_stuck": "instrumentation",
-    "noise_burst": "instrumentation",
-    "unknown": "unknown",
-}
-"""Used when a diagnosis leaves its category "unknown"."""
 
 TEAM_OF_CATEGORY: dict[str, str] = {
     "mechanical": "Mechanical maintenance",
@@ -232,6 +221,13 @@ def fold_diagnosis(
     if severity != t.severity:
         changes.append(f"severity escalated {t.severity} -> {severity}")
         t.severity = severity  # type: ignore[assignment]
+    _rewrite(t, report, now, edited)
+    return t, changes
+
+
+def _rewrite(t: Ticket, report: DiagnosisReport, now: datetime, edited: set[str]) -> None:
+    """Title, labels and body follow the ticket's fields and the latest diagnosis, except the
+    ones a reviewer wrote by hand; then the revision moves on."""
     if "title" not in edited:
         t.title = title_for(t.asset, t.root_cause, t.signals)
     if "labels" not in edited:
@@ -240,7 +236,6 @@ def fold_diagnosis(
         t.body = render_body(t, report)
     t.updated_at = now
     t.revision += 1
-    return t, changes
 
 
 def revise_cause(
@@ -268,12 +263,5 @@ def revise_cause(
     if t.state == "approved":
         t.state = "open"
         changes.append("approval withdrawn: the approved cause was revised")
-    if "title" not in edited:
-        t.title = title_for(t.asset, t.root_cause, t.signals)
-    if "labels" not in edited:
-        t.labels = labels_for(t.asset, t.root_cause, t.category, t.severity)
-    if "body" not in edited:
-        t.body = render_body(t, report)
-    t.updated_at = now
-    t.revision += 1
+    _rewrite(t, report, edited=edited, now=now)
     return t, changes

@@ -30,11 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from engine.services.settings import SettingsError, load_env_file
+
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
+        return 2
+    try:
+        load_env_file()  # every command reads the same .env (see .env.example)
+    except (SettingsError, OSError) as exc:
+        print(f"controlroom: {exc}", file=sys.stderr)
         return 2
     try:
         return int(func(args) or 0)

@@ -154,11 +154,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     import threading
 
     from engine.bus.broker import BrokerError, parse_broker_url
-    from engine.services.settings import SettingsError, load_env_file
+    from engine.services.settings import SettingsError
     from engine.services.stack import Stack, StackError
 
     try:
-        load_env_file()
         for flag, env in (
             ("ca_file", "CONTROLROOM_BROKER_CA_FILE"),
             ("cert_file", "CONTROLROOM_BROKER_CERT_FILE"),

@@ -7,8 +7,9 @@
     controlroom tickets close ID --reason resolved|false_positive|duplicate [--note TEXT]
 
 ``--api URL`` (or ``CONTROLROOM_REVIEW_URL``; default ``http://127.0.0.1:8105``, port from
-``CONTROLROOM_REVIEW_PORT``) names the review service; ``--who`` (or ``CONTROLROOM_WHO``, else the
-login name) is recorded in the ticket's history; ``--json`` prints the API's JSON for scripts.
+``CONTROLROOM_REVIEW_PORT``) names the review service; ``--who`` (or ``CONTROLROOM_OPERATOR``,
+else the login name) is recorded in the ticket's history; ``--json`` prints the API's JSON for
+scripts.
 Exit codes: 0 done, 1 the service could not be reached or failed, 2 the request was refused
 (unknown ticket, not allowed in the ticket's state, bad value).
 """
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_argument(
         "--who",
         default=argparse.SUPPRESS,
-        help="your name for the audit trail (env CONTROLROOM_WHO, else the login name)",
+        help="your name for the audit trail (env CONTROLROOM_OPERATOR, else the login name)",
     )
 
     p = sub.add_parser(
@@ -87,11 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def api_url(explicit: str | None) -> str:
     import os
 
-    from engine.services.settings import load_env_file
-
     if explicit:
         return explicit.rstrip("/")
-    load_env_file()
     if os.environ.get("CONTROLROOM_REVIEW_URL"):
         return os.environ["CONTROLROOM_REVIEW_URL"].rstrip("/")
     port = os.environ.get("CONTROLROOM_REVIEW_PORT") or "8105"
@@ -99,15 +97,9 @@ def api_url(explicit: str | None) -> str:
 
 
 def reviewer(explicit: str | None) -> str:
-    import getpass
-    import os
+    from engine.operator import operator_name
 
-    if explicit:
-        return explicit
-    try:
-        return os.environ.get("CONTROLROOM_WHO") or getpass.getuser()
-    except (KeyError, OSError):
-        return "reviewer"
+    return explicit or operator_name()
 
 
 class ApiError(Exception):

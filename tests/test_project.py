@@ -1,0 +1,51 @@
+"""The project's own promises: the README's two set-up commands are what CI runs, the code is
+ruff-clean, and every command in the README's shell block exists."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def quick_start_commands() -> list[str]:
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_readme_shows_two_setup_commands_and_ci_runs_the_second_verbatim() -> None:
+    demo, tests = quick_start_commands()
+    assert demo.endswith("controlroom demo") and "pip install" in demo
+    assert "pytest" in tests and "'.[test]'" in tests
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert tests in ci, ".ci/run must run the README's test command verbatim"
+
+
+def test_every_controlroom_command_in_the_readme_exists() -> None:
+    from engine.cli import build_parser
+
+    parser = build_parser()
+    commands = re.findall(r"^controlroom ([a-z]+)", README, flags=re.M)
+    assert len(commands) > 10
+    known = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert set(commands) <= known, set(commands) - known
+    for line in re.findall(r"^(controlroom [^#\n]+)", README, flags=re.M):
+        argv = shlex.split(line)[1:]
+        try:  # parse only: the handler is not run
+            parser.parse_args(argv)
+        except SystemExit as exc:
+            raise AssertionError(f"README command does not parse: {line}") from exc
+
+
+def test_ruff_clean() -> None:
+    for args in (["check", "."], ["format", "--check", "."]):
+        r = subprocess.run(
+            [sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]
