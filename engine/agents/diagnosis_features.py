@@ -5,9 +5,10 @@ residuals (computed by the same ``PumpObserver`` as the monitor) and the loop fl
 expects. At decision time it turns that history into named numbers (``FEATURES`` lists them all;
 ``docs/plant.md`` explains each):
 
-- ``res.<r>.z`` / ``.delta`` / ``.trend``: a residual's shift from this asset's own learned
-  reference, in detection floors (z), in engineering units (delta), and its slope over the last
-  10 min in floors per 10 min (trend).
+- ``res.<r>.z`` / ``.delta`` / ``.trend`` / ``.rate``: a residual's shift from this asset's own
+  learned reference, in detection floors (z), in engineering units (delta), and its slope over
+  the last 10 min in floors per 10 min (trend, for rules) and in engineering units per 10 min
+  (rate, for the sentences an engineer reads).
 - ``<signal>`` (mean of the last minute), ``<signal>.change`` / ``.change_pct`` (vs the five
   minutes before the alert), ``<signal>.flat`` (seconds of identical readings), ``<signal>.noise``
   (sample-to-sample spread over its baseline, median-based).
@@ -38,7 +39,7 @@ from engine.plant.signals import SENSORS, SIGNAL_ORDER, SIGNALS
 COLUMNS: tuple[str, ...] = (*SIGNAL_ORDER, *RESIDUALS, "q_pred", "valid")
 COL = {name: i for i, name in enumerate(COLUMNS)}
 
-_NUM_PER_RESIDUAL = ("z", "delta", "trend", "fired")
+_NUM_PER_RESIDUAL = ("z", "delta", "trend", "rate", "fired")
 _NUM_PER_SIGNAL = ("change", "change_pct", "flat", "noise", "fired")
 TEXT_FEATURES = frozenset(
     {"drift.sensor", "drift.candidates", "stuck.sensor", "noise.sensor", "asset"}
@@ -258,7 +259,8 @@ def compute_features(
         if lv.shape[0] >= 60:
             t = np.arange(lv.shape[0], dtype=float)
             slope = np.polyfit(t, lv[:, c], 1)[0] / hist.dt
-            f[f"{r}.trend"] = float(slope * TREND_S / floors[r])
+            f[f"{r}.rate"] = float(slope * TREND_S)
+            f[f"{r}.trend"] = f[f"{r}.rate"] / floors[r]
     z = np.array(zvec)
     keep = ~np.isnan(z)
     norm = float(np.linalg.norm(z[keep]))
