@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from rich.console import Console
 from tui_sample import alert, diagnosis, telemetry, ticket
 
 from engine.plant.signals import SIGNALS
@@ -13,7 +14,9 @@ from tui.safe import clean, safe_text
 from tui.screens.edit_ticket import validate_edit
 from tui.sparkline import spark_rows
 from tui.status import service_state
+from tui.widgets.alert_feed import AlertFeed
 from tui.widgets.step_log import parse_step
+from tui.widgets.ticket_detail import render_ticket
 
 
 def test_clean_shows_control_characters_as_escapes() -> None:
@@ -82,6 +85,36 @@ def test_feed_keeps_the_newest_ticket_revision_and_joins_diagnoses() -> None:
     assert feed.asset_view("pump01").alert_signals == {"flow"}  # type: ignore[union-attr]
     feed.ingest(alert("a-9", "pump01", 130.0, "high", ["flow"], status="cleared"))
     assert feed.asset_view("pump01").alert_signals == frozenset()  # type: ignore[union-attr]
+
+
+def test_a_late_provisional_diagnosis_never_hides_the_final_one() -> None:
+    feed = PlantFeed()
+    feed.ingest(alert("a-7", "pump01", 95.0, "high", ["flow"]))
+    provisional = diagnosis("a-7", "pump01", 95.0, "sensor_drift", 0.5).model_copy(
+        update={"diagnosis_id": "a-7-D0", "stage": "provisional"}
+    )
+    final = diagnosis("a-7", "pump01", 400.0, "clogging", 0.8).model_copy(
+        update={"diagnosis_id": "a-7-D1", "stage": "final"}
+    )
+    feed.ingest(provisional)
+    (row,) = feed.alerts()
+    assert row.diagnosis is not None and row.diagnosis.stage == "provisional"
+    assert AlertFeed.diagnosis_cell(row).plain == " sensor_drift 50%?"  # marked as not settled
+    feed.ingest(final)
+    feed.ingest(provisional)  # redelivered after the final one (QoS 1, reconnect)
+    (row,) = feed.alerts()
+    assert row.diagnosis is not None and row.diagnosis.diagnosis_id == "a-7-D1"
+    assert AlertFeed.diagnosis_cell(row).plain == " clogging 80%"
+
+
+def test_ticket_body_renders_as_markdown_with_links_spelled_out() -> None:
+    body = "**Work order** for pump01\n\n### Evidence\n- flow down\n\n[runbook](https://x.test/rb)"
+    out = Console(width=60, color_system=None, record=True)
+    out.print(render_ticket(ticket("T-5", body=body, state="open")))
+    text = out.export_text()
+    assert "Work order for pump01" in text and "**" not in text and "###" not in text
+    assert "• flow down" in text
+    assert "runbook (https://x.test/rb)" in text  # shown, not a clickable hyperlink
 
 
 def test_step_lines_parse_into_columns() -> None:

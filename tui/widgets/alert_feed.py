@@ -57,6 +57,9 @@ class AlertFeed(Vertical):
         self._latest: list[AlertRow] = []
         self._columns: tuple[bool, bool, int] | None = None
         self._keys: list[str] = []
+        self._row_cells: dict[str, tuple[AlertRow, list[Text]]] = {}
+        """Cells per shown episode, reused while the feed hands back the same (immutable) row:
+        with hundreds of episodes kept, a new alert then costs one row, not all of them."""
 
     def compose(self) -> ComposeResult:
         yield AlertFilter(placeholder="filter: asset, severity, signal, cause…", compact=True)
@@ -137,6 +140,7 @@ class AlertFeed(Vertical):
                 table.add_column(" signals", key="signals", width=rest)
         self._columns = wanted
         self._keys = [str(c.key.value) for c in table.ordered_columns]
+        self._row_cells = {}
 
     @staticmethod
     def verdict(row: AlertRow) -> Text:
@@ -148,6 +152,21 @@ class AlertFeed(Vertical):
         d = row.diagnosis
         right = d.root_cause == t.fault if d is not None else t.fault != "none"
         return Text("✓", style="bold green") if right else Text("✗", style="bold red")
+
+    @staticmethod
+    def diagnosis_cell(row: AlertRow) -> Text:
+        """The episode's cause; a provisional one (made at the alarm) ends in "?" until the
+        final diagnosis settles it."""
+        d, active = row.diagnosis, row.status == "active"
+        if d is None:
+            return Text(" diagnosing…", style="italic dim")
+        if d.stage == "provisional":
+            return Text(
+                f" {d.root_cause} {fmt.percent(d.confidence)}?", style="italic" if active else "dim"
+            )
+        return Text(
+            f" {d.root_cause} {fmt.percent(d.confidence)}", style="bold" if active else "dim"
+        )
 
     def _cells(self, row: AlertRow) -> list[Text]:
         active = row.status == "active"
@@ -170,16 +189,7 @@ class AlertFeed(Vertical):
         ]
         signals = " " + ", ".join(clean(s, single_line=True) for s in row.signals)
         d = row.diagnosis
-        if d is None:
-            diagnosis = Text(" diagnosing…", style="italic dim")
-        elif d.stage == "provisional":  # the cause at the alarm, until the final one settles it
-            diagnosis = Text(
-                f" {d.root_cause} {fmt.percent(d.confidence)}?", style="italic" if active else "dim"
-            )
-        else:
-            diagnosis = Text(
-                f" {d.root_cause} {fmt.percent(d.confidence)}", style="bold" if active else "dim"
-            )
+        diagnosis = self.diagnosis_cell(row)
         if self.compact:
             cells.append(diagnosis if d is not None else Text(signals, style=dim))
             return cells
@@ -197,7 +207,12 @@ class AlertFeed(Vertical):
         rows = self._frozen if self.paused else self._latest
         if self.query_text:
             rows = [r for r in rows if matches(r, self.query_text)]
-        self.table.sync([(r.alert_id, self._cells(r)) for r in rows], follow_top=True)
+        cached, fresh = self._row_cells, {}
+        for r in rows:
+            hit = cached.get(r.alert_id)
+            fresh[r.alert_id] = hit if hit is not None and hit[0] is r else (r, self._cells(r))
+        self._row_cells = fresh  # only what is shown: bounded by the feed
+        self.table.sync([(key, cells) for key, (_, cells) in fresh.items()], follow_top=True)
         self._update_title(len(rows))
 
     def _update_title(self, shown: int) -> None:

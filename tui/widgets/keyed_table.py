@@ -20,6 +20,12 @@ from textual.widgets import DataTable
 Row = tuple[str, Sequence[Text]]
 CELL_CACHE = 1000
 LINE_CACHE = 200
+_RENDER_CACHES = {
+    "_cell_render_cache": CELL_CACHE,
+    "_row_render_cache": LINE_CACHE,
+    "_row_renderable_cache": LINE_CACHE,
+    "_line_cache": LINE_CACHE,
+}
 
 
 def _signature(cell: Text) -> tuple[object, ...]:
@@ -45,13 +51,18 @@ class KeyedTable(DataTable[Text]):
             show_row_labels=False,
             cell_padding=cell_padding,
         )
-        # DataTable's render caches are keyed by an update counter, so a table that changes
-        # every second fills them to their (generous) limits: 10,000 cells, 1,000 rows and
-        # lines. A screenful is a few hundred cells; smaller caches keep memory flat sooner.
-        self._cell_render_cache = LRUCache(CELL_CACHE)
-        self._row_render_cache = LRUCache(LINE_CACHE)
-        self._line_cache = LRUCache(LINE_CACHE)
+        # DataTable's four render caches are keyed by its update counter, so in a table that
+        # changes every second each entry is dead after one update, yet they fill to their
+        # (generous) limits: 10,000 cells, 1,000 rows, row renderables and lines, megabytes
+        # per table. A screenful is a few hundred cells; smaller caches plateau sooner and
+        # lower. (Textual 8.2.8 has no public knob; ``getattr`` fails loudly if one is renamed.)
+        for name, size in _RENDER_CACHES.items():
+            getattr(self, name)
+            setattr(self, name, LRUCache(size))
         self._shown: dict[str, tuple[tuple[object, ...], ...]] = {}
+        self._given: dict[str, Sequence[Text]] = {}
+        """The cells object last synced per key: a caller that reuses it for an unchanged row
+        (the alert feed does) spares re-comparing hundreds of rows every tick."""
         self._first_cells: dict[str, Text] = {}
         self._order: list[str] = []
         self._restore_key: str | None = None
@@ -80,10 +91,14 @@ class KeyedTable(DataTable[Text]):
         for key in [k for k in self._shown if k not in wanted]:
             self.remove_row(key)
             del self._shown[key]
+            del self._given[key]
             del self._first_cells[key]
             changed = True
         column_keys = [c.key for c in self.ordered_columns]
         for key, cells in rows:
+            if self._given.get(key) is cells:
+                continue
+            self._given[key] = cells
             sig = tuple(_signature(c) for c in cells)
             old = self._shown.get(key)
             if old == sig:
@@ -123,5 +138,6 @@ class KeyedTable(DataTable[Text]):
         self._restore_key = self.selected_key
         self.clear()
         self._shown.clear()
+        self._given.clear()
         self._first_cells.clear()
         self._order = []

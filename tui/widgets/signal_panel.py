@@ -11,6 +11,7 @@ With the truth overlay on, the channel an injected instrument fault sits on is m
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
@@ -130,6 +131,10 @@ class SignalPanel(Widget):
         )
         range_st, truth_st = self._style("range"), self._style("truth")
 
+        # Each strip's width is counted here rather than left to Rich, which would measure (and
+        # keep in its global cell-width cache) every one-off value and sparkline string: ten
+        # lines ten times a second. Values, blanks and blocks are one cell per character; a
+        # label or unit (possibly from the bus, possibly wide) is measured.
         lines: list[Strip] = []
         for d in displays:
             values = view.history.get(d.name, ())
@@ -147,23 +152,22 @@ class SignalPanel(Widget):
                         segs.append(Segment("!", alert_st))
                     else:
                         segs.append(Segment(" "))
-                    segs.append(
-                        Segment(
-                            truncate(clean(d.label, single_line=True), name_w).ljust(name_w),
-                            alert_st if in_alert else name_st,
-                        )
-                    )
-                    segs.append(
-                        Segment(" " + fmt.value(current, d.decimals).rjust(value_w) + " ", value_st)
-                    )
-                    segs.append(Segment(truncate(d.unit, unit_w).ljust(unit_w) + " ", unit_st))
+                    label = truncate(clean(d.label, single_line=True), name_w).ljust(name_w)
+                    shown = " " + fmt.value(current, d.decimals).rjust(value_w) + " "
+                    unit = truncate(d.unit, unit_w).ljust(unit_w) + " "
+                    segs.append(Segment(label, alert_st if in_alert else name_st))
+                    segs.append(Segment(shown, value_st))
+                    segs.append(Segment(unit, unit_st))
+                    length = 1 + cell_len(label) + len(shown) + cell_len(unit)
                 elif r == row_h - 1 and not show_range:
-                    segs.append(
-                        Segment(truncate(rng, left_w - 1).rjust(left_w - 1) + " ", range_st)
-                    )
+                    text = truncate(rng, left_w - 1).rjust(left_w - 1) + " "
+                    segs.append(Segment(text, range_st))
+                    length = cell_len(text)
                 else:
                     segs.append(Segment(" " * left_w))
+                    length = left_w
                 row = spark.rows[r]
+                length += len(row)
                 # One segment per run of equal clip state keeps the strip short.
                 start = 0
                 for i in range(1, len(row) + 1):
@@ -175,6 +179,9 @@ class SignalPanel(Widget):
                         )
                         start = i
                 if show_range:
-                    segs.append(Segment((" " + rng if r == 0 else "").ljust(range_w), range_st))
-                lines.append(Strip(segs).apply_style(base).adjust_cell_length(width, base))
+                    text = (" " + rng if r == 0 else "").ljust(range_w)
+                    segs.append(Segment(text, range_st))
+                    length += cell_len(text)
+                strip = Strip(segs, length)
+                lines.append(strip.apply_style(base).adjust_cell_length(width, base))
         return lines

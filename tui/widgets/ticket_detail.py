@@ -1,15 +1,19 @@
 """The selected ticket in full: what, why, evidence (the body the ticket agent wrote), history.
 
 All of it is untrusted text (a ticket can be edited by anyone with the review API, or mirrored
-from GitHub), so it is assembled as a ``rich.text.Text`` from ``clean``-ed strings: markup and
-escape sequences in a title or body show as the characters they are. Wall times are UTC, written
-with a ``Z``, because colleagues on an SSH session may sit in other time zones.
+from GitHub), so it is assembled from ``clean``-ed strings: markup and escape sequences in a title
+or body show as the characters they are. The body is the Markdown the ticket agent writes (and
+GitHub shows), so it is rendered as Markdown, with links spelled out rather than made clickable.
+Wall times are UTC, written with a ``Z``, because colleagues on an SSH session may sit in other
+time zones.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from rich.console import Group, RenderableType
+from rich.markdown import Markdown
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -24,7 +28,18 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%m-%d %H:%M:%SZ")
 
 
-def render_ticket(t: Ticket) -> Text:
+def render_ticket(t: Ticket) -> Group:
+    """Header facts, the Markdown body, then the history."""
+    parts: list[RenderableType] = [_header(t)]
+    body = clean(t.body).strip()
+    if body:
+        parts.append(Markdown(body, hyperlinks=False))
+    if t.history:
+        parts.append(_history(t))
+    return Group(*parts)
+
+
+def _header(t: Ticket) -> Text:
     out = Text(end="")
     out.append(clean(t.ticket_id, single_line=True), style="bold")
     out.append("  ")
@@ -67,17 +82,19 @@ def render_ticket(t: Ticket) -> Text:
         if t.close_note:
             out.append(f" — {clean(t.close_note, single_line=True)}")
         out.append("\n")
-    out.append("\n")
-    out.append(clean(t.body).rstrip() + "\n")
-    if t.history:
-        out.append("\nHistory\n", style="bold underline")
-        for entry in t.history:
-            out.append(_utc(entry.at) + " ", style="dim")
-            out.append(clean(entry.who, single_line=True) + " ", style="cyan")
-            out.append(clean(entry.action, single_line=True), style="bold")
-            if entry.detail:
-                out.append(" " + clean(entry.detail, single_line=True))
-            out.append("\n")
+    return out
+
+
+def _history(t: Ticket) -> Text:
+    out = Text(end="")
+    out.append("\nHistory\n", style="bold underline")
+    for entry in t.history:
+        out.append(_utc(entry.at) + " ", style="dim")
+        out.append(clean(entry.who, single_line=True) + " ", style="cyan")
+        out.append(clean(entry.action, single_line=True), style="bold")
+        if entry.detail:
+            out.append(" " + clean(entry.detail, single_line=True))
+        out.append("\n")
     out.rstrip()
     return out
 
@@ -89,7 +106,7 @@ class TicketDetail(VerticalScroll, can_focus=True):
         yield Static(Text("No ticket selected.", style="dim"), id="ticket-text")
 
     def show(self, ticket: Ticket | None) -> None:
-        body = (
+        body: RenderableType = (
             render_ticket(ticket)
             if ticket is not None
             else Text("No ticket selected.", style="dim")
