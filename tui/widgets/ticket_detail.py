@@ -33,7 +33,7 @@ def render_ticket(t: Ticket) -> Group:
     parts: list[RenderableType] = [_header(t)]
     body = clean(t.body).strip()
     if body:
-        parts.append(Markdown(body, hyperlinks=False))
+        parts += [Text(), Markdown(body, hyperlinks=False)]
     if t.history:
         parts.append(_history(t))
     return Group(*parts)
