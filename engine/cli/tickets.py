@@ -206,6 +206,11 @@ def _print_list(tickets: list[dict[str, Any]], args: argparse.Namespace) -> None
         console.print(Text(f"no {args.state if args.state != 'all' else ''} tickets{where}"))
         return
     mirrored = any(t.get("external") for t in tickets)
+    systems = sorted({str((t.get("external") or {}).get("system") or "") for t in tickets} - {""})
+    # The column is named after the mirror ("GITHUB", "SALESFORCE"). After a switch from one to
+    # the other, old tickets keep their old refs: the column is then "MIRROR" and cells say which.
+    mixed = len(systems) > 1
+    mirror = "MIRROR" if len(systems) != 1 else clean(systems[0], single_line=True).upper()[:20]
     table = Table(box=None, header_style="bold", pad_edge=False)
     columns = ["ID", "STATE", "SEV", "ASSET", "CAUSE", "SEEN", "UPDATED", "TITLE"]
     rows = []
@@ -222,16 +227,19 @@ def _print_list(tickets: list[dict[str, Any]], args: argparse.Namespace) -> None
         ]
         if mirrored:
             ext = t.get("external") or {}
-            github = f"#{ext['id']}" if ext.get("id") else ""
+            ref = _ext_label(ext)
+            if mixed and ext.get("system"):
+                ref = f"{clean(ext['system'], single_line=True)} {ref}".strip()
             error = bool(ext.get("error"))
-            row.append(Text(github + (" error" if error else ""), style="red" if error else ""))
+            cell = f"{ref} error".strip() if error else ref
+            row.append(Text(cell, style="red" if error else ""))
         rows.append(row)
     # One line per ticket: columns keep their full width and the title is cut; on a narrow
     # terminal the least useful columns go first.
-    names = [*columns, "GITHUB"] if mirrored else columns
+    names = [*columns, mirror] if mirrored else columns
     widths = {c: max([len(c), *(r[i].cell_len for r in rows)]) for i, c in enumerate(names)}
     keep = list(names)
-    for optional in ("UPDATED", "SEEN", "GITHUB", "CAUSE"):
+    for optional in ("UPDATED", "SEEN", mirror, "CAUSE"):
         fixed = sum(widths[c] for c in keep if c != "TITLE") + 2 * (len(keep) - 1)
         if console.width - fixed >= min(widths["TITLE"], 24) or optional not in keep:
             continue
@@ -244,6 +252,14 @@ def _print_list(tickets: list[dict[str, Any]], args: argparse.Namespace) -> None
         table.add_row(*(cell for cell, col in zip(row, names, strict=True) if col in keep))
     console.print(table)
     console.print(Text(f"{len(tickets)} ticket(s)", style="dim"))
+
+
+def _ext_label(ext: dict[str, Any]) -> str:
+    """A GitHub issue reads "#12"; a Salesforce Case Id is shown as is."""
+    from tui.safe import clean
+
+    ref = clean(str(ext.get("id") or ""), single_line=True)
+    return f"#{ref}" if ref.isdigit() else ref
 
 
 def _local(iso: str, seconds: bool = False) -> str:
@@ -287,9 +303,10 @@ def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
     ]
     ext = t.get("external") or {}
     if ext:
-        facts.append(("github", ext.get("url") or ""))
+        system = clean(str(ext.get("system") or "mirror"), single_line=True)[:20]
+        facts.append((system, ext.get("url") or _ext_label(ext)))
         if ext.get("error"):
-            facts.append(("github error", ext["error"]))
+            facts.append((f"{system} error", ext["error"]))
     if t.get("close_note"):
         facts.append(("close note", t["close_note"]))
     for key, value in facts:

@@ -1,12 +1,12 @@
 """Agent C as a service: diagnoses from the bus become work orders in the store, announced on
-``tickets/{asset}`` and mirrored to GitHub Issues when configured.
+``tickets/{asset}`` and mirrored to GitHub Issues or Salesforce Cases when configured.
 
 Order of work per diagnosis (bus dispatcher thread): store it (ticket + diagnosis id + outbox
 row in one transaction) -> log -> wake the publisher. The bus acknowledges the diagnosis only
 after this returns, so a crash before the commit means redelivery, and a crash after it means a
 redelivery the store recognises as a duplicate. The outbox publisher announces the ticket; the
-mirror worker copies it to GitHub on its own thread, so a slow or failing GitHub never delays a
-ticket.
+mirror worker copies it to GitHub or Salesforce on its own thread, so a slow or failing external
+system never delays a ticket.
 
 Who publishes what (the review service shares the store): this service publishes ticket
 snapshots caused by diagnoses and by the mirror (new issue link, mirror errors); the review
@@ -25,6 +25,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,9 +33,11 @@ from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket, topic_for
 from engine.services.agent_service import LatencyWindow
 from engine.services.base import Service
+from engine.tickets.connectors import TicketConnector
 from engine.tickets.github import GitHubIssuesConnector
 from engine.tickets.mirror import Mirror
 from engine.tickets.outbox import OutboxPublisher
+from engine.tickets.salesforce import SalesforceCaseConnector
 from engine.tickets.store import Recorded, TicketStore
 
 ORIGIN = "ticket"
@@ -48,12 +51,35 @@ def store_path(env: Any) -> Path:
     return Path(raw) if raw else var_dir() / "controlroom.db"
 
 
+def mirror_connector(env: Mapping[str, str]) -> TicketConnector | None:
+    """The one external system the environment configures, or None. ValueError (naming the
+    variables) when one is half-configured or both are: two mirrors would each need their own
+    queue, retries and error on every ticket, and the store keeps one external ref per ticket."""
+    github = GitHubIssuesConnector.from_env(env)
+    try:
+        salesforce = SalesforceCaseConnector.from_env(env)
+    except ValueError:
+        if github is not None:
+            github.close_client()
+        raise
+    if github is not None and salesforce is not None:
+        github.close_client()
+        salesforce.close_client()
+        raise ValueError(
+            "both GitHub (GITHUB_TOKEN, GITHUB_REPO) and Salesforce (SALESFORCE_INSTANCE_URL, "
+            "SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET) are configured; the ticket service "
+            "mirrors to one system: unset the variables of the other"
+        )
+    return github or salesforce
+
+
 class TicketService(Service):
     name: ClassVar[str] = "ticket"
     title: ClassVar[str] = "Agent C — tickets"
 
     def setup(self) -> None:
         env = self.settings.env
+        connector = mirror_connector(env)  # first: a configuration error leaves nothing behind
         self.store = TicketStore(store_path(env))
         self.alert_times: OrderedDict[str, float] = OrderedDict()
         self.latency = LatencyWindow()
@@ -61,7 +87,6 @@ class TicketService(Service):
             ("created", "updated", "refined", "revised", "merged", "attached", "duplicate"), 0
         )
         self.outbox = OutboxPublisher(self.store, self.bus, ORIGIN, on_sent=self._sent)
-        connector = GitHubIssuesConnector.from_env(env)
         self.mirror = (
             Mirror(
                 self.store,

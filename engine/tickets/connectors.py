@@ -1,10 +1,11 @@
 """External ticket systems: the interface the mirror talks to, and its error vocabulary.
 
-The local store is the source of truth; a connector only keeps a copy elsewhere (GitHub Issues
-today; a Salesforce Case connector would implement the same three calls). A connector never
-decides *when* to retry: it reports what happened in a :class:`ConnectorError` (how long to wait,
-whether the wait applies to every request or only this ticket, whether the request may have taken
-effect) and the mirror worker (``engine/tickets/mirror.py``) schedules accordingly.
+The local store is the source of truth; a connector only keeps a copy elsewhere: GitHub Issues
+(``engine/tickets/github.py``) or Salesforce Cases (``engine/tickets/salesforce.py``), one system
+per ticket service. A connector never decides *when* to retry: it reports what happened in a
+:class:`ConnectorError` (how long to wait, whether the wait applies to every request or only this
+ticket, whether the request may have taken effect) and the mirror worker
+(``engine/tickets/mirror.py``) schedules accordingly.
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ class ConnectorError(Exception):
         self.ambiguous = ambiguous
 
 
+def header_seconds(value: str | None) -> float | None:
+    """A numeric HTTP header (``retry-after``, a reset epoch), or None when absent or not a
+    number: a malformed header must not turn a rate limit into a crash."""
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 class TicketConnector(Protocol):
     """What the mirror needs from an external ticket system. Every call is idempotent from the
     caller's point of view: ``update``/``close`` send the ticket's whole current state, and
@@ -53,6 +63,9 @@ class TicketConnector(Protocol):
     instead of making a second one."""
 
     system: str
+    """Recorded in each ticket's ``external.system`` ("github", "salesforce")."""
+    item: str
+    """What one copy is called there ("issue", "case"), for the audit trail."""
 
     def create_case(self, ticket: Ticket, *, may_exist: bool = False) -> ExternalRef: ...
 

@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 
 from engine.schemas import ExternalRef, Ticket, utc_now
-from engine.tickets.connectors import ConnectorError
+from engine.tickets.connectors import ConnectorError, header_seconds
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -93,6 +93,7 @@ class GitHubIssuesConnector:
     for at least a second between them to stay clear of secondary limits)."""
 
     system = "github"
+    item = "issue"
 
     def __init__(
         self,
@@ -278,9 +279,9 @@ class GitHubIssuesConnector:
             return ConnectorError(self._scrub(text)[:480], **kw)
 
         if status in (403, 429):
-            retry_after = _number(headers.get("retry-after"))
+            retry_after = header_seconds(headers.get("retry-after"))
             remaining = headers.get("x-ratelimit-remaining")
-            reset = _number(headers.get("x-ratelimit-reset"))
+            reset = header_seconds(headers.get("x-ratelimit-reset"))
             secondary = "secondary rate limit" in message.lower()
             if retry_after is not None:
                 self._secondary_hits += 1
@@ -365,10 +366,3 @@ class GitHubIssuesConnector:
                 ambiguous=method != "GET",
             )
         return err(f"{detail} (unexpected answer)", kind="server", retry_after=CONFIG_RETRY_S)
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

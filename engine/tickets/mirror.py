@@ -1,4 +1,4 @@
-"""Keeps external copies (GitHub issues) in step with the store, without ever blocking it.
+"""Keeps the copies (GitHub issues or Salesforce Cases) in step with the store, never blocking it.
 
 Every change to a ticket queues a row in the store's ``mirror_queue`` in the same transaction as
 the change (see ``engine/tickets/store.py``). :class:`Mirror` drains due rows one at a time: a
@@ -105,10 +105,11 @@ class Mirror:
             new_ref.error,
         )
         detail = None
+        item = self.connector.item
         if op == "create":
-            detail = f"{system} issue #{new_ref.id} created: {new_ref.url}"
+            detail = f"{system} {item} #{new_ref.id} created: {new_ref.url}"
         elif op == "close":
-            detail = f"{system} issue #{new_ref.id} closed"
+            detail = f"{system} {item} #{new_ref.id} closed"
         self.store.mirror_succeeded(job, new_ref, detail, self.origin, announce=visible)
         self.counters["created" if op == "create" else op + "d"] += 1
         self.last_error = None

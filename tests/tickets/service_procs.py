@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def service_env(var: Path, broker_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLROOM_", "GITHUB_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CONTROLROOM_", "GITHUB_", "SALESFORCE_"))
+    }
     env.update(
         CONTROLROOM_VAR=str(var),
         CONTROLROOM_BROKER=broker_url,
