@@ -243,6 +243,12 @@ class PlantFeed:
         with self._lock:
             return sorted(self._assets)
 
+    def latest_ts(self) -> float | None:
+        """The newest simulated time any asset reported (the factory screen's status bar)."""
+        with self._lock:
+            times = [a.last.ts for a in self._assets.values() if a.last is not None]
+        return max(times, default=None)
+
     def asset_view(self, asset: str) -> AssetView:
         """The asset's telemetry so far (empty history if none arrived yet)."""
         with self._lock:

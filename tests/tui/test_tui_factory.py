@@ -62,6 +62,7 @@ async def test_factory_run_from_the_keyboard() -> None:
         assert isinstance(screen, FactoryScreen)
         planner = screen.query_one("#planner")
         assert planner.has_focus  # the plan box takes the keys straight away
+        assert "T --:--:--" not in screen_text(app)  # the plant's simulated time stays in view
         planner.clear()  # type: ignore[attr-defined]
         await pilot.press(*PLAN, "enter")
         await until(pilot, lambda: screen.rendered_run == 1, "the first run's results")

@@ -94,7 +94,9 @@ class FactoryScreen(Screen[None]):
 
     def _refresh_status(self) -> None:
         if self.is_current:
-            self.query_one(StatusBar).health = self.app.health  # type: ignore[attr-defined]
+            bar = self.query_one(StatusBar)
+            bar.health = self.app.health  # type: ignore[attr-defined]
+            bar.sim_time = self.app.feed.latest_ts()  # type: ignore[attr-defined]
 
     def _show_info(self, extra: str = "") -> None:
         factory = Path(self.factory_path).name if self.factory_path else "toy world (default)"
