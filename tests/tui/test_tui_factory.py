@@ -11,7 +11,7 @@ import pytest
 from textual.message import Message
 from textual.widgets import Markdown, TabbedContent
 from tui_sample import fixed_clock, sample_feed
-from tui_screen import screen_text
+from tui_screen import record_notifications, screen_text
 
 from tui.app import ControlRoomApp
 from tui.messages import FactoryFailed, FactoryFinished, FactoryStepLogged
@@ -40,14 +40,7 @@ def gantt_tabs(screen: FactoryScreen) -> list[str]:
 
 async def test_factory_run_from_the_keyboard() -> None:
     app = ControlRoomApp(feed=sample_feed(), clock=fixed_clock)
-    app.shown = []  # type: ignore[attr-defined]
-    notify = app.notify
-
-    def record(message: str, **kwargs: Any) -> None:
-        app.shown.append(str(message))  # type: ignore[attr-defined]
-        notify(message, **kwargs)
-
-    app.notify = record  # type: ignore[method-assign]
+    shown = record_notifications(app)
     seen: list[Message] = []
 
     def hook(message: Message) -> None:
@@ -95,7 +88,7 @@ async def test_factory_run_from_the_keyboard() -> None:
         await until(pilot, lambda: not screen.running, "the failed run to end")
         await until(
             pilot,
-            lambda: any("no_such_factory" in m for m in app.shown),  # type: ignore[attr-defined]
+            lambda: any("no_such_factory" in m for m in shown),
             "a notification naming the factory file",
         )
         assert isinstance(seen[-1], FactoryFailed)

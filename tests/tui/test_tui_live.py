@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tui_screen import screen_text
+from tui_screen import record_notifications, screen_text
 
 from engine.schemas import AlertEvent, DiagnosisReport, Ticket
 from engine.services.stack import Stack
@@ -65,14 +65,7 @@ def app_for(stack: Stack, *, discover: bool = False) -> ControlRoomApp:
     assert stack.broker is not None
     broker = None if discover else stack.broker.url
     app = ControlRoomApp(UiSettings(broker_url=broker, service_urls=stack.urls, operator=OPERATOR))
-    app.shown = []  # type: ignore[attr-defined]
-    notify = app.notify
-
-    def record(message: str, **kwargs: Any) -> None:
-        app.shown.append(str(message))  # type: ignore[attr-defined]
-        notify(message, **kwargs)
-
-    app.notify = record  # type: ignore[method-assign]
+    record_notifications(app)
     return app
 
 

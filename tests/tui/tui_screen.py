@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 from textual.app import App
@@ -25,3 +26,18 @@ def screen_text(app: App[object]) -> str:
         app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
     )
     return console.export_text()
+
+
+def record_notifications(app: App[object]) -> list[str]:
+    """Every notification the app shows, kept in ``app.shown`` (they expire on screen, a test
+    must still be able to read them)."""
+    shown: list[str] = []
+    notify = app.notify
+
+    def record(message: str, **kwargs: Any) -> None:
+        shown.append(str(message))
+        notify(message, **kwargs)
+
+    app.notify = record  # type: ignore[method-assign]
+    app.shown = shown  # type: ignore[attr-defined]
+    return shown
