@@ -29,24 +29,8 @@ FaultName = Literal[
 ]
 FAULTS: tuple[str, ...] = get_args(FaultName)
 
-TruthFault = Literal[
-    "none",
-    "bearing_wear",
-    "clogging",
-    "valve_stuck",
-    "sensor_drift",
-    "sensor_stuck",
-    "noise_burst",
-]
-RootCause = Literal[
-    "unknown",
-    "bearing_wear",
-    "clogging",
-    "valve_stuck",
-    "sensor_drift",
-    "sensor_stuck",
-    "noise_burst",
-]
+TruthFault = Literal["none", FaultName]
+RootCause = Literal["unknown", FaultName]
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 Category = Literal["mechanical", "process", "instrumentation", "unknown"]
