@@ -157,7 +157,7 @@ def cmd_scenario_suite(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_validate(args: argparse.Namespace) -> int:
-    from engine.agents.diagnosis_rules import RuleError, load_rules
+    from engine.agent_files import RuleError, load_rules
 
     try:
         rules = load_rules(files=args.files or None)
@@ -173,7 +173,7 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
 
 def _check_rules() -> str | None:
     """Fail early (in this process) on a bad rule file rather than inside a worker."""
-    from engine.agents.diagnosis_rules import RuleError, load_rules
+    from engine.agent_files import RuleError, load_rules
 
     try:
         load_rules()
@@ -186,7 +186,7 @@ def _check_rules() -> str | None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from engine.agents.tuning import TuningError, load_tuning
+    from engine.agent_files import TuningError, load_tuning
     from engine.evaluation.replay import envelope_line, replay
     from engine.plant.scenario import ScenarioError, load_scenario
     from engine.schemas import Telemetry, topic_for
@@ -223,7 +223,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.agents.tuning import TuningError, load_tuning
+    from engine.agent_files import TuningError, load_tuning
     from engine.evaluation.report import render_markdown, render_summary, render_tuning_compare
     from engine.evaluation.runner import evaluate
     from engine.plant.scenario import ScenarioError, load_scenario
