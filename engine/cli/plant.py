@@ -15,7 +15,7 @@ def _err(msg: str) -> None:
     print(f"controlroom: {msg}", file=sys.stderr)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
     sc = sub.add_parser("scenario", help="pump scenarios: validate, list, export a random suite")
     scs = sc.add_subparsers(dest="scenario_cmd", metavar="ACTION", required=True)
