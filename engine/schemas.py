@@ -215,14 +215,17 @@ class DiagnosisReport(WireModel):
     """A root cause for one alert. Each alert gets a ``provisional`` report at once, from the
     history up to the alert, so a work order exists within milliseconds; then one ``final``
     report when the evidence after the onset has settled the cause (1-15 simulated minutes
-    later). The final one may name another cause: it revises the same episode's ticket."""
+    later). The final one may name another cause: it revises the same episode's ticket. When the
+    alert escalates, an ``update`` carries the new severity."""
 
     diagnosis_id: str = Field(min_length=1, max_length=128)
     alert_id: str = Field(min_length=1, max_length=128)
     asset: AssetId
     ts: float = Field(ge=0.0)
     onset_ts: float = Field(ge=0.0)
-    stage: Literal["provisional", "final"] = "final"
+    stage: Literal["provisional", "final", "update"] = "final"
+    """``update`` (contract C2): the alert escalated; same cause as the last report for it, the
+    new severity. It changes a ticket's severity and priority only, never its cause."""
     root_cause: RootCause
     confidence: Unit01
     category: Category = "unknown"
