@@ -206,12 +206,12 @@ def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesfor
     assert salesforce.count("PATCH") == 0
     store.record_diagnosis(report(asset="pump02"))
     assert mirror.run_once() == 0, "paused: nothing is sent"
-    assert len(store.list()) == 2
+    assert len(store.tickets()) == 2
     fixed = make_mirror(store, salesforce, events, clock=clock)
     clock.offset += 301
     assert fixed.run_once() == 2
     assert len(salesforce.cases) == 2
-    assert all(t.external.error is None for t in store.list())
+    assert all(t.external.error is None for t in store.tickets())
 
 
 def test_request_limit_pauses_the_whole_mirror(store, salesforce, events) -> None:
@@ -395,7 +395,7 @@ def test_secrets_never_appear_in_errors_logs_or_the_store(
         str(events),
         caplog.text,
         store.path.read_bytes().decode("latin-1"),
-        str([t.model_dump_json() for t in store.list()]),
+        str([t.model_dump_json() for t in store.tickets()]),
         str(mirror.status()),
         str(bad.status()),
         str(mirror.connector.describe()),

@@ -142,7 +142,7 @@ def test_diagnosis_to_ticket_to_review(make_broker, bus_client, wait_for, var, c
         )
         assert watcher.tickets["T-0001"].occurrences == 1  # one alert: one occurrence
         store = TicketStore(var / "controlroom.db")
-        assert len(store.list()) == 1
+        assert len(store.tickets()) == 1
         assert store.get("T-0001").severity == "high"
         # Mirrored to GitHub by the ticket service; the link is announced on the bus.
         wait_for(
@@ -168,6 +168,14 @@ def test_diagnosis_to_ticket_to_review(make_broker, bus_client, wait_for, var, c
             "bearing_wear",
         )
         wait_for(lambda: watcher.tickets["T-0001"].state == "approved", what="approved snapshot")
+        # The mirror copies the approval and stores the issue's new sync time (a change, with
+        # its own revision): wait for that to be done, so the refusals below are the only thing
+        # that could change the ticket.
+        wait_for(
+            lambda: {"name": "approved"} in github.issues[1]["labels"],
+            what="the approval on the issue",
+        )
+        wait_for(lambda: store.counts()["mirror_pending"] == 0, what="the mirror idle")
 
         # Refusals: clear message, nothing changed.
         before = store.get("T-0001")
@@ -240,7 +248,10 @@ def test_diagnosis_to_ticket_to_review(make_broker, bus_client, wait_for, var, c
             "refined": 1,
             "revised": 0,
             "merged": 0,
+            "escalated": 0,
+            "kept": 0,
             "attached": 0,
+            "noted": 0,
             "duplicate": 1,
         }
         assert health["alert_to_ticket"]["n"] == 1  # the first ticket of each alert only
@@ -287,11 +298,11 @@ def check_nothing_lost_or_doubled(store: TicketStore, watcher: Watcher, wait_for
     try:
         wait_for(done, timeout=30, what=f"all {total} diagnoses stored and announced")
     except BaseException:
-        stored = {d for t in store.list() for d in t.diagnosis_ids}
+        stored = {d for t in store.tickets() for d in t.diagnosis_ids}
         missing = [f"D-{e}-{k}" for k in range(PER_EPISODE) for e in range(EPISODES)]
         print("store:", store.counts(), "missing:", [d for d in missing if d not in stored])
         raise
-    tickets = store.list()
+    tickets = store.tickets()
     assert len(tickets) == EPISODES, [(t.asset, t.root_cause) for t in tickets]
     assert sorted(d for t in tickets for d in t.diagnosis_ids) == sorted(
         f"D-{e}-{k}" for e in range(EPISODES) for k in range(PER_EPISODE)

@@ -43,7 +43,7 @@ def test_one_ticket_per_episode_with_occurrences_and_escalation(store: TicketSto
     assert fourth.outcome == "refined" and fourth.ticket.occurrences == 3
     assert fourth.ticket.confidence == 0.95 and fourth.ticket.last_seen_ts == 4800.0
     assert fourth.ticket.history[-1].action == "diagnosis"
-    assert len(store.list()) == 1
+    assert len(store.tickets()) == 1
 
 
 def test_redelivered_diagnosis_changes_nothing(store: TicketStore) -> None:
@@ -64,8 +64,8 @@ def test_separate_tickets_per_asset_and_root_cause(store: TicketStore) -> None:
     store.record_diagnosis(report())
     store.record_diagnosis(report(asset="pump02"))
     store.record_diagnosis(report(root_cause="clogging", category="process"))
-    assert len(store.list()) == 3
-    assert [t.asset for t in store.list(asset="pump02")] == ["pump02"]
+    assert len(store.tickets()) == 3
+    assert [t.asset for t in store.tickets(asset="pump02")] == ["pump02"]
 
 
 def test_instrument_fault_goes_to_instrumentation(store: TicketStore) -> None:
@@ -174,6 +174,7 @@ def test_reviewer_text_survives_later_diagnoses(store: TicketStore) -> None:
 
 
 def test_changes_queue_bus_messages_and_mirror_jobs(store: TicketStore) -> None:
+    store.enable_mirror("github")
     rec = store.record_diagnosis(report(), origin="ticket")
     store.record_diagnosis(report(diagnosis_id=rec.ticket.diagnosis_ids[0]), origin="ticket")
     rows = store.pending_outbox("ticket")
@@ -218,7 +219,7 @@ def test_two_processes_recording_the_same_stream_make_no_duplicates(tmp_path: Pa
     ]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     s = TicketStore(db)
-    tickets = s.list()
+    tickets = s.tickets()
     assert len(tickets) == 6, [(t.asset, t.root_cause) for t in tickets]
     assert sum(t.occurrences for t in tickets) == 60
     ids = [d for t in tickets for d in t.diagnosis_ids]
