@@ -54,7 +54,7 @@ def test_redelivered_diagnosis_changes_nothing(store: TicketStore) -> None:
     assert again.outcome == "duplicate" and not again.created
     assert store.get("T-0001") == before
     # Also after the store is reopened (a restarted service replaying its queue).
-    reopened = TicketStore(store.path)
+    reopened = TicketStore(store.target)
     assert reopened.record_diagnosis(r).outcome == "duplicate"
     assert reopened.get("T-0001") == before
     reopened.close_db()
@@ -195,9 +195,9 @@ def test_normalize_id() -> None:
     assert normalize_id("T-0007") == "T-0007"
 
 
-def test_two_processes_recording_the_same_stream_make_no_duplicates(tmp_path: Path) -> None:
-    """Two writers (e.g. a restarted service overlapping its predecessor) on one WAL store."""
-    db = tmp_path / "shared.db"
+def test_two_processes_recording_the_same_stream_make_no_duplicates(db_target) -> None:
+    """Two writers (e.g. a restarted service overlapping its predecessor) on one store."""
+    db = db_target
     TicketStore(db).close_db()
     script = textwrap.dedent(
         f"""
