@@ -78,6 +78,20 @@ def store_path(env: Any) -> str | Path:
     return raw if raw.startswith(("postgresql://", "postgres://")) else Path(raw)
 
 
+def busy_timeout(env: Mapping[str, str]) -> float:
+    """``CONTROLROOM_DB_BUSY_TIMEOUT_S``: how long one write waits for another writer's lock
+    before the attempt counts as failed (default 10 s; the handler then retries, so this only
+    decides how soon ``/health`` reports a store held by someone else)."""
+    raw = env.get("CONTROLROOM_DB_BUSY_TIMEOUT_S") or "10"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"CONTROLROOM_DB_BUSY_TIMEOUT_S={raw!r}: expected seconds") from None
+    if not 0 < value <= 600:
+        raise ValueError(f"CONTROLROOM_DB_BUSY_TIMEOUT_S={raw!r}: expected 0 < seconds <= 600")
+    return value
+
+
 class WriteHealth:
     """Whether the store can write, as last seen by the diagnosis handler and the probe. The
     handler's fault clears only when its own write succeeds (a probe can succeed on a full
@@ -140,7 +154,7 @@ class TicketService(Service):
     def setup(self) -> None:
         env = self.settings.env
         connector = mirror_connector(env)  # first: a configuration error leaves nothing behind
-        self.store = TicketStore(store_path(env))
+        self.store = TicketStore(store_path(env), busy_timeout_s=busy_timeout(env))
         if connector is None:
             self.store.disable_mirror()  # nothing would drain the queue
         self.writes = WriteHealth()
