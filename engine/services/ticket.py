@@ -75,7 +75,7 @@ def store_path(env: Any) -> str | Path:
     raw = env.get("CONTROLROOM_DB") if env else None
     if not raw:
         return var_dir() / "controlroom.db"
-    return raw if raw.startswith(("postgresql://", "postgres://")) else Path(raw)
+    return raw if "://" in raw else Path(raw)
 
 
 def busy_timeout(env: Mapping[str, str]) -> float:
