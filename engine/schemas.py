@@ -215,8 +215,9 @@ class DiagnosisReport(WireModel):
     """A root cause for one alert. Each alert gets a ``provisional`` report at once, from the
     history up to the alert, so a work order exists within milliseconds; then one ``final``
     report when the evidence after the onset has settled the cause (1-15 simulated minutes
-    later). The final one may name another cause: it revises the same episode's ticket. When the
-    alert escalates, an ``update`` carries the new severity."""
+    later). The final one may name another cause: it revises the same episode's ticket.
+    An ``update`` report (contract C2) follows an escalation of the alert: same alert, the cause
+    already reported, the new severity; it changes the ticket's severity and priority only."""
 
     diagnosis_id: str = Field(min_length=1, max_length=128)
     alert_id: str = Field(min_length=1, max_length=128)
