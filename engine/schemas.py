@@ -15,9 +15,11 @@ tickets and feedback are wall-clock, timezone-aware UTC.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.plant.signals import PLAUSIBLE
@@ -67,6 +69,11 @@ SignalValue = Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
 MAX_PAYLOAD_BYTES = 256 * 1024
 """Anything larger on the bus is rejected before JSON parsing (an oversize message is an error,
 not something to allocate for)."""
+MAX_JSON_DEPTH = 32
+"""Deepest JSON nesting a payload may have (the deepest message, a Ticket with its audit history,
+has 3 levels). 256 KiB of brackets is 130,000 levels: Python's recursive ``json`` module raises
+RecursionError on it, so payloads are parsed by pydantic-core's parser, which refuses anything
+past ~200 levels by itself, and then held to this limit."""
 
 
 def utc_now() -> datetime:
@@ -406,12 +413,30 @@ def _first_error(exc: ValidationError) -> str:
     return f"{loc}: {e.get('msg', 'invalid')}{more}"
 
 
+def json_depth(value: object) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0, ``[]`` is 1), without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
 def decode(topic: str, payload: bytes | str) -> PlantMessage:
     """Parse a bus payload into the model its topic names.
 
     Raises WireError with a one-line reason for: unknown topic, oversize, non-UTF-8, bad JSON,
-    schema violation (including NaN/Infinity), or an asset in the payload that disagrees with the
-    topic's asset.
+    nesting deeper than ``MAX_JSON_DEPTH``, schema violation (including NaN/Infinity), or an
+    asset in the payload that disagrees with the topic's asset.
     """
     kind, asset = parse_topic(topic)
     size = len(payload)
@@ -423,9 +448,12 @@ def decode(topic: str, payload: bytes | str) -> PlantMessage:
         except UnicodeDecodeError as exc:
             raise WireError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        raw = json.loads(payload)
+        raw = pydantic_core.from_json(payload)
     except ValueError as exc:
         raise WireError(f"bad JSON: {exc}") from None
+    depth = json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise WireError(f"JSON nested {depth} levels deep (limit {MAX_JSON_DEPTH})")
     if not isinstance(raw, dict):
         raise WireError(f"payload must be a JSON object, got {type(raw).__name__}")
     model = TOPIC_MODELS[kind]
