@@ -60,3 +60,15 @@ def output_path(text: str) -> Path:
     if not os.access(existing, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text}: cannot write in {existing}: permission denied")
     return path
+
+
+def port_number(text: str) -> int:
+    """argparse ``type=`` for a TCP port (0..65535), so 99999 is a usage error, not a crash
+    inside ``bind()``."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0..65535)")
+    return port

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli.checks import output_path
+from engine.cli.checks import output_path, port_number
 
 SERVICE_CHOICES = ("simulator", "monitor", "diagnosis", "ticket", "review")
 
@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "variables, then .env (see .env.example).",
     )
     p.add_argument("name", choices=SERVICE_CHOICES)
-    p.add_argument("--port", type=int, help="HTTP port (default 8101..8105 by service)")
+    p.add_argument("--port", type=port_number, help="HTTP port (default 8101..8105 by service)")
     p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument(
         "--shard",
