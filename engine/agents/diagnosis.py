@@ -102,11 +102,6 @@ _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _CLOSED_KEPT = 64
 
 
-def _revision(a: AlertEvent) -> int:
-    """``AlertEvent.revision`` (contract C1); 0 from a monitor that predates it."""
-    return int(getattr(a, "revision", 0))
-
-
 def _max_severity(a: Severity, b: Severity | None) -> Severity:
     return a if b is None or _RANK[a] >= _RANK[b] else b
 
@@ -213,7 +208,7 @@ class DiagnosisAgent:
 
     def _alert(self, a: AlertEvent) -> list[DiagnosisReport]:
         st = self._asset(a.asset)
-        rev = _revision(a)
+        rev = a.revision
         tr = st.alerts.get(a.alert_id)
         if a.status == "active":
             if tr is None:

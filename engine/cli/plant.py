@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.cli.checks import output_path
+
 
 def _err(msg: str) -> None:
     print(f"controlroom: {msg}", file=sys.stderr)
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
     sc = sub.add_parser("scenario", help="pump scenarios: validate, list, export a random suite")
     scs = sc.add_subparsers(dest="scenario_cmd", metavar="ACTION", required=True)
-    p = scs.add_parser("validate", help="check scenario JSON files (exit 2 on the first bad one)")
+    p = scs.add_parser("validate", help="check scenario JSON files; exit 2 if any is bad")
     p.add_argument("files", nargs="+", metavar="FILE", help="scenario JSON files or bare names")
     p.set_defaults(func=cmd_scenario_validate)
     p = scs.add_parser("list", help="the scenarios shipped in scenarios/")
@@ -45,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario JSON file or a bare name")
     p.add_argument("--seed", type=int, help="default: the scenario's own seed")
     p.add_argument(
-        "--out", type=Path, required=True, metavar="FILE", help="JSONL output ('-' = stdout)"
+        "--out", type=output_path, required=True, metavar="FILE", help="JSONL output ('-' = stdout)"
     )
     p.add_argument("--no-telemetry", action="store_true", help="write only alerts and diagnoses")
     p.add_argument("--tuning", type=Path, metavar="FILE", help="apply a tuning file to both agents")
@@ -70,8 +72,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario files or names")
     p.add_argument("--suite", type=int, metavar="N", help="generate N random scenarios instead")
     p.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
-    p.add_argument("--report", type=Path, metavar="PATH", help="write the markdown report here")
-    p.add_argument("--json", type=Path, metavar="PATH", help="write the metrics JSON here")
+    p.add_argument(
+        "--report", type=output_path, metavar="PATH", help="write the markdown report here"
+    )
+    p.add_argument("--json", type=output_path, metavar="PATH", help="write the metrics JSON here")
     p.add_argument(
         "--tuning",
         type=Path,
@@ -117,8 +121,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="rows used to learn the baseline (default 600)",
     )
     p.add_argument("--asset", default="csv", help="asset id for the alerts (default 'csv')")
-    p.add_argument("--flags", type=Path, required=True, metavar="OUT.csv")
-    p.add_argument("--out", type=Path, metavar="alerts.jsonl", help="also write the alerts")
+    p.add_argument(
+        "--flags",
+        type=output_path,
+        required=True,
+        metavar="OUT.csv",
+        help="write the flags here: a time,anomaly row (0 or 1) per row read",
+    )
+    p.add_argument("--out", type=output_path, metavar="alerts.jsonl", help="also write the alerts")
     p.set_defaults(func=cmd_detect)
 
 

@@ -21,17 +21,10 @@ from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Telemetry
 RULES = load_rules()
 
 
-class _Revised(AlertEvent):
-    """An alert revision as contract C1 publishes it (until ``revision`` is in the schema)."""
-
-    revision: int = 0
-
-
 def revise(a: AlertEvent, revision: int, severity: str, ts: float, **kw: Any) -> AlertEvent:
-    data = a.model_dump() | {"severity": severity, "ts": ts, **kw}
-    data["revision"] = revision
-    cls = AlertEvent if "revision" in AlertEvent.model_fields else _Revised
-    return cls.model_validate(data)
+    """A later revision of alert ``a``, as contract C1 publishes it."""
+    data = a.model_dump() | {"severity": severity, "ts": ts, "revision": revision, **kw}
+    return AlertEvent.model_validate(data)
 
 
 def inputs(run) -> list[PlantMessage]:
