@@ -284,3 +284,11 @@ def test_steady_running_scalar_and_array_agree() -> None:
                 one[j].update(float(speeds[t, j]))
             assert settled[j] == one[j].settled and many.steady_for[j] == one[j].steady_for
     assert many.steady_for.max() > 30  # some settled, some ramps seen
+    # One reference speed per pump (a monitor that learns each pump's own): same rule.
+    rated = np.array([2950.0, 1475.0])
+    per = SteadyRunningArray(2, rated_rpm=rated)
+    each = [SteadyRunning(rated_rpm=2950.0), SteadyRunning(rated_rpm=1475.0)]
+    for v in (0.0, 600.0, 1200.0, 1400.0, 1410.0, 1420.0):
+        got = per.update(np.array([v, v]))
+        assert list(got) == [s.update(v) for s in each]
+        assert list(per.running) == [s.running for s in each]
