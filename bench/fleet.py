@@ -20,6 +20,7 @@ latency, RSS per service) and ``replicas`` (1 vs 2 replicas on one broker) belon
     python bench/fleet.py                        # N = 1, 10, 100, 1000; 4,000 simulated s each
     python bench/fleet.py --sizes 1000 --seconds 3700
     python bench/fleet.py --part replay --sizes 10,100
+    python bench/fleet.py --sizes 1000 --procs 2     # two processes, 500 pumps each
 """
 
 from __future__ import annotations
@@ -56,15 +57,16 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def one(n: int, seconds: float) -> dict[str, float | int | str]:
-    """Run the chain for a fleet of ``n`` (in this process) and measure it."""
+def one(n: int, seconds: float, shard: int = 0, shards: int = 1) -> dict[str, float | int | str]:
+    """Run the chain for a fleet of ``n`` (or its pumps ``shard::shards``, as one of several
+    replicas each owning a subset of the assets) in this process, and measure it."""
     from engine.agent_files import load_rules
     from engine.agents.diagnosis import DiagnosisAgent
     from engine.agents.monitor import Monitor
     from engine.plant.fleet import fleet_scenarios
     from engine.plant.simulator import Simulator
 
-    fleet = fleet_scenarios(base_scenario(seconds), n, seed=3)
+    fleet = fleet_scenarios(base_scenario(seconds), n, seed=3)[shard::shards]
     sims = [Simulator(s) for s in fleet]
     monitor = Monitor(id_prefix="bench")
     agent = DiagnosisAgent(load_rules())
@@ -110,18 +112,61 @@ def one(n: int, seconds: float) -> dict[str, float | int | str]:
     }
 
 
-def part_replay(sizes: list[int], seconds: float) -> list[dict[str, float | int | str]]:
+def _run(n: int, seconds: float, procs: int) -> dict[str, float | int | str]:
+    """One fleet of ``n``: ``procs`` processes at once, each owning every procs-th pump (how
+    replicas split a fleet live); wall = the slowest, CPU and RSS = the sum."""
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                str(n),
+                "--seconds",
+                str(seconds),
+                "--shard",
+                f"{i}/{procs}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(procs)
+    ]
+    parts = []
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode != 0:
+            sys.exit(f"fleet of {n} failed:\n{err}")
+        parts.append(json.loads(out.strip().splitlines()[-1]))
+    if procs == 1:
+        return parts[0]
+    samples = sum(int(p["samples"]) for p in parts)
+    wall = max(float(p["wall_s"]) for p in parts)
+    cpu = sum(float(p["cpu_s"]) for p in parts)
+    row: dict[str, float | int | str] = dict(parts[0])
+    row.update(
+        n=n,
+        samples=samples,
+        wall_s=wall,
+        cpu_s=cpu,
+        x_real_time=seconds / wall,
+        x_real_time_cpu=seconds / cpu,
+        us_per_sample=cpu / samples * 1e6,
+    )
+    for key in ("us_sim", "us_monitor", "us_diagnosis"):
+        row[key] = sum(float(p[key]) * int(p["samples"]) for p in parts) / samples
+    for key in ("rss_start_mb", "rss_end_mb", "rss_peak_mb", "alerts", "reports"):
+        row[key] = sum(p[key] for p in parts)  # type: ignore[misc]
+    return row
+
+
+def part_replay(
+    sizes: list[int], seconds: float, procs: int = 1
+) -> list[dict[str, float | int | str]]:
     rows = []
     for n in sizes:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--one", str(n), "--seconds", str(seconds)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            sys.exit(f"fleet of {n} failed:\n{proc.stderr}")
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row = _run(n, seconds, min(procs, n))
         rows.append(row)
         print(
             f"N={n:>5}  {row['x_real_time']:8.1f}x real time (wall) {row['x_real_time_cpu']:8.1f}x"
@@ -133,7 +178,7 @@ def part_replay(sizes: list[int], seconds: float) -> list[dict[str, float | int 
             flush=True,
         )
     big = max(rows, key=lambda r: int(r["n"]))
-    print(f"monitor path: {big['monitor_path']}")
+    print(f"monitor path: {big['monitor_path']}; {procs} process(es) per fleet")
     if int(big["n"]) >= 1000:
         x, mb = float(big["x_real_time"]), float(big["rss_peak_mb"])
         print(
@@ -157,17 +202,25 @@ def main() -> None:
     p.add_argument("--part", choices=("replay", "live", "replicas"), default="replay")
     p.add_argument("--sizes", default="1,10,100,1000", help="fleet sizes (default 1,10,100,1000)")
     p.add_argument("--seconds", type=float, default=4000.0, help="simulated seconds per run")
+    p.add_argument(
+        "--procs",
+        type=int,
+        default=1,
+        help="processes per fleet, each owning every procs-th pump, like replicas (default 1)",
+    )
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--shard", default="0/1", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one is not None:
-        print(json.dumps(one(args.one, args.seconds)))
+        shard, shards = (int(x) for x in args.shard.split("/"))
+        print(json.dumps(one(args.one, args.seconds, shard, shards)))
         return
     print(
         f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}"
         f" on {os.cpu_count()} CPUs; {args.seconds:g} simulated s per fleet, 1 Hz"
     )
     if args.part == "replay":
-        part_replay([int(x) for x in args.sizes.split(",")], args.seconds)
+        part_replay([int(x) for x in args.sizes.split(",")], args.seconds, args.procs)
     elif args.part == "live":
         part_live(args)
     else:
