@@ -224,8 +224,7 @@ class DiagnosisAgent:
             st.closed.popitem(last=False)
         if tr.pending is None:
             return []
-        tr.alert = a if rev >= tr.revision else tr.alert
-        out = self._final(st, tr, max(a.ts, st.history.last_ts))
+        out = self._final(st, tr, max(a.ts, st.history.last_ts))  # judged on its last active
         self._mark_busy(a.asset, st)
         return out
 
