@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tickets_data import alert, ticket
 
 from engine.bus.broker import free_port
-from engine.schemas import AlertEvent, Feedback, Ticket, utc_now
+from engine.schemas import AlertEvent, Feedback, Ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,30 +124,11 @@ class Watcher:
 
 
 def probe_alert() -> AlertEvent:
-    return AlertEvent(
-        alert_id=f"probe-{uuid.uuid4().hex[:8]}",
-        asset="probe",
-        ts=0.0,
-        onset_ts=0.0,
-        severity="low",
-        score=0.0,
-        signals=["probe"],
-        detector="probe",
-    )
+    return alert(alert_id=f"probe-{uuid.uuid4().hex[:8]}", asset="probe", signals=["probe"])
 
 
 def probe_ticket() -> Ticket:
-    now = utc_now()
-    return Ticket(
-        ticket_id="PROBE",
-        asset="probe",
-        title="probe",
-        body="probe",
-        severity="low",
-        root_cause="unknown",
-        created_at=now,
-        updated_at=now,
-    )
+    return ticket(ticket_id="PROBE", asset="probe", severity="low", root_cause="unknown")
 
 
 def wait_subscribed(svc: ServiceProc, watcher: Watcher, pub: Any, wait_for: Any) -> None:

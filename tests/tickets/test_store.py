@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tickets_data import report
+from tickets_data import report, ticket
 
 from engine.schemas import ExternalRef, Ticket, utc_now
 from engine.tickets.store import (
@@ -41,18 +41,7 @@ CREATE TABLE bus_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, origin TEXT NOT 
     topic TEXT NOT NULL, payload TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-V1_TICKET = Ticket(
-    ticket_id="T-0001",
-    asset="pump01",
-    title="pump01: suspected bearing wear",
-    body="old body",
-    severity="medium",
-    root_cause="bearing_wear",
-    alert_ids=["A-old"],
-    diagnosis_ids=["D-old"],
-    created_at=utc_now(),
-    updated_at=utc_now(),
-)
+V1_TICKET = ticket(alert_ids=["A-old"], diagnosis_ids=["D-old"])
 
 
 def test_one_ticket_per_episode_with_occurrences_and_escalation(store: TicketStore) -> None:
