@@ -389,11 +389,19 @@ def test_every_stored_change_bumps_the_revision(store: TicketStore) -> None:
     ref = ExternalRef(system="github", id="1", url="https://example.invalid/1", synced_at=utc_now())
     store.mirror_succeeded(job, ref, "created", None)
     revisions.append(store.get("T-0001").revision)
+    store.edit("T-0001", "ana", title="Replace the DE bearing")
+    (job,) = store.due_mirror_jobs()
+    assert store.mirror_failed(job, "502 bad gateway", None, system="github") is not None
+    assert store.mirror_failed(job, "502 bad gateway", None, system="github") is None
+    assert store.due_mirror_jobs() == [], "parked until the next change"
+    t = store.get("T-0001")
+    assert t.external is not None and t.external.error == "502 bad gateway"
+    revisions.append(t.revision)
     store.close("T-0001", "ana", "resolved")
     revisions.append(store.get("T-0001").revision)
     store.record_diagnosis(report(alert_id="A-1"))  # after close: attached, a history line
     revisions.append(store.get("T-0001").revision)
-    assert revisions == [1, 2, 3, 4]
+    assert revisions == [1, 2, 4, 5, 6], "edit: 3, its mirror error: 4"
 
 
 def test_mirror_jobs_exist_only_while_a_mirror_is_configured(store: TicketStore) -> None:
