@@ -65,6 +65,7 @@ DIAGNOSIS_OUTCOMES = (
     Outcome.KEPT,
     Outcome.ATTACHED,
     Outcome.NOTED,
+    Outcome.SUPPRESSED,
     Outcome.DUPLICATE,
 )
 
@@ -247,11 +248,11 @@ class TicketService(Service):
         since = alert_seen or report.wall_time
         latency = (stored - since) * 1000.0 if since else None
         ids = {
-            "ticket_id": rec.ticket.ticket_id,
+            "ticket_id": rec.ticket.ticket_id if rec.ticket is not None else None,
             "alert_id": report.alert_id,
             "diagnosis_id": report.diagnosis_id,
         }
-        if rec.changed:
+        if rec.changed and rec.ticket is not None:
             if latency is not None and rec.first_for_alert:
                 self.latency.add(latency)
             self._log(
@@ -266,7 +267,7 @@ class TicketService(Service):
             )
             self.outbox.wake()
         else:
-            self._log(f"diagnosis_{rec.outcome.value}", ids=ids)
+            self._log(f"diagnosis_{rec.outcome.value}", ids=ids, reason=rec.reason)
 
     def _record(self, report: DiagnosisReport) -> Recorded:
         """Store the diagnosis, retrying in place for as long as the store cannot write (in

@@ -440,3 +440,33 @@ def test_a_version_1_sqlite_store_is_migrated(tmp_path: Path) -> None:
     assert again.outcome == "refined" and again.ticket.ticket_id == "T-0001"
     assert s.record_diagnosis(report(alert_id="A-new")).outcome == "updated"
     s.close_db()
+
+
+def test_a_suppressed_alarm_opens_no_ticket(store: TicketStore) -> None:
+    """Contract C6: the gate (the alarm tables' check, run in the ticket transaction) says the
+    alarm is shelved: the diagnosis is recorded (a repeat stays a duplicate), no ticket. An
+    alert that already has its ticket goes on updating it."""
+    shelved = {("pump01", "A-2")}
+
+    def gate(conn, r):  # the shape of the review service's ``suppressed`` (C6)
+        assert conn.scalar("SELECT COUNT(*) FROM tickets") is not None  # same transaction
+        return "shelved until 10:00 (by ana)" if (r.asset, r.alert_id) in shelved else None
+
+    opened = store.record_diagnosis(report(alert_id="A-1"), gate=gate)
+    assert opened.outcome == "created"
+    quiet = report(alert_id="A-2", root_cause="clogging")
+    rec = store.record_diagnosis(quiet, gate=gate, origin="ticket")
+    assert (rec.outcome, rec.ticket, rec.reason) == (
+        "suppressed",
+        None,
+        "shelved until 10:00 (by ana)",
+    )
+    assert store.record_diagnosis(quiet, gate=gate).outcome == "duplicate"
+    assert [t.ticket_id for t in store.tickets()] == ["T-0001"]
+    assert store.counts()["diagnoses"] == 2
+    assert len(store.pending_outbox("ticket")) == 0
+    shelved.add(("pump01", "A-1"))  # shelved after its ticket opened: the ticket follows it
+    later = store.record_diagnosis(
+        report(alert_id="A-1", stage="update", severity="high"), gate=gate
+    )
+    assert later.outcome == "escalated"
