@@ -173,6 +173,7 @@ def test_diagnosis_to_ticket_to_review(make_broker, bus_client, wait_for, var, c
             "kept": 0,
             "attached": 0,
             "noted": 0,
+            "suppressed": 0,
             "duplicate": 1,
         }
         assert health["alert_to_ticket"]["n"] == 1  # the first ticket of each alert only
