@@ -30,10 +30,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.agents.feedback import FalsePositiveLog, adjust_tuning, feedback_for
-from engine.agents.tuning import Tuning, load_tuning, save_tuning
+from engine.agent_files import FalsePositiveLog, load_tuning, save_tuning
+from engine.agents.feedback import adjust_tuning, feedback_for
 from engine.paths import var_dir
-from engine.schemas import CloseReason, Feedback, PlantMessage, Severity, Ticket
+from engine.schemas import CloseReason, Feedback, PlantMessage, Severity, Ticket, Tuning, utc_now
 from engine.services.base import Service
 from engine.services.ticket import store_path
 from engine.tickets.outbox import OutboxPublisher
@@ -175,7 +175,12 @@ class ReviewService(Service):
                 if changes == {}:  # an edit that changed nothing: nothing to announce
                     return JSONResponse(ticket.model_dump(mode="json"))
                 fb = feedback_for(
-                    action, ticket, req.who, note=getattr(req, "note", None), changes=changes
+                    action,
+                    ticket,
+                    req.who,
+                    at=utc_now(),
+                    note=getattr(req, "note", None),
+                    changes=changes,
                 )
                 if action == "close" and ticket.close_reason == "false_positive":
                     fb = self._tune(tx, fb)
