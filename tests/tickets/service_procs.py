@@ -68,8 +68,17 @@ class ServiceProc:
     def wait_healthy(self, timeout: float = 20.0) -> ServiceProc:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
+        relaunches = 3
         while True:
             if self.proc.poll() is not None:
+                if relaunches and "is in use" in self.errors()[-300:]:
+                    # Another process (this machine is shared) took the free port we picked
+                    # before our child bound it: pick another.
+                    relaunches -= 1
+                    self.port = free_port()
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    self.launch()
+                    continue
                 raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.errors()}")
             try:
                 if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pg_server import PostgresServer, pg_bin_dir
 from service_procs import ServiceProc, Watcher, service_env, wait_subscribed
 from tickets_data import report
 
@@ -210,6 +212,63 @@ def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path) 
         finally:
             svc.stop()
             store.close_db()
+
+
+def test_a_full_disk_under_postgresql_loses_nothing(
+    make_broker, bus_client, wait_for, tmp_path
+) -> None:
+    """The PostgreSQL server's data directory on a 64 MB tmpfs, filled to the last byte: the
+    server refuses writes or stops (a WAL write that fails is a PANIC); every diagnosis waits.
+    Space freed and the server started again (what its administrator does): all stored, once."""
+    bin_dir = pg_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
+    # Not under tmp_path: the server runs as nobody when we are root, and pytest's tmp root is
+    # private (0700).
+    mount_point = Path(tempfile.mkdtemp(prefix="controlroom-pgdisk-"))
+    with small_tmpfs(mount_point, size="64m") as disk:
+        server = PostgresServer(bin_dir, root=disk).start()
+        url = server.new_schema()
+        TicketStore(url).close_db()
+        broker = make_broker()
+        env = service_env(
+            tmp_path / "var", broker.url, CONTROLROOM_DB=url, CONTROLROOM_DB_BUSY_TIMEOUT_S=BUSY_S
+        )
+        svc = ServiceProc("ticket", env).start()
+        pub = bus_client(broker.url, "pub")
+        watcher = Watcher(bus_client(broker.url, "watch"))
+        published = []
+        try:
+            wait_subscribed(svc, watcher, pub, wait_for)
+            fill(disk / "filler")
+
+            def publish_until_degraded() -> str | None:
+                r = report(asset=f"pump{len(published) % 7:02d}", summary="x" * 400)
+                published.append(r)
+                pub.publish(r)
+                return next(
+                    (d for f in ("full", "unavailable", "io") if (d := degraded(svc, f))), None
+                )
+
+            wait_for(
+                publish_until_degraded, timeout=60, interval=0.2, what="/health degraded (full)"
+            )
+            (disk / "filler").unlink()
+            if not server.running():
+                server.start()
+            store = TicketStore(url)
+            wait_for(
+                lambda: store.counts()["diagnoses"] == len(published),
+                timeout=30,
+                what=f"all {len(published)} diagnoses stored",
+            )
+            assert stored_ids(store) == sorted(r.diagnosis_id for r in published)
+            wait_for(lambda: healthy(svc), what="/health ok again")
+            store.close_db()
+        finally:
+            svc.stop()
+            server.cleanup()
+    mount_point.rmdir()
 
 
 # ---- the file is corrupt ---------------------------------------------------------------------
