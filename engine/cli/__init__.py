@@ -12,9 +12,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli import factory, live, plant, tickets, ui
+from engine.cli import alarms, factory, live, operators, plant, tickets, ui
 
-AREAS = (ui, plant, live, tickets, factory)
+AREAS = (ui, plant, live, tickets, alarms, operators, factory)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -94,3 +94,16 @@ class ServiceProc:
 
     def errors(self) -> str:
         return self.stderr.read_text(errors="replace")[-2000:] if self.stderr.exists() else ""
+
+
+def review_socket_client(var: Path) -> httpx.Client:
+    """HTTP on the review service's Unix socket: the service names this test process's login
+    as the operator (no token, nothing in the body)."""
+    from engine.auth.peer import ShortPath
+
+    short = ShortPath(var / "review.sock")
+    client = httpx.Client(
+        base_url="http://review", transport=httpx.HTTPTransport(uds=short.text), timeout=10.0
+    )
+    client._short_path = short  # type: ignore[attr-defined]  # keeps a long path's dir fd open
+    return client

@@ -1,0 +1,86 @@
+"""What ``controlroom tickets``, ``alarms`` and ``operators whoami`` share: the options that
+say where the review API is, and running one call of the client with the CLI's exit codes
+(0 done, 1 the service could not be reached or failed, 2 refused: unknown id, not allowed in
+this state, bad value)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Accepted before or after the action; SUPPRESS so a sub-parser does not reset a value
+    given before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--api",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="review service: http(s)://HOST:PORT or unix:/path/to/review.sock "
+        "(env CONTROLROOM_REVIEW_URL / CONTROLROOM_REVIEW_SOCKET; default: this host's)",
+    )
+    common.add_argument(
+        "--token-file",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="operator token for a remote service (env CONTROLROOM_TOKEN_FILE; "
+        "not needed on the plant host)",
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON"
+    )
+    return common
+
+
+def call(
+    args: argparse.Namespace, command: str, fn: Callable[[Any], Awaitable[Any]]
+) -> tuple[int, Any]:
+    """Run ``fn(client)`` against the review API: ``(0, its result)``, or the error printed and
+    ``(exit code, None)``."""
+    from engine.review_client import ApiError, ReviewClient, resolve_endpoint
+
+    async def run() -> Any:
+        endpoint = resolve_endpoint(
+            getattr(args, "api", None), token_file=getattr(args, "token_file", None)
+        )
+        async with ReviewClient(endpoint) as client:
+            return await fn(client)
+
+    try:
+        return 0, asyncio.run(run())
+    except ApiError as exc:
+        print(f"controlroom {command}: {exc.detail}", file=sys.stderr)
+        return exc.exit_code, None
+    except (OSError, ValueError) as exc:  # an unreadable token or body file
+        print(f"controlroom {command}: {exc}", file=sys.stderr)
+        return 2, None
+
+
+def print_json(data: Any) -> None:
+    from pydantic import BaseModel
+
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list):
+        data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def local_time(when: Any, seconds: bool = False) -> str:
+    """A UTC timestamp (datetime or ISO text) in the operator's local time."""
+    from datetime import datetime
+
+    if when is None:
+        return ""
+    if isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        except ValueError:
+            return str(when)
+    stamp: datetime = when
+    return stamp.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%m-%d %H:%M")
