@@ -51,6 +51,9 @@ T = TypeVar("T")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SOCKET_URL = "http://review"
 """The base URL requests carry over the Unix socket (the host part is not used)."""
+KEEPALIVE_S = 2.0
+"""An idle connection is reused for at most this long: well inside the service's own idle
+timeout (uvicorn's 5 s), so a request never goes out on a connection the service is closing."""
 
 
 class ApiError(Exception):
@@ -225,9 +228,13 @@ class ReviewClient:
             from engine.auth.peer import ShortPath
 
             self._short = ShortPath(self.endpoint.socket)
-            transport = httpx.AsyncHTTPTransport(uds=self._short.text)
+            transport = httpx.AsyncHTTPTransport(
+                uds=self._short.text, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S)
+            )
         if self.endpoint.token:
             headers["authorization"] = f"Bearer {self.endpoint.token}"
+        if transport is None and self.endpoint.socket is None:
+            transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S))
         self._http = httpx.AsyncClient(
             base_url=self.endpoint.url, timeout=self.timeout, transport=transport, headers=headers
         )
@@ -245,16 +252,20 @@ class ReviewClient:
         """One call; ApiError for anything but a 2xx/304 answer."""
         client = await self._client()
         where = self.endpoint.describe()
+        kwargs: dict[str, Any] = {
+            "params": {k: v for k, v in (params or {}).items() if v is not None},
+            "content": body.model_dump_json(exclude_none=True) if body is not None else None,
+            "headers": {"content-type": "application/json", **(headers or {})}
+            if body is not None
+            else headers,
+        }
         try:
-            response = await client.request(
-                method,
-                path,
-                params={k: v for k, v in (params or {}).items() if v is not None},
-                content=body.model_dump_json(exclude_none=True) if body is not None else None,
-                headers={"content-type": "application/json", **(headers or {})}
-                if body is not None
-                else headers,
-            )
+            try:
+                response = await client.request(method, path, **kwargs)
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                response = await client.request(method, path, **kwargs)  # a read: once more
         except httpx.TimeoutException:
             raise ApiError(self.service, None, f"review service timed out ({where})") from None
         except httpx.HTTPError as exc:

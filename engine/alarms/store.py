@@ -1,7 +1,8 @@
 """Alarms in the store: their tables live in the same SQLite file as the tickets (contract C6),
 so the ticket service can ask, in its own process, whether an alarm is shelved or out of service.
 
-Tables (plain SQL that PostgreSQL reads too: no AUTOINCREMENT, no SQLite-only functions):
+Tables (written once for SQLite and PostgreSQL through the tickets' SQL layer,
+``engine/tickets/database.py``; faults come back as its ``StoreError`` with a ``Fault`` kind):
 
 - ``alarms``: one row per alarm (alert episode); the columns the API filters on, and ``doc``, the
   ``Alarm`` as JSON without its history;
@@ -22,14 +23,16 @@ the previous one: ``plant_raised`` = offset of the run + the alert's ``ts``.
 
 Bounds: alarms that are over (normal) are deleted after ``RETENTION_DAYS`` or beyond
 ``MAX_ALARMS``, oldest first (``prune``); history is capped per alarm.
+
+**The ticket path (contract C6)** calls ``suppressed(conn, asset, alert_id, signal=...)`` inside
+its own transaction: why this alert must not open a ticket (shelved, out of service,
+chattering), or None. ``create_alarm_tables(conn)`` once at its start makes sure the tables are
+there even if the review service never ran.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +41,7 @@ from typing import Any
 from engine.alarms import lifecycle as lc
 from engine.http_schemas import Alarm, AlarmEvent, AssetServiceEvent, AssetStatus
 from engine.schemas import AlertEvent
+from engine.tickets.database import Conn, Database
 
 RUN_RESET_S = 600.0
 HISTORY_MAX = 200
@@ -55,10 +59,10 @@ CREATE TABLE IF NOT EXISTS alarms (
     active        INTEGER NOT NULL,
     acknowledged  INTEGER NOT NULL,
     shelved       TEXT,
-    shelved_until REAL,
-    plant_raised  REAL NOT NULL,
-    raised_at     REAL NOT NULL,
-    updated_at    REAL NOT NULL,
+    shelved_until {real},
+    plant_raised  {real} NOT NULL,
+    raised_at     {real} NOT NULL,
+    updated_at    {real} NOT NULL,
     doc           TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alarms_by_asset ON alarms(asset, raised_at);
@@ -78,13 +82,14 @@ CREATE TABLE IF NOT EXISTS asset_service (
 );
 CREATE TABLE IF NOT EXISTS alarm_meta (
     key   TEXT PRIMARY KEY,
-    value REAL NOT NULL
+    value {real} NOT NULL
 );
 """
 
 
-class StoreBusy(Exception):
-    """The store stayed locked past its busy timeout, or the disk failed; try again."""
+def create_alarm_tables(conn: Conn) -> None:
+    """The alarm tables, if missing (idempotent; inside the caller's transaction)."""
+    conn.script(_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -105,98 +110,67 @@ def _doc(alarm: Alarm) -> str:
 
 
 class AlarmStore:
-    """Thread-safe (one connection behind a lock) and multi-process-safe (WAL, busy timeout,
-    ``BEGIN IMMEDIATE``), like the ticket store it sits beside."""
+    """The alarm tables of the store at ``target`` (a path or a ``postgresql://`` URL): one
+    connection for writes, one for reads, each safe across threads and processes."""
 
     def __init__(
         self,
-        path: str | Path,
+        target: str | Path,
         *,
         policy: lc.Policy = lc.DEFAULT_POLICY,
         busy_timeout_s: float = 10.0,
     ) -> None:
-        self.path = Path(path)
         self.policy = policy
-        self._lock = threading.RLock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        with self._write() as c:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    c.execute(statement)
+        self.db = Database(target, busy_timeout_s=busy_timeout_s)
+        with self.db.transaction() as c:
+            create_alarm_tables(c)
+        self._reader = Database(target, busy_timeout_s=busy_timeout_s)
+
+    @property
+    def location(self) -> str:
+        return self.db.where
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
+        self._reader.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreBusy(f"the alarm store is unavailable ({exc}); try again") from None
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._conn.execute("ROLLBACK")
-                raise StoreBusy(f"the alarm store could not commit ({exc}); try again") from None
+    def _write(self) -> Any:
+        return self.db.transaction()
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                yield self._conn
-            finally:
-                self._conn.execute("COMMIT")
+    def _read(self) -> Any:
+        return self._reader.snapshot()
 
     # ---- rows ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _meta(c: sqlite3.Connection, key: str, default: float = 0.0) -> float:
-        row = c.execute("SELECT value FROM alarm_meta WHERE key = ?", (key,)).fetchone()
-        return float(row[0]) if row else default
+    def _meta(c: Conn, key: str, default: float = 0.0) -> float:
+        value = c.scalar("SELECT value FROM alarm_meta WHERE key = ?", (key,))
+        return float(value) if value is not None else default
 
     @staticmethod
-    def _set_meta(c: sqlite3.Connection, key: str, value: float) -> None:
+    def _set_meta(c: Conn, key: str, value: float) -> None:
         c.execute(
             "INSERT INTO alarm_meta(key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
-    def _bump(self, c: sqlite3.Connection) -> None:
+    def _bump(self, c: Conn) -> None:
         self._set_meta(c, "version", self._meta(c, "version") + 1)
 
-    @staticmethod
-    def _load(c: sqlite3.Connection, alarm_id: str) -> Alarm | None:
-        row = c.execute("SELECT doc FROM alarms WHERE alarm_id = ?", (alarm_id,)).fetchone()
-        return Alarm.model_validate_json(row[0]) if row else None
-
-    def _must(self, c: sqlite3.Connection, alarm_id: str) -> Alarm:
-        alarm = self._load(c, alarm_id.strip())
+    def _must(self, c: Conn, alarm_id: str) -> Alarm:
+        alarm = _load(c, alarm_id.strip())
         if alarm is None:
             raise lc.AlarmNotFound(f"no alarm {alarm_id!r}")
         return alarm
 
     @staticmethod
-    def _history(c: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[AlarmEvent]]:
+    def _history(c: Conn, ids: Sequence[str]) -> dict[str, list[AlarmEvent]]:
         out: dict[str, list[AlarmEvent]] = {i: [] for i in ids}
         for lo in range(0, len(ids), LIST_CHUNK):
             chunk = list(ids[lo : lo + LIST_CHUNK])
             marks = ",".join("?" * len(chunk))
-            for alarm_id, doc in c.execute(
+            for alarm_id, doc in c.all(
                 f"SELECT alarm_id, doc FROM alarm_history WHERE alarm_id IN ({marks}) "
                 "ORDER BY alarm_id, seq",
                 chunk,
@@ -204,7 +178,7 @@ class AlarmStore:
                 out[alarm_id].append(AlarmEvent.model_validate_json(doc))
         return out
 
-    def _save(self, c: sqlite3.Connection, new: Alarm, events: Sequence[AlarmEvent]) -> None:
+    def _save(self, c: Conn, new: Alarm, events: Sequence[AlarmEvent]) -> None:
         c.execute(
             "INSERT INTO alarms(alarm_id, asset, source, state, priority, active, acknowledged, "
             "shelved, shelved_until, plant_raised, raised_at, updated_at, doc) "
@@ -231,10 +205,10 @@ class AlarmStore:
             ),
         )
         if events:
-            row = c.execute(
-                "SELECT MAX(seq) FROM alarm_history WHERE alarm_id = ?", (new.alarm_id,)
-            ).fetchone()
-            seq = int(row[0] or 0)
+            seq = int(
+                c.scalar("SELECT MAX(seq) FROM alarm_history WHERE alarm_id = ?", (new.alarm_id,))
+                or 0
+            )
             c.executemany(
                 "INSERT INTO alarm_history(alarm_id, seq, doc) VALUES (?, ?, ?)",
                 [(new.alarm_id, seq + i, e.model_dump_json()) for i, e in enumerate(events, 1)],
@@ -247,39 +221,22 @@ class AlarmStore:
                 )
         self._bump(c)
 
-    def _transition(self, c: sqlite3.Connection, old: Alarm, new: Alarm) -> None:
+    def _transition(self, c: Conn, old: Alarm, new: Alarm) -> None:
         """Save ``new``, computed from ``old`` (loaded without history), with its new lines."""
         self._save(c, new, new.history[len(old.history) :])
 
-    def _full(self, c: sqlite3.Connection, alarm_id: str) -> Alarm:
+    def _full(self, c: Conn, alarm_id: str) -> Alarm:
         alarm = self._must(c, alarm_id)
         return alarm.model_copy(update={"history": self._history(c, [alarm_id])[alarm_id]})
 
     # ---- the asset's service state -----------------------------------------------------------
-
-    @staticmethod
-    def _asset(c: sqlite3.Connection, asset: str) -> AssetStatus | None:
-        row = c.execute("SELECT doc FROM asset_service WHERE asset = ?", (asset,)).fetchone()
-        return AssetStatus.model_validate_json(row[0]) if row else None
-
-    def _oos_reason(self, c: sqlite3.Connection, asset: str) -> str | None:
-        status = self._asset(c, asset)
-        return status.reason if status is not None and status.out_of_service else None
-
-    def _source_shelf(self, c: sqlite3.Connection, source: str, now: datetime) -> Alarm | None:
-        row = c.execute(
-            "SELECT doc FROM alarms WHERE source = ? AND shelved = 'timed' AND shelved_until > ? "
-            "ORDER BY raised_at DESC LIMIT 1",
-            (source, _ts(now)),
-        ).fetchone()
-        return Alarm.model_validate_json(row[0]) if row else None
 
     # ---- writes: the monitor's alerts ----------------------------------------------------------
 
     def record_alert(self, alert: AlertEvent, now: datetime) -> Recorded:
         """Apply one alert publication (keeping the highest revision per alert id)."""
         with self._write() as c:
-            old = self._load(c, alert.alert_id)
+            old = _load(c, alert.alert_id)
             if old is not None:
                 if old.asset != alert.asset:
                     return Recorded(None, False)  # an id reused on another asset: not this alarm
@@ -300,15 +257,15 @@ class AlarmStore:
             window_start = offset + ts - self.policy.chatter_window_s
             recent = [
                 float(r[0])
-                for r in c.execute(
+                for r in c.all(
                     "SELECT plant_raised FROM alarms WHERE source = ? AND plant_raised >= ?",
                     (source, window_start),
                 )
             ]
             ctx = lc.Context(
                 plant_offset=offset,
-                out_of_service_reason=self._oos_reason(c, alert.asset),
-                source_shelf=self._source_shelf(c, source, now),
+                out_of_service_reason=_oos_reason(c, alert.asset),
+                source_shelf=_source_shelf(c, source, now),
                 recent_raises=recent,
             )
             new = lc.open_alarm(alert, ctx, now, self.policy)
@@ -317,13 +274,11 @@ class AlarmStore:
                 self._flag_chattering(c, source, window_start, now)
             return Recorded(self._full(c, alert.alert_id), True)
 
-    def _flag_chattering(
-        self, c: sqlite3.Connection, source: str, since: float, now: datetime
-    ) -> None:
+    def _flag_chattering(self, c: Conn, source: str, since: float, now: datetime) -> None:
         """The earlier raises that made a source chatter are flagged too (for the record)."""
-        for (doc,) in c.execute(
+        for (doc,) in c.all(
             "SELECT doc FROM alarms WHERE source = ? AND plant_raised >= ?", (source, since)
-        ).fetchall():
+        ):
             alarm = Alarm.model_validate_json(doc)
             if not alarm.chattering:
                 event = AlarmEvent(
@@ -370,11 +325,11 @@ class AlarmStore:
             return self._full(c, old.alarm_id)
 
     def shelves_due(self, now: datetime) -> bool:
-        with self._lock:
-            row = self._conn.execute(
+        with self._read() as c:
+            row = c.one(
                 "SELECT 1 FROM alarms WHERE shelved = 'timed' AND shelved_until <= ? LIMIT 1",
                 (_ts(now),),
-            ).fetchone()
+            )
         return row is not None
 
     def expire_shelves(self, now: datetime) -> list[Alarm]:
@@ -383,10 +338,10 @@ class AlarmStore:
             return []
         changed = []
         with self._write() as c:
-            for (doc,) in c.execute(
+            for (doc,) in c.all(
                 "SELECT doc FROM alarms WHERE shelved = 'timed' AND shelved_until <= ?",
                 (_ts(now),),
-            ).fetchall():
+            ):
                 old = Alarm.model_validate_json(doc)
                 new = lc.expire_shelve(old, now)
                 if new is not None:
@@ -398,7 +353,7 @@ class AlarmStore:
         self, asset: str, on: bool, who: str, now: datetime, reason: str | None
     ) -> AssetStatus:
         with self._write() as c:
-            current = self._asset(c, asset) or AssetStatus(asset=asset)
+            current = _asset(c, asset) or AssetStatus(asset=asset)
             if current.out_of_service == on:
                 if on:
                     raise lc.IllegalTransition(
@@ -426,9 +381,9 @@ class AlarmStore:
                 "ON CONFLICT(asset) DO UPDATE SET doc = excluded.doc",
                 (asset, status.model_dump_json()),
             )
-            for (doc,) in c.execute(
+            for (doc,) in c.all(
                 "SELECT doc FROM alarms WHERE asset = ? AND state != 'normal'", (asset,)
-            ).fetchall():
+            ):
                 old = Alarm.model_validate_json(doc)
                 new = lc.set_out_of_service(old, on, who, now, reason)
                 if new is not None:
@@ -444,17 +399,17 @@ class AlarmStore:
             cutoff = _ts(now - timedelta(days=keep_days))
             ids = [
                 r[0]
-                for r in c.execute(
+                for r in c.all(
                     "SELECT alarm_id FROM alarms WHERE state = 'normal' AND updated_at < ?",
                     (cutoff,),
                 )
             ]
-            total = c.execute("SELECT COUNT(*) FROM alarms").fetchone()[0]
+            total = int(c.scalar("SELECT COUNT(*) FROM alarms"))
             excess = total - len(ids) - max_alarms
             if excess > 0:
                 ids += [
                     r[0]
-                    for r in c.execute(
+                    for r in c.all(
                         "SELECT alarm_id FROM alarms WHERE state = 'normal' AND updated_at >= ? "
                         "ORDER BY updated_at LIMIT ?",
                         (cutoff, excess),
@@ -512,18 +467,18 @@ class AlarmStore:
         sql += " ORDER BY raised_at DESC, alarm_id LIMIT ?"
         params.append(int(limit))
         with self._read() as c:
-            alarms = [Alarm.model_validate_json(r[0]) for r in c.execute(sql, params)]
+            alarms = [Alarm.model_validate_json(r[0]) for r in c.all(sql, params)]
             if not history:
                 return alarms
             lines = self._history(c, [a.alarm_id for a in alarms])
         return [a.model_copy(update={"history": lines[a.alarm_id]}) for a in alarms]
 
-    def _asset_status(self, c: sqlite3.Connection, status: AssetStatus) -> AssetStatus:
-        row = c.execute(
+    def _asset_status(self, c: Conn, status: AssetStatus) -> AssetStatus:
+        row = c.one(
             "SELECT SUM(CASE WHEN state != 'normal' THEN 1 ELSE 0 END), "
             "SUM(CASE WHEN acknowledged = 0 THEN 1 ELSE 0 END) FROM alarms WHERE asset = ?",
             (status.asset,),
-        ).fetchone()
+        ) or (0, 0)
         return status.model_copy(
             update={"open_alarms": int(row[0] or 0), "unacknowledged": int(row[1] or 0)}
         )
@@ -531,10 +486,10 @@ class AlarmStore:
     def assets(self) -> list[AssetStatus]:
         """Every asset with alarms or a service record, by name."""
         with self._read() as c:
-            known = {r[0] for r in c.execute("SELECT DISTINCT asset FROM alarms")}
+            known = {r[0] for r in c.all("SELECT DISTINCT asset FROM alarms")}
             records = {
                 r[0]: AssetStatus.model_validate_json(r[1])
-                for r in c.execute("SELECT asset, doc FROM asset_service")
+                for r in c.all("SELECT asset, doc FROM asset_service")
             }
             return [
                 self._asset_status(c, records.get(a) or AssetStatus(asset=a))
@@ -548,13 +503,8 @@ class AlarmStore:
         out of service, chattering), or None. Works before the alarm is recorded (the alert and
         its diagnosis race): the asset's service state and a running shelve of its source
         (``asset/signal``, the alert's first signal) still count."""
-        now = now or datetime.now(UTC)
         with self._read() as c:
-            alarm = self._load(c, alarm_id)
-            shelf = None
-            if alarm is None and signal:
-                shelf = self._source_shelf(c, lc.source_of(asset, [signal]), now)
-            return lc.suppression(alarm, self._oos_reason(c, asset), shelf, now)
+            return suppression_in(c, asset, alarm_id, signal=signal, now=now)
 
     def plant_now(self) -> float:
         """The latest plant time seen, on the stitched timeline."""
@@ -567,9 +517,74 @@ class AlarmStore:
         with self._read() as c:
             return [
                 Alarm.model_validate_json(r[0])
-                for r in c.execute(
+                for r in c.all(
                     "SELECT doc FROM alarms WHERE plant_raised >= ? OR active = 1 "
                     "ORDER BY plant_raised",
                     (start,),
                 )
             ]
+
+
+# ---- reads shared by the store and the ticket path ---------------------------------------------
+
+
+def _load(c: Conn, alarm_id: str) -> Alarm | None:
+    doc = c.scalar("SELECT doc FROM alarms WHERE alarm_id = ?", (alarm_id,))
+    return Alarm.model_validate_json(doc) if doc is not None else None
+
+
+def _asset(c: Conn, asset: str) -> AssetStatus | None:
+    doc = c.scalar("SELECT doc FROM asset_service WHERE asset = ?", (asset,))
+    return AssetStatus.model_validate_json(doc) if doc is not None else None
+
+
+def _oos_reason(c: Conn, asset: str) -> str | None:
+    status = _asset(c, asset)
+    return status.reason if status is not None and status.out_of_service else None
+
+
+def _source_shelf(c: Conn, source: str, now: datetime) -> Alarm | None:
+    """The latest alarm of ``source`` whose timed shelve is still running."""
+    doc = c.scalar(
+        "SELECT doc FROM alarms WHERE source = ? AND shelved = 'timed' AND shelved_until > ? "
+        "ORDER BY raised_at DESC LIMIT 1",
+        (source, _ts(now)),
+    )
+    return Alarm.model_validate_json(doc) if doc is not None else None
+
+
+def suppression_in(
+    c: Conn,
+    asset: str,
+    alert_id: str,
+    *,
+    signal: str | None = None,
+    now: datetime | None = None,
+) -> lc.Suppression | None:
+    """Why this alert must not open a ticket, read in the transaction ``c``; None: it may.
+    Works before the review service has recorded the alert (the alert and its diagnosis race):
+    the asset's service state and a running shelve of its source (``asset/signal``, the
+    alert's first signal) still count."""
+    now = now or datetime.now(UTC)
+    alarm = _load(c, alert_id)
+    if alarm is not None and alarm.asset != asset:
+        alarm = None  # an id on another asset is not this alarm
+    shelf = None
+    if alarm is None and signal:
+        shelf = _source_shelf(c, lc.source_of(asset, [signal]), now)
+    return lc.suppression(alarm, _oos_reason(c, asset), shelf, now)
+
+
+def suppressed(
+    conn: Conn,
+    asset: str,
+    alert_id: str,
+    *,
+    signal: str | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """Contract C6, for the diagnosis -> ticket path, inside the ticket transaction: the reason
+    ("shelved until ... (by ana)", "asset out of service: ...", "... is chattering
+    (suppressed)") when this alert must not open a ticket, else None."""
+    found = suppression_in(conn, asset, alert_id, signal=signal, now=now)
+    return f"{found.reason}: {found.detail}" if found is not None else None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.cli.review_api import call, common_options, local_time, print_json
+from engine.cli.review_api import Choices, call, common_options, local_time, print_json
 
 PRIORITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
 STATE_STYLE = {
@@ -56,13 +56,11 @@ def _minutes(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from engine.http_schemas import ALARM_FILTERS, MAX_SHELVE_MINUTES, PRIORITIES
-
     common = common_options()
     p = sub.add_parser(
         "alarms",
         parents=[common],
-        help="list, acknowledge, shelve alarms; assets out of service; alarm KPIs (review API)",
+        help="alarms: list, acknowledge, shelve; assets out of service; KPIs",
         description="The alarm lifecycle through the review service. Without an action: the "
         "alarms that are not back to normal.",
     )
@@ -73,11 +71,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument(
         "--state",
         default="open",
-        choices=ALARM_FILTERS,
-        help="open = all but normal (default); active; unacked; all; or one state",
+        choices=Choices("engine.http_schemas", "ALARM_FILTERS"),
+        metavar="STATE",
+        help="%(choices)s; open = all but normal (default), active, unacked, all, or one state",
     )
     a.add_argument("--asset", help="only this asset")
-    a.add_argument("--priority", choices=PRIORITIES)
+    a.add_argument(
+        "--priority",
+        choices=Choices("engine.http_schemas", "PRIORITIES"),
+        metavar="PRIORITY",
+        help="%(choices)s",
+    )
 
     a = acts.add_parser("show", parents=[common], help="one alarm with its history")
     a.add_argument("alarm_id", metavar="ID")
@@ -90,7 +94,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("alarm_id", metavar="ID")
     how = a.add_mutually_exclusive_group(required=True)
     how.add_argument(
-        "--minutes", type=_minutes, metavar="M", help=f"1 to {MAX_SHELVE_MINUTES} minutes"
+        "--minutes", type=_minutes, metavar="M", help="how long (at most one 8-hour shift)"
     )
     how.add_argument("--until-clear", action="store_true", help="until it returns to normal")
     a.add_argument("--note")

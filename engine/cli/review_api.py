@@ -9,8 +9,44 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from importlib import import_module
+from typing import Any, overload
+
+
+class Choices(Sequence[str]):
+    """An option's choices, read from the API's models (``engine/http_schemas.py``,
+    ``engine/schemas.py``) the first time argparse needs them: when the option is given or its
+    help is shown. So ``controlroom tickets --help`` never imports pydantic. Give the option a
+    ``metavar`` (argparse would otherwise list the choices when the option is added) and say
+    ``%(choices)s`` in its help."""
+
+    def __init__(self, module: str, name: str, *extra: str) -> None:
+        self._where = (module, name)
+        self._extra = extra
+        self._values: tuple[str, ...] | None = None
+
+    def _load(self) -> tuple[str, ...]:
+        if self._values is None:
+            module, name = self._where
+            self._values = (*getattr(import_module(module), name), *self._extra)
+        return self._values
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        return self._load()[i]
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._load()
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -42,12 +78,19 @@ def call(
 ) -> tuple[int, Any]:
     """Run ``fn(client)`` against the review API: ``(0, its result)``, or the error printed and
     ``(exit code, None)``."""
+    import os
+
+    from engine.cli.checks import http_url
     from engine.review_client import ApiError, ReviewClient, resolve_endpoint
 
+    api = getattr(args, "api", None)
+    if api and not api.startswith("unix:"):
+        http_url(api.rstrip("/"), "--api")  # a bad URL: exit 2 naming the flag
+    elif not api and os.environ.get("CONTROLROOM_REVIEW_URL"):
+        http_url(os.environ["CONTROLROOM_REVIEW_URL"].rstrip("/"), "CONTROLROOM_REVIEW_URL")
+
     async def run() -> Any:
-        endpoint = resolve_endpoint(
-            getattr(args, "api", None), token_file=getattr(args, "token_file", None)
-        )
+        endpoint = resolve_endpoint(api, token_file=getattr(args, "token_file", None))
         async with ReviewClient(endpoint) as client:
             return await fn(client)
 

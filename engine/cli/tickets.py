@@ -20,16 +20,13 @@ import argparse
 import sys
 from typing import Any
 
-from engine.cli.review_api import call, common_options, local_time, print_json
+from engine.cli.review_api import Choices, call, common_options, local_time, print_json
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
 STATE_STYLE = {"open": "bold", "approved": "cyan", "closed": "dim"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from engine.http_schemas import TICKET_STATE_FILTERS
-    from engine.schemas import CLOSE_REASONS, SEVERITIES
-
     common = common_options()
     p = sub.add_parser(
         "tickets",
@@ -45,8 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument(
         "--state",
         default="active",
-        choices=(*TICKET_STATE_FILTERS, "all"),
-        help="active = open or approved (default)",
+        choices=Choices("engine.http_schemas", "TICKET_STATE_FILTERS", "all"),
+        metavar="STATE",
+        help="%(choices)s; active = open or approved (default)",
     )
     a.add_argument("--asset", help="only this asset")
     a.add_argument("--limit", type=int, default=200)
@@ -65,11 +63,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     body.add_argument("--body")
     body.add_argument("--body-file", metavar="FILE", help="read the body from FILE (- = stdin)")
     a.add_argument("--labels", help="comma-separated; replaces the labels")
-    a.add_argument("--severity", choices=SEVERITIES)
+    a.add_argument(
+        "--severity",
+        choices=Choices("engine.schemas", "SEVERITIES"),
+        metavar="SEVERITY",
+        help="%(choices)s",
+    )
 
     a = acts.add_parser("close", parents=[common], help="close with a reason")
     a.add_argument("ticket_id", metavar="ID")
-    a.add_argument("--reason", required=True, choices=CLOSE_REASONS)
+    a.add_argument(
+        "--reason",
+        required=True,
+        choices=Choices("engine.schemas", "CLOSE_REASONS"),
+        metavar="REASON",
+        help="%(choices)s",
+    )
     a.add_argument("--note")
 
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import sqlite3
 import stat
 import threading
 import time
@@ -48,14 +47,15 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from engine.agents.feedback import FalsePositiveLog, adjust_tuning, feedback_for
-from engine.agents.tuning import Tuning, load_tuning, save_tuning
+from engine.agent_files import FalsePositiveLog, load_tuning, save_tuning
+from engine.agents.feedback import adjust_tuning, feedback_for
 from engine.alarms import lifecycle as lc
 from engine.alarms.kpis import compute, sample_of
-from engine.alarms.store import AlarmStore, StoreBusy
+from engine.alarms.store import AlarmStore
 from engine.auth.identity import Operator, name_for_uid
 from engine.auth.peer import PeerCredProtocol, bind_unix, check_uvicorn, request_peer
 from engine.auth.tokens import TokenRegistry
+from engine.bus.client import RetryLater
 from engine.http_schemas import (
     ALARM_LIST_MAX,
     TICKET_LIST_MAX,
@@ -72,7 +72,15 @@ from engine.http_schemas import (
     Whoami,
 )
 from engine.paths import var_dir
-from engine.schemas import AlertEvent, Feedback, PlantMessage, Ticket
+from engine.schemas import (
+    AlertEvent,
+    Feedback,
+    FeedbackAction,
+    PlantMessage,
+    Ticket,
+    Tuning,
+    utc_now,
+)
 from engine.services.base import Service
 from engine.services.http_limits import mount_body_limit
 from engine.services.ticket import store_path
@@ -80,6 +88,7 @@ from engine.tickets.outbox import OutboxPublisher
 from engine.tickets.store import (
     IllegalTransition,
     InvalidRequest,
+    StoreError,
     TicketNotFound,
     TicketStore,
     Tx,
@@ -92,7 +101,6 @@ EXPORT_KEY = "tuning_export_sha256"
 MAX_BODY_BYTES = 256 * 1024
 SWEEP_S = 1.0
 PRUNE_S = 600.0
-STORE_RETRY_S = 30.0
 NO_IDENTITY = (
     "no operator identity: on the plant host use the review socket ({socket}) — controlroom "
     "tickets/alarms and the TUI find it themselves — or send 'Authorization: Bearer <token>' "
@@ -224,7 +232,7 @@ class ReviewService(Service):
 
     def health_extras(self) -> dict[str, Any]:
         return {
-            "store": str(self.store.path),
+            "store": self.store.location,
             "tickets": self.store.counts(),
             "actions": dict(self.actions),
             "alarms": {**self.alerts, "version": self.alarms.version()},
@@ -304,7 +312,7 @@ class ReviewService(Service):
         asset: str | None = Query(default=None, max_length=64),
         limit: int = Query(default=200, ge=1, le=TICKET_LIST_MAX),
     ) -> list[dict[str, Any]]:
-        return [t.model_dump(mode="json") for t in self.store.list(state, asset, limit)]
+        return [t.model_dump(mode="json") for t in self.store.tickets(state, asset, limit)]
 
     def get_ticket(self, ticket_id: str) -> JSONResponse:
         try:
@@ -350,7 +358,7 @@ class ReviewService(Service):
 
     def _act(
         self,
-        action: str,
+        action: FeedbackAction,
         ticket_id: str,
         note: str | None,
         op: Operator,
@@ -361,7 +369,7 @@ class ReviewService(Service):
                 ticket, changes = run(tx)
                 if changes == {}:  # an edit that changed nothing: nothing to announce
                     return JSONResponse(ticket.model_dump(mode="json"))
-                fb = feedback_for(action, ticket, op.name, note=note, changes=changes)
+                fb = feedback_for(action, ticket, op.name, at=utc_now(), note=note, changes=changes)
                 if action == "close" and ticket.close_reason == "false_positive":
                     fb = self._tune(tx, fb)
                 tx.enqueue(ticket, ORIGIN)
@@ -372,7 +380,7 @@ class ReviewService(Service):
             return self._refuse(409, exc, action, ticket_id)
         except InvalidRequest as exc:
             return self._refuse(422, exc, action, ticket_id)
-        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full
+        except StoreError as exc:  # locked past the busy timeout, disk full, corrupt, server gone
             return self._refuse(
                 503, f"the ticket store is unavailable ({exc}); try again", action, ticket_id
             )
@@ -423,19 +431,15 @@ class ReviewService(Service):
     # ---------------------------------------------------------------- alarms
 
     def on_alert(self, message: PlantMessage) -> None:
+        """Record one alert publication. While the store cannot write, the bus keeps the
+        message unacknowledged and hands it back later (``RetryLater``): an alarm is never
+        lost to a locked or full store, and recording it twice changes nothing."""
         assert isinstance(message, AlertEvent)
-        deadline = time.monotonic() + STORE_RETRY_S
-        delay = 0.05
-        while True:
-            try:
-                rec = self.alarms.record_alert(message, self.now())
-                break
-            except StoreBusy as exc:
-                if time.monotonic() > deadline:
-                    raise
-                self.log.event("store_busy", error=str(exc), ids={"alert_id": message.alert_id})
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        try:
+            rec = self.alarms.record_alert(message, self.now())
+        except StoreError as exc:
+            self.log.event("store_busy", error=str(exc), ids={"alert_id": message.alert_id})
+            raise RetryLater(str(exc)) from exc
         if rec.alarm is None:
             self.alerts["ignored"] += 1
             self.log.event("alert_ignored", ids={"alert_id": message.alert_id})
@@ -484,7 +488,7 @@ class ReviewService(Service):
             if request.headers.get("if-none-match") == etag:
                 return Response(status_code=304, headers={"ETag": etag})
             alarms = self.alarms.find(state, asset, priority, limit, history=history)
-        except StoreBusy as exc:
+        except StoreError as exc:
             return self._refuse(503, exc)
         body = [a.model_dump(mode="json") for a in alarms]
         return JSONResponse(body, headers={"ETag": etag})
@@ -495,7 +499,7 @@ class ReviewService(Service):
             return JSONResponse(self.alarms.get(alarm_id).model_dump(mode="json"))
         except lc.AlarmNotFound as exc:
             return self._refuse(404, exc)
-        except StoreBusy as exc:
+        except StoreError as exc:
             return self._refuse(503, exc)
 
     def alarm_kpis(
@@ -583,7 +587,7 @@ class ReviewService(Service):
             return self._refuse(409, exc, action, subject)
         except lc.AlarmError as exc:
             return self._refuse(422, exc, action, subject)
-        except StoreBusy as exc:
+        except StoreError as exc:
             return self._refuse(503, exc, action, subject)
         self.actions[action] += 1
         self.log.event(

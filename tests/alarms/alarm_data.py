@@ -3,6 +3,8 @@ publication), for the alarm tests."""
 
 from __future__ import annotations
 
+import os
+import pwd
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +19,8 @@ else:  # until branch detect's C1 field is on main
 
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+ME = pwd.getpwuid(os.getuid()).pw_name
+"""The operator the review service must name for this test process on its Unix socket."""
 
 
 class Clock:
@@ -59,3 +63,11 @@ def alert(
     }
     fields.update(extra)
     return Alert(**fields)
+
+
+def wire(alert_id: str, status: str = "active", **kw: Any) -> AlertEvent:
+    """An alert as it travels on the bus (contract C1's revision once AlertEvent has it)."""
+    fields = alert(alert_id, status=status, **kw).model_dump()
+    if "revision" not in AlertEvent.model_fields:
+        fields.pop("revision")
+    return AlertEvent(**fields)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pwd
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,6 @@ from typing import Any
 import pytest
 from alarm_data import Clock
 from review_server import InProcessReview
-
-ME = pwd.getpwuid(os.getuid()).pw_name
-"""The operator the service must name for this test process on its Unix socket."""
 
 
 @pytest.fixture

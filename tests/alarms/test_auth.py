@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from alarm_data import alert
-from conftest import ME
+from alarm_data import ME, alert
 
 from engine.auth.identity import check_operator_name, name_for_uid
 from engine.auth.peer import check_uvicorn

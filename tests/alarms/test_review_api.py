@@ -8,21 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from alarm_data import alert
-from conftest import ME
+from alarm_data import ME, alert, wire
 
 from engine.alarms.store import AlarmStore
 from engine.review_client import ApiError
-from engine.schemas import AlertEvent
-
-
-def wire(alert_id: str, status: str = "active", **kw: Any) -> AlertEvent:
-    """An alert as it travels on the bus (contract C1's revision once AlertEvent has it)."""
-    a = alert(alert_id, status=status, **kw)
-    fields = a.model_dump()
-    if "revision" not in AlertEvent.model_fields:
-        fields.pop("revision")
-    return AlertEvent(**fields)
 
 
 async def eventually(fetch: Any, check: Any, what: str, timeout: float = 10.0) -> Any:

@@ -10,8 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import ME
-from test_review_api import wire
+from alarm_data import ME, wire
 
 from engine.cli import main as cli
 from engine.services.stack import Stack
