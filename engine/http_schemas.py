@@ -174,6 +174,8 @@ class Alarm(BaseModel):
     state: AlarmState
     active: bool
     acknowledged: bool
+    reannunciations: int = Field(default=0, ge=0)
+    """Times the priority rose while the alarm was acknowledged (it became unacknowledged)."""
     latched: bool = False
     """A critical alarm stays latched after it returns to normal until acknowledged there."""
     chattering: bool = False

@@ -286,6 +286,7 @@ def apply_alert(
         detail = f"{a.priority} -> {alert.severity}"
         if acknowledged:
             acknowledged = False
+            update["reannunciations"] = a.reannunciations + 1
             detail += "; re-annunciated (was acknowledged)"
         if rank(alert.severity) >= rank(policy.latch_priority) and not latched:
             latched = True

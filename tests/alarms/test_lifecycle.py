@@ -58,7 +58,7 @@ def test_escalation_reannunciates_and_keeps_the_highest_priority() -> None:
         False,
         "unacknowledged",
     )
-    assert "re-annunciated" in b.history[-1].detail
+    assert "re-annunciated" in b.history[-1].detail and b.reannunciations == 1
     # an older or repeated revision changes nothing; a lower severity never lowers the priority
     assert lc.apply_alert(b, alert(severity="high", revision=1), NOW) is None
     assert lc.apply_alert(b, alert(severity="low", revision=0), NOW) is None
