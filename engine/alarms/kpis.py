@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from engine.alarms.lifecycle import DEFAULT_POLICY, Policy, is_chattering
+from engine.alarms.lifecycle import DEFAULT_POLICY, Policy, alert_revision, is_chattering, rank
+from engine.alarms.lifecycle import source_of as alarm_source
 from engine.http_schemas import PRIORITIES, Alarm, AlarmKpis, BadActor, KpiRow
+from engine.schemas import AlertEvent
 
 PERIOD_S = 600.0
 FLOOD_ALARMS = 10
@@ -55,6 +57,36 @@ class Sample:
 
 def sample_of(alarm: Alarm) -> Sample:
     return Sample(alarm.source, alarm.priority, alarm.plant_raised, alarm.plant_cleared)
+
+
+def samples_from_alerts(alerts: Iterable[AlertEvent], offset: float = 0.0) -> list[Sample]:
+    """One sample per alert id from a run's alert publications (any order, repeats allowed),
+    as the lifecycle would record them: raised at its first publication's plant time (its
+    onset when only the clear was seen), priority the highest severity, cleared at its clear.
+    ``offset`` places the run on a longer plant timeline."""
+    first: dict[str, AlertEvent] = {}
+    top: dict[str, str] = {}
+    cleared: dict[str, float] = {}
+    for a in sorted(alerts, key=alert_revision):
+        if a.alert_id not in first:
+            first[a.alert_id] = a
+        if a.alert_id not in top or rank(a.severity) > rank(top[a.alert_id]):
+            top[a.alert_id] = a.severity
+        if a.status == "cleared":
+            cleared[a.alert_id] = a.cleared_ts if a.cleared_ts is not None else a.ts
+    out = []
+    for alert_id, a in first.items():
+        raised = a.ts if a.status == "active" else a.onset_ts
+        end = cleared.get(alert_id)
+        out.append(
+            Sample(
+                alarm_source(a.asset, a.signals),
+                top[alert_id],
+                offset + raised,
+                None if end is None else offset + max(end, raised),
+            )
+        )
+    return sorted(out, key=lambda s: s.raised)
 
 
 def _pct(n: float, d: float) -> float:

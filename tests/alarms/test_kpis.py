@@ -74,3 +74,52 @@ def test_markdown_names_every_kpi_with_its_target() -> None:
     for needle in ("| Alarms per 10 min per operator | 3 |", "< 1 % (ISA-18.2)", "**not met**"):
         assert needle in text
     assert "| pump02/vibration | 6 | 33.3 % |" in text
+
+
+def test_samples_from_a_runs_alert_publications() -> None:
+    from alarm_data import alert
+
+    from engine.alarms.kpis import samples_from_alerts
+
+    pubs = [
+        alert("pump01-A2", ts=2000.0, signals=("flow",)),  # never cleared
+        alert("pump01-A1", status="cleared", severity="critical", ts=1500.0, revision=2),
+        alert("pump01-A1", ts=1000.0),
+        alert("pump01-A1", severity="high", ts=1100.0, revision=1),
+        alert("pump01-A1", ts=1000.0),  # a repeat
+        alert("pump02-A1", status="cleared", ts=900.0, revision=1, asset="pump02", onset_ts=800.0),
+    ]
+    assert samples_from_alerts(pubs, offset=10.0) == [
+        Sample("pump02/vibration", "medium", 810.0, 910.0),
+        Sample("pump01/vibration", "critical", 1010.0, 1510.0),
+        Sample("pump01/flow", "medium", 2010.0, None),
+    ]
+
+
+def test_report_of_a_live_run_has_the_kpi_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two simulator runs in the logs: their alarms on one plant timeline, in the report."""
+    from engine.agents.monitor import Monitor
+    from engine.plant.scenario import load_scenario
+    from engine.plant.simulator import Simulator
+    from engine.services.jsonl_log import JsonlLog
+    from engine.services.live_report import build_report
+
+    logs = tmp_path / "logs"
+    alert_ids = set()
+    for _ in range(2):
+        sim_log = JsonlLog(logs / "simulator.jsonl", "simulator")
+        mon_log = JsonlLog(logs / "monitor.jsonl", "monitor")
+        sim_log.event("scenario_loaded", scenarios=["sudden_clog_and_drift"])
+        sim, mon = Simulator(load_scenario("sudden_clog_and_drift")), Monitor()
+        for _ in range(3200):
+            t = sim.step()
+            sim_log.message("telemetry", t)
+            for a in mon.feed(t):
+                mon_log.message("alert", a)
+                alert_ids.add(a.alert_id)
+        sim_log.close()
+        mon_log.close()
+    text = build_report(logs)
+    assert "## Alarm KPIs (EEMUA 191 / ISA-18.2)" in text
+    assert f"{len(alert_ids)} alarm(s) over " in text and len(alert_ids) >= 2
+    assert "| Peak alarms in one 10-min period |" in text and "| Chattering sources" in text
