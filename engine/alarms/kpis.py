@@ -98,6 +98,16 @@ def _fmt(v: float, unit: str = "") -> str:
     return text + unit
 
 
+TARGET_RATE = "≤ 1 very likely acceptable, ≤ 2 manageable (EEMUA 191, ISA-18.2)"
+TARGET_OVER1 = "as few as possible (each is over the ≤ 1 per 10 min rate)"
+TARGET_STANDING = "< 5 (ISA-18.2 stale); < 10 (EEMUA 191)"
+
+
+def _row(name: str, value: float | None, shown: str, target: str, meets: bool | None) -> KpiRow:
+    v = None if value is None else round(float(value), 3)
+    return KpiRow(name=name, value=v, shown=shown, target=target, meets=meets)
+
+
 def compute(
     samples: Sequence[Sample],
     start: float,
@@ -145,61 +155,49 @@ def compute(
         and split["high"] + split["critical"] <= PRIORITY_TARGET["high"] + 1.0
     )
     rows = [
-        KpiRow(
-            name="Alarms per 10 min per operator",
-            value=round(rate, 3),
-            shown=_fmt(rate),
-            target="≤ 1 very likely acceptable, ≤ 2 manageable (EEMUA 191, ISA-18.2)",
-            meets=rate <= 1.0,
+        _row("Alarms per 10 min per operator", rate, _fmt(rate), TARGET_RATE, rate <= 1.0),
+        _row("10-min periods with > 1 alarm", over1, _fmt(over1, " %"), TARGET_OVER1, None),
+        _row(
+            "10-min periods in flood (> 10 alarms)",
+            flood,
+            _fmt(flood, " %"),
+            "< 1 % (ISA-18.2)",
+            flood < 1.0,
         ),
-        KpiRow(
-            name="10-min periods with > 1 alarm",
-            value=round(over1, 2),
-            shown=_fmt(over1, " %"),
-            target="as few as possible (each is over the ≤ 1 per 10 min rate)",
-            meets=None,
+        _row(
+            "Peak alarms in one 10-min period",
+            peak,
+            str(peak),
+            "≤ 10 (ISA-18.2)",
+            peak <= FLOOD_ALARMS,
         ),
-        KpiRow(
-            name="10-min periods in flood (> 10 alarms)",
-            value=round(flood, 2),
-            shown=_fmt(flood, " %"),
-            target="< 1 % (ISA-18.2)",
-            meets=flood < 1.0,
+        _row(
+            "Standing alarms (active > 24 h)",
+            standing,
+            str(standing),
+            TARGET_STANDING,
+            standing < 5,
         ),
-        KpiRow(
-            name="Peak alarms in one 10-min period",
-            value=float(peak),
-            shown=str(peak),
-            target="≤ 10 (ISA-18.2)",
-            meets=peak <= FLOOD_ALARMS,
+        _row(
+            "Chattering sources (≥ 3 raises in 1 min)",
+            chattering,
+            str(chattering),
+            "0 (ISA-18.2)",
+            chattering == 0,
         ),
-        KpiRow(
-            name="Standing alarms (active > 24 h)",
-            value=float(standing),
-            shown=str(standing),
-            target="< 5 (ISA-18.2 stale); < 10 (EEMUA 191)",
-            meets=standing < 5,
+        _row(
+            "Top 10 sources' share of alarms",
+            top_share if n else None,
+            _fmt(top_share, " %") if n else "n/a",
+            "~1-5 % (ISA-18.2)",
+            top_share <= 5.0 if n else None,
         ),
-        KpiRow(
-            name="Chattering sources (≥ 3 raises in 1 min)",
-            value=float(chattering),
-            shown=str(chattering),
-            target="0 (ISA-18.2)",
-            meets=chattering == 0,
-        ),
-        KpiRow(
-            name="Top 10 sources' share of alarms",
-            value=round(top_share, 2) if n else None,
-            shown=_fmt(top_share, " %") if n else "n/a",
-            target="~1-5 % (ISA-18.2)",
-            meets=top_share <= 5.0 if n else None,
-        ),
-        KpiRow(
-            name="Priority split low / medium / high / critical",
-            value=None,
-            shown=" / ".join(_fmt(split[p]) for p in PRIORITIES) + " %" if n else "n/a",
-            target="~80 / 15 / 5 / < 1 % (ISA-18.2)",
-            meets=split_ok if n else None,
+        _row(
+            "Priority split low / medium / high / critical",
+            None,
+            " / ".join(_fmt(split[p]) for p in PRIORITIES) + " %" if n else "n/a",
+            "~80 / 15 / 5 / < 1 % (ISA-18.2)",
+            split_ok if n else None,
         ),
     ]
     return AlarmKpis(

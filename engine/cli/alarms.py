@@ -21,9 +21,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.cli.review_api import Choices, call, common_options, local_time, print_json
+from engine.cli.review_api import (
+    SEVERITY_STYLE,
+    Choices,
+    add_choice,
+    call,
+    common_options,
+    local_time,
+    print_json,
+)
 
-PRIORITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
 STATE_STYLE = {
     "unacknowledged": "bold red",
     "returned_unacknowledged": "yellow",
@@ -68,20 +75,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     acts = p.add_subparsers(dest="action", metavar="ACTION")
 
     a = acts.add_parser("list", parents=[common], help="alarms, newest first")
-    a.add_argument(
+    add_choice(
+        a,
         "--state",
+        Choices("engine.http_schemas", "ALARM_FILTERS"),
+        "open = all but normal (default), active, unacked, all, or one state",
         default="open",
-        choices=Choices("engine.http_schemas", "ALARM_FILTERS"),
-        metavar="STATE",
-        help="%(choices)s; open = all but normal (default), active, unacked, all, or one state",
     )
     a.add_argument("--asset", help="only this asset")
-    a.add_argument(
-        "--priority",
-        choices=Choices("engine.http_schemas", "PRIORITIES"),
-        metavar="PRIORITY",
-        help="%(choices)s",
-    )
+    add_choice(a, "--priority", Choices("engine.http_schemas", "PRIORITIES"))
 
     a = acts.add_parser("show", parents=[common], help="one alarm with its history")
     a.add_argument("alarm_id", metavar="ID")
@@ -196,7 +198,7 @@ def _print_list(alarms: list[Any], args: argparse.Namespace) -> None:
         table.add_row(
             Text(clean(a.alarm_id, single_line=True)),
             Text(a.state + flags, style=STATE_STYLE.get(a.state, "")),
-            Text(a.priority, style=PRIORITY_STYLE.get(a.priority, "")),
+            Text(a.priority, style=SEVERITY_STYLE.get(a.priority, "")),
             Text(clean(a.asset, single_line=True)),
             Text(clean(", ".join(a.signals), single_line=True)),
             Text(local_time(a.raised_at)),
@@ -220,7 +222,7 @@ def _print_alarm(a: Any, verb: str | None) -> None:
     head.append("  ")
     head.append(a.state, style=STATE_STYLE.get(a.state, ""))
     head.append("  ")
-    head.append(a.priority, style=PRIORITY_STYLE.get(a.priority, ""))
+    head.append(a.priority, style=SEVERITY_STYLE.get(a.priority, ""))
     head.append(f"  {clean(a.asset, single_line=True)}  {clean(a.source, single_line=True)}")
     console.print(head)
     facts = [

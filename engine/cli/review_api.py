@@ -13,6 +13,9 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib import import_module
 from typing import Any, overload
 
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
+"""Ticket severities and alarm priorities (the same four words) on a terminal."""
+
 
 class Choices(Sequence[str]):
     """An option's choices, read from the API's models (``engine/http_schemas.py``,
@@ -47,6 +50,19 @@ class Choices(Sequence[str]):
 
     def __contains__(self, value: object) -> bool:
         return value in self._load()
+
+
+def add_choice(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    choices: Choices,
+    note: str = "",
+    **kw: Any,
+) -> None:
+    """An option whose values come from the models, listed in its help when it is shown."""
+    metavar = flag.lstrip("-").upper().replace("-", "_")
+    help_text = "%(choices)s" + (f"; {note}" if note else "")
+    parser.add_argument(flag, choices=choices, metavar=metavar, help=help_text, **kw)
 
 
 def common_options() -> argparse.ArgumentParser:

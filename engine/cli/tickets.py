@@ -20,9 +20,16 @@ import argparse
 import sys
 from typing import Any
 
-from engine.cli.review_api import Choices, call, common_options, local_time, print_json
+from engine.cli.review_api import (
+    SEVERITY_STYLE,
+    Choices,
+    add_choice,
+    call,
+    common_options,
+    local_time,
+    print_json,
+)
 
-SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
 STATE_STYLE = {"open": "bold", "approved": "cyan", "closed": "dim"}
 
 
@@ -39,12 +46,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     acts = p.add_subparsers(dest="action", metavar="ACTION")
 
     a = acts.add_parser("list", parents=[common], help="tickets, newest first")
-    a.add_argument(
+    add_choice(
+        a,
         "--state",
+        Choices("engine.http_schemas", "TICKET_STATE_FILTERS", "all"),
+        "active = open or approved (default)",
         default="active",
-        choices=Choices("engine.http_schemas", "TICKET_STATE_FILTERS", "all"),
-        metavar="STATE",
-        help="%(choices)s; active = open or approved (default)",
     )
     a.add_argument("--asset", help="only this asset")
     a.add_argument("--limit", type=int, default=200)
@@ -63,22 +70,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     body.add_argument("--body")
     body.add_argument("--body-file", metavar="FILE", help="read the body from FILE (- = stdin)")
     a.add_argument("--labels", help="comma-separated; replaces the labels")
-    a.add_argument(
-        "--severity",
-        choices=Choices("engine.schemas", "SEVERITIES"),
-        metavar="SEVERITY",
-        help="%(choices)s",
-    )
+    add_choice(a, "--severity", Choices("engine.schemas", "SEVERITIES"))
 
     a = acts.add_parser("close", parents=[common], help="close with a reason")
     a.add_argument("ticket_id", metavar="ID")
-    a.add_argument(
-        "--reason",
-        required=True,
-        choices=Choices("engine.schemas", "CLOSE_REASONS"),
-        metavar="REASON",
-        help="%(choices)s",
-    )
+    add_choice(a, "--reason", Choices("engine.schemas", "CLOSE_REASONS"), required=True)
     a.add_argument("--note")
 
 
