@@ -143,7 +143,7 @@ def cmd_list(_args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from engine.factory import FactoryConfigError, load_factory, render_gantt
     from engine.factory.config import factory_warnings, job_summary, summary
-    from engine.factory.models import BASELINE_SPEC
+    from engine.factory.scenario import BASELINE_SPEC
     from engine.factory.scheduler import simulate
 
     try:

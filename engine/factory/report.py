@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.factory.models import FactoryState, ScenarioMetrics
+from engine.factory.results import FactoryState, ScenarioMetrics
 
 
 @dataclass(frozen=True)
