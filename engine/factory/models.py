@@ -109,7 +109,12 @@ class FactoryConfig(Frozen):
     name: Name = "factory"
     description: Annotated[str, Field(max_length=2000)] = ""
     time_horizon: Annotated[int, Field(ge=1, le=MAX_HORIZON, strict=True)] = 24
-    scheduling_heuristic: Literal["earliest_due_date", "fcfs"] = "earliest_due_date"
+    scheduling_heuristic: Literal[
+        "earliest_due_date", "fcfs", "edd_dispatch", "atc", "mdd", "mod"
+    ] = "earliest_due_date"
+    """``earliest_due_date`` (the spec's EDD list scheduler, whole jobs in due order) or
+    ``fcfs`` (the same, by release); or a non-delay dispatch rule the planner picks:
+    ``edd_dispatch``, ``atc``, ``mdd``, ``mod`` (``engine.factory.dispatch``)."""
     machines: tuple[Machine, ...] = Field(min_length=1)
     jobs: tuple[Job, ...] = Field(min_length=1)
 
@@ -368,9 +373,16 @@ def factory_violations(data: Any) -> list[Violation]:
     try:
         FactoryConfig.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
+        errors = exc.errors()
+        locations = [tuple(e["loc"]) for e in errors]
+        for err in errors:
             if err["type"] == "factory_invariant":
                 continue  # re-derived one by one below
+            loc = tuple(err["loc"])
+            if err["type"] == "too_short" and any(
+                len(other) > len(loc) and other[: len(loc)] == loc for other in locations
+            ):
+                continue  # "too short" only because its items failed: not a problem of its own
             out.append(Violation(loc_to_path(err["loc"]), plain_message(err)))
     if isinstance(data, Mapping):
         out.extend(cross_check(_fill_factory_defaults(data)))
@@ -397,6 +409,9 @@ def loc_to_path(loc: Iterable[Any]) -> str:
 
 
 def plain_message(err: Mapping[str, Any]) -> str:
+    if err.get("type") == "too_short":
+        least = (err.get("ctx") or {}).get("min_length", 1)
+        return f"needs at least {least} item" + ("" if least == 1 else "s")
     msg = str(err.get("msg", "invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)

@@ -23,7 +23,13 @@ from engine.factory.dispatch import RULES, dispatch
 from engine.factory.models import FactoryConfig
 from engine.factory.results import Plan, ScenarioMetrics, SimulationResult
 from engine.factory.scenario import ScenarioIntent, ScenarioSpec
-from engine.factory.scheduler import build_result, check_result, job_sequence
+from engine.factory.scheduler import (
+    HEURISTIC_NAMES,
+    build_result,
+    check_result,
+    job_sequence,
+    planned_sequence,
+)
 from engine.factory.search import Budget, improve
 from engine.factory.shop import Score, Shop, compile_shop, decode, job_order_sequence, score
 
@@ -51,6 +57,8 @@ class PlanFound:
     baseline_score: Score
     evaluations: int
     stopped_by: str
+    planned: str
+    """The name of the factory's own rule (``EDD list`` unless it names another)."""
 
 
 def weights_for(shop: Shop, intent: ScenarioIntent | None) -> list[int] | None:
@@ -78,14 +86,26 @@ def find_plan(
     seconds: float = 0.8,
     rules: Sequence[str] = RULES,
     seed: int = 0,
+    hard: bool = False,
 ) -> PlanFound:
+    """``hard``: the work budget only (no wall-time cap): for quality measurements on a loaded
+    machine, where the result must not depend on the load."""
     shop = compile_shop(factory, spec)
     weights = weights_for(shop, intent)
-    index = {jid: j for j, jid in enumerate(shop.job_ids)}
-    seeds: dict[str, list[int]] = {
-        SPEC_RULE: job_order_sequence(shop, [index[j.id] for j in job_sequence(shop.factory)])
-    }
+    planned = HEURISTIC_NAMES[shop.factory.scheduling_heuristic]
+    seeds: dict[str, list[int]] = {planned: planned_sequence(shop)}
+    if planned != SPEC_RULE:
+        index = {jid: j for j, jid in enumerate(shop.job_ids)}
+        edd = [
+            index[j.id]
+            for j in job_sequence(
+                shop.factory.model_copy(update={"scheduling_heuristic": "earliest_due_date"})
+            )
+        ]
+        seeds[SPEC_RULE] = job_order_sequence(shop, edd)
     for rule in rules:
+        if rule in seeds:
+            continue
         seeds[rule] = dispatch(shop, rule)
         if rule == "ATC" and shop.n_ops <= SMALL_SHOP_OPS:
             for k in (1.0, 3.0):
@@ -96,7 +116,10 @@ def find_plan(
                     seeds[rule] = alt
     rule_scores = {name: score(shop, decode(shop, s), weights) for name, s in seeds.items()}
     rule_lateness = {name: _total_lateness(shop, s) for name, s in seeds.items()}
-    outcome = improve(shop, seeds, weights=weights, budget=budget_for(shop, seconds), seed=seed)
+    budget = budget_for(shop, seconds)
+    if hard:
+        budget = Budget(budget.evaluations, budget.work, 1e9, patience=10**9)
+    outcome = improve(shop, seeds, weights=weights, budget=budget, seed=seed)
     result = build_result(shop, outcome.decoded, factory)
     problems = check_result(result, factory)
     if problems:
@@ -108,8 +131,8 @@ def find_plan(
         else f"{outcome.seed_name} dispatch (search found nothing better in "
         f"{outcome.evaluations} schedules)"
     )
-    if outcome.seed_name == SPEC_RULE and not searched:
-        method = f"the spec's EDD list schedule (nothing better in {outcome.evaluations} tried)"
+    if outcome.seed_name == planned and not searched:
+        method = f"the planned {planned} schedule (nothing better in {outcome.evaluations} tried)"
     if outcome.stopped_by == "time":
         method += "; stopped by the time limit"
     return PlanFound(
@@ -119,9 +142,10 @@ def find_plan(
         rule_lateness=rule_lateness,
         rule_scores=rule_scores,
         score=outcome.score,
-        baseline_score=rule_scores[SPEC_RULE],
+        baseline_score=rule_scores[planned],
         evaluations=outcome.evaluations,
         stopped_by=outcome.stopped_by,
+        planned=planned,
     )
 
 
@@ -239,8 +263,10 @@ def make_plan(
             actions.append("Start each step as the plan's schedule shows (same orders, new times).")
     else:
         actions.append(
-            "Keep the planned EDD sequence: no dispatch rule or re-sequencing tried does better."
+            f"Keep the planned {found.planned} sequence: no dispatch rule or re-sequencing "
+            "tried does better."
         )
+    others = ", ".join(r for r in found.rule_lateness if r != found.planned)
     payers = {
         jid: (baseline_metrics.lateness_by_job[jid], late)
         for jid, late in metrics.lateness_by_job.items()
@@ -250,9 +276,8 @@ def make_plan(
         label="Recommended plan",
         method=found.method
         if better
-        else f"no dispatch rule ({', '.join(r for r in found.rule_lateness if r != SPEC_RULE)}) "
-        f"or re-sequencing "
-        f"({found.evaluations} schedules tried) beats the planned EDD sequence",
+        else f"no dispatch rule ({others}) or re-sequencing ({found.evaluations} schedules "
+        f"tried) beats the planned {found.planned} sequence",
         actions=tuple(actions),
         result=result.model_copy(update={"scenario_label": "Recommended plan"}),
         total_lateness=total_lateness(metrics),

@@ -154,6 +154,6 @@ def fetch_tickets(source: str, *, timeout: float = 5.0) -> list[Ticket]:
 
     store = TicketStore(source)
     try:
-        return list(store.list("active", None, MAX_TICKETS))
+        return store.tickets("active", None, MAX_TICKETS)
     finally:
         store.close_db()

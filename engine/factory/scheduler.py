@@ -74,7 +74,7 @@ def job_sequence(factory: FactoryConfig, first: Sequence[str] = ()) -> list[Job]
     """Jobs in scheduling order: ``first`` (in that order), then EDD (or FCFS) with the
     stated tie-breaks."""
     index = {j.id: i for i, j in enumerate(factory.jobs)}
-    if factory.scheduling_heuristic == "fcfs":
+    if factory.scheduling_heuristic == "fcfs":  # the dispatch rules sequence jobs by due too
 
         def key(j: Job) -> tuple[int, ...]:
             return (j.release_time, index[j.id])
@@ -89,15 +89,30 @@ def job_sequence(factory: FactoryConfig, first: Sequence[str] = ()) -> list[Job]
     return pulled + rest
 
 
+DISPATCH_HEURISTICS = {"edd_dispatch": "EDD", "atc": "ATC", "mdd": "MDD", "mod": "MOD"}
+HEURISTIC_NAMES = {"earliest_due_date": "EDD list", "fcfs": "FCFS list", **DISPATCH_HEURISTICS}
+"""How each ``scheduling_heuristic`` is named in the briefing and the plan's rule table."""
+
+
+def planned_sequence(shop: Shop, first: Sequence[str] = ()) -> list[int]:
+    """The step sequence of the factory's own heuristic: the spec's list rule (whole jobs in
+    EDD or FCFS order, ``first`` pulled to the front) or the dispatch rule it names."""
+    rule = DISPATCH_HEURISTICS.get(shop.factory.scheduling_heuristic)
+    if rule is not None and not first:
+        from engine.factory.dispatch import dispatch
+
+        return dispatch(shop, rule)
+    index = {jid: j for j, jid in enumerate(shop.job_ids)}
+    return job_order_sequence(shop, [index[j.id] for j in job_sequence(shop.factory, first)])
+
+
 def simulate(
     factory: FactoryConfig, spec: ScenarioSpec, *, first: Sequence[str] = ()
 ) -> SimulationResult:
-    """Schedule ``factory`` under ``spec`` by the spec's list rule (EDD, job by job). Pure and
-    deterministic: same input, same result."""
+    """Schedule ``factory`` under ``spec`` by its heuristic (the spec's EDD list rule unless
+    the factory names another). Pure and deterministic: same input, same result."""
     shop = compile_shop(factory, spec)
-    index = {jid: j for j, jid in enumerate(shop.job_ids)}
-    jobs = [index[j.id] for j in job_sequence(shop.factory, first)]
-    return build_result(shop, decode(shop, job_order_sequence(shop, jobs)), factory)
+    return build_result(shop, decode(shop, planned_sequence(shop, first)), factory)
 
 
 def simulate_sequence(

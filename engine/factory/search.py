@@ -11,9 +11,10 @@ what-if re-simulation done systematically.
   every step that queued for its machine gives two moves: *insert it before the step that held
   the machine*, or *insert that step after it* (an adjacent swap on the machine). A few random
   insertions keep the neighbourhood from being only greedy.
-- **Descent**: first improvement, in a seeded random order; equal scores are accepted now and
-  then so the search can cross plateaus.
-- **Kick** at a local optimum: a few random insertions of late jobs' steps, from the best plan.
+- **Descent**: first improvement, in a seeded random order, to a local optimum.
+- **Kick**: a few critical moves made blindly from the "home" solution, then descend again.
+  Home follows every result at least as good (a walk across plateaus), rarely a worse one, and
+  goes back to the best after a long stall; kicks grow while nothing improves.
 - **Budgets**: evaluations, placed steps (work: the same on any machine, so the result is
   deterministic) and wall time (a safety net only; when it trips the result says so).
 """
@@ -31,9 +32,10 @@ from engine.factory.shop import Decoded, Score, Shop, decode, score
 DEFAULT_WORK = 600_000
 """Steps placed in total per search (about 0.6-1 s of Python on a 2-core machine)."""
 DEFAULT_SECONDS = 1.5
-KICK_SIZE = 3
-SIDEWAYS = 0.2
-"""Chance of accepting a move that leaves the score unchanged."""
+KICK_SIZE = 2
+MAX_KICK = 8
+ACCEPT_WORSE = 0.03
+"""Chance that a worse local optimum becomes the new home (diversification)."""
 RANDOM_MOVES = 6
 
 
@@ -42,6 +44,8 @@ class Budget:
     evaluations: int = 20_000
     work: int = DEFAULT_WORK
     seconds: float = DEFAULT_SECONDS
+    patience: int | None = None
+    """Schedules tried without a gain before the search stops (default ``200 + 2 n²``)."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +94,8 @@ def improve(
         scored.append((sc, name, seq, d))
     scored.sort(key=lambda t: (t[0], list(seeds).index(t[1])))
     best_score, best_name, best_seq, best_dec = scored[0]
-    cur_score, cur_seq, cur_dec = best_score, list(best_seq), best_dec
     improvements = 0
-
-    patience = 100 + 2 * n * n
+    patience = budget.patience if budget.patience is not None else 200 + 2 * n * n
     last_gain = 0
 
     def out_of_budget() -> str | None:
@@ -109,31 +111,47 @@ def improve(
             return "time"
         return None
 
-    stopped = out_of_budget()
-    while stopped is None:
-        moved = False
-        for move in _moves(shop, cur_seq, cur_dec, rng):
-            cand = _apply(shop, cur_seq, move)
-            if cand is None:
-                continue
-            d, sc = evaluate(cand)
-            if sc < cur_score or (sc == cur_score and rng.random() < SIDEWAYS):
-                moved = sc < cur_score
-                cur_score, cur_seq, cur_dec = sc, cand, d
-                if sc < best_score:
-                    best_score, best_seq, best_dec = sc, cand, d
-                    improvements += 1
-                    last_gain = evaluations
-                break
-            stopped = out_of_budget()
-            if stopped is not None:
-                break
-        if stopped is not None:
-            break
-        if not moved:  # a local optimum (or a sideways step): kick from the best plan
-            cur_seq = _kick(shop, best_seq, best_dec, rng)
-            cur_dec, cur_score = evaluate(cur_seq)
-        stopped = out_of_budget()
+    def descend(seq: list[int], dec: Decoded, sc: Score) -> tuple[list[int], Decoded, Score]:
+        """First-improvement descent over the critical moves, to a local optimum."""
+        nonlocal best_score, best_seq, best_dec, improvements, last_gain
+        while out_of_budget() is None:
+            for move in _moves(shop, seq, dec, rng):
+                cand = _apply(shop, seq, move)
+                if cand is None:
+                    continue
+                d, csc = evaluate(cand)
+                if csc < sc:
+                    seq, dec, sc = cand, d, csc
+                    if sc < best_score:
+                        best_score, best_seq, best_dec = sc, seq, dec
+                        improvements += 1
+                        last_gain = evaluations
+                    break
+                if out_of_budget() is not None:
+                    return seq, dec, sc
+            else:
+                return seq, dec, sc  # no improving move: a local optimum
+        return seq, dec, sc
+
+    # Iterated local search: descend, then kick the "home" solution and descend again. Home
+    # follows any result at least as good (a walk across plateaus), now and then a worse one,
+    # and returns to the best after a long stall; kicks grow while nothing improves.
+    home_seq, home_dec, home_score = descend(list(best_seq), best_dec, best_score)
+    stall = 0
+    while out_of_budget() is None:
+        size = min(MAX_KICK, KICK_SIZE + stall // 25)
+        seq = _kick(shop, home_seq, home_dec, rng, size)
+        dec, sc = evaluate(seq)
+        seq, dec, sc = descend(seq, dec, sc)
+        if sc < home_score:
+            stall = 0
+        else:
+            stall += 1
+        if sc <= home_score or rng.random() < ACCEPT_WORSE:
+            home_seq, home_dec, home_score = seq, dec, sc
+        if stall and stall % 100 == 0:
+            home_seq, home_dec, home_score = best_seq, best_dec, best_score
+    stopped = out_of_budget() or "converged"
     return Outcome(
         sequence=best_seq,
         decoded=best_dec,
@@ -155,6 +173,7 @@ Move = tuple[int, int, bool]
 
 def _moves(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list[Move]:
     starts, ends, ready = dec.starts, dec.ends, dec.ready
+    n_ops = shop.n_ops
     on_machine: dict[int, list[int]] = {}
     for op in dec.order:
         on_machine.setdefault(shop.op_machine[op], []).append(op)
@@ -164,22 +183,34 @@ def _moves(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list
         for a, b in pairwise(queue):
             previous[b] = a
     moves: list[Move] = []
+    seen: set[Move] = set()
     for j, ops in enumerate(shop.job_ops):
         last = max(ops, key=lambda o: ends[o])
-        if ends[last] < 0:
+        if ends[last] < 0 or ends[last] <= shop.job_due[j]:
             continue
-        if ends[last] <= shop.job_due[j]:
-            continue
+        # Walk the late job's critical path back from its last step: a block of steps that ran
+        # back to back on one machine (each queued behind the one before), then the
+        # predecessor the block's first step waited for, and so on.
         op = last
-        for _ in range(len(ops)):
-            if starts[op] > ready[op] and op in previous:  # it queued for its machine
-                holder = previous[op]
-                moves.append((op, holder, True))
-                moves.append((holder, op, False))
-            preds = shop.op_preds[op]
+        for _ in range(n_ops):
+            block = [op]
+            while len(block) < n_ops:
+                cur = block[-1]
+                holder = previous.get(cur)
+                if holder is None or starts[cur] <= ready[cur] or ends[holder] != starts[cur]:
+                    break
+                block.append(holder)
+            candidates = [m for a, b in pairwise(block) for m in ((a, b, True), (b, a, False))]
+            candidates += [(o, block[-1], True) for o in block[:-2]]  # to the block's front
+            for move in candidates:
+                if move not in seen:
+                    seen.add(move)
+                    moves.append(move)
+            first = block[-1]
+            preds = [p for p in shop.op_preds[first] if ends[p] == starts[first]]
             if not preds:
                 break
-            op = max(preds, key=lambda p: ends[p])
+            op = preds[0]
     rng.shuffle(moves)
     n = len(seq)
     for _ in range(RANDOM_MOVES):
@@ -205,13 +236,11 @@ def _apply(shop: Shop, seq: list[int], move: Move) -> list[int] | None:
     return out if out != seq else None
 
 
-def _kick(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list[int]:
-    """A few critical moves made blindly (a "large step"), from the best plan so far."""
+def _kick(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random, size: int) -> list[int]:
+    """``size`` critical moves made blindly (a "large step"), from ``seq``."""
     out = list(seq)
-    moves = _moves(shop, out, dec, rng)
     made = 0
-    size = rng.randint(2, KICK_SIZE + 1)
-    for move in moves:
+    for move in _moves(shop, out, dec, rng):
         cand = _apply(shop, out, move)
         if cand is not None:
             out = cand
