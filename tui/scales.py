@@ -72,3 +72,18 @@ def measured_signals(name: str) -> set[str]:
 def signal_order() -> list[str]:
     """Known signals in the plant table's order (process first, as the plant defines them)."""
     return list(SIGNALS)
+
+
+REFERENCE_LIMITS: dict[str, tuple[tuple[float, str, str], ...]] = {
+    # ISO 10816-3, medium machines on rigid foundations: B/C plan maintenance, C/D damage likely.
+    "vibration": ((2.8, "B/C", "warn"), (4.5, "C/D", "alarm")),
+    # Rolling bearings run 40-70 °C; alarms are commonly set at 80 (H) and 90 °C (HH).
+    "bearing_temp": ((80.0, "H", "warn"), (90.0, "HH", "alarm")),
+}
+"""Fixed engineering limits drawn on a signal's trend (value, label, "warn" | "alarm"). The
+monitor does not alarm on them: it learns each asset's normal and alarms on departures from it
+(its episodes are marked on the trend); these are the lines an operator reads a level against."""
+
+
+def limits_for(name: str) -> tuple[tuple[float, str, str], ...]:
+    return REFERENCE_LIMITS.get(name, ())

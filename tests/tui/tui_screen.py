@@ -41,3 +41,17 @@ def record_notifications(app: App[object]) -> list[str]:
     app.notify = record  # type: ignore[method-assign]
     app.shown = shown  # type: ignore[attr-defined]
     return shown
+
+
+async def settle(pilot: Any, condition: Any, what: str, timeout: float = 10.0) -> None:
+    """Let the app process its messages until ``condition()`` holds (no fixed sleeps: each
+    round waits for the message queues, not for a clock)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
