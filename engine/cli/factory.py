@@ -10,7 +10,7 @@ import json
 import sys
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
     brief = sub.add_parser(
         "brief",

@@ -24,7 +24,7 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
 STATE_STYLE = {"open": "bold", "approved": "cyan", "closed": "dim"}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     # Accepted before or after the action; SUPPRESS so a sub-parser does not reset a value given
     # before it.
     common = argparse.ArgumentParser(add_help=False)
@@ -88,10 +88,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def api_url(explicit: str | None) -> str:
     import os
 
+    from engine.cli.checks import http_url
+
     if explicit:
-        return explicit.rstrip("/")
+        return http_url(explicit.rstrip("/"), "--api")
     if os.environ.get("CONTROLROOM_REVIEW_URL"):
-        return os.environ["CONTROLROOM_REVIEW_URL"].rstrip("/")
+        return http_url(os.environ["CONTROLROOM_REVIEW_URL"].rstrip("/"), "CONTROLROOM_REVIEW_URL")
     port = os.environ.get("CONTROLROOM_REVIEW_PORT") or "8105"
     return f"http://127.0.0.1:{port}"
 
