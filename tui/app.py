@@ -40,7 +40,7 @@ STATUS_POLL_S = 1.0
 TICKET_FETCH_LIMIT = 1000
 """The review API's page size for ``GET /tickets`` (a shorter answer is the whole store)."""
 TICKET_REFETCH_S = 15.0
-TICKET_HINT_S = 0.5
+TICKET_HINT_S = 0.25
 """How often ticket ids named on the bus are fetched from the store (at most 20 per round)."""
 BUS_TOPICS = ("telemetry/+", "alerts/+", "diagnosis/+", "tickets/+", "feedback/+")
 
@@ -168,12 +168,14 @@ class ControlRoomApp(App[None]):
     @work(group="tickets", exclusive=True)
     async def fetch_tickets(self) -> int | None:
         """Every ticket from the store; returns how many (None if the review API failed)."""
+        mark = self.feed.ticket_mark()
         try:
             tickets = await self.api.tickets()
         except ApiError as exc:  # the status bar already shows the review service as down
             self.log.warning(f"ticket fetch failed: {exc.detail}")
             return None
-        self.feed.put_tickets(tickets, complete=len(tickets) < TICKET_FETCH_LIMIT)
+        complete = len(tickets) < TICKET_FETCH_LIMIT
+        self.feed.put_tickets(tickets, complete_since=mark if complete else None)
         return len(tickets)
 
     @work(group="ticket-hints", exclusive=True)

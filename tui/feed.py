@@ -158,6 +158,8 @@ class PlantFeed:
         self._alerts: OrderedDict[str, AlertRow] = OrderedDict()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
         self._ticket_hints: OrderedDict[str, None] = OrderedDict()
+        self._ticket_puts = 0
+        self._ticket_put_at: dict[str, int] = {}
         self._arrivals = 0
         self._versions = Versions()
         self.counters = Counters()
@@ -185,16 +187,28 @@ class PlantFeed:
                 kinds["feedback"] += 1
                 self._hint_ticket(msg.ticket_id)
 
-    def put_tickets(self, tickets: list[Ticket], *, complete: bool = False) -> None:
+    def ticket_mark(self) -> int:
+        """Take before requesting a complete ticket list; pass to ``put_tickets``."""
+        with self._lock:
+            return self._ticket_puts
+
+    def put_tickets(self, tickets: list[Ticket], *, complete_since: int | None = None) -> None:
         """Tickets as the store (the review API) returned them: the only source of ticket state.
 
-        ``complete``: the list is every ticket the store has, so tickets not in it are gone.
+        ``complete_since``: the list is every ticket the store had when the request was made
+        (``ticket_mark()`` then), so a ticket missing from it is gone, unless it was fetched
+        again after that mark (a slow listing must not hide a ticket created meanwhile).
         Among fetched copies the newer revision wins (two fetches can finish out of order)."""
         with self._lock:
-            if complete:
+            if complete_since is not None:
                 keep = {t.ticket_id for t in tickets}
-                for gone in [k for k in self._tickets if k not in keep]:
+                for gone in [
+                    k
+                    for k in self._tickets
+                    if k not in keep and self._ticket_put_at.get(k, 0) <= complete_since
+                ]:
                     del self._tickets[gone]
+                    self._ticket_put_at.pop(gone, None)
             for ticket in tickets:
                 self._put_ticket(ticket)
             self._bump(tickets=True)
@@ -331,9 +345,12 @@ class PlantFeed:
         old = self._tickets.get(t.ticket_id)
         if old is not None and (old.revision, old.updated_at) > (t.revision, t.updated_at):
             return  # an older fetch finishing after a newer one
+        self._ticket_puts += 1
         self._tickets[t.ticket_id] = t
+        self._ticket_put_at[t.ticket_id] = self._ticket_puts
         while len(self._tickets) > self.max_tickets:
-            self._tickets.popitem(last=False)
+            gone, _ = self._tickets.popitem(last=False)
+            self._ticket_put_at.pop(gone, None)
 
     # ---------------------------------------------------------------- reader side (UI thread)
 

@@ -74,16 +74,12 @@ def signal_order() -> list[str]:
     return list(SIGNALS)
 
 
-REFERENCE_LIMITS: dict[str, tuple[tuple[float, str, str], ...]] = {
-    # ISO 10816-3, medium machines on rigid foundations: B/C plan maintenance, C/D damage likely.
-    "vibration": ((2.8, "B/C", "warn"), (4.5, "C/D", "alarm")),
-    # Rolling bearings run 40-70 °C; alarms are commonly set at 80 (H) and 90 °C (HH).
-    "bearing_temp": ((80.0, "H", "warn"), (90.0, "HH", "alarm")),
-}
-"""Fixed engineering limits drawn on a signal's trend (value, label, "warn" | "alarm"). The
-monitor does not alarm on them: it learns each asset's normal and alarms on departures from it
-(its episodes are marked on the trend); these are the lines an operator reads a level against."""
-
-
 def limits_for(name: str) -> tuple[tuple[float, str, str], ...]:
-    return REFERENCE_LIMITS.get(name, ())
+    """The engineering limit a trend draws for ``name`` (value, label, "warn" | "alarm"): the one
+    declared with the signal (``SignalSpec.limit``: past it the monitor's alert goes CRITICAL
+    and the work order names it). The monitor's own decisions are learned per asset; its
+    episodes are marked on the trend."""
+    spec = SIGNALS.get(name)
+    if spec is None or spec.limit is None:
+        return ()
+    return ((spec.limit, "limit", "alarm"),)

@@ -8,6 +8,7 @@ uses.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ def fixed_clock() -> float:
     return FIXED_CLOCK
 
 
+@functools.cache
 def telemetry(
     asset: str,
     n: int,
@@ -45,10 +47,11 @@ def telemetry(
     seed: int = 7,
     spike_at: int | None = None,
     end_ts: float = 3840.0,
-) -> list[Telemetry]:
+) -> tuple[Telemetry, ...]:
     """``n`` one-second samples ending just before ``end_ts``: every plant signal mid-range
     with seeded noise; from ``wear_from`` on, vibration and bearing temperature climb (what
-    bearing wear looks like); at ``spike_at`` vibration spikes for three seconds (a knock)."""
+    bearing wear looks like); at ``spike_at`` vibration spikes for three seconds (a knock).
+    Cached: the messages are immutable and several tests replay the same hour."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -84,7 +87,7 @@ def telemetry(
                 truth=truth,
             )
         )
-    return out
+    return tuple(out)
 
 
 def alert(
