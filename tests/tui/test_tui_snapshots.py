@@ -58,7 +58,7 @@ def test_plant_screen_truth_overlay_and_filter(snap_compare, size: tuple[int, in
         feed = app.screen.query_one(AlertFeed)
         await settle(pilot, lambda: feed.query_text == "pump01" and feed.table.has_focus, "filter")
         app.clear_notifications()  # toasts expire on a timer: not part of a stable picture
-        await settle(pilot, lambda: not app._notifications, "toasts cleared")
+        await settle(pilot, lambda: not app.screen.query("Toast"), "toasts cleared")
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 

@@ -3,6 +3,8 @@ edit validation, status parsing."""
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from datetime import timedelta
 
 import numpy as np
@@ -28,6 +30,22 @@ def test_clean_shows_control_characters_as_escapes() -> None:
     assert clean("two\nlines", single_line=True) == "two lines"
     assert clean("rtl\u202eevil") == "rtl\\u202eevil"
     assert clean("°C m³/h é") == "°C m³/h é"
+
+
+def test_zero_width_and_bidi_characters_are_escaped() -> None:
+    """Issue 12 item 12: invisible format characters are shown, like other controls."""
+    assert clean("ad\u200bmin") == "ad\\u200bmin"  # zero-width space
+    assert clean("x\u2066y\u2069") == "x\\u2066y\\u2069"  # bidi isolates
+    assert clean("\ufeffbom\u00adsoft") == "\\ufeffbom\\xadsoft"
+    assert clean("tag\U000e0041") == "tag\\U000e0041"
+    # Every format character Unicode knows (category Cf), and the separators, is escaped.
+    invisible = [
+        chr(c)
+        for c in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(c)) in ("Cf", "Zl", "Zp")
+    ]
+    assert [ch for ch in invisible if clean(ch) == ch] == []
+    assert clean("café ☕ 日本") == "café ☕ 日本"  # visible text is untouched
 
 
 def test_safe_text_is_never_markup() -> None:
