@@ -82,18 +82,6 @@ class AssetView:
         return list(self.values)
 
 
-@dataclass(frozen=True)
-class AssetSummary:
-    """One fleet row's telemetry side (alarms and tickets are joined by the fleet screen)."""
-
-    asset: str
-    ts: float | None
-    values: dict[str, float]
-    received: float
-    """Wall-clock (monotonic) time of the last sample: a silent asset is stale."""
-    scenario: str | None
-
-
 @dataclass
 class _Asset:
     trend: TrendHistory
@@ -403,19 +391,20 @@ class PlantFeed:
                 alert_signals=active,
             )
 
-    def fleet(self) -> list[AssetSummary]:
-        """Every asset's last sample (the fleet table joins alarms and tickets to it)."""
+    def heard(self) -> dict[str, float]:
+        """Asset -> wall-clock (``clock``) time of its last sample: the fleet's order needs
+        only this for healthy assets."""
         with self._lock:
-            return [
-                AssetSummary(
-                    asset=name,
-                    ts=a.last.ts if a.last else None,
-                    values=a.last.signals if a.last else {},
-                    received=a.received,
-                    scenario=a.last.scenario if a.last else None,
-                )
-                for name, a in self._assets.items()
-            ]
+            return {name: a.received for name, a in self._assets.items()}
+
+    def last(self, asset: str) -> tuple[float | None, dict[str, float]]:
+        """(simulated time, values) of the asset's last sample (values: the message's own dict,
+        never modified)."""
+        with self._lock:
+            state = self._assets.get(asset)
+            if state is None or state.last is None:
+                return None, {}
+            return state.last.ts, state.last.signals
 
     def memory_per_asset(self) -> int:
         """Bytes of history one asset holds (fixed once its signals are known)."""

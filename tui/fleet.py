@@ -1,11 +1,15 @@
 """The fleet at a glance: one row per asset, worst first. Pure (no Textual), so the ordering and
-the filter are testable and cheap: 1,000 assets are joined and sorted in a few milliseconds.
+the filter are testable.
 
-A row joins three sources: the asset's last telemetry (``PlantFeed.fleet``), its alarm episodes
-(from the bus, with the alarm states the review API keeps, when it has them), and its tickets
-(from the store). "Worst" is, in order: an unacknowledged alarm, the highest active priority,
-the number unacknowledged, open tickets, silence (stale telemetry); out-of-service assets sink to
-the bottom (they are known and handled), then by name.
+Built for a thousand assets at 1 Hz each. The order depends on alarms, tickets and silence, not
+on the values, so a redraw does the per-asset work only for the assets that have an alarm, a
+ticket or an out-of-service mark (``alarm_summary``: bounded by the alert and ticket lists);
+every other asset is "healthy" and placed by name, and its values are looked up only when its
+row is on screen (``FleetRow.build``).
+
+"Worst" is, in order: an unacknowledged alarm, the highest active priority, the number
+unacknowledged, open tickets, silence (stale telemetry); out-of-service assets sink to the
+bottom (they are known and handled); then by name.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from engine.schemas import Ticket
-from tui.feed import AlertRow, AssetSummary
+from tui.feed import AlertRow
 
 KEY_SIGNALS: tuple[tuple[str, str], ...] = (
     ("vibration", "vib mm/s"),
@@ -35,129 +39,163 @@ class AlarmFlags:
     shelved: bool = False
 
 
+_NO = AlarmFlags()
+
+
+@dataclass(frozen=True)
+class AssetAlarms:
+    """The alarm and ticket side of one asset that has any."""
+
+    priority: str = ""
+    """Highest priority among active alarms ("" when none)."""
+    cause: str = ""
+    """The worst active alarm's diagnosis, else its signals."""
+    active: int = 0
+    unacked: int = 0
+    open_tickets: int = 0
+    out_of_service: bool = False
+    oos_reason: str = ""
+
+    def sort_key(self) -> tuple[object, ...]:
+        return (
+            self.out_of_service,
+            -(self.unacked > 0),
+            -_SEV_RANK.get(self.priority, 0),
+            -self.unacked,
+            -self.open_tickets,
+        )
+
+
+HEALTHY = AssetAlarms()
+
+
 @dataclass(frozen=True)
 class FleetRow:
+    """One row as drawn (built only for rows on screen)."""
+
     asset: str
     state: str
     """ALARM, RTN (returned, unacknowledged), STALE, STOP, OK, OOS, or — (no telemetry)."""
-    priority: str
-    """Highest priority among active alarms ("" when none)."""
-    cause: str
-    """The worst active alarm's diagnosis, else its signals."""
-    active: int
-    unacked: int
-    open_tickets: int
-    out_of_service: bool
-    oos_reason: str
+    alarms: AssetAlarms
     values: tuple[float | None, ...]
     ts: float | None
 
-    def haystack(self) -> str:
-        words = [self.asset, self.state, self.priority, self.cause]
-        if self.out_of_service:
-            words += ["oos", "out of service", self.oos_reason]
-        if self.unacked:
-            words.append("unack")
-        if self.open_tickets:
-            words.append("ticket")
-        return " ".join(words).lower()
+    @staticmethod
+    def build(
+        asset: str,
+        alarms: AssetAlarms,
+        received: float | None,
+        ts: float | None,
+        values: Mapping[str, float],
+        now: float,
+    ) -> FleetRow:
+        return FleetRow(
+            asset=asset,
+            state=row_state(alarms, received, values, now),
+            alarms=alarms,
+            values=tuple(values.get(sig) for sig, _ in KEY_SIGNALS),
+            ts=ts,
+        )
 
 
-def matches(row: FleetRow, query: str) -> bool:
-    """Every word of the query appears in the row (asset, state, priority, cause, flags)."""
-    hay = row.haystack()
-    return all(word in hay for word in query.lower().split())
+def row_state(
+    alarms: AssetAlarms, received: float | None, values: Mapping[str, float], now: float
+) -> str:
+    if alarms.out_of_service:
+        return "OOS"
+    if alarms.active:
+        return "ALARM"
+    if alarms.unacked:
+        return "RTN"
+    if received is None:
+        return "—"
+    if now - received > STALE_S:
+        return "STALE"
+    if values.get("speed", 1.0) <= 1.0:
+        return "STOP"
+    return "OK"
 
 
-def sort_key(row: FleetRow) -> tuple[object, ...]:
-    return (
-        row.out_of_service,
-        -(row.unacked > 0),
-        -_SEV_RANK.get(row.priority, 0),
-        -row.unacked,
-        -row.open_tickets,
-        row.state != "STALE",
-        row.asset,
-    )
+def haystack(asset: str, alarms: AssetAlarms, stale: bool) -> str:
+    """What the filter matches against (state words without the telemetry values)."""
+    words = [asset, alarms.priority, alarms.cause]
+    if alarms.out_of_service:
+        words += ["oos", "out of service", alarms.oos_reason]
+    elif alarms.active:
+        words.append("alarm")
+    elif alarms.unacked:
+        words.append("rtn")
+    elif stale:
+        words.append("stale")
+    else:
+        words.append("ok")
+    if alarms.unacked:
+        words.append("unack")
+    if alarms.open_tickets:
+        words.append("ticket")
+    return " ".join(words).lower()
 
 
-def fleet_rows(
-    summaries: Iterable[AssetSummary],
+def matches(text: str, query: str) -> bool:
+    """Every word of the query appears in the row's haystack."""
+    return all(word in text for word in query.lower().split())
+
+
+def alarm_summary(
     alerts: Iterable[AlertRow],
     tickets: Iterable[Ticket],
-    now: float,
     *,
     flags: Mapping[str, AlarmFlags] | None = None,
     out_of_service: Mapping[str, str] | None = None,
-) -> list[FleetRow]:
-    """Every asset any source knows, worst first. ``now`` is the monotonic clock of
-    ``AssetSummary.received``; ``flags`` (alarm id -> acknowledged/shelved) and
-    ``out_of_service`` (asset -> reason) come from the review API when it serves them."""
+) -> dict[str, AssetAlarms]:
+    """Per asset with any alarm, open ticket or out-of-service mark: its alarm side.
+
+    ``flags`` (alarm id -> acknowledged / shelved) and ``out_of_service`` (asset -> reason) come
+    from the review API when it serves them; without them every episode counts as
+    unacknowledged (nobody has acknowledged it)."""
     flags = flags or {}
     oos = out_of_service or {}
-    by_asset: dict[str, list[AlertRow]] = {}
+    episodes: dict[str, list[AlertRow]] = {}
     for a in alerts:
-        by_asset.setdefault(a.asset, []).append(a)
+        episodes.setdefault(a.asset, []).append(a)
     open_tickets: dict[str, int] = {}
     for t in tickets:
         if t.state != "closed":
             open_tickets[t.asset] = open_tickets.get(t.asset, 0) + 1
-    seen: dict[str, AssetSummary | None] = {s.asset: s for s in summaries}
-    for name in list(by_asset) + list(open_tickets) + list(oos):
-        seen.setdefault(name, None)
-
-    rows = []
-    for name, summary in seen.items():
-        episodes = by_asset.get(name, [])
-        active = [
-            e for e in episodes if e.status == "active" and not flags.get(e.alert_id, _NO).shelved
-        ]
-        unacked = [
-            e
-            for e in episodes
-            if not flags.get(e.alert_id, _NO).acknowledged
-            and not flags.get(e.alert_id, _NO).shelved
-        ]
+    out: dict[str, AssetAlarms] = {}
+    for asset in {*episodes, *open_tickets, *oos}:
+        mine = episodes.get(asset, [])
+        shown = [e for e in mine if not flags.get(e.alert_id, _NO).shelved]
+        active = [e for e in shown if e.status == "active"]
+        unacked = sum(1 for e in shown if not flags.get(e.alert_id, _NO).acknowledged)
         worst = max(active, key=lambda e: (_SEV_RANK.get(e.severity, 0), e.onset_ts), default=None)
+        cause = ""
         if worst is not None:
             d = worst.diagnosis
             cause = d.root_cause if d is not None else ", ".join(worst.signals)
-        else:
-            cause = ""
-        values: tuple[float | None, ...] = tuple(
-            summary.values.get(sig) if summary is not None else None for sig, _ in KEY_SIGNALS
+        out[asset] = AssetAlarms(
+            priority=worst.severity if worst is not None else "",
+            cause=cause,
+            active=len(active),
+            unacked=unacked,
+            open_tickets=open_tickets.get(asset, 0),
+            out_of_service=asset in oos,
+            oos_reason=oos.get(asset, ""),
         )
-        if name in oos:
-            state = "OOS"
-        elif active:
-            state = "ALARM"
-        elif unacked:
-            state = "RTN"
-        elif summary is None or summary.ts is None:
-            state = "—"
-        elif now - summary.received > STALE_S:
-            state = "STALE"
-        elif summary.values.get("speed", 1.0) <= 1.0:
-            state = "STOP"
-        else:
-            state = "OK"
-        rows.append(
-            FleetRow(
-                asset=name,
-                state=state,
-                priority=worst.severity if worst is not None else "",
-                cause=cause,
-                active=len(active),
-                unacked=len(unacked),
-                open_tickets=open_tickets.get(name, 0),
-                out_of_service=name in oos,
-                oos_reason=oos.get(name, ""),
-                values=values,
-                ts=summary.ts if summary is not None else None,
-            )
-        )
-    rows.sort(key=sort_key)
-    return rows
+    return out
 
 
-_NO = AlarmFlags()
+def fleet_order(
+    received: Mapping[str, float], alarms: Mapping[str, AssetAlarms], now: float
+) -> list[str]:
+    """Every asset, worst first: the ones with alarms or tickets by their ``sort_key``, then the
+    silent ones, then the healthy ones by name; out of service last."""
+    marked = sorted(
+        (a for a, s in alarms.items() if not s.out_of_service),
+        key=lambda a: (*alarms[a].sort_key(), a not in received or now - received[a] <= STALE_S, a),
+    )
+    rest = sorted(a for a in received if a not in alarms)
+    stale = [a for a in rest if now - received[a] > STALE_S]
+    healthy = [a for a in rest if now - received[a] <= STALE_S]
+    out_of_service = sorted(a for a, s in alarms.items() if s.out_of_service)
+    return marked + stale + healthy + out_of_service

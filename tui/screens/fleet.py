@@ -2,8 +2,9 @@
 open tickets, out of service, key values; worst first, filterable, ``enter`` drills into the
 asset on the plant screen.
 
-Built for a thousand assets at 1 Hz each: the rows are plain tuples joined and sorted at most
-``REFRESH_HZ`` times a second, and only the rows on screen are drawn (``RowTable``). The summary
+Built for a thousand assets at 1 Hz each: at most ``REFRESH_HZ`` times a second the order is
+recomputed from the alarm side (only assets with alarms or tickets cost anything) and the
+last-heard times, and only the rows on screen are built and drawn (``RowTable``). The summary
 line says how the history is kept (decimated min/max buckets, fixed memory per asset), since no
 asset's raw samples are.
 """
@@ -19,7 +20,17 @@ from textual.widgets import Footer, Input
 
 from tui import format as fmt
 from tui.access import control
-from tui.fleet import KEY_SIGNALS, FleetRow, fleet_rows, matches
+from tui.fleet import (
+    HEALTHY,
+    KEY_SIGNALS,
+    STALE_S,
+    AssetAlarms,
+    FleetRow,
+    alarm_summary,
+    fleet_order,
+    haystack,
+    matches,
+)
 from tui.safe import clean, safe_text
 from tui.scales import display_for
 from tui.trend import FINEST_S
@@ -55,18 +66,19 @@ def fleet_columns(wide: bool) -> list[Column]:
 
 
 def fleet_cells(row: FleetRow, wide: bool) -> list[Text]:
-    dim = "dim" if row.out_of_service else ""
+    a = row.alarms
+    dim = "dim" if a.out_of_service else ""
     cells = [
         safe_text(row.asset, "bold" if row.state == "ALARM" else dim),
         Text(row.state, style=STATE_STYLE.get(row.state, "")),
         Text(
-            fmt.SEVERITY_SHORT.get(row.priority, row.priority),
-            style=fmt.SEVERITY_STYLE.get(row.priority, ""),
+            fmt.SEVERITY_SHORT.get(a.priority, a.priority),
+            style=fmt.SEVERITY_STYLE.get(a.priority, ""),
         ),
-        Text(str(row.unacked) if row.unacked else "·", style="bold" if row.unacked else "dim"),
+        Text(str(a.unacked) if a.unacked else "·", style="bold" if a.unacked else "dim"),
         Text(
-            str(row.open_tickets) if row.open_tickets else "·",
-            style="" if row.open_tickets else "dim",
+            str(a.open_tickets) if a.open_tickets else "·",
+            style="" if a.open_tickets else "dim",
         ),
     ]
     for (name, _), v in zip(KEY_SIGNALS, row.values, strict=True):
@@ -74,7 +86,7 @@ def fleet_cells(row: FleetRow, wide: bool) -> list[Text]:
         cells.append(Text(fmt.value(v, min(d.decimals, 1)), style=dim))
     if wide:
         cells.append(Text("  " + fmt.sim_clock(row.ts), style="dim"))
-    what = row.oos_reason if row.out_of_service else row.cause
+    what = a.oos_reason if a.out_of_service else a.cause
     cells.append(safe_text("  " + what, dim))
     return cells
 
@@ -89,6 +101,10 @@ class FleetScreen(Screen[None]):
         self.query_text = ""
         self._drawn: tuple[object, ...] = ()
         self._wide = False
+        self._alarms: dict[str, AssetAlarms] = {}
+        self._alarm_key: tuple[int, ...] = ()
+        self._heard: dict[str, float] = {}
+        self._now = 0.0
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -98,7 +114,7 @@ class FleetScreen(Screen[None]):
             compact=True,
             id="fleet-filter",
         )
-        yield RowTable[FleetRow](fleet_columns(False), empty="no assets yet", id="fleet-table")
+        yield RowTable[str](fleet_columns(False), empty="no assets yet", id="fleet-table")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -116,6 +132,8 @@ class FleetScreen(Screen[None]):
         self.redraw(force=True)
 
     def redraw(self, force: bool = False) -> None:
+        if not self.is_current:
+            return  # hidden (another screen or mode is shown): redrawn on resume
         app = control(self)
         feed = app.feed
         wide = self.size.width >= 110
@@ -123,37 +141,60 @@ class FleetScreen(Screen[None]):
         if not force and key == self._drawn:
             return
         self._drawn = key
-        table: RowTable[FleetRow] = self.query_one("#fleet-table", RowTable)
+        table: RowTable[str] = self.query_one("#fleet-table", RowTable)
         if wide != self._wide:
             self._wide = wide
             table.columns = fleet_columns(wide)
-        rows = fleet_rows(
-            feed.fleet(),
-            feed.alerts(),
-            feed.tickets(),
-            feed.clock(),
-            flags=app.alarm_states.flags(),
-            out_of_service=app.alarm_states.out_of_service(),
-        )
-        shown = [r for r in rows if matches(r, self.query_text)] if self.query_text else rows
+        now = feed.clock()
+        heard = feed.heard()
+        alarm_key = (feed.versions.alerts, feed.versions.tickets, app.alarm_states.version)
+        if alarm_key != self._alarm_key:  # telemetry alone does not change the alarm side
+            self._alarm_key = alarm_key
+            self._alarms = alarm_summary(
+                feed.alerts(),
+                feed.tickets(),
+                flags=app.alarm_states.flags(),
+                out_of_service=app.alarm_states.out_of_service(),
+            )
+        alarms = self._alarms
+        order = fleet_order(heard, alarms, now)
+        self._heard, self._now = heard, now
+        if self.query_text:
+            shown = [
+                a
+                for a in order
+                if matches(
+                    haystack(a, alarms.get(a, HEALTHY), a in heard and now - heard[a] > STALE_S),
+                    self.query_text,
+                )
+            ]
+        else:
+            shown = order
         with app.batch_update():
-            table.set_rows(shown, lambda r: r.asset, lambda r: fleet_cells(r, wide))
+            table.set_rows(shown, str, lambda a: fleet_cells(self._row(a), wide))
             self.query_one("#fleet-summary", TextLine).set(
-                self._summary(rows, len(shown), feed.memory_per_asset())
+                self._summary(order, len(shown), feed.memory_per_asset())
             )
             bar = self.query_one(StatusBar)
             bar.health = app.health
             bar.sim_time = feed.latest_ts()
         app.redraws += 1
 
-    def _summary(self, rows: list[FleetRow], shown: int, per_asset: int) -> Text:
+    def _row(self, asset: str) -> FleetRow:
+        ts, values = control(self).feed.last(asset)
+        return FleetRow.build(
+            asset, self._alarms.get(asset, HEALTHY), self._heard.get(asset), ts, values, self._now
+        )
+
+    def _summary(self, order: list[str], shown: int, per_asset: int) -> Text:
         out = Text(end="", no_wrap=True, overflow="ellipsis")
-        out.append(f"{len(rows)} assets", style="bold")
-        alarm = sum(1 for r in rows if r.state == "ALARM")
-        unacked = sum(r.unacked for r in rows)
-        tickets = sum(r.open_tickets for r in rows)
-        oos = sum(1 for r in rows if r.out_of_service)
-        stale = sum(1 for r in rows if r.state == "STALE")
+        out.append(f"{len(order)} assets", style="bold")
+        marked = self._alarms.values()
+        alarm = sum(1 for a in marked if a.active and not a.out_of_service)
+        unacked = sum(a.unacked for a in marked)
+        tickets = sum(a.open_tickets for a in marked)
+        oos = sum(1 for a in marked if a.out_of_service)
+        stale = sum(1 for t in self._heard.values() if self._now - t > STALE_S)
         out.append(f" · {alarm} in alarm", style="bold red" if alarm else "")
         out.append(f" · {unacked} unack", style="bold" if unacked else "")
         out.append(f" · {tickets} tickets · {oos} OOS")

@@ -110,6 +110,8 @@ class PlantScreen(Screen[None]):
 
     def redraw(self, force: bool = False) -> None:
         """Bring every pane up to date with the feed; cheap when nothing changed."""
+        if not self.is_current:
+            return  # hidden (another screen or mode is shown): redrawn on resume
         app = control(self)
         feed = app.feed
         versions = feed.versions

@@ -119,6 +119,8 @@ class TrendScreen(Screen[None]):
         self.redraw(force=True)
 
     def redraw(self, force: bool = False) -> None:
+        if not self.is_current:
+            return  # hidden (another screen or mode is shown): redrawn on resume
         app = control(self)
         feed = app.feed
         key = (feed.versions, app.span, self.asset, self.signal, app.health, self.size)
