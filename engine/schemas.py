@@ -15,10 +15,14 @@ tickets and feedback are wall-clock, timezone-aware UTC.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine.plant.signals import PLAUSIBLE
 
 # --------------------------------------------------------------------------------------------
 # Vocabulary
@@ -57,9 +61,19 @@ Unit01 = Annotated[float, Field(ge=0.0, le=1.0)]
 ShortText = Annotated[str, Field(max_length=500)]
 LongText = Annotated[str, Field(max_length=20_000)]
 
+MAX_ABS_VALUE = 1e12
+"""No signal of any stream may exceed this magnitude (contract C4): beyond it a value is not a
+measurement, and summing it into a window would poison every statistic after it."""
+SignalValue = Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
+
 MAX_PAYLOAD_BYTES = 256 * 1024
 """Anything larger on the bus is rejected before JSON parsing (an oversize message is an error,
 not something to allocate for)."""
+MAX_JSON_DEPTH = 32
+"""Deepest JSON nesting a payload may have (the deepest message, a Ticket with its audit history,
+has 3 levels). 256 KiB of brackets is 130,000 levels: Python's recursive ``json`` module raises
+RecursionError on it, so payloads are parsed by pydantic-core's parser, which refuses anything
+past ~200 levels by itself, and then held to this limit."""
 
 
 def utc_now() -> datetime:
@@ -115,10 +129,23 @@ class Telemetry(WireModel):
     asset: AssetId
     seq: int = Field(ge=0)
     ts: float = Field(ge=0.0)
-    signals: dict[SignalName, float] = Field(min_length=1, max_length=256)
+    signals: dict[SignalName, SignalValue] = Field(min_length=1, max_length=256)
     scenario: str | None = Field(default=None, max_length=128)
     truth: Truth | None = None
     wall_time: float | None = None
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Telemetry:
+        """A pump's instrument reading outside what the transmitter can report is rejected with
+        the message (per-signal plausible ranges in ``engine.plant.signals``, contract C4)."""
+        for name, value in self.signals.items():
+            bounds = PLAUSIBLE.get(name)
+            if bounds is not None and not bounds[0] <= value <= bounds[1]:
+                raise ValueError(
+                    f"signals.{name}: {value!r} outside its plausible range "
+                    f"{bounds[0]:g}..{bounds[1]:g}"
+                )
+        return self
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,17 +179,26 @@ class SignalEvidence(WireModel):
     windows: list[WindowStats] = Field(default_factory=list)
 
 
+ClearReason = Literal["normal", "new_run"]
+
+
 class AlertEvent(WireModel):
-    """One anomaly *episode*: published once when it becomes active and once when it clears
-    (same ``alert_id``), never once per tick."""
+    """One anomaly *episode* (contract C1): published when it becomes active (``revision`` 0),
+    again, same ``alert_id``, each time its severity rises (revision +1), and once when it
+    clears (the last revision). Consumers keep the highest revision per ``alert_id`` and ignore
+    older or repeated ones; never once per tick."""
 
     alert_id: str = Field(min_length=1, max_length=128)
     asset: AssetId
+    revision: int = Field(default=0, ge=0)
     status: Literal["active", "cleared"] = "active"
     ts: float = Field(ge=0.0)
     onset_ts: float = Field(ge=0.0)
     """Simulated time the episode began (first tick over threshold)."""
     cleared_ts: float | None = None
+    clear_reason: ClearReason | None = None
+    """Why a cleared episode ended: the data came back to normal, or the asset started a new run
+    (its simulated clock went back or its scenario changed), which ends every open episode."""
     severity: Severity
     score: float
     signals: list[SignalName] = Field(min_length=1)
@@ -186,14 +222,18 @@ class DiagnosisReport(WireModel):
     """A root cause for one alert. Each alert gets a ``provisional`` report at once, from the
     history up to the alert, so a work order exists within milliseconds; then one ``final``
     report when the evidence after the onset has settled the cause (1-15 simulated minutes
-    later). The final one may name another cause: it revises the same episode's ticket."""
+    later). The final one may name another cause: it revises the same episode's ticket.
+    An ``update`` report (contract C2) follows an escalation of the alert: same alert, the cause
+    already reported, the new severity; it changes the ticket's severity and priority only."""
 
     diagnosis_id: str = Field(min_length=1, max_length=128)
     alert_id: str = Field(min_length=1, max_length=128)
     asset: AssetId
     ts: float = Field(ge=0.0)
     onset_ts: float = Field(ge=0.0)
-    stage: Literal["provisional", "final"] = "final"
+    stage: Literal["provisional", "final", "update"] = "final"
+    """``update`` (contract C2): the alert escalated; same cause as the last report for it, the
+    new severity. It changes a ticket's severity and priority only, never its cause."""
     root_cause: RootCause
     confidence: Unit01
     category: Category = "unknown"
@@ -373,12 +413,30 @@ def _first_error(exc: ValidationError) -> str:
     return f"{loc}: {e.get('msg', 'invalid')}{more}"
 
 
+def json_depth(value: object) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0, ``[]`` is 1), without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
 def decode(topic: str, payload: bytes | str) -> PlantMessage:
     """Parse a bus payload into the model its topic names.
 
     Raises WireError with a one-line reason for: unknown topic, oversize, non-UTF-8, bad JSON,
-    schema violation (including NaN/Infinity), or an asset in the payload that disagrees with the
-    topic's asset.
+    nesting deeper than ``MAX_JSON_DEPTH``, schema violation (including NaN/Infinity), or an
+    asset in the payload that disagrees with the topic's asset.
     """
     kind, asset = parse_topic(topic)
     size = len(payload)
@@ -390,9 +448,12 @@ def decode(topic: str, payload: bytes | str) -> PlantMessage:
         except UnicodeDecodeError as exc:
             raise WireError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        raw = json.loads(payload)
+        raw = pydantic_core.from_json(payload)
     except ValueError as exc:
         raise WireError(f"bad JSON: {exc}") from None
+    depth = json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise WireError(f"JSON nested {depth} levels deep (limit {MAX_JSON_DEPTH})")
     if not isinstance(raw, dict):
         raise WireError(f"payload must be a JSON object, got {type(raw).__name__}")
     model = TOPIC_MODELS[kind]

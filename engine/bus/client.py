@@ -4,22 +4,33 @@ Guarantees, and how they are kept:
 
 - **Validated both ways.** ``publish`` serialises and re-parses the message with the schema
   before it leaves; every received payload is parsed by the model its topic names before a
-  handler sees it. Anything invalid (bad JSON, wrong schema, NaN, oversize, unknown topic, a
-  handler that raised) is appended to a dead-letter JSONL file with topic, reason and payload and
+  handler sees it. Anything invalid (bad JSON, too deep, wrong schema, NaN, oversize, unknown
+  topic) is appended to a size-capped dead-letter JSONL file with topic, reason and payload and
   counted; the client keeps going.
+- **Acknowledged only once handled.** Received QoS 1 messages are acknowledged (paho manual
+  ack) only after every handler returned, i.e. after the handler's effect is durable. A handler
+  that raises ``RetryLater`` (its effect is not durable yet: a locked or full store) is retried
+  in place with backoff, unacknowledged, for as long as it takes — the broker holds everything
+  behind it, and a process stopped meanwhile gets the message again on restart. Any other
+  exception is retried ``RetryPolicy.attempts`` times, then the message is dead-lettered,
+  counted and acknowledged, so one poison message cannot wedge a service.
 - **Nothing lost.** Alerts, diagnoses, tickets and feedback travel at QoS 1 on a persistent
   session (MQTT 3.1.1 ``clean_session=False`` with a stable client id, which Mosquitto and amqtt
   both honour), so what is published while a service is down waits for it at the broker.
-  Received QoS 1 messages are acknowledged only *after* their handler returned (paho manual
-  ack), so a crash mid-handling means redelivery, not loss. Telemetry is QoS 0.
+  Telemetry is QoS 0.
 - **Nothing doubled by the bus.** A redelivered QoS 1 message (a valid message with the same
-  topic and bytes as one of the last few thousand) is acknowledged and skipped. Across process
-  restarts the consumers' own idempotency keys (diagnosis_id in the ticket store) take over.
+  topic and bytes as one of the last few thousand handled) is acknowledged and skipped. Across
+  process restarts the consumers' own idempotency keys (diagnosis_id in the ticket store) take
+  over.
 - **paho's network thread is never blocked and never sees an exception**: ``on_message`` only
   enqueues; one dispatcher thread decodes and runs handlers in arrival order, which keeps the
-  per-asset order the monitor's and diagnosis' windows need.
+  per-asset order the monitor's and diagnosis' windows need. The queue is bounded for QoS 0
+  (telemetry beyond ``INBOX_LIMIT`` waiting is dropped and counted); QoS 1 is bounded by the
+  broker's in-flight window.
 - Reconnects with exponential backoff (0.25 s doubling to 10 s); subscriptions are restored on
   every connect.
+
+paho's private internals are used only through ``engine.bus.paho_compat``.
 """
 
 from __future__ import annotations
@@ -35,24 +46,24 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from engine.bus.broker import parse_broker_url, redact_url
+from engine.bus.deadletter import DeadLetterLog
+from engine.bus.paho_compat import FastClient, delivered, message_topic
 from engine.paths import var_dir
 from engine.schemas import (
     MAX_PAYLOAD_BYTES,
     TOPIC_MODELS,
-    DeadLetter,
     PlantMessage,
     WireError,
     WireModel,
     decode,
     topic_for,
-    utc_now,
 )
 
 log = logging.getLogger("controlroom.bus")
@@ -67,16 +78,48 @@ QOS_BY_KIND: dict[str, int] = {
 """Telemetry is a stream (a missed sample is superseded by the next); everything else is work."""
 
 DEDUP_WINDOW = 4096
-DEADLETTER_PAYLOAD_CHARS = 64 * 1024
+INBOX_LIMIT = 100_000
+"""QoS 0 messages waiting for the dispatcher beyond this are dropped (``inbox_dropped``)."""
 
 Handler = Callable[[PlantMessage], None]
 M = TypeVar("M", bound=WireModel)
+
+__all__ = ["BusClient", "RetryLater", "RetryPolicy", "TlsOptions", "delivered", "stamped"]
+
+
+class RetryLater(Exception):
+    """Raised by a handler whose effect is not durable yet (the store is locked, the disk is
+    full): the message stays unacknowledged and is handed to the handler again after a backoff,
+    however long it takes. Subclass it for a typed reason."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a QoS 1 message whose handler fails is retried before it is given up on."""
+
+    attempts: int = 3
+    """Attempts for a handler raising anything but ``RetryLater`` (a bug, a poison message)."""
+    base_s: float = 0.05
+    cap_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1)))
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """The message the dispatcher is retrying right now (shown in /health)."""
+
+    topic: str
+    attempts: int
+    since: float
+    error: str
 
 
 @dataclass(frozen=True)
 class TlsOptions:
     """For ``mqtts://`` brokers. ``insecure`` skips certificate and host-name checks (a
-    self-signed test broker); say so loudly if you use it."""
+    self-signed test broker); the client warns once per process when it is used."""
 
     ca_file: str | None = None
     cert_file: str | None = None
@@ -84,30 +127,16 @@ class TlsOptions:
     insecure: bool = False
 
 
-class DeadLetterLog:
-    """Append-only JSONL of rejected messages, one ``DeadLetter`` per line."""
+_insecure_warned = threading.Event()
 
-    def __init__(self, path: Path, service: str) -> None:
-        self.path = path
-        self.service = service
-        self._lock = threading.Lock()
 
-    def write(self, topic: str, reason: str, payload: bytes | str) -> None:
-        raw = payload if isinstance(payload, bytes) else payload.encode("utf-8", "replace")
-        text = raw[: DEADLETTER_PAYLOAD_CHARS * 4].decode("utf-8", "replace")
-        record = DeadLetter(
-            at=utc_now(),
-            service=self.service,
-            topic=topic[:500],
-            reason=reason[:500],
-            payload=text[:DEADLETTER_PAYLOAD_CHARS],
-            size=len(raw),
-        )
-        line = record.to_json() + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(line)
+class _Inbound(NamedTuple):
+    topic: str | bytes
+    payload: bytes
+    qos: int
+    mid: int
+    generation: int
+    received: float
 
 
 class Counters:
@@ -142,95 +171,17 @@ COUNTER_NAMES = (
     "published",
     "dead_letters",
     "rejected_on_publish",
+    "handler_failures",
     "handler_errors",
     "duplicates",
     "not_mine",
     "publish_dropped",
+    "inbox_dropped",
     "connects",
     "disconnects",
 )
-
-
-READ_CHUNK = 256 * 1024
-READ_BURST = 256
-COALESCE_S = 0.0005
-
-
-class _BufferedSocket:
-    """paho 2.2 reads each packet with three or more ``recv`` calls (command byte, length
-    bytes, body) and one ``select`` per packet; at thousands of messages per second those
-    syscalls, not our code, are the ceiling. This serves the small reads from one large
-    ``recv`` and reports the buffered bytes through ``pending()``, which paho already consults
-    (for TLS) to skip waiting in ``select``."""
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._buf = b""
-        self._pos = 0
-
-    def recv(self, n: int) -> bytes:
-        if self._pos >= len(self._buf):
-            data = self._sock.recv(max(n, READ_CHUNK))
-            if len(data) <= n:
-                return data
-            self._buf, self._pos = data, 0
-        chunk = self._buf[self._pos : self._pos + n]
-        self._pos += len(chunk)
-        return chunk
-
-    def pending(self) -> int:
-        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
-        return len(self._buf) - self._pos + inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-class _Client(mqtt.Client):
-    """paho's client with buffered reads and up to ``READ_BURST`` packets per loop pass
-    (paho reads one when nothing is in flight). Only private hooks of the pinned paho 2.2.0
-    are touched; tests/live/test_bus.py exercises them on both brokers."""
-
-    socket_error: str | None = None
-    """Why the last socket could not be opened (refused, TLS verification, DNS)."""
-
-    def _create_socket(self) -> Any:
-        try:
-            sock = super()._create_socket()
-        except OSError as exc:
-            self.socket_error = f"{type(exc).__name__}: {exc}"
-            raise
-        self.socket_error = None
-        return _BufferedSocket(sock)
-
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        for n in range(READ_BURST):
-            if self._sock is None:
-                return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
-            rc = self._packet_read()
-            if rc > 0:
-                return self._loop_rc_handle(rc)
-            if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
-                if n and COALESCE_S:
-                    # Traffic is flowing: let a few more packets arrive before the next
-                    # wake-up instead of paying select + recv for each one.
-                    time.sleep(COALESCE_S)
-                break
-        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
-
-
-def delivered(info: mqtt.MQTTMessageInfo) -> bool:
-    """Whether the broker acknowledged a QoS 1 publish.
-
-    paho 2.2.0's ``MQTTMessageInfo.is_published()`` raises for a message published while
-    disconnected: its ``rc`` stays NO_CONN (or CONN_LOST for one in flight at a connection loss)
-    even after paho re-sends it on reconnect and gets the PUBACK. So read the flag paho sets on
-    acknowledgement, under the lock it sets it with."""
-    condition = getattr(info, "_condition", None)
-    if condition is None:
-        return bool(info.is_published())
-    with condition:
-        return bool(getattr(info, "_published", False))
+"""``handler_failures`` counts failed attempts (each retry); ``handler_errors`` the messages
+given up on after them (dead-lettered and acknowledged)."""
 
 
 def _kind_of(topic: str) -> str:
@@ -258,22 +209,33 @@ class BusClient:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         keepalive: int = 30,
         validate_on_publish: bool = True,
+        retry: RetryPolicy | None = None,
+        deadletter_max_bytes: int | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
+        """``credentials`` (user, password) override any in the URL (a service's own identity
+        on a broker with ACLs)."""
         self.url = url
         self.address = parse_broker_url(url)
         self.client_id = client_id
         self.service_name = service_name
         self.counters = Counters()
         self.deadletters = DeadLetterLog(
-            deadletter_path or var_dir() / "deadletter" / f"{service_name}.jsonl", service_name
+            deadletter_path or var_dir() / "deadletter" / f"{service_name}.jsonl",
+            service_name,
+            **({"max_bytes": deadletter_max_bytes} if deadletter_max_bytes else {}),
         )
+        self.retry = retry or RetryPolicy()
+        self._retrying: RetryState | None = None
+        self._halt = threading.Event()
+        """Set by ``stop()``: a retry in progress is abandoned, its message left unacked."""
         self._accept = accept
         self._on_event = on_event
         self._validate_on_publish = validate_on_publish
         self._subs: dict[str, tuple[int, list[Handler]]] = {}
         self._subs_lock = threading.Lock()
         self._routes: dict[str, list[Handler]] = {}
-        self._inbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_Inbound | None] = queue.SimpleQueue()
         self._pending = 0
         self._pending_cv = threading.Condition()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
@@ -287,17 +249,26 @@ class BusClient:
         self._last_connect_error: str | None = None
         self._stopping = False
 
-        self._mqtt = _Client(
+        self._mqtt = FastClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=not persistent,
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
-        if self.address.username is not None:
-            self._mqtt.username_pw_set(self.address.username, self.address.password)
+        user, password = credentials or (self.address.username, self.address.password)
+        self.username = user
+        if user is not None:
+            self._mqtt.username_pw_set(user, password)
         if self.address.tls:
             tls = tls or TlsOptions()
+            if tls.insecure and not _insecure_warned.is_set():
+                _insecure_warned.set()
+                log.warning(
+                    "TLS certificate checks are OFF for %s (--insecure): anyone on the path "
+                    "can impersonate the broker; use it for test brokers only",
+                    redact_url(url),
+                )
             self._mqtt.tls_set(
                 ca_certs=tls.ca_file,
                 certfile=tls.cert_file,
@@ -305,7 +276,7 @@ class BusClient:
                 cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED,
             )
             self._mqtt.tls_insecure_set(tls.insecure)
-        self._mqtt.reconnect_delay_set(min_delay=0.25, max_delay=10)  # type: ignore[arg-type]
+        self._mqtt.reconnect_delay_set(min_delay=0.25, max_delay=10)  # type: ignore[arg-type]  # paho types it int; it takes floats
         self._mqtt.max_inflight_messages_set(100)
         self._mqtt.max_queued_messages_set(0)
         self._mqtt.on_connect = self._on_connect
@@ -321,6 +292,8 @@ class BusClient:
         """Connect in the background (retrying until the broker is there). With ``wait``,
         block up to that many seconds for the first connection (TimeoutError if none)."""
         if self._worker is None:
+            self._halt.clear()
+            self._stopping = False
             self._worker = threading.Thread(
                 target=self._dispatch_loop, name=f"bus-{self.service_name}", daemon=True
             )
@@ -339,6 +312,7 @@ class BusClient:
         if self._worker is None:
             return
         self._stopping = True
+        self._halt.set()
         self.wait_idle(drain)
         self.flush(drain)
         self._inbox.put(None)
@@ -553,10 +527,21 @@ class BusClient:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
+            qos, payload = msg.qos, msg.payload
             with self._pending_cv:
+                if qos == 0 and self._pending >= INBOX_LIMIT:
+                    self.counters.inc("inbox_dropped")
+                    return
                 self._pending += 1
             self._inbox.put(
-                (msg._topic, msg.payload, msg.qos, msg.mid, self._generation, time.time())
+                _Inbound(
+                    message_topic(msg),
+                    payload if isinstance(payload, bytes) else bytes(payload),
+                    qos,
+                    msg.mid,
+                    self._generation,
+                    time.time(),
+                )
             )
         except Exception:
             log.exception("%s: on_message failed", self.service_name)
@@ -569,7 +554,7 @@ class BusClient:
             if item is None:
                 return
             try:
-                self._dispatch(*item)
+                self._dispatch(item)
             except Exception:  # the dispatcher itself must never die
                 log.exception("%s: dispatch failed", self.service_name)
             finally:
@@ -578,62 +563,107 @@ class BusClient:
                     if self._pending == 0:
                         self._pending_cv.notify_all()
 
-    def _dispatch(
-        self, topic_b: bytes, payload: bytes, qos: int, mid: int, gen: int, received: float
-    ) -> None:
+    def _dispatch(self, item: _Inbound) -> None:
         try:
-            self._handle(topic_b, payload, qos, received)
-        finally:
-            # Acknowledge after handling. A mid from an earlier connection is not ours to ack
-            # any more: the broker redelivers that message and the dedup window skips it.
-            if qos > 0 and gen == self._generation:
-                self._mqtt.ack(mid, qos)
+            done = self._handle(item)
+        except Exception as exc:  # a bug of ours: never acknowledge what was not handled
+            self.counters.inc("handler_failures")
+            log.exception("%s: message on %r not handled", self.service_name, item.topic)
+            self._dead_letter(
+                _topic_text(item.topic), f"not handled: {type(exc).__name__}: {exc}", item.payload
+            )
+            done = False
+        # Acknowledge once handled (or given up on). A mid from an earlier connection is not
+        # ours to ack any more: the broker redelivers that message and the dedup window skips
+        # it. A message left unacked (the client is stopping mid-retry) comes back on restart.
+        if done and item.qos > 0 and item.generation == self._generation:
+            self._mqtt.ack(item.mid, item.qos)
 
-    def _handle(self, topic_b: bytes, payload: bytes, qos: int, received: float) -> None:
+    def _handle(self, item: _Inbound) -> bool:
+        """Decode, deduplicate and hand one message to its handlers. True when it may be
+        acknowledged: handled, rejected (dead-lettered) or given up on."""
         c = self.counters
-        try:
-            topic = topic_b.decode("utf-8")
-        except UnicodeDecodeError:
+        if isinstance(item.topic, bytes):
             c.inc("received")
-            self._dead_letter(repr(topic_b), "topic is not UTF-8", payload)
-            return
+            self._dead_letter(repr(item.topic), "topic is not UTF-8", item.payload)
+            return True
+        topic, payload = item.topic, item.payload
         kind = _kind_of(topic)
         with c._lock:
             c.values["received"] += 1
             c.received_by_kind[kind] += 1
-            c.last_message_at = received
+            c.last_message_at = item.received
         if self._accept is not None:
             # The owner is decided by the topic's asset, before paying for decoding; a payload
             # whose asset disagrees with its topic is invalid, and its owner dead-letters it.
             asset = topic.partition("/")[2]
             if asset and "/" not in asset and not self._accept(asset):
                 c.inc("not_mine")
-                return
+                return True
         try:
             message = fast_decode(topic, payload)
         except WireError as exc:
             self._dead_letter(topic, exc.reason, payload)
-            return
-        if qos > 0:
+            return True
+        except Exception as exc:  # the decoder's own limits failed: still junk, still counted
+            self._dead_letter(topic, f"cannot decode: {type(exc).__name__}: {exc}"[:500], payload)
+            return True
+        key = b""
+        if item.qos > 0:
             # Only valid messages: they carry unique ids and a publish time, so identical bytes
             # mean the same message delivered again. Junk is dead-lettered every time it comes.
-            key = hashlib.blake2b(topic_b + b"\0" + payload, digest_size=16).digest()
+            key = hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=16).digest()
             if key in self._seen:
                 c.inc("duplicates")
-                return
+                return True
+        if not self._run_handlers(topic, message, payload, item.qos):
+            return False
+        if key:
             self._seen[key] = None
             if len(self._seen) > DEDUP_WINDOW:
                 self._seen.popitem(last=False)
-        for handler in self._handlers_for(topic):
+        c.inc("handled")
+        return True
+
+    def _run_handlers(self, topic: str, message: PlantMessage, payload: bytes, qos: int) -> bool:
+        """Every handler once, retrying failures per ``self.retry`` (QoS 1 only: a QoS 0
+        sample is superseded by the next). False: stopped mid-retry, leave it unacked."""
+        c = self.counters
+        handlers = self._handlers_for(topic)
+        i = attempt = 0
+        since = time.time()
+        while i < len(handlers):
+            handler = handlers[i]
             try:
                 handler(message)
             except Exception as exc:
-                c.inc("handler_errors")
+                attempt += 1
+                c.inc("handler_failures")
                 name = getattr(handler, "__qualname__", repr(handler))
-                reason = f"handler {name} raised {type(exc).__name__}: {exc}"
-                log.exception("%s: %s", self.service_name, reason)
-                self._dead_letter(topic, reason, payload)
-        c.inc("handled")
+                error = f"handler {name} raised {type(exc).__name__}: {exc}"
+                transient = isinstance(exc, RetryLater)
+                if qos == 0 or (not transient and attempt >= self.retry.attempts):
+                    c.inc("handler_errors")
+                    log.error("%s: %s (given up after %d attempt(s))", self.service_name, error,
+                              attempt)  # fmt: skip
+                    self._dead_letter(topic, f"{error} (after {attempt} attempt(s))", payload)
+                    i, attempt = i + 1, 0
+                    continue
+                self._retrying = RetryState(topic, attempt, since, error[:300])
+                if attempt == 1:
+                    log.warning("%s: %s; retrying", self.service_name, error)
+                if self._halt.wait(self.retry.delay(attempt)):
+                    self._retrying = None
+                    return False
+                continue
+            i, attempt = i + 1, 0
+        self._retrying = None
+        return True
+
+    @property
+    def retrying(self) -> RetryState | None:
+        """The message being retried now (its handler's effect is not durable yet), if any."""
+        return self._retrying
 
     def _handlers_for(self, topic: str) -> list[Handler]:
         routes = self._routes
@@ -665,6 +695,10 @@ class BusClient:
                 log.exception("%s: event sink failed", self.service_name)
         elif event != "dead_letter":
             log.info("%s: %s %s", self.service_name, event, json.dumps(fields, default=str))
+
+
+def _topic_text(topic: str | bytes) -> str:
+    return topic if isinstance(topic, str) else repr(topic)
 
 
 def stamped(message: M) -> M:

@@ -24,9 +24,10 @@ class DiagnosisService(AgentService):
     output_event = "diagnosis"
 
     def make_agent(self) -> Any:
+        from engine.agent_files import load_rules
         from engine.agents.diagnosis import DiagnosisAgent
 
-        return DiagnosisAgent()
+        return DiagnosisAgent(load_rules())
 
     def setup(self) -> None:
         super().setup()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -31,16 +30,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.agents.feedback import FalsePositiveLog, adjust_tuning, feedback_for
-from engine.agents.tuning import Tuning, load_tuning, save_tuning
+from engine.agent_files import FalsePositiveLog, load_tuning, save_tuning
+from engine.agents.feedback import adjust_tuning, feedback_for
 from engine.paths import var_dir
-from engine.schemas import CloseReason, Feedback, PlantMessage, Severity, Ticket
+from engine.schemas import CloseReason, Feedback, PlantMessage, Severity, Ticket, Tuning, utc_now
 from engine.services.base import Service
 from engine.services.ticket import store_path
 from engine.tickets.outbox import OutboxPublisher
 from engine.tickets.store import (
     IllegalTransition,
     InvalidRequest,
+    StoreError,
     TicketNotFound,
     TicketStore,
     Tx,
@@ -123,7 +123,7 @@ class ReviewService(Service):
 
     def health_extras(self) -> dict[str, Any]:
         return {
-            "store": str(self.store.path),
+            "store": self.store.location,
             "tickets": self.store.counts(),
             "actions": dict(self.actions),
             "outbox": {"in_flight": self.outbox.pending, "sent": self.outbox.sent},
@@ -142,7 +142,7 @@ class ReviewService(Service):
         asset: str | None = Query(default=None, max_length=64),
         limit: int = Query(default=200, ge=1, le=1000),
     ) -> list[dict[str, Any]]:
-        return [t.model_dump(mode="json") for t in self.store.list(state, asset, limit)]
+        return [t.model_dump(mode="json") for t in self.store.tickets(state, asset, limit)]
 
     def get_ticket(self, ticket_id: str) -> JSONResponse:
         try:
@@ -175,7 +175,12 @@ class ReviewService(Service):
                 if changes == {}:  # an edit that changed nothing: nothing to announce
                     return JSONResponse(ticket.model_dump(mode="json"))
                 fb = feedback_for(
-                    action, ticket, req.who, note=getattr(req, "note", None), changes=changes
+                    action,
+                    ticket,
+                    req.who,
+                    at=utc_now(),
+                    note=getattr(req, "note", None),
+                    changes=changes,
                 )
                 if action == "close" and ticket.close_reason == "false_positive":
                     fb = self._tune(tx, fb)
@@ -187,7 +192,7 @@ class ReviewService(Service):
             return self._refuse(409, exc, action, req)
         except InvalidRequest as exc:
             return self._refuse(422, exc, action, req)
-        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full
+        except StoreError as exc:  # locked past the busy timeout, disk full, corrupt, server gone
             return self._refuse(
                 503, f"the ticket store is unavailable ({exc}); try again", action, req
             )

@@ -359,3 +359,148 @@ def test_queued_messages_survive_a_broker_restart(make_broker, wait_for, kill):
     assert [x for x in got if x != "a0"] == [f"a{i}" for i in range(1, 6)]
     again.stop()
     pub.stop(drain=1)
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"alert_id": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_deeply_nested_json_is_rejected_at_decode_dead_lettered_and_acked(broker, wait_for):
+    """130,000 levels fit in the size limit: Python's json module raised RecursionError, which
+    escaped the dead-letter path while the message was still acknowledged."""
+    cid = f"deep-{uuid.uuid4().hex[:6]}"
+    got: list[str] = []
+    sub = BusClient(broker.url, cid, "deep")
+    sub.subscribe("alerts/+", lambda a: got.append(a.alert_id))
+    sub.start(wait=10)
+    raw = raw_client(broker.url)
+    wait_for(lambda: raw.publish("alerts/pump01", alert(0).to_bytes(), qos=1) and got, what="probe")
+    deep = {"shallow-but-too-deep": _nested(40), "past-the-parser": _nested(120_000)}
+    assert all(len(p) < 256 * 1024 for p in deep.values())
+    for payload in deep.values():
+        raw.publish("alerts/pump01", payload, qos=1).wait_for_publish(5)
+    raw.publish("alerts/pump01", alert(1).to_bytes(), qos=1).wait_for_publish(5)
+    wait_for(lambda: "a1" in got, what="the alert after the deep ones")
+    assert sub.wait_idle(5)
+    assert sub.counters.snapshot()["dead_letters"] == 2
+    reasons = [
+        json.loads(x)["reason"]
+        for x in (var_dir() / "deadletter" / "deep.jsonl").read_text().splitlines()
+    ]
+    assert "nested 41 levels deep (limit 32)" in reasons[0]
+    assert "recursion limit exceeded" in reasons[1]
+    sub.stop()
+    # acknowledged: the same persistent session gets nothing again
+    again = BusClient(broker.url, cid, "deep-again")
+    again.subscribe("alerts/+", lambda a: got.append(a.alert_id))
+    again.start(wait=10)
+    raw.publish("alerts/pump01", alert(2).to_bytes(), qos=1).wait_for_publish(5)
+    wait_for(lambda: "a2" in got, what="a fresh alert")
+    assert again.wait_idle(5) and again.counters.snapshot()["dead_letters"] == 0
+    again.stop()
+    raw.loop_stop()
+
+
+def test_a_message_whose_effect_is_not_durable_stays_unacked_and_comes_back(broker, wait_for):
+    """The store is down: the handler raises RetryLater. The bus retries it in place and never
+    acknowledges it; a stop meanwhile leaves it with the broker, which redelivers it. (Mosquitto
+    only: amqtt 0.12 forgets a message whose PUBACK has not come within 5 s — docs/live.md.)"""
+    from engine.bus.client import RetryLater, RetryPolicy
+
+    any_broker = broker
+
+    cid = f"durable-{uuid.uuid4().hex[:6]}"
+    tries: list[str] = []
+
+    def store_down(a: AlertEvent) -> None:
+        tries.append(a.alert_id)
+        if a.alert_id == "a1":
+            raise RetryLater("database is locked")
+
+    sub = BusClient(any_broker.url, cid, "durable", retry=RetryPolicy(base_s=0.01, cap_s=0.05))
+    sub.subscribe("alerts/+", store_down)
+    sub.start(wait=10)
+    pub = BusClient(any_broker.url, f"p-{cid}", "durable-pub").start(wait=10)
+    wait_for(lambda: pub.publish(alert(0)) and "a0" in tries, what="probe")
+    pub.publish(alert(1))
+    pub.publish(alert(2))
+    wait_for(lambda: tries.count("a1") >= 5, what="a1 retried")
+    c = sub.counters.snapshot()
+    assert sub.retrying is not None and "database is locked" in sub.retrying.error
+    assert "a2" not in tries, "order is kept: nothing overtakes the message being retried"
+    assert c["dead_letters"] == 0 and c["handler_errors"] == 0 and c["handler_failures"] >= 5
+    sub.stop(drain=1)  # abandons the retry: a1 stays unacked (a2, handled meanwhile, is acked)
+
+    stored: list[str] = []
+    again = BusClient(any_broker.url, cid, "durable")
+    again.subscribe("alerts/+", lambda a: stored.append(a.alert_id))
+    again.start(wait=10)
+    wait_for(lambda: "a1" in stored, what="a1 redelivered")
+    pub.publish(alert(3))
+    wait_for(lambda: "a3" in stored, what="a fresh alert")
+    assert stored == ["a1", "a3"], "a1 comes back once; a2 was acknowledged when handled"
+    again.stop()
+    pub.stop()
+
+
+def test_a_poison_message_is_given_up_after_n_attempts_and_acked(broker, wait_for):
+    from engine.bus.client import RetryPolicy
+
+    cid = f"poison-{uuid.uuid4().hex[:6]}"
+    tries: list[str] = []
+
+    def handler(a: AlertEvent) -> None:
+        tries.append(a.alert_id)
+        if a.alert_id == "a1":
+            raise KeyError("no such thing")
+
+    sub = BusClient(broker.url, cid, "poison", retry=RetryPolicy(attempts=4, base_s=0.01))
+    sub.subscribe("alerts/+", handler)
+    sub.start(wait=10)
+    pub = BusClient(broker.url, f"p-{cid}", "poison-pub").start(wait=10)
+    wait_for(lambda: pub.publish(alert(0)) and "a0" in tries, what="probe")
+    pub.publish(alert(1))
+    pub.publish(alert(2))
+    wait_for(lambda: "a2" in tries, what="the message after the poison one")
+    assert tries.count("a1") == 4
+    c = sub.counters.snapshot()
+    assert (c["handler_failures"], c["handler_errors"], c["dead_letters"]) == (4, 1, 1)
+    letter = json.loads((var_dir() / "deadletter" / "poison.jsonl").read_text())
+    assert "KeyError" in letter["reason"] and "after 4 attempt(s)" in letter["reason"]
+    sub.stop()
+    again = BusClient(broker.url, cid, "poison")
+    again.subscribe("alerts/+", handler)
+    again.start(wait=10)
+    pub.publish(alert(3))
+    wait_for(lambda: "a3" in tries, what="a fresh alert")
+    assert tries.count("a1") == 4, "acknowledged: not redelivered"
+    again.stop()
+    pub.stop()
+
+
+def test_dead_letter_files_are_capped_and_rotated(tmp_path, broker, wait_for):
+    from engine.bus.deadletter import DeadLetterLog
+
+    log = DeadLetterLog(tmp_path / "dl" / "svc.jsonl", "svc", max_bytes=20_000, keep=2)
+    for i in range(200):
+        log.write("alerts/pump01", f"junk {i}", b"x" * 1000)
+    files = log.files()
+    assert [p.name for p in files] == ["svc.jsonl", "svc.jsonl.1", "svc.jsonl.2"]
+    assert all(p.stat().st_size <= 20_000 for p in files)
+    assert log.stats.written == 200 and log.stats.rotations > 5 and log.stats.files_dropped > 3
+    newest = json.loads(files[0].read_text().splitlines()[-1])
+    assert newest["reason"] == "junk 199"
+
+    # through the bus: a flood of oversize junk costs a bounded amount of disk
+    sub = BusClient(broker.url, f"cap-{uuid.uuid4().hex[:6]}", "cap", deadletter_max_bytes=50_000)
+    sub.subscribe("alerts/+", lambda a: None)
+    sub.start(wait=10)
+    raw = raw_client(broker.url)
+    for _ in range(40):
+        raw.publish("alerts/pump01", b"y" * 300_000, qos=1)
+    raw.publish("alerts/pump01", b"{}", qos=1).wait_for_publish(10)
+    wait_for(lambda: sub.counters.snapshot()["dead_letters"] == 41, what="41 dead letters")
+    total = sum(p.stat().st_size for p in sub.deadletters.files())
+    assert total <= 50_000 * (sub.deadletters.keep + 1)
+    sub.stop()
+    raw.loop_stop()

@@ -7,13 +7,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from engine.bus.broker import free_port
+from engine.schemas import AlertEvent, Feedback, Ticket, utc_now
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,3 +97,70 @@ class ServiceProc:
 
     def errors(self) -> str:
         return self.stderr.read_text(errors="replace")[-2000:] if self.stderr.exists() else ""
+
+
+class Watcher:
+    """Everything seen on tickets/+ and feedback/+ (latest ticket snapshot per id)."""
+
+    def __init__(self, bus: Any) -> None:
+        self.tickets: dict[str, Ticket] = {}
+        self.feedback: list[Feedback] = []
+        self.snapshots = 0
+        self._lock = threading.Lock()
+        bus.subscribe("tickets/+", self._ticket)
+        bus.subscribe("feedback/+", self._feedback)
+
+    def _ticket(self, t: Any) -> None:
+        with self._lock:
+            self.snapshots += 1
+            old = self.tickets.get(t.ticket_id)
+            if old is None or t.revision >= old.revision:
+                self.tickets[t.ticket_id] = t
+
+    def _feedback(self, fb: Any) -> None:
+        with self._lock:
+            self.feedback.append(fb)
+
+
+def probe_alert() -> AlertEvent:
+    return AlertEvent(
+        alert_id=f"probe-{uuid.uuid4().hex[:8]}",
+        asset="probe",
+        ts=0.0,
+        onset_ts=0.0,
+        severity="low",
+        score=0.0,
+        signals=["probe"],
+        detector="probe",
+    )
+
+
+def probe_ticket() -> Ticket:
+    now = utc_now()
+    return Ticket(
+        ticket_id="PROBE",
+        asset="probe",
+        title="probe",
+        body="probe",
+        severity="low",
+        root_cause="unknown",
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def wait_subscribed(svc: ServiceProc, watcher: Watcher, pub: Any, wait_for: Any) -> None:
+    """/health turns green at CONNACK; the subscriptions take effect a moment later (SUBACK),
+    and a message published before that is not queued for a first-time subscriber. Probe both
+    the service (an alert it listens to) and the watcher (a ticket snapshot) until they answer."""
+
+    def service_hears() -> bool:
+        pub.publish(probe_alert())
+        return svc.health()["counters"]["received_by_kind"].get("alerts", 0) > 0
+
+    def watcher_hears() -> bool:
+        pub.publish(probe_ticket())
+        return "PROBE" in watcher.tickets
+
+    wait_for(service_hears, what=f"{svc.name} subscribed", interval=0.2)
+    wait_for(watcher_hears, what="watcher subscribed", interval=0.2)

@@ -9,88 +9,19 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fake_github import FakeGitHub
-from service_procs import ServiceProc, service_env
+from service_procs import ServiceProc, Watcher, service_env, wait_subscribed
 from tickets_data import report
 
 from engine.cli import main as cli
-from engine.schemas import AlertEvent, Feedback, Ticket, utc_now
+from engine.schemas import AlertEvent, Feedback
 from engine.tickets.store import TicketStore
-
-
-class Watcher:
-    """Everything seen on tickets/+ and feedback/+ (latest ticket snapshot per id)."""
-
-    def __init__(self, bus: Any) -> None:
-        self.tickets: dict[str, Ticket] = {}
-        self.feedback: list[Feedback] = []
-        self.snapshots = 0
-        self._lock = threading.Lock()
-        bus.subscribe("tickets/+", self._ticket)
-        bus.subscribe("feedback/+", self._feedback)
-
-    def _ticket(self, t: Any) -> None:
-        with self._lock:
-            self.snapshots += 1
-            old = self.tickets.get(t.ticket_id)
-            if old is None or t.revision >= old.revision:
-                self.tickets[t.ticket_id] = t
-
-    def _feedback(self, fb: Any) -> None:
-        with self._lock:
-            self.feedback.append(fb)
-
-
-def probe_alert() -> AlertEvent:
-    return AlertEvent(
-        alert_id=f"probe-{uuid.uuid4().hex[:8]}",
-        asset="probe",
-        ts=0.0,
-        onset_ts=0.0,
-        severity="low",
-        score=0.0,
-        signals=["probe"],
-        detector="probe",
-    )
-
-
-def probe_ticket() -> Ticket:
-    now = utc_now()
-    return Ticket(
-        ticket_id="PROBE",
-        asset="probe",
-        title="probe",
-        body="probe",
-        severity="low",
-        root_cause="unknown",
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def wait_subscribed(svc: ServiceProc, watcher: Watcher, pub: Any, wait_for: Any) -> None:
-    """/health turns green at CONNACK; the subscriptions take effect a moment later (SUBACK),
-    and a message published before that is not queued for a first-time subscriber. Probe both
-    the service (an alert it listens to) and the watcher (a ticket snapshot) until they answer."""
-
-    def service_hears() -> bool:
-        pub.publish(probe_alert())
-        return svc.health()["counters"]["received_by_kind"].get("alerts", 0) > 0
-
-    def watcher_hears() -> bool:
-        pub.publish(probe_ticket())
-        return "PROBE" in watcher.tickets
-
-    wait_for(service_hears, what=f"{svc.name} subscribed", interval=0.2)
-    wait_for(watcher_hears, what="watcher subscribed", interval=0.2)
 
 
 def log_lines(var: Path, service: str) -> list[dict[str, Any]]:
@@ -142,7 +73,7 @@ def test_diagnosis_to_ticket_to_review(make_broker, bus_client, wait_for, var, c
         )
         assert watcher.tickets["T-0001"].occurrences == 1  # one alert: one occurrence
         store = TicketStore(var / "controlroom.db")
-        assert len(store.list()) == 1
+        assert len(store.tickets()) == 1
         assert store.get("T-0001").severity == "high"
         # Mirrored to GitHub by the ticket service; the link is announced on the bus.
         wait_for(
@@ -168,6 +99,14 @@ def test_diagnosis_to_ticket_to_review(make_broker, bus_client, wait_for, var, c
             "bearing_wear",
         )
         wait_for(lambda: watcher.tickets["T-0001"].state == "approved", what="approved snapshot")
+        # The mirror copies the approval and stores the issue's new sync time (a change, with
+        # its own revision): wait for that to be done, so the refusals below are the only thing
+        # that could change the ticket.
+        wait_for(
+            lambda: {"name": "approved"} in github.issues[1]["labels"],
+            what="the approval on the issue",
+        )
+        wait_for(lambda: store.counts()["mirror_pending"] == 0, what="the mirror idle")
 
         # Refusals: clear message, nothing changed.
         before = store.get("T-0001")
@@ -240,7 +179,10 @@ def test_diagnosis_to_ticket_to_review(make_broker, bus_client, wait_for, var, c
             "refined": 1,
             "revised": 0,
             "merged": 0,
+            "escalated": 0,
+            "kept": 0,
             "attached": 0,
+            "noted": 0,
             "duplicate": 1,
         }
         assert health["alert_to_ticket"]["n"] == 1  # the first ticket of each alert only
@@ -287,11 +229,11 @@ def check_nothing_lost_or_doubled(store: TicketStore, watcher: Watcher, wait_for
     try:
         wait_for(done, timeout=30, what=f"all {total} diagnoses stored and announced")
     except BaseException:
-        stored = {d for t in store.list() for d in t.diagnosis_ids}
+        stored = {d for t in store.tickets() for d in t.diagnosis_ids}
         missing = [f"D-{e}-{k}" for k in range(PER_EPISODE) for e in range(EPISODES)]
         print("store:", store.counts(), "missing:", [d for d in missing if d not in stored])
         raise
-    tickets = store.list()
+    tickets = store.tickets()
     assert len(tickets) == EPISODES, [(t.asset, t.root_cause) for t in tickets]
     assert sorted(d for t in tickets for d in t.diagnosis_ids) == sorted(
         f"D-{e}-{k}" for e in range(EPISODES) for k in range(PER_EPISODE)
@@ -308,13 +250,16 @@ def check_nothing_lost_or_doubled(store: TicketStore, watcher: Watcher, wait_for
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_ticket_service_restart_mid_run(make_broker, bus_client, wait_for, var, sig) -> None:
+def test_ticket_service_restart_mid_run(
+    make_broker, bus_client, wait_for, var, sig, db_target
+) -> None:
+    """On each store: SQLite and PostgreSQL."""
     broker = make_broker()
-    env = service_env(var, broker.url)
+    env = service_env(var, broker.url, CONTROLROOM_DB=str(db_target))
     svc = ServiceProc("ticket", env).start()
     watcher = Watcher(bus_client(broker.url, "watch"))
     pub = bus_client(broker.url, "pub")
-    store = TicketStore(var / "controlroom.db")
+    store = TicketStore(db_target)
     msgs = stream()
     try:
         wait_subscribed(svc, watcher, pub, wait_for)

@@ -6,6 +6,7 @@ import itertools
 from typing import Any
 
 from engine.schemas import DiagnosisReport, Hypothesis
+from engine.tickets.store import TicketStore
 
 _ids = itertools.count(1)
 
@@ -31,3 +32,17 @@ def report(**overrides: Any) -> DiagnosisReport:
     }
     fields.update(overrides)
     return DiagnosisReport(**fields)
+
+
+def stored_text(store: TicketStore) -> str:
+    """Everything the store holds, as raw as we can read it: the SQLite file and its WAL, or
+    every row of every table on PostgreSQL (a secret must appear in none of it)."""
+    if store.path is not None:
+        wal = store.path.with_name(store.path.name + "-wal")
+        files = [store.path, *([wal] if wal.exists() else [])]
+        return "\n".join(f.read_bytes().decode("latin-1") for f in files)
+    tables = ("tickets", "diagnoses", "audit", "mirror_queue", "bus_outbox", "settings")
+    with store.transaction() as tx:
+        return "\n".join(
+            str(row) for name in tables for row in tx.conn.all(f"SELECT * FROM {name}")
+        )

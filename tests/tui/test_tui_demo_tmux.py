@@ -129,7 +129,7 @@ def test_demo_ticket_approve_and_clean_quit(tmp_path: Path) -> None:
         screen = wait_screen(
             tmux, lambda s: "open" in s and "bearing_wear" in s, "the first ticket", 90
         )
-        tickets = TicketStore(var / "controlroom.db").list()
+        tickets = TicketStore(var / "controlroom.db").tickets()
         assert tickets, "a ticket is on screen but not in the store"
         first = tickets[0]
         tmux.keys("a")

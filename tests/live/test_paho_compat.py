@@ -1,0 +1,65 @@
+"""paho-mqtt internals we rely on (engine/bus/paho_compat.py): an upgrade that moves one fails
+here, loudly, before it misbehaves in a service."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import paho.mqtt.client as mqtt
+
+from engine.bus import paho_compat
+from engine.bus.client import BusClient
+from engine.paths import ROOT
+from engine.schemas import AlertEvent
+
+
+def test_paho_is_the_pinned_version_with_every_internal_we_use():
+    pin = re.search(r'"paho-mqtt==([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert pin and pin.group(1) == paho_compat.PINNED_VERSION == paho_compat.PAHO_VERSION
+    assert paho_compat.missing_internals() == []
+
+
+def test_a_missing_internal_fails_loudly(monkeypatch):
+    monkeypatch.delattr(mqtt.Client, "_packet_read")
+    try:
+        paho_compat.check()
+    except paho_compat.PahoCompatError as exc:
+        assert "Client._packet_read" in str(exc) and paho_compat.PINNED_VERSION in str(exc)
+    else:
+        raise AssertionError("check() accepted a paho without _packet_read")
+
+
+def test_raw_topic_bytes_when_not_utf8():
+    msg = mqtt.MQTTMessage(0, b"alerts/\xff")
+    assert paho_compat.message_topic(msg) == b"alerts/\xff"
+    assert paho_compat.message_topic(mqtt.MQTTMessage(0, b"alerts/p1")) == "alerts/p1"
+
+
+def test_buffered_reads_bursts_and_acks_of_messages_sent_while_disconnected(make_broker, wait_for):
+    b = make_broker()
+    got: list[str] = []
+    sub = BusClient(b.url, f"compat-{uuid.uuid4().hex[:6]}", "compat")
+    sub.subscribe("alerts/+", lambda a: got.append(a.alert_id))
+    sub.start(wait=10)
+    assert sub._mqtt.buffered()
+    pub = BusClient(b.url, f"compatp-{uuid.uuid4().hex[:6]}", "compatp").start(wait=10)
+
+    def alert(n: int) -> AlertEvent:
+        return AlertEvent(alert_id=f"a{n}", asset="pump01", ts=n, onset_ts=n, severity="low",
+                          score=1.0, signals=["flow"], detector="t")  # fmt: skip
+
+    wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
+    for n in range(1, 2001):  # a burst: many packets per read
+        pub.publish(alert(n))
+    wait_for(lambda: "a2000" in got, timeout=30, what="burst delivered")
+    assert [x for x in got if x != "a0"] == [f"a{n}" for n in range(1, 2001)]
+
+    b.stop()
+    wait_for(lambda: not pub.connected, what="publisher notices the broker is gone")
+    info = pub.publish(alert(9999))  # queued by paho while disconnected
+    assert not paho_compat.delivered(info)
+    b.start()
+    wait_for(lambda: paho_compat.delivered(info), timeout=20, what="PUBACK after reconnect")
+    sub.stop()
+    pub.stop()
