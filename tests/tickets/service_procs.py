@@ -155,3 +155,16 @@ def wait_subscribed(svc: ServiceProc, watcher: Watcher, pub: Any, wait_for: Any)
 
     wait_for(service_hears, what=f"{svc.name} subscribed", interval=0.2)
     wait_for(watcher_hears, what="watcher subscribed", interval=0.2)
+
+
+def review_socket_client(var: Path) -> httpx.Client:
+    """HTTP on the review service's Unix socket: the service names this test process's login
+    as the operator (no token, nothing in the body)."""
+    from engine.auth.peer import ShortPath
+
+    short = ShortPath(var / "review.sock")
+    client = httpx.Client(
+        base_url="http://review", transport=httpx.HTTPTransport(uds=short.text), timeout=10.0
+    )
+    client._short_path = short  # type: ignore[attr-defined]  # keeps a long path's dir fd open
+    return client
