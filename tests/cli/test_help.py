@@ -118,7 +118,7 @@ HEAVY = ("numpy", "pydantic", "fastapi", "textual", "httpx", "yaml", "anthropic"
         (["brief", "--help"], ["factory"]),
         (["up", "--help"], ["live"]),
     ],
-    ids=lambda v: " ".join(v) if v and isinstance(v[0], str) and v[0].startswith("-") else None,
+    ids=lambda v: " ".join(v) or "-",
 )
 def test_help_imports_no_heavy_library_and_only_its_own_area(
     argv: list[str], areas: list[str], tmp_path: Path

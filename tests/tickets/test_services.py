@@ -19,11 +19,11 @@ import httpx
 import pytest
 from fake_github import FakeGitHub
 from service_procs import ServiceProc, Watcher, review_socket_client, service_env, wait_subscribed
-from tickets_data import report
+from tickets_data import alert, report
 
 from engine.auth.tokens import TokenRegistry
 from engine.cli import main as cli
-from engine.schemas import AlertEvent, Feedback
+from engine.schemas import Feedback
 from engine.tickets.store import TicketStore
 
 
@@ -55,17 +55,7 @@ def test_diagnosis_to_ticket_to_review(make_broker, bus_client, wait_for, var, c
         watcher = Watcher(bus_client(broker.url, "watch"))
         pub = bus_client(broker.url, "pub")
         wait_subscribed(ticket_svc, watcher, pub, wait_for)
-        alert = AlertEvent(
-            alert_id="A-1",
-            asset="pump01",
-            ts=3500.0,
-            onset_ts=3500.0,
-            severity="medium",
-            score=6.0,
-            signals=["vibration"],
-            detector="robust_z",
-        )
-        pub.publish(alert)
+        pub.publish(alert(alert_id="A-1"))
         first = report(alert_id="A-1", stage="provisional")
         pub.publish(first)
         pub.publish(first.model_copy(update={"wall_time": time.time()}))  # a replay
@@ -192,6 +182,7 @@ def test_diagnosis_to_ticket_to_review(make_broker, bus_client, wait_for, var, c
             "kept": 0,
             "attached": 0,
             "noted": 0,
+            "suppressed": 0,
             "duplicate": 1,
         }
         assert health["alert_to_ticket"]["n"] == 1  # the first ticket of each alert only

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shlex
 import shutil
 import socket
@@ -128,7 +129,10 @@ def test_demo_ticket_approve_and_clean_quit(tmp_path: Path) -> None:
     try:
         screen = wait_screen(tmux, lambda s: "CONTROL ROOM" in s, "the TUI", 60)
         screen = wait_screen(
-            tmux, lambda s: "open" in s and "bearing_wear" in s, "the first ticket", 90
+            tmux,
+            lambda s: re.search(r"open +(LOW|MED|HIGH|CRIT) +pump01 +bearing_wear", s),
+            "the first ticket's row",
+            90,
         )
         tickets = TicketStore(var / "controlroom.db").tickets()
         assert tickets, "a ticket is on screen but not in the store"

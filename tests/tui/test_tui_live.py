@@ -328,7 +328,7 @@ async def test_screens_help_and_palette(stack: Stack) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
-        for key in ("Approve", "Edit", "Close", "Filter", "Pause", "Truth"):
+        for key in ("Approve", "Edit", "Close", "Filter", "Pause", "Span"):
             assert key in text
         await pilot.press("escape")
         assert isinstance(app.screen, PlantScreen)
@@ -362,7 +362,7 @@ async def test_scenario_control(stack: Stack) -> None:
         await until(pilot, lambda: (app.scenario_status or {}).get("running"), "the start")
         assert (app.scenario_status or {}).get("speed") == 5
         await until(
-            pilot, lambda: app.feed.asset_view("pump01").history, "telemetry from the simulator"
+            pilot, lambda: app.feed.asset_view("pump01").values, "telemetry from the simulator"
         )
         await until(
             pilot,
