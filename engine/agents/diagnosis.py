@@ -102,11 +102,6 @@ _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _CLOSED_KEPT = 64
 
 
-def _revision(a: AlertEvent) -> int:
-    """``AlertEvent.revision`` (contract C1); 0 from a monitor that predates it."""
-    return int(getattr(a, "revision", 0))
-
-
 def _max_severity(a: Severity, b: Severity | None) -> Severity:
     return a if b is None or _RANK[a] >= _RANK[b] else b
 
@@ -213,7 +208,7 @@ class DiagnosisAgent:
 
     def _alert(self, a: AlertEvent) -> list[DiagnosisReport]:
         st = self._asset(a.asset)
-        rev = _revision(a)
+        rev = a.revision
         tr = st.alerts.get(a.alert_id)
         if a.status == "active":
             if tr is None:
@@ -229,8 +224,7 @@ class DiagnosisAgent:
             st.closed.popitem(last=False)
         if tr.pending is None:
             return []
-        tr.alert = a if rev >= tr.revision else tr.alert
-        out = self._final(st, tr, max(a.ts, st.history.last_ts))
+        out = self._final(st, tr, max(a.ts, st.history.last_ts))  # judged on its last active
         self._mark_busy(a.asset, st)
         return out
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -51,6 +52,8 @@ def configure_console(level: str = "info") -> None:
 class Service:
     name: ClassVar[str] = "service"
     title: ClassVar[str] = "Control Room service"
+    http_protocol: ClassVar[Any] = "auto"
+    """uvicorn's HTTP protocol: a class extends it (the review service reads peer credentials)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -88,6 +91,10 @@ class Service:
 
     def health_extras(self) -> dict[str, Any]:
         return {}
+
+    def listeners(self) -> list[socket.socket] | None:
+        """Sockets to serve on, bound here; None: uvicorn binds ``host:port`` itself."""
+        return None
 
     # ---------------------------------------------------------------- common
 
@@ -174,8 +181,14 @@ class Service:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            http=self.http_protocol,
         )
         self._server = uvicorn.Server(config)
+        try:
+            sockets = self.listeners()
+        except OSError as exc:
+            print(f"controlroom serve {self.name}: {exc}", file=sys.stderr)
+            return 1
         self._watch_parent()
         log.info(
             "%s listening on http://%s:%d (broker %s)",
@@ -184,7 +197,7 @@ class Service:
             port,
             redact_url(self.broker_url),
         )
-        self._server.run()
+        self._server.run(sockets=sockets)
         return 0 if self._server.started else 1
 
     def _watch_parent(self) -> None:

@@ -3,8 +3,9 @@
 
 It subscribes to telemetry too, because a diagnosis needs the history around an alert; the
 agent may hold an alert until enough history after it has arrived. A restarted replica receives
-the alerts it missed (QoS 1, persistent session) but not the telemetry, so its first diagnoses
-may rest on a shorter history."""
+the alerts it missed (QoS 1, persistent session) but not the telemetry: without the agent's saved
+state (``DiagnosisAgent.export_state`` / ``restore_state``) it defers those alerts until it has
+history again and never reports a cause it cannot support."""
 
 from __future__ import annotations
 
@@ -71,4 +72,7 @@ class DiagnosisService(AgentService):
         rules = getattr(self.agent, "rules", None)
         if rules is not None:
             extras["rules_loaded"] = len(rules)
+        stats = getattr(self.agent, "stats", None)
+        if stats is not None:  # deferred for lack of history, dropped at the bounds
+            extras["agent"] = dict(stats)
         return extras

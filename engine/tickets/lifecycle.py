@@ -85,6 +85,8 @@ class Outcome(StrEnum):
     """The episode's ticket is closed: the report is recorded on it; it is not reopened."""
     NOTED = "noted"
     """Recorded, nothing to change (a provisional repeat, an update that raised nothing)."""
+    SUPPRESSED = "suppressed"
+    """Its alarm is shelved or out of service (contract C6): recorded, no ticket."""
     DUPLICATE = "duplicate"
     """This diagnosis id was recorded before: nothing at all happened."""
     APPROVED = "approved"
@@ -98,7 +100,12 @@ class Outcome(StrEnum):
     @property
     def changed(self) -> bool:
         """Some ticket changed (and is announced on the bus)."""
-        return self not in (Outcome.NOTED, Outcome.DUPLICATE, Outcome.UNCHANGED)
+        return self not in (
+            Outcome.NOTED,
+            Outcome.DUPLICATE,
+            Outcome.UNCHANGED,
+            Outcome.SUPPRESSED,
+        )
 
     @property
     def first_for_alert(self) -> bool:
@@ -171,6 +178,8 @@ class Decision:
     entries: tuple[Entry, ...] = ()
     changes: Mapping[str, str] = field(default_factory=dict)
     """For an edit: field -> new value as text."""
+    reason: str | None = None
+    """For a suppressed diagnosis: why (the alarm's shelve, the asset out of service)."""
 
 
 # ---- commands -----------------------------------------------------------------------------------
@@ -332,12 +341,19 @@ def record(
     tracked: Stored | None,
     new_id: Callable[[], str],
     now: datetime,
+    suppressed: str | None = None,
 ) -> Decision:
     """Where a diagnosis goes. ``episode``: the ticket that already holds its alert (on the same
     asset), if any; ``tracked``: the open ticket of the report's asset and cause, if any;
-    ``new_id``: the id for a new ticket (called only when one is created)."""
+    ``new_id``: the id for a new ticket (called only when one is created); ``suppressed``: why
+    the report's alarm must not open a ticket (shelved, out of service), if it must not.
+
+    Suppression counts only for an alert that has no ticket yet: a ticket already open for the
+    episode goes on following it (shelving silences an alarm, it does not cancel work)."""
     notes: tuple[Saved, ...] = ()
     entries: tuple[Entry, ...] = ()
+    if episode is None and suppressed is not None:
+        return Decision(Outcome.SUPPRESSED, "", reason=suppressed)
     if episode is not None:
         decided = _within_episode(report, episode, tracked, now)
         if isinstance(decided, Decision):

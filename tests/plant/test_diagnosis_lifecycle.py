@@ -21,17 +21,10 @@ from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Telemetry
 RULES = load_rules()
 
 
-class _Revised(AlertEvent):
-    """An alert revision as contract C1 publishes it (until ``revision`` is in the schema)."""
-
-    revision: int = 0
-
-
 def revise(a: AlertEvent, revision: int, severity: str, ts: float, **kw: Any) -> AlertEvent:
-    data = a.model_dump() | {"severity": severity, "ts": ts, **kw}
-    data["revision"] = revision
-    cls = AlertEvent if "revision" in AlertEvent.model_fields else _Revised
-    return cls.model_validate(data)
+    """A later revision of alert ``a``, as contract C1 publishes it."""
+    data = a.model_dump() | {"severity": severity, "ts": ts, "revision": revision, **kw}
+    return AlertEvent.model_validate(data)
 
 
 def inputs(run) -> list[PlantMessage]:
@@ -291,3 +284,11 @@ def test_steady_running_scalar_and_array_agree() -> None:
                 one[j].update(float(speeds[t, j]))
             assert settled[j] == one[j].settled and many.steady_for[j] == one[j].steady_for
     assert many.steady_for.max() > 30  # some settled, some ramps seen
+    # One reference speed per pump (a monitor that learns each pump's own): same rule.
+    rated = np.array([2950.0, 1475.0])
+    per = SteadyRunningArray(2, rated_rpm=rated)
+    each = [SteadyRunning(rated_rpm=2950.0), SteadyRunning(rated_rpm=1475.0)]
+    for v in (0.0, 600.0, 1200.0, 1400.0, 1410.0, 1420.0):
+        got = per.update(np.array([v, v]))
+        assert list(got) == [s.update(v) for s in each]
+        assert list(per.running) == [s.running for s in each]

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pg_server import PostgresServer, pg_bin_dir
 from service_procs import ServiceProc, Watcher, service_env, wait_subscribed
 from tickets_data import report
 
@@ -121,12 +123,12 @@ def test_a_store_held_by_another_process_loses_nothing(
             for r in waiting:
                 pub.publish(r)
             reason = wait_for(lambda: degraded(svc, "busy"), what="/health degraded (busy)")
-            assert "cannot write" in reason and "waiting" in reason
+            assert "cannot write" in reason and "a diagnosis waits" in reason
             assert store.counts()["diagnoses"] == 1, "reads go on; nothing written"
             hold = 10 * float(BUSY_S)
             wait_for(lambda: time.monotonic() - held_at > hold, timeout=hold + 5, what="hold")
             assert degraded(svc, "busy"), "still waiting, not given up"
-        wait_for(lambda: store.counts()["diagnoses"] == 6, what="all six stored")
+        wait_for(lambda: store.counts()["diagnoses"] == 6, timeout=20, what="all six stored")
         assert stored_ids(store) == sorted(r.diagnosis_id for r in [first, *waiting])
         wait_for(lambda: healthy(svc), what="/health ok again")
         assert svc.health()["counters"]["dead_letters"] == 0
@@ -210,6 +212,63 @@ def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path) 
         finally:
             svc.stop()
             store.close_db()
+
+
+def test_a_full_disk_under_postgresql_loses_nothing(
+    make_broker, bus_client, wait_for, tmp_path
+) -> None:
+    """The PostgreSQL server's data directory on a 64 MB tmpfs, filled to the last byte: the
+    server refuses writes or stops (a WAL write that fails is a PANIC); every diagnosis waits.
+    Space freed and the server started again (what its administrator does): all stored, once."""
+    bin_dir = pg_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
+    # Not under tmp_path: the server runs as nobody when we are root, and pytest's tmp root is
+    # private (0700).
+    mount_point = Path(tempfile.mkdtemp(prefix="controlroom-pgdisk-"))
+    with small_tmpfs(mount_point, size="64m") as disk:
+        server = PostgresServer(bin_dir, root=disk).start()
+        url = server.new_schema()
+        TicketStore(url).close_db()
+        broker = make_broker()
+        env = service_env(
+            tmp_path / "var", broker.url, CONTROLROOM_DB=url, CONTROLROOM_DB_BUSY_TIMEOUT_S=BUSY_S
+        )
+        svc = ServiceProc("ticket", env).start()
+        pub = bus_client(broker.url, "pub")
+        watcher = Watcher(bus_client(broker.url, "watch"))
+        published = []
+        try:
+            wait_subscribed(svc, watcher, pub, wait_for)
+            fill(disk / "filler")
+
+            def publish_until_degraded() -> str | None:
+                r = report(asset=f"pump{len(published) % 7:02d}", summary="x" * 400)
+                published.append(r)
+                pub.publish(r)
+                return next(
+                    (d for f in ("full", "unavailable", "io") if (d := degraded(svc, f))), None
+                )
+
+            wait_for(
+                publish_until_degraded, timeout=60, interval=0.2, what="/health degraded (full)"
+            )
+            (disk / "filler").unlink()
+            if not server.running():
+                server.start()
+            store = TicketStore(url)
+            wait_for(
+                lambda: store.counts()["diagnoses"] == len(published),
+                timeout=30,
+                what=f"all {len(published)} diagnoses stored",
+            )
+            assert stored_ids(store) == sorted(r.diagnosis_id for r in published)
+            wait_for(lambda: healthy(svc), what="/health ok again")
+            store.close_db()
+        finally:
+            svc.stop()
+            server.cleanup()
+    mount_point.rmdir()
 
 
 # ---- the file is corrupt ---------------------------------------------------------------------
@@ -324,3 +383,32 @@ def test_two_ticket_services_sharing_postgresql_double_nothing(
         for s in svcs:
             s.stop()
         store.close_db()
+
+
+def test_a_service_stopped_while_the_store_is_held_loses_nothing(
+    make_broker, bus_client, wait_for, var
+) -> None:
+    """Stopped (SIGTERM) with diagnoses still waiting for the store: they are not acknowledged,
+    so the broker delivers them again to the restarted service."""
+    db = var / "controlroom.db"
+    TicketStore(db).close_db()
+    broker = make_broker("mosquitto")
+    env = service_env(var, broker.url, CONTROLROOM_DB_BUSY_TIMEOUT_S=BUSY_S)
+    svc = ServiceProc("ticket", env).start()
+    pub = bus_client(broker.url, "pub")
+    watcher = Watcher(bus_client(broker.url, "watch"))
+    waiting = [report(asset=f"pump0{i}") for i in range(1, 4)]
+    try:
+        wait_subscribed(svc, watcher, pub, wait_for)
+        with lock_held(db):
+            for r in waiting:
+                pub.publish(r)
+            wait_for(lambda: degraded(svc, "busy"), what="/health degraded (busy)")
+            svc.stop()
+        svc.start()
+        store = TicketStore(db)
+        wait_for(lambda: store.counts()["diagnoses"] == 3, timeout=20, what="all three stored")
+        assert stored_ids(store) == sorted(r.diagnosis_id for r in waiting)
+        store.close_db()
+    finally:
+        svc.stop()
