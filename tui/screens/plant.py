@@ -21,6 +21,7 @@ from engine.schemas import Ticket
 from tui.access import control
 from tui.api import ApiError
 from tui.feed import PlantFeed, Versions
+from tui.forecast import Forecast, Hint, forecast
 from tui.format import CLOSE_REASON_LABEL
 from tui.messages import AssetRequested
 from tui.safe import clean, set_border_title
@@ -81,6 +82,8 @@ class PlantScreen(Screen[None]):
         self._drawn_layout: tuple[Any, ...] = ()
         self._detail_key: tuple[str | None, int] = (None, 0)
         self._last_age = 0.0
+        self._forecast: Forecast | None = None
+        self._forecast_key: tuple[Any, Any] = (None, None)
 
     # ---------------------------------------------------------------- layout
 
@@ -168,11 +171,44 @@ class PlantScreen(Screen[None]):
                 view.truth if view is not None else None,
                 self.truth,
                 pending_speed=self.pending_speed,
+                hint=self._hint(app.scenario_status, sim_time),
             )
         self._drawn = versions
         self._drawn_status = status
         self._drawn_layout = layout
         app.redraws += 1
+
+    def _hint(self, status: dict[str, Any] | None, sim_time: float | None) -> Hint | None:
+        """What the running scenario is about to show (computed by replay: tui/forecast.py)."""
+        if not status or not status.get("running") or not control(self).settings.connect:
+            return None  # (an unconnected app draws only what it is fed: no replay of its own)
+        seeds = status.get("seeds") or [None]
+        key = (status.get("name"), seeds[0])
+        if key != self._forecast_key:
+            self._forecast_key = key
+            self._forecast = None
+            if isinstance(key[0], str) and "," not in key[0]:
+                self.compute_forecast(key[0], seeds[0])
+        forecast = self._forecast
+        speed = status.get("speed")
+        if forecast is None or not isinstance(speed, int | float):
+            return None
+        now = sim_time if sim_time is not None else float(status.get("sim_time") or 0.0)
+        hint = forecast.hint(now, float(speed))
+        assets = status.get("assets") or []
+        if hint and len(assets) > 1:
+            hint = Hint(f"{assets[0]}: {hint.long}", f"{assets[0]}: {hint.short}")
+        return hint
+
+    @work(thread=True, exclusive=True, group="forecast")
+    def compute_forecast(self, name: str, seed: int | None) -> None:
+        result = forecast(name, seed)
+        self.app.call_from_thread(self._forecast_ready, (name, seed), result)
+
+    def _forecast_ready(self, key: tuple[Any, Any], result: Forecast | None) -> None:
+        if key == self._forecast_key:
+            self._forecast = result
+            self.redraw(force=True)
 
     def _draw_assets(self, feed: PlantFeed) -> None:
         assets = feed.assets()
