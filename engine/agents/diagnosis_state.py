@@ -177,4 +177,5 @@ def restore_asset_history(
     if s.history is not None:
         for ts, row in zip(s.history.ts, s.history.rows, strict=True):
             hist.push(ts, row)
+        h.since = s.history.ts[0] if s.history.ts else None
     return h
