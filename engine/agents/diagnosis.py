@@ -184,6 +184,15 @@ class DiagnosisAgent:
                 out.append(self._decide(st, st.pending.pop(aid), st.last_ts, final=True))
         return [r for r in out if r is not None]
 
+    def forget(self, asset: str) -> list[DiagnosisReport]:
+        """Drop an asset's state (a service evicts long-silent assets to bound its memory),
+        deciding its pending alerts first: nothing waiting is silently dropped."""
+        st = self._assets.pop(asset, None)
+        if st is None:
+            return []
+        out = [self._decide(st, p, st.last_ts, final=True) for p in st.pending.values()]
+        return [r for r in out if r is not None]
+
     def _alert(self, a: AlertEvent) -> list[DiagnosisReport]:
         st = self._assets.get(a.asset)
         if st is None:

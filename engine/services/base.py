@@ -1,15 +1,18 @@
 """The runtime every plant service shares: bus client, HTTP app with ``/health``, JSONL log,
 start and stop.
 
-A service subclasses ``Service``, sets ``name``, and overrides the hooks it needs:
+A service is built explicitly: its class extends ``__init__`` (call ``super().__init__`` first,
+then subscribe and add routes on ``self.app``) and overrides the typed hooks it needs:
 
-- ``setup()``: subscribe to topics and add HTTP routes (``self.app``), before the bus connects;
 - ``on_start()`` / ``on_stop()``: start and stop its own work (threads, stores);
-- ``health_extras()``: what ``/health`` should show beyond the common fields.
+- ``health_extras()``: its own fields of ``/health``, validated by ``health_model`` (one of
+  ``engine.http_schemas.HEALTH_MODELS``: the exact body, no key left undocumented);
+- ``problems()``: reasons it is not fine (``/health`` then says "degraded", with a 503).
 
-``Service.run()`` serves HTTP with uvicorn in the calling (main) thread until SIGINT/SIGTERM;
-uvicorn's graceful shutdown runs ``on_stop`` and then drains the bus (handled messages are
-acknowledged, QoS 1 publishes flushed) before the process exits.
+``engine.services.registry`` maps each service name to a function that builds it, with its
+pure agent passed in. ``Service.run()`` serves HTTP with uvicorn in the calling (main) thread
+until SIGINT/SIGTERM; uvicorn's graceful shutdown runs ``on_stop`` and then drains the bus
+(handled messages are acknowledged, QoS 1 publishes flushed) before the process exits.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from fastapi.responses import JSONResponse
 
 from engine.bus.broker import DEFAULT_URL, port_is_free, redact_url
 from engine.bus.client import BusClient, TlsOptions
+from engine.http_schemas import Health
 from engine.paths import var_dir
+from engine.services.http_limits import BodyLimitMiddleware, BodyLimitStats
 from engine.services.jsonl_log import JsonlLog
 from engine.services.settings import Settings, port_env
 
@@ -51,14 +56,14 @@ def configure_console(level: str = "info") -> None:
 class Service:
     name: ClassVar[str] = "service"
     title: ClassVar[str] = "Control Room service"
+    health_model: ClassVar[type[Health]] = Health
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.instance = settings.instance
         self.started_at = time.time()
         self.broker_url = settings.broker_url or DEFAULT_URL
-        logs = var_dir() / "logs"
-        self.log = JsonlLog(logs / f"{self.instance}.jsonl", self.instance)
+        self.log = JsonlLog(var_dir() / "logs" / f"{self.instance}.jsonl", self.instance)
         shard = settings.shard
         self.bus = BusClient(
             self.broker_url,
@@ -69,16 +74,16 @@ class Service:
             ),
             accept=shard.owns if shard.count > 1 else None,
             on_event=self._bus_event,
+            identity=self.name,
+            deadletter_max_bytes=settings.deadletter_max_bytes,
         )
         self.app = FastAPI(title=f"{self.title} ({self.instance})", lifespan=self._lifespan)
+        self.http_limits = BodyLimitStats(max_bytes=settings.max_body_bytes)
+        self.app.add_middleware(BodyLimitMiddleware, stats=self.http_limits)
         self.app.add_api_route("/health", self._health_endpoint, methods=["GET"])
         self._server: Any = None
-        self.setup()
 
     # ---------------------------------------------------------------- hooks
-
-    def setup(self) -> None:
-        """Subscribe and add routes (called once from ``__init__``)."""
 
     def on_start(self) -> None:
         """Start the service's own work (the bus is already connecting)."""
@@ -86,21 +91,45 @@ class Service:
     def on_stop(self) -> None:
         """Stop the service's own work, before the bus drains and disconnects."""
 
-    def health_extras(self) -> dict[str, Any]:
+    def health_extras(self) -> dict[str, object]:
+        """This service's own /health fields (``health_model`` says which)."""
         return {}
+
+    def problems(self) -> list[str]:
+        """Why the service is not fine right now (empty: it is)."""
+        reasons = []
+        if not self.bus.connected:
+            reasons.append(f"broker not connected{_because(self.bus.last_error)}")
+        elif not self.bus.subscribed:
+            reasons.append("subscriptions not yet acknowledged by the broker")
+        retrying = self.bus.retrying
+        if retrying is not None:
+            reasons.append(
+                f"a message on {retrying.topic} is not durable yet "
+                f"({retrying.attempts} attempts): {retrying.error}"
+            )
+        if self.bus.deadletters.stats.write_errors:
+            reasons.append(f"dead letters cannot be written to {self.bus.deadletters.path}")
+        return reasons
 
     # ---------------------------------------------------------------- common
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Health:
         counters = self.bus.counters.snapshot()
-        return {
+        dl = self.bus.deadletters
+        retrying = self.bus.retrying
+        reasons = self.problems()
+        body: dict[str, object] = {
             "service": self.name,
             "instance": self.instance,
-            "status": "ok" if self.bus.ready else "degraded",
+            "status": "degraded" if reasons else "ok",
+            "reasons": reasons,
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started_at, 3),
+            "restarts": self.settings.restarts,
             "broker": {
                 "url": redact_url(self.broker_url),
+                "identity": self.bus.username,
                 "connected": self.bus.connected,
                 "subscribed": self.bus.subscribed,
                 "error": self.bus.last_error,
@@ -111,12 +140,22 @@ class Service:
             "queue_depth": self.bus.queue_depth,
             "dead_letters": counters["dead_letters"],
             "counters": counters,
+            "deadletter": {
+                "file": str(dl.path),
+                "max_bytes": dl.max_bytes,
+                **vars(dl.stats),
+            },
+            "retrying": vars(retrying) if retrying is not None else None,
+            "http": vars(self.http_limits),
             **self.health_extras(),
         }
+        return self.health_model.model_validate(body)
 
     def _health_endpoint(self) -> JSONResponse:
         body = self.health()
-        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+        return JSONResponse(
+            body.model_dump(mode="json"), status_code=200 if body.status == "ok" else 503
+        )
 
     def _bus_event(self, event: str, fields: dict[str, Any]) -> None:
         self.log.event(event, echo=event != "dead_letter", **fields)
@@ -136,7 +175,9 @@ class Service:
             pid=os.getpid(),
             port=self.settings.port,
             broker=redact_url(self.broker_url),
+            identity=self.bus.username,
             shard=str(self.settings.shard),
+            restarts=self.settings.restarts,
         )
         self.bus.start()
         self.on_start()
@@ -178,11 +219,12 @@ class Service:
         self._server = uvicorn.Server(config)
         self._watch_parent()
         log.info(
-            "%s listening on http://%s:%d (broker %s)",
+            "%s listening on http://%s:%d (broker %s as %s)",
             self.instance,
             host,
             port,
             redact_url(self.broker_url),
+            self.bus.username or "anonymous",
         )
         self._server.run()
         return 0 if self._server.started else 1
@@ -200,3 +242,7 @@ class Service:
             self.request_exit()
 
         threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _because(error: str | None) -> str:
+    return f": {error}" if error else ""

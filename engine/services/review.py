@@ -33,9 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents.feedback import FalsePositiveLog, adjust_tuning, feedback_for
 from engine.agents.tuning import Tuning, load_tuning, save_tuning
+from engine.http_schemas import ReviewHealth
 from engine.paths import var_dir
 from engine.schemas import CloseReason, Feedback, PlantMessage, Severity, Ticket
 from engine.services.base import Service
+from engine.services.settings import Settings
 from engine.services.ticket import store_path
 from engine.tickets.outbox import OutboxPublisher
 from engine.tickets.store import (
@@ -97,8 +99,10 @@ def _sha(data: bytes) -> str:
 class ReviewService(Service):
     name: ClassVar[str] = "review"
     title: ClassVar[str] = "Agent D — review"
+    health_model = ReviewHealth
 
-    def setup(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         self.store = TicketStore(store_path(self.settings.env))
         self.fp_log = FalsePositiveLog(false_positive_log_path())
         self.tuning_file = tuning_path()

@@ -29,10 +29,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from engine.http_schemas import TicketHealth
 from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket, topic_for
 from engine.services.agent_service import LatencyWindow
 from engine.services.base import Service
+from engine.services.settings import Settings
 from engine.tickets.connectors import TicketConnector
 from engine.tickets.github import GitHubIssuesConnector
 from engine.tickets.mirror import Mirror
@@ -76,8 +78,10 @@ def mirror_connector(env: Mapping[str, str]) -> TicketConnector | None:
 class TicketService(Service):
     name: ClassVar[str] = "ticket"
     title: ClassVar[str] = "Agent C — tickets"
+    health_model = TicketHealth
 
-    def setup(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         env = self.settings.env
         connector = mirror_connector(env)  # first: a configuration error leaves nothing behind
         self.store = TicketStore(store_path(env))
