@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.factory import load_factory, run_pipeline
 from engine.factory.metrics import compute_metrics
-from engine.factory.models import BASELINE_SPEC, FactoryConfig, ScenarioSpec
+from engine.factory.models import FactoryConfig
+from engine.factory.scenario import BASELINE_SPEC, ScenarioSpec
 from engine.factory.scheduler import check_result, simulate
 
 SIZES = [(10, 5, 5), (100, 10, 5), (300, 25, 5), (1000, 50, 5)]

@@ -23,14 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.agent_files import save_tuning
 from engine.agents.feedback import adjust_tuning, feedback_for
 from engine.agents.monitor import MonitorConfig
-from engine.agents.tuning import save_tuning
 from engine.evaluation.metrics import EvalMetrics, aggregate
 from engine.evaluation.replay import replay
 from engine.evaluation.scoring import RunScore, StreamScorer
 from engine.plant.suite import generate_suite
-from engine.schemas import DiagnosisReport, Tuning
+from engine.schemas import DiagnosisReport, Tuning, utc_now
 from engine.tickets.store import TicketStore
 
 
@@ -64,7 +64,7 @@ def learn(runs: list[RunScore], diagnoses: dict[str, DiagnosisReport], db: Path)
                 continue
             with store.transaction() as tx:
                 ticket = tx.close(rec.ticket.ticket_id, "bench", "false_positive", "offline loop")
-            tuning, _ = adjust_tuning(tuning, feedback_for("close", ticket, "bench"))
+            tuning, _ = adjust_tuning(tuning, feedback_for("close", ticket, "bench", at=utc_now()))
             closed += 1
     store.close_db()
     print(f"closed {closed} false-alarm tickets as false_positive")

@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine.plant.signals import PLAUSIBLE
 
 # --------------------------------------------------------------------------------------------
 # Vocabulary
@@ -58,6 +60,11 @@ SignalName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 Unit01 = Annotated[float, Field(ge=0.0, le=1.0)]
 ShortText = Annotated[str, Field(max_length=500)]
 LongText = Annotated[str, Field(max_length=20_000)]
+
+MAX_ABS_VALUE = 1e12
+"""No signal of any stream may exceed this magnitude (contract C4): beyond it a value is not a
+measurement, and summing it into a window would poison every statistic after it."""
+SignalValue = Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 """Anything larger on the bus is rejected before JSON parsing (an oversize message is an error,
@@ -122,10 +129,23 @@ class Telemetry(WireModel):
     asset: AssetId
     seq: int = Field(ge=0)
     ts: float = Field(ge=0.0)
-    signals: dict[SignalName, float] = Field(min_length=1, max_length=256)
+    signals: dict[SignalName, SignalValue] = Field(min_length=1, max_length=256)
     scenario: str | None = Field(default=None, max_length=128)
     truth: Truth | None = None
     wall_time: float | None = None
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Telemetry:
+        """A pump's instrument reading outside what the transmitter can report is rejected with
+        the message (per-signal plausible ranges in ``engine.plant.signals``, contract C4)."""
+        for name, value in self.signals.items():
+            bounds = PLAUSIBLE.get(name)
+            if bounds is not None and not bounds[0] <= value <= bounds[1]:
+                raise ValueError(
+                    f"signals.{name}: {value!r} outside its plausible range "
+                    f"{bounds[0]:g}..{bounds[1]:g}"
+                )
+        return self
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,17 +179,26 @@ class SignalEvidence(WireModel):
     windows: list[WindowStats] = Field(default_factory=list)
 
 
+ClearReason = Literal["normal", "new_run"]
+
+
 class AlertEvent(WireModel):
-    """One anomaly *episode*: published once when it becomes active and once when it clears
-    (same ``alert_id``), never once per tick."""
+    """One anomaly *episode* (contract C1): published when it becomes active (``revision`` 0),
+    again, same ``alert_id``, each time its severity rises (revision +1), and once when it
+    clears (the last revision). Consumers keep the highest revision per ``alert_id`` and ignore
+    older or repeated ones; never once per tick."""
 
     alert_id: str = Field(min_length=1, max_length=128)
     asset: AssetId
+    revision: int = Field(default=0, ge=0)
     status: Literal["active", "cleared"] = "active"
     ts: float = Field(ge=0.0)
     onset_ts: float = Field(ge=0.0)
     """Simulated time the episode began (first tick over threshold)."""
     cleared_ts: float | None = None
+    clear_reason: ClearReason | None = None
+    """Why a cleared episode ended: the data came back to normal, or the asset started a new run
+    (its simulated clock went back or its scenario changed), which ends every open episode."""
     severity: Severity
     score: float
     signals: list[SignalName] = Field(min_length=1)
@@ -193,14 +222,18 @@ class DiagnosisReport(WireModel):
     """A root cause for one alert. Each alert gets a ``provisional`` report at once, from the
     history up to the alert, so a work order exists within milliseconds; then one ``final``
     report when the evidence after the onset has settled the cause (1-15 simulated minutes
-    later). The final one may name another cause: it revises the same episode's ticket."""
+    later). The final one may name another cause: it revises the same episode's ticket.
+    An ``update`` report (contract C2) follows an escalation of the alert: same alert, the cause
+    already reported, the new severity; it changes the ticket's severity and priority only."""
 
     diagnosis_id: str = Field(min_length=1, max_length=128)
     alert_id: str = Field(min_length=1, max_length=128)
     asset: AssetId
     ts: float = Field(ge=0.0)
     onset_ts: float = Field(ge=0.0)
-    stage: Literal["provisional", "final"] = "final"
+    stage: Literal["provisional", "final", "update"] = "final"
+    """``update`` (contract C2): the alert escalated; same cause as the last report for it, the
+    new severity. It changes a ticket's severity and priority only, never its cause."""
     root_cause: RootCause
     confidence: Unit01
     category: Category = "unknown"

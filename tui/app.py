@@ -25,29 +25,37 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
 from engine.operator import operator_name
+from tui.alarms import AlarmStates
 from tui.api import ApiError, ControlRoomApi
 from tui.feed import PlantFeed
+from tui.messages import AssetRequested
 from tui.screens.factory import FactoryScreen
+from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen, Section
 from tui.screens.plant import PlantScreen
 from tui.settings import UiSettings
 from tui.status import HealthState, RateMeter, ServiceState, broker_of, service_state
 
 STATUS_POLL_S = 1.0
+TICKET_FETCH_LIMIT = 1000
+"""The review API's page size for ``GET /tickets`` (a shorter answer is the whole store)."""
 TICKET_REFETCH_S = 15.0
+TICKET_HINT_S = 0.25
+"""How often ticket ids named on the bus are fetched from the store (at most 20 per round)."""
 BUS_TOPICS = ("telemetry/+", "alerts/+", "diagnosis/+", "tickets/+", "feedback/+")
 
 
 class ControlRoomApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "Control Room"
-    MODES = {"plant": PlantScreen, "factory": FactoryScreen}  # noqa: RUF012
+    MODES = {"plant": PlantScreen, "factory": FactoryScreen, "fleet": FleetScreen}  # noqa: RUF012
     DEFAULT_MODE = "plant"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # noqa: RUF012
     BINDINGS = [  # noqa: RUF012
         Binding("1", "show_screen('plant')", "Plant", show=False, id="app.plant"),
         Binding("2", "show_screen('factory')", "Factory", show=False, id="app.factory"),
+        Binding("3", "show_screen('fleet')", "Fleet", show=False, id="app.fleet"),
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
@@ -71,6 +79,11 @@ class ControlRoomApp(App[None]):
         self.scenario_status: dict[str, Any] | None = None
         self.redraws = 0
         """Screen redraws that changed something (the load benchmark reports the rate)."""
+        self.span = 0
+        """Index into ``tui.trend.SPANS``: the history span sparklines and trends show (w)."""
+        self.alarm_states = AlarmStates()
+        self.requested_asset: str | None = None
+        """An asset the fleet screen drilled into, for the plant screen to show."""
         self.bus: Any = None
         self._rate = RateMeter()
         self._telemetry_rate = RateMeter()
@@ -91,6 +104,7 @@ class ControlRoomApp(App[None]):
         self.poll_status()
         self.set_interval(STATUS_POLL_S, self.poll_status)
         self.set_interval(TICKET_REFETCH_S, self.fetch_tickets)
+        self.set_interval(TICKET_HINT_S, self.fetch_hinted_tickets)
 
     async def on_unmount(self) -> None:
         if self.bus is not None:
@@ -152,11 +166,38 @@ class ControlRoomApp(App[None]):
     # ---------------------------------------------------------------- HTTP polling
 
     @work(group="tickets", exclusive=True)
-    async def fetch_tickets(self) -> None:
+    async def fetch_tickets(self) -> int | None:
+        """Every ticket from the store; returns how many (None if the review API failed)."""
+        mark = self.feed.ticket_mark()
         try:
-            self.feed.put_tickets(await self.api.tickets())
+            tickets = await self.api.tickets()
         except ApiError as exc:  # the status bar already shows the review service as down
             self.log.warning(f"ticket fetch failed: {exc.detail}")
+            return None
+        complete = len(tickets) < TICKET_FETCH_LIMIT
+        self.feed.put_tickets(tickets, complete_since=mark if complete else None)
+        return len(tickets)
+
+    @work(group="ticket-hints", exclusive=True)
+    async def fetch_hinted_tickets(self) -> None:
+        """Tickets the bus says changed, fetched from the store: a ``tickets/{asset}`` message
+        is a hint, never the state shown (anyone on the broker could forge one)."""
+        for ticket_id in self.feed.take_ticket_hints():
+            try:
+                self.feed.put_tickets([await self.api.ticket(ticket_id)])
+            except ApiError as exc:
+                if exc.status is None:
+                    return  # the review API is down: the periodic fetch catches up later
+                # 404: the bus named a ticket the store does not have (forged or foreign)
+                self.log.warning(f"ticket {ticket_id} named on the bus: {exc.detail}")
+
+    def open_asset(self, asset: str) -> None:
+        """Show ``asset`` on the plant screen (the fleet table's drill-in)."""
+        self.requested_asset = asset
+        if self.current_mode != "plant":
+            self.switch_mode("plant")
+        else:
+            self.screen.post_message(AssetRequested())
 
     @work(group="poll", exclusive=True)
     async def poll_status(self) -> None:

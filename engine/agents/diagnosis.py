@@ -1,6 +1,9 @@
 """Agent B — diagnosis: alerts (and the telemetry history around them) in, root causes out.
 
-Per asset it keeps the last hour of samples and the model residuals (``diagnosis_features``),
+``feed(Telemetry | AlertEvent) -> list[DiagnosisReport]``; pure: no I/O (the rules are given to
+it), no clock (every wait is in simulated time), never reads ``truth``.
+
+Per asset it keeps the last hour of samples and the model residuals (``diagnosis_history``),
 learns the asset's healthy reference from its first minutes of steady running (like the monitor,
 independently), and for every new alert:
 
@@ -18,30 +21,51 @@ independently), and for every new alert:
 
 So the final diagnosis arrives 1–15 simulated minutes after its alert (typically about one). An
 alert that clears before that is diagnosed at once with the history it had. ``flush()`` decides
-everything still pending (end of a replay). Never reads ``truth``; no I/O beyond loading the
-rules.
+everything still pending (end of a replay).
+
+**Escalation** (contract C2): a later revision of an alert with a higher severity yields an
+``update`` report — the cause already reported, the new severity (never lower than one already
+reported). A cleared alert yields nothing new beyond its final.
+
+**Restarts.** ``export_state()`` / ``restore_state()`` carry everything across (reference,
+model state, pending finals, the history they need: ``diagnosis_state``). Without saved state an
+agent has no history: it does not guess. Until it holds a learned reference and a minute of
+history, an alert's reports are deferred (up to ``max_defer_s``); a report that still has to be
+made without the history before the onset says so in its summary.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
 
-import numpy as np
-
-from engine.agents.diagnosis_features import History, Reference, compute_features
-from engine.agents.diagnosis_rules import Rule, load_rules, render
+from engine.agents.diagnosis_features import PRE_S, compute_features
+from engine.agents.diagnosis_history import AssetHistory
+from engine.agents.diagnosis_rules import Rule, render
+from engine.agents.diagnosis_state import (
+    AlertState,
+    AssetState,
+    DiagnosisState,
+    PendingState,
+    asset_history_state,
+    restore_asset_history,
+)
 from engine.agents.monitor import MonitorConfig
-from engine.agents.monitor_physics import RESIDUALS, PumpObserver, is_running
+from engine.agents.monitor_physics import RESIDUALS
+from engine.agents.steady import SETTLE_S
 from engine.agents.tuning import rule_offset
-from engine.plant.pump import DESIGN
-from engine.plant.signals import SIGNAL_ORDER, is_pump
 from engine.schemas import (
     CATEGORY_OF_CAUSE,
+    SEVERITIES,
     AlertEvent,
+    Category,
     DiagnosisReport,
     Hypothesis,
+    RootCause,
+    Severity,
     Telemetry,
     Tuning,
 )
@@ -49,7 +73,7 @@ from engine.schemas import (
 
 @dataclass(frozen=True)
 class DiagnosisConfig:
-    """When the agent decides (simulated seconds)."""
+    """When the agent decides (simulated seconds), and its bounds."""
 
     min_wait_s: float = 60.0
     max_wait_s: float = 900.0
@@ -58,7 +82,15 @@ class DiagnosisConfig:
     decide_margin: float = 0.15
     history_s: float = 3600.0
     warmup_s: float = 600.0
-    settle_s: float = 30.0
+    settle_s: float = SETTLE_S
+    max_defer_s: float = 3600.0
+    """An alert whose asset has no usable history (restart without saved state) waits this long
+    for it before its report is made with what there is."""
+    max_assets: int = 20_000
+    """Assets tracked at once; past it the least recently heard asset with nothing pending is
+    dropped (counted in ``stats``)."""
+    max_alerts_per_asset: int = 32
+    """Alerts tracked per asset (active, or awaiting their final); past it the oldest goes."""
 
 
 SENSOR_CAUSES = {
@@ -66,97 +98,72 @@ SENSOR_CAUSES = {
     "sensor_stuck": "stuck.sensor",
     "noise_burst": "noise.sensor",
 }
-_RANK = ("low", "medium", "high", "critical")
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+_CLOSED_KEPT = 64
+
+
+def _max_severity(a: Severity, b: Severity | None) -> Severity:
+    return a if b is None or _RANK[a] >= _RANK[b] else b
 
 
 @dataclass
 class _Pending:
-    alert: AlertEvent
     due: float
     deadline: float
-    cleared: bool = False
+    deferred: bool = False
 
 
+@dataclass
+class _Tracked:
+    """One alert the agent has seen raised and not yet seen cleared."""
+
+    alert: AlertEvent
+    """The latest revision."""
+    revision: int
+    raised_ts: float
+    """When it was first raised (revisions move ``alert.ts`` on)."""
+    pending: _Pending | None
+    reported: DiagnosisReport | None = None
+    escalated_to: Severity | None = None
+
+
+@dataclass
 class _Asset:
-    def __init__(self, asset: str, cfg: DiagnosisConfig) -> None:
-        self.asset = asset
-        self.cfg = cfg
-        self.pump = False
-        self.first_ts: float | None = None
-        self.hist: History | None = None  # set up at the second sample (it fixes the period)
-        self.observer: PumpObserver | None = None
-        self.steady_for = 0
-        self.last_speed = 0.0
-        self.warm: list[list[float]] = []
-        self.ref: Reference | None = None
-        self.pending: dict[str, _Pending] = {}
-        self.active: dict[str, AlertEvent] = {}  # alert_id -> alert (raised, not cleared)
-        self.last_ts = 0.0
-        self.last_row = [0.0] * len(SIGNAL_ORDER)
-        self.last_row_keys = frozenset(SIGNAL_ORDER)
+    history: AssetHistory
+    alerts: dict[str, _Tracked] = field(default_factory=dict)
+    closed: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
-    def _setup(self, dt: float) -> None:
-        cfg = self.cfg
-        self.hist = History(cfg.history_s, dt)
-        self.observer = PumpObserver(dt)
-        self.max_ramp = MonitorConfig().steady_ramp_pct_s / 100.0 * DESIGN.rated_speed_rpm * dt
-        self.settle_n = round(cfg.settle_s / dt)
-        self.warm_n = max(10, round(cfg.warmup_s / dt))
-
-    def push(self, t: Telemetry) -> None:
-        s = t.signals
-        self.last_ts = t.ts
-        if self.hist is None:
-            if self.first_ts is None:
-                self.first_ts = t.ts
-                self.pump = is_pump(s)
-                return
-            dt = t.ts - self.first_ts
-            self._setup(dt if 0.0 < dt <= 3600.0 else 1.0)
-        if not self.pump:
-            return
-        if tuple(s) == SIGNAL_ORDER:
-            vals = s
-            row = list(s.values())
-        else:  # incomplete sample: hold the last values
-            vals = dict(zip(SIGNAL_ORDER, self.last_row, strict=True)) | {
-                k: v for k, v in s.items() if k in self.last_row_keys
-            }
-            row = [vals[k] for k in SIGNAL_ORDER]
-        self.last_row = row
-        res = self.observer.update(vals)  # type: ignore[union-attr]
-        speed = vals["speed"]
-        steady = is_running(speed) and abs(speed - self.last_speed) <= self.max_ramp
-        self.last_speed = speed
-        self.steady_for = self.steady_for + 1 if steady else 0
-        valid = 1.0 if self.steady_for > self.settle_n else 0.0
-        row += res
-        row.append(self.observer.q_pred)  # type: ignore[union-attr]
-        row.append(valid)
-        self.hist.push(t.ts, row)  # type: ignore[union-attr]
-        if self.ref is None and valid:
-            self.warm.append(row)
-            if len(self.warm) >= self.warm_n:
-                self.ref = Reference(np.array(self.warm))
-                self.warm = []
+    @property
+    def pending(self) -> bool:
+        return any(tr.pending is not None for tr in self.alerts.values())
 
 
 class DiagnosisAgent:
-    """Alerts + telemetry in, DiagnosisReports out (one per alert)."""
+    """Alerts + telemetry in, DiagnosisReports out (provisional and final per alert, plus an
+    update per escalation)."""
 
     def __init__(
         self,
-        rules: list[Rule] | None = None,
+        rules: Sequence[Rule],
         *,
         tuning: Tuning | None = None,
         config: DiagnosisConfig | None = None,
         monitor_config: MonitorConfig | None = None,
     ) -> None:
-        self.rules: list[Rule] = rules if rules is not None else load_rules()
+        self.rules: list[Rule] = list(rules)
         self.tuning = tuning
         self.config = config or DiagnosisConfig()
         self.floors = dict((monitor_config or MonitorConfig()).floors)
-        self._assets: dict[str, _Asset] = {}
+        self._assets: OrderedDict[str, _Asset] = OrderedDict()
+        self._busy: set[str] = set()  # assets with a pending alert (checked on every sample)
+        self.stats = {
+            "assets_dropped": 0,
+            "alerts_dropped": 0,
+            "deferred": 0,
+            "finals_abandoned": 0,
+        }
+        """Counts for /health: assets and alerts dropped at the bounds, reports deferred for lack
+        of history, finals the history could never support."""
 
     def apply_tuning(self, tuning: Tuning | None) -> None:
         self.tuning = tuning
@@ -165,13 +172,11 @@ class DiagnosisAgent:
 
     def feed(self, msg: Telemetry | AlertEvent) -> list[DiagnosisReport]:
         if isinstance(msg, Telemetry):
-            st = self._assets.get(msg.asset)
-            if st is None:
-                st = self._assets[msg.asset] = _Asset(msg.asset, self.config)
-            st.push(msg)
-            if not st.pending:
+            st = self._asset(msg.asset)
+            st.history.push(msg, learn=not st.alerts)
+            if msg.asset not in self._busy:
                 return []
-            return self._due(st, msg.ts)
+            return self._due(msg.asset, st, msg.ts)
         if isinstance(msg, AlertEvent):
             return self._alert(msg)
         return []
@@ -179,67 +184,188 @@ class DiagnosisAgent:
     def flush(self) -> list[DiagnosisReport]:
         """Decide every pending alert now (end of a replay or shutdown)."""
         out = []
-        for st in self._assets.values():
-            for aid in list(st.pending):
-                out.append(self._decide(st, st.pending.pop(aid), st.last_ts, final=True))
-        return [r for r in out if r is not None]
+        for asset, st in self._assets.items():
+            for tr in st.alerts.values():
+                if tr.pending is not None:
+                    out += self._final(st, tr, st.history.last_ts)
+            self._busy.discard(asset)
+        return out
+
+    def _asset(self, asset: str) -> _Asset:
+        st = self._assets.get(asset)
+        if st is not None:
+            if len(self._assets) > 1:
+                self._assets.move_to_end(asset)
+            return st
+        if len(self._assets) >= self.config.max_assets:
+            idle = next((a for a, s in self._assets.items() if not s.pending), None)
+            if idle is not None:
+                del self._assets[idle]
+                self.stats["assets_dropped"] += 1
+        cfg = self.config
+        st = self._assets[asset] = _Asset(AssetHistory(cfg.history_s, cfg.warmup_s, cfg.settle_s))
+        return st
 
     def forget(self, asset: str) -> list[DiagnosisReport]:
         """Drop an asset's state (a service evicts long-silent assets to bound its memory),
         deciding its pending alerts first: nothing waiting is silently dropped."""
         st = self._assets.pop(asset, None)
+        self._busy.discard(asset)
         if st is None:
             return []
-        out = [self._decide(st, p, st.last_ts, final=True) for p in st.pending.values()]
-        return [r for r in out if r is not None]
+        out: list[DiagnosisReport] = []
+        for tr in st.alerts.values():
+            if tr.pending is not None:
+                out += self._final(st, tr, st.history.last_ts)
+        return out
 
     def _alert(self, a: AlertEvent) -> list[DiagnosisReport]:
-        st = self._assets.get(a.asset)
-        if st is None:
-            st = self._assets[a.asset] = _Asset(a.asset, self.config)
+        st = self._asset(a.asset)
+        rev = a.revision
+        tr = st.alerts.get(a.alert_id)
         if a.status == "active":
-            if a.alert_id in st.pending or a.alert_id in st.active:
-                return []  # redelivered
-            st.active[a.alert_id] = a
-            p = _Pending(a, a.ts + self.config.min_wait_s, a.ts + self.config.max_wait_s)
-            st.pending[a.alert_id] = p
-            provisional = self._decide(st, p, max(a.ts, st.last_ts), final=True)
-            if provisional is None:
-                return []
-            return [
-                provisional.model_copy(
-                    update={"stage": "provisional", "diagnosis_id": f"{a.alert_id}-D0"}
-                )
-            ]
-        st.active.pop(a.alert_id, None)
-        p = st.pending.pop(a.alert_id, None)
-        if p is None:
+            if tr is None:
+                return [] if a.alert_id in st.closed else self._raised(st, a, rev)
+            if rev <= tr.revision:
+                return []  # redelivered or older
+            return self._revised(st, tr, a, rev)
+        if tr is None:
             return []
-        rep = self._decide(st, p, max(a.ts, st.last_ts), final=True)
-        return [rep] if rep is not None else []
-
-    def _due(self, st: _Asset, now: float) -> list[DiagnosisReport]:
-        out = []
-        for aid, p in list(st.pending.items()):
-            if now < p.due:
-                continue
-            rep = self._decide(st, p, now, final=now >= p.deadline)
-            if rep is None:
-                p.due = now + self.config.recheck_s
-            else:
-                del st.pending[aid]
-                out.append(rep)
+        del st.alerts[a.alert_id]
+        st.closed[a.alert_id] = None
+        while len(st.closed) > _CLOSED_KEPT:
+            st.closed.popitem(last=False)
+        if tr.pending is None:
+            return []
+        out = self._final(st, tr, max(a.ts, st.history.last_ts))  # judged on its last active
+        self._mark_busy(a.asset, st)
         return out
+
+    def _raised(self, st: _Asset, a: AlertEvent, rev: int) -> list[DiagnosisReport]:
+        out: list[DiagnosisReport] = []
+        if len(st.alerts) >= self.config.max_alerts_per_asset:
+            out += self._drop_oldest(st)
+        cfg = self.config
+        tr = _Tracked(a, rev, a.ts, _Pending(a.ts + cfg.min_wait_s, a.ts + cfg.max_wait_s))
+        st.alerts[a.alert_id] = tr
+        self._busy.add(a.asset)
+        now = max(a.ts, st.history.last_ts)
+        if not st.history.ready(now):
+            assert tr.pending is not None
+            tr.pending.deferred = True
+            self.stats["deferred"] += 1
+            return out
+        return [*out, self._provisional(st, tr, now)]
+
+    def _drop_oldest(self, st: _Asset) -> list[DiagnosisReport]:
+        self.stats["alerts_dropped"] += 1
+        old_id = next((i for i, t in st.alerts.items() if t.pending is None), None)
+        if old_id is not None:
+            del st.alerts[old_id]
+            return []
+        old_id, tr = next(iter(st.alerts.items()))
+        del st.alerts[old_id]
+        return self._final(st, tr, st.history.last_ts)
+
+    def _revised(self, st: _Asset, tr: _Tracked, a: AlertEvent, rev: int) -> list[DiagnosisReport]:
+        before = tr.alert.severity
+        tr.alert, tr.revision = a, rev
+        if _RANK[a.severity] <= _RANK[before]:
+            return []
+        tr.escalated_to = _max_severity(a.severity, tr.escalated_to)
+        last = tr.reported
+        if last is None:
+            return []  # deferred: its first report will carry the severity
+        severity = _max_severity(a.severity, last.severity)
+        if severity == last.severity:
+            return []
+        update = last.model_copy(
+            update={
+                "stage": "update",
+                "diagnosis_id": f"{a.alert_id}-U{rev}",
+                "ts": a.ts,
+                "severity": severity,
+                "wall_time": None,
+            }
+        )
+        tr.reported = update
+        return [update]
+
+    def _due(self, asset: str, st: _Asset, now: float) -> list[DiagnosisReport]:
+        out = []
+        cfg = self.config
+        ready = st.history.ready(now)
+        for tr in list(st.alerts.values()):
+            p = tr.pending
+            if p is None or now < p.due:
+                continue
+            if not ready:  # restarted without state: wait for a reference and some history
+                if now < tr.raised_ts + cfg.max_defer_s:
+                    p.due = now + cfg.recheck_s
+                else:
+                    out += self._final(st, tr, now)
+                continue
+            if p.deferred:  # the history is back: the provisional now, the final as usual
+                p.deferred = False
+                p.deadline = max(p.deadline, now + cfg.max_wait_s)
+                out.append(self._provisional(st, tr, now))
+            rep = self._decide(st, tr, now, final=now >= p.deadline)
+            if rep is None:
+                if now >= tr.raised_ts + cfg.max_defer_s:
+                    out += self._final(st, tr, now)  # the history will not come back
+                else:
+                    p.due = now + cfg.recheck_s
+                continue
+            tr.pending, tr.reported = None, rep
+            out.append(rep)
+        self._mark_busy(asset, st)
+        return out
+
+    def _mark_busy(self, asset: str, st: _Asset) -> None:
+        if not st.pending:
+            self._busy.discard(asset)
 
     # ------------------------------------------------------------------ deciding
 
-    def _decide(self, st: _Asset, p: _Pending, now: float, final: bool) -> DiagnosisReport | None:
-        a = p.alert
-        older = [o for o in st.active.values() if o.alert_id != a.alert_id and o.ts < a.ts]
-        masked = {s for o in older for s in o.signals if s in RESIDUALS}
+    def _provisional(self, st: _Asset, tr: _Tracked, now: float) -> DiagnosisReport:
+        rep = self._decide(st, tr, now, final=True, provisional=True)
+        assert rep is not None
+        rep = rep.model_copy(
+            update={"stage": "provisional", "diagnosis_id": f"{tr.alert.alert_id}-D0"}
+        )
+        tr.reported = rep
+        return rep
+
+    def _final(self, st: _Asset, tr: _Tracked, now: float) -> list[DiagnosisReport]:
+        """Decide now (the alert cleared, the run ends, the wait is over). When the history
+        cannot support a final (restart without saved state) none is made: an alert never
+        reported gets an undetermined *provisional* report (so a work order exists), one
+        already reported keeps its cause."""
+        tr.pending = None
+        rep = self._decide(st, tr, now, final=True)
+        if rep is not None:
+            tr.reported = rep
+            return [rep]
+        self.stats["finals_abandoned"] += 1
+        return [] if tr.reported is not None else [self._provisional(st, tr, now)]
+
+    def _decide(
+        self, st: _Asset, tr: _Tracked, now: float, final: bool, provisional: bool = False
+    ) -> DiagnosisReport | None:
+        """The report, or None while undecided: not confident yet and not ``final``, or the
+        history cannot support a final (``lost``) and nothing is decisive."""
+        a = tr.alert
+        masked = {
+            s
+            for o in st.alerts.values()
+            if o is not tr and o.raised_ts < tr.raised_ts
+            for s in o.alert.signals
+            if s in RESIDUALS
+        }
+        h = st.history
         feats = compute_features(
-            st.hist or History(60.0),
-            st.ref,
+            h.hist,
+            h.ref,
             onset_ts=a.onset_ts,
             now_ts=now,
             alert_signals=list(a.signals),
@@ -259,9 +385,19 @@ class DiagnosisAgent:
             and best >= self.config.decide_confidence
             and best - second >= self.config.decide_margin
         )
-        if not decisive and not final:
+        lost = None
+        if h.first_ts is None:
+            lost = "no telemetry from this asset yet (the agent restarted without its saved state)"
+        elif h.pump and h.ref is None:
+            lost = (
+                "no healthy reference for this pump yet (the agent restarted without its saved"
+                " state, or the pump has not run steadily since)"
+            )
+        elif not h.covers(a.onset_ts - PRE_S[0]):
+            lost = "no history from before the onset (the agent restarted without its saved state)"
+        if not decisive and not provisional and (not final or lost):
             return None
-        return self._report(st, a, now, feats, scores, matched, ranked, masked)
+        return self._report(tr, now, feats, scores, matched, ranked, masked, lost)
 
     def _score(self, feats: dict[str, Any]) -> tuple[dict[str, float], dict[str, list[Rule]]]:
         matched: dict[str, list[Rule]] = {}
@@ -279,15 +415,18 @@ class DiagnosisAgent:
 
     def _report(
         self,
-        st: _Asset,
-        a: AlertEvent,
+        tr: _Tracked,
         now: float,
         feats: dict[str, Any],
         scores: dict[str, float],
         matched: dict[str, list[Rule]],
         ranked: list[str],
         masked: set[str],
+        lost: str | None,
     ) -> DiagnosisReport:
+        """``lost``: why the history cannot support every rule (said, never guessed around)."""
+        a = tr.alert
+        category: str
         if ranked:
             cause = ranked[0]
             rules = sorted(matched[cause], key=lambda r: -r.confidence)
@@ -302,6 +441,8 @@ class DiagnosisAgent:
             summary = (
                 f"Unexplained anomaly on {a.asset} ({', '.join(a.signals[:4])}): no rule matched"
             )
+            if lost:
+                summary = f"Cause undetermined on {a.asset}: {lost}"
             actions = ["Review the alert's evidence and trends; add a rule if the pattern recurs"]
             evidence = []
             category = "unknown"
@@ -314,26 +455,29 @@ class DiagnosisAgent:
             evidence.append(
                 "judged beyond the earlier active alert(s) on: " + ", ".join(sorted(masked))
             )
+        if lost:
+            evidence.append(lost)
         alternatives = [
             Hypothesis(
-                root_cause=c,
-                confidence=scores[c],  # type: ignore[arg-type]
+                root_cause=cast("RootCause", c),
+                confidence=scores[c],
                 rules=[r.id for r in matched[c]],
             )
             for c in ranked[1:]
         ]
         signals = [sensor] if isinstance(sensor, str) and sensor != "?" else []
         signals += [s for s in a.signals if s not in signals]
+        severity = _max_severity(_severity(cause, feats, a.severity), tr.escalated_to)
         return DiagnosisReport(
             diagnosis_id=f"{a.alert_id}-D1",
             alert_id=a.alert_id,
             asset=a.asset,
             ts=now,
             onset_ts=a.onset_ts,
-            root_cause=cause,  # type: ignore[arg-type]
+            root_cause=cast("RootCause", cause),
             confidence=round(confidence, 3),
-            category=category,  # type: ignore[arg-type]
-            severity=_severity(cause, feats, a.severity),  # type: ignore[arg-type]
+            category=cast("Category", category),
+            severity=severity,
             summary=summary[:500],
             alternatives=alternatives,
             actions=[x[:500] for x in actions[:10]],
@@ -341,6 +485,73 @@ class DiagnosisAgent:
             matched_rules=[r.id for c in ranked for r in matched[c]],
             signals=signals[:32],
         )
+
+    # ------------------------------------------------------------------ state
+
+    def export_state(self, *, tail_s: float = 0.0) -> DiagnosisState:
+        """Everything a fresh agent needs to carry on exactly as this one would (pure data).
+
+        History: per asset, the rows its pending finals will read (from ``PRE_S`` before the
+        earliest pending onset, and the trend window), plus the last ``tail_s`` seconds of every
+        asset (so alerts raised right after a restart also have their pre-onset history)."""
+        assets = []
+        for name, st in self._assets.items():
+            h = st.history
+            needed = [
+                tr.alert.onset_ts - PRE_S[0] for tr in st.alerts.values() if tr.pending is not None
+            ]
+            since = min(needed) if needed else math.inf
+            if needed:
+                since = min(since, h.last_ts - 600.0)
+            if tail_s > 0:
+                since = min(since, h.last_ts - tail_s)
+            assets.append(
+                AssetState(
+                    asset=name,
+                    **asset_history_state(h, since),
+                    alerts=[
+                        AlertState(
+                            alert=tr.alert,
+                            revision=tr.revision,
+                            raised_ts=tr.raised_ts,
+                            pending=None
+                            if tr.pending is None
+                            else PendingState(
+                                due=tr.pending.due,
+                                deadline=tr.pending.deadline,
+                                deferred=tr.pending.deferred,
+                            ),
+                            reported=tr.reported,
+                            escalated_to=tr.escalated_to,
+                        )
+                        for tr in st.alerts.values()
+                    ],
+                    closed=list(st.closed),
+                )
+            )
+        return DiagnosisState(assets=assets)
+
+    def restore_state(self, state: DiagnosisState) -> None:
+        """Take over a saved state (replaces whatever this agent held)."""
+        cfg = self.config
+        self._assets.clear()
+        self._busy.clear()
+        for s in state.assets:
+            st = _Asset(restore_asset_history(s, cfg.history_s, cfg.warmup_s, cfg.settle_s))
+            for al in s.alerts:
+                p = al.pending
+                st.alerts[al.alert.alert_id] = _Tracked(
+                    alert=al.alert,
+                    revision=al.revision,
+                    raised_ts=al.raised_ts,
+                    pending=None if p is None else _Pending(p.due, p.deadline, p.deferred),
+                    reported=al.reported,
+                    escalated_to=al.escalated_to,
+                )
+            st.closed = OrderedDict.fromkeys(s.closed[-_CLOSED_KEPT:])
+            self._assets[s.asset] = st
+            if st.pending:
+                self._busy.add(s.asset)
 
 
 def _cause_text(cause: str, sensor: Any) -> str:
@@ -350,7 +561,7 @@ def _cause_text(cause: str, sensor: Any) -> str:
     return text
 
 
-def _severity(cause: str, f: dict[str, Any], alert_severity: str) -> str:
+def _severity(cause: str, f: dict[str, Any], alert_severity: Severity) -> Severity:
     """Operator priority from the physics, not from the detector's score."""
 
     def num(key: str) -> float:
@@ -375,7 +586,7 @@ def _severity(cause: str, f: dict[str, Any], alert_severity: str) -> str:
         return "medium"
     if cause == "noise_burst":
         return "low"
-    return alert_severity if alert_severity in _RANK else "medium"
+    return alert_severity
 
 
 __all__ = ["DiagnosisAgent", "DiagnosisConfig"]

@@ -1,9 +1,9 @@
 """What the diagnosis rules can look at: features of an asset's recent history around an alert.
 
-The agent keeps, per asset, a ring of the last hour of samples: the pump signals, the six model
-residuals (computed by the same ``PumpObserver`` as the monitor) and the loop flow the model
-expects. At decision time it turns that history into named numbers (``FEATURES`` lists them all;
-``docs/plant.md`` explains each):
+The agent keeps, per asset, a ring of the last hour of samples (``diagnosis_history``): the pump
+signals, the six model residuals (computed by the same ``PumpObserver`` as the monitor) and the
+loop flow the model expects. At decision time it turns that history into named numbers
+(``FEATURES`` lists them all; ``docs/plant.md`` explains each):
 
 - ``res.<r>.z`` / ``.delta`` / ``.trend`` / ``.rate``: a residual's shift from this asset's own
   learned reference, in detection floors (z), in engineering units (delta), and its slope over
@@ -32,12 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.agents.diagnosis_history import COL, History, Reference
 from engine.agents.monitor_physics import RESIDUALS, loop_flow, residuals
 from engine.plant.pump import DESIGN
 from engine.plant.signals import SENSORS, SIGNAL_ORDER, SIGNALS
-
-COLUMNS: tuple[str, ...] = (*SIGNAL_ORDER, *RESIDUALS, "q_pred", "valid")
-COL = {name: i for i, name in enumerate(COLUMNS)}
 
 _NUM_PER_RESIDUAL = ("z", "delta", "trend", "rate", "fired")
 _NUM_PER_SIGNAL = ("change", "change_pct", "flat", "noise", "fired")
@@ -72,49 +70,6 @@ RECENT_S = 60.0
 PRE_S = (300.0, 60.0)
 TREND_S = 600.0
 LOOKBACK_VALVE_S = 300.0
-
-
-class History:
-    """Ring buffer of the last ``seconds`` of samples for one pump (numpy, one row per tick)."""
-
-    def __init__(self, seconds: float = 3600.0, dt: float = 1.0) -> None:
-        self.n = max(600, round(seconds / dt))
-        self.dt = dt
-        self.rows = np.zeros((self.n, len(COLUMNS)))
-        self.ts = np.zeros(self.n)
-        self.k = 0
-
-    def push(self, ts: float, row: list[float]) -> None:
-        p = self.k % self.n
-        self.rows[p] = row
-        self.ts[p] = ts
-        self.k += 1
-
-    def last(self, seconds: float, end_ts: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Rows (and their ts) within ``seconds`` before ``end_ts`` (default: the newest)."""
-        count = min(self.k, self.n)
-        idx = np.arange(self.k - count, self.k) % self.n
-        ts = self.ts[idx]
-        if not count:
-            return self.rows[:0], ts
-        hi = ts[-1] if end_ts is None else end_ts
-        sel = (ts > hi - seconds) & (ts <= hi)
-        return self.rows[idx[sel]], ts[sel]
-
-    def between(self, t0: float, t1: float) -> np.ndarray:
-        count = min(self.k, self.n)
-        idx = np.arange(self.k - count, self.k) % self.n
-        ts = self.ts[idx]
-        return self.rows[idx[(ts >= t0) & (ts < t1)]]
-
-
-class Reference:
-    """An asset's healthy state, learned from its first minutes of steady running."""
-
-    def __init__(self, rows: np.ndarray) -> None:
-        self.median = np.median(rows, axis=0)
-        d2 = np.diff(rows, n=2, axis=0)
-        self.d2_spread = 1.4826 * np.median(np.abs(d2 - np.median(d2, axis=0)), axis=0)
 
 
 def _nan() -> float:
@@ -160,7 +115,7 @@ def drift_signatures(means: dict[str, float], floors: dict[str, float]) -> dict[
 
 
 def compute_features(
-    hist: History,
+    hist: History | None,
     ref: Reference | None,
     *,
     onset_ts: float,
@@ -194,6 +149,8 @@ def compute_features(
         f["stuck.sensor"] = flat[0]
     if noisy:
         f["noise.sensor"] = noisy[0]
+    if hist is None:
+        return f
     recent, _ = hist.last(RECENT_S)
     if recent.shape[0] < 5:
         return f

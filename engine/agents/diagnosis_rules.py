@@ -19,6 +19,8 @@ response, sensor-drift signature fit). They are parsed once, checked against the
 restricted expression: numbers, feature names, ``+ - * /``, comparisons, ``and or not``,
 ``abs min max``. A feature that cannot be computed (pump stopped, channel masked) is NaN, which
 makes any comparison with it false.
+
+Pure: text in, rules out. Reading ``rules/*.yaml`` is ``engine.agent_files.load_rules``.
 """
 
 from __future__ import annotations
@@ -26,14 +28,12 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from engine.agents.diagnosis_features import FEATURES, TEXT_FEATURES
-from engine.paths import RULES_DIR
 from engine.schemas import Category
 
 Cause = str  # validated against CAUSES
@@ -205,7 +205,7 @@ class Rule(BaseModel):
     @field_validator("explain")
     @classmethod
     def _template(cls, v: str) -> str:
-        dummy = {k.replace(".", "__"): 0.0 for k in FEATURES}
+        dummy: dict[str, object] = {k.replace(".", "__"): 0.0 for k in FEATURES}
         dummy |= {k.replace(".", "__"): "x" for k in TEXT_FEATURES}
         try:
             _format(v, dummy)
@@ -230,46 +230,46 @@ class Rule(BaseModel):
         return True
 
 
-def _rule_error(path: Path, rule_id: str, exc: ValidationError) -> RuleError:
+def _rule_error(source: str, rule_id: str, exc: ValidationError) -> RuleError:
     e = exc.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in e.get("loc", ())) or "(rule)"
     msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
     sep = "" if msg.startswith("[") else ": "
-    return RuleError(f"{path}: rule {rule_id}: {loc}{sep}{msg}")
+    return RuleError(f"{source}: rule {rule_id}: {loc}{sep}{msg}")
 
 
-def load_rule_file(path: Path) -> list[Rule]:
+def rules_from_yaml(text: str, source: str) -> list[Rule]:
+    """Parse one rule file's text (``source`` names it in errors: a path, or "<request>")."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleError(f"{path}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise RuleError(f"{path}: not valid YAML: {exc}") from None
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # one line, position first (PyYAML's own text spans four)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise RuleError(
+            f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        raise RuleError(f"{path}: expected a mapping with a 'rules:' list")
+        raise RuleError(f"{source}: expected a mapping with a 'rules:' list")
     rules = []
     for i, raw in enumerate(data["rules"]):
         rule_id = raw.get("id", f"#{i}") if isinstance(raw, dict) else f"#{i}"
         if not isinstance(raw, dict):
-            raise RuleError(f"{path}: rule {rule_id}: a rule is a mapping")
+            raise RuleError(f"{source}: rule {rule_id}: a rule is a mapping")
         try:
             rules.append(Rule.model_validate(raw))
         except ValidationError as exc:
-            raise _rule_error(path, str(rule_id), exc) from None
+            raise _rule_error(source, str(rule_id), exc) from None
     return rules
 
 
-def load_rules(directory: Path | None = None, files: list[Path] | None = None) -> list[Rule]:
-    """Every rule of ``rules/*.yaml`` (or the given files); ids must be unique."""
-    paths = files if files is not None else sorted((directory or RULES_DIR).glob("*.yaml"))
+def merge_rule_sets(sets: list[tuple[str, list[Rule]]]) -> list[Rule]:
+    """Several files' rules as one list (in order); ids must be unique across files."""
     rules: list[Rule] = []
-    seen: dict[str, Path] = {}
-    for p in paths:
-        for r in load_rule_file(Path(p)):
+    seen: dict[str, str] = {}
+    for source, file_rules in sets:
+        for r in file_rules:
             if r.id in seen:
-                raise RuleError(f"{p}: rule {r.id}: id: duplicate (also in {seen[r.id]})")
-            seen[r.id] = Path(p)
+                raise RuleError(f"{source}: rule {r.id}: id: duplicate (also in {seen[r.id]})")
+            seen[r.id] = source
             rules.append(r)
-    if not rules:
-        raise RuleError(f"{directory or RULES_DIR}: no rules found (*.yaml)")
     return rules

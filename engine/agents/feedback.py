@@ -8,14 +8,13 @@ limits), so a burst of careless closes cannot blind the monitor: recall is prote
 bounds, and ``controlroom eval --tuning FILE`` shows the trade before and after.
 
 Feedback ids are derived from the ticket id and revision, so a re-sent feedback message is
-recognisably the same one.
+recognisably the same one. Pure: the false-positive case file is written by the review service
+(``engine.agent_files.FalsePositiveLog``).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from pathlib import Path
 
 from engine.agents.tuning import (
     RULE_OFFSET_BOUNDS,
@@ -24,7 +23,7 @@ from engine.agents.tuning import (
     with_rule_offset,
     with_threshold_scale,
 )
-from engine.schemas import Feedback, Ticket, utc_now
+from engine.schemas import Feedback, FeedbackAction, Ticket
 
 CHANGE_TEXT_MAX = 500
 
@@ -39,15 +38,16 @@ MAX_SIGNALS_TUNED = 8
 
 
 def feedback_for(
-    action: str,
+    action: FeedbackAction,
     ticket: Ticket,
     who: str,
     *,
+    at: datetime,
     note: str | None = None,
     changes: dict[str, str] | None = None,
-    at: datetime | None = None,
 ) -> Feedback:
-    """The feedback announcing ``action`` on ``ticket`` (the ticket *after* the action)."""
+    """The feedback announcing ``action`` on ``ticket`` (the ticket *after* the action) at
+    ``at`` (the caller's clock: the agent reads none)."""
     shown = {
         k: (v if len(v) <= CHANGE_TEXT_MAX else f"({len(v)} chars)")
         for k, v in (changes or {}).items()
@@ -56,9 +56,9 @@ def feedback_for(
         feedback_id=f"F-{ticket.ticket_id}-r{ticket.revision}",
         ticket_id=ticket.ticket_id,
         asset=ticket.asset,
-        action=action,  # type: ignore[arg-type]
+        action=action,
         who=who,
-        at=at or utc_now(),
+        at=at,
         reason=ticket.close_reason if action == "close" else None,
         note=note,
         root_cause=ticket.root_cause,
@@ -67,30 +67,6 @@ def feedback_for(
         matched_rules=list(ticket.matched_rules),
         changes=shown,
     )
-
-
-class FalsePositiveLog:
-    """Append-only JSONL of false-positive closes: the case file for whoever tunes the rules
-    and thresholds next. One Feedback per line (with its tuning changes); a line may repeat
-    after a crash (at-least-once): readers keep the first of each ``feedback_id``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def append(self, feedback: Feedback) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(feedback.to_json() + "\n")
-
-    def read(self) -> list[Feedback]:
-        if not self.path.exists():
-            return []
-        seen: dict[str, Feedback] = {}
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                fb = Feedback.model_validate(json.loads(line))
-                seen.setdefault(fb.feedback_id, fb)
-        return list(seen.values())
 
 
 def adjust_tuning(tuning: Tuning, feedback: Feedback) -> tuple[Tuning, list[str]]:
@@ -104,12 +80,17 @@ def adjust_tuning(tuning: Tuning, feedback: Feedback) -> tuple[Tuning, list[str]
         f"positive by {feedback.who}"
     )
     lines: list[str] = []
+
+    def once() -> str:
+        """The note goes with the first change only: one close, one note in the tuning file."""
+        return "" if lines else note
+
     signals = list(dict.fromkeys(feedback.signals))[:MAX_SIGNALS_TUNED]
     for signal in signals:
         key = f"{feedback.asset}/{signal}"
         before = tuning.thresholds.get(key, 1.0)
         tuning = with_threshold_scale(
-            tuning, feedback.asset, signal, FALSE_POSITIVE_THRESHOLD_STEP, note
+            tuning, feedback.asset, signal, FALSE_POSITIVE_THRESHOLD_STEP, once(), feedback.at
         )
         after = tuning.thresholds[key]
         if after != before:
@@ -118,7 +99,7 @@ def adjust_tuning(tuning: Tuning, feedback: Feedback) -> tuple[Tuning, list[str]
             lines.append(f"threshold {key} already at its bound x{THRESHOLD_SCALE_BOUNDS[1]:g}")
     for rule in dict.fromkeys(feedback.matched_rules):
         before = tuning.rule_offsets.get(rule, 0.0)
-        tuning = with_rule_offset(tuning, rule, FALSE_POSITIVE_RULE_STEP, note)
+        tuning = with_rule_offset(tuning, rule, FALSE_POSITIVE_RULE_STEP, once(), feedback.at)
         after = tuning.rule_offsets[rule]
         if after != before:
             lines.append(f"rule {rule} confidence {before:+g} -> {after:+g}")

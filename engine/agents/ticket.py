@@ -174,7 +174,7 @@ def new_ticket(report: DiagnosisReport, ticket_id: str, now: datetime) -> Ticket
         labels=labels_for(report.asset, report.root_cause, category, report.severity),
         severity=report.severity,
         root_cause=report.root_cause,
-        category=category,  # type: ignore[arg-type]
+        category=category,
         confidence=report.confidence,
         signals=list(dict.fromkeys(report.signals)),
         matched_rules=list(dict.fromkeys(report.matched_rules)),

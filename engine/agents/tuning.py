@@ -1,16 +1,15 @@
-"""Tuning files: the bounded threshold adjustments feedback makes, read by both agents.
+"""Tuning: the bounded threshold adjustments feedback makes, read by both agents.
 
 The model lives in ``engine.schemas`` (it crosses a boundary: the review service writes it, the
-monitor and diagnosis services read it). Here: loading and saving with clear errors, the lookup
-the agents use, and the two bounded update steps the feedback logic uses.
+monitor and diagnosis services read it). Here, pure: parsing a tuning document with clear errors,
+the lookups the agents use, and the two bounded update steps the feedback logic uses. Reading and
+writing the file is ``engine.agent_files``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -21,10 +20,9 @@ __all__ = [
     "THRESHOLD_SCALE_BOUNDS",
     "Tuning",
     "TuningError",
-    "load_tuning",
     "rule_offset",
-    "save_tuning",
     "threshold_scale",
+    "tuning_from_json",
     "with_rule_offset",
     "with_threshold_scale",
 ]
@@ -34,33 +32,18 @@ class TuningError(ValueError):
     """A tuning file that cannot be used; the message names the file and the field."""
 
 
-def load_tuning(path: str | Path) -> Tuning:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TuningError(f"{path}: no such tuning file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TuningError(f"{path}: cannot read: {exc}") from None
+def tuning_from_json(text: str, source: str) -> Tuning:
+    """Parse a tuning document; ``source`` (a path) names it in the error."""
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise TuningError(f"{path}: not valid JSON: {exc}") from None
+        raise TuningError(f"{source}: not valid JSON: {exc}") from None
     try:
         return Tuning.model_validate(data)
     except ValidationError as exc:
         e = exc.errors(include_url=False)[0]
         loc = ".".join(str(p) for p in e.get("loc", ())) or "(root)"
-        raise TuningError(f"{path}: {loc}: {e.get('msg', 'invalid')}") from None
-
-
-def save_tuning(tuning: Tuning, path: str | Path) -> None:
-    """Write atomically (temp file + rename) so a watching agent never reads half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(tuning.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+        raise TuningError(f"{source}: {loc}: {e.get('msg', 'invalid')}") from None
 
 
 def _clamp(x: float, bounds: tuple[float, float]) -> float:
@@ -85,29 +68,37 @@ def rule_offset(tuning: Tuning | None, rule_id: str) -> float:
 
 
 def with_threshold_scale(
-    tuning: Tuning, asset: str, signal: str, factor: float, note: str = ""
+    tuning: Tuning,
+    asset: str,
+    signal: str,
+    factor: float,
+    note: str = "",
+    at: datetime | None = None,
 ) -> Tuning:
-    """A copy with the ``asset/signal`` multiplier scaled by ``factor`` (bounded)."""
+    """A copy with the ``asset/signal`` multiplier scaled by ``factor`` (bounded); ``at`` becomes
+    its ``updated_at`` (None: unchanged — the agents read no clock)."""
     key = f"{asset}/{signal}"
     thresholds = dict(tuning.thresholds)
     thresholds[key] = round(_clamp(thresholds.get(key, 1.0) * factor, THRESHOLD_SCALE_BOUNDS), 4)
-    return _updated(tuning, thresholds=thresholds, note=note)
+    return _updated(tuning, note, at, thresholds=thresholds)
 
 
-def with_rule_offset(tuning: Tuning, rule_id: str, delta: float, note: str = "") -> Tuning:
+def with_rule_offset(
+    tuning: Tuning, rule_id: str, delta: float, note: str = "", at: datetime | None = None
+) -> Tuning:
     """A copy with ``rule_id``'s confidence offset moved by ``delta`` (bounded)."""
     offsets = dict(tuning.rule_offsets)
     offsets[rule_id] = round(_clamp(offsets.get(rule_id, 0.0) + delta, RULE_OFFSET_BOUNDS), 4)
-    return _updated(tuning, rule_offsets=offsets, note=note)
+    return _updated(tuning, note, at, rule_offsets=offsets)
 
 
-def _updated(tuning: Tuning, note: str, **changes: object) -> Tuning:
+def _updated(tuning: Tuning, note: str, at: datetime | None, **changes: object) -> Tuning:
     notes = [*tuning.notes, note][-1000:] if note else tuning.notes
     return Tuning.model_validate(
         {
             **tuning.model_dump(),
             **changes,
             "notes": notes,
-            "updated_at": datetime.now(UTC),
+            "updated_at": at if at is not None else tuning.updated_at,
         }
     )

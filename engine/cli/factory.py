@@ -10,7 +10,7 @@ import json
 import sys
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
     brief = sub.add_parser(
         "brief",
@@ -45,6 +45,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "briefing_markdown, gantt, logs, errors, elapsed_ms)",
     )
     brief.add_argument("--width", type=int, default=80, help="Gantt width in columns (>= 40)")
+    brief.add_argument(
+        "--rule",
+        choices=("list", "edd", "atc", "mdd", "mod", "fcfs"),
+        default=None,
+        help="the scheduling rule the scenarios run under: list = the spec's EDD list "
+        "scheduler (default, or the factory's scheduling_heuristic), edd/atc/mdd/mod = "
+        "non-delay dispatch by that rule, fcfs = first come first served",
+    )
+    brief.add_argument(
+        "--tickets",
+        default=None,
+        metavar="URL|DB",
+        help="take open plant work orders from the review API (http://host:8105) or a ticket "
+        "store (path or postgresql:// URL); those on machines mapped to plant assets become "
+        "scenarios",
+    )
     brief.set_defaults(func=cmd_brief)
 
     factory = sub.add_parser("factory", help="factory configs: validate, list, show")
@@ -70,18 +86,43 @@ def _err(message: str) -> None:
     print(f"controlroom: {message}", file=sys.stderr)
 
 
+RULES = {
+    "list": "earliest_due_date",
+    "edd": "edd_dispatch",
+    "atc": "atc",
+    "mdd": "mdd",
+    "mod": "mod",
+    "fcfs": "fcfs",
+}
+
+
 def cmd_brief(args: argparse.Namespace) -> int:
     from engine.factory import FactoryConfigError, LLMUnavailable, render_gantt, run_pipeline
+    from engine.factory.config import load_factory
     from engine.factory.report import state_to_json
 
     text = sys.stdin.read() if args.text == "-" else args.text
     try:
+        factory = load_factory(args.factory)
+        if args.rule is not None:
+            factory = factory.model_copy(update={"scheduling_heuristic": RULES[args.rule]})
+        tickets = []
+        if args.tickets:
+            from engine.factory.plant_feed import TicketSourceError, fetch_tickets
+
+            try:
+                tickets = fetch_tickets(args.tickets)
+            except TicketSourceError as exc:
+                remote = args.tickets.startswith(("http://", "https://", "postgres"))
+                _err(f"--tickets {exc}")
+                return 1 if remote else 2
         state = run_pipeline(
             text,
-            factory=args.factory,
+            factory=factory,
             date=args.date,
             llm=args.llm,
             on_log=lambda line: print(line, file=sys.stderr, flush=True),
+            tickets=tickets,
         )
     except FactoryConfigError as exc:
         _err(str(exc))
@@ -94,6 +135,8 @@ def cmd_brief(args: argparse.Namespace) -> int:
         return 2
     width = max(40, args.width)
     gantt = {label: render_gantt(r, state.factory, width) for label, r in state.sim_results.items()}
+    if state.plan is not None and state.plan.improves:
+        gantt[state.plan.label] = render_gantt(state.plan.result, state.factory, width)
     if args.json:
         print(json.dumps(state_to_json(state, gantt), ensure_ascii=False, indent=2))
     else:
@@ -115,7 +158,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         config, violations = validate_file(path)
         if config is None:
             status = 2
-            print(f"{path}: INVALID ({len(violations)} problems)")
+            print(f"{path}: INVALID ({_problems(len(violations))})")
             for v in violations:
                 print(f"  {v.path}: {v.message}")
             continue
@@ -123,6 +166,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for warning in factory_warnings(config):
             print(f"  warning: {warning}")
     return status
+
+
+def _problems(n: int) -> str:
+    return f"{n} problem" if n == 1 else f"{n} problems"
 
 
 def cmd_list(_args: argparse.Namespace) -> int:
@@ -136,14 +183,14 @@ def cmd_list(_args: argparse.Namespace) -> int:
         try:
             print(f"{name:<16} {summary(load_factory(name))}")
         except FactoryConfigError as exc:
-            print(f"{name:<16} INVALID ({len(exc.violations)} problems)")
+            print(f"{name:<16} INVALID ({_problems(len(exc.violations))})")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from engine.factory import FactoryConfigError, load_factory, render_gantt
     from engine.factory.config import factory_warnings, job_summary, summary
-    from engine.factory.models import BASELINE_SPEC
+    from engine.factory.scenario import BASELINE_SPEC
     from engine.factory.scheduler import simulate
 
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.cli.checks import output_path, port_number
+
 SERVICE_CHOICES = ("simulator", "monitor", "diagnosis", "ticket", "review")
 
 
@@ -48,7 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "variables, then .env (see .env.example).",
     )
     p.add_argument("name", choices=SERVICE_CHOICES)
-    p.add_argument("--port", type=int, help="HTTP port (default 8101..8105 by service)")
+    p.add_argument("--port", type=port_number, help="HTTP port (default 8101..8105 by service)")
     p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument(
         "--shard",
@@ -75,11 +77,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "report",
         help="metrics report (markdown) of a live run from its JSONL logs",
+        description="Score a live run from the JSONL logs its services wrote (var/logs of "
+        "controlroom up or demo): detection and diagnosis as eval scores a replay, plus the "
+        "wall-clock latency from alert to stored ticket.",
     )
     p.add_argument(
         "--logs", required=True, metavar="DIR", help="the run's log directory (var/logs)"
     )
-    p.add_argument("--out", metavar="FILE", help="write the report here (default: stdout)")
+    p.add_argument(
+        "--out", type=output_path, metavar="FILE", help="write the report here (default: stdout)"
+    )
     p.set_defaults(func=cmd_report)
     _register_broker(sub)
 
@@ -220,6 +227,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     import threading
 
     from engine.bus.broker import BrokerError, parse_broker_url
+    from engine.cli.checks import require_broker
     from engine.services.settings import SettingsError, ensure_writable_var
     from engine.services.stack import Stack, StackError
 
@@ -241,6 +249,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         broker = args.broker or os.environ.get("CONTROLROOM_BROKER") or None
         if broker and broker != "embedded":
             parse_broker_url(broker)
+            require_broker(broker)
         _check_numbers(args.speed or 1.0, args.rate_hz or 1.0, args.assets or 1)
         _check_scenarios(args.scenario or os.environ.get("CONTROLROOM_SCENARIO"))
         stack = Stack(

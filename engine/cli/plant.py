@@ -10,16 +10,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.cli.checks import output_path
+
 
 def _err(msg: str) -> None:
     print(f"controlroom: {msg}", file=sys.stderr)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
     sc = sub.add_parser("scenario", help="pump scenarios: validate, list, export a random suite")
     scs = sc.add_subparsers(dest="scenario_cmd", metavar="ACTION", required=True)
-    p = scs.add_parser("validate", help="check scenario JSON files (exit 2 on the first bad one)")
+    p = scs.add_parser("validate", help="check scenario JSON files; exit 2 if any is bad")
     p.add_argument("files", nargs="+", metavar="FILE", help="scenario JSON files or bare names")
     p.set_defaults(func=cmd_scenario_validate)
     p = scs.add_parser("list", help="the scenarios shipped in scenarios/")
@@ -45,10 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario JSON file or a bare name")
     p.add_argument("--seed", type=int, help="default: the scenario's own seed")
     p.add_argument(
-        "--out", type=Path, required=True, metavar="FILE", help="JSONL output ('-' = stdout)"
+        "--out", type=output_path, required=True, metavar="FILE", help="JSONL output ('-' = stdout)"
     )
     p.add_argument("--no-telemetry", action="store_true", help="write only alerts and diagnoses")
     p.add_argument("--tuning", type=Path, metavar="FILE", help="apply a tuning file to both agents")
+    p.add_argument(
+        "--assets",
+        type=int,
+        default=1,
+        metavar="N",
+        help="a fleet of N pumps: the scenario on the first, other units with their own "
+        "manoeuvres and the faults spread across them (default 1)",
+    )
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
@@ -62,8 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario files or names")
     p.add_argument("--suite", type=int, metavar="N", help="generate N random scenarios instead")
     p.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
-    p.add_argument("--report", type=Path, metavar="PATH", help="write the markdown report here")
-    p.add_argument("--json", type=Path, metavar="PATH", help="write the metrics JSON here")
+    p.add_argument(
+        "--report", type=output_path, metavar="PATH", help="write the markdown report here"
+    )
+    p.add_argument("--json", type=output_path, metavar="PATH", help="write the metrics JSON here")
     p.add_argument(
         "--tuning",
         type=Path,
@@ -71,6 +83,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also replay with this tuning file and compare false alarms and recall",
     )
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default: CPU count)")
+    p.add_argument(
+        "--assets",
+        type=int,
+        default=1,
+        metavar="N",
+        help="play N pumps at once through one monitor and one diagnosis agent: with --suite, "
+        "the suite's scenarios N at a time; with scenario names, each as a fleet of N pumps "
+        "(the scenario on the first, the faults spread across the others)",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
@@ -100,8 +121,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="rows used to learn the baseline (default 600)",
     )
     p.add_argument("--asset", default="csv", help="asset id for the alerts (default 'csv')")
-    p.add_argument("--flags", type=Path, required=True, metavar="OUT.csv")
-    p.add_argument("--out", type=Path, metavar="alerts.jsonl", help="also write the alerts")
+    p.add_argument(
+        "--flags",
+        type=output_path,
+        required=True,
+        metavar="OUT.csv",
+        help="write the flags here: a time,anomaly row (0 or 1) per row read",
+    )
+    p.add_argument("--out", type=output_path, metavar="alerts.jsonl", help="also write the alerts")
     p.set_defaults(func=cmd_detect)
 
 
@@ -157,7 +184,7 @@ def cmd_scenario_suite(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_validate(args: argparse.Namespace) -> int:
-    from engine.agents.diagnosis_rules import RuleError, load_rules
+    from engine.agent_files import RuleError, load_rules
 
     try:
         rules = load_rules(files=args.files or None)
@@ -173,7 +200,7 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
 
 def _check_rules() -> str | None:
     """Fail early (in this process) on a bad rule file rather than inside a worker."""
-    from engine.agents.diagnosis_rules import RuleError, load_rules
+    from engine.agent_files import RuleError, load_rules
 
     try:
         load_rules()
@@ -186,11 +213,15 @@ def _check_rules() -> str | None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from engine.agents.tuning import TuningError, load_tuning
-    from engine.evaluation.replay import envelope_line, replay
+    from engine.agent_files import TuningError, load_tuning
+    from engine.evaluation.replay import envelope_line, replay_fleet
+    from engine.plant.fleet import fleet_scenarios
     from engine.plant.scenario import ScenarioError, load_scenario
     from engine.schemas import Telemetry, topic_for
 
+    if args.assets < 1:
+        _err("--assets N needs N >= 1")
+        return 2
     try:
         scenario = load_scenario(args.scenario)
         tuning = load_tuning(args.tuning) if args.tuning else None
@@ -200,10 +231,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if (problem := _check_rules()) is not None:
         _err(problem)
         return 2
+    fleet = fleet_scenarios(scenario, args.assets, args.seed)
     counts = {"telemetry": 0, "alerts": 0, "diagnosis": 0}
     out = sys.stdout if str(args.out) == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
     try:
-        for msg in replay(scenario, args.seed, tuning=tuning):
+        for msg in replay_fleet(fleet, tuning=tuning):
             counts[topic_for(msg).split("/")[0]] += 1
             if args.no_telemetry and isinstance(msg, Telemetry):
                 continue
@@ -211,9 +243,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+    pumps = f", {args.assets} pumps" if args.assets > 1 else ""
     print(
-        f"{scenario.name}: {counts['telemetry']} telemetry, {counts['alerts']} alert messages, "
-        f"{counts['diagnosis']} diagnoses -> {args.out}",
+        f"{scenario.name}{pumps}: {counts['telemetry']} telemetry, {counts['alerts']} alert "
+        f"messages, {counts['diagnosis']} diagnoses -> {args.out}",
         file=sys.stderr,
     )
     return 0
@@ -223,12 +256,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.agents.tuning import TuningError, load_tuning
+    from engine.agent_files import TuningError, load_tuning
     from engine.evaluation.report import render_markdown, render_summary, render_tuning_compare
     from engine.evaluation.runner import evaluate
+    from engine.plant.fleet import fleet_scenarios
     from engine.plant.scenario import ScenarioError, load_scenario
     from engine.plant.suite import generate_suite
 
+    if args.assets < 1:
+        _err("--assets N needs N >= 1")
+        return 2
     if args.suite is not None and args.scenarios:
         _err("give scenario files or --suite N, not both")
         return 2
@@ -242,9 +279,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             command = f"controlroom eval --suite {args.suite} --seed {args.seed}"
         else:
             names = args.scenarios or ["normal", "chronic_wear", "sudden_clog_and_drift"]
-            scenarios = [load_scenario(n) for n in names]
-            label = "scenarios: " + ", ".join(s.name for s in scenarios)
+            bases = [load_scenario(n) for n in names]
+            scenarios = [s for b in bases for s in fleet_scenarios(b, args.assets)]
+            label = "scenarios: " + ", ".join(s.name for s in bases)
             command = "controlroom eval " + " ".join(names)
+        if args.assets > 1:
+            label += f", {args.assets} pumps at a time"
+            command += f" --assets {args.assets}"
         tuning = load_tuning(args.tuning) if args.tuning else None
     except (ScenarioError, TuningError) as exc:
         _err(str(exc))
@@ -252,7 +293,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if (problem := _check_rules()) is not None:
         _err(problem)
         return 2
-    metrics = evaluate(scenarios, label=label, jobs=args.jobs or None)
+    metrics = evaluate(scenarios, label=label, jobs=args.jobs or None, assets=args.assets)
     print(render_summary(metrics))
     tuned = None
     if tuning is not None:
@@ -261,6 +302,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             label=label + f", tuning {args.tuning}",
             tuning=tuning,
             jobs=args.jobs or None,
+            assets=args.assets,
         )
         print()
         print(render_tuning_compare(metrics, tuned, str(args.tuning)))

@@ -12,7 +12,7 @@ about an hour and a half of plant time in, so the first ticket appears within ab
 minute of wall time, and the eight-hour shift plays out in about two minutes."""
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
     demo = sub.add_parser(
         "demo",
@@ -112,6 +112,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from engine.bus.broker import BrokerError, parse_broker_url, redact_url
+    from engine.cli.checks import require_broker
     from engine.plant.scenario import ScenarioError, load_scenario
     from engine.services.stack import Stack, StackError
     from tui.settings import UiSettings
@@ -130,6 +131,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except BrokerError as exc:
             print(f"controlroom demo: {exc}", file=sys.stderr)
             return 2
+        require_broker(args.broker)
     if not _need_terminal():
         return 1
 

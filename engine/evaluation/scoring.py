@@ -127,7 +127,7 @@ class StreamScorer:
 
     def __init__(self, run: str = "") -> None:
         self.run = run
-        self._tracks: dict[str, dict[tuple, _Track]] = defaultdict(dict)
+        self._tracks: dict[str, dict[tuple[str, str | None, float], _Track]] = defaultdict(dict)
         self._ticks: dict[str, list[tuple[float, bool]]] = defaultdict(list)
         self._alerts: dict[str, dict[str, AlertScore]] = defaultdict(dict)
         self._diag: dict[str, str] = {}
@@ -149,7 +149,7 @@ class StreamScorer:
         elif isinstance(msg, DiagnosisReport):
             if msg.stage == "provisional":
                 self._prov.setdefault(msg.alert_id, msg.root_cause)
-            else:
+            elif msg.stage == "final":  # an "update" repeats a cause with a new severity
                 self._diag.setdefault(msg.alert_id, msg.root_cause)
 
     def _telemetry(self, t: Telemetry) -> None:

@@ -19,7 +19,12 @@ never see or touch the simulator: they get its results as facts.
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from engine.factory.results import AgentSource
+
+from pydantic import BaseModel, ConfigDict
 
 from engine.factory.briefing import (
     ACTIONS_RANGE,
@@ -27,21 +32,21 @@ from engine.factory.briefing import (
     SECTIONS,
     BriefingContext,
     Draft,
+    draft_from_reply,
     effects,
     rank_what_ifs,
     risk_rows,
     table_rows,
-    write_offline,
 )
+from engine.factory.briefing_text import write_offline
 from engine.factory.futures import critical_path_hours, futures_offline
 from engine.factory.intent import MAX_TEXT, intent_offline
 from engine.factory.llm import ClaudeClient
 from engine.factory.metrics import compute_metrics
-from engine.factory.models import (
+from engine.factory.models import FactoryConfig
+from engine.factory.scenario import (
     BASELINE_SPEC,
-    FactoryConfig,
-    Objective,
-    RiskTolerance,
+    MODS_BY_TYPE,
     ScenarioIntent,
     ScenarioType,
 )
@@ -50,23 +55,26 @@ from engine.factory.scheduler import simulate
 MAX_ENUM = 300
 """Above this many ids the schema stops listing them (request size); validation still checks."""
 
+IntentReply = tuple[Any, list[str]]
+"""(the raw intent object, notes on what the reader could not use)."""
+
 
 class IntentAgent(Protocol):
-    source: str
+    source: AgentSource
 
-    def run(self, text: str, factory: FactoryConfig) -> tuple[Any, list[str]]: ...
+    def run(self, text: str, factory: FactoryConfig) -> IntentReply: ...
 
 
 class FuturesAgent(Protocol):
-    source: str
+    source: AgentSource
 
     def run(self, factory: FactoryConfig, intent: ScenarioIntent) -> Any: ...
 
 
 class BriefingAgent(Protocol):
-    source: str
+    source: AgentSource
 
-    def run(self, ctx: BriefingContext) -> Any: ...
+    def run(self, ctx: BriefingContext) -> Draft: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,126 +83,156 @@ class BriefingAgent(Protocol):
 
 
 class OfflineIntent:
-    source = "offline"
+    source: AgentSource = "offline"
 
-    def run(self, text: str, factory: FactoryConfig) -> tuple[Any, list[str]]:
+    def run(self, text: str, factory: FactoryConfig) -> IntentReply:
         return intent_offline(text, factory)
 
 
 class OfflineFutures:
-    source = "offline"
+    source: AgentSource = "offline"
 
     def run(self, factory: FactoryConfig, intent: ScenarioIntent) -> Any:
         return {"scenarios": futures_offline(factory, intent)}
 
 
 class OfflineBriefing:
-    source = "offline"
+    source: AgentSource = "offline"
 
-    def run(self, ctx: BriefingContext) -> Any:
-        return draft_to_reply(write_offline(ctx), ctx)
-
-
-def draft_to_reply(draft: Draft, ctx: BriefingContext) -> dict[str, Any]:
-    """A draft in the reply shape the Claude briefing agent returns (one validator for both)."""
-    return {
-        "today_at_a_glance": draft.glance,
-        "scenarios_analyzed": [
-            {"label": k, "explanation": v} for k, v in draft.scenario_lines.items()
-        ],
-        "key_risks": list(draft.risks),
-        "jobs_at_risk_note": draft.jobs_note,
-        "bottleneck_machines": [
-            {"label": k, "machine_id": ctx.metrics[k].bottleneck_machine_id, "why": v}
-            for k, v in draft.bottleneck_lines.items()
-        ],
-        "recommended_actions": list(draft.actions),
-        "limitations": draft.limitations,
-    }
+    def run(self, ctx: BriefingContext) -> Draft:
+        return write_offline(ctx)
 
 
 # --------------------------------------------------------------------------------------------
-# Schemas (structured outputs)
+# Reply models and their schemas (structured outputs)
 # --------------------------------------------------------------------------------------------
 
 
-def _enum(values: list[str]) -> dict[str, Any]:
-    if len(values) > MAX_ENUM:
-        return {"type": "string"}
-    return {"type": "string", "enum": values}
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
+class FuturesItem(_Reply):
+    """One scenario as the model writes it: flat, every parameter present (null when it belongs
+    to another type); ``futures_from_reply`` nests it into the spec's shape."""
+
+    type: ScenarioType
+    label: str
+    rush_job_id: str | None
+    arrival_time: int | None
+    due_time: int | None
+    machine_id: str | None
+    slowdown_factor: float | None
+    start_time: int | None
+    end_time: int | None
+    planned: bool | None
 
 
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
+class FuturesReply(_Reply):
+    scenarios: list[FuturesItem]
+
+
+class ScenarioLine(_Reply):
+    label: str
+    explanation: str
+
+
+class BottleneckLine(_Reply):
+    label: str
+    machine_id: str
+    why: str
+
+
+class BriefingReply(_Reply):
+    today_at_a_glance: str
+    scenarios_analyzed: list[ScenarioLine]
+    key_risks: list[str]
+    jobs_at_risk_note: str
+    bottleneck_machines: list[BottleneckLine]
+    recommended_actions: list[str]
+    limitations: str
+
+
+_DROP = {
+    "title", "default", "pattern", "maxLength", "minLength", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "maxItems", "minItems", "uniqueItems",
+}  # fmt: skip
+"""Keywords structured outputs do not take; the validators still enforce them."""
+
+
+def schema_from(model: type[BaseModel], enums: dict[str, list[str]]) -> dict[str, Any]:
+    """The JSON schema of ``model`` for structured outputs: ``$ref``s inlined, every property
+    required, no extra properties, unsupported keywords dropped, and each string field named in
+    ``enums`` (at any depth, plain, nullable or array items) restricted to those values."""
+    raw = model.model_json_schema()
+    defs = raw.pop("$defs", {})
+
+    def walk(node: Any, field: str | None) -> Any:
+        if isinstance(node, list):
+            return [walk(n, field) for n in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return walk(defs[node["$ref"].rsplit("/", 1)[-1]], field)
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in _DROP or key == "description":
+                continue
+            if key == "properties":
+                out[key] = {name: walk(sub, name) for name, sub in value.items()}
+            elif key in ("items", "anyOf", "allOf", "oneOf"):
+                out[key] = walk(value, field)
+            else:
+                out[key] = value
+        if out.get("type") == "object" and "properties" in out:
+            out["required"] = list(out["properties"])
+            out["additionalProperties"] = False
+        if out.get("type") == "string" and field in enums and "enum" not in out:
+            values = enums[field]
+            if len(values) <= MAX_ENUM:
+                out["enum"] = values
+        return out
+
+    result: dict[str, Any] = walk(raw, None)
+    return result
 
 
 def intent_schema(factory: FactoryConfig) -> dict[str, Any]:
     jobs = list(factory.job_ids)
-    return _object(
+    machines = list(factory.machine_ids)
+    return schema_from(
+        ScenarioIntent,
         {
-            "objective": {"type": "string", "enum": [o.value for o in Objective]},
-            "protected_job_id": _nullable(_enum(jobs)),
-            "risk_tolerance": {"type": "string", "enum": [r.value for r in RiskTolerance]},
-            "rush_job_id": _nullable(_enum(jobs)),
-            "flexible_job_ids": {"type": "array", "items": _enum(jobs)},
-            "watch_machine_id": _nullable(_enum(list(factory.machine_ids))),
-        }
+            "protected_job_id": jobs,
+            "rush_job_id": jobs,
+            "flexible_job_ids": jobs,
+            "watch_machine_id": machines,
+            "machine_id": machines,
+        },
     )
 
 
 def futures_schema(factory: FactoryConfig) -> dict[str, Any]:
-    integer = _nullable({"type": "integer"})
-    item = _object(
-        {
-            "type": {"type": "string", "enum": [t.value for t in ScenarioType]},
-            "label": {"type": "string"},
-            "rush_job_id": _nullable(_enum(list(factory.job_ids))),
-            "arrival_time": integer,
-            "due_time": integer,
-            "machine_id": _nullable(_enum(list(factory.machine_ids))),
-            "slowdown_factor": _nullable({"type": "number"}),
-            "start_time": integer,
-            "end_time": integer,
-        }
+    return schema_from(
+        FuturesReply,
+        {"rush_job_id": list(factory.job_ids), "machine_id": list(factory.machine_ids)},
     )
-    return _object({"scenarios": {"type": "array", "items": item}})
 
 
 def briefing_schema(ctx: BriefingContext) -> dict[str, Any]:
-    labels = [s.label for s in ctx.scenarios]
-    text = {"type": "string"}
-    return _object(
+    return schema_from(
+        BriefingReply,
         {
-            "today_at_a_glance": text,
-            "scenarios_analyzed": {
-                "type": "array",
-                "items": _object({"label": _enum(labels), "explanation": text}),
-            },
-            "key_risks": {"type": "array", "items": text},
-            "jobs_at_risk_note": text,
-            "bottleneck_machines": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "label": _enum(labels),
-                        "machine_id": _enum(list(ctx.factory.machine_ids)),
-                        "why": text,
-                    }
-                ),
-            },
-            "recommended_actions": {"type": "array", "items": text},
-            "limitations": text,
-        }
+            "label": [s.label for s in ctx.scenarios],
+            "machine_id": list(ctx.factory.machine_ids),
+        },
     )
+
+
+PARAMS: dict[str, tuple[str, ...]] = {
+    t.value: tuple(MODS_BY_TYPE[t].model_fields) for t in ScenarioType
+}
+"""The parameters of each scenario type, read from its modifications model."""
 
 
 def futures_from_reply(data: Any) -> Any:
@@ -203,22 +241,17 @@ def futures_from_reply(data: Any) -> Any:
     validator to reject."""
     if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
         return data
-    keys = {
-        "BASELINE": (),
-        "RUSH_ARRIVES": ("rush_job_id", "arrival_time", "due_time"),
-        "MACHINE_SLOWDOWN": ("machine_id", "slowdown_factor", "start_time", "end_time"),
-    }
-    params = {k for ks in keys.values() for k in ks}
+    every = {k for ks in PARAMS.values() for k in ks}
     out = []
     for i, item in enumerate(data["scenarios"]):
-        if not isinstance(item, dict) or item.get("type") not in keys:
+        if not isinstance(item, dict) or item.get("type") not in PARAMS:
             out.append(item)
             continue
-        wanted = keys[item["type"]]
-        stray = sorted(k for k in params - set(wanted) if item.get(k) is not None)
+        wanted = PARAMS[item["type"]]
+        stray = sorted(k for k in every - set(wanted) if item.get(k) is not None)
         if stray:
             raise ValueError(f"scenarios[{i}]: a {item['type']} scenario sets {', '.join(stray)}")
-        mods = {k: item.get(k) for k in wanted}
+        mods = {k: item.get(k) for k in wanted if item.get(k) is not None or k != "planned"}
         out.append({"type": item["type"], "label": item.get("label"), "modifications": mods})
     return out
 
@@ -246,7 +279,13 @@ Definitions:
 - rush_job_id: the job the note calls a rush order, if it names one.
 - protected_job_id: the single job the note says must be protected; null if none or unclear.
 - flexible_job_ids: jobs the note says may slip or be delayed.
-- watch_machine_id: a machine the note is worried about (issues, slowdown, maintenance).
+- watch_machine_id: a machine the note is worried about or calls the bottleneck.
+- rush_arrival_time / rush_due_time: the rush's arrival and due hour when the note gives them
+  (plan hours are clock hours: "noon" is 12, "3pm" is 15).
+- events: machine events the note states: DOWN (outage, offline, broken, or maintenance
+  already under way: "down until 10" is DOWN 0-10), MAINTENANCE (planned work not yet started;
+  its timing is a choice), SLOW (running slower). Times null when the note gives none.
+- A "normal day" with nothing special is BASELINE.
 Use only the job and machine ids listed. Negations matter ("J1 can't slip" protects J1,
 "no rush today" is not a rush). If the note is ambiguous, use BALANCED and MEDIUM.
 {DATA_RULE}"""
@@ -256,16 +295,20 @@ intent, choose 2-3 scenarios that explore today's risks, as JSON matching the sc
 
 Closed set of scenario types:
 1. BASELINE: no modifications (always include exactly one).
-2. RUSH_ARRIVES: an existing job becomes a rush order: it arrives at arrival_time (1-6) and is
-   due at due_time, tighter than its normal due time but at least arrival + its route hours.
-   Set rush_job_id, arrival_time, due_time; leave the slowdown fields null.
+2. RUSH_ARRIVES: an existing job becomes a rush order: it arrives at arrival_time and is due
+   at due_time, never later than the job's own due time (a rush never loosens a due date).
+   Set rush_job_id, arrival_time, due_time; leave the other fields null.
 3. MACHINE_SLOWDOWN: one machine works slower for a window: slowdown_factor 1.5-3.0,
    start_time < end_time inside the horizon. Set machine_id, slowdown_factor, start_time,
-   end_time; leave the rush fields null.
-Prefer the rush job and machine the intent names; otherwise rush a job that competes for the
-bottleneck and slow the bottleneck during its busiest hours. Labels: short, plain text (for
-example "Rush J2", "M2 slowdown"), unique. Use only ids from the factory. Never invent
-scenario types, jobs or machines.
+   end_time; leave the other fields null.
+4. MACHINE_DOWN: one machine is not available in a window (an outage, or maintenance:
+   planned=true when its timing is a choice). Set machine_id, start_time, end_time, planned;
+   leave the other fields null. An outage is not a slowdown.
+Build the scenarios from the intent: every machine event it states (with its times), the rush
+it names (with its arrival and due times when given). Add a test of your own only when the
+intent leaves room, and fewer for a BASELINE objective. Plan hours are clock hours of the day.
+Labels: short, plain text (for example "Rush J2", "M2 down 0-10h"), unique. Use only ids from
+the factory. Never invent scenario types, jobs or machines.
 {DATA_RULE}"""
 
 BRIEFING_SYSTEM = f"""You are a factory operations briefing writer. Turn simulation results into
@@ -370,6 +413,7 @@ def briefing_facts(ctx: BriefingContext) -> dict[str, Any]:
                 "label": s.label,
                 "type": s.type.value,
                 "modifications": s.modifications.model_dump(mode="json"),
+                "origin": s.origin,
                 "description": offline.scenario_lines[s.label],
             }
             for s in ctx.scenarios
@@ -382,9 +426,32 @@ def briefing_facts(ctx: BriefingContext) -> dict[str, Any]:
         "observations": [*offline.risks, offline.jobs_note],
         "bottleneck_analysis": offline.bottleneck_lines,
         "what_ifs_simulated": [
-            {"scenario": w.scenario_label, "action": w.title, "effect": effects(w)}
+            {"scenario": w.scenario_label, "action": w.title, "effect": effects(w, ctx.intent)}
             for w in rank_what_ifs(ctx)
         ],
+        "recommended_plan": None
+        if ctx.plan is None
+        else {
+            "method": ctx.plan.method,
+            "actions": list(ctx.plan.actions),
+            "total_lateness_hours": {
+                "planned_sequence": ctx.plan.baseline_total_lateness,
+                "plan": ctx.plan.total_lateness,
+            },
+            "late_jobs": {
+                "planned_sequence": list(ctx.plan.baseline_late_jobs),
+                "plan": list(ctx.plan.late_jobs),
+            },
+            "makespan_hours": {
+                "planned_sequence": ctx.plan.baseline_makespan,
+                "plan": ctx.plan.makespan,
+            },
+            "who_pays": {j: {"before": b, "after": a} for j, (b, a) in ctx.plan.payers.items()},
+            "dispatch_rules_total_lateness": ctx.plan.rules,
+            "lead_recommended_actions_with_this_plan": True,
+        },
+        "plant_work_orders": [c.model_dump(mode="json") for c in ctx.tickets],
+        "ignored_references": list(ctx.ignored_refs),
     }
 
 
@@ -398,12 +465,12 @@ def briefing_prompt(ctx: BriefingContext) -> str:
 
 
 class ClaudeIntent:
-    source = "claude"
+    source: AgentSource = "claude"
 
     def __init__(self, client: ClaudeClient) -> None:
         self.client = client
 
-    def run(self, text: str, factory: FactoryConfig) -> tuple[Any, list[str]]:
+    def run(self, text: str, factory: FactoryConfig) -> IntentReply:
         data, _ = self.client.complete_json(
             agent="intent",
             system=INTENT_SYSTEM,
@@ -415,7 +482,7 @@ class ClaudeIntent:
 
 
 class ClaudeFutures:
-    source = "claude"
+    source: AgentSource = "claude"
 
     def __init__(self, client: ClaudeClient) -> None:
         self.client = client
@@ -432,12 +499,12 @@ class ClaudeFutures:
 
 
 class ClaudeBriefing:
-    source = "claude"
+    source: AgentSource = "claude"
 
     def __init__(self, client: ClaudeClient) -> None:
         self.client = client
 
-    def run(self, ctx: BriefingContext) -> Any:
+    def run(self, ctx: BriefingContext) -> Draft:
         data, _ = self.client.complete_json(
             agent="briefing",
             system=BRIEFING_SYSTEM,
@@ -445,4 +512,4 @@ class ClaudeBriefing:
             schema=briefing_schema(ctx),
             max_tokens=4096,
         )
-        return data
+        return draft_from_reply(data, ctx)

@@ -1,14 +1,14 @@
 """The morning briefing: a draft of seven sections, rendered to markdown by one function.
 
 Both briefing agents produce a :class:`Draft` (prose per section); :func:`render_markdown`
-adds the header, the jobs-at-risk table and the section order, so the figures that matter most
-(per-job lateness per scenario) always come straight from the metrics, whoever wrote the prose.
+adds the header, the note as read, the jobs-at-risk table and the section order, so the
+figures that matter most (per-job lateness per scenario) always come straight from the
+metrics, whoever wrote the prose.
 
-- :func:`write_offline` is the deterministic writer (and the fallback): every sentence is
-  built from metrics, schedules and what-if results.
-- :func:`draft_from_reply` checks a Claude reply: shape, one line per scenario, the bottleneck
-  the metrics name, and, in every sentence, only real ids and only figures from the
-  simulation (:mod:`engine.factory.text_checks`). Anything else is rejected with a reason.
+- ``briefing_text.write_offline`` is the deterministic writer (and the fallback).
+- :func:`draft_from_reply` turns a Claude reply into a Draft (shape, one line per scenario, the
+  bottleneck the metrics name); :func:`check_draft` then checks every sentence of any draft for
+  real ids only and figures from the simulation only (:mod:`engine.factory.text_checks`).
 """
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ from functools import cached_property
 from typing import Any
 
 from engine.factory.metrics import step_waits
-from engine.factory.models import (
-    FactoryConfig,
+from engine.factory.models import FactoryConfig
+from engine.factory.report import JobRiskRow, cell_for
+from engine.factory.results import (
     FactoryState,
-    ScenarioIntent,
+    Plan,
     ScenarioMetrics,
-    ScenarioSpec,
-    ScenarioType,
     SimulationResult,
+    TicketCitation,
     WhatIfResult,
 )
-from engine.factory.report import JobRiskRow, cell_for
-from engine.factory.scheduler import job_sequence
+from engine.factory.scenario import ScenarioIntent, ScenarioSpec, ScenarioType
 from engine.factory.text_checks import Facts, check_prose, collect_facts
 
 SECTIONS = (
@@ -62,6 +61,9 @@ class BriefingContext:
     notes: tuple[str, ...] = ()
     intent_source: str = "offline"
     date: str = ""
+    plan: Plan | None = None
+    tickets: tuple[TicketCitation, ...] = ()
+    ignored_refs: tuple[str, ...] = ()
 
     @classmethod
     def from_state(cls, state: FactoryState) -> BriefingContext:
@@ -76,6 +78,9 @@ class BriefingContext:
             notes=tuple(state.notes),
             intent_source=state.intent_source,
             date=state.date,
+            plan=state.plan,
+            tickets=state.tickets,
+            ignored_refs=state.ignored_refs,
         )
 
     @cached_property
@@ -88,6 +93,23 @@ class BriefingContext:
             self.what_ifs,
             self.date,
         )
+        for cite in self.tickets:
+            facts.extra_ids.update((cite.ticket_id, cite.asset))
+        if self.plan is not None:
+            p = self.plan
+            facts.add(p.total_lateness, p.baseline_total_lateness, len(p.late_jobs))
+            facts.add(len(p.baseline_late_jobs), p.makespan, p.baseline_makespan)
+            facts.add(
+                p.baseline_total_lateness - p.total_lateness, p.makespan - p.baseline_makespan
+            )
+            facts.add(*p.rules.values(), len(p.rules))
+            facts.add(*(int(n) for n in re.findall(r"\d+", p.method)))
+            for before, after in p.payers.values():
+                facts.add(before, after)
+            for tl in p.result.job_timelines.values():
+                facts.add(tl.completion_time, tl.lateness_hours)
+                for st in tl.steps_timeline:
+                    facts.add(st.start_time, st.end_time)
         for result in self.results.values():
             for u in result.unscheduled:
                 facts.add(*(int(n) for n in re.findall(r"\d+", u.reason)))
@@ -99,6 +121,9 @@ class BriefingContext:
         rows = risk_rows(self)
         facts.add(len(rows) - len(table_rows(self, rows)), sum(r.at_risk for r in rows))
         return facts
+
+    def spec(self, label: str) -> ScenarioSpec:
+        return next(s for s in self.scenarios if s.label == label)
 
     @property
     def baseline(self) -> ScenarioSpec:
@@ -142,14 +167,16 @@ def id_list(ids: list[str], limit: int = 4) -> str:
     return f"{text} and others" if len(ids) > limit else text
 
 
-def effects(w: WhatIfResult) -> str:
-    """``J1 4h late → on time, J2 on time → 2h late; makespan 15h → 16h``."""
+def effects(w: WhatIfResult, intent: ScenarioIntent | None = None) -> str:
+    """``J1 4h late → on time, J2 on time → 2h late (the rush); makespan 15h → 16h``: a rush or
+    protected job that gets later is named as such, never hidden."""
     changed = [
         jid for jid in w.lateness_after if w.lateness_after[jid] != w.lateness_before.get(jid)
     ]
     if len(changed) <= 4:
         parts = [
             f"{jid} {late_text(w.lateness_before.get(jid))} → {late_text(w.lateness_after[jid])}"
+            + _role_if_worse(jid, w.lateness_before.get(jid), w.lateness_after[jid], intent)
             for jid in changed
         ]
     else:
@@ -163,10 +190,27 @@ def effects(w: WhatIfResult) -> str:
     return text
 
 
+def _role_if_worse(
+    jid: str, before: int | None, after: int | None, intent: ScenarioIntent | None
+) -> str:
+    worse = (after is None and before is not None) or (
+        after is not None and before is not None and after > before
+    )
+    if not worse or intent is None:
+        return ""
+    if jid == intent.rush_job_id:
+        return " (the rush)"
+    if jid == intent.protected_job_id:
+        return " (the job you protect)"
+    return ""
+
+
 def rank_what_ifs(ctx: BriefingContext) -> list[WhatIfResult]:
-    """Most useful first: biggest cut in total lateness, then fewest late jobs left."""
+    """Most useful first: facts (the note, a work order) before probes; saving the protected
+    job; then the biggest cut in total lateness, fewest late jobs left."""
     order = {s.label: i for i, s in enumerate(ctx.scenarios)}
-    kinds = {"relax_rush_due": 0, "move_slowdown": 1, "run_first": 2}
+    facts = {s.label for s in ctx.scenarios if s.is_fact}
+    kinds = {"replan": 0, "move_window": 1, "relax_rush_due": 2}
     protected = ctx.intent.protected_job_id
 
     def key(w: WhatIfResult) -> tuple[Any, ...]:
@@ -176,6 +220,7 @@ def rank_what_ifs(ctx: BriefingContext) -> list[WhatIfResult]:
             and w.lateness_after.get(protected) == 0
         )
         return (
+            w.scenario_label not in facts,
             not saves_protected,
             -(w.total_lateness_before - w.total_lateness_after),
             w.late_after,
@@ -197,7 +242,7 @@ def risk_rows(ctx: BriefingContext) -> list[JobRiskRow]:
     return rows
 
 
-def _queue_reason(ctx: BriefingContext, label: str, job_id: str) -> str:
+def queue_reason(ctx: BriefingContext, label: str, job_id: str) -> str:
     """Why a job is late in a scenario: the step that waited longest, and behind whom."""
     result = ctx.results[label]
     tl = result.job_timelines[job_id]
@@ -225,313 +270,43 @@ def _queue_reason(ctx: BriefingContext, label: str, job_id: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The offline writer
-# --------------------------------------------------------------------------------------------
-
-
-def write_offline(ctx: BriefingContext) -> Draft:
-    return Draft(
-        glance=_glance(ctx),
-        scenario_lines={s.label: _scenario_line(ctx, s) for s in ctx.scenarios},
-        risks=tuple(_risks(ctx)),
-        jobs_note=_jobs_note(ctx),
-        bottleneck_lines={s.label: _bottleneck_line(ctx, s) for s in ctx.scenarios},
-        actions=tuple(_actions(ctx)),
-        limitations=_limitations(ctx),
-    )
-
-
-def _worst(ctx: BriefingContext) -> tuple[str, str] | None:
-    """(scenario, job) of the biggest risk: the protected job first, then jobs the planner did
-    not allow to slip, then incomplete before late, then most hours late."""
-    protected = ctx.intent.protected_job_id
-    flexible = set(ctx.intent.flexible_job_ids)
-    best: tuple[tuple[int, ...], str, str] | None = None
-    for spec in ctx.scenarios:
-        m = ctx.metrics[spec.label]
-        for jid in m.late_job_ids:
-            late = m.lateness_by_job[jid]
-            key = (jid == protected, jid not in flexible, late is None, late or 0)
-            if best is None or key > best[0]:
-                best = (key, spec.label, jid)
-    return None if best is None else (best[1], best[2])
-
-
-def _tightest(ctx: BriefingContext) -> tuple[str, int, str] | None:
-    """(job, slack hours, scenario label) with the least slack in the baseline."""
-    label = ctx.baseline.label
-    m = ctx.metrics[label]
-    best = None
-    for job in ctx.factory.jobs:
-        done = m.completion_by_job[job.id]
-        if done is None:
-            continue
-        slack = ctx.results[label].job_timelines[job.id].due_time - done
-        if slack >= 0 and (best is None or slack < best[1]):
-            best = (job.id, slack, label)
-    return best
-
-
-def _glance(ctx: BriefingContext) -> str:
-    worst = _worst(ctx)
-    ranked = rank_what_ifs(ctx)
-    if worst is None:
-        n_jobs, n_sc = len(ctx.factory.jobs), len(ctx.scenarios)
-        tight = _tightest(ctx)
-        bottleneck = ctx.metrics[ctx.baseline.label].bottleneck_machine_id
-        first = f"All {n_jobs} jobs finish on time in all {n_sc} scenarios"
-        if tight:
-            first += f"; the tightest is {tight[0]} with {tight[1]}h of slack in {tight[2]}"
-        return (
-            f"{first}, and {bottleneck} is the bottleneck. Recommended: keep the planned "
-            f"sequence and protect {bottleneck}'s hours, since any time lost there moves every "
-            "job queued behind it."
-        )
-    label, jid = worst
-    m = ctx.metrics[label]
-    tl = ctx.results[label].job_timelines[jid]
-    who = f"{jid}, which you asked to protect," if jid == ctx.intent.protected_job_id else jid
-    if tl.completion_time is None:
-        first = f"Biggest risk: in **{label}**, {who} does not finish within the plan"
-    else:
-        first = (
-            f"Biggest risk: in **{label}**, {who} finishes at {tl.completion_time}h, "
-            f"{m.lateness_by_job[jid]}h after its {tl.due_time}h due time"
-        )
-    first += f" ({_queue_reason(ctx, label, jid)})."
-    fixes = (
-        [w for w in ranked if w.scenario_label == label and w.lateness_after.get(jid) == 0]
-        or [w for w in ranked if w.scenario_label == label]
-        or ranked
-    )
-    if fixes:
-        top = fixes[0]
-        where = "" if top.scenario_label == label else f" ({top.scenario_label})"
-        second = f" Recommended: {_lower_first(top.title)}{where}: {effects(top)}."
-    else:
-        second = (
-            " None of the levers tried (running a job first, moving the disruption) "
-            "improves it: plan extra capacity on "
-            f"{m.bottleneck_machine_id} or agree a later date for {jid}."
-        )
-    return first + second
-
-
-def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
-
-
-def _scenario_line(ctx: BriefingContext, spec: ScenarioSpec) -> str:
-    f = ctx.factory
-    if spec.rush is not None:
-        r = spec.rush
-        job = f.job(r.rush_job_id)
-        why = " — the rush your note describes" if ctx.intent.rush_job_id == job.id else ""
-        return (
-            f"{job.id} ({md_escape(job.name)}) becomes a rush order: it arrives at "
-            f"{r.arrival_time}h and is due at {r.due_time}h instead of {job.due_time}h{why}."
-        )
-    if spec.slowdown is not None:
-        s = spec.slowdown
-        machine = f.machine(s.machine_id)
-        baseline_neck = ctx.metrics[ctx.baseline.label].bottleneck_machine_id
-        if ctx.intent.watch_machine_id == machine.id:
-            why = "; the machine your note is worried about"
-        elif baseline_neck == machine.id:
-            why = "; the baseline bottleneck"
-        else:
-            why = ""
-        return (
-            f"{machine.id} ({md_escape(machine.name)}) runs at {s.slowdown_factor:.1f}× duration "
-            f"from {s.start_time}h to {s.end_time}h (tooling, maintenance or staffing){why}."
-        )
-    order = [j.id for j in job_sequence(f)]
-    rule = "EDD" if f.scheduling_heuristic == "earliest_due_date" else "FCFS"
-    seq = " → ".join(order) if len(order) <= 8 else " → ".join(order[:5]) + " → and so on"
-    return f"the day as planned: {len(order)} jobs in {rule} order {seq}."
-
-
-def _risks(ctx: BriefingContext) -> list[str]:
-    risks: list[str] = []
-    for spec in ctx.scenarios:
-        m = ctx.metrics[spec.label]
-        if not m.late_job_ids:
-            continue
-        ranked = sorted(
-            m.late_job_ids,
-            key=lambda j: (m.lateness_by_job[j] is not None, -(m.lateness_by_job[j] or 0)),
-        )
-        listed = ", ".join(f"{j} {late_text(m.lateness_by_job[j])}" for j in ranked[:3])
-        if len(ranked) > 3:
-            listed += f" and {len(ranked) - 3} more"
-        risks.append(f"**{spec.label}**: {listed}; {_queue_reason(ctx, spec.label, ranked[0])}.")
-    if not risks:
-        risks.append(f"No job is late in any of the {len(ctx.scenarios)} scenarios.")
-    protected = ctx.intent.protected_job_id
-    if protected:
-        late_in = [
-            (s.label, ctx.metrics[s.label].lateness_by_job[protected])
-            for s in ctx.scenarios
-            if protected in ctx.metrics[s.label].late_job_ids
-        ]
-        if late_in:
-            where = ", ".join(f"{late_text(h)} in {label}" for label, h in late_in)
-            risks.append(f"{protected}, which you asked to protect, is at risk: {where}.")
-        else:
-            risks.append(f"{protected}, which you asked to protect, is on time in every scenario.")
-    for jid in ctx.intent.flexible_job_ids[:2]:
-        late_in = [
-            (s.label, ctx.metrics[s.label].lateness_by_job[jid])
-            for s in ctx.scenarios
-            if jid in ctx.metrics[s.label].late_job_ids
-        ]
-        if late_in:
-            where = ", ".join(f"{late_text(h)} in {label}" for label, h in late_in)
-            risks.append(f"{jid}, which your note allows to slip, absorbs the pressure: {where}.")
-    neck = ctx.metrics[ctx.baseline.label].bottleneck_machine_id
-    utils = [(s.label, ctx.metrics[s.label].utilization_by_machine[neck]) for s in ctx.scenarios]
-    trend = ", ".join(f"{pct(u)} in {label}" for label, u in utils)
-    risks.append(f"{neck} utilization (busy hours / window): {trend}.")
-    spans = ", ".join(f"{ctx.metrics[s.label].makespan_hours}h in {s.label}" for s in ctx.scenarios)
-    risks.append(f"Makespan: {spans}.")
-    necks = {ctx.metrics[s.label].bottleneck_machine_id for s in ctx.scenarios}
-    if len(necks) > 1:
-        shifted = [
-            f"{ctx.metrics[s.label].bottleneck_machine_id} in {s.label}"
-            for s in ctx.scenarios
-            if ctx.metrics[s.label].bottleneck_machine_id != neck
-        ]
-        risks.insert(1, f"The bottleneck moves off {neck}: {', '.join(shifted)}.")
-    for spec in ctx.scenarios:
-        un = ctx.results[spec.label].unscheduled
-        if un:
-            risks.insert(
-                1,
-                f"**{spec.label}**: {len(un)} steps find no room before their machine's window "
-                f"closes ({id_list([u.step_id for u in un], 3)}); those jobs are incomplete.",
-            )
-    return risks[: RISKS_RANGE[1]]
-
-
-def _jobs_note(ctx: BriefingContext) -> str:
-    rows = risk_rows(ctx)
-    at_risk = [r for r in rows if r.at_risk]
-    if not at_risk:
-        tight = _tightest(ctx)
-        extra = f" Least slack: {tight[0]}, {tight[1]}h in {tight[2]}." if tight else ""
-        return f"No job is late or incomplete in any scenario.{extra}"
-    notes = []
-    for row in sorted(at_risk, key=lambda r: tuple(-x for x in r.worst))[:3]:
-        label = max(
-            (lbl for lbl, c in row.cells.items() if c.status != "on time"),
-            key=lambda lbl: (
-                row.cells[lbl].status == "incomplete",
-                row.cells[lbl].lateness_hours or 0,
-            ),
-        )
-        notes.append(f"{row.job_id} in {label}: {_queue_reason(ctx, label, row.job_id)}.")
-    hidden = len(rows) - len(table_rows(ctx, rows))
-    tail = f" {hidden} jobs on time everywhere are not listed." if hidden > 0 else ""
-    return "Why: " + " ".join(notes) + tail
-
-
-def _bottleneck_line(ctx: BriefingContext, spec: ScenarioSpec) -> str:
-    m = ctx.metrics[spec.label]
-    neck = m.bottleneck_machine_id
-    machine = ctx.factory.machine(neck)
-    users = sum(any(s.machine_id == neck for s in j.steps) for j in ctx.factory.jobs)
-    text = (
-        f"{m.busy_hours_by_machine[neck]}h busy in its {machine.available_hours}h window "
-        f"({pct(m.utilization_by_machine[neck])}); {users} of {len(ctx.factory.jobs)} jobs "
-        "need it"
-    )
-    base = ctx.metrics[ctx.baseline.label]
-    extra = m.busy_hours_by_machine[neck] - base.busy_hours_by_machine[neck]
-    if spec.slowdown is not None and spec.slowdown.machine_id == neck and extra > 0:
-        text += f"; the slowdown adds {extra}h of busy time"
-    waits = step_waits(ctx.results[spec.label], ctx.factory)
-    queued = [
-        (w, sid)
-        for sid, (_, w) in waits.items()
-        if w > 0 and sid in {a.step_id for a in ctx.results[spec.label].machine_allocations[neck]}
-    ]
-    if queued:
-        w, sid = max(queued, key=lambda t: (t[0], t[1]))
-        text += f"; longest queue: {sid} waited {w}h for it"
-    return text + "."
-
-
-def _actions(ctx: BriefingContext) -> list[str]:
-    ranked = rank_what_ifs(ctx)
-    chosen: list[WhatIfResult] = []
-    for w in ranked:  # one per scenario first, then the next best
-        if all(c.scenario_label != w.scenario_label for c in chosen):
-            chosen.append(w)
-    for w in ranked:
-        if w not in chosen:
-            chosen.append(w)
-    actions = [
-        f"**{w.scenario_label}: {w.title}.** Simulated: {effects(w)}."
-        for w in chosen[: ACTIONS_RANGE[1] - 1]
-    ]
-    neck = ctx.metrics[ctx.baseline.label].bottleneck_machine_id
-    base = ctx.metrics[ctx.baseline.label]
-    if not actions:
-        tight = _tightest(ctx)
-        if tight:
-            start = ctx.results[tight[2]].job_timelines[tight[0]].steps_timeline[0].start_time
-            actions.append(
-                f"Keep the planned sequence; start {tight[0]} at {start}h as scheduled: it has "
-                f"only {tight[1]}h of slack."
-            )
-    actions.append(
-        f"Guard {neck}: it carries {base.busy_hours_by_machine[neck]}h of work in the baseline "
-        f"({pct(base.utilization_by_machine[neck])}); schedule maintenance and changeovers on it "
-        "outside those hours."
-    )
-    if len(actions) < ACTIONS_RANGE[0]:
-        actions.append("Re-run this briefing when an order or a machine window changes.")
-    return actions[: ACTIONS_RANGE[1]]
-
-
-def _limitations(ctx: BriefingContext) -> str:
-    return (
-        f"This is a deterministic plan of one {ctx.factory.time_horizon}h horizon: durations are "
-        "exact whole hours, machines do not break down, material always arrives and operators "
-        "are always there. Each scenario changes one thing at a time, and setup times, "
-        "transport between machines and combined disruptions are not modelled. Use it to see "
-        "where the day is fragile, and confirm the plan with the floor lead."
-    )
-
-
-# --------------------------------------------------------------------------------------------
 # Markdown
 # --------------------------------------------------------------------------------------------
 
 
-def _intent_line(ctx: BriefingContext) -> str:
+def intent_line(ctx: BriefingContext) -> str:
+    """How the note was read, and every reference in it that matched nothing (named)."""
     i = ctx.intent
     parts = [f"objective {i.objective.value}"]
     if i.rush_job_id:
-        parts.append(f"rush {i.rush_job_id}")
+        rush = f"rush {i.rush_job_id}"
+        if i.rush_arrival_time is not None:
+            rush += f" arriving {i.rush_arrival_time}h"
+        if i.rush_due_time is not None:
+            rush += f" due {i.rush_due_time}h"
+        parts.append(rush)
     if i.protected_job_id:
         parts.append(f"protect {i.protected_job_id}")
     if i.flexible_job_ids:
         parts.append(f"{', '.join(i.flexible_job_ids)} may slip")
     if i.watch_machine_id:
         parts.append(f"watch {i.watch_machine_id}")
+    for e in i.events:
+        when = ""
+        if e.start_time is not None and e.end_time is not None:
+            when = f" {e.start_time}-{e.end_time}h"
+        parts.append(f"{e.machine_id} {e.kind.value.lower()}{when}")
     parts.append(f"risk tolerance {i.risk_tolerance.value}")
     if ctx.intent_source == "default":
         lead = "Your note could not be interpreted; the default was used"
     else:
         lead = "Your note was read as"
     line = f"{lead}: {', '.join(parts)}."
-    ignored = sum("not a job" in n or "not a machine" in n for n in ctx.notes)
-    if ignored:
-        line += (
-            f" {ignored} reference(s) in it matched no job or machine of this factory and "
-            "were ignored."
-        )
+    refs = [md_escape(r) for r in ctx.ignored_refs]
+    if len(refs) == 1:
+        line += f" {refs[0]} is not in this factory; ignored."
+    elif refs:
+        line += f" {', '.join(refs[:-1])} and {refs[-1]} are not in this factory; ignored."
     return line
 
 
@@ -546,7 +321,7 @@ def render_markdown(draft: Draft, ctx: BriefingContext) -> str:
     title = f"# Morning Briefing: {ctx.date} — {md_escape(ctx.factory.name)}"
     out = [title, ""]
     out += ["## Today at a Glance", draft.glance, ""]
-    out += ["## Scenarios Analyzed", _intent_line(ctx), ""]
+    out += ["## Scenarios Analyzed", intent_line(ctx), ""]
     for spec in ctx.scenarios:
         out.append(f"- **{spec.label}** ({spec.type.value}): {draft.scenario_lines[spec.label]}")
     out += ["", "## Key Risks"]
@@ -614,12 +389,14 @@ def _clean(value: Any, where: str) -> str:
     return text
 
 
-def draft_from_reply(data: Any, ctx: BriefingContext) -> tuple[Draft | None, str | None]:
-    """Validate a model's structured reply against the schema and the simulation's facts."""
-    try:
-        draft = _parse_reply(data, ctx)
-    except ValueError as exc:
-        return None, str(exc)
+def draft_from_reply(data: Any, ctx: BriefingContext) -> Draft:
+    """A model's structured reply as a Draft; ValueError says what is wrong with its shape."""
+    return _parse_reply(data, ctx)
+
+
+def check_draft(draft: Draft, ctx: BriefingContext) -> str | None:
+    """None when every sentence names only real ids and cites only the simulation's figures;
+    else the first problems, each with the field it is in."""
     problems: list[str] = []
     texts: list[tuple[str, str]] = [("today_at_a_glance", draft.glance)]
     texts += [(f"scenarios_analyzed[{k}]", v) for k, v in draft.scenario_lines.items()]
@@ -632,10 +409,10 @@ def draft_from_reply(data: Any, ctx: BriefingContext) -> tuple[Draft | None, str
         for problem in check_prose(text, ctx.factory, ctx.facts):
             problems.append(f"{where} {problem}")
     if problems:
-        return None, "; ".join(problems[:3]) + (
+        return "; ".join(problems[:3]) + (
             f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
         )
-    return draft, None
+    return None
 
 
 def _parse_reply(data: Any, ctx: BriefingContext) -> Draft:

@@ -25,7 +25,8 @@ class FactoryConfigError(ValueError):
         self.source = source
         self.violations = violations
         lines = "\n".join(f"  {v}" for v in violations)
-        super().__init__(f"{source}: invalid factory config ({len(violations)} problems)\n{lines}")
+        count = f"{len(violations)} problem" + ("" if len(violations) == 1 else "s")
+        super().__init__(f"{source}: invalid factory config ({count})\n{lines}")
 
 
 def factory_dir() -> Path:

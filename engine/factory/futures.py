@@ -1,18 +1,23 @@
 """Futures: intent -> 2-3 scenarios from the closed set (offline rules; Claude in ``agents``).
 
-The offline rules, which are also the pipeline's fallback:
+The note decides the set; the system only tests the day where the note leaves room:
 
-- Always ``Baseline``.
-- ``RUSH_ARRIVES``: the job the planner called a rush; otherwise the job whose rush would hurt
-  the protected job most, otherwise the most disruptive one (each candidate is tried on the
-  simulator; ties keep EDD order). It arrives at hour 2 (hour 1 when the job is due sooner)
-  and is due at ``arrival + longest path of its steps + 1``: tight, but feasible on an empty
-  shop.
-- ``MACHINE_SLOWDOWN``: the machine the planner worried about, otherwise the baseline
-  bottleneck. Factor by risk tolerance (LOW 2.5x: a cautious planner wants the harder test,
-  MEDIUM 2.0x, HIGH 1.5x). Window: a quarter of the horizon (at least 2h) placed where the
-  machine is busiest in the baseline, ties going to the start nearest a third of the way into
-  the day (8-14h in a 24h day).
+1. ``Baseline``, always.
+2. Every machine event the note states (at most two): an outage or maintenance becomes
+   ``MACHINE_DOWN`` (maintenance without a time is placed where it costs least: its timing is
+   the planner's choice), "running slow" ``MACHINE_SLOWDOWN``.
+3. The rush the note names, with the note's arrival and due times. A rush never loosens a due
+   date: the rush's due time is at most the job's own. Without times it arrives at hour 2
+   (hour 1 when due sooner) and is due at ``arrival + longest path of its steps + 1``.
+4. Probes, made up to test the day, only where the note leaves room. A note that states no
+   machine event gets a slowdown of the machine it watches (or calls the bottleneck), else of
+   the baseline bottleneck, where that machine is busiest; and, unless it names a rush or
+   asks for a normal day, a rush probe (the job whose rush would hurt the protected job most,
+   else the most disruptive; candidates are simulated). So a vague note gets the spec's
+   default spread, a "normal day" one probe, and "M2 is down until 10" no probe at all.
+
+Slowdown factor by risk tolerance: LOW 2.5x (a cautious planner wants the harder test),
+MEDIUM 2.0x, HIGH 1.5x.
 """
 
 from __future__ import annotations
@@ -20,22 +25,33 @@ from __future__ import annotations
 from typing import Any
 
 from engine.factory.metrics import compute_metrics, score
-from engine.factory.models import (
+from engine.factory.models import FactoryConfig, Job
+from engine.factory.results import SimulationResult
+from engine.factory.scenario import (
     BASELINE_SPEC,
-    FactoryConfig,
-    Job,
+    EventKind,
+    MachineEvent,
+    Objective,
     ScenarioIntent,
     ScenarioSpec,
     ScenarioType,
-    SimulationResult,
 )
 from engine.factory.scheduler import simulate, step_order
-from engine.factory.whatif import candidates_per_lever
 
 SLOWDOWN_FACTOR = {"LOW": 2.5, "MEDIUM": 2.0, "HIGH": 1.5}
 MAX_RUSH_CANDIDATES = 12
-"""Jobs tried when choosing the most disruptive rush (the earliest-due ones); fewer on big
-factories (see ``whatif.candidates_per_lever``)."""
+MAX_SCENARIOS = 3
+MAINTENANCE_HOURS = 4
+"""Length of a maintenance window the note gives no time for."""
+STEP_BUDGET = 4_000
+MAX_CANDIDATES = 48
+
+
+def candidates_per_lever(factory: FactoryConfig) -> int:
+    """Simulations one choice may try: every candidate on a small factory, a handful on a
+    1,000-job one, so the futures stay interactive at any size."""
+    steps = sum(len(j.steps) for j in factory.jobs)
+    return max(3, min(MAX_CANDIDATES, STEP_BUDGET // max(1, steps)))
 
 
 def critical_path_hours(job: Job) -> int:
@@ -46,19 +62,27 @@ def critical_path_hours(job: Job) -> int:
     return max(finish.values())
 
 
-def rush_params(factory: FactoryConfig, job: Job) -> dict[str, Any]:
+def rush_params(
+    factory: FactoryConfig, job: Job, arrival: int | None = None, due: int | None = None
+) -> dict[str, Any]:
+    """A rush of ``job``: due at most at the job's own due time, after its arrival."""
     cp = critical_path_hours(job)
-    arrival = 2 if job.due_time > 2 and factory.time_horizon > cp + 3 else 1
-    arrival = min(arrival, factory.time_horizon - 1)
-    due = min(factory.time_horizon, arrival + cp + 1)
+    if arrival is None:
+        arrival = 2 if job.due_time > 2 and factory.time_horizon > cp + 3 else 1
+    arrival = max(0, min(arrival, job.due_time - 1, factory.time_horizon - 1))
+    if due is None:
+        due = arrival + cp + 1
+    due = max(arrival + 1, min(due, job.due_time, factory.time_horizon))
     return {"rush_job_id": job.id, "arrival_time": arrival, "due_time": due}
 
 
-def rush_spec(factory: FactoryConfig, job: Job) -> ScenarioSpec:
+def rush_spec(
+    factory: FactoryConfig, job: Job, arrival: int | None = None, due: int | None = None
+) -> ScenarioSpec:
     return ScenarioSpec(
         type=ScenarioType.RUSH_ARRIVES,
         label=f"Rush {job.id}",
-        modifications=rush_params(factory, job),
+        modifications=rush_params(factory, job, arrival, due),
     )
 
 
@@ -73,13 +97,11 @@ def choose_rush_job(factory: FactoryConfig, intent: ScenarioIntent) -> Job:
     best: tuple[Any, ...] | None = None
     chosen = candidates[0]
     for job in candidates:
-        spec = rush_spec(factory, job)
-        metrics = compute_metrics(simulate(factory, spec), factory)
+        metrics = compute_metrics(simulate(factory, rush_spec(factory, job)), factory)
         harm_protected = 0
         if intent.protected_job_id is not None:
             lateness = metrics.lateness_by_job.get(intent.protected_job_id, 0)
             harm_protected = factory.time_horizon + 1 if lateness is None else lateness
-        # Hurt to the other jobs: the rush job's own lateness is not the planner's risk.
         others = [
             factory.time_horizon + 1 if v is None else v
             for jid, v in metrics.lateness_by_job.items()
@@ -91,17 +113,17 @@ def choose_rush_job(factory: FactoryConfig, intent: ScenarioIntent) -> Job:
     return chosen
 
 
-def slowdown_window(
-    factory: FactoryConfig, machine_id: str, baseline: SimulationResult
+def busiest_window(
+    factory: FactoryConfig, machine_id: str, baseline: SimulationResult, length: int
 ) -> tuple[int, int]:
+    """The ``length``-hour window where ``machine_id`` is busiest in the baseline (ties: the
+    start nearest a third of the way into its window)."""
     machine = factory.machine(machine_id)
-    length = max(2, round(factory.time_horizon / 4))
-    length = min(length, machine.available_hours)
+    length = max(1, min(length, machine.available_hours))
     target = machine.available_start + machine.available_hours // 3
     busy = [(a.start_time, a.end_time) for a in baseline.machine_allocations[machine_id]]
     best: tuple[int, int] | None = None
     start_choice = machine.available_start
-    # Candidate starts: every hour for short horizons, a bounded sample for long ones.
     span = machine.available_end - length - machine.available_start
     stride = max(1, span // 200)
     for start in range(machine.available_start, machine.available_end - length + 1, stride):
@@ -113,25 +135,131 @@ def slowdown_window(
     return start_choice, start_choice + length
 
 
-def futures_offline(factory: FactoryConfig, intent: ScenarioIntent) -> list[dict[str, Any]]:
-    """Three scenarios in the spec's JSON shape (validated by the orchestrator like any other)."""
-    baseline = simulate(factory, BASELINE_SPEC)
-    machine_id = intent.watch_machine_id
-    if machine_id not in factory.machine_ids:
-        machine_id = compute_metrics(baseline, factory).bottleneck_machine_id
-    start, end = slowdown_window(factory, machine_id, baseline)
-    rush_job = choose_rush_job(factory, intent)
-    return [
-        BASELINE_SPEC.model_dump(mode="json"),
-        rush_spec(factory, rush_job).model_dump(mode="json"),
-        {
-            "type": ScenarioType.MACHINE_SLOWDOWN.value,
-            "label": f"{machine_id} slowdown",
-            "modifications": {
-                "machine_id": machine_id,
-                "slowdown_factor": SLOWDOWN_FACTOR[intent.risk_tolerance.value],
-                "start_time": start,
-                "end_time": end,
-            },
+def cheapest_window(factory: FactoryConfig, machine_id: str, length: int) -> tuple[int, int]:
+    """Where a ``length``-hour stop of ``machine_id`` costs the day least (simulated)."""
+    machine = factory.machine(machine_id)
+    length = max(1, min(length, machine.available_hours))
+    starts = list(range(machine.available_start, machine.available_end - length + 1))
+    starts = spread(starts, candidates_per_lever(factory))
+    best: tuple[Any, ...] | None = None
+    chosen = starts[0]
+    for start in starts:
+        spec = down_spec(machine_id, start, start + length, planned=True)
+        key = (score(compute_metrics(simulate(factory, spec), factory)), start)
+        if best is None or key < best:
+            best, chosen = key, start
+    return chosen, chosen + length
+
+
+def spread(values: list[int], limit: int) -> list[int]:
+    """At most ``limit`` of ``values``, evenly spaced, the first and last included."""
+    if len(values) <= limit or limit < 2:
+        return values[: max(1, limit)] if len(values) > limit else values
+    step = (len(values) - 1) / (limit - 1)
+    return sorted({values[round(i * step)] for i in range(limit)})
+
+
+def down_spec(
+    machine_id: str, start: int, end: int, *, planned: bool, label: str | None = None
+) -> ScenarioSpec:
+    word = "maintenance" if planned else "down"
+    return ScenarioSpec(
+        type=ScenarioType.MACHINE_DOWN,
+        label=label or f"{machine_id} {word} {start}-{end}h",
+        modifications={
+            "machine_id": machine_id,
+            "start_time": start,
+            "end_time": end,
+            "planned": planned,
         },
-    ]
+    )
+
+
+def slowdown_spec(
+    machine_id: str, factor: float, start: int, end: int, label: str | None = None
+) -> ScenarioSpec:
+    return ScenarioSpec(
+        type=ScenarioType.MACHINE_SLOWDOWN,
+        label=label or f"{machine_id} slowdown",
+        modifications={
+            "machine_id": machine_id,
+            "slowdown_factor": factor,
+            "start_time": start,
+            "end_time": end,
+        },
+    )
+
+
+def event_spec(
+    factory: FactoryConfig, event: MachineEvent, intent: ScenarioIntent, baseline: SimulationResult
+) -> ScenarioSpec:
+    machine = factory.machine(event.machine_id)
+    lo, hi = machine.available_start, machine.available_end
+    start, end = event.start_time, event.end_time
+    if event.kind is EventKind.SLOW:
+        if start is None or end is None:
+            start, end = busiest_window(
+                factory, machine.id, baseline, max(2, round(factory.time_horizon / 4))
+            )
+        return slowdown_spec(machine.id, SLOWDOWN_FACTOR[intent.risk_tolerance.value], start, end)
+    if start is None or end is None:
+        length = end if start is None and end is not None else MAINTENANCE_HOURS
+        if event.kind is EventKind.MAINTENANCE:
+            start, end = cheapest_window(factory, machine.id, length)
+        else:
+            start, end = lo, min(hi, lo + max(length, round(factory.time_horizon / 4)))
+    return down_spec(machine.id, start, end, planned=event.kind is EventKind.MAINTENANCE)
+
+
+def futures_offline(factory: FactoryConfig, intent: ScenarioIntent) -> list[dict[str, Any]]:
+    """2-3 scenarios in the spec's JSON shape (validated by the orchestrator like any other)."""
+    baseline = simulate(factory, BASELINE_SPEC)
+    specs: list[ScenarioSpec] = [BASELINE_SPEC]
+    covered: set[str] = set()
+    for event in intent.events[:2]:
+        if event.machine_id in factory.machine_ids and event.machine_id not in covered:
+            specs.append(event_spec(factory, event, intent, baseline))
+            covered.add(event.machine_id)
+    if intent.rush_job_id in factory.job_ids and len(specs) < MAX_SCENARIOS:
+        job = factory.job(intent.rush_job_id)
+        specs.append(rush_spec(factory, job, intent.rush_arrival_time, intent.rush_due_time))
+    events_stated = bool(covered)
+    watch = intent.watch_machine_id
+    if len(specs) < MAX_SCENARIOS and not events_stated:  # test the machine side
+        machine = watch if watch in factory.machine_ids else None
+        if machine is None:
+            machine = compute_metrics(baseline, factory).bottleneck_machine_id
+        probe = _probe_slowdown(factory, machine, intent, baseline)
+        if intent.rush_job_id is None and intent.objective is not Objective.BASELINE:
+            specs.append(rush_spec(factory, choose_rush_job(factory, intent)))
+        specs.append(probe)
+    return [s.model_dump(mode="json", exclude={"origin", "ticket_id", "cause"}) for s in specs]
+
+
+def _probe_slowdown(
+    factory: FactoryConfig, machine_id: str, intent: ScenarioIntent, baseline: SimulationResult
+) -> ScenarioSpec:
+    start, end = busiest_window(
+        factory, machine_id, baseline, max(2, round(factory.time_horizon / 4))
+    )
+    return slowdown_spec(machine_id, SLOWDOWN_FACTOR[intent.risk_tolerance.value], start, end)
+
+
+def assign_origins(specs: list[ScenarioSpec], intent: ScenarioIntent) -> list[ScenarioSpec]:
+    """Mark each scenario ``note`` when the note states it (its rush, a machine event), else
+    ``probe``. Decided here, from the validated intent, never taken from an agent's word."""
+    events = {e.machine_id: e for e in intent.events}
+    out = []
+    for spec in specs:
+        origin = "probe"
+        if spec.rush is not None and spec.rush.rush_job_id == intent.rush_job_id:
+            origin = "note"
+        window = spec.down or spec.slowdown
+        if window is not None and window.machine_id in events:
+            kind = events[window.machine_id].kind
+            if (spec.down is not None) == (kind is not EventKind.SLOW):
+                origin = "note"
+        if spec.type is ScenarioType.BASELINE:
+            origin = "note"
+        out.append(spec.model_copy(update={"origin": origin}) if spec.origin != origin else spec)
+    return out

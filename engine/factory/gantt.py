@@ -22,7 +22,8 @@ import math
 import string
 import textwrap
 
-from engine.factory.models import Allocation, FactoryConfig, SimulationResult
+from engine.factory.models import FactoryConfig
+from engine.factory.results import Allocation, SimulationResult
 
 SYMBOLS = string.ascii_lowercase + string.ascii_uppercase
 MAX_PANELS = 4

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from engine.factory.models import FactoryConfig, Objective, RiskTolerance
+from engine.factory.models import FactoryConfig
+from engine.factory.note_events import NoteEvent, machine_event, rush_times
+from engine.factory.scenario import MAX_EVENTS, Objective, RiskTolerance
 
 MAX_TEXT = 20_000
 
@@ -112,6 +114,12 @@ CUES: dict[str, tuple[str, ...]] = {
         r"repair\w*",
         r"wear",
         r"tooling",
+        r"bottleneck",
+        r"constraint",
+        r"offline",
+        r"outage",
+        r"slow",
+        r"unavailable",
         r"st[öo]rung",
         r"aver[íi]a",
         r"panne",
@@ -150,6 +158,12 @@ PLAIN_DAY = (
     r"just the baseline",
     r"plain baseline",
     r"no changes",
+    r"normal (?:\w+ )?day",
+    r"regular (?:\w+ )?day",
+    r"typical (?:\w+ )?day",
+    r"usual (?:\w+ )?day",
+    r"ordinary (?:\w+ )?day",
+    r"nothing unusual",
 )
 
 
@@ -190,6 +204,8 @@ class Reading:
     protected: list[str] = field(default_factory=list)
     flexible: list[str] = field(default_factory=list)
     watch: list[str] = field(default_factory=list)
+    events: list[tuple[str, NoteEvent]] = field(default_factory=list)
+    rush_segment: str = ""
     plain_day: bool = False
     risk_high: bool = False
     risk_low: bool = False
@@ -298,6 +314,9 @@ def read_text(text: str, factory: FactoryConfig) -> Reading:
                 nearest = _nearest(mention, trouble)
                 if nearest is not None and not nearest.negated:
                     _add(reading.watch, mention.id)
+                event = machine_event(segment, factory.time_horizon)
+                if event is not None and all(mid != mention.id for mid, _ in reading.events):
+                    reading.events.append((mention.id, event))
                 continue
             nearest = _nearest(mention, job_cues)
             if nearest is None:
@@ -307,6 +326,8 @@ def read_text(text: str, factory: FactoryConfig) -> Reading:
                 job_marks.setdefault(mention.id, set()).add(mark)
                 if mark == "rush":
                     _add(reading.rush_jobs, mention.id)
+                    if not reading.rush_segment:
+                        reading.rush_segment = segment
     reading.plain_day = bool(_PLAIN_RE.search(text))
     reading.risk_high = bool(_RISK_HIGH_RE.search(text))
     reading.risk_low = bool(_RISK_LOW_RE.search(text))
@@ -382,7 +403,7 @@ def intent_offline(text: str, factory: FactoryConfig) -> tuple[dict[str, Any], l
         objective = Objective.RUSH_FIRST
     elif protected_id is not None:
         objective = Objective.PROTECT_JOB
-    elif r.plain_day:
+    elif r.plain_day or (r.negated_rush and not (r.flexible or r.events or r.watch)):
         objective = Objective.BASELINE
     else:
         objective = Objective.BALANCED
@@ -394,13 +415,25 @@ def intent_offline(text: str, factory: FactoryConfig) -> tuple[dict[str, Any], l
     else:
         risk = RiskTolerance.MEDIUM
 
+    arrival = due = None
+    if rush_job is not None:
+        arrival, due = rush_times(r.rush_segment, factory.time_horizon)
+    events = [
+        {"machine_id": mid, "kind": e.kind.value, "start_time": e.start, "end_time": e.end}
+        for mid, e in r.events[:MAX_EVENTS]
+        if e.start is None or e.end is None or e.start < e.end
+    ]
+    watch = r.watch[0] if r.watch else (r.events[0][0] if r.events else None)
     return {
         "objective": objective.value,
         "protected_job_id": protected_id,
         "risk_tolerance": risk.value,
         "rush_job_id": rush_job,
+        "rush_arrival_time": arrival,
+        "rush_due_time": due,
         "flexible_job_ids": [j for j in r.flexible if j != protected_id],
-        "watch_machine_id": r.watch[0] if r.watch else None,
+        "watch_machine_id": watch,
+        "events": events,
     }, notes
 
 
@@ -434,25 +467,21 @@ def has_id_shape(token: str, stems: frozenset[tuple[str, str]]) -> bool:
     return False
 
 
-def reference_notes(text: str, factory: FactoryConfig) -> list[str]:
-    """Notes for tokens shaped like a job or machine id of this factory that match none."""
+def unknown_references(text: str, factory: FactoryConfig) -> list[str]:
+    """Tokens of the note shaped like a job or machine id of this factory that match none
+    (``J9`` beside ``J1``..``J3``), in order, at most :data:`MAX_UNKNOWN`."""
     text = text[:MAX_TEXT]
     known = {k.casefold() for k in (*factory.job_ids, *factory.machine_ids, *factory.step_ids)}
-    shapes = (
-        ("job", id_stems(frozenset(factory.job_ids))),
-        ("machine", id_stems(frozenset(factory.machine_ids))),
-    )
-    notes: list[str] = []
-    seen: set[str] = set()
+    stems = id_stems(frozenset((*factory.job_ids, *factory.machine_ids)))
+    found: list[str] = []
     for token in _TOKEN.findall(text):
-        if token.casefold() in known or token in seen:
+        if token.casefold() in known or token in found:
             continue
-        for kind, stems in shapes:
-            if has_id_shape(token, stems) or has_id_shape(token.upper(), stems):
-                seen.add(token)
-                notes.append(f"'{token}' is not a {kind} of this factory; ignored")
+        if has_id_shape(token, stems) or has_id_shape(token.upper(), stems):
+            found.append(token)
+            if len(found) >= MAX_UNKNOWN:
                 break
-        if len(notes) >= 10:
-            notes.append("further unknown references not listed")
-            break
-    return notes
+    return found
+
+
+MAX_UNKNOWN = 10

@@ -252,7 +252,7 @@ def _error_message(exc: Any) -> str:
     if isinstance(body, dict):
         err = body.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"][:200]
+            return str(err["message"])[:200]
     return str(exc)[:200]
 
 

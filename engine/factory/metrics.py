@@ -14,7 +14,8 @@
 
 from __future__ import annotations
 
-from engine.factory.models import FactoryConfig, ScenarioMetrics, SimulationResult
+from engine.factory.models import FactoryConfig
+from engine.factory.results import ScenarioMetrics, SimulationResult
 
 
 def compute_metrics(result: SimulationResult, factory: FactoryConfig) -> ScenarioMetrics:

@@ -1,9 +1,11 @@
-"""The factory day's typed contract: the world, the planner's intent, scenarios, results, state.
+"""The factory day's typed contract, part 1: the world (machines, steps, jobs, the factory).
 
-Every object here is frozen: the orchestrator passes them from step to step and builds new ones,
-so no agent or simulation can change a factory, a result or the shared state behind another
-step's back. Times are whole hours (``int``) from the start of the plan, intervals are half-open
-``[start, end)``.
+The contract is three modules: this one (the world and its invariants), ``scenario`` (the
+planner's intent and the closed scenario set) and ``results`` (schedules, metrics, the plan, the
+pipeline's events and state). Every object is frozen: the orchestrator passes them from step
+to step and builds new ones, so no agent or simulation can change a factory, a result or the
+shared state behind another step's back. Times are whole hours (``int``) from the start of
+the plan, intervals are half-open ``[start, end)``.
 
 The invariants of spec section 4 live in the models that own them. The cross-reference checks
 of a factory (ids exist, precedence acyclic, due times within the horizon, ...) are collected
@@ -13,17 +15,16 @@ not only the first one pydantic meets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from functools import cached_property
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -39,7 +40,9 @@ Hour = Annotated[int, Field(ge=0, le=MAX_HORIZON, strict=True)]
 Name = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-class _Frozen(BaseModel):
+class Frozen(BaseModel):
+    """Every factory model: immutable, unknown fields rejected."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -48,7 +51,7 @@ class _Frozen(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
-class Machine(_Frozen):
+class Machine(Frozen):
     """One resource; runs one step at a time inside its availability window."""
 
     id: Id
@@ -56,6 +59,8 @@ class Machine(_Frozen):
     available_start: Hour = 0
     available_end: Hour
     """Exclusive. Omitted in a file, it defaults to the factory's ``time_horizon``."""
+    asset: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")] | None = None
+    """The plant asset this machine is (``pump01``): its open work orders become scenarios."""
 
     @property
     def available_hours(self) -> int:
@@ -71,7 +76,7 @@ class Machine(_Frozen):
         return self
 
 
-class Step(_Frozen):
+class Step(Frozen):
     """One operation of a job on one machine."""
 
     id: Id
@@ -82,7 +87,7 @@ class Step(_Frozen):
     """Steps of the same job that must finish before this one starts."""
 
 
-class Job(_Frozen):
+class Job(Frozen):
     id: Id
     name: Name
     due_time: Annotated[int, Field(gt=0, le=MAX_HORIZON, strict=True)]
@@ -98,13 +103,18 @@ class Job(_Frozen):
         return _fill_job_defaults(data)
 
 
-class FactoryConfig(_Frozen):
+class FactoryConfig(Frozen):
     """A factory and the day's orders. Loaded from ``scenarios/factory/*.yaml|json``."""
 
     name: Name = "factory"
     description: Annotated[str, Field(max_length=2000)] = ""
     time_horizon: Annotated[int, Field(ge=1, le=MAX_HORIZON, strict=True)] = 24
-    scheduling_heuristic: Literal["earliest_due_date", "fcfs"] = "earliest_due_date"
+    scheduling_heuristic: Literal[
+        "earliest_due_date", "fcfs", "edd_dispatch", "atc", "mdd", "mod"
+    ] = "earliest_due_date"
+    """``earliest_due_date`` (the spec's EDD list scheduler, whole jobs in due order) or
+    ``fcfs`` (the same, by release); or a non-delay dispatch rule the planner picks:
+    ``edd_dispatch``, ``atc``, ``mdd``, ``mod`` (``engine.factory.dispatch``)."""
     machines: tuple[Machine, ...] = Field(min_length=1)
     jobs: tuple[Job, ...] = Field(min_length=1)
 
@@ -124,28 +134,37 @@ class FactoryConfig(_Frozen):
             )
         return self
 
-    # Lookups used everywhere; cheap enough to rebuild (a factory is immutable).
+    repair_hours: dict[
+        Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")],
+        Annotated[int, Field(ge=1, le=168, strict=True)],
+    ] = Field(default_factory=dict)
+    """Hours a machine is down to repair a plant fault, by root cause (``bearing_wear: 4``);
+    overrides the defaults in ``engine.factory.plant_feed``."""
+
+    # Lookups used everywhere, built once per (immutable) factory.
+    @cached_property
+    def _machines_by_id(self) -> dict[str, Machine]:
+        return {m.id: m for m in self.machines}
+
+    @cached_property
+    def _jobs_by_id(self) -> dict[str, Job]:
+        return {j.id: j for j in self.jobs}
+
     def machine(self, machine_id: str) -> Machine:
-        for m in self.machines:
-            if m.id == machine_id:
-                return m
-        raise KeyError(machine_id)
+        return self._machines_by_id[machine_id]
 
     def job(self, job_id: str) -> Job:
-        for j in self.jobs:
-            if j.id == job_id:
-                return j
-        raise KeyError(job_id)
+        return self._jobs_by_id[job_id]
 
-    @property
+    @cached_property
     def machine_ids(self) -> tuple[str, ...]:
         return tuple(m.id for m in self.machines)
 
-    @property
+    @cached_property
     def job_ids(self) -> tuple[str, ...]:
         return tuple(j.id for j in self.jobs)
 
-    @property
+    @cached_property
     def step_ids(self) -> tuple[str, ...]:
         return tuple(s.id for j in self.jobs for s in j.steps)
 
@@ -212,8 +231,9 @@ def cross_check(data: Mapping[str, Any]) -> list[Violation]:
     out: list[Violation] = []
     horizon = data.get("time_horizon", 24)
     horizon = horizon if isinstance(horizon, int) and not isinstance(horizon, bool) else None
-    machines = data.get("machines") if isinstance(data.get("machines"), list | tuple) else []
-    jobs = data.get("jobs") if isinstance(data.get("jobs"), list | tuple) else []
+    raw_machines, raw_jobs = data.get("machines"), data.get("jobs")
+    machines: Sequence[Any] = raw_machines if isinstance(raw_machines, list | tuple) else []
+    jobs: Sequence[Any] = raw_jobs if isinstance(raw_jobs, list | tuple) else []
 
     machine_ids: set[str] = set()
     for i, m in enumerate(machines):
@@ -261,7 +281,8 @@ def cross_check(data: Mapping[str, Any]) -> list[Violation]:
                     f"jobs[{j}].due_time", f"due time {due} is not after release time {release}"
                 )
             )
-        steps = job.get("steps") if isinstance(job.get("steps"), list | tuple) else []
+        raw_steps = job.get("steps")
+        steps: Sequence[Any] = raw_steps if isinstance(raw_steps, list | tuple) else []
         own: dict[str, int] = {}
         for s, step in enumerate(steps):
             if not isinstance(step, Mapping):
@@ -288,8 +309,8 @@ def cross_check(data: Mapping[str, Any]) -> list[Violation]:
         for s, step in enumerate(steps):
             if not isinstance(step, Mapping) or not isinstance(step.get("id"), str):
                 continue
-            preds = step.get("precedence")
-            preds = preds if isinstance(preds, list | tuple) else []
+            raw_preds = step.get("precedence")
+            preds: Sequence[Any] = raw_preds if isinstance(raw_preds, list | tuple) else []
             path = f"jobs[{j}].steps[{s}].precedence"
             seen: set[str] = set()
             for p in preds:
@@ -315,7 +336,7 @@ def cross_check(data: Mapping[str, Any]) -> list[Violation]:
     return out
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -352,10 +373,17 @@ def factory_violations(data: Any) -> list[Violation]:
     try:
         FactoryConfig.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
+        errors = exc.errors()
+        locations = [tuple(e["loc"]) for e in errors]
+        for err in errors:
             if err["type"] == "factory_invariant":
                 continue  # re-derived one by one below
-            out.append(Violation(loc_to_path(err["loc"]), _plain_message(err)))
+            loc = tuple(err["loc"])
+            if err["type"] == "too_short" and any(
+                len(other) > len(loc) and other[: len(loc)] == loc for other in locations
+            ):
+                continue  # "too short" only because its items failed: not a problem of its own
+            out.append(Violation(loc_to_path(err["loc"]), plain_message(err)))
     if isinstance(data, Mapping):
         out.extend(cross_check(_fill_factory_defaults(data)))
     seen: set[tuple[str, str]] = set()
@@ -380,7 +408,10 @@ def loc_to_path(loc: Iterable[Any]) -> str:
     return path or "(root)"
 
 
-def _plain_message(err: Mapping[str, Any]) -> str:
+def plain_message(err: Mapping[str, Any]) -> str:
+    if err.get("type") == "too_short":
+        least = (err.get("ctx") or {}).get("min_length", 1)
+        return f"needs at least {least} item" + ("" if least == 1 else "s")
     msg = str(err.get("msg", "invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
@@ -389,387 +420,3 @@ def _plain_message(err: Mapping[str, Any]) -> str:
         if len(shown) <= 40:
             msg += f" (got {shown})"
     return msg
-
-
-# --------------------------------------------------------------------------------------------
-# The planner's intent and the closed scenario set
-# --------------------------------------------------------------------------------------------
-
-
-class Objective(StrEnum):
-    BASELINE = "BASELINE"
-    RUSH_FIRST = "RUSH_FIRST"
-    BALANCED = "BALANCED"
-    PROTECT_JOB = "PROTECT_JOB"
-
-
-class RiskTolerance(StrEnum):
-    LOW = "LOW"
-    MEDIUM = "MEDIUM"
-    HIGH = "HIGH"
-
-
-class ScenarioIntent(_Frozen):
-    """What the planner cares about today, in enums and real ids only.
-
-    The spec's three fields, plus the references the futures step needs to build scenarios that
-    answer the planner (which job is the rush, which jobs may slip, which machine worries them).
-    Which ids are real is checked against a factory by ``validate_scenario_intent``.
-    """
-
-    objective: Objective = Objective.BALANCED
-    protected_job_id: Id | None = None
-    risk_tolerance: RiskTolerance = RiskTolerance.MEDIUM
-    rush_job_id: Id | None = None
-    flexible_job_ids: tuple[Id, ...] = ()
-    watch_machine_id: Id | None = None
-
-    @model_validator(mode="after")
-    def _coherent(self) -> ScenarioIntent:
-        if self.objective is Objective.PROTECT_JOB and self.protected_job_id is None:
-            raise ValueError("objective PROTECT_JOB needs a protected_job_id")
-        if self.protected_job_id is not None and self.protected_job_id in self.flexible_job_ids:
-            raise ValueError(
-                f"job {self.protected_job_id!r} cannot be both protected and allowed to slip"
-            )
-        if len(set(self.flexible_job_ids)) != len(self.flexible_job_ids):
-            raise ValueError("flexible_job_ids has duplicates")
-        return self
-
-
-DEFAULT_INTENT = ScenarioIntent(objective=Objective.BALANCED, risk_tolerance=RiskTolerance.MEDIUM)
-"""The spec's fallback when the planner's text cannot be interpreted."""
-
-
-class ScenarioType(StrEnum):
-    BASELINE = "BASELINE"
-    RUSH_ARRIVES = "RUSH_ARRIVES"
-    MACHINE_SLOWDOWN = "MACHINE_SLOWDOWN"
-    """The spec calls it ``M2_SLOWDOWN``; the machine is a parameter here, and the old name is
-    accepted on input."""
-
-
-SCENARIO_TYPE_ALIASES = {"M2_SLOWDOWN": ScenarioType.MACHINE_SLOWDOWN}
-
-
-class BaselineMods(_Frozen):
-    pass
-
-
-class RushMods(_Frozen):
-    """An existing job becomes a rush order: it arrives at ``arrival_time`` (its release) and is
-    due at ``due_time``. The job's steps are reused; no job is invented."""
-
-    rush_job_id: Id
-    arrival_time: Hour
-    due_time: Annotated[int, Field(gt=0, le=MAX_HORIZON, strict=True)]
-
-    @model_validator(mode="after")
-    def _order(self) -> RushMods:
-        if self.arrival_time >= self.due_time:
-            raise ValueError(
-                f"arrival_time ({self.arrival_time}) must be before due_time ({self.due_time})"
-            )
-        return self
-
-
-class SlowdownMods(_Frozen):
-    """``machine_id`` works at ``1/slowdown_factor`` speed during ``[start_time, end_time)``."""
-
-    machine_id: Id
-    slowdown_factor: Annotated[float, Field(gt=1.0, le=3.0, allow_inf_nan=False)]
-    start_time: Hour
-    end_time: Hour
-
-    @model_validator(mode="after")
-    def _window(self) -> SlowdownMods:
-        if self.start_time >= self.end_time:
-            raise ValueError(
-                f"start_time ({self.start_time}) must be before end_time ({self.end_time})"
-            )
-        return self
-
-
-Mods = BaselineMods | RushMods | SlowdownMods
-_MODS_BY_TYPE: dict[ScenarioType, type[_Frozen]] = {
-    ScenarioType.BASELINE: BaselineMods,
-    ScenarioType.RUSH_ARRIVES: RushMods,
-    ScenarioType.MACHINE_SLOWDOWN: SlowdownMods,
-}
-
-Label = Annotated[
-    str,
-    Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.,:()/+\-–×']*$"),
-]
-"""A scenario label is a dict key, a table header and a Gantt title: short, plain characters
-(no ``|``, ``*``, ``[`` or backticks that would break markdown or terminal markup)."""
-
-
-class ScenarioSpec(_Frozen):
-    """One future to simulate: a type from the closed set and its bounded parameters."""
-
-    type: ScenarioType
-    label: Label
-    modifications: Mods
-
-    @model_validator(mode="before")
-    @classmethod
-    def _typed_mods(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping):
-            return data
-        data = dict(data)
-        kind = data.get("type")
-        if isinstance(kind, str):
-            kind = SCENARIO_TYPE_ALIASES.get(kind, kind)
-            data["type"] = kind
-        mods = data.get("modifications", {})
-        try:
-            model = _MODS_BY_TYPE[ScenarioType(kind)]
-        except (ValueError, KeyError):
-            return data  # the type field's own error says what is wrong
-        if isinstance(mods, Mapping):
-            try:
-                data["modifications"] = model.model_validate(mods)
-            except ValidationError as exc:
-                detail = "; ".join(
-                    f"modifications.{loc_to_path(e['loc'])}: {_plain_message(e)}"
-                    if e["loc"]
-                    else f"modifications: {_plain_message(e)}"
-                    for e in exc.errors()
-                )
-                raise PydanticCustomError("modifications", "{detail}", {"detail": detail}) from None
-        return data
-
-    @model_validator(mode="after")
-    def _mods_match_type(self) -> ScenarioSpec:
-        expected = _MODS_BY_TYPE[self.type]
-        if type(self.modifications) is not expected:
-            raise ValueError(f"modifications do not match type {self.type.value}")
-        return self
-
-    @property
-    def rush(self) -> RushMods | None:
-        return self.modifications if isinstance(self.modifications, RushMods) else None
-
-    @property
-    def slowdown(self) -> SlowdownMods | None:
-        return self.modifications if isinstance(self.modifications, SlowdownMods) else None
-
-
-BASELINE_SPEC = ScenarioSpec(type=ScenarioType.BASELINE, label="Baseline", modifications={})
-
-
-# --------------------------------------------------------------------------------------------
-# Simulation results and metrics
-# --------------------------------------------------------------------------------------------
-
-
-class StepTimeline(_Frozen):
-    step_id: Id
-    job_id: Id
-    machine_id: Id
-    start_time: Hour
-    end_time: Hour
-    duration_hours: int
-    """Hours the machine is busy (slowdown included)."""
-    base_duration_hours: int
-    """The step's nominal duration; larger ``duration_hours`` means a slowdown hit it."""
-
-    @model_validator(mode="after")
-    def _consistent(self) -> StepTimeline:
-        if self.end_time - self.start_time != self.duration_hours or self.duration_hours <= 0:
-            raise ValueError("duration_hours must equal end_time - start_time and be > 0")
-        return self
-
-
-class Allocation(_Frozen):
-    step_id: Id
-    job_id: Id
-    machine_id: Id
-    start_time: Hour
-    end_time: Hour
-
-    @property
-    def duration(self) -> int:
-        return self.end_time - self.start_time
-
-
-class UnscheduledStep(_Frozen):
-    """A step that found no room before its machine's window closed (or whose predecessor
-    did not run). It is never placed outside the window; its job is incomplete."""
-
-    step_id: Id
-    job_id: Id
-    machine_id: Id
-    duration_hours: int
-    reason: Annotated[str, Field(max_length=200)]
-
-
-class JobTimeline(_Frozen):
-    job_id: Id
-    steps_timeline: tuple[StepTimeline, ...]
-    completion_time: Hour | None
-    """None when a step is unscheduled: the job does not finish within the plan."""
-    due_time: int
-    release_time: int
-    is_late: bool
-    unscheduled_step_ids: tuple[Id, ...] = ()
-
-    @property
-    def is_complete(self) -> bool:
-        return self.completion_time is not None
-
-    @property
-    def lateness_hours(self) -> int | None:
-        """Hours past due (0 when on time); None for an incomplete job."""
-        if self.completion_time is None:
-            return None
-        return max(0, self.completion_time - self.due_time)
-
-    @model_validator(mode="after")
-    def _late_iff(self) -> JobTimeline:
-        if self.completion_time is None:
-            if not self.unscheduled_step_ids or not self.is_late:
-                raise ValueError("an incomplete job lists its unscheduled steps and is late")
-        elif self.is_late != (self.completion_time > self.due_time):
-            raise ValueError("is_late must be completion_time > due_time")
-        return self
-
-
-class SimulationResult(_Frozen):
-    scenario_label: Label
-    scenario: ScenarioSpec
-    job_timelines: dict[Id, JobTimeline]
-    machine_allocations: dict[Id, tuple[Allocation, ...]]
-    """Every machine of the factory, allocations sorted by start time."""
-    unscheduled: tuple[UnscheduledStep, ...] = ()
-    makespan: int
-    """End of the last allocation (0 if nothing ran)."""
-
-    @property
-    def late_jobs(self) -> list[str]:
-        return [jid for jid, tl in self.job_timelines.items() if tl.is_late]
-
-    @property
-    def incomplete_jobs(self) -> list[str]:
-        return [jid for jid, tl in self.job_timelines.items() if not tl.is_complete]
-
-
-Unit01 = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-
-
-class ScenarioMetrics(_Frozen):
-    """The spec's metrics, plus per-job detail for the jobs-at-risk table.
-
-    Utilization of a machine = busy hours / hours in its availability window. Every allocation
-    lies inside the window, so the value is in [0, 1] by construction. Busy hours include the
-    extra hours a slowdown costs (the machine is occupied). The bottleneck is the machine with
-    the most busy hours (spec section 8); ties go to the higher utilization, then config order.
-
-    Lateness statistics are over *completed* jobs; incomplete jobs (an unscheduled step) count
-    as late and are listed in ``incomplete_job_ids`` instead of getting an invented number.
-    """
-
-    scenario_label: Label
-    num_jobs: Annotated[int, Field(ge=0)]
-    num_late_jobs: Annotated[int, Field(ge=0)]
-    late_job_ids: tuple[Id, ...]
-    max_lateness_hours: Annotated[int, Field(ge=0)]
-    avg_lateness_hours: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-    makespan_hours: Annotated[int, Field(ge=0)]
-    bottleneck_machine_id: Id
-    utilization_by_machine: dict[Id, Unit01]
-    busy_hours_by_machine: dict[Id, Annotated[int, Field(ge=0)]]
-    lateness_by_job: dict[Id, Annotated[int, Field(ge=0)] | None]
-    """Hours late per job (0 on time, None incomplete)."""
-    completion_by_job: dict[Id, Hour | None]
-    incomplete_job_ids: tuple[Id, ...] = ()
-    unscheduled_step_ids: tuple[Id, ...] = ()
-
-    @model_validator(mode="after")
-    def _invariants(self) -> ScenarioMetrics:
-        if self.num_late_jobs != len(self.late_job_ids):
-            raise ValueError("num_late_jobs must equal len(late_job_ids)")
-        if not set(self.late_job_ids) <= set(self.lateness_by_job):
-            raise ValueError("late_job_ids must be jobs of the scenario")
-        if not set(self.incomplete_job_ids) <= set(self.late_job_ids):
-            raise ValueError("incomplete jobs are late")
-        if self.bottleneck_machine_id not in self.utilization_by_machine:
-            raise ValueError("bottleneck_machine_id must be a machine of the factory")
-        return self
-
-
-class WhatIfResult(_Frozen):
-    """One recommended lever, tried on the deterministic simulator before it is recommended."""
-
-    scenario_label: Label
-    kind: Literal["run_first", "relax_rush_due", "move_slowdown"]
-    title: Annotated[str, Field(max_length=200)]
-    """Plain sentence, e.g. ``Run J1 first`` (ids from the factory only)."""
-    job_id: Id | None = None
-    lateness_before: dict[Id, int | None]
-    lateness_after: dict[Id, int | None]
-    makespan_before: int
-    makespan_after: int
-    late_before: int
-    late_after: int
-    total_lateness_before: int
-    total_lateness_after: int
-    params: dict[str, int | float | str] = Field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------------------------
-# The orchestrator's shared state
-# --------------------------------------------------------------------------------------------
-
-AgentSource = Literal["claude", "offline", "default", "none"]
-
-
-class FactoryState(_Frozen):
-    """Everything the pipeline knows, passed from step to step and replaced, never mutated.
-
-    ``*_source`` says which implementation produced each agent output (``claude``, ``offline``
-    or the spec's ``default`` fallback); ``*_error`` keeps why a preferred one was rejected.
-    """
-
-    factory: FactoryConfig
-    user_input: str
-    date: str
-    llm: str = "offline"
-    """What ran the agents: ``offline`` or ``claude:<model>``."""
-
-    intent: ScenarioIntent | None = None
-    intent_error: str | None = None
-    intent_source: AgentSource = "none"
-    notes: tuple[str, ...] = ()
-    """Planner-facing remarks about the input (e.g. a job reference that matched nothing)."""
-
-    scenarios: tuple[ScenarioSpec, ...] = ()
-    futures_error: str | None = None
-    futures_source: AgentSource = "none"
-
-    sim_results: dict[str, SimulationResult] = Field(default_factory=dict)
-    metrics: dict[str, ScenarioMetrics] = Field(default_factory=dict)
-    what_ifs: tuple[WhatIfResult, ...] = ()
-
-    briefing_markdown: str | None = None
-    briefing_error: str | None = None
-    briefing_source: AgentSource = "none"
-
-    pipeline_completed: bool = False
-    pipeline_errors: tuple[str, ...] = ()
-    logs: tuple[str, ...] = ()
-    elapsed_ms: int = 0
-
-    @field_validator("user_input")
-    @classmethod
-    def _bounded_input(cls, value: str) -> str:
-        return value[:20_000]
-
-    def evolve(self, **changes: Any) -> FactoryState:
-        """A new state with ``changes`` applied; this one is left as it was."""
-        return self.model_copy(update=changes)
-
-    @property
-    def labels(self) -> list[str]:
-        return [s.label for s in self.scenarios]

@@ -1,20 +1,18 @@
 """The factory-day pipeline: a hand-rolled, strictly sequential orchestrator (spec section 6).
 
-    intent agent -> validate -> futures agent -> validate -> simulate + check invariants
-    -> metrics -> what-if levers -> briefing agent -> validate -> done
+    intent agent -> validate -> futures agent -> validate -> (+ plant work orders)
+    -> simulate + check invariants -> metrics -> plan (rules + search) -> levers
+    -> briefing agent -> validate -> done
 
 Each step takes the :class:`FactoryState` and returns a new one (the models are frozen; the
-factory passed in is never modified). Each agent is tried in order of preference (Claude when
-enabled, then the offline implementation, then the spec's default) and every reply passes the
-same validator; a rejected reply is logged with its reason, recorded in ``pipeline_errors``
-and replaced by the next in line. A simulation that breaks an invariant is a bug, not bad
-input: the pipeline halts there with ``pipeline_completed=False`` rather than brief on it.
+factory passed in is never modified). Each agent runs through :func:`_first_valid`: Claude
+when enabled, then the offline implementation, then the spec's default; every reply passes the
+same validator; a rejected reply is recorded in ``pipeline_errors`` and replaced by the next in
+line. A simulation or plan that breaks an invariant is a bug, not bad input: the pipeline halts
+there with ``pipeline_completed=False`` rather than brief on it.
 
-Log lines follow spec section 10 and reach ``on_log`` as each step completes::
-
-    2026-11-23 06:30:15 | Intent Agent | Latency: 1ms | Status: valid | Input: "We have…" | ...
-    2026-11-23 06:30:15 | Simulation [Rush J2] | Latency: 0ms | Makespan: 15h, Late: 1 (J1), ...
-    Pipeline completed in 41ms | Scenarios: 3 | Errors: 0 | Briefing: 642 words
+Every step emits a typed :class:`StepEvent` as it completes (``on_event``); the spec's log line
+is rendered from it (``on_log`` gets the line), and the TUI shows the event's fields.
 """
 
 from __future__ import annotations
@@ -22,36 +20,45 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from engine.factory import agents as ag
 from engine.factory.briefing import (
     BriefingContext,
-    draft_from_reply,
+    Draft,
+    check_draft,
     render_markdown,
     validate_markdown,
     word_count,
-    write_offline,
 )
+from engine.factory.briefing_text import write_offline
 from engine.factory.config import load_factory
-from engine.factory.futures import rush_spec
-from engine.factory.intent import reference_notes
+from engine.factory.futures import assign_origins, rush_spec
+from engine.factory.intent import unknown_references
 from engine.factory.llm import ClaudeClient, LLMError, resolve_llm
 from engine.factory.metrics import compute_metrics
-from engine.factory.models import (
-    DEFAULT_INTENT,
-    FactoryConfig,
-    FactoryState,
-    ScenarioIntent,
-    ScenarioSpec,
-)
+from engine.factory.models import FactoryConfig
+from engine.factory.plan import PlanError, make_plan, plan_seconds
+from engine.factory.results import AgentSource, FactoryState, StepEvent, StepKind, StepStatus
+from engine.factory.scenario import DEFAULT_INTENT, ScenarioIntent, ScenarioSpec
 from engine.factory.scheduler import check_result, job_sequence, simulate
-from engine.factory.validation import validate_scenario_intent, validate_scenarios
+from engine.factory.validation import (
+    MAX_WITH_PLANT,
+    validate_scenario_intent,
+    validate_scenarios,
+)
 from engine.factory.whatif import explore
 
+if TYPE_CHECKING:
+    from engine.schemas import Ticket
+
 LogFn = Callable[[str], None]
+EventFn = Callable[[StepEvent], None]
+T = TypeVar("T")
 
 SPEC_DEFAULT_FUTURES: list[dict[str, Any]] = [
     {"type": "BASELINE", "label": "Baseline", "modifications": {}},
@@ -95,14 +102,18 @@ def run_pipeline(
     date: dt.date | str | None = None,
     llm: str | ClaudeClient = "auto",
     on_log: LogFn | None = None,
+    *,
+    on_event: EventFn | None = None,
+    tickets: Sequence[Ticket] = (),
 ) -> FactoryState:
     """Run the whole factory day for ``user_text``; returns the final state.
 
     ``factory``: a config, a file path or a name in ``scenarios/factory`` (default: toy world).
     ``llm``: ``auto`` (Claude when ``ANTHROPIC_API_KEY`` is set), ``off``, ``on``, or a
-    :class:`ClaudeClient` (tests). Raises only for bad arguments (``FactoryConfigError``,
-    ``ValueError`` for the date, ``LLMUnavailable`` for ``on`` without a key); everything that
-    goes wrong inside the pipeline is logged, recorded and survived.
+    :class:`ClaudeClient` (tests). ``tickets``: open plant work orders (``engine.schemas``
+    tickets); those on assets mapped to machines become scenarios. Raises only for bad
+    arguments (``FactoryConfigError``, ``ValueError`` for the date, ``LLMUnavailable`` for
+    ``on`` without a key); everything that goes wrong inside is logged, recorded and survived.
     """
     started = time.perf_counter()
     config = factory if isinstance(factory, FactoryConfig) else load_factory(factory)
@@ -115,11 +126,12 @@ def run_pipeline(
         date=day,
         llm=client.label if client is not None else "offline",
     )
-    run = _Run(on_log)
+    run = _Run(on_log, on_event)
     try:
         state = step_intent(state, client, run)
-        state = step_futures(state, client, run)
+        state = step_futures(state, client, run, tickets)
         state = step_simulate(state, run)
+        state = step_plan(state, run)
         state = step_what_ifs(state, run)
         state = step_briefing(state, client, run)
         completed = True
@@ -128,54 +140,63 @@ def run_pipeline(
         completed = False
     elapsed = round((time.perf_counter() - started) * 1000)
     words = word_count(state.briefing_markdown or "")
-    verb = "completed" if completed else "halted"
-    state = run.log(
-        state.evolve(pipeline_completed=completed, elapsed_ms=elapsed),
-        f"Pipeline {verb} in {elapsed}ms | Scenarios: {len(state.scenarios)} | "
-        f"Errors: {len(state.pipeline_errors)} | Briefing: {words} words",
-        stamp=False,
+    state = state.evolve(pipeline_completed=completed, elapsed_ms=elapsed)
+    return run.emit(
+        state,
+        StepEvent(
+            kind="pipeline",
+            name="Pipeline",
+            latency_ms=elapsed,
+            status="ok" if completed else "halted",
+            output=f"Scenarios: {len(state.scenarios)} | Errors: {len(state.pipeline_errors)} "
+            f"| Briefing: {words} words",
+            errors=len(state.pipeline_errors),
+        ),
     )
-    return state
 
 
 class _Run:
-    """Log formatting and delivery for one pipeline run."""
+    """Event delivery for one pipeline run."""
 
-    def __init__(self, on_log: LogFn | None) -> None:
+    def __init__(self, on_log: LogFn | None, on_event: EventFn | None) -> None:
         self.on_log = on_log
+        self.on_event = on_event
 
-    def log(self, state: FactoryState, line: str, *, stamp: bool = True) -> FactoryState:
-        if stamp:
-            line = f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M:%S')} | {line}"
-        state = state.evolve(logs=(*state.logs, line))
-        if self.on_log is not None:
+    def emit(self, state: FactoryState, event: StepEvent) -> FactoryState:
+        if event.kind != "pipeline":
+            event = event.model_copy(
+                update={
+                    "at": dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+                    "errors": len(state.pipeline_errors),
+                }
+            )
+        state = state.evolve(events=(*state.events, event))
+        for callback, value in ((self.on_event, event), (self.on_log, None)):
+            if callback is None:
+                continue
             try:
-                self.on_log(line)
+                callback(value if value is not None else event.line())  # type: ignore[arg-type]
             except Exception as exc:  # the caller's display must not break the pipeline
                 state = state.evolve(
-                    pipeline_errors=(*state.pipeline_errors, f"on_log callback failed: {exc!r}")
+                    pipeline_errors=(*state.pipeline_errors, f"log callback failed: {exc!r}")
                 )
         return state
 
-    def error(self, state: FactoryState, message: str) -> FactoryState:
-        return state.evolve(pipeline_errors=(*state.pipeline_errors, message))
-
-    def agent(
+    def step(
         self,
         state: FactoryState,
+        kind: StepKind,
         name: str,
-        ms: float,
-        status: str,
-        given: str,
+        ms: float | None,
         output: str,
-        source: str,
-        fallback: str,
+        status: StepStatus = "ok",
     ) -> FactoryState:
-        return self.log(
-            state,
-            f"{name} | Latency: {ms:.0f}ms | Status: {status} | Input: {given} | "
-            f"Output: {output} | Source: {source} | Fallback: {fallback}",
-        )
+        latency = None if ms is None else round(ms)
+        event = StepEvent(kind=kind, name=name, latency_ms=latency, status=status, output=output)
+        return self.emit(state, event)
+
+    def error(self, state: FactoryState, message: str) -> FactoryState:
+        return state.evolve(pipeline_errors=(*state.pipeline_errors, message))
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -184,34 +205,91 @@ def _short(text: str, limit: int = 60) -> str:
     return f'"{shown}"'
 
 
-def _describe_intent(i: ScenarioIntent) -> str:
+def describe_intent(i: ScenarioIntent) -> str:
     parts = [i.objective.value]
     if i.rush_job_id:
-        parts.append(f"rush={i.rush_job_id}")
+        rush = f"rush={i.rush_job_id}"
+        if i.rush_arrival_time is not None or i.rush_due_time is not None:
+            rush += f"@{_hour(i.rush_arrival_time)}-{_hour(i.rush_due_time)}"
+        parts.append(rush)
     if i.protected_job_id:
         parts.append(f"protect={i.protected_job_id}")
     if i.flexible_job_ids:
         parts.append(f"slip={'/'.join(i.flexible_job_ids)}")
     if i.watch_machine_id:
         parts.append(f"watch={i.watch_machine_id}")
+    for e in i.events:
+        parts.append(
+            f"{e.machine_id} {e.kind.value.lower()} {_hour(e.start_time)}-{_hour(e.end_time)}"
+        )
     parts.append(f"risk={i.risk_tolerance.value}")
     return ", ".join(parts)
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[Any, str | None, str, float]:
-    """(value, error, status, ms). A reply that is unreadable or fails a check is ``invalid``;
-    no reply at all (timeout, overload, refusal, an agent crash) is ``error``."""
-    t0 = time.perf_counter()
-    try:
-        value = fn()
-        return value, None, "valid", (time.perf_counter() - t0) * 1000
-    except LLMError as exc:
-        status = "invalid" if exc.kind in ("invalid_json", "empty", "truncated") else "error"
-        return None, str(exc), status, (time.perf_counter() - t0) * 1000
-    except ValueError as exc:
-        return None, str(exc), "invalid", (time.perf_counter() - t0) * 1000
-    except Exception as exc:  # an agent bug must not take the pipeline down
-        return None, f"{type(exc).__name__}: {exc}", "error", (time.perf_counter() - t0) * 1000
+def _hour(value: int | None) -> str:
+    return "?" if value is None else f"{value}h"
+
+
+@dataclass(frozen=True)
+class _Attempt(Generic[T]):
+    source: AgentSource
+    call: Callable[[], Any]
+
+
+def _first_valid(
+    state: FactoryState,
+    run: _Run,
+    name: str,
+    kind: StepKind,
+    given: str,
+    attempts: Sequence[_Attempt[T]],
+    accept: Callable[[Any], tuple[T | None, str | None]],
+    describe: Callable[[T], str],
+    default: Callable[[], T],
+) -> tuple[FactoryState, T, AgentSource, str | None]:
+    """The one fallback chain: try each agent in order; the first reply that ``accept``
+    validates wins. Each try emits an event; rejections are recorded. Returns (state, value,
+    source, first error)."""
+    first_error: str | None = None
+    for position, attempt in enumerate(attempts):
+        t0 = time.perf_counter()
+        value: T | None = None
+        try:
+            value, error = accept(attempt.call())
+            status: StepStatus = "valid" if value is not None else "invalid"
+        except LLMError as exc:
+            error = str(exc)
+            status = "invalid" if exc.kind in ("invalid_json", "empty", "truncated") else "error"
+        except ValueError as exc:
+            error, status = str(exc), "invalid"
+        except Exception as exc:  # an agent bug must not take the pipeline down
+            error, status = f"{type(exc).__name__}: {exc}", "error"
+        ms = (time.perf_counter() - t0) * 1000
+        event = StepEvent(
+            kind=kind,
+            name=name,
+            latency_ms=round(ms),
+            status=status,
+            input=given,
+            output=describe(value) if value is not None else (error or ""),
+            source=attempt.source,
+            fallback=position > 0,
+        )
+        if value is not None:
+            return run.emit(state, event), value, attempt.source, first_error
+        message = f"{kind} ({attempt.source}): {error}"
+        first_error = first_error or message
+        state = run.emit(run.error(state, message), event)
+    value = default()
+    event = StepEvent(
+        kind=kind,
+        name=name,
+        status="fallback",
+        output=describe(value),
+        source="default",
+        fallback=True,
+    )
+    return run.emit(state, event), value, "default", first_error
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,61 +298,43 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, str | None, str, float]:
 
 
 def step_intent(state: FactoryState, client: ClaudeClient | None, run: _Run) -> FactoryState:
-    chain: list[ag.IntentAgent] = [ag.OfflineIntent()]
-    if client is not None:
-        chain.insert(0, ag.ClaudeIntent(client))
     factory, text = state.factory, state.user_input
-    first_error: str | None = None
-    for position, agent in enumerate(chain):
-        reply, error, status, ms = _timed(lambda a=agent: a.run(text, factory))
-        intent = None
-        notes: list[str] = []
-        if error is None:
-            data, notes = reply
-            intent, error = validate_scenario_intent(data, factory)
-            status = "valid" if intent is not None else "invalid"
-        fallback = "false" if position == 0 else "true"
+    agents: list[ag.IntentAgent] = [ag.OfflineIntent()]
+    if client is not None:
+        agents.insert(0, ag.ClaudeIntent(client))
+    notes: list[str] = []
+
+    def accept(reply: Any) -> tuple[ScenarioIntent | None, str | None]:
+        data, agent_notes = reply
+        intent, error = validate_scenario_intent(data, factory)
         if intent is not None:
-            state = run.agent(
-                state,
-                "Intent Agent",
-                ms,
-                status,
-                _short(text),
-                _describe_intent(intent),
-                agent.source,
-                fallback,
-            )
-            all_notes = tuple(dict.fromkeys([*notes, *reference_notes(text, factory)]))
-            return state.evolve(
-                intent=intent,
-                intent_source=agent.source,
-                intent_error=first_error,
-                notes=all_notes,
-            )
-        message = f"intent ({agent.source}): {error}"
-        first_error = first_error or message
-        state = run.error(state, message)
-        state = run.agent(
-            state, "Intent Agent", ms, status, _short(text), error or "", agent.source, fallback
-        )
-    state = run.log(
+            notes[:] = agent_notes
+        return intent, error
+
+    state, intent, source, error = _first_valid(
         state,
-        f"Intent Agent | Status: fallback | Output: {_describe_intent(DEFAULT_INTENT)} | "
-        "Source: default | Fallback: true",
+        run,
+        "Intent Agent",
+        "intent",
+        _short(text),
+        [_Attempt(a.source, partial(a.run, text, factory)) for a in agents],
+        accept,
+        describe_intent,
+        lambda: DEFAULT_INTENT,
     )
     return state.evolve(
-        intent=DEFAULT_INTENT,
-        intent_source="default",
-        intent_error=first_error,
-        notes=tuple(reference_notes(text, factory)),
+        intent=intent,
+        intent_source=source,
+        intent_error=error,
+        notes=tuple(dict.fromkeys(notes)),
+        ignored_refs=tuple(unknown_references(text, factory)),
     )
 
 
 def default_futures(factory: FactoryConfig) -> list[ScenarioSpec]:
     """The spec's default futures when they fit this factory, else a baseline and a rush of
     the second job in EDD order (always valid)."""
-    specs, error = validate_scenarios(SPEC_DEFAULT_FUTURES, factory)
+    specs, _ = validate_scenarios(SPEC_DEFAULT_FUTURES, factory)
     if specs is not None:
         return specs
     order = job_sequence(factory)
@@ -282,57 +342,80 @@ def default_futures(factory: FactoryConfig) -> list[ScenarioSpec]:
     specs, error = validate_scenarios(
         [
             {"type": "BASELINE", "label": "Baseline", "modifications": {}},
-            rush_spec(factory, job).model_dump(mode="json"),
+            rush_spec(factory, job).model_dump(mode="json", exclude={"origin"}),
         ],
         factory,
     )
-    assert specs is not None, error
+    if specs is None:
+        raise PipelineHalted(f"no valid default futures for this factory: {error}")
     return specs
 
 
-def step_futures(state: FactoryState, client: ClaudeClient | None, run: _Run) -> FactoryState:
+def step_futures(
+    state: FactoryState,
+    client: ClaudeClient | None,
+    run: _Run,
+    tickets: Sequence[Ticket] = (),
+) -> FactoryState:
     assert state.intent is not None
-    chain: list[ag.FuturesAgent] = [ag.OfflineFutures()]
-    if client is not None:
-        chain.insert(0, ag.ClaudeFutures(client))
     factory, intent = state.factory, state.intent
-    given = _describe_intent(intent)
-    first_error: str | None = None
-    for position, agent in enumerate(chain):
-        reply, error, status, ms = _timed(lambda a=agent: a.run(factory, intent))
-        specs = None
-        if error is None:
-            specs, error = validate_scenarios(reply, factory)
-            status = "valid" if specs is not None else "invalid"
-        fallback = "false" if position == 0 else "true"
-        if specs is not None:
-            state = run.agent(
-                state,
-                "Futures Agent",
-                ms,
-                status,
-                given,
-                "[" + ", ".join(s.label for s in specs) + "]",
-                agent.source,
-                fallback,
-            )
-            return state.evolve(
-                scenarios=tuple(specs), futures_source=agent.source, futures_error=first_error
-            )
-        message = f"futures ({agent.source}): {error}"
-        first_error = first_error or message
-        state = run.error(state, message)
-        state = run.agent(
-            state, "Futures Agent", ms, status, given, error or "", agent.source, fallback
-        )
-    specs = default_futures(factory)
-    state = run.log(
+    agents: list[ag.FuturesAgent] = [ag.OfflineFutures()]
+    if client is not None:
+        agents.insert(0, ag.ClaudeFutures(client))
+    state, specs, source, error = _first_valid(
         state,
-        "Futures Agent | Status: fallback | Output: ["
-        + ", ".join(s.label for s in specs)
-        + "] | Source: default | Fallback: true",
+        run,
+        "Futures Agent",
+        "futures",
+        describe_intent(intent),
+        [_Attempt(a.source, partial(a.run, factory, intent)) for a in agents],
+        lambda reply: validate_scenarios(reply, factory),
+        lambda value: "[" + ", ".join(s.label for s in value) + "]",
+        lambda: default_futures(factory),
     )
-    return state.evolve(scenarios=tuple(specs), futures_source="default", futures_error=first_error)
+    specs = assign_origins(specs, intent)
+    state = state.evolve(scenarios=tuple(specs), futures_source=source, futures_error=error)
+    if tickets:
+        state = step_tickets(state, run, tickets)
+    return state
+
+
+def step_tickets(state: FactoryState, run: _Run, tickets: Sequence[Ticket]) -> FactoryState:
+    """Open work orders on mapped assets become scenarios: they replace probes first."""
+    from engine.factory.plant_feed import ticket_scenarios
+
+    t0 = time.perf_counter()
+    specs, citations = ticket_scenarios(state.factory, tickets)
+    scenarios = list(state.scenarios)
+    labels = {s.label.casefold() for s in scenarios}
+    for spec in specs:
+        if spec.label.casefold() in labels:
+            continue
+        while len(scenarios) >= MAX_WITH_PLANT:
+            probes = [i for i, s in enumerate(scenarios) if s.origin == "probe"]
+            if not probes:
+                break
+            scenarios.pop(probes[-1])
+        if len(scenarios) < MAX_WITH_PLANT:
+            scenarios.append(spec)
+            labels.add(spec.label.casefold())
+    used = {s.label for s in scenarios}
+    citations = [
+        c
+        if c.scenario_label in used or c.scenario_label is None
+        else c.model_copy(update={"scenario_label": None})
+        for c in citations
+    ]
+    state = state.evolve(scenarios=tuple(scenarios), tickets=tuple(citations))
+    cited = ", ".join(f"{c.ticket_id}→{c.scenario_label or 'noted'}" for c in citations[:4])
+    return run.step(
+        state,
+        "tickets",
+        "Plant work orders",
+        (time.perf_counter() - t0) * 1000,
+        f"{len(tickets)} open, {len(citations)} on mapped machines"
+        + (f": {cited}" if cited else ""),
+    )
 
 
 def step_simulate(state: FactoryState, run: _Run) -> FactoryState:
@@ -355,81 +438,95 @@ def step_simulate(state: FactoryState, run: _Run) -> FactoryState:
         if m.late_job_ids:
             late += f" ({', '.join(m.late_job_ids[:6])}{', …' if m.num_late_jobs > 6 else ''})"
         unscheduled = f", Unscheduled: {len(result.unscheduled)}" if result.unscheduled else ""
-        state = run.log(
-            state,
-            f"Simulation [{spec.label}] | Latency: {ms:.0f}ms | Makespan: {result.makespan}h, "
-            f"Late: {late}, Bottleneck: {m.bottleneck_machine_id}{unscheduled}",
-        )
         state = state.evolve(sim_results=dict(results))
-        state = run.log(
+        state = run.step(
             state,
-            f"Metrics [{spec.label}] | late_count={m.num_late_jobs}, "
-            f"bottleneck={m.bottleneck_machine_id}, max_lateness={m.max_lateness_hours}h, "
-            f"makespan={m.makespan_hours}h",
+            "simulation",
+            f"Simulation [{spec.label}]",
+            ms,
+            f"Makespan: {result.makespan}h, Late: {late}, Bottleneck: "
+            f"{m.bottleneck_machine_id}{unscheduled}",
         )
         state = state.evolve(metrics=dict(metrics))
+        state = run.step(
+            state,
+            "metrics",
+            f"Metrics [{spec.label}]",
+            None,
+            f"late_count={m.num_late_jobs}, bottleneck={m.bottleneck_machine_id}, "
+            f"max_lateness={m.max_lateness_hours}h, makespan={m.makespan_hours}h",
+        )
     return state
+
+
+def step_plan(state: FactoryState, run: _Run, seconds: float | None = None) -> FactoryState:
+    """The recommended plan for the day as known: dispatch rules, then the search."""
+    base = state.scenarios[0]
+    t0 = time.perf_counter()
+    try:
+        plan = make_plan(
+            state.factory,
+            state.sim_results[base.label],
+            state.metrics[base.label],
+            state.intent,
+            plan_seconds(state.factory) if seconds is None else seconds,
+        )
+    except PlanError as exc:
+        raise PipelineHalted(str(exc)) from None
+    rules = ", ".join(f"{k} {v}h" for k, v in plan.rules.items())
+    state = state.evolve(plan=plan)
+    return run.step(
+        state,
+        "plan",
+        "Plan search",
+        (time.perf_counter() - t0) * 1000,
+        f"total lateness {plan.baseline_total_lateness}h → {plan.total_lateness}h, late "
+        f"{len(plan.baseline_late_jobs)} → {len(plan.late_jobs)} | {plan.method} | rules: {rules}",
+    )
 
 
 def step_what_ifs(state: FactoryState, run: _Run) -> FactoryState:
     t0 = time.perf_counter()
-    found = explore(state.factory, state.scenarios, dict(state.metrics), state.intent)
+    found = explore(
+        state.factory,
+        state.scenarios,
+        dict(state.metrics),
+        dict(state.sim_results),
+        state.intent,
+    )
     ms = (time.perf_counter() - t0) * 1000
     tried = "; ".join(f"{w.title} ({w.scenario_label})" for w in found[:3])
     more = f"; {len(found) - 3} more" if len(found) > 3 else ""
     listed = f" | {tried}{more}" if found else ""
-    state = run.log(
-        state, f"What-if | Latency: {ms:.0f}ms | Improving levers: {len(found)}{listed}"
-    )
-    return state.evolve(what_ifs=tuple(found))
+    state = state.evolve(what_ifs=tuple(found))
+    return run.step(state, "what_if", "What-if", ms, f"Improving levers: {len(found)}{listed}")
 
 
 def step_briefing(state: FactoryState, client: ClaudeClient | None, run: _Run) -> FactoryState:
     ctx = BriefingContext.from_state(state)
-    chain: list[ag.BriefingAgent] = [ag.OfflineBriefing()]
+    agents: list[ag.BriefingAgent] = [ag.OfflineBriefing()]
     if client is not None:
-        chain.insert(0, ag.ClaudeBriefing(client))
-    given = f"{len(ctx.scenarios)} scenarios, {len(ctx.what_ifs)} what-ifs"
-    first_error: str | None = None
-    for position, agent in enumerate(chain):
-        reply, error, status, ms = _timed(lambda a=agent: a.run(ctx))
-        markdown = None
-        if error is None:
-            draft, error = draft_from_reply(reply, ctx)
-            if draft is not None:
-                markdown = render_markdown(draft, ctx)
-                problems = validate_markdown(markdown)
-                if problems:
-                    markdown, error = None, "; ".join(problems)
-            status = "valid" if markdown is not None else "invalid"
-        fallback = "false" if position == 0 else "true"
-        if markdown is not None:
-            state = run.agent(
-                state,
-                "Briefing Agent",
-                ms,
-                status,
-                given,
-                f"{word_count(markdown)} words",
-                agent.source,
-                fallback,
-            )
-            return state.evolve(
-                briefing_markdown=markdown, briefing_source=agent.source, briefing_error=first_error
-            )
-        message = f"briefing ({agent.source}): {error}"
-        first_error = first_error or message
-        state = run.error(state, message)
-        state = run.agent(
-            state, "Briefing Agent", ms, status, given, error or "", agent.source, fallback
-        )
-    # Last resort: the offline draft rendered without the prose checks (logged as such).
-    markdown = render_markdown(write_offline(ctx), ctx)
-    state = run.log(
+        agents.insert(0, ag.ClaudeBriefing(client))
+
+    def accept(draft: Any) -> tuple[str | None, str | None]:
+        if not isinstance(draft, Draft):
+            return None, "reply is not a briefing draft"
+        problem = check_draft(draft, ctx)
+        if problem is not None:
+            return None, problem
+        markdown = render_markdown(draft, ctx)
+        problems = validate_markdown(markdown)
+        return (None, "; ".join(problems)) if problems else (markdown, None)
+
+    state, markdown, source, error = _first_valid(
         state,
-        f"Briefing Agent | Status: fallback | Output: {word_count(markdown)} words | "
-        "Source: default | Fallback: true",
+        run,
+        "Briefing Agent",
+        "briefing",
+        f"{len(ctx.scenarios)} scenarios, {len(ctx.what_ifs)} what-ifs",
+        [_Attempt(a.source, partial(a.run, ctx)) for a in agents],
+        accept,
+        lambda md: f"{word_count(md)} words",
+        lambda: render_markdown(write_offline(ctx), ctx),
     )
-    return state.evolve(
-        briefing_markdown=markdown, briefing_source="default", briefing_error=first_error
-    )
+    return state.evolve(briefing_markdown=markdown, briefing_source=source, briefing_error=error)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.factory.models import FactoryState, ScenarioMetrics
+from engine.factory.results import FactoryState, Plan, ScenarioMetrics, SimulationResult
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,40 @@ def jobs_at_risk_table(
     return headers, rows
 
 
+def schedule_json(result: SimulationResult) -> dict[str, Any]:
+    """One schedule as ``brief --json`` shows it (``schedules[label]`` and ``plan.schedule``)."""
+    return {
+        "makespan": result.makespan,
+        "machines": {
+            mid: [a.model_dump(mode="json") for a in allocs]
+            for mid, allocs in result.machine_allocations.items()
+        },
+        "unscheduled": [u.model_dump(mode="json") for u in result.unscheduled],
+    }
+
+
+def plan_json(plan: Plan | None) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    return {
+        "label": plan.label,
+        "method": plan.method,
+        "actions": list(plan.actions),
+        "schedule": schedule_json(plan.result),
+        "total_lateness": plan.total_lateness,
+        "late_jobs": list(plan.late_jobs),
+        "makespan": plan.makespan,
+        "baseline": {
+            "total_lateness": plan.baseline_total_lateness,
+            "late_jobs": list(plan.baseline_late_jobs),
+            "makespan": plan.baseline_makespan,
+        },
+        "rules": dict(plan.rules),
+        "who_pays": {j: {"before": b, "after": a} for j, (b, a) in plan.payers.items()},
+        "sequence": list(plan.sequence),
+    }
+
+
 def state_to_json(state: FactoryState, gantt: dict[str, str]) -> dict[str, Any]:
     """The ``controlroom brief --json`` object."""
     return {
@@ -109,22 +143,16 @@ def state_to_json(state: FactoryState, gantt: dict[str, str]) -> dict[str, Any]:
         "scenarios": [s.model_dump(mode="json") for s in state.scenarios],
         "futures_source": state.futures_source,
         "metrics": {k: v.model_dump(mode="json") for k, v in state.metrics.items()},
-        "schedules": {
-            label: {
-                "makespan": r.makespan,
-                "machines": {
-                    mid: [a.model_dump(mode="json") for a in allocs]
-                    for mid, allocs in r.machine_allocations.items()
-                },
-                "unscheduled": [u.model_dump(mode="json") for u in r.unscheduled],
-            }
-            for label, r in state.sim_results.items()
-        },
+        "schedules": {label: schedule_json(r) for label, r in state.sim_results.items()},
+        "plan": plan_json(state.plan),
         "what_ifs": [w.model_dump(mode="json") for w in state.what_ifs],
+        "ignored_references": list(state.ignored_refs),
+        "tickets": [c.model_dump(mode="json") for c in state.tickets],
         "briefing_markdown": state.briefing_markdown,
         "briefing_source": state.briefing_source,
         "gantt": gantt,
         "logs": list(state.logs),
+        "events": [e.model_dump(mode="json") for e in state.events],
         "errors": list(state.pipeline_errors),
         "pipeline_completed": state.pipeline_completed,
         "elapsed_ms": state.elapsed_ms,

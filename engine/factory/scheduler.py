@@ -24,108 +24,57 @@ the machine does one hour of work per hour, inside it ``1/f``. The finish time i
 exactly, then rounded to the nearest whole hour (halves up). Finishing is monotone in the start
 time, so the earliest start in a gap is also the best one in that gap.
 
-Data structure: each machine keeps its free time as a sorted list of disjoint gaps; a step
-looks up the first gap that ends after its ready time by bisection and walks forward. One
-simulation of 1,000 jobs x 5 steps on 50 machines takes milliseconds (``bench/factory_scale.py``).
+A ``MACHINE_DOWN`` window is time taken out of the machine's free gaps before anything is
+placed: nothing runs on it, and no step spans it.
+
+The placement itself (the inner loop) is ``shop.decode``, shared with the dispatch rules and
+the plan search; this module turns the spec's job order into a step sequence, builds the
+result models from the decoded arrays, and checks every result's invariants.
 """
 
 from __future__ import annotations
 
-import heapq
-from bisect import bisect_right
-from collections.abc import Callable, Sequence
-from fractions import Fraction
-from functools import lru_cache, partial
+from collections.abc import Sequence
 
-from engine.factory.models import (
+from engine.factory.models import FactoryConfig, Job
+from engine.factory.results import (
     Allocation,
-    FactoryConfig,
-    Job,
     JobTimeline,
-    ScenarioSpec,
     SimulationResult,
-    SlowdownMods,
-    Step,
     StepTimeline,
     UnscheduledStep,
 )
+from engine.factory.scenario import ScenarioSpec
+from engine.factory.shop import (
+    Decoded,
+    ScenarioError,
+    Shop,
+    apply_scenario,
+    compile_shop,
+    decode,
+    job_order_sequence,
+    slowed_end,
+    step_order,
+)
 
-
-class ScenarioError(ValueError):
-    """A scenario that does not fit the factory (unknown job or machine, time out of range)."""
-
-
-# --------------------------------------------------------------------------------------------
-# 1. Scenario -> effective factory
-# --------------------------------------------------------------------------------------------
-
-
-def apply_scenario(factory: FactoryConfig, spec: ScenarioSpec) -> FactoryConfig:
-    """The factory as the scenario sees it (a new object; ``factory`` is not touched).
-
-    A rush changes the job's release and due time. A slowdown changes no data: it changes
-    how long work takes, which :func:`simulate` handles with :func:`slowed_end`.
-    """
-    rush = spec.rush
-    if rush is not None:
-        if rush.rush_job_id not in factory.job_ids:
-            raise ScenarioError(f"rush_job_id {rush.rush_job_id!r} is not a job of the factory")
-        if rush.due_time > factory.time_horizon:
-            raise ScenarioError(
-                f"rush due_time {rush.due_time} is past the horizon {factory.time_horizon}"
-            )
-        jobs = tuple(
-            j.model_copy(update={"release_time": rush.arrival_time, "due_time": rush.due_time})
-            if j.id == rush.rush_job_id
-            else j
-            for j in factory.jobs
-        )
-        return factory.model_copy(update={"jobs": jobs})
-    slow = spec.slowdown
-    if slow is not None:
-        if slow.machine_id not in factory.machine_ids:
-            raise ScenarioError(f"machine_id {slow.machine_id!r} is not a machine of the factory")
-        if slow.end_time > factory.time_horizon:
-            raise ScenarioError(
-                f"slowdown end_time {slow.end_time} is past the horizon {factory.time_horizon}"
-            )
-    return factory
-
-
-def slowed_end(start: int, work: int, slow: SlowdownMods | None) -> int:
-    """End hour of ``work`` hours of work started at ``start`` on a machine slowed by ``slow``."""
-    if slow is None or start + work <= slow.start_time or start >= slow.end_time:
-        return start + work
-    factor = Fraction(slow.slowdown_factor).limit_denominator(1000)
-    t = Fraction(start)
-    left = Fraction(work)
-    if t < slow.start_time:  # full speed until the window opens
-        done = min(left, slow.start_time - t)
-        t += done
-        left -= done
-    if left > 0 and t < slow.end_time:  # 1/factor speed inside the window
-        capacity = (slow.end_time - t) / factor
-        if left <= capacity:
-            t += left * factor
-            left = Fraction(0)
-        else:
-            t = Fraction(slow.end_time)
-            left -= capacity
-    t += left  # full speed again after the window
-    end = int(t + Fraction(1, 2))  # nearest hour, halves up (t > 0)
-    return max(end, start + 1)
-
-
-# --------------------------------------------------------------------------------------------
-# 2. Sequence
-# --------------------------------------------------------------------------------------------
+__all__ = [
+    "ScenarioError",
+    "apply_scenario",
+    "build_result",
+    "check_result",
+    "job_sequence",
+    "simulate",
+    "simulate_sequence",
+    "slowed_end",
+    "step_order",
+]
 
 
 def job_sequence(factory: FactoryConfig, first: Sequence[str] = ()) -> list[Job]:
     """Jobs in scheduling order: ``first`` (in that order), then EDD (or FCFS) with the
     stated tie-breaks."""
     index = {j.id: i for i, j in enumerate(factory.jobs)}
-    if factory.scheduling_heuristic == "fcfs":
+    if factory.scheduling_heuristic == "fcfs":  # the dispatch rules sequence jobs by due too
 
         def key(j: Job) -> tuple[int, ...]:
             return (j.release_time, index[j.id])
@@ -140,152 +89,105 @@ def job_sequence(factory: FactoryConfig, first: Sequence[str] = ()) -> list[Job]
     return pulled + rest
 
 
-def step_order(job: Job) -> tuple[Step, ...]:
-    """The job's steps in precedence order; config order among steps ready together."""
-    return _step_order(job.steps)
+DISPATCH_HEURISTICS = {"edd_dispatch": "EDD", "atc": "ATC", "mdd": "MDD", "mod": "MOD"}
+HEURISTIC_NAMES = {"earliest_due_date": "EDD list", "fcfs": "FCFS list", **DISPATCH_HEURISTICS}
+"""How each ``scheduling_heuristic`` is named in the briefing and the plan's rule table."""
 
 
-@lru_cache(maxsize=16_384)
-def _step_order(steps: tuple[Step, ...]) -> tuple[Step, ...]:
-    # Cached: what-if levers re-simulate the same factory many times, and a rush only
-    # changes a job's times, never its steps.
-    if all(s.precedence == ((steps[i - 1].id,) if i else ()) for i, s in enumerate(steps)):
-        return steps  # a plain routing, the common case
-    pos = {s.id: i for i, s in enumerate(steps)}
-    waiting = {s.id: len(s.precedence) for s in steps}
-    succ: dict[str, list[str]] = {s.id: [] for s in steps}
-    for s in steps:
-        for p in s.precedence:
-            succ[p].append(s.id)
-    heap = [pos[s.id] for s in steps if waiting[s.id] == 0]
-    heapq.heapify(heap)
-    out: list[Step] = []
-    while heap:
-        step = steps[heapq.heappop(heap)]
-        out.append(step)
-        for nxt in succ[step.id]:
-            waiting[nxt] -= 1
-            if waiting[nxt] == 0:
-                heapq.heappush(heap, pos[nxt])
-    return tuple(out)  # the factory validated acyclicity, so every step is here
+def planned_sequence(shop: Shop, first: Sequence[str] = ()) -> list[int]:
+    """The step sequence of the factory's own heuristic: the spec's list rule (whole jobs in
+    EDD or FCFS order, ``first`` pulled to the front) or the dispatch rule it names."""
+    rule = DISPATCH_HEURISTICS.get(shop.factory.scheduling_heuristic)
+    if rule is not None and not first:
+        from engine.factory.dispatch import dispatch
 
-
-# --------------------------------------------------------------------------------------------
-# 3. Allocation
-# --------------------------------------------------------------------------------------------
-
-
-class FreeTime:
-    """A machine's free hours as sorted, disjoint ``[start, end)`` gaps."""
-
-    __slots__ = ("ends", "starts")
-
-    def __init__(self, start: int, end: int) -> None:
-        self.starts = [start]
-        self.ends = [end]
-
-    def earliest(self, ready: int, finish: Callable[[int], int]) -> tuple[int, int] | None:
-        """First ``(start, end)`` with ``start >= ready`` that fits wholly in one gap."""
-        i = bisect_right(self.ends, ready)  # first gap ending after ready
-        starts, ends = self.starts, self.ends
-        while i < len(starts):
-            start = max(starts[i], ready)
-            end = finish(start)
-            if end <= ends[i]:
-                return start, end
-            i += 1
-        return None
-
-    def take(self, start: int, end: int) -> None:
-        i = bisect_right(self.starts, start) - 1
-        gap_start, gap_end = self.starts[i], self.ends[i]
-        pieces = [(a, b) for a, b in ((gap_start, start), (end, gap_end)) if b > a]
-        self.starts[i : i + 1] = [a for a, _ in pieces]
-        self.ends[i : i + 1] = [b for _, b in pieces]
+        return dispatch(shop, rule)
+    index = {jid: j for j, jid in enumerate(shop.job_ids)}
+    return job_order_sequence(shop, [index[j.id] for j in job_sequence(shop.factory, first)])
 
 
 def simulate(
     factory: FactoryConfig, spec: ScenarioSpec, *, first: Sequence[str] = ()
 ) -> SimulationResult:
-    """Schedule ``factory`` under ``spec``. Pure and deterministic: same input, same result."""
-    effective = apply_scenario(factory, spec)
-    slow = spec.slowdown
-    free = {m.id: FreeTime(m.available_start, m.available_end) for m in effective.machines}
-    windows = {m.id: (m.available_start, m.available_end) for m in effective.machines}
-    allocations: dict[str, list[Allocation]] = {m.id: [] for m in effective.machines}
-    timelines: dict[str, JobTimeline] = {}
-    unscheduled: list[UnscheduledStep] = []
+    """Schedule ``factory`` under ``spec`` by its heuristic (the spec's EDD list rule unless
+    the factory names another). Pure and deterministic: same input, same result."""
+    shop = compile_shop(factory, spec)
+    return build_result(shop, decode(shop, planned_sequence(shop, first)), factory)
 
-    for job in job_sequence(effective, first):
-        ends: dict[str, int] = {}
-        missing: list[str] = []
-        steps_tl: list[StepTimeline] = []
-        for step in step_order(job):
-            blocked = [p for p in step.precedence if p not in ends]
-            if blocked:
-                missing.append(step.id)
-                unscheduled.append(_unscheduled(step, f"predecessor {blocked[0]} did not run"))
+
+def simulate_sequence(
+    factory: FactoryConfig, spec: ScenarioSpec, step_ids: Sequence[str]
+) -> SimulationResult:
+    """Schedule the steps in the given order (a plan's sequence) by the same placement rule."""
+    shop = compile_shop(factory, spec)
+    index = {sid: i for i, sid in enumerate(shop.step_ids)}
+    return build_result(shop, decode(shop, [index[s] for s in step_ids]), factory)
+
+
+def build_result(shop: Shop, decoded: Decoded, factory: FactoryConfig) -> SimulationResult:
+    """The result models for a decoded schedule (``factory`` is the original, for job order).
+
+    Built with ``model_construct``: every field comes from validated inputs and the decoder,
+    and :func:`check_result` re-checks the whole result before anything uses it.
+    """
+    starts, ends, ready = decoded.starts, decoded.ends, decoded.ready
+    allocations: dict[str, list[Allocation]] = {mid: [] for mid in shop.machine_ids}
+    timelines: dict[str, JobTimeline] = {}
+    for j, ops in enumerate(shop.job_ops):
+        jid = shop.job_ids[j]
+        steps_tl = []
+        missing = []
+        completion = 0
+        for op in ops:
+            sid = shop.step_ids[op]
+            if starts[op] < 0:
+                missing.append(sid)
                 continue
-            ready = max([job.release_time, *(ends[p] for p in step.precedence)])
-            machine_slow = slow if slow is not None and slow.machine_id == step.machine_id else None
-            finish = partial(_finish, work=step.duration_hours, slow=machine_slow)
-            slot = free[step.machine_id].earliest(ready, finish)
-            if slot is None:
-                lo, hi = windows[step.machine_id]
-                if ready >= hi:
-                    why = f"ready at {ready}h, after {step.machine_id}'s window closes at {hi}h"
-                else:
-                    why = (
-                        f"no free {step.duration_hours}h slot on {step.machine_id} between "
-                        f"{max(ready, lo)}h and its window end {hi}h"
-                    )
-                missing.append(step.id)
-                unscheduled.append(_unscheduled(step, why))
-                continue
-            start, end = slot
-            free[step.machine_id].take(start, end)
-            ends[step.id] = end
-            allocations[step.machine_id].append(
-                Allocation(
-                    step_id=step.id,
-                    job_id=job.id,
-                    machine_id=step.machine_id,
-                    start_time=start,
-                    end_time=end,
+            mid = shop.machine_ids[shop.op_machine[op]]
+            start, end = starts[op], ends[op]
+            completion = max(completion, end)
+            allocations[mid].append(
+                Allocation.model_construct(
+                    step_id=sid, job_id=jid, machine_id=mid, start_time=start, end_time=end
                 )
             )
             steps_tl.append(
-                StepTimeline(
-                    step_id=step.id,
-                    job_id=job.id,
-                    machine_id=step.machine_id,
+                StepTimeline.model_construct(
+                    step_id=sid,
+                    job_id=jid,
+                    machine_id=mid,
                     start_time=start,
                     end_time=end,
                     duration_hours=end - start,
-                    base_duration_hours=step.duration_hours,
+                    base_duration_hours=shop.op_dur[op],
                 )
             )
-        completion = None if missing else max(ends.values())
-        timelines[job.id] = JobTimeline(
-            job_id=job.id,
+        done = None if missing else completion
+        due = shop.job_due[j]
+        timelines[jid] = JobTimeline.model_construct(
+            job_id=jid,
             steps_timeline=tuple(steps_tl),
-            completion_time=completion,
-            due_time=job.due_time,
-            release_time=job.release_time,
-            is_late=completion is None or completion > job.due_time,
+            completion_time=done,
+            due_time=due,
+            release_time=shop.job_release[j],
+            is_late=done is None or done > due,
             unscheduled_step_ids=tuple(missing),
         )
-
+    unscheduled = []
+    placed = set(decoded.order)
+    for op in (op for ops in shop.job_ops for op in ops):  # job by job, precedence order
+        if op in placed:
+            continue
+        unscheduled.append(_unscheduled(shop, op, ready[op], starts))
     by_machine = {
         mid: tuple(sorted(allocs, key=lambda a: a.start_time))
         for mid, allocs in allocations.items()
     }
-    makespan = max((a.end_time for allocs in by_machine.values() for a in allocs), default=0)
-    # Report jobs in config order (stable output regardless of scheduling order).
+    makespan = max((e for e in ends if e >= 0), default=0)
     ordered = {j.id: timelines[j.id] for j in factory.jobs}
-    return SimulationResult(
-        scenario_label=spec.label,
-        scenario=spec,
+    return SimulationResult.model_construct(
+        scenario_label=shop.spec.label,
+        scenario=shop.spec,
         job_timelines=ordered,
         machine_allocations=by_machine,
         unscheduled=tuple(unscheduled),
@@ -293,17 +195,27 @@ def simulate(
     )
 
 
-def _finish(start: int, *, work: int, slow: SlowdownMods | None) -> int:
-    return slowed_end(start, work, slow)
-
-
-def _unscheduled(step: Step, reason: str) -> UnscheduledStep:
-    return UnscheduledStep(
-        step_id=step.id,
-        job_id=step.job_id,
-        machine_id=step.machine_id,
-        duration_hours=step.duration_hours,
-        reason=reason,
+def _unscheduled(shop: Shop, op: int, ready: int, starts: list[int]) -> UnscheduledStep:
+    m = shop.op_machine[op]
+    mid = shop.machine_ids[m]
+    preds = [shop.step_ids[p] for p in shop.op_preds[op] if starts[p] < 0]
+    if preds or ready < 0:
+        why = f"predecessor {preds[0] if preds else '?'} did not run"
+    else:
+        lo, hi = shop.windows[m]
+        if ready >= hi:
+            why = f"ready at {ready}h, after {mid}'s window closes at {hi}h"
+        else:
+            why = (
+                f"no free {shop.op_dur[op]}h slot on {mid} between "
+                f"{max(ready, lo)}h and its window end {hi}h"
+            )
+    return UnscheduledStep.model_construct(
+        step_id=shop.step_ids[op],
+        job_id=shop.job_ids[shop.op_job[op]],
+        machine_id=mid,
+        duration_hours=shop.op_dur[op],
+        reason=why,
     )
 
 
@@ -325,6 +237,7 @@ def check_result(result: SimulationResult, factory: FactoryConfig) -> list[str]:
     except ValueError as exc:
         return [f"scenario does not fit the factory: {exc}"]
     slow = result.scenario.slowdown
+    down = result.scenario.down
     steps = {s.id: (j, s) for j in effective.jobs for s in j.steps}
     if set(result.machine_allocations) != set(effective.machine_ids):
         problems.append("machine_allocations must list every machine of the factory")
@@ -354,6 +267,16 @@ def check_result(result: SimulationResult, factory: FactoryConfig) -> list[str]:
                     f"{a.step_id} [{a.start_time},{a.end_time}) outside {mid}'s window "
                     f"[{machine.available_start},{machine.available_end})"
                 )
+            if (
+                down is not None
+                and down.machine_id == mid
+                and a.start_time < down.end_time
+                and a.end_time > down.start_time
+            ):
+                problems.append(
+                    f"{a.step_id} [{a.start_time},{a.end_time}) runs while {mid} is down "
+                    f"[{down.start_time},{down.end_time})"
+                )
             if previous is not None and a.start_time < previous.end_time:
                 problems.append(f"{previous.step_id} and {a.step_id} overlap on {mid}")
             expected = slowed_end(
@@ -380,16 +303,16 @@ def check_result(result: SimulationResult, factory: FactoryConfig) -> list[str]:
             problems.append(f"step {sid} must be either allocated or unscheduled, exactly once")
     jobs = {j.id: j for j in effective.jobs}
     for jid, tl in result.job_timelines.items():
-        job = jobs.get(jid)
-        if job is None:
+        owner = jobs.get(jid)
+        if owner is None:
             continue
-        ends = [placed[s.id].end_time for s in job.steps if s.id in placed]
-        complete = all(s.id in placed for s in job.steps)
+        ends = [placed[s.id].end_time for s in owner.steps if s.id in placed]
+        complete = all(s.id in placed for s in owner.steps)
         if complete and tl.completion_time != max(ends):
             problems.append(f"job {jid} completion_time is not its last step's end")
         if not complete and tl.completion_time is not None:
             problems.append(f"job {jid} has unscheduled steps but a completion time")
-        if tl.due_time != job.due_time:
+        if tl.due_time != owner.due_time:
             problems.append(f"job {jid} due_time differs from the scenario's")
     makespan = max((a.end_time for a in placed.values()), default=0)
     if result.makespan != makespan:

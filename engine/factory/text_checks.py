@@ -23,13 +23,9 @@ from fractions import Fraction
 
 from engine.factory.intent import has_id_shape, id_stems
 from engine.factory.metrics import step_waits
-from engine.factory.models import (
-    FactoryConfig,
-    ScenarioMetrics,
-    ScenarioSpec,
-    SimulationResult,
-    WhatIfResult,
-)
+from engine.factory.models import FactoryConfig
+from engine.factory.results import ScenarioMetrics, SimulationResult, WhatIfResult
+from engine.factory.scenario import ScenarioSpec
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:[_.\-][A-Za-z0-9]+)*")
 _UNIT = re.compile(r"^\d+(?:\.\d+)?(?:h|hr|hrs|x|st|nd|rd|th|am|pm|min|pp|d)$", re.IGNORECASE)
@@ -57,9 +53,10 @@ def known_ids(factory: FactoryConfig) -> set[str]:
     return {*factory.job_ids, *factory.machine_ids, *factory.step_ids}
 
 
-def unknown_ids(text: str, factory: FactoryConfig) -> set[str]:
-    """Tokens of ``text`` that look like ids but are not ids of ``factory``."""
-    known = known_ids(factory)
+def unknown_ids(text: str, factory: FactoryConfig, extra: Iterable[str] = ()) -> set[str]:
+    """Tokens of ``text`` that look like ids but are not ids of ``factory`` (nor ``extra``:
+    work-order ids and plant assets the briefing cites)."""
+    known = known_ids(factory) | set(extra)
     folded = {k.casefold() for k in known}
     stems = id_stems(frozenset(known))
     out: set[str] = set()
@@ -79,9 +76,11 @@ def unknown_ids(text: str, factory: FactoryConfig) -> set[str]:
     return out
 
 
-def numbers_in(text: str, factory: FactoryConfig) -> list[tuple[str, Fraction, bool]]:
+def numbers_in(
+    text: str, factory: FactoryConfig, extra: Iterable[str] = ()
+) -> list[tuple[str, Fraction, bool]]:
     """(as written, value, is_percent) for each number in ``text`` outside ids and words."""
-    folded = {k.casefold() for k in known_ids(factory)}
+    folded = {k.casefold() for k in known_ids(factory) | set(extra)}
     text = _TOKEN.sub(lambda m: " " if m.group(0).casefold() in folded else m.group(0), text)
     text = _WORD.sub(" ", text)
     return [
@@ -90,7 +89,7 @@ def numbers_in(text: str, factory: FactoryConfig) -> list[tuple[str, Fraction, b
 
 
 def _key(value: float | int | Fraction) -> float:
-    return round(float(abs(value)), 4)
+    return round(abs(float(value)), 4)
 
 
 @dataclass
@@ -102,6 +101,8 @@ class Facts:
 
     numbers: set[float] = field(default_factory=set)
     percents: set[float] = field(default_factory=set)
+    extra_ids: set[str] = field(default_factory=set)
+    """Ids that are not the factory's but are facts: cited work orders and plant assets."""
 
     def add(self, *values: float | int | None) -> None:
         self.numbers.update(_key(v) for v in values if v is not None)
@@ -163,13 +164,13 @@ def collect_facts(
         for u in result.unscheduled:
             facts.add(u.duration_hours)
     ms = list(metrics.values())
-    for m in ms:
-        facts.add(m.num_jobs, m.num_late_jobs, m.max_lateness_hours, m.avg_lateness_hours)
-        facts.add(m.makespan_hours, len(m.incomplete_job_ids), len(m.unscheduled_step_ids))
-        facts.add(*m.busy_hours_by_machine.values(), *m.lateness_by_job.values())
-        facts.add(*m.completion_by_job.values())
-        facts.add_percent(*m.utilization_by_machine.values())
-        facts.add(sum(v for v in m.lateness_by_job.values() if v is not None))
+    for sm in ms:
+        facts.add(sm.num_jobs, sm.num_late_jobs, sm.max_lateness_hours, sm.avg_lateness_hours)
+        facts.add(sm.makespan_hours, len(sm.incomplete_job_ids), len(sm.unscheduled_step_ids))
+        facts.add(*sm.busy_hours_by_machine.values(), *sm.lateness_by_job.values())
+        facts.add(*sm.completion_by_job.values())
+        facts.add_percent(*sm.utilization_by_machine.values())
+        facts.add(sum(v for v in sm.lateness_by_job.values() if v is not None))
     for a in ms:  # differences between scenarios
         for b in ms:
             facts.add(a.makespan_hours - b.makespan_hours, a.num_late_jobs - b.num_late_jobs)
@@ -198,10 +199,12 @@ def collect_facts(
 def check_prose(text: str, factory: FactoryConfig, facts: Facts) -> list[str]:
     """Problems of one piece of agent-written prose: unknown ids and unsupported numbers."""
     problems: list[str] = []
-    strangers = unknown_ids(text, factory)
+    strangers = unknown_ids(text, factory, facts.extra_ids)
     if strangers:
         problems.append(f"names {', '.join(sorted(strangers))}, not in this factory")
-    unsupported = [w for w, v, pct in numbers_in(text, factory) if not facts.allows(v, w, pct)]
+    unsupported = [
+        w for w, v, pct in numbers_in(text, factory, facts.extra_ids) if not facts.allows(v, w, pct)
+    ]
     if unsupported:
         shown = ", ".join(dict.fromkeys(unsupported[:5]))
         problems.append(f"cites {shown}, not in the simulation's figures")

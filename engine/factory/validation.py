@@ -11,18 +11,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.factory.models import (
-    FactoryConfig,
-    Objective,
-    ScenarioIntent,
-    ScenarioSpec,
-    ScenarioType,
-    loc_to_path,
-)
+from engine.factory.models import FactoryConfig, loc_to_path
+from engine.factory.scenario import Objective, ScenarioIntent, ScenarioSpec, ScenarioType
 from engine.factory.text_checks import unknown_ids
 
 MIN_SCENARIOS = 2
 MAX_SCENARIOS = 3
+"""What an agent may propose; work orders from the plant may add one more (``MAX_WITH_PLANT``)."""
+MAX_WITH_PLANT = 4
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -68,6 +64,22 @@ def validate_scenario_intent(
             None,
             f"watch_machine_id: {intent.watch_machine_id!r} is not a machine of this factory",
         )
+    horizon = factory.time_horizon
+    for name, hour in (
+        ("rush_arrival_time", intent.rush_arrival_time),
+        ("rush_due_time", intent.rush_due_time),
+    ):
+        if hour is not None and hour > horizon:
+            return None, f"{name}: {hour} is past the time horizon ({horizon})"
+    for i, event in enumerate(intent.events):
+        if event.machine_id not in factory.machine_ids:
+            return (
+                None,
+                f"events[{i}].machine_id: {event.machine_id!r} is not a machine of this factory",
+            )
+        for name, hour in (("start_time", event.start_time), ("end_time", event.end_time)):
+            if hour is not None and hour > horizon:
+                return None, f"events[{i}].{name}: {hour} is past the time horizon ({horizon})"
     return intent, None
 
 
@@ -84,19 +96,23 @@ def validate_scenario_spec(
     except ValidationError as exc:
         return None, _first_error(exc)
     horizon = factory.time_horizon
-    rush, slow = spec.rush, spec.slowdown
+    rush, window = spec.rush, spec.slowdown or spec.down
     if rush is not None:
         if rush.rush_job_id not in factory.job_ids:
             return None, f"rush_job_id: {rush.rush_job_id!r} is not a job of this factory"
-        if rush.due_time > horizon:
-            return None, f"due_time: {rush.due_time} is past the time horizon ({horizon})"
+        own = factory.job(rush.rush_job_id).due_time
+        if rush.due_time > own:
+            return None, (
+                f"due_time: a rush never loosens a due date ({rush.due_time}h is after "
+                f"{rush.rush_job_id}'s own {own}h)"
+            )
         if rush.arrival_time >= horizon:
             return None, f"arrival_time: {rush.arrival_time} is not inside the horizon ({horizon})"
-    if slow is not None:
-        if slow.machine_id not in factory.machine_ids:
-            return None, f"machine_id: {slow.machine_id!r} is not a machine of this factory"
-        if slow.end_time > horizon:
-            return None, f"end_time: {slow.end_time} is past the time horizon ({horizon})"
+    if window is not None:
+        if window.machine_id not in factory.machine_ids:
+            return None, f"machine_id: {window.machine_id!r} is not a machine of this factory"
+        if window.end_time > horizon:
+            return None, f"end_time: {window.end_time} is past the time horizon ({horizon})"
     strangers = unknown_ids(spec.label, factory)
     if strangers:
         return None, f"label: names {', '.join(sorted(strangers))}, not in this factory"

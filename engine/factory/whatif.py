@@ -1,74 +1,81 @@
-"""What-if levers: every recommended action is first tried on the deterministic simulator.
+"""Levers: every recommended action is first tried on the deterministic simulator.
 
-For each scenario where a job is late (or the protected job is at risk), three kinds of lever:
+Only honest levers are offered:
 
-- ``run_first``: pull one job to the front of the sequence (the planner's "run X first").
-  Tried for the protected job and the worst late jobs.
-- ``relax_rush_due``: the smallest later due time for the rush order that removes the
-  lateness (what to negotiate with the customer), or the best one within the horizon.
-- ``move_slowdown``: the same slowdown window moved to where it hurts least (when to schedule
-  the maintenance or tooling change), nearest the original on ties.
+- ``replan`` — for a scenario with late jobs, the best sequence the dispatch rules and the
+  search find under that scenario (``plan.find_plan`` with a smaller budget). For a fact (the
+  note or a work order) it is what to do; for a probe it is a contingency ("if M2 slows down").
+- ``relax_rush_due`` — for a rush the note states: the smallest later due time, up to the job's
+  own due time (a rush never loosens a due date), that clears the lateness: what to negotiate.
+- ``move_window`` — for planned maintenance only (from the note or a work order): where the
+  same stop costs least. Its timing is the planner's choice, so moving it is a real lever. An
+  outage, or a disruption the system made up to test the day, is never offered as a fix.
 
-A lever is kept only when it strictly improves the scenario's score (incomplete jobs, total
-lateness, late jobs, makespan), so the briefing never recommends something that does not help.
+A lever is kept only when it strictly improves its scenario (the plan's score: incomplete jobs,
+lateness of the jobs that must not be late, weighted lateness, late jobs, makespan).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
-from engine.factory.metrics import compute_metrics, score, total_lateness
-from engine.factory.models import (
-    FactoryConfig,
-    ScenarioIntent,
-    ScenarioMetrics,
-    ScenarioSpec,
-    WhatIfResult,
-)
+from engine.factory.futures import candidates_per_lever, down_spec, spread
+from engine.factory.metrics import compute_metrics, total_lateness
+from engine.factory.models import FactoryConfig
+from engine.factory.plan import find_plan, intent_score, respects_note
+from engine.factory.results import ScenarioMetrics, SimulationResult, WhatIfResult
+from engine.factory.scenario import ScenarioIntent, ScenarioSpec
 from engine.factory.scheduler import simulate
 
-MAX_RUN_FIRST = 3
-"""Jobs tried at the front of the queue per scenario."""
-MAX_CANDIDATES = 48
-"""Due times / window positions tried per lever; long horizons are sampled evenly."""
-STEP_BUDGET = 4_000
-"""Scheduled steps one lever may simulate in total: small factories try every candidate, a
-1,000-job factory a handful, so the briefing stays interactive at any size."""
+REPLAN_SECONDS = 0.15
+MAX_SEQUENCE_SHOWN = 6
 
-
-def candidates_per_lever(factory: FactoryConfig) -> int:
-    steps = sum(len(j.steps) for j in factory.jobs)
-    return max(3, min(MAX_CANDIDATES, STEP_BUDGET // max(1, steps)))
+Kind = Literal["replan", "relax_rush_due", "move_window"]
 
 
 def explore(
     factory: FactoryConfig,
     scenarios: Iterable[ScenarioSpec],
     metrics: dict[str, ScenarioMetrics],
+    results: dict[str, SimulationResult],
     intent: ScenarioIntent | None = None,
+    *,
+    replan_seconds: float = REPLAN_SECONDS,
 ) -> list[WhatIfResult]:
     out: list[WhatIfResult] = []
     for spec in scenarios:
         before = metrics[spec.label]
-        protected = intent.protected_job_id if intent is not None else None
-        protected_hurt = protected is not None and protected in before.late_job_ids
-        if not before.late_job_ids:
+        if spec.type.value == "BASELINE" or not before.late_job_ids:
             continue
-        out.extend(_run_first(factory, spec, before, protected if protected_hurt else None))
-        if spec.rush is not None:
-            found = _relax_rush(factory, spec, before)
-            if found:
-                out.append(found)
-        if spec.slowdown is not None:
-            found = _move_slowdown(factory, spec, before)
-            if found:
-                out.append(found)
+        found = _replan(factory, spec, before, results[spec.label], intent, replan_seconds)
+        if found:
+            out.append(found)
+        if spec.rush is not None and spec.origin == "note":
+            relaxed = _relax_rush(factory, spec, before, intent)
+            if relaxed:
+                out.append(relaxed)
+        down = spec.down
+        if down is not None and down.planned and spec.is_fact:
+            moved = _move_window(factory, spec, before, intent)
+            if moved:
+                out.append(moved)
     return out
+
+
+def job_order_on(result: SimulationResult, machine_id: str) -> list[str]:
+    """Jobs in the order they use ``machine_id`` (each once, by first start)."""
+    return list(dict.fromkeys(a.job_id for a in result.machine_allocations[machine_id]))
+
+
+def order_text(jobs: list[str], limit: int = MAX_SEQUENCE_SHOWN) -> str:
+    shown = " → ".join(jobs[:limit])
+    return shown + (f" → … ({len(jobs) - limit} more)" if len(jobs) > limit else "")
 
 
 def _result(
     spec: ScenarioSpec,
-    kind: str,
+    kind: Kind,
     title: str,
     before: ScenarioMetrics,
     after: ScenarioMetrics,
@@ -92,49 +99,64 @@ def _result(
     )
 
 
-def _run_first(
-    factory: FactoryConfig, spec: ScenarioSpec, before: ScenarioMetrics, protected: str | None
-) -> list[WhatIfResult]:
-    late = sorted(
-        before.late_job_ids,
-        key=lambda j: (before.lateness_by_job[j] is not None, -(before.lateness_by_job[j] or 0)),
+def _replan(
+    factory: FactoryConfig,
+    spec: ScenarioSpec,
+    before: ScenarioMetrics,
+    current: SimulationResult,
+    intent: ScenarioIntent | None,
+    seconds: float,
+) -> WhatIfResult | None:
+    found = find_plan(factory, spec, intent=intent, seconds=seconds)
+    if found.score >= found.baseline_score:
+        return None
+    after = compute_metrics(found.result, factory)
+    if not respects_note(before, after, intent):
+        return None
+    neck = before.bottleneck_machine_id
+    order = job_order_on(found.result, neck)
+    was = job_order_on(current, neck)
+    if order != was:
+        title = f"Re-plan: on {neck} run {order_text(order)}"
+    else:
+        changed = [
+            m.id
+            for m in factory.machines
+            if job_order_on(found.result, m.id) != job_order_on(current, m.id)
+        ]
+        where = changed[0] if changed else neck
+        title = f"Re-plan: on {where} run {order_text(job_order_on(found.result, where))}"
+    return _result(
+        spec,
+        "replan",
+        title,
+        before,
+        after,
+        None,
+        {"method": found.method[:120], "sequence": " ".join(found.sequence)[:4000]},
     )
-    candidates = list(dict.fromkeys([*([protected] if protected else []), *late]))
-    out = []
-    tries = min(MAX_RUN_FIRST, candidates_per_lever(factory) // 3 or 1)
-    for job_id in candidates[:tries]:
-        after = compute_metrics(simulate(factory, spec, first=(job_id,)), factory)
-        if score(after) < score(before) or (
-            job_id == protected and after.lateness_by_job[job_id] == 0
-        ):
-            out.append(_result(spec, "run_first", f"Run {job_id} first", before, after, job_id))
-    return out
-
-
-def _spread(values: list[int], limit: int) -> list[int]:
-    """At most ``limit`` of ``values``, evenly spaced, the first and last included."""
-    if len(values) <= limit:
-        return values
-    step = (len(values) - 1) / (limit - 1)
-    return sorted({values[round(i * step)] for i in range(limit)})
 
 
 def _relax_rush(
-    factory: FactoryConfig, spec: ScenarioSpec, before: ScenarioMetrics
+    factory: FactoryConfig,
+    spec: ScenarioSpec,
+    before: ScenarioMetrics,
+    intent: ScenarioIntent | None,
 ) -> WhatIfResult | None:
     rush = spec.rush
     assert rush is not None
+    own = factory.job(rush.rush_job_id).due_time
     best: tuple[tuple[int, ...], int, ScenarioMetrics] | None = None
-    dues = list(range(rush.due_time + 1, factory.time_horizon + 1))
-    for due in _spread(dues, candidates_per_lever(factory)):
+    dues = list(range(rush.due_time + 1, own + 1))
+    for due in spread(dues, candidates_per_lever(factory)):
         trial = spec.model_copy(update={"modifications": rush.model_copy(update={"due_time": due})})
         after = compute_metrics(simulate(factory, trial), factory)
-        key = score(after)
+        key = intent_score(after, intent)
         if best is None or key < best[0]:
             best = (key, due, after)
         if after.num_late_jobs == 0:
             break  # the smallest concession that clears the day
-    if best is None or best[0] >= score(before):
+    if best is None or not respects_note(before, best[2], intent, free_only=True):
         return None
     _, due, after = best
     return _result(
@@ -144,47 +166,45 @@ def _relax_rush(
         before,
         after,
         rush.rush_job_id,
-        {"due_time": due, "was_due_time": rush.due_time},
+        {"due_time": due, "was_due_time": rush.due_time, "own_due_time": own},
     )
 
 
-def _move_slowdown(
-    factory: FactoryConfig, spec: ScenarioSpec, before: ScenarioMetrics
+def _move_window(
+    factory: FactoryConfig,
+    spec: ScenarioSpec,
+    before: ScenarioMetrics,
+    intent: ScenarioIntent | None,
 ) -> WhatIfResult | None:
-    slow = spec.slowdown
-    assert slow is not None
-    length = slow.end_time - slow.start_time
-    starts = list(range(0, factory.time_horizon - length + 1))
-    best: tuple[tuple[int, ...], int, int, ScenarioMetrics] | None = None
-    for start in _spread(starts, candidates_per_lever(factory)):
-        if start == slow.start_time:
+    down = spec.down
+    assert down is not None
+    machine = factory.machine(down.machine_id)
+    length = down.end_time - down.start_time
+    starts = list(range(machine.available_start, machine.available_end - length + 1))
+    best: tuple[tuple[int, ...], int, ScenarioMetrics] | None = None
+    for start in spread(starts, candidates_per_lever(factory)):
+        if start == down.start_time:
             continue
-        trial = spec.model_copy(
-            update={
-                "modifications": slow.model_copy(
-                    update={"start_time": start, "end_time": start + length}
-                )
-            }
-        )
+        trial = down_spec(down.machine_id, start, start + length, planned=True, label=spec.label)
         after = compute_metrics(simulate(factory, trial), factory)
-        key = (*score(after), abs(start - slow.start_time))
+        key = (*intent_score(after, intent), abs(start - down.start_time))
         if best is None or key < best[0]:
-            best = (key, start, start + length, after)
-    if best is None or best[0][:4] >= score(before):
+            best = (key, start, after)
+    if best is None or not respects_note(before, best[2], intent):
         return None
-    _, start, end, after = best
+    _, start, after = best
     return _result(
         spec,
-        "move_slowdown",
-        f"Move the {slow.machine_id} slowdown to {start}-{end}h",
+        "move_window",
+        f"Move the {down.machine_id} maintenance to {start}-{start + length}h",
         before,
         after,
         None,
         {
-            "machine_id": slow.machine_id,
+            "machine_id": down.machine_id,
             "start_time": start,
-            "end_time": end,
-            "was_start_time": slow.start_time,
-            "was_end_time": slow.end_time,
+            "end_time": start + length,
+            "was_start_time": down.start_time,
+            "was_end_time": down.end_time,
         },
     )

@@ -29,6 +29,13 @@ class SignalSpec:
     relative_noise: bool = False
     floor: float = 0.0
     """Physical lower bound of the reading (a current or a flow meter does not read negative)."""
+    plausible: tuple[float, float] = (-1e9, 1e9)
+    """What the transmitter can possibly report (its range with margin; contract C4). A reading
+    outside it is not a process value but a broken or forged one: pump telemetry carrying it is
+    rejected at the schema and dead-lettered, so it never reaches a detector."""
+    limit: float | None = None
+    """Engineering limit the work order names (an alarm past it is CRITICAL): ISO 10816-3 zone
+    C/D for vibration, the bearing's trip temperature. None: the signal has no such limit."""
 
     @property
     def is_sensor(self) -> bool:
@@ -48,6 +55,7 @@ _SPECS = (
         noise_sd=0.5,
         drift_full=30.0,
         floor=0.0,
+        plausible=(-10.0, 1000.0),
     ),
     SignalSpec(
         "suction_pressure",
@@ -59,6 +67,7 @@ _SPECS = (
         decimals=3,
         noise_sd=0.01,
         drift_full=1.5,
+        plausible=(-1.1, 25.0),
     ),
     SignalSpec(
         "discharge_pressure",
@@ -70,6 +79,7 @@ _SPECS = (
         decimals=3,
         noise_sd=0.02,
         drift_full=3.0,
+        plausible=(-1.1, 60.0),
     ),
     SignalSpec(
         "bearing_temp",
@@ -81,6 +91,8 @@ _SPECS = (
         decimals=2,
         noise_sd=0.1,
         drift_full=25.0,
+        plausible=(-50.0, 300.0),
+        limit=85.0,
     ),
     SignalSpec(
         "ambient_temp",
@@ -92,6 +104,7 @@ _SPECS = (
         decimals=2,
         noise_sd=0.05,
         drift_full=20.0,
+        plausible=(-60.0, 80.0),
     ),
     SignalSpec(
         "vibration",
@@ -105,6 +118,8 @@ _SPECS = (
         drift_full=4.0,
         relative_noise=True,
         floor=0.0,
+        plausible=(0.0, 100.0),
+        limit=4.5,
     ),
     SignalSpec(
         "motor_current",
@@ -117,6 +132,7 @@ _SPECS = (
         noise_sd=0.15,
         drift_full=12.0,
         floor=0.0,
+        plausible=(-1.0, 500.0),
     ),
     SignalSpec(
         "power",
@@ -129,6 +145,7 @@ _SPECS = (
         noise_sd=0.08,
         drift_full=6.0,
         floor=0.0,
+        plausible=(-5.0, 250.0),
     ),
     SignalSpec(
         "speed",
@@ -141,6 +158,7 @@ _SPECS = (
         noise_sd=1.5,
         drift_full=300.0,
         floor=0.0,
+        plausible=(-100.0, 6000.0),
     ),
     SignalSpec(
         "valve_cmd",
@@ -151,10 +169,15 @@ _SPECS = (
         "Discharge control valve opening command from the DCS (no position feedback)",
         decimals=1,
         noise_sd=0.0,
+        plausible=(-5.0, 105.0),
     ),
 )
 
 SIGNALS: dict[str, SignalSpec] = {s.name: s for s in _SPECS}
+PLAUSIBLE: dict[str, tuple[float, float]] = {s.name: s.plausible for s in _SPECS}
+"""Per-signal plausible ranges of the pump's instruments (contract C4)."""
+LIMITS: dict[str, float] = {s.name: s.limit for s in _SPECS if s.limit is not None}
+"""Engineering limits the work orders name: past one, an alert is CRITICAL."""
 SIGNAL_ORDER: tuple[str, ...] = tuple(SIGNALS)
 """The order signals appear in every telemetry message (stable, so output is byte-identical)."""
 SENSORS: tuple[str, ...] = tuple(s.name for s in _SPECS if s.is_sensor)

@@ -75,7 +75,7 @@ class TuningWatch:
         if signature == self._signature:
             return False
         self._signature = signature
-        from engine.agents.tuning import load_tuning
+        from engine.agent_files import load_tuning
 
         try:
             tuning = load_tuning(self.path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -27,13 +28,14 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from engine.bus.broker import DEFAULT_URL, port_is_free, redact_url
 from engine.bus.client import BusClient, TlsOptions
 from engine.http_schemas import Health
 from engine.paths import var_dir
-from engine.services.http_limits import BodyLimitMiddleware, BodyLimitStats
+from engine.services.http_limits import mount_body_limit
 from engine.services.jsonl_log import JsonlLog
 from engine.services.settings import Settings, port_env
 
@@ -57,6 +59,10 @@ class Service:
     name: ClassVar[str] = "service"
     title: ClassVar[str] = "Control Room service"
     health_model: ClassVar[type[Health]] = Health
+    max_body_bytes: ClassVar[int | None] = None
+    """A lower HTTP body limit than ``Settings.max_body_bytes`` for this service (None: that)."""
+    http_protocol: ClassVar[Any] = "auto"
+    """uvicorn's HTTP protocol: a class extends it (the review service reads peer credentials)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -78,8 +84,9 @@ class Service:
             deadletter_max_bytes=settings.deadletter_max_bytes,
         )
         self.app = FastAPI(title=f"{self.title} ({self.instance})", lifespan=self._lifespan)
-        self.http_limits = BodyLimitStats(max_bytes=settings.max_body_bytes)
-        self.app.add_middleware(BodyLimitMiddleware, stats=self.http_limits)
+        self.http_limits = mount_body_limit(
+            self.app, min(settings.max_body_bytes, self.max_body_bytes or settings.max_body_bytes)
+        )
         self.app.add_api_route("/health", self._health_endpoint, methods=["GET"])
         self._server: Any = None
 
@@ -112,9 +119,17 @@ class Service:
             reasons.append(f"dead letters cannot be written to {self.bus.deadletters.path}")
         return reasons
 
+    def listeners(self) -> list[socket.socket] | None:
+        """Sockets to serve on, bound here; None: uvicorn binds ``host:port`` itself."""
+        return None
+
     # ---------------------------------------------------------------- common
 
     def health(self) -> Health:
+        """The /health body as its model (ValidationError if a service strays from it)."""
+        return self.health_model.model_validate(self._health_body())
+
+    def _health_body(self) -> dict[str, object]:
         counters = self.bus.counters.snapshot()
         dl = self.bus.deadletters
         retrying = self.bus.retrying
@@ -146,15 +161,23 @@ class Service:
                 **vars(dl.stats),
             },
             "retrying": vars(retrying) if retrying is not None else None,
-            "http": vars(self.http_limits),
+            "http": self.http_limits.snapshot(),
             **self.health_extras(),
         }
-        return self.health_model.model_validate(body)
+        return body
 
     def _health_endpoint(self) -> JSONResponse:
-        body = self.health()
+        body = self._health_body()
+        try:
+            health = self.health_model.model_validate(body)
+        except ValueError as exc:  # a bug, never a reason to hide the service's state
+            log.error("%s: /health does not match %s: %s", self.instance,
+                      self.health_model.__name__, exc)  # fmt: skip
+            reasons = [*self.problems(), "/health body does not match its model"]
+            raw = {**body, "status": "degraded", "reasons": reasons}
+            return JSONResponse(jsonable_encoder(raw), status_code=503)
         return JSONResponse(
-            body.model_dump(mode="json"), status_code=200 if body.status == "ok" else 503
+            health.model_dump(mode="json"), status_code=200 if health.status == "ok" else 503
         )
 
     def _bus_event(self, event: str, fields: dict[str, Any]) -> None:
@@ -215,8 +238,14 @@ class Service:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            http=self.http_protocol,
         )
         self._server = uvicorn.Server(config)
+        try:
+            sockets = self.listeners()
+        except OSError as exc:
+            print(f"controlroom serve {self.name}: {exc}", file=sys.stderr)
+            return 1
         self._watch_parent()
         log.info(
             "%s listening on http://%s:%d (broker %s as %s)",
@@ -226,7 +255,7 @@ class Service:
             redact_url(self.broker_url),
             self.bus.username or "anonymous",
         )
-        self._server.run()
+        self._server.run(sockets=sockets)
         return 0 if self._server.started else 1
 
     def _watch_parent(self) -> None:

@@ -15,7 +15,8 @@ Nothing acknowledged is lost:
 - a store that cannot write makes the alert's handler raise ``RetryLater``: the alert stays
   unacknowledged and is retried, and /health says "degraded" with the reason.
 
-An agent without state export falls back to deciding its waiting alerts at shutdown.
+A restart without saved state (a new var/, a lost file) makes the agent defer the alerts it
+missed until it has history again; it never reports a cause it cannot support.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, cast
 
+from engine.agents.diagnosis import DiagnosisAgent
+from engine.agents.diagnosis_state import DiagnosisState
 from engine.bus.client import RetryLater, stamped
 from engine.http_schemas import DiagnosisHealth
 from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, Telemetry
-from engine.services.agent_service import Agent, AgentService
+from engine.services.agent_service import AgentService
 from engine.services.outbox_store import OutboxStore
 from engine.services.settings import Settings
 from engine.tickets.outbox import OutboxPublisher
@@ -41,15 +44,9 @@ if TYPE_CHECKING:
 DiagnosisInput = Telemetry | AlertEvent
 
 
-@runtime_checkable
-class PersistentAgent(Protocol):
-    """An agent whose pending work can be saved and restored (typed, pure, JSON text)."""
-
-    def export_state(self) -> str: ...
-
-    def restore_state(self, state: str, /) -> None: ...
-
-    def pending_count(self) -> int: ...
+STOP_TAIL_S = 900.0
+"""At shutdown the saved state also keeps every asset's last 15 simulated minutes, so an alert
+raised right after the restart still has its pre-onset history."""
 
 
 class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
@@ -59,8 +56,9 @@ class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
     inputs = ("telemetry/+", "alerts/+")
     output_event = "diagnosis"
 
-    def __init__(self, settings: Settings, agent: Agent[DiagnosisInput, DiagnosisReport]) -> None:
+    def __init__(self, settings: Settings, agent: DiagnosisAgent) -> None:
         super().__init__(settings, agent)
+        self.diagnoser = agent
         self._alert_wall: OrderedDict[str, float] = OrderedDict()
         self.store = OutboxStore(var_dir() / "diagnosis" / f"{self.instance}.db", self.instance)
         self.publisher = OutboxPublisher(
@@ -68,11 +66,17 @@ class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
         )  # it needs only pending_outbox/ack_outbox, which OutboxStore has
         self._unsent: list[DiagnosisReport] = []
         self._store_error: str | None = None
-        self.persistent = isinstance(agent, PersistentAgent)
-        saved = self.store.load_state() if self.persistent else None
+        self.pending_finals = 0
+        saved = self.store.load_state()
         if saved is not None:
-            cast(PersistentAgent, agent).restore_state(saved)
-            self.log.event("state_restored", pending=self._pending_finals(), echo=True)
+            try:
+                state = DiagnosisState.model_validate_json(saved)
+            except ValueError as exc:  # another version's layout: start empty, defer, say so
+                self.log.event("state_not_restored", error=str(exc)[:300], echo=True)
+            else:
+                agent.restore_state(state)
+                self.pending_finals = _pending(state)
+                self.log.event("state_restored", pending_finals=self.pending_finals, echo=True)
 
     def on_input(self, msg: DiagnosisInput) -> None:
         if isinstance(msg, AlertEvent) and msg.wall_time is not None:
@@ -93,14 +97,18 @@ class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
         if not outs and not self._unsent and not isinstance(trigger, AlertEvent):
             return
         self._unsent.extend(stamped(o) for o in outs)
-        state = cast(PersistentAgent, self.agent).export_state() if self.persistent else None
+        self._commit(trigger)
+
+    def _commit(self, trigger: DiagnosisInput | None, tail_s: float = 0.0) -> None:
+        state = self.diagnoser.export_state(tail_s=tail_s)
         try:
-            self.store.commit(self._unsent, state)
+            self.store.commit(self._unsent, state.model_dump_json())
         except (sqlite3.Error, OSError) as exc:
             self._store_error = f"{self.store.path}: {type(exc).__name__}: {exc}"
             self.log.event("store_failed", error=self._store_error, echo=True)
             raise RetryLater(self._store_error) from exc
         self._store_error = None
+        self.pending_finals = _pending(state)
         committed, self._unsent = self._unsent, []
         for out in committed:
             self._logged(out, trigger)
@@ -112,18 +120,14 @@ class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
         self.publisher.start()  # re-sends whatever a previous run left unacknowledged
 
     def on_stop(self) -> None:
-        """With persisted state, alerts still waiting stay waiting (restored at the next
-        start: decided with the history after it, never guessed early). Without, decide them
-        now (the bus is still up): a diagnosis with less history beats one never made."""
-        if not self.persistent:
-            with self._lock:
-                flush = getattr(self.agent, "flush", None)
-                outs = flush() if flush is not None else []
-                if outs:
-                    try:
-                        self.emit(outs, None)
-                    except RetryLater:
-                        self.log.event("flush_not_stored", count=len(outs), echo=True)
+        """Alerts still waiting stay waiting: their state is saved (with recent history) and
+        restored at the next start, where they are decided on the history after it — never
+        guessed early for want of it."""
+        with self._lock:
+            try:
+                self._commit(None, tail_s=STOP_TAIL_S)
+            except RetryLater:
+                self.log.event("state_not_saved", error=self._store_error, echo=True)
         self.publisher.stop(timeout=5)
         super().on_stop()
 
@@ -140,9 +144,6 @@ class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
         """Alert published -> diagnosis committed (includes any wait for history)."""
         wall = self._alert_wall.get(out.alert_id)
         return (time.time() - wall) * 1000.0 if wall else None
-
-    def _pending_finals(self) -> int | None:
-        return cast(PersistentAgent, self.agent).pending_count() if self.persistent else None
 
     def problems(self) -> list[str]:
         reasons = super().problems()
@@ -161,6 +162,11 @@ class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
                 "in_flight": self.publisher.pending,
                 "sent": self.publisher.sent,
             },
-            "pending_finals": self._pending_finals(),
-            "state_persisted": self.persistent,
+            "pending_finals": self.pending_finals,
+            "state_persisted": True,
+            "agent": dict(getattr(self.agent, "stats", {})),
         }
+
+
+def _pending(state: DiagnosisState) -> int:
+    return sum(al.pending is not None for a in state.assets for al in a.alerts)

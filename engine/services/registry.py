@@ -24,10 +24,11 @@ def _monitor(settings: Settings) -> Service:
 
 
 def _diagnosis(settings: Settings) -> Service:
+    from engine.agent_files import load_rules
     from engine.agents.diagnosis import DiagnosisAgent
     from engine.services.diagnosis import DiagnosisService
 
-    return DiagnosisService(settings, DiagnosisAgent())
+    return DiagnosisService(settings, DiagnosisAgent(load_rules()))
 
 
 def _ticket(settings: Settings) -> Service:

@@ -13,6 +13,14 @@ snapshots caused by diagnoses and by the mirror (new issue link, mirror errors);
 service publishes those caused by review actions, and the feedback. Each drains only its own
 outbox rows. Mirroring of every change, whoever made it, is done here.
 
+Durability: the handler returns only once the diagnosis is committed (or recognised as a
+duplicate). While the store cannot write (disk full, locked by another process, corrupt file,
+server gone) it raises :class:`NotDurable` (a ``RetryLater``): the bus keeps the message
+unacknowledged and retries it in place, in arrival order, and leaves it for redelivery if the
+service stops first. Meanwhile ``/health`` says ``degraded`` (503) with the reason; a probe
+thread keeps checking that the store can write even when no diagnosis arrives. A log write that
+fails (disk full) never fails the handler.
+
 Alert -> ticket latency: the service also listens to ``alerts/+`` to learn when each alert was
 published (``AlertEvent.wall_time``) and logs ``latency_ms`` = ticket stored - alert published
 on every ``ticket_created`` / ``ticket_updated`` line (falling back to the diagnosis' publish
@@ -21,7 +29,7 @@ time when the alert was not seen).
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -29,6 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from engine.bus.client import RetryLater
 from engine.http_schemas import TicketHealth
 from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket, topic_for
@@ -36,7 +45,9 @@ from engine.services.agent_service import LatencyWindow
 from engine.services.base import Service
 from engine.services.settings import Settings
 from engine.tickets.connectors import TicketConnector
+from engine.tickets.errors import Fault, StoreError
 from engine.tickets.github import GitHubIssuesConnector
+from engine.tickets.lifecycle import Outcome
 from engine.tickets.mirror import Mirror
 from engine.tickets.outbox import OutboxPublisher
 from engine.tickets.salesforce import SalesforceCaseConnector
@@ -44,13 +55,85 @@ from engine.tickets.store import Recorded, TicketStore
 
 ORIGIN = "ticket"
 ALERT_MEMORY = 10_000
-STORE_RETRY_S = 30.0
+PROBE_EVERY_S = 2.0
+DIAGNOSIS_OUTCOMES = (
+    Outcome.CREATED,
+    Outcome.UPDATED,
+    Outcome.REFINED,
+    Outcome.REVISED,
+    Outcome.MERGED,
+    Outcome.ESCALATED,
+    Outcome.KEPT,
+    Outcome.ATTACHED,
+    Outcome.NOTED,
+    Outcome.SUPPRESSED,
+    Outcome.DUPLICATE,
+)
 
 
-def store_path(env: Any) -> Path:
-    """``CONTROLROOM_DB`` or ``var/controlroom.db`` (shared by the ticket and review services)."""
+def store_path(env: Any) -> str | Path:
+    """``CONTROLROOM_DB`` (a file path or a ``postgresql://`` URL) or ``var/controlroom.db``,
+    shared by the ticket and review services."""
     raw = env.get("CONTROLROOM_DB") if env else None
-    return Path(raw) if raw else var_dir() / "controlroom.db"
+    if not raw:
+        return var_dir() / "controlroom.db"
+    return raw if "://" in raw else Path(raw)
+
+
+def busy_timeout(env: Mapping[str, str]) -> float:
+    """``CONTROLROOM_DB_BUSY_TIMEOUT_S``: how long one write waits for another writer's lock
+    before the attempt counts as failed (default 10 s; the handler then retries, so this only
+    decides how soon ``/health`` reports a store held by someone else)."""
+    raw = env.get("CONTROLROOM_DB_BUSY_TIMEOUT_S") or "10"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"CONTROLROOM_DB_BUSY_TIMEOUT_S={raw!r}: expected seconds") from None
+    if not 0 < value <= 600:
+        raise ValueError(f"CONTROLROOM_DB_BUSY_TIMEOUT_S={raw!r}: expected 0 < seconds <= 600")
+    return value
+
+
+class NotDurable(RetryLater):
+    """A diagnosis the store could not record now (it cannot write): the bus keeps the message
+    unacknowledged and hands it to the handler again, or leaves it for redelivery when the
+    service stops first."""
+
+
+class WriteHealth:
+    """Whether the store can write, as last seen by the diagnosis handler and the probe. The
+    handler's fault clears only when its own write succeeds (a probe can succeed on a full
+    disk where a larger write still fails)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.handler: tuple[StoreError, float] | None = None
+        self.probe: tuple[StoreError, float] | None = None
+
+    def problem(self) -> str | None:
+        with self._lock:
+            found = self.handler or self.probe
+            if found is None:
+                return None
+            exc, since = found
+            return (
+                f"the ticket store cannot write ({exc.fault}) for {time.time() - since:.0f} s: "
+                f"{exc}"
+            )[:500]
+
+    def failed(self, kind: str, exc: StoreError) -> bool:
+        """Record a failure; True when it is a new fault (worth a log line)."""
+        with self._lock:
+            old: tuple[StoreError, float] | None = getattr(self, kind)
+            setattr(self, kind, (exc, old[1] if old else time.time()))
+            return old is None or old[0].fault != exc.fault
+
+    def ok(self, kind: str) -> bool:
+        """Record a success; True when it ends a fault."""
+        with self._lock:
+            old = getattr(self, kind)
+            setattr(self, kind, None)
+            return old is not None
 
 
 def mirror_connector(env: Mapping[str, str]) -> TicketConnector | None:
@@ -84,12 +167,14 @@ class TicketService(Service):
         super().__init__(settings)
         env = self.settings.env
         connector = mirror_connector(env)  # first: a configuration error leaves nothing behind
-        self.store = TicketStore(store_path(env))
-        self.alert_times: OrderedDict[str, float] = OrderedDict()
+        self.store = TicketStore(store_path(env), busy_timeout_s=busy_timeout(env))
+        if connector is None:
+            self.store.disable_mirror()  # nothing would drain the queue
+        self.writes = WriteHealth()
+        self.log_errors = 0
+        self.alert_times: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.latency = LatencyWindow()
-        self.outcomes = dict.fromkeys(
-            ("created", "updated", "refined", "revised", "merged", "attached", "duplicate"), 0
-        )
+        self.outcomes = {o.value: 0 for o in DIAGNOSIS_OUTCOMES}
         self.outbox = OutboxPublisher(self.store, self.bus, ORIGIN, on_sent=self._sent)
         self.mirror = (
             Mirror(
@@ -104,13 +189,16 @@ class TicketService(Service):
         )
         self._stop = threading.Event()
         self._mirror_thread: threading.Thread | None = None
+        self._probe_thread: threading.Thread | None = None
         self.bus.subscribe("alerts/+", self.on_alert)
         self.bus.subscribe("diagnosis/+", self.on_diagnosis)
 
     def on_start(self) -> None:
         self.outbox.start()  # re-sends whatever a previous run left unacknowledged
+        self._probe_thread = threading.Thread(target=self._probe_loop, name="probe", daemon=True)
+        self._probe_thread.start()
         if self.mirror is not None:
-            self.log.event("mirror_enabled", echo=True, **self.mirror.connector.describe())
+            self._log("mirror_enabled", echo=True, **self.mirror.connector.describe())
             self._mirror_thread = threading.Thread(
                 target=self._mirror_loop, name="mirror", daemon=True
             )
@@ -118,86 +206,139 @@ class TicketService(Service):
 
     def on_stop(self) -> None:
         self._stop.set()
-        if self._mirror_thread is not None:
-            self._mirror_thread.join(timeout=15)
+        for thread in (self._mirror_thread, self._probe_thread):
+            if thread is not None:
+                thread.join(timeout=15)
         self.bus.wait_idle(5)
         self.outbox.stop(timeout=5)
         # The store stays open: a diagnosis still arriving before the bus disconnects must be
         # stored (its outbox row waits for the next start), not fail and be acknowledged.
 
+    def _store_problem(self) -> str | None:
+        problem = self.writes.problem()
+        retry = self.bus.retrying
+        if problem is not None and retry is not None:
+            problem += f"; a diagnosis waits (attempt {retry.attempts})"
+        return problem
+
+    def problems(self) -> list[str]:
+        problem = self._store_problem()
+        return [*super().problems(), *([problem] if problem else [])]
+
     def health_extras(self) -> dict[str, Any]:
+        try:
+            counts: dict[str, int] | None = self.store.counts()
+        except StoreError as exc:
+            self.writes.failed("probe", exc)
+            counts = None
         return {
-            "store": str(self.store.path),
-            "tickets": self.store.counts(),
+            "store": self.store.location,
+            "tickets": counts,
+            "log_errors": self.log_errors,
             "diagnoses": dict(self.outcomes),
             "alert_to_ticket": self.latency.summary(),
             "outbox": {"in_flight": self.outbox.pending, "sent": self.outbox.sent},
             "mirror": self.mirror.status() if self.mirror is not None else None,
+            "degraded": self._store_problem(),
         }
 
     # ---------------------------------------------------------------- bus handlers
 
     def on_alert(self, alert: PlantMessage) -> None:
         assert isinstance(alert, AlertEvent)
-        if alert.wall_time is not None and alert.status == "active":
-            self.alert_times[alert.alert_id] = alert.wall_time
+        key = (alert.asset, alert.alert_id)
+        if alert.wall_time is not None and alert.status == "active" and key not in self.alert_times:
+            # The first publication counts: a later one (a re-publication, or a forgery of a
+            # known id) cannot move the start of the alert -> ticket latency.
+            self.alert_times[key] = alert.wall_time
             while len(self.alert_times) > ALERT_MEMORY:
                 self.alert_times.popitem(last=False)
 
     def on_diagnosis(self, report: PlantMessage) -> None:
+        """Returns once the diagnosis is durable; raises NotDurable while it cannot be."""
         assert isinstance(report, DiagnosisReport)
         rec = self._record(report)
         stored = time.time()
-        self.outcomes[rec.outcome] += 1
-        since = self.alert_times.get(report.alert_id) or report.wall_time
+        self.outcomes[rec.outcome.value] += 1
+        alert_seen = self.alert_times.get((report.asset, report.alert_id))
+        since = alert_seen or report.wall_time
         latency = (stored - since) * 1000.0 if since else None
         ids = {
-            "ticket_id": rec.ticket.ticket_id,
+            "ticket_id": rec.ticket.ticket_id if rec.ticket is not None else None,
             "alert_id": report.alert_id,
             "diagnosis_id": report.diagnosis_id,
         }
-        if rec.changed:
+        if rec.changed and rec.ticket is not None:
             if latency is not None and rec.first_for_alert:
                 self.latency.add(latency)
-            self.log.event(
-                f"ticket_{rec.outcome}",
+            self._log(
+                f"ticket_{rec.outcome.value}",
                 ids=ids,
                 latency_ms=latency,
                 echo=True,
-                latency_from="alert" if report.alert_id in self.alert_times else "diagnosis",
+                latency_from="alert" if alert_seen else "diagnosis",
                 stored_at=stored,
                 topic=topic_for(rec.ticket),
                 message=rec.ticket.model_dump(mode="json"),
             )
             self.outbox.wake()
         else:
-            self.log.event(f"diagnosis_{rec.outcome}", ids=ids)
+            self._log(f"diagnosis_{rec.outcome.value}", ids=ids, reason=rec.reason)
 
     def _record(self, report: DiagnosisReport) -> Recorded:
-        """Store with retries while the database is locked (a long review transaction, a
-        backup): giving up would dead-letter a diagnosis that only needed a moment."""
-        deadline = time.monotonic() + STORE_RETRY_S
-        delay = 0.05
-        while True:
-            try:
-                return self.store.record_diagnosis(report, origin=ORIGIN)
-            except sqlite3.OperationalError as exc:
-                if time.monotonic() > deadline:
-                    raise
-                self.log.event("store_busy", error=str(exc), ids={"diag": report.diagnosis_id})
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        """Store the diagnosis, or raise NotDurable: the bus then keeps it unacknowledged and
+        calls again after a backoff, in arrival order (the final diagnosis never overtakes its
+        provisional one), or leaves it to be redelivered if the service stops first."""
+        try:
+            rec = self.store.record_diagnosis(report, origin=ORIGIN)
+        except StoreError as exc:
+            new = self.writes.failed("handler", exc)
+            if new:
+                ids = {"diagnosis_id": report.diagnosis_id}
+                self._log("store_unavailable", echo=True, fault=exc.fault, error=str(exc), ids=ids)
+            if exc.fault in (Fault.CORRUPT, Fault.UNAVAILABLE, Fault.IO):
+                self._reopen()  # a restored file or a restarted server, on the next try
+            raise NotDurable(
+                f"diagnosis {report.diagnosis_id} not stored yet ({exc.fault}): {exc}"
+            ) from exc
+        if self.writes.ok("handler"):
+            self._log("store_recovered", echo=True, ids={"diagnosis_id": report.diagnosis_id})
+        return rec
+
+    def _reopen(self) -> None:
+        with contextlib.suppress(StoreError):  # still broken: the next attempt says so
+            self.store.reopen()
+
+    def _log(self, event: str, **fields: Any) -> None:
+        """A JSONL line, never at the cost of the handler: a full disk loses log lines, counted
+        in /health, not diagnoses."""
+        try:
+            self.log.event(event, **fields)
+        except (OSError, ValueError):
+            self.log_errors += 1
 
     # ---------------------------------------------------------------- workers
 
     def _sent(self, message: PlantMessage) -> None:
         if isinstance(message, Ticket):
-            self.log.event(
+            self._log(
                 "ticket_published",
                 ids={"ticket_id": message.ticket_id},
                 revision=message.revision,
                 state=message.state,
             )
+
+    def _probe_loop(self) -> None:
+        """Tell /health whether the store can write, also when no diagnosis arrives."""
+        while not self._stop.wait(PROBE_EVERY_S):
+            try:
+                self.store.probe()
+            except StoreError as exc:
+                self.writes.failed("probe", exc)
+                if exc.fault in (Fault.CORRUPT, Fault.UNAVAILABLE, Fault.IO):
+                    self._reopen()
+            else:
+                self.writes.ok("probe")
 
     def _mirror_loop(self) -> None:
         assert self.mirror is not None
@@ -205,10 +346,10 @@ class TicketService(Service):
             try:
                 self.mirror.run_once()
             except Exception as exc:  # a bug or a locked store: report, keep the service up
-                self.log.event("mirror_failed", error=f"{type(exc).__name__}: {exc}", echo=True)
+                self._log("mirror_failed", error=f"{type(exc).__name__}: {exc}", echo=True)
                 self._stop.wait(5.0)
             self._stop.wait(self.mirror.next_wakeup())
 
     def _mirror_log(self, event: dict[str, Any]) -> None:
         name = event.pop("event")
-        self.log.event(name, echo=name == "mirror_error", **event)
+        self._log(name, echo=name == "mirror_error", **event)

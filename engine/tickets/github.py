@@ -68,7 +68,7 @@ def marker(ticket_id: str) -> str:
 
 def issue_body(ticket: Ticket) -> str:
     lines = [ticket.body, "", "---"]
-    state = ticket.state
+    state: str = ticket.state
     if ticket.state == "closed":
         state = f"closed ({ticket.close_reason})"
         if ticket.close_note:
@@ -154,7 +154,7 @@ class GitHubIssuesConnector:
             found = self._find(ticket)
             if found is not None:
                 return self._ref(found)
-        payload = {
+        payload: dict[str, object] = {
             "title": self._title(ticket),
             "body": issue_body(ticket),
             "labels": issue_labels(ticket),
@@ -163,7 +163,7 @@ class GitHubIssuesConnector:
         return self._ref(issue)
 
     def update(self, ticket: Ticket, ref: ExternalRef) -> ExternalRef:
-        payload = {
+        payload: dict[str, object] = {
             "title": self._title(ticket),
             "body": issue_body(ticket),
             "labels": issue_labels(ticket),

@@ -23,10 +23,13 @@ MAX_BACKOFF_S = 900.0
 
 
 class Mirror:
-    """Single-threaded driver of one connector. A ticket whose external ref visibly changed
-    (new issue number/url, new error) is queued in the store's bus outbox under ``origin`` in
-    the same transaction, and ``notify`` is called so the owner publishes it; ``log`` gets one
-    dict per event for the service's JSONL log."""
+    """Single-threaded driver of one connector. Every stored result (a new or refreshed
+    reference, a new error) is a change of the ticket: its snapshot is queued in the store's bus
+    outbox under ``origin`` in the same transaction, and ``notify`` is called so the owner
+    publishes it; ``log`` gets one dict per event for the service's JSONL log.
+
+    Constructing one marks its system as the store's configured mirror (tickets changed while
+    none was configured are queued then)."""
 
     def __init__(
         self,
@@ -47,6 +50,7 @@ class Mirror:
         self.paused_until = 0.0
         self.last_error: str | None = None
         self.counters = {"created": 0, "updated": 0, "closed": 0, "failed": 0, "skipped": 0}
+        store.enable_mirror(connector.system)
 
     def status(self) -> dict[str, Any]:
         now = self._clock()
@@ -99,18 +103,13 @@ class Mirror:
         except ConnectorError as exc:
             self._failed(job, ticket, op, exc)
             return
-        visible = ref is None or (ref.id, ref.url, ref.error) != (
-            new_ref.id,
-            new_ref.url,
-            new_ref.error,
-        )
         detail = None
         item = self.connector.item
         if op == "create":
             detail = f"{system} {item} #{new_ref.id} created: {new_ref.url}"
         elif op == "close":
             detail = f"{system} {item} #{new_ref.id} closed"
-        self.store.mirror_succeeded(job, new_ref, detail, self.origin, announce=visible)
+        self.store.mirror_succeeded(job, new_ref, detail, self.origin)
         self.counters["created" if op == "create" else op + "d"] += 1
         self.last_error = None
         self._log(
@@ -122,8 +121,7 @@ class Mirror:
                 "url": new_ref.url,
             }
         )
-        if visible:
-            self._notify()
+        self._notify()
 
     def _failed(self, job: MirrorJob, ticket: Ticket, op: str, exc: ConnectorError) -> None:
         now = self._clock()

@@ -82,7 +82,7 @@ _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 def case_description(ticket: Ticket) -> str:
     """The work order plus a footer with what the Case's own fields cannot hold (the ticket id,
     a critical severity, the close reason and note)."""
-    state = ticket.state
+    state: str = ticket.state
     if ticket.state == "closed":
         state = f"closed ({ticket.close_reason})"
         if ticket.close_note:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from engine.factory import render_gantt
-from engine.factory.models import BASELINE_SPEC, FactoryConfig, ScenarioSpec
+from engine.factory.models import FactoryConfig
+from engine.factory.scenario import BASELINE_SPEC, ScenarioSpec
 from engine.factory.scheduler import simulate
 
 RUSH = ScenarioSpec(

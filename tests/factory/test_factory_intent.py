@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.factory.intent import intent_offline, reference_notes
+from engine.factory.intent import intent_offline, unknown_references
 from engine.factory.validation import validate_scenario_intent
 
 
@@ -118,12 +118,9 @@ def test_hostile_text_gives_a_valid_intent_with_real_ids_only(text: str, toy) ->
     assert all(i is None or i in {"J1", "J2", "J3", "M1", "M2", "M3"} for i in ids)
 
 
-def test_unknown_references_are_noted_not_used(toy) -> None:
-    notes = reference_notes("protect J9 and add machine M9; J2 is fine; Q3 report", toy)
-    assert notes == [
-        "'J9' is not a job of this factory; ignored",
-        "'M9' is not a machine of this factory; ignored",
-    ]
+def test_unknown_references_are_collected_not_used(toy) -> None:
+    refs = unknown_references("protect J9 and add machine M9; J2 is fine; Q3 report", toy)
+    assert refs == ["J9", "M9"]
     assert read("protect J9", toy)["objective"] == "BALANCED"
 
 
@@ -132,6 +129,52 @@ def test_reader_works_on_other_factories(press, two_shift) -> None:
     assert got["rush_job_id"] == "ORD-103" and got["watch_machine_id"] == "PRESS"
     got = read("Protect the gearbox housing; CNC-1 needs maintenance", two_shift)
     assert got["protected_job_id"] == "GBX-410" and got["watch_machine_id"] == "CNC-1"
-    assert reference_notes("what about ORD-999 and CNC-9?", press) == [
-        "'ORD-999' is not a job of this factory; ignored"
-    ]
+    assert unknown_references("what about ORD-999 and CNC-9?", press) == ["ORD-999"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Outages and maintenance windows are machine events with their times.
+        (
+            "M2 is down for maintenance until 10:00",
+            [{"machine_id": "M2", "kind": "DOWN", "start_time": 0, "end_time": 10}],
+        ),
+        (
+            "Maintenance on M3 14:00-16:00",
+            [{"machine_id": "M3", "kind": "MAINTENANCE", "start_time": 14, "end_time": 16}],
+        ),
+        (
+            "The drill is offline from 2pm to 5pm",
+            [{"machine_id": "M2", "kind": "DOWN", "start_time": 14, "end_time": 17}],
+        ),
+        (
+            "M1 needs maintenance all morning",
+            [{"machine_id": "M1", "kind": "DOWN", "start_time": 0, "end_time": 12}],
+        ),
+        (
+            "PM on M3 this afternoon",
+            [{"machine_id": "M3", "kind": "MAINTENANCE", "start_time": 12, "end_time": 18}],
+        ),
+        (
+            "M2 down until 10:30",
+            [{"machine_id": "M2", "kind": "DOWN", "start_time": 0, "end_time": 11}],
+        ),
+        (
+            "M2 is running slow today",
+            [{"machine_id": "M2", "kind": "SLOW", "start_time": None, "end_time": None}],
+        ),
+        ("M2 is not down, it's fine", []),
+        ("M2 might have issues", []),
+    ],
+)
+def test_machine_events_with_their_times(text, expected, toy) -> None:
+    assert read(text, toy)["events"] == expected
+
+
+def test_rush_times_and_bottleneck_and_normal_day(toy) -> None:
+    got = read("Rush J2 arriving at 3, due by noon.", toy)
+    assert (got["rush_job_id"], got["rush_arrival_time"], got["rush_due_time"]) == ("J2", 3, 12)
+    assert read("M2 is typically the bottleneck", toy)["watch_machine_id"] == "M2"
+    assert read("Normal production day, no rush orders", toy)["objective"] == "BASELINE"
+    assert read("No rush orders today", toy)["objective"] == "BASELINE"

@@ -11,7 +11,8 @@ import pytest
 
 from engine.cli import main
 from engine.factory.config import FactoryConfigError, list_factories, load_factory
-from engine.factory.models import FactoryConfig, ScenarioSpec, factory_violations
+from engine.factory.models import FactoryConfig, factory_violations
+from engine.factory.scenario import ScenarioSpec
 from engine.factory.validation import (
     validate_scenario_intent,
     validate_scenario_spec,
@@ -244,7 +245,44 @@ def test_scenario_spec_accepts_the_spec_name_and_checks_parameters(toy) -> None:
                 "label": "Rush J2",
                 "modifications": {"rush_job_id": "J2", "arrival_time": 1, "due_time": 30},
             },
+            "a rush never loosens a due date (30h is after J2's own 14h)",
+        ),
+        (
+            {
+                "type": "RUSH_ARRIVES",
+                "label": "Rush J2",
+                "modifications": {"rush_job_id": "J2", "arrival_time": 1, "due_time": 15},
+            },
+            "never loosens",
+        ),
+        (
+            {
+                "type": "MACHINE_DOWN",
+                "label": "M2 down",
+                "modifications": {"machine_id": "M2", "start_time": 20, "end_time": 30},
+            },
             "past the time horizon",
+        ),
+        (
+            {
+                "type": "MACHINE_DOWN",
+                "label": "M2 down",
+                "modifications": {"machine_id": "M2", "start_time": 5, "end_time": 5},
+            },
+            "start_time (5) must be before end_time (5)",
+        ),
+        (
+            {
+                "type": "MACHINE_DOWN",
+                "label": "M2 down",
+                "modifications": {
+                    "machine_id": "M2",
+                    "slowdown_factor": 2,
+                    "start_time": 1,
+                    "end_time": 5,
+                },
+            },
+            "modifications.slowdown_factor",
         ),
         (
             {

@@ -49,9 +49,14 @@ def test_spec_example_end_to_end(toy) -> None:
         lines[5],
     )
     assert re.fullmatch(
+        STAMP + r" \| Plan search \| Latency: \d+ms \| total lateness 0h → 0h.*", lines[8]
+    )
+    assert re.fullmatch(
         r"Pipeline completed in \d+ms \| Scenarios: 3 \| Errors: 0 \| Briefing: \d+ words",
         lines[-1],
     )
+    assert [e.kind for e in state.events][:3] == ["intent", "futures", "simulation"]
+    assert [e.line() for e in state.events] == lines  # the lines are rendered from the events
     md = state.briefing_markdown
     assert md.startswith(f"# Morning Briefing: {DATE} — Toy day\n")
     assert re.findall(r"^## (.+)$", md, flags=re.MULTILINE) == list(SECTIONS)
@@ -60,7 +65,15 @@ def test_spec_example_end_to_end(toy) -> None:
     # The planner is told what the note was read as, and gets simulated levers.
     assert "Your note was read as: objective RUSH_FIRST, rush J2, protect J3, J1 may slip" in md
     assert "J3, which you asked to protect" in md
-    assert "Simulated: J1 4h late → on time" in md
+    # The glance answers "what should I expect?" first: the day as planned, then the rush.
+    glance = md.split("## Today at a Glance\n")[1].split("\n")[0]
+    assert glance.startswith("As planned, all 3 jobs finish on time (makespan 16h); M2 is")
+    assert "With the rush of J2 you describe: 1 of 3 jobs late (J1 4h late)." in glance
+    # J1 may slip: no effort is spent on it (no "agree J2 later" to save J1), and the
+    # made-up slowdown is a test with a contingency, never something to "move".
+    assert "Agree J2" not in md and "Move the M2" not in md
+    assert "**If M2 slowdown happens (a test, not your note): Re-plan" in md
+    assert "- **Keep the planned sequence.**" in md  # the plan leads Recommended Actions
 
 
 @pytest.mark.parametrize(
@@ -106,13 +119,13 @@ def test_inputs_are_never_mutated_and_steps_return_new_states(toy) -> None:
     before = toy.model_dump()
     state = run_pipeline(SPEC_TEXT, toy, DATE, llm="off")
     assert toy.model_dump() == before and state.factory is toy
-    from engine.factory.models import FactoryState
+    from engine.factory.results import FactoryState
 
     start = FactoryState(factory=toy, user_input=SPEC_TEXT, date=DATE)
-    run = _Run(None)
+    run = _Run(None, None)
     after_intent = step_intent(start, None, run)
     after_futures = step_futures(after_intent, None, run)
-    assert start.intent is None and start.logs == ()
+    assert start.intent is None and start.events == ()
     assert after_intent.intent is not None and after_intent.scenarios == ()
     assert len(after_futures.scenarios) == 3 and after_futures is not after_intent
 
@@ -135,19 +148,25 @@ def test_hostile_text_yields_a_briefing_with_real_ids_only(text, toy) -> None:
     assert state.pipeline_completed and state.intent is not None
     md = state.briefing_markdown
     assert validate_markdown(md) == []
-    assert unknown_ids(md, toy) == set()
+    assert unknown_ids(without_ignored(md), toy) == set()
+    assert unknown_ids(md, toy) == set(state.ignored_refs)
     assert "<script>" not in md and "\x1b" not in md
     assert all("\x1b" not in line and "\x07" not in line for line in state.logs)
 
 
-def test_unknown_references_are_reported_without_naming_them_in_the_briefing(toy) -> None:
+def without_ignored(md: str) -> str:
+    """The briefing less its one sentence naming the note's unknown references."""
+    return re.sub(r" [^.:]*(?: is| are) not in this factory; ignored\.", "", md)
+
+
+def test_unknown_references_are_named_in_the_briefing(toy) -> None:
     state = run_pipeline("protect J9 and add machine M9", "toy_day", DATE, llm="off")
-    assert state.notes == (
-        "'J9' is not a job of this factory; ignored",
-        "'M9' is not a machine of this factory; ignored",
-    )
-    assert "2 reference(s) in it matched no job or machine" in state.briefing_markdown
-    assert "J9" not in state.briefing_markdown and "M9" not in state.briefing_markdown
+    assert state.ignored_refs == ("J9", "M9")
+    md = state.briefing_markdown
+    assert "J9 and M9 are not in this factory; ignored." in md
+    assert md.count("J9") == 1 and md.count("M9") == 1  # named once, used nowhere
+    one = run_pipeline("protect J9", "toy_day", DATE, llm="off").briefing_markdown
+    assert "J9 is not in this factory; ignored." in one
 
 
 def test_other_factories_brief_too(press, two_shift) -> None:

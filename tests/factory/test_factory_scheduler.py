@@ -12,8 +12,10 @@ from fractions import Fraction
 
 import pytest
 
+from engine.factory.futures import down_spec
 from engine.factory.metrics import compute_metrics
-from engine.factory.models import BASELINE_SPEC, FactoryConfig, ScenarioSpec, SlowdownMods
+from engine.factory.models import FactoryConfig
+from engine.factory.scenario import BASELINE_SPEC, ScenarioIntent, ScenarioSpec, SlowdownMods
 from engine.factory.scheduler import check_result, job_sequence, simulate, slowed_end
 from engine.factory.whatif import explore
 
@@ -266,19 +268,70 @@ def test_check_result_catches_a_broken_schedule(toy: FactoryConfig) -> None:
     assert any("makespan" in p for p in check_result(late, toy))
 
 
-def test_what_ifs_on_the_toy_world(toy: FactoryConfig) -> None:
-    specs = [BASELINE_SPEC, RUSH_J2, SLOW_M2]
-    metrics = {s.label: compute_metrics(simulate(toy, s), toy) for s in specs}
-    found = {(w.scenario_label, w.title): w for w in explore(toy, specs, metrics)}
-    run_j1 = found[("Rush J2", "Run J1 first")]
-    assert run_j1.lateness_after == {"J1": 0, "J2": 2, "J3": 0}
-    relax = found[("Rush J2", "Agree J2 at 12h instead of 10h")]
-    assert relax.late_after == 0 and relax.params["due_time"] == 12
-    move = found[("M2 slowdown", "Move the M2 slowdown to 14-20h")]
-    assert move.late_after == 0 and move.makespan_after == 16
+def test_levers_on_the_toy_world_are_honest(toy: FactoryConfig) -> None:
+    rush_note = RUSH_J2.model_copy(update={"origin": "note"})
+    rush_probe = RUSH_J2.model_copy(update={"label": "Rush J2 test"})
+    maintenance = down_spec("M2", 4, 10, planned=True).model_copy(update={"origin": "note"})
+    outage = down_spec("M2", 4, 10, planned=False, label="M2 out").model_copy(
+        update={"origin": "note"}
+    )
+    specs = [BASELINE_SPEC, rush_note, rush_probe, SLOW_M2, maintenance, outage]
+    results = {s.label: simulate(toy, s) for s in specs}
+    metrics = {k: compute_metrics(r, toy) for k, r in results.items()}
+    found = {(w.scenario_label, w.kind): w for w in explore(toy, specs, metrics, results)}
+    # The rush the planner stated: negotiate (never past J2's own 14h), or re-plan.
+    relax = found[("Rush J2", "relax_rush_due")]
+    assert relax.title == "Agree J2 at 12h instead of 10h" and relax.late_after == 0
+    assert relax.params["due_time"] <= toy.job("J2").due_time
+    replan = found[("Rush J2", "replan")]
+    assert replan.lateness_after == {"J1": 0, "J2": 2, "J3": 0}
+    assert replan.title == "Re-plan: on M2 run J1 → J2 → J3"
+    # A rush the system made up to test the day is not negotiated away.
+    assert ("Rush J2 test", "relax_rush_due") not in found
+    # A made-up slowdown is never "moved" (that would only bring back the baseline); planned
+    # maintenance is, and an outage is not.
+    assert not any(kind == "move_window" and label == "M2 slowdown" for label, kind in found)
+    moved = found[("M2 maintenance 4-10h", "move_window")]
+    assert moved.title == "Move the M2 maintenance to 14-20h" and moved.late_after == 0
+    assert ("M2 out", "move_window") not in found
     assert all(w.scenario_label != "Baseline" for w in found.values())  # nothing late there
-    # Every lever kept is an improvement.
     assert all(w.total_lateness_after < w.total_lateness_before for w in found.values())
+
+
+def test_levers_respect_a_job_that_may_slip(toy: FactoryConfig) -> None:
+    """The spec's example: J1 may slip. Saving J1 by making the rush later is a concession
+    spent on a job the planner let go: not offered."""
+    intent = ScenarioIntent(
+        objective="RUSH_FIRST", rush_job_id="J2", protected_job_id="J3", flexible_job_ids=("J1",)
+    )
+    rush = RUSH_J2.model_copy(update={"origin": "note"})
+    specs = [BASELINE_SPEC, rush]
+    results = {s.label: simulate(toy, s) for s in specs}
+    metrics = {k: compute_metrics(r, toy) for k, r in results.items()}
+    assert explore(toy, specs, metrics, results, intent) == []
+
+
+def test_a_down_window_keeps_the_machine_empty(toy: FactoryConfig) -> None:
+    spec = down_spec("M2", 0, 10, planned=False)
+    result = simulate(toy, spec)
+    assert check_result(result, toy) == []
+    assert all(a.start_time >= 10 for a in result.machine_allocations["M2"])
+    # No step spans the stop either: a 5h step ready at 2 waits for 10, not 2-4 + 10-13.
+    assert placements(result)["M2"][0] == ("J1-s2", 10, 15)
+    broken = result.model_copy(
+        update={
+            "machine_allocations": {
+                **result.machine_allocations,
+                "M2": (
+                    result.machine_allocations["M2"][0].model_copy(
+                        update={"start_time": 5, "end_time": 10}
+                    ),
+                    *result.machine_allocations["M2"][1:],
+                ),
+            }
+        }
+    )
+    assert any("while M2 is down" in p for p in check_result(broken, toy))
 
 
 def test_slowdown_factor_fraction_is_exact() -> None:

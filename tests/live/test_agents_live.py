@@ -10,7 +10,7 @@ import uuid
 
 import httpx
 
-from engine.agents.tuning import save_tuning
+from engine.agent_files import save_tuning
 from engine.bus.broker import free_port
 from engine.bus.client import BusClient
 from engine.schemas import Feedback, Telemetry, Tuning, utc_now

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.agent_files import RuleError, load_rule_file, load_rules
 from engine.agents.diagnosis import DiagnosisAgent
-from engine.agents.diagnosis_rules import RuleError, load_rule_file, load_rules
 from engine.agents.tuning import with_rule_offset
 from engine.schemas import FAULTS, Tuning
 
@@ -92,7 +92,7 @@ def test_provisional_diagnosis_comes_with_the_alert(demo_run) -> None:
 
 def test_one_report_per_alert_even_when_redelivered(demo_run) -> None:
     run = demo_run("sudden_clog_and_drift")
-    agent = DiagnosisAgent()
+    agent = DiagnosisAgent(load_rules())
     out = []
     for m in run.messages:
         if m in run.all_diagnoses:
@@ -112,7 +112,7 @@ def test_rule_offsets_from_tuning_change_confidence(demo_run) -> None:
     tuning = with_rule_offset(Tuning(), "CL-01", -0.3)
     tuning = with_rule_offset(tuning, "CL-03", -0.3)
     tuning = with_rule_offset(tuning, "CL-02", -0.3)
-    agent = DiagnosisAgent(tuning=tuning)
+    agent = DiagnosisAgent(load_rules(), tuning=tuning)
     out = [
         d
         for m in run.messages

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.agents.tuning import save_tuning, with_threshold_scale
+from engine.agent_files import save_tuning
+from engine.agents.tuning import with_threshold_scale
 from engine.cli import main
 from engine.evaluation.metrics import aggregate
 from engine.evaluation.runner import evaluate
@@ -260,9 +261,8 @@ def test_detect_cli_on_a_messy_historian_export(tmp_path: Path, capsys) -> None:
 
 
 def test_tuning_files(tmp_path: Path) -> None:
+    from engine.agent_files import TuningError, load_tuning
     from engine.agents.tuning import (
-        TuningError,
-        load_tuning,
         rule_offset,
         threshold_scale,
         with_rule_offset,

@@ -61,6 +61,7 @@ def test_episode_is_active_then_cleared_once() -> None:
 
 def test_agents_never_read_truth(demo_run) -> None:
     """Replace truth with garbage: identical alerts and diagnoses."""
+    from engine.agent_files import load_rules
     from engine.agents.diagnosis import DiagnosisAgent
     from engine.schemas import ActiveFault, Truth
 
@@ -74,7 +75,7 @@ def test_agents_never_read_truth(demo_run) -> None:
             active=[ActiveFault(fault="noise_burst", severity=1.0, sensor="speed")],
         )
         garbage.append(t.model_copy(update={"truth": fake}))
-    monitor, agent = Monitor(id_prefix="r3"), DiagnosisAgent()
+    monitor, agent = Monitor(id_prefix="r3"), DiagnosisAgent(load_rules())
     alerts, diags = [], []
     for t in garbage:
         new = monitor.feed(t)

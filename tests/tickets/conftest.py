@@ -1,4 +1,12 @@
-"""Fixtures of the tickets area: a real SQLite store under the test's tmp dir."""
+"""Fixtures of the tickets area: a real store on each database the store supports.
+
+- ``db_target``: where a store lives, parametrised: ``sqlite`` (a file under the test's tmp
+  dir) and ``postgresql`` (a fresh schema on a private server this session starts with
+  ``initdb`` + ``pg_ctl`` on a free port; skipped, with the reason, when the PostgreSQL binaries
+  are not installed). Tests that use it run on both.
+- ``store``: a ``TicketStore`` on ``db_target``.
+- ``pg_server``: the private PostgreSQL server itself (for tests that stop or lock it).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pg_server import PostgresServer, pg_bin_dir
 from tickets_data import report
 
 from engine.schemas import DiagnosisReport
 from engine.tickets.store import TicketStore
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture
@@ -17,8 +28,29 @@ def make_report() -> Callable[..., DiagnosisReport]:
     return report
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    bin_dir = pg_bin_dir()
+    if bin_dir is None:
+        pytest.skip(
+            "PostgreSQL binaries (initdb, pg_ctl) not found: install postgresql "
+            "(.ci/run does) or set CONTROLROOM_PG_BIN"
+        )
+    server = PostgresServer(bin_dir).start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    if request.param == "sqlite":
+        return tmp_path / "tickets.db"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.new_schema()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[TicketStore]:
-    s = TicketStore(tmp_path / "tickets.db")
+def store(db_target: str | Path) -> Iterator[TicketStore]:
+    s = TicketStore(db_target)
     yield s
     s.close_db()

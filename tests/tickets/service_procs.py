@@ -7,13 +7,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+from tickets_data import alert, ticket
 
 from engine.bus.broker import free_port
+from engine.schemas import AlertEvent, Feedback, Ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,8 +68,17 @@ class ServiceProc:
     def wait_healthy(self, timeout: float = 20.0) -> ServiceProc:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
+        relaunches = 3
         while True:
             if self.proc.poll() is not None:
+                if relaunches and "is in use" in self.errors()[-300:]:
+                    # Another process (this machine is shared) took the free port we picked
+                    # before our child bound it: pick another.
+                    relaunches -= 1
+                    self.port = free_port()
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    self.launch()
+                    continue
                 raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.errors()}")
             try:
                 if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
@@ -94,3 +107,64 @@ class ServiceProc:
 
     def errors(self) -> str:
         return self.stderr.read_text(errors="replace")[-2000:] if self.stderr.exists() else ""
+
+
+class Watcher:
+    """Everything seen on tickets/+ and feedback/+ (latest ticket snapshot per id)."""
+
+    def __init__(self, bus: Any) -> None:
+        self.tickets: dict[str, Ticket] = {}
+        self.feedback: list[Feedback] = []
+        self.snapshots = 0
+        self._lock = threading.Lock()
+        bus.subscribe("tickets/+", self._ticket)
+        bus.subscribe("feedback/+", self._feedback)
+
+    def _ticket(self, t: Any) -> None:
+        with self._lock:
+            self.snapshots += 1
+            old = self.tickets.get(t.ticket_id)
+            if old is None or t.revision >= old.revision:
+                self.tickets[t.ticket_id] = t
+
+    def _feedback(self, fb: Any) -> None:
+        with self._lock:
+            self.feedback.append(fb)
+
+
+def probe_alert() -> AlertEvent:
+    return alert(alert_id=f"probe-{uuid.uuid4().hex[:8]}", asset="probe", signals=["probe"])
+
+
+def probe_ticket() -> Ticket:
+    return ticket(ticket_id="PROBE", asset="probe", severity="low", root_cause="unknown")
+
+
+def wait_subscribed(svc: ServiceProc, watcher: Watcher, pub: Any, wait_for: Any) -> None:
+    """/health turns green at CONNACK; the subscriptions take effect a moment later (SUBACK),
+    and a message published before that is not queued for a first-time subscriber. Probe both
+    the service (an alert it listens to) and the watcher (a ticket snapshot) until they answer."""
+
+    def service_hears() -> bool:
+        pub.publish(probe_alert())
+        return svc.health()["counters"]["received_by_kind"].get("alerts", 0) > 0
+
+    def watcher_hears() -> bool:
+        pub.publish(probe_ticket())
+        return "PROBE" in watcher.tickets
+
+    wait_for(service_hears, what=f"{svc.name} subscribed", interval=0.2)
+    wait_for(watcher_hears, what="watcher subscribed", interval=0.2)
+
+
+def review_socket_client(var: Path) -> httpx.Client:
+    """HTTP on the review service's Unix socket: the service names this test process's login
+    as the operator (no token, nothing in the body)."""
+    from engine.auth.peer import ShortPath
+
+    short = ShortPath(var / "review.sock")
+    client = httpx.Client(
+        base_url="http://review", transport=httpx.HTTPTransport(uds=short.text), timeout=10.0
+    )
+    client._short_path = short  # type: ignore[attr-defined]  # keeps a long path's dir fd open
+    return client

@@ -3,27 +3,31 @@ tuning step; the false-positive log."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tickets_data import report
 
-from engine.agents.feedback import FalsePositiveLog, adjust_tuning, feedback_for
+from engine.agent_files import FalsePositiveLog
+from engine.agents.feedback import adjust_tuning, feedback_for
 from engine.agents.tuning import threshold_scale
 from engine.schemas import Tuning
 from engine.tickets.store import TicketStore
+
+AT = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
 
 def closed_false_positive(store: TicketStore, **overrides):
     store.record_diagnosis(report(**overrides))
     ticket = store.close("T-0001", "ana", "false_positive", "valve stroking test")
-    return feedback_for("close", ticket, "ana", note="valve stroking test")
+    return feedback_for("close", ticket, "ana", at=AT, note="valve stroking test")
 
 
 def test_feedback_describes_the_action(store: TicketStore) -> None:
     store.record_diagnosis(report())
     with store.transaction() as tx:
         t, changes = tx.edit("T-0001", "ben", body="x" * 900)
-    fb = feedback_for("edit", t, "ben", changes=changes)
+    fb = feedback_for("edit", t, "ben", at=AT, changes=changes)
     assert fb.feedback_id == f"F-T-0001-r{t.revision}"
     assert (fb.asset, fb.root_cause, fb.reason) == ("pump01", "bearing_wear", None)
     assert fb.changes == {"body": "(900 chars)"}, "long text is summarised, the ticket has it"
@@ -42,7 +46,9 @@ def test_false_positive_makes_its_signals_and_rules_less_eager(store: TicketStor
         "threshold pump01/bearing_temp x1 -> x1.1",
         "rule R01_bearing_vib_temp confidence +0 -> -0.05",
     ]
-    assert "F-T-0001-r2: T-0001 (bearing_wear) closed as false positive by ana" in tuned.notes
+    # One note per close, not one per threshold it moved.
+    assert tuned.notes == ["F-T-0001-r2: T-0001 (bearing_wear) closed as false positive by ana"]
+    assert tuned.updated_at == fb.at == AT  # the feedback's time: the agent reads no clock
     # Other assets and signals are untouched.
     assert threshold_scale(tuned, "pump02", "vibration") == 1.0
     assert threshold_scale(tuned, "pump01", "flow") == 1.0
@@ -62,9 +68,9 @@ def test_steps_are_bounded(store: TicketStore) -> None:
 def test_only_false_positive_closes_tune(store: TicketStore) -> None:
     store.record_diagnosis(report())
     t = store.approve("T-0001", "ana")
-    assert adjust_tuning(Tuning(), feedback_for("approve", t, "ana")) == (Tuning(), [])
+    assert adjust_tuning(Tuning(), feedback_for("approve", t, "ana", at=AT)) == (Tuning(), [])
     t = store.close("T-0001", "ana", "resolved")
-    assert adjust_tuning(Tuning(), feedback_for("close", t, "ana")) == (Tuning(), [])
+    assert adjust_tuning(Tuning(), feedback_for("close", t, "ana", at=AT)) == (Tuning(), [])
 
 
 def test_false_positive_log_keeps_the_first_of_each_feedback(

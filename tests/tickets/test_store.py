@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from tickets_data import report
+from tickets_data import report, ticket
 
-from engine.schemas import Ticket
+from engine.schemas import ExternalRef, Ticket, utc_now
 from engine.tickets.store import (
     IllegalTransition,
     InvalidRequest,
@@ -20,6 +21,27 @@ from engine.tickets.store import (
     TicketStore,
     normalize_id,
 )
+
+V1_SCHEMA = """
+CREATE TABLE tickets (num INTEGER PRIMARY KEY AUTOINCREMENT, ticket_id TEXT NOT NULL UNIQUE,
+    asset TEXT NOT NULL, root_cause TEXT NOT NULL, state TEXT NOT NULL,
+    human_edited TEXT NOT NULL DEFAULT '[]', doc TEXT NOT NULL);
+CREATE UNIQUE INDEX one_open_ticket_per_cause ON tickets(asset, root_cause)
+    WHERE state != 'closed';
+CREATE TABLE diagnoses (diagnosis_id TEXT PRIMARY KEY, ticket_id TEXT NOT NULL,
+    alert_id TEXT NOT NULL, root_cause TEXT NOT NULL, outcome TEXT NOT NULL,
+    stored_at REAL NOT NULL);
+CREATE INDEX diagnoses_by_alert ON diagnoses(alert_id);
+CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, ticket_id TEXT NOT NULL,
+    at TEXT NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE mirror_queue (ticket_id TEXT PRIMARY KEY, revision INTEGER NOT NULL,
+    due_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    create_attempted INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+CREATE TABLE bus_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, origin TEXT NOT NULL,
+    topic TEXT NOT NULL, payload TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+V1_TICKET = ticket(alert_ids=["A-old"], diagnosis_ids=["D-old"])
 
 
 def test_one_ticket_per_episode_with_occurrences_and_escalation(store: TicketStore) -> None:
@@ -43,7 +65,7 @@ def test_one_ticket_per_episode_with_occurrences_and_escalation(store: TicketSto
     assert fourth.outcome == "refined" and fourth.ticket.occurrences == 3
     assert fourth.ticket.confidence == 0.95 and fourth.ticket.last_seen_ts == 4800.0
     assert fourth.ticket.history[-1].action == "diagnosis"
-    assert len(store.list()) == 1
+    assert len(store.tickets()) == 1
 
 
 def test_redelivered_diagnosis_changes_nothing(store: TicketStore) -> None:
@@ -54,7 +76,7 @@ def test_redelivered_diagnosis_changes_nothing(store: TicketStore) -> None:
     assert again.outcome == "duplicate" and not again.created
     assert store.get("T-0001") == before
     # Also after the store is reopened (a restarted service replaying its queue).
-    reopened = TicketStore(store.path)
+    reopened = TicketStore(store.target)
     assert reopened.record_diagnosis(r).outcome == "duplicate"
     assert reopened.get("T-0001") == before
     reopened.close_db()
@@ -64,8 +86,8 @@ def test_separate_tickets_per_asset_and_root_cause(store: TicketStore) -> None:
     store.record_diagnosis(report())
     store.record_diagnosis(report(asset="pump02"))
     store.record_diagnosis(report(root_cause="clogging", category="process"))
-    assert len(store.list()) == 3
-    assert [t.asset for t in store.list(asset="pump02")] == ["pump02"]
+    assert len(store.tickets()) == 3
+    assert [t.asset for t in store.tickets(asset="pump02")] == ["pump02"]
 
 
 def test_instrument_fault_goes_to_instrumentation(store: TicketStore) -> None:
@@ -174,6 +196,7 @@ def test_reviewer_text_survives_later_diagnoses(store: TicketStore) -> None:
 
 
 def test_changes_queue_bus_messages_and_mirror_jobs(store: TicketStore) -> None:
+    store.enable_mirror("github")
     rec = store.record_diagnosis(report(), origin="ticket")
     store.record_diagnosis(report(diagnosis_id=rec.ticket.diagnosis_ids[0]), origin="ticket")
     rows = store.pending_outbox("ticket")
@@ -194,9 +217,9 @@ def test_normalize_id() -> None:
     assert normalize_id("T-0007") == "T-0007"
 
 
-def test_two_processes_recording_the_same_stream_make_no_duplicates(tmp_path: Path) -> None:
-    """Two writers (e.g. a restarted service overlapping its predecessor) on one WAL store."""
-    db = tmp_path / "shared.db"
+def test_two_processes_recording_the_same_stream_make_no_duplicates(db_target) -> None:
+    """Two writers (e.g. a restarted service overlapping its predecessor) on one store."""
+    db = db_target
     TicketStore(db).close_db()
     script = textwrap.dedent(
         f"""
@@ -218,7 +241,7 @@ def test_two_processes_recording_the_same_stream_make_no_duplicates(tmp_path: Pa
     ]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     s = TicketStore(db)
-    tickets = s.list()
+    tickets = s.tickets()
     assert len(tickets) == 6, [(t.asset, t.root_cause) for t in tickets]
     assert sum(t.occurrences for t in tickets) == 60
     ids = [d for t in tickets for d in t.diagnosis_ids]
@@ -286,3 +309,164 @@ def test_final_diagnosis_naming_an_already_tracked_cause_merges(store: TicketSto
     assert tracked.ticket_id in (closed.close_note or "")
     announced = [Ticket.model_validate_json(p) for _, _, p in store.pending_outbox("ticket")]
     assert {t.ticket_id for t in announced} == {tracked.ticket_id, prov.ticket_id}
+
+
+def test_an_escalation_update_changes_severity_and_priority_only(store: TicketStore) -> None:
+    """Contract C2: a ``stage="update"`` report of the same alert raises the severity and the
+    priority (labels, body), never the cause; one ticket, one more revision, one history line."""
+    prov = store.record_diagnosis(report(alert_id="A-1", stage="provisional", severity="low"))
+    final = store.record_diagnosis(report(alert_id="A-1", severity="low"))
+    before = final.ticket
+    assert "priority **P4**" in before.body
+    up = store.record_diagnosis(
+        report(alert_id="A-1", stage="update", severity="critical", root_cause="clogging"),
+        origin="ticket",
+    )
+    t = up.ticket
+    assert up.outcome == "escalated" and t.ticket_id == prov.ticket.ticket_id
+    assert t.root_cause == "bearing_wear", "an update never changes the cause"
+    assert (t.severity, t.revision) == ("critical", before.revision + 1)
+    assert "priority:P1" in t.labels and "severity:critical" in t.labels
+    assert "priority **P1** (critical:" in t.body and "| Severity | critical |" in t.body
+    assert t.history[-1].action == "severity_escalated"
+    assert "low -> critical" in t.history[-1].detail
+    assert t.occurrences == 1 and len(store.tickets()) == 1
+    # An update that raises nothing is recorded and changes nothing.
+    same = store.record_diagnosis(report(alert_id="A-1", stage="update", severity="high"))
+    assert same.outcome == "noted"
+    assert store.get(t.ticket_id).revision == t.revision
+
+
+def test_the_body_priority_follows_a_reviewer_severity_edit(store: TicketStore) -> None:
+    """Issue 13: after editing the severity to high the body said "priority P3 (medium ...)"."""
+    store.record_diagnosis(report(severity="medium"))
+    t = store.edit("T-0001", "ana", severity="high")
+    assert "priority **P2** (high: within the shift)" in t.body
+    assert "P3" not in t.body and "| Severity | high |" in t.body
+    # Unless the reviewer wrote the body: then it stays theirs.
+    store.edit("T-0001", "ana", body="Planner's own text")
+    assert store.edit("T-0001", "ana", severity="low").body == "Planner's own text"
+
+
+def test_idempotency_keys_include_the_asset(store: TicketStore) -> None:
+    """Issue 12 item 5: a diagnosis (and alert) id pre-published on another asset must not
+    swallow the real one."""
+    store.record_diagnosis(report(diagnosis_id="D-7", alert_id="A-7", asset="pump09"))
+    real = store.record_diagnosis(report(diagnosis_id="D-7", alert_id="A-7", asset="pump01"))
+    assert real.outcome == "created" and real.ticket.asset == "pump01"
+    assert sorted(t.asset for t in store.tickets()) == ["pump01", "pump09"]
+    assert store.record_diagnosis(report(diagnosis_id="D-7", asset="pump01")).outcome == (
+        "duplicate"
+    )
+
+
+def test_a_settled_cause_is_not_revised_by_later_reports(store: TicketStore) -> None:
+    """The first final report settles the episode's cause: a late provisional or a second
+    final naming another cause (a forgery, a replay) is recorded but changes no cause and
+    withdraws no approval."""
+    store.record_diagnosis(report(alert_id="A-1", stage="provisional", root_cause="clogging"))
+    final = store.record_diagnosis(report(alert_id="A-1", root_cause="bearing_wear")).ticket
+    assert final.root_cause == "bearing_wear"
+    store.approve(final.ticket_id, "ana")
+    late = store.record_diagnosis(
+        report(alert_id="A-1", stage="provisional", root_cause="noise_burst")
+    )
+    assert late.outcome == "noted"
+    forged = store.record_diagnosis(report(alert_id="A-1", root_cause="sensor_drift"))
+    t = forged.ticket
+    assert forged.outcome == "kept"
+    assert (t.root_cause, t.state) == ("bearing_wear", "approved")
+    assert t.history[-1].action == "cause_kept" and "sensor_drift" in t.history[-1].detail
+    assert len(store.tickets()) == 1
+
+
+def test_every_stored_change_bumps_the_revision(store: TicketStore) -> None:
+    """Mirror results and history-only lines included (issue 11)."""
+    store.enable_mirror("github")
+    store.record_diagnosis(report(alert_id="A-1"))
+    revisions = [store.get("T-0001").revision]
+    (job,) = store.due_mirror_jobs()
+    ref = ExternalRef(system="github", id="1", url="https://example.invalid/1", synced_at=utc_now())
+    store.mirror_succeeded(job, ref, "created", None)
+    revisions.append(store.get("T-0001").revision)
+    store.edit("T-0001", "ana", title="Replace the DE bearing")
+    (job,) = store.due_mirror_jobs()
+    assert store.mirror_failed(job, "502 bad gateway", None, system="github") is not None
+    assert store.mirror_failed(job, "502 bad gateway", None, system="github") is None
+    assert store.due_mirror_jobs() == [], "parked until the next change"
+    t = store.get("T-0001")
+    assert t.external is not None and t.external.error == "502 bad gateway"
+    revisions.append(t.revision)
+    store.close("T-0001", "ana", "resolved")
+    revisions.append(store.get("T-0001").revision)
+    store.record_diagnosis(report(alert_id="A-1"))  # after close: attached, a history line
+    revisions.append(store.get("T-0001").revision)
+    assert revisions == [1, 2, 4, 5, 6], "edit: 3, its mirror error: 4"
+
+
+def test_mirror_jobs_exist_only_while_a_mirror_is_configured(store: TicketStore) -> None:
+    """Issue 15: ``mirror_pending`` grew forever with no mirror configured."""
+    for _ in range(3):
+        store.record_diagnosis(report(alert_id=f"A-{_}", asset=f"pump0{_}"))
+    assert store.counts()["mirror_pending"] == 0
+    store.close("T-0003", "ana", "resolved")
+    assert store.enable_mirror("github") == 2, "the open tickets are queued when one appears"
+    assert store.counts()["mirror_pending"] == 2
+    assert store.enable_mirror("github") == 0
+    store.disable_mirror()
+    store.record_diagnosis(report(asset="pump01"))
+    assert store.counts()["mirror_pending"] == 0
+
+
+def test_a_version_1_sqlite_store_is_migrated(tmp_path: Path) -> None:
+    """A store written by the previous release keeps its tickets and idempotency keys."""
+    db = tmp_path / "v1.db"
+    with sqlite3.connect(db) as c:
+        c.executescript(V1_SCHEMA)
+        c.execute(
+            "INSERT INTO tickets(ticket_id, asset, root_cause, state, doc) VALUES (?,?,?,?,?)",
+            ("T-0001", "pump01", "bearing_wear", "open", V1_TICKET.to_json()),
+        )
+        c.execute(
+            "INSERT INTO diagnoses VALUES ('D-old', 'T-0001', 'A-old', 'bearing_wear', "
+            "'created', 0)"
+        )
+        c.execute("PRAGMA user_version = 1")
+    s = TicketStore(db)
+    assert s.record_diagnosis(report(diagnosis_id="D-old", alert_id="A-old")).outcome == (
+        "duplicate"
+    )
+    again = s.record_diagnosis(report(alert_id="A-old"))
+    assert again.outcome == "refined" and again.ticket.ticket_id == "T-0001"
+    assert s.record_diagnosis(report(alert_id="A-new")).outcome == "updated"
+    s.close_db()
+
+
+def test_a_suppressed_alarm_opens_no_ticket(store: TicketStore) -> None:
+    """Contract C6: the gate (the alarm tables' check, run in the ticket transaction) says the
+    alarm is shelved: the diagnosis is recorded (a repeat stays a duplicate), no ticket. An
+    alert that already has its ticket goes on updating it."""
+    shelved = {("pump01", "A-2")}
+
+    def gate(conn, r):  # the shape of the review service's ``suppressed`` (C6)
+        assert conn.scalar("SELECT COUNT(*) FROM tickets") is not None  # same transaction
+        return "shelved until 10:00 (by ana)" if (r.asset, r.alert_id) in shelved else None
+
+    opened = store.record_diagnosis(report(alert_id="A-1"), gate=gate)
+    assert opened.outcome == "created"
+    quiet = report(alert_id="A-2", root_cause="clogging")
+    rec = store.record_diagnosis(quiet, gate=gate, origin="ticket")
+    assert (rec.outcome, rec.ticket, rec.reason) == (
+        "suppressed",
+        None,
+        "shelved until 10:00 (by ana)",
+    )
+    assert store.record_diagnosis(quiet, gate=gate).outcome == "duplicate"
+    assert [t.ticket_id for t in store.tickets()] == ["T-0001"]
+    assert store.counts()["diagnoses"] == 2
+    assert len(store.pending_outbox("ticket")) == 0
+    shelved.add(("pump01", "A-1"))  # shelved after its ticket opened: the ticket follows it
+    later = store.record_diagnosis(
+        report(alert_id="A-1", stage="update", severity="high"), gate=gate
+    )
+    assert later.outcome == "escalated"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from engine.schemas import DiagnosisReport, Hypothesis
+from engine.schemas import AlertEvent, DiagnosisReport, Hypothesis, Ticket, utc_now
+from engine.tickets.store import TicketStore
 
 _ids = itertools.count(1)
 
@@ -31,3 +32,48 @@ def report(**overrides: Any) -> DiagnosisReport:
     }
     fields.update(overrides)
     return DiagnosisReport(**fields)
+
+
+def stored_text(store: TicketStore) -> str:
+    """Everything the store holds, as raw as we can read it: the SQLite file and its WAL, or
+    every row of every table on PostgreSQL (a secret must appear in none of it)."""
+    if store.path is not None:
+        wal = store.path.with_name(store.path.name + "-wal")
+        files = [store.path, *([wal] if wal.exists() else [])]
+        return "\n".join(f.read_bytes().decode("latin-1") for f in files)
+    tables = ("tickets", "diagnoses", "audit", "mirror_queue", "bus_outbox", "settings")
+    with store.transaction() as tx:
+        return "\n".join(
+            str(row) for name in tables for row in tx.conn.all(f"SELECT * FROM {name}")
+        )
+
+
+def alert(**overrides: Any) -> AlertEvent:
+    fields: dict[str, Any] = {
+        "alert_id": "A-1",
+        "asset": "pump01",
+        "ts": 3500.0,
+        "onset_ts": 3500.0,
+        "severity": "medium",
+        "score": 6.0,
+        "signals": ["vibration"],
+        "detector": "robust_z",
+    }
+    fields.update(overrides)
+    return AlertEvent(**fields)
+
+
+def ticket(**overrides: Any) -> Ticket:
+    now = utc_now()
+    fields: dict[str, Any] = {
+        "ticket_id": "T-0001",
+        "asset": "pump01",
+        "title": "pump01: suspected bearing wear",
+        "body": "body",
+        "severity": "medium",
+        "root_cause": "bearing_wear",
+        "created_at": now,
+        "updated_at": now,
+    }
+    fields.update(overrides)
+    return Ticket(**fields)

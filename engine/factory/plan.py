@@ -1,0 +1,298 @@
+"""The recommended plan: dispatch rules compared on the simulator, then improved by search.
+
+:func:`find_plan` is the whole method, for any scenario:
+
+1. Seeds: the spec's EDD list schedule (the baseline everything is compared with) and one
+   non-delay dispatch per rule (``EDD``, ``ATC``, ``MDD``, ``MOD``), all decoded by the
+   simulator's placement rule.
+2. ``search.improve`` from the best seed, under a budget scaled to the factory's size.
+3. The winner is rebuilt as a ``SimulationResult`` and checked against every invariant before
+   anyone sees it (a broken schedule raises: it is a bug, never a recommendation).
+
+What the planner said shapes the objective: the protected job and the rush job must not be
+late (the second key of the score), a job the note lets slip weighs half as much as the others,
+so no effort is spent on it at the others' expense.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from engine.factory.dispatch import RULES, dispatch
+from engine.factory.models import FactoryConfig
+from engine.factory.results import Plan, ScenarioMetrics, SimulationResult
+from engine.factory.scenario import ScenarioIntent, ScenarioSpec
+from engine.factory.scheduler import (
+    HEURISTIC_NAMES,
+    build_result,
+    check_result,
+    job_sequence,
+    planned_sequence,
+)
+from engine.factory.search import Budget, improve
+from engine.factory.shop import Score, Shop, compile_shop, decode, job_order_sequence, score
+
+SPEC_RULE = "EDD list"
+"""The spec's scheduler: whole jobs in EDD order (the baseline)."""
+SMALL_SHOP_OPS = 400
+"""Up to this many steps, ATC is also tried with k = 1 and 3 (cheap, sometimes better)."""
+MIN_SECONDS = 0.05
+
+
+class PlanError(RuntimeError):
+    """The search produced a schedule that breaks an invariant (a bug, reported loudly)."""
+
+
+@dataclass(frozen=True)
+class PlanFound:
+    result: SimulationResult
+    sequence: tuple[str, ...]
+    """Step ids in the order the simulator placed them."""
+    method: str
+    rule_lateness: dict[str, int]
+    """Total lateness (hours) of each seed: the spec's list rule and each dispatch rule."""
+    rule_scores: dict[str, Score]
+    score: Score
+    baseline_score: Score
+    evaluations: int
+    stopped_by: str
+    planned: str
+    """The name of the factory's own rule (``EDD list`` unless it names another)."""
+
+
+def weights_for(shop: Shop, intent: ScenarioIntent | None) -> list[int] | None:
+    """0 = must not be late (protected, rush), 1 = may slip, 2 = normal; None without intent."""
+    if intent is None:
+        return None
+    must = {intent.protected_job_id, intent.rush_job_id} - {None}
+    flexible = set(intent.flexible_job_ids)
+    return [0 if j in must else 1 if j in flexible else 2 for j in shop.job_ids]
+
+
+def budget_for(shop: Shop, seconds: float) -> Budget:
+    """Work in placed steps: about 1.5 µs each, so a budget of ``seconds`` on this machine;
+    the wall-time cap is twice that (a safety net: it only trips on a loaded machine)."""
+    seconds = max(MIN_SECONDS, seconds)
+    work = int(seconds / 1.6e-6)
+    return Budget(evaluations=max(4, work // max(1, shop.n_ops)), work=work, seconds=4 * seconds)
+
+
+def find_plan(
+    factory: FactoryConfig,
+    spec: ScenarioSpec,
+    *,
+    intent: ScenarioIntent | None = None,
+    seconds: float = 0.8,
+    rules: Sequence[str] = RULES,
+    seed: int = 0,
+    hard: bool = False,
+) -> PlanFound:
+    """``hard``: the work budget only (no wall-time cap): for quality measurements on a loaded
+    machine, where the result must not depend on the load."""
+    shop = compile_shop(factory, spec)
+    weights = weights_for(shop, intent)
+    planned = HEURISTIC_NAMES[shop.factory.scheduling_heuristic]
+    seeds: dict[str, list[int]] = {planned: planned_sequence(shop)}
+    if planned != SPEC_RULE:
+        index = {jid: j for j, jid in enumerate(shop.job_ids)}
+        edd = [
+            index[j.id]
+            for j in job_sequence(
+                shop.factory.model_copy(update={"scheduling_heuristic": "earliest_due_date"})
+            )
+        ]
+        seeds[SPEC_RULE] = job_order_sequence(shop, edd)
+    for rule in rules:
+        if rule in seeds:
+            continue
+        seeds[rule] = dispatch(shop, rule)
+        if rule == "ATC" and shop.n_ops <= SMALL_SHOP_OPS:
+            for k in (1.0, 3.0):
+                alt = dispatch(shop, rule, k=k)
+                if score(shop, decode(shop, alt), weights) < score(
+                    shop, decode(shop, seeds[rule]), weights
+                ):
+                    seeds[rule] = alt
+    rule_scores = {name: score(shop, decode(shop, s), weights) for name, s in seeds.items()}
+    rule_lateness = {name: _total_lateness(shop, s) for name, s in seeds.items()}
+    budget = budget_for(shop, seconds)
+    if hard:
+        budget = Budget(budget.evaluations, budget.work, 1e9, patience=10**9)
+    outcome = improve(shop, seeds, weights=weights, budget=budget, seed=seed)
+    result = build_result(shop, outcome.decoded, factory)
+    problems = check_result(result, factory)
+    if problems:
+        raise PlanError(f"plan for [{spec.label}] broke its invariants: {'; '.join(problems[:3])}")
+    searched = outcome.score < rule_scores[outcome.seed_name]
+    method = (
+        f"iterated local search from {outcome.seed_name} ({outcome.evaluations} schedules tried)"
+        if searched
+        else f"{outcome.seed_name} dispatch (search found nothing better in "
+        f"{outcome.evaluations} schedules)"
+    )
+    if outcome.seed_name == planned and not searched:
+        method = f"the planned {planned} schedule (nothing better in {outcome.evaluations} tried)"
+    if outcome.stopped_by == "time":
+        method += "; stopped by the time limit"
+    return PlanFound(
+        result=result,
+        sequence=tuple(shop.step_ids[o] for o in outcome.decoded.order),
+        method=method,
+        rule_lateness=rule_lateness,
+        rule_scores=rule_scores,
+        score=outcome.score,
+        baseline_score=rule_scores[planned],
+        evaluations=outcome.evaluations,
+        stopped_by=outcome.stopped_by,
+        planned=planned,
+    )
+
+
+def _total_lateness(shop: Shop, sequence: list[int]) -> int:
+    d = decode(shop, sequence)
+    total = 0
+    for j, ops in enumerate(shop.job_ops):
+        ends = [d.ends[o] for o in ops]
+        if min(ends) >= 0:
+            total += max(0, max(ends) - shop.job_due[j])
+    return total
+
+
+def intent_score(metrics: ScenarioMetrics, intent: ScenarioIntent | None) -> Score:
+    """``shop.score`` computed from metrics (same keys, same weights)."""
+    must = set() if intent is None else {intent.protected_job_id, intent.rush_job_id} - {None}
+    flexible = set() if intent is None else set(intent.flexible_job_ids)
+    must_late = weighted = 0
+    for jid, late in metrics.lateness_by_job.items():
+        if not late:
+            continue
+        if jid in must:
+            must_late += late
+        else:
+            weighted += late * (1 if jid in flexible else 2)
+    return (
+        len(metrics.incomplete_job_ids),
+        must_late,
+        weighted,
+        metrics.num_late_jobs,
+        metrics.makespan_hours,
+    )
+
+
+def respects_note(
+    before: ScenarioMetrics,
+    after: ScenarioMetrics,
+    intent: ScenarioIntent | None,
+    *,
+    free_only: bool = False,
+) -> bool:
+    """Whether a lever is worth offering given the note: it must improve the day for the jobs
+    the planner did not let slip; a gain only for a job that may slip counts only when it costs
+    nothing (no other job gets later) and the lever itself is free (not a concession)."""
+    if intent is None or not intent.flexible_job_ids:
+        return intent_score(after, intent) < intent_score(before, intent)
+    firm = ScenarioIntent(protected_job_id=intent.protected_job_id, rush_job_id=intent.rush_job_id)
+    flexible = set(intent.flexible_job_ids)
+    strip = _without(flexible)
+    if intent_score(strip(after), firm) < intent_score(strip(before), firm):
+        return True
+    if free_only:
+        return False
+    nobody_later = all(
+        not _later(after.lateness_by_job[j], before.lateness_by_job[j])
+        for j in before.lateness_by_job
+        if j not in flexible
+    )
+    return nobody_later and intent_score(after, intent) < intent_score(before, intent)
+
+
+def _without(jobs: set[str]) -> Callable[[ScenarioMetrics], ScenarioMetrics]:
+    def strip(m: ScenarioMetrics) -> ScenarioMetrics:
+        lateness = {j: v for j, v in m.lateness_by_job.items() if j not in jobs}
+        late = tuple(j for j in m.late_job_ids if j not in jobs)
+        return m.model_copy(
+            update={
+                "lateness_by_job": lateness,
+                "late_job_ids": late,
+                "num_late_jobs": len(late),
+                "incomplete_job_ids": tuple(j for j in m.incomplete_job_ids if j not in jobs),
+                "makespan_hours": 0,
+            }
+        )
+
+    return strip
+
+
+def plan_seconds(factory: FactoryConfig, total: float = 0.8) -> float:
+    """The baseline plan's search budget: ``total`` on a small factory, less on a large one
+    (whose every evaluation is slower), so the whole brief stays interactive at any size."""
+    steps = sum(len(j.steps) for j in factory.jobs)
+    return max(MIN_SECONDS, min(total, total * 1_000 / max(1, steps)))
+
+
+def make_plan(
+    factory: FactoryConfig,
+    baseline: SimulationResult,
+    baseline_metrics: ScenarioMetrics,
+    intent: ScenarioIntent | None,
+    seconds: float,
+) -> Plan:
+    """The recommended plan for the day as known (baseline conditions), as the briefing and
+    ``brief --json`` show it."""
+    from engine.factory.metrics import compute_metrics, total_lateness
+    from engine.factory.whatif import job_order_on, order_text
+
+    found = find_plan(factory, baseline.scenario, intent=intent, seconds=seconds)
+    better = found.score[:4] < found.baseline_score[:4]  # lateness, not makespan alone
+    result = found.result if better else baseline
+    metrics = compute_metrics(result, factory) if better else baseline_metrics
+    neck = baseline_metrics.bottleneck_machine_id
+    actions: list[str] = []
+    if better:
+        order = job_order_on(result, neck)
+        if order != job_order_on(baseline, neck):
+            actions.append(f"On {neck} (the bottleneck), run {order_text(order, 10)}.")
+        for machine in factory.machines:
+            if machine.id == neck or len(actions) >= 3:
+                continue
+            mine = job_order_on(result, machine.id)
+            if mine != job_order_on(baseline, machine.id):
+                actions.append(f"On {machine.id}, run {order_text(mine)}.")
+        if not actions:
+            actions.append("Start each step as the plan's schedule shows (same orders, new times).")
+    else:
+        actions.append(
+            f"Keep the planned {found.planned} sequence: no dispatch rule or re-sequencing "
+            "tried does better."
+        )
+    others = ", ".join(r for r in found.rule_lateness if r != found.planned)
+    payers = {
+        jid: (baseline_metrics.lateness_by_job[jid], late)
+        for jid, late in metrics.lateness_by_job.items()
+        if _later(late, baseline_metrics.lateness_by_job[jid])
+    }
+    return Plan(
+        label="Recommended plan",
+        method=found.method
+        if better
+        else f"no dispatch rule ({others}) or re-sequencing ({found.evaluations} schedules "
+        f"tried) beats the planned {found.planned} sequence",
+        actions=tuple(actions),
+        result=result.model_copy(update={"scenario_label": "Recommended plan"}),
+        total_lateness=total_lateness(metrics),
+        late_jobs=metrics.late_job_ids,
+        baseline_total_lateness=total_lateness(baseline_metrics),
+        baseline_late_jobs=baseline_metrics.late_job_ids,
+        baseline_makespan=baseline_metrics.makespan_hours,
+        makespan=metrics.makespan_hours,
+        rules=found.rule_lateness,
+        payers=payers,
+        sequence=found.sequence if better else (),
+    )
+
+
+def _later(after: int | None, before: int | None) -> bool:
+    if after is None:
+        return before is not None
+    return before is not None and after > before

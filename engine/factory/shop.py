@@ -1,0 +1,413 @@
+"""The simulator's inner loop: a factory under one scenario compiled to integer arrays, and the
+decoder that places a sequence of steps on the machines.
+
+Everything that evaluates a schedule goes through :func:`decode`: the spec's EDD list
+scheduler (``scheduler.simulate``: all steps of the most urgent job first, then the next job),
+the dispatch rules and the improvement search. The placement rule is the spec's (section 8):
+each step, in sequence order, goes to the **earliest** whole hour at or after its job's release
+and its predecessors' ends, inside its machine's window, in a free gap long enough for the
+whole step (no preemption; gaps left earlier are filled). A step that fits nowhere is
+unscheduled, and so are its successors.
+
+Why arrays: the search evaluates thousands of sequences, and a 1,000-job factory has 5,000
+steps; building validated models per placement would cost more than the scheduling itself.
+Models are built once, at the end, from the winner (``scheduler.build_result``).
+
+Free time per machine is a sorted list of disjoint gaps kept in blocks of about
+:data:`BLOCK` gaps, each block knowing its longest gap: a step skips whole blocks that cannot
+hold it, so placing a step costs O(log n + BLOCK + n / BLOCK) rather than a walk over every
+small gap left behind (the difference between n^1.4 and n^1.05 at 10,000 jobs).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from operator import sub
+
+from engine.factory.models import FactoryConfig, Job, Step
+from engine.factory.scenario import ScenarioSpec, SlowdownMods
+
+BLOCK = 32
+
+
+class ScenarioError(ValueError):
+    """A scenario that does not fit the factory (unknown job or machine, time out of range)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario -> effective factory
+# --------------------------------------------------------------------------------------------
+
+
+def apply_scenario(factory: FactoryConfig, spec: ScenarioSpec) -> FactoryConfig:
+    """The factory as the scenario sees it (a new object; ``factory`` is not touched).
+
+    A rush changes the job's release and due time. A slowdown or a down window changes no
+    data: they change when and how fast a machine works, which the decoder handles.
+    """
+    rush = spec.rush
+    if rush is not None:
+        if rush.rush_job_id not in factory.job_ids:
+            raise ScenarioError(f"rush_job_id {rush.rush_job_id!r} is not a job of the factory")
+        if rush.due_time > factory.time_horizon:
+            raise ScenarioError(
+                f"rush due_time {rush.due_time} is past the horizon {factory.time_horizon}"
+            )
+        jobs = tuple(
+            j.model_copy(update={"release_time": rush.arrival_time, "due_time": rush.due_time})
+            if j.id == rush.rush_job_id
+            else j
+            for j in factory.jobs
+        )
+        return factory.model_copy(update={"jobs": jobs})
+    window = spec.slowdown or spec.down
+    if window is not None:
+        if window.machine_id not in factory.machine_ids:
+            raise ScenarioError(f"machine_id {window.machine_id!r} is not a machine of the factory")
+        if window.end_time > factory.time_horizon:
+            raise ScenarioError(
+                f"window end_time {window.end_time} is past the horizon {factory.time_horizon}"
+            )
+    return factory
+
+
+def slowed_end(start: int, work: int, slow: SlowdownMods | None) -> int:
+    """End hour of ``work`` hours of work started at ``start`` on a machine slowed by ``slow``:
+    one hour of work per hour outside the window, ``1/factor`` inside it; the exact finish is
+    rounded to the nearest hour (halves up), and is at least one hour after the start."""
+    if slow is None or start + work <= slow.start_time or start >= slow.end_time:
+        return start + work
+    return _slowed(start, work, slow.start_time, slow.end_time, slow.slowdown_factor)
+
+
+@lru_cache(maxsize=65_536)
+def _slowed(start: int, work: int, lo: int, hi: int, factor_f: float) -> int:
+    factor = Fraction(factor_f).limit_denominator(1000)
+    t = Fraction(start)
+    left = Fraction(work)
+    if t < lo:  # full speed until the window opens
+        done = min(left, lo - t)
+        t += done
+        left -= done
+    if left > 0 and t < hi:  # 1/factor speed inside the window
+        capacity = (hi - t) / factor
+        if left <= capacity:
+            t += left * factor
+            left = Fraction(0)
+        else:
+            t = Fraction(hi)
+            left -= capacity
+    t += left  # full speed again after the window
+    end = int(t + Fraction(1, 2))  # nearest hour, halves up (t > 0)
+    return max(end, start + 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled shop
+# --------------------------------------------------------------------------------------------
+
+
+def step_order(job: Job) -> tuple[Step, ...]:
+    """The job's steps in precedence order; config order among steps ready together."""
+    return _step_order(job.steps)
+
+
+@lru_cache(maxsize=16_384)
+def _step_order(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    if all(s.precedence == ((steps[i - 1].id,) if i else ()) for i, s in enumerate(steps)):
+        return steps  # a plain routing, the common case
+    import heapq
+
+    pos = {s.id: i for i, s in enumerate(steps)}
+    waiting = {s.id: len(s.precedence) for s in steps}
+    succ: dict[str, list[str]] = {s.id: [] for s in steps}
+    for s in steps:
+        for p in s.precedence:
+            succ[p].append(s.id)
+    heap = [pos[s.id] for s in steps if waiting[s.id] == 0]
+    heapq.heapify(heap)
+    out: list[Step] = []
+    while heap:
+        step = steps[heapq.heappop(heap)]
+        out.append(step)
+        for nxt in succ[step.id]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                heapq.heappush(heap, pos[nxt])
+    return tuple(out)  # the factory validated acyclicity, so every step is here
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Shop:
+    """A factory under one scenario as integer arrays. Op ``i`` is a step; ops of a job are
+    numbered consecutively in the job's precedence order."""
+
+    factory: FactoryConfig
+    """The effective factory (the scenario applied: a rush's release and due)."""
+    spec: ScenarioSpec
+    step_ids: tuple[str, ...]
+    op_job: tuple[int, ...]
+    op_machine: tuple[int, ...]
+    op_dur: tuple[int, ...]
+    op_preds: tuple[tuple[int, ...], ...]
+    op_succs: tuple[tuple[int, ...], ...]
+    job_ids: tuple[str, ...]
+    job_ops: tuple[tuple[int, ...], ...]
+    job_release: tuple[int, ...]
+    job_due: tuple[int, ...]
+    job_priority: tuple[int, ...]
+    machine_ids: tuple[str, ...]
+    windows: tuple[tuple[int, int], ...]
+    blocked: tuple[tuple[tuple[int, int], ...], ...]
+    """Per machine, hours it is down inside its window (a MACHINE_DOWN scenario)."""
+    slow: tuple[SlowdownMods | None, ...]
+
+    @property
+    def n_ops(self) -> int:
+        return len(self.op_job)
+
+
+def compile_shop(factory: FactoryConfig, spec: ScenarioSpec) -> Shop:
+    effective = apply_scenario(factory, spec)
+    machine_index = {m.id: i for i, m in enumerate(effective.machines)}
+    step_ids: list[str] = []
+    op_job: list[int] = []
+    op_machine: list[int] = []
+    op_dur: list[int] = []
+    op_preds: list[tuple[int, ...]] = []
+    job_ops: list[tuple[int, ...]] = []
+    for j, job in enumerate(effective.jobs):
+        local: dict[str, int] = {}
+        ops = []
+        for step in step_order(job):
+            op = len(step_ids)
+            local[step.id] = op
+            ops.append(op)
+            step_ids.append(step.id)
+            op_job.append(j)
+            op_machine.append(machine_index[step.machine_id])
+            op_dur.append(step.duration_hours)
+            op_preds.append(tuple(local[p] for p in step.precedence))
+        job_ops.append(tuple(ops))
+    succs: list[list[int]] = [[] for _ in step_ids]
+    for op, preds in enumerate(op_preds):
+        for p in preds:
+            succs[p].append(op)
+    blocked: list[tuple[tuple[int, int], ...]] = [() for _ in effective.machines]
+    down = spec.down
+    if down is not None:
+        blocked[machine_index[down.machine_id]] = ((down.start_time, down.end_time),)
+    slow: list[SlowdownMods | None] = [None for _ in effective.machines]
+    if spec.slowdown is not None:
+        slow[machine_index[spec.slowdown.machine_id]] = spec.slowdown
+    return Shop(
+        factory=effective,
+        spec=spec,
+        step_ids=tuple(step_ids),
+        op_job=tuple(op_job),
+        op_machine=tuple(op_machine),
+        op_dur=tuple(op_dur),
+        op_preds=tuple(op_preds),
+        op_succs=tuple(tuple(s) for s in succs),
+        job_ids=effective.job_ids,
+        job_ops=tuple(job_ops),
+        job_release=tuple(j.release_time for j in effective.jobs),
+        job_due=tuple(j.due_time for j in effective.jobs),
+        job_priority=tuple(j.priority for j in effective.jobs),
+        machine_ids=effective.machine_ids,
+        windows=tuple((m.available_start, m.available_end) for m in effective.machines),
+        blocked=tuple(blocked),
+        slow=tuple(slow),
+    )
+
+
+def job_order_sequence(shop: Shop, jobs: Sequence[int]) -> list[int]:
+    """The op sequence that schedules whole jobs one after another (the spec's list rule)."""
+    out: list[int] = []
+    for j in jobs:
+        out.extend(shop.job_ops[j])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Free time
+# --------------------------------------------------------------------------------------------
+
+
+class FreeTime:
+    """A machine's free hours: sorted, disjoint ``[start, end)`` gaps, in blocks that know their
+    longest gap and their last end."""
+
+    __slots__ = ("be", "bends", "bmax", "bs")
+
+    def __init__(self, start: int, end: int, blocked: Sequence[tuple[int, int]] = ()) -> None:
+        gaps = [(start, end)]
+        for lo, hi in blocked:
+            cut: list[tuple[int, int]] = []
+            for a, b in gaps:
+                if hi <= a or lo >= b:
+                    cut.append((a, b))
+                    continue
+                if lo > a:
+                    cut.append((a, lo))
+                if hi < b:
+                    cut.append((hi, b))
+            gaps = cut
+        self.bs: list[list[int]] = [[a for a, _ in gaps]] if gaps else []
+        self.be: list[list[int]] = [[b for _, b in gaps]] if gaps else []
+        self.bends: list[int] = [gaps[-1][1]] if gaps else []
+        self.bmax: list[int] = [max(b - a for a, b in gaps)] if gaps else []
+
+    def earliest(
+        self, ready: int, work: int, slow: SlowdownMods | None
+    ) -> tuple[int, int, int, int] | None:
+        """``(start, end, block, index)`` of the first placement at or after ``ready`` that fits
+        wholly in one gap, or None."""
+        bends, bmax, bs, be = self.bends, self.bmax, self.bs, self.be
+        k = bisect_right(bends, ready)
+        nb = len(bends)
+        first = True
+        while k < nb:
+            if bmax[k] < work:
+                k += 1
+                first = False
+                continue
+            starts, ends = bs[k], be[k]
+            lo = bisect_right(ends, ready) if first else 0
+            first = False
+            for i in range(lo, len(starts)):
+                start = starts[i]
+                if start < ready:
+                    start = ready
+                end = start + work if slow is None else slowed_end(start, work, slow)
+                if end <= ends[i]:
+                    return start, end, k, i
+            k += 1
+        return None
+
+    def take(self, k: int, i: int, start: int, end: int) -> None:
+        starts, ends = self.bs[k], self.be[k]
+        gap_start, gap_end = starts[i], ends[i]
+        if start > gap_start:
+            ends[i] = start
+            if gap_end > end:
+                starts.insert(i + 1, end)
+                ends.insert(i + 1, gap_end)
+        elif gap_end > end:
+            starts[i] = end
+        else:
+            del starts[i], ends[i]
+            if not starts:
+                del self.bs[k], self.be[k], self.bends[k], self.bmax[k]
+                return
+        self.bends[k] = ends[-1]
+        if gap_end - gap_start >= self.bmax[k]:  # the longest gap shrank: recompute
+            self.bmax[k] = max(map(sub, ends, starts))
+        if len(starts) > 2 * BLOCK:
+            half = len(starts) // 2
+            self.bs[k : k + 1] = [starts[:half], starts[half:]]
+            self.be[k : k + 1] = [ends[:half], ends[half:]]
+            self.bends[k : k + 1] = [ends[half - 1], ends[-1]]
+            self.bmax[k : k + 1] = [
+                max(map(sub, ends[:half], starts[:half])),
+                max(map(sub, ends[half:], starts[half:])),
+            ]
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Decoded:
+    """Where each op went: ``starts[i] == -1`` when op ``i`` is unscheduled."""
+
+    starts: list[int]
+    ends: list[int]
+    ready: list[int]
+    """The hour each op was ready (release or last predecessor); -1 when a predecessor never
+    ran."""
+    order: list[int]
+    """The ops in the order they were placed."""
+
+
+def decode(shop: Shop, sequence: Sequence[int]) -> Decoded:
+    """Place ``sequence`` (every op once, each after its predecessors) on the machines."""
+    n = len(shop.op_job)
+    starts = [-1] * n
+    ends = [-1] * n
+    ready_at = [-1] * n
+    free = [FreeTime(lo, hi, shop.blocked[m]) for m, (lo, hi) in enumerate(shop.windows)]
+    op_job, op_machine, op_dur, op_preds = shop.op_job, shop.op_machine, shop.op_dur, shop.op_preds
+    release, slow = shop.job_release, shop.slow
+    placed: list[int] = []
+    for op in sequence:
+        ready = release[op_job[op]]
+        ok = True
+        for p in op_preds[op]:
+            e = ends[p]
+            if e < 0:
+                ok = False
+                break
+            if e > ready:
+                ready = e
+        if not ok:
+            continue
+        ready_at[op] = ready
+        m = op_machine[op]
+        slot = free[m].earliest(ready, op_dur[op], slow[m])
+        if slot is None:
+            continue
+        start, end, k, i = slot
+        free[m].take(k, i, start, end)
+        starts[op] = start
+        ends[op] = end
+        placed.append(op)
+    return Decoded(starts, ends, ready_at, placed)
+
+
+def job_completions(shop: Shop, decoded: Decoded) -> list[int]:
+    """Completion hour per job; -1 when a step of the job is unscheduled."""
+    ends = decoded.ends
+    out = []
+    for ops in shop.job_ops:
+        done = 0
+        for op in ops:
+            e = ends[op]
+            if e < 0:
+                done = -1
+                break
+            if e > done:
+                done = e
+        out.append(done)
+    return out
+
+
+Score = tuple[int, int, int, int, int]
+
+
+def score(shop: Shop, decoded: Decoded, weights: Sequence[int] | None = None) -> Score:
+    """Lower is better: (incomplete jobs, hours late of the jobs that must not be late, weighted
+    total lateness, late jobs, makespan). ``weights[j]``: 0 for a job that must not be late
+    (counted in the second key), else its weight in the third (1 = may slip, 2 = normal)."""
+    due = shop.job_due
+    incomplete = must = weighted = late = 0
+    for j, done in enumerate(job_completions(shop, decoded)):
+        if done < 0:
+            incomplete += 1
+            continue
+        hours = done - due[j]
+        if hours > 0:
+            late += 1
+            w = 2 if weights is None else weights[j]
+            if w == 0:
+                must += hours
+            else:
+                weighted += w * hours
+    makespan = max(decoded.ends, default=0)
+    return (incomplete, must, weighted, late, max(makespan, 0))
