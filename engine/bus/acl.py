@@ -53,7 +53,7 @@ ACL: dict[str, Grant] = {
     "monitor": Grant(publish=("alerts",), subscribe=("telemetry", "feedback")),
     "diagnosis": Grant(publish=("diagnosis",), subscribe=("telemetry", "alerts", "feedback")),
     "ticket": Grant(publish=("tickets",), subscribe=("alerts", "diagnosis")),
-    "review": Grant(publish=("tickets", "feedback")),
+    "review": Grant(publish=("tickets", "feedback"), subscribe=("alerts",)),
     "tui": Grant(subscribe=ALL_KINDS),
 }
 """identity -> what it may do. The TUI is read-only on the bus."""

@@ -811,6 +811,11 @@ class BusClient:
             routes[topic] = found
         return found
 
+    def dead_letter(self, topic: str, reason: str, payload: bytes | str) -> None:
+        """Reject a message a handler found bad after decoding (a duplicate or late sample, a
+        value past a learned limit): written to the dead-letter file, counted, logged."""
+        self._dead_letter(topic, reason, payload)
+
     def _dead_letter(self, topic: str, reason: str, payload: bytes | str) -> None:
         self.counters.inc("dead_letters")
         try:

@@ -228,7 +228,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     from engine.bus.broker import BrokerError, parse_broker_url
     from engine.cli.checks import require_broker
-    from engine.services.settings import SettingsError, ensure_writable_var
+    from engine.services.settings import Settings, SettingsError, ensure_writable_var
     from engine.services.stack import Stack, StackError
 
     try:
@@ -252,6 +252,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             require_broker(broker)
         _check_numbers(args.speed or 1.0, args.rate_hz or 1.0, args.assets or 1)
         _check_scenarios(args.scenario or os.environ.get("CONTROLROOM_SCENARIO"))
+        for name in SERVICE_CHOICES:  # the children read the same environment: check it now
+            Settings.from_env(name)
         stack = Stack(
             broker_url=broker,
             scenario=args.scenario,

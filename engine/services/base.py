@@ -17,6 +17,8 @@ until SIGINT/SIGTERM; uvicorn's graceful shutdown runs ``on_stop`` and then drai
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import os
 import socket
@@ -25,13 +27,14 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from engine.bus.broker import DEFAULT_URL, port_is_free, redact_url
+from engine.bus.broker import DEFAULT_URL, redact_url
 from engine.bus.client import BusClient, TlsOptions
 from engine.http_schemas import Health
 from engine.paths import var_dir
@@ -69,6 +72,8 @@ class Service:
         self.instance = settings.instance
         self.started_at = time.time()
         self.broker_url = settings.broker_url or DEFAULT_URL
+        self.port = settings.port
+        """The HTTP port (the one bound, once ``listeners()`` ran: 0 becomes a free port)."""
         self.log = JsonlLog(var_dir() / "logs" / f"{self.instance}.jsonl", self.instance)
         shard = settings.shard
         self.bus = BusClient(
@@ -120,8 +125,19 @@ class Service:
         return reasons
 
     def listeners(self) -> list[socket.socket] | None:
-        """Sockets to serve on, bound here; None: uvicorn binds ``host:port`` itself."""
-        return None
+        """Sockets to serve on, bound here (OSError when that fails). Port 0 binds a free port
+        with no race: the port bound is ``self.port``, announced in ``ready_file``."""
+        host = self.settings.host or "0.0.0.0"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, self.settings.port), family=family, backlog=128)
+        self.port = int(sock.getsockname()[1])
+        return [sock]
+
+    @property
+    def ready_file(self) -> Path:
+        """``var/run/{instance}.json``: {pid, host, port} once the service listens (``Stack``
+        reads it to learn a port bound as 0)."""
+        return var_dir() / "run" / f"{self.instance}.json"
 
     # ---------------------------------------------------------------- common
 
@@ -223,13 +239,6 @@ class Service:
         import uvicorn
 
         host, port = self.settings.host, self.settings.port
-        if not port_is_free(port, host if host not in ("0.0.0.0", "") else "0.0.0.0"):
-            print(
-                f"controlroom serve {self.name}: port {port} on {host} is in use "
-                f"(choose another with --port or {port_env(self.name)})",
-                file=sys.stderr,
-            )
-            return 1
         config = uvicorn.Config(
             self.app,
             host=host,
@@ -244,8 +253,18 @@ class Service:
         try:
             sockets = self.listeners()
         except OSError as exc:
-            print(f"controlroom serve {self.name}: {exc}", file=sys.stderr)
+            if exc.errno == errno.EADDRINUSE:
+                why = f"port {port} on {host} is in use"
+            else:
+                why = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            print(
+                f"controlroom serve {self.name}: {why} "
+                f"(choose another with --host/--port or {port_env(self.name)})",
+                file=sys.stderr,
+            )
             return 1
+        port = self.port
+        self._announce_ready(host, port)
         self._watch_parent()
         log.info(
             "%s listening on http://%s:%d (broker %s as %s)",
@@ -255,8 +274,21 @@ class Service:
             redact_url(self.broker_url),
             self.bus.username or "anonymous",
         )
-        self._server.run(sockets=sockets)
+        try:
+            self._server.run(sockets=sockets)
+        finally:
+            self.ready_file.unlink(missing_ok=True)
         return 0 if self._server.started else 1
+
+    def _announce_ready(self, host: str, port: int) -> None:
+        path = self.ready_file
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port}))
+            os.replace(tmp, path)
+        except OSError as exc:  # only port-0 callers need it; say so and go on
+            log.warning("%s: cannot write %s: %s", self.instance, path, exc)
 
     def _watch_parent(self) -> None:
         raw = os.environ.get(PARENT_PID_ENV)

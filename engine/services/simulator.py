@@ -176,11 +176,12 @@ class SimulatorService(Service):
         ScenarioError / ValueError naming the field at fault, UnknownScenario for a name that
         is not shipped. ``from_files`` (the operator's own command line only): a name may also
         be a path to a scenario JSON."""
+        from engine.plant.fleet import fleet_scenarios
         from engine.plant.scenario import load_scenario, parse_scenario
         from engine.plant.simulator import Simulator
 
         if req.scenario is not None:
-            scenarios = [parse_scenario(req.scenario, "uploaded scenario")] * req.assets
+            loaded = [parse_scenario(req.scenario, "uploaded scenario")]
         else:
             names = req.names or ([req.name] if req.name else [])
             if not names:
@@ -188,12 +189,20 @@ class SimulatorService(Service):
                     "give a scenario: {'name': ...}, {'names': [...]} or a scenario JSON"
                 )
             loaded = [load_scenario(n if from_files else shipped_scenario(n)) for n in names]
-            scenarios = loaded * req.assets if len(loaded) == 1 else loaded
+        if len(loaded) == 1 and req.assets > 1:
+            # A fleet (contract C7): pump 1 plays the scenario, the others are other units of
+            # the plant with the faults spread across them, each with its own seed.
+            scenarios = fleet_scenarios(loaded[0], req.assets, req.seed)
+            seeds = [scn.seed for scn in scenarios]
+        else:
+            scenarios = loaded
+            seeds = [
+                (req.seed if req.seed is not None else s.seed) + i for i, s in enumerate(loaded)
+            ]
         assets = self._asset_names([s.asset for s in scenarios])
         rate = req.rate_hz or self.rate_hz
         runs: list[AssetRun] = []
-        for i, (scn, asset) in enumerate(zip(scenarios, assets, strict=True)):
-            seed = (req.seed if req.seed is not None else scn.seed) + i
+        for scn, asset, seed in zip(scenarios, assets, seeds, strict=True):
             if asset != scn.asset:
                 scn = scn.model_copy(update={"asset": asset})
             sim = Simulator(scn, seed=seed, rate_hz=rate)

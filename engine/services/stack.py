@@ -17,6 +17,7 @@ minutes) makes the supervisor give up: ``gave_up`` says why and ``up`` stops eve
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -37,7 +38,6 @@ from engine.bus.broker import (
     BrokerInfo,
     MosquittoBroker,
     ensure_broker,
-    free_port,
     port_is_free,
 )
 from engine.http_schemas import PartState, PartStatus, StackStatus
@@ -152,7 +152,9 @@ class Stack:
         self.console = console
         self.startup_timeout = startup_timeout
         if ports == "auto":
-            self.ports = {name: free_port(host) for name in self.services}
+            # 0: each service binds a free port itself and announces it (no window in which
+            # another process could take a port picked here)
+            self.ports = {name: 0 for name in self.services}
         else:
             given: Mapping[str, int] = ports if isinstance(ports, Mapping) else {}
             self.ports = {
@@ -202,7 +204,9 @@ class Stack:
         """Pick or start the broker (``start()`` does it if not done yet); returns its info, so
         a caller can announce it before the services start."""
         if self.broker is None:
-            busy = [f"{n}:{p}" for n, p in self.ports.items() if not port_is_free(p, self.host)]
+            busy = [
+                f"{n}:{p}" for n, p in self.ports.items() if p and not port_is_free(p, self.host)
+            ]
             if busy:
                 raise StackError(
                     f"port(s) in use: {', '.join(busy)} — another stack running? "
@@ -331,7 +335,9 @@ class Stack:
                         f"{self._tail(name)}"
                     )
                 try:
-                    if http.get(f"{self.urls[name]}/health").status_code == 200:
+                    if self._port_known(name, proc) and (
+                        http.get(f"{self.urls[name]}/health").status_code == 200
+                    ):
                         pending.pop(0)
                         continue
                 except httpx.HTTPError:
@@ -483,7 +489,23 @@ class Stack:
 
     # ---------------------------------------------------------------- helpers
 
+    def _port_known(self, name: str, proc: subprocess.Popen[bytes]) -> bool:
+        """A port given as 0 is learnt from the service's ready file (written by that very
+        process once it listens); it is then kept for restarts."""
+        if self.ports[name]:
+            return True
+        try:
+            ready = json.loads((self.var / "run" / f"{name}.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if ready.get("pid") != proc.pid:
+            return False
+        self.ports[name] = int(ready["port"])
+        return True
+
     def _wait_port_free(self, port: int, timeout: float = 5.0) -> bool:
+        if not port:
+            return True
         deadline = time.monotonic() + timeout
         while not port_is_free(port, self.host):
             if time.monotonic() > deadline:

@@ -14,6 +14,7 @@ import pytest
 
 from engine.bus.broker import free_port
 from engine.bus.client import BusClient
+from engine.plant.fleet import fleet_scenarios
 from engine.plant.scenario import load_scenario
 from engine.plant.simulator import Simulator
 from engine.schemas import Telemetry
@@ -61,7 +62,9 @@ def test_api_plays_several_assets_deterministically(simulator, broker, wait_for)
     r = http.post("/scenario/load", json={"name": "sudden_clog_and_drift", "assets": 3, "seed": 5})
     assert r.status_code == 200, r.text
     st = r.json()
-    assert st["assets"] == ["pump01", "pump02", "pump03"] and st["seeds"] == [5, 6, 7]
+    fleet = fleet_scenarios(load_scenario("sudden_clog_and_drift"), 3, 5)  # contract C7
+    assert st["assets"] == ["pump01", "pump02", "pump03"]
+    assert st["seeds"] == [s.seed for s in fleet] and st["seeds"][0] == 5
     assert st["running"] is False and st["duration"] == 14400.0
 
     assert http.post("/scenario/start", json={"speed": 200}).json()["running"] is True
@@ -71,8 +74,7 @@ def test_api_plays_several_assets_deterministically(simulator, broker, wait_for)
     assert http.get("/scenario/status").json()["sim_time"] == stopped["sim_time"]  # paused
 
     # Same scenario + seed -> the same telemetry as a replay (wall_time aside).
-    scn = load_scenario("sudden_clog_and_drift").model_copy(update={"asset": "pump02"})
-    expected = Simulator(scn, seed=6).step()
+    expected = Simulator(fleet[1], seed=fleet[1].seed).step()
     first = next(t for t in got if t.asset == "pump02")
     assert first.wall_time is not None
     assert first.model_copy(update={"wall_time": None}) == expected
@@ -140,7 +142,8 @@ def test_stop_is_prompt_with_many_assets_at_full_speed(simulator):
     assert stopped["running"] is False
     after = http.get("/scenario/status").json()
     assert after["ticks"] == stopped["ticks"] and after["published"] == stopped["published"]
-    op = http.post("/operator", json={"asset": "pump07", "action": "valve", "pct": 40})
+    asset = r.json()["assets"][6]
+    op = http.post("/operator", json={"asset": asset, "action": "valve", "pct": 40})
     assert op.status_code == 200
 
 

@@ -126,6 +126,17 @@ def test_serve_rejects_bad_configuration_clearly(tmp_path):
     bad_env = {**env, "CONTROLROOM_MONITOR_PORT": "eighty"}
     r = subprocess.run([*run, "monitor"], env=bad_env, capture_output=True, text=True)
     assert r.returncode == 2 and "CONTROLROOM_MONITOR_PORT" in r.stderr
+    # `up` checks the environment its children will read before it starts any of them
+    r = subprocess.run([sys.executable, "-m", "engine", "up", "--broker", "embedded"],
+                       env={**env, "CONTROLROOM_SPEED": "abc"}, capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "CONTROLROOM_SPEED='abc'" in r.stderr, r.stderr
+    assert "broker:" not in r.stderr, "nothing was started"
+    # an address this host does not have is not "in use"
+    r = subprocess.run([*run, "monitor", "--host", "192.0.2.1", "--port", "8999"], env=env,
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1 and "cannot listen on 192.0.2.1:8999" in r.stderr, r.stderr
+    assert "in use" not in r.stderr
 
 
 def test_serve_reports_a_busy_port(tmp_path, broker):
