@@ -80,11 +80,13 @@ def weights_for(shop: Shop, intent: ScenarioIntent | None) -> list[int] | None:
 
 
 def budget_for(shop: Shop, seconds: float) -> Budget:
-    """Work in placed steps: about 1.5 µs each, so a budget of ``seconds`` on this machine;
-    the wall-time cap is twice that (a safety net: it only trips on a loaded machine)."""
+    """The search is bounded by *work* (steps placed, about 1.6 µs each on a quiet 2-core
+    machine, so ``seconds`` there): the same on any machine, so the same plan on any machine.
+    The wall-time cap, ten times that, is only a safety net for a badly overloaded machine;
+    when it trips the plan's method says so (and the result may then differ)."""
     seconds = max(MIN_SECONDS, seconds)
     work = int(seconds / 1.6e-6)
-    return Budget(evaluations=max(4, work // max(1, shop.n_ops)), work=work, seconds=4 * seconds)
+    return Budget(evaluations=max(4, work // max(1, shop.n_ops)), work=work, seconds=10 * seconds)
 
 
 def find_plan(
