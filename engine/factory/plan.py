@@ -85,7 +85,7 @@ def budget_for(shop: Shop, seconds: float) -> Budget:
     The wall-time cap, ten times that, is only a safety net for a badly overloaded machine;
     when it trips the plan's method says so (and the result may then differ)."""
     seconds = max(MIN_SECONDS, seconds)
-    work = int(seconds / 1.6e-6)
+    work = int(seconds / 0.6e-6)
     return Budget(evaluations=max(4, work // max(1, shop.n_ops)), work=work, seconds=10 * seconds)
 
 
