@@ -14,6 +14,9 @@ The offline reader genuinely reads the text, and only ever emits ids of the fact
 Contradictions (a job both protected and allowed to slip, "rush" and "no rush") cancel out and
 are reported as notes. References that look like ids of this factory but are not
 ("protect J9") are ignored and reported by :func:`reference_notes`.
+
+Why one module of ~510 lines: the cue vocabulary (the long lists at the top) is data the reader
+needs beside it; the times and machine events live in ``note_events``.
 """
 
 from __future__ import annotations

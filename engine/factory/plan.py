@@ -292,6 +292,15 @@ def make_plan(
             "tried does better."
         )
     others = ", ".join(r for r in found.rule_lateness if r != found.planned)
+    if better:
+        method = found.method
+    elif found.baseline_score[:3] == (0, 0, 0):
+        method = f"the planned {found.planned} schedule: no job is late, nothing to re-sequence"
+    else:
+        method = (
+            f"no dispatch rule ({others}) or re-sequencing ({found.evaluations} schedules "
+            f"tried) beats the planned {found.planned} sequence"
+        )
     payers = {
         jid: (baseline_metrics.lateness_by_job[jid], late)
         for jid, late in metrics.lateness_by_job.items()
@@ -299,10 +308,7 @@ def make_plan(
     }
     return Plan(
         label="Recommended plan",
-        method=found.method
-        if better
-        else f"no dispatch rule ({others}) or re-sequencing ({found.evaluations} schedules "
-        f"tried) beats the planned {found.planned} sequence",
+        method=method,
         actions=tuple(actions),
         result=result.model_copy(update={"scenario_label": "Recommended plan"}),
         total_lateness=total_lateness(metrics),

@@ -19,7 +19,7 @@ import asyncio
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import events, on, work
@@ -35,6 +35,9 @@ from tui.screens.picker import PickerScreen
 from tui.widgets.jobs_at_risk import JobsAtRisk
 from tui.widgets.status_bar import StatusBar
 from tui.widgets.step_log import StepLog
+
+if TYPE_CHECKING:
+    from tui.app import ControlRoomApp
 
 EXAMPLE_TEXT = (
     "We have a rush order for J2 today. J3 is also important. "
@@ -80,7 +83,7 @@ class FactoryScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        settings = self.app.settings  # type: ignore[attr-defined]
+        settings = self.control_room.settings
         self.llm_mode = settings.llm
         self.factory_path: str | None = settings.factory
         self.running = False
@@ -92,6 +95,11 @@ class FactoryScreen(Screen[None]):
         """Set each time a run's results are on screen (tests await it, never sleep)."""
         self.tickets_note = ""
         self.gantt_panes: list[str] = []
+
+    @property
+    def control_room(self) -> ControlRoomApp:
+        """The app, typed (this screen only ever runs inside the Control Room app)."""
+        return cast("ControlRoomApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -122,8 +130,8 @@ class FactoryScreen(Screen[None]):
     def _refresh_status(self) -> None:
         if self.is_current:
             bar = self.query_one(StatusBar)
-            bar.health = self.app.health  # type: ignore[attr-defined]
-            bar.sim_time = self.app.feed.latest_ts()  # type: ignore[attr-defined]
+            bar.health = self.control_room.health
+            bar.sim_time = self.control_room.feed.latest_ts()
 
     def _show_info(self, extra: str = "") -> None:
         factory = Path(self.factory_path).name if self.factory_path else "toy world (default)"
@@ -256,18 +264,15 @@ class FactoryScreen(Screen[None]):
         self.query_one("#steps", StepLog).clear_steps()
         self._show_info()
         self.refresh_bindings()
-        date = datetime.fromtimestamp(self.app.clock(), UTC).date().isoformat()  # type: ignore[attr-defined]
+        date = datetime.fromtimestamp(self.control_room.clock(), UTC).date().isoformat()
         self.run_pipeline(text, self.factory_path, self.llm_mode, date, self.run_id)
 
     def _review_url(self) -> str | None:
         """The review API, when the status bar last saw it healthy (else no work orders)."""
-        health = getattr(self.app, "health", None)
-        services = getattr(health, "services", {}) or {}
-        review = services.get("review")
-        if review is None or not getattr(review, "ok", False):
+        review = self.control_room.health.services.get("review")
+        if review is None or not review.ok:
             return None
-        urls: dict[str, str] = dict(self.app.settings.service_urls)  # type: ignore[attr-defined]
-        return urls.get("review")
+        return dict(self.control_room.settings.service_urls).get("review")
 
     @work(thread=True, exclusive=True, group="factory")
     def run_pipeline(self, text: str, factory: str | None, llm: str, date: str, run: int) -> None:
