@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from engine.agent_files import load_rules
 from engine.agents.diagnosis import DiagnosisAgent
 from engine.agents.monitor import Monitor
 from engine.evaluation.replay import envelope_line
@@ -43,7 +44,7 @@ def bench_scenario(hours: float) -> Scenario:
 def run(scenario: Scenario, chain: bool, encode: bool) -> tuple[float, float, int, int]:
     sim = Simulator(scenario)
     monitor = Monitor(id_prefix="bench") if chain else None
-    agent = DiagnosisAgent() if chain else None
+    agent = DiagnosisAgent(load_rules()) if chain else None
     out = 0
     w0, c0 = time.perf_counter(), time.process_time()
     for t in sim.run():

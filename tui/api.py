@@ -1,10 +1,12 @@
-"""The TUI's HTTP side: the review API (8105), the simulator API (8101) and every /health.
+"""The TUI's HTTP side: the review API (through ``engine.review_client``, the client the CLI
+uses too), the simulator API (8101) and every /health.
 
-Every review action goes through here, never straight to the store: the review service owns the
-state machine, the audit trail and the feedback it publishes. Calls are async (httpx) and run in
+Every review action goes through the review service, never straight to the store: it owns the
+state machines, the audit trail and the feedback it publishes, and it names the operator from the
+connection (``engine/auth``), so nothing here says who is acting. Calls are async and run in
 Textual workers, so a slow or dead service never freezes the screen; failures come back as
-``ApiError`` with a one-line message fit for a notification (the service's own ``detail`` when it
-gave one, e.g. "ticket T-12 is closed; cannot approve").
+``ApiError`` (the one error class of ``engine.review_client``) with a one-line message fit for a
+notification (the service's own ``detail`` when it gave one).
 """
 
 from __future__ import annotations
@@ -12,42 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
+from engine.review_client import ApiError, ReviewClient, error_detail, resolve_endpoint
 from engine.schemas import Ticket
 
+__all__ = ["SERVICES", "ApiError", "ControlRoomApi"]
+
 SERVICES = ("simulator", "monitor", "diagnosis", "ticket", "review")
-
-
-class ApiError(Exception):
-    def __init__(self, service: str, status: int | None, detail: str) -> None:
-        super().__init__(detail)
-        self.service = service
-        self.status = status
-        self.detail = detail
-
-    @property
-    def conflict(self) -> bool:
-        """The request was valid but the ticket moved on meanwhile (another operator)."""
-        return self.status in (404, 409)
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    detail = body.get("detail", body) if isinstance(body, dict) else body
-    if isinstance(detail, list):  # FastAPI validation errors
-        parts = []
-        for err in detail[:3]:
-            if isinstance(err, dict):
-                loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-                parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg")))
-            else:
-                parts.append(str(err))
-        return "; ".join(parts)
-    return str(detail)[:300]
 
 
 class ControlRoomApi:
@@ -62,9 +35,14 @@ class ControlRoomApi:
     ) -> None:
         self.urls = dict(urls)
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self.review = ReviewClient(
+            resolve_endpoint(self.urls.get("review")), timeout=timeout, transport=transport
+        )
+        """Tickets, alarms, assets and KPIs (``engine.review_client.ReviewClient``)."""
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self.review.aclose()
 
     async def _call(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         base = self.urls.get(service)
@@ -80,59 +58,49 @@ class ControlRoomApi:
                 service, None, f"{service} service unreachable at {base} ({type(exc).__name__})"
             ) from None
         if response.status_code >= 400:
-            raise ApiError(service, response.status_code, _detail(response))
+            raise ApiError(service, response.status_code, error_detail(response))
         try:
             return response.json()
         except ValueError:
             raise ApiError(service, response.status_code, f"{service}: reply is not JSON") from None
 
     # ---------------------------------------------------------------- review
-
-    @staticmethod
-    def _ticket(data: Any) -> Ticket:
-        try:
-            return Ticket.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            loc = ".".join(str(p) for p in first.get("loc", ()))
-            raise ApiError("review", None, f"invalid ticket from review API: {loc}") from None
+    # Kept for the screens' existing calls; ``who`` is ignored: the service authenticates.
 
     async def tickets(self) -> list[Ticket]:
-        data = await self._call("review", "GET", "/tickets", params={"limit": 1000})
-        if isinstance(data, dict):
-            data = data.get("tickets", [])
-        return [self._ticket(item) for item in data]
+        return await self.review.tickets(limit=1000)
 
     async def ticket(self, ticket_id: str) -> Ticket:
-        return self._ticket(await self._call("review", "GET", f"/tickets/{ticket_id}"))
+        return await self.review.ticket(ticket_id)
 
-    async def approve(self, ticket_id: str, who: str, note: str | None = None) -> Ticket:
-        body: dict[str, Any] = {"ticket_id": ticket_id, "who": who}
-        if note:
-            body["note"] = note
-        return self._ticket(await self._call("review", "POST", "/review/approve", json=body))
+    async def approve(self, ticket_id: str, who: str = "", note: str | None = None) -> Ticket:
+        return await self.review.approve(ticket_id, note)
 
     async def edit(self, ticket_id: str, who: str, changes: dict[str, Any]) -> Ticket:
-        body = {"ticket_id": ticket_id, "who": who, **changes}
-        return self._ticket(await self._call("review", "POST", "/review/edit", json=body))
+        return await self.review.edit(ticket_id, **changes)
 
-    async def close(self, ticket_id: str, reason: str, who: str, note: str | None = None) -> Ticket:
-        body: dict[str, Any] = {"ticket_id": ticket_id, "reason": reason, "who": who}
-        if note:
-            body["note"] = note
-        return self._ticket(await self._call("review", "POST", "/review/close", json=body))
+    async def close(
+        self, ticket_id: str, reason: str, who: str = "", note: str | None = None
+    ) -> Ticket:
+        return await self.review.close(ticket_id, reason, note)
 
     # ---------------------------------------------------------------- simulator
 
+    async def _object(self, service: str, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        data = await self._call(service, method, path, **kw)
+        if not isinstance(data, dict):
+            raise ApiError(service, None, f"{service}: {path} answered {type(data).__name__}")
+        return data
+
     async def scenario_status(self) -> dict[str, Any]:
-        return await self._call("simulator", "GET", "/scenario/status")
+        return await self._object("simulator", "GET", "/scenario/status")
 
     async def scenario_load(self, name: str) -> dict[str, Any]:
-        return await self._call("simulator", "POST", "/scenario/load", json={"name": name})
+        return await self._object("simulator", "POST", "/scenario/load", json={"name": name})
 
     async def scenario_start(self, speed: float | None = None) -> dict[str, Any]:
         body = {} if speed is None else {"speed": speed}
-        return await self._call("simulator", "POST", "/scenario/start", json=body)
+        return await self._object("simulator", "POST", "/scenario/start", json=body)
 
     async def scenario_list(self) -> list[str]:
         data = await self._call("simulator", "GET", "/scenarios")
@@ -140,7 +108,7 @@ class ControlRoomApi:
         return [str(n) for n in names]
 
     async def scenario_stop(self) -> dict[str, Any]:
-        return await self._call("simulator", "POST", "/scenario/stop", json={})
+        return await self._object("simulator", "POST", "/scenario/stop", json={})
 
     # ---------------------------------------------------------------- health
 

@@ -34,3 +34,7 @@ class FactoryFailed(Message):
         super().__init__()
         self.error = error
         self.run = run
+
+
+class AssetRequested(Message):
+    """Another screen asked the plant screen to show ``ControlRoomApp.requested_asset``."""

@@ -17,14 +17,25 @@ from rich.text import Text
 if TYPE_CHECKING:
     from textual.widget import Widget
 
-# C0 controls except tab and newline, DEL, C1 controls, and the Unicode bidi overrides/isolates
-# that can make text read differently from what it is ("Trojan Source").
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+# C0 controls except tab and newline, DEL and C1 controls; every Unicode *format* character
+# (category Cf: the bidi marks, embeddings, overrides and isolates that make text read differently
+# from what it is — "Trojan Source" — and the zero-width space, joiners, word joiner, BOM, soft
+# hyphen, invisible operators, tag characters); the line and paragraph separators; and the
+# invisible fillers (Hangul fillers, combining grapheme joiner) that render as nothing.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u034f\u0600-\u0605\u061c\u06dd\u070f"
+    "\u0890\u0891\u08e2\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+    "\u2066-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def clean(value: object, *, single_line: bool = False) -> str:
@@ -55,6 +66,7 @@ def truncate(value: str, width: int) -> str:
 def set_border_title(widget: Widget, title: str) -> None:
     """Set a pane title as literal text (a plain ``str`` would be parsed as markup), and only
     when it changed: every assignment repaints the pane."""
-    if getattr(widget, "_plain_border_title", None) != title:
-        widget._plain_border_title = title  # type: ignore[attr-defined]
-        widget.border_title = Text(clean(title, single_line=True))
+    text = clean(title, single_line=True)
+    current = widget.border_title
+    if not (isinstance(current, Text) and current.plain == text):
+        widget.border_title = Text(text)

@@ -72,3 +72,14 @@ def measured_signals(name: str) -> set[str]:
 def signal_order() -> list[str]:
     """Known signals in the plant table's order (process first, as the plant defines them)."""
     return list(SIGNALS)
+
+
+def limits_for(name: str) -> tuple[tuple[float, str, str], ...]:
+    """The engineering limit a trend draws for ``name`` (value, label, "warn" | "alarm"): the one
+    declared with the signal (``SignalSpec.limit``: past it the monitor's alert goes CRITICAL
+    and the work order names it). The monitor's own decisions are learned per asset; its
+    episodes are marked on the trend."""
+    spec = SIGNALS.get(name)
+    if spec is None or spec.limit is None:
+        return ()
+    return ((spec.limit, "limit", "alarm"),)

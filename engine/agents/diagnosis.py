@@ -3,7 +3,7 @@
 ``feed(Telemetry | AlertEvent) -> list[DiagnosisReport]``; pure: no I/O (the rules are given to
 it), no clock (every wait is in simulated time), never reads ``truth``.
 
-Per asset it keeps the last hour of samples and the model residuals (``diagnosis_history``),
+Per asset it keeps the last 30 min of samples and the model residuals (``diagnosis_history``),
 learns the asset's healthy reference from its first minutes of steady running (like the monitor,
 independently), and for every new alert:
 
@@ -80,7 +80,9 @@ class DiagnosisConfig:
     recheck_s: float = 30.0
     decide_confidence: float = 0.8
     decide_margin: float = 0.15
-    history_s: float = 3600.0
+    history_s: float = 1800.0
+    """Samples kept per asset. A decision looks back at most 5 min before the onset, from at
+    most 15 min after the alert (``max_wait_s``), and 10 min for trends: 30 min covers it."""
     warmup_s: float = 600.0
     settle_s: float = SETTLE_S
     max_defer_s: float = 3600.0
@@ -100,11 +102,6 @@ SENSOR_CAUSES = {
 }
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _CLOSED_KEPT = 64
-
-
-def _revision(a: AlertEvent) -> int:
-    """``AlertEvent.revision`` (contract C1); 0 from a monitor that predates it."""
-    return int(getattr(a, "revision", 0))
 
 
 def _max_severity(a: Severity, b: Severity | None) -> Severity:
@@ -211,9 +208,22 @@ class DiagnosisAgent:
         st = self._assets[asset] = _Asset(AssetHistory(cfg.history_s, cfg.warmup_s, cfg.settle_s))
         return st
 
+    def forget(self, asset: str) -> list[DiagnosisReport]:
+        """Drop an asset's state (a service evicts long-silent assets to bound its memory),
+        deciding its pending alerts first: nothing waiting is silently dropped."""
+        st = self._assets.pop(asset, None)
+        self._busy.discard(asset)
+        if st is None:
+            return []
+        out: list[DiagnosisReport] = []
+        for tr in st.alerts.values():
+            if tr.pending is not None:
+                out += self._final(st, tr, st.history.last_ts)
+        return out
+
     def _alert(self, a: AlertEvent) -> list[DiagnosisReport]:
         st = self._asset(a.asset)
-        rev = _revision(a)
+        rev = a.revision
         tr = st.alerts.get(a.alert_id)
         if a.status == "active":
             if tr is None:
@@ -229,8 +239,7 @@ class DiagnosisAgent:
             st.closed.popitem(last=False)
         if tr.pending is None:
             return []
-        tr.alert = a if rev >= tr.revision else tr.alert
-        out = self._final(st, tr, max(a.ts, st.history.last_ts))
+        out = self._final(st, tr, max(a.ts, st.history.last_ts))  # judged on its last active
         self._mark_busy(a.asset, st)
         return out
 

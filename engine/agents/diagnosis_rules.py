@@ -242,8 +242,12 @@ def rules_from_yaml(text: str, source: str) -> list[Rule]:
     """Parse one rule file's text (``source`` names it in errors: a path, or "<request>")."""
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RuleError(f"{source}: not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # one line, position first (PyYAML's own text spans four)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise RuleError(
+            f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise RuleError(f"{source}: expected a mapping with a 'rules:' list")
     rules = []

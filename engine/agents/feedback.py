@@ -80,12 +80,17 @@ def adjust_tuning(tuning: Tuning, feedback: Feedback) -> tuple[Tuning, list[str]
         f"positive by {feedback.who}"
     )
     lines: list[str] = []
+
+    def once() -> str:
+        """The note goes with the first change only: one close, one note in the tuning file."""
+        return "" if lines else note
+
     signals = list(dict.fromkeys(feedback.signals))[:MAX_SIGNALS_TUNED]
     for signal in signals:
         key = f"{feedback.asset}/{signal}"
         before = tuning.thresholds.get(key, 1.0)
         tuning = with_threshold_scale(
-            tuning, feedback.asset, signal, FALSE_POSITIVE_THRESHOLD_STEP, note, feedback.at
+            tuning, feedback.asset, signal, FALSE_POSITIVE_THRESHOLD_STEP, once(), feedback.at
         )
         after = tuning.thresholds[key]
         if after != before:
@@ -94,7 +99,7 @@ def adjust_tuning(tuning: Tuning, feedback: Feedback) -> tuple[Tuning, list[str]
             lines.append(f"threshold {key} already at its bound x{THRESHOLD_SCALE_BOUNDS[1]:g}")
     for rule in dict.fromkeys(feedback.matched_rules):
         before = tuning.rule_offsets.get(rule, 0.0)
-        tuning = with_rule_offset(tuning, rule, FALSE_POSITIVE_RULE_STEP, note, feedback.at)
+        tuning = with_rule_offset(tuning, rule, FALSE_POSITIVE_RULE_STEP, once(), feedback.at)
         after = tuning.rule_offsets[rule]
         if after != before:
             lines.append(f"rule {rule} confidence {before:+g} -> {after:+g}")

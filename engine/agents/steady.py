@@ -75,7 +75,8 @@ class SteadyRunning:
 
 class SteadyRunningArray:
     """Many pumps at once (index = the caller's asset slot): ``update(speeds)`` per tick returns
-    a boolean array, settled per pump. Same rule, same numbers as ``SteadyRunning``."""
+    a boolean array, settled per pump. Same rule, same numbers as ``SteadyRunning``.
+    ``rated_rpm`` may be one value per pump (a monitor that learns each pump's speed)."""
 
     def __init__(
         self,
@@ -84,7 +85,7 @@ class SteadyRunningArray:
         *,
         settle_s: float = SETTLE_S,
         ramp_pct_s: float = STEADY_RAMP_PCT_S,
-        rated_rpm: float = DESIGN.rated_speed_rpm,
+        rated_rpm: float | npt.NDArray[np.float64] = DESIGN.rated_speed_rpm,
     ) -> None:
         self.max_step_rpm = ramp_pct_s / 100.0 * rated_rpm * dt
         self.min_running_rpm = RUNNING_SPEED_FRACTION * rated_rpm

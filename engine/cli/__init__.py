@@ -31,7 +31,7 @@ from engine.cli.errors import (
 )
 from engine.cli.help import EXIT_STATUS, TOP_EXAMPLES, Formatter, decorate, examples_epilog
 
-AREAS = ("ui", "plant", "live", "tickets", "factory")
+AREAS = ("ui", "plant", "live", "tickets", "alarms", "operators", "factory")
 """The modules of ``engine.cli`` that register subcommands, in the order ``--help`` lists them."""
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("live", "run the whole live plant (broker + five services) until Ctrl-C"),
     "report": ("live", "metrics report (markdown) of a live run from its JSONL logs"),
     "tickets": ("tickets", "list, show, approve, edit and close work orders (review API)"),
+    "alarms": ("alarms", "alarms: list, acknowledge, shelve; assets out of service; KPIs"),
+    "operators": ("operators", "operator tokens for remote TUIs; whoami"),
     "brief": ("factory", "morning briefing for a planner's note (factory day)"),
     "factory": ("factory", "factory configs: validate, list, show"),
 }

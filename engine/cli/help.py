@@ -15,6 +15,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "demo": (
         "controlroom demo",
         "controlroom demo --scenario sudden_clog_and_drift --speed 600",
+        "controlroom demo --assets 20",
     ),
     "tui": (
         "controlroom tui",
@@ -71,6 +72,38 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "tickets close": (
         "controlroom tickets close T-0001 --reason false_positive --note 'valve stroking test'",
+    ),
+    "alarms": (
+        "controlroom alarms",
+        "controlroom alarms shelve pump01-A1b2c3 --minutes 30 --note 'valve work'",
+    ),
+    "alarms list": (
+        "controlroom alarms list --state unacked --asset pump01",
+        "controlroom alarms list --json",
+    ),
+    "alarms show": ("controlroom alarms show pump01-A1b2c3",),
+    "alarms ack": ("controlroom alarms ack pump01-A1b2c3 --note 'operator on the way'",),
+    "alarms shelve": (
+        "controlroom alarms shelve pump01-A1b2c3 --minutes 30 --note 'valve work'",
+        "controlroom alarms shelve pump01-A1b2c3 --until-clear",
+    ),
+    "alarms unshelve": ("controlroom alarms unshelve pump01-A1b2c3",),
+    "alarms out-of-service": (
+        "controlroom alarms out-of-service pump02 --reason 'bearing change, permit 4711'",
+    ),
+    "alarms in-service": ("controlroom alarms in-service pump02",),
+    "alarms assets": ("controlroom alarms assets",),
+    "alarms kpis": ("controlroom alarms kpis", "controlroom alarms kpis --hours 8 --operators 2"),
+    "operators": ("controlroom operators add alice", "controlroom operators whoami"),
+    "operators add": (
+        "controlroom operators add alice",
+        "controlroom operators add alice --replace",
+    ),
+    "operators list": ("controlroom operators list",),
+    "operators remove": ("controlroom operators remove alice",),
+    "operators whoami": (
+        "controlroom operators whoami",
+        "controlroom operators whoami --api https://plant-host:8105 --token-file alice.token",
     ),
     "brief": (
         'controlroom brief "Rush order for J2 today; protect J3, J1 can slip." --date 2026-11-23',

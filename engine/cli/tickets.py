@@ -6,10 +6,10 @@
     controlroom tickets edit ID [--title T] [--body B | --body-file F] [--labels a,b] [--severity S]
     controlroom tickets close ID --reason resolved|false_positive|duplicate [--note TEXT]
 
-``--api URL`` (or ``CONTROLROOM_REVIEW_URL``; default ``http://127.0.0.1:8105``, port from
-``CONTROLROOM_REVIEW_PORT``) names the review service; ``--who`` (or ``CONTROLROOM_OPERATOR``,
-else the login name) is recorded in the ticket's history; ``--json`` prints the API's JSON for
-scripts.
+The review service names you in the ticket's history from how you connect (your login on the
+plant host, or your operator token elsewhere: see docs/tickets.md); ``--api`` and
+``--token-file`` say where it is (``engine/cli/review_api.py``). ``--json`` prints the API's JSON.
+Choices (states, severities, close reasons) come from the API's models.
 Exit codes: 0 done, 1 the service could not be reached or failed, 2 the request was refused
 (unknown ticket, not allowed in the ticket's state, bad value).
 """
@@ -20,29 +20,21 @@ import argparse
 import sys
 from typing import Any
 
-SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
+from engine.cli.review_api import (
+    SEVERITY_STYLE,
+    Choices,
+    add_choice,
+    call,
+    common_options,
+    local_time,
+    print_json,
+)
+
 STATE_STYLE = {"open": "bold", "approved": "cyan", "closed": "dim"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    # Accepted before or after the action; SUPPRESS so a sub-parser does not reset a value given
-    # before it.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--api",
-        metavar="URL",
-        default=argparse.SUPPRESS,
-        help="review service URL (env CONTROLROOM_REVIEW_URL; default http://127.0.0.1:8105)",
-    )
-    common.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON"
-    )
-    common.add_argument(
-        "--who",
-        default=argparse.SUPPRESS,
-        help="your name for the audit trail (env CONTROLROOM_OPERATOR, else the login name)",
-    )
-
+    common = common_options()
     p = sub.add_parser(
         "tickets",
         parents=[common],
@@ -54,11 +46,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     acts = p.add_subparsers(dest="action", metavar="ACTION")
 
     a = acts.add_parser("list", parents=[common], help="tickets, newest first")
-    a.add_argument(
+    add_choice(
+        a,
         "--state",
+        Choices("engine.http_schemas", "TICKET_STATE_FILTERS", "all"),
+        "active = open or approved (default)",
         default="active",
-        choices=("open", "approved", "closed", "active", "all"),
-        help="active = open or approved (default)",
     )
     a.add_argument("--asset", help="only this asset")
     a.add_argument("--limit", type=int, default=200)
@@ -77,117 +70,62 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     body.add_argument("--body")
     body.add_argument("--body-file", metavar="FILE", help="read the body from FILE (- = stdin)")
     a.add_argument("--labels", help="comma-separated; replaces the labels")
-    a.add_argument("--severity", choices=("low", "medium", "high", "critical"))
+    add_choice(a, "--severity", Choices("engine.schemas", "SEVERITIES"))
 
     a = acts.add_parser("close", parents=[common], help="close with a reason")
     a.add_argument("ticket_id", metavar="ID")
-    a.add_argument("--reason", required=True, choices=("resolved", "false_positive", "duplicate"))
+    add_choice(a, "--reason", Choices("engine.schemas", "CLOSE_REASONS"), required=True)
     a.add_argument("--note")
 
 
-def api_url(explicit: str | None) -> str:
-    import os
-
-    from engine.cli.checks import http_url
-
-    if explicit:
-        return http_url(explicit.rstrip("/"), "--api")
-    if os.environ.get("CONTROLROOM_REVIEW_URL"):
-        return http_url(os.environ["CONTROLROOM_REVIEW_URL"].rstrip("/"), "CONTROLROOM_REVIEW_URL")
-    port = os.environ.get("CONTROLROOM_REVIEW_PORT") or "8105"
-    return f"http://127.0.0.1:{port}"
-
-
-def reviewer(explicit: str | None) -> str:
-    from engine.operator import operator_name
-
-    return explicit or operator_name()
-
-
-class ApiError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def call(url: str, method: str, path: str, **kwargs: Any) -> Any:
-    import httpx
-
-    try:
-        r = httpx.request(method, url + path, timeout=10.0, **kwargs)
-    except httpx.HTTPError as exc:
-        raise ApiError(
-            f"cannot reach the review service at {url} ({type(exc).__name__}); is it running? "
-            "(controlroom up, or controlroom serve review; --api URL to point elsewhere)",
-            1,
-        ) from None
-    try:
-        data = r.json()
-    except ValueError:
-        data = None
-    if r.status_code >= 400:
-        detail = data.get("detail") if isinstance(data, dict) else None
-        text = detail if isinstance(detail, str) else (r.text[:300] or r.reason_phrase)
-        raise ApiError(text, 2 if r.status_code < 500 else 1)
-    return data
-
-
 def cmd_tickets(args: argparse.Namespace) -> int:
-    import json
-
-    url = api_url(getattr(args, "api", None))
     action = args.action or "list"
     try:
-        if action == "list":
-            params = {"limit": args.limit}
-            if args.state != "all":
-                params["state"] = args.state
-            if args.asset:
-                params["asset"] = args.asset
-            data = call(url, "GET", "/tickets", params=params)
-        elif action == "show":
-            data = call(url, "GET", f"/tickets/{args.ticket_id}")
-        else:
-            data = call(url, "POST", f"/review/{action}", json=_request(action, args))
-    except ApiError as exc:
-        print(f"controlroom tickets {action}: {exc}", file=sys.stderr)
-        return exc.code
-    except (OSError, ValueError) as exc:  # --body-file unreadable
+        changes = _changes(args) if action == "edit" else {}
+    except (OSError, ValueError) as exc:  # --body-file unreadable, nothing to edit
         print(f"controlroom tickets {action}: {exc}", file=sys.stderr)
         return 2
+
+    async def run(client: Any) -> Any:
+        if action == "list":
+            state = None if args.state == "all" else args.state
+            return await client.tickets(state, args.asset, args.limit)
+        if action == "show":
+            return await client.ticket(args.ticket_id)
+        if action == "approve":
+            return await client.approve(args.ticket_id, args.note)
+        if action == "edit":
+            return await client.edit(args.ticket_id, **changes)
+        return await client.close(args.ticket_id, args.reason, args.note)
+
+    code, data = call(args, f"tickets {action}", run)
+    if code:
+        return code
     if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print_json(data)
     elif action == "list":
-        _print_list(data, args)
+        _print_list([t.model_dump(mode="json") for t in data], args)
     else:
-        _print_ticket(data, verb=None if action == "show" else action)
+        _print_ticket(data.model_dump(mode="json"), verb=None if action == "show" else action)
     return 0
 
 
-def _request(action: str, args: argparse.Namespace) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "ticket_id": args.ticket_id,
-        "who": reviewer(getattr(args, "who", None)),
-    }
-    if action in ("approve", "close") and args.note:
-        body["note"] = args.note
-    if action == "close":
-        body["reason"] = args.reason
-    if action == "edit":
-        if args.title is not None:
-            body["title"] = args.title
-        if args.body is not None:
-            body["body"] = args.body
-        if args.body_file is not None:
-            with open(args.body_file if args.body_file != "-" else 0, encoding="utf-8") as f:
-                body["body"] = f.read()
-        if args.labels is not None:
-            body["labels"] = [x.strip() for x in args.labels.split(",") if x.strip()]
-        if args.severity is not None:
-            body["severity"] = args.severity
-        if len(body) == 2:
-            raise ValueError("nothing to edit: give --title, --body, --labels or --severity")
-    return body
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if args.title is not None:
+        changes["title"] = args.title
+    if args.body is not None:
+        changes["body"] = args.body
+    if args.body_file is not None:
+        with open(args.body_file if args.body_file != "-" else 0, encoding="utf-8") as f:
+            changes["body"] = f.read()
+    if args.labels is not None:
+        changes["labels"] = [x.strip() for x in args.labels.split(",") if x.strip()]
+    if args.severity is not None:
+        changes["severity"] = args.severity
+    if not changes:
+        raise ValueError("nothing to edit: give --title, --body, --labels or --severity")
+    return changes
 
 
 def _console() -> Any:
@@ -224,7 +162,7 @@ def _print_list(tickets: list[dict[str, Any]], args: argparse.Namespace) -> None
             Text(clean(t["asset"], single_line=True)),
             Text(t["root_cause"]),
             Text(f"{t['occurrences']}×"),
-            Text(_local(t["updated_at"])),
+            Text(local_time(t["updated_at"])),
             Text(clean(t["title"], single_line=True)),
         ]
         if mirrored:
@@ -264,17 +202,6 @@ def _ext_label(ext: dict[str, Any]) -> str:
     return f"#{ref}" if ref.isdigit() else ref
 
 
-def _local(iso: str, seconds: bool = False) -> str:
-    """A UTC timestamp from the API in the operator's local time."""
-    from datetime import datetime
-
-    try:
-        when = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
-    except ValueError:
-        return iso
-    return when.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%m-%d %H:%M")
-
-
 def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
     from rich.markdown import Markdown
     from rich.text import Text
@@ -300,8 +227,8 @@ def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
         ("labels", ", ".join(t.get("labels", []))),
         ("occurrences", str(t["occurrences"])),
         ("alerts", ", ".join(t.get("alert_ids", [])[-5:])),
-        ("created", _local(t["created_at"], seconds=True)),
-        ("updated", _local(t["updated_at"], seconds=True)),
+        ("created", local_time(t["created_at"], seconds=True)),
+        ("updated", local_time(t["updated_at"], seconds=True)),
     ]
     ext = t.get("external") or {}
     if ext:
@@ -322,7 +249,7 @@ def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
         console.print()
         console.print(Text("history", style="bold"))
         for h in t.get("history", []):
-            line = Text(f"  {_local(h['at'], seconds=True)}  ", style="dim")
+            line = Text(f"  {local_time(h['at'], seconds=True)}  ", style="dim")
             line.append(f"{clean(h['who'], single_line=True):<14} {h['action']:<22}")
             line.append(clean(h.get("detail", ""), single_line=True))
             console.print(line)

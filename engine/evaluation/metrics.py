@@ -7,7 +7,7 @@ from statistics import median
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.evaluation.scoring import RunScore, percentile
+from engine.evaluation.scoring import EventScore, RunScore, percentile
 from engine.schemas import FAULTS
 
 TARGETS = {
@@ -124,7 +124,7 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
         lat = [e.latency for e in timed if e.latency is not None]
         lat0 = [e.latency_from_onset for e in timed if e.latency_from_onset is not None]
         grad = [e for e in timed if not e.sudden and e.severity_at_detection is not None]
-        sev = [e.severity_at_detection for e in grad]
+        sev = [e.severity_at_detection for e in grad if e.severity_at_detection is not None]
         diag = [e for e in det if e.diagnosis is not None]
         correct = sum(1 for e in diag if e.diagnosis == e.fault)
         prov = [e for e in det if e.provisional is not None]
@@ -141,9 +141,9 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
             ),
             gradual=sum(1 for e in obs if not e.sudden),
             severity_at_detection=Latency(
-                median=_r(percentile(sev, 50)),  # type: ignore[arg-type]
+                median=_r(percentile(sev, 50)),
                 p95=_r(percentile(sev, 95)),
-            ),  # type: ignore[arg-type]
+            ),
             diagnosed=len(diag),
             diagnosis_correct=correct,
             diagnosis_accuracy=_ratio(correct, len(diag)),
@@ -172,7 +172,7 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
         "recall": _ratio(len(detected), len(observable)),
         "false_alarms_per_day": round(len(fa) / ff_days, 3) if ff_days > 0 else None,
         "diagnosis_accuracy": _ratio(n_correct, len(diagnosed)),
-        "sudden_latency_median_s": _r(percentile(sudden_lat, 50), 1),  # type: ignore[arg-type]
+        "sudden_latency_median_s": _r(percentile(sudden_lat, 50), 1),
         "gradual_severity_median": _r(median(grad_sev), 3) if grad_sev else None,
     }
     checks = []
@@ -188,7 +188,7 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
             ok = value < target
         checks.append(TargetCheck(metric=metric, op=op, target=target, value=value, ok=ok))
 
-    def _ev(e, why: str) -> MissedEvent:  # type: ignore[no-untyped-def]
+    def _ev(e: EventScore, why: str) -> MissedEvent:
         return MissedEvent(
             run=_run_of(runs, e),
             fault=e.fault,
@@ -224,7 +224,7 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
         alerts=len(alerts),
         true_alerts=len(hits),
         false_alarms=len(fa),
-        sudden_latency_p95_s=_r(percentile(sudden_lat, 95), 1),  # type: ignore[arg-type]
+        sudden_latency_p95_s=_r(percentile(sudden_lat, 95), 1),
         provisional_accuracy=_ratio(
             sum(e.provisional == e.fault for e in detected if e.provisional is not None),
             sum(1 for e in detected if e.provisional is not None),
@@ -235,7 +235,7 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
         missed=missed,
         misdiagnosed=wrong,
         false_alarm_list=fal,
-        **figures,  # type: ignore[arg-type]
+        **figures,
     )
 
 

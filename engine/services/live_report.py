@@ -10,6 +10,10 @@ a live run has is wall-clock latency, reported apart:
   monitor) -> ticket stored (the ticket service's ``stored_at``), for each ticket created;
 - **telemetry -> alert** latency as the monitor measured it.
 
+It also measures the **alarm system** the way EEMUA 191 / ISA-18.2 do (``engine/alarms/kpis.py``,
+the same figures the review API serves the TUI): every alert episode is an alarm, on the plant
+clock, the runs placed one after another.
+
 A run directory may hold several runs (the simulator was re-loaded): each ``scenario_loaded``
 starts a new segment, and messages are assigned to segments by log time, so a replayed scenario
 does not mix with the previous one. Malformed lines are counted and reported, never fatal.
@@ -130,6 +134,20 @@ def _fp_rate(metrics: Any) -> str:
     return f"{metrics.false_alarms / metrics.alerts:.1%} ({metrics.false_alarms}/{metrics.alerts})"
 
 
+def alarm_kpis(segments: list[list[PlantMessage]], operators: int = 1) -> str:
+    """The alarm KPI table of a live run: each segment (simulator run) spans its plant time,
+    the next one starts where it ended."""
+    from engine.alarms.kpis import compute, render_markdown, samples_from_alerts
+
+    samples = []
+    offset = 0.0
+    for seg in segments:
+        alerts = [m for m in seg if isinstance(m, AlertEvent)]
+        samples += samples_from_alerts(alerts, offset)
+        offset += max((float(getattr(m, "ts", 0.0)) for m in seg), default=0.0)
+    return render_markdown(compute(samples, 0.0, offset, operators=operators))
+
+
 def build_report(logs: Path) -> str:
     from engine.evaluation.metrics import aggregate
     from engine.evaluation.report import render_markdown
@@ -156,6 +174,7 @@ def build_report(logs: Path) -> str:
         f"Tickets created: {run.tickets_created}. Logs read: {', '.join(run.files)}"
         f" ({len(segments)} run segment(s)).",
     ]
+    lines += ["", "## Alarm KPIs (EEMUA 191 / ISA-18.2)", "", alarm_kpis(segments).rstrip()]
     if run.bad_lines:
         lines += ["", f"**{run.bad_lines} log line(s) could not be read** (skipped), e.g.:", ""]
         lines += [f"- `{p}`" for p in run.first_problems]

@@ -15,11 +15,11 @@ outbox rows. Mirroring of every change, whoever made it, is done here.
 
 Durability: the handler returns only once the diagnosis is committed (or recognised as a
 duplicate). While the store cannot write (disk full, locked by another process, corrupt file,
-server gone) it retries in place, in arrival order, and ``/health`` says ``degraded`` (503) with
-the reason; a probe thread keeps checking that the store can write even when no diagnosis
-arrives. If the service stops before the store recovers, the handler raises
-:class:`~engine.handlers.NotDurable` so the bus leaves the message unacknowledged and the broker
-redelivers it. A log write that fails (disk full) never fails the handler.
+server gone) it raises :class:`NotDurable` (a ``RetryLater``): the bus keeps the message
+unacknowledged and retries it in place, in arrival order, and leaves it for redelivery if the
+service stops first. Meanwhile ``/health`` says ``degraded`` (503) with the reason; a probe
+thread keeps checking that the store can write even when no diagnosis arrives. A log write that
+fails (disk full) never fails the handler.
 
 Alert -> ticket latency: the service also listens to ``alerts/+`` to learn when each alert was
 published (``AlertEvent.wall_time``) and logs ``latency_ms`` = ticket stored - alert published
@@ -37,12 +37,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine.handlers import NotDurable
+from engine.alarms.store import create_alarm_tables, suppressed
+from engine.bus.client import RetryLater
+from engine.http_schemas import TicketHealth
 from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket, topic_for
 from engine.services.agent_service import LatencyWindow
 from engine.services.base import Service
+from engine.services.settings import Settings
 from engine.tickets.connectors import TicketConnector
+from engine.tickets.database import Conn
 from engine.tickets.errors import Fault, StoreError
 from engine.tickets.github import GitHubIssuesConnector
 from engine.tickets.lifecycle import Outcome
@@ -53,7 +57,6 @@ from engine.tickets.store import Recorded, TicketStore
 
 ORIGIN = "ticket"
 ALERT_MEMORY = 10_000
-RETRY_MAX_S = 2.0
 PROBE_EVERY_S = 2.0
 DIAGNOSIS_OUTCOMES = (
     Outcome.CREATED,
@@ -65,6 +68,7 @@ DIAGNOSIS_OUTCOMES = (
     Outcome.KEPT,
     Outcome.ATTACHED,
     Outcome.NOTED,
+    Outcome.SUPPRESSED,
     Outcome.DUPLICATE,
 )
 
@@ -92,6 +96,12 @@ def busy_timeout(env: Mapping[str, str]) -> float:
     return value
 
 
+class NotDurable(RetryLater):
+    """A diagnosis the store could not record now (it cannot write): the bus keeps the message
+    unacknowledged and hands it to the handler again, or leaves it for redelivery when the
+    service stops first."""
+
+
 class WriteHealth:
     """Whether the store can write, as last seen by the diagnosis handler and the probe. The
     handler's fault clears only when its own write succeeds (a probe can succeed on a full
@@ -101,7 +111,6 @@ class WriteHealth:
         self._lock = threading.Lock()
         self.handler: tuple[StoreError, float] | None = None
         self.probe: tuple[StoreError, float] | None = None
-        self.waiting = 0
 
     def problem(self) -> str | None:
         with self._lock:
@@ -109,20 +118,24 @@ class WriteHealth:
             if found is None:
                 return None
             exc, since = found
-            waiting = f"; {self.waiting} diagnosis waiting" if self.waiting else ""
             return (
                 f"the ticket store cannot write ({exc.fault}) for {time.time() - since:.0f} s: "
-                f"{exc}{waiting}"
+                f"{exc}"
             )[:500]
 
-    def failed(self, kind: str, exc: StoreError) -> None:
+    def failed(self, kind: str, exc: StoreError) -> bool:
+        """Record a failure; True when it is a new fault (worth a log line)."""
+        with self._lock:
+            old: tuple[StoreError, float] | None = getattr(self, kind)
+            setattr(self, kind, (exc, old[1] if old else time.time()))
+            return old is None or old[0].fault != exc.fault
+
+    def ok(self, kind: str) -> bool:
+        """Record a success; True when it ends a fault."""
         with self._lock:
             old = getattr(self, kind)
-            setattr(self, kind, (exc, old[1] if old else time.time()))
-
-    def ok(self, kind: str) -> None:
-        with self._lock:
             setattr(self, kind, None)
+            return old is not None
 
 
 def mirror_connector(env: Mapping[str, str]) -> TicketConnector | None:
@@ -150,16 +163,21 @@ def mirror_connector(env: Mapping[str, str]) -> TicketConnector | None:
 class TicketService(Service):
     name: ClassVar[str] = "ticket"
     title: ClassVar[str] = "Agent C — tickets"
+    health_model = TicketHealth
 
-    def setup(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         env = self.settings.env
         connector = mirror_connector(env)  # first: a configuration error leaves nothing behind
         self.store = TicketStore(store_path(env), busy_timeout_s=busy_timeout(env))
         if connector is None:
             self.store.disable_mirror()  # nothing would drain the queue
+        with self.store.transaction() as tx:
+            create_alarm_tables(tx.conn)  # C6 reads them, even if the review service never ran
         self.writes = WriteHealth()
         self.log_errors = 0
         self.alert_times: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self.alert_signals: OrderedDict[tuple[str, str], str] = OrderedDict()
         self.latency = LatencyWindow()
         self.outcomes = {o.value: 0 for o in DIAGNOSIS_OUTCOMES}
         self.outbox = OutboxPublisher(self.store, self.bus, ORIGIN, on_sent=self._sent)
@@ -201,13 +219,16 @@ class TicketService(Service):
         # The store stays open: a diagnosis still arriving before the bus disconnects must be
         # stored (its outbox row waits for the next start), not fail and be acknowledged.
 
-    def health(self) -> dict[str, Any]:
-        body = super().health()
+    def _store_problem(self) -> str | None:
         problem = self.writes.problem()
-        if problem is not None:
-            body["status"] = "degraded"
-            body["degraded"] = problem
-        return body
+        retry = self.bus.retrying
+        if problem is not None and retry is not None:
+            problem += f"; a diagnosis waits (attempt {retry.attempts})"
+        return problem
+
+    def problems(self) -> list[str]:
+        problem = self._store_problem()
+        return [*super().problems(), *([problem] if problem else [])]
 
     def health_extras(self) -> dict[str, Any]:
         try:
@@ -223,6 +244,7 @@ class TicketService(Service):
             "alert_to_ticket": self.latency.summary(),
             "outbox": {"in_flight": self.outbox.pending, "sent": self.outbox.sent},
             "mirror": self.mirror.status() if self.mirror is not None else None,
+            "degraded": self._store_problem(),
         }
 
     # ---------------------------------------------------------------- bus handlers
@@ -230,15 +252,18 @@ class TicketService(Service):
     def on_alert(self, alert: PlantMessage) -> None:
         assert isinstance(alert, AlertEvent)
         key = (alert.asset, alert.alert_id)
-        if alert.wall_time is not None and alert.status == "active" and key not in self.alert_times:
+        if alert.status == "active" and key not in self.alert_signals:
             # The first publication counts: a later one (a re-publication, or a forgery of a
             # known id) cannot move the start of the alert -> ticket latency.
-            self.alert_times[key] = alert.wall_time
-            while len(self.alert_times) > ALERT_MEMORY:
-                self.alert_times.popitem(last=False)
+            self.alert_signals[key] = alert.signals[0]
+            if alert.wall_time is not None:
+                self.alert_times[key] = alert.wall_time
+            for seen in (self.alert_signals, self.alert_times):
+                while len(seen) > ALERT_MEMORY:
+                    seen.popitem(last=False)
 
     def on_diagnosis(self, report: PlantMessage) -> None:
-        """Returns once the diagnosis is durable; raises NotDurable if the service stops first."""
+        """Returns once the diagnosis is durable; raises NotDurable while it cannot be."""
         assert isinstance(report, DiagnosisReport)
         rec = self._record(report)
         stored = time.time()
@@ -247,11 +272,11 @@ class TicketService(Service):
         since = alert_seen or report.wall_time
         latency = (stored - since) * 1000.0 if since else None
         ids = {
-            "ticket_id": rec.ticket.ticket_id,
+            "ticket_id": rec.ticket.ticket_id if rec.ticket is not None else None,
             "alert_id": report.alert_id,
             "diagnosis_id": report.diagnosis_id,
         }
-        if rec.changed:
+        if rec.changed and rec.ticket is not None:
             if latency is not None and rec.first_for_alert:
                 self.latency.add(latency)
             self._log(
@@ -266,48 +291,36 @@ class TicketService(Service):
             )
             self.outbox.wake()
         else:
-            self._log(f"diagnosis_{rec.outcome.value}", ids=ids)
+            self._log(f"diagnosis_{rec.outcome.value}", ids=ids, reason=rec.reason)
 
     def _record(self, report: DiagnosisReport) -> Recorded:
-        """Store the diagnosis, retrying in place for as long as the store cannot write (in
-        arrival order: the final diagnosis never overtakes its provisional one)."""
-        delay = 0.05
-        last: Fault | None = None
-        with self.writes._lock:
-            self.writes.waiting += 1
+        """Store the diagnosis, or raise NotDurable: the bus then keeps it unacknowledged and
+        calls again after a backoff, in arrival order (the final diagnosis never overtakes its
+        provisional one), or leaves it to be redelivered if the service stops first."""
         try:
-            while True:
-                try:
-                    rec = self.store.record_diagnosis(report, origin=ORIGIN)
-                except StoreError as exc:
-                    self.writes.failed("handler", exc)
-                    if exc.fault != last:
-                        last = exc.fault
-                        self._log(
-                            "store_unavailable",
-                            echo=True,
-                            fault=exc.fault.value,
-                            error=str(exc),
-                            ids={"diagnosis_id": report.diagnosis_id},
-                        )
-                    if exc.fault in (Fault.CORRUPT, Fault.UNAVAILABLE, Fault.IO):
-                        self._reopen()
-                    if self._stop.wait(delay):
-                        raise NotDurable(
-                            f"diagnosis {report.diagnosis_id} not stored ({exc.fault}): "
-                            "the service is stopping; leave it unacknowledged"
-                        ) from exc
-                    delay = min(delay * 2, RETRY_MAX_S)
-                    continue
-                self.writes.ok("handler")
-                if last is not None:
-                    self._log(
-                        "store_recovered", echo=True, ids={"diagnosis_id": report.diagnosis_id}
-                    )
-                return rec
-        finally:
-            with self.writes._lock:
-                self.writes.waiting -= 1
+            rec = self.store.record_diagnosis(report, origin=ORIGIN, gate=self._alarm_gate)
+        except StoreError as exc:
+            new = self.writes.failed("handler", exc)
+            if new:
+                ids = {"diagnosis_id": report.diagnosis_id}
+                self._log("store_unavailable", echo=True, fault=exc.fault, error=str(exc), ids=ids)
+            if exc.fault in (Fault.CORRUPT, Fault.UNAVAILABLE, Fault.IO):
+                self._reopen()  # a restored file or a restarted server, on the next try
+            raise NotDurable(
+                f"diagnosis {report.diagnosis_id} not stored yet ({exc.fault}): {exc}"
+            ) from exc
+        if self.writes.ok("handler"):
+            self._log("store_recovered", echo=True, ids={"diagnosis_id": report.diagnosis_id})
+        return rec
+
+    def _alarm_gate(self, conn: Conn, report: DiagnosisReport) -> str | None:
+        """Contract C6: a shelved or out-of-service alarm opens no ticket (the review service's
+        check on its alarm tables, in the ticket transaction). The alarm's source is its first
+        signal, as the alert named it when we saw it."""
+        signal = self.alert_signals.get((report.asset, report.alert_id))
+        if signal is None and report.signals:
+            signal = report.signals[0]
+        return suppressed(conn, report.asset, report.alert_id, signal=signal)
 
     def _reopen(self) -> None:
         with contextlib.suppress(StoreError):  # still broken: the next attempt says so

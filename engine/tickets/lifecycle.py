@@ -85,6 +85,8 @@ class Outcome(StrEnum):
     """The episode's ticket is closed: the report is recorded on it; it is not reopened."""
     NOTED = "noted"
     """Recorded, nothing to change (a provisional repeat, an update that raised nothing)."""
+    SUPPRESSED = "suppressed"
+    """Its alarm is shelved or out of service (contract C6): recorded, no ticket."""
     DUPLICATE = "duplicate"
     """This diagnosis id was recorded before: nothing at all happened."""
     APPROVED = "approved"
@@ -98,7 +100,12 @@ class Outcome(StrEnum):
     @property
     def changed(self) -> bool:
         """Some ticket changed (and is announced on the bus)."""
-        return self not in (Outcome.NOTED, Outcome.DUPLICATE, Outcome.UNCHANGED)
+        return self not in (
+            Outcome.NOTED,
+            Outcome.DUPLICATE,
+            Outcome.UNCHANGED,
+            Outcome.SUPPRESSED,
+        )
 
     @property
     def first_for_alert(self) -> bool:
@@ -171,6 +178,8 @@ class Decision:
     entries: tuple[Entry, ...] = ()
     changes: Mapping[str, str] = field(default_factory=dict)
     """For an edit: field -> new value as text."""
+    reason: str | None = None
+    """For a suppressed diagnosis: why (the alarm's shelve, the asset out of service)."""
 
 
 # ---- commands -----------------------------------------------------------------------------------
@@ -332,12 +341,19 @@ def record(
     tracked: Stored | None,
     new_id: Callable[[], str],
     now: datetime,
+    suppressed: str | None = None,
 ) -> Decision:
     """Where a diagnosis goes. ``episode``: the ticket that already holds its alert (on the same
     asset), if any; ``tracked``: the open ticket of the report's asset and cause, if any;
-    ``new_id``: the id for a new ticket (called only when one is created)."""
+    ``new_id``: the id for a new ticket (called only when one is created); ``suppressed``: why
+    the report's alarm must not open a ticket (shelved, out of service), if it must not.
+
+    Suppression counts only for an alert that has no ticket yet: a ticket already open for the
+    episode goes on following it (shelving silences an alarm, it does not cancel work)."""
     notes: tuple[Saved, ...] = ()
     entries: tuple[Entry, ...] = ()
+    if episode is None and suppressed is not None:
+        return Decision(Outcome.SUPPRESSED, "", reason=suppressed)
     if episode is not None:
         decided = _within_episode(report, episode, tracked, now)
         if isinstance(decided, Decision):
@@ -355,7 +371,8 @@ def record(
             (*notes, Saved(ticket, frozenset(), report, created=True)),
             (*entries, Entry(ticket.ticket_id, AGENT, Action.CREATED, detail)),
         )
-    updated, lines = fold_diagnosis(tracked.ticket, report, now, tracked.edited)
+    updated, lines = fold_diagnosis(tracked.ticket, report, tracked.edited)
+    updated = _bumped(updated, now)
     tid = updated.ticket_id
     return Decision(
         Outcome.UPDATED,
@@ -391,8 +408,8 @@ def _within_episode(
     if report.stage == "provisional":
         return Decision(Outcome.NOTED, tid)  # the alert has its ticket: a repeat or a late one
     if t.root_cause == report.root_cause:
-        refined, lines = fold_diagnosis(t, report, now, cur.edited, occurrence=False)
-        saved = Saved(refined, cur.edited, report)
+        refined, lines = fold_diagnosis(t, report, cur.edited, occurrence=False)
+        saved = Saved(_bumped(refined, now), cur.edited, report)
         return Decision(
             Outcome.REFINED, tid, (saved,), (Entry(tid, AGENT, Action.DIAGNOSIS, "; ".join(lines)),)
         )
@@ -404,8 +421,12 @@ def _within_episode(
         return _noted(Outcome.KEPT, cur, Action.CAUSE_KEPT, detail)
     solo = t.alert_ids == [report.alert_id]
     if tracked is None and solo:
-        revised, lines = revise_cause(t, report, now, cur.edited)
-        saved = Saved(revised, cur.edited, report)
+        revised, lines = revise_cause(t, report, cur.edited)
+        if t.state == "approved":
+            # The approval was for another cause: the work order now asks for another trade.
+            revised = revised.model_copy(update={"state": "open"})
+            lines.append("approval withdrawn: the approved cause was revised")
+        saved = Saved(_bumped(revised, now), cur.edited, report)
         entry = Entry(tid, AGENT, Action.CAUSE_REVISED, "; ".join(lines))
         return Decision(Outcome.REVISED, tid, (saved,), (entry,))
     if tracked is None:
@@ -425,8 +446,8 @@ def _merge(
     the provisional ticket closes as its duplicate when nothing else (a reviewer's work, other
     episodes) holds it open."""
     target = tracked.ticket.ticket_id
-    merged, lines = fold_diagnosis(tracked.ticket, report, now, tracked.edited)
-    saves = [Saved(merged, tracked.edited, report)]
+    merged, lines = fold_diagnosis(tracked.ticket, report, tracked.edited)
+    saves = [Saved(_bumped(merged, now), tracked.edited, report)]
     entries = [Entry(target, AGENT, Action.OCCURRENCE, "; ".join(lines))]
     t = cur.ticket
     if solo and t.state == "open" and not cur.edited:

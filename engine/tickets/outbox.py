@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.bus.client import delivered
 from engine.schemas import PlantMessage, WireError, decode
+from engine.tickets.errors import Fault, StoreError
 from engine.tickets.store import TicketStore
 
 log = logging.getLogger("controlroom.tickets")
@@ -126,10 +127,16 @@ class OutboxPublisher:
                     log.exception("outbox on_sent hook failed")
 
     def _loop(self) -> None:
+        fault: Fault | None = None
         while not self._stop.is_set():
             try:
                 self.drain_once()
-            except Exception:  # a locked database or a hook failure: try again shortly
+                fault = None
+            except StoreError as exc:  # the service's /health reports it; say it once here
+                if exc.fault != fault:
+                    log.warning("outbox %s: store unavailable (%s); will retry", self.origin, exc)
+                fault = exc.fault
+            except Exception:  # a hook failure: try again shortly
                 log.exception("outbox %s: drain failed", self.origin)
             self._wake.wait(0.02 if self._inflight else self._idle_s)
             self._wake.clear()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,9 @@ from engine.tickets.database import Conn
 from engine.tickets.errors import TicketNotFound
 from engine.tickets.lifecycle import Decision, Episode, Outcome, Stored
 
+Gate = Callable[[Conn, DiagnosisReport], "str | None"]
+"""The C6 check: why a report's alarm must not open a ticket, or None."""
+
 BUS_LIST_LIMIT = 200
 """A snapshot on the bus carries at most this many (most recent) audit entries, diagnosis ids and
 alert ids, so a ticket that lives for months never outgrows the bus's payload limit; the store
@@ -46,10 +49,12 @@ class Recorded:
     ``also``: other tickets the same transaction changed (the provisional ticket a merge
     closed, a ticket that got a history line)."""
 
-    ticket: Ticket
+    ticket: Ticket | None
+    """None only for a suppressed diagnosis (or a repeat of one): no ticket."""
     created: bool
     outcome: Outcome
     also: tuple[Ticket, ...] = ()
+    reason: str | None = None
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.ticket, self.created))
@@ -202,19 +207,24 @@ class Tx:
         self.conn.execute("UPDATE tickets SET ticket_id = ? WHERE num = ?", (ticket_id, num))
         return ticket_id
 
-    def record_diagnosis(self, report: DiagnosisReport, now: datetime | None = None) -> Recorded:
+    def record_diagnosis(
+        self, report: DiagnosisReport, now: datetime | None = None, gate: Gate | None = None
+    ) -> Recorded:
+        """``gate(conn, report)``: why this report's alarm must not open a ticket (contract C6,
+        the alarm tables' check, run in this transaction), or None."""
         now = now or utc_now()
         key = (report.asset, report.diagnosis_id)
         seen = self.conn.scalar(
             "SELECT ticket_id FROM diagnoses WHERE asset = ? AND diagnosis_id = ?", key
         )
         if seen is not None:
-            return Recorded(self.get(seen, history=BUS_LIST_LIMIT), False, Outcome.DUPLICATE)
+            ticket = self.get(seen, history=BUS_LIST_LIMIT) if seen else None
+            return Recorded(ticket, False, Outcome.DUPLICATE)
         episode = None
         alert = (report.asset, report.alert_id)
         row = self.conn.one(
             "SELECT ticket_id FROM diagnoses WHERE asset = ? AND alert_id = ? "
-            "ORDER BY seq DESC LIMIT 1",
+            "AND ticket_id <> '' ORDER BY seq DESC LIMIT 1",
             alert,
         )
         if row is not None:
@@ -235,6 +245,7 @@ class Tx:
             tracked=self.stored(tracked_id) if tracked_id is not None else None,
             new_id=lambda: self._new_ticket_id(report),
             now=now,
+            suppressed=gate(self.conn, report) if gate is not None and episode is None else None,
         )
         self.apply(decision, now)
         self.conn.execute(
@@ -251,6 +262,8 @@ class Tx:
                 time.time(),
             ),
         )
+        if decision.outcome is Outcome.SUPPRESSED:
+            return Recorded(None, False, decision.outcome, reason=decision.reason)
         also = tuple(
             self.get(s.ticket.ticket_id, history=BUS_LIST_LIMIT)
             for s in decision.saves

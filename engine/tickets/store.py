@@ -42,7 +42,14 @@ from engine.tickets.errors import (
     TicketError,
     TicketNotFound,
 )
-from engine.tickets.repository import BUS_LIST_LIMIT, MIRROR_KEY, Recorded, Tx, normalize_id
+from engine.tickets.repository import (
+    BUS_LIST_LIMIT,
+    MIRROR_KEY,
+    Gate,
+    Recorded,
+    Tx,
+    normalize_id,
+)
 from engine.tickets.schema import create_or_migrate
 
 __all__ = [
@@ -175,11 +182,16 @@ class TicketStore:
     # ---- writes (each its own transaction) ---------------------------------------------------
 
     def record_diagnosis(
-        self, report: DiagnosisReport, *, origin: str | None = None, now: datetime | None = None
+        self,
+        report: DiagnosisReport,
+        *,
+        origin: str | None = None,
+        now: datetime | None = None,
+        gate: Gate | None = None,
     ) -> Recorded:
         with self.transaction() as tx:
-            rec = tx.record_diagnosis(report, now=now)
-            if origin and rec.changed:
+            rec = tx.record_diagnosis(report, now=now, gate=gate)
+            if origin and rec.changed and rec.ticket is not None:
                 for ticket in (*rec.also, rec.ticket):
                     tx.enqueue(ticket, origin)
             return rec

@@ -21,17 +21,10 @@ from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Telemetry
 RULES = load_rules()
 
 
-class _Revised(AlertEvent):
-    """An alert revision as contract C1 publishes it (until ``revision`` is in the schema)."""
-
-    revision: int = 0
-
-
 def revise(a: AlertEvent, revision: int, severity: str, ts: float, **kw: Any) -> AlertEvent:
-    data = a.model_dump() | {"severity": severity, "ts": ts, **kw}
-    data["revision"] = revision
-    cls = AlertEvent if "revision" in AlertEvent.model_fields else _Revised
-    return cls.model_validate(data)
+    """A later revision of alert ``a``, as contract C1 publishes it."""
+    data = a.model_dump() | {"severity": severity, "ts": ts, "revision": revision, **kw}
+    return AlertEvent.model_validate(data)
 
 
 def inputs(run) -> list[PlantMessage]:
@@ -291,3 +284,47 @@ def test_steady_running_scalar_and_array_agree() -> None:
                 one[j].update(float(speeds[t, j]))
             assert settled[j] == one[j].settled and many.steady_for[j] == one[j].steady_for
     assert many.steady_for.max() > 30  # some settled, some ramps seen
+    # One reference speed per pump (a monitor that learns each pump's own): same rule.
+    rated = np.array([2950.0, 1475.0])
+    per = SteadyRunningArray(2, rated_rpm=rated)
+    each = [SteadyRunning(rated_rpm=2950.0), SteadyRunning(rated_rpm=1475.0)]
+    for v in (0.0, 600.0, 1200.0, 1400.0, 1410.0, 1420.0):
+        got = per.update(np.array([v, v]))
+        assert list(got) == [s.update(v) for s in each]
+        assert list(per.running) == [s.running for s in each]
+
+
+# ------------------------------------------------------------------ bounds
+
+
+def _tele(asset: str, ts: float) -> Telemetry:
+    return Telemetry(msg_id=f"{asset}-{ts}", asset=asset, seq=int(ts), ts=ts, signals={"x": 1.0})
+
+
+def _raise(asset: str, n: int, ts: float) -> AlertEvent:
+    return AlertEvent(
+        alert_id=f"{asset}-A{n}",
+        asset=asset,
+        ts=ts,
+        onset_ts=ts,
+        severity="low",
+        score=2.0,
+        signals=["x"],
+        detector="level",
+    )
+
+
+def test_assets_and_alerts_are_bounded() -> None:
+    from engine.agents.diagnosis import DiagnosisConfig
+
+    agent = DiagnosisAgent(RULES, config=DiagnosisConfig(max_assets=3, max_alerts_per_asset=2))
+    agent.feed(_tele("busy", 0.0))
+    assert agent.feed(_raise("busy", 1, 1.0))  # provisional at once (a non-pump stream)
+    for i in range(6):
+        agent.feed(_tele(f"idle{i}", float(i)))
+    assert len(agent._assets) == 3 and "busy" in agent._assets  # pending: never dropped
+    assert agent.stats["assets_dropped"] == 4
+    agent.feed(_raise("busy", 2, 2.0))
+    out = agent.feed(_raise("busy", 3, 3.0))  # a third alert: the oldest pending is decided
+    assert [d.alert_id for d in out if d.stage == "final"] == ["busy-A1"]
+    assert agent.stats["alerts_dropped"] == 1 and len(agent._assets["busy"].alerts) == 2

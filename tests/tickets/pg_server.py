@@ -31,9 +31,8 @@ def pg_bin_dir() -> Path | None:
     found = shutil.which("pg_ctl")
     if found and shutil.which("initdb"):
         return Path(found).parent
-    dirs = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(Path(d).parent.name or 0)
-    )
+    versions = [d for d in glob.glob("/usr/lib/postgresql/*/bin") if Path(d).parent.name.isdigit()]
+    dirs = sorted(versions, key=lambda d: int(Path(d).parent.name))
     for d in reversed(dirs):
         if (Path(d) / "initdb").exists() and (Path(d) / "pg_ctl").exists():
             return Path(d)
@@ -41,9 +40,9 @@ def pg_bin_dir() -> Path | None:
 
 
 class PostgresServer:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, root: Path | None = None) -> None:
         self.bin = bin_dir
-        self.root = Path(tempfile.mkdtemp(prefix="controlroom-pg-"))
+        self.root = root or Path(tempfile.mkdtemp(prefix="controlroom-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
         self.as_nobody = os.geteuid() == 0
@@ -69,7 +68,7 @@ class PostgresServer:
         if not self.data.exists():
             self._run(
                 "initdb", "-D", str(self.data), "-U", USER, "-A", "trust", "-E", "UTF8",
-                "--no-sync", "--data-checksums",
+                "--no-sync", "--data-checksums", "--wal-segsize=1",
             )  # fmt: skip
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
@@ -82,6 +81,9 @@ class PostgresServer:
         if result.returncode != 0:
             raise RuntimeError(f"pg_ctl start failed: {result.stderr}{self.log_tail()}")
         return self
+
+    def running(self) -> bool:
+        return self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)

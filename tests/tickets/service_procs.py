@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tickets_data import alert, ticket
 
 from engine.bus.broker import free_port
-from engine.schemas import AlertEvent, Feedback, Ticket, utc_now
+from engine.schemas import AlertEvent, Feedback, Ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,8 +68,17 @@ class ServiceProc:
     def wait_healthy(self, timeout: float = 20.0) -> ServiceProc:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
+        relaunches = 3
         while True:
             if self.proc.poll() is not None:
+                if relaunches and "is in use" in self.errors()[-300:]:
+                    # Another process (this machine is shared) took the free port we picked
+                    # before our child bound it: pick another.
+                    relaunches -= 1
+                    self.port = free_port()
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    self.launch()
+                    continue
                 raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.errors()}")
             try:
                 if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
@@ -123,30 +133,11 @@ class Watcher:
 
 
 def probe_alert() -> AlertEvent:
-    return AlertEvent(
-        alert_id=f"probe-{uuid.uuid4().hex[:8]}",
-        asset="probe",
-        ts=0.0,
-        onset_ts=0.0,
-        severity="low",
-        score=0.0,
-        signals=["probe"],
-        detector="probe",
-    )
+    return alert(alert_id=f"probe-{uuid.uuid4().hex[:8]}", asset="probe", signals=["probe"])
 
 
 def probe_ticket() -> Ticket:
-    now = utc_now()
-    return Ticket(
-        ticket_id="PROBE",
-        asset="probe",
-        title="probe",
-        body="probe",
-        severity="low",
-        root_cause="unknown",
-        created_at=now,
-        updated_at=now,
-    )
+    return ticket(ticket_id="PROBE", asset="probe", severity="low", root_cause="unknown")
 
 
 def wait_subscribed(svc: ServiceProc, watcher: Watcher, pub: Any, wait_for: Any) -> None:
@@ -164,3 +155,16 @@ def wait_subscribed(svc: ServiceProc, watcher: Watcher, pub: Any, wait_for: Any)
 
     wait_for(service_hears, what=f"{svc.name} subscribed", interval=0.2)
     wait_for(watcher_hears, what="watcher subscribed", interval=0.2)
+
+
+def review_socket_client(var: Path) -> httpx.Client:
+    """HTTP on the review service's Unix socket: the service names this test process's login
+    as the operator (no token, nothing in the body)."""
+    from engine.auth.peer import ShortPath
+
+    short = ShortPath(var / "review.sock")
+    client = httpx.Client(
+        base_url="http://review", transport=httpx.HTTPTransport(uds=short.text), timeout=10.0
+    )
+    client._short_path = short  # type: ignore[attr-defined]  # keeps a long path's dir fd open
+    return client

@@ -46,7 +46,8 @@ def test_false_positive_makes_its_signals_and_rules_less_eager(store: TicketStor
         "threshold pump01/bearing_temp x1 -> x1.1",
         "rule R01_bearing_vib_temp confidence +0 -> -0.05",
     ]
-    assert "F-T-0001-r2: T-0001 (bearing_wear) closed as false positive by ana" in tuned.notes
+    # One note per close, not one per threshold it moved.
+    assert tuned.notes == ["F-T-0001-r2: T-0001 (bearing_wear) closed as false positive by ana"]
     assert tuned.updated_at == fb.at == AT  # the feedback's time: the agent reads no clock
     # Other assets and signals are untouched.
     assert threshold_scale(tuned, "pump02", "vibration") == 1.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,13 @@ class Clock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+@pytest.fixture
+def db_target(tmp_path: Path) -> Path:
+    """SQLite only: the mirror logic does not depend on the database, and the store's mirror
+    queue is tested on both databases in test_store.py."""
+    return tmp_path / "tickets.db"
 
 
 @pytest.fixture

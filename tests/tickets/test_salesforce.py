@@ -45,6 +45,13 @@ class Clock:
 
 
 @pytest.fixture
+def db_target(tmp_path: Path) -> Path:
+    """SQLite only: the mirror logic does not depend on the database, and the store's mirror
+    queue is tested on both databases in test_store.py."""
+    return tmp_path / "tickets.db"
+
+
+@pytest.fixture
 def salesforce() -> Iterator[FakeSalesforce]:
     sf = FakeSalesforce(CLIENT_ID, SECRET).start()
     yield sf

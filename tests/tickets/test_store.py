@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tickets_data import report
+from tickets_data import report, ticket
 
 from engine.schemas import ExternalRef, Ticket, utc_now
 from engine.tickets.store import (
@@ -41,18 +41,7 @@ CREATE TABLE bus_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, origin TEXT NOT 
     topic TEXT NOT NULL, payload TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-V1_TICKET = Ticket(
-    ticket_id="T-0001",
-    asset="pump01",
-    title="pump01: suspected bearing wear",
-    body="old body",
-    severity="medium",
-    root_cause="bearing_wear",
-    alert_ids=["A-old"],
-    diagnosis_ids=["D-old"],
-    created_at=utc_now(),
-    updated_at=utc_now(),
-)
+V1_TICKET = ticket(alert_ids=["A-old"], diagnosis_ids=["D-old"])
 
 
 def test_one_ticket_per_episode_with_occurrences_and_escalation(store: TicketStore) -> None:
@@ -400,11 +389,19 @@ def test_every_stored_change_bumps_the_revision(store: TicketStore) -> None:
     ref = ExternalRef(system="github", id="1", url="https://example.invalid/1", synced_at=utc_now())
     store.mirror_succeeded(job, ref, "created", None)
     revisions.append(store.get("T-0001").revision)
+    store.edit("T-0001", "ana", title="Replace the DE bearing")
+    (job,) = store.due_mirror_jobs()
+    assert store.mirror_failed(job, "502 bad gateway", None, system="github") is not None
+    assert store.mirror_failed(job, "502 bad gateway", None, system="github") is None
+    assert store.due_mirror_jobs() == [], "parked until the next change"
+    t = store.get("T-0001")
+    assert t.external is not None and t.external.error == "502 bad gateway"
+    revisions.append(t.revision)
     store.close("T-0001", "ana", "resolved")
     revisions.append(store.get("T-0001").revision)
     store.record_diagnosis(report(alert_id="A-1"))  # after close: attached, a history line
     revisions.append(store.get("T-0001").revision)
-    assert revisions == [1, 2, 3, 4]
+    assert revisions == [1, 2, 4, 5, 6], "edit: 3, its mirror error: 4"
 
 
 def test_mirror_jobs_exist_only_while_a_mirror_is_configured(store: TicketStore) -> None:
@@ -443,3 +440,41 @@ def test_a_version_1_sqlite_store_is_migrated(tmp_path: Path) -> None:
     assert again.outcome == "refined" and again.ticket.ticket_id == "T-0001"
     assert s.record_diagnosis(report(alert_id="A-new")).outcome == "updated"
     s.close_db()
+
+
+def test_a_suppressed_alarm_opens_no_ticket(store: TicketStore) -> None:
+    """Contract C6: the gate (the alarm tables' check, run in the ticket transaction) says the
+    alarm is shelved: the diagnosis is recorded (a repeat stays a duplicate), no ticket. An
+    alert that already has its ticket goes on updating it."""
+    shelved = {("pump01", "A-2")}
+
+    def gate(conn, r):  # the shape of the review service's ``suppressed`` (C6)
+        assert conn.scalar("SELECT COUNT(*) FROM tickets") is not None  # same transaction
+        return "shelved until 10:00 (by ana)" if (r.asset, r.alert_id) in shelved else None
+
+    opened = store.record_diagnosis(report(alert_id="A-1"), gate=gate)
+    assert opened.outcome == "created"
+    quiet = report(alert_id="A-2", root_cause="clogging")
+    rec = store.record_diagnosis(quiet, gate=gate, origin="ticket")
+    assert (rec.outcome, rec.ticket, rec.reason) == (
+        "suppressed",
+        None,
+        "shelved until 10:00 (by ana)",
+    )
+    assert store.record_diagnosis(quiet, gate=gate).outcome == "duplicate"
+    assert [t.ticket_id for t in store.tickets()] == ["T-0001"]
+    assert store.counts()["diagnoses"] == 2
+    assert len(store.pending_outbox("ticket")) == 0
+    shelved.add(("pump01", "A-1"))  # shelved after its ticket opened: the ticket follows it
+    later = store.record_diagnosis(
+        report(alert_id="A-1", stage="update", severity="high"), gate=gate
+    )
+    assert later.outcome == "escalated"
+
+
+def test_an_unreachable_postgresql_store_is_one_clear_line_without_the_password() -> None:
+    with pytest.raises(StoreUnavailable) as caught:
+        TicketStore("postgresql://ops:s3cret@127.0.0.1:1/plant", busy_timeout_s=2)
+    text = str(caught.value)
+    assert "cannot open the ticket store postgresql://ops:***@127.0.0.1:1/plant" in text
+    assert "s3cret" not in text and "\n" not in text

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pg_server import PostgresServer, pg_bin_dir
 from service_procs import ServiceProc, Watcher, service_env, wait_subscribed
 from tickets_data import report
 
@@ -121,12 +124,12 @@ def test_a_store_held_by_another_process_loses_nothing(
             for r in waiting:
                 pub.publish(r)
             reason = wait_for(lambda: degraded(svc, "busy"), what="/health degraded (busy)")
-            assert "cannot write" in reason and "waiting" in reason
+            assert "cannot write" in reason and "a diagnosis waits" in reason
             assert store.counts()["diagnoses"] == 1, "reads go on; nothing written"
             hold = 10 * float(BUSY_S)
             wait_for(lambda: time.monotonic() - held_at > hold, timeout=hold + 5, what="hold")
             assert degraded(svc, "busy"), "still waiting, not given up"
-        wait_for(lambda: store.counts()["diagnoses"] == 6, what="all six stored")
+        wait_for(lambda: store.counts()["diagnoses"] == 6, timeout=20, what="all six stored")
         assert stored_ids(store) == sorted(r.diagnosis_id for r in [first, *waiting])
         wait_for(lambda: healthy(svc), what="/health ok again")
         assert svc.health()["counters"]["dead_letters"] == 0
@@ -168,24 +171,41 @@ def fill(path: Path) -> None:
             pass
 
 
-def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path) -> None:
-    """The store and the service's logs on a 6 MB tmpfs, filled to the last byte: every
-    diagnosis waits (the old handler's log write raised OSError out of its retry branch and the
-    bus acknowledged: 30 of 30 lost). Space freed: all stored, once each."""
-    with small_tmpfs(tmp_path / "var") as var:
+@contextlib.contextmanager
+def small_disk(how: str, where: Path) -> Iterator[Path]:
+    if how == "tmpfs":
+        with small_tmpfs(where) as var:
+            yield var
+    else:
+        where.mkdir(parents=True, exist_ok=True)
+        yield where
+
+
+@pytest.mark.parametrize("how", ["tmpfs", "rlimit"])
+def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path, how) -> None:
+    """The store and the service's logs can no longer grow: on a 6 MB tmpfs filled to the last
+    byte (needs root), or with the service's RLIMIT_FSIZE set to 0 (any user; writes fail with
+    EFBIG). Every diagnosis waits (the old handler's log write raised OSError out of its retry
+    branch and the bus acknowledged: 30 of 30 lost). Space back: all stored, once each."""
+    with small_disk(how, tmp_path / "var") as var:
         broker = make_broker()
         env = service_env(var, broker.url, CONTROLROOM_DB_BUSY_TIMEOUT_S=BUSY_S)
         env["CONTROLROOM_DB"] = str(var / "controlroom.db")
         svc = ServiceProc("ticket", env)
         svc.stderr = tmp_path / "ticket.stderr"  # not on the full disk: we want to read it
         svc.start()
+        assert svc.proc is not None
+        pid = svc.proc.pid
         pub = bus_client(broker.url, "pub")
         watcher = Watcher(bus_client(broker.url, "watch"))
         store = TicketStore(var / "controlroom.db")
         published = []
         try:
             wait_subscribed(svc, watcher, pub, wait_for)
-            fill(var / "filler")
+            if how == "tmpfs":
+                fill(var / "filler")
+            else:
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
 
             def publish_until_degraded() -> str | None:
                 r = report(asset=f"pump{len(published) % 7:02d}")
@@ -199,7 +219,11 @@ def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path) 
             assert "cannot write" in reason
             stored_before = store.counts()["diagnoses"]
             assert stored_before < len(published), "some diagnoses are waiting"
-            (var / "filler").unlink()
+            if how == "tmpfs":
+                (var / "filler").unlink()
+            else:
+                unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, unlimited)
             wait_for(
                 lambda: store.counts()["diagnoses"] == len(published),
                 timeout=30,
@@ -210,6 +234,63 @@ def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path) 
         finally:
             svc.stop()
             store.close_db()
+
+
+def test_a_full_disk_under_postgresql_loses_nothing(
+    make_broker, bus_client, wait_for, tmp_path
+) -> None:
+    """The PostgreSQL server's data directory on a 64 MB tmpfs, filled to the last byte: the
+    server refuses writes or stops (a WAL write that fails is a PANIC); every diagnosis waits.
+    Space freed and the server started again (what its administrator does): all stored, once."""
+    bin_dir = pg_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
+    # Not under tmp_path: the server runs as nobody when we are root, and pytest's tmp root is
+    # private (0700).
+    mount_point = Path(tempfile.mkdtemp(prefix="controlroom-pgdisk-"))
+    with small_tmpfs(mount_point, size="64m") as disk:
+        server = PostgresServer(bin_dir, root=disk).start()
+        url = server.new_schema()
+        TicketStore(url).close_db()
+        broker = make_broker()
+        env = service_env(
+            tmp_path / "var", broker.url, CONTROLROOM_DB=url, CONTROLROOM_DB_BUSY_TIMEOUT_S=BUSY_S
+        )
+        svc = ServiceProc("ticket", env).start()
+        pub = bus_client(broker.url, "pub")
+        watcher = Watcher(bus_client(broker.url, "watch"))
+        published = []
+        try:
+            wait_subscribed(svc, watcher, pub, wait_for)
+            fill(disk / "filler")
+
+            def publish_until_degraded() -> str | None:
+                r = report(asset=f"pump{len(published) % 7:02d}", summary="x" * 400)
+                published.append(r)
+                pub.publish(r)
+                return next(
+                    (d for f in ("full", "unavailable", "io") if (d := degraded(svc, f))), None
+                )
+
+            wait_for(
+                publish_until_degraded, timeout=60, interval=0.2, what="/health degraded (full)"
+            )
+            (disk / "filler").unlink()
+            if not server.running():
+                server.start()
+            store = TicketStore(url)
+            wait_for(
+                lambda: store.counts()["diagnoses"] == len(published),
+                timeout=30,
+                what=f"all {len(published)} diagnoses stored",
+            )
+            assert stored_ids(store) == sorted(r.diagnosis_id for r in published)
+            wait_for(lambda: healthy(svc), what="/health ok again")
+            store.close_db()
+        finally:
+            svc.stop()
+            server.cleanup()
+    mount_point.rmdir()
 
 
 # ---- the file is corrupt ---------------------------------------------------------------------
@@ -324,3 +405,32 @@ def test_two_ticket_services_sharing_postgresql_double_nothing(
         for s in svcs:
             s.stop()
         store.close_db()
+
+
+def test_a_service_stopped_while_the_store_is_held_loses_nothing(
+    make_broker, bus_client, wait_for, var
+) -> None:
+    """Stopped (SIGTERM) with diagnoses still waiting for the store: they are not acknowledged,
+    so the broker delivers them again to the restarted service."""
+    db = var / "controlroom.db"
+    TicketStore(db).close_db()
+    broker = make_broker("mosquitto")
+    env = service_env(var, broker.url, CONTROLROOM_DB_BUSY_TIMEOUT_S=BUSY_S)
+    svc = ServiceProc("ticket", env).start()
+    pub = bus_client(broker.url, "pub")
+    watcher = Watcher(bus_client(broker.url, "watch"))
+    waiting = [report(asset=f"pump0{i}") for i in range(1, 4)]
+    try:
+        wait_subscribed(svc, watcher, pub, wait_for)
+        with lock_held(db):
+            for r in waiting:
+                pub.publish(r)
+            wait_for(lambda: degraded(svc, "busy"), what="/health degraded (busy)")
+            svc.stop()
+        svc.start()
+        store = TicketStore(db)
+        wait_for(lambda: store.counts()["diagnoses"] == 3, timeout=20, what="all three stored")
+        assert stored_ids(store) == sorted(r.diagnosis_id for r in waiting)
+        store.close_db()
+    finally:
+        svc.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from engine.schemas import DiagnosisReport, Hypothesis
+from engine.schemas import AlertEvent, DiagnosisReport, Hypothesis, Ticket, utc_now
 from engine.tickets.store import TicketStore
 
 _ids = itertools.count(1)
@@ -46,3 +46,34 @@ def stored_text(store: TicketStore) -> str:
         return "\n".join(
             str(row) for name in tables for row in tx.conn.all(f"SELECT * FROM {name}")
         )
+
+
+def alert(**overrides: Any) -> AlertEvent:
+    fields: dict[str, Any] = {
+        "alert_id": "A-1",
+        "asset": "pump01",
+        "ts": 3500.0,
+        "onset_ts": 3500.0,
+        "severity": "medium",
+        "score": 6.0,
+        "signals": ["vibration"],
+        "detector": "robust_z",
+    }
+    fields.update(overrides)
+    return AlertEvent(**fields)
+
+
+def ticket(**overrides: Any) -> Ticket:
+    now = utc_now()
+    fields: dict[str, Any] = {
+        "ticket_id": "T-0001",
+        "asset": "pump01",
+        "title": "pump01: suspected bearing wear",
+        "body": "body",
+        "severity": "medium",
+        "root_cause": "bearing_wear",
+        "created_at": now,
+        "updated_at": now,
+    }
+    fields.update(overrides)
+    return Ticket(**fields)

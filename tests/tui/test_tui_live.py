@@ -9,15 +9,17 @@ where the review service wrote it.
 
 from __future__ import annotations
 
+import os
+import pwd
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from tui_screen import record_notifications, screen_text
 
+from engine.review_client import ReviewClient
 from engine.schemas import AlertEvent, DiagnosisReport, Ticket
 from engine.services.stack import Stack
 from engine.tickets.store import TicketStore
@@ -32,6 +34,9 @@ from tui.widgets.alert_feed import AlertFeed
 from tui.widgets.ticket_table import TicketTable
 
 OPERATOR = "tester@tui"
+AUDITED = pwd.getpwuid(os.getuid()).pw_name
+"""The review service names the operator it authenticated (this process's login, on its Unix
+socket), whatever name the TUI was given."""
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +154,7 @@ async def test_approve_round_trip(stack: Stack, publisher: Any) -> None:
             lambda: (t := store(stack).get(ticket.ticket_id)).state == "approved" and t,
             "approval in the store",
         )
-        assert stored.history[-1].who == OPERATOR
+        assert stored.history[-1].who == AUDITED
         await until(
             pilot,
             lambda: app.feed.ticket(ticket.ticket_id).state == "approved",
@@ -192,7 +197,7 @@ async def test_edit_round_trip_and_escape_cancels(stack: Stack, publisher: Any) 
         )
         assert stored.severity == "critical"
         assert "urgent" in stored.labels
-        assert stored.history[-1].who == OPERATOR
+        assert stored.history[-1].who == AUDITED
 
         # An empty title is refused in the form itself: nothing is sent.
         await pilot.press("e")
@@ -257,12 +262,8 @@ async def test_ticket_closed_by_another_operator(stack: Stack, publisher: Any) -
         ticket = await ticket_on(pilot, app, asset)
         # Someone else closes it over HTTP; the TUI may not have seen the update yet.
         app.bus.stop(0.5)  # make sure the TUI cannot learn it from the bus first
-        review = stack.urls["review"]
-        r = httpx.post(
-            f"{review}/review/close",
-            json={"ticket_id": ticket.ticket_id, "reason": "duplicate", "who": "other"},
-        )
-        assert r.status_code == 200
+        async with ReviewClient(stack.urls["review"]) as other:
+            await other.close(ticket.ticket_id, "duplicate")
         await pilot.press("a")
         await until(pilot, lambda: any("failed" in m for m in app.shown), "the 409 notification")
         await until(
@@ -327,7 +328,7 @@ async def test_screens_help_and_palette(stack: Stack) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
-        for key in ("Approve", "Edit", "Close", "Filter", "Pause", "Truth"):
+        for key in ("Approve", "Edit", "Close", "Filter", "Pause", "Span"):
             assert key in text
         await pilot.press("escape")
         assert isinstance(app.screen, PlantScreen)
@@ -361,7 +362,7 @@ async def test_scenario_control(stack: Stack) -> None:
         await until(pilot, lambda: (app.scenario_status or {}).get("running"), "the start")
         assert (app.scenario_status or {}).get("speed") == 5
         await until(
-            pilot, lambda: app.feed.asset_view("pump01").history, "telemetry from the simulator"
+            pilot, lambda: app.feed.asset_view("pump01").values, "telemetry from the simulator"
         )
         await until(
             pilot,

@@ -1,17 +1,25 @@
-"""Snapshots of both screens at 80x24 and 120x40 with deterministic data.
+"""Snapshots of every screen at 80x24 and 120x40 with deterministic data.
 
 The data comes from a seeded generator (tui_sample), ages from a fixed clock, and the status bar
-from an injected health state, so a snapshot changes only when the screen does. Update after a
-deliberate change with ``pytest tests/tui --snapshot-update`` and look at the report.
+from an injected health state, so a snapshot changes only when the screen does. Each picture is
+taken once the app has processed what the test did (``settle`` waits on the app's own state and
+message queues, never on a sleep). Update after a deliberate change with
+``pytest tests/tui --snapshot-update`` and look at the report.
 """
 
 from __future__ import annotations
 
 import pytest
-from tui_sample import fixed_clock, sample_feed
+from tui_sample import fixed_clock, fleet_feed, sample_alarm_book, sample_feed, sample_kpis
+from tui_screen import settle
 
+from engine.http_schemas import AssetStatus
 from tui.app import ControlRoomApp
+from tui.screens.alarms import AlarmsScreen
+from tui.screens.fleet import FleetScreen
+from tui.screens.trend import TrendScreen
 from tui.status import HealthState, ServiceState
+from tui.widgets.alert_feed import AlertFeed
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -32,6 +40,7 @@ def healthy() -> HealthState:
 def plant_app() -> ControlRoomApp:
     app = ControlRoomApp(feed=sample_feed(), clock=fixed_clock)
     app.health = healthy()
+    app.alarms = sample_alarm_book()
     app.scenario_status = {"name": "chronic_wear", "running": True, "speed": 240, "duration": 28800}
     return app
 
@@ -47,9 +56,71 @@ def test_plant_screen_truth_overlay_and_filter(snap_compare, size: tuple[int, in
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("t", "slash", *"pump01", "enter")
-        await pilot.pause(0.2)
+        feed = app.screen.query_one(AlertFeed)
+        await settle(pilot, lambda: feed.query_text == "pump01" and feed.table.has_focus, "filter")
         app.clear_notifications()  # toasts expire on a timer: not part of a stable picture
-        await pilot.pause(0.2)
+        await settle(pilot, lambda: not app.screen.query("Toast"), "toasts cleared")
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("span", [1, 3], ids=["1h", "run"])
+def test_trend_view(snap_compare, size: tuple[int, int], span: int) -> None:  # type: ignore[no-untyped-def]
+    """pump01's vibration: a knock a quarter in, a rise over the second half, the ISO limits,
+    a cleared medium episode at the knock and an active high one on the rise."""
+    app = plant_app()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        app.span = span
+        await app.push_screen(TrendScreen("pump01", "vibration"))
+        await settle(pilot, lambda: isinstance(app.screen, TrendScreen), "the trend screen")
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_alarm_list(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """The alarms screen: every state (re-annunciated, unacknowledged, returned to normal,
+    shelved, out of service), the selected alarm's trail and the KPI panel (at 80x24 the panel
+    shares the space: ``i`` shows it)."""
+    app = plant_app()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("4")
+        await settle(pilot, lambda: isinstance(app.screen, AlarmsScreen), "the alarms screen")
+        screen = app.screen
+        assert isinstance(screen, AlarmsScreen)
+        screen.show_kpi_panel(sample_kpis())
+        if size[0] < 110:
+            await pilot.press("i")
+            await settle(pilot, lambda: screen.show_kpis, "the KPI panel")
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def fleet_app() -> ControlRoomApp:
+    feed, _ = fleet_feed()
+    app = ControlRoomApp(feed=feed, clock=fixed_clock)
+    app.health = healthy()
+    app.alarms.set_assets(
+        [AssetStatus(asset="pump05", out_of_service=True, reason="bearing replacement")]
+    )
+    return app
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("query", ["", "alarm"], ids=["all", "filtered"])
+def test_fleet_view(snap_compare, size: tuple[int, int], query: str) -> None:  # type: ignore[no-untyped-def]
+    app = fleet_app()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("3")
+        await settle(pilot, lambda: isinstance(app.screen, FleetScreen), "the fleet screen")
+        if query:
+            await pilot.press("slash", *query, "enter")
+            screen = app.screen
+            await settle(pilot, lambda: screen.query_text == query, "the filter")  # type: ignore[attr-defined]
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 

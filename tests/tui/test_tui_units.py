@@ -3,12 +3,16 @@ edit validation, status parsing."""
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from datetime import timedelta
 
+import numpy as np
 from rich.console import Console
 from tui_sample import alert, diagnosis, telemetry, ticket
 
 from engine.plant.signals import SIGNALS
+from engine.schemas import Telemetry
 from tui.feed import PlantFeed
 from tui.safe import clean, safe_text
 from tui.screens.edit_ticket import validate_edit
@@ -26,6 +30,22 @@ def test_clean_shows_control_characters_as_escapes() -> None:
     assert clean("two\nlines", single_line=True) == "two lines"
     assert clean("rtl\u202eevil") == "rtl\\u202eevil"
     assert clean("°C m³/h é") == "°C m³/h é"
+
+
+def test_zero_width_and_bidi_characters_are_escaped() -> None:
+    """Issue 12 item 12: invisible format characters are shown, like other controls."""
+    assert clean("ad\u200bmin") == "ad\\u200bmin"  # zero-width space
+    assert clean("x\u2066y\u2069") == "x\\u2066y\\u2069"  # bidi isolates
+    assert clean("\ufeffbom\u00adsoft") == "\\ufeffbom\\xadsoft"
+    assert clean("tag\U000e0041") == "tag\\U000e0041"
+    # Every format character Unicode knows (category Cf), and the separators, is escaped.
+    invisible = [
+        chr(c)
+        for c in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(c)) in ("Cf", "Zl", "Zp")
+    ]
+    assert [ch for ch in invisible if clean(ch) == ch] == []
+    assert clean("café ☕ 日本") == "café ☕ 日本"  # visible text is untouched
 
 
 def test_safe_text_is_never_markup() -> None:
@@ -55,36 +75,105 @@ def test_sparkline_clips_and_flags_out_of_range_and_pads_left() -> None:
 
 
 def test_feed_is_bounded() -> None:
-    feed = PlantFeed(history=50, max_alerts=10, max_tickets=5, max_assets=3)
+    now = [0.0]
+    feed = PlantFeed(max_alerts=10, max_tickets=5, max_assets=3, clock=lambda: now[0])
     for asset in ("p1", "p2", "p3", "p4"):
         for t in telemetry(asset, 120):
             feed.ingest(t)
-    assert feed.assets() == ["p2", "p3", "p4"]
+    # Full of live assets: a fourth is refused and counted, the others keep their history.
+    assert feed.live_assets() == ["p1", "p2", "p3"]
+    assert feed.counters.assets_refused == 120
+    # Once the longest-silent asset has been idle long enough, a new one takes its place.
+    now[0] = feed.idle_evict_s + 1
+    for t in telemetry("p2", 5) + telemetry("p3", 5) + telemetry("p4", 5):
+        feed.ingest(t)
+    assert feed.live_assets() == ["p2", "p3", "p4"]
+    assert feed.counters.assets_evicted == 1
     view = feed.asset_view("p4")
-    assert view is not None
-    assert all(len(v) == 50 for v in view.history.values())
+    assert view.trend is not None and view.trend.memory_bytes == feed.memory_per_asset()
     for i in range(30):
         feed.ingest(alert(f"a{i}", "p4", 10.0 + i, "low", ["flow"]))
     assert len(feed.alerts()) == 10
     assert feed.alerts()[0].alert_id == "a29"  # newest first
-    for i in range(12):
-        feed.ingest(ticket(f"T-{i}"))
+    feed.put_tickets([ticket(f"T-{i}") for i in range(12)])
     assert len(feed.tickets()) == 5
 
 
-def test_feed_keeps_the_newest_ticket_revision_and_joins_diagnoses() -> None:
+def test_memory_per_asset_is_fixed_and_small() -> None:
+    """A pump's whole history is a fixed block: the same after 10 minutes as after 10 hours."""
     feed = PlantFeed()
-    feed.ingest(ticket("T-1", state="approved", revision=2))
-    feed.put_tickets([ticket("T-1", state="open", revision=1)])  # a stale fetch
+    (sample,) = telemetry("p1", 1)
+
+    def at(ts: float) -> Telemetry:
+        return sample.model_copy(update={"ts": ts})
+
+    for ts in range(600):
+        feed.ingest(at(float(ts)))
+    early = feed.memory_per_asset()
+    for ts in range(600, 36_000, 7):
+        feed.ingest(at(float(ts)))
+    assert feed.memory_per_asset() == early < 64 * 1024
+    trend = feed.asset_view("p1").trend
+    assert trend is not None and trend.bucket_s(3) >= 36_000 / 160  # "run" spans all 10 h
+
+
+def test_a_hundred_assets_keep_their_history() -> None:
+    """Issue 14: at 100 assets (over the old cap of 64) every asset keeps its history."""
+    feed = PlantFeed()
+    for tick in range(30):
+        for t in (telemetry(f"pump{i:03d}", 1, seed=i)[0] for i in range(100)):
+            feed.ingest(t.model_copy(update={"ts": 3600.0 + tick}))
+    assert len(feed.live_assets()) == 100
+    trend = feed.asset_view("pump000").trend
+    assert trend is not None
+    window = trend.window("flow", 0, 160)
+    assert window is not None and int(np.isfinite(window.hi).sum()) == 8  # 30 s / 3.75 s
+
+
+def test_bus_ticket_snapshots_never_override_the_store() -> None:
+    """Issue 12 item 5: a forged ``tickets/pump02`` snapshot with a huge revision is only a hint
+    to refetch; the ticket shown stays the store's."""
+    feed = PlantFeed()
+    feed.put_tickets([ticket("T-1", asset="pump02", state="open", severity="critical")])
+    forged = ticket("T-1", asset="pump02", state="closed", close_reason="duplicate", revision=999)
+    feed.ingest(forged)
+    assert feed.ticket("T-1").state == "open"  # type: ignore[union-attr]
+    assert feed.take_ticket_hints() == ["T-1"]
+    assert feed.take_ticket_hints() == []
+    # An older fetch finishing after a newer one does not roll the ticket back.
+    feed.put_tickets([ticket("T-1", asset="pump02", state="approved", revision=3)])
+    feed.put_tickets([ticket("T-1", asset="pump02", state="open", revision=2)])
     assert feed.ticket("T-1").state == "approved"  # type: ignore[union-attr]
+    # A complete listing drops what the store no longer has, but not a ticket fetched after
+    # the listing was requested (a slow listing racing a new ticket's own fetch).
+    mark = feed.ticket_mark()
+    feed.put_tickets([ticket("T-3")])
+    feed.put_tickets([ticket("T-2")], complete_since=mark)
+    assert sorted(t.ticket_id for t in feed.tickets()) == ["T-2", "T-3"]
+
+
+def test_a_flood_of_ticket_hints_is_bounded() -> None:
+    feed = PlantFeed()
+    for i in range(1000):
+        feed.ingest(ticket(f"T-{i}"))
+    assert len(feed.take_ticket_hints(limit=10_000)) == 256
+    assert feed.counters.ticket_hints_dropped == 1000 - 256
+
+
+def test_feed_joins_diagnoses_and_follows_alert_revisions() -> None:
+    feed = PlantFeed()
     feed.ingest(diagnosis("a-9", "pump01", 100.0, "clogging", 0.7))  # before its alert
     feed.ingest(alert("a-9", "pump01", 95.0, "high", ["flow"]))
     (row,) = feed.alerts()
     assert row.diagnosis is not None and row.diagnosis.root_cause == "clogging"
     assert row.signals == ("flow",)
-    assert feed.asset_view("pump01").alert_signals == {"flow"}  # type: ignore[union-attr]
+    assert feed.asset_view("pump01").alert_signals == {"flow"}
     feed.ingest(alert("a-9", "pump01", 130.0, "high", ["flow"], status="cleared"))
-    assert feed.asset_view("pump01").alert_signals == frozenset()  # type: ignore[union-attr]
+    assert feed.asset_view("pump01").alert_signals == frozenset()
+    feed.ingest(alert("a-9", "pump01", 95.0, "high", ["flow"]))  # a redelivered "active"
+    (row,) = feed.alerts()
+    assert row.status == "cleared" and feed.counters.stale_alerts == 1
+    assert row.peak_severity == "high"
 
 
 def test_a_late_provisional_diagnosis_never_hides_the_final_one() -> None:
@@ -188,3 +277,25 @@ def test_cli_rejects_bad_input_before_touching_the_terminal() -> None:
     assert r.returncode == 2 and "no_such_scenario" in r.stderr
     r = run("tui")  # stdin is not a terminal
     assert r.returncode == 1 and "needs an interactive terminal" in r.stderr
+
+
+def test_the_demo_forecasts_its_first_alarm_by_replay() -> None:
+    """Issue 15: the scenario line says what is about to happen, computed, not guessed."""
+    from engine.cli.ui import DEMO_SCENARIO, DEMO_SPEED
+    from tui.forecast import forecast
+
+    f = forecast(DEMO_SCENARIO, None)
+    assert f is not None and f.fault == "bearing_wear" and f.first_alarm_ts is not None
+    # Early enough that the alarm is on screen within 20 s of launch at the demo's speed
+    # (start-up takes 8-10 s on a loaded 2-core machine: bench/demo_first_alarm.py).
+    assert f.first_alarm_ts / DEMO_SPEED < 8.0
+    eta = f"{f.first_alarm_ts / DEMO_SPEED:.0f}"
+    hint = f.hint(0.0, DEMO_SPEED)
+    assert hint is not None
+    assert hint.long == f"bearing wear due; first alarm expected in ~{eta} s"
+    assert hint.short == f"bearing wear: alarm in ~{eta} s"
+    later = f.hint(f.onset_ts + 1, DEMO_SPEED)
+    assert later is not None and later.long.startswith("bearing wear developing;")
+    assert f.hint(f.first_alarm_ts, DEMO_SPEED) is None
+    assert forecast("normal", None) is None  # no fault, nothing to announce
+    assert forecast("no_such_scenario", None) is None

@@ -62,7 +62,7 @@ async def test_hostile_ticket_text_is_literal_and_inert() -> None:
 
 async def test_markup_in_a_ticket_title_does_not_style_the_table() -> None:
     feed = sample_feed()
-    feed.ingest(ticket("T-9", title="[reverse]boom[/reverse]", state="open"))
+    feed.put_tickets([ticket("T-9", title="[reverse]boom[/reverse]", state="open")])
     app = ControlRoomApp(feed=feed, clock=fixed_clock)
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.pause()

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-from rich.console import Console
 from textual.app import App
 
+from tui.textual_compat import screen_text
 
-def screen_text(app: App[object]) -> str:
-    """The whole screen (including modals over it) as plain text, one line per row."""
-    width, height = app.size
-    console = Console(
-        width=width,
-        height=height,
-        file=io.StringIO(),
-        force_terminal=True,
-        color_system="truecolor",
-        record=True,
-        legacy_windows=False,
-        safe_box=False,
-    )
-    console.print(
-        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    )
-    return console.export_text()
+__all__ = ["record_notifications", "screen_text", "settle"]
 
 
 def record_notifications(app: App[object]) -> list[str]:
@@ -41,3 +24,17 @@ def record_notifications(app: App[object]) -> list[str]:
     app.notify = record  # type: ignore[method-assign]
     app.shown = shown  # type: ignore[attr-defined]
     return shown
+
+
+async def settle(pilot: Any, condition: Any, what: str, timeout: float = 10.0) -> None:
+    """Let the app process its messages until ``condition()`` holds (no fixed sleeps: each
+    round waits for the message queues, not for a clock)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()

@@ -14,17 +14,23 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select
 
 from engine.schemas import Ticket
+from tui.access import control
+from tui.alarms import AlarmRow, alarm_rows
 from tui.api import ApiError
-from tui.feed import Versions
+from tui.feed import PlantFeed, Versions
+from tui.forecast import Forecast, Hint, forecast
 from tui.format import CLOSE_REASON_LABEL
+from tui.messages import AssetRequested
 from tui.safe import clean, set_border_title
 from tui.screens.close_ticket import CloseTicketScreen
+from tui.screens.console import ConsoleScreen
 from tui.screens.edit_ticket import EditTicketScreen
 from tui.screens.picker import PickerScreen
+from tui.screens.trend import TrendScreen
+from tui.trend import SPANS
 from tui.widgets.alert_feed import AlertFeed
 from tui.widgets.scenario_bar import ScenarioBar
 from tui.widgets.signal_panel import SignalPanel
@@ -38,14 +44,16 @@ WIDE = 110
 SPEEDS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
 
 
-class PlantScreen(Screen[None]):
+class PlantScreen(ConsoleScreen):
     BINDINGS = [  # noqa: RUF012
         Binding("a", "approve", "Approve", id="plant.approve"),
         Binding("e", "edit", "Edit", id="plant.edit"),
         Binding("c", "close_ticket", "Close", id="plant.close"),
         Binding("slash", "filter", "Filter", id="plant.filter"),
         Binding("space", "pause", "Pause", key_display="space", id="plant.pause"),
-        Binding("t", "truth", "Truth", id="plant.truth"),
+        Binding("w", "span", "Span", id="plant.span"),
+        Binding("v", "trend", "Trend", show=False, id="plant.trend"),
+        Binding("t", "truth", "Truth", show=False, id="plant.truth"),
         Binding("l", "load_scenario", "Load scenario", show=False, id="plant.load"),
         Binding("s", "start", "Start scenario", show=False, id="plant.start"),
         Binding("x", "stop", "Stop scenario", show=False, id="plant.stop"),
@@ -72,9 +80,12 @@ class PlantScreen(Screen[None]):
         self.pending_speed: float | None = None
         self._drawn = Versions(-1, -1, -1)
         self._drawn_status: tuple[Any, ...] = ()
+        self._drawn_alarms = -1
         self._drawn_layout: tuple[Any, ...] = ()
         self._detail_key: tuple[str | None, int] = (None, 0)
         self._last_age = 0.0
+        self._forecast: Forecast | None = None
+        self._forecast_key: tuple[Any, Any] = (None, None)
 
     # ---------------------------------------------------------------- layout
 
@@ -86,7 +97,7 @@ class PlantScreen(Screen[None]):
                 yield SignalPanel(id="signals")
             yield AlertFeed(id="alerts-pane", classes="pane")
         with Horizontal(id="lower"):
-            yield TicketTable(self.app.clock, id="tickets", classes="pane")  # type: ignore[attr-defined]
+            yield TicketTable(control(self).clock, id="tickets", classes="pane")
             yield TicketDetail(id="detail", classes="pane")
         yield Footer(compact=True)
 
@@ -95,6 +106,7 @@ class PlantScreen(Screen[None]):
         set_border_title(self.query_one("#tickets"), "Tickets")
         set_border_title(self.query_one("#detail"), "Ticket")
         self.query_one(StatusBar).screen_title = "1 Plant"
+        self._take_requested_asset()
         self.set_interval(1 / REFRESH_HZ, self.redraw)
         self.redraw()
         self.query_one("#tickets", TicketTable).focus()
@@ -103,13 +115,15 @@ class PlantScreen(Screen[None]):
 
     def redraw(self, force: bool = False) -> None:
         """Bring every pane up to date with the feed; cheap when nothing changed."""
-        app = self.app
-        feed = app.feed  # type: ignore[attr-defined]
+        if not self.is_current:
+            return  # hidden (another screen or mode is shown): redrawn on resume
+        app = control(self)
+        feed = app.feed
         versions = feed.versions
         wide = self.size.width >= WIDE
-        layout = (wide, self.size.height, self.truth, self.show_closed, self.asset)
-        status = (app.health, app.scenario_status)  # type: ignore[attr-defined]
-        now = app.clock()  # type: ignore[attr-defined]
+        layout = (wide, self.size.height, self.truth, self.show_closed, self.asset, app.span)
+        status = (app.health, app.scenario_status, self.pending_speed, app.alarms.version)
+        now = app.clock()
         age_due = now - self._last_age >= AGE_REFRESH_S
         layout_changed = layout != self._drawn_layout
         if not (
@@ -131,13 +145,23 @@ class PlantScreen(Screen[None]):
                 self._draw_assets(feed)
             view = feed.asset_view(self.asset) if self.asset else None
             if force or layout_changed or versions.telemetry != self._drawn.telemetry:
-                self.query_one(SignalPanel).show(view, asset=self.asset or "", truth=self.truth)
-                set_border_title(
-                    self.query_one("#signals-pane"),
-                    f"Signals · {self.asset}" if self.asset else "Signals",
+                self.query_one(SignalPanel).show(
+                    view, asset=self.asset or "", truth=self.truth, span=app.span
                 )
-            if force or layout_changed or versions.alerts != self._drawn.alerts:
-                self.query_one(AlertFeed).show(feed.alerts(), compact=not wide, truth=self.truth)
+                title = f"Signals · {self.asset}" if self.asset else "Signals"
+                set_border_title(
+                    self.query_one("#signals-pane"), f"{title} · {SPANS[app.span].label} (w)"
+                )
+            if (
+                force
+                or layout_changed
+                or versions.alerts != self._drawn.alerts
+                or app.alarms.version != self._drawn_alarms
+            ):
+                self.query_one(AlertFeed).show(
+                    alarm_rows(feed.alerts(), app.alarms), compact=not wide, truth=self.truth
+                )
+                self._drawn_alarms = app.alarms.version
             if force or layout_changed or age_due or versions.tickets != self._drawn.tickets:
                 tickets = feed.tickets()
                 table = self.query_one("#tickets", TicketTable)
@@ -149,23 +173,57 @@ class PlantScreen(Screen[None]):
                 self._last_age = now
             sim_time = view.ts if view is not None and view.ts is not None else None
             bar = self.query_one(StatusBar)
-            bar.health = app.health  # type: ignore[attr-defined]
+            bar.health = app.health
             bar.sim_time = sim_time
             self.query_one(ScenarioBar).show(
-                app.scenario_status,  # type: ignore[attr-defined]
+                app.scenario_status,
                 sim_time,
                 view.truth if view is not None else None,
                 self.truth,
+                pending_speed=self.pending_speed,
+                hint=self._hint(app.scenario_status, sim_time),
             )
         self._drawn = versions
         self._drawn_status = status
         self._drawn_layout = layout
-        app.redraws += 1  # type: ignore[attr-defined]
+        app.redraws += 1
 
-    def _draw_assets(self, feed: Any) -> None:
+    def _hint(self, status: dict[str, Any] | None, sim_time: float | None) -> Hint | None:
+        """What the running scenario is about to show (computed by replay: tui/forecast.py)."""
+        if not status or not status.get("running") or not control(self).settings.connect:
+            return None  # (an unconnected app draws only what it is fed: no replay of its own)
+        seeds = status.get("seeds") or [None]
+        key = (status.get("name"), seeds[0])
+        if key != self._forecast_key:
+            self._forecast_key = key
+            self._forecast = None
+            if isinstance(key[0], str) and "," not in key[0]:
+                self.compute_forecast(key[0], seeds[0])
+        forecast = self._forecast
+        speed = status.get("speed")
+        if forecast is None or not isinstance(speed, int | float):
+            return None
+        now = sim_time if sim_time is not None else float(status.get("sim_time") or 0.0)
+        hint = forecast.hint(now, float(speed))
+        assets = status.get("assets") or []
+        if hint and len(assets) > 1:
+            hint = Hint(f"{assets[0]}: {hint.long}", f"{assets[0]}: {hint.short}")
+        return hint
+
+    @work(thread=True, exclusive=True, group="forecast")
+    def compute_forecast(self, name: str, seed: int | None) -> None:
+        result = forecast(name, seed)
+        self.app.call_from_thread(self._forecast_ready, (name, seed), result)
+
+    def _forecast_ready(self, key: tuple[Any, Any], result: Forecast | None) -> None:
+        if key == self._forecast_key:
+            self._forecast = result
+            self.redraw(force=True)
+
+    def _draw_assets(self, feed: PlantFeed) -> None:
         assets = feed.assets()
         if not self.asset_pinned and assets:
-            status = self.app.scenario_status or {}  # type: ignore[attr-defined]
+            status = control(self).scenario_status or {}
             live = feed.live_assets()
             preferred = next(iter(status.get("assets") or []), None)
             if preferred in live:
@@ -203,17 +261,42 @@ class PlantScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         self.query_one(StatusBar).screen_title = "1 Plant"
+        self._take_requested_asset()
         self.redraw(force=True)
+
+    def on_asset_requested(self, _: AssetRequested) -> None:
+        self._take_requested_asset()
+        self.redraw(force=True)
+
+    def _take_requested_asset(self) -> None:
+        app = control(self)
+        if app.requested_asset is not None:
+            self.asset, app.requested_asset = app.requested_asset, None
+            self.asset_pinned = True
+            self.notify(f"Showing {clean(self.asset, single_line=True)}", timeout=2)
+
+    @on(SignalPanel.Open)
+    def _open_trend(self, event: SignalPanel.Open) -> None:
+        if self.asset is not None:
+            self.app.push_screen(TrendScreen(self.asset, event.signal))
+
+    def why_not(self, action: str) -> str | None:
+        """Why ``action`` is disabled right now (the footer dims it; pressing it says this)."""
+        if action not in ("approve", "edit", "close_ticket"):
+            return super().why_not(action)
+        ticket = self.selected_ticket()
+        if ticket is None:
+            return "No ticket selected."
+        verb = {"approve": "approve", "edit": "edit", "close_ticket": "close"}[action]
+        if action == "approve" and ticket.state == "approved":
+            return f"{ticket.ticket_id} is already approved (c closes it)."
+        return f"{ticket.ticket_id} is {ticket.state}: nothing to {verb}."
 
     # ---------------------------------------------------------------- tickets
 
-    def tell(self, message: str, **kwargs: Any) -> None:
-        """A notification whose text (often from a service or a ticket) is never markup."""
-        self.notify(clean(message, single_line=True), markup=False, **kwargs)
-
     def selected_ticket(self) -> Ticket | None:
         key = self.query_one("#tickets", TicketTable).selected_key
-        return self.app.feed.ticket(key) if key else None  # type: ignore[attr-defined]
+        return control(self).feed.ticket(key) if key else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("approve", "edit", "close_ticket"):
@@ -223,7 +306,13 @@ class PlantScreen(Screen[None]):
             if action == "approve":
                 return True if ticket.state == "open" else None
             return True if ticket.state != "closed" else None
-        return True
+        return super().check_action(action, parameters)
+
+    def selected_alarm(self) -> AlarmRow | None:
+        return self.query_one(AlertFeed).selected
+
+    def refresh_console(self) -> None:
+        self.redraw(force=True)
 
     def action_approve(self) -> None:
         ticket = self.selected_ticket()
@@ -259,9 +348,9 @@ class PlantScreen(Screen[None]):
     async def review(self, action: str, ticket_id: str, args: dict[str, Any]) -> None:
         """One review action over HTTP. On any error the ticket is refetched, so the table
         shows what the store says, not what we hoped."""
-        app = self.app
-        api = app.api  # type: ignore[attr-defined]
-        who = app.operator  # type: ignore[attr-defined]
+        app = control(self)
+        api = app.api
+        who = app.operator
         try:
             if action == "approve":
                 ticket = await api.approve(ticket_id, who)
@@ -281,23 +370,33 @@ class PlantScreen(Screen[None]):
             )
             await self._refetch(ticket_id)
             return
-        app.feed.put_tickets([ticket])  # type: ignore[attr-defined]
+        app.feed.put_tickets([ticket])
         self.tell(message, title="Review", timeout=4)
         self.redraw(force=True)
 
     async def _refetch(self, ticket_id: str) -> None:
-        api = self.app.api  # type: ignore[attr-defined]
+        app = control(self)
         try:
-            self.app.feed.put_tickets([await api.ticket(ticket_id)])  # type: ignore[attr-defined]
+            app.feed.put_tickets([await app.api.ticket(ticket_id)])
         except ApiError:
             try:
-                self.app.feed.put_tickets(await api.tickets())  # type: ignore[attr-defined]
+                app.feed.put_tickets(await app.api.tickets())
             except ApiError:
                 return
         self.redraw(force=True)
 
     def action_refresh_tickets(self) -> None:
-        self.app.fetch_tickets()  # type: ignore[attr-defined]
+        self.refetch_all()
+
+    @work(group="refetch", exclusive=True)
+    async def refetch_all(self) -> None:
+        self.tell("Refetching tickets from the review API…", timeout=2)
+        count = await control(self).fetch_tickets().wait()
+        if count is None:
+            self.tell("Refetch failed: the review API did not answer.", severity="error", timeout=5)
+        else:
+            self.tell(f"{count} ticket(s) from the store.", timeout=3)
+        self.redraw(force=True)
 
     def action_toggle_closed(self) -> None:
         self.show_closed = not self.show_closed
@@ -322,9 +421,26 @@ class PlantScreen(Screen[None]):
         )
         self.redraw(force=True)
 
+    def action_span(self) -> None:
+        app = control(self)
+        app.span = (app.span + 1) % len(SPANS)
+        self.tell(f"History span {SPANS[app.span].label}", timeout=1.5)
+        self.redraw(force=True)
+
+    def action_trend(self) -> None:
+        panel = self.query_one(SignalPanel)
+        if self.asset is None or panel.selected is None:
+            self.tell("No signal to trend yet (waiting for telemetry).", timeout=3)
+            return
+        self.app.push_screen(TrendScreen(self.asset, panel.selected))
+
     def action_asset(self, step: int) -> None:
-        assets = self.app.feed.assets()  # type: ignore[attr-defined]
+        assets = control(self).feed.assets()
         if not assets:
+            self.tell("No asset has reported yet.", timeout=2)
+            return
+        if len(assets) == 1 and self.asset == assets[0]:
+            self.tell(f"{assets[0]} is the only asset.", timeout=2)
             return
         i = assets.index(self.asset) if self.asset in assets else -1
         self.asset = assets[(i + step) % len(assets)]
@@ -357,21 +473,23 @@ class PlantScreen(Screen[None]):
         from engine.plant.scenario import list_scenarios, load_scenario
 
         try:
-            names = await self.app.api.scenario_list()  # type: ignore[attr-defined]
+            names = await control(self).api.scenario_list()
         except ApiError:
             names = list_scenarios()
         entries: list[tuple[str, str]] = []
-        for name in names:
+        for entry in names:
             try:
-                description = load_scenario(name).description
+                description = load_scenario(entry).description
             except Exception:  # not on this host, or broken: listed without a description
                 description = ""
-            entries.append((name, description.splitlines()[0] if description else ""))
+            entries.append((entry, description.splitlines()[0] if description else ""))
         if not entries:
             self.tell("No scenarios found.", severity="warning")
             return
-        current = (self.app.scenario_status or {}).get("name")  # type: ignore[attr-defined]
-        name = await self.app.push_screen_wait(PickerScreen("Load scenario", entries, current))
+        current = (control(self).scenario_status or {}).get("name")
+        name: str | None = await self.app.push_screen_wait(
+            PickerScreen("Load scenario", entries, current)
+        )
         if name:
             await self._scenario("load", name=name)
 
@@ -382,7 +500,7 @@ class PlantScreen(Screen[None]):
         self.scenario("stop")
 
     def action_speed(self, step: int) -> None:
-        status = self.app.scenario_status or {}  # type: ignore[attr-defined]
+        status = control(self).scenario_status or {}
         speed = float(self.pending_speed or status.get("speed") or 1)
         faster = [s for s in SPEEDS if s > speed]
         slower = [s for s in SPEEDS if s < speed]
@@ -395,6 +513,7 @@ class PlantScreen(Screen[None]):
         else:  # the simulator takes a speed with "start": keep it until then
             self.pending_speed = new
             self.tell(f"Speed ×{new:g} from the next start (s).", timeout=3)
+            self.redraw(force=True)
 
     @work(group="scenario", exclusive=True)
     async def scenario(
@@ -405,8 +524,8 @@ class PlantScreen(Screen[None]):
     async def _scenario(
         self, action: str, name: str | None = None, speed: float | None = None
     ) -> None:
-        app = self.app
-        api = app.api  # type: ignore[attr-defined]
+        app = control(self)
+        api = app.api
         try:
             if action == "load":
                 assert name is not None
@@ -423,7 +542,7 @@ class PlantScreen(Screen[None]):
             else:
                 await api.scenario_start(speed)
                 message = f"Speed ×{speed:g}"
-            app.scenario_status = await api.scenario_status()  # type: ignore[attr-defined]
+            app.scenario_status = await api.scenario_status()
         except ApiError as exc:
             self.tell(exc.detail, title=f"Scenario {action}", severity="error", timeout=6)
             return

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.cache import LRUCache
 from textual.widgets import DataTable
+
+from tui.textual_compat import bound_datatable_caches
 
 Row = tuple[str, Sequence[Text]]
 CELL_CACHE = 1000
@@ -51,14 +52,9 @@ class KeyedTable(DataTable[Text]):
             show_row_labels=False,
             cell_padding=cell_padding,
         )
-        # DataTable's four render caches are keyed by its update counter, so in a table that
-        # changes every second each entry is dead after one update, yet they fill to their
-        # (generous) limits: 10,000 cells, 1,000 rows, row renderables and lines, megabytes
-        # per table. A screenful is a few hundred cells; smaller caches plateau sooner and
-        # lower. (Textual 8.2.8 has no public knob; ``getattr`` fails loudly if one is renamed.)
-        for name, size in _RENDER_CACHES.items():
-            getattr(self, name)
-            setattr(self, name, LRUCache(size))
+        # A screenful is a few hundred cells: smaller render caches plateau sooner and lower
+        # (why, and the check on upgrades: tui/textual_compat.py).
+        bound_datatable_caches(self, _RENDER_CACHES)
         self._shown: dict[str, tuple[tuple[object, ...], ...]] = {}
         self._given: dict[str, Sequence[Text]] = {}
         """The cells object last synced per key: a caller that reuses it for an unchanged row

@@ -12,35 +12,86 @@ from textual.widgets import Select
 
 from engine.schemas import Truth
 from tui import format as fmt
+from tui.forecast import Hint
 from tui.safe import clean
 from tui.widgets.text_line import TextLine
 
 
 def scenario_text(
-    status: dict[str, Any] | None, sim_time: float | None, truth: Truth | None, overlay: bool
+    status: dict[str, Any] | None,
+    sim_time: float | None,
+    truth: Truth | None,
+    overlay: bool,
+    *,
+    pending_speed: float | None = None,
+    hint: Hint | None = None,
+    width: int = 0,
 ) -> Text:
-    out = Text(end="")
+    """The scenario line, as complete as ``width`` allows (0: no limit).
+
+    ``hint``: what is about to happen (the forecast's "bearing wear developing; first alarm
+    expected in ~15 s"); it is kept when the line is short, the run's details give way.
+
+    Run time: while the run plays, the asset's own telemetry time (smooth at 10 Hz); otherwise
+    the simulator's (a just-loaded scenario is at 00:00:00, not where the last run ended).
+    Less important parts give way first on a narrow line: the duration, then the words beside
+    the state and speed symbols; the truth overlay's fault is kept."""
+    for level in range(6 if hint else 3):
+        out = _scenario_text(status, sim_time, truth, overlay, pending_speed, level, hint)
+        if not width or out.cell_len <= width:
+            return out
+    return out
+
+
+def _scenario_text(
+    status: dict[str, Any] | None,
+    sim_time: float | None,
+    truth: Truth | None,
+    overlay: bool,
+    pending_speed: float | None,
+    level: int,
+    hint: Hint | None = None,
+) -> Text:
+    out = Text(end="", no_wrap=True, overflow="ellipsis")
     if not status:
         out.append("scenario —", style="dim")
+    elif level >= 3 and hint:  # a short line: what is about to happen, the name if it fits
+        if level != 4:
+            out.append(clean(status.get("name") or "none", single_line=True), style="bold")
+            out.append(" · ")
+        out.append(hint.short if level == 5 else hint.long, style="bold yellow")
+        return out
     else:
         name = clean(status.get("name") or status.get("scenario") or "none", single_line=True)
         out.append(name, style="bold")
         running = bool(status.get("running"))
-        out.append(
-            "  ▶ running" if running else "  ■ stopped", style="green" if running else "yellow"
-        )
+        if running:
+            state, style = "▶ running", "green"
+        elif status.get("done"):
+            state, style = "■ finished", "cyan"
+        elif status.get("loaded") is False:
+            state, style = "■ not loaded", "yellow"
+        else:
+            state, style = "■ stopped", "yellow"
+        out.append("  " + (state if level < 2 else state[0]), style=style)
         speed = status.get("speed")
-        if isinstance(speed, int | float):
+        if pending_speed is not None and not running:
+            out.append(f"  ×{pending_speed:g}", style="bold")
+            out.append(" at start" if level < 2 else "", style="dim")
+        elif isinstance(speed, int | float):
             out.append(f"  ×{speed:g}")
         duration = status.get("duration") or status.get("duration_s")
-        if sim_time is None and isinstance(status.get("sim_time"), int | float):
-            sim_time = float(status["sim_time"])
+        status_time = status.get("sim_time")
+        if (not running or sim_time is None) and isinstance(status_time, int | float):
+            sim_time = float(status_time)
         if sim_time is not None:
             out.append(f"  {fmt.sim_clock(sim_time)}")
-            if isinstance(duration, int | float):
+            if isinstance(duration, int | float) and level < 1:
                 out.append(f"/{fmt.sim_clock(float(duration))}", style="dim")
+        if hint:
+            out.append(f"  {hint.long}", style="bold yellow")
     if overlay:
-        out.append("  │ truth ", style="dim")
+        out.append("  │ truth " if level < 2 else " │ ", style="dim")
         if truth is None:
             out.append("—", style="magenta")
         else:
@@ -82,7 +133,19 @@ class ScenarioBar(Horizontal):
         sim_time: float | None,
         truth: Truth | None,
         overlay: bool,
+        *,
+        pending_speed: float | None = None,
+        hint: Hint | None = None,
     ) -> None:
-        self.query_one("#scenario-info", TextLine).set(
-            scenario_text(status, sim_time, truth, overlay)
+        line = self.query_one("#scenario-info", TextLine)
+        line.set(
+            scenario_text(
+                status,
+                sim_time,
+                truth,
+                overlay,
+                pending_speed=pending_speed,
+                hint=hint,
+                width=line.content_region.width,
+            )
         )

@@ -1,0 +1,154 @@
+"""The kernel's word on who is at the other end of the review API's Unix socket.
+
+``SO_PEERCRED`` gives the connecting process's pid, uid and gid. uvicorn does not put it in the
+ASGI scope, so ``PeerCredProtocol`` (uvicorn's h11 protocol with one override) reads it when a
+connection is made and hands it to the application in the connection's ``scope["state"]``
+(``request.state.peer`` in FastAPI). That is the only place we lean on uvicorn's internals:
+``check_uvicorn()`` pins the version it was written for and the attributes it uses, and
+``tests/alarms/test_auth.py`` fails loudly if an upgrade breaks it.
+
+Unix socket paths are limited to 107 bytes. A longer path (a deep checkout, pytest's temp
+dirs) is reached through ``/proc/self/fd/N/`` of its open directory, which Linux resolves for
+``bind`` and ``connect`` alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import stat
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+UVICORN_VERSION = "0.54.0"
+PEER_KEY = "peer"
+MAX_SUN_PATH = 100
+
+
+@dataclass(frozen=True)
+class PeerCred:
+    pid: int
+    uid: int
+    gid: int
+
+
+def check_uvicorn() -> None:
+    """Fail at start, with the reason, if uvicorn changed under the protocol override."""
+    if uvicorn.__version__ != UVICORN_VERSION:
+        raise RuntimeError(
+            f"engine/auth/peer.py was written for uvicorn {UVICORN_VERSION}, found "
+            f"{uvicorn.__version__}: check PeerCredProtocol against h11_impl.H11Protocol"
+        )
+    init = H11Protocol.__init__.__code__.co_names
+    if "app_state" not in init or not hasattr(H11Protocol, "connection_made"):
+        raise RuntimeError(
+            "uvicorn's H11Protocol no longer keeps app_state: fix engine/auth/peer.py"
+        )
+
+
+def peer_of(sock: socket.socket) -> PeerCred | None:
+    if sock.family != socket.AF_UNIX:
+        return None
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return PeerCred(pid, uid, gid)
+
+
+class PeerCredProtocol(H11Protocol):
+    """uvicorn's h11 protocol, plus the peer's credentials on Unix-socket connections."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family == socket.AF_UNIX:
+            try:
+                cred = peer_of(sock)
+            except OSError:
+                cred = None
+            # uvicorn copies app_state into every request's scope["state"]; a per-connection
+            # copy carries this connection's peer and nothing else changes.
+            self.app_state = {**self.app_state, PEER_KEY: cred}
+
+
+def request_peer(state: Any) -> PeerCred | None:
+    """The peer of the connection a request came on (``request.state``), if a Unix socket."""
+    return getattr(state, PEER_KEY, None)
+
+
+# ---- socket paths ----------------------------------------------------------------------------
+
+
+class ShortPath:
+    """A socket path usable with ``bind``/``connect`` even when longer than the kernel's limit.
+    Keep the object alive while the path is in use (it holds the directory open)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        text = str(path)
+        if len(text.encode()) > MAX_SUN_PATH:
+            self._fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            text = f"/proc/self/fd/{self._fd}/{path.name}"
+        self.text = text
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def socket_in_use(path: Path) -> bool:
+    """Something accepts connections on ``path`` (another review service)."""
+    short = ShortPath(path)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1.0)
+            s.connect(short.text)
+        return True
+    except OSError:
+        return False
+    finally:
+        short.close()
+
+
+def bind_unix(path: Path, mode: int = 0o660, group: str | None = None) -> socket.socket:
+    """A listening Unix socket at ``path`` with ``mode`` (and ``group``). A stale file left by
+    a killed service is replaced; a live one is an error (two services on one socket)."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+        if socket_in_use(path):
+            raise OSError(errno.EADDRINUSE, f"{path}: another review service is listening")
+        path.unlink()
+    short = ShortPath(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # never world- or group-accessible before the chmod below
+    try:
+        sock.bind(short.text)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+        short.close()
+    if group:
+        import grp
+
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    os.chmod(path, mode)
+    sock.listen(128)
+    return sock

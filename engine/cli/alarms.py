@@ -1,0 +1,282 @@
+"""``controlroom alarms``: the alarm lifecycle from a shell, through the review service's API.
+
+    controlroom alarms [list] [--state S] [--asset A] [--priority P] [--json]
+    controlroom alarms show ID
+    controlroom alarms ack ID [--note N]
+    controlroom alarms shelve ID (--minutes M | --until-clear) [--note N]
+    controlroom alarms unshelve ID [--note N]
+    controlroom alarms out-of-service ASSET --reason R      (maintenance)
+    controlroom alarms in-service ASSET                     (back from maintenance)
+    controlroom alarms assets
+    controlroom alarms kpis [--hours H] [--operators N]
+
+``list --json`` prints the API's objects: ``alarm_id``, ``asset``, ``priority``, ``active``,
+``acknowledged``, ``shelved_until`` (null or a UTC time), ``history`` and the rest of the
+``Alarm`` model (``engine/http_schemas.py``). Choices come from the same models. Options and
+exit codes as ``controlroom tickets`` (``engine/cli/review_api.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine.cli.review_api import (
+    SEVERITY_STYLE,
+    Choices,
+    add_choice,
+    call,
+    common_options,
+    local_time,
+    print_json,
+)
+
+STATE_STYLE = {
+    "unacknowledged": "bold red",
+    "returned_unacknowledged": "yellow",
+    "latched": "bold yellow",
+    "acknowledged": "",
+    "normal": "dim",
+    "shelved": "cyan",
+    "suppressed": "magenta",
+    "out_of_service": "blue",
+}
+DONE = {
+    "ack": "acknowledged",
+    "shelve": "shelved",
+    "unshelve": "unshelved",
+    "out-of-service": "out of service",
+    "in-service": "back in service",
+}
+
+
+def _minutes(text: str) -> int:
+    from engine.http_schemas import MAX_SHELVE_MINUTES
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minutes") from None
+    if not 1 <= value <= MAX_SHELVE_MINUTES:
+        raise argparse.ArgumentTypeError(f"shelve for 1 to {MAX_SHELVE_MINUTES} minutes")
+    return value
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = common_options()
+    p = sub.add_parser(
+        "alarms",
+        parents=[common],
+        help="alarms: list, acknowledge, shelve; assets out of service; KPIs",
+        description="The alarm lifecycle through the review service. Without an action: the "
+        "alarms that are not back to normal.",
+    )
+    p.set_defaults(func=cmd_alarms, action="list", state="open", asset=None, priority=None)
+    acts = p.add_subparsers(dest="action", metavar="ACTION")
+
+    a = acts.add_parser("list", parents=[common], help="alarms, newest first")
+    add_choice(
+        a,
+        "--state",
+        Choices("engine.http_schemas", "ALARM_FILTERS"),
+        "open = all but normal (default), active, unacked, all, or one state",
+        default="open",
+    )
+    a.add_argument("--asset", help="only this asset")
+    add_choice(a, "--priority", Choices("engine.http_schemas", "PRIORITIES"))
+
+    a = acts.add_parser("show", parents=[common], help="one alarm with its history")
+    a.add_argument("alarm_id", metavar="ID")
+
+    a = acts.add_parser("ack", parents=[common], help="acknowledge")
+    a.add_argument("alarm_id", metavar="ID")
+    a.add_argument("--note")
+
+    a = acts.add_parser("shelve", parents=[common], help="shelve for a time, or until it clears")
+    a.add_argument("alarm_id", metavar="ID")
+    how = a.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--minutes", type=_minutes, metavar="M", help="how long (at most one 8-hour shift)"
+    )
+    how.add_argument("--until-clear", action="store_true", help="until it returns to normal")
+    a.add_argument("--note")
+
+    a = acts.add_parser("unshelve", parents=[common], help="end a shelve now")
+    a.add_argument("alarm_id", metavar="ID")
+    a.add_argument("--note")
+
+    a = acts.add_parser(
+        "out-of-service", parents=[common], help="take an asset out of service (maintenance)"
+    )
+    a.add_argument("asset", metavar="ASSET")
+    a.add_argument("--reason", required=True, help="why (shown on every alarm of the asset)")
+
+    a = acts.add_parser("in-service", parents=[common], help="return an asset to service")
+    a.add_argument("asset", metavar="ASSET")
+
+    acts.add_parser("assets", parents=[common], help="assets: out of service, open alarms")
+
+    a = acts.add_parser(
+        "kpis", parents=[common], help="EEMUA 191 / ISA-18.2 KPIs over the last hours"
+    )
+    a.add_argument("--hours", type=float, default=24.0, help="plant hours (default 24)")
+    a.add_argument("--operators", type=int, default=1, help="operators sharing the load")
+
+
+def cmd_alarms(args: argparse.Namespace) -> int:
+    action = args.action or "list"
+
+    async def run(client: Any) -> Any:
+        if action == "list":
+            return await client.alarms(args.state, args.asset, args.priority)
+        if action == "show":
+            return await client.alarm(args.alarm_id)
+        if action == "ack":
+            return await client.ack(args.alarm_id, args.note)
+        if action == "shelve":
+            return await client.shelve(
+                args.alarm_id, args.minutes, until_clear=args.until_clear, note=args.note
+            )
+        if action == "unshelve":
+            return await client.unshelve(args.alarm_id, args.note)
+        if action == "out-of-service":
+            return await client.out_of_service(args.asset, True, args.reason)
+        if action == "in-service":
+            return await client.out_of_service(args.asset, False)
+        if action == "assets":
+            return await client.assets()
+        return await client.kpis(args.hours, args.operators)
+
+    code, data = call(args, f"alarms {action}", run)
+    if code:
+        return code
+    if getattr(args, "json", False):
+        print_json(data)
+    elif action == "list":
+        _print_list(data, args)
+    elif action == "assets":
+        _print_assets(data)
+    elif action == "kpis":
+        from engine.alarms.kpis import render_markdown
+
+        print(render_markdown(data), end="")
+    elif action in ("out-of-service", "in-service"):
+        _print_assets([data], verb=DONE[action])
+    else:
+        _print_alarm(data, verb=DONE.get(action))
+    return 0
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _shelf(a: Any) -> str:
+    if a.shelved == "until_clear":
+        return "until clear"
+    return local_time(a.shelved_until) if a.shelved_until else ""
+
+
+def _print_list(alarms: list[Any], args: argparse.Namespace) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    console = _console()
+    if not alarms:
+        where = f" for {args.asset}" if args.asset else ""
+        console.print(Text(f"no alarms in state {args.state}{where}"))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("ID", "STATE", "PRI", "ASSET", "SIGNALS", "RAISED", "ACK BY", "SHELVED"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    for a in alarms:
+        flags = " chattering" if a.chattering else ""
+        table.add_row(
+            Text(clean(a.alarm_id, single_line=True)),
+            Text(a.state + flags, style=STATE_STYLE.get(a.state, "")),
+            Text(a.priority, style=SEVERITY_STYLE.get(a.priority, "")),
+            Text(clean(a.asset, single_line=True)),
+            Text(clean(", ".join(a.signals), single_line=True)),
+            Text(local_time(a.raised_at)),
+            Text(clean(a.acknowledged_by or "", single_line=True)),
+            Text(_shelf(a)),
+        )
+    console.print(table)
+    console.print(Text(f"{len(alarms)} alarm(s)", style="dim"))
+
+
+def _print_alarm(a: Any, verb: str | None) -> None:
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    console = _console()
+    if verb:
+        console.print(Text(f"{clean(a.alarm_id, single_line=True)} {verb}", style="bold green"))
+    head = Text()
+    head.append(clean(a.alarm_id, single_line=True), style="bold")
+    head.append("  ")
+    head.append(a.state, style=STATE_STYLE.get(a.state, ""))
+    head.append("  ")
+    head.append(a.priority, style=SEVERITY_STYLE.get(a.priority, ""))
+    head.append(f"  {clean(a.asset, single_line=True)}  {clean(a.source, single_line=True)}")
+    console.print(head)
+    facts = [
+        ("active", "yes" if a.active else "no (returned to normal)"),
+        ("acknowledged", f"by {a.acknowledged_by}" if a.acknowledged_by else str(a.acknowledged)),
+        ("latched", "yes" if a.latched else ""),
+        ("chattering", "yes" + (", suppressed" if a.suppressed else "") if a.chattering else ""),
+        ("shelved", f"{_shelf(a)} by {a.shelved_by}" if a.shelved else ""),
+        ("out of service", a.out_of_service_reason or "" if a.out_of_service else ""),
+        ("raised", local_time(a.raised_at, seconds=True)),
+        ("cleared", local_time(a.cleared_at, seconds=True)),
+    ]
+    for key, value in facts:
+        if value:
+            line = Text(f"{key:>15}: ", style="dim")
+            line.append(clean(str(value), single_line=True))
+            console.print(line)
+    if verb is None:
+        console.print(Text("history", style="bold"))
+    events = a.history if verb is None else a.history[-1:]
+    for e in events:
+        line = Text(f"  {local_time(e.at, seconds=True)}  ", style="dim")
+        line.append(f"{clean(e.who, single_line=True):<14} {e.action:<19}")
+        line.append(clean(e.detail, single_line=True))
+        if e.note:
+            line.append(f"  “{clean(e.note, single_line=True)}”", style="italic")
+        console.print(line)
+
+
+def _print_assets(assets: list[Any], verb: str | None = None) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    console = _console()
+    if verb and assets:
+        console.print(
+            Text(f"{clean(assets[0].asset, single_line=True)} {verb}", style="bold green")
+        )
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("ASSET", "SERVICE", "OPEN", "UNACK", "SINCE", "BY", "REASON"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    for s in assets:
+        table.add_row(
+            Text(clean(s.asset, single_line=True)),
+            Text(
+                "out of service" if s.out_of_service else "in service",
+                style="blue" if s.out_of_service else "",
+            ),
+            Text(str(s.open_alarms)),
+            Text(str(s.unacknowledged)),
+            Text(local_time(s.since)),
+            Text(clean(s.by or "", single_line=True)),
+            Text(clean(s.reason or "", single_line=True)),
+        )
+    console.print(table)

@@ -1,0 +1,404 @@
+"""The one client of the review API (tickets and alarms), used by the TUI and by
+``controlroom tickets`` / ``controlroom alarms``.
+
+Requests and answers are the models of ``engine/http_schemas.py``; every failure is an
+``ApiError`` carrying the service's own one-line ``detail`` (e.g. "ticket T-0012 is closed;
+cannot approve"), the HTTP status, and the exit code the CLI uses for it.
+
+Who is calling is not something the client says: the service authenticates the connection
+(``engine/auth``). ``resolve_endpoint`` picks the way in, once:
+
+1. a Unix socket named explicitly (``--api unix:/path``, ``CONTROLROOM_REVIEW_SOCKET``): the
+   kernel tells the service our uid;
+2. a URL (``--api URL``, ``CONTROLROOM_REVIEW_URL``, else ``http://127.0.0.1:<review port>``)
+   with a bearer token when one is given (``CONTROLROOM_TOKEN_FILE``, ``CONTROLROOM_TOKEN``);
+3. a loopback URL without a token: the client asks the service's ``/health`` where its socket
+   is and, when that socket is on this machine, uses it. So on the plant host nothing needs
+   configuring, whichever ``var/`` the services use.
+
+The client is async (the TUI calls it from workers); the CLI runs it with ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from engine.http_schemas import (
+    AckRequest,
+    Alarm,
+    AlarmKpis,
+    ApproveRequest,
+    AssetStatus,
+    CloseRequest,
+    EditRequest,
+    OutOfServiceRequest,
+    ShelveRequest,
+    UnshelveRequest,
+    Whoami,
+)
+from engine.schemas import Ticket
+
+T = TypeVar("T")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+SOCKET_URL = "http://review"
+"""The base URL requests carry over the Unix socket (the host part is not used)."""
+KEEPALIVE_S = 2.0
+"""An idle connection is reused for at most this long: well inside the service's own idle
+timeout (uvicorn's 5 s), so a request never goes out on a connection the service is closing."""
+
+
+class ApiError(Exception):
+    """A call that failed: ``status`` None when the service could not be reached."""
+
+    def __init__(self, service: str, status: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.service = service
+        self.status = status
+        self.detail = detail
+
+    @property
+    def conflict(self) -> bool:
+        """The request was valid but the ticket or alarm moved on meanwhile (another operator)."""
+        return self.status in (404, 409)
+
+    @property
+    def refused(self) -> bool:
+        """The service understood and said no (4xx): nothing changed."""
+        return self.status is not None and 400 <= self.status < 500
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code: 2 refused (unknown id, not allowed, bad value), 1 otherwise."""
+        return 2 if self.refused else 1
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    socket: Path | None = None
+    token: str | None = None
+
+    @property
+    def discoverable(self) -> bool:
+        """Worth asking ``/health`` for a local socket: loopback, no socket, no token."""
+        return (
+            self.socket is None and self.token is None and urlsplit(self.url).hostname in LOOPBACK
+        )
+
+    def describe(self) -> str:
+        return f"unix:{self.socket}" if self.socket else self.url
+
+
+def _token(environ: Mapping[str, str], token_file: str | None) -> str | None:
+    path = token_file or environ.get("CONTROLROOM_TOKEN_FILE")
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"token file {path}: {exc.strerror or exc}") from None
+        if not text:
+            raise ValueError(f"token file {path} is empty")
+        return text
+    return environ.get("CONTROLROOM_TOKEN", "").strip() or None
+
+
+def resolve_endpoint(
+    api: str | None = None,
+    *,
+    token_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Endpoint:
+    """Where and how to reach the review API (see the module docstring). ValueError: a token
+    file that cannot be read."""
+    environ = os.environ if environ is None else environ
+    raw = (api or "").strip()
+    if raw.startswith("unix:"):
+        return Endpoint(SOCKET_URL, socket=Path(raw[5:]))
+    if not raw and environ.get("CONTROLROOM_REVIEW_SOCKET"):
+        return Endpoint(SOCKET_URL, socket=Path(environ["CONTROLROOM_REVIEW_SOCKET"]))
+    if not raw:
+        raw = environ.get("CONTROLROOM_REVIEW_URL", "").strip()
+    if not raw:
+        from engine.services.settings import DEFAULT_PORTS, port_env
+
+        raw = f"http://127.0.0.1:{environ.get(port_env('review')) or DEFAULT_PORTS['review']}"
+    return Endpoint(raw.rstrip("/"), token=_token(environ, token_file))
+
+
+def _is_socket(path: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _first_error(exc: ValidationError) -> str:
+    e = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in e.get("loc", ()))
+    msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _body(model: type[M], **fields: Any) -> M:
+    """A request model built here, so a bad value is refused before anything is sent, with
+    the same message the service would give."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise ApiError("review", 422, _first_error(exc)) from None
+
+
+def error_detail(response: httpx.Response) -> str:
+    """The service's one-line ``detail`` (every error body is ``ErrorBody``), else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return str(detail)[:300]
+
+
+class ReviewClient:
+    """Async client of the review service: tickets, alarms, assets, KPIs."""
+
+    service = "review"
+
+    def __init__(
+        self,
+        endpoint: Endpoint | str | None = None,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if endpoint is None or isinstance(endpoint, str):
+            endpoint = resolve_endpoint(endpoint)
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._short: Any = None
+
+    async def __aenter__(self) -> ReviewClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._short is not None:
+            self._short.close()
+            self._short = None
+
+    # ---- connection ----------------------------------------------------------------------------
+
+    async def _discover(self) -> None:
+        """On the plant host: find the service's socket through its /health."""
+        try:
+            async with httpx.AsyncClient(timeout=min(self.timeout, 3.0)) as probe:
+                body = (await probe.get(self.endpoint.url + "/health")).json()
+        except (httpx.HTTPError, ValueError):
+            return
+        path = body.get("auth", {}).get("socket") if isinstance(body, dict) else None
+        if isinstance(path, str) and _is_socket(Path(path)):
+            self.endpoint = Endpoint(SOCKET_URL, socket=Path(path))
+
+    async def _client(self) -> httpx.AsyncClient:
+        if self._http is not None:
+            return self._http
+        if self._transport is None and self.endpoint.discoverable:
+            await self._discover()
+        headers = {}
+        transport = self._transport
+        if self.endpoint.socket is not None and transport is None:
+            from engine.auth.peer import ShortPath
+
+            self._short = ShortPath(self.endpoint.socket)
+            transport = httpx.AsyncHTTPTransport(
+                uds=self._short.text, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S)
+            )
+        if self.endpoint.token:
+            headers["authorization"] = f"Bearer {self.endpoint.token}"
+        if transport is None and self.endpoint.socket is None:
+            transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S))
+        self._http = httpx.AsyncClient(
+            base_url=self.endpoint.url, timeout=self.timeout, transport=transport, headers=headers
+        )
+        return self._http
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: BaseModel | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One call; ApiError for anything but a 2xx/304 answer."""
+        client = await self._client()
+        where = self.endpoint.describe()
+        kwargs: dict[str, Any] = {
+            "params": {k: v for k, v in (params or {}).items() if v is not None},
+            "content": body.model_dump_json(exclude_none=True) if body is not None else None,
+            "headers": {"content-type": "application/json", **(headers or {})}
+            if body is not None
+            else headers,
+        }
+        try:
+            try:
+                response = await client.request(method, path, **kwargs)
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                response = await client.request(method, path, **kwargs)  # a read: once more
+        except httpx.TimeoutException:
+            raise ApiError(self.service, None, f"review service timed out ({where})") from None
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                self.service,
+                None,
+                f"cannot reach the review service at {where} ({type(exc).__name__}); is it "
+                "running? (controlroom up, or controlroom serve review; --api to point elsewhere)",
+            ) from None
+        if response.status_code >= 400:
+            raise ApiError(self.service, response.status_code, error_detail(response))
+        return response
+
+    async def _get(self, adapter: TypeAdapter[T], method: str, path: str, **kw: Any) -> T:
+        response = await self.request(method, path, **kw)
+        try:
+            return adapter.validate_json(response.content)
+        except ValidationError as exc:
+            raise ApiError(
+                self.service,
+                response.status_code,
+                f"invalid answer from the review API ({path}): {_first_error(exc)}",
+            ) from None
+
+    # ---- who -----------------------------------------------------------------------------------
+
+    async def whoami(self) -> Whoami:
+        return await self._get(_WHOAMI, "GET", "/whoami")
+
+    # ---- tickets -------------------------------------------------------------------------------
+
+    async def tickets(
+        self, state: str | None = None, asset: str | None = None, limit: int = 1000
+    ) -> list[Ticket]:
+        params = {"state": state, "asset": asset, "limit": limit}
+        return await self._get(_TICKETS, "GET", "/tickets", params=params)
+
+    async def ticket(self, ticket_id: str) -> Ticket:
+        return await self._get(_TICKET, "GET", f"/tickets/{ticket_id}")
+
+    async def approve(self, ticket_id: str, note: str | None = None) -> Ticket:
+        body = _body(ApproveRequest, ticket_id=ticket_id, note=note or None)
+        return await self._get(_TICKET, "POST", "/review/approve", body=body)
+
+    async def edit(self, ticket_id: str, **changes: Any) -> Ticket:
+        body = _body(EditRequest, ticket_id=ticket_id, **changes)
+        return await self._get(_TICKET, "POST", "/review/edit", body=body)
+
+    async def close(self, ticket_id: str, reason: str, note: str | None = None) -> Ticket:
+        body = _body(CloseRequest, ticket_id=ticket_id, reason=reason, note=note or None)
+        return await self._get(_TICKET, "POST", "/review/close", body=body)
+
+    # ---- alarms --------------------------------------------------------------------------------
+
+    async def alarms(
+        self,
+        state: str = "open",
+        asset: str | None = None,
+        priority: str | None = None,
+        *,
+        history: bool = True,
+        limit: int | None = None,
+    ) -> list[Alarm]:
+        params = {
+            "state": state,
+            "asset": asset,
+            "priority": priority,
+            "history": "true" if history else "false",
+            "limit": limit,
+        }
+        return await self._get(_ALARMS, "GET", "/alarms", params=params)
+
+    async def alarms_if_changed(
+        self, etag: str | None, state: str = "open", *, history: bool = False
+    ) -> tuple[str | None, list[Alarm] | None]:
+        """For polling: ``(etag, alarms)``, or ``(etag, None)`` when nothing changed since
+        ``etag`` (the service answers 304 without a body)."""
+        params = {"state": state, "history": "true" if history else "false"}
+        headers = {"if-none-match": etag} if etag else None
+        response = await self.request("GET", "/alarms", params=params, headers=headers)
+        new = response.headers.get("etag")
+        if response.status_code == 304:
+            return new or etag, None
+        try:
+            return new, _ALARMS.validate_json(response.content)
+        except ValidationError as exc:
+            raise ApiError(self.service, 200, f"invalid alarm list: {_first_error(exc)}") from None
+
+    async def alarm(self, alarm_id: str) -> Alarm:
+        return await self._get(_ALARM, "GET", f"/alarms/{alarm_id}")
+
+    async def ack(self, alarm_id: str, note: str | None = None) -> Alarm:
+        body = _body(AckRequest, alarm_id=alarm_id, note=note or None)
+        return await self._get(_ALARM, "POST", "/alarms/ack", body=body)
+
+    async def shelve(
+        self,
+        alarm_id: str,
+        minutes: int | None = None,
+        *,
+        until_clear: bool = False,
+        note: str | None = None,
+    ) -> Alarm:
+        body = _body(
+            ShelveRequest,
+            alarm_id=alarm_id,
+            minutes=minutes,
+            until_clear=until_clear,
+            note=note or None,
+        )
+        return await self._get(_ALARM, "POST", "/alarms/shelve", body=body)
+
+    async def unshelve(self, alarm_id: str, note: str | None = None) -> Alarm:
+        body = _body(UnshelveRequest, alarm_id=alarm_id, note=note or None)
+        return await self._get(_ALARM, "POST", "/alarms/unshelve", body=body)
+
+    async def assets(self) -> list[AssetStatus]:
+        return await self._get(_ASSETS, "GET", "/assets")
+
+    async def out_of_service(self, asset: str, on: bool, reason: str | None = None) -> AssetStatus:
+        body = _body(OutOfServiceRequest, asset=asset, on=on, reason=reason or None)
+        return await self._get(_ASSET, "POST", "/assets/out_of_service", body=body)
+
+    async def kpis(self, hours: float = 24.0, operators: int = 1) -> AlarmKpis:
+        params = {"hours": hours, "operators": operators}
+        return await self._get(_KPIS, "GET", "/alarms/kpis", params=params)
+
+
+_WHOAMI = TypeAdapter(Whoami)
+_TICKET = TypeAdapter(Ticket)
+_TICKETS = TypeAdapter(list[Ticket])
+_ALARM = TypeAdapter(Alarm)
+_ALARMS = TypeAdapter(list[Alarm])
+_ASSET = TypeAdapter(AssetStatus)
+_ASSETS = TypeAdapter(list[AssetStatus])
+_KPIS = TypeAdapter(AlarmKpis)

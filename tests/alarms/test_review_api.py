@@ -1,0 +1,193 @@
+"""The alarm lifecycle through the real review service on loopback: alerts from a real broker,
+real SQLite, the operator authenticated on the Unix socket, an injected clock that the test
+moves. No pilot: the same client the TUI and the CLI use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from alarm_data import ME, alert, wire
+
+from engine.alarms.store import AlarmStore
+from engine.review_client import ApiError
+
+
+async def eventually(fetch: Any, check: Any, what: str, timeout: float = 10.0) -> Any:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await fetch()
+        if check(value):
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}; last: {value!r}"[:2000])
+        await asyncio.sleep(0.05)
+
+
+async def test_alarms_from_the_bus_ack_shelve_and_auto_unshelve(
+    make_review: Any, bus_client: Any, broker: Any, clock: Any
+) -> None:
+    review = make_review()
+    pub = bus_client(broker.url, name="monitor-sim")
+    pub.publish(wire("pump01-A1", severity="high", ts=1000.0))
+    async with review.client() as api:
+        [alarm] = await eventually(api.alarms, lambda x: len(x) == 1, "the alarm from the bus")
+        assert (alarm.alarm_id, alarm.state, alarm.priority) == (
+            "pump01-A1",
+            "unacknowledged",
+            "high",
+        )
+        assert alarm.active and not alarm.acknowledged and alarm.shelved_until is None
+
+        acked = await api.ack("pump01-A1", note="seen, operator on the way")
+        assert acked.state == "acknowledged" and acked.acknowledged_by == ME
+        last = acked.history[-1]
+        assert (last.who, last.action, last.note) == (
+            ME,
+            "acknowledged",
+            "seen, operator on the way",
+        )
+
+        shelved = await api.shelve("pump01-A1", 30, note="valve work")
+        assert shelved.state == "shelved" and shelved.shelved_until == clock.now.replace(minute=30)
+        clock.advance(minutes=29, seconds=59)
+        assert (await api.alarm("pump01-A1")).state == "shelved"
+        clock.advance(seconds=1)
+        back = await api.alarm("pump01-A1")
+        assert (back.state, back.shelved_until) == ("acknowledged", None)
+        assert back.history[-1].action == "shelve_expired" and back.history[-1].who == "system"
+
+        pub.publish(wire("pump01-A1", status="cleared", severity="high", ts=1600.0, revision=1))
+        done = await eventually(
+            lambda: api.alarm("pump01-A1"), lambda a: not a.active, "the clear from the bus"
+        )
+        assert done.state == "normal" and [e.action for e in done.history] == [
+            "raised",
+            "acknowledged",
+            "shelved",
+            "shelve_expired",
+            "returned_to_normal",
+        ]
+        assert await api.alarms() == []  # the default list shows what is not back to normal
+        assert [a.alarm_id for a in await api.alarms("all")] == ["pump01-A1"]
+
+
+async def test_illegal_transitions_are_4xx_with_a_reason(make_review: Any) -> None:
+    review = make_review()
+    review.service.on_alert(alert("pump02-A1", asset="pump02", severity="medium"))
+    async with review.client() as api:
+        await api.ack("pump02-A1")
+        for call, status, words in [
+            (api.ack("pump02-A1"), 409, f"already acknowledged by {ME}"),
+            (api.unshelve("pump02-A1"), 409, "is not shelved"),
+            (api.ack("nope"), 404, "no alarm 'nope'"),
+            (api.shelve("pump02-A1", 481), 422, "less than or equal to 480"),
+        ]:
+            with pytest.raises(ApiError) as err:
+                await call
+            assert err.value.status == status and words in err.value.detail, err.value.detail
+        await api.shelve("pump02-A1", 10)
+        with pytest.raises(ApiError, match="unshelve it first") as err:
+            await api.shelve("pump02-A1", 20)
+        assert err.value.status == 409
+        # the service refuses what the client would not send: a body naming its operator,
+        # a shelve with both kinds, a note that forges a line
+        raw = httpx.Client(transport=httpx.HTTPTransport(uds=str(review.socket)))
+        for body, words in [
+            ({"alarm_id": "pump02-A1", "who": "admin"}, "who: not accepted"),
+            ({"alarm_id": "pump02-A1", "minutes": 5, "until_clear": True}, "not both"),
+            ({"alarm_id": "pump02-A1", "note": "ok\n2026-12-01 admin acknowledged"}, "U+000A"),
+            ({"alarm_id": "pump02-A1", "note": "\u202eevil"}, "U+202E"),
+        ]:
+            path = "/alarms/shelve" if "minutes" in body else "/alarms/ack"
+            r = raw.post(f"http://review{path}", json=body)
+            assert r.status_code == 422 and words in r.json()["detail"], r.text
+        assert review.service.actions["refused"] >= 8
+        alarm = await api.alarm("pump02-A1")
+        assert [e.action for e in alarm.history] == ["raised", "acknowledged", "shelved"]
+
+
+async def test_out_of_service_asset_and_the_ticket_path_check(make_review: Any, var: Any) -> None:
+    review = make_review()
+    review.service.on_alert(alert("pump03-A1", asset="pump03"))
+    async with review.client() as api:
+        status = await api.out_of_service("pump03", True, "bearing change, permit 4711")
+        assert (status.out_of_service, status.by, status.open_alarms) == (True, ME, 1)
+        with pytest.raises(ApiError, match="already out of service") as err:
+            await api.out_of_service("pump03", True, "again")
+        assert err.value.status == 409
+        with pytest.raises(ApiError, match="say why"):
+            await api.out_of_service("pump03", True)
+        assert (await api.alarm("pump03-A1")).state == "out_of_service"
+        # a new alarm on that asset is recorded, out of service
+        review.service.on_alert(alert("pump03-A2", asset="pump03", signals=("flow",)))
+        assert (await api.alarm("pump03-A2")).state == "out_of_service"
+        # the check the ticket service calls, from its own connection to the store
+        checker = AlarmStore(var / "controlroom.db")
+        found = checker.suppression("pump03-A3", "pump03", "flow")
+        assert found is not None and found.reason == "out_of_service"
+        assert "permit 4711" in found.detail
+        assert checker.suppression("pump04-A1", "pump04", "flow") is None
+        await api.out_of_service("pump03", False)
+        assert (await api.alarm("pump03-A1")).state == "unacknowledged"
+        assert checker.suppression("pump03-A1", "pump03") is None
+        [asset] = [a for a in await api.assets() if a.asset == "pump03"]
+        assert not asset.out_of_service and [h.action for h in asset.history] == [
+            "out_of_service",
+            "returned_to_service",
+        ]
+        # shelving is what the check reports next; a shelve of the source covers the next
+        # episode before the review service has even recorded it
+        await api.shelve("pump03-A2", 15)
+        found = checker.suppression("pump03-A9", "pump03", "flow")
+        assert found is not None and found.reason == "shelved"
+        checker.close()
+
+
+async def test_escalation_reannunciates_over_the_api(make_review: Any) -> None:
+    review = make_review()
+    review.service.on_alert(alert("pump05-A1", asset="pump05", severity="medium"))
+    async with review.client() as api:
+        await api.ack("pump05-A1")
+        review.service.on_alert(alert("pump05-A1", asset="pump05", severity="critical", revision=1))
+        review.service.on_alert(alert("pump05-A1", asset="pump05", severity="high", revision=1))
+        a = await api.alarm("pump05-A1")
+        assert (a.priority, a.state, a.latched, a.revision) == (
+            "critical",
+            "unacknowledged",
+            True,
+            1,
+        )
+        assert [x.alarm_id for x in await api.alarms(priority="critical")] == ["pump05-A1"]
+        assert await api.alarms(priority="low") == []
+        assert review.service.alerts == {"recorded": 2, "ignored": 1}
+
+
+async def test_polling_costs_a_304_until_something_changes(make_review: Any) -> None:
+    review = make_review()
+    review.service.on_alert(alert("pump06-A1", asset="pump06"))
+    async with review.client() as api:
+        etag, alarms = await api.alarms_if_changed(None)
+        assert etag and alarms is not None and len(alarms) == 1
+        assert await api.alarms_if_changed(etag) == (etag, None)
+        await api.ack("pump06-A1")
+        etag2, alarms = await api.alarms_if_changed(etag)
+        assert etag2 != etag and alarms is not None and alarms[0].acknowledged
+
+
+async def test_kpis_served_for_the_tui_panel(make_review: Any) -> None:
+    review = make_review()
+    for i in range(3):  # three raises of one source within a minute of plant time: chattering
+        review.service.on_alert(alert(f"pump07-A{i}", asset="pump07", ts=3600.0 + 20 * i))
+    async with review.client() as api:
+        k = await api.kpis(hours=1)
+        assert k.alarms == 3 and k.periods == 6
+        chatter = next(r for r in k.rows if r.name.startswith("Chattering"))
+        assert chatter.value == 1 and chatter.meets is False
+        third = await api.alarm("pump07-A2")
+        assert third.chattering and third.state == "suppressed"
+        assert (await api.alarm("pump07-A0")).chattering  # flagged for the record too

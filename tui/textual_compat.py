@@ -1,0 +1,86 @@
+"""Every use of a Textual internal, in one place, checked against the version it was written for.
+
+Textual is pinned (pyproject); what we reach past its public API is listed here and nowhere else:
+
+- ``DataTable``'s four render caches (``bound_datatable_caches``): keyed by the table's update
+  counter, so in a table that changes every second each entry is dead after one update, yet they
+  fill to their generous limits (10,000 cells, 1,000 rows...), megabytes per table. Textual has no
+  public knob; we swap in smaller ``LRUCache``s. If a cache is renamed, the table keeps
+  Textual's own (correct, only bigger) and ``problems()`` names it.
+- ``screen_text`` (tests): the composed screen as plain text, as a terminal shows it, from the
+  compositor (Textual's public screenshot is SVG only).
+
+``tests/tui/test_tui_textual_compat.py`` fails loudly, naming the attribute, when an upgrade
+breaks any of it; ``TESTED_WITH`` is the version these were read from.
+"""
+
+from __future__ import annotations
+
+import io
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
+
+from textual.cache import LRUCache
+
+if TYPE_CHECKING:
+    from textual.app import App
+    from textual.widgets import DataTable
+
+TESTED_WITH = "8.2.8"
+
+DATATABLE_RENDER_CACHES = (
+    "_cell_render_cache",
+    "_row_render_cache",
+    "_row_renderable_cache",
+    "_line_cache",
+)
+
+
+def bound_datatable_caches(table: DataTable[Any], sizes: dict[str, int]) -> list[str]:
+    """Replace the table's render caches named in ``sizes`` with smaller ones; returns the names
+    it could not find (left as Textual made them)."""
+    missing = []
+    for name, size in sizes.items():
+        if isinstance(getattr(table, name, None), LRUCache):
+            setattr(table, name, LRUCache(size))
+        else:
+            missing.append(name)
+    return missing
+
+
+def problems() -> list[str]:
+    """What no longer matches in the installed Textual (empty when everything holds)."""
+    from textual.widgets import DataTable
+
+    found = []
+    installed = version("textual")
+    if installed != TESTED_WITH:
+        found.append(
+            f"textual {installed} installed; tui/textual_compat.py was checked on {TESTED_WITH}"
+        )
+    table: DataTable[str] = DataTable()
+    for name in DATATABLE_RENDER_CACHES:
+        if not isinstance(getattr(table, name, None), LRUCache):
+            found.append(f"DataTable.{name} is no longer an LRUCache")
+    return found
+
+
+def screen_text(app: App[Any]) -> str:
+    """The whole screen (modals included) as plain text, one line per row (tests)."""
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
+    console.print(
+        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    )
+    return console.export_text()
