@@ -38,7 +38,6 @@ from tui.widgets.row_table import RowTable
 from tui.widgets.signal_panel import SignalPanel
 from tui.widgets.ticket_table import TicketTable
 
-OPERATOR = "tester@tui"
 AUDITED = pwd.getpwuid(os.getuid()).pw_name
 """The review service names the operator it authenticated (this process's login, on its Unix
 socket), whatever name the TUI was given."""
@@ -74,7 +73,7 @@ def app_for(stack: Stack, *, discover: bool = False) -> ControlRoomApp:
     the app asks the simulator's /health (what ``controlroom tui`` does without --broker)."""
     assert stack.broker is not None
     broker = None if discover else stack.broker.url
-    app = ControlRoomApp(UiSettings(broker_url=broker, service_urls=stack.urls, operator=OPERATOR))
+    app = ControlRoomApp(UiSettings(broker_url=broker, service_urls=stack.urls))
     record_notifications(app)
     return app
 

@@ -360,17 +360,19 @@ class PlantScreen(ConsoleScreen):
         """One review action over HTTP. On any error the ticket is refetched, so the table
         shows what the store says, not what we hoped."""
         app = control(self)
-        api = app.api
-        who = app.operator
+        api = app.api.review
+        if not app.has_review:
+            self.tell("No review service is configured: nothing sent.", severity="error")
+            return
         try:
             if action == "approve":
-                ticket = await api.approve(ticket_id, who)
+                ticket = await api.approve(ticket_id)
                 message = f"{ticket_id} approved"
             elif action == "edit":
-                ticket = await api.edit(ticket_id, who, args["changes"])
+                ticket = await api.edit(ticket_id, **args["changes"])
                 message = f"{ticket_id} edited ({', '.join(args['changes'])})"
             else:
-                ticket = await api.close(ticket_id, args["reason"], who, args.get("note"))
+                ticket = await api.close(ticket_id, args["reason"], args.get("note"))
                 message = f"{ticket_id} closed: {CLOSE_REASON_LABEL[args['reason']]}"
         except ApiError as exc:
             self.tell(
