@@ -1,25 +1,55 @@
 """What the monitor and diagnosis services share: a pure agent fed from the bus, its outputs
-published and logged, and feedback-driven tuning picked up while running.
+published and logged, feedback-driven tuning picked up while running, and bounded per-asset
+state.
 
 The agent is not thread-safe and does not need to be: the bus dispatcher feeds it from one
-thread in arrival order; the lock only fences the periodic tuning reload.
+thread in arrival order; the lock only fences the periodic tuning reload and eviction.
+
+Bounded state: the service keeps state for at most ``Settings.max_assets`` assets. A message
+for a new asset beyond that evicts the asset silent for longest if it has been silent for
+``Settings.asset_idle_s``; otherwise the message is refused (``asset_bounds.refused`` in
+/health, and a ``asset_refused`` log line at most once a minute). An invented asset id cannot
+grow a service without bound, and a real new pump is never refused while an idle one holds
+its place.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from engine.bus.client import stamped
+from engine.http_schemas import ASSETS_SHOWN
 from engine.paths import var_dir
-from engine.schemas import Feedback, PlantMessage, WireModel
+from engine.schemas import AlertEvent, DiagnosisReport, Feedback, Telemetry, Tuning
 from engine.services.base import Service
+from engine.services.settings import Settings
 
 TUNING_FILE = "tuning.json"
 TUNING_POLL_S = 2.0
+REFUSAL_LOG_S = 60.0
+
+In = TypeVar("In", Telemetry, Telemetry | AlertEvent)
+Out = TypeVar("Out", AlertEvent, DiagnosisReport)
+In_contra = TypeVar("In_contra", contravariant=True)
+Out_co = TypeVar("Out_co", covariant=True)
+
+
+class Agent(Protocol[In_contra, Out_co]):
+    """A pure agent as a service runs it (``engine.agents.monitor.Monitor``,
+    ``engine.agents.diagnosis.DiagnosisAgent``)."""
+
+    def feed(self, msg: In_contra, /) -> Sequence[Out_co]: ...
+
+    def apply_tuning(self, tuning: Tuning | None, /) -> None: ...
+
+    def forget(self, asset: str, /) -> Sequence[Out_co]:
+        """Drop an asset's state; return what must still be published for it."""
+        ...
 
 
 class TuningWatch:
@@ -27,7 +57,7 @@ class TuningWatch:
     couple of seconds) and hands it to ``apply``. A broken file is reported, not applied: the
     tuning in effect stays."""
 
-    def __init__(self, path: Path, apply: Any, service: Service) -> None:
+    def __init__(self, path: Path, apply: Callable[[Tuning], None], service: Service) -> None:
         self.path = path
         self._apply = apply
         self._service = service
@@ -60,7 +90,7 @@ class TuningWatch:
         self._service.log.event("tuning_applied", tuning=self.summary, echo=True)
         return True
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, object]:
         return {
             "file": str(self.path),
             "loaded_at": self.loaded_at,
@@ -89,33 +119,97 @@ class LatencyWindow:
         }
 
 
-class AgentService(Service):
+class AssetSlots:
+    """Which assets hold state, least recently heard first; at most ``cap`` of them."""
+
+    def __init__(self, cap: int, idle_s: float) -> None:
+        self.cap = cap
+        self.idle_s = idle_s
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.evicted = 0
+        self.refused = 0
+
+    def admit(self, asset: str, now: float) -> tuple[bool, str | None]:
+        """(admitted, asset to evict first)."""
+        seen = self._seen
+        if asset in seen:
+            seen[asset] = now
+            seen.move_to_end(asset)
+            return True, None
+        victim = None
+        if len(seen) >= self.cap:
+            oldest, last = next(iter(seen.items()))
+            if now - last < self.idle_s:
+                self.refused += 1
+                return False, None
+            del seen[oldest]
+            self.evicted += 1
+            victim = oldest
+        seen[asset] = now
+        return True, victim
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def names(self, limit: int) -> list[str]:
+        return sorted(self._seen)[:limit]
+
+    def health(self) -> dict[str, object]:
+        return {
+            "tracked": len(self._seen),
+            "max": self.cap,
+            "idle_evict_s": self.idle_s,
+            "evicted": self.evicted,
+            "refused": self.refused,
+        }
+
+
+class AgentService(Service, Generic[In, Out]):
+    """A pure agent on the bus. Subclasses pass the agent in and name their input patterns."""
+
     inputs: ClassVar[tuple[str, ...]] = ()
     output_event: ClassVar[str] = "output"
 
-    def make_agent(self) -> Any:
-        raise NotImplementedError
-
-    def output_ids(self, out: WireModel) -> dict[str, Any]:
-        return {}
-
-    def output_latency_ms(self, trigger: PlantMessage, out: WireModel) -> float | None:
-        wall = getattr(trigger, "wall_time", None)
-        return (time.time() - wall) * 1000.0 if wall else None
-
-    # ---------------------------------------------------------------- wiring
-
-    def setup(self) -> None:
-        self.agent = self.make_agent()
+    def __init__(self, settings: Settings, agent: Agent[In, Out]) -> None:
+        super().__init__(settings)
+        self.agent: Agent[In, Out] = agent
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.outputs = 0
         self.latency = LatencyWindow()
-        self.assets: set[str] = set()
+        self.slots = AssetSlots(settings.max_assets, settings.asset_idle_s)
+        self._refusal_logged = 0.0
         self.tuning = TuningWatch(var_dir() / TUNING_FILE, self._apply_tuning, self)
         for pattern in self.inputs:
             self.bus.subscribe(pattern, self.on_input)
         self.bus.subscribe("feedback/+", self.on_feedback)
+
+    # ---------------------------------------------------------------- hooks
+
+    def output_ids(self, out: Out) -> dict[str, object]:
+        return {}
+
+    def output_latency_ms(self, trigger: In, out: Out) -> float | None:
+        wall = trigger.wall_time
+        return (time.time() - wall) * 1000.0 if wall else None
+
+    def emit(self, outs: Sequence[Out], trigger: In | None) -> None:
+        """Publish the agent's outputs (the diagnosis service overrides it with its durable
+        outbox) and log each one."""
+        for out in outs:
+            out = stamped(out)
+            self.bus.publish(out)
+            self._logged(out, trigger)
+
+    def _logged(self, out: Out, trigger: In | None, **extra: object) -> None:
+        self.outputs += 1
+        lat = self.output_latency_ms(trigger, out) if trigger is not None else None
+        if lat is not None:
+            self.latency.add(lat)
+        ids = {**self.output_ids(out), **extra}
+        self.log.message(self.output_event, out, ids=ids, latency_ms=lat, echo=True)
+
+    # ---------------------------------------------------------------- lifecycle
 
     def on_start(self) -> None:
         self.tuning.check()
@@ -129,34 +223,44 @@ class AgentService(Service):
             with self._lock:
                 self.tuning.check()
 
-    def _apply_tuning(self, tuning: Any) -> None:
+    def _apply_tuning(self, tuning: Tuning) -> None:
         self.agent.apply_tuning(tuning)
 
     # ---------------------------------------------------------------- handlers (bus thread)
 
-    def on_input(self, msg: PlantMessage) -> None:
-        self.assets.add(msg.asset)
+    def on_input(self, msg: In) -> None:
+        admitted, victim = self.slots.admit(msg.asset, time.monotonic())
+        if not admitted:
+            self._refused(msg.asset)
+            return
         with self._lock:
-            outs = self.agent.feed(msg)
-        for out in outs:
-            out = stamped(out)
-            self.bus.publish(out)
-            self.outputs += 1
-            lat = self.output_latency_ms(msg, out)
-            if lat is not None:
-                self.latency.add(lat)
-            self.log.message(
-                self.output_event, out, ids=self.output_ids(out), latency_ms=lat, echo=True
+            if victim is not None:
+                flushed = self.agent.forget(victim)
+                self.log.event("asset_evicted", ids={"asset": victim}, flushed=len(flushed))
+                if flushed:
+                    self.emit(flushed, None)
+            self.emit(self.agent.feed(msg), msg)
+
+    def _refused(self, asset: str) -> None:
+        now = time.monotonic()
+        if now - self._refusal_logged >= REFUSAL_LOG_S:
+            self._refusal_logged = now
+            self.log.event(
+                "asset_refused",
+                ids={"asset": asset[:64]},
+                echo=True,
+                tracked=len(self.slots),
+                refused=self.slots.refused,
             )
 
     def on_feedback(self, fb: Feedback) -> None:
         with self._lock:
             self.tuning.check()
 
-    def health_extras(self) -> dict[str, Any]:
+    def health_extras(self) -> dict[str, object]:
         return {
-            "assets": sorted(self.assets),
-            f"{self.output_event}s_published": self.outputs,
+            "assets": self.slots.names(ASSETS_SHOWN),
+            "asset_bounds": self.slots.health(),
             "latency": self.latency.summary(),
             "tuning": self.tuning.health(),
         }
