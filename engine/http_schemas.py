@@ -213,7 +213,8 @@ class ReviewTuning(_Body):
 class ReviewAlarms(_Body):
     recorded: int
     ignored: int
-    version: int
+    version: int | None
+    """None: the store cannot be read right now (the fault is in ``reasons``)."""
 
 
 class ReviewAuth(_Body):
@@ -225,7 +226,8 @@ class ReviewAuth(_Body):
 
 class ReviewHealth(_ServiceHealth):
     store: str
-    tickets: dict[str, int]
+    tickets: dict[str, int] | None
+    """Counts by state (None: the store cannot be read right now)."""
     actions: dict[str, int]
     alarms: ReviewAlarms
     auth: ReviewAuth

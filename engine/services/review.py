@@ -84,7 +84,8 @@ from engine.schemas import (
 )
 from engine.services.base import Service
 from engine.services.settings import Settings
-from engine.services.ticket import store_path
+from engine.services.store_health import WriteHealth
+from engine.services.ticket import PROBE_EVERY_S, store_path
 from engine.tickets.outbox import OutboxPublisher
 from engine.tickets.store import (
     IllegalTransition,
@@ -169,6 +170,7 @@ class ReviewService(Service):
         )
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self.writes = WriteHealth()
         app = self.app
         self.body_limit = self.http_limits  # Service mounts it (max_body_bytes above)
         app.add_exception_handler(RequestValidationError, self._invalid_request)
@@ -235,11 +237,21 @@ class ReviewService(Service):
         return datetime.fromtimestamp(self.clock(), UTC)
 
     def health_extras(self) -> dict[str, Any]:
+        """Reads of the store may fail (corrupt, server gone): /health still answers, with
+        None where the store could not be read and the fault in ``reasons``."""
+
+        def read(what: Callable[[], Any]) -> Any:
+            try:
+                return what()
+            except StoreError as exc:
+                self.writes.failed("probe", exc)
+                return None
+
         return {
             "store": self.store.location,
-            "tickets": self.store.counts(),
+            "tickets": read(self.store.counts),
             "actions": dict(self.actions),
-            "alarms": {**self.alerts, "version": self.alarms.version()},
+            "alarms": {**self.alerts, "version": read(self.alarms.version)},
             "auth": {
                 "socket": str(self.socket_path),
                 "socket_mode": oct(self.socket_mode),
@@ -250,10 +262,22 @@ class ReviewService(Service):
             "outbox": {"in_flight": self.outbox.pending, "sent": self.outbox.sent},
             "tuning": {
                 "file": str(self.tuning_file),
-                "in_effect": self.store.get_setting(TUNING_KEY),
+                "in_effect": read(lambda: self.store.get_setting(TUNING_KEY)),
             },
             "false_positive_log": str(self.fp_log.path),
         }
+
+    def problems(self) -> list[str]:
+        problem = self.writes.problem()
+        return [*super().problems(), *([problem] if problem else [])]
+
+    def _store_failed(self, exc: StoreError) -> None:
+        if self.writes.failed("handler", exc):
+            self.log.event("store_fault", fault=str(exc.fault), error=str(exc)[:300], echo=True)
+
+    def _store_ok(self) -> None:
+        if self.writes.ok("handler"):
+            self.log.event("store_recovered", echo=True)
 
     def _token_names(self) -> list[str]:
         try:
@@ -315,14 +339,20 @@ class ReviewService(Service):
         state: TicketStateFilter | None = None,
         asset: str | None = Query(default=None, max_length=64),
         limit: int = Query(default=200, ge=1, le=TICKET_LIST_MAX),
-    ) -> list[dict[str, Any]]:
-        return [t.model_dump(mode="json") for t in self.store.tickets(state, asset, limit)]
+    ) -> JSONResponse:
+        try:
+            tickets = self.store.tickets(state, asset, limit)
+        except StoreError as exc:
+            return self._refuse(503, f"the ticket store is unavailable ({exc}); try again")
+        return JSONResponse([t.model_dump(mode="json") for t in tickets])
 
     def get_ticket(self, ticket_id: str) -> JSONResponse:
         try:
             return JSONResponse(self.store.get(ticket_id).model_dump(mode="json"))
         except TicketNotFound as exc:
             return self._refuse(404, exc)
+        except StoreError as exc:
+            return self._refuse(503, f"the ticket store is unavailable ({exc}); try again")
 
     def approve(
         self,
@@ -385,9 +415,11 @@ class ReviewService(Service):
         except InvalidRequest as exc:
             return self._refuse(422, exc, action, ticket_id)
         except StoreError as exc:  # locked past the busy timeout, disk full, corrupt, server gone
+            self._store_failed(exc)
             return self._refuse(
                 503, f"the ticket store is unavailable ({exc}); try again", action, ticket_id
             )
+        self._store_ok()
         self.actions[action] += 1
         self.log.event(
             f"review_{action}",
@@ -442,8 +474,10 @@ class ReviewService(Service):
         try:
             rec = self.alarms.record_alert(message, self.now())
         except StoreError as exc:
+            self._store_failed(exc)
             self.log.event("store_busy", error=str(exc), ids={"alert_id": message.alert_id})
             raise RetryLater(str(exc)) from exc
+        self._store_ok()
         if rec.alarm is None:
             self.alerts["ignored"] += 1
             self.log.event("alert_ignored", ids={"alert_id": message.alert_id})
@@ -465,8 +499,11 @@ class ReviewService(Service):
             self.log.event("alarm_shelve_expired", ids={"alarm_id": alarm.alarm_id}, echo=True)
 
     def _sweep_loop(self) -> None:
-        last_prune = 0.0
+        last_prune = last_probe = 0.0
         while not self._stop.wait(SWEEP_S):
+            if time.monotonic() - last_probe >= PROBE_EVERY_S:
+                last_probe = time.monotonic()
+                self._probe()
             try:
                 self._expire()
                 if time.monotonic() - last_prune > PRUNE_S:
@@ -476,6 +513,16 @@ class ReviewService(Service):
                         self.log.event("alarms_pruned", count=pruned)
             except Exception as exc:  # a locked store: report, try again at the next tick
                 self.log.event("alarm_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _probe(self) -> None:
+        """Tell /health whether the store can write, also when no alert or operator writes."""
+        try:
+            self.store.probe()
+        except StoreError as exc:
+            if self.writes.failed("probe", exc):
+                self.log.event("store_fault", fault=str(exc.fault), error=str(exc)[:300])
+        else:
+            self.writes.ok("probe")
 
     def list_alarms(
         self,
@@ -592,7 +639,9 @@ class ReviewService(Service):
         except lc.AlarmError as exc:
             return self._refuse(422, exc, action, subject)
         except StoreError as exc:
+            self._store_failed(exc)
             return self._refuse(503, exc, action, subject)
+        self._store_ok()
         self.actions[action] += 1
         self.log.event(
             f"alarm_{action}",

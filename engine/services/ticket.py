@@ -45,6 +45,7 @@ from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket, to
 from engine.services.agent_service import LatencyWindow
 from engine.services.base import Service
 from engine.services.settings import Settings
+from engine.services.store_health import WriteHealth
 from engine.tickets.connectors import TicketConnector
 from engine.tickets.database import Conn
 from engine.tickets.errors import Fault, StoreError
@@ -100,42 +101,6 @@ class NotDurable(RetryLater):
     """A diagnosis the store could not record now (it cannot write): the bus keeps the message
     unacknowledged and hands it to the handler again, or leaves it for redelivery when the
     service stops first."""
-
-
-class WriteHealth:
-    """Whether the store can write, as last seen by the diagnosis handler and the probe. The
-    handler's fault clears only when its own write succeeds (a probe can succeed on a full
-    disk where a larger write still fails)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.handler: tuple[StoreError, float] | None = None
-        self.probe: tuple[StoreError, float] | None = None
-
-    def problem(self) -> str | None:
-        with self._lock:
-            found = self.handler or self.probe
-            if found is None:
-                return None
-            exc, since = found
-            return (
-                f"the ticket store cannot write ({exc.fault}) for {time.time() - since:.0f} s: "
-                f"{exc}"
-            )[:500]
-
-    def failed(self, kind: str, exc: StoreError) -> bool:
-        """Record a failure; True when it is a new fault (worth a log line)."""
-        with self._lock:
-            old: tuple[StoreError, float] | None = getattr(self, kind)
-            setattr(self, kind, (exc, old[1] if old else time.time()))
-            return old is None or old[0].fault != exc.fault
-
-    def ok(self, kind: str) -> bool:
-        """Record a success; True when it ends a fault."""
-        with self._lock:
-            old = getattr(self, kind)
-            setattr(self, kind, None)
-            return old is not None
 
 
 def mirror_connector(env: Mapping[str, str]) -> TicketConnector | None:

@@ -1,0 +1,93 @@
+"""The review service when its store fails (issue 12 item 7), against real parts: the real
+service on loopback, a real SQLite file held by another process or with its pages overwritten.
+Reads answer 503 with the reason instead of a 500, and ``/health`` turns ``degraded`` (503)
+naming the fault until the store can write again."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from engine.review_client import ApiError
+
+HOLD = """
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+c.execute("ROLLBACK")
+"""
+
+
+def health(url: str) -> tuple[int, dict[str, Any]]:
+    r = httpx.get(url + "/health", timeout=5.0)
+    return r.status_code, r.json()
+
+
+def wait_until(check: Any, what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_health_degraded_while_another_process_holds_the_store(make_review: Any, var: Path):
+    review = make_review(CONTROLROOM_DB_BUSY_TIMEOUT_S="0.2")
+    assert health(review.url)[0] == 200
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(var / "controlroom.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+
+        def degraded() -> str | None:
+            status, body = health(review.url)
+            found = [r for r in body["reasons"] if "cannot write (busy)" in r]
+            return found[0] if status == 503 and body["status"] == "degraded" and found else None
+
+        reason = wait_until(degraded, "/health degraded while the store is held")
+        assert "ticket store" in reason
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        holder.wait(timeout=10)
+    wait_until(lambda: health(review.url)[0] == 200, "/health ok once the lock is released")
+
+
+async def test_reads_of_a_corrupt_store_are_503_not_500(make_review: Any, var: Path) -> None:
+    review = make_review(CONTROLROOM_DB_BUSY_TIMEOUT_S="0.2")
+    db = var / "controlroom.db"
+    with sqlite3.connect(db) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = db.stat().st_size
+    with db.open("r+b") as f:  # every page but the header overwritten, as a failing disk would
+        f.seek(4096)
+        f.write(bytes((i * 131 + 7) % 256 for i in range(size - 4096)))
+    async with review.client() as api:
+        for call in (api.tickets, lambda: api.ticket("T-0001")):
+            with pytest.raises(ApiError) as err:
+                await call()
+            assert err.value.status == 503 and "unavailable" in err.value.detail
+
+    def degraded() -> dict[str, Any] | None:
+        status, body = health(review.url)
+        return body if status == 503 else None
+
+    body = wait_until(degraded, "/health degraded on a corrupt store")
+    assert any("cannot write (corrupt)" in r for r in body["reasons"]), body["reasons"]
