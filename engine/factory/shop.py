@@ -395,75 +395,28 @@ accumulate hundreds of gaps)."""
 
 def decode(shop: Shop, sequence: Sequence[int]) -> Decoded:
     """Place ``sequence`` (every op once, each after its predecessors) on the machines."""
-    if len(shop.op_job) <= FLAT_LIMIT:
-        return _decode_flat(shop, sequence)
-    return _decode_blocked(shop, sequence)
+    return _decode(shop, sequence, flat=len(shop.op_job) <= FLAT_LIMIT)
 
 
 def _decode_flat(shop: Shop, sequence: Sequence[int]) -> Decoded:
-    """:func:`decode` with each machine's gaps in two flat sorted lists (same placements)."""
-    n = len(shop.op_job)
-    starts = [-1] * n
-    ends = [-1] * n
-    ready_at = [-1] * n
-    gap_starts: list[list[int]] = []
-    gap_ends: list[list[int]] = []
-    for m, (lo, hi) in enumerate(shop.windows):
-        free = FreeTime(lo, hi, shop.blocked[m])
-        gap_starts.append(free.bs[0] if free.bs else [])
-        gap_ends.append(free.be[0] if free.be else [])
-    op_job, op_machine, op_dur, op_preds = shop.op_job, shop.op_machine, shop.op_dur, shop.op_preds
-    release, slow = shop.job_release, shop.slow
-    placed: list[int] = []
-    for op in sequence:
-        ready = release[op_job[op]]
-        ok = True
-        for p in op_preds[op]:
-            e = ends[p]
-            if e < 0:
-                ok = False
-                break
-            if e > ready:
-                ready = e
-        if not ok:
-            continue
-        ready_at[op] = ready
-        m = op_machine[op]
-        gs, ge, work, sl = gap_starts[m], gap_ends[m], op_dur[op], slow[m]
-        i = bisect_right(ge, ready)
-        count = len(gs)
-        while i < count:
-            start = gs[i]
-            if start < ready:
-                start = ready
-            end = start + work if sl is None else slowed_end(start, work, sl)
-            if end <= ge[i]:
-                break
-            i += 1
-        else:
-            continue  # no room before the window closes: unscheduled
-        gap_start, gap_end = gs[i], ge[i]
-        if start > gap_start:
-            ge[i] = start
-            if gap_end > end:
-                gs.insert(i + 1, end)
-                ge.insert(i + 1, gap_end)
-        elif gap_end > end:
-            gs[i] = end
-        else:
-            del gs[i], ge[i]
-        starts[op] = start
-        ends[op] = end
-        placed.append(op)
-    return Decoded(starts, ends, ready_at, placed)
+    return _decode(shop, sequence, flat=True)
 
 
 def _decode_blocked(shop: Shop, sequence: Sequence[int]) -> Decoded:
+    return _decode(shop, sequence, flat=False)
+
+
+def _decode(shop: Shop, sequence: Sequence[int], *, flat: bool) -> Decoded:
+    """The one placement loop. ``flat``: each machine's gaps in two flat sorted lists, the
+    search and the placement inlined (small shops, decoded thousands of times by the search);
+    else :class:`FreeTime` blocks (large shops). Both place every step identically."""
     n = len(shop.op_job)
     starts = [-1] * n
     ends = [-1] * n
     ready_at = [-1] * n
     free = [FreeTime(lo, hi, shop.blocked[m]) for m, (lo, hi) in enumerate(shop.windows)]
+    gap_starts = [f.bs[0] if f.bs else [] for f in free]
+    gap_ends = [f.be[0] if f.be else [] for f in free]
     op_job, op_machine, op_dur, op_preds = shop.op_job, shop.op_machine, shop.op_dur, shop.op_preds
     release, slow = shop.job_release, shop.slow
     placed: list[int] = []
@@ -481,11 +434,37 @@ def _decode_blocked(shop: Shop, sequence: Sequence[int]) -> Decoded:
             continue
         ready_at[op] = ready
         m = op_machine[op]
-        slot = free[m].earliest(ready, op_dur[op], slow[m])
-        if slot is None:
-            continue
-        start, end, k, i = slot
-        free[m].take(k, i, start, end)
+        work, sl = op_dur[op], slow[m]
+        if not flat:
+            slot = free[m].earliest(ready, work, sl)
+            if slot is None:
+                continue  # no room before the window closes: unscheduled
+            start, end, k, i = slot
+            free[m].take(k, i, start, end)
+        else:
+            gs, ge = gap_starts[m], gap_ends[m]
+            i = bisect_right(ge, ready)
+            count = len(gs)
+            while i < count:
+                start = gs[i]
+                if start < ready:
+                    start = ready
+                end = start + work if sl is None else slowed_end(start, work, sl)
+                if end <= ge[i]:
+                    break
+                i += 1
+            else:
+                continue  # no room before the window closes: unscheduled
+            gap_start, gap_end = gs[i], ge[i]
+            if start > gap_start:
+                ge[i] = start
+                if gap_end > end:
+                    gs.insert(i + 1, end)
+                    ge.insert(i + 1, gap_end)
+            elif gap_end > end:
+                gs[i] = end
+            else:
+                del gs[i], ge[i]
         starts[op] = start
         ends[op] = end
         placed.append(op)
