@@ -152,6 +152,8 @@ ASSETS_SHOWN = 256
 class MonitorHealth(AgentHealth):
     alerts_published: int
     telemetry_per_s: float
+    rejected: dict[str, int]
+    """Samples the monitor refused, by kind (duplicate, late, implausible, new_run…)."""
 
 
 class OutboxStatus(_Body):

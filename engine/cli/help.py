@@ -15,6 +15,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "demo": (
         "controlroom demo",
         "controlroom demo --scenario sudden_clog_and_drift --speed 600",
+        "controlroom demo --assets 20",
     ),
     "tui": (
         "controlroom tui",
@@ -50,6 +51,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "up": (
         "controlroom up --scenario chronic_wear --speed 60",
         "controlroom up --broker mqtt://broker.local:1883 --assets 10",
+    ),
+    "broker": (
+        "controlroom broker init",
+        "controlroom broker init --mosquitto-dir /etc/mosquitto/controlroom --owner 1883:1883",
+        "controlroom broker acl",
     ),
     "report": (
         "controlroom report --logs var/logs",

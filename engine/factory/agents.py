@@ -14,6 +14,10 @@ briefing      BriefingContext                section fields (briefing.draft_from
 The Claude versions send the factory's real ids as JSON-schema enums (structured outputs), put
 the planner's text inside a delimited block that the system prompt declares to be data, and
 never see or touch the simulator: they get its results as facts.
+
+Why one module of ~510 lines: each agent's offline and Claude implementations, its reply model
+and schema and its prompt sit together, so a change to one agent's contract is made in one
+place.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from engine.factory.briefing_text import write_offline
 from engine.factory.futures import critical_path_hours, futures_offline
 from engine.factory.intent import MAX_TEXT, intent_offline
 from engine.factory.llm import ClaudeClient
-from engine.factory.metrics import compute_metrics
+from engine.factory.metrics import evaluate
 from engine.factory.models import FactoryConfig
 from engine.factory.scenario import (
     BASELINE_SPEC,
@@ -50,7 +54,6 @@ from engine.factory.scenario import (
     ScenarioIntent,
     ScenarioType,
 )
-from engine.factory.scheduler import simulate
 
 MAX_ENUM = 300
 """Above this many ids the schema stops listing them (request size); validation still checks."""
@@ -109,7 +112,7 @@ class OfflineBriefing:
 
 
 class _Reply(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class FuturesItem(_Reply):
@@ -368,7 +371,7 @@ def factory_facts(factory: FactoryConfig, with_load: bool = True) -> dict[str, A
         ],
     }
     if with_load:
-        baseline = compute_metrics(simulate(factory, BASELINE_SPEC), factory)
+        baseline = evaluate(factory, BASELINE_SPEC)
         facts["baseline"] = {
             "bottleneck_machine_id": baseline.bottleneck_machine_id,
             "busy_hours_by_machine": baseline.busy_hours_by_machine,

@@ -13,6 +13,10 @@ there with ``pipeline_completed=False`` rather than brief on it.
 
 Every step emits a typed :class:`StepEvent` as it completes (``on_event``); the spec's log line
 is rendered from it (``on_log`` gets the line), and the TUI shows the event's fields.
+
+Why one module of ~540 lines: it is the spec's explicit orchestrator; its six steps and the one
+fallback chain they share read top to bottom in one place, which is the point of not using a
+framework.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from engine.factory.plan import PlanError, make_plan, plan_seconds
 from engine.factory.results import AgentSource, FactoryState, StepEvent, StepKind, StepStatus
 from engine.factory.scenario import DEFAULT_INTENT, ScenarioIntent, ScenarioSpec
 from engine.factory.scheduler import check_result, job_sequence, simulate
+from engine.factory.shop import gc_paused
 from engine.factory.validation import (
     MAX_WITH_PLANT,
     validate_scenario_intent,
@@ -128,12 +133,13 @@ def run_pipeline(
     )
     run = _Run(on_log, on_event)
     try:
-        state = step_intent(state, client, run)
-        state = step_futures(state, client, run, tickets)
-        state = step_simulate(state, run)
-        state = step_plan(state, run)
-        state = step_what_ifs(state, run)
-        state = step_briefing(state, client, run)
+        with gc_paused():
+            state = step_intent(state, client, run)
+            state = step_futures(state, client, run, tickets)
+            state = step_simulate(state, run)
+            state = step_plan(state, run)
+            state = step_what_ifs(state, run)
+            state = step_briefing(state, client, run)
         completed = True
     except PipelineHalted as exc:
         state = run.error(state, str(exc))
@@ -171,11 +177,14 @@ class _Run:
                 }
             )
         state = state.evolve(events=(*state.events, event))
-        for callback, value in ((self.on_event, event), (self.on_log, None)):
-            if callback is None:
-                continue
+        deliveries: list[Callable[[], None]] = []
+        if self.on_event is not None:
+            deliveries.append(partial(self.on_event, event))
+        if self.on_log is not None:
+            deliveries.append(partial(self.on_log, event.line()))
+        for deliver in deliveries:
             try:
-                callback(value if value is not None else event.line())  # type: ignore[arg-type]
+                deliver()
             except Exception as exc:  # the caller's display must not break the pipeline
                 state = state.evolve(
                     pipeline_errors=(*state.pipeline_errors, f"log callback failed: {exc!r}")
