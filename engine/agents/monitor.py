@@ -209,10 +209,14 @@ class Monitor:
         return out
 
     def forget(self, asset: str) -> list[AlertEvent]:
-        """Drop an asset's state (a service evicts long-silent assets to bound its memory)."""
-        self._assets.pop(asset, None)
-        self._first.pop(asset, None)
-        return []
+        """Drop an asset's state (a service evicts long-silent assets to bound its memory);
+        its open episodes end as a run does (their clears are returned, to publish)."""
+        a = self._assets.pop(asset, None)
+        if a is None or a.group is None:
+            return []
+        out = a.group.tracker.end_run(a.episodes, a.run.last_ts) if a.episodes else []
+        a.group.release(a.row)
+        return out
 
     def apply_tuning(self, tuning: Tuning | None) -> None:
         """Scale thresholds per asset/signal from feedback (bounded; see engine.agents.tuning)."""

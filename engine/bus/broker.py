@@ -4,7 +4,7 @@
 the tests:
 
 - a URL names a broker (``mqtt://[user:pass@]host:port`` or ``mqtts://…``): use it as is;
-- no URL and an MQTT broker answers on 127.0.0.1:1883: use that one;
+- no URL and an MQTT broker on 127.0.0.1:1883 accepts a connection: use that one;
 - otherwise (or with the URL ``embedded``): start one for the lifetime of the handle — a
   Mosquitto child process on a free port when the binary is installed, else amqtt in-process.
   Every broker started this way requires credentials and enforces ``engine.bus.acl.ACL`` (one
@@ -554,7 +554,7 @@ def ensure_broker(
     if url and url != EMBEDDED:
         addr = parse_broker_url(url)
         return BrokerInfo(url, addr.host, addr.port, "external", "named"), ExternalBroker()
-    if url is None and probe_mqtt("127.0.0.1", 1883):
+    if url is None and connack_code("127.0.0.1", 1883) == 0:  # a broker that takes us as we are
         info = BrokerInfo(DEFAULT_URL, "127.0.0.1", 1883, "external", "found on 127.0.0.1:1883")
         return info, ExternalBroker()
     from engine.bus.acl import ensure_credentials

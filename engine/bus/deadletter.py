@@ -1,7 +1,8 @@
 """Dead letters: every rejected message, kept so nothing silently disappears — within a bound.
 
 One JSONL file per service (``var/deadletter/{service}.jsonl``), one ``DeadLetter`` per line,
-each payload cut to 64 KiB. When the file would pass ``max_bytes`` it is rotated
+each payload cut to 64 KiB (less when the file limit is small: a line never outgrows it). When
+the file would pass ``max_bytes`` it is rotated
 (``.jsonl`` -> ``.jsonl.1`` -> … -> ``.jsonl.{keep}``) and the oldest is deleted, so a flood of
 junk costs at most ``max_bytes * (keep + 1)`` of disk, however long it lasts. Every letter is
 counted whether or not it could be written (a full disk must not stop a service).
@@ -49,6 +50,8 @@ class DeadLetterLog:
         self.service = service
         self.max_bytes = max_bytes
         self.keep = keep
+        self.payload_chars = max(256, min(PAYLOAD_CHARS, max_bytes // 8))
+        """JSON escapes at most 6 bytes per character: a line stays under ``max_bytes``."""
         self.stats = DeadLetterStats()
         self._lock = threading.Lock()
         self._size: int | None = None
@@ -56,13 +59,13 @@ class DeadLetterLog:
     def write(self, topic: str, reason: str, payload: bytes | str) -> None:
         """Append one letter; OSError (disk full, read-only) is counted and logged, not raised."""
         raw = payload if isinstance(payload, bytes) else payload.encode("utf-8", "replace")
-        text = raw[: PAYLOAD_CHARS * 4].decode("utf-8", "replace")
+        text = raw[: self.payload_chars * 4].decode("utf-8", "replace")
         record = DeadLetter(
             at=utc_now(),
             service=self.service,
             topic=topic[:500],
             reason=reason[:500],
-            payload=text[:PAYLOAD_CHARS],
+            payload=text[: self.payload_chars],
             size=len(raw),
         )
         line = (record.to_json() + "\n").encode("utf-8")

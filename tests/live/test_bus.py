@@ -501,3 +501,18 @@ def test_dead_letter_files_are_capped_and_rotated(tmp_path, broker, wait_for):
     assert total <= 50_000 * (sub.deadletters.keep + 1)
     sub.stop()
     raw.loop_stop()
+
+
+def test_insecure_tls_warns_once_per_process(caplog):
+    import logging
+
+    from engine.bus import client as client_module
+    from engine.bus.client import TlsOptions
+
+    client_module._insecure_warned.clear()
+    caplog.set_level(logging.WARNING, logger="controlroom.bus")
+    for n in range(3):
+        BusClient(f"mqtts://op:pw@127.0.0.1:{8883 + n}", f"insecure-{n}", "insecure",
+                  tls=TlsOptions(insecure=True))  # fmt: skip
+    warnings = [r for r in caplog.records if "TLS certificate checks are OFF" in r.getMessage()]
+    assert len(warnings) == 1 and "pw" not in warnings[0].getMessage()
