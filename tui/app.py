@@ -34,7 +34,15 @@ from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen, Section
 from tui.screens.plant import PlantScreen
 from tui.settings import UiSettings
-from tui.status import HealthState, RateMeter, ServiceState, broker_of, service_state
+from tui.status import (
+    HealthState,
+    RateMeter,
+    ServiceState,
+    broker_of,
+    read_stack_status,
+    service_state,
+    with_supervision,
+)
 
 STATUS_POLL_S = 1.0
 TICKET_FETCH_LIMIT = 1000
@@ -100,6 +108,7 @@ class ControlRoomApp(App[None]):
         """An asset the fleet screen drilled into, for the plant screen to show."""
         self.bus: Any = None
         self._rate = RateMeter()
+        self._gave_up = ""
         self._telemetry_rate = RateMeter()
 
     # ---------------------------------------------------------------- lifecycle
@@ -273,6 +282,9 @@ class ControlRoomApp(App[None]):
             else:
                 detail = result.detail if isinstance(result, ApiError) else type(result).__name__
                 services[name] = ServiceState(ok=False, detail=detail)
+        services, self._gave_up = with_supervision(
+            services, read_stack_status(self.settings.stack_file)
+        )
         status = None
         if (
             "simulator" in self.api.urls
@@ -302,6 +314,7 @@ class ControlRoomApp(App[None]):
             rate=self._rate.update(now, sum(counts.values())),
             operator=self.operator or "",
             telemetry_rate=self._telemetry_rate.update(now, counts["telemetry"]),
+            gave_up=self._gave_up,
         )
 
     # ---------------------------------------------------------------- screens, help, palette
