@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import ValidationError
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
+from engine.http_schemas import ScenarioStatus
 from tui.alarms import AlarmBook
 from tui.api import ApiError, ControlRoomApi
 from tui.feed import PlantFeed
@@ -96,7 +98,8 @@ class ControlRoomApp(App[None]):
         its audit trail records for what this TUI does."""
         self.api = ControlRoomApi(dict(self.settings.service_urls))
         self.health = HealthState()
-        self.scenario_status: dict[str, Any] | None = None
+        self.scenario_status: ScenarioStatus | None = None
+        """The simulator's ``GET /scenario/status``, typed (None: not known)."""
         self.redraws = 0
         """Screen redraws that changed something (the load benchmark reports the rate)."""
         self.span = 0
@@ -292,11 +295,21 @@ class ControlRoomApp(App[None]):
             and services["simulator"].ok is not None
         ):
             try:
-                status = await self.api.scenario_status()
+                status = await self.fetch_scenario_status()
             except ApiError:
                 status = None
         self.scenario_status = status
         self.update_health(services)
+
+    async def fetch_scenario_status(self) -> ScenarioStatus:
+        """The simulator's status as its typed contract (an unreadable one is an ApiError)."""
+        body = await self.api.scenario_status()
+        try:
+            return ScenarioStatus.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise ApiError("simulator", 200, f"unreadable scenario status: {where}") from None
 
     def update_health(self, services: dict[str, Any] | None = None) -> None:
         """Recompute the status bar's figures (rates need a clock; the bus is read directly)."""
