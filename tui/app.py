@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import ValidationError
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
+from engine.http_schemas import ScenarioStatus
 from tui.alarms import AlarmBook
 from tui.api import ApiError, ControlRoomApi
 from tui.feed import PlantFeed
@@ -34,7 +36,15 @@ from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen, Section
 from tui.screens.plant import PlantScreen
 from tui.settings import UiSettings
-from tui.status import HealthState, RateMeter, ServiceState, broker_of, service_state
+from tui.status import (
+    HealthState,
+    RateMeter,
+    ServiceState,
+    broker_of,
+    read_stack_status,
+    service_state,
+    with_supervision,
+)
 
 STATUS_POLL_S = 1.0
 TICKET_FETCH_LIMIT = 1000
@@ -88,7 +98,8 @@ class ControlRoomApp(App[None]):
         its audit trail records for what this TUI does."""
         self.api = ControlRoomApi(dict(self.settings.service_urls))
         self.health = HealthState()
-        self.scenario_status: dict[str, Any] | None = None
+        self.scenario_status: ScenarioStatus | None = None
+        """The simulator's ``GET /scenario/status``, typed (None: not known)."""
         self.redraws = 0
         """Screen redraws that changed something (the load benchmark reports the rate)."""
         self.span = 0
@@ -100,6 +111,7 @@ class ControlRoomApp(App[None]):
         """An asset the fleet screen drilled into, for the plant screen to show."""
         self.bus: Any = None
         self._rate = RateMeter()
+        self._gave_up = ""
         self._telemetry_rate = RateMeter()
 
     # ---------------------------------------------------------------- lifecycle
@@ -273,6 +285,9 @@ class ControlRoomApp(App[None]):
             else:
                 detail = result.detail if isinstance(result, ApiError) else type(result).__name__
                 services[name] = ServiceState(ok=False, detail=detail)
+        services, self._gave_up = with_supervision(
+            services, read_stack_status(self.settings.stack_file)
+        )
         status = None
         if (
             "simulator" in self.api.urls
@@ -280,11 +295,21 @@ class ControlRoomApp(App[None]):
             and services["simulator"].ok is not None
         ):
             try:
-                status = await self.api.scenario_status()
+                status = await self.fetch_scenario_status()
             except ApiError:
                 status = None
         self.scenario_status = status
         self.update_health(services)
+
+    async def fetch_scenario_status(self) -> ScenarioStatus:
+        """The simulator's status as its typed contract (an unreadable one is an ApiError)."""
+        body = await self.api.scenario_status()
+        try:
+            return ScenarioStatus.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise ApiError("simulator", 200, f"unreadable scenario status: {where}") from None
 
     def update_health(self, services: dict[str, Any] | None = None) -> None:
         """Recompute the status bar's figures (rates need a clock; the bus is read directly)."""
@@ -302,6 +327,7 @@ class ControlRoomApp(App[None]):
             rate=self._rate.update(now, sum(counts.values())),
             operator=self.operator or "",
             telemetry_rate=self._telemetry_rate.update(now, counts["telemetry"]),
+            gave_up=self._gave_up,
         )
 
     # ---------------------------------------------------------------- screens, help, palette

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.services.settings import DEFAULT_PORTS, SERVICE_NAMES, port_env
 
@@ -22,6 +23,9 @@ class UiSettings:
     """Factory config file for the factory screen (None: the toy world)."""
     connect: bool = True
     """False: no bus, no HTTP polling (snapshot tests feed the app directly)."""
+    stack_file: Path | None = None
+    """The supervisor's ``var/stack.json`` (``controlroom up`` / ``demo`` on this host): which
+    service is restarting or gave up. None: only the services' own /health."""
 
 
 def service_urls(

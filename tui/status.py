@@ -1,14 +1,22 @@
-"""What the status bar shows: bus and service health, message rates, dead letters.
+"""What the status bar shows: bus and service health, supervision, message rates, dead letters.
 
-Pure data plus the parsing of each service's ``GET /health`` reply, kept apart from the widget so
-the rules (what counts as healthy, where the dead-letter count is) are testable and in one place.
+Pure data plus the reading of each service's ``GET /health`` reply (``engine.http_schemas.
+Health``, the services' own typed contract) and of the supervisor's ``var/stack.json``
+(``StackStatus``), kept apart from the widget so the rules (what counts as healthy, what a
+restart looks like) are testable and in one place.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
+
+from engine.http_schemas import Health, StackStatus
 
 SERVICE_SHORT = {
     "simulator": "sim",
@@ -25,6 +33,11 @@ class ServiceState:
     """None: not checked yet (or not configured)."""
     detail: str = ""
     dead_letters: int = 0
+    restarts: int = 0
+    """Times the supervisor restarted the service after a crash (its /health says)."""
+    supervisor: str = ""
+    """The supervisor's state of this part when it is not simply running ("restarting",
+    "crash-loop", "stopped"), from the stack's status file."""
 
 
 @dataclass(frozen=True)
@@ -39,48 +52,85 @@ class HealthState:
     telemetry_rate: float = 0.0
     operator: str = ""
     """Whom the review service recognises (its audit names this operator)."""
+    gave_up: str = ""
+    """The supervisor stopped restarting (a crash loop): why."""
 
     @property
     def dead_letters(self) -> int:
         return self.own_dead_letters + sum(s.dead_letters for s in self.services.values())
 
-
-def _find_int(body: Any, key: str, depth: int = 0) -> int | None:
-    """The first integer under ``key`` anywhere in a nested reply (breadth-first), so the status
-    bar does not break when a service nests its counters one level deeper."""
-    if depth > 4:
-        return None
-    if isinstance(body, dict):
-        value = body.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        for child in body.values():
-            found = _find_int(child, key, depth + 1)
-            if found is not None:
-                return found
-    return None
+    @property
+    def restarts(self) -> int:
+        return sum(s.restarts for s in self.services.values())
 
 
 def broker_of(body: Any) -> tuple[str, bool | None]:
-    """(redacted broker URL, connected?) from a /health reply (its ``broker`` object)."""
-    broker = body.get("broker") if isinstance(body, dict) else None
-    if isinstance(broker, dict):
-        connected = broker.get("connected")
-        return str(broker.get("url") or ""), connected if isinstance(connected, bool) else None
-    if isinstance(broker, str):
-        return broker, None
-    return "", None
+    """(redacted broker URL, connected?) from a /health reply."""
+    try:
+        health = Health.model_validate(body)
+    except ValidationError:
+        return "", None
+    return health.broker.url, health.broker.connected
 
 
 def service_state(body: Any) -> ServiceState:
-    """Judge one /health reply: the service answers and is connected to the broker."""
-    if not isinstance(body, dict):
-        return ServiceState(ok=False, detail="unreadable /health reply")
-    _, connected = broker_of(body)
-    status = str(body.get("status", "ok")).lower()
-    ok = status == "ok" and connected is not False
-    detail = "" if ok else ("broker disconnected" if connected is False else status)
-    return ServiceState(ok=ok, detail=detail, dead_letters=_find_int(body, "dead_letters") or 0)
+    """Judge one /health reply: the service answers, says it is ok, and is connected to the
+    broker. A reply that is not a Health body is a problem, named."""
+    try:
+        health = Health.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return ServiceState(ok=False, detail=f"unreadable /health: {where}: {first['msg']}")
+    connected = health.broker.connected
+    ok = health.status == "ok" and connected
+    if ok:
+        detail = ""
+    elif not connected:
+        detail = "broker disconnected"
+    else:
+        detail = "; ".join(health.reasons) or health.status
+    return ServiceState(
+        ok=ok, detail=detail, dead_letters=health.dead_letters, restarts=health.restarts
+    )
+
+
+def with_supervision(
+    services: dict[str, ServiceState], stack: StackStatus | None
+) -> tuple[dict[str, ServiceState], str]:
+    """The services' states with the supervisor's view of each part (``var/stack.json``), and
+    why it gave up, if it did."""
+    if stack is None:
+        return services, ""
+    out = dict(services)
+    for name, part in stack.parts.items():
+        state = out.get(name, ServiceState())
+        supervisor = "" if part.state in ("running", "starting") else part.state
+        out[name] = replace(
+            state, supervisor=supervisor, restarts=max(state.restarts, part.restarts)
+        )
+    return out, stack.gave_up or ""
+
+
+def read_stack_status(path: Path | None) -> StackStatus | None:
+    """The supervisor's status file, or None (no file, unreadable, or its stack is gone)."""
+    if path is None:
+        return None
+    try:
+        stack = StackStatus.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return None
+    return stack if _pid_alive(stack.pid) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 class RateMeter:

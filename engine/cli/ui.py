@@ -113,11 +113,16 @@ def cmd_tui(args: argparse.Namespace) -> int:
             return 2
     if not _need_terminal():
         return 1
+    from engine.paths import var_dir
+    from engine.services.stack import STATUS_FILE
+
+    local = args.api_host in ("127.0.0.1", "localhost", "::1")
     settings = UiSettings(
         broker_url=args.broker,
         service_urls=service_urls(args.api_host),
         llm=args.llm,
         factory=args.factory,
+        stack_file=var_dir() / STATUS_FILE if local else None,
     )
     _run_app(settings)
     return 0
@@ -127,7 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from engine.bus.broker import BrokerError, parse_broker_url, redact_url
     from engine.cli.checks import require_broker
     from engine.plant.scenario import ScenarioError, load_scenario
-    from engine.services.stack import Stack, StackError
+    from engine.services.stack import STATUS_FILE, Stack, StackError
     from tui.settings import UiSettings
 
     try:
@@ -161,6 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         speed=args.speed,
         assets=args.assets if args.assets > 1 else None,
+        supervise=True,
     )
     fleet = f", {args.assets} pumps" if args.assets > 1 else ""
     print(
@@ -180,7 +186,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"logs in {stack.var / 'logs'}",
             file=sys.stderr,
         )
-        _run_app(UiSettings(broker_url=stack.broker.url, service_urls=stack.urls, llm=args.llm))
+        _run_app(
+            UiSettings(
+                broker_url=stack.broker.url,
+                service_urls=stack.urls,
+                llm=args.llm,
+                stack_file=stack.var / STATUS_FILE,
+            )
+        )
     finally:
         print("controlroom demo: stopping services and broker…", file=sys.stderr)
         stack.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 from textual.widgets import Input
-from tui_sample import fixed_clock, sample_feed, telemetry
+from tui_sample import fixed_clock, sample_feed, scenario_status, telemetry
 from tui_screen import record_notifications, screen_text, settle
 
 from tui.app import ControlRoomApp, key_sections
@@ -157,15 +157,7 @@ async def test_the_small_things_an_operator_tripped_on() -> None:
     """Issue 13's small items: every one fixed and checked on screen at 80x24."""
     a = app()
     shown = record_notifications(a)
-    a.scenario_status = {
-        "name": "chronic_wear",
-        "loaded": True,
-        "running": False,
-        "done": False,
-        "speed": 240,
-        "sim_time": 0.0,
-        "duration": 28800,
-    }
+    a.scenario_status = scenario_status(running=False, sim_time=0.0)
     async with a.run_test(size=(80, 24)) as pilot:
         screen = a.screen
         assert isinstance(screen, PlantScreen)
@@ -178,11 +170,11 @@ async def test_the_small_things_an_operator_tripped_on() -> None:
         # x while stopped, s while running: say why nothing happens.
         await pilot.press("x")
         await settle(pilot, lambda: any("not running" in m for m in shown), "why not stop")
-        a.scenario_status = {**a.scenario_status, "running": True}
+        a.scenario_status = scenario_status(running=True)
         await pilot.press("s")
         await settle(pilot, lambda: any("already running" in m for m in shown), "why not start")
         # A run that reached its end says "finished".
-        a.scenario_status = {**a.scenario_status, "running": False, "done": True}
+        a.scenario_status = scenario_status(running=False, done=True, sim_time=28800.0)
         await settle(pilot, lambda: "■ finished" in screen_text(a), "finished")
         # r says what it did (here: no review API configured).
         await pilot.press("r")

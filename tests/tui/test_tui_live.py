@@ -359,12 +359,14 @@ async def test_scenario_control(stack: Stack) -> None:
         names = [o.id for o in app.screen.query_one("OptionList").options]  # type: ignore[attr-defined]
         await pilot.press(*["down"] * names.index("chronic_wear"), "enter")
         await until(
-            pilot, lambda: (app.scenario_status or {}).get("name") == "chronic_wear", "the load"
+            pilot,
+            lambda: app.scenario_status is not None and app.scenario_status.name == "chronic_wear",
+            "the load",
         )
         await pilot.press("plus", "plus")  # not running yet: remembered for the start
         await pilot.press("s")
-        await until(pilot, lambda: (app.scenario_status or {}).get("running"), "the start")
-        assert (app.scenario_status or {}).get("speed") == 5
+        await until(pilot, lambda: app.scenario_status and app.scenario_status.running, "start")
+        assert app.scenario_status is not None and app.scenario_status.speed == 5
         await until(
             pilot, lambda: app.feed.asset_view("pump01").values, "telemetry from the simulator"
         )
@@ -374,7 +376,11 @@ async def test_scenario_control(stack: Stack) -> None:
             "the signal panel",
         )
         await pilot.press("x")
-        await until(pilot, lambda: (app.scenario_status or {}).get("running") is False, "the stop")
+        await until(
+            pilot,
+            lambda: app.scenario_status is not None and not app.scenario_status.running,
+            "the stop",
+        )
 
 
 async def test_trend_span_cycling_and_fleet_drill_in_on_live_telemetry(stack: Stack) -> None:

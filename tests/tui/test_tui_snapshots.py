@@ -10,7 +10,14 @@ message queues, never on a sleep). Update after a deliberate change with
 from __future__ import annotations
 
 import pytest
-from tui_sample import fixed_clock, fleet_feed, sample_alarm_book, sample_feed, sample_kpis
+from tui_sample import (
+    fixed_clock,
+    fleet_feed,
+    sample_alarm_book,
+    sample_feed,
+    sample_kpis,
+    scenario_status,
+)
 from tui_screen import settle
 
 from engine.http_schemas import AssetStatus
@@ -41,7 +48,7 @@ def plant_app() -> ControlRoomApp:
     app = ControlRoomApp(feed=sample_feed(), clock=fixed_clock)
     app.health = healthy()
     app.alarms = sample_alarm_book()
-    app.scenario_status = {"name": "chronic_wear", "running": True, "speed": 240, "duration": 28800}
+    app.scenario_status = scenario_status()
     return app
 
 

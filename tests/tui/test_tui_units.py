@@ -233,13 +233,112 @@ def test_edit_validation_names_the_field() -> None:
     assert any("at most 64" in e for e in errors)
 
 
-def test_service_state_reads_health() -> None:
-    ok = service_state(
-        {"status": "ok", "broker": {"url": "mqtt://h:1", "connected": True}, "dead_letters": 3}
+def health_body(**over: object) -> dict[str, object]:
+    """A /health reply as every service sends it (engine.http_schemas.Health)."""
+    counters = dict.fromkeys(
+        (
+            "received",
+            "handled",
+            "published",
+            "dead_letters",
+            "rejected_on_publish",
+            "handler_failures",
+            "handler_errors",
+            "duplicates",
+            "not_mine",
+            "publish_dropped",
+            "inbox_dropped",
+            "connects",
+            "disconnects",
+        ),
+        0,
     )
-    assert ok.ok and ok.dead_letters == 3
-    bad = service_state({"status": "degraded", "broker": {"url": "mqtt://h:1", "connected": False}})
-    assert bad.ok is False and bad.detail == "broker disconnected"
+    body: dict[str, object] = {
+        "service": "monitor",
+        "instance": "monitor",
+        "status": "ok",
+        "reasons": [],
+        "pid": 1,
+        "uptime_s": 5.0,
+        "restarts": 0,
+        "broker": {
+            "url": "mqtt://h:1",
+            "identity": "monitor",
+            "connected": True,
+            "subscribed": True,
+            "error": None,
+        },
+        "shard": "1/1",
+        "last_message_at": None,
+        "last_published_at": None,
+        "queue_depth": 0,
+        "dead_letters": 3,
+        "counters": {**counters, "received_by_kind": {}, "published_by_kind": {}},
+        "deadletter": {
+            "file": "x",
+            "written": 0,
+            "bytes": 0,
+            "max_bytes": 1,
+            "rotations": 0,
+            "files_dropped": 0,
+            "write_errors": 0,
+        },
+        "retrying": None,
+        "http": {"max_body_bytes": 1, "bodies_refused": 0},
+        "extra_key_of_one_service": 1,
+    }
+    return {**body, **over}
+
+
+def test_service_state_reads_typed_health() -> None:
+    ok = service_state(health_body())
+    assert ok.ok and ok.dead_letters == 3 and ok.restarts == 0
+    degraded = service_state(health_body(status="degraded", reasons=["store cannot write"]))
+    assert degraded.ok is False and degraded.detail == "store cannot write"
+    off = health_body()
+    off["broker"] = {**off["broker"], "connected": False}  # type: ignore[dict-item]
+    assert service_state(off).detail == "broker disconnected"
+    junk = service_state({"status": "ok"})
+    assert junk.ok is False and junk.detail.startswith("unreadable /health:")
+
+
+def test_supervision_shows_in_the_status_bar() -> None:
+    """Issue 12 item 9: a restarted service, one being restarted, a crash loop."""
+    from engine.http_schemas import PartStatus, StackStatus
+    from tui.status import with_supervision
+    from tui.widgets.status_bar import _service_mark
+
+    services = {n: service_state(health_body(service=n)) for n in ("monitor", "ticket")}
+    services["monitor"] = service_state(health_body(restarts=2))
+
+    def part(state: str, restarts: int) -> PartStatus:
+        return PartStatus(
+            state=state,  # type: ignore[arg-type]
+            pid=None,
+            restarts=restarts,
+            last_exit="killed by SIGKILL",
+            last_exit_at=None,
+            next_restart_at=None,
+        )
+
+    stack = StackStatus(
+        pid=1,
+        started_at=0.0,
+        updated_at=0.0,
+        broker=None,
+        supervised=True,
+        gave_up=None,
+        parts={"monitor": part("running", 2), "ticket": part("restarting", 1)},
+    )
+    merged, gave_up = with_supervision(services, stack)
+    assert gave_up == ""
+    assert _service_mark(merged["monitor"]) == ("●↻2", "yellow")
+    assert _service_mark(merged["ticket"])[0] == "↻1"
+    looping = stack.model_copy(
+        update={"gave_up": "ticket crashed 5 times", "parts": {"ticket": part("crash-loop", 5)}}
+    )
+    merged, gave_up = with_supervision(services, looping)
+    assert gave_up == "ticket crashed 5 times" and _service_mark(merged["ticket"])[0] == "✗✗"
 
 
 def test_sample_data_uses_plant_signals() -> None:

@@ -13,7 +13,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
-from engine.http_schemas import Alarm, AlarmKpis, AssetStatus
+from engine.http_schemas import Alarm, AlarmKpis, AssetStatus, ScenarioStatus
 from engine.plant.signals import SIGNALS
 from engine.schemas import (
     ActiveFault,
@@ -293,3 +293,24 @@ def sample_kpis() -> AlarmKpis:
 
     alarms = sample_alarm_book().open_alarms()
     return compute([sample_of(a) for a in alarms], 0.0, 4 * 3600.0)
+
+
+def scenario_status(**over: object) -> ScenarioStatus:
+    """The simulator's status for the snapshot and key tests (chronic_wear running at ×240)."""
+    fields: dict[str, object] = {
+        "loaded": True,
+        "name": "chronic_wear",
+        "scenarios": ["chronic_wear"],
+        "assets": ["pump01"],
+        "seeds": [2],
+        "running": True,
+        "done": False,
+        "speed": 240.0,
+        "rate_hz": 1.0,
+        "sim_time": 3839.0,
+        "pause_at": None,
+        "duration": 28800.0,
+        "ticks": 3839,
+        "published": 3839,
+    }
+    return ScenarioStatus.model_validate({**fields, **over})

@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Select
 
+from engine.http_schemas import ScenarioStatus
 from engine.schemas import Ticket
 from tui.access import control
 from tui.alarms import AlarmRow, alarm_rows
@@ -188,26 +189,24 @@ class PlantScreen(ConsoleScreen):
         self._drawn_layout = layout
         app.redraws += 1
 
-    def _hint(self, status: dict[str, Any] | None, sim_time: float | None) -> Hint | None:
+    def _hint(self, status: ScenarioStatus | None, sim_time: float | None) -> Hint | None:
         """What the running scenario is about to show (computed by replay: tui/forecast.py)."""
-        if not status or not status.get("running") or not control(self).settings.connect:
+        if status is None or not status.running or not control(self).settings.connect:
             return None  # (an unconnected app draws only what it is fed: no replay of its own)
-        seeds = status.get("seeds") or [None]
-        key = (status.get("name"), seeds[0])
+        key = (status.name, status.seeds[0] if status.seeds else None)
         if key != self._forecast_key:
             self._forecast_key = key
             self._forecast = None
-            if isinstance(key[0], str) and "," not in key[0]:
-                self.compute_forecast(key[0], seeds[0])
+            if key[0] is not None and "," not in key[0]:
+                self.compute_forecast(key[0], key[1])
         forecast = self._forecast
-        speed = status.get("speed")
-        if forecast is None or not isinstance(speed, int | float):
+        if forecast is None:
             return None
-        now = sim_time if sim_time is not None else float(status.get("sim_time") or 0.0)
-        hint = forecast.hint(now, float(speed))
-        assets = status.get("assets") or []
-        if hint and len(assets) > 1:
-            hint = Hint(f"{assets[0]}: {hint.long}", f"{assets[0]}: {hint.short}")
+        now = sim_time if sim_time is not None else status.sim_time
+        hint = forecast.hint(now, status.speed)
+        if hint and len(status.assets) > 1:
+            first = status.assets[0]
+            hint = Hint(f"{first}: {hint.long}", f"{first}: {hint.short}")
         return hint
 
     @work(thread=True, exclusive=True, group="forecast")
@@ -223,9 +222,9 @@ class PlantScreen(ConsoleScreen):
     def _draw_assets(self, feed: PlantFeed) -> None:
         assets = feed.assets()
         if not self.asset_pinned and assets:
-            status = control(self).scenario_status or {}
+            status = control(self).scenario_status
             live = feed.live_assets()
-            preferred = next(iter(status.get("assets") or []), None)
+            preferred = status.assets[0] if status is not None and status.assets else None
             if preferred in live:
                 self.asset = preferred
             elif self.asset not in live:
@@ -284,11 +283,11 @@ class PlantScreen(ConsoleScreen):
         """Why ``action`` is disabled right now (the footer dims it; pressing it says this)."""
         if action in ("start", "stop"):
             status = control(self).scenario_status
-            if not status:
+            if status is None:
                 return None  # unknown (simulator down): the request will say what is wrong
-            if action == "start" and status.get("running"):
+            if action == "start" and status.running:
                 return "The scenario is already running (x stops it, + / - change the speed)."
-            if action == "stop" and not status.get("running"):
+            if action == "stop" and not status.running:
                 return "The scenario is not running (s starts it)."
             return None
         if action not in ("approve", "edit", "close_ticket"):
@@ -491,7 +490,8 @@ class PlantScreen(ConsoleScreen):
         if not entries:
             self.tell("No scenarios found.", severity="warning")
             return
-        current = (control(self).scenario_status or {}).get("name")
+        status = control(self).scenario_status
+        current = status.name if status is not None else None
         name: str | None = await self.app.push_screen_wait(
             PickerScreen("Load scenario", entries, current)
         )
@@ -505,15 +505,15 @@ class PlantScreen(ConsoleScreen):
         self.scenario("stop")
 
     def action_speed(self, step: int) -> None:
-        status = control(self).scenario_status or {}
-        speed = float(self.pending_speed or status.get("speed") or 1)
+        status = control(self).scenario_status
+        speed = float(self.pending_speed or (status.speed if status is not None else 1))
         faster = [s for s in SPEEDS if s > speed]
         slower = [s for s in SPEEDS if s < speed]
         if step > 0:
             new = faster[0] if faster else SPEEDS[-1]
         else:
             new = slower[-1] if slower else SPEEDS[0]
-        if status.get("running"):
+        if status is not None and status.running:
             self.scenario("speed", speed=new)
         else:  # the simulator takes a speed with "start": keep it until then
             self.pending_speed = new
@@ -547,7 +547,7 @@ class PlantScreen(ConsoleScreen):
             else:
                 await api.scenario_start(speed)
                 message = f"Speed ×{speed:g}"
-            app.scenario_status = await api.scenario_status()
+            app.scenario_status = await app.fetch_scenario_status()
         except ApiError as exc:
             self.tell(exc.detail, title=f"Scenario {action}", severity="error", timeout=6)
             return

@@ -3,13 +3,12 @@ truth overlay is on) the fault the simulator is injecting right now."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Select
 
+from engine.http_schemas import ScenarioStatus
 from engine.schemas import Truth
 from tui import format as fmt
 from tui.forecast import Hint
@@ -18,7 +17,7 @@ from tui.widgets.text_line import TextLine
 
 
 def scenario_text(
-    status: dict[str, Any] | None,
+    status: ScenarioStatus | None,
     sim_time: float | None,
     truth: Truth | None,
     overlay: bool,
@@ -44,7 +43,7 @@ def scenario_text(
 
 
 def _scenario_text(
-    status: dict[str, Any] | None,
+    status: ScenarioStatus | None,
     sim_time: float | None,
     truth: Truth | None,
     overlay: bool,
@@ -53,41 +52,36 @@ def _scenario_text(
     hint: Hint | None = None,
 ) -> Text:
     out = Text(end="", no_wrap=True, overflow="ellipsis")
-    if not status:
+    if status is None:
         out.append("scenario —", style="dim")
     elif level >= 3 and hint:  # a short line: what is about to happen, the name if it fits
         if level != 4:
-            out.append(clean(status.get("name") or "none", single_line=True), style="bold")
+            out.append(clean(status.name or "none", single_line=True), style="bold")
             out.append(" · ")
         out.append(hint.short if level == 5 else hint.long, style="bold yellow")
         return out
     else:
-        name = clean(status.get("name") or status.get("scenario") or "none", single_line=True)
-        out.append(name, style="bold")
-        running = bool(status.get("running"))
+        out.append(clean(status.name or "none", single_line=True), style="bold")
+        running = status.running
         if running:
             state, style = "▶ running", "green"
-        elif status.get("done"):
+        elif status.done:
             state, style = "■ finished", "cyan"
-        elif status.get("loaded") is False:
+        elif not status.loaded:
             state, style = "■ not loaded", "yellow"
         else:
             state, style = "■ stopped", "yellow"
         out.append("  " + (state if level < 2 else state[0]), style=style)
-        speed = status.get("speed")
         if pending_speed is not None and not running:
             out.append(f"  ×{pending_speed:g}", style="bold")
             out.append(" at start" if level < 2 else "", style="dim")
-        elif isinstance(speed, int | float):
-            out.append(f"  ×{speed:g}")
-        duration = status.get("duration") or status.get("duration_s")
-        status_time = status.get("sim_time")
-        if (not running or sim_time is None) and isinstance(status_time, int | float):
-            sim_time = float(status_time)
-        if sim_time is not None:
-            out.append(f"  {fmt.sim_clock(sim_time)}")
-            if isinstance(duration, int | float) and level < 1:
-                out.append(f"/{fmt.sim_clock(float(duration))}", style="dim")
+        else:
+            out.append(f"  ×{status.speed:g}")
+        if not running or sim_time is None:
+            sim_time = status.sim_time
+        out.append(f"  {fmt.sim_clock(sim_time)}")
+        if status.duration is not None and level < 1:
+            out.append(f"/{fmt.sim_clock(status.duration)}", style="dim")
         if hint:
             out.append(f"  {hint.long}", style="bold yellow")
     if overlay:
@@ -129,7 +123,7 @@ class ScenarioBar(Horizontal):
 
     def show(
         self,
-        status: dict[str, Any] | None,
+        status: ScenarioStatus | None,
         sim_time: float | None,
         truth: Truth | None,
         overlay: bool,

@@ -17,9 +17,18 @@ from tui.status import SERVICE_SHORT, HealthState, ServiceState
 
 
 def _service_mark(state: ServiceState | None) -> tuple[str, str]:
+    """The mark after a service's name: ● ok, ✗ down, ↻ being restarted by the supervisor,
+    ↻N restarted N times (then ● or ✗ for now), ✗✗ given up (crash loop)."""
     if state is None or state.ok is None:
         return "?", "dim"
-    return ("●", "green") if state.ok else ("✗", "bold red")
+    if state.supervisor == "crash-loop":
+        return "✗✗", "bold red"
+    if state.supervisor == "restarting":
+        return f"↻{state.restarts}" if state.restarts else "↻", "bold yellow"
+    mark, style = ("●", "green") if state.ok else ("✗", "bold red")
+    if state.restarts:
+        return f"{mark}↻{state.restarts}", "yellow" if state.ok else style
+    return mark, style
 
 
 class StatusBar(Widget):
@@ -70,7 +79,9 @@ class StatusBar(Widget):
             if wide:
                 out.append(f"{short}{mark}", style=style)
             else:  # initials; a problem still shows as a mark, not only as a colour
-                out.append(short[0].upper() + ("" if mark == "●" else mark), style=style)
+                out.append(short[0].upper() + mark.removeprefix("●"), style=style)
+        if h.gave_up:
+            out.append(" stack stopped: crash loop", style="bold red")
         out.append_text(sep)
 
         out.append(fmt.rate(h.rate).replace("/s", " msg/s"))
