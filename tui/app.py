@@ -24,6 +24,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
+from engine.bus.routing import ALL_TELEMETRY
 from engine.operator import operator_name
 from tui.alarms import AlarmStates
 from tui.api import ApiError, ControlRoomApi
@@ -42,7 +43,7 @@ TICKET_FETCH_LIMIT = 1000
 TICKET_REFETCH_S = 15.0
 TICKET_HINT_S = 0.25
 """How often ticket ids named on the bus are fetched from the store (at most 20 per round)."""
-BUS_TOPICS = ("telemetry/+", "alerts/+", "diagnosis/+", "tickets/+", "feedback/+")
+BUS_TOPICS = (ALL_TELEMETRY, "alerts/+", "diagnosis/+", "tickets/+", "feedback/+")
 
 
 class ControlRoomApp(App[None]):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.bus.client import stamped
+from engine.bus.routing import ALL_TELEMETRY, telemetry_route
 from engine.paths import var_dir
 from engine.schemas import Feedback, PlantMessage, WireModel
 from engine.services.base import Service
@@ -114,8 +115,17 @@ class AgentService(Service):
         self.assets: set[str] = set()
         self.tuning = TuningWatch(var_dir() / TUNING_FILE, self._apply_tuning, self)
         for pattern in self.inputs:
-            self.bus.subscribe(pattern, self.on_input)
+            for f in self.filters(pattern):
+                self.bus.subscribe(f, self.on_input)
         self.bus.subscribe("feedback/+", self.on_feedback)
+
+    def filters(self, pattern: str) -> tuple[str, ...]:
+        """Telemetry is routed by the broker: a replica subscribes to its own buckets only
+        (``engine.bus.routing``); other inputs are subscribed as named."""
+        if pattern != ALL_TELEMETRY:
+            return (pattern,)
+        s = self.settings
+        return telemetry_route(s.shard.index, s.shard.count).filters
 
     def on_start(self) -> None:
         self.tuning.check()

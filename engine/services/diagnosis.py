@@ -14,6 +14,7 @@ from collections import OrderedDict
 from typing import Any, ClassVar
 
 from engine.bus.client import stamped
+from engine.bus.routing import ALL_TELEMETRY
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage
 from engine.services.agent_service import AgentService
 
@@ -21,7 +22,7 @@ from engine.services.agent_service import AgentService
 class DiagnosisService(AgentService):
     name: ClassVar[str] = "diagnosis"
     title: ClassVar[str] = "agent-diagnosis"
-    inputs = ("telemetry/+", "alerts/+")
+    inputs = (ALL_TELEMETRY, "alerts/+")
     output_event = "diagnosis"
 
     def make_agent(self) -> Any:

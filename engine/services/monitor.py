@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from engine.bus.routing import ALL_TELEMETRY
 from engine.schemas import AlertEvent, Telemetry
 from engine.services.agent_service import AgentService
 
@@ -13,7 +14,7 @@ from engine.services.agent_service import AgentService
 class MonitorService(AgentService):
     name: ClassVar[str] = "monitor"
     title: ClassVar[str] = "agent-monitor"
-    inputs = ("telemetry/+",)
+    inputs = (ALL_TELEMETRY,)
     output_event = "alert"
 
     def make_agent(self) -> Any:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import zlib
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from engine.bus.routing import owns
 from engine.paths import ROOT
 
 SERVICE_NAMES = ("simulator", "monitor", "diagnosis", "ticket", "review")
@@ -85,8 +85,9 @@ def load_env_file(environ: MutableMapping[str, str] | None = None) -> Path | Non
 class Shard:
     """Replica ``index`` of ``count`` (1-based, as written on the command line: ``2/3``).
 
-    An asset belongs to exactly one replica, chosen by a stable hash of its id, so per-asset
-    window state is never split; it works on any broker (no ``$share`` needed)."""
+    An asset belongs to exactly one replica, chosen by its telemetry bucket (a stable hash of
+    its id), so per-asset window state is never split; the broker routes by topic, which works
+    on any broker (no ``$share`` needed)."""
 
     index: int
     count: int
@@ -103,7 +104,9 @@ class Shard:
         return shard
 
     def owns(self, asset: str) -> bool:
-        return zlib.crc32(asset.encode()) % self.count == self.index - 1
+        """Through the asset's telemetry bucket, so what a replica subscribes to
+        (``engine.bus.routing``) and what it owns are the same set."""
+        return owns(self.index, self.count, asset)
 
     @property
     def suffix(self) -> str:
