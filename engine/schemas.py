@@ -608,11 +608,15 @@ def decode_batch(topic: str, payload: bytes | str) -> tuple[list[Telemetry], lis
     route = read_topic(topic)
     if not route.batch:
         raise WireError(f"topic {topic!r} is not a telemetry batch topic")
-    text, raw = _parse_json(payload)
+    rejected: list[BatchRejection] = []
     try:
-        samples = TelemetryBatch.model_validate_json(text).samples  # one pass when all is well
-        rejected: list[BatchRejection] = []
-    except ValidationError:
+        # One pass when all is well: a batch the schema accepts is bounded in size, depth and
+        # count by the schema itself. Anything else gets the full checks below, for a reason.
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise ValueError
+        indexed = list(enumerate(TelemetryBatch.model_validate_json(payload).samples))
+    except (ValidationError, ValueError):
+        _, raw = _parse_json(payload)
         items = raw.get("samples")
         extra = sorted(set(raw) - {"samples"})
         if not isinstance(items, list) or not items or extra:
@@ -622,15 +626,15 @@ def decode_batch(topic: str, payload: bytes | str) -> tuple[list[Telemetry], lis
             raise WireError(
                 f"TelemetryBatch invalid: {len(items)} samples > {MAX_BATCH_SAMPLES}"
             ) from None
-        samples, rejected = [], []
+        indexed = []
         for i, item in enumerate(items):
             one = json.dumps(item, allow_nan=True)  # NaN stays NaN: the model refuses it
             try:
-                samples.append(Telemetry.model_validate_json(one))
+                indexed.append((i, Telemetry.model_validate_json(one)))
             except ValidationError as exc:
                 rejected.append(BatchRejection(i, f"samples[{i}]: {_first_error(exc)}", one))
     kept = []
-    for i, t in enumerate(samples):
+    for i, t in indexed:
         if telemetry_bucket(t.asset) == route.bucket:
             kept.append(t)
         else:
@@ -642,6 +646,7 @@ def decode_batch(topic: str, payload: bytes | str) -> tuple[list[Telemetry], lis
                     t.to_json(),
                 )
             )
+    rejected.sort(key=lambda r: r.index)
     return kept, rejected
 
 

@@ -276,7 +276,7 @@ class BusClient:
         self._subs: dict[str, tuple[int, list[Handler]]] = {}
         self._subs_lock = threading.Lock()
         self._routes: dict[str, list[Handler]] = {}
-        self._held: list[tuple[_Batched, Any, str, bytes | None]] = []
+        self._held: dict[int, tuple[_Batched, list[tuple[Any, str, bytes | None]]]] = {}
         """Messages collected for batch handlers during one dispatcher pass."""
         self._inbox: queue.SimpleQueue[_Inbound | None] = queue.SimpleQueue()
         self._pending = 0
@@ -765,8 +765,12 @@ class BusClient:
             self._dead_letter(topic, r.reason, r.sample)
         c.inc("samples", len(samples))
         handlers = self._handlers_for(topic)
-        for sample in samples:
-            self._run_handlers(topic, sample, None, 0, handlers)
+        if handlers and all(isinstance(h, _Batched) for h in handlers):
+            for h in handlers:  # the common case, without a call per sample
+                self._hold(h).extend((t, topic, None) for t in samples)  # type: ignore[arg-type]
+        else:
+            for sample in samples:
+                self._run_handlers(topic, sample, None, 0, handlers)
         c.inc("handled")
         return True
 
@@ -787,10 +791,9 @@ class BusClient:
         if handlers is None:
             handlers = self._handlers_for(topic)
         if any(isinstance(h, _Batched) for h in handlers):
-            held = self._held
             for h in handlers:
                 if isinstance(h, _Batched):
-                    held.append((h, message, topic, payload))
+                    self._hold(h).append((message, topic, payload))
             handlers = [h for h in handlers if not isinstance(h, _Batched)]
             if not handlers:
                 return True
@@ -829,19 +832,21 @@ class BusClient:
         self._retrying = None
         return True
 
+    def _hold(self, h: _Batched) -> list[tuple[Any, str, bytes | None]]:
+        entry = self._held.get(id(h))
+        if entry is None:
+            entry = self._held[id(h)] = (h, [])
+        return entry[1]
+
     def _flush_held(self) -> None:
         """Call each batch handler with the samples collected for it (in arrival order). A
         failed call is a bug or a poison sample: every sample of it is dead-lettered and
         counted (telemetry is QoS 0; the next samples supersede them)."""
-        held = self._held
-        if not held:
+        if not self._held:
             return
-        self._held = []
-        groups: dict[int, tuple[_Batched, list[tuple[Any, str, bytes | None]]]] = {}
-        for h, message, topic, payload in held:
-            groups.setdefault(id(h), (h, []))[1].append((message, topic, payload))
+        held, self._held = self._held, {}
         c = self.counters
-        for h, entries in groups.values():
+        for h, entries in held.values():
             try:
                 h.handler([m for m, _, _ in entries])
             except Exception as exc:
@@ -875,6 +880,11 @@ class BusClient:
                 routes.clear()
             routes[topic] = found
         return found
+
+    def dead_letter(self, topic: str, reason: str, payload: bytes | str) -> None:
+        """Record something a handler refused (e.g. a sample the monitor would not use):
+        appended to the dead-letter file and counted, like the bus's own rejections."""
+        self._dead_letter(topic, reason, payload)
 
     def _dead_letter(self, topic: str, reason: str, payload: bytes | str) -> None:
         self.counters.inc("dead_letters")

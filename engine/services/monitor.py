@@ -41,4 +41,8 @@ class MonitorService(AgentService):
         if now - t0 >= 1.0:
             self._rate = (n - n0) / (now - t0)
             self._rate_mark = (now, n)
-        return {**super().health_extras(), "telemetry_per_s": round(self._rate, 1)}
+        return {
+            **super().health_extras(),
+            "telemetry_per_s": round(self._rate, 1),
+            "vectorised": hasattr(self.agent, "feed_batch"),
+        }
