@@ -52,17 +52,20 @@ def _isolated_state(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONTROLROOM_ENV_FILE", str(tmp_path / "no.env"))
 
 
-def _start(kind: str | None, workdir: Any = None) -> MosquittoBroker | AmqttBroker:
+def _start(kind: str | None, *, shared: bool = False) -> MosquittoBroker | AmqttBroker:
     if kind == "amqtt" or (kind is None and mosquitto_binary() is None):
         return AmqttBroker().start()
     if mosquitto_binary() is None:
         pytest.skip("mosquitto is not installed")
-    return MosquittoBroker(workdir=workdir).start()
+    # The session-wide broker accumulates every test's persistent sessions: saving its whole
+    # database at every change would make it slower with each test. Fresh brokers (the
+    # restart and durability tests) keep the deployment setting: save at every change.
+    return MosquittoBroker(save_every_change=not shared).start()
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerInfo]:
-    b = _start(None, tmp_path_factory.mktemp("broker"))
+def broker() -> Iterator[BrokerInfo]:
+    b = _start(None, shared=True)  # own state dir (memory-backed if possible), removed after
     yield b.info("test")
     b.cleanup()
 
@@ -79,7 +82,7 @@ def make_broker(tmp_path: Any) -> Iterator[Callable[..., MosquittoBroker | Amqtt
     started: list[MosquittoBroker | AmqttBroker] = []
 
     def make(kind: str | None = None) -> MosquittoBroker | AmqttBroker:
-        b = _start(kind, tmp_path / f"broker{len(started)}")
+        b = _start(kind)
         started.append(b)
         return b
 

@@ -206,6 +206,19 @@ class DiagnosisAgent:
         st = self._assets[asset] = _Asset(AssetHistory(cfg.history_s, cfg.warmup_s, cfg.settle_s))
         return st
 
+    def forget(self, asset: str) -> list[DiagnosisReport]:
+        """Drop an asset's state (a service evicts long-silent assets to bound its memory),
+        deciding its pending alerts first: nothing waiting is silently dropped."""
+        st = self._assets.pop(asset, None)
+        self._busy.discard(asset)
+        if st is None:
+            return []
+        out: list[DiagnosisReport] = []
+        for tr in st.alerts.values():
+            if tr.pending is not None:
+                out += self._final(st, tr, st.history.last_ts)
+        return out
+
     def _alert(self, a: AlertEvent) -> list[DiagnosisReport]:
         st = self._asset(a.asset)
         rev = a.revision

@@ -610,6 +610,12 @@ class Monitor:
             )
         return st.step(t.ts, t.signals)
 
+    def forget(self, asset: str) -> list[AlertEvent]:
+        """Drop an asset's state (a service evicts long-silent assets to bound its memory)."""
+        self._assets.pop(asset, None)
+        self._first.pop(asset, None)
+        return []
+
     def apply_tuning(self, tuning: Tuning | None) -> None:
         """Scale thresholds per asset/signal from feedback (bounded; see engine.agents.tuning)."""
         self.tuning = tuning

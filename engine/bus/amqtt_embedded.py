@@ -1,27 +1,38 @@
 """amqtt as the embedded broker when Mosquitto is not installed (imported only then: amqtt is
 slow to import).
 
-Why a custom auth plugin: amqtt marks every client of its stock anonymous-auth plugin as
-"anonymous" and then neither queues QoS 1 messages for it while it is offline nor keeps its
-session, which would break the "a restarted agent receives what was published while it was
-down" guarantee. A loopback-only embedded broker has no one to authenticate, so every client is
-accepted as a named (non-anonymous) session.
+Two ways to run it:
+
+- with credentials (what ``controlroom up``/``demo`` start): ``AclAuthPlugin`` accepts only the
+  identities of ``engine.bus.acl`` with their passwords, and ``AclTopicPlugin`` enforces the ACL
+  on every publish, subscribe and delivery;
+- without (test fixtures only): ``LoopbackAuthPlugin`` accepts every client.
+
+Either way every accepted client is a named (non-anonymous) session: amqtt neither queues QoS 1
+messages for an anonymous client while it is offline nor keeps its session, which would break
+"a restarted agent receives what was published while it was down".
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from amqtt.broker import Broker
-from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from engine.bus.acl import may_publish, may_subscribe
 
-class LoopbackAuthPlugin(BaseAuthPlugin):
+log = logging.getLogger("controlroom.bus")
+
+
+class LoopbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped here
     """Accept every client as a persistent-capable (non-anonymous) session."""
 
     @dataclass
@@ -33,15 +44,70 @@ class LoopbackAuthPlugin(BaseAuthPlugin):
         return True
 
 
-def broker_config(host: str, port: int) -> dict[str, Any]:
+class AclAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
+    """Accept only known identities with their password (constant-time comparison)."""
+
+    @dataclass
+    class Config:
+        users: dict[str, str] = field(default_factory=dict)
+
+    async def authenticate(self, *, session: Session) -> bool:
+        users: dict[str, str] = self.context.config.users
+        expected = users.get(session.username or "")
+        given = session.password or ""
+        ok = expected is not None and hmac.compare_digest(expected.encode(), given.encode())
+        if ok:
+            session.is_anonymous = False
+        else:
+            log.warning("amqtt: refused client %r (bad credentials)", session.client_id)
+        return ok
+
+
+class AclTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
+    """``engine.bus.acl.ACL`` on publish, subscribe and delivery."""
+
+    @dataclass
+    class Config:
+        pass
+
+    async def topic_filtering(
+        self, *, session: Session | None = None, topic: str | None = None, action: Any = None
+    ) -> bool:
+        user = session.username if session is not None else None
+        if topic is None:
+            return False
+        if action == Action.PUBLISH:
+            allowed = may_publish(user, topic)
+        else:  # SUBSCRIBE (a filter) or RECEIVE (a concrete topic)
+            allowed = may_subscribe(user, topic)
+        if not allowed and action != Action.RECEIVE:
+            log.warning("amqtt: %s may not %s %r", user, str(action).lower(), topic[:100])
+        return allowed
+
+
+def broker_config(host: str, port: int, users: dict[str, str] | None) -> dict[str, Any]:
+    plugins: dict[str, Any] = (
+        {
+            f"{__name__}.AclAuthPlugin": {"users": users},
+            f"{__name__}.AclTopicPlugin": {},
+        }
+        if users is not None
+        else {f"{__name__}.LoopbackAuthPlugin": {}}
+    )
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
         "timeout_disconnect_delay": 0,
-        "plugins": {f"{__name__}.LoopbackAuthPlugin": {}},
+        "plugins": plugins,
     }
 
 
-def run_amqtt(host: str, port: int, ready: threading.Event, result: dict[str, Any]) -> None:
+def run_amqtt(
+    host: str,
+    port: int,
+    ready: threading.Event,
+    result: dict[str, Any],
+    users: dict[str, str] | None = None,
+) -> None:
     """Thread body: run a broker until ``result["stop"]`` (an asyncio.Event) is set.
 
     Reports ``port`` (the bound one, so port 0 works), ``loop`` and ``stop`` through ``result``,
@@ -53,10 +119,10 @@ def run_amqtt(host: str, port: int, ready: threading.Event, result: dict[str, An
     async def main() -> None:
         stop = asyncio.Event()
         try:
-            broker = Broker(broker_config(host, port), loop=loop)
+            broker = Broker(broker_config(host, port, users), loop=loop)
             await broker.start()
             server = broker._servers["default"].instance
-            bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            bound = server.sockets[0].getsockname()[1]
         except Exception as exc:
             result["error"] = f"{type(exc).__name__}: {exc}"
             ready.set()

@@ -7,6 +7,8 @@ the tests:
 - no URL and an MQTT broker answers on 127.0.0.1:1883: use that one;
 - otherwise (or with the URL ``embedded``): start one for the lifetime of the handle — a
   Mosquitto child process on a free port when the binary is installed, else amqtt in-process.
+  Every broker started this way requires credentials and enforces ``engine.bus.acl.ACL`` (one
+  identity per service; the credentials are generated on first use into ``var/broker/``).
 
 Credentials live in the URL and never leave it in readable form: ``BrokerInfo`` prints a redacted
 URL, and child processes receive the URL through the environment, not the command line.
@@ -14,6 +16,7 @@ URL, and child processes receive the URL through the environment, not the comman
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import shutil
@@ -25,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -136,7 +139,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now (the caller binds it soon after)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -156,9 +160,9 @@ def _connect_packet(client_id: str) -> bytes:
     return bytes([0x10, len(body)]) + body
 
 
-def probe_mqtt(host: str, port: int, timeout: float = 0.5) -> bool:
-    """True when an MQTT 3.1.1 broker accepts a CONNECT on host:port (not merely a TCP listener:
-    something else on :1883 must not be mistaken for a broker)."""
+def connack_code(host: str, port: int, timeout: float = 0.5) -> int | None:
+    """The return code an MQTT 3.1.1 broker on host:port gives an anonymous CONNECT (0 accepted,
+    5 not authorised, …), or None when nothing there speaks MQTT."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
             s.settimeout(timeout)
@@ -167,13 +171,19 @@ def probe_mqtt(host: str, port: int, timeout: float = 0.5) -> bool:
             while len(ack) < 4:
                 chunk = s.recv(4 - len(ack))
                 if not chunk:
-                    return False
+                    return None
                 ack += chunk
             with _suppress_oserror():
                 s.sendall(b"\xe0\x00")
-            return ack[0] == 0x20 and ack[3] == 0
+            return ack[3] if ack[0] == 0x20 else None
     except OSError:
-        return False
+        return None
+
+
+def probe_mqtt(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when an MQTT broker answers a CONNECT on host:port (accepting it or asking for
+    credentials) — not merely a TCP listener: something else on :1883 is not a broker."""
+    return connack_code(host, port, timeout) is not None
 
 
 class _suppress_oserror:
@@ -234,9 +244,12 @@ allow_anonymous true
 # Started as root, Mosquitto would switch to user "mosquitto" and could not write its state here.
 user {user}
 # Persistent sessions (clean_session=false) keep subscriptions and queued QoS 1 messages across a
-# client restart; persistence keeps them across a broker restart (saved every second).
+# client restart; persistence keeps them across a broker restart. With autosave_on_changes the
+# in-memory database is saved after every change (queued message, subscription), not once a
+# second: a broker killed right after acknowledging a publish has it on disk.
 persistence true
 persistence_location {state}/
+autosave_on_changes true
 autosave_interval 1
 # The default of 1000 queued messages per client would drop telemetry during bursts.
 max_queued_messages 100000
@@ -260,9 +273,15 @@ class MosquittoBroker:
         workdir: Path | None = None,
         tls: tuple[str, str] | None = None,
         password_file: str | None = None,
+        credentials: Mapping[str, str] | None = None,
+        save_every_change: bool = True,
     ) -> None:
         """``tls``: (certfile, keyfile) to serve mqtts:// on the port instead of mqtt://;
-        ``password_file`` (from ``mosquitto_passwd``): refuse anonymous clients."""
+        ``password_file`` (from ``mosquitto_passwd``): refuse anonymous clients;
+        ``credentials`` (identity -> password): refuse anonymous clients and enforce
+        ``engine.bus.acl.ACL`` (password and ACL files written into the work dir);
+        ``save_every_change=False``: save once a second instead (a long-lived test broker
+        shared by many tests, whose database grows with every test's persistent sessions)."""
         binary = mosquitto_binary()
         if binary is None:
             raise BrokerError("mosquitto is not installed")
@@ -271,7 +290,9 @@ class MosquittoBroker:
         self.port = port or free_port(host)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if workdir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="controlroom-mosquitto-")
+            self._tmp = tempfile.TemporaryDirectory(
+                prefix="controlroom-mosquitto-", dir=_state_dir()
+            )
             workdir = Path(self._tmp.name)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -279,11 +300,21 @@ class MosquittoBroker:
         conf = MOSQUITTO_CONF.format(
             port=self.port, host=host, state=self.workdir, user=getpass.getuser()
         )
+        if not save_every_change:
+            conf = conf.replace("autosave_on_changes true\n", "")
         if tls is not None:
             conf += f"certfile {tls[0]}\nkeyfile {tls[1]}\n"
+        if credentials is not None:
+            from engine.bus.acl import write_mosquitto_auth
+
+            password_file, acl_file = (str(f) for f in write_mosquitto_auth(
+                self.workdir / "auth", credentials
+            ))  # fmt: skip
+            conf += f"acl_file {acl_file}\n"
         if password_file is not None:
             conf = conf.replace("allow_anonymous true", "allow_anonymous false")
             conf += f"password_file {password_file}\n"
+        self.secured = password_file is not None
         self.conf_path.write_text(conf)
         self.tls = tls is not None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -303,31 +334,31 @@ class MosquittoBroker:
         deadline = time.monotonic() + timeout
         while True:
             # The port may still be in TIME_WAIT/bound for a moment after a kill: retry briefly.
-            with open(self.workdir / "stderr.log", "ab") as err:
-                self.proc = subprocess.Popen(
+            with open(self.workdir / "stderr.log", "ab") as errlog:
+                proc = self.proc = subprocess.Popen(
                     [self.binary, "-c", str(self.conf_path)],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
-                    stderr=err,
+                    stderr=errlog,
                     # Its own session: a Ctrl-C meant for `controlroom up` must not stop the
                     # broker before the services have flushed what they publish on the way out.
                     start_new_session=True,
                     preexec_fn=_die_with_parent_fn(),
                 )
             try:
-                proc = self.proc
                 wait_listening(
                     self.host,
                     self.port,
                     max(0.5, deadline - time.monotonic()),
-                    alive=lambda p=proc: p.poll() is None,
+                    alive=functools.partial(_running, proc),
                 )
                 return self
             except BrokerError:
-                err = self._reap()
+                reason = self._reap()
                 if time.monotonic() >= deadline:
                     raise BrokerError(
-                        f"mosquitto failed to start on {self.host}:{self.port}: {err or 'timeout'}"
+                        f"mosquitto failed to start on {self.host}:{self.port}: "
+                        f"{reason or 'timeout'}"
                     ) from None
                 time.sleep(0.1)
 
@@ -372,6 +403,22 @@ class MosquittoBroker:
         return BrokerInfo(self.url, self.host, self.port, "mosquitto", note)
 
 
+def _state_dir() -> str | None:
+    """Where an embedded broker keeps its state: memory-backed ``/dev/shm`` when there is one.
+
+    The embedded broker lives as long as ``controlroom up`` and its state directory goes with
+    it, so what its persistence must survive is a crash of the broker process — which a tmpfs
+    survives. Mosquitto saves (and fsyncs) its whole database on every change; on a disk that
+    caps QoS 1 traffic at a few hundred messages per second, in memory it costs next to
+    nothing."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+def _running(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is None
+
+
 def _die_with_parent_fn() -> Callable[[], None] | None:
     """On Linux, when started from the main thread: the broker gets SIGTERM if this process
     dies, even by SIGKILL, so no Mosquitto outlives its owner. (The kernel ties this to the
@@ -407,11 +454,16 @@ def _mosquitto_version(binary: str) -> str:
 class AmqttBroker:
     """amqtt in this process, on its own thread and event loop (callers stay synchronous).
 
-    amqtt keeps sessions in memory only: a restart loses them (Mosquitto persists them)."""
+    amqtt keeps sessions in memory only: a restart loses them (Mosquitto persists them), and it
+    forgets a delivery whose PUBACK has not come within 5 s. ``credentials`` (identity ->
+    password): refuse anonymous clients and enforce ``engine.bus.acl.ACL``."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int = 0, host: str = "127.0.0.1", credentials: Mapping[str, str] | None = None
+    ) -> None:
         self.host = host
         self.port = port
+        self.credentials = dict(credentials) if credentials is not None else None
         self._thread: threading.Thread | None = None
         self._stop: object = None
         self._loop: object = None
@@ -429,7 +481,7 @@ class AmqttBroker:
         result: dict[str, object] = {}
 
         def main() -> None:
-            run_amqtt(self.host, self.port, ready, result)
+            run_amqtt(self.host, self.port, ready, result, self.credentials)
 
         self._thread = threading.Thread(target=main, name="amqtt-broker", daemon=True)
         self._thread.start()
@@ -478,20 +530,26 @@ def start_embedded(
     prefer: Literal["mosquitto", "amqtt"] | None = None,
     port: int = 0,
     workdir: Path | None = None,
+    credentials: Mapping[str, str] | None = None,
 ) -> MosquittoBroker | AmqttBroker:
-    """Start an embedded broker: Mosquitto when installed (or asked for), else amqtt."""
+    """Start an embedded broker: Mosquitto when installed (or asked for), else amqtt. With
+    ``credentials`` it requires them and enforces the ACL (what ``ensure_broker`` does)."""
     if prefer != "amqtt" and mosquitto_binary() is not None:
-        return MosquittoBroker(port=port, workdir=workdir).start()
+        return MosquittoBroker(port=port, workdir=workdir, credentials=credentials).start()
     if prefer == "mosquitto":
         raise BrokerError("mosquitto is not installed")
-    return AmqttBroker(port=port).start()
+    return AmqttBroker(port=port, credentials=credentials).start()
 
 
-def ensure_broker(url: str | None = None) -> tuple[BrokerInfo, BrokerHandle]:
+def ensure_broker(
+    url: str | None = None, *, credentials_file: Path | None = None
+) -> tuple[BrokerInfo, BrokerHandle]:
     """The broker to use and a handle whose ``stop()`` frees whatever was started for it.
 
     ``url``: a broker URL (used as is, not probed: it may come up later and clients reconnect),
-    ``None`` (the local :1883 broker if one answers, else embedded), or ``"embedded"``.
+    ``None`` (the local :1883 broker if one answers, else embedded), or ``"embedded"``. An
+    embedded broker requires the per-service credentials of ``credentials_file`` (default
+    ``var/broker/credentials.json``), generated on first use.
     """
     if url and url != EMBEDDED:
         addr = parse_broker_url(url)
@@ -499,5 +557,7 @@ def ensure_broker(url: str | None = None) -> tuple[BrokerInfo, BrokerHandle]:
     if url is None and probe_mqtt("127.0.0.1", 1883):
         info = BrokerInfo(DEFAULT_URL, "127.0.0.1", 1883, "external", "found on 127.0.0.1:1883")
         return info, ExternalBroker()
-    broker = start_embedded()
-    return broker.info(), _EmbeddedHandle(broker)
+    from engine.bus.acl import ensure_credentials
+
+    broker = start_embedded(credentials=ensure_credentials(credentials_file))
+    return broker.info("credentials + ACL"), _EmbeddedHandle(broker)

@@ -14,6 +14,13 @@ Guarantees, and how they are kept:
   behind it, and a process stopped meanwhile gets the message again on restart. Any other
   exception is retried ``RetryPolicy.attempts`` times, then the message is dead-lettered,
   counted and acknowledged, so one poison message cannot wedge a service.
+- **Durable at the broker, not just acknowledged.** Mosquitto sends PUBACK before it saves the
+  message (it saves at the top of its next loop iteration): a broker killed in between loses an
+  acknowledged message. So ``delivered(publication)`` — what the outboxes wait for before they
+  delete a row — is true only once the PUBACK came *and* a later round trip on the same
+  connection completed (a QoS 1 publish on ``sync/{identity}``, which nobody subscribes to): by
+  then Mosquitto has been through its save. A message whose round trip spans a reconnect is
+  published again (a repeat at worst, which consumers recognise by id).
 - **Nothing lost.** Alerts, diagnoses, tickets and feedback travel at QoS 1 on a persistent
   session (MQTT 3.1.1 ``clean_session=False`` with a stable client id, which Mosquitto and amqtt
   both honour), so what is published while a service is down waits for it at the broker.
@@ -46,15 +53,17 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import ValidationError
 
+from engine.bus import paho_compat
+from engine.bus.acl import credentials_for
 from engine.bus.broker import parse_broker_url, redact_url
 from engine.bus.deadletter import DeadLetterLog
-from engine.bus.paho_compat import FastClient, delivered, message_topic
+from engine.bus.paho_compat import FastClient, message_topic
 from engine.paths import var_dir
 from engine.schemas import (
     MAX_BATCH_SAMPLES,
@@ -109,7 +118,15 @@ class _Batched:
 
 M = TypeVar("M", bound=WireModel)
 
-__all__ = ["BusClient", "RetryLater", "RetryPolicy", "TlsOptions", "delivered", "stamped"]
+__all__ = [
+    "BusClient",
+    "Publication",
+    "RetryLater",
+    "RetryPolicy",
+    "TlsOptions",
+    "delivered",
+    "stamped",
+]
 
 
 class RetryLater(Exception):
@@ -153,6 +170,62 @@ class TlsOptions:
 
 
 _insecure_warned = threading.Event()
+
+
+class Publication:
+    """A publish, as ``BusClient.publish`` returns it; ``delivered(publication)`` says whether
+    the broker has it durably (see the module docstring)."""
+
+    __slots__ = ("_after", "_bus", "_gen", "info", "payload", "qos", "topic")
+
+    def __init__(self, bus: BusClient, info: mqtt.MQTTMessageInfo, topic: str, payload: bytes,
+                 qos: int) -> None:  # fmt: skip
+        self._bus = bus
+        self.info = info
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self._after: int | None = None
+        self._gen = 0
+
+    @property
+    def rc(self) -> MQTTErrorCode:
+        return self.info.rc
+
+    @property
+    def mid(self) -> int:
+        return self.info.mid
+
+    def acknowledged(self) -> bool:
+        """The broker sent PUBACK (it may not have saved the message yet)."""
+        return paho_compat.delivered(self.info)
+
+    def durable(self) -> bool:
+        """Acknowledged, and a later round trip on the same connection completed."""
+        if self.qos == 0:
+            return True
+        bus = self._bus
+        if self._after is None:
+            if not paho_compat.delivered(self.info):
+                return False
+            self._gen = bus._puback_generation(self.info.mid)
+            self._after = bus._barrier_after_now()
+        done, gen = bus._barrier_state()
+        if done < self._after:
+            return False
+        if gen != self._gen:  # the round trip crossed a reconnect: publish it again
+            self.info = bus._mqtt.publish(self.topic, self.payload, qos=self.qos)
+            self._after = None
+            return False
+        return True
+
+
+def delivered(info: Publication | mqtt.MQTTMessageInfo) -> bool:
+    """Whether a QoS 1 publish is safe to forget: durable at the broker for a ``Publication``,
+    acknowledged for a bare paho ``MQTTMessageInfo``."""
+    if isinstance(info, Publication):
+        return info.durable()
+    return paho_compat.delivered(info)
 
 
 class _Inbound(NamedTuple):
@@ -252,10 +325,11 @@ class BusClient:
         validate_on_publish: bool = True,
         retry: RetryPolicy | None = None,
         deadletter_max_bytes: int | None = None,
-        credentials: tuple[str, str] | None = None,
+        identity: str | None = None,
     ) -> None:
-        """``credentials`` (user, password) override any in the URL (a service's own identity
-        on a broker with ACLs)."""
+        """``identity``: who to connect as on a broker with ACLs (default ``service_name``); its
+        password comes from the credentials file (``engine.bus.acl``) unless the URL names a
+        user, which wins. No URL user and no credentials: anonymous."""
         self.url = url
         self.address = parse_broker_url(url)
         self.client_id = client_id
@@ -287,7 +361,14 @@ class BusClient:
         self._subscribed = threading.Event()
         self._sub_mids: set[int] = set()
         self._worker: threading.Thread | None = None
-        self._unacked: list[mqtt.MQTTMessageInfo] = []
+        self._unacked: list[Publication] = []
+        self._barrier_lock = threading.Lock()
+        self._barrier_started = 0
+        self._barrier_done = 0
+        self._barrier_done_gen = 0
+        self._barrier_wanted = 0
+        self._barrier_info: mqtt.MQTTMessageInfo | None = None
+        self._puback_gens: OrderedDict[int, int] = OrderedDict()
         self._unacked_lock = threading.Lock()
         self._last_connect_error: str | None = None
         self._stopping = False
@@ -299,7 +380,10 @@ class BusClient:
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
-        user, password = credentials or (self.address.username, self.address.password)
+        user, password = credentials_for(identity or service_name, url) or (
+            self.address.username,
+            self.address.password,
+        )
         self.username = user
         if user is not None:
             self._mqtt.username_pw_set(user, password)
@@ -327,6 +411,8 @@ class BusClient:
         self._mqtt.on_message = self._on_message
         self._mqtt.on_connect_fail = self._on_connect_fail
         self._mqtt.on_subscribe = self._on_subscribe
+        self._mqtt.on_publish = self._on_publish
+        self._sync_topic = f"sync/{identity or service_name}"
         self._keepalive = keepalive
 
     # ---------------------------------------------------------------- lifecycle
@@ -418,11 +504,11 @@ class BusClient:
         return True
 
     def flush(self, timeout: float) -> bool:
-        """Wait until every QoS 1 message published so far is acknowledged by the broker."""
+        """Wait until every QoS 1 message published so far is durable at the broker."""
         deadline = time.monotonic() + timeout
         while True:
             with self._unacked_lock:
-                self._unacked = [i for i in self._unacked if not delivered(i)]
+                self._unacked = [i for i in self._unacked if not i.durable()]
                 if not self._unacked:
                     return True
             if time.monotonic() >= deadline:
@@ -435,8 +521,10 @@ class BusClient:
 
     # ---------------------------------------------------------------- subscribe / publish
 
-    def subscribe(self, pattern: str, handler: Handler, qos: int | None = None) -> None:
-        """Call ``handler(message)`` with each valid message on topics matching ``pattern``.
+    def subscribe(self, pattern: str, handler: Callable[[M], None], qos: int | None = None) -> None:
+        """Call ``handler(message)`` with each valid message on topics matching ``pattern``
+        (typed by the model the pattern's topic kind carries, e.g. ``Feedback`` for
+        ``feedback/+``).
 
         The subscription survives reconnects (restored on every connect) and, for QoS 1, the
         persistent session keeps messages for it while the process is down. Default QoS follows
@@ -445,7 +533,7 @@ class BusClient:
             qos = QOS_BY_KIND.get(_kind_of(_plain_filter(pattern)), 1)
         with self._subs_lock:
             old_qos, handlers = self._subs.get(pattern, (qos, []))
-            self._subs[pattern] = (max(old_qos, qos), [*handlers, handler])
+            self._subs[pattern] = (max(old_qos, qos), [*handlers, cast(Handler, handler)])
             self._routes = {}
             if self.connected:
                 self._track_subscribe(self._mqtt.subscribe(pattern, qos))
@@ -475,7 +563,7 @@ class BusClient:
 
     def publish(
         self, message: WireModel, qos: int | None = None, retain: bool = False
-    ) -> mqtt.MQTTMessageInfo:
+    ) -> Publication:
         """Validate and publish on ``topic_for(message)``; stamps ``wall_time`` if unset.
 
         A message that fails validation is dead-lettered, counted and raised as WireError (the
@@ -496,6 +584,7 @@ class BusClient:
         if qos is None:
             qos = QOS_BY_KIND.get(kind, 1)
         info = self._mqtt.publish(topic, payload, qos=qos, retain=retain)
+        publication = Publication(self, info, topic, payload, qos)
         if info.rc == mqtt.MQTT_ERR_NO_CONN and qos == 0:
             self.counters.inc("publish_dropped")
         elif info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
@@ -509,10 +598,42 @@ class BusClient:
                 c.last_published_at = time.time()
             if qos > 0:
                 with self._unacked_lock:
-                    self._unacked.append(info)
+                    self._unacked.append(publication)
                     if len(self._unacked) > 1000:
-                        self._unacked = [i for i in self._unacked if not delivered(i)]
-        return info
+                        self._unacked = [i for i in self._unacked if not i.durable()]
+        return publication
+
+    # ---------------------------------------------------------------- durability barrier
+
+    def _barrier_after_now(self) -> int:
+        """The number of a barrier round trip that starts after this call (started now if
+        none is in flight, else right after the one in flight)."""
+        with self._barrier_lock:
+            self._poll_barrier()
+            want = self._barrier_started + 1
+            self._barrier_wanted = max(self._barrier_wanted, want)
+            self._poll_barrier()
+            return want
+
+    def _barrier_state(self) -> tuple[int, int]:
+        """(last barrier completed, connection generation it completed on)."""
+        with self._barrier_lock:
+            self._poll_barrier()
+            return self._barrier_done, self._barrier_done_gen
+
+    def _poll_barrier(self) -> None:
+        info = self._barrier_info
+        if info is not None and paho_compat.delivered(info):
+            self._barrier_done = self._barrier_started
+            self._barrier_done_gen = self._puback_generation(info.mid)
+            self._barrier_info = None
+        if self._barrier_info is None and self._barrier_wanted > self._barrier_started:
+            self._barrier_info = self._mqtt.publish(self._sync_topic, b"", qos=1)
+            self._barrier_started += 1
+
+    def _puback_generation(self, mid: int) -> int:
+        """The connection a PUBACK for ``mid`` arrived on (recorded by ``_on_publish``)."""
+        return self._puback_gens.pop(mid, self._generation)
 
     def publish_batch(
         self, samples: Sequence[Telemetry], source: str, max_samples: int = MAX_BATCH_SAMPLES
@@ -609,6 +730,17 @@ class BusClient:
                     self._subscribed.set()
         except Exception:
             log.exception("%s: on_subscribe failed", self.service_name)
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
+    ) -> None:
+        try:
+            gens = self._puback_gens
+            gens[mid] = self._generation
+            if len(gens) > 65_536:  # entries nobody asked about (QoS 1 publishes not tracked)
+                gens.popitem(last=False)
+        except Exception:
+            log.exception("%s: on_publish failed", self.service_name)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         where = f"{self.address.host}:{self.address.port}"
@@ -882,8 +1014,8 @@ class BusClient:
         return found
 
     def dead_letter(self, topic: str, reason: str, payload: bytes | str) -> None:
-        """Record something a handler refused (e.g. a sample the monitor would not use):
-        appended to the dead-letter file and counted, like the bus's own rejections."""
+        """Reject a message a handler found bad after decoding (a duplicate or late sample, a
+        value past a learned limit): written to the dead-letter file, counted, logged."""
         self._dead_letter(topic, reason, payload)
 
     def _dead_letter(self, topic: str, reason: str, payload: bytes | str) -> None:

@@ -88,6 +88,64 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--out", type=output_path, metavar="FILE", help="write the report here (default: stdout)"
     )
     p.set_defaults(func=cmd_report)
+    _register_broker(sub)
+
+
+def _register_broker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "broker",
+        help="broker credentials and ACL files (for docker compose or an external Mosquitto)",
+        description="Generate the per-service broker credentials (var/broker/credentials.json, "
+        "mode 0600) if missing, and write Mosquitto's password_file and acl_file from them and "
+        "from the ACL table in engine/bus/acl.py. Example: controlroom broker init "
+        "--mosquitto-dir /etc/mosquitto/controlroom",
+    )
+    p.add_argument("action", choices=("init", "acl"), help="init: write files; acl: print the ACL")
+    p.add_argument(
+        "--mosquitto-dir",
+        metavar="DIR",
+        help="where to write passwd and acl (default var/broker/mosquitto)",
+    )
+    p.add_argument(
+        "--owner",
+        metavar="UID:GID",
+        help="chown the Mosquitto files (the eclipse-mosquitto image runs as 1883:1883)",
+    )
+    p.set_defaults(func=cmd_broker)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from engine.bus.acl import (
+        CredentialsError,
+        credentials_path,
+        ensure_credentials,
+        mosquitto_acl_file,
+        write_mosquitto_auth,
+    )
+
+    if args.action == "acl":
+        sys.stdout.write(mosquitto_acl_file())
+        return 0
+    try:
+        creds = ensure_credentials()
+        directory = Path(args.mosquitto_dir or credentials_path().parent / "mosquitto")
+        files = write_mosquitto_auth(directory, creds)
+        if args.owner:
+            uid, _, gid = args.owner.partition(":")
+            for f in (directory, *files):
+                os.chown(f, int(uid), int(gid or uid))
+    except ValueError:
+        print(f"controlroom broker: --owner {args.owner!r}: expected UID:GID", file=sys.stderr)
+        return 2
+    except (CredentialsError, OSError) as exc:
+        print(f"controlroom broker: {exc}", file=sys.stderr)
+        return 1
+    print(f"credentials: {credentials_path()} ({len(creds)} identities)", file=sys.stderr)
+    print(f"mosquitto: {files[0]} and {files[1]}", file=sys.stderr)
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -108,8 +166,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from engine.bus.broker import BrokerError, parse_broker_url
     from engine.services.base import configure_console
-    from engine.services.registry import service_class
-    from engine.services.settings import Settings, SettingsError, Shard
+    from engine.services.registry import build_service
+    from engine.services.settings import Settings, SettingsError, Shard, ensure_writable_var
 
     try:
         settings = Settings.from_env(args.name)
@@ -128,12 +186,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (SettingsError, BrokerError, ValueError) as exc:
         print(f"controlroom serve: {exc}", file=sys.stderr)
         return 2
+    try:
+        ensure_writable_var()
+    except SettingsError as exc:
+        print(f"controlroom serve {args.name}: {exc}", file=sys.stderr)
+        return 1
     configure_console(settings.log_level)
     try:
-        service = service_class(args.name)(settings)
+        service = build_service(settings)
     except (SettingsError, ValueError, FileNotFoundError) as exc:
         print(f"controlroom serve {args.name}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # var/ went away or became unwritable since the check
+        print(f"controlroom serve {args.name}: {exc}", file=sys.stderr)
+        return 1
     return service.run()
 
 
@@ -162,9 +228,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     from engine.bus.broker import BrokerError, parse_broker_url
     from engine.cli.checks import require_broker
-    from engine.services.settings import SettingsError
+    from engine.services.settings import Settings, SettingsError, ensure_writable_var
     from engine.services.stack import Stack, StackError
 
+    try:
+        ensure_writable_var()
+    except SettingsError as exc:
+        print(f"controlroom up: {exc}", file=sys.stderr)
+        return 1
     try:
         for flag, env in (
             ("ca_file", "CONTROLROOM_BROKER_CA_FILE"),
@@ -181,6 +252,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             require_broker(broker)
         _check_numbers(args.speed or 1.0, args.rate_hz or 1.0, args.assets or 1)
         _check_scenarios(args.scenario or os.environ.get("CONTROLROOM_SCENARIO"))
+        for name in SERVICE_CHOICES:  # the children read the same environment: check it now
+            Settings.from_env(name)
         stack = Stack(
             broker_url=broker,
             scenario=args.scenario,
@@ -190,6 +263,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             rate_hz=args.rate_hz,
             host=args.host or os.environ.get("CONTROLROOM_HOST") or "127.0.0.1",
             console=True,
+            supervise=True,
         )
     except (SettingsError, BrokerError, StackError, ValueError) as exc:
         print(f"controlroom up: {exc}", file=sys.stderr)
@@ -215,12 +289,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"{sim}/scenario/start",
             file=sys.stderr,
         )
-    print("running; Ctrl-C stops everything", file=sys.stderr, flush=True)
+    print(
+        f"running (crashed services are restarted; state in {stack.var / 'stack.json'}); "
+        "Ctrl-C stops everything",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         while not stop.wait(0.5):
-            dead = {n: p.returncode for n, p in stack.procs.items() if p.poll() is not None}
-            if dead:
-                print(f"controlroom up: service(s) exited: {dead}; stopping", file=sys.stderr)
+            if stack.gave_up:
+                print(f"controlroom up: {stack.gave_up}; stopping", file=sys.stderr)
                 return 1
         return 0
     finally:

@@ -1,8 +1,16 @@
 """What the monitor and diagnosis services share: a pure agent fed from the bus, its outputs
-published and logged, and feedback-driven tuning picked up while running.
+published and logged, feedback-driven tuning picked up while running, and bounded per-asset
+state.
 
 The agent is not thread-safe and does not need to be: the bus dispatcher feeds it from one
-thread in arrival order; the lock only fences the periodic tuning reload.
+thread in arrival order; the lock only fences the periodic tuning reload and eviction.
+
+Bounded state: the service keeps state for at most ``Settings.max_assets`` assets. A message
+for a new asset beyond that evicts the asset silent for longest if it has been silent for
+``Settings.asset_idle_s``; otherwise the message is refused (``asset_bounds.refused`` in
+/health, and a ``asset_refused`` log line at most once a minute). An invented asset id cannot
+grow a service without bound, and a real new pump is never refused while an idle one holds
+its place.
 """
 
 from __future__ import annotations
@@ -10,18 +18,40 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from engine.bus.client import stamped
+from engine.bus.client import RetryLater, stamped
 from engine.bus.routing import ALL_TELEMETRY, telemetry_route
+from engine.http_schemas import ASSETS_SHOWN
 from engine.paths import var_dir
-from engine.schemas import Feedback, PlantMessage, Telemetry, WireModel, telemetry_topic
+from engine.schemas import AlertEvent, DiagnosisReport, Feedback, Telemetry, Tuning, telemetry_topic
 from engine.services.base import Service
+from engine.services.settings import Settings
 
 TUNING_FILE = "tuning.json"
 TUNING_POLL_S = 2.0
+REFUSAL_LOG_S = 60.0
+
+In = TypeVar("In", Telemetry, Telemetry | AlertEvent)
+Out = TypeVar("Out", AlertEvent, DiagnosisReport)
+In_contra = TypeVar("In_contra", contravariant=True)
+Out_co = TypeVar("Out_co", covariant=True)
+
+
+class Agent(Protocol[In_contra, Out_co]):
+    """A pure agent as a service runs it (``engine.agents.monitor.Monitor``,
+    ``engine.agents.diagnosis.DiagnosisAgent``)."""
+
+    def feed(self, msg: In_contra, /) -> Sequence[Out_co]: ...
+
+    def apply_tuning(self, tuning: Tuning | None, /) -> None: ...
+
+    def forget(self, asset: str, /) -> Sequence[Out_co]:
+        """Drop an asset's state; return what must still be published for it."""
+        ...
 
 
 class TuningWatch:
@@ -29,7 +59,7 @@ class TuningWatch:
     couple of seconds) and hands it to ``apply``. A broken file is reported, not applied: the
     tuning in effect stays."""
 
-    def __init__(self, path: Path, apply: Any, service: Service) -> None:
+    def __init__(self, path: Path, apply: Callable[[Tuning], None], service: Service) -> None:
         self.path = path
         self._apply = apply
         self._service = service
@@ -62,7 +92,7 @@ class TuningWatch:
         self._service.log.event("tuning_applied", tuning=self.summary, echo=True)
         return True
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, object]:
         return {
             "file": str(self.path),
             "loaded_at": self.loaded_at,
@@ -91,6 +121,51 @@ class LatencyWindow:
         }
 
 
+class AssetSlots:
+    """Which assets hold state, least recently heard first; at most ``cap`` of them."""
+
+    def __init__(self, cap: int, idle_s: float) -> None:
+        self.cap = cap
+        self.idle_s = idle_s
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.evicted = 0
+        self.refused = 0
+
+    def admit(self, asset: str, now: float) -> tuple[bool, str | None]:
+        """(admitted, asset to evict first)."""
+        seen = self._seen
+        if asset in seen:
+            seen[asset] = now
+            seen.move_to_end(asset)
+            return True, None
+        victim = None
+        if len(seen) >= self.cap:
+            oldest, last = next(iter(seen.items()))
+            if now - last < self.idle_s:
+                self.refused += 1
+                return False, None
+            del seen[oldest]
+            self.evicted += 1
+            victim = oldest
+        seen[asset] = now
+        return True, victim
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def names(self, limit: int) -> list[str]:
+        return sorted(self._seen)[:limit]
+
+    def health(self) -> dict[str, object]:
+        return {
+            "tracked": len(self._seen),
+            "max": self.cap,
+            "idle_evict_s": self.idle_s,
+            "evicted": self.evicted,
+            "refused": self.refused,
+        }
+
+
 def in_rounds(samples: list[Telemetry]) -> list[Telemetry]:
     """The samples reordered so that each asset's first sample comes before any asset's
     second, and so on; each asset's own order is kept (the only order its state depends on).
@@ -109,46 +184,65 @@ def in_rounds(samples: list[Telemetry]) -> list[Telemetry]:
     return [t for r in rounds for t in r]
 
 
-class AgentService(Service):
+class AgentService(Service, Generic[In, Out]):
+    """A pure agent on the bus. Subclasses pass the agent in and name their input patterns."""
+
     inputs: ClassVar[tuple[str, ...]] = ()
     output_event: ClassVar[str] = "output"
 
-    def make_agent(self) -> Any:
-        raise NotImplementedError
-
-    def output_ids(self, out: WireModel) -> dict[str, Any]:
-        return {}
-
-    def output_latency_ms(self, trigger: PlantMessage, out: WireModel) -> float | None:
-        wall = getattr(trigger, "wall_time", None)
-        return (time.time() - wall) * 1000.0 if wall else None
-
-    # ---------------------------------------------------------------- wiring
-
-    def setup(self) -> None:
-        self.agent = self.make_agent()
+    def __init__(self, settings: Settings, agent: Agent[In, Out]) -> None:
+        super().__init__(settings)
+        self.agent: Agent[In, Out] = agent
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.outputs = 0
         self.latency = LatencyWindow()
-        self.assets: set[str] = set()
+        self.slots = AssetSlots(settings.max_assets, settings.asset_idle_s)
+        self._refusal_logged = 0.0
         self.tuning = TuningWatch(var_dir() / TUNING_FILE, self._apply_tuning, self)
         self.rejected: dict[str, int] = {}
         for pattern in self.inputs:
             if pattern == ALL_TELEMETRY:
-                for f in self.filters(pattern):
+                for f in self.telemetry_filters():
                     self.bus.subscribe_batch(f, self.on_telemetry)
             else:
                 self.bus.subscribe(pattern, self.on_input)
         self.bus.subscribe("feedback/+", self.on_feedback)
 
-    def filters(self, pattern: str) -> tuple[str, ...]:
+    def telemetry_filters(self) -> tuple[str, ...]:
         """Telemetry is routed by the broker: a replica subscribes to its own buckets only
-        (``engine.bus.routing``); other inputs are subscribed as named."""
-        if pattern != ALL_TELEMETRY:
-            return (pattern,)
+        (``engine.bus.routing``), plus the old one-level layout during a migration."""
         s = self.settings
-        return telemetry_route(s.shard.index, s.shard.count).filters
+        return telemetry_route(
+            s.shard.index, s.shard.count, legacy=s.legacy_topics, share_group=s.share_group
+        ).filters
+
+    # ---------------------------------------------------------------- hooks
+
+    def output_ids(self, out: Out) -> dict[str, object]:
+        return {}
+
+    def output_latency_ms(self, trigger: In, out: Out) -> float | None:
+        wall = trigger.wall_time
+        return (time.time() - wall) * 1000.0 if wall else None
+
+    def emit(self, outs: Sequence[Out], trigger: In | None) -> None:
+        """Publish the agent's outputs (the diagnosis service overrides it with its durable
+        outbox) and log each one."""
+        for out in outs:
+            out = stamped(out)
+            self.bus.publish(out)
+            self._logged(out, trigger)
+
+    def _logged(self, out: Out, trigger: In | None, **extra: object) -> None:
+        self.outputs += 1
+        lat = self.output_latency_ms(trigger, out) if trigger is not None else None
+        if lat is not None:
+            self.latency.add(lat)
+        ids = {**self.output_ids(out), **extra}
+        self.log.message(self.output_event, out, ids=ids, latency_ms=lat, echo=True)
+
+    # ---------------------------------------------------------------- lifecycle
 
     def on_start(self) -> None:
         self.tuning.check()
@@ -162,49 +256,67 @@ class AgentService(Service):
             with self._lock:
                 self.tuning.check()
 
-    def _apply_tuning(self, tuning: Any) -> None:
+    def _apply_tuning(self, tuning: Tuning) -> None:
         self.agent.apply_tuning(tuning)
 
     # ---------------------------------------------------------------- handlers (bus thread)
 
-    def on_input(self, msg: PlantMessage) -> None:
-        self.assets.add(msg.asset)
+    def on_input(self, msg: In) -> None:
+        admitted, victim = self.slots.admit(msg.asset, time.monotonic())
+        if not admitted:
+            self._refused(msg.asset)
+            return
         with self._lock:
-            outs = self.agent.feed(msg)
-        for out in outs:
-            self._publish_output(out, msg)
-
-    def _publish_output(self, out: WireModel, trigger: PlantMessage) -> None:
-        out = stamped(out)
-        self.bus.publish(out)
-        self.outputs += 1
-        lat = self.output_latency_ms(trigger, out)
-        if lat is not None:
-            self.latency.add(lat)
-        self.log.message(
-            self.output_event, out, ids=self.output_ids(out), latency_ms=lat, echo=True
-        )
+            if victim is not None:
+                self._evict(victim)
+            self.emit(self.agent.feed(msg), msg)
 
     def on_telemetry(self, samples: list[Telemetry]) -> None:
         """Every telemetry sample the bus had queued, in arrival order, at once: a vectorised
         agent (``feed_batch``) pays its per-call cost once per burst, not per sample."""
-        self.assets.update(t.asset for t in samples)
+        now = time.monotonic()
+        admit = self.slots.admit
+        kept: list[Telemetry] = []
+        victims: list[str] = []
+        for t in samples:
+            admitted, victim = admit(t.asset, now)
+            if not admitted:
+                self._refused(t.asset)
+                continue
+            kept.append(t)
+            if victim is not None:
+                victims.append(victim)
         agent = self.agent
-        with self._lock:
-            batch = getattr(agent, "feed_batch", None)
-            if batch is not None:
-                outs = batch(in_rounds(samples))
-            else:
-                outs = [out for t in samples for out in agent.feed(t)]
-            self._drain_rejections()
-        if outs:
-            by_sample = {(t.asset, t.ts): t for t in samples}
-            for out in outs:
-                trigger = by_sample.get((out.asset, getattr(out, "ts", None)), samples[-1])
-                self._publish_output(out, trigger)
+        try:
+            with self._lock:
+                for victim in victims:
+                    self._evict(victim)
+                if not kept:
+                    return
+                batch = getattr(agent, "feed_batch", None)
+                if batch is not None:
+                    outs = batch(in_rounds(kept))
+                else:
+                    outs = [out for t in kept for out in agent.feed(t)]
+                self._drain_rejections()
+                if outs:
+                    by_sample = {(t.asset, t.ts): t for t in kept}
+                    for out in outs:
+                        trigger = by_sample.get((out.asset, out.ts), kept[-1])
+                        self.emit([out], trigger)
+        except RetryLater:
+            # Telemetry is not redelivered: reports a durable emit could not store yet wait
+            # for its next successful commit (the diagnosis service keeps them).
+            pass
+
+    def _evict(self, victim: str) -> None:
+        flushed = self.agent.forget(victim)
+        self.log.event("asset_evicted", ids={"asset": victim}, flushed=len(flushed))
+        if flushed:
+            self.emit(flushed, None)
 
     def _drain_rejections(self) -> None:
-        """Samples the agent refused (duplicates, late, implausible values: detect's
+        """Samples the agent refused (duplicates, late, implausible values: the monitor's
         ``take_rejections``) are dead-lettered with their reason and counted by kind."""
         take = getattr(self.agent, "take_rejections", None)
         if take is None:
@@ -216,15 +328,27 @@ class AgentService(Service):
                 telemetry_topic(r.asset), f"{r.kind}: {r.reason}", json.dumps(detail)
             )
 
+    def _refused(self, asset: str) -> None:
+        now = time.monotonic()
+        if now - self._refusal_logged >= REFUSAL_LOG_S:
+            self._refusal_logged = now
+            self.log.event(
+                "asset_refused",
+                ids={"asset": asset[:64]},
+                echo=True,
+                tracked=len(self.slots),
+                refused=self.slots.refused,
+            )
+
     def on_feedback(self, fb: Feedback) -> None:
         with self._lock:
             self.tuning.check()
 
-    def health_extras(self) -> dict[str, Any]:
+    def health_extras(self) -> dict[str, object]:
         return {
-            "assets": sorted(self.assets),
-            f"{self.output_event}s_published": self.outputs,
+            "assets": self.slots.names(ASSETS_SHOWN),
+            "asset_bounds": self.slots.health(),
             "latency": self.latency.summary(),
-            "rejected": dict(self.rejected),
             "tuning": self.tuning.health(),
+            "rejected": dict(self.rejected),
         }

@@ -1,19 +1,24 @@
 """The runtime every plant service shares: bus client, HTTP app with ``/health``, JSONL log,
 start and stop.
 
-A service subclasses ``Service``, sets ``name``, and overrides the hooks it needs:
+A service is built explicitly: its class extends ``__init__`` (call ``super().__init__`` first,
+then subscribe and add routes on ``self.app``) and overrides the typed hooks it needs:
 
-- ``setup()``: subscribe to topics and add HTTP routes (``self.app``), before the bus connects;
 - ``on_start()`` / ``on_stop()``: start and stop its own work (threads, stores);
-- ``health_extras()``: what ``/health`` should show beyond the common fields.
+- ``health_extras()``: its own fields of ``/health``, validated by ``health_model`` (one of
+  ``engine.http_schemas.HEALTH_MODELS``: the exact body, no key left undocumented);
+- ``problems()``: reasons it is not fine (``/health`` then says "degraded", with a 503).
 
-``Service.run()`` serves HTTP with uvicorn in the calling (main) thread until SIGINT/SIGTERM;
-uvicorn's graceful shutdown runs ``on_stop`` and then drains the bus (handled messages are
-acknowledged, QoS 1 publishes flushed) before the process exits.
+``engine.services.registry`` maps each service name to a function that builds it, with its
+pure agent passed in. ``Service.run()`` serves HTTP with uvicorn in the calling (main) thread
+until SIGINT/SIGTERM; uvicorn's graceful shutdown runs ``on_stop`` and then drains the bus
+(handled messages are acknowledged, QoS 1 publishes flushed) before the process exits.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import os
 import socket
@@ -22,14 +27,18 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from engine.bus.broker import DEFAULT_URL, port_is_free, redact_url
+from engine.bus.broker import DEFAULT_URL, redact_url
 from engine.bus.client import BusClient, TlsOptions
+from engine.http_schemas import Health
 from engine.paths import var_dir
+from engine.services.http_limits import mount_body_limit
 from engine.services.jsonl_log import JsonlLog
 from engine.services.settings import Settings, port_env
 
@@ -52,6 +61,9 @@ def configure_console(level: str = "info") -> None:
 class Service:
     name: ClassVar[str] = "service"
     title: ClassVar[str] = "Control Room service"
+    health_model: ClassVar[type[Health]] = Health
+    max_body_bytes: ClassVar[int | None] = None
+    """A lower HTTP body limit than ``Settings.max_body_bytes`` for this service (None: that)."""
     http_protocol: ClassVar[Any] = "auto"
     """uvicorn's HTTP protocol: a class extends it (the review service reads peer credentials)."""
 
@@ -60,8 +72,9 @@ class Service:
         self.instance = settings.instance
         self.started_at = time.time()
         self.broker_url = settings.broker_url or DEFAULT_URL
-        logs = var_dir() / "logs"
-        self.log = JsonlLog(logs / f"{self.instance}.jsonl", self.instance)
+        self.port = settings.port
+        """The HTTP port (the one bound, once ``listeners()`` ran: 0 becomes a free port)."""
+        self.log = JsonlLog(var_dir() / "logs" / f"{self.instance}.jsonl", self.instance)
         shard = settings.shard
         self.bus = BusClient(
             self.broker_url,
@@ -70,18 +83,21 @@ class Service:
             tls=TlsOptions(
                 settings.ca_file, settings.cert_file, settings.key_file, settings.insecure
             ),
-            accept=shard.owns if shard.count > 1 else None,
+            # Only the old one-level telemetry layout needs the check (bucketed topics arrive
+            # only at their owner); with $share the broker decides who owns what.
+            accept=shard.owns if shard.count > 1 and not settings.share_group else None,
             on_event=self._bus_event,
+            identity=self.name,
+            deadletter_max_bytes=settings.deadletter_max_bytes,
         )
         self.app = FastAPI(title=f"{self.title} ({self.instance})", lifespan=self._lifespan)
+        self.http_limits = mount_body_limit(
+            self.app, min(settings.max_body_bytes, self.max_body_bytes or settings.max_body_bytes)
+        )
         self.app.add_api_route("/health", self._health_endpoint, methods=["GET"])
         self._server: Any = None
-        self.setup()
 
     # ---------------------------------------------------------------- hooks
-
-    def setup(self) -> None:
-        """Subscribe and add routes (called once from ``__init__``)."""
 
     def on_start(self) -> None:
         """Start the service's own work (the bus is already connecting)."""
@@ -89,25 +105,64 @@ class Service:
     def on_stop(self) -> None:
         """Stop the service's own work, before the bus drains and disconnects."""
 
-    def health_extras(self) -> dict[str, Any]:
+    def health_extras(self) -> dict[str, object]:
+        """This service's own /health fields (``health_model`` says which)."""
         return {}
 
+    def problems(self) -> list[str]:
+        """Why the service is not fine right now (empty: it is)."""
+        reasons = []
+        if not self.bus.connected:
+            reasons.append(f"broker not connected{_because(self.bus.last_error)}")
+        elif not self.bus.subscribed:
+            reasons.append("subscriptions not yet acknowledged by the broker")
+        retrying = self.bus.retrying
+        if retrying is not None:
+            reasons.append(
+                f"a message on {retrying.topic} is not durable yet "
+                f"({retrying.attempts} attempts): {retrying.error}"
+            )
+        if self.bus.deadletters.stats.write_errors:
+            reasons.append(f"dead letters cannot be written to {self.bus.deadletters.path}")
+        return reasons
+
     def listeners(self) -> list[socket.socket] | None:
-        """Sockets to serve on, bound here; None: uvicorn binds ``host:port`` itself."""
-        return None
+        """Sockets to serve on, bound here (OSError when that fails). Port 0 binds a free port
+        with no race: the port bound is ``self.port``, announced in ``ready_file``."""
+        host = self.settings.host or "0.0.0.0"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, self.settings.port), family=family, backlog=128)
+        self.port = int(sock.getsockname()[1])
+        return [sock]
+
+    @property
+    def ready_file(self) -> Path:
+        """``var/run/{instance}.json``: {pid, host, port} once the service listens (``Stack``
+        reads it to learn a port bound as 0)."""
+        return var_dir() / "run" / f"{self.instance}.json"
 
     # ---------------------------------------------------------------- common
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Health:
+        """The /health body as its model (ValidationError if a service strays from it)."""
+        return self.health_model.model_validate(self._health_body())
+
+    def _health_body(self) -> dict[str, object]:
         counters = self.bus.counters.snapshot()
-        return {
+        dl = self.bus.deadletters
+        retrying = self.bus.retrying
+        reasons = self.problems()
+        body: dict[str, object] = {
             "service": self.name,
             "instance": self.instance,
-            "status": "ok" if self.bus.ready else "degraded",
+            "status": "degraded" if reasons else "ok",
+            "reasons": reasons,
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started_at, 3),
+            "restarts": self.settings.restarts,
             "broker": {
                 "url": redact_url(self.broker_url),
+                "identity": self.bus.username,
                 "connected": self.bus.connected,
                 "subscribed": self.bus.subscribed,
                 "error": self.bus.last_error,
@@ -118,12 +173,30 @@ class Service:
             "queue_depth": self.bus.queue_depth,
             "dead_letters": counters["dead_letters"],
             "counters": counters,
+            "deadletter": {
+                "file": str(dl.path),
+                "max_bytes": dl.max_bytes,
+                **vars(dl.stats),
+            },
+            "retrying": vars(retrying) if retrying is not None else None,
+            "http": self.http_limits.snapshot(),
             **self.health_extras(),
         }
+        return body
 
     def _health_endpoint(self) -> JSONResponse:
-        body = self.health()
-        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+        body = self._health_body()
+        try:
+            health = self.health_model.model_validate(body)
+        except ValueError as exc:  # a bug, never a reason to hide the service's state
+            log.error("%s: /health does not match %s: %s", self.instance,
+                      self.health_model.__name__, exc)  # fmt: skip
+            reasons = [*self.problems(), "/health body does not match its model"]
+            raw = {**body, "status": "degraded", "reasons": reasons}
+            return JSONResponse(jsonable_encoder(raw), status_code=503)
+        return JSONResponse(
+            health.model_dump(mode="json"), status_code=200 if health.status == "ok" else 503
+        )
 
     def _bus_event(self, event: str, fields: dict[str, Any]) -> None:
         self.log.event(event, echo=event != "dead_letter", **fields)
@@ -143,7 +216,9 @@ class Service:
             pid=os.getpid(),
             port=self.settings.port,
             broker=redact_url(self.broker_url),
+            identity=self.bus.username,
             shard=str(self.settings.shard),
+            restarts=self.settings.restarts,
         )
         self.bus.start()
         self.on_start()
@@ -166,13 +241,6 @@ class Service:
         import uvicorn
 
         host, port = self.settings.host, self.settings.port
-        if not port_is_free(port, host if host not in ("0.0.0.0", "") else "0.0.0.0"):
-            print(
-                f"controlroom serve {self.name}: port {port} on {host} is in use "
-                f"(choose another with --port or {port_env(self.name)})",
-                file=sys.stderr,
-            )
-            return 1
         config = uvicorn.Config(
             self.app,
             host=host,
@@ -187,18 +255,42 @@ class Service:
         try:
             sockets = self.listeners()
         except OSError as exc:
-            print(f"controlroom serve {self.name}: {exc}", file=sys.stderr)
+            if exc.errno == errno.EADDRINUSE:
+                why = f"port {port} on {host} is in use"
+            else:
+                why = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            print(
+                f"controlroom serve {self.name}: {why} "
+                f"(choose another with --host/--port or {port_env(self.name)})",
+                file=sys.stderr,
+            )
             return 1
+        port = self.port
+        self._announce_ready(host, port)
         self._watch_parent()
         log.info(
-            "%s listening on http://%s:%d (broker %s)",
+            "%s listening on http://%s:%d (broker %s as %s)",
             self.instance,
             host,
             port,
             redact_url(self.broker_url),
+            self.bus.username or "anonymous",
         )
-        self._server.run(sockets=sockets)
+        try:
+            self._server.run(sockets=sockets)
+        finally:
+            self.ready_file.unlink(missing_ok=True)
         return 0 if self._server.started else 1
+
+    def _announce_ready(self, host: str, port: int) -> None:
+        path = self.ready_file
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port}))
+            os.replace(tmp, path)
+        except OSError as exc:  # only port-0 callers need it; say so and go on
+            log.warning("%s: cannot write %s: %s", self.instance, path, exc)
 
     def _watch_parent(self) -> None:
         raw = os.environ.get(PARENT_PID_ENV)
@@ -213,3 +305,7 @@ class Service:
             self.request_exit()
 
         threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _because(error: str | None) -> str:
+    return f": {error}" if error else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ class JsonlLog:
         self,
         event: str,
         *,
-        ids: dict[str, Any] | None = None,
+        ids: Mapping[str, object] | None = None,
         latency_ms: float | None = None,
         echo: bool = False,
         **fields: Any,
@@ -51,7 +52,7 @@ class JsonlLog:
         event: str,
         msg: WireModel,
         *,
-        ids: dict[str, Any] | None = None,
+        ids: Mapping[str, object] | None = None,
         latency_ms: float | None = None,
         echo: bool = False,
     ) -> None:
@@ -67,7 +68,11 @@ class JsonlLog:
             console.info("%s %s %s%s", self.service, event, brief, lat)
 
     def _line(
-        self, event: str, ids: dict[str, Any] | None, latency_ms: float | None, fields: dict
+        self,
+        event: str,
+        ids: Mapping[str, object] | None,
+        latency_ms: float | None,
+        fields: dict[str, Any],
     ) -> str:
         record: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(timespec="microseconds"),

@@ -66,6 +66,7 @@ from engine.http_schemas import (
     EditRequest,
     OutOfServiceRequest,
     Priority,
+    ReviewHealth,
     ShelveRequest,
     TicketStateFilter,
     UnshelveRequest,
@@ -82,7 +83,7 @@ from engine.schemas import (
     utc_now,
 )
 from engine.services.base import Service
-from engine.services.http_limits import mount_body_limit
+from engine.services.settings import Settings
 from engine.services.ticket import store_path
 from engine.tickets.outbox import OutboxPublisher
 from engine.tickets.store import (
@@ -129,11 +130,13 @@ def _sha(data: bytes) -> str:
 class ReviewService(Service):
     name: ClassVar[str] = "review"
     title: ClassVar[str] = "Agent D — review"
+    health_model = ReviewHealth
     http_protocol: ClassVar[Any] = PeerCredProtocol
+    max_body_bytes: ClassVar[int | None] = MAX_BODY_BYTES
 
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         *,
         clock: Callable[[], float] = time.time,
         policy: lc.Policy = lc.DEFAULT_POLICY,
@@ -141,8 +144,9 @@ class ReviewService(Service):
         self.clock = clock
         self.policy = policy
         super().__init__(settings)
+        self._wire()
 
-    def setup(self) -> None:
+    def _wire(self) -> None:
         check_uvicorn()
         env = self.settings.env
         self.store = TicketStore(store_path(env))
@@ -166,7 +170,7 @@ class ReviewService(Service):
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         app = self.app
-        self.body_limit = mount_body_limit(app, MAX_BODY_BYTES)
+        self.body_limit = self.http_limits  # Service mounts it (max_body_bytes above)
         app.add_exception_handler(RequestValidationError, self._invalid_request)
         routes: list[tuple[str, Callable[..., Any], str]] = [
             ("/whoami", self.whoami, "GET"),

@@ -31,6 +31,24 @@ class SettingsError(ValueError):
     """A configuration value that cannot be used; the message names the variable."""
 
 
+def ensure_writable_var(path: Path | None = None) -> Path:
+    """``var/`` (``CONTROLROOM_VAR``), created if needed and proven writable; SettingsError
+    with one line naming it otherwise (a read-only or foreign directory)."""
+    raw = os.environ.get("CONTROLROOM_VAR")
+    var = path or (Path(raw) if raw else ROOT / "var")
+    probe = var / f".write-test-{os.getpid()}"
+    try:
+        var.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SettingsError(
+            f"{var}: runtime state directory is not writable ({exc.strerror or exc}); "
+            "set CONTROLROOM_VAR to a writable directory"
+        ) from None
+    return var
+
+
 def port_env(name: str) -> str:
     return f"CONTROLROOM_{name.upper()}_PORT"
 
@@ -140,6 +158,14 @@ def _bool(environ: Mapping[str, str], key: str) -> bool:
     return environ.get(key, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _share_group(raw: str | None) -> str | None:
+    if raw is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", raw):
+        raise SettingsError(
+            f"CONTROLROOM_SHARE_GROUP={raw!r}: 1-40 letters, digits, '_', '.' or '-'"
+        )
+    return raw
+
+
 def _client_prefix(raw: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", raw):
         raise SettingsError(
@@ -167,6 +193,26 @@ class Settings:
     client_prefix: str = "controlroom"
     """MQTT client ids are ``{client_prefix}-{instance}``: stable, so a restarted service resumes
     its persistent session. Two stacks sharing one broker need different prefixes."""
+    restarts: int = 0
+    """How many times ``controlroom up`` restarted this service after a crash (it says so)."""
+    # telemetry routing (engine.bus.routing)
+    legacy_topics: bool = True
+    """Also read telemetry on the old one-level layout ``telemetry/{asset}`` (a migration from
+    publishers that predate buckets). Costs nothing while nobody publishes there; switch it off
+    (``CONTROLROOM_TELEMETRY_LEGACY=0``) once the old layout is gone."""
+    share_group: str | None = None
+    """Take telemetry through ``$share/{group}/telemetry/#`` instead of bucket filters: only
+    for a broker whose shared subscriptions keep each topic on one member (EMQX
+    ``hash_topic``); never on Mosquitto (round robin splits every asset's stream)."""
+    # bounds
+    deadletter_max_bytes: int = 16 * 1024 * 1024
+    """Dead-letter file size before rotation (3 rotated files are kept)."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest HTTP request body any service accepts (413 beyond)."""
+    max_assets: int = 4096
+    """Assets a monitor/diagnosis replica keeps state for; new ones beyond are refused."""
+    asset_idle_s: float = 3600.0
+    """An asset silent this long (wall clock) is evicted to make room for a new one."""
     # simulator
     scenario: str | None = None
     speed: float = 1.0
@@ -200,6 +246,15 @@ class Settings:
             raise SettingsError(
                 "CONTROLROOM_SPEED and CONTROLROOM_RATE_HZ must be > 0, CONTROLROOM_ASSETS >= 1"
             )
+        bounds = {
+            "deadletter_max_bytes": _int(environ, "CONTROLROOM_DEADLETTER_MAX_BYTES", 16 << 20),
+            "max_body_bytes": _int(environ, "CONTROLROOM_MAX_BODY_BYTES", 1 << 20),
+            "max_assets": _int(environ, "CONTROLROOM_MAX_ASSETS", 4096),
+            "asset_idle_s": _float(environ, "CONTROLROOM_ASSET_IDLE_S", 3600.0),
+        }
+        low = [k for k, v in bounds.items() if v <= 0]
+        if low:
+            raise SettingsError(f"{', '.join(f'CONTROLROOM_{k.upper()}' for k in low)} must be > 0")
         return cls(
             service=service,
             host=environ.get("CONTROLROOM_HOST") or "127.0.0.1",
@@ -217,5 +272,13 @@ class Settings:
             rate_hz=rate,
             assets=assets,
             seed=_int(environ, "CONTROLROOM_SEED", 0) if seed else None,
+            restarts=_int(environ, "CONTROLROOM_RESTARTS", 0),
+            legacy_topics=environ.get("CONTROLROOM_TELEMETRY_LEGACY", "1").strip().lower()
+            not in ("0", "false", "no", "off"),
+            share_group=_share_group(environ.get("CONTROLROOM_SHARE_GROUP") or None),
+            deadletter_max_bytes=int(bounds["deadletter_max_bytes"]),
+            max_body_bytes=int(bounds["max_body_bytes"]),
+            max_assets=int(bounds["max_assets"]),
+            asset_idle_s=float(bounds["asset_idle_s"]),
             env=dict(environ),
         )

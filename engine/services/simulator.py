@@ -9,6 +9,14 @@ same bytes). ``wall_time`` is stamped on publish (latency measurements downstrea
 
 Several assets: ``--assets N`` plays N copies of one scenario (seeds seed, seed+1, …; assets
 pump01, pump02, …), or ``--scenario a,b,c`` plays one scenario per asset.
+
+The run thread holds the lock while it steps assets and steps aside as soon as a control call
+is waiting — between two assets, even in the middle of a tick (the tick resumes where it
+stopped) — so ``/scenario/stop``, ``/operator`` or SIGTERM wait for one asset's step, at any
+speed and number of assets.
+
+Over HTTP, a scenario is named (``scenarios/{name}.json``, only the shipped ones) or uploaded
+in the body; a name is never turned into a path, so nothing else on the machine can be read.
 """
 
 from __future__ import annotations
@@ -16,47 +24,34 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from fastapi import Body, HTTPException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from engine.bus.client import stamped
+from engine.http_schemas import (
+    LOAD_KEYS,
+    LoadRequest,
+    OperatorRequest,
+    ScenarioList,
+    ScenarioStatus,
+    SimulatorHealth,
+    StartRequest,
+)
 from engine.schemas import Telemetry
 from engine.services.base import Service
+from engine.services.settings import Settings
 
-LOAD_KEYS = {"name", "names", "assets", "seed", "rate_hz", "scenario"}
 MAX_BATCH = 2000
-"""Ticks published per lock hold: keeps the HTTP API responsive at very high speeds."""
+"""Ticks caught up in one go before the pacer is consulted again."""
 
 
-class LoadRequest(BaseModel):
-    """``POST /scenario/load`` by name (or names, one asset each), or with an uploaded scenario
-    under ``scenario``; a body that is itself a scenario JSON is accepted too."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = None
-    names: list[str] | None = Field(default=None, min_length=1, max_length=64)
-    scenario: dict[str, Any] | None = None
-    assets: int = Field(default=1, ge=1, le=256)
-    seed: int | None = None
-    rate_hz: float | None = Field(default=None, gt=0, le=1000)
-
-
-class StartRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    speed: float | None = Field(default=None, gt=0, le=1_000_000)
-
-
-class OperatorRequest(BaseModel):
-    """``POST /operator``: what an operator at the DCS would do to one running pump."""
-
-    model_config = ConfigDict(extra="forbid")
-    asset: str
-    action: Literal["speed", "valve", "start", "stop"]
-    pct: float | None = Field(default=None, ge=0.0, le=110.0)
-    ramp_s: float = Field(default=10.0, ge=0.0, le=3600.0)
+class UnknownScenario(LookupError):
+    """A name that is not one of the shipped scenarios."""
 
 
 class Pacer:
@@ -109,19 +104,28 @@ class AssetRun:
 class SimulatorService(Service):
     name: ClassVar[str] = "simulator"
     title: ClassVar[str] = "simulator-service"
+    health_model = SimulatorHealth
 
-    def setup(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+        self._controls_done = threading.Condition(self._waiting_lock)
         self._stop = False
         self.runs: list[AssetRun] = []
         self.loaded: dict[str, Any] | None = None
         self.running = False
         self.ticks = 0
-        self.speed = self.settings.speed
-        self.rate_hz = self.settings.rate_hz
+        self.speed = settings.speed
+        self.rate_hz = settings.rate_hz
         self.pacer: Pacer | None = None
+        self.pause_at: float | None = None
         self.published = 0
+        self._cursor = 0
+        """Next asset to step in the tick in progress (a tick may be interrupted)."""
+        self._tick_alive = False
         self._thread = threading.Thread(target=self._run_loop, name="simulator", daemon=True)
         app = self.app
         app.add_api_route("/scenario/load", self.http_load, methods=["POST"])
@@ -130,6 +134,20 @@ class SimulatorService(Service):
         app.add_api_route("/scenario/status", self.status, methods=["GET"])
         app.add_api_route("/scenarios", self.http_list, methods=["GET"])
         app.add_api_route("/operator", self.http_operator, methods=["POST"])
+
+    @contextmanager
+    def _control(self) -> Iterator[None]:
+        """The lock, for a control call: the run thread steps aside at the end of its tick."""
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            with self._wake:
+                yield
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._controls_done.notify_all()
 
     def on_start(self) -> None:
         self._thread.start()
@@ -141,11 +159,11 @@ class SimulatorService(Service):
                 assets=self.settings.assets,
                 seed=self.settings.seed,
             )
-            self.load(req)
+            self.load(req, from_files=True)  # the command line may name a JSON file
             self.start_playing(self.settings.speed)
 
     def on_stop(self) -> None:
-        with self._wake:
+        with self._control():
             self._stop = True
             self.running = False
             self._wake.notify_all()
@@ -153,36 +171,48 @@ class SimulatorService(Service):
 
     # ---------------------------------------------------------------- control
 
-    def load(self, req: LoadRequest) -> dict[str, Any]:
+    def load(self, req: LoadRequest, *, from_files: bool = False) -> ScenarioStatus:
         """Build fresh simulators for the request (stops any run in progress). Raises
-        ScenarioError / ValueError naming the file or field at fault."""
+        ScenarioError / ValueError naming the field at fault, UnknownScenario for a name that
+        is not shipped. ``from_files`` (the operator's own command line only): a name may also
+        be a path to a scenario JSON."""
+        from engine.plant.fleet import fleet_scenarios
         from engine.plant.scenario import load_scenario, parse_scenario
         from engine.plant.simulator import Simulator
 
         if req.scenario is not None:
-            scenarios = [parse_scenario(req.scenario, "uploaded scenario")] * req.assets
+            loaded = [parse_scenario(req.scenario, "uploaded scenario")]
         else:
             names = req.names or ([req.name] if req.name else [])
             if not names:
                 raise ValueError(
                     "give a scenario: {'name': ...}, {'names': [...]} or a scenario JSON"
                 )
-            loaded = [load_scenario(n) for n in names]
-            scenarios = loaded * req.assets if len(loaded) == 1 else loaded
+            loaded = [load_scenario(n if from_files else shipped_scenario(n)) for n in names]
+        if len(loaded) == 1 and req.assets > 1:
+            # A fleet (contract C7): pump 1 plays the scenario, the others are other units of
+            # the plant with the faults spread across them, each with its own seed.
+            scenarios = fleet_scenarios(loaded[0], req.assets, req.seed)
+            seeds = [scn.seed for scn in scenarios]
+        else:
+            scenarios = loaded
+            seeds = [
+                (req.seed if req.seed is not None else s.seed) + i for i, s in enumerate(loaded)
+            ]
         assets = self._asset_names([s.asset for s in scenarios])
         rate = req.rate_hz or self.rate_hz
         runs: list[AssetRun] = []
-        for i, (scn, asset) in enumerate(zip(scenarios, assets, strict=True)):
-            seed = (req.seed if req.seed is not None else scn.seed) + i
+        for scn, asset, seed in zip(scenarios, assets, seeds, strict=True):
             if asset != scn.asset:
                 scn = scn.model_copy(update={"asset": asset})
             sim = Simulator(scn, seed=seed, rate_hz=rate)
             runs.append(AssetRun(asset, scn.name, seed, sim))
-        with self._wake:
+        with self._control():
             self.running = False
             self.runs = runs
             self.rate_hz = rate
             self.ticks = 0
+            self._cursor, self._tick_alive = 0, False
             self.pacer = None
             self.loaded = {
                 "scenarios": [r.scenario for r in runs],
@@ -198,14 +228,18 @@ class SimulatorService(Service):
             return bases
         return asset_ids(bases[0], len(bases))
 
-    def start_playing(self, speed: float | None) -> dict[str, Any]:
-        with self._wake:
+    def start_playing(self, speed: float | None, until: float | None = None) -> ScenarioStatus:
+        """Play (or resume, or change speed); with ``until``, pause again at that sim time."""
+        with self._control():
             if not self.runs:
                 raise LookupError("no scenario loaded: POST /scenario/load first")
             if all(r.done for r in self.runs):
                 raise LookupError("the scenario has finished: load it again to replay")
             if speed is not None:
                 self.speed = speed
+            self.pause_at = until
+            if until is not None and self.sim_time >= until:
+                return self.status()  # already there: nothing to play
             now = time.monotonic()
             if self.pacer is None:
                 self.pacer = Pacer(self.rate_hz, self.speed, now, self.ticks)
@@ -216,8 +250,8 @@ class SimulatorService(Service):
         self.log.event("scenario_started", speed=self.speed, sim_time=self.sim_time, echo=True)
         return self.status()
 
-    def stop_playing(self) -> dict[str, Any]:
-        with self._wake:
+    def stop_playing(self) -> ScenarioStatus:
+        with self._control():
             was = self.running
             self.running = False
         if was:
@@ -228,28 +262,29 @@ class SimulatorService(Service):
     def sim_time(self) -> float:
         return max((float(r.sim.sim_time) for r in self.runs), default=0.0)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ScenarioStatus:
         loaded = self.loaded or {}
         names = loaded.get("scenarios", [])
-        return {
-            "loaded": bool(self.runs),
-            "name": ",".join(dict.fromkeys(names)) if names else None,
-            "scenarios": names,
-            "assets": loaded.get("assets", []),
-            "seeds": loaded.get("seeds", []),
-            "running": self.running,
-            "done": bool(self.runs) and all(r.done for r in self.runs),
-            "speed": self.speed,
-            "rate_hz": self.rate_hz,
-            "sim_time": self.sim_time,
-            "duration": loaded.get("duration_s"),
-            "ticks": self.ticks,
-            "published": self.published,
-        }
+        return ScenarioStatus(
+            loaded=bool(self.runs),
+            name=",".join(dict.fromkeys(names)) if names else None,
+            scenarios=names,
+            assets=loaded.get("assets", []),
+            seeds=loaded.get("seeds", []),
+            running=self.running,
+            done=bool(self.runs) and all(r.done for r in self.runs),
+            speed=self.speed,
+            rate_hz=self.rate_hz,
+            sim_time=self.sim_time,
+            pause_at=self.pause_at,
+            duration=loaded.get("duration_s"),
+            ticks=self.ticks,
+            published=self.published,
+        )
 
     # ---------------------------------------------------------------- HTTP
 
-    def http_load(self, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+    def http_load(self, body: dict[str, Any] = Body(...)) -> ScenarioStatus:  # noqa: B008
         from engine.plant.scenario import ScenarioError
 
         if not set(body) <= LOAD_KEYS:  # the body is a scenario JSON itself
@@ -260,20 +295,20 @@ class SimulatorService(Service):
             raise HTTPException(422, _scenario_error("load request", exc)) from None
         try:
             return self.load(req)
-        except (ScenarioError, ValueError, FileNotFoundError) as exc:
+        except (UnknownScenario, ScenarioError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from None
 
-    def http_start(self, body: StartRequest | None = None) -> dict[str, Any]:
+    def http_start(self, body: StartRequest | None = None) -> ScenarioStatus:
         try:
-            return self.start_playing(body.speed if body else None)
+            return self.start_playing(body.speed if body else None, body.until if body else None)
         except LookupError as exc:
             raise HTTPException(409, str(exc)) from None
 
-    def http_stop(self) -> dict[str, Any]:
+    def http_stop(self) -> ScenarioStatus:
         return self.stop_playing()
 
-    def http_operator(self, req: OperatorRequest) -> dict[str, Any]:
-        with self._lock:
+    def http_operator(self, req: OperatorRequest) -> ScenarioStatus:
+        with self._control():
             run = next((r for r in self.runs if r.asset == req.asset), None)
             if run is None:
                 raise HTTPException(404, f"no asset {req.asset!r} in the loaded scenario")
@@ -300,69 +335,108 @@ class SimulatorService(Service):
         )
         return self.status()
 
-    def http_list(self) -> dict[str, Any]:
+    def http_list(self) -> ScenarioList:
         from engine.plant.scenario import list_scenarios
 
-        return {"scenarios": list_scenarios()}
+        return ScenarioList(scenarios=list_scenarios())
 
-    def health_extras(self) -> dict[str, Any]:
+    def health_extras(self) -> dict[str, object]:
         s = self.status()
         return {
-            k: s[k] for k in ("name", "assets", "running", "done", "speed", "sim_time", "published")
+            "name": s.name,
+            "assets": s.assets,
+            "running": s.running,
+            "done": s.done,
+            "speed": s.speed,
+            "sim_time": s.sim_time,
+            "published": s.published,
         }
 
     # ---------------------------------------------------------------- run thread
 
     def _run_loop(self) -> None:
+        """One tick per lock hold; between ticks, a waiting control call goes first."""
         while True:
+            with self._waiting_lock:  # control calls waiting for the lock go first
+                while self._waiting:
+                    self._controls_done.wait()
             with self._wake:
                 while not self._stop and not self.running:
                     self._wake.wait()
                 if self._stop:
                     return
                 assert self.pacer is not None
-                due = min(self.pacer.due(time.monotonic()), self.ticks + MAX_BATCH)
-                while self.ticks < due and self.running:
-                    if not self._tick():
+                now = time.monotonic()
+                if self.ticks < min(self.pacer.due(now), self.ticks + MAX_BATCH):
+                    alive = self._tick()
+                    if alive is False:
                         self.running = False
                         self.log.event("scenario_done", sim_time=self.sim_time, echo=True)
-                        break
-                wait = self.pacer.next_at(self.ticks) - time.monotonic()
-                if self.running and wait > 0:
+                    elif alive and self.pause_at is not None and self.sim_time >= self.pause_at:
+                        self.running, self.pause_at = False, None
+                        self.log.event("scenario_paused", sim_time=self.sim_time, echo=True)
+                    continue
+                wait = self.pacer.next_at(self.ticks) - now
+                if wait > 0:
                     self._wake.wait(min(wait, 0.25))
 
-    def _tick(self) -> bool:
-        """Step every asset once; False when all have finished."""
-        alive = False
-        for run in self.runs:
-            if run.done:
-                continue
-            t = _step(run.sim)
-            if t is None:
-                run.done = True
-                continue
-            alive = True
-            t = stamped(t)
-            try:
-                self.bus.publish(t)
-            except Exception as exc:  # an invalid sample is dead-lettered by the bus; go on
-                self.log.event("publish_failed", ids={"msg_id": t.msg_id}, error=str(exc))
-                continue
-            run.published += 1
-            self.published += 1
-            self.log.message("telemetry", t)
+    def _tick(self) -> bool | None:
+        """Step every asset once, from where an interrupted tick stopped. False when all
+        have finished; None when a control call is waiting (the tick is not complete)."""
+        runs = self.runs
+        while self._cursor < len(runs):
+            run = runs[self._cursor]
+            self._cursor += 1
+            if not run.done:
+                self._step_one(run)
+            if self._waiting and self._cursor < len(runs):
+                return None
+        alive, self._cursor, self._tick_alive = self._tick_alive, 0, False
         if alive:
             self.ticks += 1
         return alive
+
+    def _step_one(self, run: AssetRun) -> None:
+        t = _step(run.sim)
+        if t is None:
+            run.done = True
+            return
+        self._tick_alive = True
+        t = stamped(t)
+        try:
+            self.bus.publish(t)
+        except Exception as exc:  # an invalid sample is dead-lettered by the bus; go on
+            self.log.event("publish_failed", ids={"msg_id": t.msg_id}, error=str(exc))
+            return
+        run.published += 1
+        self.published += 1
+        self.log.message("telemetry", t)
+
+
+def shipped_scenario(name: str) -> str:
+    """The path of a shipped scenario called ``name``; UnknownScenario (nothing read) for
+    anything else: a path, a traversal, a device, a name that is not in ``scenarios/``."""
+    from engine.paths import SCENARIOS_DIR
+    from engine.plant.scenario import list_scenarios
+
+    known = list_scenarios()
+    if name not in known:
+        shown = name if re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name) else "that name"
+        raise UnknownScenario(
+            f"{shown}: no such scenario (known: {', '.join(known) or 'none'}); a scenario is "
+            "named, or uploaded as JSON — never read from a path"
+        )
+    return str(SCENARIOS_DIR / f"{name}.json")
 
 
 def _step(sim: Any) -> Telemetry | None:
     if getattr(sim, "done", False):
         return None
     try:
-        return sim.step()
+        step: Telemetry = sim.step()
     except StopIteration:
         return None
+    return step
 
 
 def _scenario_error(where: str, exc: ValidationError) -> str:

@@ -5,24 +5,45 @@ Each service is a real process (the same command docker-compose runs), so a test
 SIGKILL one and start it again. Guarantees on ``stop()``: every child has exited (SIGTERM, then
 SIGKILL after a grace period), the embedded broker is stopped, and every port the stack bound can
 be bound again. Children also watch their parent pid, so even a SIGKILLed ``up`` leaves no orphan.
+
+Supervision (``supervise=True``, what ``up`` and ``demo`` use): a child that exits on its own, or
+an embedded Mosquitto that dies, is restarted after a backoff (``RestartPolicy``: 0.5 s doubling
+to 30 s), logged (console and ``var/logs/stack.jsonl``) and counted; the restarted service shows
+``restarts`` in its /health. The state of every part is kept in ``var/stack.json``
+(``engine.http_schemas.StackStatus``), which the TUI reads. Only a crash loop (5 exits within two
+minutes) makes the supervisor give up: ``gave_up`` says why and ``up`` stops everything.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
-from engine.bus.broker import BrokerHandle, BrokerInfo, ensure_broker, free_port, port_is_free
+from engine.bus.acl import CREDENTIALS_ENV, credentials_path
+from engine.bus.broker import (
+    BrokerHandle,
+    BrokerInfo,
+    MosquittoBroker,
+    ensure_broker,
+    port_is_free,
+)
+from engine.http_schemas import PartState, PartStatus, StackStatus
 from engine.paths import var_dir
 from engine.services.base import PARENT_PID_ENV
+from engine.services.jsonl_log import JsonlLog
 from engine.services.settings import DEFAULT_PORTS, SERVICE_NAMES, port_env
 
 CODE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -30,10 +51,61 @@ CODE_ROOT = str(Path(__file__).resolve().parents[2])
 
 START_ORDER = ("review", "ticket", "diagnosis", "monitor", "simulator")
 """Consumers first, so nothing the simulator publishes at start has no one listening yet."""
+STATUS_FILE = "stack.json"
+SUPERVISE_EVERY_S = 0.25
 
 
 class StackError(RuntimeError):
     """A service that would not start or answer /health; the message quotes its last output."""
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When to restart a crashed part, and when to stop trying (pure: times in, decision out)."""
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    window_s: float = 120.0
+    max_crashes: int = 5
+
+    def delay(self, crashes: Sequence[float], now: float) -> float | None:
+        """Seconds to wait before the next restart, or None: a crash loop, give up."""
+        recent = [t for t in crashes if now - t <= self.window_s]
+        if len(recent) >= self.max_crashes:
+            return None
+        return float(min(self.cap_s, self.base_s * 2 ** max(0, len(recent) - 1)))
+
+
+@dataclass
+class _Part:
+    state: PartState = "starting"
+    pid: int | None = None
+    restarts: int = 0
+    last_exit: str | None = None
+    last_exit_at: float | None = None
+    next_restart_at: float | None = None
+    crashes: deque[float] = field(default_factory=lambda: deque(maxlen=20))
+
+    def status(self) -> PartStatus:
+        return PartStatus(
+            state=self.state,
+            pid=self.pid,
+            restarts=self.restarts,
+            last_exit=self.last_exit,
+            last_exit_at=self.last_exit_at,
+            next_restart_at=self.next_restart_at,
+        )
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 class Stack:
@@ -54,13 +126,16 @@ class Stack:
         client_prefix: str | None = None,
         console: bool = False,
         startup_timeout: float = 30.0,
+        supervise: bool = False,
+        restart_policy: RestartPolicy | None = None,
     ) -> None:
         """``ports``: name -> port, or ``"auto"`` for free ports (tests), or None for the
         configured ones (``CONTROLROOM_*_PORT`` or 8101..8105). ``console``: children write to
         this terminal (``up``) instead of ``var/logs/{name}.out`` (the TUI demo, tests).
         ``client_prefix``: MQTT client-id prefix of the children (default ``controlroom``); give
         each stack that shares a broker with another its own (tests: a unique one), or they
-        resume each other's persistent sessions."""
+        resume each other's persistent sessions. ``supervise``: restart crashed parts (see the
+        module docstring) from ``start()`` until ``stop()``."""
         self.broker_url = broker_url
         self.services = tuple(s for s in START_ORDER if s in set(services))
         unknown = set(services) - set(SERVICE_NAMES)
@@ -69,12 +144,19 @@ class Stack:
         self.host = host
         self.var = Path(var) if var is not None else var_dir()
         self.var.mkdir(parents=True, exist_ok=True)
+        self.credentials_file = (
+            credentials_path(self.var) if var is not None else credentials_path()
+        )
+        """Per-service broker credentials: generated here when the stack starts its own
+        broker, read by every child (and by a TUI on this machine)."""
         self.console = console
         self.startup_timeout = startup_timeout
         if ports == "auto":
-            self.ports = {name: free_port(host) for name in self.services}
+            # 0: each service binds a free port itself and announces it (no window in which
+            # another process could take a port picked here)
+            self.ports = {name: 0 for name in self.services}
         else:
-            given = dict(ports or {})
+            given: Mapping[str, int] = ports if isinstance(ports, Mapping) else {}
             self.ports = {
                 name: int(given.get(name) or os.environ.get(port_env(name)) or DEFAULT_PORTS[name])
                 for name in self.services
@@ -96,6 +178,17 @@ class Stack:
         self.broker_handle: BrokerHandle | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._outputs: dict[str, IO[bytes]] = {}
+        self.supervise = supervise
+        self.policy = restart_policy or RestartPolicy()
+        self.parts: dict[str, _Part] = {}
+        self.gave_up: str | None = None
+        """Why supervision stopped (a crash loop); the stack should then be stopped."""
+        self.started_at = time.time()
+        self._stopping = False
+        self._halt = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._status_lock = threading.Lock()
+        self._log: JsonlLog | None = None
 
     # ---------------------------------------------------------------- public
 
@@ -111,13 +204,17 @@ class Stack:
         """Pick or start the broker (``start()`` does it if not done yet); returns its info, so
         a caller can announce it before the services start."""
         if self.broker is None:
-            busy = [f"{n}:{p}" for n, p in self.ports.items() if not port_is_free(p, self.host)]
+            busy = [
+                f"{n}:{p}" for n, p in self.ports.items() if p and not port_is_free(p, self.host)
+            ]
             if busy:
                 raise StackError(
                     f"port(s) in use: {', '.join(busy)} — another stack running? "
                     f"(set CONTROLROOM_<SERVICE>_PORT to move them)"
                 )
-            self.broker, self.broker_handle = ensure_broker(self.broker_url)
+            self.broker, self.broker_handle = ensure_broker(
+                self.broker_url, credentials_file=self.credentials_file
+            )
         return self.broker
 
     def start(self) -> Stack:
@@ -134,6 +231,12 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+        if self.supervise:
+            self._supervisor = threading.Thread(
+                target=self._supervise, name="stack-supervisor", daemon=True
+            )
+            self._supervisor.start()
+        self._write_status()
         return self
 
     def __enter__(self) -> Stack:
@@ -148,6 +251,7 @@ class Stack:
         old = self.procs.get(name)
         if old is not None and old.poll() is None:
             raise StackError(f"{name} is already running (pid {old.pid})")
+        part = self.parts.setdefault(name, _Part())
         pythonpath = os.pathsep.join(p for p in (CODE_ROOT, os.environ.get("PYTHONPATH")) if p)
         env = {
             **os.environ,
@@ -159,6 +263,8 @@ class Stack:
             port_env(name): str(self.ports[name]),
             PARENT_PID_ENV: str(os.getpid()),
             "PYTHONUNBUFFERED": "1",
+            "CONTROLROOM_RESTARTS": str(part.restarts),
+            CREDENTIALS_ENV: str(self.credentials_file),
         }
         cmd = [sys.executable, "-m", "engine", "serve", name]
         if self.console:
@@ -175,16 +281,20 @@ class Stack:
             stderr=subprocess.STDOUT if out is not None else None,
             start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
         )
+        part.state, part.pid, part.next_restart_at = "running", self.procs[name].pid, None
         if wait:
             self.wait_healthy([name], timeout=self.startup_timeout)
 
     def stop_service(
         self, name: str, sig: int = signal.SIGTERM, timeout: float = 10.0
     ) -> int | None:
-        """Send ``sig`` (SIGTERM: graceful; SIGKILL: crash) and wait for the exit code."""
+        """Send ``sig`` (SIGTERM: graceful; SIGKILL: crash) and wait for the exit code. A
+        service stopped this way is not restarted by the supervisor."""
         proc = self.procs.get(name)
         if proc is None:
             return None
+        part = self.parts.setdefault(name, _Part())
+        part.state = "stopped"
         if proc.poll() is None:
             proc.send_signal(sig)
             try:
@@ -208,7 +318,8 @@ class Stack:
 
     def health(self, name: str, timeout: float = 2.0) -> dict[str, Any]:
         r = httpx.get(f"{self.urls[name]}/health", timeout=timeout)
-        return r.json()
+        body: dict[str, Any] = r.json()
+        return body
 
     def wait_healthy(self, names: Iterable[str] | None = None, timeout: float = 30.0) -> None:
         """Until each named service answers /health with 200 (broker connected)."""
@@ -224,7 +335,9 @@ class Stack:
                         f"{self._tail(name)}"
                     )
                 try:
-                    if http.get(f"{self.urls[name]}/health").status_code == 200:
+                    if self._port_known(name, proc) and (
+                        http.get(f"{self.urls[name]}/health").status_code == 200
+                    ):
                         pending.pop(0)
                         continue
                 except httpx.HTTPError:
@@ -238,6 +351,13 @@ class Stack:
     def stop(self, timeout: float = 10.0) -> list[str]:
         """Stop every child (SIGTERM, SIGKILL after ``timeout``), then the broker; wait until
         every port is free again. Returns what is still left over (empty when clean)."""
+        self._stopping = True
+        self._halt.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
+            self._supervisor = None
+        for part in self.parts.values():
+            part.state = "stopped"
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -261,13 +381,131 @@ class Stack:
             if not self._wait_port_free(port):
                 left.append(f"port {port} ({name}) still bound")
         embedded = self.broker is not None and self.broker.kind != "external"
-        if embedded and not self._wait_port_free(self.broker.port):  # type: ignore[union-attr]
-            left.append(f"broker port {self.broker.port} still bound")  # type: ignore[union-attr]
+        if embedded and self.broker is not None and not self._wait_port_free(self.broker.port):
+            left.append(f"broker port {self.broker.port} still bound")
+        self._write_status()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         return left
+
+    # ---------------------------------------------------------------- supervision
+
+    def status(self) -> StackStatus:
+        """Every part's state, restarts and last exit (also in ``var/stack.json``)."""
+        broker = self.broker
+        return StackStatus(
+            pid=os.getpid(),
+            started_at=self.started_at,
+            updated_at=time.time(),
+            broker=broker.describe() if broker is not None else None,
+            supervised=self.supervise,
+            gave_up=self.gave_up,
+            parts={name: part.status() for name, part in self.parts.items()},
+        )
+
+    def _write_status(self) -> None:
+        with self._status_lock:
+            path = self.var / STATUS_FILE
+            tmp = path.with_name(f".{path.name}.tmp")
+            try:
+                tmp.write_text(self.status().model_dump_json(indent=2) + "\n", encoding="utf-8")
+                os.replace(tmp, path)
+            except OSError:  # var/ became unwritable: supervision goes on, the file is stale
+                pass
+
+    def _event(self, event: str, echo: str, **fields: Any) -> None:
+        print(f"controlroom: {echo}", file=sys.stderr, flush=True)
+        if self._log is None:
+            with contextlib.suppress(OSError):
+                self._log = JsonlLog(self.var / "logs" / "stack.jsonl", "stack")
+        if self._log is not None:
+            self._log.event(event, **fields)
+
+    def _supervise(self) -> None:
+        while not self._halt.wait(SUPERVISE_EVERY_S):
+            try:
+                if self._supervise_once(time.monotonic()):
+                    self._write_status()
+            except Exception as exc:  # supervision must outlive whatever went wrong once
+                self._event("supervisor_error", f"supervisor: {exc}", error=str(exc))
+            if self.gave_up:
+                return
+
+    def _supervise_once(self, now: float) -> bool:
+        """One look at every part; True when something changed."""
+        changed = False
+        watched: list[tuple[str, Any]] = list(self.procs.items())
+        broker = getattr(self.broker_handle, "broker", None)
+        if isinstance(broker, MosquittoBroker):
+            watched.insert(0, ("broker", broker.proc))
+        for name, proc in watched:
+            if self._stopping:
+                return changed
+            part = self.parts.setdefault(name, _Part("running", getattr(proc, "pid", None)))
+            if part.state == "running" and (proc is None or proc.poll() is not None):
+                changed = True
+                code = proc.returncode if proc is not None else None
+                part.last_exit = describe_exit(code) if proc is not None else "gone"
+                part.last_exit_at = time.time()
+                part.crashes.append(now)
+                delay = self.policy.delay(part.crashes, now)
+                if delay is None:
+                    part.state = "crash-loop"
+                    self.gave_up = (
+                        f"{name} exited {len(part.crashes)} times within "
+                        f"{self.policy.window_s:.0f} s (last: {part.last_exit}); giving up"
+                    )
+                    self._event("crash_loop", self.gave_up, part=name, exit=part.last_exit)
+                    return True
+                part.state, part.next_restart_at = "restarting", time.time() + delay
+                self._event(
+                    "part_exited",
+                    f"{name} {part.last_exit}; restarting in {delay:g} s "
+                    f"(restart {part.restarts + 1})",
+                    part=name,
+                    exit=part.last_exit,
+                    delay_s=delay,
+                )
+            elif part.state == "restarting" and time.time() >= (part.next_restart_at or 0):
+                changed = True
+                part.restarts += 1
+                try:
+                    if name == "broker" and isinstance(broker, MosquittoBroker):
+                        broker.start()
+                        part.state, part.pid = "running", broker.pid
+                    else:
+                        self.start_service(name, wait=False)
+                except Exception as exc:  # counts as another crash at the next look
+                    part.state, part.last_exit = "running", f"restart failed: {exc}"
+                self._event(
+                    "part_restarted",
+                    f"{name} restarted (pid {part.pid}, restart {part.restarts})",
+                    part=name,
+                    pid=part.pid,
+                    restarts=part.restarts,
+                )
+        return changed
 
     # ---------------------------------------------------------------- helpers
 
+    def _port_known(self, name: str, proc: subprocess.Popen[bytes]) -> bool:
+        """A port given as 0 is learnt from the service's ready file (written by that very
+        process once it listens); it is then kept for restarts."""
+        if self.ports[name]:
+            return True
+        try:
+            ready = json.loads((self.var / "run" / f"{name}.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if ready.get("pid") != proc.pid:
+            return False
+        self.ports[name] = int(ready["port"])
+        return True
+
     def _wait_port_free(self, port: int, timeout: float = 5.0) -> bool:
+        if not port:
+            return True
         deadline = time.monotonic() + timeout
         while not port_is_free(port, self.host):
             if time.monotonic() > deadline:

@@ -38,10 +38,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.bus.client import RetryLater
+from engine.http_schemas import TicketHealth
 from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket, topic_for
 from engine.services.agent_service import LatencyWindow
 from engine.services.base import Service
+from engine.services.settings import Settings
 from engine.tickets.connectors import TicketConnector
 from engine.tickets.errors import Fault, StoreError
 from engine.tickets.github import GitHubIssuesConnector
@@ -159,8 +161,10 @@ def mirror_connector(env: Mapping[str, str]) -> TicketConnector | None:
 class TicketService(Service):
     name: ClassVar[str] = "ticket"
     title: ClassVar[str] = "Agent C — tickets"
+    health_model = TicketHealth
 
-    def setup(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         env = self.settings.env
         connector = mirror_connector(env)  # first: a configuration error leaves nothing behind
         self.store = TicketStore(store_path(env), busy_timeout_s=busy_timeout(env))
@@ -210,16 +214,16 @@ class TicketService(Service):
         # The store stays open: a diagnosis still arriving before the bus disconnects must be
         # stored (its outbox row waits for the next start), not fail and be acknowledged.
 
-    def health(self) -> dict[str, Any]:
-        body = super().health()
+    def _store_problem(self) -> str | None:
         problem = self.writes.problem()
-        if problem is not None:
-            retry = self.bus.retrying
-            if retry is not None:
-                problem += f"; a diagnosis waits (attempt {retry.attempts})"
-            body["status"] = "degraded"
-            body["degraded"] = problem
-        return body
+        retry = self.bus.retrying
+        if problem is not None and retry is not None:
+            problem += f"; a diagnosis waits (attempt {retry.attempts})"
+        return problem
+
+    def problems(self) -> list[str]:
+        problem = self._store_problem()
+        return [*super().problems(), *([problem] if problem else [])]
 
     def health_extras(self) -> dict[str, Any]:
         try:
@@ -235,6 +239,7 @@ class TicketService(Service):
             "alert_to_ticket": self.latency.summary(),
             "outbox": {"in_flight": self.outbox.pending, "sent": self.outbox.sent},
             "mirror": self.mirror.status() if self.mirror is not None else None,
+            "degraded": self._store_problem(),
         }
 
     # ---------------------------------------------------------------- bus handlers

@@ -16,8 +16,20 @@ from engine.services.settings import DEFAULT_PORTS, SERVICE_NAMES
 def test_compose_runs_every_service_with_the_cli_command_and_port():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"mosquitto", *SERVICE_NAMES}
+    assert set(services) == {"broker-init", "mosquitto", *SERVICE_NAMES}
     conf = (ROOT / "mosquitto.conf").read_text()
+    # credentials and ACLs, written by broker-init before the broker starts
+    assert re.search(r"^allow_anonymous\s+false", conf, re.M), "anonymous clients are refused"
+    auth = {k: v for k, v in re.findall(r"^(password_file|acl_file)\s+(\S+)", conf, re.M)}
+    assert set(auth) == {"password_file", "acl_file"}, "credentials and topic ACLs required"
+    init = services["broker-init"]
+    init_args = build_parser().parse_args(init["command"][1:])
+    assert init_args.action == "init" and init_args.mosquitto_dir
+    assert {auth["password_file"].rsplit("/", 1)[0]} == {init_args.mosquitto_dir}
+    assert any(v.endswith(":" + init_args.mosquitto_dir) for v in init["volumes"])
+    broker_deps = services["mosquitto"]["depends_on"]
+    assert broker_deps["broker-init"]["condition"] == "service_completed_successfully"
+    assert re.search(r"^autosave_on_changes\s+true", conf, re.M), "saved at every change"
     listener = re.search(r"^listener\s+(\d+)", conf, re.M)
     assert listener, "mosquitto.conf defines no listener"
     broker_port = int(listener.group(1))

@@ -77,25 +77,44 @@ def e2e_broker(request, broker, amqtt_broker) -> BrokerInfo:
     return broker if request.param == "mosquitto" else amqtt_broker
 
 
+STEP_S = 900.0
+"""amqtt plays the scenario in steps of this many simulated seconds, each fully consumed
+before the next: a slow broker on a loaded machine then only takes longer, never falls
+behind (what made this test hit its timeout)."""
+
+
+def _play_in_steps(stack: Stack, done: Callable[[], Any], wait_for: Callable[..., Any]) -> None:
+    sim = stack.urls["simulator"]
+    r = httpx.post(sim + "/scenario/load", json={"name": "chronic_wear"}, timeout=10)
+    r.raise_for_status()
+    until = 0.0
+    while not done():
+        until += STEP_S
+        r = httpx.post(sim + "/scenario/start", json={"speed": SPEED, "until": until}, timeout=10)
+        r.raise_for_status()
+        wait_for(_drained(stack), timeout=120, what=f"step to {until:.0f} s consumed", interval=0.1)
+        assert not _get(sim + "/scenario/status")["done"], "the scenario ended without a ticket"
+
+
 @pytest.mark.slow
 def test_chronic_wear_alert_diagnosis_one_ticket_approve_feedback(e2e_broker, tmp_path, wait_for):
     """On Mosquitto the whole 8 h scenario plays (nothing later may add a ticket); amqtt, a
-    pure-Python broker several times slower, plays until the ticket exists and is then
-    paused, which keeps this test's cost in proportion."""
+    pure-Python broker several times slower, plays in steps until the ticket exists, which
+    keeps this test's cost in proportion and its pace set by events, not by the clock."""
     rec = Recorder(e2e_broker)
+    amqtt = e2e_broker.kind == "amqtt"
     with Stack(
         broker_url=e2e_broker.url,
-        scenario="chronic_wear",
+        scenario=None if amqtt else "chronic_wear",
         speed=SPEED,
         ports="auto",
         var=tmp_path / "var",
         client_prefix=f"e2e{uuid.uuid4().hex[:6]}",
     ) as stack:
-        if e2e_broker.kind == "amqtt":
-            wait_for(lambda: rec.of(Ticket), timeout=180, what="a ticket", interval=0.1)
-            httpx.post(stack.urls["simulator"] + "/scenario/stop", timeout=10).raise_for_status()
+        if amqtt:
+            _play_in_steps(stack, lambda: rec.of(Ticket), wait_for)
         wait_for(_drained(stack), timeout=180, what="telemetry all processed", interval=0.25)
-        if e2e_broker.kind != "amqtt":
+        if not amqtt:
             assert _get(stack.urls["simulator"] + "/scenario/status")["done"]
 
         alerts = [a for a in rec.of(AlertEvent) if a.status == "active"]
@@ -209,7 +228,12 @@ def test_a_flood_of_malformed_messages_is_dead_lettered_and_the_chain_still_deli
         r = httpx.post(sim + "/scenario/load", json={"name": "sudden_clog_and_drift"}, timeout=10)
         assert r.status_code == 200, r.text
         assert httpx.post(sim + "/scenario/start", json={"speed": SPEED}, timeout=10).is_success
-        wait_for(lambda: rec.of(Ticket), timeout=60, what="the next ticket")
-        assert rec.of(Ticket)[0].root_cause == "clogging"
+        # (the provisional cause depends on how much history arrived before the alert did, at
+        # x4000 on a loaded machine; the final one, on the same ticket, does not)
+        wait_for(
+            lambda: any(t.root_cause == "clogging" for t in rec.of(Ticket)),
+            timeout=60,
+            what="the next ticket, for the clog",
+        )
         raw.loop_stop()
     rec.bus.stop()

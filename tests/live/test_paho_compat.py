@@ -9,7 +9,7 @@ import uuid
 import paho.mqtt.client as mqtt
 
 from engine.bus import paho_compat
-from engine.bus.client import BusClient
+from engine.bus.client import BusClient, delivered
 from engine.paths import ROOT
 from engine.schemas import AlertEvent
 
@@ -57,9 +57,12 @@ def test_buffered_reads_bursts_and_acks_of_messages_sent_while_disconnected(make
 
     b.stop()
     wait_for(lambda: not pub.connected, what="publisher notices the broker is gone")
-    info = pub.publish(alert(9999))  # queued by paho while disconnected
-    assert not paho_compat.delivered(info)
+    publication = pub.publish(alert(9999))  # queued by paho while disconnected
+    assert not paho_compat.delivered(publication.info) and not delivered(publication)
     b.start()
-    wait_for(lambda: paho_compat.delivered(info), timeout=20, what="PUBACK after reconnect")
+    wait_for(
+        lambda: paho_compat.delivered(publication.info), timeout=20, what="PUBACK after reconnect"
+    )
+    wait_for(lambda: delivered(publication), what="durable: the round trip after the PUBACK")
     sub.stop()
     pub.stop()

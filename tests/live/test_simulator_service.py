@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from engine.bus.broker import free_port
 from engine.bus.client import BusClient
 from engine.bus.routing import ALL_TELEMETRY
+from engine.plant.fleet import fleet_scenarios
 from engine.plant.scenario import load_scenario
 from engine.plant.simulator import Simulator
 from engine.schemas import Telemetry
@@ -61,7 +63,9 @@ def test_api_plays_several_assets_deterministically(simulator, broker, wait_for)
     r = http.post("/scenario/load", json={"name": "sudden_clog_and_drift", "assets": 3, "seed": 5})
     assert r.status_code == 200, r.text
     st = r.json()
-    assert st["assets"] == ["pump01", "pump02", "pump03"] and st["seeds"] == [5, 6, 7]
+    fleet = fleet_scenarios(load_scenario("sudden_clog_and_drift"), 3, 5)  # contract C7
+    assert st["assets"] == ["pump01", "pump02", "pump03"]
+    assert st["seeds"] == [s.seed for s in fleet] and st["seeds"][0] == 5
     assert st["running"] is False and st["duration"] == 14400.0
 
     assert http.post("/scenario/start", json={"speed": 200}).json()["running"] is True
@@ -71,8 +75,7 @@ def test_api_plays_several_assets_deterministically(simulator, broker, wait_for)
     assert http.get("/scenario/status").json()["sim_time"] == stopped["sim_time"]  # paused
 
     # Same scenario + seed -> the same telemetry as a replay (wall_time aside).
-    scn = load_scenario("sudden_clog_and_drift").model_copy(update={"asset": "pump02"})
-    expected = Simulator(scn, seed=6).step()
+    expected = Simulator(fleet[1], seed=fleet[1].seed).step()
     first = next(t for t in got if t.asset == "pump02")
     assert first.wall_time is not None
     assert first.model_copy(update={"wall_time": None}) == expected
@@ -103,3 +106,59 @@ def test_api_rejects_bad_input_with_the_field_named(simulator, wait_for):
     )
     assert st["published"] == 30 and st["sim_time"] == 30.0
     assert http.post("/scenario/start").status_code == 409  # finished: load again to replay
+
+
+def test_load_resolves_names_only_inside_scenarios_and_reads_nothing_else(simulator, tmp_path):
+    """Paths, traversals and devices are unknown names: a 4xx that reads nothing and quotes
+    nothing but the list of shipped scenarios."""
+    http = simulator
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"api_key_name": 1, "duration_s": 5}))
+    for name in (
+        "/etc/shadow",
+        "/dev/zero",
+        str(secret),
+        "../../../etc/passwd",
+        "chronic_wear/../../secret",
+        "scenarios/../README",
+    ):
+        for body in ({"name": name}, {"names": ["normal", name]}):
+            r = http.post("/scenario/load", json=body)
+            assert r.status_code == 422, (name, r.text)
+            detail = r.json()["detail"]
+            assert "no such scenario" in detail or "at most 64 characters" in detail, detail
+            assert "api_key_name" not in detail
+            assert "root:" not in detail and "shadow" not in detail
+    assert http.post("/scenario/load", json={"name": "chronic_wear"}).status_code == 200
+
+
+def test_stop_is_prompt_with_many_assets_at_full_speed(simulator):
+    """The run thread holds the lock for one tick at a time: stop waits for at most the tick
+    in progress, not for a batch of thousands of ticks × every asset."""
+    http = simulator
+    r = http.post("/scenario/load", json={"name": "normal", "assets": 256})
+    assert r.status_code == 200, r.text
+    assert http.post("/scenario/start", json={"speed": 1_000_000}).json()["running"]
+    stopped = http.post("/scenario/stop").json()
+    assert stopped["running"] is False
+    after = http.get("/scenario/status").json()
+    assert after["ticks"] == stopped["ticks"] and after["published"] == stopped["published"]
+    asset = r.json()["assets"][6]
+    op = http.post("/operator", json={"asset": asset, "action": "valve", "pct": 40})
+    assert op.status_code == 200
+
+
+def test_request_bodies_are_bounded(simulator):
+    http = simulator
+    big = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    r = http.post("/scenario/load", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "over this service's limit" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: counted as it streams
+        for _ in range(40):
+            yield b"y" * 65536
+
+    r = http.post("/scenario/load", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    h = http.get("/health").json()
+    assert h["http"] == {"bodies_refused": 2, "max_body_bytes": 1024 * 1024}

@@ -57,10 +57,10 @@ def _start_up(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], dict[s
     deadline = time.monotonic() + 60
     for line in proc.stderr:  # returns at EOF if `up` dies
         seen.append(line)
-        if line.startswith("running;") or time.monotonic() > deadline:
+        if line.startswith("running") or time.monotonic() > deadline:
             break
     text = "".join(seen)
-    if "running;" not in text:
+    if "\nrunning" not in "\n" + text:
         proc.kill()
         pytest.fail(f"`controlroom up` did not come up:\n{text}")
     return proc, ports, text
@@ -126,6 +126,17 @@ def test_serve_rejects_bad_configuration_clearly(tmp_path):
     bad_env = {**env, "CONTROLROOM_MONITOR_PORT": "eighty"}
     r = subprocess.run([*run, "monitor"], env=bad_env, capture_output=True, text=True)
     assert r.returncode == 2 and "CONTROLROOM_MONITOR_PORT" in r.stderr
+    # `up` checks the environment its children will read before it starts any of them
+    r = subprocess.run([sys.executable, "-m", "engine", "up", "--broker", "embedded"],
+                       env={**env, "CONTROLROOM_SPEED": "abc"}, capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "CONTROLROOM_SPEED='abc'" in r.stderr, r.stderr
+    assert "broker:" not in r.stderr, "nothing was started"
+    # an address this host does not have is not "in use"
+    r = subprocess.run([*run, "monitor", "--host", "192.0.2.1", "--port", "8999"], env=env,
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1 and "cannot listen on 192.0.2.1:8999" in r.stderr, r.stderr
+    assert "in use" not in r.stderr
 
 
 def test_serve_reports_a_busy_port(tmp_path, broker):
@@ -169,3 +180,88 @@ def test_env_file_configures_a_service(tmp_path, broker, wait_for):
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
     assert port_is_free(port)
+
+
+def test_up_restarts_a_crashed_service_and_the_broker_and_says_so(tmp_path, wait_for):
+    """SIGKILL of one child stopped all five; now it is restarted with backoff, logged, shown
+    in its /health and in var/stack.json, and the others keep running."""
+    import json
+
+    proc, ports, text = _start_up(tmp_path, "--broker", "embedded")
+    pids = _service_pids(ports)
+    status_file = tmp_path / "var" / "stack.json"
+    os.kill(pids["ticket"], signal.SIGKILL)
+
+    def restarted() -> dict | None:
+        try:
+            h = httpx.get(f"http://127.0.0.1:{ports['ticket']}/health", timeout=2).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return h if h["pid"] != pids["ticket"] and h["status"] == "ok" else None
+
+    h = wait_for(restarted, timeout=60, what="the ticket service back with a new pid")
+    assert h["restarts"] == 1
+    status = json.loads(status_file.read_text())
+    assert status["parts"]["ticket"]["restarts"] == 1
+    assert status["parts"]["ticket"]["last_exit"] == "killed by SIGKILL"
+    assert {n: p for n, p in _service_pids(ports).items() if n != "ticket"} == {
+        n: p for n, p in pids.items() if n != "ticket"
+    }
+    broker_pid = re.search(r"pid (\d+)", text)
+    if broker_pid:  # embedded Mosquitto: a broker crash is supervised too
+        os.kill(int(broker_pid.group(1)), signal.SIGKILL)
+        wait_for(
+            lambda: (
+                json.loads(status_file.read_text())["parts"]["broker"]["restarts"] == 1
+                and all(
+                    httpx.get(f"http://127.0.0.1:{p}/health", timeout=2).status_code == 200
+                    for p in ports.values()
+                )
+            ),
+            timeout=60,
+            what="broker restarted and every service reconnected",
+        )
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, rest
+    log = (tmp_path / "var" / "logs" / "stack.jsonl").read_text()
+    assert '"event":"part_exited"' in log and '"event":"part_restarted"' in log
+    assert [n for n, p in ports.items() if not port_is_free(p)] == []
+
+
+def test_restart_policy_backs_off_and_gives_up_on_a_crash_loop():
+    from engine.services.stack import RestartPolicy
+
+    policy = RestartPolicy(base_s=0.5, cap_s=30.0, window_s=120.0, max_crashes=5)
+    assert [policy.delay([0.0] * n, 1.0) for n in range(1, 5)] == [0.5, 1.0, 2.0, 4.0]
+    assert policy.delay([0.0] * 5, 1.0) is None  # five exits within two minutes: a loop
+    assert policy.delay([0.0, 1.0, 2.0, 3.0, 200.0], 200.0) == 0.5  # old crashes forgotten
+
+
+def _read_only_dir(path: Path) -> Path:
+    path.mkdir()
+    if os.geteuid() == 0:  # root writes through permission bits: make it immutable
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+    else:
+        path.chmod(0o555)
+    return path
+
+
+def _writable_again(path: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(path)], check=False)
+    path.chmod(0o755)
+
+
+def test_a_read_only_var_is_one_line_not_a_traceback(tmp_path):
+    var = _read_only_dir(tmp_path / "ro")
+    try:
+        env = {**_env(tmp_path, {}), "CONTROLROOM_VAR": str(var)}
+        for args in (["serve", "monitor"], ["up", "--broker", "embedded"]):
+            r = subprocess.run([sys.executable, "-m", "engine", *args], env=env,
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+            assert r.returncode == 1, (args, r.stderr)
+            assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+            assert str(var) in r.stderr and "not writable" in r.stderr
+    finally:
+        _writable_again(var)

@@ -1,0 +1,200 @@
+"""Who may publish and subscribe to what on the bus: the one table every broker we start
+enforces, and the credentials of each identity.
+
+``ACL`` below is the single place the topic permissions are written. The embedded Mosquitto gets
+a ``password_file`` and an ``acl_file`` generated from it, the embedded amqtt an auth plugin
+that reads it (``engine.bus.amqtt_embedded``), docker-compose's Mosquitto the same files written
+by ``controlroom broker init``; ``docs/live.md`` shows the resulting ACL for an external broker.
+To let a service use a new topic kind, add it to its ``Grant`` here (and nowhere else).
+
+One identity per service (replicas share their service's), plus ``tui``: read-only. Each
+identity may publish only the kinds its service produces, and subscribe only to what it reads.
+
+Credentials are generated on first use into ``var/broker/credentials.json`` (directory 0700,
+file 0600): a random password per identity. Every process of the stack runs as the same user
+and reads its own password from there; the brokers get only salted hashes. What this buys: no
+other local user (or anything else that can reach the port but not read ``var/``) can publish,
+and a service can only publish its own topics, so one compromised or buggy service cannot forge
+another's messages. What it does not: a process running as the stack's own user can read the
+file; that user is trusted.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from engine.paths import var_dir
+
+CREDENTIALS_ENV = "CONTROLROOM_BROKER_CREDENTIALS"
+"""Another credentials file than ``var/broker/credentials.json`` (e.g. a shared volume)."""
+
+ALL_KINDS = ("telemetry", "alerts", "diagnosis", "tickets", "feedback")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Topic kinds (the first topic level) an identity may publish and subscribe to."""
+
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+
+
+ACL: dict[str, Grant] = {
+    "simulator": Grant(publish=("telemetry",)),
+    "monitor": Grant(publish=("alerts",), subscribe=("telemetry", "feedback")),
+    "diagnosis": Grant(publish=("diagnosis",), subscribe=("telemetry", "alerts", "feedback")),
+    "ticket": Grant(publish=("tickets",), subscribe=("alerts", "diagnosis")),
+    "review": Grant(publish=("tickets", "feedback"), subscribe=("alerts",)),
+    "tui": Grant(subscribe=ALL_KINDS),
+}
+"""identity -> what it may do. The TUI is read-only on the bus."""
+
+
+def _kind(topic: str) -> str:
+    return topic.split("/", 1)[0]
+
+
+SYNC_KIND = "sync"
+"""``sync/{identity}``: every identity may publish there and nobody subscribes — the bus client's
+durability round trip (``engine.bus.client.Publication``)."""
+
+
+def may_publish(identity: str | None, topic: str) -> bool:
+    grant = ACL.get(identity or "")
+    if grant is None or "+" in topic or "#" in topic:
+        return False
+    return _kind(topic) in grant.publish or topic == f"{SYNC_KIND}/{identity}"
+
+
+def may_subscribe(identity: str | None, topic_filter: str) -> bool:
+    """A filter whose first level is a granted kind (``alerts/+``, ``telemetry/#``), also
+    inside a shared subscription (``$share/{group}/telemetry/#``)."""
+    grant = ACL.get(identity or "")
+    if topic_filter.startswith("$share/") and topic_filter.count("/") >= 2:
+        topic_filter = topic_filter.split("/", 2)[2]
+    return grant is not None and _kind(topic_filter) in grant.subscribe
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials
+# --------------------------------------------------------------------------------------------
+
+
+class CredentialsError(RuntimeError):
+    """The credentials file cannot be read or written; the message names it."""
+
+
+def credentials_path(var: Path | None = None) -> Path:
+    named = os.environ.get(CREDENTIALS_ENV)
+    if named and var is None:
+        return Path(named)
+    return (var or var_dir()) / "broker" / "credentials.json"
+
+
+def load_credentials(path: Path | None = None) -> dict[str, str] | None:
+    """identity -> password, or None when no file exists yet."""
+    path = path or credentials_path()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise CredentialsError(f"{path}: cannot read broker credentials: {exc}") from None
+    identities = raw.get("identities") if isinstance(raw, dict) else None
+    if not isinstance(identities, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in identities.items()
+    ):
+        raise CredentialsError(f"{path}: expected {{'identities': {{name: password}}}}")
+    return dict(identities)
+
+
+def ensure_credentials(path: Path | None = None) -> dict[str, str]:
+    """The credentials, generated on first use (and completed when ``ACL`` gained an
+    identity). Written atomically, mode 0600 in a 0700 directory."""
+    path = path or credentials_path()
+    existing = load_credentials(path) or {}
+    creds = {name: existing.get(name) or secrets.token_urlsafe(24) for name in ACL}
+    creds |= {k: v for k, v in existing.items() if k not in creds}
+    if creds != existing:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.chmod(0o700)
+            _write_private(path, json.dumps({"version": 1, "identities": creds}, indent=2) + "\n")
+        except OSError as exc:
+            raise CredentialsError(f"{path}: cannot write broker credentials: {exc}") from None
+    return creds
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def credentials_for(identity: str, broker_url: str | None = None) -> tuple[str, str] | None:
+    """(user, password) for ``identity`` from the credentials file, or None: when the broker
+    URL names its own user (it wins), or no file or entry exists (connect anonymously)."""
+    if broker_url and urlsplit(broker_url).username:
+        return None
+    try:
+        creds = load_credentials()
+    except CredentialsError:
+        return None
+    if not creds or identity not in creds:
+        return None
+    return identity, creds[identity]
+
+
+# --------------------------------------------------------------------------------------------
+# Mosquitto files
+# --------------------------------------------------------------------------------------------
+
+PBKDF2_ITERATIONS = 101
+"""What ``mosquitto_passwd`` (2.x) uses for its ``$7$`` (PBKDF2-SHA512) hashes."""
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
+    """A Mosquitto 2 password-file hash (``$7$``), as ``mosquitto_passwd`` writes it."""
+    salt = salt or secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS)
+    b64 = base64.b64encode
+    return f"$7${PBKDF2_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def mosquitto_password_file(creds: Mapping[str, str]) -> str:
+    return "".join(f"{user}:{mosquitto_hash(pw)}\n" for user, pw in sorted(creds.items()))
+
+
+def mosquitto_acl_file() -> str:
+    """``ACL`` in Mosquitto's acl_file syntax (anything not granted is denied)."""
+    lines = ["# Generated from engine/bus/acl.py (ACL): edit the table there, not this file."]
+    for user, grant in ACL.items():
+        lines.append(f"\nuser {user}")
+        lines += [f"topic read {kind}/#" for kind in grant.subscribe]
+        lines += [f"topic write {kind}/#" for kind in grant.publish]
+        lines.append(f"topic write {SYNC_KIND}/{user}")
+    return "\n".join(lines) + "\n"
+
+
+def write_mosquitto_auth(directory: Path, creds: Mapping[str, str]) -> tuple[Path, Path]:
+    """Write ``passwd`` and ``acl`` for Mosquitto into ``directory`` (mode 0600); return both
+    paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    passwd, acl = directory / "passwd", directory / "acl"
+    _write_private(passwd, mosquitto_password_file(creds))
+    _write_private(acl, mosquitto_acl_file())
+    return passwd, acl

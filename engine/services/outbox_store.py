@@ -1,0 +1,105 @@
+"""A service's durable outbox: messages to publish and the state that produced them, committed
+in one SQLite transaction, so a crash can neither lose a message the service already
+acknowledged the input of, nor publish one whose state change was lost.
+
+The diagnosis service commits each report here (with the agent's pending-alert state) before
+its alert is acknowledged; ``engine.tickets.outbox.OutboxPublisher`` publishes the rows and
+deletes each one only when the broker acknowledged it (QoS 1 PUBACK). A crash at any point
+re-sends after restart what was not acknowledged: a repeat at worst (consumers key on the
+message id), never a loss.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.schemas import WireModel, topic_for
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class OutboxStore:
+    """``commit(messages, state)`` atomically; ``pending_outbox``/``ack_outbox`` for the
+    publisher (the same interface as the ticket store's outbox)."""
+
+    def __init__(self, path: Path, origin: str) -> None:
+        self.path = path
+        self.origin = origin
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")  # a committed report survives power loss
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._conn.executescript(SCHEMA)
+
+    def commit(self, messages: Sequence[WireModel], state: str | None = None) -> None:
+        """Queue ``messages`` and replace the saved state, in one transaction."""
+        rows = [(self.origin, topic_for(m), m.to_json()) for m in messages]
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT INTO outbox (origin, topic, payload) VALUES (?, ?, ?)", rows
+                )
+                if state is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                        (self.origin, state),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def load_state(self) -> str | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM state WHERE key = ?", (self.origin,)
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    def pending_outbox(self, origin: str, limit: int = 100) -> list[tuple[int, str, str]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, topic, payload FROM outbox WHERE origin = ? ORDER BY seq LIMIT ?",
+                (origin, limit),
+            ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def ack_outbox(self, seqs: list[int]) -> None:
+        if not seqs:
+            return
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def queued(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,134 @@
+"""Every broker we start requires credentials, one identity per service, and enforces the ACL
+of engine/bus/acl.py: each identity publishes only its own topics, the TUI none."""
+
+from __future__ import annotations
+
+import json
+import stat
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from engine.bus import acl
+from engine.bus.broker import AmqttBroker, MosquittoBroker, connack_code, mosquitto_binary
+from engine.bus.client import BusClient
+from engine.schemas import AlertEvent, DiagnosisReport
+from engine.services.stack import Stack
+
+
+def alert(n: int, asset: str = "pump01") -> AlertEvent:
+    return AlertEvent(alert_id=f"a{n}", asset=asset, ts=n, onset_ts=n, severity="high",
+                      score=4.2, signals=["vibration"], detector="t")  # fmt: skip
+
+
+def forged_diagnosis(n: int) -> DiagnosisReport:
+    return DiagnosisReport(diagnosis_id=f"forged-{n}", alert_id=f"x{n}", asset="pump09", ts=1,
+                           onset_ts=1, root_cause="bearing_wear", confidence=1.0,
+                           severity="critical", summary="forged")  # fmt: skip
+
+
+def test_credentials_are_generated_once_private_and_cover_every_identity(tmp_path):
+    path = tmp_path / "var" / "broker" / "credentials.json"
+    creds = acl.ensure_credentials(path)
+    assert set(creds) == set(acl.ACL) and len(set(creds.values())) == len(creds)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert acl.ensure_credentials(path) == creds, "generated on first run only"
+    assert json.loads(path.read_text())["identities"] == creds
+
+
+def test_the_acl_table_grants_each_service_only_its_own_topics():
+    assert acl.may_publish("diagnosis", "diagnosis/pump01")
+    assert not acl.may_publish("monitor", "diagnosis/pump01")
+    assert not acl.may_publish("tui", "tickets/pump01")
+    assert acl.may_subscribe("tui", "tickets/+") and not acl.may_subscribe("tui", "#")
+    assert not acl.may_publish(None, "alerts/pump01")
+    assert not acl.may_publish("simulator", "telemetry/+")
+    rendered = acl.mosquitto_acl_file()
+    assert "user monitor\ntopic read telemetry/#\ntopic read feedback/#\ntopic write alerts/#" in (
+        rendered
+    )
+
+
+def _brokers(tmp_path, creds):
+    kinds = ["amqtt"] + (["mosquitto"] if mosquitto_binary() else [])
+    for kind in kinds:
+        if kind == "mosquitto":
+            yield MosquittoBroker(workdir=tmp_path / "m", credentials=creds).start()
+        else:
+            yield AmqttBroker(credentials=creds).start()
+
+
+def test_our_brokers_refuse_strangers_and_enforce_the_acl(tmp_path, wait_for):
+    creds = acl.ensure_credentials()  # the test's own var/ (CONTROLROOM_VAR)
+    for b in _brokers(tmp_path, creds):
+        try:
+            _check_acl(b, creds, wait_for)
+        finally:
+            b.cleanup()
+
+
+def _check_acl(b, creds, wait_for) -> None:
+    assert connack_code(b.host, b.port) == 5, f"{b.url}: anonymous refused"
+    intruder = BusClient(f"mqtt://ticket:guess@127.0.0.1:{b.port}", "x", "intruder")
+    with pytest.raises(TimeoutError):
+        intruder.start(wait=2)
+    intruder.stop(drain=0.2)
+
+    got: list[object] = []
+    ticket = BusClient(b.url, f"t-{uuid.uuid4().hex[:6]}", "ticket-test",
+                       identity="ticket")  # fmt: skip
+    ticket.subscribe("diagnosis/+", got.append)
+    ticket.subscribe("alerts/+", got.append)
+    ticket.start(wait=10)
+    monitor = BusClient(b.url, f"m-{uuid.uuid4().hex[:6]}", "m", identity="monitor")
+    monitor.start(wait=10)
+    tui = BusClient(b.url, f"u-{uuid.uuid4().hex[:6]}", "tui", persistent=False)
+    tui.start(wait=10)
+    assert monitor.username == "monitor" and tui.username == "tui"
+    wait_for(lambda: monitor.publish(alert(0)) and got, what=f"{b.url}: allowed alert")
+    # forgeries: the monitor and the TUI publish a diagnosis; the TUI an alert
+    monitor.publish(forged_diagnosis(1))
+    tui.publish(forged_diagnosis(2))
+    tui.publish(alert(3))
+    assert monitor.flush(5) and tui.flush(5)
+    monitor.publish(alert(4))  # allowed, and after the forgeries
+    wait_for(lambda: any(getattr(m, "alert_id", "") == "a4" for m in got),
+             what="the allowed alert after the forgeries")  # fmt: skip
+    assert not [m for m in got if isinstance(m, DiagnosisReport)], "forged diagnosis"
+    assert "a3" not in [getattr(m, "alert_id", "") for m in got], "TUI published"
+    # a raw client with the TUI's password reads only what the TUI may read: amqtt
+    # refuses the '#' subscription, Mosquitto accepts it and filters every delivery
+    raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"r-{uuid.uuid4().hex[:6]}")
+    raw.username_pw_set("tui", creds["tui"])
+    granted: list[object] = []
+    topics: list[str] = []
+    raw.on_subscribe = lambda c, u, mid, codes, p: granted.extend(codes)
+    raw.on_message = lambda c, u, m: topics.append(m.topic)
+    raw.connect(b.host, b.port)
+    raw.loop_start()
+    raw.subscribe([("#", 1), ("alerts/+", 1)])
+    wait_for(lambda: len(granted) == 2, what="SUBACK")
+    if isinstance(b, AmqttBroker):
+        assert getattr(granted[0], "is_failure", False), granted
+    wait_for(lambda: monitor.publish(alert(5)) and monitor.flush(5) and topics,
+             what="an alert the TUI may read")  # fmt: skip
+    assert monitor.flush(5)  # its durability round trip went to sync/monitor
+    assert {t.split("/")[0] for t in topics} == {"alerts"}, topics
+    raw.loop_stop()
+    for c in (ticket, monitor, tui):
+        c.stop(drain=0.5)
+
+
+def test_up_and_demo_stacks_run_on_an_authenticated_broker(tmp_path):
+    with Stack(broker_url="embedded", ports="auto", var=tmp_path / "var",
+               services=("monitor", "ticket")) as stack:  # fmt: skip
+        assert stack.broker is not None and "credentials" in stack.broker.describe()
+        assert connack_code(stack.broker.host, stack.broker.port) == 5
+        creds_file = tmp_path / "var" / "broker" / "credentials.json"
+        assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
+        for name in ("monitor", "ticket"):
+            h = stack.health(name)
+            assert h["broker"]["identity"] == name and h["broker"]["subscribed"], h

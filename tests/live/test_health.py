@@ -1,0 +1,35 @@
+"""Every service's /health against its documented model (engine/http_schemas.py,
+HEALTH_MODELS): no undocumented key, no missing one, counters of things that exist."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from engine.http_schemas import HEALTH_MODELS, Health, parse_health
+from engine.services.stack import Stack
+
+
+def test_every_service_health_matches_its_documented_model(tmp_path):
+    with Stack(
+        broker_url="embedded",
+        ports="auto",
+        var=tmp_path / "var",
+        client_prefix=f"h{uuid.uuid4().hex[:6]}",
+    ) as stack:
+        for name in stack.services:
+            r = httpx.get(stack.urls[name] + "/health", timeout=5)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            model = HEALTH_MODELS[name]
+            assert set(body) == set(model.model_fields), name  # the documented keys, exactly
+            health = parse_health(body)
+            assert type(health) is model and health.status == "ok" and health.reasons == []
+            assert health.broker.identity == name, "each service connects as its own identity"
+            assert health.restarts == 0 and health.retrying is None
+            assert Health.model_validate(body).service == name  # what a lenient client reads
+        diagnosis = httpx.get(stack.urls["diagnosis"] + "/health", timeout=5).json()
+        assert "diagnoses_published" in diagnosis and "diagnosiss_published" not in diagnosis
+        monitor = httpx.get(stack.urls["monitor"] + "/health", timeout=5).json()
+        assert monitor["alerts_published"] == 0 and monitor["asset_bounds"]["tracked"] == 0
