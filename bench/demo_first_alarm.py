@@ -34,7 +34,9 @@ from engine.services.settings import SERVICE_NAMES, port_env  # noqa: E402
 
 MARKS: dict[str, Callable[[str], object]] = {
     "TUI on screen": lambda s: "CONTROL ROOM" in s,
-    "first alarm on screen": lambda s: any(int(n) > 0 for n in re.findall(r"Alerts \((\d+)", s)),
+    "first alarm on screen": lambda s: any(
+        int(n) > 0 for n in re.findall(r"Al(?:erts|arms) \((\d+)", s)
+    ),
     "first work order on screen": lambda s: re.search(r"\bopen\s+(LOW|MED|HIGH|CRIT)", s),
 }
 

@@ -1,33 +1,40 @@
-"""Factory-day timings: the whole pipeline on the toy world, and the scheduler at scale.
+"""Factory-day timings: the whole pipeline, and how the scheduler grows with the factory.
 
-    python bench/factory_scale.py            # full run (up to 1,000 jobs x 50 machines x 5 steps)
+    python bench/factory_scale.py            # full run (pipeline at 1,000 x 50 x 5, fit to 10,000)
     python bench/factory_scale.py --quick    # smaller sizes
 
-Targets (spec section 10 and issue 4): the whole offline pipeline on the toy world < 2 s
-(orchestration + 3 agents + 3 simulations); scheduler + invariant check + metrics for 1,000
-jobs x 50 machines x 5 steps < 2 s. Generated factories are seeded: the same run, the same
-factories.
+Targets (spec section 10, issues 14 and 15): the whole offline pipeline on the toy world well
+under 2 s; the whole pipeline on a generated 1,000 jobs x 50 machines x 5 steps factory under
+1 s; the scheduler growing at most like n log n (fitted exponent ~1.1 or less from 100 to
+10,000 jobs). Each figure is the median of several runs, wall time and CPU time side by side
+(on a shared machine CPU time is the steadier one), with the load average printed beside it.
+Generated factories are seeded: the same run, the same factories.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.factory import load_factory, run_pipeline
-from engine.factory.metrics import compute_metrics
 from engine.factory.models import FactoryConfig
-from engine.factory.scenario import BASELINE_SPEC, ScenarioSpec
-from engine.factory.scheduler import check_result, simulate
+from engine.factory.scenario import BASELINE_SPEC
+from engine.factory.scheduler import build_result, check_result, planned_sequence
+from engine.factory.shop import compile_shop, decode, gc_paused
 
-SIZES = [(10, 5, 5), (100, 10, 5), (300, 25, 5), (1000, 50, 5)]
-QUICK = [(10, 5, 5), (100, 10, 5), (300, 25, 5)]
+FIT_SIZES = [100, 300, 1_000, 3_000, 10_000]
+QUICK_FIT = [100, 300, 1_000, 3_000]
 
 
 def generate(jobs: int, machines: int, steps: int, seed: int = 7) -> FactoryConfig:
@@ -50,7 +57,7 @@ def generate(jobs: int, machines: int, steps: int, seed: int = 7) -> FactoryConf
         due = rng.randrange(min(horizon, release + 40), horizon + 1)
         route = [
             {
-                "id": f"JB{j:04d}-{k}",
+                "id": f"JB{j:05d}-{k}",
                 "machine_id": f"MC{rng.randrange(machines):02d}",
                 "duration_hours": rng.randint(1, 8),
             }
@@ -58,7 +65,7 @@ def generate(jobs: int, machines: int, steps: int, seed: int = 7) -> FactoryConf
         ]
         job_list.append(
             {
-                "id": f"JB{j:04d}",
+                "id": f"JB{j:05d}",
                 "name": f"Order {j}",
                 "due_time": due,
                 "release_time": release,
@@ -76,88 +83,105 @@ def generate(jobs: int, machines: int, steps: int, seed: int = 7) -> FactoryConf
     )
 
 
+def timed(fn: Callable[[], Any], runs: int) -> tuple[Any, float, float]:
+    """(last value, median wall s, median CPU s)."""
+    walls, cpus = [], []
+    value = None
+    for _ in range(runs):
+        w, c = time.perf_counter(), time.process_time()
+        value = fn()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    return value, statistics.median(walls), statistics.median(cpus)
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
 
-def bench_pipeline(runs: int) -> None:
+def load() -> str:
+    a, b, c = os.getloadavg()
+    return f"load average {a:.2f} {b:.2f} {c:.2f} on {os.cpu_count()} cores"
+
+
+def bench_toy(runs: int) -> None:
     toy = load_factory("toy_day")
     text = "We have a rush order for J2 today. J3 is also important. I can accept some delay on J1."
-    t0 = time.perf_counter()
-    run_pipeline(text, toy, "2026-11-23", llm="off")
-    cold = time.perf_counter() - t0
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        state = run_pipeline(text, toy, "2026-11-23", llm="off")
-        times.append(time.perf_counter() - t0)
+    run_pipeline(text, toy, "2026-11-23", llm="off")  # warm caches once
+    state, wall, cpu = timed(lambda: run_pipeline(text, toy, "2026-11-23", llm="off"), runs)
     assert state.pipeline_completed
-    print("Whole pipeline, offline, toy world (intent, futures, 3 simulations, what-ifs, briefing)")
-    print(
-        f"  first run {ms(cold)}   median of {runs} {ms(statistics.median(times))}   "
-        f"max {ms(max(times))}   target < 2000 ms"
-    )
+    print(f"Whole pipeline, offline, toy world: wall {ms(wall)}  CPU {ms(cpu)}  (median of {runs})")
 
 
-def bench_scale(sizes: list[tuple[int, int, int]]) -> None:
-    print("\nScheduler + invariant check + metrics on generated factories")
-    print(
-        f"  {'jobs x machines x steps':>24} {'horizon':>8} {'simulate':>11} {'check':>11} "
-        f"{'metrics':>11} {'total':>11} {'slowdown':>11}  late"
-    )
-    for jobs, machines, steps in sizes:
-        factory = generate(jobs, machines, steps)
-        neck = "MC00"
-        slow = ScenarioSpec(
-            type="MACHINE_SLOWDOWN",
-            label="Slow",
-            modifications={
-                "machine_id": neck,
-                "slowdown_factor": 2.0,
-                "start_time": 0,
-                "end_time": factory.time_horizon // 2,
-            },
-        )
-        t0 = time.perf_counter()
-        result = simulate(factory, BASELINE_SPEC)
-        t1 = time.perf_counter()
-        problems = check_result(result, factory)
-        t2 = time.perf_counter()
-        metrics = compute_metrics(result, factory)
-        t3 = time.perf_counter()
-        simulate(factory, slow)
-        t4 = time.perf_counter()
+def bench_fit(sizes: list[int]) -> None:
+    print("\nScheduler (compile + EDD sequence + placement) and the result models, 50 machines")
+    print(f"  {'jobs':>6} {'steps':>6} {'scheduler':>11} {'+ models':>11} {'+ check':>11}")
+    xs, sched, full = [], [], []
+    for jobs in sizes:
+        factory = generate(jobs, 50, 5)
+        runs = 5 if jobs <= 1_000 else 3
+
+        def schedule(factory: FactoryConfig = factory) -> Any:
+            with gc_paused():
+                shop = compile_shop(factory, BASELINE_SPEC)
+                return shop, decode(shop, planned_sequence(shop))
+
+        (shop, dec), _, cpu_sched = timed(schedule, runs)
+
+        def models(shop: Any = shop, dec: Any = dec, factory: FactoryConfig = factory) -> Any:
+            with gc_paused():
+                return build_result(shop, dec, factory)
+
+        result, _, cpu_build = timed(models, runs)
+        problems, _, cpu_check = timed(partial(check_result, result, factory), runs)
         assert problems == [], problems[:3]
-        size = f"{jobs} x {machines} x {steps}"
+        xs.append(jobs)
+        sched.append(cpu_sched)
+        full.append(cpu_sched + cpu_build + cpu_check)
         print(
-            f"  {size:>24} {factory.time_horizon:>7}h {ms(t1 - t0)} {ms(t2 - t1)} "
-            f"{ms(t3 - t2)} {ms(t3 - t0)} {ms(t4 - t3)}  {metrics.num_late_jobs}"
+            f"  {jobs:>6} {jobs * 5:>6} {ms(cpu_sched)} {ms(cpu_sched + cpu_build)} "
+            f"{ms(cpu_sched + cpu_build + cpu_check)}"
         )
-    print("  target: 1000 x 50 x 5 total < 2000 ms")
+    for name, ys in (("scheduler", sched), ("scheduler + models + check", full)):
+        k = fit_exponent(xs, ys)
+        print(f"  fitted exponent ({name}): time ~ n^{k:.2f}  (n log n over this range ~ n^1.1)")
 
 
-def bench_pipeline_at_scale(sizes: list[tuple[int, int, int]]) -> None:
-    print("\nWhole pipeline, offline, on generated factories (what-if levers budgeted by size)")
+def fit_exponent(xs: list[int], ys: list[float]) -> float:
+    lx = [math.log(x) for x in xs]
+    ly = [math.log(y) for y in ys]
+    mx, my = statistics.mean(lx), statistics.mean(ly)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum(
+        (a - mx) ** 2 for a in lx
+    )
+
+
+def bench_pipeline_at_scale(sizes: list[tuple[int, int, int]], runs: int) -> None:
+    print("\nWhole pipeline, offline, on generated factories (intent to briefing, plan included)")
     for jobs, machines, steps in sizes:
         factory = generate(jobs, machines, steps)
-        t0 = time.perf_counter()
-        state = run_pipeline("rush JB0003, protect JB0001", factory, "2026-11-23", llm="off")
-        elapsed = time.perf_counter() - t0
-        assert state.pipeline_completed and state.briefing_source == "offline"
-        size = f"{jobs} x {machines} x {steps}"
-        print(
-            f"  {size:>24} {ms(elapsed)}   levers: {len(state.what_ifs)}, "
-            f"briefing {len(state.briefing_markdown.split())} words"
+        text = "rush JB00003, protect JB00001"
+        state, wall, cpu = timed(partial(run_pipeline, text, factory, "2026-11-23", "off"), runs)
+        assert state.pipeline_completed, state.pipeline_errors
+        assert state.briefing_source == "offline", state.pipeline_errors
+        steps_ms = ", ".join(
+            f"{e.name.split(' [')[0]} {e.latency_ms}" for e in state.events if e.latency_ms
         )
+        target = "   target < 1000 ms" if jobs == 1_000 else ""
+        print(f"  {jobs} x {machines} x {steps}: wall {ms(wall)}  CPU {ms(cpu)}{target}")
+        print(f"    last run, ms per step: {steps_ms}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs")
     args = parser.parse_args()
-    bench_pipeline(5 if args.quick else 20)
-    bench_scale(QUICK if args.quick else SIZES)
-    bench_pipeline_at_scale(QUICK if args.quick else SIZES)
+    print(load())
+    bench_toy(5 if args.quick else 20)
+    bench_fit(QUICK_FIT if args.quick else FIT_SIZES)
+    sizes = [(100, 10, 5), (300, 25, 5)] if args.quick else [(100, 10, 5), (1_000, 50, 5)]
+    bench_pipeline_at_scale(sizes, 3)
+    print(load())
     return 0
 
 

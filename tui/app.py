@@ -26,10 +26,11 @@ from textual.screen import ModalScreen, Screen
 
 from engine.bus.routing import ALL_TELEMETRY
 from engine.operator import operator_name
-from tui.alarms import AlarmStates
+from tui.alarms import AlarmBook
 from tui.api import ApiError, ControlRoomApi
 from tui.feed import PlantFeed
 from tui.messages import AssetRequested
+from tui.screens.alarms import AlarmsScreen
 from tui.screens.factory import FactoryScreen
 from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen, Section
@@ -41,6 +42,10 @@ STATUS_POLL_S = 1.0
 TICKET_FETCH_LIMIT = 1000
 """The review API's page size for ``GET /tickets`` (a shorter answer is the whole store)."""
 TICKET_REFETCH_S = 15.0
+ALARM_POLL_S = 1.0
+"""Alarm states from the review API: an unchanged list costs a 304 (ETag)."""
+ASSET_POLL_EVERY = 5
+"""Out-of-service assets are fetched every this many alarm polls (and after any change)."""
 TICKET_HINT_S = 0.25
 """How often ticket ids named on the bus are fetched from the store (at most 20 per round)."""
 BUS_TOPICS = (ALL_TELEMETRY, "alerts/+", "diagnosis/+", "tickets/+", "feedback/+")
@@ -49,7 +54,12 @@ BUS_TOPICS = (ALL_TELEMETRY, "alerts/+", "diagnosis/+", "tickets/+", "feedback/+
 class ControlRoomApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "Control Room"
-    MODES = {"plant": PlantScreen, "factory": FactoryScreen, "fleet": FleetScreen}  # noqa: RUF012
+    MODES = {  # noqa: RUF012
+        "plant": PlantScreen,
+        "factory": FactoryScreen,
+        "fleet": FleetScreen,
+        "alarms": AlarmsScreen,
+    }
     DEFAULT_MODE = "plant"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # noqa: RUF012
@@ -57,6 +67,7 @@ class ControlRoomApp(App[None]):
         Binding("1", "show_screen('plant')", "Plant", show=False, id="app.plant"),
         Binding("2", "show_screen('factory')", "Factory", show=False, id="app.factory"),
         Binding("3", "show_screen('fleet')", "Fleet", show=False, id="app.fleet"),
+        Binding("4", "show_screen('alarms')", "Alarms", show=False, id="app.alarms"),
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
@@ -82,7 +93,9 @@ class ControlRoomApp(App[None]):
         """Screen redraws that changed something (the load benchmark reports the rate)."""
         self.span = 0
         """Index into ``tui.trend.SPANS``: the history span sparklines and trends show (w)."""
-        self.alarm_states = AlarmStates()
+        self.alarms = AlarmBook()
+        """Alarm states from the review API (acknowledged, shelved, out of service)."""
+        self._asset_polls = 0
         self.requested_asset: str | None = None
         """An asset the fleet screen drilled into, for the plant screen to show."""
         self.bus: Any = None
@@ -106,6 +119,8 @@ class ControlRoomApp(App[None]):
         self.set_interval(STATUS_POLL_S, self.poll_status)
         self.set_interval(TICKET_REFETCH_S, self.fetch_tickets)
         self.set_interval(TICKET_HINT_S, self.fetch_hinted_tickets)
+        self.poll_alarms()
+        self.set_interval(ALARM_POLL_S, self.poll_alarms)
 
     async def on_unmount(self) -> None:
         if self.bus is not None:
@@ -192,6 +207,33 @@ class ControlRoomApp(App[None]):
                 # 404: the bus named a ticket the store does not have (forged or foreign)
                 self.log.warning(f"ticket {ticket_id} named on the bus: {exc.detail}")
 
+    @work(group="alarms", exclusive=True)
+    async def poll_alarms(self) -> None:
+        """The open alarms (when they changed) and the out-of-service assets, from the store."""
+        book = self.alarms
+        try:
+            etag, alarms = await self.api.review.alarms_if_changed(book.etag)
+            self._asset_polls += 1
+            if alarms is not None or self._asset_polls >= ASSET_POLL_EVERY or not book.available:
+                self._asset_polls = 0
+                book.set_assets(await self.api.review.assets())
+        except ApiError as exc:  # the status bar shows the review service as down
+            self.log.warning(f"alarm poll failed: {exc.detail}")
+            return
+        book.etag = etag
+        if alarms is None:
+            return
+        for event in book.replace(alarms):
+            self.bell()
+            self.notify(
+                f"{event.asset}: alarm {event.alarm_id} rose to {event.priority.upper()} while "
+                "acknowledged; it needs acknowledging again.",
+                title="Alarm re-annunciated",
+                severity="warning",
+                markup=False,
+                timeout=10,
+            )
+
     def open_asset(self, asset: str) -> None:
         """Show ``asset`` on the plant screen (the fleet table's drill-in)."""
         self.requested_asset = asset
@@ -267,14 +309,46 @@ class ControlRoomApp(App[None]):
             "Factory-day briefing and Gantt (2)",
             lambda: self.action_show_screen("factory"),
         )
+        yield SystemCommand(
+            "Fleet screen",
+            "Every asset, worst first (3)",
+            lambda: self.action_show_screen("fleet"),
+        )
+        yield SystemCommand(
+            "Alarms screen",
+            "Every alarm with its history, and the alarm KPIs (4)",
+            lambda: self.action_show_screen("alarms"),
+        )
         yield SystemCommand("Keys", "Every key of the app (?)", self.action_help)
+        if isinstance(screen, PlantScreen | AlarmsScreen):
+            for title, help_text, action in (
+                (
+                    "Acknowledge alarm",
+                    "Acknowledge the selected alarm, with a note (a)",
+                    "alarm_ack",
+                ),
+                (
+                    "Shelve alarm",
+                    "Shelve the selected alarm for a time or until clear (s)",
+                    "alarm_shelve",
+                ),
+                ("Unshelve alarm", "Unshelve the selected alarm (u)", "alarm_unshelve"),
+                (
+                    "Out of service",
+                    "Take the selected alarm's asset out of service, or back (o)",
+                    "alarm_oos",
+                ),
+            ):
+                yield SystemCommand(title, help_text, _screen_action(screen, action))
         if isinstance(screen, PlantScreen):
             for title, help_text, action in (
+                ("History span", "Cycle 10 min / 1 h / 8 h / run (w)", "span"),
+                ("Trend", "Full-width trend of the selected signal (v)", "trend"),
                 ("Approve ticket", "Approve the selected ticket (a)", "approve"),
                 ("Edit ticket", "Edit title, body, labels, severity (e)", "edit"),
                 ("Close ticket", "Close with a reason (c)", "close_ticket"),
-                ("Filter alerts", "Filter the alert feed (/)", "filter"),
-                ("Pause alert feed", "Pause / resume the alert feed (space)", "pause"),
+                ("Filter alarms", "Filter the alarm list (/)", "filter"),
+                ("Pause alarm list", "Pause / resume the alarm list (space)", "pause"),
                 ("Truth overlay", "Show / hide the injected fault (t)", "truth"),
                 ("Load scenario", "Pick a scenario for the simulator (l)", "load_scenario"),
                 ("Start scenario", "Start the loaded scenario (s)", "start"),
@@ -290,6 +364,12 @@ class ControlRoomApp(App[None]):
                 ("Refetch tickets", "Reload tickets from the review API (r)", "refresh_tickets"),
             ):
                 yield SystemCommand(title, help_text, _screen_action(screen, action))
+        if isinstance(screen, FleetScreen):
+            yield SystemCommand(
+                "Out of service",
+                "Take the selected asset out of service, or back (o)",
+                screen.action_out_of_service,
+            )
         if isinstance(screen, FactoryScreen):
             yield SystemCommand(
                 "Run factory day", "Run the pipeline on the planner text (enter)", screen.action_run
@@ -314,10 +394,15 @@ def key_sections() -> list[Section]:
     """Every key, by where it applies, straight from the bindings (plus Textual's built-ins)."""
     from textual.widgets import DataTable
 
+    from tui.screens.alarm_action import AlarmActionScreen
     from tui.screens.close_ticket import CloseTicketScreen
     from tui.screens.edit_ticket import EditTicketScreen
-    from tui.widgets.alert_feed import AlertFilter
+    from tui.screens.trend import TrendScreen
+    from tui.widgets.alert_feed import AlertFeed
+    from tui.widgets.filter_input import FilterInput
     from tui.widgets.keyed_table import KeyedTable
+    from tui.widgets.row_table import RowTable
+    from tui.widgets.signal_panel import SignalPanel
 
     def rows(*classes: type[Any]) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
@@ -345,11 +430,18 @@ def key_sections() -> list[Section]:
     return [
         ("Everywhere", everywhere),
         ("Plant screen (1)", rows(PlantScreen)),
-        ("Alert filter", rows(AlertFilter)),
+        ("Alarm list (plant and alarms screens)", rows(AlertFeed)),
+        ("Signals (focused)", rows(SignalPanel)),
+        ("Trend view (v, or enter on a signal)", rows(TrendScreen)),
+        ("Fleet screen (3)", rows(FleetScreen)),
+        ("Alarms screen (4)", rows(AlarmsScreen)),
+        ("Filter boxes", rows(FilterInput)),
         ("Tables", tables),
+        ("Fleet table", rows(RowTable)),
         ("Factory screen (2)", rows(FactoryScreen)),
         ("Edit ticket form", rows(EditTicketScreen)),
         ("Close ticket form", rows(CloseTicketScreen)),
+        ("Alarm forms (ack, shelve, out of service)", rows(AlarmActionScreen)),
     ]
 
 

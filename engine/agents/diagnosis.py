@@ -3,7 +3,7 @@
 ``feed(Telemetry | AlertEvent) -> list[DiagnosisReport]``; pure: no I/O (the rules are given to
 it), no clock (every wait is in simulated time), never reads ``truth``.
 
-Per asset it keeps the last hour of samples and the model residuals (``diagnosis_history``),
+Per asset it keeps the last 30 min of samples and the model residuals (``diagnosis_history``),
 learns the asset's healthy reference from its first minutes of steady running (like the monitor,
 independently), and for every new alert:
 
@@ -80,7 +80,9 @@ class DiagnosisConfig:
     recheck_s: float = 30.0
     decide_confidence: float = 0.8
     decide_margin: float = 0.15
-    history_s: float = 3600.0
+    history_s: float = 1800.0
+    """Samples kept per asset. A decision looks back at most 5 min before the onset, from at
+    most 15 min after the alert (``max_wait_s``), and 10 min for trends: 30 min covers it."""
     warmup_s: float = 600.0
     settle_s: float = SETTLE_S
     max_defer_s: float = 3600.0

@@ -1,6 +1,6 @@
 """What the diagnosis rules can look at: features of an asset's recent history around an alert.
 
-The agent keeps, per asset, a ring of the last hour of samples (``diagnosis_history``): the pump
+The agent keeps, per asset, a ring of the last 30 min of samples (``diagnosis_history``): the pump
 signals, the six model residuals (computed by the same ``PumpObserver`` as the monitor) and the
 loop flow the model expects. At decision time it turns that history into named numbers
 (``FEATURES`` lists them all; ``docs/plant.md`` explains each):

@@ -5,8 +5,8 @@ Memory is the point here: a fleet replay runs a thousand of these. One row per t
 pump signals, the six model residuals, the loop flow the model expects and a validity flag
 (``COLUMNS``), stored as float32 — the published readings have at most three decimals below
 10,000, so float32 keeps every distinct reading distinct, and features are computed in float64
-from those values. An hour at 1 Hz is 260 KB per pump (float64 Python lists took 0.5 MB plus a
-warm-up list of another 0.4 MB). Timestamps stay float64 (a month of seconds needs it).
+from those values. 30 min at 1 Hz is 130 KB per pump (an hour of Python float lists took 0.5 MB
+plus a warm-up list of another 0.4 MB). Timestamps stay float64 (a month of seconds needs it).
 
 A sample may lack signals (a dropped channel on a historian, a partial message): the last value
 of each missing signal is held, as the monitor does.
@@ -51,13 +51,6 @@ class History:
     def _order(self) -> npt.NDArray[np.intp]:
         count = min(self.k, self.n)
         return np.arange(self.k - count, self.k) % self.n
-
-    @property
-    def first_ts(self) -> float | None:
-        """The oldest sample still held (None while empty)."""
-        if not self.k:
-            return None
-        return float(self.ts[self.k % self.n if self.k >= self.n else 0])
 
     def last(self, seconds: float, end_ts: float | None = None) -> tuple[Rows, Rows]:
         """Rows (and their ts) within ``seconds`` before ``end_ts`` (default: the newest)."""
@@ -109,6 +102,9 @@ class AssetHistory:
         self.settle_s = settle_s
         self.pump = False
         self.first_ts: float | None = None
+        self.since: float | None = None
+        """Since when the history is unbroken (the first row this agent, or its restored state,
+        holds): a restart without state leaves nothing before it."""
         self.last_ts = 0.0
         self.dt = 1.0
         self.hist: History | None = None
@@ -162,6 +158,8 @@ class AssetHistory:
         valid = self.steady.update(values["speed"])
         row = [*signals, *res, self.observer.q_pred, 1.0 if valid else 0.0]
         hist.push(t.ts, row)
+        if self.since is None:
+            self.since = t.ts
         if self.ref is None and valid and learn and self.warm is not None:
             self.warm[self.warm_k] = row
             self.warm_k += 1
@@ -184,12 +182,11 @@ class AssetHistory:
             return False
         if not self.pump:
             return True
-        first = self.hist.first_ts if self.hist is not None else None
-        return self.ref is not None and first is not None and first <= now - 60.0
+        return self.ref is not None and self.covers(now - 60.0)
 
     def covers(self, ts: float) -> bool:
-        """The history reaches back to ``ts`` (a restart leaves a gap before its first row)."""
+        """The history reaches back to ``ts`` (a restart without state leaves nothing before
+        its first row; the ring's own length is a memory bound, not a gap)."""
         if not self.pump:
             return True
-        first = self.hist.first_ts if self.hist is not None else None
-        return first is not None and first <= ts
+        return self.since is not None and self.since <= ts

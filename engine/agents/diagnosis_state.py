@@ -26,6 +26,9 @@ from engine.agents.diagnosis_history import COLUMNS, N_SIG, AssetHistory, Refere
 from engine.plant.signals import SIGNAL_ORDER
 from engine.schemas import AlertEvent, AssetId, DiagnosisReport, Severity
 
+MAX_ROWS = 200_000
+"""More rows than any history holds (a day at 2 Hz): a larger file is not ours."""
+
 
 class _State(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
@@ -46,8 +49,8 @@ class ReferenceState(_State):
 class RowsState(_State):
     """Rows of ``COLUMNS`` (and their ts, for history)."""
 
-    ts: list[float] = Field(default_factory=list)
-    rows: list[list[float]] = Field(default_factory=list)
+    ts: list[float] = Field(default_factory=list, max_length=MAX_ROWS)
+    rows: list[list[float]] = Field(default_factory=list, max_length=MAX_ROWS)
 
     @model_validator(mode="after")
     def _shape(self) -> RowsState:
@@ -90,15 +93,15 @@ class AssetState(_State):
     reference: ReferenceState | None = None
     warm: RowsState | None = None
     history: RowsState | None = None
-    alerts: list[AlertState] = Field(default_factory=list)
-    closed: list[str] = Field(default_factory=list)
+    alerts: list[AlertState] = Field(default_factory=list, max_length=1000)
+    closed: list[str] = Field(default_factory=list, max_length=1000)
     """Alert ids recently cleared (a late, older revision of one must not reopen it)."""
 
 
 class DiagnosisState(_State):
     version: Literal[1] = 1
     columns: list[str] = Field(default_factory=lambda: list(COLUMNS))
-    assets: list[AssetState] = Field(default_factory=list)
+    assets: list[AssetState] = Field(default_factory=list, max_length=100_000)
 
     @model_validator(mode="after")
     def _same_layout(self) -> DiagnosisState:
@@ -174,4 +177,5 @@ def restore_asset_history(
     if s.history is not None:
         for ts, row in zip(s.history.ts, s.history.rows, strict=True):
             hist.push(ts, row)
+        h.since = s.history.ts[0] if s.history.ts else None
     return h

@@ -117,15 +117,23 @@ class ThermalModel:
     """The bearing temperature a healthy bearing would show: ambient + speed-dependent rise,
     through the bearing's first-order thermal lag (10 min). Starts at equilibrium."""
 
-    __slots__ = ("alpha", "design", "value")
+    __slots__ = ("alpha", "design", "healthy_wear", "rated", "rise", "value")
 
     def __init__(self, dt: float = 1.0, design: PumpDesign = DESIGN) -> None:
         self.design = design
         self.alpha = dt / (design.thermal_tau_s + dt)
         self.value: float | None = None
+        # ``design.bearing_equilibrium_c(ambient, n)`` inline (the diagnosis' per-sample hot
+        # path), same operations in the same order; a test holds the two equal.
+        self.rated = design.rated_speed_rpm
+        self.rise = design.bearing_rise_c
+        self.healthy_wear = design.wear_rise_c * 0.0
 
     def update(self, ambient: float, speed_rpm: float) -> float:
-        eq = self.design.bearing_equilibrium_c(ambient, speed_rpm / self.design.rated_speed_rpm)
+        n = speed_rpm / self.rated
+        if n < 0.0:
+            n = 0.0
+        eq = ambient + self.rise * n**1.5 + self.healthy_wear * n
         if self.value is None:
             self.value = eq
         else:

@@ -3,9 +3,9 @@
 Turns a :class:`DiagnosisReport` into a new ticket, folds a further diagnosis into the open one
 (occurrences, last seen, severity escalation), or revises the cause of an episode's ticket when
 the final diagnosis of its alert names another cause than the provisional one it opened with.
-The store (``engine/tickets/store.py``) decides *which* ticket a report belongs to and keeps the
-audit trail; this module only decides *what the ticket says*, so the wording can be read and
-tested without a database.
+The lifecycle (``engine/tickets/lifecycle.py``) decides *which* ticket a report belongs to, its
+state and its revision; this module only decides *what the ticket says*, so the wording can be
+read and tested on its own.
 
 The text is written for a maintenance planner: priority, asset, suspected cause and the trade
 that should take the job up front; then the diagnosis, the evidence, the numbers, the recommended
@@ -193,7 +193,6 @@ def new_ticket(report: DiagnosisReport, ticket_id: str, now: datetime) -> Ticket
 def fold_diagnosis(
     ticket: Ticket,
     report: DiagnosisReport,
-    now: datetime,
     human_edited: Iterable[str] = (),
     *,
     occurrence: bool = True,
@@ -221,30 +220,28 @@ def fold_diagnosis(
     if severity != t.severity:
         changes.append(f"severity escalated {t.severity} -> {severity}")
         t.severity = severity  # type: ignore[assignment]
-    _rewrite(t, report, now, edited)
+    _rewrite(t, report, edited)
     return t, changes
 
 
-def _rewrite(t: Ticket, report: DiagnosisReport, now: datetime, edited: set[str]) -> None:
+def _rewrite(t: Ticket, report: DiagnosisReport, edited: set[str]) -> None:
     """Title, labels and body follow the ticket's fields and the latest diagnosis, except the
-    ones a reviewer wrote by hand; then the revision moves on."""
+    ones a reviewer wrote by hand."""
     if "title" not in edited:
         t.title = title_for(t.asset, t.root_cause, t.signals)
     if "labels" not in edited:
         t.labels = labels_for(t.asset, t.root_cause, t.category, t.severity)
     if "body" not in edited:
         t.body = render_body(t, report)
-    t.updated_at = now
-    t.revision += 1
 
 
 def revise_cause(
-    ticket: Ticket, report: DiagnosisReport, now: datetime, human_edited: Iterable[str] = ()
+    ticket: Ticket, report: DiagnosisReport, human_edited: Iterable[str] = ()
 ) -> tuple[Ticket, list[str]]:
     """The episode's ticket with the cause the final diagnosis of its alert names instead of
     the provisional one: cause, category, confidence, title, labels and body follow the new
-    diagnosis (text a reviewer edited by hand stays). An approval given to the old cause is
-    withdrawn: the work order now asks for another trade and another job."""
+    diagnosis (text a reviewer edited by hand stays). What this means for the ticket's state
+    (an approval given to the old cause) is the lifecycle's decision."""
     edited = set(human_edited)
     old = ticket.root_cause
     t = ticket.model_copy(deep=True)
@@ -260,8 +257,5 @@ def revise_cause(
         f"root cause revised {old} -> {report.root_cause} by the final diagnosis "
         f"{report.diagnosis_id} (confidence {report.confidence:.2f})"
     ]
-    if t.state == "approved":
-        t.state = "open"
-        changes.append("approval withdrawn: the approved cause was revised")
-    _rewrite(t, report, edited=edited, now=now)
+    _rewrite(t, report, edited)
     return t, changes

@@ -15,6 +15,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "demo": (
         "controlroom demo",
         "controlroom demo --scenario sudden_clog_and_drift --speed 600",
+        "controlroom demo --assets 20",
     ),
     "tui": (
         "controlroom tui",

@@ -42,7 +42,7 @@ from engine.factory.briefing_text import write_offline
 from engine.factory.futures import critical_path_hours, futures_offline
 from engine.factory.intent import MAX_TEXT, intent_offline
 from engine.factory.llm import ClaudeClient
-from engine.factory.metrics import compute_metrics
+from engine.factory.metrics import evaluate
 from engine.factory.models import FactoryConfig
 from engine.factory.scenario import (
     BASELINE_SPEC,
@@ -50,7 +50,6 @@ from engine.factory.scenario import (
     ScenarioIntent,
     ScenarioType,
 )
-from engine.factory.scheduler import simulate
 
 MAX_ENUM = 300
 """Above this many ids the schema stops listing them (request size); validation still checks."""
@@ -109,7 +108,7 @@ class OfflineBriefing:
 
 
 class _Reply(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class FuturesItem(_Reply):
@@ -368,7 +367,7 @@ def factory_facts(factory: FactoryConfig, with_load: bool = True) -> dict[str, A
         ],
     }
     if with_load:
-        baseline = compute_metrics(simulate(factory, BASELINE_SPEC), factory)
+        baseline = evaluate(factory, BASELINE_SPEC)
         facts["baseline"] = {
             "bottleneck_machine_id": baseline.bottleneck_machine_id,
             "busy_hours_by_machine": baseline.busy_hours_by_machine,

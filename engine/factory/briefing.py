@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from engine.factory.metrics import step_waits
+from engine.factory.metrics import waits_of
 from engine.factory.models import FactoryConfig
 from engine.factory.report import JobRiskRow, cell_for
 from engine.factory.results import (
@@ -121,6 +121,11 @@ class BriefingContext:
         rows = risk_rows(self)
         facts.add(len(rows) - len(table_rows(self, rows)), sum(r.at_risk for r in rows))
         return facts
+
+    @cached_property
+    def rows(self) -> list[JobRiskRow]:
+        """One jobs-at-risk row per job (built once: the writers ask several times)."""
+        return _risk_rows(self)
 
     def spec(self, label: str) -> ScenarioSpec:
         return next(s for s in self.scenarios if s.label == label)
@@ -232,6 +237,10 @@ def rank_what_ifs(ctx: BriefingContext) -> list[WhatIfResult]:
 
 
 def risk_rows(ctx: BriefingContext) -> list[JobRiskRow]:
+    return ctx.rows
+
+
+def _risk_rows(ctx: BriefingContext) -> list[JobRiskRow]:
     rows = []
     for job in ctx.factory.jobs:
         cells = {}
@@ -249,7 +258,7 @@ def queue_reason(ctx: BriefingContext, label: str, job_id: str) -> str:
     if not tl.is_complete:
         first = next(u for u in result.unscheduled if u.job_id == job_id)
         return f"{first.step_id} cannot be scheduled ({first.reason})"
-    waits = step_waits(result, ctx.factory)
+    waits = waits_of(result, ctx.factory)
     worst = max(tl.steps_timeline, key=lambda st: (waits[st.step_id][1], -st.start_time))
     ready, wait = waits[worst.step_id]
     slow = worst.duration_hours - worst.base_duration_hours

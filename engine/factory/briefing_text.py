@@ -35,7 +35,7 @@ from engine.factory.briefing import (
     table_rows,
     word_count,
 )
-from engine.factory.metrics import step_waits
+from engine.factory.metrics import waits_of
 from engine.factory.results import Plan, WhatIfResult
 from engine.factory.scenario import ScenarioSpec
 from engine.factory.scheduler import job_sequence
@@ -375,7 +375,7 @@ def _bottleneck_line(ctx: BriefingContext, spec: ScenarioSpec) -> str:
         text += f"; the slowdown adds {extra}h of busy time"
     if spec.down is not None and spec.down.machine_id == neck:
         text += f"; it stops {spec.down.end_time - spec.down.start_time}h"
-    waits = step_waits(ctx.results[spec.label], ctx.factory)
+    waits = waits_of(ctx.results[spec.label], ctx.factory)
     on_neck = {a.step_id for a in ctx.results[spec.label].machine_allocations[neck]}
     queued = [(w, sid) for sid, (_, w) in waits.items() if w > 0 and sid in on_neck]
     if queued:

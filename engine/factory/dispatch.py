@@ -57,7 +57,7 @@ def dispatch(shop: Shop, rule: str, k: float = 2.0) -> list[int]:
         if not queue:
             when[m] = -1
             return
-        t = max(machine_free[m], min(ready[o] for o in queue))
+        t = max(machine_free[m], min(map(ready.__getitem__, queue)))
         if t != when[m]:
             when[m] = t
             heapq.heappush(heap, (t, m))
@@ -71,8 +71,13 @@ def dispatch(shop: Shop, rule: str, k: float = 2.0) -> list[int]:
             continue  # stale
         when[m] = -1
         queue = pending[m]
-        candidates = [o for o in queue if ready[o] <= t]
-        op = min(candidates, key=lambda o: (priority(o, t), due[op_job[o]], o))
+        op, best = -1, 0.0
+        for o in queue:  # the most urgent ready step; ties: earlier due, then lower index
+            if ready[o] > t:
+                continue
+            p = priority(o, t)
+            if op < 0 or p < best or (p == best and (due[op_job[o]], o) < (due[op_job[op]], op)):
+                op, best = o, p
         queue.remove(op)
         slot = free[m].earliest(ready[op], op_dur[op], shop.slow[m])
         if slot is not None:

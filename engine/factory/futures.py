@@ -24,9 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.factory.metrics import compute_metrics, score
+from engine.factory.metrics import evaluate, metrics_of, score
 from engine.factory.models import FactoryConfig, Job
-from engine.factory.results import SimulationResult
 from engine.factory.scenario import (
     BASELINE_SPEC,
     EventKind,
@@ -36,7 +35,8 @@ from engine.factory.scenario import (
     ScenarioSpec,
     ScenarioType,
 )
-from engine.factory.scheduler import simulate, step_order
+from engine.factory.scheduler import planned_sequence, step_order
+from engine.factory.shop import compile_shop, decode
 
 SLOWDOWN_FACTOR = {"LOW": 2.5, "MEDIUM": 2.0, "HIGH": 1.5}
 MAX_RUSH_CANDIDATES = 12
@@ -97,7 +97,7 @@ def choose_rush_job(factory: FactoryConfig, intent: ScenarioIntent) -> Job:
     best: tuple[Any, ...] | None = None
     chosen = candidates[0]
     for job in candidates:
-        metrics = compute_metrics(simulate(factory, rush_spec(factory, job)), factory)
+        metrics = evaluate(factory, rush_spec(factory, job))
         harm_protected = 0
         if intent.protected_job_id is not None:
             lateness = metrics.lateness_by_job.get(intent.protected_job_id, 0)
@@ -113,15 +113,29 @@ def choose_rush_job(factory: FactoryConfig, intent: ScenarioIntent) -> Job:
     return chosen
 
 
+Load = dict[str, list[tuple[int, int]]]
+"""Machine id -> the ``[start, end)`` hours it works in the baseline."""
+
+
+def baseline_load(factory: FactoryConfig) -> tuple[Load, str]:
+    """When each machine works in the baseline, and the bottleneck (no result models built)."""
+    shop = compile_shop(factory, BASELINE_SPEC)
+    dec = decode(shop, planned_sequence(shop))
+    load: Load = {mid: [] for mid in shop.machine_ids}
+    for op in dec.order:
+        load[shop.machine_ids[shop.op_machine[op]]].append((dec.starts[op], dec.ends[op]))
+    return load, metrics_of(shop, dec, factory).bottleneck_machine_id
+
+
 def busiest_window(
-    factory: FactoryConfig, machine_id: str, baseline: SimulationResult, length: int
+    factory: FactoryConfig, machine_id: str, load: Load, length: int
 ) -> tuple[int, int]:
     """The ``length``-hour window where ``machine_id`` is busiest in the baseline (ties: the
     start nearest a third of the way into its window)."""
     machine = factory.machine(machine_id)
     length = max(1, min(length, machine.available_hours))
     target = machine.available_start + machine.available_hours // 3
-    busy = [(a.start_time, a.end_time) for a in baseline.machine_allocations[machine_id]]
+    busy = load[machine_id]
     best: tuple[int, int] | None = None
     start_choice = machine.available_start
     span = machine.available_end - length - machine.available_start
@@ -145,7 +159,7 @@ def cheapest_window(factory: FactoryConfig, machine_id: str, length: int) -> tup
     chosen = starts[0]
     for start in starts:
         spec = down_spec(machine_id, start, start + length, planned=True)
-        key = (score(compute_metrics(simulate(factory, spec), factory)), start)
+        key = (score(evaluate(factory, spec)), start)
         if best is None or key < best:
             best, chosen = key, start
     return chosen, chosen + length
@@ -191,7 +205,7 @@ def slowdown_spec(
 
 
 def event_spec(
-    factory: FactoryConfig, event: MachineEvent, intent: ScenarioIntent, baseline: SimulationResult
+    factory: FactoryConfig, event: MachineEvent, intent: ScenarioIntent, load: Load
 ) -> ScenarioSpec:
     machine = factory.machine(event.machine_id)
     lo, hi = machine.available_start, machine.available_end
@@ -199,7 +213,7 @@ def event_spec(
     if event.kind is EventKind.SLOW:
         if start is None or end is None:
             start, end = busiest_window(
-                factory, machine.id, baseline, max(2, round(factory.time_horizon / 4))
+                factory, machine.id, load, max(2, round(factory.time_horizon / 4))
             )
         return slowdown_spec(machine.id, SLOWDOWN_FACTOR[intent.risk_tolerance.value], start, end)
     if start is None or end is None:
@@ -213,12 +227,12 @@ def event_spec(
 
 def futures_offline(factory: FactoryConfig, intent: ScenarioIntent) -> list[dict[str, Any]]:
     """2-3 scenarios in the spec's JSON shape (validated by the orchestrator like any other)."""
-    baseline = simulate(factory, BASELINE_SPEC)
+    load, neck = baseline_load(factory)
     specs: list[ScenarioSpec] = [BASELINE_SPEC]
     covered: set[str] = set()
     for event in intent.events[:2]:
         if event.machine_id in factory.machine_ids and event.machine_id not in covered:
-            specs.append(event_spec(factory, event, intent, baseline))
+            specs.append(event_spec(factory, event, intent, load))
             covered.add(event.machine_id)
     if intent.rush_job_id in factory.job_ids and len(specs) < MAX_SCENARIOS:
         job = factory.job(intent.rush_job_id)
@@ -226,10 +240,8 @@ def futures_offline(factory: FactoryConfig, intent: ScenarioIntent) -> list[dict
     events_stated = bool(covered)
     watch = intent.watch_machine_id
     if len(specs) < MAX_SCENARIOS and not events_stated:  # test the machine side
-        machine = watch if watch in factory.machine_ids else None
-        if machine is None:
-            machine = compute_metrics(baseline, factory).bottleneck_machine_id
-        probe = _probe_slowdown(factory, machine, intent, baseline)
+        machine = watch if watch in factory.machine_ids else neck
+        probe = _probe_slowdown(factory, machine, intent, load)
         if intent.rush_job_id is None and intent.objective is not Objective.BASELINE:
             specs.append(rush_spec(factory, choose_rush_job(factory, intent)))
         specs.append(probe)
@@ -237,11 +249,9 @@ def futures_offline(factory: FactoryConfig, intent: ScenarioIntent) -> list[dict
 
 
 def _probe_slowdown(
-    factory: FactoryConfig, machine_id: str, intent: ScenarioIntent, baseline: SimulationResult
+    factory: FactoryConfig, machine_id: str, intent: ScenarioIntent, load: Load
 ) -> ScenarioSpec:
-    start, end = busiest_window(
-        factory, machine_id, baseline, max(2, round(factory.time_horizon / 4))
-    )
+    start, end = busiest_window(factory, machine_id, load, max(2, round(factory.time_horizon / 4)))
     return slowdown_spec(machine_id, SLOWDOWN_FACTOR[intent.risk_tolerance.value], start, end)
 
 

@@ -25,10 +25,16 @@ import textwrap
 from engine.factory.models import FactoryConfig
 from engine.factory.results import Allocation, SimulationResult
 
-SYMBOLS = string.ascii_lowercase + string.ascii_uppercase
+SYMBOLS = string.ascii_lowercase + string.ascii_uppercase + string.digits
 MAX_PANELS = 4
+MAX_ROWS = 4
+"""Lines per machine in a scaled chart (more lines when its steps are denser than columns)."""
 NICE_STEPS = (1, 2, 3, 4, 6, 8, 12, 24, 48, 72, 96, 168, 336, 672, 1344)
 MAX_DUE_MARKERS = 12
+
+
+def _overlap(a: Allocation, column: int, hours: int) -> int:
+    return max(0, min(a.end_time, (column + 1) * hours) - max(a.start_time, column * hours))
 
 
 def render_gantt(result: SimulationResult, factory: FactoryConfig, width: int = 80) -> str:
@@ -51,6 +57,8 @@ class _Chart:
         self.symbols = {j.id: SYMBOLS[i] for i, j in enumerate(factory.jobs) if i < len(SYMBOLS)}
         self.used_symbols: set[str] = set()
         self.slow = result.scenario.slowdown
+        self.drawn_steps: set[str] = set()
+        self.undrawn = 0
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -71,10 +79,7 @@ class _Chart:
             out.pop()
             note = ""
         else:
-            hours = next(
-                (s for s in NICE_STEPS if math.ceil(self.horizon / s) <= self.area),
-                math.ceil(self.horizon / self.area),
-            )
+            hours = math.ceil(self.horizon / self.area)  # the whole width, not a round number
             out += self._scaled(hours)
             note = f"1 column = {hours}h. "
         out += self._legend(note)
@@ -98,27 +103,42 @@ class _Chart:
     # -- blocks ------------------------------------------------------------------------------
 
     def _axis(self, start: int, end: int, cph: int) -> list[str]:
-        """Hour numbers above a ruler; a number starts at its hour's first column."""
+        """Hour numbers above a ruler; a number starts at its hour's first column. The step
+        between numbers is the smallest that shows every one of them, the panel's last hour
+        included (so no panel ends unlabelled)."""
         span = (end - start) * cph
-        digits = len(str(end)) + 1
-        step = next((s for s in NICE_STEPS if s * cph >= digits), NICE_STEPS[-1])
         limit = self.width - self.label_w - 1
-        numbers = [" "] * limit
+        pad = " " * (self.label_w + 1)
         ruler = ["-"] * span
-        hours = [h for h in range(start, end + 1) if (h - start) % step == 0 or h == end]
-        taken_from = limit + 1  # column where the label to the right starts (+1 gap)
-        for hour in reversed(hours):  # right to left, so the horizon's end always shows
-            col = (hour - start) * cph
+        numbers = [" "] * limit
+        for step in NICE_STEPS:
+            if step * cph < len(str(end)) + 1:
+                continue
+            hours = [h for h in range(start, end + 1) if (h - start) % step == 0 or h == end]
+            placed = self._place_numbers(hours, start, cph, limit)
+            if placed is not None:
+                numbers = placed
+                for hour in hours:
+                    col = (hour - start) * cph
+                    if col < span:
+                        ruler[col] = "+"
+                break
+        return [pad + "".join(numbers), pad + "".join(ruler) + "+"]
+
+    @staticmethod
+    def _place_numbers(hours: list[int], start: int, cph: int, limit: int) -> list[str] | None:
+        numbers = [" "] * limit
+        taken_from = limit + 1  # column where the number to the right starts (+1 gap)
+        for i, hour in enumerate(reversed(hours)):
             text = str(hour)
-            if col < span:
-                ruler[col] = "+"
-            col = min(col, limit - len(text))
+            col = min((hour - start) * cph, limit - len(text))
             if col + len(text) >= taken_from:
+                if i == 1:
+                    return None  # the last hour's number would hide the one before it
                 continue
             numbers[col : col + len(text)] = list(text)
             taken_from = col
-        pad = " " * (self.label_w + 1)
-        return [pad + "".join(numbers), pad + "".join(ruler) + "+"]
+        return numbers
 
     def _panel(self, start: int, end: int, cph: int) -> list[str]:
         out = self._axis(start, end, cph)
@@ -128,11 +148,14 @@ class _Chart:
             for hour in range(max(start, machine.available_start), min(end, machine.available_end)):
                 for c in range(cph):
                     cells[(hour - start) * cph + c] = "."
+            below: list[tuple[int, int, str]] = []
             for a in self.result.machine_allocations[machine.id]:
                 if a.end_time <= start or a.start_time >= end:
                     continue
-                self._block(cells, a, start, end, cph)
+                below += self._block(cells, a, start, end, cph)
+            label_rows = self._label_rows(below, span, cells)
             out.append(f"{machine.id[: self.label_w - 1]:<{self.label_w}}|{''.join(cells)}|")
+            out += label_rows
             if self.slow is not None and self.slow.machine_id == machine.id:
                 row = [" "] * span
                 lo, hi = max(start, self.slow.start_time), min(end, self.slow.end_time)
@@ -148,7 +171,11 @@ class _Chart:
         out += self._due_rows(start, end, cph, span)
         return out
 
-    def _block(self, cells: list[str], a: Allocation, start: int, end: int, cph: int) -> None:
+    def _block(
+        self, cells: list[str], a: Allocation, start: int, end: int, cph: int
+    ) -> list[tuple[int, int, str]]:
+        """Draw one step; a step too short for its label is drawn as a bracketed block (or its
+        job's symbol when narrower than 3 columns) with the label on a line below it."""
         lo = (max(a.start_time, start) - start) * cph
         hi = (min(a.end_time, end) - start) * cph
         w = hi - lo
@@ -160,16 +187,37 @@ class _Chart:
         )
         fill = "~" if step.duration_hours > step.base_duration_hours else "="
         if w >= len(label) + 2:
-            text = "[" + label + fill * (w - len(label) - 2) + "]"
-        elif w == len(label) + 1:
-            text = label + "]"
-        elif w == len(label):
-            text = label
+            cells[lo:hi] = list("[" + label + fill * (w - len(label) - 2) + "]")
+            return []
+        if w >= 3:
+            cells[lo:hi] = list("[" + fill * (w - 2) + "]")
         else:
-            symbol = self.symbols.get(a.job_id, "#")
-            self.used_symbols.add(a.job_id)
-            text = symbol * w
-        cells[lo:hi] = list(text)
+            self._symbolise(cells, lo, hi, a.job_id)
+        return [(lo, hi, label)] if w >= 3 else []
+
+    def _symbolise(self, cells: list[str], lo: int, hi: int, job_id: str) -> None:
+        self.used_symbols.add(job_id)
+        cells[lo:hi] = list(self.symbols.get(job_id, "#") * (hi - lo))
+
+    def _label_rows(
+        self, labels: list[tuple[int, int, str]], span: int, cells: list[str]
+    ) -> list[str]:
+        """The labels of short steps, under their blocks (a second line when two collide); a
+        step whose label finds no room shows its job's symbol instead (named in the legend)."""
+        rows: list[list[str]] = []
+        for lo, hi, text in sorted(labels):
+            col = max(0, min(lo, span - len(text)))
+            for row in rows:
+                if all(c == " " for c in row[max(0, col - 1) : col + len(text) + 1]):
+                    break
+            else:
+                if len(rows) == 2:
+                    self._symbolise(cells, lo, hi, text.rstrip("!"))
+                    continue
+                row = [" "] * span
+                rows.append(row)
+            row[col : col + len(text)] = list(text)
+        return [f"{'':<{self.label_w}} {''.join(r)}".rstrip() for r in rows]
 
     def _due_rows(self, start: int, end: int, cph: int, span: int) -> list[str]:
         jobs = sorted(self.result.job_timelines.values(), key=lambda tl: (tl.due_time, tl.job_id))
@@ -197,43 +245,83 @@ class _Chart:
     # -- scaled --------------------------------------------------------------------------------
 
     def _scaled(self, hours: int) -> list[str]:
+        """One column = ``hours``. Each step is drawn in a column of its own span (the one it
+        fills most, else the nearest free one in its span), as its job's symbol; when a
+        machine's steps are too dense for one line, it gets more (up to :data:`MAX_ROWS`), so
+        every step is on the chart. A step that still finds no column is counted in the
+        legend (and ``drawn_steps`` tells a caller exactly which are drawn)."""
         columns = math.ceil(self.horizon / hours)
-        digits = len(str(self.horizon)) + 1
-        every = max(1, math.ceil(digits / 1))
-        numbers = [" "] * (columns + digits)
-        ruler = ["-"] * columns
-        tick = next((k for k in (1, 2, 4, 5, 10, 20, 50) if k >= every), every)
-        for c in range(0, columns, tick):
-            ruler[c] = "+"
-            for i, ch in enumerate(str(c * hours)):
-                if c + i < len(numbers):
-                    numbers[c + i] = ch
-        pad = " " * (self.label_w + 1)
-        out = [pad + "".join(numbers)[: self.width - len(pad)], pad + "".join(ruler) + "+"]
+        out = self._scaled_axis(hours, columns)
         lettered = len(self.factory.jobs) <= len(SYMBOLS)
         for machine in self.factory.machines:
-            busy: list[dict[str, int]] = [{} for _ in range(columns)]
-            for a in self.result.machine_allocations[machine.id]:
-                for c in range(a.start_time // hours, min(columns, math.ceil(a.end_time / hours))):
-                    lo, hi = max(a.start_time, c * hours), min(a.end_time, (c + 1) * hours)
-                    if hi > lo:
-                        busy[c][a.job_id] = busy[c].get(a.job_id, 0) + hi - lo
-            cells = []
-            for c in range(columns):
-                lo, hi = c * hours, (c + 1) * hours
-                if busy[c]:
-                    jid = max(sorted(busy[c]), key=lambda j: busy[c][j])
+            rows: list[list[str]] = [self._idle_row(machine.id, hours, columns)]
+            allocs = sorted(
+                self.result.machine_allocations[machine.id], key=lambda x: (x.start_time, x.step_id)
+            )
+            for a in allocs:
+                first = min(columns - 1, a.start_time // hours)
+                last = min(columns - 1, max(first, (a.end_time - 1) // hours))
+                span = sorted(
+                    range(first, last + 1),
+                    key=lambda c: (-_overlap(a, c, hours), c),
+                )
+                mark = (
+                    self.symbols[a.job_id] if lettered else ("!" if a.job_id in self.late else "#")
+                )
+                placed = False
+                for row in rows:
+                    col = next((c for c in span if row[c] in ".  "), None)
+                    if col is not None:
+                        row[col] = mark
+                        placed = True
+                        break
+                if not placed and len(rows) < MAX_ROWS:
+                    row = [" "] * columns
+                    row[span[0]] = mark
+                    rows.append(row)
+                    placed = True
+                if placed:
+                    self.drawn_steps.add(a.step_id)
                     if lettered:
-                        self.used_symbols.add(jid)
-                        cells.append(self.symbols[jid])
-                    else:
-                        cells.append("!" if jid in self.late else "#")
-                elif lo < machine.available_end and hi > machine.available_start:
-                    cells.append(".")
+                        self.used_symbols.add(a.job_id)
                 else:
-                    cells.append(" ")
-            out.append(f"{machine.id[: self.label_w - 1]:<{self.label_w}}|{''.join(cells)}|")
+                    self.undrawn += 1
+            for a in allocs:  # then a long step fills the rest of its span (as a run)
+                first = min(columns - 1, a.start_time // hours)
+                for c in range(first, min(columns, math.ceil(a.end_time / hours))):
+                    if rows[0][c] in ". " and 2 * _overlap(a, c, hours) >= hours:
+                        rows[0][c] = self._mark(a.job_id, lettered)
+            name = f"{machine.id[: self.label_w - 1]:<{self.label_w}}"
+            out.append(f"{name}|{''.join(rows[0])}|")
+            out += [f"{'':<{self.label_w}}|{''.join(r)}|" for r in rows[1:]]
         return out
+
+    def _mark(self, job_id: str, lettered: bool) -> str:
+        if lettered:
+            return self.symbols[job_id]
+        return "!" if job_id in self.late else "#"
+
+    def _idle_row(self, machine_id: str, hours: int, columns: int) -> list[str]:
+        machine = self.factory.machine(machine_id)
+        return [
+            "."
+            if c * hours < machine.available_end and (c + 1) * hours > machine.available_start
+            else " "
+            for c in range(columns)
+        ]
+
+    def _scaled_axis(self, hours: int, columns: int) -> list[str]:
+        pad = " " * (self.label_w + 1)
+        numbers = [" "] * (self.width - len(pad))
+        ruler = ["-"] * columns
+        digits = len(str(self.horizon)) + 1
+        tick = next((k for k in (1, 2, 4, 5, 10, 20, 50) if k >= digits), digits)
+        for c in range(0, columns, tick):
+            ruler[c] = "+"
+            text = str(c * hours)
+            if c + len(text) <= len(numbers):
+                numbers[c : c + len(text)] = list(text)
+        return [pad + "".join(numbers).rstrip(), pad + "".join(ruler) + "+"]
 
     # -- legend --------------------------------------------------------------------------------
 
@@ -244,7 +332,11 @@ class _Chart:
             "incomplete job, . idle, blank = machine not available, ^J1 due time."
         ]
         if len(self.factory.jobs) > len(SYMBOLS) and note:
-            parts[0] += " # busy, ! busy with a late job."
+            parts[0] += " # a step, ! a step of a late job (too many jobs to letter)."
+        if self.undrawn:
+            parts.append(
+                f"{self.undrawn} steps too dense to draw at this width (more columns show them)."
+            )
         if self.used_symbols:
             shown = sorted(self.used_symbols, key=lambda j: SYMBOLS.index(self.symbols[j]))
             parts.append(

@@ -41,9 +41,10 @@ Name = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\
 
 
 class Frozen(BaseModel):
-    """Every factory model: immutable, unknown fields rejected."""
+    """Every factory model: immutable, unknown fields rejected. Validators are built on first
+    use (``defer_build``): a brief builds only those it needs, so it starts fast."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 # --------------------------------------------------------------------------------------------

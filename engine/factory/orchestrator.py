@@ -46,6 +46,7 @@ from engine.factory.plan import PlanError, make_plan, plan_seconds
 from engine.factory.results import AgentSource, FactoryState, StepEvent, StepKind, StepStatus
 from engine.factory.scenario import DEFAULT_INTENT, ScenarioIntent, ScenarioSpec
 from engine.factory.scheduler import check_result, job_sequence, simulate
+from engine.factory.shop import gc_paused
 from engine.factory.validation import (
     MAX_WITH_PLANT,
     validate_scenario_intent,
@@ -128,12 +129,13 @@ def run_pipeline(
     )
     run = _Run(on_log, on_event)
     try:
-        state = step_intent(state, client, run)
-        state = step_futures(state, client, run, tickets)
-        state = step_simulate(state, run)
-        state = step_plan(state, run)
-        state = step_what_ifs(state, run)
-        state = step_briefing(state, client, run)
+        with gc_paused():
+            state = step_intent(state, client, run)
+            state = step_futures(state, client, run, tickets)
+            state = step_simulate(state, run)
+            state = step_plan(state, run)
+            state = step_what_ifs(state, run)
+            state = step_briefing(state, client, run)
         completed = True
     except PipelineHalted as exc:
         state = run.error(state, str(exc))

@@ -31,7 +31,16 @@ from engine.factory.scheduler import (
     planned_sequence,
 )
 from engine.factory.search import Budget, improve
-from engine.factory.shop import Score, Shop, compile_shop, decode, job_order_sequence, score
+from engine.factory.shop import (
+    Decoded,
+    Score,
+    Shop,
+    compile_shop,
+    decode,
+    gc_paused,
+    job_order_sequence,
+    score,
+)
 
 SPEC_RULE = "EDD list"
 """The spec's scheduler: whole jobs in EDD order (the baseline)."""
@@ -88,8 +97,22 @@ def find_plan(
     seed: int = 0,
     hard: bool = False,
 ) -> PlanFound:
-    """``hard``: the work budget only (no wall-time cap): for quality measurements on a loaded
-    machine, where the result must not depend on the load."""
+    """The best plan for ``factory`` under ``spec``: every rule, then the search (see the
+    module). ``hard``: the work budget only, no wall-time cap (quality measurements on a
+    loaded machine, where the result must not depend on the load)."""
+    with gc_paused():
+        return _find_plan(factory, spec, intent, seconds, rules, seed, hard)
+
+
+def _find_plan(
+    factory: FactoryConfig,
+    spec: ScenarioSpec,
+    intent: ScenarioIntent | None,
+    seconds: float,
+    rules: Sequence[str],
+    seed: int,
+    hard: bool,
+) -> PlanFound:
     shop = compile_shop(factory, spec)
     weights = weights_for(shop, intent)
     planned = HEURISTIC_NAMES[shop.factory.scheduling_heuristic]
@@ -114,12 +137,13 @@ def find_plan(
                     shop, decode(shop, seeds[rule]), weights
                 ):
                     seeds[rule] = alt
-    rule_scores = {name: score(shop, decode(shop, s), weights) for name, s in seeds.items()}
-    rule_lateness = {name: _total_lateness(shop, s) for name, s in seeds.items()}
+    decoded = {name: decode(shop, s) for name, s in seeds.items()}
+    rule_scores = {name: score(shop, d, weights) for name, d in decoded.items()}
+    rule_lateness = {name: _total_lateness(shop, d) for name, d in decoded.items()}
     budget = budget_for(shop, seconds)
     if hard:
         budget = Budget(budget.evaluations, budget.work, 1e9, patience=10**9)
-    outcome = improve(shop, seeds, weights=weights, budget=budget, seed=seed)
+    outcome = improve(shop, seeds, weights=weights, budget=budget, seed=seed, decoded=decoded)
     result = build_result(shop, outcome.decoded, factory)
     problems = check_result(result, factory)
     if problems:
@@ -149,8 +173,7 @@ def find_plan(
     )
 
 
-def _total_lateness(shop: Shop, sequence: list[int]) -> int:
-    d = decode(shop, sequence)
+def _total_lateness(shop: Shop, d: Decoded) -> int:
     total = 0
     for j, ops in enumerate(shop.job_ops):
         ends = [d.ends[o] for o in ops]
@@ -228,7 +251,7 @@ def plan_seconds(factory: FactoryConfig, total: float = 0.8) -> float:
     """The baseline plan's search budget: ``total`` on a small factory, less on a large one
     (whose every evaluation is slower), so the whole brief stays interactive at any size."""
     steps = sum(len(j.steps) for j in factory.jobs)
-    return max(MIN_SECONDS, min(total, total * 1_000 / max(1, steps)))
+    return max(MIN_SECONDS, min(total, total * 500 / max(1, steps)))
 
 
 def make_plan(

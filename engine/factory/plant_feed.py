@@ -118,31 +118,44 @@ class TicketSourceError(ValueError):
     """The tickets could not be read from the given source (named in the message)."""
 
 
+def _from_review_api(source: str, timeout: float) -> list[Ticket]:
+    """Through the review API's one client, which authenticates this process (its socket on
+    the plant host, else ``CONTROLROOM_TOKEN_FILE``). Runs its own event loop: call it from a
+    thread without one (the CLI, a worker thread)."""
+    import asyncio
+
+    from engine.review_client import ApiError, ReviewClient, resolve_endpoint
+    from engine.schemas import Ticket
+
+    where = source.rstrip("/") + "/tickets"
+
+    async def read() -> object:
+        async with ReviewClient(resolve_endpoint(source), timeout=timeout) as client:
+            params = {"state": "active", "limit": MAX_TICKETS}
+            return (await client.request("GET", "/tickets", params=params)).json()
+
+    try:
+        rows = asyncio.run(read())
+    except (ApiError, ValueError) as exc:
+        raise TicketSourceError(f"{where}: cannot read open tickets ({exc})") from None
+    if not isinstance(rows, list):
+        raise TicketSourceError(f"{where}: expected a list of tickets")
+    out = []
+    for row in rows[:MAX_TICKETS]:
+        try:
+            out.append(Ticket.model_validate(row))
+        except ValueError:
+            continue  # one malformed ticket never hides the others
+    return out
+
+
 def fetch_tickets(source: str, *, timeout: float = 5.0) -> list[Ticket]:
     """Open and approved work orders from the review API (``http://host:8105``) or a ticket
     store (a SQLite path or ``postgresql://`` URL). The one place that knows where tickets come
     from: when the review API's typed client lands, only this function changes."""
-    from engine.schemas import Ticket
 
-    if source.startswith(("http://", "https://")):
-        import httpx
-
-        url = source.rstrip("/") + "/tickets"
-        try:
-            response = httpx.get(url, params={"state": "active", "limit": 1000}, timeout=timeout)
-            response.raise_for_status()
-            rows = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise TicketSourceError(f"{url}: cannot read open tickets ({exc})") from None
-        if not isinstance(rows, list):
-            raise TicketSourceError(f"{url}: expected a list of tickets")
-        out = []
-        for row in rows[:MAX_TICKETS]:
-            try:
-                out.append(Ticket.model_validate(row))
-            except ValueError:
-                continue  # one malformed ticket never hides the others
-        return out
+    if source.startswith(("http://", "https://", "unix:")):
+        return _from_review_api(source, timeout)
     from pathlib import Path
 
     if (

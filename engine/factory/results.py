@@ -11,9 +11,11 @@ validating thousands of timelines per simulation would cost more than the simula
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from engine.factory.models import FactoryConfig, Frozen, Hour, Id
 from engine.factory.scenario import Label, ScenarioIntent, ScenarioSpec
@@ -278,11 +280,16 @@ class StepEvent(Frozen):
         return " | ".join(parts)
 
 
-class FactoryState(Frozen):
+@dataclass(frozen=True)
+class FactoryState:
     """Everything the pipeline knows, passed from step to step and replaced, never mutated.
 
     ``*_source`` says which implementation produced each agent output (``claude``, ``offline``
     or the spec's ``default`` fallback); ``*_error`` keeps why a preferred one was rejected.
+
+    A frozen dataclass, not a pydantic model: it never crosses a boundary (``--json`` is
+    ``report.state_to_json``), everything in it was validated where it came from, and
+    building a validator for it would build one for every result model at start-up.
     """
 
     factory: FactoryConfig
@@ -296,7 +303,7 @@ class FactoryState(Frozen):
     intent_source: AgentSource = "none"
     notes: tuple[str, ...] = ()
     """Planner-facing remarks about the input (e.g. two cues that cancelled out)."""
-    ignored_refs: tuple[Annotated[str, Field(max_length=40)], ...] = ()
+    ignored_refs: tuple[str, ...] = ()
     """Tokens of the note shaped like an id of this factory that match none (``J9``): named in
     the briefing as ignored, never silently dropped."""
     tickets: tuple[TicketCitation, ...] = ()
@@ -305,8 +312,8 @@ class FactoryState(Frozen):
     futures_error: str | None = None
     futures_source: AgentSource = "none"
 
-    sim_results: dict[str, SimulationResult] = Field(default_factory=dict)
-    metrics: dict[str, ScenarioMetrics] = Field(default_factory=dict)
+    sim_results: Mapping[str, SimulationResult] = field(default_factory=dict)
+    metrics: Mapping[str, ScenarioMetrics] = field(default_factory=dict)
     what_ifs: tuple[WhatIfResult, ...] = ()
     plan: Plan | None = None
 
@@ -319,14 +326,13 @@ class FactoryState(Frozen):
     events: tuple[StepEvent, ...] = ()
     elapsed_ms: int = 0
 
-    @field_validator("user_input")
-    @classmethod
-    def _bounded_input(cls, value: str) -> str:
-        return value[:20_000]
+    def __post_init__(self) -> None:
+        if len(self.user_input) > MAX_INPUT:
+            object.__setattr__(self, "user_input", self.user_input[:MAX_INPUT])
 
     def evolve(self, **changes: Any) -> FactoryState:
         """A new state with ``changes`` applied; this one is left as it was."""
-        return self.model_copy(update=changes)
+        return replace(self, **changes)
 
     @property
     def labels(self) -> list[str]:
@@ -336,3 +342,6 @@ class FactoryState(Frozen):
     def logs(self) -> list[str]:
         """The log lines, rendered from the events."""
         return [e.line() for e in self.events]
+
+
+MAX_INPUT = 20_000

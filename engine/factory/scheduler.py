@@ -52,6 +52,7 @@ from engine.factory.shop import (
     apply_scenario,
     compile_shop,
     decode,
+    gc_paused,
     job_order_sequence,
     slowed_end,
     step_order,
@@ -111,17 +112,19 @@ def simulate(
 ) -> SimulationResult:
     """Schedule ``factory`` under ``spec`` by its heuristic (the spec's EDD list rule unless
     the factory names another). Pure and deterministic: same input, same result."""
-    shop = compile_shop(factory, spec)
-    return build_result(shop, decode(shop, planned_sequence(shop, first)), factory)
+    with gc_paused():
+        shop = compile_shop(factory, spec)
+        return build_result(shop, decode(shop, planned_sequence(shop, first)), factory)
 
 
 def simulate_sequence(
     factory: FactoryConfig, spec: ScenarioSpec, step_ids: Sequence[str]
 ) -> SimulationResult:
     """Schedule the steps in the given order (a plan's sequence) by the same placement rule."""
-    shop = compile_shop(factory, spec)
-    index = {sid: i for i, sid in enumerate(shop.step_ids)}
-    return build_result(shop, decode(shop, [index[s] for s in step_ids]), factory)
+    with gc_paused():
+        shop = compile_shop(factory, spec)
+        index = {sid: i for i, sid in enumerate(shop.step_ids)}
+        return build_result(shop, decode(shop, [index[s] for s in step_ids]), factory)
 
 
 def build_result(shop: Shop, decoded: Decoded, factory: FactoryConfig) -> SimulationResult:
@@ -231,6 +234,11 @@ def check_result(result: SimulationResult, factory: FactoryConfig) -> list[str]:
     release respected, durations at least nominal (exactly nominal off a slowdown), every step
     either allocated once or listed as unscheduled, ids real.
     """
+    with gc_paused():
+        return _check(result, factory)
+
+
+def _check(result: SimulationResult, factory: FactoryConfig) -> list[str]:
     problems: list[str] = []
     try:
         effective = apply_scenario(factory, result.scenario)

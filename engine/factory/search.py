@@ -69,6 +69,7 @@ def improve(
     weights: Sequence[int] | None = None,
     budget: Budget = Budget(),
     seed: int = 0,
+    decoded: Mapping[str, Decoded] | None = None,
 ) -> Outcome:
     """Search from ``seeds`` (name -> op sequence); deterministic for a given ``seed`` unless
     the wall-time safety net trips."""
@@ -90,7 +91,11 @@ def improve(
     scored = []
     for name, s in seeds.items():
         seq = list(s)
-        d, sc = evaluate(seq)
+        if decoded is not None and name in decoded:
+            d = decoded[name]
+            sc = score(shop, d, weights)
+        else:
+            d, sc = evaluate(seq)
         scored.append((sc, name, seq, d))
     scored.sort(key=lambda t: (t[0], list(seeds).index(t[1])))
     best_score, best_name, best_seq, best_dec = scored[0]

@@ -20,9 +20,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from engine.factory.intent import has_id_shape, id_stems
-from engine.factory.metrics import step_waits
+from engine.factory.metrics import waits_of
 from engine.factory.models import FactoryConfig
 from engine.factory.results import ScenarioMetrics, SimulationResult, WhatIfResult
 from engine.factory.scenario import ScenarioSpec
@@ -53,12 +54,30 @@ def known_ids(factory: FactoryConfig) -> set[str]:
     return {*factory.job_ids, *factory.machine_ids, *factory.step_ids}
 
 
+_INDEX: dict[tuple[int, frozenset[str]], tuple[FactoryConfig, frozenset[str], Any]] = {}
+
+
+def _id_index(
+    factory: FactoryConfig, extra: Iterable[str]
+) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """(every known id casefolded, the id shapes), built once per factory: a briefing checks
+    a dozen texts against thousands of step ids."""
+    extras = frozenset(extra)
+    key = (id(factory), extras)
+    hit = _INDEX.get(key)
+    if hit is None or hit[0] is not factory:
+        folded = frozenset(k.casefold() for k in known_ids(factory) | extras)
+        stems = id_stems(frozenset((*factory.job_ids, *factory.machine_ids, *extras)))
+        if len(_INDEX) >= 8:
+            _INDEX.clear()
+        hit = _INDEX[key] = (factory, folded, stems)
+    return hit[1], hit[2]
+
+
 def unknown_ids(text: str, factory: FactoryConfig, extra: Iterable[str] = ()) -> set[str]:
     """Tokens of ``text`` that look like ids but are not ids of ``factory`` (nor ``extra``:
     work-order ids and plant assets the briefing cites)."""
-    known = known_ids(factory) | set(extra)
-    folded = {k.casefold() for k in known}
-    stems = id_stems(frozenset(known))
+    folded, stems = _id_index(factory, extra)
     out: set[str] = set()
     for token in _TOKEN.findall(text):
         if token.casefold() in folded or token in VOCABULARY or _UNIT.match(token):
@@ -80,7 +99,7 @@ def numbers_in(
     text: str, factory: FactoryConfig, extra: Iterable[str] = ()
 ) -> list[tuple[str, Fraction, bool]]:
     """(as written, value, is_percent) for each number in ``text`` outside ids and words."""
-    folded = {k.casefold() for k in known_ids(factory) | set(extra)}
+    folded, _ = _id_index(factory, extra)
     text = _TOKEN.sub(lambda m: " " if m.group(0).casefold() in folded else m.group(0), text)
     text = _WORD.sub(" ", text)
     return [
@@ -105,7 +124,12 @@ class Facts:
     """Ids that are not the factory's but are facts: cited work orders and plant assets."""
 
     def add(self, *values: float | int | None) -> None:
-        self.numbers.update(_key(v) for v in values if v is not None)
+        numbers = self.numbers
+        for v in values:
+            if type(v) is int:  # exact: a set of floats finds 3 for 3.0 (equal hash)
+                numbers.add(v if v >= 0 else -v)
+            elif v is not None:
+                numbers.add(_key(v))
 
     def add_percent(self, *fractions_of_one: float) -> None:
         self.percents.update(_key(v * 100) for v in fractions_of_one)
@@ -152,7 +176,7 @@ def collect_facts(
         if spec.rush is not None:
             facts.add(spec.rush.due_time - spec.rush.arrival_time)
     for result in results.values():
-        for ready, wait in step_waits(result, factory).values():
+        for ready, wait in waits_of(result, factory).values():
             facts.add(ready, wait)
         for tl in result.job_timelines.values():
             facts.add(tl.completion_time, tl.due_time, tl.release_time)

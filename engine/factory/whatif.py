@@ -21,15 +21,17 @@ from collections.abc import Iterable
 from typing import Literal
 
 from engine.factory.futures import candidates_per_lever, down_spec, spread
-from engine.factory.metrics import compute_metrics, total_lateness
+from engine.factory.metrics import compute_metrics, evaluate, total_lateness
 from engine.factory.models import FactoryConfig
 from engine.factory.plan import find_plan, intent_score, respects_note
 from engine.factory.results import ScenarioMetrics, SimulationResult, WhatIfResult
 from engine.factory.scenario import ScenarioIntent, ScenarioSpec
-from engine.factory.scheduler import simulate
 
 REPLAN_SECONDS = 0.15
 MAX_SEQUENCE_SHOWN = 6
+MAX_REPLAN_STEPS = 1_500
+"""Above this many steps a scenario is not re-planned (each re-plan runs every dispatch rule
+and a search; the baseline plan still does): the brief stays interactive at any size."""
 
 Kind = Literal["replan", "relax_rush_due", "move_window"]
 
@@ -48,9 +50,10 @@ def explore(
         before = metrics[spec.label]
         if spec.type.value == "BASELINE" or not before.late_job_ids:
             continue
-        found = _replan(factory, spec, before, results[spec.label], intent, replan_seconds)
-        if found:
-            out.append(found)
+        if sum(len(j.steps) for j in factory.jobs) <= MAX_REPLAN_STEPS:
+            found = _replan(factory, spec, before, results[spec.label], intent, replan_seconds)
+            if found:
+                out.append(found)
         if spec.rush is not None and spec.origin == "note":
             relaxed = _relax_rush(factory, spec, before, intent)
             if relaxed:
@@ -150,7 +153,7 @@ def _relax_rush(
     dues = list(range(rush.due_time + 1, own + 1))
     for due in spread(dues, candidates_per_lever(factory)):
         trial = spec.model_copy(update={"modifications": rush.model_copy(update={"due_time": due})})
-        after = compute_metrics(simulate(factory, trial), factory)
+        after = evaluate(factory, trial)
         key = intent_score(after, intent)
         if best is None or key < best[0]:
             best = (key, due, after)
@@ -186,7 +189,7 @@ def _move_window(
         if start == down.start_time:
             continue
         trial = down_spec(down.machine_id, start, start + length, planned=True, label=spec.label)
-        after = compute_metrics(simulate(factory, trial), factory)
+        after = evaluate(factory, trial)
         key = (*intent_score(after, intent), abs(start - down.start_time))
         if best is None or key < best[0]:
             best = (key, start, after)

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from engine.alarms.store import create_alarm_tables, suppressed
 from engine.bus.client import RetryLater
 from engine.http_schemas import TicketHealth
 from engine.paths import var_dir
@@ -45,6 +46,7 @@ from engine.services.agent_service import LatencyWindow
 from engine.services.base import Service
 from engine.services.settings import Settings
 from engine.tickets.connectors import TicketConnector
+from engine.tickets.database import Conn
 from engine.tickets.errors import Fault, StoreError
 from engine.tickets.github import GitHubIssuesConnector
 from engine.tickets.lifecycle import Outcome
@@ -170,9 +172,12 @@ class TicketService(Service):
         self.store = TicketStore(store_path(env), busy_timeout_s=busy_timeout(env))
         if connector is None:
             self.store.disable_mirror()  # nothing would drain the queue
+        with self.store.transaction() as tx:
+            create_alarm_tables(tx.conn)  # C6 reads them, even if the review service never ran
         self.writes = WriteHealth()
         self.log_errors = 0
         self.alert_times: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self.alert_signals: OrderedDict[tuple[str, str], str] = OrderedDict()
         self.latency = LatencyWindow()
         self.outcomes = {o.value: 0 for o in DIAGNOSIS_OUTCOMES}
         self.outbox = OutboxPublisher(self.store, self.bus, ORIGIN, on_sent=self._sent)
@@ -247,12 +252,15 @@ class TicketService(Service):
     def on_alert(self, alert: PlantMessage) -> None:
         assert isinstance(alert, AlertEvent)
         key = (alert.asset, alert.alert_id)
-        if alert.wall_time is not None and alert.status == "active" and key not in self.alert_times:
+        if alert.status == "active" and key not in self.alert_signals:
             # The first publication counts: a later one (a re-publication, or a forgery of a
             # known id) cannot move the start of the alert -> ticket latency.
-            self.alert_times[key] = alert.wall_time
-            while len(self.alert_times) > ALERT_MEMORY:
-                self.alert_times.popitem(last=False)
+            self.alert_signals[key] = alert.signals[0]
+            if alert.wall_time is not None:
+                self.alert_times[key] = alert.wall_time
+            for seen in (self.alert_signals, self.alert_times):
+                while len(seen) > ALERT_MEMORY:
+                    seen.popitem(last=False)
 
     def on_diagnosis(self, report: PlantMessage) -> None:
         """Returns once the diagnosis is durable; raises NotDurable while it cannot be."""
@@ -290,7 +298,7 @@ class TicketService(Service):
         calls again after a backoff, in arrival order (the final diagnosis never overtakes its
         provisional one), or leaves it to be redelivered if the service stops first."""
         try:
-            rec = self.store.record_diagnosis(report, origin=ORIGIN)
+            rec = self.store.record_diagnosis(report, origin=ORIGIN, gate=self._alarm_gate)
         except StoreError as exc:
             new = self.writes.failed("handler", exc)
             if new:
@@ -304,6 +312,15 @@ class TicketService(Service):
         if self.writes.ok("handler"):
             self._log("store_recovered", echo=True, ids={"diagnosis_id": report.diagnosis_id})
         return rec
+
+    def _alarm_gate(self, conn: Conn, report: DiagnosisReport) -> str | None:
+        """Contract C6: a shelved or out-of-service alarm opens no ticket (the review service's
+        check on its alarm tables, in the ticket transaction). The alarm's source is its first
+        signal, as the alert named it when we saw it."""
+        signal = self.alert_signals.get((report.asset, report.alert_id))
+        if signal is None and report.signals:
+            signal = report.signals[0]
+        return suppressed(conn, report.asset, report.alert_id, signal=signal)
 
     def _reopen(self) -> None:
         with contextlib.suppress(StoreError):  # still broken: the next attempt says so

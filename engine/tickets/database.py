@@ -179,7 +179,8 @@ class Database:
             )
             conn.execute(f"SET lock_timeout = {int(self.busy_timeout_s * 1000)}")
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"cannot open the ticket store {self.where}: {exc}") from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailable(f"cannot open the ticket store {self.where}: {first}") from None
         return conn
 
     def reopen(self) -> None:

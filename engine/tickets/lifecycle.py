@@ -371,7 +371,8 @@ def record(
             (*notes, Saved(ticket, frozenset(), report, created=True)),
             (*entries, Entry(ticket.ticket_id, AGENT, Action.CREATED, detail)),
         )
-    updated, lines = fold_diagnosis(tracked.ticket, report, now, tracked.edited)
+    updated, lines = fold_diagnosis(tracked.ticket, report, tracked.edited)
+    updated = _bumped(updated, now)
     tid = updated.ticket_id
     return Decision(
         Outcome.UPDATED,
@@ -407,8 +408,8 @@ def _within_episode(
     if report.stage == "provisional":
         return Decision(Outcome.NOTED, tid)  # the alert has its ticket: a repeat or a late one
     if t.root_cause == report.root_cause:
-        refined, lines = fold_diagnosis(t, report, now, cur.edited, occurrence=False)
-        saved = Saved(refined, cur.edited, report)
+        refined, lines = fold_diagnosis(t, report, cur.edited, occurrence=False)
+        saved = Saved(_bumped(refined, now), cur.edited, report)
         return Decision(
             Outcome.REFINED, tid, (saved,), (Entry(tid, AGENT, Action.DIAGNOSIS, "; ".join(lines)),)
         )
@@ -420,8 +421,12 @@ def _within_episode(
         return _noted(Outcome.KEPT, cur, Action.CAUSE_KEPT, detail)
     solo = t.alert_ids == [report.alert_id]
     if tracked is None and solo:
-        revised, lines = revise_cause(t, report, now, cur.edited)
-        saved = Saved(revised, cur.edited, report)
+        revised, lines = revise_cause(t, report, cur.edited)
+        if t.state == "approved":
+            # The approval was for another cause: the work order now asks for another trade.
+            revised = revised.model_copy(update={"state": "open"})
+            lines.append("approval withdrawn: the approved cause was revised")
+        saved = Saved(_bumped(revised, now), cur.edited, report)
         entry = Entry(tid, AGENT, Action.CAUSE_REVISED, "; ".join(lines))
         return Decision(Outcome.REVISED, tid, (saved,), (entry,))
     if tracked is None:
@@ -441,8 +446,8 @@ def _merge(
     the provisional ticket closes as its duplicate when nothing else (a reviewer's work, other
     episodes) holds it open."""
     target = tracked.ticket.ticket_id
-    merged, lines = fold_diagnosis(tracked.ticket, report, now, tracked.edited)
-    saves = [Saved(merged, tracked.edited, report)]
+    merged, lines = fold_diagnosis(tracked.ticket, report, tracked.edited)
+    saves = [Saved(_bumped(merged, now), tracked.edited, report)]
     entries = [Entry(target, AGENT, Action.OCCURRENCE, "; ".join(lines))]
     t = cur.ticket
     if solo and t.state == "open" and not cur.edited:

@@ -92,6 +92,11 @@ async def test_socket_identity_is_the_peer_whatever_the_request_says(make_review
     assert r.json() == {"operator": ME, "via": "unix_socket"}
     r = raw.post("http://review/alarms/ack", json={"alarm_id": "pump01-A1", "who": "admin"})
     assert r.status_code == 422 and "who: not accepted" in r.json()["detail"]
+    r = raw.post(
+        "http://review/review/approve",
+        json={"ticket_id": "T-0001", "note": "ok\u2066\n2026-12-01 agent-ticket approved"},
+    )
+    assert r.status_code == 422 and "U+2066" in r.json()["detail"]  # before any ticket lookup
     r = raw.post("http://review/alarms/ack", json={"alarm_id": "pump01-A1"})
     assert r.status_code == 200 and r.json()["acknowledged_by"] == ME
 

@@ -99,11 +99,83 @@ def test_long_horizons_scale_the_time_axis() -> None:
     chart = render_gantt(simulate(factory, BASELINE_SPEC), factory, 80)
     lines = chart.splitlines()
     assert max(len(line) for line in lines) <= 80
-    assert "1 column = 12h." in chart
-    assert "#" in row(chart, "K0")  # 70 jobs: too many to letter
+    assert "1 column = 9h." in chart  # 600h over the 74 columns there are: the whole width
+    assert len(row(chart, "K0")) == 67 and "#" in row(chart, "K0")  # 70 jobs: too many to letter
 
 
 def test_wider_terminals_get_more_columns_per_hour(toy) -> None:
     chart = render_gantt(simulate(toy, BASELINE_SPEC), toy, 120)
     assert len(row(chart, "M1")) == 24 * 4
     assert max(len(line) for line in chart.splitlines()) <= 120
+
+
+def test_a_one_hour_step_reads_clearly_at_80_columns(toy) -> None:
+    chart = render_gantt(simulate(toy, BASELINE_SPEC), toy, 80)
+    lines = chart.splitlines()
+    m3 = lines.index(machine_line(chart, "M3"))
+    # J2-s3 runs 11-12h: a bracketed block the width of its hour, its job named under it.
+    assert row(chart, "M3")[33:36] == "[=]"
+    assert lines[m3 + 1][5 + 33 : 5 + 35] == "J2"
+
+
+def every_step_is_drawn(chart: str, result, factory) -> None:
+    """Each allocation's job symbol appears on its machine's lines within its time span."""
+    lines = chart.splitlines()
+    hours = int(re.search(r"1 column = (\d+)h", chart).group(1))
+    symbols = dict(re.findall(r"(\w)=([\w.-]+)", chart.split("Symbols: ")[1].split("\n")[0]))
+    by_job = {job: sym for sym, job in symbols.items()}
+    for machine in factory.machines:
+        first = lines.index(machine_line(chart, machine.id))
+        own = [lines[first]]
+        for line in lines[first + 1 :]:
+            if not line.startswith(" " * 4 + "|") and not re.match(r"^ +\|", line):
+                break
+            own.append(line)
+        cells = [line[line.index("|") + 1 : line.rindex("|")] for line in own]
+        for a in result.machine_allocations[machine.id]:
+            lo, hi = a.start_time // hours, max(a.start_time // hours, (a.end_time - 1) // hours)
+            assert any(by_job[a.job_id] in c[lo : hi + 1] for c in cells), (a, own)
+
+
+def test_every_step_of_a_1000_hour_schedule_is_on_its_gantt() -> None:
+    import random
+
+    rng = random.Random(3)
+    jobs = [
+        {
+            "id": f"J{j}",
+            "name": f"Job {j}",
+            "due_time": rng.randint(200, 1000),
+            "steps": [
+                {
+                    "id": f"J{j}-{k}",
+                    "machine_id": f"M{rng.randrange(5)}",
+                    "duration_hours": rng.choice([1, 2, 3, 40, 80]),  # many shorter than a column
+                }
+                for k in range(5)
+            ],
+        }
+        for j in range(10)
+    ]
+    factory = FactoryConfig.model_validate(
+        {
+            "time_horizon": 1000,
+            "machines": [{"id": f"M{m}", "name": f"Mach {m}"} for m in range(5)],
+            "jobs": jobs,
+        }
+    )
+    result = simulate(factory, BASELINE_SPEC)
+    chart = render_gantt(result, factory, 80)
+    assert max(len(line) for line in chart.splitlines()) <= 80
+    assert "too dense" not in chart
+    every_step_is_drawn(chart, result, factory)
+    # The chart keeps the data width (14h a column over 72 of the 74 columns there are).
+    assert "1 column = 14h." in chart and len(row(chart, "M0")) >= 70
+
+
+def test_every_panel_labels_its_last_hour(two_shift) -> None:
+    for width in (60, 80, 100):
+        chart = render_gantt(simulate(two_shift, BASELINE_SPEC), two_shift, width)
+        axes = [line for line in chart.splitlines() if re.match(r"^ +0 |^ +24 ", line)]
+        assert len(axes) == 2, chart
+        assert axes[0].rstrip().endswith("24") and axes[1].rstrip().endswith("48")

@@ -134,3 +134,20 @@ def test_rules_validate_cli(tmp_path: Path, capsys) -> None:
     bad.write_text(RULE.format(cause="clogging", when="res.flow.zz < 1"))
     assert main(["rules", "validate", str(bad)]) == 2
     assert f"{bad}: rule XX-01: when[0]: unknown feature 'res.flow.zz'" in capsys.readouterr().err
+
+
+def test_thermal_model_is_the_datasheet_lag_exactly() -> None:
+    """The inline healthy-bearing model equals ``bearing_equilibrium_c`` through the lag, bit
+    for bit (the diagnosis' hot path must not drift from the documented relation)."""
+    import numpy as np
+
+    from engine.agents.monitor_physics import ThermalModel
+    from engine.plant.pump import DESIGN
+
+    rng = np.random.default_rng(4)
+    model, value = ThermalModel(), None
+    alpha = 1.0 / (DESIGN.thermal_tau_s + 1.0)
+    for ambient, speed in zip(rng.uniform(-5, 45, 3000), rng.uniform(-50, 3300, 3000), strict=True):
+        eq = DESIGN.bearing_equilibrium_c(float(ambient), float(speed) / DESIGN.rated_speed_rpm)
+        value = eq if value is None else value + (eq - value) * alpha
+        assert model.update(float(ambient), float(speed)) == value

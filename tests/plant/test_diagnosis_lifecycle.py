@@ -292,3 +292,39 @@ def test_steady_running_scalar_and_array_agree() -> None:
         got = per.update(np.array([v, v]))
         assert list(got) == [s.update(v) for s in each]
         assert list(per.running) == [s.running for s in each]
+
+
+# ------------------------------------------------------------------ bounds
+
+
+def _tele(asset: str, ts: float) -> Telemetry:
+    return Telemetry(msg_id=f"{asset}-{ts}", asset=asset, seq=int(ts), ts=ts, signals={"x": 1.0})
+
+
+def _raise(asset: str, n: int, ts: float) -> AlertEvent:
+    return AlertEvent(
+        alert_id=f"{asset}-A{n}",
+        asset=asset,
+        ts=ts,
+        onset_ts=ts,
+        severity="low",
+        score=2.0,
+        signals=["x"],
+        detector="level",
+    )
+
+
+def test_assets_and_alerts_are_bounded() -> None:
+    from engine.agents.diagnosis import DiagnosisConfig
+
+    agent = DiagnosisAgent(RULES, config=DiagnosisConfig(max_assets=3, max_alerts_per_asset=2))
+    agent.feed(_tele("busy", 0.0))
+    assert agent.feed(_raise("busy", 1, 1.0))  # provisional at once (a non-pump stream)
+    for i in range(6):
+        agent.feed(_tele(f"idle{i}", float(i)))
+    assert len(agent._assets) == 3 and "busy" in agent._assets  # pending: never dropped
+    assert agent.stats["assets_dropped"] == 4
+    agent.feed(_raise("busy", 2, 2.0))
+    out = agent.feed(_raise("busy", 3, 3.0))  # a third alert: the oldest pending is decided
+    assert [d.alert_id for d in out if d.stage == "final"] == ["busy-A1"]
+    assert agent.stats["alerts_dropped"] == 1 and len(agent._assets["busy"].alerts) == 2

@@ -21,9 +21,10 @@ from fake_github import FakeGitHub
 from service_procs import ServiceProc, Watcher, review_socket_client, service_env, wait_subscribed
 from tickets_data import alert, report
 
+from engine.alarms.store import AlarmStore
 from engine.auth.tokens import TokenRegistry
 from engine.cli import main as cli
-from engine.schemas import Feedback
+from engine.schemas import Feedback, utc_now
 from engine.tickets.store import TicketStore
 
 
@@ -379,3 +380,50 @@ def test_false_positive_close_tunes_the_running_monitor(
     finally:
         for p in procs.values():
             p.stop()
+
+
+def test_shelved_and_out_of_service_alarms_open_no_ticket(
+    make_broker, bus_client, wait_for, var
+) -> None:
+    """Contract C6 against the review service's real alarm tables in the same store: a
+    diagnosis of a shelved alarm, or of an asset out of service, is recorded and opens no
+    ticket; once unshelved, the alarm's next diagnosis opens one."""
+    broker = make_broker()
+    svc = ServiceProc("ticket", service_env(var, broker.url)).start()
+    watcher = Watcher(bus_client(broker.url, "watch"))
+    pub = bus_client(broker.url, "pub")
+    alarms = AlarmStore(var / "controlroom.db")
+    store = TicketStore(var / "controlroom.db")
+    try:
+        wait_subscribed(svc, watcher, pub, wait_for)
+        now = utc_now()
+        shelved = alert(alert_id="A-shelved", asset="pump01")
+        alarms.record_alert(shelved, now)
+        alarms.shelve("A-shelved", "ana", now, minutes=30, until_clear=False, note="stroking")
+        alarms.set_out_of_service("pump02", True, "ben", now, "bearing change")
+        for a in (
+            shelved,
+            alert(alert_id="A-oos", asset="pump02"),
+            alert(alert_id="A-ok", asset="pump03"),
+        ):
+            pub.publish(a)
+        quiet = [
+            report(alert_id="A-shelved", asset="pump01", stage="provisional"),
+            report(alert_id="A-oos", asset="pump02"),
+        ]
+        for r in [*quiet, report(alert_id="A-ok", asset="pump03")]:
+            pub.publish(r)
+        wait_for(lambda: store.counts()["diagnoses"] == 3, what="three diagnoses recorded")
+        assert [t.asset for t in store.tickets()] == ["pump03"]
+        assert svc.health()["diagnoses"]["suppressed"] == 2
+        reasons = [x.get("reason", "") for x in log_lines(var, "ticket")]
+        assert any("shelved" in r for r in reasons if r)
+        assert any("out of service: bearing change" in r for r in reasons if r)
+        alarms.unshelve("A-shelved", "ana", utc_now(), None)
+        pub.publish(report(alert_id="A-shelved", asset="pump01"))  # its final diagnosis
+        wait_for(lambda: len(store.tickets()) == 2, what="a ticket once unshelved")
+        assert {t.asset for t in store.tickets()} == {"pump01", "pump03"}
+    finally:
+        svc.stop()
+        alarms.close()
+        store.close_db()

@@ -470,3 +470,11 @@ def test_a_suppressed_alarm_opens_no_ticket(store: TicketStore) -> None:
         report(alert_id="A-1", stage="update", severity="high"), gate=gate
     )
     assert later.outcome == "escalated"
+
+
+def test_an_unreachable_postgresql_store_is_one_clear_line_without_the_password() -> None:
+    with pytest.raises(StoreUnavailable) as caught:
+        TicketStore("postgresql://ops:s3cret@127.0.0.1:1/plant", busy_timeout_s=2)
+    text = str(caught.value)
+    assert "cannot open the ticket store postgresql://ops:***@127.0.0.1:1/plant" in text
+    assert "s3cret" not in text and "\n" not in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -170,24 +171,41 @@ def fill(path: Path) -> None:
             pass
 
 
-def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path) -> None:
-    """The store and the service's logs on a 6 MB tmpfs, filled to the last byte: every
-    diagnosis waits (the old handler's log write raised OSError out of its retry branch and the
-    bus acknowledged: 30 of 30 lost). Space freed: all stored, once each."""
-    with small_tmpfs(tmp_path / "var") as var:
+@contextlib.contextmanager
+def small_disk(how: str, where: Path) -> Iterator[Path]:
+    if how == "tmpfs":
+        with small_tmpfs(where) as var:
+            yield var
+    else:
+        where.mkdir(parents=True, exist_ok=True)
+        yield where
+
+
+@pytest.mark.parametrize("how", ["tmpfs", "rlimit"])
+def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path, how) -> None:
+    """The store and the service's logs can no longer grow: on a 6 MB tmpfs filled to the last
+    byte (needs root), or with the service's RLIMIT_FSIZE set to 0 (any user; writes fail with
+    EFBIG). Every diagnosis waits (the old handler's log write raised OSError out of its retry
+    branch and the bus acknowledged: 30 of 30 lost). Space back: all stored, once each."""
+    with small_disk(how, tmp_path / "var") as var:
         broker = make_broker()
         env = service_env(var, broker.url, CONTROLROOM_DB_BUSY_TIMEOUT_S=BUSY_S)
         env["CONTROLROOM_DB"] = str(var / "controlroom.db")
         svc = ServiceProc("ticket", env)
         svc.stderr = tmp_path / "ticket.stderr"  # not on the full disk: we want to read it
         svc.start()
+        assert svc.proc is not None
+        pid = svc.proc.pid
         pub = bus_client(broker.url, "pub")
         watcher = Watcher(bus_client(broker.url, "watch"))
         store = TicketStore(var / "controlroom.db")
         published = []
         try:
             wait_subscribed(svc, watcher, pub, wait_for)
-            fill(var / "filler")
+            if how == "tmpfs":
+                fill(var / "filler")
+            else:
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
 
             def publish_until_degraded() -> str | None:
                 r = report(asset=f"pump{len(published) % 7:02d}")
@@ -201,7 +219,11 @@ def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path) 
             assert "cannot write" in reason
             stored_before = store.counts()["diagnoses"]
             assert stored_before < len(published), "some diagnoses are waiting"
-            (var / "filler").unlink()
+            if how == "tmpfs":
+                (var / "filler").unlink()
+            else:
+                unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, unlimited)
             wait_for(
                 lambda: store.counts()["diagnoses"] == len(published),
                 timeout=30,

@@ -144,7 +144,7 @@ def test_demo_ticket_approve_and_clean_quit(tmp_path: Path) -> None:
         # the review service names the login it authenticated on its socket, not the name given
         assert stored.history[-1].who == pwd.getpwuid(os.getuid()).pw_name
         # Nothing essential cut off at 80x24: status bar, the panes' titles, the footer keys.
-        for expected in ("MQTT", "Signals", "Alerts", "Tickets", "a Approve", "q Quit"):
+        for expected in ("MQTT", "Signals", "Alarms", "Tickets", "a Approve", "q Quit"):
             assert expected in screen, f"{expected!r} missing at 80x24:\n{screen}"
 
         tmux.keys("q")

@@ -8,12 +8,18 @@ from tui_sample import fixed_clock, sample_feed
 from tui_screen import record_notifications, screen_text
 
 from tui.app import ControlRoomApp, key_sections
+from tui.screens.alarm_action import AlarmActionScreen
+from tui.screens.alarms import AlarmsScreen
 from tui.screens.close_ticket import CloseTicketScreen
 from tui.screens.edit_ticket import EditTicketScreen
 from tui.screens.factory import FactoryScreen
+from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen
 from tui.screens.plant import PlantScreen
+from tui.screens.trend import TrendScreen
+from tui.widgets.alert_feed import AlertFeed
 from tui.widgets.keyed_table import KeyedTable
+from tui.widgets.signal_panel import SignalPanel
 from tui.widgets.ticket_table import TicketTable
 
 
@@ -35,6 +41,12 @@ async def test_help_lists_every_binding() -> None:
             KeyedTable,
             EditTicketScreen,
             CloseTicketScreen,
+            AlertFeed,
+            FleetScreen,
+            AlarmsScreen,
+            TrendScreen,
+            SignalPanel,
+            AlarmActionScreen,
         ):
             for b in cls.BINDINGS:
                 assert isinstance(b, Binding)

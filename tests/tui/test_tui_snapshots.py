@@ -10,12 +10,12 @@ message queues, never on a sleep). Update after a deliberate change with
 from __future__ import annotations
 
 import pytest
-from tui_sample import fixed_clock, fleet_feed, sample_feed
+from tui_sample import fixed_clock, fleet_feed, sample_alarm_book, sample_feed, sample_kpis
 from tui_screen import settle
 
-from tui.alarms import AlarmStates
+from engine.http_schemas import AssetStatus
 from tui.app import ControlRoomApp
-from tui.fleet import AlarmFlags
+from tui.screens.alarms import AlarmsScreen
 from tui.screens.fleet import FleetScreen
 from tui.screens.trend import TrendScreen
 from tui.status import HealthState, ServiceState
@@ -40,6 +40,7 @@ def healthy() -> HealthState:
 def plant_app() -> ControlRoomApp:
     app = ControlRoomApp(feed=sample_feed(), clock=fixed_clock)
     app.health = healthy()
+    app.alarms = sample_alarm_book()
     app.scenario_status = {"name": "chronic_wear", "running": True, "speed": 240, "duration": 28800}
     return app
 
@@ -78,13 +79,33 @@ def test_trend_view(snap_compare, size: tuple[int, int], span: int) -> None:  # 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_alarm_list(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """The alarms screen: every state (re-annunciated, unacknowledged, returned to normal,
+    shelved, out of service), the selected alarm's trail and the KPI panel (at 80x24 the panel
+    shares the space: ``i`` shows it)."""
+    app = plant_app()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("4")
+        await settle(pilot, lambda: isinstance(app.screen, AlarmsScreen), "the alarms screen")
+        screen = app.screen
+        assert isinstance(screen, AlarmsScreen)
+        screen.show_kpi_panel(sample_kpis())
+        if size[0] < 110:
+            await pilot.press("i")
+            await settle(pilot, lambda: screen.show_kpis, "the KPI panel")
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
 def fleet_app() -> ControlRoomApp:
     feed, _ = fleet_feed()
     app = ControlRoomApp(feed=feed, clock=fixed_clock)
     app.health = healthy()
-    states = AlarmStates()
-    states.replace({"f-9": AlarmFlags(acknowledged=False)}, {"pump05": "bearing replacement"})
-    app.alarm_states = states
+    app.alarms.set_assets(
+        [AssetStatus(asset="pump05", out_of_service=True, reason="bearing replacement")]
+    )
     return app
 
 

@@ -281,3 +281,25 @@ def test_cli_rejects_bad_input_before_touching_the_terminal() -> None:
     assert r.returncode == 2 and "no_such_scenario" in r.stderr
     r = run("tui")  # stdin is not a terminal
     assert r.returncode == 1 and "needs an interactive terminal" in r.stderr
+
+
+def test_the_demo_forecasts_its_first_alarm_by_replay() -> None:
+    """Issue 15: the scenario line says what is about to happen, computed, not guessed."""
+    from engine.cli.ui import DEMO_SCENARIO, DEMO_SPEED
+    from tui.forecast import forecast
+
+    f = forecast(DEMO_SCENARIO, None)
+    assert f is not None and f.fault == "bearing_wear" and f.first_alarm_ts is not None
+    # Early enough that the alarm is on screen within 20 s of launch at the demo's speed
+    # (start-up takes 8-10 s on a loaded 2-core machine: bench/demo_first_alarm.py).
+    assert f.first_alarm_ts / DEMO_SPEED < 8.0
+    eta = f"{f.first_alarm_ts / DEMO_SPEED:.0f}"
+    hint = f.hint(0.0, DEMO_SPEED)
+    assert hint is not None
+    assert hint.long == f"bearing wear due; first alarm expected in ~{eta} s"
+    assert hint.short == f"bearing wear: alarm in ~{eta} s"
+    later = f.hint(f.onset_ts + 1, DEMO_SPEED)
+    assert later is not None and later.long.startswith("bearing wear developing;")
+    assert f.hint(f.first_alarm_ts, DEMO_SPEED) is None
+    assert forecast("normal", None) is None  # no fault, nothing to announce
+    assert forecast("no_such_scenario", None) is None

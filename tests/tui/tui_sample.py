@@ -13,6 +13,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
+from engine.http_schemas import Alarm, AlarmKpis, AssetStatus
 from engine.plant.signals import SIGNALS
 from engine.schemas import (
     ActiveFault,
@@ -23,6 +24,7 @@ from engine.schemas import (
     Ticket,
     Truth,
 )
+from tui.alarms import AlarmBook
 from tui.feed import PlantFeed
 
 NOW = datetime(2025, 11, 19, 6, 30, 0, tzinfo=UTC)
@@ -248,3 +250,46 @@ def fleet_feed() -> tuple[PlantFeed, list[float]]:
         ]
     )
     return feed, clock
+
+
+def sample_alarm_book() -> AlarmBook:
+    """The store's side of ``sample_feed``'s episodes, made by the real alarm state machine:
+    a-3 acknowledged then escalated (re-annunciated), a-1 returned to normal unacknowledged,
+    a-2 unacknowledged; plus, raised before the TUI connected, one shelved and one on an asset
+    out of service."""
+    from engine.alarms import lifecycle as lc
+
+    def opened(a: AlertEvent, at: datetime) -> Alarm:
+        return lc.open_alarm(a, lc.Context(), at)
+
+    t = NOW - timedelta(minutes=20)
+    a1 = opened(alert("a-1", "pump01", 1145.0, "medium", ["vibration"]), t)
+    cleared = alert("a-1", "pump01", 1145.0, "medium", ["vibration"], status="cleared")
+    a1 = lc.apply_alert(a1, cleared.model_copy(update={"revision": 1}), t) or a1
+    a2 = opened(alert("a-2", "pump02", 3800.0, "low", ["flow"]), t)
+    a3 = opened(alert("a-3", "pump01", 3140.0, "medium", ["vibration", "bearing_temp"]), t)
+    a3 = lc.acknowledge(a3, "alice", t + timedelta(minutes=2), "crew on the way")
+    rise = alert("a-3", "pump01", 3300.0, "high", ["vibration", "bearing_temp"])
+    a3 = lc.apply_alert(a3, rise.model_copy(update={"revision": 1}), t + timedelta(minutes=5)) or a3
+    a4 = opened(alert("a-4", "pump03", 3000.0, "high", ["discharge_pressure"]), t)
+    a4 = lc.shelve(a4, "bob", t, minutes=60, note="valve stroking test")
+    a5 = opened(alert("a-5", "pump04", 2900.0, "medium", ["flow"]), t)
+    a5 = lc.set_out_of_service(a5, True, "bob", t, "impeller change") or a5
+    book = AlarmBook()
+    book.replace([a1, a2, a3, a4, a5])
+    book.set_assets(
+        [
+            AssetStatus(
+                asset="pump04", out_of_service=True, reason="impeller change", since=t, by="bob"
+            )
+        ]
+    )
+    return book
+
+
+def sample_kpis() -> AlarmKpis:
+    """The KPI panel's figures for ``sample_alarm_book``, by the review service's own code."""
+    from engine.alarms.kpis import compute, sample_of
+
+    alarms = sample_alarm_book().open_alarms()
+    return compute([sample_of(a) for a in alarms], 0.0, 4 * 3600.0)

@@ -15,11 +15,11 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from tui import format as fmt
 from tui.access import control
+from tui.alarms import alarm_rows, flags_of
 from tui.fleet import (
     HEALTHY,
     KEY_SIGNALS,
@@ -33,6 +33,7 @@ from tui.fleet import (
 )
 from tui.safe import clean, safe_text
 from tui.scales import display_for
+from tui.screens.console import ConsoleScreen
 from tui.trend import FINEST_S
 from tui.widgets.filter_input import FilterInput
 from tui.widgets.row_table import Column, RowTable
@@ -91,9 +92,10 @@ def fleet_cells(row: FleetRow, wide: bool) -> list[Text]:
     return cells
 
 
-class FleetScreen(Screen[None]):
+class FleetScreen(ConsoleScreen):
     BINDINGS = [  # noqa: RUF012
         Binding("slash", "filter", "Filter", id="fleet.filter"),
+        Binding("o", "out_of_service", "Out of service", id="fleet.oos"),
     ]
 
     def __init__(self) -> None:
@@ -137,7 +139,7 @@ class FleetScreen(Screen[None]):
         app = control(self)
         feed = app.feed
         wide = self.size.width >= 110
-        key = (feed.versions, app.alarm_states.version, self.query_text, wide, app.health)
+        key = (feed.versions, app.alarms.version, self.query_text, wide, app.health)
         if not force and key == self._drawn:
             return
         self._drawn = key
@@ -147,14 +149,15 @@ class FleetScreen(Screen[None]):
             table.columns = fleet_columns(wide)
         now = feed.clock()
         heard = feed.heard()
-        alarm_key = (feed.versions.alerts, feed.versions.tickets, app.alarm_states.version)
+        alarm_key = (feed.versions.alerts, feed.versions.tickets, app.alarms.version)
         if alarm_key != self._alarm_key:  # telemetry alone does not change the alarm side
             self._alarm_key = alarm_key
+            rows = alarm_rows(feed.alerts(), app.alarms)
             self._alarms = alarm_summary(
-                feed.alerts(),
+                [r.row for r in rows],
                 feed.tickets(),
-                flags=app.alarm_states.flags(),
-                out_of_service=app.alarm_states.out_of_service(),
+                flags=flags_of(rows),
+                out_of_service=app.alarms.out_of_service(),
             )
         alarms = self._alarms
         order = fleet_order(heard, alarms, now)
@@ -237,6 +240,19 @@ class FleetScreen(Screen[None]):
         box.display = bool(self.query_text)
         self.query_one(RowTable).focus()
         self.redraw()
+
+    def action_out_of_service(self) -> None:
+        asset = self.query_one("#fleet-table", RowTable).selected_key
+        if asset is None:
+            self.tell("No asset selected.", timeout=2)
+            return
+        if not control(self).alarms.available:
+            self.tell("The review API has not answered yet: out-of-service state unknown.")
+            return
+        self.toggle_out_of_service(asset)
+
+    def refresh_console(self) -> None:
+        self.redraw(force=True)
 
     @on(RowTable.Selected, "#fleet-table")
     def _drill_in(self, event: RowTable.Selected) -> None:

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select
 
 from engine.schemas import Ticket
 from tui.access import control
+from tui.alarms import AlarmRow, alarm_rows
 from tui.api import ApiError
 from tui.feed import PlantFeed, Versions
+from tui.forecast import Forecast, Hint, forecast
 from tui.format import CLOSE_REASON_LABEL
 from tui.messages import AssetRequested
 from tui.safe import clean, set_border_title
 from tui.screens.close_ticket import CloseTicketScreen
+from tui.screens.console import ConsoleScreen
 from tui.screens.edit_ticket import EditTicketScreen
 from tui.screens.picker import PickerScreen
 from tui.screens.trend import TrendScreen
@@ -42,7 +44,7 @@ WIDE = 110
 SPEEDS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
 
 
-class PlantScreen(Screen[None]):
+class PlantScreen(ConsoleScreen):
     BINDINGS = [  # noqa: RUF012
         Binding("a", "approve", "Approve", id="plant.approve"),
         Binding("e", "edit", "Edit", id="plant.edit"),
@@ -78,9 +80,12 @@ class PlantScreen(Screen[None]):
         self.pending_speed: float | None = None
         self._drawn = Versions(-1, -1, -1)
         self._drawn_status: tuple[Any, ...] = ()
+        self._drawn_alarms = -1
         self._drawn_layout: tuple[Any, ...] = ()
         self._detail_key: tuple[str | None, int] = (None, 0)
         self._last_age = 0.0
+        self._forecast: Forecast | None = None
+        self._forecast_key: tuple[Any, Any] = (None, None)
 
     # ---------------------------------------------------------------- layout
 
@@ -117,7 +122,7 @@ class PlantScreen(Screen[None]):
         versions = feed.versions
         wide = self.size.width >= WIDE
         layout = (wide, self.size.height, self.truth, self.show_closed, self.asset, app.span)
-        status = (app.health, app.scenario_status, self.pending_speed)
+        status = (app.health, app.scenario_status, self.pending_speed, app.alarms.version)
         now = app.clock()
         age_due = now - self._last_age >= AGE_REFRESH_S
         layout_changed = layout != self._drawn_layout
@@ -147,8 +152,16 @@ class PlantScreen(Screen[None]):
                 set_border_title(
                     self.query_one("#signals-pane"), f"{title} · {SPANS[app.span].label} (w)"
                 )
-            if force or layout_changed or versions.alerts != self._drawn.alerts:
-                self.query_one(AlertFeed).show(feed.alerts(), compact=not wide, truth=self.truth)
+            if (
+                force
+                or layout_changed
+                or versions.alerts != self._drawn.alerts
+                or app.alarms.version != self._drawn_alarms
+            ):
+                self.query_one(AlertFeed).show(
+                    alarm_rows(feed.alerts(), app.alarms), compact=not wide, truth=self.truth
+                )
+                self._drawn_alarms = app.alarms.version
             if force or layout_changed or age_due or versions.tickets != self._drawn.tickets:
                 tickets = feed.tickets()
                 table = self.query_one("#tickets", TicketTable)
@@ -168,11 +181,44 @@ class PlantScreen(Screen[None]):
                 view.truth if view is not None else None,
                 self.truth,
                 pending_speed=self.pending_speed,
+                hint=self._hint(app.scenario_status, sim_time),
             )
         self._drawn = versions
         self._drawn_status = status
         self._drawn_layout = layout
         app.redraws += 1
+
+    def _hint(self, status: dict[str, Any] | None, sim_time: float | None) -> Hint | None:
+        """What the running scenario is about to show (computed by replay: tui/forecast.py)."""
+        if not status or not status.get("running") or not control(self).settings.connect:
+            return None  # (an unconnected app draws only what it is fed: no replay of its own)
+        seeds = status.get("seeds") or [None]
+        key = (status.get("name"), seeds[0])
+        if key != self._forecast_key:
+            self._forecast_key = key
+            self._forecast = None
+            if isinstance(key[0], str) and "," not in key[0]:
+                self.compute_forecast(key[0], seeds[0])
+        forecast = self._forecast
+        speed = status.get("speed")
+        if forecast is None or not isinstance(speed, int | float):
+            return None
+        now = sim_time if sim_time is not None else float(status.get("sim_time") or 0.0)
+        hint = forecast.hint(now, float(speed))
+        assets = status.get("assets") or []
+        if hint and len(assets) > 1:
+            hint = Hint(f"{assets[0]}: {hint.long}", f"{assets[0]}: {hint.short}")
+        return hint
+
+    @work(thread=True, exclusive=True, group="forecast")
+    def compute_forecast(self, name: str, seed: int | None) -> None:
+        result = forecast(name, seed)
+        self.app.call_from_thread(self._forecast_ready, (name, seed), result)
+
+    def _forecast_ready(self, key: tuple[Any, Any], result: Forecast | None) -> None:
+        if key == self._forecast_key:
+            self._forecast = result
+            self.redraw(force=True)
 
     def _draw_assets(self, feed: PlantFeed) -> None:
         assets = feed.assets()
@@ -234,34 +280,19 @@ class PlantScreen(Screen[None]):
         if self.asset is not None:
             self.app.push_screen(TrendScreen(self.asset, event.signal))
 
-    def on_key(self, event: events.Key) -> None:
-        """A key whose action does not apply now says why, instead of doing nothing."""
-        active = self.active_bindings.get(event.key)
-        if active is None or active.enabled:
-            return
-        reason = self.why_not(active.binding.action)
-        if reason:
-            event.stop()
-            event.prevent_default()
-            self.tell(reason, timeout=3)
-
     def why_not(self, action: str) -> str | None:
         """Why ``action`` is disabled right now (the footer dims it; pressing it says this)."""
-        if action in ("approve", "edit", "close_ticket"):
-            ticket = self.selected_ticket()
-            if ticket is None:
-                return "No ticket selected."
-            verb = {"approve": "approve", "edit": "edit", "close_ticket": "close"}[action]
-            if action == "approve" and ticket.state == "approved":
-                return f"{ticket.ticket_id} is already approved (c closes it)."
-            return f"{ticket.ticket_id} is {ticket.state}: nothing to {verb}."
-        return None
+        if action not in ("approve", "edit", "close_ticket"):
+            return super().why_not(action)
+        ticket = self.selected_ticket()
+        if ticket is None:
+            return "No ticket selected."
+        verb = {"approve": "approve", "edit": "edit", "close_ticket": "close"}[action]
+        if action == "approve" and ticket.state == "approved":
+            return f"{ticket.ticket_id} is already approved (c closes it)."
+        return f"{ticket.ticket_id} is {ticket.state}: nothing to {verb}."
 
     # ---------------------------------------------------------------- tickets
-
-    def tell(self, message: str, **kwargs: Any) -> None:
-        """A notification whose text (often from a service or a ticket) is never markup."""
-        self.notify(clean(message, single_line=True), markup=False, **kwargs)
 
     def selected_ticket(self) -> Ticket | None:
         key = self.query_one("#tickets", TicketTable).selected_key
@@ -275,7 +306,13 @@ class PlantScreen(Screen[None]):
             if action == "approve":
                 return True if ticket.state == "open" else None
             return True if ticket.state != "closed" else None
-        return True
+        return super().check_action(action, parameters)
+
+    def selected_alarm(self) -> AlarmRow | None:
+        return self.query_one(AlertFeed).selected
+
+    def refresh_console(self) -> None:
+        self.redraw(force=True)
 
     def action_approve(self) -> None:
         ticket = self.selected_ticket()

@@ -12,6 +12,7 @@ from textual.widgets import Select
 
 from engine.schemas import Truth
 from tui import format as fmt
+from tui.forecast import Hint
 from tui.safe import clean
 from tui.widgets.text_line import TextLine
 
@@ -23,16 +24,20 @@ def scenario_text(
     overlay: bool,
     *,
     pending_speed: float | None = None,
+    hint: Hint | None = None,
     width: int = 0,
 ) -> Text:
     """The scenario line, as complete as ``width`` allows (0: no limit).
+
+    ``hint``: what is about to happen (the forecast's "bearing wear developing; first alarm
+    expected in ~15 s"); it is kept when the line is short, the run's details give way.
 
     Run time: while the run plays, the asset's own telemetry time (smooth at 10 Hz); otherwise
     the simulator's (a just-loaded scenario is at 00:00:00, not where the last run ended).
     Less important parts give way first on a narrow line: the duration, then the words beside
     the state and speed symbols; the truth overlay's fault is kept."""
-    for level in range(3):
-        out = _scenario_text(status, sim_time, truth, overlay, pending_speed, level)
+    for level in range(6 if hint else 3):
+        out = _scenario_text(status, sim_time, truth, overlay, pending_speed, level, hint)
         if not width or out.cell_len <= width:
             return out
     return out
@@ -45,10 +50,17 @@ def _scenario_text(
     overlay: bool,
     pending_speed: float | None,
     level: int,
+    hint: Hint | None = None,
 ) -> Text:
     out = Text(end="", no_wrap=True, overflow="ellipsis")
     if not status:
         out.append("scenario —", style="dim")
+    elif level >= 3 and hint:  # a short line: what is about to happen, the name if it fits
+        if level != 4:
+            out.append(clean(status.get("name") or "none", single_line=True), style="bold")
+            out.append(" · ")
+        out.append(hint.short if level == 5 else hint.long, style="bold yellow")
+        return out
     else:
         name = clean(status.get("name") or status.get("scenario") or "none", single_line=True)
         out.append(name, style="bold")
@@ -76,6 +88,8 @@ def _scenario_text(
             out.append(f"  {fmt.sim_clock(sim_time)}")
             if isinstance(duration, int | float) and level < 1:
                 out.append(f"/{fmt.sim_clock(float(duration))}", style="dim")
+        if hint:
+            out.append(f"  {hint.long}", style="bold yellow")
     if overlay:
         out.append("  │ truth " if level < 2 else " │ ", style="dim")
         if truth is None:
@@ -121,6 +135,7 @@ class ScenarioBar(Horizontal):
         overlay: bool,
         *,
         pending_speed: float | None = None,
+        hint: Hint | None = None,
     ) -> None:
         line = self.query_one("#scenario-info", TextLine)
         line.set(
@@ -130,6 +145,7 @@ class ScenarioBar(Horizontal):
                 truth,
                 overlay,
                 pending_speed=pending_speed,
+                hint=hint,
                 width=line.content_region.width,
             )
         )
