@@ -185,6 +185,11 @@ class DiagnosisHealth(AgentHealth):
 class SimulatorHealth(_ServiceHealth):
     name: str | None
     assets: list[str]
+    """The first ``ASSETS_SHOWN`` (all of them: ``GET /scenario/status``)."""
+    asset_count: int
+    telemetry_batch: int
+    """0: one message per sample; N: TelemetryBatch messages of up to N samples."""
+    telemetry_log_every: int
     running: bool
     done: bool
     speed: float
@@ -304,7 +309,8 @@ class LoadRequest(_Body):
         default=None, min_length=1, max_length=64
     )
     scenario: dict[str, Any] | None = None
-    assets: int = Field(default=1, ge=1, le=256)
+    assets: int = Field(default=1, ge=1)
+    """Pumps to play: at most the simulator's ``CONTROLROOM_SIM_MAX_ASSETS`` (422 beyond)."""
     seed: int | None = None
     rate_hz: float | None = Field(default=None, gt=0, le=1000)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.bus.routing import owns
 from engine.paths import ROOT
+from engine.schemas import MAX_BATCH_SAMPLES
 
 SERVICE_NAMES = ("simulator", "monitor", "diagnosis", "ticket", "review")
 DEFAULT_PORTS: dict[str, int] = {
@@ -219,6 +220,17 @@ class Settings:
     rate_hz: float = 1.0
     assets: int = 1
     seed: int | None = None
+    sim_max_assets: int = 10_000
+    """Most pumps one simulator plays (``--assets``, ``POST /scenario/load``): 422 beyond."""
+    telemetry_batch: int = 0
+    """0: one message per sample (``telemetry/{bucket}/{asset}``). N: each tick's samples go
+    out as TelemetryBatch messages of up to N samples per bucket
+    (``telemetry/{bucket}/batch/{instance}``), Sparkplug-style — a fraction of the per-message
+    cost for the broker and every subscriber."""
+    telemetry_log_every: int = 1
+    """Write every Nth sample of each asset to the simulator's JSONL log (1: all, which
+    ``controlroom report`` needs for exact scoring; 0: none — a large fleet's log otherwise
+    grows by ~0.5 KB per sample)."""
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The environment the settings were read from (service-specific extras, e.g. GitHub)."""
 
@@ -246,6 +258,19 @@ class Settings:
             raise SettingsError(
                 "CONTROLROOM_SPEED and CONTROLROOM_RATE_HZ must be > 0, CONTROLROOM_ASSETS >= 1"
             )
+        sim_max = _int(environ, "CONTROLROOM_SIM_MAX_ASSETS", 10_000)
+        if sim_max < 1 or assets > sim_max:
+            raise SettingsError(
+                f"CONTROLROOM_ASSETS={assets}: the simulator plays at most "
+                f"CONTROLROOM_SIM_MAX_ASSETS={sim_max} pumps (raise it, it must be >= 1)"
+            )
+        batch = _int(environ, "CONTROLROOM_TELEMETRY_BATCH", 0)
+        log_every = _int(environ, "CONTROLROOM_TELEMETRY_LOG_EVERY", 1)
+        if not 0 <= batch <= MAX_BATCH_SAMPLES or log_every < 0:
+            raise SettingsError(
+                f"CONTROLROOM_TELEMETRY_BATCH must be 0..{MAX_BATCH_SAMPLES} and "
+                "CONTROLROOM_TELEMETRY_LOG_EVERY >= 0"
+            )
         bounds = {
             "deadletter_max_bytes": _int(environ, "CONTROLROOM_DEADLETTER_MAX_BYTES", 16 << 20),
             "max_body_bytes": _int(environ, "CONTROLROOM_MAX_BODY_BYTES", 1 << 20),
@@ -272,6 +297,9 @@ class Settings:
             rate_hz=rate,
             assets=assets,
             seed=_int(environ, "CONTROLROOM_SEED", 0) if seed else None,
+            sim_max_assets=sim_max,
+            telemetry_batch=batch,
+            telemetry_log_every=log_every,
             restarts=_int(environ, "CONTROLROOM_RESTARTS", 0),
             legacy_topics=environ.get("CONTROLROOM_TELEMETRY_LEGACY", "1").strip().lower()
             not in ("0", "false", "no", "off"),
