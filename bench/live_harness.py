@@ -324,6 +324,11 @@ class ServiceProc(Consumer):
                 self.proc.wait(5)
 
 
+def shard_args(i: int, n: int) -> list[str]:
+    """``--shard i/n`` for replica i of n (nothing for a lone instance)."""
+    return ["--shard", f"{i}/{n}"] if n > 1 else []
+
+
 def drain(url: str, consumers: Sequence[Consumer], work: list[Item], poll_s: float = 0.1) -> dict:
     """Freeze the consumers, publish ``work`` into the broker, thaw them, and time until each
     has handled its share (every sample for the whole group when they split the stream).
