@@ -298,7 +298,7 @@ class AgentService(Service, Generic[In, Out]):
                     outs = batch(in_rounds(kept))
                 else:
                     outs = [out for t in kept for out in agent.feed(t)]
-                self._drain_rejections()
+                self._drain_rejections(kept)
                 if outs:
                     by_sample = {(t.asset, t.ts): t for t in kept}
                     for out in outs:
@@ -315,18 +315,30 @@ class AgentService(Service, Generic[In, Out]):
         if flushed:
             self.emit(flushed, None)
 
-    def _drain_rejections(self) -> None:
-        """Samples the agent refused (duplicates, late, implausible values: the monitor's
-        ``take_rejections``) are dead-lettered with their reason and counted by kind."""
+    def _drain_rejections(self, samples: list[Telemetry]) -> None:
+        """What the agent did not use (the monitor's ``take_rejections``: duplicate and late
+        samples, values past what the stream can produce, assets past its cap) is
+        dead-lettered with the sample and the reason, and counted by kind; a new run of an
+        asset is only logged (its open alerts clear with ``new_run``)."""
         take = getattr(self.agent, "take_rejections", None)
         if take is None:
             return
-        for r in take():
+        rejections = take()
+        if not rejections:
+            return
+        by_id = {(t.asset, t.msg_id): t for t in samples}
+        for r in rejections:
             self.rejected[r.kind] = self.rejected.get(r.kind, 0) + 1
-            detail = {"msg_id": r.msg_id, "seq": r.seq, "ts": r.ts}
-            self.bus.dead_letter(
-                telemetry_topic(r.asset), f"{r.kind}: {r.reason}", json.dumps(detail)
+            if r.kind == "new_run":
+                self.log.event("new_run", asset=r.asset, reason=r.reason, echo=True)
+                continue
+            sample = by_id.get((r.asset, r.msg_id))
+            payload = (
+                sample.to_json()
+                if sample is not None
+                else json.dumps({"asset": r.asset, "msg_id": r.msg_id, "seq": r.seq, "ts": r.ts})
             )
+            self.bus.dead_letter(telemetry_topic(r.asset), f"monitor: {r.reason}", payload)
 
     def _refused(self, asset: str) -> None:
         now = time.monotonic()
