@@ -36,7 +36,7 @@ import live_harness as h
 from engine.bus.routing import ALL_TELEMETRY
 
 
-def capacity(url: str, var: Path, samples: list, batch: int, repeat: int) -> None:
+def capacity(url: str, var: Path, samples: list, batch: int, repeat: int, broker_pid: int) -> None:
     single = h.items(samples)
     batched = h.items(samples, batch) if batch else []
     layouts = [("one message per sample", single)]
@@ -46,17 +46,20 @@ def capacity(url: str, var: Path, samples: list, batch: int, repeat: int) -> Non
         f"\n1. capacity: a backlog of {len(samples):,} samples drained (best of {repeat}); "
         "rate = samples / (thaw -> all handled)"
     )
-    print(f"   {'consumer':<28} {'layout':<24} {'msgs':>7} {'samples/s':>10} {'cpu/sample':>11}")
+    print(
+        f"   {'consumer':<34} {'layout':<24} {'msgs':>7} {'samples/s':>10} {'cpu/sample':>11} "
+        f"{'broker cpu':>11}"
+    )
     best: dict[tuple[str, str], dict] = {}
 
     def run(name: str, consumer: h.Consumer, layout: str, work: list) -> None:
-        rows = [h.drain(url, [consumer], work) for _ in range(repeat)]
+        rows = [h.drain(url, [consumer], work, broker_pid=broker_pid) for _ in range(repeat)]
         r = max(rows, key=lambda x: x["rate"])
         best[(name, layout)] = r
         lost = f"  LOST {r['lost']:,}" if r["lost"] else ""
         print(
-            f"   {name:<28} {layout:<24} {r['messages']:>7,} {r['rate']:>10,.0f} "
-            f"{r['cpu_us']:>9.1f}us  ({h.load()}){lost}",
+            f"   {name:<34} {layout:<24} {r['messages']:>7,} {r['rate']:>10,.0f} "
+            f"{r['cpu_us']:>9.1f}us {r['broker_cpu_us']:>9.1f}us  ({h.load()}){lost}",
             flush=True,
         )
 
@@ -210,7 +213,7 @@ def main() -> int:
     print(f"broker: {broker.version} at {broker.url}; {h.load()}")
     try:
         samples = h.stream("cap", args.assets, args.ticks)
-        capacity(broker.url, var, samples, args.batch, args.repeat)
+        capacity(broker.url, var, samples, args.batch, args.repeat, broker.proc.pid)
         rates = [float(r) for r in args.rates.split(",") if r]
         if rates:
             batch = args.batch if args.paced_batch else 0

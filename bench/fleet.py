@@ -336,7 +336,7 @@ def part_replicas(args: argparse.Namespace) -> None:
                         for i in range(1, n + 1)
                     ]
                     try:
-                        r = h.drain(broker.url, procs, work)
+                        r = h.drain(broker.url, procs, work, broker_pid=broker.proc.pid)
                         split = [p.health()["counters"] for p in procs]
                     finally:
                         for p in procs:
@@ -346,7 +346,8 @@ def part_replicas(args: argparse.Namespace) -> None:
                     got = ", ".join(f"{c['samples']:,} (not mine {c['not_mine']})" for c in split)
                     print(
                         f"  {service:<9} x{n}: {r['rate']:>8,.0f} samples/s, "
-                        f"{r['cpu_us']:5.1f} us CPU/sample, lost {r['lost']}; each received "
+                        f"{r['cpu_us']:5.1f} us CPU/sample (broker {r['broker_cpu_us']:.1f}), "
+                        f"lost {r['lost']}; each received "
                         f"{got}  ({h.load()})",
                         flush=True,
                     )

@@ -329,12 +329,20 @@ def shard_args(i: int, n: int) -> list[str]:
     return ["--shard", f"{i}/{n}"] if n > 1 else []
 
 
-def drain(url: str, consumers: Sequence[Consumer], work: list[Item], poll_s: float = 0.1) -> dict:
+def drain(
+    url: str,
+    consumers: Sequence[Consumer],
+    work: list[Item],
+    poll_s: float = 0.1,
+    broker_pid: int | None = None,
+) -> dict:
     """Freeze the consumers, publish ``work`` into the broker, thaw them, and time until each
     has handled its share (every sample for the whole group when they split the stream).
-    Returns rate (samples/s), seconds, samples handled, CPU µs per sample."""
+    Returns rate (samples/s), seconds, samples handled, CPU µs per sample (of the consumers;
+    ``broker_cpu_us``: the broker's, taking the messages in and handing them out)."""
     expected = sum(n for _, _, n in work)
     start = [c.handled() for c in consumers]
+    broker0 = cpu_seconds(broker_pid) if broker_pid else float("nan")
     for c in consumers:
         c.pause()
     try:
@@ -359,7 +367,9 @@ def drain(url: str, consumers: Sequence[Consumer], work: list[Item], poll_s: flo
     t1 = now - poll_s / 2
     cpu = sum(cpu_seconds(c.pid) for c in consumers) - cpu0
     seconds = max(1e-9, t1 - t0)
+    broker_cpu = cpu_seconds(broker_pid) - broker0 if broker_pid else float("nan")
     return {
+        "broker_cpu_us": broker_cpu / max(1, got) * 1e6,
         "samples": got,
         "expected": expected,
         "lost": expected - got,
