@@ -25,6 +25,7 @@ machine's load: rates depend on free cores, CPU µs per sample much less so.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -222,6 +223,7 @@ def main() -> int:
             chain(broker.url, var, 20, args.chain_rate, args.seconds)
     finally:
         broker.stop()
+        shutil.rmtree(var, ignore_errors=True)
     print(f"\ndone; {h.load()}")
     return 0
 
