@@ -68,11 +68,11 @@ def one(n: int, seconds: float, shard: int = 0, shards: int = 1) -> dict[str, fl
     from engine.agent_files import load_rules
     from engine.agents.diagnosis import DiagnosisAgent
     from engine.agents.monitor import Monitor
+    from engine.evaluation.replay import FLEET_SIMULATOR_FROM, fleet_ticks
     from engine.plant.fleet import fleet_scenarios
-    from engine.plant.simulator import Simulator
 
     fleet = fleet_scenarios(base_scenario(seconds), n, seed=3)[shard::shards]
-    sims = [Simulator(s) for s in fleet]
+    ticks = fleet_ticks(fleet, 1.0)
     monitor = Monitor(id_prefix="bench")
     agent = DiagnosisAgent(load_rules())
     batch = getattr(monitor, "feed_batch", None)
@@ -80,10 +80,12 @@ def one(n: int, seconds: float, shard: int = 0, shards: int = 1) -> dict[str, fl
     t_sim = t_mon = t_diag = 0.0
     alerts = reports = samples = 0
     w0, c0 = time.perf_counter(), time.process_time()
-    while not sims[0].done:
+    while True:
         a = time.process_time()
-        tick = [s.step() for s in sims]
+        tick = next(ticks, None)
         b = time.process_time()
+        if tick is None:
+            break
         out = batch(tick) if batch else [x for t in tick for x in monitor.feed(t)]  # type: ignore[arg-type]
         c = time.process_time()
         for t in tick:
@@ -114,6 +116,7 @@ def one(n: int, seconds: float, shard: int = 0, shards: int = 1) -> dict[str, fl
         "alerts": alerts,
         "reports": reports,
         "monitor_path": "feed_batch (vectorised)" if batch is not None else "feed per sample",
+        "simulator": "FleetSimulator" if len(fleet) >= FLEET_SIMULATOR_FROM else "Simulator",
     }
 
 
@@ -183,7 +186,10 @@ def part_replay(
             flush=True,
         )
     big = max(rows, key=lambda r: int(r["n"]))
-    print(f"monitor path: {big['monitor_path']}; {procs} process(es) per fleet")
+    print(
+        f"monitor path: {big['monitor_path']}; simulator at N={big['n']}: {big['simulator']};"
+        f" {procs} process(es) per fleet"
+    )
     if int(big["n"]) >= 1000:
         x, mb = float(big["x_real_time"]), float(big["rss_peak_mb"])
         print(

@@ -247,6 +247,11 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
 
         redraw_ms.clear()
         redraw_cpu_ms.clear()
+        if args.trace_memory:
+            import tracemalloc
+
+            tracemalloc.start(8)
+            before_trace = tracemalloc.take_snapshot()
         received0 = sum(feed.counts().values())
         redraws0 = app.redraws
         cpu0 = time.process_time()
@@ -268,6 +273,10 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         rss_end = rss_kib()
         mem_t.add(elapsed)
         mem_kib.add(rss_end)
+        if args.trace_memory:
+            after_trace = tracemalloc.take_snapshot()
+            tracemalloc.stop()
+            growth_sites = after_trace.compare_to(before_trace, "traceback")[:8]
         kept_assets = len(feed.live_assets())
         per_asset = feed.memory_per_asset()
         kept_alerts = len(feed.alerts())
@@ -314,6 +323,16 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
     print(
         "  RSS over time       " + "  ".join(f"{times[i]:.0f}s:{kib[i] / 1024:.1f}" for i in shown)
     )
+    if args.trace_memory:
+        print("  allocations that grew during the window (tracemalloc, top 8):")
+        for stat in growth_sites:
+            frames = list(stat.traceback)  # oldest first
+            here = frames[-1]
+            ours = next((f for f in reversed(frames) if str(ROOT) in f.filename), None)
+            where = f"{Path(here.filename).name}:{here.lineno}"
+            if ours is not None and ours is not here:
+                where += f" (from {Path(ours.filename).name}:{ours.lineno})"
+            print(f"    {stat.size_diff / 1024:+8.1f} KiB  {stat.count_diff:+6d} blocks  {where}")
     half = [i for i, t in enumerate(times) if t >= elapsed / 2]
     slope, stderr = growth([times[i] for i in half], [kib[i] for i in half])
     flat = abs(slope) <= max(2 * stderr, FLAT_MIB_PER_MIN)
@@ -345,6 +364,11 @@ def main() -> int:
     parser.add_argument("--broker", default="embedded", help="broker URL, or 'embedded' (default)")
     parser.add_argument(
         "--screen", choices=("plant", "fleet", "trend"), default="plant", help="screen shown"
+    )
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="also list the allocation sites that grew in the window (tracemalloc: slower)",
     )
     parser.add_argument(
         "--suite",

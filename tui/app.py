@@ -25,7 +25,6 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
 from engine.bus.routing import ALL_TELEMETRY
-from engine.operator import operator_name
 from tui.alarms import AlarmBook
 from tui.api import ApiError, ControlRoomApi
 from tui.feed import PlantFeed
@@ -85,7 +84,9 @@ class ControlRoomApp(App[None]):
         self.settings = settings or UiSettings(connect=False)
         self.feed = feed or PlantFeed()
         self.clock = clock
-        self.operator = self.settings.operator or operator_name()
+        self.operator: str | None = None
+        """Whom the review service recognises on this connection (``GET /whoami``): the name
+        its audit trail records for what this TUI does."""
         self.api = ControlRoomApi(dict(self.settings.service_urls))
         self.health = HealthState()
         self.scenario_status: dict[str, Any] | None = None
@@ -114,9 +115,12 @@ class ControlRoomApp(App[None]):
         if not self.settings.connect:
             return
         self.connect_bus()
-        self.fetch_tickets()
         self.poll_status()
         self.set_interval(STATUS_POLL_S, self.poll_status)
+        if not self.has_review:
+            return  # no review service named: nothing to poll
+        self.fetch_whoami()
+        self.fetch_tickets()
         self.set_interval(TICKET_REFETCH_S, self.fetch_tickets)
         self.set_interval(TICKET_HINT_S, self.fetch_hinted_tickets)
         self.poll_alarms()
@@ -184,6 +188,8 @@ class ControlRoomApp(App[None]):
     @work(group="tickets", exclusive=True)
     async def fetch_tickets(self) -> int | None:
         """Every ticket from the store; returns how many (None if the review API failed)."""
+        if not self.has_review:
+            return None
         mark = self.feed.ticket_mark()
         try:
             tickets = await self.api.tickets()
@@ -193,6 +199,21 @@ class ControlRoomApp(App[None]):
         complete = len(tickets) < TICKET_FETCH_LIMIT
         self.feed.put_tickets(tickets, complete_since=mark if complete else None)
         return len(tickets)
+
+    @work(group="whoami", exclusive=True)
+    async def fetch_whoami(self) -> None:
+        try:
+            self.operator = (await self.api.review.whoami()).operator
+        except ApiError as exc:
+            self.log.warning(f"whoami failed: {exc.detail}")
+            return
+        self.update_health()
+
+    @property
+    def has_review(self) -> bool:
+        """A review service is configured (``service_urls``): never fall back to a default
+        address, where another stack's service may listen."""
+        return "review" in self.api.urls
 
     @work(group="ticket-hints", exclusive=True)
     async def fetch_hinted_tickets(self) -> None:
@@ -280,6 +301,7 @@ class ControlRoomApp(App[None]):
             services=services if services is not None else self.health.services,
             own_dead_letters=own_dead,
             rate=self._rate.update(now, sum(counts.values())),
+            operator=self.operator or "",
             telemetry_rate=self._telemetry_rate.update(now, counts["telemetry"]),
         )
 

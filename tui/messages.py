@@ -9,11 +9,12 @@ from textual.message import Message
 
 
 class FactoryStepLogged(Message):
-    """The factory pipeline finished one step (one log line)."""
+    """The factory pipeline finished one step: ``event`` is its ``engine.factory.StepEvent``
+    (typed fields; ``event.line()`` is the log line)."""
 
-    def __init__(self, line: str, run: int) -> None:
+    def __init__(self, event: Any, run: int) -> None:
         super().__init__()
-        self.line = line
+        self.event = event
         self.run = run
 
 

@@ -16,8 +16,6 @@ class UiSettings:
     a free port), falling back to mqtt://127.0.0.1:1883."""
     service_urls: Mapping[str, str] = field(default_factory=dict)
     """Service name -> base URL. Empty: the app draws only what it is fed (tests, snapshots)."""
-    operator: str = ""
-    """Recorded as ``who`` on every review action; defaults to ``operator_name()``."""
     llm: str = "auto"
     """Factory screen: ``auto`` (Claude if ANTHROPIC_API_KEY is set), ``off`` or ``on``."""
     factory: str | None = None

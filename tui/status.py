@@ -37,6 +37,8 @@ class HealthState:
     rate: float = 0.0
     """Bus messages per second the TUI receives (all kinds)."""
     telemetry_rate: float = 0.0
+    operator: str = ""
+    """Whom the review service recognises (its audit names this operator)."""
 
     @property
     def dead_letters(self) -> int:

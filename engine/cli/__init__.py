@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("live", "run one plant service (HTTP + MQTT) until Ctrl-C"),
     "up": ("live", "run the whole live plant (broker + five services) until Ctrl-C"),
     "report": ("live", "metrics report (markdown) of a live run from its JSONL logs"),
+    "broker": (
+        "live",
+        "broker credentials and ACL files (for docker compose or an external Mosquitto)",
+    ),
     "tickets": ("tickets", "list, show, approve, edit and close work orders (review API)"),
     "alarms": ("alarms", "alarms: list, acknowledge, shelve; assets out of service; KPIs"),
     "operators": ("operators", "operator tokens for remote TUIs; whoami"),

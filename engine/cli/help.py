@@ -52,6 +52,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "controlroom up --scenario chronic_wear --speed 60",
         "controlroom up --broker mqtt://broker.local:1883 --assets 10",
     ),
+    "broker": (
+        "controlroom broker init",
+        "controlroom broker init --mosquitto-dir /etc/mosquitto/controlroom --owner 1883:1883",
+        "controlroom broker acl",
+    ),
     "report": (
         "controlroom report --logs var/logs",
         "controlroom report --logs var/logs --out run-report.md",

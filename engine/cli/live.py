@@ -97,8 +97,7 @@ def _register_broker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="broker credentials and ACL files (for docker compose or an external Mosquitto)",
         description="Generate the per-service broker credentials (var/broker/credentials.json, "
         "mode 0600) if missing, and write Mosquitto's password_file and acl_file from them and "
-        "from the ACL table in engine/bus/acl.py. Example: controlroom broker init "
-        "--mosquitto-dir /etc/mosquitto/controlroom",
+        "from the ACL table in engine/bus/acl.py.",
     )
     p.add_argument("action", choices=("init", "acl"), help="init: write files; acl: print the ACL")
     p.add_argument(

@@ -98,10 +98,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "detect",
         help="run the monitor over a historian CSV export and write anomaly flags",
         description="Stream a CSV (one row per sample, a time column, numeric signal columns) "
-        "through the same monitor, causally (a decision at row t uses rows <= t only). "
+        "through the same monitor, causally (a decision at row t uses rows <= t only): it "
+        "learns the file's normal from its first --warmup rows (each signal against the "
+        "others) and flags the rows where an anomaly episode is open. Only numeric columns are "
+        "signals; columns named like labels (anomaly, label, changepoint, ...) are never used. "
         "Malformed rows (wrong column count, unreadable time) are skipped and counted, with "
         "their line numbers on stderr; a non-numeric cell counts as a missing sample of that "
-        "signal for that row.",
+        "signal for that row. Prints the columns used and ignored, then one line: rows, "
+        "signals, episodes, flagged %.",
     )
     p.add_argument("csv", type=Path, metavar="FILE.csv")
     p.add_argument("--sep", default=None, help="field separator (default: sniffed, ',' or ';')")
@@ -118,7 +122,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=None,
         metavar="ROWS",
-        help="rows used to learn the baseline (default 600)",
+        help="rows used to learn the file's normal (default 600); nothing is flagged before",
     )
     p.add_argument("--asset", default="csv", help="asset id for the alerts (default 'csv')")
     p.add_argument(

@@ -10,11 +10,19 @@ Historian exports are messy, so the reader is tolerant where it is safe and loud
   cost the day; the flags file simply has no row for it;
 - a non-numeric cell ("", "Bad", "I/O Timeout", "nan") is a missing sample of that signal: the
   monitor holds the signal's last value and does not count it as "stuck";
-- a column that is mostly non-numeric (a state or label column not named with ``--ignore-col``)
-  is dropped with a warning.
+- a column that is mostly non-numeric (a state or text column) is dropped with a warning;
+- a column *named* like a label or a ground truth (``anomaly``, ``label``, ``changepoint``,
+  ``is_anomaly``, ``target``, ``class``, ``fault``, ``outlier``, ``attack``, ...) is never used as
+  a signal, numeric or not: a detector that reads the answer is not a detector;
+- a cell past any plausible magnitude (|v| > 1e12, or a pump instrument's declared range when
+  the column has that instrument's name) is a missing sample, counted.
 
-Column names become signal names (characters outside ``A-Za-z0-9_.-`` replaced by ``_``). The
-decision at row t uses rows ≤ t only: flags are written as each row is fed.
+Every row is one sample of the monitor's *generic* path (each signal regressed on the others,
+thresholds calibrated on the warm-up's own scores: ``engine.agents.monitor``); ``--warmup`` is
+in rows. Column names become signal names (characters outside ``A-Za-z0-9_.-`` replaced by
+``_``). The decision at row t uses rows ≤ t only: flags are written as each row is fed. The
+summary names the columns used and ignored and ends with one line: rows, signals, episodes,
+flagged %.
 """
 
 from __future__ import annotations
@@ -28,9 +36,33 @@ from itertools import pairwise
 from pathlib import Path
 
 from engine.agents.monitor import Monitor, MonitorConfig
-from engine.schemas import Envelope, Telemetry
+from engine.plant.signals import PLAUSIBLE
+from engine.schemas import MAX_ABS_VALUE, Envelope, Telemetry
 
 DEFAULT_WARMUP_ROWS = 600
+LABEL_NAMES = frozenset(
+    {
+        "anomaly",
+        "anomalies",
+        "isanomaly",
+        "anomalylabel",
+        "label",
+        "labels",
+        "changepoint",
+        "changepoints",
+        "target",
+        "class",
+        "fault",
+        "faults",
+        "groundtruth",
+        "truth",
+        "outlier",
+        "outliers",
+        "attack",
+        "y",
+    }
+)
+"""Column names (lower case, letters and digits only) that hold answers, not measurements."""
 _PROBE_ROWS = 200
 _TIME_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%Y/%m/%d %H:%M:%S")
 
@@ -86,6 +118,11 @@ def _number(text: str, decimal_comma: bool) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def is_label(column: str) -> bool:
+    """A column named like a label or ground truth (``anomaly``, ``is_anomaly``, ``Label``...)."""
+    return re.sub(r"[^a-z0-9]", "", column.lower()) in LABEL_NAMES
+
+
 def _sniff(header_line: str) -> str:
     counts = {sep: header_line.count(sep) for sep in (";", ",", "\t")}
     sep = max(counts, key=counts.__getitem__)
@@ -105,7 +142,8 @@ def detect_csv(
     config: MonitorConfig | None = None,
     warn: Callable[[str], None] = lambda m: None,
 ) -> str:
-    """Run the monitor over the CSV; returns a one-paragraph summary."""
+    """Run the monitor over the CSV; returns the summary (columns used and ignored, then one
+    line: rows, signals, episodes, flagged %)."""
     try:
         fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115
     except OSError as exc:
@@ -139,6 +177,11 @@ def detect_csv(
                 )
         t_idx = header.index(tcol)
         skip = {t_idx} | {header.index(c) for c in ignore_cols or []}
+        ignored = {header.index(c): "--ignore-col" for c in ignore_cols or []}
+        for i, h in enumerate(header):
+            if i != t_idx and i not in ignored and is_label(h):
+                ignored[i] = "label"
+                skip.add(i)
         rows = _rows(fh, sep)
         return _run(
             path,
@@ -153,6 +196,7 @@ def detect_csv(
             asset,
             config,
             warn,
+            ignored,
         )
 
 
@@ -178,6 +222,7 @@ def _run(
     asset: str,
     config: MonitorConfig | None,
     warn: Callable[[str], None],
+    ignored: dict[int, str],
 ) -> str:
     # Probe the first rows: which columns are numeric, and the sample period.
     probe: list[tuple[int, list[str]]] = []
@@ -195,6 +240,7 @@ def _run(
         if vals and ok >= 0.5 * len(vals):
             numeric.append(i)
         else:
+            ignored[i] = "not numeric"
             warn(
                 f"column {header[i]!r} is not numeric in the first rows: ignored "
                 "(name it with --ignore-col to silence this)"
@@ -208,14 +254,23 @@ def _run(
     ]
     steps = sorted(b - a for a, b in pairwise(times) if b > a)
     dt = steps[len(steps) // 2] if steps else 1.0
-    cfg = (config or MonitorConfig()).with_(warmup_s=warmup_rows * dt)
-    monitor = Monitor(cfg, id_prefix="csv")
+    cfg = (config or MonitorConfig()).with_(warmup_n=warmup_rows)
+    monitor = Monitor(cfg, id_prefix=f"csv|{path.name}")
 
     def all_rows() -> Iterator[tuple[int, list[str]]]:
         yield from probe
         yield from rows
 
-    stats = {"rows": 0, "fed": 0, "skipped": 0, "missing": 0, "flagged": 0, "alerts": 0}
+    stats = {
+        "rows": 0,
+        "fed": 0,
+        "skipped": 0,
+        "missing": 0,
+        "implausible": 0,
+        "flagged": 0,
+        "alerts": 0,
+    }
+    bounds = {i: PLAUSIBLE.get(names[i], (-MAX_ABS_VALUE, MAX_ABS_VALUE)) for i in numeric}
     bad_lines: list[str] = []
     active: set[str] = set()
     t0: float | None = None
@@ -250,21 +305,28 @@ def _run(
                     v = _number(row[i], decimal_comma)
                     if v is None:
                         stats["missing"] += 1
+                    elif not bounds[i][0] <= v <= bounds[i][1]:
+                        stats["implausible"] += 1
                     else:
                         signals[names[i]] = v
                 if signals:
-                    msg = Telemetry(
+                    # Valid by construction (names, bounds): no per-row validation cost.
+                    msg = Telemetry.model_construct(
                         msg_id=f"{asset}-{line}",
                         asset=asset,
                         seq=stats["fed"],
                         ts=t - t0,
                         signals=signals,
+                        scenario=None,
+                        truth=None,
+                        wall_time=None,
                     )
                     stats["fed"] += 1
                     for alert in monitor.feed(msg):
                         if alert.status == "active":
+                            if alert.revision == 0:
+                                stats["alerts"] += 1
                             active.add(alert.alert_id)
-                            stats["alerts"] += 1
                         else:
                             active.discard(alert.alert_id)
                         if alerts_fh:
@@ -279,13 +341,25 @@ def _run(
         warn(f"{stats['skipped'] - 10} more malformed rows skipped")
     if stats["fed"] == 0:
         raise CsvError(f"{path}: no usable rows ({stats['skipped']} malformed)")
+    used = ", ".join(names[i] for i in numeric)
+    skipped = ", ".join(f"{header[i]} ({why})" for i, why in sorted(ignored.items())) or "none"
+    rows_n = stats["rows"]
+    flagged_pct = 100.0 * stats["flagged"] / rows_n if rows_n else 0.0
+    notes = []
+    if stats["skipped"]:
+        notes.append(f"{stats['skipped']} malformed rows skipped")
+    if stats["missing"]:
+        notes.append(f"{stats['missing']} missing cells held")
+    if stats["implausible"]:
+        notes.append(f"{stats['implausible']} implausible cells dropped")
+    if (n_rej := sum(monitor.counters[k] for k in ("value", "late", "duplicate"))) > 0:
+        notes.append(f"{n_rej} samples or values the monitor did not use")
     return (
-        f"{path}: {stats['rows']} rows, {stats['fed']} fed to the monitor "
-        f"({len(numeric)} signals: {', '.join(list(names.values())[:8])}"
-        f"{', …' if len(names) > 8 else ''}), sample period {dt:g} s, baseline "
-        f"{warmup_rows} rows; {stats['skipped']} malformed rows skipped, {stats['missing']} "
-        f"missing cells held; {stats['alerts']} alert episodes, {stats['flagged']} rows flagged "
-        f"-> {flags_path}"
+        f"{path}: signals used: {used}; ignored: {skipped}; time column {header[t_idx]!r}, "
+        f"sample period {dt:g} s, warm-up {warmup_rows} rows"
+        + (f"; {', '.join(notes)}" if notes else "")
+        + f"\n{path.name}: {rows_n} rows, {len(numeric)} signals, {stats['alerts']} episodes, "
+        f"{flagged_pct:.1f} % flagged -> {flags_path}"
     )
 
 

@@ -14,6 +14,10 @@ briefing      BriefingContext                section fields (briefing.draft_from
 The Claude versions send the factory's real ids as JSON-schema enums (structured outputs), put
 the planner's text inside a delimited block that the system prompt declares to be data, and
 never see or touch the simulator: they get its results as facts.
+
+Why one module of ~510 lines: each agent's offline and Claude implementations, its reply model
+and schema and its prompt sit together, so a change to one agent's contract is made in one
+place.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ The offline reader genuinely reads the text, and only ever emits ids of the fact
 Contradictions (a job both protected and allowed to slip, "rush" and "no rush") cancel out and
 are reported as notes. References that look like ids of this factory but are not
 ("protect J9") are ignored and reported by :func:`reference_notes`.
+
+Why one module of ~510 lines: the cue vocabulary (the long lists at the top) is data the reader
+needs beside it; the times and machine events live in ``note_events``.
 """
 
 from __future__ import annotations
@@ -315,7 +318,9 @@ def read_text(text: str, factory: FactoryConfig) -> Reading:
                 nearest = _nearest(mention, trouble)
                 if nearest is not None and not nearest.negated:
                     _add(reading.watch, mention.id)
-                event = machine_event(segment, factory.time_horizon)
+                event = machine_event(
+                    _clause(text, mention, in_seg, seg_start, seg_end), factory.time_horizon
+                )
                 if event is not None and all(mid != mention.id for mid, _ in reading.events):
                     reading.events.append((mention.id, event))
                 continue
@@ -344,6 +349,30 @@ def read_text(text: str, factory: FactoryConfig) -> Reading:
         elif marks == {"slip"} and job_id not in reading.rush_jobs:
             reading.flexible.append(job_id)
     return reading
+
+
+_JOINER = re.compile(r"\band\b|\bwhile\b|\bthen\b|[,;]", re.IGNORECASE)
+
+
+def _clause(
+    text: str, mention: Mention, in_seg: list[Mention], seg_start: int, seg_end: int
+) -> str:
+    """The part of a segment about one machine: "M1 down until 6 and M2 needs maintenance
+    12-15" gives M1 "M1 down until 6" and M2 "and M2 needs maintenance 12-15". Split between
+    two machine mentions at the last "and" / comma between them (else right after the first)."""
+    machines = sorted((m for m in in_seg if m.kind == "machine"), key=lambda m: m.start)
+    i = machines.index(mention)
+    lo, hi = seg_start, seg_end
+    if i > 0:
+        lo = _split(text, machines[i - 1].end, mention.start)
+    if i + 1 < len(machines):
+        hi = _split(text, mention.end, machines[i + 1].start)
+    return text[lo:hi]
+
+
+def _split(text: str, after: int, before: int) -> int:
+    joins = list(_JOINER.finditer(text, after, before))
+    return joins[-1].start() if joins else after
 
 
 def _job_mark(cue: Cue) -> str | None:

@@ -13,6 +13,10 @@ there with ``pipeline_completed=False`` rather than brief on it.
 
 Every step emits a typed :class:`StepEvent` as it completes (``on_event``); the spec's log line
 is rendered from it (``on_log`` gets the line), and the TUI shows the event's fields.
+
+Why one module of ~540 lines: it is the spec's explicit orchestrator; its six steps and the one
+fallback chain they share read top to bottom in one place, which is the point of not using a
+framework.
 """
 
 from __future__ import annotations
@@ -173,11 +177,14 @@ class _Run:
                 }
             )
         state = state.evolve(events=(*state.events, event))
-        for callback, value in ((self.on_event, event), (self.on_log, None)):
-            if callback is None:
-                continue
+        deliveries: list[Callable[[], None]] = []
+        if self.on_event is not None:
+            deliveries.append(partial(self.on_event, event))
+        if self.on_log is not None:
+            deliveries.append(partial(self.on_log, event.line()))
+        for deliver in deliveries:
             try:
-                callback(value if value is not None else event.line())  # type: ignore[arg-type]
+                deliver()
             except Exception as exc:  # the caller's display must not break the pipeline
                 state = state.evolve(
                     pipeline_errors=(*state.pipeline_errors, f"log callback failed: {exc!r}")

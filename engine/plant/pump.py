@@ -107,7 +107,7 @@ class PumpDesign:
     def k_valve_open(self) -> float:
         """Valve resistance fully open, bar per (m³/h)²."""
         f = self.valve_rangeability ** (self.valve_ref_open - 1.0)
-        return self.valve_loss_bar / self.rated_flow_m3h**2 * f * f
+        return float(self.valve_loss_bar / self.rated_flow_m3h**2 * f * f)
 
     @cached_property
     def rated_shaft_kw(self) -> float:
@@ -130,7 +130,8 @@ class PumpDesign:
     @cached_property
     def clog_reference(self) -> float:
         """Total loop resistance seen by the flow at the reference point (for clog severity)."""
-        return self.k_suction + BAR_PER_M * self.a + self.k_line + self.k_valve(self.valve_ref_open)
+        k_valve = float(self.k_valve(self.valve_ref_open))
+        return self.k_suction + BAR_PER_M * self.a + self.k_line + k_valve
 
     # ---------------------------------------------------------------- physics
 
@@ -188,7 +189,7 @@ class PumpDesign:
         if shaft <= 1e-9 or q <= 0.0:
             return 0.0
         hyd = 1000.0 * 9.80665 * (q / 3600.0) * self.head_m(q, n) / 1000.0
-        return max(0.0, hyd / shaft)
+        return max(0.0, float(hyd / shaft))
 
     def valve_for_flow(self, flow: float, n: float, p_tank: float, p_dest: float) -> float:
         """Valve opening (0..1) giving ``flow`` at speed n on the design curves (what an operator
@@ -201,6 +202,31 @@ class PumpDesign:
             return 1.0
         f = math.sqrt(self.k_valve_open / kv)
         return min(1.0, max(0.1, 1.0 + math.log(f) / math.log(self.valve_rangeability)))
+
+    # ---------------------------------------------------------------- other datasheets
+
+    def scaled(
+        self,
+        *,
+        head: float = 1.0,
+        flow: float = 1.0,
+        efficiency: float = 1.0,
+        thermal_tau: float = 1.0,
+        bearing_rise: float = 1.0,
+    ) -> PumpDesign:
+        """Another pump model in the same loop: its curve's head (shut-off and rated) and rated
+        flow, its best efficiency and its bearing's thermal time constant and temperature rise
+        multiplied by these factors. The loop's losses stay the losses of the same pipework at
+        the pump's rated flow (the plant was laid out for the pump it has)."""
+        return replace(
+            self,
+            rated_head_m=self.rated_head_m * head,
+            shutoff_head_m=self.shutoff_head_m * head,
+            rated_flow_m3h=self.rated_flow_m3h * flow,
+            bep_efficiency=min(0.92, self.bep_efficiency * efficiency),
+            thermal_tau_s=self.thermal_tau_s * thermal_tau,
+            bearing_rise_c=self.bearing_rise_c * bearing_rise,
+        )
 
     # ---------------------------------------------------------------- unit-to-unit spread
 

@@ -123,6 +123,21 @@ class InitialState(_Model):
     valve_pct: float = Field(default=80.0, ge=5.0, le=100.0)
 
 
+Factor = Annotated[float, Field(ge=0.5, le=1.5)]
+
+
+class Datasheet(_Model):
+    """Another pump model than the nominal one (``PumpDesign.scaled``): multipliers on its
+    head, rated flow, best efficiency, bearing thermal time constant and bearing rise. The
+    monitor is not told; it must learn the pump from its warm-up."""
+
+    head: Factor = 1.0
+    flow: Factor = 1.0
+    efficiency: Factor = 1.0
+    thermal_tau: Factor = 1.0
+    bearing_rise: Factor = 1.0
+
+
 class Scenario(_Model):
     name: Name = "unnamed"
     description: str = Field(default="", max_length=2000)
@@ -131,6 +146,8 @@ class Scenario(_Model):
     seed: int = Field(default=0, ge=0)
     """Seed used when the caller gives none."""
     ambient_c: float = Field(default=25.0, ge=-20.0, le=50.0)
+    datasheet: Datasheet | None = None
+    """The pump model, when it is not the nominal datasheet (perturbed-pump suites)."""
     initial: InitialState = Field(default_factory=InitialState)
     manoeuvres: list[Manoeuvre] = Field(default_factory=list, max_length=10_000)
     faults: list[FaultSpec] = Field(default_factory=list, max_length=100)

@@ -160,7 +160,10 @@ class Simulator:
 
         root = np.random.SeedSequence([self.seed, 0x70756D70])  # "pump"
         unit_seq, noise_seq = root.spawn(2)
-        self.unit: PumpDesign = DESIGN.perturbed(np.random.default_rng(unit_seq))
+        sheet = scenario.datasheet
+        self.datasheet = DESIGN.scaled(**sheet.model_dump()) if sheet is not None else DESIGN
+        """The pump model's datasheet (what the operator's documents say)."""
+        self.unit: PumpDesign = self.datasheet.perturbed(np.random.default_rng(unit_seq))
         self._rng = np.random.default_rng(noise_seq)
         self._block: list[list[float]] = []
         self._row = _BLOCK
@@ -353,7 +356,7 @@ class Simulator:
                 assert m.flow_m3h is not None
                 # The operator sets the valve for the new demand from the datasheet curves (the
                 # real unit then lands a few per cent off, as in life).
-                x = DESIGN.valve_for_flow(
+                x = self.datasheet.valve_for_flow(
                     m.flow_m3h,
                     self._speed_sp.at(t),
                     DESIGN.tank_pressure_bar,

@@ -20,15 +20,20 @@ Choices a reader should know (they shape what the figures mean):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from engine.plant.pump import DESIGN
-from engine.plant.scenario import FaultSpec, Manoeuvre, Scenario
+from engine.plant.pump import DESIGN, PumpDesign
+from engine.plant.scenario import Datasheet, FaultSpec, InitialState, Manoeuvre, Scenario
 from engine.plant.signals import SENSORS
 from engine.schemas import FAULTS
 
 NORMAL_SHARE = 0.2
 OVERLAP_SHARE = 0.15
+DATASHEET_SPREAD = 0.15
+"""Perturbed-pump suites: head, rated flow, efficiency and the bearing's thermal time constant
+and rise each drawn within ±15 % of the nominal datasheet (another pump model per scenario)."""
 
 
 def _r(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -66,7 +71,7 @@ def _fault(rng: np.random.Generator, kind: str, onset: float, duration: float) -
         sensor = str(rng.choice(SENSORS))
         ramp, sev, dur = 0.0, _r(rng, 0.3, 1.0), _r(rng, 180, 1200)
     return FaultSpec(
-        type=kind,  # type: ignore[arg-type]
+        type=kind,
         onset_s=round(onset),
         ramp_s=round(max(0.0, ramp)),
         severity=round(sev, 3),
@@ -76,7 +81,7 @@ def _fault(rng: np.random.Generator, kind: str, onset: float, duration: float) -
 
 
 def _manoeuvres(
-    rng: np.random.Generator, duration: float, faults: list[FaultSpec]
+    rng: np.random.Generator, duration: float, faults: list[FaultSpec], flow_scale: float = 1.0
 ) -> list[Manoeuvre]:
     out: list[Manoeuvre] = []
     t = _r(rng, 720, 2700)
@@ -99,7 +104,10 @@ def _manoeuvres(
         elif roll < 0.9:
             out.append(
                 Manoeuvre(
-                    at_s=round(t), kind="demand", flow_m3h=round(_r(rng, 50, 110)), ramp_s=ramp
+                    at_s=round(t),
+                    kind="demand",
+                    flow_m3h=round(_r(rng, 50, 110) * flow_scale),
+                    ramp_s=ramp,
                 )
             )
         else:
@@ -128,7 +136,9 @@ def _unstick_move(rng: np.random.Generator, fault: FaultSpec, valve_now: float) 
     )
 
 
-def _valve_at(initial: dict, moves: list[Manoeuvre], t: float) -> float:
+def _valve_at(
+    initial: dict[str, Any], moves: list[Manoeuvre], t: float, sheet: PumpDesign = DESIGN
+) -> float:
     """The valve command at time t, following the same rules as the simulator."""
     valve, speed = initial["valve_pct"], initial["speed_pct"]
     for m in sorted(moves, key=lambda m: m.at_s):
@@ -139,17 +149,28 @@ def _valve_at(initial: dict, moves: list[Manoeuvre], t: float) -> float:
         elif m.kind == "speed" and m.target_pct is not None:
             speed = m.target_pct
         elif m.kind == "demand" and m.flow_m3h is not None:
-            valve = 100.0 * DESIGN.valve_for_flow(
+            valve = 100.0 * sheet.valve_for_flow(
                 m.flow_m3h, speed / 100.0, DESIGN.tank_pressure_bar, DESIGN.dest_pressure_bar
             )
-    return valve
+    return float(valve)
 
 
-def generate_suite(n: int, seed: int) -> list[Scenario]:
-    """``n`` random scenarios, deterministic in (n, seed)."""
+def _datasheet(rng: np.random.Generator) -> Datasheet:
+    def f() -> float:
+        return round(1.0 + DATASHEET_SPREAD * float(rng.uniform(-1.0, 1.0)), 3)
+
+    return Datasheet(head=f(), flow=f(), efficiency=f(), thermal_tau=f(), bearing_rise=f())
+
+
+def generate_suite(n: int, seed: int, *, perturbed: bool = False) -> list[Scenario]:
+    """``n`` random scenarios, deterministic in (n, seed, perturbed). ``perturbed``: each
+    scenario runs another pump model (``DATASHEET_SPREAD``); the scenarios are otherwise the
+    ones of the nominal suite with the same seed (own generator for the datasheets), with the
+    demand changes scaled to the pump's rated flow."""
     if n < 1:
         raise ValueError("a suite needs at least one scenario")
     rng = np.random.default_rng([seed, 0x5517E])
+    sheets = np.random.default_rng([seed, 0xDA7A5EE7]) if perturbed else None
     n_normal = round(n * NORMAL_SHARE)
     kinds: list[str | None] = [None] * n_normal
     kinds += [FAULTS[i % len(FAULTS)] for i in range(n - n_normal)]
@@ -172,20 +193,25 @@ def generate_suite(n: int, seed: int) -> list[Scenario]:
             "speed_pct": round(_r(rng, 85, 100)),
             "valve_pct": round(_r(rng, 60, 95)),
         }
-        moves = _manoeuvres(rng, duration, faults)
+        sheet = _datasheet(sheets) if sheets is not None else None
+        design = DESIGN.scaled(**sheet.model_dump()) if sheet is not None else DESIGN
+        moves = _manoeuvres(rng, duration, faults, sheet.flow if sheet is not None else 1.0)
         for f in faults:
             if f.type == "valve_stuck":
-                moves.append(_unstick_move(rng, f, _valve_at(initial, moves, f.onset_s)))
+                valve = _valve_at(initial, moves, f.onset_s, design)
+                moves.append(_unstick_move(rng, f, valve))
         moves.sort(key=lambda m: m.at_s)
         label = "_and_".join(f.type for f in faults) or "normal"
+        tag = "p" if perturbed else ""
         suite.append(
             Scenario(
-                name=f"suite{seed}-{i:03d}-{label}"[:64],
+                name=f"suite{seed}{tag}-{i:03d}-{label}"[:64],
                 description=f"Generated (suite of {n}, seed {seed}, #{i}).",
                 duration_s=duration,
                 seed=int(rng.integers(0, 2**31 - 1)),
                 ambient_c=round(_r(rng, 15, 32), 1),
-                initial=initial,  # type: ignore[arg-type]
+                datasheet=sheet,
+                initial=InitialState(**initial),
                 manoeuvres=moves,
                 faults=faults,
             )

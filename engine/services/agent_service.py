@@ -330,7 +330,7 @@ class AgentService(Service, Generic[In, Out]):
         for r in rejections:
             self.rejected[r.kind] = self.rejected.get(r.kind, 0) + 1
             if r.kind == "new_run":
-                self.log.event("new_run", asset=r.asset, reason=r.reason, echo=True)
+                self.log.event("new_run", ids={"asset": r.asset}, reason=r.reason, echo=True)
                 continue
             sample = by_id.get((r.asset, r.msg_id))
             payload = (

@@ -1,5 +1,12 @@
 """agent-monitor: telemetry in, alert episodes out (the pure ``engine.agents.monitor.Monitor``
-on the bus). Thresholds live in ``MonitorConfig``; feedback tuning is applied while running."""
+on the bus). Thresholds live in ``MonitorConfig``; feedback tuning is applied while running.
+
+Telemetry arrives in bursts (``AgentService.on_telemetry``): everything the bus client has
+queued goes to ``Monitor.feed_batch`` in one call. What the monitor did not use is not lost: after
+each burst the service drains the monitor's rejections — duplicate and late samples, values past
+what the asset's stream can produce, assets past the cap — dead-letters them (topic, reason, the
+message) and counts them by kind in ``/health``; a new run of an asset is logged (its open alerts
+clear with ``new_run``)."""
 
 from __future__ import annotations
 
@@ -26,7 +33,13 @@ class MonitorService(AgentService[Telemetry, AlertEvent]):
         self._rate = 0.0
 
     def output_ids(self, out: AlertEvent) -> dict[str, object]:
-        return {"alert_id": out.alert_id, "asset": out.asset, "status": out.status}
+        return {
+            "alert_id": out.alert_id,
+            "asset": out.asset,
+            "status": out.status,
+            "revision": out.revision,
+            "severity": out.severity,
+        }
 
     def health_extras(self) -> dict[str, object]:
         now = time.monotonic()

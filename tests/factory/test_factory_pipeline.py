@@ -293,3 +293,89 @@ def test_cli_brief_reads_stdin_and_is_identical_across_processes(tmp_path) -> No
     assert "rush=ORD-103, protect=ORD-100, watch=PRESS" in first.stderr
     chart = first.stdout.split("```text")[1]
     assert max(len(line) for line in chart.splitlines()) <= 100
+
+
+# -- the planner's words decide the day --------------------------------------------------------
+
+NOTES = {
+    "": ["Baseline", "Rush J2", "M2 slowdown"],
+    "What does today look like?": ["Baseline", "Rush J2", "M2 slowdown"],
+    SPEC_TEXT: ["Baseline", "Rush J2", "M2 slowdown"],
+    "Normal production day, no rush orders": ["Baseline", "M2 slowdown"],
+    "M2 is down for maintenance until 10:00": ["Baseline", "M2 down 0-10h"],
+    "Maintenance on M3 14:00-16:00": ["Baseline", "M3 maintenance 14-16h"],
+    "The drill is offline from 2pm to 5pm": ["Baseline", "M2 down 14-17h"],
+    "M1 is broken all morning; protect J1": ["Baseline", "M1 down 0-12h"],
+    "Rush J3 arriving at 3, due by 12": ["Baseline", "Rush J3", "M2 slowdown"],
+    "M3 is typically the bottleneck": ["Baseline", "Rush J2", "M3 slowdown"],
+    "Rush J1; M3 is running slow this afternoon": ["Baseline", "M3 slowdown", "Rush J1"],
+    "Protect J2 at all costs": ["Baseline", "Rush J3", "M2 slowdown"],
+    "M1 down until 6 and M2 needs maintenance 12-15": [
+        "Baseline",
+        "M1 down 0-6h",
+        "M2 maintenance 12-15h",
+    ],
+}
+
+
+@pytest.mark.parametrize("text", list(NOTES), ids=[t[:30] or "empty" for t in NOTES])
+def test_the_note_decides_the_scenarios(text, toy) -> None:
+    state = run_pipeline(text, "toy_day", DATE, llm="off")
+    assert state.pipeline_completed and state.pipeline_errors == ()
+    assert state.labels == NOTES[text]
+    md = state.briefing_markdown
+    assert 500 <= word_count(md) <= 800, word_count(md)  # the spec's length, for every note
+    assert validate_markdown(md) == [] and unknown_ids(md, toy) == set()
+    for spec in state.scenarios[1:]:
+        line = next(x for x in md.splitlines() if x.startswith(f"- **{spec.label}**"))
+        said = "From your note." in line
+        assert said == (spec.origin == "note"), line  # a test is never passed off as a fact
+
+
+def test_different_notes_give_different_days() -> None:
+    days = {tuple(labels) for labels in NOTES.values()}
+    assert len(days) >= 9  # a dozen notes, not one set of futures for all
+
+
+def test_an_outage_in_the_note_keeps_the_machine_empty(toy) -> None:
+    state = run_pipeline("M2 is down for maintenance until 10:00", "toy_day", DATE, llm="off")
+    spec = state.scenarios[1]
+    assert spec.type.value == "MACHINE_DOWN" and not spec.down.planned  # under way: a fact
+    result = state.sim_results[spec.label]
+    assert all(a.start_time >= 10 for a in result.machine_allocations["M2"])
+    # Nothing is offered to "move" an outage; the glance answers with it.
+    assert not any(w.kind == "move_window" for w in state.what_ifs)
+    assert "With the M2 outage 0-10h from your note:" in state.briefing_markdown
+
+
+def test_planned_maintenance_is_a_choice_the_briefing_offers(toy) -> None:
+    state = run_pipeline("Maintenance on M2 from 4 to 10", "toy_day", DATE, llm="off")
+    assert state.scenarios[1].down.planned
+    moves = [w for w in state.what_ifs if w.kind == "move_window"]
+    assert moves and moves[0].late_after == 0
+    assert "Its timing is your choice." in state.briefing_markdown
+
+
+def test_a_rush_never_loosens_a_due_date(toy) -> None:
+    # "due by 20" is later than J2's own 14h: the rush keeps J2's own due time, never later.
+    state = run_pipeline("Rush J2, arriving at 1, due by 20", "toy_day", DATE, llm="off")
+    rush = state.scenarios[1].rush
+    assert rush.rush_job_id == "J2" and rush.arrival_time == 1
+    assert rush.due_time <= toy.job("J2").due_time
+    for w in state.what_ifs:
+        if w.kind == "relax_rush_due":
+            assert w.params["due_time"] <= toy.job("J2").due_time
+
+
+def test_brief_json_has_the_plan(capsys) -> None:
+    from engine.factory.report import schedule_json
+
+    code, out, _ = brief(capsys, "Maintenance on M2 from 4 to 10", "--date", DATE, "--llm", "off",
+                         "--json")  # fmt: skip
+    assert code == 0
+    plan = json.loads(out)["plan"]
+    assert set(plan) >= {"label", "method", "actions", "schedule", "total_lateness", "late_jobs"}
+    assert set(plan["schedule"]) == {"makespan", "machines", "unscheduled"}
+    state = run_pipeline("Maintenance on M2 from 4 to 10", "toy_day", DATE, llm="off")
+    assert plan["schedule"] == schedule_json(state.plan.result)
+    assert plan["rules"].keys() == {"EDD list", "EDD", "ATC", "MDD", "MOD"}

@@ -195,3 +195,32 @@ def test_baseline_of_every_shipped_factory_is_sound(toy, press, two_shift) -> No
     for factory in (toy, press, two_shift):
         result = simulate(factory, BASELINE_SPEC)
         assert check_result(result, factory) == []
+
+
+@PROPERTY
+@given(factory_and_scenario(), st.randoms(use_true_random=False))
+def test_one_placement_rule_however_it_is_computed(case, rng) -> None:
+    """The flat and the blocked free-time decoders place every sequence identically, and the
+    fast metrics the levers use equal the metrics of the built result."""
+    from engine.factory.metrics import evaluate
+    from engine.factory.scheduler import planned_sequence
+    from engine.factory.shop import _decode_blocked, _decode_flat, compile_shop
+
+    factory, spec = case
+    shop = compile_shop(factory, spec)
+    sequence = planned_sequence(shop)
+    for _ in range(3):
+        a, b = _decode_flat(shop, sequence), _decode_blocked(shop, sequence)
+        assert (a.starts, a.ends, a.order) == (b.starts, b.ends, b.order)
+        rng.shuffle(sequence)
+    assert evaluate(factory, spec) == compute_metrics(simulate(factory, spec), factory)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(factories(max_jobs=6), st.sampled_from(["", "rush W0, protect W1", "R0 is down until 3"]))
+def test_the_plan_is_sound_and_never_worse_than_the_planned_day(factory, text) -> None:
+    from engine.factory.plan import find_plan
+
+    found = find_plan(factory, BASELINE_SPEC, seconds=0.05)
+    assert check_result(found.result, factory) == []
+    assert found.score <= found.baseline_score

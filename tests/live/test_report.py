@@ -48,7 +48,8 @@ def test_segments_split_replays_and_bad_lines_are_counted(tmp_path):
 
 def test_report_cli(tmp_path):
     logs = tmp_path / "logs"
-    assert _write_run(logs, "sudden_clog_and_drift", 3200) >= 1
+    n = _write_run(logs, "sudden_clog_and_drift", 3200)  # the alert and its escalations
+    assert n >= 1
     out = tmp_path / "report.md"
     env = {"PYTHONPATH": CODE_ROOT, "CONTROLROOM_VAR": str(tmp_path / "var")}
     run = [sys.executable, "-m", "engine", "report"]
@@ -57,7 +58,7 @@ def test_report_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert "| Recall (fault events detected) | 100.0 % |" in text
-    assert "telemetry published -> alert published (monitor) | 1 | 3 ms" in text
+    assert f"telemetry published -> alert published (monitor) | {n} | 3 ms" in text
     r = subprocess.run([*run, "--logs", str(tmp_path / "nope")], env=env, text=True,
                        capture_output=True)  # fmt: skip
     assert r.returncode == 2 and "not a directory" in r.stderr

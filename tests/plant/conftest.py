@@ -17,7 +17,8 @@ class Run:
         self.messages = messages
         self.telemetry = [m for m in messages if isinstance(m, Telemetry)]
         self.alerts = [m for m in messages if isinstance(m, AlertEvent)]
-        self.active = [a for a in self.alerts if a.status == "active"]
+        self.active = [a for a in self.alerts if a.status == "active" and a.revision == 0]
+        """Alerts as raised (revision 0); escalations are later revisions of the same id."""
         self.all_diagnoses = [m for m in messages if isinstance(m, DiagnosisReport)]
         self.diagnoses = [d for d in self.all_diagnoses if d.stage == "final"]
         self.provisional = [d for d in self.all_diagnoses if d.stage == "provisional"]

@@ -1,32 +1,30 @@
 """The factory key path at 80x24: type the day's plan, Enter runs the real offline pipeline in a
-worker, each step shows as it completes, then the briefing, a Gantt tab per scenario and the jobs
-at risk; a second run replaces the results; a bad factory file is a notification, not a crash."""
+worker, each step shows as it completes (a typed event), then the briefing, a Gantt tab per
+scenario and the jobs at risk; the briefing scrolls by keyboard, tabs switch with [ and ], the
+footer shows only the keys that apply, a key that cannot act says why; a second run replaces
+the results; a bad factory file is a notification, not a crash."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-import pytest
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Markdown, TabbedContent
 from tui_sample import fixed_clock, sample_feed
 from tui_screen import record_notifications, screen_text
 
+from engine.factory.results import StepEvent
 from tui.app import ControlRoomApp
 from tui.messages import FactoryFailed, FactoryFinished, FactoryStepLogged
-from tui.screens.factory import FactoryScreen
+from tui.screens.factory import NO_RESULTS, FactoryScreen
 from tui.widgets.jobs_at_risk import JobsAtRisk
+from tui.widgets.step_log import StepLog
 
 PLAN = "Rush order for J3 today; J1 may slip."
 
 
-async def until(pilot: Any, condition: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+async def results(screen: FactoryScreen) -> None:
+    """Wait for the run's results on screen: the screen signals it (no sleeping)."""
+    await screen.results_shown.wait()
 
 
 def briefing_text(screen: FactoryScreen) -> str:
@@ -36,6 +34,10 @@ def briefing_text(screen: FactoryScreen) -> str:
 def gantt_tabs(screen: FactoryScreen) -> list[str]:
     tabs = screen.query_one("#results", TabbedContent)
     return [str(pane.id) for pane in tabs.query(".gantt-pane")]
+
+
+def footer_keys(app: ControlRoomApp) -> str:
+    return screen_text(app).splitlines()[-1]
 
 
 async def test_factory_run_from_the_keyboard() -> None:
@@ -56,17 +58,20 @@ async def test_factory_run_from_the_keyboard() -> None:
         planner = screen.query_one("#planner")
         assert planner.has_focus  # the plan box takes the keys straight away
         assert "T --:--:--" not in screen_text(app)  # the plant's simulated time stays in view
+        assert "esc Leave box" in footer_keys(app) and "Next tab" not in footer_keys(app)
         planner.clear()  # type: ignore[attr-defined]
         await pilot.press(*PLAN, "enter")
-        await until(pilot, lambda: screen.rendered_run == 1, "the first run's results")
+        await results(screen)
+        await pilot.pause()
+        assert screen.rendered_run == 1
 
-        # Every step arrived (as its own message) before the results, in pipeline order.
-        steps = [m.line for m in seen if isinstance(m, FactoryStepLogged)]
+        # Every step arrived, typed, as its own message before the results, in pipeline order.
+        events: list[StepEvent] = [m.event for m in seen if isinstance(m, FactoryStepLogged)]
         assert isinstance(seen[-1], FactoryFinished)
-        names = [s.split(" | ")[1] for s in steps[:-1]]
-        assert names[0] == "Intent Agent" and names[1] == "Futures Agent"
-        assert names[-1] == "Briefing Agent" and steps[-1].startswith("Pipeline completed")
-        assert "rush=J3" in steps[0] and "slip=J1" in steps[0]  # the typed plan, not the example
+        assert [e.kind for e in events[:2]] == ["intent", "futures"]
+        assert events[-2].name == "Briefing Agent" and events[-1].kind == "pipeline"
+        assert "rush=J3" in events[0].output and "slip=J1" in events[0].output
+        assert screen.query_one("#steps", StepLog).events == events  # shown as they came
 
         briefing = briefing_text(screen)
         assert "J3" in briefing and "*Type the day" not in briefing
@@ -75,22 +80,85 @@ async def test_factory_run_from_the_keyboard() -> None:
         text = screen_text(app)
         assert "Briefing Agent" in text and "Rush J3" in text  # the log follows the last step
 
+        # The results took the focus: the briefing scrolls by keyboard.
+        scroll = screen.query_one("#briefing-scroll", VerticalScroll)
+        assert scroll.has_focus and scroll.max_scroll_y > 0
+        footer = footer_keys(app)
+        assert "Next tab" in footer and "Leave box" not in footer
+        await pilot.press("pagedown")
+        assert scroll.scroll_y > 0
+        await pilot.press("end")
+        assert scroll.scroll_y == scroll.max_scroll_y
+        await pilot.press("home")
+        assert scroll.scroll_y == 0
+        await pilot.press("down", "down")
+        assert scroll.scroll_y == 2
+        # ] and [ switch tabs (named in help); the Gantt pane scrolls too.
+        tabs = screen.query_one("#results", TabbedContent)
+        await pilot.press("right_square_bracket")
+        assert tabs.active == "tab-gantt-0"
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert tabs.active == "tab-risk"
+        await pilot.press("right_square_bracket")
+        assert tabs.active == "tab-briefing"
+
         # ctrl+r runs again: the results are replaced (not appended) and, offline, identical.
         first = briefing
-        await pilot.press("escape", "ctrl+r")
-        await until(pilot, lambda: screen.rendered_run == 2, "the second run's results")
-        assert briefing_text(screen) == first
+        await pilot.press("ctrl+r")
+        await results(screen)
+        await pilot.pause()
+        assert screen.rendered_run == 2 and briefing_text(screen) == first
         assert len(gantt_tabs(screen)) == 3
 
         # A factory file that does not exist: the error names it, and the screen stays usable.
         screen.factory_path = "no_such_factory.yaml"
         await pilot.press("ctrl+r")
-        await until(pilot, lambda: not screen.running, "the failed run to end")
-        await until(
-            pilot,
-            lambda: any("no_such_factory" in m for m in shown),
-            "a notification naming the factory file",
-        )
+        await results(screen)
+        await pilot.pause()
+        assert not screen.running
+        assert any("no_such_factory" in m for m in shown)
         assert isinstance(seen[-1], FactoryFailed)
         assert briefing_text(screen) == first  # the last good results stay on screen
         assert app.is_running
+
+
+async def test_keys_that_cannot_act_yet_say_why() -> None:
+    app = ControlRoomApp(feed=sample_feed(), clock=fixed_clock)
+    shown = record_notifications(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        assert isinstance(screen, FactoryScreen)
+        await pilot.press("escape")  # out of the plan box: esc's key leaves the footer
+        await pilot.pause()
+        assert "Leave box" not in footer_keys(app)
+        await pilot.press("right_square_bracket", "pagedown")
+        assert shown.count(NO_RESULTS) == 2
+        await pilot.press("p")
+        assert screen.query_one("#planner").has_focus
+        await pilot.press("right_square_bracket")  # typed into the plan, not a tab switch
+        assert shown.count(NO_RESULTS) == 2
+
+
+async def test_jobs_at_risk_keeps_every_scenario_at_80_columns() -> None:
+    app = ControlRoomApp(feed=sample_feed(), clock=fixed_clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        assert isinstance(screen, FactoryScreen)
+        await pilot.press("enter")
+        await results(screen)
+        screen.query_one("#results", TabbedContent).active = "tab-risk"
+        await pilot.pause()
+        table = screen.query_one("#risk", JobsAtRisk)
+        assert [c.label.plain for c in table.ordered_columns] == [
+            "job",
+            "Baseline",
+            "Rush J2",
+            "M2 slowdown",
+        ]
+        region = table.content_region.width
+        used = sum(c.get_render_width(table) for c in table.ordered_columns)
+        assert used <= region, (used, region)  # the 4th column is not cut off
+        text = screen_text(app)
+        assert "M2 slowdown" in text and "4h late" in text

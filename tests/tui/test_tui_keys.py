@@ -4,10 +4,12 @@ that swallow global keys, footer state. (Key paths that talk to services: test_t
 from __future__ import annotations
 
 from textual.binding import Binding
-from tui_sample import fixed_clock, sample_feed
-from tui_screen import record_notifications, screen_text
+from textual.widgets import Input
+from tui_sample import fixed_clock, sample_feed, telemetry
+from tui_screen import record_notifications, screen_text, settle
 
 from tui.app import ControlRoomApp, key_sections
+from tui.feed import PlantFeed
 from tui.screens.alarm_action import AlarmActionScreen
 from tui.screens.alarms import AlarmsScreen
 from tui.screens.close_ticket import CloseTicketScreen
@@ -149,3 +151,67 @@ async def test_asset_keys_and_truth_overlay() -> None:
         text = screen_text(a)
         assert "truth bearing_wear" in text
         assert "✓ bearing_wear" in text
+
+
+async def test_the_small_things_an_operator_tripped_on() -> None:
+    """Issue 13's small items: every one fixed and checked on screen at 80x24."""
+    a = app()
+    shown = record_notifications(a)
+    a.scenario_status = {
+        "name": "chronic_wear",
+        "loaded": True,
+        "running": False,
+        "done": False,
+        "speed": 240,
+        "sim_time": 0.0,
+        "duration": 28800,
+    }
+    async with a.run_test(size=(80, 24)) as pilot:
+        screen = a.screen
+        assert isinstance(screen, PlantScreen)
+        await settle(pilot, lambda: "chronic_wear" in screen_text(a), "the scenario line")
+        # Just loaded: the run's own clock (00:00:00), not the last telemetry's 01:03:59.
+        assert "00:00:00/08:00:00" in screen_text(a)
+        # + while stopped: the speed that will apply is shown at once.
+        await pilot.press("plus")
+        await settle(pilot, lambda: "×300 at start" in screen_text(a), "the pending speed")
+        # x while stopped, s while running: say why nothing happens.
+        await pilot.press("x")
+        await settle(pilot, lambda: any("not running" in m for m in shown), "why not stop")
+        a.scenario_status = {**a.scenario_status, "running": True}
+        await pilot.press("s")
+        await settle(pilot, lambda: any("already running" in m for m in shown), "why not start")
+        # A run that reached its end says "finished".
+        a.scenario_status = {**a.scenario_status, "running": False, "done": True}
+        await settle(pilot, lambda: "■ finished" in screen_text(a), "finished")
+        # r says what it did (here: no review API configured).
+        await pilot.press("r")
+        await settle(pilot, lambda: any("Refetch" in m for m in shown), "the refetch notice")
+        # e: the cursor lands at the end of the title; typing appends, it does not replace.
+        table = screen.query_one("#tickets", TicketTable)
+        table.focus()
+        await pilot.press("g", "e")
+        await settle(pilot, lambda: isinstance(a.screen, EditTicketScreen), "the edit form")
+        title = a.screen.query_one("#edit-title", Input)
+        before = title.value
+        await pilot.press("x")
+        assert title.value == before + "x"
+        await pilot.press("escape")
+        # The filter hint fits the 80x24 alarm pane.
+        await pilot.press("slash")
+        await settle(pilot, lambda: "cause…" in screen_text(a), "the whole filter hint")
+        await pilot.press("escape")
+
+
+async def test_one_asset_and_nothing_to_trend_say_so() -> None:
+    feed = PlantFeed()
+    for t in telemetry("pump01", 30):
+        feed.ingest(t)
+    a = ControlRoomApp(feed=feed, clock=fixed_clock)
+    shown = record_notifications(a)
+    async with a.run_test(size=(80, 24)) as pilot:
+        await pilot.press("right_square_bracket")
+        await settle(pilot, lambda: "pump01 is the only asset." in shown, "the ] notice")
+        await pilot.press("w")
+        await settle(pilot, lambda: "History span 1 h" in shown, "the span notice")
+        assert a.span == 1

@@ -27,13 +27,17 @@ from tui.app import ControlRoomApp
 from tui.screens.close_ticket import CloseTicketScreen
 from tui.screens.edit_ticket import EditTicketScreen
 from tui.screens.factory import FactoryScreen
+from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen
 from tui.screens.plant import PlantScreen
+from tui.screens.trend import TrendScreen
 from tui.settings import UiSettings
+from tui.trend import SPANS
 from tui.widgets.alert_feed import AlertFeed
+from tui.widgets.row_table import RowTable
+from tui.widgets.signal_panel import SignalPanel
 from tui.widgets.ticket_table import TicketTable
 
-OPERATOR = "tester@tui"
 AUDITED = pwd.getpwuid(os.getuid()).pw_name
 """The review service names the operator it authenticated (this process's login, on its Unix
 socket), whatever name the TUI was given."""
@@ -69,7 +73,7 @@ def app_for(stack: Stack, *, discover: bool = False) -> ControlRoomApp:
     the app asks the simulator's /health (what ``controlroom tui`` does without --broker)."""
     assert stack.broker is not None
     broker = None if discover else stack.broker.url
-    app = ControlRoomApp(UiSettings(broker_url=broker, service_urls=stack.urls, operator=OPERATOR))
+    app = ControlRoomApp(UiSettings(broker_url=broker, service_urls=stack.urls))
     record_notifications(app)
     return app
 
@@ -371,3 +375,43 @@ async def test_scenario_control(stack: Stack) -> None:
         )
         await pilot.press("x")
         await until(pilot, lambda: (app.scenario_status or {}).get("running") is False, "the stop")
+
+
+async def test_trend_span_cycling_and_fleet_drill_in_on_live_telemetry(stack: Stack) -> None:
+    """The simulator's telemetry through the broker: the trend view of a signal, ``w`` through
+    every span (the chart and its title follow), then the fleet view and enter back into the
+    asset."""
+    app = app_for(stack)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await connected(pilot, app)
+        api = app.api
+        await api.scenario_load("chronic_wear")
+        await api.scenario_start(600)
+        try:
+            await until(pilot, lambda: app.feed.asset_view("pump01").values, "telemetry")
+            screen = app.screen
+            assert isinstance(screen, PlantScreen)
+            await until(pilot, lambda: screen.asset == "pump01", "the plant screen on pump01")
+            screen.query_one(SignalPanel).focus()
+            await pilot.press("down", "down", "down", "enter")  # Bearing T
+            await until(pilot, lambda: isinstance(app.screen, TrendScreen), "the trend view")
+            trend = app.screen
+            assert isinstance(trend, TrendScreen) and trend.signal == "bearing_temp"
+            for label in ("1 h", "8 h", "run", "10 min"):
+                await pilot.press("w")
+                wanted = f"· {label} (w)"
+                await until(pilot, lambda w=wanted: w in screen_text(app), f"span {label}")
+                assert SPANS[app.span].label == label
+            text = screen_text(app)
+            assert "Bearing T" in text and "min–max per" in text and "alarms" in text
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, PlantScreen), "back to plant")
+            await pilot.press("3")
+            await until(pilot, lambda: isinstance(app.screen, FleetScreen), "the fleet")
+            table = app.screen.query_one(RowTable)
+            await until(pilot, lambda: table.select_key("pump01"), "pump01 in the fleet")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, PlantScreen), "the drill-in")
+            assert app.screen.asset == "pump01" and app.screen.asset_pinned  # type: ignore[attr-defined]
+        finally:
+            await api.scenario_stop()

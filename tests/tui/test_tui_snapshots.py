@@ -125,44 +125,36 @@ def test_fleet_view(snap_compare, size: tuple[int, int], query: str) -> None:  #
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-FACTORY_LINES = [
-    "2025-11-19 06:30:00 | Intent Agent | Latency: 12ms | Status: valid | Output: RUSH_FIRST,"
-    " rush=J2, protect=J3, slip=J1, risk=HIGH | Source: offline | Fallback: false",
-    "2025-11-19 06:30:00 | Futures Agent | Latency: 1ms | Status: valid | Output: [Baseline,"
-    " Rush J2, M2 slowdown] | Source: offline | Fallback: false",
-    "2025-11-19 06:30:00 | Simulation [Baseline] | Latency: 0ms | Makespan: 16h, Late: 0",
-    "2025-11-19 06:30:00 | Simulation [Rush J2] | Latency: 0ms | Makespan: 15h, Late: 1 (J1)",
-    "2025-11-19 06:30:00 | Simulation [M2 slowdown] | Latency: 1ms | Makespan: 18h, Late: 1 (J3)",
-    "2025-11-19 06:30:00 | What-if | Latency: 20ms | Improving levers: 4",
-    "2025-11-19 06:30:00 | Briefing Agent | Latency: 1ms | Status: valid | Output: 521 words"
-    " | Source: offline | Fallback: true",
-    "Pipeline completed in 150ms | Scenarios: 3 | Errors: 0",
-]
-"""Step lines with fixed latencies (a real run's milliseconds differ run to run)."""
-
-
 def factory_app(tab: str | None) -> tuple[ControlRoomApp, object]:
-    """The app on its factory screen, fed the real offline pipeline's final state for the
-    spec's example text and a fixed date, through the same messages a run posts."""
+    """The app on its factory screen, fed a real offline pipeline run of the spec's example
+    text (its typed step events, then its final state) through the messages a run posts. Only
+    the wall-clock parts of the events (time stamp, milliseconds) are fixed for the picture."""
     from engine.factory import run_pipeline
     from tui.messages import FactoryFinished, FactoryStepLogged
     from tui.screens.factory import EXAMPLE_TEXT
 
-    state = run_pipeline(EXAMPLE_TEXT, None, "2025-11-19", llm="off")
+    events: list = []
+    state = run_pipeline(EXAMPLE_TEXT, None, "2025-11-19", llm="off", on_event=events.append)
+    steady = [
+        e.model_copy(
+            update={"at": "2025-11-19 06:30:00", "latency_ms": 1 if e.latency_ms else None}
+        )
+        for e in events
+    ]
     app = plant_app()
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("2")
         screen = app.screen
         await pilot.press("escape")  # out of the planner box: no blinking cursor in the shot
-        for line in FACTORY_LINES:
-            screen.post_message(FactoryStepLogged(line, 0))
+        for event in steady:
+            screen.post_message(FactoryStepLogged(event, 0))
         screen.post_message(FactoryFinished(state, 0))
-        while screen.rendered_run != 0:  # type: ignore[attr-defined]
-            await pilot.pause(0.05)
+        await screen.results_shown.wait()  # type: ignore[attr-defined]
         if tab:
             screen.query_one("#results").active = tab  # type: ignore[attr-defined]
-        await pilot.pause(0.2)
+        await pilot.wait_for_scheduled_animations()  # the tab underline slides: wait it out
+        await pilot.pause()  # then the queue (no delay: it waits for pending messages)
 
     return app, run_before
 

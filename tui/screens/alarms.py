@@ -19,7 +19,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from engine.http_schemas import Alarm, AlarmKpis
@@ -285,17 +284,6 @@ class AlarmsScreen(ConsoleScreen):
     def action_pause(self) -> None:
         paused = self.query_one(AlertFeed).toggle_pause()
         self.tell("Alarm list paused (space resumes)." if paused else "Alarm list live.", timeout=2)
-
-    def action_zoom(self) -> None:
-        """The focused pane full-screen (the KPI panel then shows every target whole)."""
-        if self.maximized is not None:
-            self.minimize()
-            return
-        focused = self.focused
-        while focused is not None and not focused.has_class("pane"):
-            focused = focused.parent if isinstance(focused.parent, Widget) else None
-        if focused is not None:
-            self.maximize(focused, container=False)
 
     def action_toggle_panel(self) -> None:
         if self.size.width >= WIDE:

@@ -18,6 +18,7 @@ from typing import Any
 from rich.text import Text
 from textual import events, work
 from textual.screen import Screen
+from textual.widget import Widget
 
 from engine.http_schemas import MAX_SHELVE_MINUTES
 from tui import format as fmt
@@ -71,6 +72,19 @@ class ConsoleScreen(Screen[None]):
         if action in ALARM_ACTIONS:
             return None if self.alarm_why_not(action) else True
         return True
+
+    def action_zoom(self) -> None:
+        """The focused pane full-screen (``z`` again restores the layout)."""
+        if self.maximized is not None:
+            self.minimize()
+            return
+        node = self.focused
+        while node is not None and not node.has_class("pane"):
+            node = node.parent if isinstance(node.parent, Widget) else None
+        if node is None:
+            self.tell("Nothing to zoom here: focus a pane first (tab).", timeout=2)
+            return
+        self.maximize(node, container=False)
 
     # ---------------------------------------------------------------- alarms
 

@@ -81,7 +81,14 @@ class EditTicketScreen(ModalScreen[dict[str, Any] | None]):
             )
             with Horizontal(classes="form-row"):
                 yield Label("Title", classes="form-label")
-                yield Input(t.title, id="edit-title", compact=True, max_length=MAX_TITLE)
+                # The cursor lands at the end: the first key must not replace the whole title.
+                yield Input(
+                    t.title,
+                    id="edit-title",
+                    compact=True,
+                    max_length=MAX_TITLE,
+                    select_on_focus=False,
+                )
             with Horizontal(classes="form-row"):
                 yield Label("Labels", classes="form-label")
                 yield Input(
@@ -89,6 +96,7 @@ class EditTicketScreen(ModalScreen[dict[str, Any] | None]):
                     id="edit-labels",
                     compact=True,
                     placeholder="comma-separated",
+                    select_on_focus=False,
                 )
             with Horizontal(classes="form-row"):
                 yield Label("Severity", classes="form-label")

@@ -62,7 +62,7 @@ def fleet_columns(wide: bool) -> list[Column]:
     cols += [Column(label.split()[0], 7, "right") for _, label in KEY_SIGNALS]
     if wide:
         cols.append(Column("  sim time", 11))
-    cols.append(Column("  worst alarm / out-of-service reason", 0))
+    cols.append(Column("  worst alarm / OOS reason", 0))
     return cols
 
 

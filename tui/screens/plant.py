@@ -282,6 +282,15 @@ class PlantScreen(ConsoleScreen):
 
     def why_not(self, action: str) -> str | None:
         """Why ``action`` is disabled right now (the footer dims it; pressing it says this)."""
+        if action in ("start", "stop"):
+            status = control(self).scenario_status
+            if not status:
+                return None  # unknown (simulator down): the request will say what is wrong
+            if action == "start" and status.get("running"):
+                return "The scenario is already running (x stops it, + / - change the speed)."
+            if action == "stop" and not status.get("running"):
+                return "The scenario is not running (s starts it)."
+            return None
         if action not in ("approve", "edit", "close_ticket"):
             return super().why_not(action)
         ticket = self.selected_ticket()
@@ -306,6 +315,8 @@ class PlantScreen(ConsoleScreen):
             if action == "approve":
                 return True if ticket.state == "open" else None
             return True if ticket.state != "closed" else None
+        if action in ("start", "stop"):
+            return None if self.why_not(action) else True
         return super().check_action(action, parameters)
 
     def selected_alarm(self) -> AlarmRow | None:
@@ -349,17 +360,19 @@ class PlantScreen(ConsoleScreen):
         """One review action over HTTP. On any error the ticket is refetched, so the table
         shows what the store says, not what we hoped."""
         app = control(self)
-        api = app.api
-        who = app.operator
+        api = app.api.review
+        if not app.has_review:
+            self.tell("No review service is configured: nothing sent.", severity="error")
+            return
         try:
             if action == "approve":
-                ticket = await api.approve(ticket_id, who)
+                ticket = await api.approve(ticket_id)
                 message = f"{ticket_id} approved"
             elif action == "edit":
-                ticket = await api.edit(ticket_id, who, args["changes"])
+                ticket = await api.edit(ticket_id, **args["changes"])
                 message = f"{ticket_id} edited ({', '.join(args['changes'])})"
             else:
-                ticket = await api.close(ticket_id, args["reason"], who, args.get("note"))
+                ticket = await api.close(ticket_id, args["reason"], args.get("note"))
                 message = f"{ticket_id} closed: {CLOSE_REASON_LABEL[args['reason']]}"
         except ApiError as exc:
             self.tell(
@@ -400,6 +413,12 @@ class PlantScreen(ConsoleScreen):
 
     def action_toggle_closed(self) -> None:
         self.show_closed = not self.show_closed
+        self.tell(
+            "Closed tickets shown (h hides them)."
+            if self.show_closed
+            else "Closed tickets hidden.",
+            timeout=2,
+        )
         self.redraw(force=True)
 
     # ---------------------------------------------------------------- alerts, assets, overlay
@@ -446,20 +465,6 @@ class PlantScreen(ConsoleScreen):
         self.asset = assets[(i + step) % len(assets)]
         self.asset_pinned = True
         self.redraw(force=True)
-
-    def action_zoom(self) -> None:
-        if self.maximized is not None:
-            self.minimize()
-            return
-        focused = self.focused
-        pane = None
-        while focused is not None and focused is not self:
-            if focused.has_class("pane") or focused.id == "tickets":
-                pane = focused
-                break
-            focused = focused.parent  # type: ignore[assignment]
-        if pane is not None:
-            self.maximize(pane, container=False)
 
     # ---------------------------------------------------------------- scenario control
 

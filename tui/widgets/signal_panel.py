@@ -21,6 +21,7 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -148,7 +149,7 @@ class SignalPanel(Widget, can_focus=True):
     def on_resize(self) -> None:
         self._lines = None
 
-    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return max(len(self._names()), 1)
 
     def render_line(self, y: int) -> Strip:

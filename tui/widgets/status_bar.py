@@ -82,5 +82,8 @@ class StatusBar(Widget):
         out.append_text(sep)
         dlq = h.dead_letters
         out.append(f"DLQ {dlq}", style="bold yellow" if dlq else "")
+        if wide and h.operator:
+            out.append_text(sep)
+            out.append(clean(h.operator, single_line=True), style="cyan")
         out.truncate(max(self.size.width, 1), overflow="ellipsis")
         return out

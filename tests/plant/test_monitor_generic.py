@@ -1,0 +1,136 @@
+"""Agent A on any stream (a historian export, another plant): learned from the warm-up, scales
+that never collapse, episodes that end, labels never read, causal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engine.agents.monitor import Monitor, MonitorConfig
+from engine.cli import main
+from engine.schemas import AlertEvent, Telemetry
+
+
+def _stream(columns: dict[str, np.ndarray], asset: str = "kiln") -> list[Telemetry]:
+    n = len(next(iter(columns.values())))
+    return [
+        Telemetry(
+            msg_id=str(i),
+            asset=asset,
+            seq=i,
+            ts=float(i),
+            signals={k: float(v[i]) for k, v in columns.items()},
+        )
+        for i in range(n)
+    ]
+
+
+def _run(msgs: list[Telemetry], warmup: int = 400) -> tuple[list[AlertEvent], list[int]]:
+    """Alerts, and the rows flagged (an episode open after the row)."""
+    monitor = Monitor(MonitorConfig(warmup_n=warmup), id_prefix="g")
+    alerts, flagged, open_ = [], [], set()
+    for i, m in enumerate(msgs):
+        for a in monitor.feed(m):
+            alerts.append(a)
+            (open_.add if a.status == "active" else open_.discard)(a.alert_id)
+        if open_:
+            flagged.append(i)
+    return alerts, flagged
+
+
+def test_quantised_and_constant_signals_do_not_collapse_the_thresholds() -> None:
+    """SKAB's Pressure takes five values (a median absolute deviation of 0); a setpoint never
+    moves. Neither makes a threshold of zero: 3,000 normal rows raise nothing."""
+    rng = np.random.default_rng(11)
+    n = 3400
+    levels = np.array([-0.0273, 0.0547, 0.0809, 0.1072, 0.3826])
+    quantised = rng.choice(levels, size=n, p=[0.05, 0.15, 0.6, 0.15, 0.05])  # five values
+    constant = np.full(n, 3.5)
+    flow = 32 + rng.normal(0, 0.4, n)
+    slow = 70 + np.cumsum(rng.normal(0, 0.01, n))  # a temperature wandering slowly
+    alerts, flagged = _run(
+        _stream({"Pressure": quantised, "setpoint": constant, "flow": flow, "temp": slow})
+    )
+    assert alerts == [] and flagged == []
+    warm = quantised[:400]
+    assert len(np.unique(warm)) == 5 and np.median(np.abs(warm - np.median(warm))) == 0.0
+    # ... and a real shift in the quantised signal is still seen.
+    quantised[2500:] += 0.5
+    alerts, _ = _run(
+        _stream({"Pressure": quantised, "setpoint": constant, "flow": flow, "temp": slow})
+    )
+    raised = [a for a in alerts if a.status == "active" and a.revision == 0]
+    assert raised and raised[0].signals[0] == "Pressure" and 2500 <= raised[0].ts < 2530
+
+
+def test_an_episode_on_a_csv_stream_ends_and_a_second_one_is_its_own() -> None:
+    """Two valve closures in one file (the SKAB shape): two alarms, each cleared when the flow
+    is back, the rows between them unflagged."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    flow = 32 + rng.normal(0, 0.4, n)
+    flow[900:1300] -= 2.5
+    flow[2000:2400] -= 2.5
+    temp = 75 + rng.normal(0, 0.1, n)
+    alerts, flagged = _run(_stream({"flow": flow, "temp": temp}))
+    raised = [a for a in alerts if a.status == "active" and a.revision == 0]
+    cleared = [a for a in alerts if a.status == "cleared"]
+    assert len(raised) == 2 and len(cleared) == 2
+    assert [a.alert_id for a in raised] == [a.alert_id for a in cleared]
+    assert 900 <= raised[0].ts < 940 and 1300 <= cleared[0].ts < 1360
+    assert 2000 <= raised[1].ts < 2040
+    rows = set(flagged)
+    assert not rows & set(range(1400, 1990)) and not rows & set(range(400, 890))
+
+
+def test_a_foreign_stream_is_causal_and_sees_a_stuck_transmitter() -> None:
+    """Other names, other units: cross-regression level, stuck and noise detectors; the decision
+    at sample t does not change when later samples are added."""
+    rng = np.random.default_rng(1)
+    n = 2400
+    temp = 60 + rng.normal(0, 0.3, n)
+    temp[1500:] += 5  # a level shift
+    press = 3 + rng.normal(0, 0.02, n)
+    press[1000:1100] = press[999]  # a frozen transmitter
+    msgs = _stream({"TI-204.PV": temp, "PI_17": press})
+    full, _ = _run(msgs, warmup=600)
+    raised = [
+        (a.ts, a.signals, a.evidence[0].detector)
+        for a in full
+        if a.status == "active" and a.revision == 0
+    ]
+    assert raised[0][1] == ["PI_17"] and raised[0][2] == "stuck" and 1015 <= raised[0][0] < 1040
+    assert any(
+        s[0] == "TI-204.PV" and d == "cross-regression" and 1500 <= t < 1540 for t, s, d in raised
+    )
+    cut = 1520
+    prefix, _ = _run(msgs[:cut], warmup=600)
+    assert [a.to_json() for a in prefix] == [a.to_json() for a in full if a.ts < cut]
+
+
+def test_detect_never_reads_label_columns_and_says_what_it_used(tmp_path: Path, capsys) -> None:
+    """The labels are the answer: a file whose only anomaly is in its label columns flags
+    nothing, and the summary names used and ignored columns."""
+    rng = np.random.default_rng(2)
+    lines = ["datetime;Current;Volume Flow RateRMS;status;anomaly;changepoint;is_anomaly"]
+    for i in range(1200):
+        label = 1 if 700 <= i < 900 else 0
+        stamp = f"2020-03-09 10:{(i // 60) % 60:02d}:{i % 60:02d}"
+        if i >= 3600:
+            stamp = f"2020-03-09 11:{(i // 60) % 60:02d}:{i % 60:02d}"
+        lines.append(
+            f"{stamp};{1.0 + rng.normal(0, 0.25):.4f};{32 + rng.normal(0, 0.4):.3f};RUN;"
+            f"{label}.0;{label}.0;{label}"
+        )
+    path = tmp_path / "skab_like.csv"
+    path.write_text("\n".join(lines) + "\n")
+    flags = tmp_path / "flags.csv"
+    assert main(["detect", str(path), "--warmup", "400", "--flags", str(flags)]) == 0
+    out = capsys.readouterr().out
+    assert "signals used: Current, Volume_Flow_RateRMS;" in out
+    assert "anomaly (label)" in out and "changepoint (label)" in out
+    assert "is_anomaly (label)" in out and "status (not numeric)" in out
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("skab_like.csv: 1200 rows, 2 signals, 0 episodes, 0.0 % flagged")
+    assert all(line.endswith(",0") for line in flags.read_text().splitlines()[1:])
