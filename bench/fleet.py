@@ -16,7 +16,9 @@ fleet and every path (episodes, pending diagnoses) runs. The monitor's batch ent
 Part ``live``: the five services on their own Mosquitto with 1,000 pumps × 1 Hz in real time
 for ``--minutes`` (zero loss, p99 telemetry→alert latency, RSS per service). Part ``replicas``:
 1 vs 2 replicas of the monitor and of the diagnosis draining the same backlog on one broker in
-the same run (throughput ratio; target ≥ 1.8×). Both print the machine's load with every figure.
+the same run (throughput ratio; target ≥ 1.8×). Part ``simulator``: the simulator service flat
+out (samples/s, target ≥ 20k) and the seconds a SIGTERM takes to end it then (target ≤ 2 s).
+Each prints the machine's load with every figure.
 
     python bench/fleet.py                        # N = 1, 10, 100, 1000; 4,000 simulated s each
     python bench/fleet.py --sizes 1000 --seconds 3700
@@ -24,6 +26,7 @@ the same run (throughput ratio; target ≥ 1.8×). Both print the machine's load
     python bench/fleet.py --sizes 1000 --procs 2     # two processes, 500 pumps each
     python bench/fleet.py --part live                # 1,000 pumps x 1 Hz, 5 minutes
     python bench/fleet.py --part replicas --batch 64 # 1 vs 2 replicas, monitor and diagnosis
+    python bench/fleet.py --part simulator           # publish rate flat out; stop after SIGTERM
 """
 
 from __future__ import annotations
@@ -391,9 +394,77 @@ def part_replicas(args: argparse.Namespace) -> None:
         shutil.rmtree(var, ignore_errors=True)
 
 
+def part_simulator(args: argparse.Namespace) -> None:
+    """The simulator service flat out with ``--pumps`` pumps (speed 1e6: every tick is due at
+    once), one message per sample and then TelemetryBatch messages: samples published per
+    second and CPU µs per sample over ``SIM_WINDOW_S`` (a bare paho subscriber counts what
+    arrives), then SIGTERM and the seconds until the process is gone (target ≤ 2 s)."""
+    import signal
+    import tempfile
+
+    import httpx
+    import live_harness as h
+
+    from engine.bus.routing import ALL_TELEMETRY
+
+    broker = h.BenchBroker()
+    var = Path(tempfile.mkdtemp(prefix="controlroom-fleet-sim-"))
+    print(f"simulator: {args.pumps} pumps, flat out, telemetry log off; {broker.version}; "
+          f"{h.load()}", flush=True)  # fmt: skip
+    raw = h.RawSubscriber(broker.url, [ALL_TELEMETRY])
+    try:
+        for batch in (0, args.batch or 64):
+            env = {
+                "CONTROLROOM_TELEMETRY_BATCH": str(batch),
+                "CONTROLROOM_TELEMETRY_LOG_EVERY": "0",
+            }
+            sim = h.ServiceProc("simulator", broker.url, var, env=env)
+            try:
+                http = httpx.Client(base_url=sim.base, timeout=300)
+                r = http.post("/scenario/load", json={"name": args.scenario, "assets": args.pumps})
+                r.raise_for_status()
+                http.post("/scenario/start", json={"speed": 1e6}).raise_for_status()
+                time.sleep(3.0)
+                p0, c0, r0, t0 = (
+                    sim.health()["published"],
+                    h.cpu_seconds(sim.pid),
+                    raw.handled(),
+                    time.time(),
+                )
+                time.sleep(SIM_WINDOW_S)
+                p1, c1, r1, t1 = (
+                    sim.health()["published"],
+                    h.cpu_seconds(sim.pid),
+                    raw.handled(),
+                    time.time(),
+                )
+                layout = f"TelemetryBatch <= {batch}" if batch else "one message per sample"
+                rate = (p1 - p0) / (t1 - t0)
+                print(
+                    f"  {layout:<24} published {rate:>8,.0f} samples/s "
+                    f"({(r1 - r0) / (t1 - t0):,.0f}/s received by a bare subscriber), "
+                    f"{(c1 - c0) / max(1, p1 - p0) * 1e6:5.1f} us CPU/sample  ({h.load()})",
+                    flush=True,
+                )
+                t = time.time()
+                sim.proc.send_signal(signal.SIGTERM)
+                sim.proc.wait(120)
+                print(f"  {'':<24} SIGTERM while saturated -> process gone in "
+                      f"{time.time() - t:.2f} s (target <= 2 s)", flush=True)  # fmt: skip
+            finally:
+                sim.stop()
+    finally:
+        raw.stop()
+        broker.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+SIM_WINDOW_S = 10.0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("replay", "live", "replicas"), default="replay")
+    p.add_argument("--part", choices=("replay", "live", "replicas", "simulator"), default="replay")
     p.add_argument("--sizes", default="1,10,100,1000", help="fleet sizes (default 1,10,100,1000)")
     p.add_argument("--seconds", type=float, default=4000.0, help="simulated seconds per run")
     p.add_argument(
@@ -428,6 +499,8 @@ def main() -> None:
         part_replay([int(x) for x in args.sizes.split(",")], args.seconds, args.procs)
     elif args.part == "live":
         part_live(args)
+    elif args.part == "simulator":
+        part_simulator(args)
     else:
         part_replicas(args)
 
