@@ -13,14 +13,20 @@ Target (issue 14): 1,000 pumps ≤ 600 MB in total, ≥ 50× real time. The flee
 fleet and every path (episodes, pending diagnoses) runs. The monitor's batch entry point
 (``Monitor.feed_batch``, the vectorised monitor) is used when it exists; the output says which.
 
-Parts ``live`` (the chain on its own Mosquitto at 1,000 pumps × 1 Hz: loss, p99 telemetry→alert
-latency, RSS per service) and ``replicas`` (1 vs 2 replicas on one broker) belong to branch
-``bus``: add them as ``part_live`` / ``part_replicas`` below.
+Part ``live``: the five services on their own Mosquitto with 1,000 pumps × 1 Hz in real time
+for ``--minutes`` (zero loss, p99 telemetry→alert latency, RSS per service). Part ``replicas``:
+1 vs 2 replicas of the monitor and of the diagnosis draining the same backlog on one broker in
+the same run (throughput ratio; target ≥ 1.8×). Part ``simulator``: the simulator service flat
+out (samples/s, target ≥ 20k) and the seconds a SIGTERM takes to end it then (target ≤ 2 s).
+Each prints the machine's load with every figure.
 
     python bench/fleet.py                        # N = 1, 10, 100, 1000; 4,000 simulated s each
     python bench/fleet.py --sizes 1000 --seconds 3700
     python bench/fleet.py --part replay --sizes 10,100
     python bench/fleet.py --sizes 1000 --procs 2     # two processes, 500 pumps each
+    python bench/fleet.py --part live                # 1,000 pumps x 1 Hz, 5 minutes
+    python bench/fleet.py --part replicas --batch 64 # 1 vs 2 replicas, monitor and diagnosis
+    python bench/fleet.py --part simulator           # publish rate flat out; stop after SIGTERM
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.plant.scenario import Manoeuvre, Scenario
@@ -196,16 +204,262 @@ def part_replay(
 
 
 def part_live(args: argparse.Namespace) -> None:
-    raise SystemExit("part 'live' is branch bus's (issue 14): not written yet")
+    """The live chain on its own Mosquitto: the five services as processes (``Stack``), a fleet
+    of ``--pumps`` at 1 Hz in real time for ``--minutes``. The fleet is first played fast to
+    ``WARMUP_S`` (the monitor learns each pump's normal behaviour before it may alert), then
+    paused and drained; the measured window runs at speed 1 from there. Prints published vs
+    received by the monitor and the diagnosis (loss), telemetry → alert latency (the
+    monitor's own p50/p99, wall clock from the sample's publish to the alert's), and RSS per
+    service."""
+    import tempfile
+
+    import httpx
+    import live_harness as h
+
+    from engine.services.stack import Stack
+
+    pumps, minutes = args.pumps, args.minutes
+    broker = h.BenchBroker()
+    var = Path(tempfile.mkdtemp(prefix="controlroom-fleet-live-"))
+    env = {
+        "CONTROLROOM_TELEMETRY_BATCH": str(args.batch),
+        "CONTROLROOM_TELEMETRY_LOG_EVERY": "60",
+        "CONTROLROOM_LOG_LEVEL": "warning",
+    }
+    layout = f"batched <= {args.batch}" if args.batch else "one message per sample"
+    print(
+        f"live chain: {pumps} pumps x 1 Hz for {minutes:g} min on {broker.version} "
+        f"({broker.url}); telemetry {layout}; "
+        f"simulator log 1 sample/min/pump; {h.load()}",
+        flush=True,
+    )
+    stack = Stack(broker_url=broker.url, ports="auto", var=var, env=env,
+                  client_prefix=f"fleet{os.getpid()}", startup_timeout=120)  # fmt: skip
+    try:
+        stack.start()
+        sim = httpx.Client(base_url=stack.urls["simulator"], timeout=300)
+        t = time.time()
+        r = sim.post("/scenario/load", json={"name": args.scenario, "assets": pumps, "seed": 3})
+        r.raise_for_status()
+        print(f"  loaded {pumps} pumps in {time.time() - t:.1f} s", flush=True)
+        t = time.time()
+        sim.post("/scenario/start", json={"speed": args.warmup_speed, "until": WARMUP_S})
+        _wait(lambda: not sim.get("/scenario/status").json()["running"], 3600)
+        counts = _settle(stack)
+        print(
+            f"  warm-up to {WARMUP_S:g} sim-s in {time.time() - t:.0f} s wall "
+            f"({counts['simulator']:,} samples); {h.load()}",
+            flush=True,
+        )
+        alerts0 = _alerts(stack)
+        t0 = time.time()
+        window_start = datetime.now(UTC)
+        sim.post("/scenario/start", json={"speed": 1.0})
+        loads = []
+        while time.time() - t0 < minutes * 60:
+            time.sleep(min(30.0, max(0.1, minutes * 60 - (time.time() - t0))))
+            loads.append(os.getloadavg()[0])
+        sim.post("/scenario/stop")
+        wall = time.time() - t0
+        after = _settle(stack)
+        published = after["simulator"] - counts["simulator"]
+        rate = published / wall
+        print(f"  window: {wall:.0f} s wall, {published:,} samples published ({rate:,.0f}/s); "
+              f"load during it {min(loads):.1f}..{max(loads):.1f}")  # fmt: skip
+        for name in ("monitor", "diagnosis"):
+            got = after[name] - counts[name]
+            print(f"  {name:<10} received {got:,}: lost {published - got:,}"
+                  f"{'  (zero loss)' if got == published else ''}")  # fmt: skip
+        lat = _alert_latencies(var / "logs" / "monitor.jsonl", window_start)
+        print(
+            f"  telemetry -> alert (monitor, wall clock, published -> published): "
+            f"{_alerts(stack) - alerts0} alert publications in the window; p50 "
+            f"{_ms(h.percentile(lat, 50))}, p99 {_ms(h.percentile(lat, 99))} over {len(lat)}"
+        )
+        for name, pid in stack.pids.items():
+            now, peak = h.rss_mb(pid)
+            print(f"  RSS {name:<10} {now:7.1f} MiB (peak {peak:7.1f})")
+        print(f"  {h.load()}")
+    finally:
+        stack.stop()
+        broker.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def _alert_latencies(log: Path, since: datetime) -> list[float]:
+    """telemetry published -> alert published (ms) of each alert the monitor published since
+    ``since``, from its own log (it stamps the latency of every alert it publishes)."""
+    out = []
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        lat = rec.get("latency_ms")
+        if rec.get("event") != "alert" or not isinstance(lat, int | float):
+            continue
+        if datetime.fromisoformat(rec["time"]) >= since:
+            out.append(float(lat))
+    return out
+
+
+def _ms(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0f} ms"
+
+
+WARMUP_S = 700.0
+"""Simulated seconds played fast before the window: past the monitor's learning period."""
+
+
+def _wait(cond: object, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while not cond():  # type: ignore[operator]
+        if time.time() > deadline:
+            raise SystemExit("timed out")
+        time.sleep(0.2)
+
+
+def _settle(stack: object) -> dict[str, int]:
+    """Counters once nothing moves any more (the consumers have caught up)."""
+    last: dict[str, int] = {}
+    while True:
+        now = {
+            "simulator": int(stack.health("simulator")["published"]),  # type: ignore[attr-defined]
+            "monitor": int(stack.health("monitor")["counters"]["samples"]),  # type: ignore[attr-defined]
+            "diagnosis": int(stack.health("diagnosis")["counters"]["samples"]),  # type: ignore[attr-defined]
+        }
+        if now == last:
+            return now
+        last = now
+        time.sleep(2.0)
+
+
+def _alerts(stack: object) -> int:
+    return int(stack.health("monitor")["alerts_published"])  # type: ignore[attr-defined]
 
 
 def part_replicas(args: argparse.Namespace) -> None:
-    raise SystemExit("part 'replicas' is branch bus's (issue 14): not written yet")
+    """1 vs 2 replicas of the monitor and of the diagnosis on the same broker in the same run:
+    the same backlog (``--pumps`` × ``--ticks``) drained by one replica, then by two (``--shard
+    1/2``, ``2/2``: each subscribes to its own buckets only), fresh processes each time, best of
+    ``--repeat``. Throughput ratio = (samples / time for both to finish) / (samples / time for
+    one)."""
+    import tempfile
+
+    import live_harness as h
+
+    broker = h.BenchBroker()
+    var = Path(tempfile.mkdtemp(prefix="controlroom-fleet-replicas-"))
+    try:
+        samples = h.stream("rep", args.pumps, args.ticks, faults=False)
+        work = h.items(samples, args.batch)
+        layout = f"TelemetryBatch <= {args.batch}" if args.batch else "one message per sample"
+        print(
+            f"replicas: {len(samples):,} samples ({args.pumps} pumps x {args.ticks} ticks, "
+            f"{layout}) on {broker.version}; {h.load()}",
+            flush=True,
+        )
+        for service in args.services.split(","):
+            rates: dict[int, float] = {1: 0.0, 2: 0.0}
+            for _ in range(args.repeat):
+                for n in (1, 2):  # alternated, so a change of load hits both counts alike
+                    procs = [
+                        h.ServiceProc(service, broker.url, var, *h.shard_args(i, n))
+                        for i in range(1, n + 1)
+                    ]
+                    try:
+                        r = h.drain(broker.url, procs, work, broker_pid=broker.proc.pid)
+                        split = [p.health()["counters"] for p in procs]
+                    finally:
+                        for p in procs:
+                            p.stop()
+                    rates[n] = max(rates[n], r["rate"])
+                    got = ", ".join(f"{c['samples']:,} (not mine {c['not_mine']})" for c in split)
+                    print(
+                        f"  {service:<9} x{n}: {r['rate']:>8,.0f} samples/s, "
+                        f"{r['cpu_us']:5.1f} us CPU/sample (broker {r['broker_cpu_us']:.1f}), "
+                        f"lost {r['lost']}; each received {got}  ({h.load()})",
+                        flush=True,
+                    )
+            ratio = rates[2] / rates[1]
+            print(
+                f"  {service}: 2 replicas / 1 = {ratio:.2f}x "
+                f"({'meets' if ratio >= 1.8 else 'BELOW'} the 1.8x target; best of {args.repeat})",
+                flush=True,
+            )
+    finally:
+        broker.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def part_simulator(args: argparse.Namespace) -> None:
+    """The simulator service flat out with ``--pumps`` pumps (speed 1e6: every tick is due at
+    once), one message per sample and then TelemetryBatch messages: samples published per
+    second and CPU µs per sample over ``SIM_WINDOW_S`` (a bare paho subscriber counts what
+    arrives), then SIGTERM and the seconds until the process is gone (target ≤ 2 s)."""
+    import signal
+    import tempfile
+
+    import httpx
+    import live_harness as h
+
+    from engine.bus.routing import ALL_TELEMETRY
+
+    broker = h.BenchBroker()
+    var = Path(tempfile.mkdtemp(prefix="controlroom-fleet-sim-"))
+    print(f"simulator: {args.pumps} pumps, flat out, telemetry log off; {broker.version}; "
+          f"{h.load()}", flush=True)  # fmt: skip
+    raw = h.RawSubscriber(broker.url, [ALL_TELEMETRY])
+    try:
+        for batch in (0, args.batch or 64):
+            env = {
+                "CONTROLROOM_TELEMETRY_BATCH": str(batch),
+                "CONTROLROOM_TELEMETRY_LOG_EVERY": "0",
+            }
+            sim = h.ServiceProc("simulator", broker.url, var, env=env)
+            try:
+                http = httpx.Client(base_url=sim.base, timeout=300)
+                r = http.post("/scenario/load", json={"name": args.scenario, "assets": args.pumps})
+                r.raise_for_status()
+                http.post("/scenario/start", json={"speed": 1e6}).raise_for_status()
+                time.sleep(3.0)
+                p0, c0, r0, t0 = (
+                    sim.health()["published"],
+                    h.cpu_seconds(sim.pid),
+                    raw.handled(),
+                    time.time(),
+                )
+                time.sleep(SIM_WINDOW_S)
+                p1, c1, r1, t1 = (
+                    sim.health()["published"],
+                    h.cpu_seconds(sim.pid),
+                    raw.handled(),
+                    time.time(),
+                )
+                layout = f"TelemetryBatch <= {batch}" if batch else "one message per sample"
+                rate = (p1 - p0) / (t1 - t0)
+                print(
+                    f"  {layout:<24} published {rate:>8,.0f} samples/s "
+                    f"({(r1 - r0) / (t1 - t0):,.0f}/s received by a bare subscriber), "
+                    f"{(c1 - c0) / max(1, p1 - p0) * 1e6:5.1f} us CPU/sample  ({h.load()})",
+                    flush=True,
+                )
+                t = time.time()
+                sim.proc.send_signal(signal.SIGTERM)
+                sim.proc.wait(120)
+                print(f"  {'':<24} SIGTERM while saturated -> process gone in "
+                      f"{time.time() - t:.2f} s (target <= 2 s)", flush=True)  # fmt: skip
+            finally:
+                sim.stop()
+    finally:
+        raw.stop()
+        broker.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+SIM_WINDOW_S = 10.0
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("replay", "live", "replicas"), default="replay")
+    p.add_argument("--part", choices=("replay", "live", "replicas", "simulator"), default="replay")
     p.add_argument("--sizes", default="1,10,100,1000", help="fleet sizes (default 1,10,100,1000)")
     p.add_argument("--seconds", type=float, default=4000.0, help="simulated seconds per run")
     p.add_argument(
@@ -214,6 +468,16 @@ def main() -> None:
         default=1,
         help="processes per fleet, each owning every procs-th pump, like replicas (default 1)",
     )
+    p.add_argument("--pumps", type=int, default=1000, help="live/replicas: fleet size (1000)")
+    p.add_argument("--minutes", type=float, default=5.0, help="live: measured window (5)")
+    p.add_argument(
+        "--scenario", default="sudden_clog_and_drift", help="live: the fleet's base scenario"
+    )
+    p.add_argument("--warmup-speed", type=float, default=20.0, help="live: speed to warm up")
+    p.add_argument("--batch", type=int, default=0, help="live/replicas: TelemetryBatch size (0)")
+    p.add_argument("--ticks", type=int, default=60, help="replicas: backlog ticks per pump (60)")
+    p.add_argument("--services", default="monitor,diagnosis", help="replicas: which services")
+    p.add_argument("--repeat", type=int, default=2, help="replicas: runs per count (best kept)")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     p.add_argument("--shard", default="0/1", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -223,12 +487,15 @@ def main() -> None:
         return
     print(
         f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}"
-        f" on {os.cpu_count()} CPUs; {args.seconds:g} simulated s per fleet, 1 Hz"
+        f" on {os.cpu_count()} CPUs"
+        + (f"; {args.seconds:g} simulated s per fleet, 1 Hz" if args.part == "replay" else "")
     )
     if args.part == "replay":
         part_replay([int(x) for x in args.sizes.split(",")], args.seconds, args.procs)
     elif args.part == "live":
         part_live(args)
+    elif args.part == "simulator":
+        part_simulator(args)
     else:
         part_replicas(args)
 

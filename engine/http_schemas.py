@@ -54,6 +54,10 @@ class BusCounters(_Body):
     inbox_dropped: int
     connects: int
     disconnects: int
+    samples: int
+    """Telemetry samples handed to handlers (a TelemetryBatch counts its samples)."""
+    batches: int
+    """TelemetryBatch messages received."""
     received_by_kind: dict[str, int]
     published_by_kind: dict[str, int]
 
@@ -144,6 +148,8 @@ class AgentHealth(_ServiceHealth):
     asset_bounds: AssetBounds
     latency: LatencySummary
     tuning: TuningStatus
+    rejected: dict[str, int]
+    """Samples the agent would not use, by kind (duplicate, late, value, ...): dead-lettered."""
 
 
 ASSETS_SHOWN = 256
@@ -152,8 +158,9 @@ ASSETS_SHOWN = 256
 class MonitorHealth(AgentHealth):
     alerts_published: int
     telemetry_per_s: float
-    rejected: dict[str, int]
-    """Samples the monitor refused, by kind (duplicate, late, implausible, new_run…)."""
+    """Telemetry samples per second over the last second (a batch counts its samples)."""
+    vectorised: bool
+    """Whether the monitor takes each burst in one ``feed_batch`` call."""
 
 
 class OutboxStatus(_Body):
@@ -178,6 +185,11 @@ class DiagnosisHealth(AgentHealth):
 class SimulatorHealth(_ServiceHealth):
     name: str | None
     assets: list[str]
+    """The first ``ASSETS_SHOWN`` (all of them: ``GET /scenario/status``)."""
+    asset_count: int
+    telemetry_batch: int
+    """0: one message per sample; N: TelemetryBatch messages of up to N samples."""
+    telemetry_log_every: int
     running: bool
     done: bool
     speed: float
@@ -299,7 +311,8 @@ class LoadRequest(_Body):
         default=None, min_length=1, max_length=64
     )
     scenario: dict[str, Any] | None = None
-    assets: int = Field(default=1, ge=1, le=256)
+    assets: int = Field(default=1, ge=1)
+    """Pumps to play: at most the simulator's ``CONTROLROOM_SIM_MAX_ASSETS`` (422 beyond)."""
     seed: int | None = None
     rate_hz: float | None = Field(default=None, gt=0, le=1000)
 

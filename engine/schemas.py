@@ -15,7 +15,10 @@ tickets and feedback are wall-clock, timezone-aware UTC.
 from __future__ import annotations
 
 import json
+import re
+import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -93,7 +96,7 @@ class WireModel(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------
-# Telemetry (simulator -> telemetry/{asset})
+# Telemetry (simulator -> telemetry/{bucket}/{asset}, see "Topics" below)
 # --------------------------------------------------------------------------------------------
 
 
@@ -367,6 +370,21 @@ class Tuning(WireModel):
 # Topics and decoding
 # --------------------------------------------------------------------------------------------
 
+MAX_BATCH_SAMPLES = 512
+"""Most samples one ``TelemetryBatch`` may carry (``MAX_PAYLOAD_BYTES`` bounds it too)."""
+
+
+class TelemetryBatch(WireModel):
+    """Several telemetry samples in one message, as Sparkplug-style gateways send them: one
+    publish carries a tick of many assets (or several ticks of one), which costs the broker and
+    every client one packet instead of dozens. It travels on ``telemetry/{bucket}/batch/{source}``
+    and may hold only assets of that bucket, so routing by topic still holds. Each sample is a
+    ``Telemetry`` with the same validation and bounds as a single message; receivers unpack it
+    (``decode_batch``) and a bad sample is rejected alone, never its neighbours."""
+
+    samples: list[Telemetry] = Field(min_length=1, max_length=MAX_BATCH_SAMPLES)
+
+
 TOPIC_MODELS: dict[str, type[WireModel]] = {
     "telemetry": Telemetry,
     "alerts": AlertEvent,
@@ -387,20 +405,119 @@ class WireError(ValueError):
         self.reason = reason
 
 
+# --------------------------------------------------------------------------------------------
+# Topics (contract C3: nobody else writes or parses topic strings)
+# --------------------------------------------------------------------------------------------
+#
+# ``{kind}/{asset}`` for alerts, diagnosis, tickets and feedback. Telemetry, the one stream whose
+# volume grows with the fleet, carries a shard bucket: ``telemetry/{bucket}/{asset}`` (and
+# ``telemetry/{bucket}/batch/{source}`` for a TelemetryBatch), the bucket a stable hash of the
+# asset id into a fixed number of buckets. A replica that owns some assets subscribes to its
+# buckets only, so the broker — any broker — delivers it its own traffic and nothing else
+# (``engine.bus.routing``). The old ``telemetry/{asset}`` layout is still read (a migration).
+
+TELEMETRY_BUCKETS = 64
+"""Fixed for the life of a deployment: it is part of every telemetry topic. It caps how many
+replicas of one service can split telemetry by topic (64); more assets per replica is fine."""
+_BUCKET_WIDTH = len(str(TELEMETRY_BUCKETS - 1))
+BATCH_LEVEL = "batch"
+_SOURCE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def telemetry_bucket(asset: str) -> int:
+    """The asset's bucket: CRC-32 of its id modulo ``TELEMETRY_BUCKETS`` (stable across
+    processes, machines and Python versions, unlike ``hash``)."""
+    return zlib.crc32(asset.encode()) % TELEMETRY_BUCKETS
+
+
+def bucket_level(bucket: int) -> str:
+    """The bucket as its topic level (``07``): fixed width, so filters and ACLs can name it."""
+    return f"{bucket:0{_BUCKET_WIDTH}d}"
+
+
+def telemetry_topic(asset: str) -> str:
+    """``telemetry/{bucket}/{asset}``."""
+    return f"telemetry/{bucket_level(telemetry_bucket(asset))}/{asset}"
+
+
+def batch_topic(bucket: int, source: str) -> str:
+    """``telemetry/{bucket}/batch/{source}``: where ``source`` (a gateway, a simulator
+    instance) publishes its TelemetryBatch messages for the assets of ``bucket``."""
+    return f"telemetry/{bucket_level(bucket)}/{BATCH_LEVEL}/{source}"
+
+
 def topic_for(message: WireModel) -> str:
-    """The topic a message belongs on: ``{kind}/{asset}``."""
+    """The topic a message belongs on: ``telemetry/{bucket}/{asset}`` or ``{kind}/{asset}``."""
     kind = MODEL_TOPICS.get(type(message))
     if kind is None:
         raise TypeError(f"{type(message).__name__} has no topic")
+    if kind == "telemetry":
+        return telemetry_topic(message.asset)  # type: ignore[attr-defined]
     return f"{kind}/{message.asset}"  # type: ignore[attr-defined]
 
 
-def parse_topic(topic: str) -> tuple[str, str]:
-    """``"alerts/pump01"`` -> ``("alerts", "pump01")``; WireError on anything else."""
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed topic. ``asset`` is None for a batch (its samples name theirs); ``bucket`` is
+    None for the old ``telemetry/{asset}`` layout and for the other kinds."""
+
+    kind: str
+    asset: str | None
+    bucket: int | None = None
+    source: str | None = None
+
+    @property
+    def batch(self) -> bool:
+        return self.source is not None
+
+    @property
+    def legacy(self) -> bool:
+        """Telemetry in the old ``telemetry/{asset}`` layout (still read during a migration)."""
+        return self.kind == "telemetry" and self.bucket is None
+
+
+def _bucket_of_level(level: str, topic: str) -> int:
+    if len(level) != _BUCKET_WIDTH or not level.isdigit() or int(level) >= TELEMETRY_BUCKETS:
+        raise WireError(
+            f"topic {topic!r}: bucket {level!r} is not one of "
+            f"{bucket_level(0)}..{bucket_level(TELEMETRY_BUCKETS - 1)}"
+        )
+    return int(level)
+
+
+def read_topic(topic: str) -> Topic:
+    """Parse any topic of ours; WireError naming it otherwise. A single sample in the wrong
+    bucket is refused here: it would reach a replica that does not own its asset."""
     parts = topic.split("/")
-    if len(parts) != 2 or parts[0] not in TOPIC_MODELS or not parts[1]:
+    kind = parts[0]
+    if kind not in TOPIC_MODELS or not all(parts[1:]):
         raise WireError(f"unknown topic {topic!r}")
-    return parts[0], parts[1]
+    if len(parts) == 2:
+        return Topic(kind, parts[1])
+    if kind == "telemetry" and len(parts) == 3:
+        bucket = _bucket_of_level(parts[1], topic)
+        asset = parts[2]
+        if telemetry_bucket(asset) != bucket:
+            raise WireError(
+                f"topic {topic!r}: asset {asset!r} belongs in bucket "
+                f"{bucket_level(telemetry_bucket(asset))}, not {parts[1]}"
+            )
+        return Topic(kind, asset, bucket)
+    if kind == "telemetry" and len(parts) == 4 and parts[2] == BATCH_LEVEL:
+        if not _SOURCE.fullmatch(parts[3]):
+            raise WireError(f"topic {topic!r}: batch source {parts[3][:80]!r} is not an id")
+        return Topic(kind, None, _bucket_of_level(parts[1], topic), parts[3])
+    raise WireError(f"unknown topic {topic!r}")
+
+
+def parse_topic(topic: str) -> tuple[str, str]:
+    """``"alerts/pump01"``, ``"telemetry/17/pump01"`` or the old ``"telemetry/pump01"`` ->
+    ``(kind, asset)``; WireError on anything else (a batch topic names no asset: use
+    ``read_topic``)."""
+    t = read_topic(topic)
+    if t.asset is None:
+        raise WireError(f"topic {topic!r} is a batch: it names no single asset")
+    return t.kind, t.asset
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -431,14 +548,8 @@ def json_depth(value: object) -> int:
     return deepest
 
 
-def decode(topic: str, payload: bytes | str) -> PlantMessage:
-    """Parse a bus payload into the model its topic names.
-
-    Raises WireError with a one-line reason for: unknown topic, oversize, non-UTF-8, bad JSON,
-    nesting deeper than ``MAX_JSON_DEPTH``, schema violation (including NaN/Infinity), or an
-    asset in the payload that disagrees with the topic's asset.
-    """
-    kind, asset = parse_topic(topic)
+def _parse_json(payload: bytes | str) -> tuple[str, Any]:
+    """Size, encoding, JSON and nesting checks every payload passes first: (text, parsed)."""
     size = len(payload)
     if size > MAX_PAYLOAD_BYTES:
         raise WireError(f"oversize payload: {size} bytes > {MAX_PAYLOAD_BYTES}")
@@ -456,14 +567,107 @@ def decode(topic: str, payload: bytes | str) -> PlantMessage:
         raise WireError(f"JSON nested {depth} levels deep (limit {MAX_JSON_DEPTH})")
     if not isinstance(raw, dict):
         raise WireError(f"payload must be a JSON object, got {type(raw).__name__}")
+    return payload, raw
+
+
+def decode(topic: str, payload: bytes | str) -> PlantMessage:
+    """Parse a bus payload into the model its topic names.
+
+    Raises WireError with a one-line reason for: unknown topic, oversize, non-UTF-8, bad JSON,
+    nesting deeper than ``MAX_JSON_DEPTH``, schema violation (including NaN/Infinity), or an
+    asset in the payload that disagrees with the topic's asset. A batch topic goes through
+    ``decode_batch``.
+    """
+    kind, asset = parse_topic(topic)
+    text, _ = _parse_json(payload)
     model = TOPIC_MODELS[kind]
     try:
-        msg = model.model_validate_json(payload)
+        msg = model.model_validate_json(text)
     except ValidationError as exc:
         raise WireError(f"{model.__name__} invalid: {_first_error(exc)}") from None
     if msg.asset != asset:  # type: ignore[attr-defined]
         raise WireError(f"asset {msg.asset!r} in payload does not match topic {topic!r}")  # type: ignore[attr-defined]
     return msg  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRejection:
+    """One sample of a batch that was not accepted: where, why, and its JSON (to dead-letter)."""
+
+    index: int
+    reason: str
+    sample: str
+
+
+def decode_batch(topic: str, payload: bytes | str) -> tuple[list[Telemetry], list[BatchRejection]]:
+    """Unpack a TelemetryBatch: its valid samples (in order) and the ones rejected, each with
+    its own reason (``samples[3]: signals.flow: ...``). A sample is judged exactly as a single
+    ``telemetry`` message would be (same model, bounds, plausible ranges), and must belong to
+    the topic's bucket. WireError when the batch as a whole is unusable (topic, size, encoding,
+    JSON, nesting, no ``samples`` list, too many samples): the caller dead-letters it whole."""
+    route = read_topic(topic)
+    if not route.batch:
+        raise WireError(f"topic {topic!r} is not a telemetry batch topic")
+    rejected: list[BatchRejection] = []
+    try:
+        # One pass when all is well: a batch the schema accepts is bounded in size, depth and
+        # count by the schema itself. Anything else gets the full checks below, for a reason.
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise ValueError
+        indexed = list(enumerate(TelemetryBatch.model_validate_json(payload).samples))
+    except (ValidationError, ValueError):
+        _, raw = _parse_json(payload)
+        items = raw.get("samples")
+        extra = sorted(set(raw) - {"samples"})
+        if not isinstance(items, list) or not items or extra:
+            why = f"unexpected field {extra[0]!r}" if extra else "needs a non-empty 'samples' list"
+            raise WireError(f"TelemetryBatch invalid: {why}") from None
+        if len(items) > MAX_BATCH_SAMPLES:
+            raise WireError(
+                f"TelemetryBatch invalid: {len(items)} samples > {MAX_BATCH_SAMPLES}"
+            ) from None
+        indexed = []
+        for i, item in enumerate(items):
+            one = json.dumps(item, allow_nan=True)  # NaN stays NaN: the model refuses it
+            try:
+                indexed.append((i, Telemetry.model_validate_json(one)))
+            except ValidationError as exc:
+                rejected.append(BatchRejection(i, f"samples[{i}]: {_first_error(exc)}", one))
+    kept = []
+    for i, t in indexed:
+        if telemetry_bucket(t.asset) == route.bucket:
+            kept.append(t)
+        else:
+            rejected.append(
+                BatchRejection(
+                    i,
+                    f"samples[{i}]: asset {t.asset!r} belongs in bucket "
+                    f"{bucket_level(telemetry_bucket(t.asset))}, not {topic!r}",
+                    t.to_json(),
+                )
+            )
+    rejected.sort(key=lambda r: r.index)
+    return kept, rejected
+
+
+def batch_payloads(samples: Iterable[Telemetry], max_samples: int = MAX_BATCH_SAMPLES,
+                   max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[int, list[bytes]]:  # fmt: skip
+    """Samples packed as TelemetryBatch payloads per bucket (order kept within a bucket), each
+    within ``max_samples`` and ``max_bytes``: bucket -> payloads."""
+    out: dict[int, list[bytes]] = {}
+    open_: dict[int, tuple[list[bytes], int]] = {}
+    for t in samples:
+        b = telemetry_bucket(t.asset)
+        body = t.to_bytes()
+        parts, size = open_.get(b, ([], 15))
+        if parts and (len(parts) >= max_samples or size + len(body) + 1 > max_bytes):
+            out.setdefault(b, []).append(b'{"samples":[' + b",".join(parts) + b"]}")
+            parts, size = [], 15
+        parts.append(body)
+        open_[b] = (parts, size + len(body) + 1)
+    for b, (parts, _) in open_.items():
+        out.setdefault(b, []).append(b'{"samples":[' + b",".join(parts) + b"]}")
+    return out
 
 
 M = TypeVar("M", bound=WireModel)

@@ -25,6 +25,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
+from engine.bus.routing import ALL_TELEMETRY
 from engine.http_schemas import ScenarioStatus
 from tui.alarms import AlarmBook
 from tui.api import ApiError, ControlRoomApi
@@ -56,7 +57,7 @@ ASSET_POLL_EVERY = 5
 """Out-of-service assets are fetched every this many alarm polls (and after any change)."""
 TICKET_HINT_S = 0.25
 """How often ticket ids named on the bus are fetched from the store (at most 20 per round)."""
-BUS_TOPICS = ("telemetry/+", "alerts/+", "diagnosis/+", "tickets/+", "feedback/+")
+BUS_TOPICS = (ALL_TELEMETRY, "alerts/+", "diagnosis/+", "tickets/+", "feedback/+")
 
 
 class ControlRoomApp(App[None]):

@@ -215,7 +215,8 @@ class Monitor:
         if a is None or a.group is None:
             return []
         out = a.group.tracker.end_run(a.episodes, a.run.last_ts) if a.episodes else []
-        a.group.release(a.row)
+        if a.row >= 0:
+            a.group.release(a.row)
         return out
 
     def apply_tuning(self, tuning: Tuning | None) -> None:

@@ -76,8 +76,11 @@ def may_publish(identity: str | None, topic: str) -> bool:
 
 
 def may_subscribe(identity: str | None, topic_filter: str) -> bool:
-    """A filter whose first level is a granted kind (``alerts/+``, ``telemetry/#``)."""
+    """A filter whose first level is a granted kind (``alerts/+``, ``telemetry/#``), also
+    inside a shared subscription (``$share/{group}/telemetry/#``)."""
     grant = ACL.get(identity or "")
+    if topic_filter.startswith("$share/") and topic_filter.count("/") >= 2:
+        topic_filter = topic_filter.split("/", 2)[2]
     return grant is not None and _kind(topic_filter) in grant.subscribe
 
 

@@ -50,7 +50,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
@@ -66,12 +66,19 @@ from engine.bus.deadletter import DeadLetterLog
 from engine.bus.paho_compat import FastClient, message_topic
 from engine.paths import var_dir
 from engine.schemas import (
+    MAX_BATCH_SAMPLES,
     MAX_PAYLOAD_BYTES,
     TOPIC_MODELS,
     PlantMessage,
+    Telemetry,
     WireError,
     WireModel,
+    batch_payloads,
+    batch_topic,
+    bucket_level,
     decode,
+    decode_batch,
+    telemetry_bucket,
     topic_for,
 )
 
@@ -89,8 +96,26 @@ QOS_BY_KIND: dict[str, int] = {
 DEDUP_WINDOW = 4096
 INBOX_LIMIT = 100_000
 """QoS 0 messages waiting for the dispatcher beyond this are dropped (``inbox_dropped``)."""
+DISPATCH_BATCH = 256
+"""Most queued messages the dispatcher takes in one pass (what a batch handler gets at most
+from separate messages; a TelemetryBatch adds its samples)."""
 
 Handler = Callable[[PlantMessage], None]
+BatchHandler = Callable[[list[Telemetry]], None]
+
+
+class _Batched:
+    """A handler that takes every consecutive message the dispatcher has for it at once."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: BatchHandler) -> None:
+        self.handler = handler
+
+    def name(self) -> str:
+        return str(getattr(self.handler, "__qualname__", repr(self.handler)))
+
+
 M = TypeVar("M", bound=WireModel)
 
 __all__ = [
@@ -248,17 +273,33 @@ COUNTER_NAMES = (
     "handler_errors",
     "duplicates",
     "not_mine",
+    "samples",
+    "batches",
     "publish_dropped",
     "inbox_dropped",
     "connects",
     "disconnects",
 )
 """``handler_failures`` counts failed attempts (each retry); ``handler_errors`` the messages
-given up on after them (dead-lettered and acknowledged)."""
+given up on after them (dead-lettered and acknowledged). ``samples`` counts telemetry samples
+handed to handlers (a TelemetryBatch counts its samples, ``batches`` the batch messages)."""
 
 
 def _kind_of(topic: str) -> str:
     return topic.split("/", 1)[0]
+
+
+def _plain_filter(pattern: str) -> str:
+    """The topic filter inside a shared subscription (``$share/{group}/{filter}``): messages
+    arrive on their own topics, which the plain filter matches."""
+    if pattern.startswith("$share/"):
+        return pattern.split("/", 2)[2] if pattern.count("/") >= 2 else pattern
+    return pattern
+
+
+def _is_batch(topic: str) -> bool:
+    """``telemetry/{bucket}/batch/{source}`` (checked fully by ``decode_batch``)."""
+    return topic.count("/") == 3
 
 
 class BusClient:
@@ -309,6 +350,8 @@ class BusClient:
         self._subs: dict[str, tuple[int, list[Handler]]] = {}
         self._subs_lock = threading.Lock()
         self._routes: dict[str, list[Handler]] = {}
+        self._held: dict[int, tuple[_Batched, list[tuple[Any, str, bytes | None]]]] = {}
+        """Messages collected for batch handlers during one dispatcher pass."""
         self._inbox: queue.SimpleQueue[_Inbound | None] = queue.SimpleQueue()
         self._pending = 0
         self._pending_cv = threading.Condition()
@@ -487,13 +530,28 @@ class BusClient:
         persistent session keeps messages for it while the process is down. Default QoS follows
         the topic kind (telemetry 0, the rest 1)."""
         if qos is None:
-            qos = QOS_BY_KIND.get(_kind_of(pattern), 1)
+            qos = QOS_BY_KIND.get(_kind_of(_plain_filter(pattern)), 1)
         with self._subs_lock:
             old_qos, handlers = self._subs.get(pattern, (qos, []))
             self._subs[pattern] = (max(old_qos, qos), [*handlers, cast(Handler, handler)])
             self._routes = {}
             if self.connected:
                 self._track_subscribe(self._mqtt.subscribe(pattern, qos))
+
+    def subscribe_batch(self, pattern: str, handler: BatchHandler) -> None:
+        """Like ``subscribe`` for telemetry, but ``handler(samples)`` gets every consecutive
+        sample the dispatcher has queued for it at once (in arrival order; the samples of a
+        TelemetryBatch message and of up to ``DISPATCH_BATCH`` single messages), so a
+        vectorised consumer pays its per-call cost once per burst. Telemetry only (QoS 0): a
+        failed call is dead-lettered sample by sample, never retried."""
+        if _kind_of(_plain_filter(pattern)) != "telemetry":
+            raise ValueError(f"subscribe_batch: {pattern!r} is not a telemetry filter")
+        with self._subs_lock:
+            old_qos, handlers = self._subs.get(pattern, (0, []))
+            self._subs[pattern] = (old_qos, [*handlers, _Batched(handler)])  # type: ignore[list-item]
+            self._routes = {}
+            if self.connected:
+                self._track_subscribe(self._mqtt.subscribe(pattern, 0))
 
     def _track_subscribe(self, result: tuple[Any, int | None]) -> None:
         """Remember a SUBSCRIBE's mid until its SUBACK (call with ``_subs_lock`` held, which
@@ -576,6 +634,44 @@ class BusClient:
     def _puback_generation(self, mid: int) -> int:
         """The connection a PUBACK for ``mid`` arrived on (recorded by ``_on_publish``)."""
         return self._puback_gens.pop(mid, self._generation)
+
+    def publish_batch(
+        self, samples: Sequence[Telemetry], source: str, max_samples: int = MAX_BATCH_SAMPLES
+    ) -> int:
+        """Publish telemetry as TelemetryBatch messages, one per bucket (more when a bucket
+        has over ``max_samples`` samples or ``MAX_PAYLOAD_BYTES``), on
+        ``telemetry/{bucket}/batch/{source}``; stamps ``wall_time`` where unset. Validated like
+        ``publish`` (each payload decoded as a receiver would: any rejected sample is a
+        WireError here). QoS 0. Returns how many messages were sent."""
+        now = time.time()
+        stamped_samples = [
+            t if t.wall_time is not None else t.model_copy(update={"wall_time": now})
+            for t in samples
+        ]
+        sent = 0
+        c = self.counters
+        for bucket, payloads in batch_payloads(stamped_samples, max_samples).items():
+            topic = batch_topic(bucket, source)
+            for payload in payloads:
+                if self._validate_on_publish:
+                    try:
+                        _, rejected = decode_batch(topic, payload)
+                        if rejected:
+                            raise WireError(rejected[0].reason)
+                    except WireError as exc:
+                        c.inc("rejected_on_publish")
+                        self._dead_letter(topic, f"rejected on publish: {exc.reason}", payload)
+                        raise
+                info = self._mqtt.publish(topic, payload, qos=0)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    c.inc("publish_dropped")
+                    continue
+                sent += 1
+                with c._lock:
+                    c.values["published"] += 1
+                    c.published_by_kind["telemetry"] += 1
+                    c.last_published_at = now
+        return sent
 
     # ---------------------------------------------------------------- paho callbacks
     # (network thread: no blocking, no exceptions)
@@ -681,19 +777,38 @@ class BusClient:
     # ---------------------------------------------------------------- dispatcher thread
 
     def _dispatch_loop(self) -> None:
+        inbox = self._inbox
         while True:
-            item = self._inbox.get()
+            item = inbox.get()
             if item is None:
                 return
+            # Take what else is queued (bounded): batch handlers then get it in one call.
+            items, last = [item], False
+            while len(items) < DISPATCH_BATCH:
+                try:
+                    more = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    last = True
+                    break
+                items.append(more)
             try:
-                self._dispatch(item)
-            except Exception:  # the dispatcher itself must never die
+                for one in items:
+                    try:
+                        self._dispatch(one)
+                    except Exception:  # the dispatcher itself must never die
+                        log.exception("%s: dispatch failed", self.service_name)
+                self._flush_held()
+            except Exception:
                 log.exception("%s: dispatch failed", self.service_name)
             finally:
                 with self._pending_cv:
-                    self._pending -= 1
+                    self._pending -= len(items)
                     if self._pending == 0:
                         self._pending_cv.notify_all()
+            if last:
+                return
 
     def _dispatch(self, item: _Inbound) -> None:
         try:
@@ -725,11 +840,16 @@ class BusClient:
             c.values["received"] += 1
             c.received_by_kind[kind] += 1
             c.last_message_at = item.received
-        if self._accept is not None:
-            # The owner is decided by the topic's asset, before paying for decoding; a payload
-            # whose asset disagrees with its topic is invalid, and its owner dead-letters it.
+        if kind == "telemetry" and _is_batch(topic):
+            return self._handle_batch(topic, payload)
+        if self._accept is not None and topic.count("/") == 1:
+            # The old one-level layout (``{kind}/{asset}``): the owner is decided by the topic's
+            # asset, before paying for decoding; a payload whose asset disagrees with its topic
+            # is invalid, and its owner dead-letters it. Bucketed telemetry needs no check: a
+            # replica subscribes to its own buckets only, and decoding refuses an asset filed
+            # in the wrong bucket.
             asset = topic.partition("/")[2]
-            if asset and "/" not in asset and not self._accept(asset):
+            if asset and not self._accept(asset):
                 c.inc("not_mine")
                 return True
         try:
@@ -748,6 +868,13 @@ class BusClient:
             if key in self._seen:
                 c.inc("duplicates")
                 return True
+        if kind == "telemetry":
+            c.inc("samples")
+            handlers = self._handlers_for(topic)
+            if len(handlers) == 1 and isinstance(handlers[0], _Batched):
+                self._hold(handlers[0]).append((message, topic, payload))  # the fast path
+                c.inc("handled")
+                return True
         if not self._run_handlers(topic, message, payload, item.qos):
             return False
         if key:
@@ -757,11 +884,57 @@ class BusClient:
         c.inc("handled")
         return True
 
-    def _run_handlers(self, topic: str, message: PlantMessage, payload: bytes, qos: int) -> bool:
-        """Every handler once, retrying failures per ``self.retry`` (QoS 1 only: a QoS 0
-        sample is superseded by the next). False: stopped mid-retry, leave it unacked."""
+    def _handle_batch(self, topic: str, payload: bytes) -> bool:
+        """A TelemetryBatch: each valid sample goes on as if it had come alone; each invalid
+        one is dead-lettered alone (with ``samples[i]`` in its reason); a batch that cannot be
+        read at all is dead-lettered whole. Telemetry is QoS 0: nothing to acknowledge."""
         c = self.counters
+        try:
+            samples, rejected = decode_batch(topic, payload)
+        except WireError as exc:
+            self._dead_letter(topic, exc.reason, payload)
+            return True
+        except Exception as exc:
+            self._dead_letter(topic, f"cannot decode: {type(exc).__name__}: {exc}"[:500], payload)
+            return True
+        c.inc("batches")
+        for r in rejected:
+            self._dead_letter(topic, r.reason, r.sample)
+        c.inc("samples", len(samples))
         handlers = self._handlers_for(topic)
+        if handlers and all(isinstance(h, _Batched) for h in handlers):
+            for h in handlers:  # the common case, without a call per sample
+                self._hold(h).extend((t, topic, None) for t in samples)  # type: ignore[arg-type]
+        else:
+            for sample in samples:
+                self._run_handlers(topic, sample, None, 0, handlers)
+        c.inc("handled")
+        return True
+
+    def _run_handlers(
+        self,
+        topic: str,
+        message: PlantMessage,
+        payload: bytes | None,
+        qos: int,
+        handlers: list[Handler] | None = None,
+    ) -> bool:
+        """Every handler once, retrying failures per ``self.retry`` (QoS 1 only: a QoS 0
+        sample is superseded by the next). False: stopped mid-retry, leave it unacked.
+        Batch handlers only collect the message here (``_flush_held`` calls them); plain
+        handlers run after whatever batch handlers hold, so arrival order is kept.
+        ``payload`` None: the message's own JSON (a sample of a batch)."""
+        c = self.counters
+        if handlers is None:
+            handlers = self._handlers_for(topic)
+        if any(isinstance(h, _Batched) for h in handlers):
+            for h in handlers:
+                if isinstance(h, _Batched):
+                    self._hold(h).append((message, topic, payload))
+            handlers = [h for h in handlers if not isinstance(h, _Batched)]
+            if not handlers:
+                return True
+        self._flush_held()
         i = attempt = 0
         since = time.time()
         while i < len(handlers):
@@ -778,7 +951,11 @@ class BusClient:
                     c.inc("handler_errors")
                     log.error("%s: %s (given up after %d attempt(s))", self.service_name, error,
                               attempt)  # fmt: skip
-                    self._dead_letter(topic, f"{error} (after {attempt} attempt(s))", payload)
+                    self._dead_letter(
+                        topic,
+                        f"{error} (after {attempt} attempt(s))",
+                        payload if payload is not None else message.to_bytes(),
+                    )
                     i, attempt = i + 1, 0
                     continue
                 self._retrying = RetryState(topic, attempt, since, error[:300])
@@ -792,6 +969,33 @@ class BusClient:
         self._retrying = None
         return True
 
+    def _hold(self, h: _Batched) -> list[tuple[Any, str, bytes | None]]:
+        entry = self._held.get(id(h))
+        if entry is None:
+            entry = self._held[id(h)] = (h, [])
+        return entry[1]
+
+    def _flush_held(self) -> None:
+        """Call each batch handler with the samples collected for it (in arrival order). A
+        failed call is a bug or a poison sample: every sample of it is dead-lettered and
+        counted (telemetry is QoS 0; the next samples supersede them)."""
+        if not self._held:
+            return
+        held, self._held = self._held, {}
+        c = self.counters
+        for h, entries in held.values():
+            try:
+                h.handler([m for m, _, _ in entries])
+            except Exception as exc:
+                c.inc("handler_failures")
+                c.inc("handler_errors", len(entries))
+                error = f"handler {h.name()} raised {type(exc).__name__}: {exc}"
+                log.error("%s: %s (%d samples given up)", self.service_name, error, len(entries))
+                for m, topic, payload in entries:
+                    self._dead_letter(
+                        topic, f"{error} (batch of {len(entries)})", payload or m.to_bytes()
+                    )
+
     @property
     def retrying(self) -> RetryState | None:
         """The message being retried now (its handler's effect is not durable yet), if any."""
@@ -804,7 +1008,10 @@ class BusClient:
             with self._subs_lock:
                 subs = list(self._subs.items())
             found = [
-                h for pattern, (_, hs) in subs if mqtt.topic_matches_sub(pattern, topic) for h in hs
+                h
+                for pattern, (_, hs) in subs
+                if mqtt.topic_matches_sub(_plain_filter(pattern), topic)
+                for h in hs
             ]
             if len(routes) > 10_000:  # junk topics must not grow it without bound
                 routes.clear()
@@ -852,6 +1059,11 @@ def fast_decode(topic: str, payload: bytes) -> PlantMessage:
     produces the reason, so accepted and rejected sets are the same."""
     kind, _, asset = topic.partition("/")
     model = TOPIC_MODELS.get(kind)
+    bucket, sep, rest = asset.partition("/")
+    if sep:  # telemetry/{bucket}/{asset}: the asset must be filed in its own bucket
+        if kind != "telemetry" or bucket != bucket_level(telemetry_bucket(rest)):
+            return decode(topic, payload)
+        asset = rest
     if model is None or not asset or "/" in asset or len(payload) > MAX_PAYLOAD_BYTES:
         return decode(topic, payload)
     try:

@@ -181,6 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             parse_broker_url(settings.broker_url)
         _check_numbers(settings.speed, settings.rate_hz, settings.assets)
         if args.name == "simulator":
+            _check_fleet(settings.assets, settings.sim_max_assets)
             _check_scenarios(settings.scenario)
     except (SettingsError, BrokerError, ValueError) as exc:
         print(f"controlroom serve: {exc}", file=sys.stderr)
@@ -211,6 +212,16 @@ def _check_scenarios(spec: str | None) -> None:
     for name in (n.strip() for n in spec.split(",")):
         if name:
             load_scenario(name)
+
+
+def _check_fleet(assets: int, most: int) -> None:
+    from engine.services.settings import SettingsError
+
+    if assets > most:
+        raise SettingsError(
+            f"--assets {assets}: the simulator plays at most {most} pumps "
+            "(CONTROLROOM_SIM_MAX_ASSETS)"
+        )
 
 
 def _check_numbers(speed: float, rate_hz: float, assets: int) -> None:
@@ -253,6 +264,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         _check_scenarios(args.scenario or os.environ.get("CONTROLROOM_SCENARIO"))
         for name in SERVICE_CHOICES:  # the children read the same environment: check it now
             Settings.from_env(name)
+        _check_fleet(args.assets or 1, Settings.from_env("simulator").sim_max_assets)
         stack = Stack(
             broker_url=broker,
             scenario=args.scenario,

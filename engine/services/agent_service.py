@@ -15,6 +15,7 @@ its place.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict, deque
@@ -22,10 +23,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from engine.bus.client import stamped
+from engine.bus.client import RetryLater, stamped
+from engine.bus.routing import ALL_TELEMETRY, telemetry_route
 from engine.http_schemas import ASSETS_SHOWN
 from engine.paths import var_dir
-from engine.schemas import AlertEvent, DiagnosisReport, Feedback, Telemetry, Tuning
+from engine.schemas import AlertEvent, DiagnosisReport, Feedback, Telemetry, Tuning, telemetry_topic
 from engine.services.base import Service
 from engine.services.settings import Settings
 
@@ -164,6 +166,24 @@ class AssetSlots:
         }
 
 
+def in_rounds(samples: list[Telemetry]) -> list[Telemetry]:
+    """The samples reordered so that each asset's first sample comes before any asset's
+    second, and so on; each asset's own order is kept (the only order its state depends on).
+    A burst that holds several ticks of a few assets (a gateway's batch) would otherwise reach
+    a vectorised agent as many narrow steps instead of a few wide ones."""
+    seen: dict[str, int] = {}
+    rounds: list[list[Telemetry]] = []
+    for t in samples:
+        k = seen.get(t.asset, 0)
+        seen[t.asset] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(t)
+    if len(rounds) == 1:
+        return rounds[0]
+    return [t for r in rounds for t in r]
+
+
 class AgentService(Service, Generic[In, Out]):
     """A pure agent on the bus. Subclasses pass the agent in and name their input patterns."""
 
@@ -180,9 +200,22 @@ class AgentService(Service, Generic[In, Out]):
         self.slots = AssetSlots(settings.max_assets, settings.asset_idle_s)
         self._refusal_logged = 0.0
         self.tuning = TuningWatch(var_dir() / TUNING_FILE, self._apply_tuning, self)
+        self.rejected: dict[str, int] = {}
         for pattern in self.inputs:
-            self.bus.subscribe(pattern, self.on_input)
+            if pattern == ALL_TELEMETRY:
+                for f in self.telemetry_filters():
+                    self.bus.subscribe_batch(f, self.on_telemetry)
+            else:
+                self.bus.subscribe(pattern, self.on_input)
         self.bus.subscribe("feedback/+", self.on_feedback)
+
+    def telemetry_filters(self) -> tuple[str, ...]:
+        """Telemetry is routed by the broker: a replica subscribes to its own buckets only
+        (``engine.bus.routing``), plus the old one-level layout during a migration."""
+        s = self.settings
+        return telemetry_route(
+            s.shard.index, s.shard.count, legacy=s.legacy_topics, share_group=s.share_group
+        ).filters
 
     # ---------------------------------------------------------------- hooks
 
@@ -235,11 +268,77 @@ class AgentService(Service, Generic[In, Out]):
             return
         with self._lock:
             if victim is not None:
-                flushed = self.agent.forget(victim)
-                self.log.event("asset_evicted", ids={"asset": victim}, flushed=len(flushed))
-                if flushed:
-                    self.emit(flushed, None)
+                self._evict(victim)
             self.emit(self.agent.feed(msg), msg)
+
+    def on_telemetry(self, samples: list[Telemetry]) -> None:
+        """Every telemetry sample the bus had queued, in arrival order, at once: a vectorised
+        agent (``feed_batch``) pays its per-call cost once per burst, not per sample."""
+        now = time.monotonic()
+        admit = self.slots.admit
+        kept: list[Telemetry] = []
+        victims: list[str] = []
+        for t in samples:
+            admitted, victim = admit(t.asset, now)
+            if not admitted:
+                self._refused(t.asset)
+                continue
+            kept.append(t)
+            if victim is not None:
+                victims.append(victim)
+        agent = self.agent
+        try:
+            with self._lock:
+                for victim in victims:
+                    self._evict(victim)
+                if not kept:
+                    return
+                batch = getattr(agent, "feed_batch", None)
+                if batch is not None:
+                    outs = batch(in_rounds(kept))
+                else:
+                    outs = [out for t in kept for out in agent.feed(t)]
+                self._drain_rejections(kept)
+                if outs:
+                    by_sample = {(t.asset, t.ts): t for t in kept}
+                    for out in outs:
+                        trigger = by_sample.get((out.asset, out.ts), kept[-1])
+                        self.emit([out], trigger)
+        except RetryLater:
+            # Telemetry is not redelivered: reports a durable emit could not store yet wait
+            # for its next successful commit (the diagnosis service keeps them).
+            pass
+
+    def _evict(self, victim: str) -> None:
+        flushed = self.agent.forget(victim)
+        self.log.event("asset_evicted", ids={"asset": victim}, flushed=len(flushed))
+        if flushed:
+            self.emit(flushed, None)
+
+    def _drain_rejections(self, samples: list[Telemetry]) -> None:
+        """What the agent did not use (the monitor's ``take_rejections``: duplicate and late
+        samples, values past what the stream can produce, assets past its cap) is
+        dead-lettered with the sample and the reason, and counted by kind; a new run of an
+        asset is only logged (its open alerts clear with ``new_run``)."""
+        take = getattr(self.agent, "take_rejections", None)
+        if take is None:
+            return
+        rejections = take()
+        if not rejections:
+            return
+        by_id = {(t.asset, t.msg_id): t for t in samples}
+        for r in rejections:
+            self.rejected[r.kind] = self.rejected.get(r.kind, 0) + 1
+            if r.kind == "new_run":
+                self.log.event("new_run", ids={"asset": r.asset}, reason=r.reason, echo=True)
+                continue
+            sample = by_id.get((r.asset, r.msg_id))
+            payload = (
+                sample.to_json()
+                if sample is not None
+                else json.dumps({"asset": r.asset, "msg_id": r.msg_id, "seq": r.seq, "ts": r.ts})
+            )
+            self.bus.dead_letter(telemetry_topic(r.asset), f"monitor: {r.reason}", payload)
 
     def _refused(self, asset: str) -> None:
         now = time.monotonic()
@@ -263,4 +362,5 @@ class AgentService(Service, Generic[In, Out]):
             "asset_bounds": self.slots.health(),
             "latency": self.latency.summary(),
             "tuning": self.tuning.health(),
+            "rejected": dict(self.rejected),
         }

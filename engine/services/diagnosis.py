@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 from engine.agents.diagnosis import DiagnosisAgent
 from engine.agents.diagnosis_state import DiagnosisState
 from engine.bus.client import RetryLater, stamped
+from engine.bus.routing import ALL_TELEMETRY
 from engine.http_schemas import DiagnosisHealth
 from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, Telemetry
@@ -53,7 +54,7 @@ class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
     name: ClassVar[str] = "diagnosis"
     title: ClassVar[str] = "agent-diagnosis"
     health_model = DiagnosisHealth
-    inputs = ("telemetry/+", "alerts/+")
+    inputs = (ALL_TELEMETRY, "alerts/+")
     output_event = "diagnosis"
 
     def __init__(self, settings: Settings, agent: DiagnosisAgent) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import zlib
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from engine.bus.routing import owns
 from engine.paths import ROOT
+from engine.schemas import MAX_BATCH_SAMPLES
 
 SERVICE_NAMES = ("simulator", "monitor", "diagnosis", "ticket", "review")
 DEFAULT_PORTS: dict[str, int] = {
@@ -103,8 +104,9 @@ def load_env_file(environ: MutableMapping[str, str] | None = None) -> Path | Non
 class Shard:
     """Replica ``index`` of ``count`` (1-based, as written on the command line: ``2/3``).
 
-    An asset belongs to exactly one replica, chosen by a stable hash of its id, so per-asset
-    window state is never split; it works on any broker (no ``$share`` needed)."""
+    An asset belongs to exactly one replica, chosen by its telemetry bucket (a stable hash of
+    its id), so per-asset window state is never split; the broker routes by topic, which works
+    on any broker (no ``$share`` needed)."""
 
     index: int
     count: int
@@ -121,7 +123,9 @@ class Shard:
         return shard
 
     def owns(self, asset: str) -> bool:
-        return zlib.crc32(asset.encode()) % self.count == self.index - 1
+        """Through the asset's telemetry bucket, so what a replica subscribes to
+        (``engine.bus.routing``) and what it owns are the same set."""
+        return owns(self.index, self.count, asset)
 
     @property
     def suffix(self) -> str:
@@ -155,6 +159,14 @@ def _bool(environ: Mapping[str, str], key: str) -> bool:
     return environ.get(key, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _share_group(raw: str | None) -> str | None:
+    if raw is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", raw):
+        raise SettingsError(
+            f"CONTROLROOM_SHARE_GROUP={raw!r}: 1-40 letters, digits, '_', '.' or '-'"
+        )
+    return raw
+
+
 def _client_prefix(raw: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", raw):
         raise SettingsError(
@@ -184,6 +196,15 @@ class Settings:
     its persistent session. Two stacks sharing one broker need different prefixes."""
     restarts: int = 0
     """How many times ``controlroom up`` restarted this service after a crash (it says so)."""
+    # telemetry routing (engine.bus.routing)
+    legacy_topics: bool = True
+    """Also read telemetry on the old one-level layout ``telemetry/{asset}`` (a migration from
+    publishers that predate buckets). Costs nothing while nobody publishes there; switch it off
+    (``CONTROLROOM_TELEMETRY_LEGACY=0``) once the old layout is gone."""
+    share_group: str | None = None
+    """Take telemetry through ``$share/{group}/telemetry/#`` instead of bucket filters: only
+    for a broker whose shared subscriptions keep each topic on one member (EMQX
+    ``hash_topic``); never on Mosquitto (round robin splits every asset's stream)."""
     # bounds
     deadletter_max_bytes: int = 16 * 1024 * 1024
     """Dead-letter file size before rotation (3 rotated files are kept)."""
@@ -199,6 +220,17 @@ class Settings:
     rate_hz: float = 1.0
     assets: int = 1
     seed: int | None = None
+    sim_max_assets: int = 10_000
+    """Most pumps one simulator plays (``--assets``, ``POST /scenario/load``): 422 beyond."""
+    telemetry_batch: int = 0
+    """0: one message per sample (``telemetry/{bucket}/{asset}``). N: each tick's samples go
+    out as TelemetryBatch messages of up to N samples per bucket
+    (``telemetry/{bucket}/batch/{instance}``), Sparkplug-style — a fraction of the per-message
+    cost for the broker and every subscriber."""
+    telemetry_log_every: int = 1
+    """Write every Nth sample of each asset to the simulator's JSONL log (1: all, which
+    ``controlroom report`` needs for exact scoring; 0: none — a large fleet's log otherwise
+    grows by ~0.5 KB per sample)."""
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The environment the settings were read from (service-specific extras, e.g. GitHub)."""
 
@@ -226,6 +258,19 @@ class Settings:
             raise SettingsError(
                 "CONTROLROOM_SPEED and CONTROLROOM_RATE_HZ must be > 0, CONTROLROOM_ASSETS >= 1"
             )
+        sim_max = _int(environ, "CONTROLROOM_SIM_MAX_ASSETS", 10_000)
+        if sim_max < 1 or assets > sim_max:
+            raise SettingsError(
+                f"CONTROLROOM_ASSETS={assets}: the simulator plays at most "
+                f"CONTROLROOM_SIM_MAX_ASSETS={sim_max} pumps (raise it, it must be >= 1)"
+            )
+        batch = _int(environ, "CONTROLROOM_TELEMETRY_BATCH", 0)
+        log_every = _int(environ, "CONTROLROOM_TELEMETRY_LOG_EVERY", 1)
+        if not 0 <= batch <= MAX_BATCH_SAMPLES or log_every < 0:
+            raise SettingsError(
+                f"CONTROLROOM_TELEMETRY_BATCH must be 0..{MAX_BATCH_SAMPLES} and "
+                "CONTROLROOM_TELEMETRY_LOG_EVERY >= 0"
+            )
         bounds = {
             "deadletter_max_bytes": _int(environ, "CONTROLROOM_DEADLETTER_MAX_BYTES", 16 << 20),
             "max_body_bytes": _int(environ, "CONTROLROOM_MAX_BODY_BYTES", 1 << 20),
@@ -252,7 +297,13 @@ class Settings:
             rate_hz=rate,
             assets=assets,
             seed=_int(environ, "CONTROLROOM_SEED", 0) if seed else None,
+            sim_max_assets=sim_max,
+            telemetry_batch=batch,
+            telemetry_log_every=log_every,
             restarts=_int(environ, "CONTROLROOM_RESTARTS", 0),
+            legacy_topics=environ.get("CONTROLROOM_TELEMETRY_LEGACY", "1").strip().lower()
+            not in ("0", "false", "no", "off"),
+            share_group=_share_group(environ.get("CONTROLROOM_SHARE_GROUP") or None),
             deadletter_max_bytes=int(bounds["deadletter_max_bytes"]),
             max_body_bytes=int(bounds["max_body_bytes"]),
             max_assets=int(bounds["max_assets"]),

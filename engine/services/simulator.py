@@ -1,5 +1,5 @@
 """simulator-service: plays scenarios (the pure ``engine.plant.simulator.Simulator``) onto
-``telemetry/{asset}`` in paced wall time.
+``telemetry/{bucket}/{asset}`` in paced wall time.
 
 Pacing: ``speed`` simulated seconds per wall second, ``rate_hz`` samples per simulated second,
 so ``speed * rate_hz`` ticks per wall second; every tick steps each loaded asset once. The run
@@ -7,8 +7,14 @@ thread publishes whatever ticks are due and sleeps until the next one, so a late
 up instead of drifting; the telemetry itself does not depend on pacing (same scenario + seed,
 same bytes). ``wall_time`` is stamped on publish (latency measurements downstream).
 
-Several assets: ``--assets N`` plays N copies of one scenario (seeds seed, seed+1, …; assets
-pump01, pump02, …), or ``--scenario a,b,c`` plays one scenario per asset.
+Several assets: ``--assets N`` plays a fleet around one scenario (``fleet_scenarios``: faults
+spread, each pump its own seed; assets pump01, pump02, …), or ``--scenario a,b,c`` plays one
+scenario per asset. At most ``CONTROLROOM_SIM_MAX_ASSETS`` (10,000 by default) pumps: beyond,
+the load is refused naming the bound.
+
+A fleet: ``CONTROLROOM_TELEMETRY_BATCH=N`` sends each tick as TelemetryBatch messages (up to N
+samples of one bucket each) instead of one message per sample, and
+``CONTROLROOM_TELEMETRY_LOG_EVERY`` samples the telemetry log (1: every sample, 0: none).
 
 The run thread holds the lock while it steps assets and steps aside as soon as a control call
 is waiting — between two assets, even in the middle of a tick (the tick resumes where it
@@ -34,6 +40,7 @@ from pydantic import ValidationError
 
 from engine.bus.client import stamped
 from engine.http_schemas import (
+    ASSETS_SHOWN,
     LOAD_KEYS,
     LoadRequest,
     OperatorRequest,
@@ -97,7 +104,6 @@ class AssetRun:
     scenario: str
     seed: int | None
     sim: Any
-    published: int = 0
     done: bool = False
 
 
@@ -108,6 +114,10 @@ class SimulatorService(Service):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
+        self.batch = settings.telemetry_batch
+        self.log_every = settings.telemetry_log_every
+        self._out: list[Telemetry] = []
+        """A tick's samples waiting to go out as batches (batch mode)."""
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._waiting = 0
@@ -180,6 +190,12 @@ class SimulatorService(Service):
         from engine.plant.scenario import load_scenario, parse_scenario
         from engine.plant.simulator import Simulator
 
+        most = self.settings.sim_max_assets
+        if req.assets > most or len(req.names or ()) > most:
+            raise ValueError(
+                f"assets: {max(req.assets, len(req.names or ()))} pumps > this simulator's "
+                f"bound of {most} (CONTROLROOM_SIM_MAX_ASSETS)"
+            )
         if req.scenario is not None:
             loaded = [parse_scenario(req.scenario, "uploaded scenario")]
         else:
@@ -344,7 +360,10 @@ class SimulatorService(Service):
         s = self.status()
         return {
             "name": s.name,
-            "assets": s.assets,
+            "assets": s.assets[:ASSETS_SHOWN],
+            "asset_count": len(s.assets),
+            "telemetry_batch": self.batch,
+            "telemetry_log_every": self.log_every,
             "running": s.running,
             "done": s.done,
             "speed": s.speed,
@@ -382,7 +401,8 @@ class SimulatorService(Service):
 
     def _tick(self) -> bool | None:
         """Step every asset once, from where an interrupted tick stopped. False when all
-        have finished; None when a control call is waiting (the tick is not complete)."""
+        have finished; None when a control call is waiting (the tick is not complete: what it
+        stepped so far is sent before the control call runs)."""
         runs = self.runs
         while self._cursor < len(runs):
             run = runs[self._cursor]
@@ -390,7 +410,9 @@ class SimulatorService(Service):
             if not run.done:
                 self._step_one(run)
             if self._waiting and self._cursor < len(runs):
+                self._send_batch()
                 return None
+        self._send_batch()
         alive, self._cursor, self._tick_alive = self._tick_alive, 0, False
         if alive:
             self.ticks += 1
@@ -402,15 +424,37 @@ class SimulatorService(Service):
             run.done = True
             return
         self._tick_alive = True
+        if self.batch:
+            self._out.append(t)
+            return
         t = stamped(t)
         try:
             self.bus.publish(t)
         except Exception as exc:  # an invalid sample is dead-lettered by the bus; go on
             self.log.event("publish_failed", ids={"msg_id": t.msg_id}, error=str(exc))
             return
-        run.published += 1
+        self._sent(t)
+
+    def _send_batch(self) -> None:
+        """Batch mode: the tick's samples as TelemetryBatch messages, one wall time for all."""
+        if not self._out:
+            return
+        now = time.time()
+        samples = [t.model_copy(update={"wall_time": now}) for t in self._out]
+        self._out = []
+        try:
+            self.bus.publish_batch(samples, self.instance, self.batch)
+        except Exception as exc:  # an invalid sample is dead-lettered by the bus; go on
+            self.log.event("publish_failed", count=len(samples), error=str(exc)[:300])
+            return
+        for t in samples:
+            self._sent(t)
+
+    def _sent(self, t: Telemetry) -> None:
         self.published += 1
-        self.log.message("telemetry", t)
+        every = self.log_every
+        if every and t.seq % every == 0:
+            self.log.message("telemetry", t)
 
 
 def shipped_scenario(name: str) -> str:

@@ -17,7 +17,7 @@ from engine.bus.broker import free_port
 from engine.bus.client import BusClient
 from engine.plant.scenario import load_scenario
 from engine.plant.simulator import Simulator
-from engine.schemas import AlertEvent, Telemetry
+from engine.schemas import AlertEvent, Telemetry, telemetry_topic
 from engine.services.stack import CODE_ROOT
 
 PREFIX = f"monlive{uuid.uuid4().hex[:6]}"
@@ -99,7 +99,7 @@ def test_scenario_a_then_b_alarms_in_b_and_rejects_are_dead_lettered(tmp_path, b
         ]
         reasons = [d["reason"] for d in letters]
         assert any("duplicate" in r for r in reasons) and any("late" in r for r in reasons)
-        assert all(d["topic"] == "telemetry/pump01" for d in letters)
+        assert all(d["topic"] == telemetry_topic("pump01") for d in letters)
     finally:
         pub.stop()
         sub.stop()

@@ -14,6 +14,7 @@ import pytest
 
 from engine.bus.broker import free_port
 from engine.bus.client import BusClient
+from engine.bus.routing import ALL_TELEMETRY
 from engine.plant.fleet import fleet_scenarios
 from engine.plant.scenario import load_scenario
 from engine.plant.simulator import Simulator
@@ -54,7 +55,7 @@ def test_api_plays_several_assets_deterministically(simulator, broker, wait_for)
     http = simulator
     got: list[Telemetry] = []
     watch = BusClient(broker.url, f"simw-{uuid.uuid4().hex[:6]}", "simwatch", persistent=False)
-    watch.subscribe("telemetry/+", got.append)
+    watch.subscribe(ALL_TELEMETRY, got.append)
     watch.start(wait=10)
     wait_for(lambda: watch.counters.snapshot()["connects"], what="watcher subscribed")
 

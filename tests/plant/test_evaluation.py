@@ -22,6 +22,7 @@ from engine.schemas import (
     Telemetry,
     Truth,
     Tuning,
+    telemetry_topic,
 )
 
 # ------------------------------------------------------------------ scoring, by hand
@@ -152,7 +153,7 @@ def test_replay_cli_writes_enveloped_jsonl(tmp_path: Path) -> None:
     assert main(["replay", "sudden_clog_and_drift", "--seed", "3", "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
     topics = [json.loads(line)["topic"] for line in lines]
-    assert topics.count("telemetry/pump01") == 14400
+    assert topics.count(telemetry_topic("pump01")) == 14400
     msgs = [Envelope.model_validate_json(line).message() for line in lines]
     # Two alerts (escalations are later revisions of the same two), each with a provisional
     # and a final diagnosis, and an update for each escalation the diagnosis had not reported.
