@@ -152,7 +152,10 @@ async def test_jobs_at_risk_keeps_every_scenario_at_80_columns() -> None:
         assert isinstance(screen, FactoryScreen)
         await pilot.press("enter")
         await results(screen)
-        screen.query_one("#results", TabbedContent).active = "tab-risk"
+        # The results take the focus (the briefing); then [ goes to the last tab, as a user would.
+        scroll = screen.query_one("#briefing-scroll", VerticalScroll)
+        await settle(pilot, lambda: scroll.has_focus, "the briefing's focus")
+        await pilot.press("left_square_bracket")
         table = screen.query_one("#risk", JobsAtRisk)
         tabs = screen.query_one("#results", TabbedContent)
         await settle(
