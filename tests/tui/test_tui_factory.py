@@ -106,6 +106,12 @@ async def test_factory_run_from_the_keyboard() -> None:
         await pilot.press("right_square_bracket")
         assert tabs.active == "tab-briefing"
 
+        # At 80x24 the step log gave the results its room; focused, it is whole again.
+        steps = screen.query_one("#steps", StepLog)
+        assert steps.size.height <= 4 < scroll.size.height
+        steps.focus()
+        await settle(pilot, lambda: steps.size.height > 4, "the step log at full height")
+
         # ctrl+r runs again: the results are replaced (not appended) and, offline, identical.
         first = briefing
         await pilot.press("ctrl+r")
