@@ -54,7 +54,7 @@ from engine.factory.scenario import BASELINE_SPEC
 CACHE = Path(__file__).with_name("plan_quality_optima.json")
 TIGHTNESS = (1.3, 1.45, 1.6)
 SEEDS = (1, 2, 3)
-PLAN_SECONDS = 0.8
+PLAN_SECONDS = 0.6
 """The search budget the pipeline gives the baseline plan (orchestrator.PLAN_SECONDS)."""
 
 

@@ -98,7 +98,7 @@ def find_plan(
     spec: ScenarioSpec,
     *,
     intent: ScenarioIntent | None = None,
-    seconds: float = 0.8,
+    seconds: float = 0.6,
     rules: Sequence[str] = RULES,
     seed: int = 0,
     hard: bool = False,
@@ -272,7 +272,7 @@ def _without(jobs: set[str]) -> Callable[[ScenarioMetrics], ScenarioMetrics]:
     return strip
 
 
-def plan_seconds(factory: FactoryConfig, total: float = 0.8) -> float:
+def plan_seconds(factory: FactoryConfig, total: float = 0.6) -> float:
     """The baseline plan's search budget: ``total`` on a small factory, less on a large one
     (whose every evaluation is slower), so the whole brief stays interactive at any size."""
     steps = sum(len(j.steps) for j in factory.jobs)
