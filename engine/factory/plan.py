@@ -32,7 +32,7 @@ from engine.factory.scheduler import (
     job_sequence,
     planned_sequence,
 )
-from engine.factory.search import Budget, improve
+from engine.factory.search import Budget, Outcome, improve
 from engine.factory.shop import (
     Decoded,
     Score,
@@ -159,10 +159,15 @@ def _find_plan(
         budget.seconds / starts,
         budget.patience,
     )
-    runs = [
-        improve(shop, seeds, weights=weights, budget=share, seed=seed * starts + k, decoded=decoded)
-        for k in range(starts)
-    ]
+    runs: list[Outcome] = []
+    for k in range(starts):
+        runs.append(
+            improve(
+                shop, seeds, weights=weights, budget=share, seed=seed * starts + k, decoded=decoded
+            )
+        )
+        if runs[-1].score[:3] == (0, 0, 0):
+            break  # nothing late: no other start can do better on lateness
     outcome = min(runs, key=lambda o: o.score)  # the first of equals: deterministic
     outcome = replace(
         outcome,
