@@ -244,7 +244,7 @@ def test_a_flood_of_malformed_messages_is_dead_lettered_and_the_chain_still_deli
         for name in stack.services:
             h = _get(stack.urls[name] + "/health")
             got = h["counters"]["received_by_kind"]
-            assert set(got.values()) == {1000}, (name, got)
+            assert all(n == 1000 for n in got.values()), (name, got)
             assert h["dead_letters"] == 1000 * len(got), (name, h["dead_letters"])
         assert rec.bus.counters.snapshot()["dead_letters"] == 4000
         subscribed = {
