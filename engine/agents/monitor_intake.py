@@ -14,6 +14,12 @@
   sample, counted and reported — they never enter a window, a sum or a baseline. Values past the
   schema's bounds (|v| > 1e12, a pump instrument outside its plausible range, NaN) never get
   this far: the schema rejects the message.
+- **The warm-up is screened too** (``warmup_outliers``): before the model and the limits are
+  fitted, a warm-up row with a value farther from the warm-up's median than ``VALUE_SPAN`` × a
+  *robust* spread (the 5–95 % quantile range, or the median's magnitude if larger) is dropped
+  and rejected as ``value``; the warm-up goes on until it has enough clean rows. Without this
+  one 1e6 sent during warm-up would stretch the learned range (and the baselines) so far that
+  no later fault could alarm.
 
 The monitor stays pure: it returns nothing for these, and keeps ``Rejection`` records (bounded)
 that its service drains with ``Monitor.take_rejections()`` to dead-letter or count them.
@@ -24,12 +30,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 REORDER = 16
 """A sample at most this many steps behind the last is late; farther back is a new run."""
 VALUE_SPAN = 100.0
 """Learned value limits: the warm-up median ± this many times max(warm-up range, |median|)."""
 MAX_REJECTIONS = 10_000
 """Rejection records kept until drained (counting goes on beyond)."""
+
+WARMUP_QUANTILES = (0.05, 0.95)
+"""The warm-up spread that screens its own rows: robust to a few percent of absurd rows."""
 
 RejectionKind = Literal["duplicate", "late", "value", "new_run", "asset_cap"]
 
@@ -70,3 +81,14 @@ class RunState:
         if scenario is not None:
             self.scenario = scenario
         return "ok"
+
+
+def warmup_outliers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For warm-up rows ``raw`` (n, S): the mask of rows with any value past the robust
+    limits, and those limits (lo, hi per signal)."""
+    med = np.median(raw, axis=0)
+    q_lo, q_hi = np.quantile(raw, WARMUP_QUANTILES, axis=0)
+    span = np.maximum(q_hi - q_lo, np.abs(med))
+    span = np.where(span > 0, span, 1.0)
+    lo, hi = med - VALUE_SPAN * span, med + VALUE_SPAN * span
+    return ((raw < lo) | (raw > hi)).any(axis=1), lo, hi

@@ -4,6 +4,7 @@ follows the fault, causal, blind to truth, tunable."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from engine.agents.monitor import Monitor, MonitorConfig
 from engine.agents.tuning import with_threshold_scale
@@ -175,6 +176,36 @@ def test_a_value_past_anything_learned_never_poisons_the_monitor() -> None:
     rejected = monitor.take_rejections()
     assert [(r.kind, r.seq) for r in rejected] == [("value", 1500)]
     assert "TI-1" in rejected[0].reason
+
+
+@pytest.mark.parametrize("at,value", [(5, 9.9e11), (300, 1e6), (300, -9.9e11)])
+def test_an_absurd_value_in_the_warm_up_is_screened_out_not_learned(at: int, value: float) -> None:
+    """Issue 12 item 1, during the warm-up: one absurd value (schema-valid) used to stretch
+    the learned range and baselines so far that the later fault never alarmed. It is dropped
+    from the warm-up, rejected by name, and the fault is detected as without it."""
+    rng = np.random.default_rng(7)
+    temp = 60 + rng.normal(0, 0.3, 3000)
+    temp[2200:] += 4.0
+    msgs = [
+        Telemetry(
+            msg_id=f"m{i}",
+            asset="kiln",
+            seq=i,
+            ts=float(i),
+            signals={
+                "TI-1": value if i == at else float(temp[i]),
+                "FI-2": float(10 + rng.normal(0, 0.1)),
+            },
+        )
+        for i in range(3000)
+    ]
+    monitor = Monitor(MonitorConfig(warmup_n=600), id_prefix="t")
+    raised = _raised(_alerts(msgs, monitor))
+    assert len(raised) == 1 and 2200 <= raised[0].ts < 2240 and raised[0].signals[0] == "TI-1"
+    (rejected,) = monitor.take_rejections()
+    assert (rejected.kind, rejected.msg_id, rejected.seq) == ("value", f"m{at}", at)
+    assert "TI-1" in rejected.reason and "warm-up" in rejected.reason
+    assert monitor.counters["value"] == 1
 
 
 def test_perturbed_pumps_are_learned_not_read_from_a_datasheet() -> None:
