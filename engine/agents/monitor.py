@@ -32,6 +32,7 @@ from engine.agents.monitor_bank import F64, NOISE, STUCK, DetectorBank, Sizes
 from engine.agents.monitor_config import MonitorConfig
 from engine.agents.monitor_episodes import AssetEpisodes, EpisodeTracker
 from engine.agents.monitor_intake import (
+    CONFIRM,
     MAX_REJECTIONS,
     VALUE_SPAN,
     Rejection,
@@ -172,6 +173,7 @@ class Monitor:
             "samples": 0,
             "duplicate": 0,
             "late": 0,
+            "jump": 0,
             "value": 0,
             "new_run": 0,
             "asset_cap": 0,
@@ -273,12 +275,22 @@ class Monitor:
         if verdict == "late":
             self._reject("late", t, f"late: seq {t.seq} ts {t.ts:g} after seq {a.run.last_seq}")
             return None
+        if verdict == "jump":
+            self._reject(
+                "jump",
+                t,
+                f"jump: seq {t.seq} ts {t.ts:g} scenario {t.scenario!r} after seq "
+                f"{a.run.last_seq} ts {a.run.last_ts:g}: not believed until {CONFIRM} samples "
+                f"in a row continue it",
+            )
+            return None
         if verdict == "new_run":
             self._new_run(a, t)
             return None
         if a.group is None:
             dt = t.ts - a.first_ts
             a.run.dt = dt if 0.0 < dt <= 3600.0 else 1.0
+            a.run.dt_known = True
             self._place(a)
         self.counters["samples"] += 1
         return a

@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.bus.broker import free_port
 from engine.bus.routing import ALL_TELEMETRY
 from engine.schemas import Telemetry
 from engine.services.stack import CODE_ROOT
@@ -44,18 +43,12 @@ def _env(tmp_path: Path, broker_url: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_sim(tmp_path, broker, wait_for) -> Iterator:
+def start_sim(tmp_path, broker, wait_for, serve_process) -> Iterator:
     started: list[Sim] = []
 
     def start(**extra: str) -> Sim:
-        port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "serve", "simulator", "--port", str(port)],
-            env=_env(tmp_path, broker.url, **extra),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        proc, url = serve_process(["simulator"], _env(tmp_path, broker.url, **extra))
+        http = httpx.Client(base_url=url, timeout=30)
 
         def healthy() -> bool:
             try:

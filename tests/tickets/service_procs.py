@@ -48,7 +48,7 @@ class ServiceProc:
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr = Path(env["CONTROLROOM_VAR"]) / f"{name}.stderr"
 
-    def start(self, timeout: float = 20.0) -> ServiceProc:
+    def start(self, timeout: float = 60.0) -> ServiceProc:
         return self.launch().wait_healthy(timeout)
 
     def launch(self) -> ServiceProc:
@@ -65,7 +65,9 @@ class ServiceProc:
             )
         return self
 
-    def wait_healthy(self, timeout: float = 20.0) -> ServiceProc:
+    def wait_healthy(self, timeout: float = 60.0) -> ServiceProc:
+        """Until /health answers (``timeout`` only bounds a start that never comes: a Python
+        service on a loaded shared machine can take well over 20 s to import and bind)."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         relaunches = 3
