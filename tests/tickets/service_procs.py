@@ -21,6 +21,10 @@ from engine.schemas import AlertEvent, Feedback, Ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 
+LAUNCHED: list[ServiceProc] = []
+"""Every service a test launched: the area's conftest stops what is still running after each
+test, so a test that fails before its own ``finally`` leaves no process behind."""
+
 
 def service_env(var: Path, broker_url: str, **extra: str) -> dict[str, str]:
     env = {
@@ -54,6 +58,8 @@ class ServiceProc:
     def launch(self) -> ServiceProc:
         """Start the process without waiting (start several, then wait for each)."""
         self.stderr.parent.mkdir(parents=True, exist_ok=True)
+        if self not in LAUNCHED:
+            LAUNCHED.append(self)
         with self.stderr.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "engine", "serve", self.name, "--port", str(self.port)],
