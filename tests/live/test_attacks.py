@@ -27,6 +27,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from engine.bus.acl import load_credentials
 from engine.bus.broker import connack_code, mosquitto_binary
 from engine.bus.client import BusClient
+from engine.plant.scenario import load_scenario
+from engine.plant.simulator import Simulator
 from engine.schemas import DiagnosisReport, Telemetry, Ticket, utc_now
 from engine.services.stack import Stack
 from engine.tickets.store import TicketStore
@@ -323,6 +325,57 @@ def test_poison_and_junk_are_dead_lettered_and_the_plant_still_alarms(
         h = _get(stack.urls[name] + "/health")
         assert h["status"] == "ok" and h["counters"]["handler_errors"] == 0, (name, h["reasons"])
     injector.stop(drain=0.5)
+
+
+def test_replayed_reordered_stray_and_partial_samples_change_nothing(
+    tmp_path, wait_for, monkeypatch
+):
+    """Items 2 and 3 on the live stack: into a running `normal` pump (past its warm-up), the
+    simulator's own identity replays the last sample, re-sends older ones, sends one stamped
+    25 minutes back and one 10**6 steps ahead, and the next sample with signals missing. No
+    alert, no crash, no new run: each stray sample dead-lettered and counted by kind by both
+    the monitor and the diagnosis service."""
+    var = tmp_path / "var"
+    monkeypatch.setenv("CONTROLROOM_VAR", str(var))
+    with _stack(var, services=("simulator", "monitor", "diagnosis")) as stack:
+        sim = stack.urls["simulator"]
+        assert _post(sim + "/scenario/load", {"name": "normal"}).is_success
+        _play(stack, wait_for, 1800.0)
+        status = _get(sim + "/scenario/status")
+        played = list(Simulator(load_scenario("normal")).run())[: status["published"]]
+        last = played[-1]
+        assert last.ts == max(t.ts for t in played)
+        # the next sample with two signals missing (taken: a partial sample is a sample)
+        nxt = Simulator(load_scenario("normal"))
+        upcoming = next(t for t in nxt.run() if t.seq == last.seq + 1)
+        partial = upcoming.model_copy(
+            update={"signals": {k: v for k, v in list(upcoming.signals.items())[2:]}}
+        )
+        stray = [
+            last,  # a duplicate
+            *played[-6:-1],  # late (a few steps back)
+            last.model_copy(update={"msg_id": "old", "seq": last.seq - 1500, "ts": last.ts - 1500}),
+            last.model_copy(update={"msg_id": "far", "seq": last.seq + 10**6, "ts": last.ts + 1e6}),
+        ]
+        injector = _as(stack, "simulator")
+        for t in [*stray, partial]:
+            injector.publish(t)
+        assert injector.flush(10)
+        n = len(stray) + 1
+        _play(stack, wait_for, 3600.0, since={"monitor": -n, "diagnosis": -n})
+        for name in ("monitor", "diagnosis"):
+            h = _get(stack.urls[name] + "/health")
+            rejected = h["rejected"]
+            assert rejected.get("new_run", 0) == 0, (name, rejected)
+            # the simulator re-sends the partial sample's seq: one more duplicate
+            assert rejected.get("duplicate") == 2 and rejected.get("late") == 5, (name, rejected)
+            assert rejected.get("jump") == 2, (name, rejected)
+            assert h["dead_letters"] == 9 and h["counters"]["handler_errors"] == 0, (name, h)
+        assert _get(stack.urls["monitor"] + "/health")["alerts_published"] == 0
+        letters = [json.loads(x) for x in (var / "deadletter" / "diagnosis.jsonl").open()]
+        ids = {json.loads(d["payload"])["msg_id"] for d in letters}
+        assert {"far", "old"} <= ids and all(d["reason"].startswith("diagnosis: ") for d in letters)
+        injector.stop(drain=0.5)
 
 
 # ------------------------------------------------------------------------------------------
