@@ -3,9 +3,11 @@ ACLs, the five services as processes on private ports, and the counts that must 
 tickets, 0 lost, 0 doubled, every bad input dead-lettered and counted, the plant still alarming
 after a poisoned value.
 
-Which item each test covers: forgery (5) and the bus's decode limits (4) plus poisoned values
-(1, with `detect`'s schema bounds) on one shared stack; the broker killed with the ticket
-service down (8); the diagnosis service killed with finals pending (8); every bound (10, 11).
+Which item each test covers: forgery (5: strangers, wrong identities, a forged snapshot, a
+forged first final against an approved provisional ticket) and the bus's decode limits (4) plus
+poisoned values (1, with `detect`'s schema bounds) on one shared stack; replayed, late,
+far-off and partial samples (2, 3); the broker killed with the ticket service down (8); the
+diagnosis service killed with finals pending (8); every bound (10, 11).
 Supervision (9) and a read-only var/ (12) are in test_up.py; the ack-after-durable contract (7)
 in test_bus.py and tests/tickets/test_store_faults.py.
 """
