@@ -11,7 +11,8 @@ waiting on conditions (never sleeping as synchronisation).
 - ``wait_for(condition, timeout=10, what="...")``: poll until truthy, else fail naming ``what``.
   With ``progress=`` (a callable returning a comparable snapshot, e.g. counters), ``timeout``
   is a *stall* bound: it restarts whenever the snapshot changes, so a loaded machine that is
-  slow but moving never fails the test, and a hang still does.
+  slow but moving does not fail the test, and a hang still does (and a wait never runs past
+  10 x ``timeout`` even while something keeps moving).
 - ``serve_process(args, env)``: ``python -m engine serve ARGS --port 0`` as a child; returns
   (proc, url) once the service has bound a free port itself and announced it in
   ``var/run/`` (no window between picking a port and binding it, unlike ``free_port()``).
@@ -46,7 +47,8 @@ def wait_for(
 ) -> Any:
     """Return the first truthy value of ``condition()``; fail the test after ``timeout`` s
     (without ``progress``), or after ``timeout`` s in which ``progress()`` did not change."""
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     last = progress() if progress is not None else None
     while True:
         value = condition()
@@ -54,8 +56,9 @@ def wait_for(
             return value
         if progress is not None:
             now = progress()
-            if now != last:
-                last, deadline = now, time.monotonic() + timeout
+            if now != last:  # moving: the stall bound restarts (never past 10 x timeout)
+                last = now
+                deadline = min(time.monotonic() + timeout, start + 10 * timeout)
         if time.monotonic() >= deadline:
             stalled = f" (no progress; last {last!r})" if progress is not None else ""
             pytest.fail(f"timed out after {timeout:.1f}s waiting for {what}{stalled}")
