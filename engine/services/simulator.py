@@ -16,10 +16,15 @@ A fleet: ``CONTROLROOM_TELEMETRY_BATCH=N`` sends each tick as TelemetryBatch mes
 samples of one bucket each) instead of one message per sample, and
 ``CONTROLROOM_TELEMETRY_LOG_EVERY`` samples the telemetry log (1: every sample, 0: none).
 
-The run thread holds the lock while it steps assets and steps aside as soon as a control call
-is waiting — between two assets, even in the middle of a tick (the tick resumes where it
-stopped) — so ``/scenario/stop``, ``/operator`` or SIGTERM wait for one asset's step, at any
-speed and number of assets.
+From ``FLEET_SIMULATOR_FROM`` (16) pumps a tick is one ``FleetSimulator`` computation for the
+whole fleet (the same bytes as each pump's own ``Simulator``, a third of the CPU at 1,000
+pumps); operator moves go through ``FleetSimulator.operate``.
+
+The run thread holds the lock while it steps and publishes, and steps aside as soon as a control
+call is waiting — between two assets (or, for a fleet, between two chunks of a tick's samples),
+even in the middle of a tick (the tick resumes where it stopped) — so ``/scenario/stop``,
+``/operator`` or SIGTERM wait for one asset's step or one fleet computation (~20 ms per 1,000
+pumps), at any speed.
 
 Over HTTP, a scenario is named (``scenarios/{name}.json``, only the shipped ones) or uploaded
 in the body; a name is never turned into a path, so nothing else on the machine can be read.
