@@ -165,6 +165,9 @@ class Settings:
     """An asset silent this long (wall clock) is evicted to make room for a new one."""
     # simulator
     scenario: str | None = None
+    hold: bool = False
+    """Load ``scenario`` but play it only on ``POST /scenario/start``: a stack starts the
+    simulator beside the consumers and starts the play once they are subscribed."""
     speed: float = 1.0
     rate_hz: float = 1.0
     assets: int = 1
@@ -242,6 +245,7 @@ class Settings:
             log_level=(environ.get("CONTROLROOM_LOG_LEVEL") or "info").lower(),
             client_prefix=_client_prefix(environ.get("CONTROLROOM_CLIENT_PREFIX") or "controlroom"),
             scenario=environ.get("CONTROLROOM_SCENARIO") or None,
+            hold=_bool(environ, "CONTROLROOM_SIMULATOR_HOLD"),
             speed=speed,
             rate_hz=rate,
             assets=assets,
