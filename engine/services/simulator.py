@@ -183,7 +183,8 @@ class SimulatorService(Service):
                 seed=self.settings.seed,
             )
             self.load(req, from_files=True)  # the command line may name a JSON file
-            self.start_playing(self.settings.speed)
+            if not self.settings.hold:
+                self.start_playing(self.settings.speed)
 
     def on_stop(self) -> None:
         with self._control():
