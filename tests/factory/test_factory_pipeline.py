@@ -174,6 +174,7 @@ def test_other_factories_brief_too(press, two_shift) -> None:
     assert state.pipeline_completed and state.briefing_source == "offline"
     assert "| ORD-103 (Panels) | incomplete |" in state.briefing_markdown
     assert "ORD-103-pack cannot be scheduled" in state.briefing_markdown
+    assert "total lateness 0h, 1 late (ORD-103 incomplete)." in state.briefing_markdown
     state = run_pipeline("protect GBX-410", two_shift, DATE, llm="off")
     assert state.intent.protected_job_id == "GBX-410"
     assert unknown_ids(state.briefing_markdown, two_shift) == set()
