@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.bus.routing import owns
-from engine.env_file import SettingsError, load_env_file
+from engine.env_file import SettingsError as SettingsError  # re-exported: its old home
+from engine.env_file import load_env_file
 from engine.paths import ROOT
 from engine.schemas import MAX_BATCH_SAMPLES
 
