@@ -470,9 +470,13 @@ def _bottleneck_line(ctx: BriefingContext, spec: ScenarioSpec) -> str:
 
 def _plan_action(ctx: BriefingContext, plan: Plan) -> str:
     if not plan.improves:
+        incomplete = [jid for jid, tl in plan.result.job_timelines.items() if not tl.is_complete]
+        late = f"{len(plan.late_jobs)} late"
+        if incomplete:  # lateness counts finished jobs only: say which never finish
+            late += f" ({id_list(incomplete, 3)} incomplete)"
         return (
             f"**Keep the planned sequence.** {plan.method[:1].upper()}{plan.method[1:]}: "
-            f"total lateness {plan.total_lateness}h, {len(plan.late_jobs)} late."
+            f"total lateness {plan.total_lateness}h, {late}."
         )
     steps = " ".join(plan.actions[:2])
     makespan = (
