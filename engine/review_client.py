@@ -21,7 +21,6 @@ The client is async (the TUI calls it from workers); the CLI runs it with ``asyn
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from engine.http_schemas import (
     Whoami,
 )
 from engine.schemas import Ticket
+from engine.settings import process_environ
 
 T = TypeVar("T")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -119,7 +119,7 @@ def resolve_endpoint(
 ) -> Endpoint:
     """Where and how to reach the review API (see the module docstring). ValueError: a token
     file that cannot be read."""
-    environ = os.environ if environ is None else environ
+    environ = process_environ() if environ is None else environ
     raw = (api or "").strip()
     if raw.startswith("unix:"):
         return Endpoint(SOCKET_URL, socket=Path(raw[5:]))
@@ -128,9 +128,9 @@ def resolve_endpoint(
     if not raw:
         raw = environ.get("CONTROLROOM_REVIEW_URL", "").strip()
     if not raw:
-        from engine.services.settings import DEFAULT_PORTS, port_env
+        from engine.settings import Config
 
-        raw = f"http://127.0.0.1:{environ.get(port_env('review')) or DEFAULT_PORTS['review']}"
+        raw = Config.load(environ).service_urls("127.0.0.1")["review"]
     return Endpoint(raw.rstrip("/"), token=_token(environ, token_file))
 
 
@@ -225,7 +225,7 @@ class ReviewClient:
         headers = {}
         transport = self._transport
         if self.endpoint.socket is not None and transport is None:
-            from engine.auth.peer import ShortPath
+            from engine.auth.socket_path import ShortPath
 
             self._short = ShortPath(self.endpoint.socket)
             transport = httpx.AsyncHTTPTransport(

@@ -5,6 +5,9 @@ Threads and the event loop meet in exactly two places: the bus client's dispatch
 worker thread posts messages. Everything else runs on Textual's loop; HTTP goes through async
 workers. ``connect=False`` (snapshot tests) draws only what a test feeds in, with an injected
 clock, so a screenshot is the same on every run.
+
+Why one module of ~510 lines: the app's wiring (bus, HTTP polling, screens, bindings) plus the key-
+help table derived from the bindings; each screen and widget has its own module.
 """
 
 from __future__ import annotations

@@ -18,7 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from engine.schemas import CATEGORY_OF_CAUSE, SEVERITIES, DiagnosisReport, Ticket
+from engine.schemas import (
+    CATEGORY_OF_CAUSE,
+    SEVERITIES,
+    Category,
+    DiagnosisReport,
+    Severity,
+    Ticket,
+)
 
 CAUSE_LABELS: dict[str, str] = {
     "bearing_wear": "bearing wear",
@@ -56,12 +63,12 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
-def escalate(current: str, new: str) -> str:
+def escalate(current: Severity, new: Severity) -> Severity:
     """Severity only ever rises on its own; lowering it is a human decision (review edit)."""
     return new if severity_rank(new) > severity_rank(current) else current
 
 
-def category_for(report: DiagnosisReport) -> str:
+def category_for(report: DiagnosisReport) -> Category:
     if report.category != "unknown":
         return report.category
     return CATEGORY_OF_CAUSE.get(report.root_cause, "unknown")
@@ -219,7 +226,7 @@ def fold_diagnosis(
     severity = escalate(t.severity, report.severity)
     if severity != t.severity:
         changes.append(f"severity escalated {t.severity} -> {severity}")
-        t.severity = severity  # type: ignore[assignment]
+        t.severity = severity
     _rewrite(t, report, edited)
     return t, changes
 
@@ -246,13 +253,13 @@ def revise_cause(
     old = ticket.root_cause
     t = ticket.model_copy(deep=True)
     t.root_cause = report.root_cause
-    t.category = category_for(report)  # type: ignore[assignment]
+    t.category = category_for(report)
     t.confidence = report.confidence
     t.diagnosis_ids.append(report.diagnosis_id)
     t.signals = list(dict.fromkeys([*report.signals, *t.signals]))
     t.matched_rules = list(dict.fromkeys(report.matched_rules))
     t.last_seen_ts = max(t.last_seen_ts, report.ts)
-    t.severity = escalate(t.severity, report.severity)  # type: ignore[assignment]
+    t.severity = escalate(t.severity, report.severity)
     changes = [
         f"root cause revised {old} -> {report.root_cause} by the final diagnosis "
         f"{report.diagnosis_id} (confidence {report.confidence:.2f})"

@@ -476,7 +476,7 @@ def _merge(
 def _escalation(report: DiagnosisReport, cur: Stored, now: datetime) -> Decision:
     """An ``update`` report (contract C2): severity and priority only, never the cause."""
     t = cur.ticket
-    severity: Severity = escalate(t.severity, report.severity)  # type: ignore[assignment]
+    severity: Severity = escalate(t.severity, report.severity)
     if severity == t.severity:
         return Decision(Outcome.NOTED, t.ticket_id)
     raised = _derived_text(
