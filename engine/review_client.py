@@ -44,7 +44,7 @@ from engine.http_schemas import (
     UnshelveRequest,
     Whoami,
 )
-from engine.schemas import Ticket
+from engine.schemas import Ticket, error_line
 from engine.settings import process_environ
 
 T = TypeVar("T")
@@ -141,13 +141,6 @@ def _is_socket(path: Path) -> bool:
         return False
 
 
-def _first_error(exc: ValidationError) -> str:
-    e = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in e.get("loc", ()))
-    msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{loc}: {msg}" if loc else msg
-
-
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -157,7 +150,7 @@ def _body(model: type[M], **fields: Any) -> M:
     try:
         return model(**fields)
     except ValidationError as exc:
-        raise ApiError("review", 422, _first_error(exc)) from None
+        raise ApiError("review", 422, error_line(exc, root="")) from None
 
 
 def error_detail(response: httpx.Response) -> str:
@@ -287,7 +280,7 @@ class ReviewClient:
             raise ApiError(
                 self.service,
                 response.status_code,
-                f"invalid answer from the review API ({path}): {_first_error(exc)}",
+                f"invalid answer from the review API ({path}): {error_line(exc, root='')}",
             ) from None
 
     # ---- who -----------------------------------------------------------------------------------
@@ -352,7 +345,9 @@ class ReviewClient:
         try:
             return new, _ALARMS.validate_json(response.content)
         except ValidationError as exc:
-            raise ApiError(self.service, 200, f"invalid alarm list: {_first_error(exc)}") from None
+            raise ApiError(
+                self.service, 200, f"invalid alarm list: {error_line(exc, root='')}"
+            ) from None
 
     async def alarm(self, alarm_id: str) -> Alarm:
         return await self._get(_ALARM, "GET", f"/alarms/{alarm_id}")

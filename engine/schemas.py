@@ -83,6 +83,17 @@ RecursionError on it, so payloads are parsed by pydantic-core's parser, which re
 past ~200 levels by itself, and then held to this limit."""
 
 
+def sim_clock(ts: float) -> str:
+    """Simulated seconds since the scenario started as ``HH:MM:SS`` (``Nd HH:MM:SS`` past a
+    day): how work orders and the TUI show a ``ts``."""
+    whole = int(ts)
+    days, rest = divmod(whole, 86_400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    clock = f"{h:02d}:{m:02d}:{s:02d}"
+    return f"{days}d {clock}" if days else clock
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -525,14 +536,22 @@ def parse_topic(topic: str) -> tuple[str, str]:
     return t.kind, t.asset
 
 
-def _first_error(exc: ValidationError) -> str:
+def error_line(exc: ValidationError, root: str = "(root)", more: bool = False) -> str:
+    """A validation error as one line fit for a log, a dead letter or an HTTP detail:
+    ``field.path: message`` of the first error (``root`` names a whole-object error; empty:
+    the message alone), with ``(+N more)`` when ``more`` and there are others. The one place
+    that turns a pydantic error into words."""
     errors = exc.errors(include_url=False)
     if not errors:
         return str(exc)
     e = errors[0]
-    loc = ".".join(str(p) for p in e.get("loc", ())) or "(root)"
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc}: {e.get('msg', 'invalid')}{more}"
+    loc = ".".join(str(p) for p in e.get("loc", ())) or root
+    msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+    tail = f" (+{len(errors) - 1} more)" if more and len(errors) > 1 else ""
+    if not loc:
+        return f"{msg}{tail}"
+    sep = "" if msg.startswith("[") else ": "  # a validator that names an index: "when[2]: ..."
+    return f"{loc}{sep}{msg}{tail}"
 
 
 def json_depth(value: object) -> int:
@@ -589,7 +608,7 @@ def decode(topic: str, payload: bytes | str) -> PlantMessage:
     try:
         msg = model.model_validate_json(text)
     except ValidationError as exc:
-        raise WireError(f"{model.__name__} invalid: {_first_error(exc)}") from None
+        raise WireError(f"{model.__name__} invalid: {error_line(exc, more=True)}") from None
     if msg.asset != asset:
         raise WireError(f"asset {msg.asset!r} in payload does not match topic {topic!r}")
     return msg
@@ -637,7 +656,9 @@ def decode_batch(topic: str, payload: bytes | str) -> tuple[list[Telemetry], lis
             try:
                 indexed.append((i, Telemetry.model_validate_json(one)))
             except ValidationError as exc:
-                rejected.append(BatchRejection(i, f"samples[{i}]: {_first_error(exc)}", one))
+                rejected.append(
+                    BatchRejection(i, f"samples[{i}]: {error_line(exc, more=True)}", one)
+                )
     kept = []
     for i, t in indexed:
         if telemetry_bucket(t.asset) == route.bucket:
@@ -685,7 +706,9 @@ def validate_model(model: type[M], data: Any, *, where: str) -> M:
             return model.model_validate_json(data)
         return model.model_validate(data)
     except ValidationError as exc:
-        raise WireError(f"{where}: {model.__name__} invalid: {_first_error(exc)}") from None
+        raise WireError(
+            f"{where}: {model.__name__} invalid: {error_line(exc, more=True)}"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------

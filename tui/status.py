@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.http_schemas import Health, StackStatus
+from engine.schemas import error_line
 
 SERVICE_SHORT = {
     "simulator": "sim",
@@ -79,9 +80,7 @@ def service_state(body: Any) -> ServiceState:
     try:
         health = Health.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return ServiceState(ok=False, detail=f"unreadable /health: {where}: {first['msg']}")
+        return ServiceState(ok=False, detail=f"unreadable /health: {error_line(exc)}")
     connected = health.broker.connected
     ok = health.status == "ok" and connected
     if ok:

@@ -25,6 +25,7 @@ from engine.schemas import (
     DiagnosisReport,
     Severity,
     Ticket,
+    sim_clock,
 )
 
 CAUSE_LABELS: dict[str, str] = {
@@ -92,16 +93,6 @@ def labels_for(asset: str, root_cause: str, category: str, severity: str) -> lis
     return [label[:GITHUB_LABEL_MAX] for label in labels]
 
 
-def fmt_sim(ts: float) -> str:
-    """Simulated seconds as ``[Nd ]HH:MM:SS`` from scenario start."""
-    whole = int(ts)
-    days, rest = divmod(whole, 86_400)
-    h, rest = divmod(rest, 3600)
-    m, s = divmod(rest, 60)
-    clock = f"{h:02d}:{m:02d}:{s:02d}"
-    return f"{days}d {clock}" if days else clock
-
-
 def _cell(text: object) -> str:
     """A value safe inside a markdown table cell."""
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -139,8 +130,8 @@ def render_body(ticket: Ticket, report: DiagnosisReport) -> str:
         "| Metric | Value |",
         "|---|---|",
         f"| Occurrences | {ticket.occurrences} |",
-        f"| Episode onset (sim) | {fmt_sim(ticket.first_seen_ts)} |",
-        f"| Last seen (sim) | {fmt_sim(ticket.last_seen_ts)} |",
+        f"| Episode onset (sim) | {sim_clock(ticket.first_seen_ts)} |",
+        f"| Last seen (sim) | {sim_clock(ticket.last_seen_ts)} |",
         f"| Severity | {ticket.severity} |",
         f"| Confidence | {report.confidence:.2f} |",
     ]

@@ -49,7 +49,7 @@ from engine.http_schemas import (
     SimulatorHealth,
     StartRequest,
 )
-from engine.schemas import Telemetry
+from engine.schemas import Telemetry, error_line
 from engine.services.base import Service
 from engine.services.settings import Settings
 
@@ -484,6 +484,4 @@ def _step(sim: Any) -> Telemetry | None:
 
 
 def _scenario_error(where: str, exc: ValidationError) -> str:
-    e = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in e.get("loc", ())) or "(root)"
-    return f"{where}: {loc}: {e.get('msg', 'invalid')}"
+    return f"{where}: {error_line(exc)}"

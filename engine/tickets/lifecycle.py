@@ -54,6 +54,7 @@ from engine.schemas import (
     ExternalRef,
     Severity,
     Ticket,
+    error_line,
 )
 from engine.tickets.errors import IllegalTransition, InvalidRequest
 
@@ -296,9 +297,7 @@ def _edit(cmd: Edit, cur: Stored, now: datetime) -> Decision:
     try:
         ticket = Ticket.model_validate(_bumped(t, now, **update).model_dump())
     except ValidationError as exc:
-        e = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in e["loc"])
-        raise InvalidRequest(f"invalid edit: {where}: {e['msg']}") from None
+        raise InvalidRequest(f"invalid edit: {error_line(exc)}") from None
     if "severity" in update:
         ticket = _derived_text(ticket, edited, cur.report)
     detail = "; ".join(
