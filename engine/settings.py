@@ -116,10 +116,13 @@ class _FromMapping(EnvSettingsSource):
     ``os.environ`` (so a caller can say exactly what the settings come from)."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        # keys lower-cased, as pydantic-settings matches them (case_sensitive=False); an empty
-        # value counts as unset (``CONTROLROOM_SEED=`` in .env.example)
+        # only the upper-case names (the environment is case-sensitive; ``controlroom_speed``
+        # is not ours), lower-cased as pydantic-settings matches them; an empty value counts as
+        # unset (``CONTROLROOM_SEED=`` in .env.example)
         self._given = {
-            k.lower(): v for k, v in environ.items() if k.upper().startswith(PREFIX) and v != ""
+            k.lower(): v
+            for k, v in environ.items()
+            if k.startswith(PREFIX) and k == k.upper() and v != ""
         }
         super().__init__(settings_cls)
 
