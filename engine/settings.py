@@ -1,10 +1,9 @@
 """The one place configuration is read: ``CONTROLROOM_*`` variables from the environment and the
 ``.env`` file, as one typed object (:class:`Config`, pydantic-settings).
 
-Precedence: command-line flags > process environment > ``.env`` > defaults. ``.env`` is read
-from ``CONTROLROOM_ENV_FILE`` if set, else ``./.env``, else ``.env`` at the project root; it only
-fills variables the environment does not already set. Every variable is documented in
-``.env.example``.
+Precedence: command-line flags > process environment > ``.env`` > defaults (the file is found
+and read by ``engine/env_file.py``, which stays free of pydantic for a fast CLI start). Every
+variable is documented in ``.env.example``.
 
 Why one module: the service names, their ports and every variable's type and bound are written
 once here, and every reader (the services, ``controlroom up``, the TUI, the review client) asks
@@ -16,16 +15,20 @@ It imports no I/O layer, so the TUI and the clients may use it (an import-linter
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from contextvars import ContextVar
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
-from engine.paths import ROOT
+from engine.env_file import (
+    SettingsError,
+    env_file_path,
+    parse_env_file,
+    process_environ,
+    resolve_environ,
+)
 from engine.schemas import MAX_BATCH_SAMPLES
 
 SERVICE_NAMES = ("simulator", "monitor", "diagnosis", "ticket", "review")
@@ -39,73 +42,22 @@ DEFAULT_PORTS: Mapping[str, int] = {
 }
 PREFIX = "CONTROLROOM_"
 NAME_RE = r"^[A-Za-z0-9_.\-]{1,40}$"
-
-
-class SettingsError(ValueError):
-    """A configuration value that cannot be used; the message names the variable."""
+__all__ = [
+    "DEFAULT_PORTS",
+    "SERVICE_NAMES",
+    "Config",
+    "SettingsError",
+    "env_file_path",
+    "parse_env_file",
+    "port_env",
+    "process_environ",
+    "resolve_environ",
+]
 
 
 def port_env(name: str) -> str:
     """The variable that sets service ``name``'s HTTP port."""
     return f"{PREFIX}{name.upper()}_PORT"
-
-
-# ---- the .env file ---------------------------------------------------------------------------
-
-
-def parse_env_file(text: str, where: str = ".env") -> dict[str, str]:
-    """``KEY=VALUE`` lines; ``#`` comments, blank lines and an ``export`` prefix allowed;
-    matching single or double quotes around a value are removed. Stricter than python-dotenv on
-    purpose: a malformed line is an error naming the file and line, not silently skipped."""
-    out: dict[str, str] = {}
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "").isalnum():
-            raise SettingsError(f"{where}:{n}: expected KEY=VALUE, got {raw.strip()[:60]!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        out[key] = value
-    return out
-
-
-def env_file_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    environ = os.environ if environ is None else environ
-    named = environ.get(f"{PREFIX}ENV_FILE")
-    if named:
-        return Path(named)
-    for cand in (Path.cwd() / ".env", ROOT / ".env"):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def resolve_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``environ`` (default: the process environment) over the ``.env`` file: what every
-    setting of this process is read from. A copy: the process environment is never changed."""
-    base = dict(os.environ if environ is None else environ)
-    path = env_file_path(base)
-    if path is None or not path.is_file():
-        return base
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read ({exc})") from None
-    return {**parse_env_file(text, str(path)), **base}
-
-
-def process_environ() -> dict[str, str]:
-    """This process's environment over its ``.env``. Not cached: a pure function of the two,
-    so a test that changes either sees the change; reading the small file costs microseconds."""
-    return resolve_environ()
 
 
 # ---- the settings object ---------------------------------------------------------------------
@@ -176,6 +128,8 @@ class Config(BaseSettings):
     rate_hz: float = Field(1.0, gt=0)
     assets: int = Field(1, ge=1)
     seed: int | None = None
+    simulator_hold: bool = False
+    """Load the scenario but play it only on ``POST /scenario/start`` (``up`` and ``demo``)."""
     sim_max_assets: int = Field(10_000, ge=1)
     telemetry_batch: int = Field(0, ge=0, le=MAX_BATCH_SAMPLES)
     telemetry_log_every: int = Field(1, ge=0)

@@ -114,6 +114,9 @@ class Settings:
     """An asset silent this long (wall clock) is evicted to make room for a new one."""
     # simulator
     scenario: str | None = None
+    hold: bool = False
+    """Load ``scenario`` but play it only on ``POST /scenario/start``: a stack starts the
+    simulator beside the consumers and starts the play once they are subscribed."""
     speed: float = 1.0
     rate_hz: float = 1.0
     assets: int = 1
@@ -171,6 +174,7 @@ class Settings:
             rate_hz=config.rate_hz,
             assets=config.assets,
             seed=config.seed,
+            hold=config.simulator_hold,
             sim_max_assets=config.sim_max_assets,
             telemetry_batch=config.telemetry_batch,
             telemetry_log_every=config.telemetry_log_every,

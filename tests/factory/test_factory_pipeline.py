@@ -404,3 +404,14 @@ def test_a_harmless_outage_says_how_thin_its_margin_is(toy) -> None:
     assert margin.stretches[0].harmed_at == 11 and "(to 11h) makes" in state.briefing_markdown
     # Probes (made up to test the day) get no margin: they are not the planner's facts.
     assert run_pipeline(SPEC_TEXT, "toy_day", DATE, llm="off").margins == ()
+
+
+def test_a_note_written_for_another_factory_names_what_it_ignored(press) -> None:
+    """J3 and M2 are the toy world's ids, not the press shop's (ORD-100, PRESS): said, not
+    silently dropped; a factor or a quarter is not taken for an id."""
+    state = run_pipeline("Rush J3 today, M2 is down until 10", press, DATE, llm="off")
+    assert state.ignored_refs == ("J3", "M2")
+    md = state.briefing_markdown
+    assert "J3 and M2 are not in this factory; ignored." in md
+    assert unknown_ids(md, press) == {"J3", "M2"}
+    assert run_pipeline("Q4 orders at x2 speed", "toy_day", DATE, llm="off").ignored_refs == ()

@@ -403,3 +403,27 @@ def test_the_demo_forecasts_its_first_alarm_by_replay() -> None:
     assert f.hint(f.first_alarm_ts, DEMO_SPEED) is None
     assert forecast("normal", None) is None  # no fault, nothing to announce
     assert forecast("no_such_scenario", None) is None
+
+
+def test_kpi_panel_never_cuts_a_target() -> None:
+    """Issue 13: each KPI with its EEMUA / ISA-18.2 target beside it, nothing essential cut at
+    80x24: a narrow panel puts the target under its figure instead of cutting it."""
+    from engine.alarms.kpis import Sample, compute
+    from tui.screens.alarms import render_kpis
+
+    samples = [Sample(f"pump0{i % 3}/vibration", "high", 60.0 * i, 60.0 * i + 30) for i in range(9)]
+    kpis = compute(samples, 0.0, 3600.0)
+    for width in (40, 76, 160):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(render_kpis(kpis))
+        lines = console.export_text().splitlines()
+        assert all(len(line) <= width for line in lines)
+        words = " ".join(lines).split()
+        assert "…" not in " ".join(lines)  # nothing cut with an ellipsis
+        for row in kpis.rows:
+            for text in (row.name, row.shown, row.target):
+                assert all(w in words for w in text.split()), (width, text)
+        one_line = all(
+            any(row.name in line and row.target in line for line in lines) for row in kpis.rows
+        )
+        assert one_line == (width == 160), width  # wide: one line per KPI
