@@ -28,6 +28,10 @@ pumps), at any speed.
 
 Over HTTP, a scenario is named (``scenarios/{name}.json``, only the shipped ones) or uploaded
 in the body; a name is never turned into a path, so nothing else on the machine can be read.
+
+Why one module of ~560 lines: the service is one run thread and the HTTP control calls that pause,
+load, start and stop it under one lock; pacing (``Pacer``) and the fleet's stepping are small and
+read with the loop they drive. The simulation itself is the pure ``engine/plant/`` package.
 """
 
 from __future__ import annotations
