@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +33,9 @@ sys.path.insert(0, str(ROOT / "tests" / "alarms"))
 
 
 def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
+    from engine.evaluation.scoring import percentile
+
+    return percentile(values, q) or 0.0
 
 
 def main() -> int:

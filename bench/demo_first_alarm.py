@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.bus.broker import free_port  # noqa: E402
-from engine.services.settings import SERVICE_NAMES, port_env  # noqa: E402
+from engine.settings import SERVICE_NAMES, port_env  # noqa: E402
 
 MARKS: dict[str, Callable[[str], object]] = {
     # demo's own line once broker and services are up, before the TUI takes the screen (a TUI

@@ -413,7 +413,7 @@ class AlertWatch:
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
-    if not values:
-        return None
-    v = sorted(values)
-    return v[min(len(v) - 1, round(p / 100 * (len(v) - 1)))]
+    """The project's one percentile (``engine.evaluation.scoring``), for the benches."""
+    from engine.evaluation.scoring import percentile as linear
+
+    return linear(list(values), p)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path[:0] = [str(ROOT / "tests" / "tickets"), str(ROOT / "tests")]
 from pg_server import PostgresServer, pg_bin_dir  # noqa: E402
 from tickets_data import report  # noqa: E402
 
+from engine.evaluation.scoring import percentile  # noqa: E402
 from engine.tickets.store import TicketStore  # noqa: E402
 
 CAUSES = ["bearing_wear", "clogging", "sensor_drift"]
@@ -68,7 +68,7 @@ def throughput(target: str | Path, n: int, episodes: int) -> str:
     wall = time.perf_counter() - start
     counts = store.counts()
     store.close_db()
-    q = statistics.quantiles(took, n=100)
+    q = [(percentile(took, p) or 0.0) for p in range(1, 100)]
     return (
         f"{len(msgs)} diagnoses, {counts['open'] + counts['approved']} tickets: "
         f"{len(msgs) / wall:7.0f} diagnoses/s   p50 {q[49] * 1000:6.2f} ms   "

@@ -152,10 +152,11 @@ def publisher(
 
 
 def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    """``q`` in 0..1, through the project's one percentile (NaN without values)."""
+    from engine.evaluation.scoring import percentile as linear
+
+    value = linear(values, q * 100)
+    return math.nan if value is None else value
 
 
 def growth(times: list[float], kib: list[float]) -> tuple[float, float]:

@@ -1,16 +1,17 @@
 """The ``.env`` file every ``controlroom`` command and service reads, kept apart from
-``engine.services.settings`` so that reading it costs no import of the wire schema (the CLI does
-it before every command; ``brief`` and ``--help`` must start fast).
+``engine.settings`` (pydantic-settings) so that reading it costs no import of pydantic or the
+wire schema (the CLI does it before every command; ``brief`` and ``--help`` must start fast).
 
 Precedence: command-line flags > process environment > ``.env`` > defaults. ``.env`` is read
 from ``CONTROLROOM_ENV_FILE`` if set, else ``./.env``, else ``.env`` at the project root; it only
-fills variables the environment does not already set.
+fills variables the environment does not already set. Nothing here writes ``os.environ``:
+:func:`process_environ` returns the merged mapping, and ``engine.settings.Config`` reads it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from engine.paths import ROOT
@@ -22,7 +23,8 @@ class SettingsError(ValueError):
 
 def parse_env_file(text: str, where: str = ".env") -> dict[str, str]:
     """``KEY=VALUE`` lines; ``#`` comments, blank lines and an ``export`` prefix allowed;
-    matching single or double quotes around a value are removed."""
+    matching single or double quotes around a value are removed. Stricter than python-dotenv on
+    purpose: a malformed line is an error naming the file and line, not silently skipped."""
     out: dict[str, str] = {}
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -54,13 +56,21 @@ def env_file_path(environ: Mapping[str, str] | None = None) -> Path | None:
     return None
 
 
-def load_env_file(environ: MutableMapping[str, str] | None = None) -> Path | None:
-    """Fill ``environ`` (default ``os.environ``) from the ``.env`` file without overriding
-    anything already set. Returns the file read, if any."""
-    environ = os.environ if environ is None else environ
-    path = env_file_path(environ)
+def resolve_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: the process environment) over the ``.env`` file: what every
+    setting of this process is read from. A copy: the process environment is never changed."""
+    base = dict(os.environ if environ is None else environ)
+    path = env_file_path(base)
     if path is None or not path.is_file():
-        return None
-    for key, value in parse_env_file(path.read_text(encoding="utf-8"), str(path)).items():
-        environ.setdefault(key, value)
-    return path
+        return base
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read ({exc})") from None
+    return {**parse_env_file(text, str(path)), **base}
+
+
+def process_environ() -> dict[str, str]:
+    """This process's environment over its ``.env``. Not cached: a pure function of the two,
+    so a test that changes either sees the change; reading the small file costs microseconds."""
+    return resolve_environ()

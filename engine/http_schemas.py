@@ -4,6 +4,9 @@ API (requests, responses and error bodies).
 The bus has its contract in ``engine/schemas.py``; this module is its HTTP sibling, so that the
 services, the TUI and the CLI share one typed definition of each request and answer instead of
 building and parsing dicts by hand.
+
+Why one module of ~630 lines: one module for every HTTP body is the contract itself (the HTTP
+sibling of ``engine/schemas.py``); it is some fifty small declarative models, not logic.
 """
 
 from __future__ import annotations

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import getpass
-import os
 from collections.abc import Mapping
+
+from engine.settings import process_environ
 
 
 def operator_name(environ: Mapping[str, str] | None = None) -> str:
     """``CONTROLROOM_OPERATOR`` if set; else the login name, plus the SSH client's address when
     running in an SSH session (so a shared ``ForceCommand`` account still leaves a useful audit
     trail). The TUI and ``controlroom tickets`` both use it."""
-    environ = os.environ if environ is None else environ
+    environ = process_environ() if environ is None else environ
     named = environ.get("CONTROLROOM_OPERATOR", "").strip()
     if named:
         return named[:128]

@@ -18,6 +18,8 @@ RULES_DIR = ROOT / "rules"
 
 def var_dir() -> Path:
     """Runtime state (SQLite store, JSONL logs, dead letters, tuning). Created on first use."""
-    path = Path(os.environ.get("CONTROLROOM_VAR") or ROOT / "var")
+    from engine.settings import process_environ  # (engine.settings imports ROOT from here)
+
+    path = Path(process_environ().get("CONTROLROOM_VAR") or ROOT / "var")
     path.mkdir(parents=True, exist_ok=True)
     return path

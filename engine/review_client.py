@@ -21,7 +21,6 @@ The client is async (the TUI calls it from workers); the CLI runs it with ``asyn
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,7 +44,8 @@ from engine.http_schemas import (
     UnshelveRequest,
     Whoami,
 )
-from engine.schemas import Ticket
+from engine.schemas import Ticket, error_line
+from engine.settings import process_environ
 
 T = TypeVar("T")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -119,7 +119,7 @@ def resolve_endpoint(
 ) -> Endpoint:
     """Where and how to reach the review API (see the module docstring). ValueError: a token
     file that cannot be read."""
-    environ = os.environ if environ is None else environ
+    environ = process_environ() if environ is None else environ
     raw = (api or "").strip()
     if raw.startswith("unix:"):
         return Endpoint(SOCKET_URL, socket=Path(raw[5:]))
@@ -128,9 +128,9 @@ def resolve_endpoint(
     if not raw:
         raw = environ.get("CONTROLROOM_REVIEW_URL", "").strip()
     if not raw:
-        from engine.services.settings import DEFAULT_PORTS, port_env
+        from engine.settings import Config
 
-        raw = f"http://127.0.0.1:{environ.get(port_env('review')) or DEFAULT_PORTS['review']}"
+        raw = Config.load(environ).service_urls("127.0.0.1")["review"]
     return Endpoint(raw.rstrip("/"), token=_token(environ, token_file))
 
 
@@ -139,13 +139,6 @@ def _is_socket(path: Path) -> bool:
         return stat.S_ISSOCK(path.stat().st_mode)
     except OSError:
         return False
-
-
-def _first_error(exc: ValidationError) -> str:
-    e = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in e.get("loc", ()))
-    msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{loc}: {msg}" if loc else msg
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -157,7 +150,7 @@ def _body(model: type[M], **fields: Any) -> M:
     try:
         return model(**fields)
     except ValidationError as exc:
-        raise ApiError("review", 422, _first_error(exc)) from None
+        raise ApiError("review", 422, error_line(exc, root="")) from None
 
 
 def error_detail(response: httpx.Response) -> str:
@@ -225,7 +218,7 @@ class ReviewClient:
         headers = {}
         transport = self._transport
         if self.endpoint.socket is not None and transport is None:
-            from engine.auth.peer import ShortPath
+            from engine.auth.socket_path import ShortPath
 
             self._short = ShortPath(self.endpoint.socket)
             transport = httpx.AsyncHTTPTransport(
@@ -287,7 +280,7 @@ class ReviewClient:
             raise ApiError(
                 self.service,
                 response.status_code,
-                f"invalid answer from the review API ({path}): {_first_error(exc)}",
+                f"invalid answer from the review API ({path}): {error_line(exc, root='')}",
             ) from None
 
     # ---- who -----------------------------------------------------------------------------------
@@ -352,7 +345,9 @@ class ReviewClient:
         try:
             return new, _ALARMS.validate_json(response.content)
         except ValidationError as exc:
-            raise ApiError(self.service, 200, f"invalid alarm list: {_first_error(exc)}") from None
+            raise ApiError(
+                self.service, 200, f"invalid alarm list: {error_line(exc, root='')}"
+            ) from None
 
     async def alarm(self, alarm_id: str) -> Alarm:
         return await self._get(_ALARM, "GET", f"/alarms/{alarm_id}")

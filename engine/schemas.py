@@ -10,6 +10,10 @@ Times: ``ts`` fields are *simulated* seconds since the scenario started (the clo
 lives in, used for detection latency). ``wall_time`` fields are Unix epoch seconds stamped by the
 service that published the message (used for live latency such as alert -> ticket). Datetimes on
 tickets and feedback are wall-clock, timezone-aware UTC.
+
+Why one module of ~720 lines: it is the one schema module of the bus on purpose: every wire model
+with the topic rules and the decoder that enforces them, so the whole contract reads in one file.
+The HTTP bodies are in ``engine/http_schemas.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ RootCause = Literal["unknown", FaultName]
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 Category = Literal["mechanical", "process", "instrumentation", "unknown"]
-CATEGORY_OF_CAUSE: dict[str, str] = {
+CATEGORY_OF_CAUSE: dict[str, Category] = {
     "bearing_wear": "mechanical",
     "clogging": "process",
     "valve_stuck": "mechanical",
@@ -77,6 +81,17 @@ MAX_JSON_DEPTH = 32
 has 3 levels). 256 KiB of brackets is 130,000 levels: Python's recursive ``json`` module raises
 RecursionError on it, so payloads are parsed by pydantic-core's parser, which refuses anything
 past ~200 levels by itself, and then held to this limit."""
+
+
+def sim_clock(ts: float) -> str:
+    """Simulated seconds since the scenario started as ``HH:MM:SS`` (``Nd HH:MM:SS`` past a
+    day): how work orders and the TUI show a ``ts``."""
+    whole = int(ts)
+    days, rest = divmod(whole, 86_400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    clock = f"{h:02d}:{m:02d}:{s:02d}"
+    return f"{days}d {clock}" if days else clock
 
 
 def utc_now() -> datetime:
@@ -385,7 +400,8 @@ class TelemetryBatch(WireModel):
     samples: list[Telemetry] = Field(min_length=1, max_length=MAX_BATCH_SAMPLES)
 
 
-TOPIC_MODELS: dict[str, type[WireModel]] = {
+PlantMessage = Telemetry | AlertEvent | DiagnosisReport | Ticket | Feedback
+TOPIC_MODELS: dict[str, type[PlantMessage]] = {
     "telemetry": Telemetry,
     "alerts": AlertEvent,
     "diagnosis": DiagnosisReport,
@@ -393,7 +409,6 @@ TOPIC_MODELS: dict[str, type[WireModel]] = {
     "feedback": Feedback,
 }
 MODEL_TOPICS: dict[type[WireModel], str] = {m: k for k, m in TOPIC_MODELS.items()}
-PlantMessage = Telemetry | AlertEvent | DiagnosisReport | Ticket | Feedback
 
 
 class WireError(ValueError):
@@ -449,11 +464,12 @@ def batch_topic(bucket: int, source: str) -> str:
 def topic_for(message: WireModel) -> str:
     """The topic a message belongs on: ``telemetry/{bucket}/{asset}`` or ``{kind}/{asset}``."""
     kind = MODEL_TOPICS.get(type(message))
-    if kind is None:
+    asset = getattr(message, "asset", None)
+    if kind is None or not isinstance(asset, str):
         raise TypeError(f"{type(message).__name__} has no topic")
     if kind == "telemetry":
-        return telemetry_topic(message.asset)  # type: ignore[attr-defined]
-    return f"{kind}/{message.asset}"  # type: ignore[attr-defined]
+        return telemetry_topic(asset)
+    return f"{kind}/{asset}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,14 +536,22 @@ def parse_topic(topic: str) -> tuple[str, str]:
     return t.kind, t.asset
 
 
-def _first_error(exc: ValidationError) -> str:
+def error_line(exc: ValidationError, root: str = "(root)", more: bool = False) -> str:
+    """A validation error as one line fit for a log, a dead letter or an HTTP detail:
+    ``field.path: message`` of the first error (``root`` names a whole-object error; empty:
+    the message alone), with ``(+N more)`` when ``more`` and there are others. The one place
+    that turns a pydantic error into words."""
     errors = exc.errors(include_url=False)
     if not errors:
         return str(exc)
     e = errors[0]
-    loc = ".".join(str(p) for p in e.get("loc", ())) or "(root)"
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc}: {e.get('msg', 'invalid')}{more}"
+    loc = ".".join(str(p) for p in e.get("loc", ())) or root
+    msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+    tail = f" (+{len(errors) - 1} more)" if more and len(errors) > 1 else ""
+    if not loc:
+        return f"{msg}{tail}"
+    sep = "" if msg.startswith("[") else ": "  # a validator that names an index: "when[2]: ..."
+    return f"{loc}{sep}{msg}{tail}"
 
 
 def json_depth(value: object) -> int:
@@ -584,10 +608,10 @@ def decode(topic: str, payload: bytes | str) -> PlantMessage:
     try:
         msg = model.model_validate_json(text)
     except ValidationError as exc:
-        raise WireError(f"{model.__name__} invalid: {_first_error(exc)}") from None
-    if msg.asset != asset:  # type: ignore[attr-defined]
-        raise WireError(f"asset {msg.asset!r} in payload does not match topic {topic!r}")  # type: ignore[attr-defined]
-    return msg  # type: ignore[return-value]
+        raise WireError(f"{model.__name__} invalid: {error_line(exc, more=True)}") from None
+    if msg.asset != asset:
+        raise WireError(f"asset {msg.asset!r} in payload does not match topic {topic!r}")
+    return msg
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,7 +656,9 @@ def decode_batch(topic: str, payload: bytes | str) -> tuple[list[Telemetry], lis
             try:
                 indexed.append((i, Telemetry.model_validate_json(one)))
             except ValidationError as exc:
-                rejected.append(BatchRejection(i, f"samples[{i}]: {_first_error(exc)}", one))
+                rejected.append(
+                    BatchRejection(i, f"samples[{i}]: {error_line(exc, more=True)}", one)
+                )
     kept = []
     for i, t in indexed:
         if telemetry_bucket(t.asset) == route.bucket:
@@ -680,7 +706,9 @@ def validate_model(model: type[M], data: Any, *, where: str) -> M:
             return model.model_validate_json(data)
         return model.model_validate(data)
     except ValidationError as exc:
-        raise WireError(f"{where}: {model.__name__} invalid: {_first_error(exc)}") from None
+        raise WireError(
+            f"{where}: {model.__name__} invalid: {error_line(exc, more=True)}"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,16 +11,21 @@ notification (the service's own ``detail`` when it gave one).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
+from engine.http_schemas import ScenarioList, ScenarioStatus
 from engine.review_client import ApiError, ReviewClient, error_detail, resolve_endpoint
-from engine.schemas import Ticket
+from engine.schemas import Ticket, error_line
+from engine.settings import SERVICE_NAMES
 
 __all__ = ["SERVICES", "ApiError", "ControlRoomApi"]
 
-SERVICES = ("simulator", "monitor", "diagnosis", "ticket", "review")
+M = TypeVar("M", bound=BaseModel)
+
+SERVICES = SERVICE_NAMES
 
 
 class ControlRoomApi:
@@ -86,29 +91,34 @@ class ControlRoomApi:
 
     # ---------------------------------------------------------------- simulator
 
-    async def _object(self, service: str, method: str, path: str, **kw: Any) -> dict[str, Any]:
+    async def _typed(self, model: type[M], service: str, method: str, path: str, **kw: Any) -> M:
+        """The reply as its contract in ``engine.http_schemas``; an unreadable one is an
+        ApiError naming the path and the first field that did not fit."""
         data = await self._call(service, method, path, **kw)
-        if not isinstance(data, dict):
-            raise ApiError(service, None, f"{service}: {path} answered {type(data).__name__}")
-        return data
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(
+                service, 200, f"{service}: {path}: unreadable: {error_line(exc)}"
+            ) from None
 
-    async def scenario_status(self) -> dict[str, Any]:
-        return await self._object("simulator", "GET", "/scenario/status")
+    async def scenario_status(self) -> ScenarioStatus:
+        return await self._typed(ScenarioStatus, "simulator", "GET", "/scenario/status")
 
-    async def scenario_load(self, name: str) -> dict[str, Any]:
-        return await self._object("simulator", "POST", "/scenario/load", json={"name": name})
+    async def scenario_load(self, name: str) -> ScenarioStatus:
+        return await self._typed(
+            ScenarioStatus, "simulator", "POST", "/scenario/load", json={"name": name}
+        )
 
-    async def scenario_start(self, speed: float | None = None) -> dict[str, Any]:
+    async def scenario_start(self, speed: float | None = None) -> ScenarioStatus:
         body = {} if speed is None else {"speed": speed}
-        return await self._object("simulator", "POST", "/scenario/start", json=body)
+        return await self._typed(ScenarioStatus, "simulator", "POST", "/scenario/start", json=body)
 
     async def scenario_list(self) -> list[str]:
-        data = await self._call("simulator", "GET", "/scenarios")
-        names = data.get("scenarios", []) if isinstance(data, dict) else data
-        return [str(n) for n in names]
+        return (await self._typed(ScenarioList, "simulator", "GET", "/scenarios")).scenarios
 
-    async def scenario_stop(self) -> dict[str, Any]:
-        return await self._object("simulator", "POST", "/scenario/stop", json={})
+    async def scenario_stop(self) -> ScenarioStatus:
+        return await self._typed(ScenarioStatus, "simulator", "POST", "/scenario/stop", json={})
 
     # ---------------------------------------------------------------- health
 

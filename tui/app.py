@@ -5,6 +5,9 @@ Threads and the event loop meet in exactly two places: the bus client's dispatch
 worker thread posts messages. Everything else runs on Textual's loop; HTTP goes through async
 workers. ``connect=False`` (snapshot tests) draws only what a test feeds in, with an injected
 clock, so a screenshot is the same on every run.
+
+Why one module of ~510 lines: the app's wiring (bus, HTTP polling, screens, bindings) plus the key-
+help table derived from the bindings; each screen and widget has its own module.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import ValidationError
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -304,13 +306,7 @@ class ControlRoomApp(App[None]):
 
     async def fetch_scenario_status(self) -> ScenarioStatus:
         """The simulator's status as its typed contract (an unreadable one is an ApiError)."""
-        body = await self.api.scenario_status()
-        try:
-            return ScenarioStatus.model_validate(body)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            raise ApiError("simulator", 200, f"unreadable scenario status: {where}") from None
+        return await self.api.scenario_status()
 
     def update_health(self, services: dict[str, Any] | None = None) -> None:
         """Recompute the status bar's figures (rates need a clock; the bus is read directly)."""

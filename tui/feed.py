@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from engine.schemas import (
+    SEVERITIES,
     AlertEvent,
     DiagnosisReport,
     Feedback,
@@ -113,12 +114,11 @@ class Counters:
     )
 
 
-_SEVERITY_ORDER = ("low", "medium", "high", "critical")
+_SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 def _worse(a: str, b: str) -> str:
-    rank = {s: i for i, s in enumerate(_SEVERITY_ORDER)}
-    return a if rank.get(a, -1) >= rank.get(b, -1) else b
+    return a if _SEVERITY_RANK.get(a, -1) >= _SEVERITY_RANK.get(b, -1) else b
 
 
 class PlantFeed:

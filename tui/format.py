@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from engine import schemas
+
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 SEVERITY_SHORT = {"critical": "CRIT", "high": "HIGH", "medium": "MED", "low": "LOW"}
 SEVERITY_STYLE = {
@@ -25,12 +27,7 @@ def sim_clock(ts: float | None) -> str:
     """Simulated seconds since scenario start as ``HH:MM:SS`` (``Nd HH:MM:SS`` past a day)."""
     if ts is None or not math.isfinite(ts):
         return "--:--:--"
-    total = int(ts)
-    days, rem = divmod(total, 86_400)
-    h, rem = divmod(rem, 3600)
-    m, s = divmod(rem, 60)
-    clock = f"{h:02d}:{m:02d}:{s:02d}"
-    return f"{days}d {clock}" if days else clock
+    return schemas.sim_clock(ts)
 
 
 def age(seconds: float) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.services.settings import DEFAULT_PORTS, SERVICE_NAMES, port_env
+from engine.settings import Config
 
 
 @dataclass(frozen=True)
@@ -32,10 +31,5 @@ def service_urls(
     host: str = "127.0.0.1", environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """Base URLs of the five services on ``host``, with the ports ``controlroom up`` uses
-    (``CONTROLROOM_<SERVICE>_PORT`` or 8101..8105)."""
-    environ = os.environ if environ is None else environ
-    urls = {}
-    for name in SERVICE_NAMES:
-        port = int(environ.get(port_env(name)) or DEFAULT_PORTS[name])
-        urls[name] = f"http://{host}:{port}"
-    return urls
+    (``CONTROLROOM_<SERVICE>_PORT`` or 8101..8105; read by ``engine.settings``)."""
+    return Config.load(environ).service_urls(host)

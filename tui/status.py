@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.http_schemas import StackStatus
+from engine.schemas import error_line
 
 SERVICE_SHORT = {
     "simulator": "sim",
@@ -106,9 +107,7 @@ def service_state(body: Any) -> ServiceState:
     try:
         health = HealthSeen.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return ServiceState(ok=False, detail=f"unreadable /health: {where}: {first['msg']}")
+        return ServiceState(ok=False, detail=f"unreadable /health: {error_line(exc)}")
     connected = health.broker.connected
     ok = health.status == "ok" and connected
     if ok:

@@ -32,6 +32,10 @@ model state, pending finals, the history they need: ``diagnosis_state``). Withou
 agent has no history: it does not guess. Until it holds a learned reference and a minute of
 history, an alert's reports are deferred (up to ``max_defer_s``); a report that still has to be
 made without the history before the onset says so in its summary.
+
+Why one module of ~590 lines: ``DiagnosisAgent`` is one state machine (pending alerts, deferral,
+provisional then final reports, state export); its features, rules, history and saved state are
+already in ``diagnosis_*.py``.
 """
 
 from __future__ import annotations

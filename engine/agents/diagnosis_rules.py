@@ -34,7 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from engine.agents.diagnosis_features import FEATURES, TEXT_FEATURES
-from engine.schemas import Category
+from engine.schemas import Category, error_line
 
 Cause = str  # validated against CAUSES
 CAUSES = ("bearing_wear", "clogging", "valve_stuck", "sensor_drift", "sensor_stuck", "noise_burst")
@@ -231,11 +231,7 @@ class Rule(BaseModel):
 
 
 def _rule_error(source: str, rule_id: str, exc: ValidationError) -> RuleError:
-    e = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in e.get("loc", ())) or "(rule)"
-    msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-    sep = "" if msg.startswith("[") else ": "
-    return RuleError(f"{source}: rule {rule_id}: {loc}{sep}{msg}")
+    return RuleError(f"{source}: rule {rule_id}: {error_line(exc, root='(rule)')}")
 
 
 def rules_from_yaml(text: str, source: str) -> list[Rule]:

@@ -22,6 +22,10 @@ Channels, per asset (see ``Layout``):
 Hysteresis per channel: on after ``persist`` samples over 1, off after a level window under
 ``clear_ratio``. While a pump is not settled (start, stop, manoeuvre) its level channels are
 held: neither counted up nor down.
+
+Why one module of ~670 lines: the vectorised detectors are one numpy state (an assets × channels
+array per quantity) that every step reads and writes; split by detector, each part would have to
+know the others' array layout and growth.
 """
 
 from __future__ import annotations

@@ -18,7 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from engine.schemas import CATEGORY_OF_CAUSE, SEVERITIES, DiagnosisReport, Ticket
+from engine.schemas import (
+    CATEGORY_OF_CAUSE,
+    SEVERITIES,
+    Category,
+    DiagnosisReport,
+    Severity,
+    Ticket,
+    sim_clock,
+)
 
 CAUSE_LABELS: dict[str, str] = {
     "bearing_wear": "bearing wear",
@@ -56,12 +64,12 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
-def escalate(current: str, new: str) -> str:
+def escalate(current: Severity, new: Severity) -> Severity:
     """Severity only ever rises on its own; lowering it is a human decision (review edit)."""
     return new if severity_rank(new) > severity_rank(current) else current
 
 
-def category_for(report: DiagnosisReport) -> str:
+def category_for(report: DiagnosisReport) -> Category:
     if report.category != "unknown":
         return report.category
     return CATEGORY_OF_CAUSE.get(report.root_cause, "unknown")
@@ -83,16 +91,6 @@ def labels_for(asset: str, root_cause: str, category: str, severity: str) -> lis
         f"priority:{PRIORITY_OF_SEVERITY[severity]}",
     ]
     return [label[:GITHUB_LABEL_MAX] for label in labels]
-
-
-def fmt_sim(ts: float) -> str:
-    """Simulated seconds as ``[Nd ]HH:MM:SS`` from scenario start."""
-    whole = int(ts)
-    days, rest = divmod(whole, 86_400)
-    h, rest = divmod(rest, 3600)
-    m, s = divmod(rest, 60)
-    clock = f"{h:02d}:{m:02d}:{s:02d}"
-    return f"{days}d {clock}" if days else clock
 
 
 def _cell(text: object) -> str:
@@ -132,8 +130,8 @@ def render_body(ticket: Ticket, report: DiagnosisReport) -> str:
         "| Metric | Value |",
         "|---|---|",
         f"| Occurrences | {ticket.occurrences} |",
-        f"| Episode onset (sim) | {fmt_sim(ticket.first_seen_ts)} |",
-        f"| Last seen (sim) | {fmt_sim(ticket.last_seen_ts)} |",
+        f"| Episode onset (sim) | {sim_clock(ticket.first_seen_ts)} |",
+        f"| Last seen (sim) | {sim_clock(ticket.last_seen_ts)} |",
         f"| Severity | {ticket.severity} |",
         f"| Confidence | {report.confidence:.2f} |",
     ]
@@ -219,7 +217,7 @@ def fold_diagnosis(
     severity = escalate(t.severity, report.severity)
     if severity != t.severity:
         changes.append(f"severity escalated {t.severity} -> {severity}")
-        t.severity = severity  # type: ignore[assignment]
+        t.severity = severity
     _rewrite(t, report, edited)
     return t, changes
 
@@ -246,13 +244,13 @@ def revise_cause(
     old = ticket.root_cause
     t = ticket.model_copy(deep=True)
     t.root_cause = report.root_cause
-    t.category = category_for(report)  # type: ignore[assignment]
+    t.category = category_for(report)
     t.confidence = report.confidence
     t.diagnosis_ids.append(report.diagnosis_id)
     t.signals = list(dict.fromkeys([*report.signals, *t.signals]))
     t.matched_rules = list(dict.fromkeys(report.matched_rules))
     t.last_seen_ts = max(t.last_seen_ts, report.ts)
-    t.severity = escalate(t.severity, report.severity)  # type: ignore[assignment]
+    t.severity = escalate(t.severity, report.severity)
     changes = [
         f"root cause revised {old} -> {report.root_cause} by the final diagnosis "
         f"{report.diagnosis_id} (confidence {report.confidence:.2f})"

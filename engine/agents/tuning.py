@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from engine.schemas import RULE_OFFSET_BOUNDS, THRESHOLD_SCALE_BOUNDS, Tuning
+from engine.schemas import RULE_OFFSET_BOUNDS, THRESHOLD_SCALE_BOUNDS, Tuning, error_line
 
 __all__ = [
     "RULE_OFFSET_BOUNDS",
@@ -41,9 +41,7 @@ def tuning_from_json(text: str, source: str) -> Tuning:
     try:
         return Tuning.model_validate(data)
     except ValidationError as exc:
-        e = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in e.get("loc", ())) or "(root)"
-        raise TuningError(f"{source}: {loc}: {e.get('msg', 'invalid')}") from None
+        raise TuningError(f"{source}: {error_line(exc)}") from None
 
 
 def _clamp(x: float, bounds: tuple[float, float]) -> float:

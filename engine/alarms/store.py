@@ -28,6 +28,9 @@ Bounds: alarms that are over (normal) are deleted after ``RETENTION_DAYS`` or be
 its own transaction: why this alert must not open a ticket (shelved, out of service,
 chattering), or None. ``create_alarm_tables(conn)`` once at its start makes sure the tables are
 there even if the review service never ran.
+
+Why one module of ~590 lines: one repository: the alarm tables' SQL for both dialects and the
+transaction around each lifecycle command; the rules are in ``engine/alarms/lifecycle.py``.
 """
 
 from __future__ import annotations

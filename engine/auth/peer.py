@@ -7,9 +7,7 @@ connection is made and hands it to the application in the connection's ``scope["
 ``check_uvicorn()`` pins the version it was written for and the attributes it uses, and
 ``tests/alarms/test_auth.py`` fails loudly if an upgrade breaks it.
 
-Unix socket paths are limited to 107 bytes. A longer path (a deep checkout, pytest's temp
-dirs) is reached through ``/proc/self/fd/N/`` of its open directory, which Linux resolves for
-``bind`` and ``connect`` alike.
+Long socket paths go through ``engine/auth/socket_path.py`` (shared with the clients).
 """
 
 from __future__ import annotations
@@ -22,14 +20,15 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from engine.auth.socket_path import ShortPath
+
 UVICORN_VERSION = "0.54.0"
 PEER_KEY = "peer"
-MAX_SUN_PATH = 100
 
 
 @dataclass(frozen=True)
@@ -64,8 +63,10 @@ def peer_of(sock: socket.socket) -> PeerCred | None:
 class PeerCredProtocol(H11Protocol):
     """uvicorn's h11 protocol, plus the peer's credentials on Unix-socket connections."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's signature (BaseTransport); uvicorn's annotation narrows it to Transport,
+        # which every stream transport the event loop hands a protocol is
+        super().connection_made(cast(asyncio.Transport, transport))
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family == socket.AF_UNIX:
             try:
@@ -83,28 +84,6 @@ def request_peer(state: Any) -> PeerCred | None:
 
 
 # ---- socket paths ----------------------------------------------------------------------------
-
-
-class ShortPath:
-    """A socket path usable with ``bind``/``connect`` even when longer than the kernel's limit.
-    Keep the object alive while the path is in use (it holds the directory open)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-        text = str(path)
-        if len(text.encode()) > MAX_SUN_PATH:
-            self._fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            text = f"/proc/self/fd/{self._fd}/{path.name}"
-        self.text = text
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __del__(self) -> None:
-        self.close()
 
 
 def socket_in_use(path: Path) -> bool:

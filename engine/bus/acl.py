@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from engine.paths import var_dir
+from engine.settings import process_environ
 
 CREDENTIALS_ENV = "CONTROLROOM_BROKER_CREDENTIALS"
 """Another credentials file than ``var/broker/credentials.json`` (e.g. a shared volume)."""
@@ -94,7 +95,7 @@ class CredentialsError(RuntimeError):
 
 
 def credentials_path(var: Path | None = None) -> Path:
-    named = os.environ.get(CREDENTIALS_ENV)
+    named = process_environ().get(CREDENTIALS_ENV)
     if named and var is None:
         return Path(named)
     return (var or var_dir()) / "broker" / "credentials.json"

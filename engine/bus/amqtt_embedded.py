@@ -32,7 +32,7 @@ from engine.bus.acl import may_publish, may_subscribe
 log = logging.getLogger("controlroom.bus")
 
 
-class LoopbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped here
+class LoopbackAuthPlugin(BaseAuthPlugin):
     """Accept every client as a persistent-capable (non-anonymous) session."""
 
     @dataclass
@@ -44,7 +44,7 @@ class LoopbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is unty
         return True
 
 
-class AclAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
+class AclAuthPlugin(BaseAuthPlugin):
     """Accept only known identities with their password (constant-time comparison)."""
 
     @dataclass
@@ -63,7 +63,7 @@ class AclAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
         return ok
 
 
-class AclTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
+class AclTopicPlugin(BaseTopicPlugin):
     """``engine.bus.acl.ACL`` on publish, subscribe and delivery."""
 
     @dataclass

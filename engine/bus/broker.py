@@ -12,10 +12,15 @@ the tests:
 
 Credentials live in the URL and never leave it in readable form: ``BrokerInfo`` prints a redacted
 URL, and child processes receive the URL through the environment, not the command line.
+
+Why one module of ~570 lines: choosing, probing and starting a broker is one decision
+(``ensure_broker``) with its two implementations (a Mosquitto child, amqtt in-process) and the URL
+handling they share; amqtt's ACL plugins are in ``amqtt_embedded.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import getpass
 import os
@@ -465,8 +470,8 @@ class AmqttBroker:
         self.port = port
         self.credentials = dict(credentials) if credentials is not None else None
         self._thread: threading.Thread | None = None
-        self._stop: object = None
-        self._loop: object = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
@@ -491,16 +496,18 @@ class AmqttBroker:
             self._thread.join(timeout=5)
             self._thread = None
             raise BrokerError(f"amqtt failed to start: {result['error']}")
-        self.port = int(result["port"])  # type: ignore[call-overload]
-        self._loop = result["loop"]
-        self._stop = result["stop"]
+        port, loop, stop = result["port"], result["loop"], result["stop"]
+        assert isinstance(port, int) and isinstance(loop, asyncio.AbstractEventLoop)
+        assert isinstance(stop, asyncio.Event)
+        self.port, self._loop, self._stop = port, loop, stop
         return self
 
     def stop(self) -> None:
         if self._thread is None:
             return
         loop, stop = self._loop, self._stop
-        loop.call_soon_threadsafe(stop.set)  # type: ignore[attr-defined]
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
         self._thread.join(timeout=10)
         self._thread = None
 

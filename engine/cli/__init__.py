@@ -160,9 +160,9 @@ def run(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespa
     prefix = f"controlroom {command}" if command != "controlroom" else command
     debug = debug_enabled(bool(getattr(args, "debug", False)))
     try:
-        from engine.env_file import load_env_file
+        from engine.env_file import process_environ
 
-        load_env_file()  # every command reads the same .env (see .env.example)
+        process_environ()  # a malformed .env fails every command at once, naming file and line
         code = int(func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code

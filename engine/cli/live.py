@@ -156,18 +156,20 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, object]:
+def _flags(args: argparse.Namespace) -> dict[str, object]:
+    """The command-line flags as :class:`engine.settings.Config` fields (None: not given)."""
     return {
-        "broker_url": getattr(args, "broker", None),
-        "ca_file": args.ca_file,
-        "cert_file": args.cert_file,
-        "key_file": args.key_file,
-        "insecure": args.insecure,
+        "broker": getattr(args, "broker", None),
+        "broker_ca_file": args.ca_file,
+        "broker_cert_file": args.cert_file,
+        "broker_key_file": args.key_file,
+        "broker_insecure": args.insecure or None,
         "scenario": args.scenario,
         "speed": args.speed,
         "assets": args.assets,
         "seed": args.seed,
         "rate_hz": args.rate_hz,
+        "host": args.host,
     }
 
 
@@ -175,22 +177,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine.bus.broker import BrokerError, parse_broker_url
     from engine.services.base import configure_console
     from engine.services.registry import build_service
-    from engine.services.settings import Settings, SettingsError, Shard, ensure_writable_var
+    from engine.services.settings import Settings, SettingsError, ensure_writable_var
+    from engine.settings import Config, process_environ
 
     try:
-        settings = Settings.from_env(args.name)
-        settings = settings.with_overrides(
-            **_overrides(args),
-            port=args.port,
-            host=args.host,
+        environ = process_environ()
+        config = Config.load(
+            environ,
+            **_flags(args),
+            **{f"{args.name}_port": args.port},
             log_level=args.log_level,
-            shard=Shard.parse(args.shard) if args.shard else None,
+            shard=args.shard,
         )
+        settings = Settings.of(args.name, config, environ)
         if settings.broker_url:
             parse_broker_url(settings.broker_url)
-        _check_numbers(settings.speed, settings.rate_hz, settings.assets)
         if args.name == "simulator":
-            _check_fleet(settings.assets, settings.sim_max_assets)
             _check_scenarios(settings.scenario)
     except (SettingsError, BrokerError, ValueError) as exc:
         print(f"controlroom serve: {exc}", file=sys.stderr)
@@ -223,25 +225,7 @@ def _check_scenarios(spec: str | None) -> None:
             load_scenario(name)
 
 
-def _check_fleet(assets: int, most: int) -> None:
-    from engine.services.settings import SettingsError
-
-    if assets > most:
-        raise SettingsError(
-            f"--assets {assets}: the simulator plays at most {most} pumps "
-            "(CONTROLROOM_SIM_MAX_ASSETS)"
-        )
-
-
-def _check_numbers(speed: float, rate_hz: float, assets: int) -> None:
-    from engine.services.settings import SettingsError
-
-    if speed <= 0 or rate_hz <= 0 or assets < 1:
-        raise SettingsError("--speed and --rate-hz must be > 0 and --assets >= 1")
-
-
 def cmd_up(args: argparse.Namespace) -> int:
-    import os
     import signal
     import threading
 
@@ -249,6 +233,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from engine.cli.checks import require_broker
     from engine.services.settings import Settings, SettingsError, ensure_writable_var
     from engine.services.stack import Stack, StackError
+    from engine.settings import Config, process_environ
 
     try:
         ensure_writable_var()
@@ -256,24 +241,25 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"controlroom up: {exc}", file=sys.stderr)
         return 1
     try:
-        for flag, env in (
-            ("ca_file", "CONTROLROOM_BROKER_CA_FILE"),
-            ("cert_file", "CONTROLROOM_BROKER_CERT_FILE"),
-            ("key_file", "CONTROLROOM_BROKER_KEY_FILE"),
-        ):
-            if getattr(args, flag):
-                os.environ[env] = getattr(args, flag)
-        if args.insecure:
-            os.environ["CONTROLROOM_BROKER_INSECURE"] = "1"
-        broker = args.broker or os.environ.get("CONTROLROOM_BROKER") or None
+        # the flags reach the children through the environment the stack gives them, never by
+        # writing this process's own
+        flags = {
+            "CONTROLROOM_BROKER_CA_FILE": args.ca_file,
+            "CONTROLROOM_BROKER_CERT_FILE": args.cert_file,
+            "CONTROLROOM_BROKER_KEY_FILE": args.key_file,
+            "CONTROLROOM_BROKER_INSECURE": "1" if args.insecure else None,
+        }
+        child_env = {k: v for k, v in flags.items() if v}
+        environ = {**process_environ(), **child_env}
+        # the children read the same environment: check it now, naming what is wrong
+        config = Config.load(environ, **_flags(args))
+        broker = args.broker or config.broker
         if broker and broker != "embedded":
             parse_broker_url(broker)
             require_broker(broker)
-        _check_numbers(args.speed or 1.0, args.rate_hz or 1.0, args.assets or 1)
-        _check_scenarios(args.scenario or os.environ.get("CONTROLROOM_SCENARIO"))
-        for name in SERVICE_CHOICES:  # the children read the same environment: check it now
-            Settings.from_env(name)
-        _check_fleet(args.assets or 1, Settings.from_env("simulator").sim_max_assets)
+        _check_scenarios(config.scenario)
+        for name in SERVICE_CHOICES:
+            Settings.from_env(name, environ)
         stack = Stack(
             broker_url=broker,
             scenario=args.scenario,
@@ -281,7 +267,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             assets=args.assets,
             seed=args.seed,
             rate_hz=args.rate_hz,
-            host=args.host or os.environ.get("CONTROLROOM_HOST") or "127.0.0.1",
+            host=config.host,
+            env=child_env,
             console=True,
             supervise=True,
         )

@@ -94,16 +94,16 @@ def call(
 ) -> tuple[int, Any]:
     """Run ``fn(client)`` against the review API: ``(0, its result)``, or the error printed and
     ``(exit code, None)``."""
-    import os
 
     from engine.cli.checks import http_url
     from engine.review_client import ApiError, ReviewClient, resolve_endpoint
+    from engine.settings import process_environ
 
     api = getattr(args, "api", None)
     if api and not api.startswith("unix:"):
         http_url(api.rstrip("/"), "--api")  # a bad URL: exit 2 naming the flag
-    elif not api and os.environ.get("CONTROLROOM_REVIEW_URL"):
-        http_url(os.environ["CONTROLROOM_REVIEW_URL"].rstrip("/"), "CONTROLROOM_REVIEW_URL")
+    elif not api and process_environ().get("CONTROLROOM_REVIEW_URL"):
+        http_url(process_environ()["CONTROLROOM_REVIEW_URL"].rstrip("/"), "CONTROLROOM_REVIEW_URL")
 
     async def run() -> Any:
         endpoint = resolve_endpoint(api, token_file=getattr(args, "token_file", None))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cli.review_api import (
     SEVERITY_STYLE,
@@ -29,6 +29,9 @@ from engine.cli.review_api import (
     local_time,
     print_json,
 )
+
+if TYPE_CHECKING:  # the models only in annotations: `tickets --help` imports no pydantic
+    from engine.schemas import ExternalRef, Ticket
 
 STATE_STYLE = {"open": "bold", "approved": "cyan", "closed": "dim"}
 
@@ -104,9 +107,9 @@ def cmd_tickets(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print_json(data)
     elif action == "list":
-        _print_list([t.model_dump(mode="json") for t in data], args)
+        _print_list(data, args)
     else:
-        _print_ticket(data.model_dump(mode="json"), verb=None if action == "show" else action)
+        _print_ticket(data, verb=None if action == "show" else action)
     return 0
 
 
@@ -134,7 +137,7 @@ def _console() -> Any:
     return Console(highlight=False, soft_wrap=False)
 
 
-def _print_list(tickets: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def _print_list(tickets: list[Ticket], args: argparse.Namespace) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -145,8 +148,8 @@ def _print_list(tickets: list[dict[str, Any]], args: argparse.Namespace) -> None
         where = f" for {args.asset}" if args.asset else ""
         console.print(Text(f"no {args.state if args.state != 'all' else ''} tickets{where}"))
         return
-    mirrored = any(t.get("external") for t in tickets)
-    systems = sorted({str((t.get("external") or {}).get("system") or "") for t in tickets} - {""})
+    mirrored = any(t.external for t in tickets)
+    systems = sorted({t.external.system for t in tickets if t.external} - {""})
     # The column is named after the mirror ("GITHUB", "SALESFORCE"). After a switch from one to
     # the other, old tickets keep their old refs: the column is then "MIRROR" and cells say which.
     mixed = len(systems) > 1
@@ -156,21 +159,21 @@ def _print_list(tickets: list[dict[str, Any]], args: argparse.Namespace) -> None
     rows = []
     for t in tickets:
         row = [
-            Text(clean(t["ticket_id"], single_line=True)),
-            Text(t["state"], style=STATE_STYLE.get(t["state"], "")),
-            Text(t["severity"], style=SEVERITY_STYLE.get(t["severity"], "")),
-            Text(clean(t["asset"], single_line=True)),
-            Text(t["root_cause"]),
-            Text(f"{t['occurrences']}×"),
-            Text(local_time(t["updated_at"])),
-            Text(clean(t["title"], single_line=True)),
+            Text(clean(t.ticket_id, single_line=True)),
+            Text(t.state, style=STATE_STYLE.get(t.state, "")),
+            Text(t.severity, style=SEVERITY_STYLE.get(t.severity, "")),
+            Text(clean(t.asset, single_line=True)),
+            Text(t.root_cause),
+            Text(f"{t.occurrences}×"),
+            Text(local_time(t.updated_at)),
+            Text(clean(t.title, single_line=True)),
         ]
         if mirrored:
-            ext = t.get("external") or {}
+            ext = t.external
             ref = _ext_label(ext)
-            if mixed and ext.get("system"):
-                ref = f"{clean(ext['system'], single_line=True)} {ref}".strip()
-            error = bool(ext.get("error"))
+            if mixed and ext is not None and ext.system:
+                ref = f"{clean(ext.system, single_line=True)} {ref}".strip()
+            error = bool(ext is not None and ext.error)
             cell = f"{ref} error".strip() if error else ref
             row.append(Text(cell, style="red" if error else ""))
         rows.append(row)
@@ -194,15 +197,15 @@ def _print_list(tickets: list[dict[str, Any]], args: argparse.Namespace) -> None
     console.print(Text(f"{len(tickets)} ticket(s)", style="dim"))
 
 
-def _ext_label(ext: dict[str, Any]) -> str:
+def _ext_label(ext: ExternalRef | None) -> str:
     """A GitHub issue reads "#12"; a Salesforce Case Id is shown as is."""
     from tui.safe import clean
 
-    ref = clean(str(ext.get("id") or ""), single_line=True)
+    ref = clean(str((ext.id if ext else None) or ""), single_line=True)
     return f"#{ref}" if ref.isdigit() else ref
 
 
-def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
+def _print_ticket(t: Ticket, verb: str | None) -> None:
     from rich.markdown import Markdown
     from rich.text import Text
 
@@ -211,33 +214,33 @@ def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
     console = _console()
     if verb:
         done = {"approve": "approved", "edit": "edited", "close": "closed"}[verb]
-        console.print(Text(f"{t['ticket_id']} {done}", style="bold green"))
+        console.print(Text(f"{t.ticket_id} {done}", style="bold green"))
     head = Text()
-    head.append(clean(t["ticket_id"], single_line=True), style="bold")
+    head.append(clean(t.ticket_id, single_line=True), style="bold")
     head.append("  ")
-    head.append(t["state"], style=STATE_STYLE.get(t["state"], ""))
-    if t.get("close_reason"):
-        head.append(f" ({t['close_reason']})")
+    head.append(t.state, style=STATE_STYLE.get(t.state, ""))
+    if t.close_reason:
+        head.append(f" ({t.close_reason})")
     head.append("  ")
-    head.append(t["severity"], style=SEVERITY_STYLE.get(t["severity"], ""))
-    head.append(f"  {clean(t['asset'], single_line=True)}  {t['root_cause']} ({t['category']})")
+    head.append(t.severity, style=SEVERITY_STYLE.get(t.severity, ""))
+    head.append(f"  {clean(t.asset, single_line=True)}  {t.root_cause} ({t.category})")
     console.print(head)
-    console.print(Text(clean(t["title"], single_line=True), style="bold"))
+    console.print(Text(clean(t.title, single_line=True), style="bold"))
     facts = [
-        ("labels", ", ".join(t.get("labels", []))),
-        ("occurrences", str(t["occurrences"])),
-        ("alerts", ", ".join(t.get("alert_ids", [])[-5:])),
-        ("created", local_time(t["created_at"], seconds=True)),
-        ("updated", local_time(t["updated_at"], seconds=True)),
+        ("labels", ", ".join(t.labels)),
+        ("occurrences", str(t.occurrences)),
+        ("alerts", ", ".join(t.alert_ids[-5:])),
+        ("created", local_time(t.created_at, seconds=True)),
+        ("updated", local_time(t.updated_at, seconds=True)),
     ]
-    ext = t.get("external") or {}
-    if ext:
-        system = clean(str(ext.get("system") or "mirror"), single_line=True)[:20]
-        facts.append((system, ext.get("url") or _ext_label(ext)))
-        if ext.get("error"):
-            facts.append((f"{system} error", ext["error"]))
-    if t.get("close_note"):
-        facts.append(("close note", t["close_note"]))
+    ext = t.external
+    if ext is not None:
+        system = clean(ext.system or "mirror", single_line=True)[:20]
+        facts.append((system, ext.url or _ext_label(ext)))
+        if ext.error:
+            facts.append((f"{system} error", ext.error))
+    if t.close_note:
+        facts.append(("close note", t.close_note))
     for key, value in facts:
         if value:
             line = Text(f"{key:>13}: ", style="dim")
@@ -245,11 +248,11 @@ def _print_ticket(t: dict[str, Any], verb: str | None) -> None:
             console.print(line)
     if verb is None:
         console.print()
-        console.print(Markdown(clean(t["body"])))
+        console.print(Markdown(clean(t.body)))
         console.print()
         console.print(Text("history", style="bold"))
-        for h in t.get("history", []):
-            line = Text(f"  {local_time(h['at'], seconds=True)}  ", style="dim")
-            line.append(f"{clean(h['who'], single_line=True):<14} {h['action']:<22}")
-            line.append(clean(h.get("detail", ""), single_line=True))
+        for h in t.history:
+            line = Text(f"  {local_time(h.at, seconds=True)}  ", style="dim")
+            line.append(f"{clean(h.who, single_line=True):<14} {h.action:<22}")
+            line.append(clean(h.detail, single_line=True))
             console.print(line)

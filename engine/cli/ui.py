@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tui.settings import UiSettings
 
 DEMO_SCENARIO = "demo_bearing"
 DEMO_SPEED = 240.0
@@ -102,10 +106,10 @@ def _warm_import(module: str) -> None:
         import_module(module)
 
 
-def _run_app(settings: object) -> None:
+def _run_app(settings: UiSettings) -> None:
     from tui.app import ControlRoomApp
 
-    app = ControlRoomApp(settings, exit_on_signals=True)  # type: ignore[arg-type]
+    app = ControlRoomApp(settings, exit_on_signals=True)
     # No mouse capture: over SSH the terminal keeps its own selection (copy a ticket id).
     app.run(mouse=False)
 

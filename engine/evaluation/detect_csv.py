@@ -30,7 +30,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -200,7 +200,7 @@ def detect_csv(
         )
 
 
-def _rows(fh, sep: str) -> Iterator[tuple[int, list[str]]]:  # type: ignore[no-untyped-def]
+def _rows(fh: Iterable[str], sep: str) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(fh, delimiter=sep)
     try:
         for row in reader:

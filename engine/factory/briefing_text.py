@@ -12,6 +12,11 @@ What it puts first, because that is what a planner asks first:
 
 Length: the spec asks 500-800 words. The toy world always lands there (optional detail is
 added or dropped by priority); a larger factory may go longer, and the limitations say why.
+
+Why one module of ~540 lines: every section of the briefing is one sentence builder over the same
+typed outputs, and the length budget (``_fit_length``) drops and adds their optional parts by one
+priority list; split by section, that budget would have to reach into every part. The offline
+planning it describes lives elsewhere (``briefing.py``, ``margins.py``).
 """
 
 from __future__ import annotations

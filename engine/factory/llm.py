@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine import paths
+from engine.settings import process_environ
 
 if TYPE_CHECKING:
     import httpx2
@@ -91,7 +91,7 @@ class ClaudeClient:
     ) -> None:
         import anthropic
 
-        self.model = model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+        self.model = model or process_environ().get(MODEL_ENV) or DEFAULT_MODEL
         self.timeout = (
             timeout if timeout is not None else _env_float(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
         )
@@ -258,7 +258,7 @@ def _error_message(exc: Any) -> str:
 
 def _env_float(name: str, default: float) -> float:
     try:
-        value = float(os.environ.get(name, ""))
+        value = float(process_environ().get(name, ""))
     except ValueError:
         return default
     return value if value > 0 else default
@@ -274,7 +274,7 @@ def resolve_llm(mode: str | ClaudeClient | None) -> ClaudeClient | None:
         raise ValueError(f"llm mode must be one of {', '.join(LLM_MODES)}, not {mode!r}")
     if mode == "off":
         return None
-    has_key = bool(os.environ.get("ANTHROPIC_API_KEY", "").strip())
+    has_key = bool(process_environ().get("ANTHROPIC_API_KEY", "").strip())
     if not has_key:
         if mode == "on":
             raise LLMUnavailable(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,10 +34,12 @@ from engine.plant import simulator as single
 from engine.plant.pump import BAR_PER_M, SQRT3
 from engine.plant.scenario import Scenario
 from engine.plant.signals import SIGNAL_ORDER
+from engine.pydantic_compat import trusted
 from engine.schemas import Telemetry
 
 F64 = npt.NDArray[np.float64]
-_FLOOR_COLS = [i for i, lo in enumerate(single._FLOOR) if lo is not None]
+_FLOORS = [(i, lo) for i, lo in enumerate(single._FLOOR) if lo is not None]
+_FLOOR_COLS = [i for i, _ in _FLOORS]
 
 
 def _col(values: Sequence[float]) -> F64:
@@ -74,8 +77,8 @@ class FleetSimulator:
         self._last = int(self.n_ticks.max())
         units = [s.unit for s in sims]
 
-        def per(f: object) -> F64:
-            return _col([f(s, u) for s, u in zip(sims, units, strict=True)])  # type: ignore[operator]
+        def per(f: Callable[[single.Simulator, Any], float]) -> F64:
+            return _col([f(s, u) for s, u in zip(sims, units, strict=True)])
 
         # State.
         self.n = per(lambda s, u: s.n)
@@ -129,7 +132,7 @@ class FleetSimulator:
         self._ids = [(s._id_prefix, s.asset, s.scenario.name) for s in sims]
         self._faulty = [i for i, s in enumerate(sims) if s._faults]
         self._instrumented = [i for i in self._faulty if any(f.idx >= 0 for f in sims[i]._faults)]
-        self._lows = _col([single._FLOOR[j] for j in _FLOOR_COLS])  # type: ignore[misc]
+        self._lows = _col([lo for _, lo in _FLOORS])
         self._noise = np.zeros((len(sims), single._BLOCK, single._N_COLS))
         self._row = single._BLOCK
         self._sd = single._NOISE_SD
@@ -301,7 +304,7 @@ class FleetSimulator:
             raise FloatingPointError(f"simulator produced a non-finite reading at t={t} on {bad}")
         msgs = []
         seq, tail, sims, ids = self.seq, str(self.seq), self.sims, self._ids
-        new, put, no_truth = object.__new__, object.__setattr__, single._NO_TRUTH
+        no_truth = single._NO_TRUTH
         for i, row in zip(live.tolist(), values.tolist(), strict=True):
             prefix, asset, name = ids[i]
             fields = {
@@ -314,12 +317,7 @@ class FleetSimulator:
                 "truth": sims[i]._truth(t, active[i]) if i in active else no_truth,
                 "wall_time": None,
             }
-            msg = new(Telemetry)  # as ``single._trusted``, inline: this loop is per pump
-            put(msg, "__dict__", fields)
-            put(msg, "__pydantic_fields_set__", set(fields))
-            put(msg, "__pydantic_extra__", None)
-            put(msg, "__pydantic_private__", None)
-            msgs.append(msg)
+            msgs.append(trusted(Telemetry, fields))
         self.seq += 1
         return msgs
 

@@ -7,6 +7,7 @@ mean "this is our pump") and the TUI (units and a fixed, sensible range for each
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
 
@@ -187,6 +188,8 @@ SENSORS: tuple[str, ...] = tuple(s.name for s in _SPECS if s.is_sensor)
 def is_pump(signal_names: object) -> bool:
     """True when a message carries every pump signal, so physics-aware checks apply."""
     try:
-        return all(name in signal_names for name in SIGNAL_ORDER)  # type: ignore[operator]
-    except TypeError:
+        if not isinstance(signal_names, Container):
+            return False
+        return all(name in signal_names for name in SIGNAL_ORDER)
+    except TypeError:  # a container that refuses str keys
         return False

@@ -41,7 +41,8 @@ from engine.http_schemas import Health
 from engine.paths import var_dir
 from engine.services.http_limits import mount_body_limit
 from engine.services.jsonl_log import JsonlLog
-from engine.services.settings import Settings, port_env
+from engine.services.settings import Settings
+from engine.settings import port_env
 
 log = logging.getLogger("controlroom.service")
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine.services.base import Service
-from engine.services.settings import SERVICE_NAMES, Settings
+from engine.services.settings import Settings
+from engine.settings import SERVICE_NAMES
 
 
 def _simulator(settings: Settings) -> Service:

@@ -28,6 +28,12 @@ reload when it changes) and appends the false-positive log (``var/false_positive
 the file is always on disk by the time a consumer sees the feedback, and a crash anywhere after
 the commit only delays these steps to the next start. The store is the source of truth for
 tuning; a hand-edited file is adopted at the next start.
+
+Why one module of ~710 lines: one service: its routes (tickets, alarms, assets, whoami), their
+authentication and the feedback it publishes share the store, the operator's identity and the
+counters ``/health`` reports. The rules are elsewhere (``engine/tickets/lifecycle.py``,
+``engine/alarms/lifecycle.py``, ``engine/agents/feedback.py``); what is left here is routing and
+I/O.
 """
 
 from __future__ import annotations

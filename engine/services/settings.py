@@ -1,37 +1,29 @@
-"""Service configuration: environment variables, optionally from a ``.env`` file.
+"""A service process's settings: :class:`engine.settings.Config` (every variable, read once)
+narrowed to one service, with its port, shard and instance name.
 
-Precedence: command-line flags > process environment > ``.env`` > defaults. The ``.env`` file is
-found and read by ``engine.env_file``; every variable is documented in ``.env.example``.
+Precedence (flags > environment > ``.env`` > defaults) and every variable are in
+``engine/settings.py``; this module only says what a service makes of them.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from engine.bus.routing import owns
-from engine.env_file import SettingsError as SettingsError  # re-exported: its old home
-from engine.env_file import load_env_file
 from engine.paths import ROOT
-from engine.schemas import MAX_BATCH_SAMPLES
+from engine.settings import SERVICE_NAMES, Config, SettingsError, process_environ
 
-SERVICE_NAMES = ("simulator", "monitor", "diagnosis", "ticket", "review")
-DEFAULT_PORTS: dict[str, int] = {
-    "simulator": 8101,
-    "monitor": 8102,
-    "diagnosis": 8103,
-    "ticket": 8104,
-    "review": 8105,
-}
+__all__ = ["Settings", "SettingsError", "Shard", "ensure_writable_var"]
 
 
 def ensure_writable_var(path: Path | None = None) -> Path:
     """``var/`` (``CONTROLROOM_VAR``), created if needed and proven writable; SettingsError
     with one line naming it otherwise (a read-only or foreign directory)."""
-    raw = os.environ.get("CONTROLROOM_VAR")
+    raw = process_environ().get("CONTROLROOM_VAR")
     var = path or (Path(raw) if raw else ROOT / "var")
     probe = var / f".write-test-{os.getpid()}"
     try:
@@ -44,10 +36,6 @@ def ensure_writable_var(path: Path | None = None) -> Path:
             "set CONTROLROOM_VAR to a writable directory"
         ) from None
     return var
-
-
-def port_env(name: str) -> str:
-    return f"CONTROLROOM_{name.upper()}_PORT"
 
 
 @dataclass(frozen=True)
@@ -83,46 +71,6 @@ class Shard:
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
-
-
-def _float(environ: Mapping[str, str], key: str, default: float) -> float:
-    raw = environ.get(key)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{key}={raw!r}: expected a number") from None
-
-
-def _int(environ: Mapping[str, str], key: str, default: int) -> int:
-    raw = environ.get(key)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{key}={raw!r}: expected an integer") from None
-
-
-def _bool(environ: Mapping[str, str], key: str) -> bool:
-    return environ.get(key, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _share_group(raw: str | None) -> str | None:
-    if raw is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", raw):
-        raise SettingsError(
-            f"CONTROLROOM_SHARE_GROUP={raw!r}: 1-40 letters, digits, '_', '.' or '-'"
-        )
-    return raw
-
-
-def _client_prefix(raw: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", raw):
-        raise SettingsError(
-            f"CONTROLROOM_CLIENT_PREFIX={raw!r}: 1-40 letters, digits, '_', '.' or '-'"
-        )
-    return raw
 
 
 @dataclass(frozen=True)
@@ -192,75 +140,50 @@ class Settings:
         """Name used for the client id, log and dead-letter files: ``monitor-2of3``."""
         return f"{self.service}{self.shard.suffix}"
 
-    def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+    def with_overrides(self, **changes: Any) -> Settings:
+        """These settings with the command-line flags that were given (None: not given)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of ``service`` from ``environ`` (default: this process's environment
+        over its ``.env``, read once). SettingsError naming the variable on a bad value."""
         if service not in SERVICE_NAMES:
             raise SettingsError(f"unknown service {service!r} (one of {', '.join(SERVICE_NAMES)})")
-        if environ is None:
-            load_env_file()
-            environ = os.environ
-        seed = environ.get("CONTROLROOM_SEED")
-        shard = environ.get("CONTROLROOM_SHARD")
-        speed = _float(environ, "CONTROLROOM_SPEED", 1.0)
-        rate = _float(environ, "CONTROLROOM_RATE_HZ", 1.0)
-        assets = _int(environ, "CONTROLROOM_ASSETS", 1)
-        if speed <= 0 or rate <= 0 or assets < 1:
-            raise SettingsError(
-                "CONTROLROOM_SPEED and CONTROLROOM_RATE_HZ must be > 0, CONTROLROOM_ASSETS >= 1"
-            )
-        sim_max = _int(environ, "CONTROLROOM_SIM_MAX_ASSETS", 10_000)
-        if sim_max < 1 or assets > sim_max:
-            raise SettingsError(
-                f"CONTROLROOM_ASSETS={assets}: the simulator plays at most "
-                f"CONTROLROOM_SIM_MAX_ASSETS={sim_max} pumps (raise it, it must be >= 1)"
-            )
-        batch = _int(environ, "CONTROLROOM_TELEMETRY_BATCH", 0)
-        log_every = _int(environ, "CONTROLROOM_TELEMETRY_LOG_EVERY", 1)
-        if not 0 <= batch <= MAX_BATCH_SAMPLES or log_every < 0:
-            raise SettingsError(
-                f"CONTROLROOM_TELEMETRY_BATCH must be 0..{MAX_BATCH_SAMPLES} and "
-                "CONTROLROOM_TELEMETRY_LOG_EVERY >= 0"
-            )
-        bounds = {
-            "deadletter_max_bytes": _int(environ, "CONTROLROOM_DEADLETTER_MAX_BYTES", 16 << 20),
-            "max_body_bytes": _int(environ, "CONTROLROOM_MAX_BODY_BYTES", 1 << 20),
-            "max_assets": _int(environ, "CONTROLROOM_MAX_ASSETS", 4096),
-            "asset_idle_s": _float(environ, "CONTROLROOM_ASSET_IDLE_S", 3600.0),
-        }
-        low = [k for k, v in bounds.items() if v <= 0]
-        if low:
-            raise SettingsError(f"{', '.join(f'CONTROLROOM_{k.upper()}' for k in low)} must be > 0")
+        env = process_environ() if environ is None else environ
+        return cls.of(service, Config.load(env), env)
+
+    @classmethod
+    def of(cls, service: str, config: Config, env: Mapping[str, str]) -> Settings:
+        """``config`` narrowed to ``service``; ``env`` is kept for the service-specific extras
+        (the GitHub or Salesforce mirror)."""
         return cls(
             service=service,
-            host=environ.get("CONTROLROOM_HOST") or "127.0.0.1",
-            port=_int(environ, port_env(service), DEFAULT_PORTS[service]),
-            broker_url=environ.get("CONTROLROOM_BROKER") or None,
-            ca_file=environ.get("CONTROLROOM_BROKER_CA_FILE") or None,
-            cert_file=environ.get("CONTROLROOM_BROKER_CERT_FILE") or None,
-            key_file=environ.get("CONTROLROOM_BROKER_KEY_FILE") or None,
-            insecure=_bool(environ, "CONTROLROOM_BROKER_INSECURE"),
-            shard=Shard.parse(shard) if shard else Shard(1, 1),
-            log_level=(environ.get("CONTROLROOM_LOG_LEVEL") or "info").lower(),
-            client_prefix=_client_prefix(environ.get("CONTROLROOM_CLIENT_PREFIX") or "controlroom"),
-            scenario=environ.get("CONTROLROOM_SCENARIO") or None,
-            hold=_bool(environ, "CONTROLROOM_SIMULATOR_HOLD"),
-            speed=speed,
-            rate_hz=rate,
-            assets=assets,
-            seed=_int(environ, "CONTROLROOM_SEED", 0) if seed else None,
-            sim_max_assets=sim_max,
-            telemetry_batch=batch,
-            telemetry_log_every=log_every,
-            restarts=_int(environ, "CONTROLROOM_RESTARTS", 0),
-            legacy_topics=environ.get("CONTROLROOM_TELEMETRY_LEGACY", "1").strip().lower()
-            not in ("0", "false", "no", "off"),
-            share_group=_share_group(environ.get("CONTROLROOM_SHARE_GROUP") or None),
-            deadletter_max_bytes=int(bounds["deadletter_max_bytes"]),
-            max_body_bytes=int(bounds["max_body_bytes"]),
-            max_assets=int(bounds["max_assets"]),
-            asset_idle_s=float(bounds["asset_idle_s"]),
-            env=dict(environ),
+            host=config.host,
+            port=config.port(service),
+            broker_url=config.broker,
+            ca_file=config.broker_ca_file,
+            cert_file=config.broker_cert_file,
+            key_file=config.broker_key_file,
+            insecure=config.broker_insecure,
+            shard=Shard.parse(config.shard) if config.shard else Shard(1, 1),
+            log_level=config.log_level,
+            client_prefix=config.client_prefix,
+            scenario=config.scenario,
+            speed=config.speed,
+            rate_hz=config.rate_hz,
+            assets=config.assets,
+            seed=config.seed,
+            hold=config.simulator_hold,
+            sim_max_assets=config.sim_max_assets,
+            telemetry_batch=config.telemetry_batch,
+            telemetry_log_every=config.telemetry_log_every,
+            restarts=config.restarts,
+            legacy_topics=config.telemetry_legacy,
+            share_group=config.share_group,
+            deadletter_max_bytes=config.deadletter_max_bytes,
+            max_body_bytes=config.max_body_bytes,
+            max_assets=config.max_assets,
+            asset_idle_s=config.asset_idle_s,
+            env=dict(env),
         )

@@ -28,6 +28,10 @@ pumps), at any speed.
 
 Over HTTP, a scenario is named (``scenarios/{name}.json``, only the shipped ones) or uploaded
 in the body; a name is never turned into a path, so nothing else on the machine can be read.
+
+Why one module of ~560 lines: the service is one run thread and the HTTP control calls that pause,
+load, start and stop it under one lock; pacing (``Pacer``) and the fleet's stepping are small and
+read with the loop they drive. The simulation itself is the pure ``engine/plant/`` package.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from engine.http_schemas import (
     SimulatorHealth,
     StartRequest,
 )
-from engine.schemas import Telemetry
+from engine.schemas import Telemetry, error_line
 from engine.services.base import Service
 from engine.services.settings import Settings
 
@@ -557,6 +561,4 @@ def _step(sim: Any) -> Telemetry | None:
 
 
 def _scenario_error(where: str, exc: ValidationError) -> str:
-    e = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in e.get("loc", ())) or "(root)"
-    return f"{where}: {loc}: {e.get('msg', 'invalid')}"
+    return f"{where}: {error_line(exc)}"

@@ -12,6 +12,10 @@ to 30 s), logged (console and ``var/logs/stack.jsonl``) and counted; the restart
 ``restarts`` in its /health. The state of every part is kept in ``var/stack.json``
 (``engine.http_schemas.StackStatus``), which the TUI reads. Only a crash loop (5 exits within two
 minutes) makes the supervisor give up: ``gave_up`` says why and ``up`` stops everything.
+
+Why one module of ~520 lines: ``Stack`` starts, supervises and stops one set of processes; start,
+restart and stop share the process table and the port bookkeeping that guarantee nothing is left
+running or bound.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from engine.http_schemas import PartState, PartStatus, StackStatus
 from engine.paths import var_dir
 from engine.services.base import PARENT_PID_ENV
 from engine.services.jsonl_log import JsonlLog
-from engine.services.settings import DEFAULT_PORTS, SERVICE_NAMES, port_env
+from engine.settings import SERVICE_NAMES, Config, port_env, process_environ
 
 CODE_ROOT = str(Path(__file__).resolve().parents[2])
 """Children import this very code, installed or not."""
@@ -157,8 +161,9 @@ class Stack:
             self.ports = {name: 0 for name in self.services}
         else:
             given: Mapping[str, int] = ports if isinstance(ports, Mapping) else {}
+            config = Config.load() if len(given) < len(self.services) else None
             self.ports = {
-                name: int(given.get(name) or os.environ.get(port_env(name)) or DEFAULT_PORTS[name])
+                name: int(given.get(name) or (config.port(name) if config else 0))
                 for name in self.services
             }
         self.extra_env: dict[str, str] = dict(env or {})
@@ -268,7 +273,7 @@ class Stack:
         part = self.parts.setdefault(name, _Part())
         pythonpath = os.pathsep.join(p for p in (CODE_ROOT, os.environ.get("PYTHONPATH")) if p)
         env = {
-            **os.environ,
+            **process_environ(),  # this process's environment over its .env, as resolved once
             **self.extra_env,
             "PYTHONPATH": pythonpath,
             "CONTROLROOM_BROKER": self.broker.url,

@@ -29,7 +29,6 @@ the store, even if a server echoed it back.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -40,6 +39,7 @@ from typing import Any
 import httpx
 
 from engine.schemas import ExternalRef, Ticket, utc_now
+from engine.settings import process_environ
 from engine.tickets.connectors import ConnectorError, header_seconds
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -131,7 +131,7 @@ class GitHubIssuesConnector:
     def from_env(cls, env: Mapping[str, str] | None = None) -> GitHubIssuesConnector | None:
         """The connector the environment asks for, or None when GitHub is not configured.
         ValueError (with the variable's name, never its value) when it is half-configured."""
-        env = os.environ if env is None else env
+        env = process_environ() if env is None else env
         token, repo = env.get("GITHUB_TOKEN", ""), env.get("GITHUB_REPO", "")
         if not token and not repo:
             return None

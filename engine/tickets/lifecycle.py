@@ -54,6 +54,7 @@ from engine.schemas import (
     ExternalRef,
     Severity,
     Ticket,
+    error_line,
 )
 from engine.tickets.errors import IllegalTransition, InvalidRequest
 
@@ -296,9 +297,7 @@ def _edit(cmd: Edit, cur: Stored, now: datetime) -> Decision:
     try:
         ticket = Ticket.model_validate(_bumped(t, now, **update).model_dump())
     except ValidationError as exc:
-        e = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in e["loc"])
-        raise InvalidRequest(f"invalid edit: {where}: {e['msg']}") from None
+        raise InvalidRequest(f"invalid edit: {error_line(exc)}") from None
     if "severity" in update:
         ticket = _derived_text(ticket, edited, cur.report)
     detail = "; ".join(
@@ -476,7 +475,7 @@ def _merge(
 def _escalation(report: DiagnosisReport, cur: Stored, now: datetime) -> Decision:
     """An ``update`` report (contract C2): severity and priority only, never the cause."""
     t = cur.ticket
-    severity: Severity = escalate(t.severity, report.severity)  # type: ignore[assignment]
+    severity: Severity = escalate(t.severity, report.severity)
     if severity == t.severity:
         return Decision(Outcome.NOTED, t.ticket_id)
     raised = _derived_text(

@@ -96,10 +96,12 @@ class Mirror:
         try:
             if op == "create":
                 new_ref = self.connector.create_case(ticket, may_exist=job.create_attempted)
+            elif ref is None:  # has_copy said otherwise: a bug, not the remote's fault
+                raise AssertionError(f"{ticket.ticket_id}: {op} without an external reference")
             elif op == "close":
-                new_ref = self.connector.close(ticket, ref)  # type: ignore[arg-type]
+                new_ref = self.connector.close(ticket, ref)
             else:
-                new_ref = self.connector.update(ticket, ref)  # type: ignore[arg-type]
+                new_ref = self.connector.update(ticket, ref)
         except ConnectorError as exc:
             self._failed(job, ticket, op, exc)
             return

@@ -42,7 +42,6 @@ if a server echoed them back.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Mapping
@@ -52,6 +51,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 import httpx
 
 from engine.schemas import ExternalRef, Ticket, utc_now
+from engine.settings import process_environ
 from engine.tickets.connectors import ConnectorError, header_seconds
 
 DEFAULT_API_VERSION = "67.0"
@@ -163,7 +163,7 @@ class SalesforceCaseConnector:
     def from_env(cls, env: Mapping[str, str] | None = None) -> SalesforceCaseConnector | None:
         """The connector the environment asks for, or None when Salesforce is not configured.
         ValueError (with the variables' names, never their values) when it is half-configured."""
-        env = os.environ if env is None else env
+        env = process_environ() if env is None else env
         values = {name: env.get(name, "") for name in ENV_REQUIRED}
         if not any(values.values()):
             return None

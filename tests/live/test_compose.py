@@ -10,7 +10,7 @@ import yaml
 from engine.cli import build_parser
 from engine.cli.live import cmd_serve
 from engine.paths import ROOT
-from engine.services.settings import DEFAULT_PORTS, SERVICE_NAMES
+from engine.settings import DEFAULT_PORTS, SERVICE_NAMES
 
 
 def test_compose_runs_every_service_with_the_cli_command_and_port():

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from engine.bus.broker import free_port, port_is_free
-from engine.services.settings import SERVICE_NAMES, port_env
 from engine.services.stack import CODE_ROOT
+from engine.settings import SERVICE_NAMES, port_env
 
 
 def _alive(pid: int) -> bool:

@@ -3,6 +3,8 @@ follows the fault, causal, blind to truth, tunable."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -358,7 +360,7 @@ def test_the_monitor_never_imports_the_simulators_datasheet() -> None:
         seen.add(name)
         spec = importlib.util.find_spec(name)
         assert spec is not None and spec.origin is not None
-        tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 mods = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
@@ -369,4 +371,5 @@ def test_the_monitor_never_imports_the_simulators_datasheet() -> None:
                 continue
             todo += [m for m in mods if m.startswith("engine.") and _is_module(m)]
     assert "engine.agents.monitor_pump" in seen  # the walk did follow the imports
-    assert not {"engine.plant.pump", "engine.plant.simulator", "engine.agents.monitor_physics"} & seen
+    datasheet = {"engine.plant.pump", "engine.plant.simulator", "engine.agents.monitor_physics"}
+    assert not datasheet & seen

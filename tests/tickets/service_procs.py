@@ -168,7 +168,7 @@ def wait_subscribed(svc: ServiceProc, watcher: Watcher, pub: Any, wait_for: Any)
 def review_socket_client(var: Path) -> httpx.Client:
     """HTTP on the review service's Unix socket: the service names this test process's login
     as the operator (no token, nothing in the body)."""
-    from engine.auth.peer import ShortPath
+    from engine.auth.socket_path import ShortPath
 
     short = ShortPath(var / "review.sock")
     client = httpx.Client(

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from engine.bus.broker import free_port, port_is_free
-from engine.services.settings import SERVICE_NAMES, port_env
+from engine.settings import SERVICE_NAMES, port_env
 from engine.tickets.store import TicketStore
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

@@ -153,10 +153,9 @@ async def test_asset_keys_and_truth_overlay() -> None:
         assert screen.asset == "pump01"
         await pilot.press("right_square_bracket")
         assert screen.asset == "pump02"
-        await pilot.pause(0.2)
-        assert "Signals · pump02" in screen_text(a)
+        await settle(pilot, lambda: "Signals · pump02" in screen_text(a), "pump02's signals")
         await pilot.press("left_square_bracket", "t")
-        await pilot.pause(0.2)
+        await settle(pilot, lambda: "truth bearing_wear" in screen_text(a), "the truth overlay")
         text = screen_text(a)
         assert "truth bearing_wear" in text
         assert "✓ bearing_wear" in text

@@ -16,7 +16,6 @@ tabs; the footer shows only the keys that do something now, and a key that canno
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -29,6 +28,7 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical, Vertic
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Markdown, Static, TabbedContent, TabPane
 
+from engine.settings import process_environ
 from tui.messages import FactoryFailed, FactoryFinished, FactoryStepLogged
 from tui.safe import clean, set_border_title
 from tui.screens.picker import PickerScreen
@@ -58,7 +58,7 @@ def effective_llm(mode: str) -> str:
         return "offline"
     if mode == "on":
         return "claude"
-    return "claude" if os.environ.get("ANTHROPIC_API_KEY") else "offline"
+    return "claude" if process_environ().get("ANTHROPIC_API_KEY") else "offline"
 
 
 class FactoryScreen(Screen[None]):

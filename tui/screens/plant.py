@@ -4,6 +4,10 @@ Redraw design: nothing here is called from the bus thread. A 10 Hz timer compare
 version counters with what it last drew and, inside one ``App.batch_update()``, redraws only the
 panes whose data changed (tables by row key, the signal panel as strips). Review and scenario
 actions are HTTP calls in workers, so the screen keeps moving while a service thinks.
+
+Why one module of ~560 lines: one screen: its layout, its 10 Hz redraw and the key actions on the
+selected row, which share the screen's selection and last-drawn versions; its widgets are in
+``tui/widgets/`` (one per module).
 """
 
 from __future__ import annotations
