@@ -248,7 +248,20 @@ def part_live(args: argparse.Namespace) -> None:
         stack.start()
         sim = httpx.Client(base_url=stack.urls["simulator"], timeout=300)
         t = time.time()
-        r = sim.post("/scenario/load", json={"name": args.scenario, "assets": pumps, "seed": 3})
+        # The base cut to LIVE_BASE_S: the fleet's fault onsets (from 0.3 x its duration, see
+        # engine.plant.fleet) then fall from 720 s on, inside the measured window.
+        from engine.plant.scenario import load_scenario
+
+        base = load_scenario(args.scenario)
+        base = base.model_copy(
+            update={
+                "duration_s": LIVE_BASE_S,
+                "faults": [f for f in base.faults if f.onset_s < LIVE_BASE_S - 600],
+                "manoeuvres": [m for m in base.manoeuvres if m.at_s < LIVE_BASE_S],
+            }
+        )
+        body = {"scenario": json.loads(base.model_dump_json()), "assets": pumps, "seed": 3}
+        r = sim.post("/scenario/load", json=body)
         r.raise_for_status()
         print(f"  loaded {pumps} pumps in {time.time() - t:.1f} s", flush=True)
         t = time.time()
@@ -313,6 +326,8 @@ def _ms(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.0f} ms"
 
 
+LIVE_BASE_S = 2400.0
+"""The live part's scenario length: fault onsets from 720 s, so alerts happen in the window."""
 WARMUP_S = 700.0
 """Simulated seconds played fast before the window: past the monitor's learning period."""
 
