@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Mapping
 
-from engine.settings import process_environ
+from engine.env_file import process_environ
 
 
 def operator_name(environ: Mapping[str, str] | None = None) -> str:

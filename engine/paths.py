@@ -18,7 +18,7 @@ RULES_DIR = ROOT / "rules"
 
 def var_dir() -> Path:
     """Runtime state (SQLite store, JSONL logs, dead letters, tuning). Created on first use."""
-    from engine.settings import process_environ  # (engine.settings imports ROOT from here)
+    from engine.env_file import process_environ  # (light: no pydantic-settings import)
 
     path = Path(process_environ().get("CONTROLROOM_VAR") or ROOT / "var")
     path.mkdir(parents=True, exist_ok=True)

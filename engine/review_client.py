@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from engine.env_file import process_environ
 from engine.http_schemas import (
     AckRequest,
     Alarm,
@@ -45,7 +46,6 @@ from engine.http_schemas import (
     Whoami,
 )
 from engine.schemas import Ticket, error_line
-from engine.settings import process_environ
 
 T = TypeVar("T")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from engine.env_file import process_environ
 from engine.paths import var_dir
-from engine.settings import process_environ
 
 CREDENTIALS_ENV = "CONTROLROOM_BROKER_CREDENTIALS"
 """Another credentials file than ``var/broker/credentials.json`` (e.g. a shared volume)."""

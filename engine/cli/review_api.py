@@ -96,8 +96,8 @@ def call(
     ``(exit code, None)``."""
 
     from engine.cli.checks import http_url
+    from engine.env_file import process_environ
     from engine.review_client import ApiError, ReviewClient, resolve_endpoint
-    from engine.settings import process_environ
 
     api = getattr(args, "api", None)
     if api and not api.startswith("unix:"):

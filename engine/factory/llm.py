@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine import paths
-from engine.settings import process_environ
+from engine.env_file import process_environ
 
 if TYPE_CHECKING:
     import httpx2

@@ -38,8 +38,8 @@ from typing import Any
 
 import httpx
 
+from engine.env_file import process_environ
 from engine.schemas import ExternalRef, Ticket, utc_now
-from engine.settings import process_environ
 from engine.tickets.connectors import ConnectorError, header_seconds
 
 DEFAULT_API_URL = "https://api.github.com"

@@ -50,8 +50,8 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 
+from engine.env_file import process_environ
 from engine.schemas import ExternalRef, Ticket, utc_now
-from engine.settings import process_environ
 from engine.tickets.connectors import ConnectorError, header_seconds
 
 DEFAULT_API_VERSION = "67.0"

@@ -28,7 +28,7 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical, Vertic
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Markdown, Static, TabbedContent, TabPane
 
-from engine.settings import process_environ
+from engine.env_file import process_environ
 from tui.messages import FactoryFailed, FactoryFinished, FactoryStepLogged
 from tui.safe import clean, set_border_title
 from tui.screens.picker import PickerScreen
