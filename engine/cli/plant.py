@@ -17,6 +17,12 @@ def _err(msg: str) -> None:
     print(f"controlroom: {msg}", file=sys.stderr)
 
 
+PERTURBED_HELP = (
+    "with --suite: each scenario on another pump model (head, flow, efficiency and thermal "
+    "constants each drawn within ±15 %% of the nominal datasheet)"
+)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
     sc = sub.add_parser("scenario", help="pump scenarios: validate, list, export a random suite")
@@ -30,6 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("n", type=int, metavar="N", help="number of scenarios")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--perturbed", action="store_true", help=PERTURBED_HELP)
     p.set_defaults(func=cmd_scenario_suite)
 
     rc = sub.add_parser("rules", help="diagnosis rules: validate rule files")
@@ -72,6 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario files or names")
     p.add_argument("--suite", type=int, metavar="N", help="generate N random scenarios instead")
     p.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
+    p.add_argument("--perturbed", action="store_true", help=PERTURBED_HELP)
     p.add_argument(
         "--report", type=output_path, metavar="PATH", help="write the markdown report here"
     )
@@ -181,7 +189,7 @@ def cmd_scenario_suite(args: argparse.Namespace) -> int:
         _err("N must be at least 1")
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    for s in generate_suite(args.n, args.seed):
+    for s in generate_suite(args.n, args.seed, perturbed=args.perturbed):
         save_scenario(s, args.out / f"{s.name}.json")
     print(f"wrote {args.n} scenarios to {args.out}")
     return 0
@@ -278,9 +286,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if args.suite < 1:
                 _err("--suite N needs N >= 1")
                 return 2
-            scenarios = generate_suite(args.suite, args.seed)
+            scenarios = generate_suite(args.suite, args.seed, perturbed=args.perturbed)
             label = f"random suite of {args.suite} scenarios, seed {args.seed}"
             command = f"controlroom eval --suite {args.suite} --seed {args.seed}"
+            if args.perturbed:
+                label += ", perturbed datasheets (±15 %)"
+                command += " --perturbed"
+        elif args.perturbed:
+            _err("--perturbed needs --suite N")
+            return 2
         else:
             names = args.scenarios or ["normal", "chronic_wear", "sudden_clog_and_drift"]
             bases = [load_scenario(n) for n in names]

@@ -330,3 +330,27 @@ def test_assets_and_alerts_are_bounded() -> None:
     out = agent.feed(_raise("busy", 3, 3.0))  # a third alert: the oldest pending is decided
     assert [d.alert_id for d in out if d.stage == "final"] == ["busy-A1"]
     assert agent.stats["alerts_dropped"] == 1 and len(agent._assets["busy"].alerts) == 2
+
+
+def test_the_work_order_follows_the_alarm_to_critical(demo_run, tmp_path) -> None:
+    """Issue 9: through ``chronic_wear`` the monitor's alert escalates to CRITICAL (the bearing
+    past the work order's ISO 10816-3 zone C/D limit); the diagnosis publishes updates and the
+    one ticket's severity and priority follow, each change in its history."""
+    from engine.tickets.store import TicketStore
+
+    run = demo_run("chronic_wear")
+    (alert,) = run.active
+    revs = [a for a in run.alerts if a.alert_id == alert.alert_id]
+    assert revs[-1].severity == "critical" or any(a.severity == "critical" for a in revs)
+    store = TicketStore(tmp_path / "tickets.db")
+    try:
+        for d in run.all_diagnoses:
+            store.record_diagnosis(d)
+        (ticket,) = store.tickets()
+        assert ticket.alert_ids == [alert.alert_id]
+        assert ticket.severity == "critical" and "priority:P1" in ticket.labels
+        assert "priority **P1**" in ticket.body
+        escalations = [h for h in ticket.history if h.action == "severity_escalated"]
+        assert escalations and "-> critical" in escalations[-1].detail
+    finally:
+        store.close_db()

@@ -3,6 +3,8 @@ follows the fault, causal, blind to truth, tunable."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from engine.agents.monitor import Monitor, MonitorConfig
@@ -267,3 +269,42 @@ def test_thresholds_live_in_monitor_config() -> None:
     cfg = MonitorConfig()
     strict = cfg.with_(pump_floors={**cfg.pump_floors, "res.flow": 40.0})
     assert _alerts(msgs, Monitor(strict, id_prefix="t")) == []
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # "engine.x.SomeName": a name imported from a module
+        return False
+
+
+def test_the_monitor_never_imports_the_simulators_datasheet() -> None:
+    """Issue 9: the pump path learns its pump. Every module the monitor imports (transitively,
+    within ``engine``) is read; none is the simulator's pump model or reads ``DESIGN``."""
+    import ast
+    import importlib.util
+
+    seen: set[str] = set()
+    todo = ["engine.agents.monitor"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                mods = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                assert "DESIGN" not in {a.name for a in node.names}, (name, node.module)
+            elif isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            else:
+                continue
+            todo += [m for m in mods if m.startswith("engine.") and _is_module(m)]
+    assert "engine.agents.monitor_pump" in seen  # the walk did follow the imports
+    datasheet = {"engine.plant.pump", "engine.plant.simulator", "engine.agents.monitor_physics"}
+    assert not datasheet & seen
