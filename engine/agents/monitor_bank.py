@@ -593,6 +593,12 @@ class DetectorBank:
         turn_off = on & (under >= sz.clear)
         on |= turn_on
         on &= ~turn_off
+        if hi - lo == 1:  # one row: the same, without the per-row reductions
+            row_on = on[0]
+            self.n_on[lo] = count_nonzero(row_on[:R])
+            is_active = bool(count_nonzero(row_on)) or bool(count_nonzero(over[0]))
+            self.quiet[lo] = not is_active
+            return [lo] if is_active or count_nonzero(turn_off) else []
         self.n_on[lo:hi] = on[:, :R].sum(axis=1)
         active = on.any(axis=1) | (over > 0).any(axis=1)
         self.quiet[lo:hi] = ~active
