@@ -423,7 +423,7 @@ class Monitor:
         busy = step(lo, hi, obs.level, x, missing, obs.hold, obs.running, obs.extra)
         # Warm-up: collect rows until the model and the detectors can be fitted.
         warming = ~bank.ready[lo:hi]
-        if (not bank.ready[lo] if hi - lo == 1 else count_nonzero(warming)):
+        if not bank.ready[lo] if hi - lo == 1 else count_nonzero(warming):
             for r in (warming & obs.warm_ok).nonzero()[0]:
                 i = lo + int(r)
                 a = g.assets[i]
