@@ -57,6 +57,9 @@ def one_run(demo_args: list[str], timeout: float) -> dict[str, float]:
             "TERM": "xterm-256color",
             **{port_env(name): str(free_port()) for name in SERVICE_NAMES},
         }
+        # As in a user's shell: bytecode written once and reused (with this set, as some CI and
+        # sandbox shells do, every process of the demo recompiles every module it imports).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         command = shlex.join(
             [sys.executable, "-m", "engine", "demo", "--broker", "embedded", *demo_args]
         )

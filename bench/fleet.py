@@ -44,7 +44,7 @@ from pathlib import Path
 
 from engine.plant.scenario import Manoeuvre, Scenario
 
-TARGET_X, TARGET_MB = 50.0, 600.0
+TARGET_X, TARGET_MB, TARGET_MONITOR = 50.0, 600.0, 300_000.0
 
 
 def base_scenario(seconds: float) -> Scenario:
@@ -192,6 +192,12 @@ def part_replay(
     print(
         f"monitor path: {big['monitor_path']}; simulator at N={big['n']}: {big['simulator']};"
         f" {procs} process(es) per fleet"
+    )
+    mon = 1e6 / float(big["us_monitor"])
+    print(
+        f"monitor alone (no transport) at N={big['n']}: {mon:,.0f} samples per CPU-second"
+        f" (target >= {TARGET_MONITOR:,.0f}/s per core at 1,000 assets: "
+        f"{'met' if mon >= TARGET_MONITOR else 'NOT met'})"
     )
     if int(big["n"]) >= 1000:
         x, mb = float(big["x_real_time"]), float(big["rss_peak_mb"])

@@ -84,8 +84,15 @@ def publisher(
     from engine.plant.signals import SIGNALS
     from engine.schemas import AlertEvent, Telemetry
 
-    bus = BusClient(url, f"bench-tui-pub-{os.getpid()}", "bench-pub", persistent=False)
+    # Each kind under the identity the broker's ACL lets publish it (as the plant would).
+    bus = BusClient(
+        url, f"bench-tui-pub-{os.getpid()}", "bench-pub", persistent=False, identity="simulator"
+    )
+    alarms = BusClient(
+        url, f"bench-tui-alarms-{os.getpid()}", "bench-alarms", persistent=False, identity="monitor"
+    )
     bus.start(wait=10)
+    alarms.start(wait=10)
     go.wait(60)  # type: ignore[attr-defined]  # the TUI is connected
     names = asset_names(assets)
     period = 1.0 / hz
@@ -113,8 +120,8 @@ def publisher(
 
     for k in range(episodes):
         asset = names[k % assets]
-        bus.publish(alert(f"{asset}-past{k}", asset, "cleared", 0.0))
-    bus.flush(30)
+        alarms.publish(alert(f"{asset}-past{k}", asset, "cleared", 0.0))
+    alarms.flush(30)
 
     start = time.monotonic()
     tick = 0
@@ -133,14 +140,15 @@ def publisher(
         while episode < (tick + 1) * period * ALERTS_PER_S:
             asset = names[(episode * 7) % assets]
             alert_id = f"{asset}-E{episode}"
-            bus.publish(alert(alert_id, asset, "active", tick * period))
+            alarms.publish(alert(alert_id, asset, "active", tick * period))
             raised.append((alert_id, asset))
             episode += 1
         while len(raised) > 10 * ALERTS_PER_S:
             alert_id, asset = raised.pop(0)
-            bus.publish(alert(alert_id, asset, "cleared", tick * period))
+            alarms.publish(alert(alert_id, asset, "cleared", tick * period))
         tick += 1
     bus.stop(drain=2)
+    alarms.stop(drain=2)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -239,6 +247,8 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             await pilot.pause(0.05)
         go.set()  # type: ignore[attr-defined]
         full = await wait_for(buffers_full, timeout=60)
+        if not feed.live_assets():
+            raise SystemExit("tui_load: no telemetry arrived in 60 s (did the publisher start?)")
         if args.screen == "fleet":
             await pilot.press("3")
         elif args.screen == "trend":

@@ -1,9 +1,14 @@
 """What the status bar shows: bus and service health, supervision, message rates, dead letters.
 
-Pure data plus the reading of each service's ``GET /health`` reply (``engine.http_schemas.
-Health``, the services' own typed contract) and of the supervisor's ``var/stack.json``
-(``StackStatus``), kept apart from the widget so the rules (what counts as healthy, what a
-restart looks like) are testable and in one place.
+Pure data plus the reading of each service's ``GET /health`` reply and of the supervisor's
+``var/stack.json`` (``StackStatus``), kept apart from the widget so the rules (what counts as
+healthy, what a restart looks like) are testable and in one place.
+
+The TUI reads ``/health`` through ``HealthSeen``: the fields of the services' typed contract
+(``engine.http_schemas.Health``) that the status bar shows, typed the same way, and nothing
+else. A service that gains a counter the TUI does not show (or a TUI one version behind the
+stack, over SSH) must not turn the whole status bar red with "unreadable /health"; a reply
+missing or mistyping a field the TUI does show still does, with the field named.
 """
 
 from __future__ import annotations
@@ -12,11 +17,11 @@ import os
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from engine.http_schemas import Health, StackStatus
+from engine.http_schemas import StackStatus
 
 SERVICE_SHORT = {
     "simulator": "sim",
@@ -64,10 +69,32 @@ class HealthState:
         return sum(s.restarts for s in self.services.values())
 
 
+class BrokerSeen(BaseModel):
+    """The part of ``BrokerStatus`` the status bar shows."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    url: str
+    connected: bool
+
+
+class HealthSeen(BaseModel):
+    """The part of ``Health`` the status bar shows (same names and types; extra keys ignored;
+    a test holds it to ``Health``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: Literal["ok", "degraded"]
+    reasons: list[str]
+    restarts: int
+    broker: BrokerSeen
+    dead_letters: int
+
+
 def broker_of(body: Any) -> tuple[str, bool | None]:
     """(redacted broker URL, connected?) from a /health reply."""
     try:
-        health = Health.model_validate(body)
+        health = HealthSeen.model_validate(body)
     except ValidationError:
         return "", None
     return health.broker.url, health.broker.connected
@@ -77,7 +104,7 @@ def service_state(body: Any) -> ServiceState:
     """Judge one /health reply: the service answers, says it is ok, and is connected to the
     broker. A reply that is not a Health body is a problem, named."""
     try:
-        health = Health.model_validate(body)
+        health = HealthSeen.model_validate(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first.get("loc", ()))

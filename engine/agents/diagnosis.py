@@ -54,6 +54,7 @@ from engine.agents.diagnosis_state import (
     restore_asset_history,
 )
 from engine.agents.monitor import MonitorConfig
+from engine.agents.monitor_intake import MAX_REJECTIONS, Rejection, RunState
 from engine.agents.monitor_physics import RESIDUALS
 from engine.agents.steady import SETTLE_S
 from engine.agents.tuning import rule_offset
@@ -134,6 +135,8 @@ class _Asset:
     history: AssetHistory
     alerts: dict[str, _Tracked] = field(default_factory=dict)
     closed: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    run: RunState | None = None
+    """Sample order (the monitor's intake rules): None until the first sample (or restore)."""
 
     @property
     def pending(self) -> bool:
@@ -163,9 +166,15 @@ class DiagnosisAgent:
             "alerts_dropped": 0,
             "deferred": 0,
             "finals_abandoned": 0,
+            "duplicate": 0,
+            "late": 0,
+            "jump": 0,
+            "new_run": 0,
         }
         """Counts for /health: assets and alerts dropped at the bounds, reports deferred for lack
-        of history, finals the history could never support."""
+        of history, finals the history could never support, samples kept out of the history
+        (duplicate, late, an unconfirmed jump) and confirmed new runs."""
+        self._rejections: list[Rejection] = []
 
     def apply_tuning(self, tuning: Tuning | None) -> None:
         self.tuning = tuning
@@ -175,6 +184,8 @@ class DiagnosisAgent:
     def feed(self, msg: Telemetry | AlertEvent) -> list[DiagnosisReport]:
         if isinstance(msg, Telemetry):
             st = self._asset(msg.asset)
+            if not self._in_order(st, msg):
+                return []
             st.history.push(msg, learn=not st.alerts)
             if msg.asset not in self._busy:
                 return []
@@ -182,6 +193,36 @@ class DiagnosisAgent:
         if isinstance(msg, AlertEvent):
             return self._alert(msg)
         return []
+
+    def take_rejections(self) -> list[Rejection]:
+        """Samples kept out of the history since the last call (the service dead-letters them)."""
+        out, self._rejections = self._rejections, []
+        return out
+
+    def _in_order(self, st: _Asset, t: Telemetry) -> bool:
+        """Whether ``t`` may enter the asset's history. Why it matters here: a single sample
+        stamped 10**6 s ahead used to make every pending final due at once, decided on no
+        history as "unknown" — and the ticket store settles an episode's cause on its first
+        final. Duplicates, late samples and unconfirmed jumps are kept out (counted, reported);
+        a confirmed new run is taken (the history's windows are by time)."""
+        run = st.run
+        if run is None:
+            st.run = RunState(t.seq, t.ts, t.scenario)
+            return True
+        prev_ts = run.last_ts
+        verdict = run.classify(t.seq, t.ts, t.scenario)
+        if verdict == "ok":
+            if not run.dt_known:
+                dt = t.ts - prev_ts
+                run.dt, run.dt_known = (dt if 0.0 < dt <= 3600.0 else 1.0), True
+            return True
+        self.stats[verdict] += 1
+        if verdict == "new_run":
+            st.run = RunState(t.seq, t.ts, t.scenario, run=run.run + 1)
+        if len(self._rejections) < MAX_REJECTIONS:
+            why = f"{verdict}: seq {t.seq} ts {t.ts:g} after seq {run.last_seq} ts {run.last_ts:g}"
+            self._rejections.append(Rejection(verdict, t.asset, t.msg_id, t.seq, t.ts, why))
+        return verdict == "new_run"
 
     def flush(self) -> list[DiagnosisReport]:
         """Decide every pending alert now (end of a replay or shutdown)."""

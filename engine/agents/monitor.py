@@ -33,12 +33,14 @@ from engine.agents.monitor_bank import F64, NOISE, STUCK, DetectorBank, Sizes
 from engine.agents.monitor_config import MonitorConfig
 from engine.agents.monitor_episodes import AssetEpisodes, EpisodeTracker
 from engine.agents.monitor_intake import (
+    CONFIRM,
     MAX_REJECTIONS,
     MAX_SIGNALS,
     VALUE_SPAN,
     Rejection,
     RejectionKind,
     RunState,
+    warmup_outliers,
 )
 from engine.agents.monitor_normal import CrossRegression
 from engine.agents.monitor_pump import PumpModel
@@ -65,6 +67,8 @@ class _Asset:
     episodes: AssetEpisodes | None = None
     warm: list[F64] = field(default_factory=list)
     warm_raw: list[F64] = field(default_factory=list)
+    warm_ids: list[tuple[str, int, float]] = field(default_factory=list)
+    """(msg_id, seq, ts) of each warm-up row: a row screened out is rejected by name."""
     unwatched: set[str] = field(default_factory=set)
     """Signals that appeared after the warm-up (reported once each, not watched this run)."""
 
@@ -173,6 +177,7 @@ class Monitor:
             "samples": 0,
             "duplicate": 0,
             "late": 0,
+            "jump": 0,
             "value": 0,
             "new_run": 0,
             "asset_cap": 0,
@@ -280,12 +285,22 @@ class Monitor:
         if verdict == "late":
             self._reject("late", t, f"late: seq {t.seq} ts {t.ts:g} after seq {a.run.last_seq}")
             return None
+        if verdict == "jump":
+            self._reject(
+                "jump",
+                t,
+                f"jump: seq {t.seq} ts {t.ts:g} scenario {t.scenario!r} after seq "
+                f"{a.run.last_seq} ts {a.run.last_ts:g}: not believed until {CONFIRM} samples "
+                f"in a row continue it",
+            )
+            return None
         if verdict == "new_run":
             self._new_run(a, t)
             return None
         if a.group is None:
             dt = t.ts - a.first_ts
             a.run.dt = dt if 0.0 < dt <= 3600.0 else 1.0
+            a.run.dt_known = True
             if tuple(t.signals) != a.names:
                 a.names = self._with_new_signals(a, t)
             self._place(a)
@@ -315,7 +330,7 @@ class Monitor:
         if not g.bank.ready[a.row]:
             held = dict(zip(a.names, g.last[a.row].tolist(), strict=True))
             g.release(a.row)
-            a.names, a.warm, a.warm_raw = names, [], []
+            a.names, a.warm, a.warm_raw, a.warm_ids = names, [], [], []
             self._place(a)
             assert a.group is not None
             a.group.last[a.row] = [held.get(n, 0.0) for n in names]
@@ -355,7 +370,7 @@ class Monitor:
             a.group.release(a.row)
         run = a.run.run + 1
         a.group, a.row, a.episodes = None, -1, None
-        a.warm, a.warm_raw, a.unwatched = [], [], set()
+        a.warm, a.warm_raw, a.warm_ids, a.unwatched = [], [], [], set()
         a.run = RunState(t.seq, t.ts, t.scenario, run=run)
         a.names = tuple(t.signals)
         a.first_ts = t.ts
@@ -430,6 +445,8 @@ class Monitor:
                 assert a is not None
                 a.warm.append(obs.record[r].copy())
                 a.warm_raw.append(x[r].copy())
+                t = msgs[int(r)]
+                a.warm_ids.append((t.msg_id, t.seq, t.ts))
                 if len(a.warm) >= g.sz.warm:
                     self._fit(g, a)
         out: list[AlertEvent] = []
@@ -442,7 +459,24 @@ class Monitor:
     def _fit(self, g: _Group, a: _Asset) -> None:
         rec = np.array(a.warm)
         raw = np.array(a.warm_raw)
-        a.warm, a.warm_raw = [], []
+        bad, lo, hi = warmup_outliers(raw)
+        if bad.any():  # absurd rows never shape a baseline; learn on until enough are clean
+            for r in np.flatnonzero(bad):
+                msg_id, seq, ts = a.warm_ids[int(r)]
+                j = int(np.flatnonzero((raw[r] < lo) | (raw[r] > hi))[0])
+                self.counters["value"] += 1
+                if len(self._rejections) < MAX_REJECTIONS:
+                    why = (f"signals.{g.names[j]}: {float(raw[r, j])!r} outside the warm-up's "
+                           f"robust range ({lo[j]:.6g}..{hi[j]:.6g})")  # fmt: skip
+                    self._rejections.append(Rejection("value", a.name, msg_id, seq, ts, why))
+            keep = ~bad
+            a.warm = [w for w, k in zip(a.warm, keep, strict=True) if k]
+            a.warm_raw = [w for w, k in zip(a.warm_raw, keep, strict=True) if k]
+            a.warm_ids = [w for w, k in zip(a.warm_ids, keep, strict=True) if k]
+            if len(a.warm) < g.sz.warm:
+                return
+            rec, raw = rec[keep], raw[keep]
+        a.warm, a.warm_raw, a.warm_ids = [], [], []
         level, floors = g.model.fit(a.row, rec)
         g.bank.calibrate(a.row, level, raw, floors, self._tune(g, a.name))
         med = np.median(raw, axis=0)

@@ -355,7 +355,8 @@ class DetectorBank:
             level = np.where(hold, self.base[lo:hi], level)
         k = self.k[lo:hi]
         k0 = int(k[0])
-        if hi - lo == 1 or (k == k0).all():
+        lockstep = hi - lo == 1 or bool((k == k0).all())
+        if lockstep:
             # Rows in step (one asset, or a fleet in lock-step): plain slicing, no gathers.
             ring = self.ring[lo:hi]
             d2ring = self.d2ring[lo:hi]
@@ -385,7 +386,9 @@ class DetectorBank:
             if missing is not None:
                 d[missing] = 0.0
             d2 = d * d
-            self.sum_d2[lo:hi] += d2 - self.d2ring[rows, (k - sz.wn) % Rn]
+            sum_d2 = self.sum_d2[lo:hi]
+            sum_d2 += d2  # in the same order as the other paths: the same rounding
+            sum_d2 -= self.d2ring[rows, (k - sz.wn) % Rn]
             self.d2ring[rows, posv] = d2
         sum_w = self.sum_w[lo:hi]
         sum_w += y
@@ -397,7 +400,8 @@ class DetectorBank:
             d[missing] = 1.0
         run *= d == 0.0
         k += 1
-        if k0 + 1 >= REANCHOR and count_nonzero(k % REANCHOR == 0):
+        # Rows out of step (one missed a sample) reach the re-anchoring count at other times.
+        if (k0 + 1) % REANCHOR == 0 if lockstep else ((k % REANCHOR) == 0).any():
             for i in np.flatnonzero(k % REANCHOR == 0):
                 self._resum(lo + int(i))
         ready = self.ready[lo:hi]

@@ -5,6 +5,12 @@
   asset starts over: its open episodes clear (``clear_reason="new_run"``), everything it learned
   is dropped and it learns again from the new run's warm-up (another scenario may be another
   pump). Logged as a ``Rejection`` of kind ``new_run`` (informational).
+- **A jump must be confirmed** before it is believed: a sample far back (a new run), more than
+  ``JUMP`` steps ahead (a gap), or of another scenario is rejected as ``jump`` until
+  ``CONFIRM`` samples in a row continue it. Otherwise one stale, replayed or corrupt sample — a
+  QoS 1 redelivery from an hour ago, ``seq + 10**6`` — would start the asset over (clearing
+  its alerts and blinding it for a warm-up), and a few of them would keep it blind for good.
+  A real new run or outage costs ``CONFIRM - 1`` samples.
 - **Late and duplicate samples are dropped and counted**: the same (seq, ts) again is a
   duplicate; a sample a few steps behind the last one (a reorder) is late. Neither enters a
   window (a swapped pair would otherwise look like noise, then like a step).
@@ -19,6 +25,12 @@
   sample, counted and reported — they never enter a window, a sum or a baseline. Values past the
   schema's bounds (|v| > 1e12, a pump instrument outside its plausible range, NaN) never get
   this far: the schema rejects the message.
+- **The warm-up is screened too** (``warmup_outliers``): before the model and the limits are
+  fitted, a warm-up row with a value farther from the warm-up's median than ``VALUE_SPAN`` × a
+  *robust* spread (the 5–95 % quantile range, or the median's magnitude if larger) is dropped
+  and rejected as ``value``; the warm-up goes on until it has enough clean rows. Without this
+  one 1e6 sent during warm-up would stretch the learned range (and the baselines) so far that
+  no later fault could alarm.
 
 The monitor stays pure: it returns nothing for these, and keeps ``Rejection`` records (bounded)
 that its service drains with ``Monitor.take_rejections()`` to dead-letter or count them.
@@ -29,8 +41,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 REORDER = 16
 """A sample at most this many steps behind the last is late; farther back is a new run."""
+JUMP = 1000
+"""A sample more than this many steps ahead of the last (in seq or in time) is a jump."""
+CONFIRM = 3
+"""Samples in a row that must continue a jump before it is believed (see above)."""
 VALUE_SPAN = 100.0
 """Learned value limits: the warm-up median ± this many times max(warm-up range, |median|)."""
 MAX_SIGNALS = 256
@@ -38,7 +56,11 @@ MAX_SIGNALS = 256
 MAX_REJECTIONS = 10_000
 """Rejection records kept until drained (counting goes on beyond)."""
 
-RejectionKind = Literal["duplicate", "late", "value", "new_run", "asset_cap", "signal"]
+WARMUP_QUANTILES = (0.05, 0.95)
+"""The warm-up spread that screens its own rows: robust to a few percent of absurd rows."""
+
+RejectionKind = Literal["duplicate", "late", "jump", "value", "new_run", "asset_cap", "signal"]
+Verdict = Literal["ok", "duplicate", "late", "jump", "new_run"]
 
 
 @dataclass(frozen=True)
@@ -62,18 +84,59 @@ class RunState:
     scenario: str | None
     dt: float = 1.0
     run: int = 0
+    dt_known: bool = False
+    """``dt`` is learnt from the second sample; until then time may step ahead any amount."""
+    pending: tuple[int, float, str | None, int] | None = None
+    """The unconfirmed jump: its latest (seq, ts, scenario) and how many samples continue it."""
 
-    def classify(self, seq: int, ts: float, scenario: str | None) -> str:
-        """ "ok", "duplicate", "late" or "new_run" (updates the state for "ok")."""
-        if scenario is not None and self.scenario is not None and scenario != self.scenario:
-            return "new_run"
-        if seq == self.last_seq and ts == self.last_ts:
-            return "duplicate"
-        if seq < self.last_seq - REORDER or ts < self.last_ts - REORDER * self.dt:
-            return "new_run"
-        if seq <= self.last_seq or ts <= self.last_ts:
-            return "late"
+    def classify(self, seq: int, ts: float, scenario: str | None) -> Verdict:
+        """ "ok", "duplicate", "late", "jump" (not believed yet) or "new_run" (a confirmed
+        jump back or to another scenario); the state follows "ok"."""
+        same = scenario is None or self.scenario is None or scenario == self.scenario
+        reorder_s = REORDER * self.dt
+        if same:
+            if seq == self.last_seq and ts == self.last_ts:
+                return "duplicate"
+            near = seq >= self.last_seq - REORDER and ts >= self.last_ts - reorder_s
+            if near and (seq <= self.last_seq or ts <= self.last_ts):
+                return "late"
+            if (
+                seq > self.last_seq
+                and ts > self.last_ts
+                and seq - self.last_seq <= JUMP
+                and (not self.dt_known or ts - self.last_ts <= JUMP * self.dt)
+            ):
+                self._accept(seq, ts, scenario)
+                return "ok"
+        p = self.pending
+        follows = (
+            p is not None
+            and (scenario is None or p[2] is None or scenario == p[2])
+            and 0 < seq - p[0] <= REORDER
+            and 0 < ts - p[1] <= (reorder_s if self.dt_known else float("inf"))
+        )
+        n = p[3] + 1 if follows and p is not None else 1
+        if n < CONFIRM:
+            self.pending = (seq, ts, scenario, n)
+            return "jump"
+        if not same or seq < self.last_seq or ts < self.last_ts:
+            return "new_run"  # the caller starts the asset over from this sample
+        self._accept(seq, ts, scenario)  # a gap (an outage) confirmed: go on from here
+        return "ok"
+
+    def _accept(self, seq: int, ts: float, scenario: str | None) -> None:
         self.last_seq, self.last_ts = seq, ts
+        self.pending = None
         if scenario is not None:
             self.scenario = scenario
-        return "ok"
+
+
+def warmup_outliers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For warm-up rows ``raw`` (n, S): the mask of rows with any value past the robust
+    limits, and those limits (lo, hi per signal)."""
+    med = np.median(raw, axis=0)
+    q_lo, q_hi = np.quantile(raw, WARMUP_QUANTILES, axis=0)
+    span = np.maximum(q_hi - q_lo, np.abs(med))
+    span = np.where(span > 0, span, 1.0)
+    lo, hi = med - VALUE_SPAN * span, med + VALUE_SPAN * span
+    return ((raw < lo) | (raw > hi)).any(axis=1), lo, hi

@@ -397,9 +397,11 @@ class PumpModel:
         extra = 3.0 * np.sqrt(np.maximum(lev, 0.0)) * np.abs(conv)
         self.extra_ref[i] = np.where(which, extra, self.extra_ref[i])
 
-    def _gains(self, lo: int, hi: int, cmd: F64) -> F64:
+    def _gains(self, lo: int, hi: int, cmd: F64, ready: B) -> F64:
+        """The valve gain at each row's command, cached per row; only ready rows (anchored)
+        are computed, as a row alone would (the others' residuals are held anyway)."""
         gcmd = self.gcmd[lo:hi]
-        changed = cmd != gcmd
+        changed = (cmd != gcmd) & ready
         if changed.any():
             for r in np.flatnonzero(changed).tolist():
                 i = lo + r
@@ -454,7 +456,7 @@ class PumpModel:
         if moved.any():
             for r in np.flatnonzero(moved).tolist():
                 self._manoeuvre(lo + r, float(cmd[r]), float(al[r, 5]))
-        g = self._gains(lo, hi, cmd)
+        g = self._gains(lo, hi, cmd, ready)
         phi, y = self._features(rec, self.anchor[lo:hi], self.rise[lo:hi], g)
         res, _ = self._residuals(phi, y, self.theta[lo:hi])
         # The model's own uncertainty: for the hydraulic and electrical relations, as it was
@@ -802,6 +804,7 @@ class PumpModel:
         rise = rise if abs(rise) > 0.5 else 0.5
         self.anchor[i] = anchor
         self.rise[i] = rise
+        self.gcmd[i] = np.nan  # the cached valve gain was taken at the old anchor
         a = np.broadcast_to(anchor, (W, 8))
         g = np.array([valve_gain(float(v), float(anchor[2])) for v in rec[:, _R_CMD]])
         phi, y = self._features(rec, a, np.full(W, rise), g)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +27,8 @@ def http_url(url: str, source: str) -> str:
 def require_broker(url: str, timeout: float = 3.0) -> None:
     """The named broker accepts TCP connections (TLS or not); else RuntimeFailure naming it
     (UsageError for a host name that does not resolve)."""
+    import socket  # here, not at the top: `detect --help` and `brief` never need it
+
     from engine.bus.broker import parse_broker_url, redact_url
 
     addr = parse_broker_url(url)

@@ -108,9 +108,19 @@ def _register_broker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument(
         "--owner",
         metavar="UID:GID",
+        type=_owner,
         help="chown the Mosquitto files (the eclipse-mosquitto image runs as 1883:1883)",
     )
     p.set_defaults(func=cmd_broker)
+
+
+def _owner(text: str) -> tuple[int, int]:
+    """argparse ``type=`` for ``--owner UID[:GID]``."""
+    uid, _, gid = text.partition(":")
+    try:
+        return int(uid), int(gid or uid)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected UID:GID (numbers)") from None
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -130,18 +140,17 @@ def cmd_broker(args: argparse.Namespace) -> int:
         return 0
     try:
         creds = ensure_credentials()
-        directory = Path(args.mosquitto_dir or credentials_path().parent / "mosquitto")
-        files = write_mosquitto_auth(directory, creds)
-        if args.owner:
-            uid, _, gid = args.owner.partition(":")
-            for f in (directory, *files):
-                os.chown(f, int(uid), int(gid or uid))
-    except ValueError:
-        print(f"controlroom broker: --owner {args.owner!r}: expected UID:GID", file=sys.stderr)
-        return 2
-    except (CredentialsError, OSError) as exc:
+    except CredentialsError as exc:
         print(f"controlroom broker: {exc}", file=sys.stderr)
         return 1
+    # A directory or owner that cannot be written or set is an OSError naming its path: the
+    # CLI's one error line and exit status (engine/cli/errors.py).
+    directory = Path(args.mosquitto_dir or credentials_path().parent / "mosquitto")
+    files = write_mosquitto_auth(directory, creds)
+    if args.owner:
+        uid, gid = args.owner
+        for f in (directory, *files):
+            os.chown(f, uid, gid)
     print(f"credentials: {credentials_path()} ({len(creds)} identities)", file=sys.stderr)
     print(f"mosquitto: {files[0]} and {files[1]}", file=sys.stderr)
     return 0

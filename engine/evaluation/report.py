@@ -106,7 +106,51 @@ def render_tuning_compare(before: EvalMetrics, after: EvalMetrics, name: str) ->
     return "\n".join(out)
 
 
-def render_markdown(m: EvalMetrics, tuned: EvalMetrics | None = None, command: str = "") -> str:
+REPLAY_TICKET_LATENCY = (
+    "not in a replay (no bus, no wall clock): a work order opens with the provisional "
+    "diagnosis at its alert, so in simulated time fault onset → ticket = the detection latency "
+    "above. Wall clock (alert published → ticket stored) is measured on a live run: "
+    "`controlroom report --logs var/logs` after `controlroom up` or `demo`, or "
+    "`python bench/bus_throughput.py --chain`"
+)
+"""What a replay report says in the ticket-latency row: where the figure comes from."""
+
+
+def spec_metrics(m: EvalMetrics, ticket_latency: str = REPLAY_TICKET_LATENCY) -> list[str]:
+    """The plant spec's metric list (false positives and negatives, detection latency,
+    precision/recall, ticket creation latency, false-positive rate), one row each, so a reader
+    holding the spec finds every one of them in the report, or where it comes from."""
+    fp_rate = _fmt(m.false_alarms / m.alerts, True) if m.alerts else "– (no alerts)"
+    missed = len(m.missed)
+    return [
+        "## The plant spec's metrics",
+        "",
+        "| Metric | Value |",
+        "|---|---|",
+        f"| False positives | {m.false_alarms} of {m.alerts} alerts "
+        f"({_fmt(m.false_alarms_per_day, nd=2)} per fault-free day) |",
+        f"| False negatives | {missed} of {m.events} fault events not detected (never-observable "
+        "ones included) |",
+        f"| False-positive rate (false alerts / alerts) | {fp_rate} |",
+        f"| Precision / recall (event level) | {_fmt(m.precision, True)} / "
+        f"{_fmt(m.recall, True)} |",
+        f"| Detection latency (simulated s, fault onset → alert) | sudden faults median "
+        f"{_fmt(m.sudden_latency_median_s)}, p95 {_fmt(m.sudden_latency_p95_s)}; gradual faults "
+        f"by the severity reached (median {_fmt(m.gradual_severity_median, nd=3)}); per fault "
+        "below |",
+        f"| Ticket creation latency | {ticket_latency} |",
+        "",
+    ]
+
+
+def render_markdown(
+    m: EvalMetrics,
+    tuned: EvalMetrics | None = None,
+    command: str = "",
+    ticket_latency: str = REPLAY_TICKET_LATENCY,
+) -> str:
+    """The report. ``ticket_latency``: the ticket-latency row's text (a live run passes its
+    measured figure; a replay has none and says where it comes from)."""
     md = [
         "# Plant engine — detection and diagnosis evaluation",
         "",
@@ -124,8 +168,8 @@ def render_markdown(m: EvalMetrics, tuned: EvalMetrics | None = None, command: s
         md.append(
             f"| {_NAMES[t.metric]} | {_value(t)} | {_target(t)} | {'yes' if t.ok else '**no**'} |"
         )
+    md += ["", *spec_metrics(m, ticket_latency)]
     md += [
-        "",
         "## By fault type",
         "",
         "Latency: simulated seconds from fault onset to the alert (a stuck valve: from the first "

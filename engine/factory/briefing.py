@@ -24,6 +24,7 @@ from engine.factory.models import FactoryConfig
 from engine.factory.report import JobRiskRow, cell_for
 from engine.factory.results import (
     FactoryState,
+    Margin,
     Plan,
     ScenarioMetrics,
     SimulationResult,
@@ -45,6 +46,8 @@ SECTIONS = (
 MAX_TABLE_JOBS = 12
 MAX_FIELD_CHARS = 700
 RISKS_RANGE = (2, 5)
+MARGIN_JOBS_SHOWN = 2
+"""Jobs named per harmed stretch of a margin ("J3 on time → 6h late and 2 more")."""
 ACTIONS_RANGE = (2, 4)
 
 
@@ -64,6 +67,7 @@ class BriefingContext:
     plan: Plan | None = None
     tickets: tuple[TicketCitation, ...] = ()
     ignored_refs: tuple[str, ...] = ()
+    margins: tuple[Margin, ...] = ()
 
     @classmethod
     def from_state(cls, state: FactoryState) -> BriefingContext:
@@ -81,6 +85,7 @@ class BriefingContext:
             plan=state.plan,
             tickets=state.tickets,
             ignored_refs=state.ignored_refs,
+            margins=state.margins,
         )
 
     @cached_property
@@ -110,6 +115,13 @@ class BriefingContext:
                 facts.add(tl.completion_time, tl.lateness_hours)
                 for st in tl.steps_timeline:
                     facts.add(st.start_time, st.end_time)
+        for margin in self.margins:
+            for side in margin.stretches:
+                facts.add(side.safe_hours, side.safe_hours + 1, side.harmed_at, side.worse_count)
+                facts.add(margin.start_time - side.safe_hours, margin.end_time + side.safe_hours)
+                facts.add(side.worse_count - MARGIN_JOBS_SHOWN, side.worse_count - 1)
+                for before, after in side.worse.values():
+                    facts.add(before, after)
         for result in self.results.values():
             for u in result.unscheduled:
                 facts.add(*(int(n) for n in re.findall(r"\d+", u.reason)))

@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from engine.factory.briefing import (
     ACTIONS_RANGE,
+    MARGIN_JOBS_SHOWN,
     RISKS_RANGE,
     BriefingContext,
     Draft,
@@ -36,7 +37,7 @@ from engine.factory.briefing import (
     word_count,
 )
 from engine.factory.metrics import waits_of
-from engine.factory.results import Plan, WhatIfResult
+from engine.factory.results import Margin, Plan, WhatIfResult, WindowStretch
 from engine.factory.scenario import ScenarioSpec
 from engine.factory.scheduler import job_sequence
 
@@ -119,7 +120,7 @@ def _glance(ctx: BriefingContext) -> str:
         if m.late_job_ids:
             sentences.append(f"{what}: {_late_summary(ctx, spec.label)}.")
         else:
-            sentences.append(f"{what}: every job still finishes on time.")
+            sentences.append(f"{what}: every job still finishes on time{_thin_margin(ctx, spec)}.")
     action = _best_action(ctx)
     if action:
         sentences.append(f"Recommended: {action}")
@@ -129,6 +130,21 @@ def _glance(ctx: BriefingContext) -> str:
             "there moves every job queued behind it."
         )
     return " ".join(sentences)
+
+
+def _thin_margin(ctx: BriefingContext, spec: ScenarioSpec) -> str:
+    """The nearest hour at which a harmless stated stop starts to cost, if any."""
+    margin = next((m for m in ctx.margins if m.scenario_label == spec.label), None)
+    harmed = [] if margin is None else [s for s in margin.stretches if s.harmed_at is not None]
+    if not harmed:
+        return ""
+    st = min(harmed, key=lambda s: (s.safe_hours, s.direction))
+    when = "it starts" if st.direction == "earlier" else "it ends"
+    spare = "no hour" if st.safe_hours == 0 else f"only {st.safe_hours}h"
+    (jid, (_, after)), *_ = st.worse.items()
+    ends = "does not finish" if after is None else f"ends {late_text(after)}"
+    more = f" (and {st.worse_count - 1} more jobs later)" if st.worse_count > 1 else ""
+    return f", with {spare} to spare: if {when} at {st.harmed_at}h, {jid} {ends}{more}"
 
 
 def _what_it_is(ctx: BriefingContext, spec: ScenarioSpec) -> str:
@@ -253,6 +269,7 @@ def _risks(ctx: BriefingContext) -> list[str]:
         )
     if not risks:
         risks.append(f"No job is late in any of the {len(ctx.scenarios)} scenarios.")
+    risks.extend(_margin_risk(ctx, m) for m in ctx.margins[:2])
     protected = ctx.intent.protected_job_id
     if protected:
         late_in = [
@@ -277,9 +294,9 @@ def _risks(ctx: BriefingContext) -> list[str]:
     neck = ctx.metrics[ctx.baseline.label].bottleneck_machine_id
     utils = [(s.label, ctx.metrics[s.label].utilization_by_machine[neck]) for s in ctx.scenarios]
     trend = ", ".join(f"{pct(u)} in {label}" for label, u in utils)
-    risks.append(f"{neck} utilization (busy hours / window): {trend}.")
     spans = ", ".join(f"{ctx.metrics[s.label].makespan_hours}h in {s.label}" for s in ctx.scenarios)
-    risks.append(f"Makespan: {spans}.")
+    # The general figures go last: past the cap, they give way to the day's specific news.
+    general = [f"{neck} utilization (busy hours / window): {trend}.", f"Makespan: {spans}."]
     necks = {ctx.metrics[s.label].bottleneck_machine_id for s in ctx.scenarios}
     if len(necks) > 1:
         shifted = [
@@ -302,7 +319,69 @@ def _risks(ctx: BriefingContext) -> list[str]:
                 f"Work order {cite.ticket_id} ({cite.root_cause.replace('_', ' ')} on "
                 f"{cite.asset}, {cite.machine_id}) needs no stop today: {cite.work}."
             )
-    return risks[: RISKS_RANGE[1]]
+    return [*risks, *general][: RISKS_RANGE[1]]
+
+
+_SIDE_WORDS = {
+    # (no harm, reached the edge), (no harm within budget), (harm after 0h), (harm after n h)
+    "earlier": (
+        "{what} could start as early as {edge}h with no job later",
+        "starting {n}h earlier makes no job later",
+        "starting 1h earlier ({at}h) makes {worse}",
+        "{what} may start up to {n}h earlier ({edge}h) with no job later; starting at {at}h "
+        "makes {worse}",
+    ),
+    "later": (
+        "it may run on until {edge}h, the end of {machine}'s day, with no job later",
+        "an overrun of {n}h makes no job later",
+        "an overrun of 1h (to {at}h) makes {worse}",
+        "it may overrun up to {n}h (to {edge}h) with no job later; ending at {at}h makes {worse}",
+    ),
+}
+
+
+def _margin_risk(ctx: BriefingContext, margin: Margin) -> str:
+    """How sure the answer for a stated stop is: the hour it may start earlier or overrun
+    before a job gets later (``margins.find_margins`` simulated each)."""
+    spec = ctx.spec(margin.scenario_label)
+    what = "the slowdown" if spec.slowdown is not None else "the stop"
+    lead = f"Margin of **{margin.scenario_label}** (simulated): "
+    machine = ctx.factory.machine(margin.machine_id)
+    if all(st.harmed_at is None and st.to_edge for st in margin.stretches):
+        return (
+            f"{lead}{what} makes no job later even over {machine.id}'s whole day "
+            f"({machine.available_start}-{machine.available_end}h)."
+        )
+    parts: list[str] = []
+    for st in margin.stretches:
+        safe_edge, safe_budget, harm_now, harm_later = _SIDE_WORDS[st.direction]
+        if st.harmed_at is None:
+            template = safe_edge if st.to_edge else safe_budget
+        else:
+            template = harm_now if st.safe_hours == 0 else harm_later
+        edge = (
+            margin.start_time - st.safe_hours
+            if st.direction == "earlier"
+            else margin.end_time + st.safe_hours
+        )
+        parts.append(
+            template.format(
+                what=what,
+                edge=edge,
+                n=st.safe_hours,
+                at=st.harmed_at,
+                machine=machine.id,
+                worse=_worse(st) if st.harmed_at is not None else "",
+            )
+        )
+    return f"{lead}{'; '.join(parts)}."
+
+
+def _worse(st: WindowStretch) -> str:
+    shown = list(st.worse.items())[:MARGIN_JOBS_SHOWN]
+    listed = ", ".join(f"{j} {late_text(b)} → {late_text(a)}" for j, (b, a) in shown)
+    more = st.worse_count - len(shown)
+    return listed + (f" and {more} more" if more > 0 else "")
 
 
 def _slack_risk(ctx: BriefingContext) -> str:

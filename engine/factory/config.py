@@ -76,8 +76,11 @@ def read_data(path: Path) -> Any:
             ) from None
     import yaml
 
+    # libyaml's loader when PyYAML has it: the same safe constructors, a tenth of the time
+    # (about 8 ms of a `brief` on the toy world).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -10,6 +10,9 @@ Three layouts, chosen by how many hours fit the width:
   into panels stacked vertically (a 48h two-shift plan in 80 columns: 2 panels).
 - **scaled** (longer horizons): one column covers several hours and shows the job that
   occupies most of them (its legend symbol), ``#`` when there are too many jobs to letter.
+  Every step gets a mark in its own span (extra lines under a busy machine, and when that is
+  not enough, the hours split into panels at a finer scale). The chart spans the hours where
+  work runs, not an empty tail of the horizon.
 
 In every layout ``.`` is an idle hour inside the machine's window and a blank is outside it.
 Due times sit on a ``due`` row under the machines (``^J1`` at hour 11); a ``~`` row under a
@@ -29,12 +32,15 @@ SYMBOLS = string.ascii_lowercase + string.ascii_uppercase + string.digits
 MAX_PANELS = 4
 MAX_ROWS = 4
 """Lines per machine in a scaled chart (more lines when its steps are denser than columns)."""
+MAX_SCALED_PANELS = 6
+"""A scaled chart too dense to draw every step splits into up to this many panels."""
 NICE_STEPS = (1, 2, 3, 4, 6, 8, 12, 24, 48, 72, 96, 168, 336, 672, 1344)
 MAX_DUE_MARKERS = 12
 
 
-def _overlap(a: Allocation, column: int, hours: int) -> int:
-    return max(0, min(a.end_time, (column + 1) * hours) - max(a.start_time, column * hours))
+def _overlap(a: Allocation, column: int, hours: int, origin: int = 0) -> int:
+    lo = origin + column * hours
+    return max(0, min(a.end_time, lo + hours) - max(a.start_time, lo))
 
 
 def render_gantt(result: SimulationResult, factory: FactoryConfig, width: int = 80) -> str:
@@ -59,31 +65,70 @@ class _Chart:
         self.slow = result.scenario.slowdown
         self.drawn_steps: set[str] = set()
         self.undrawn = 0
+        self.max_rows = MAX_ROWS
 
     # -- layout ------------------------------------------------------------------------------
 
     def lines(self) -> list[str]:
         out = [self._title()]
-        cph = min(self.area // self.horizon, 4)
+        view = self._view_end()
+        cph = min(self.area // view, 4)
         if cph >= 2:
-            out += self._panel(0, self.horizon, cph)
+            out += self._panel(0, view, cph)
             note = ""
-        elif self.horizon <= MAX_PANELS * (self.area // 2):
-            panels = math.ceil(self.horizon / (self.area // 2))
-            per = math.ceil(self.horizon / panels)
+        elif view <= MAX_PANELS * (self.area // 2):
+            panels = math.ceil(view / (self.area // 2))
+            per = math.ceil(view / panels)
             per = min(self.area // 2, math.ceil(per / 6) * 6)  # whole 6h blocks when they fit
             cph = min(4, self.area // per)
-            for start in range(0, self.horizon, per):
-                out += self._panel(start, min(self.horizon, start + per), cph)
+            for start in range(0, view, per):
+                out += self._panel(start, min(view, start + per), cph)
                 out.append("")
             out.pop()
             note = ""
         else:
-            hours = math.ceil(self.horizon / self.area)  # the whole width, not a round number
-            out += self._scaled(hours)
+            chart, hours, view = self._scaled_panels(view)
+            out += chart
             note = f"1 column = {hours}h. "
+        if view < self.horizon:
+            note += f"Hours {view}-{self.horizon} are not drawn: nothing runs there. "
         out += self._legend(note)
         return out
+
+    def _view_end(self) -> int:
+        """The hours the chart spans: the whole horizon when it fits as blocks or panels;
+        past that, the hours where something happens (the work, a slowdown), in whole days,
+        so a 2,500h horizon whose work ends at 801h spends its width on the work."""
+        if self.horizon <= MAX_PANELS * (self.area // 2):
+            return self.horizon
+        end = max(self.result.makespan, self.slow.end_time if self.slow is not None else 0, 1)
+        return min(self.horizon, math.ceil(end / 24) * 24)
+
+    def _scaled_panels(self, view: int) -> tuple[list[str], int, int]:
+        """(lines, hours per column, hours shown). One scaled panel over the whole view when
+        every step finds a column; else the view split into more panels, each at a finer
+        scale, until every step is drawn (up to :data:`MAX_SCALED_PANELS`). Each panel is the
+        full width: the view grows to the hours its columns hold (up to the horizon)."""
+        best: tuple[list[str], int, int] | None = None
+        for panels in range(1, MAX_SCALED_PANELS + 1):
+            hours = math.ceil(view / (panels * self.area))  # the whole width, not a round number
+            per = hours * self.area
+            view = min(self.horizon, max(view, math.ceil(view / per) * per))
+            self.drawn_steps, self.used_symbols, self.undrawn = set(), set(), 0
+            # The finest scale tried gives a busy machine as many lines as its densest column
+            # needs: every step is on the chart, however dense.
+            steps = sum(len(a) for a in self.result.machine_allocations.values())
+            self.max_rows = MAX_ROWS if panels < MAX_SCALED_PANELS else max(MAX_ROWS, steps)
+            out: list[str] = []
+            for start in range(0, view, per):
+                if out:
+                    out.append("")
+                out += self._scaled(start, min(view, start + per), hours)
+            best = (out, hours, view)
+            if self.undrawn == 0:
+                break
+        assert best is not None
+        return best
 
     def _title(self) -> str:
         r = self.result
@@ -244,26 +289,32 @@ class _Chart:
 
     # -- scaled --------------------------------------------------------------------------------
 
-    def _scaled(self, hours: int) -> list[str]:
-        """One column = ``hours``. Each step is drawn in a column of its own span (the one it
-        fills most, else the nearest free one in its span), as its job's symbol; when a
-        machine's steps are too dense for one line, it gets more (up to :data:`MAX_ROWS`), so
-        every step is on the chart. A step that still finds no column is counted in the
-        legend (and ``drawn_steps`` tells a caller exactly which are drawn)."""
-        columns = math.ceil(self.horizon / hours)
-        out = self._scaled_axis(hours, columns)
+    def _scaled(self, start: int, end: int, hours: int) -> list[str]:
+        """Hours ``start``-``end``, one column = ``hours``. Each step is drawn in a column of
+        its own span (the one it fills most, else the nearest free one in its span), as its
+        job's symbol; when a machine's steps are too dense for one line, it gets more (up to
+        :data:`MAX_ROWS`, unbounded at the finest scale). A step that finds no column is
+        counted (``undrawn``: the caller then tries a finer scale), and ``drawn_steps`` says
+        exactly which are drawn."""
+        columns = math.ceil((end - start) / hours)
+        out = self._scaled_axis(start, hours, columns)
         lettered = len(self.factory.jobs) <= len(SYMBOLS)
         for machine in self.factory.machines:
-            rows: list[list[str]] = [self._idle_row(machine.id, hours, columns)]
+            rows: list[list[str]] = [self._idle_row(machine.id, start, hours, columns)]
             allocs = sorted(
-                self.result.machine_allocations[machine.id], key=lambda x: (x.start_time, x.step_id)
+                (
+                    a
+                    for a in self.result.machine_allocations[machine.id]
+                    if a.end_time > start and a.start_time < end
+                ),
+                key=lambda x: (x.start_time, x.step_id),
             )
             for a in allocs:
-                first = min(columns - 1, a.start_time // hours)
-                last = min(columns - 1, max(first, (a.end_time - 1) // hours))
+                first = min(columns - 1, max(0, a.start_time - start) // hours)
+                last = min(columns - 1, max(first, (a.end_time - 1 - start) // hours))
                 span = sorted(
                     range(first, last + 1),
-                    key=lambda c: (-_overlap(a, c, hours), c),
+                    key=lambda c: (-_overlap(a, c, hours, start), c),
                 )
                 mark = (
                     self.symbols[a.job_id] if lettered else ("!" if a.job_id in self.late else "#")
@@ -275,7 +326,7 @@ class _Chart:
                         row[col] = mark
                         placed = True
                         break
-                if not placed and len(rows) < MAX_ROWS:
+                if not placed and len(rows) < self.max_rows:
                     row = [" "] * columns
                     row[span[0]] = mark
                     rows.append(row)
@@ -287,9 +338,9 @@ class _Chart:
                 else:
                     self.undrawn += 1
             for a in allocs:  # then a long step fills the rest of its span (as a run)
-                first = min(columns - 1, a.start_time // hours)
-                for c in range(first, min(columns, math.ceil(a.end_time / hours))):
-                    if rows[0][c] in ". " and 2 * _overlap(a, c, hours) >= hours:
+                first = min(columns - 1, max(0, a.start_time - start) // hours)
+                for c in range(first, min(columns, math.ceil((a.end_time - start) / hours))):
+                    if rows[0][c] in ". " and 2 * _overlap(a, c, hours, start) >= hours:
                         rows[0][c] = self._mark(a.job_id, lettered)
             name = f"{machine.id[: self.label_w - 1]:<{self.label_w}}"
             out.append(f"{name}|{''.join(rows[0])}|")
@@ -301,16 +352,17 @@ class _Chart:
             return self.symbols[job_id]
         return "!" if job_id in self.late else "#"
 
-    def _idle_row(self, machine_id: str, hours: int, columns: int) -> list[str]:
+    def _idle_row(self, machine_id: str, start: int, hours: int, columns: int) -> list[str]:
         machine = self.factory.machine(machine_id)
         return [
             "."
-            if c * hours < machine.available_end and (c + 1) * hours > machine.available_start
+            if start + c * hours < machine.available_end
+            and start + (c + 1) * hours > machine.available_start
             else " "
             for c in range(columns)
         ]
 
-    def _scaled_axis(self, hours: int, columns: int) -> list[str]:
+    def _scaled_axis(self, start: int, hours: int, columns: int) -> list[str]:
         pad = " " * (self.label_w + 1)
         numbers = [" "] * (self.width - len(pad))
         ruler = ["-"] * columns
@@ -318,7 +370,7 @@ class _Chart:
         tick = next((k for k in (1, 2, 4, 5, 10, 20, 50) if k >= digits), digits)
         for c in range(0, columns, tick):
             ruler[c] = "+"
-            text = str(c * hours)
+            text = str(start + c * hours)
             if c + len(text) <= len(numbers):
                 numbers[c : c + len(text)] = list(text)
         return [pad + "".join(numbers).rstrip(), pad + "".join(ruler) + "+"]
@@ -339,11 +391,7 @@ class _Chart:
             )
         if self.used_symbols:
             shown = sorted(self.used_symbols, key=lambda j: SYMBOLS.index(self.symbols[j]))
-            parts.append(
-                "Symbols: "
-                + ", ".join(f"{self.symbols[j]}={j}" for j in shown[:40])
-                + (" …" if len(shown) > 40 else "")
-            )
+            parts.append("Symbols: " + ", ".join(f"{self.symbols[j]}={j}" for j in shown))
         late = [
             f"{jid} +{tl.lateness_hours}h (due {tl.due_time}h, done {tl.completion_time}h)"
             for jid, tl in r.job_timelines.items()

@@ -491,9 +491,19 @@ def has_id_shape(token: str, stems: frozenset[tuple[str, str]]) -> bool:
     return _stem(token) in stems
 
 
+_GENERIC_ID = re.compile(r"[A-Za-z]{1,4}[_\-]?\d{1,4}")
+"""An id in any factory's style: a short letter stem and a number (``J3``, ``M2``, ``ORD-9``).
+Units are number-first (``3h``, ``2pm``), so they never match."""
+_NOT_AN_ID = re.compile(r"x\d+|q[1-4]|co2|a[0-9]|h2o?|covid\d*|iso\d+", re.IGNORECASE)
+"""Letter-number words a planner writes that name nothing in a factory: a factor (``x2``), a
+quarter (``Q4``), a paper size, a gas, a standard."""
+
+
 def unknown_references(text: str, factory: FactoryConfig) -> list[str]:
-    """Tokens of the note shaped like a job or machine id of this factory that match none
-    (``J9`` beside ``J1``..``J3``), in order, at most :data:`MAX_UNKNOWN`."""
+    """Tokens of the note shaped like a job or machine id that match none of this factory:
+    in this factory's style (``J9`` beside ``J1``..``J3``) or the usual one (``J3``, ``M2`` on a
+    factory of ``ORD-100`` and ``PRESS``: a note written for another factory), in order, at
+    most :data:`MAX_UNKNOWN`."""
     text = text[:MAX_TEXT]
     known = {k.casefold() for k in (*factory.job_ids, *factory.machine_ids, *factory.step_ids)}
     stems = id_stems(frozenset((*factory.job_ids, *factory.machine_ids)))
@@ -501,7 +511,11 @@ def unknown_references(text: str, factory: FactoryConfig) -> list[str]:
     for token in _TOKEN.findall(text):
         if token.casefold() in known or token in found:
             continue
-        if has_id_shape(token, stems) or has_id_shape(token.upper(), stems):
+        if (
+            has_id_shape(token, stems)
+            or has_id_shape(token.upper(), stems)
+            or (_GENERIC_ID.fullmatch(token) and not _NOT_AN_ID.fullmatch(token))
+        ):
             found.append(token)
             if len(found) >= MAX_UNKNOWN:
                 break

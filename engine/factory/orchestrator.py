@@ -44,6 +44,7 @@ from engine.factory.config import load_factory
 from engine.factory.futures import assign_origins, rush_spec
 from engine.factory.intent import unknown_references
 from engine.factory.llm import ClaudeClient, LLMError, resolve_llm
+from engine.factory.margins import find_margins
 from engine.factory.metrics import compute_metrics
 from engine.factory.models import FactoryConfig
 from engine.factory.plan import PlanError, make_plan, plan_seconds
@@ -503,12 +504,20 @@ def step_what_ifs(state: FactoryState, run: _Run) -> FactoryState:
         dict(state.sim_results),
         state.intent,
     )
+    margins = find_margins(state.factory, state.scenarios, dict(state.metrics))
     ms = (time.perf_counter() - t0) * 1000
     tried = "; ".join(f"{w.title} ({w.scenario_label})" for w in found[:3])
     more = f"; {len(found) - 3} more" if len(found) > 3 else ""
     listed = f" | {tried}{more}" if found else ""
-    state = state.evolve(what_ifs=tuple(found))
-    return run.step(state, "what_if", "What-if", ms, f"Improving levers: {len(found)}{listed}")
+    stretched = "; ".join(
+        f"{m.scenario_label} " + ", ".join(f"{s.direction} {s.safe_hours}h" for s in m.stretches)
+        for m in margins[:2]
+    )
+    margin_text = f" | margins: {stretched}" if margins else ""
+    state = state.evolve(what_ifs=tuple(found), margins=tuple(margins))
+    return run.step(
+        state, "what_if", "What-if", ms, f"Improving levers: {len(found)}{listed}{margin_text}"
+    )
 
 
 def step_briefing(state: FactoryState, client: ClaudeClient | None, run: _Run) -> FactoryState:

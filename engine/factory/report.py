@@ -146,6 +146,7 @@ def state_to_json(state: FactoryState, gantt: dict[str, str]) -> dict[str, Any]:
         "schedules": {label: schedule_json(r) for label, r in state.sim_results.items()},
         "plan": plan_json(state.plan),
         "what_ifs": [w.model_dump(mode="json") for w in state.what_ifs],
+        "margins": [m.model_dump(mode="json") for m in state.margins],
         "ignored_references": list(state.ignored_refs),
         "tickets": [c.model_dump(mode="json") for c in state.tickets],
         "briefing_markdown": state.briefing_markdown,

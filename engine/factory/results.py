@@ -179,6 +179,34 @@ class WhatIfResult(Frozen):
     params: dict[str, int | float | str] = Field(default_factory=dict)
 
 
+class WindowStretch(Frozen):
+    """One side of a stated window, stretched an hour at a time and re-simulated."""
+
+    direction: Literal["earlier", "later"]
+    """``earlier``: the stop starts earlier; ``later``: it ends later (an overrun)."""
+    safe_hours: Annotated[int, Field(ge=0)]
+    """Hours it may stretch this way with no job later past its due time."""
+    harmed_at: Hour | None = None
+    """The start (earlier) or end (later) time at which a job first gets later; None when
+    none did within the stretches tried."""
+    to_edge: bool = False
+    """No harm found and the stretches reached the machine's own availability edge."""
+    worse: dict[Id, tuple[int | None, int | None]] = Field(default_factory=dict)
+    """At ``harmed_at``: job -> (lateness as stated, lateness then), worst first (a few)."""
+    worse_count: Annotated[int, Field(ge=0)] = 0
+
+
+class Margin(Frozen):
+    """How far a stop or slowdown the note or a work order states may grow before the day
+    gets worse (``margins.find_margins``)."""
+
+    scenario_label: Label
+    machine_id: Id
+    start_time: Hour
+    end_time: Hour
+    stretches: tuple[WindowStretch, ...]
+
+
 class Plan(Frozen):
     """The plan the briefing recommends for the day as known (baseline conditions): the best
     schedule the dispatch rules and the improvement search found, re-simulated and checked."""
@@ -315,6 +343,7 @@ class FactoryState:
     sim_results: Mapping[str, SimulationResult] = field(default_factory=dict)
     metrics: Mapping[str, ScenarioMetrics] = field(default_factory=dict)
     what_ifs: tuple[WhatIfResult, ...] = ()
+    margins: tuple[Margin, ...] = ()
     plan: Plan | None = None
 
     briefing_markdown: str | None = None

@@ -24,7 +24,7 @@ whose scenario is shorter stops publishing at its end.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -157,6 +157,17 @@ class FleetSimulator:
             self.valve_cmd.set(i, s._valve_cmd)
             self.running[i] = s.running
             self.next_at[i] = s._next_at
+
+    def operate(self, i: int, move: Callable[[single.Simulator], None]) -> None:
+        """An operator move on pump ``i`` (the live service's ``/operator``): made by the pump's
+        own ``Simulator`` at the fleet's time, then read back into the arrays, exactly as a
+        scripted manoeuvre is."""
+        s = self.sims[i]
+        s.seq = self.seq
+        move(s)
+        self.speed_sp.set(i, s._speed_sp)
+        self.valve_cmd.set(i, s._valve_cmd)
+        self.running[i] = s.running
 
     def step(self) -> list[Telemetry]:
         """One tick of every pump whose scenario is not over (empty when all are)."""

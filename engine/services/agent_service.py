@@ -316,7 +316,7 @@ class AgentService(Service, Generic[In, Out]):
             self.emit(flushed, None)
 
     def _drain_rejections(self, samples: list[Telemetry]) -> None:
-        """What the agent did not use (the monitor's ``take_rejections``: duplicate and late
+        """What the agent did not use (its ``take_rejections``: duplicate, late and unconfirmed
         samples, values past what the stream can produce, assets past its cap) is
         dead-lettered with the sample and the reason, and counted by kind; a new run of an
         asset is only logged (its open alerts clear with ``new_run``)."""
@@ -338,7 +338,7 @@ class AgentService(Service, Generic[In, Out]):
                 if sample is not None
                 else json.dumps({"asset": r.asset, "msg_id": r.msg_id, "seq": r.seq, "ts": r.ts})
             )
-            self.bus.dead_letter(telemetry_topic(r.asset), f"monitor: {r.reason}", payload)
+            self.bus.dead_letter(telemetry_topic(r.asset), f"{self.name}: {r.reason}", payload)
 
     def _refused(self, asset: str) -> None:
         now = time.monotonic()

@@ -1,20 +1,19 @@
 """Service configuration: environment variables, optionally from a ``.env`` file.
 
-Precedence: command-line flags > process environment > ``.env`` > defaults. ``.env`` is read
-from ``CONTROLROOM_ENV_FILE`` if set, else ``./.env``, else ``.env`` at the project root; it only
-fills variables the environment does not already set. Every variable is documented in
-``.env.example``.
+Precedence: command-line flags > process environment > ``.env`` > defaults. The ``.env`` file is
+found and read by ``engine.env_file``; every variable is documented in ``.env.example``.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.bus.routing import owns
+from engine.env_file import SettingsError, load_env_file
 from engine.paths import ROOT
 from engine.schemas import MAX_BATCH_SAMPLES
 
@@ -26,10 +25,6 @@ DEFAULT_PORTS: dict[str, int] = {
     "ticket": 8104,
     "review": 8105,
 }
-
-
-class SettingsError(ValueError):
-    """A configuration value that cannot be used; the message names the variable."""
 
 
 def ensure_writable_var(path: Path | None = None) -> Path:
@@ -52,52 +47,6 @@ def ensure_writable_var(path: Path | None = None) -> Path:
 
 def port_env(name: str) -> str:
     return f"CONTROLROOM_{name.upper()}_PORT"
-
-
-def parse_env_file(text: str, where: str = ".env") -> dict[str, str]:
-    """``KEY=VALUE`` lines; ``#`` comments, blank lines and an ``export`` prefix allowed;
-    matching single or double quotes around a value are removed."""
-    out: dict[str, str] = {}
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "").isalnum():
-            raise SettingsError(f"{where}:{n}: expected KEY=VALUE, got {raw.strip()[:60]!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        out[key] = value
-    return out
-
-
-def env_file_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    environ = os.environ if environ is None else environ
-    named = environ.get("CONTROLROOM_ENV_FILE")
-    if named:
-        return Path(named)
-    for cand in (Path.cwd() / ".env", ROOT / ".env"):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def load_env_file(environ: MutableMapping[str, str] | None = None) -> Path | None:
-    """Fill ``environ`` (default ``os.environ``) from the ``.env`` file without overriding
-    anything already set. Returns the file read, if any."""
-    environ = os.environ if environ is None else environ
-    path = env_file_path(environ)
-    if path is None or not path.is_file():
-        return None
-    for key, value in parse_env_file(path.read_text(encoding="utf-8"), str(path)).items():
-        environ.setdefault(key, value)
-    return path
 
 
 @dataclass(frozen=True)
@@ -216,6 +165,9 @@ class Settings:
     """An asset silent this long (wall clock) is evicted to make room for a new one."""
     # simulator
     scenario: str | None = None
+    hold: bool = False
+    """Load ``scenario`` but play it only on ``POST /scenario/start``: a stack starts the
+    simulator beside the consumers and starts the play once they are subscribed."""
     speed: float = 1.0
     rate_hz: float = 1.0
     assets: int = 1
@@ -293,6 +245,7 @@ class Settings:
             log_level=(environ.get("CONTROLROOM_LOG_LEVEL") or "info").lower(),
             client_prefix=_client_prefix(environ.get("CONTROLROOM_CLIENT_PREFIX") or "controlroom"),
             scenario=environ.get("CONTROLROOM_SCENARIO") or None,
+            hold=_bool(environ, "CONTROLROOM_SIMULATOR_HOLD"),
             speed=speed,
             rate_hz=rate,
             assets=assets,

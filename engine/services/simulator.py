@@ -16,10 +16,15 @@ A fleet: ``CONTROLROOM_TELEMETRY_BATCH=N`` sends each tick as TelemetryBatch mes
 samples of one bucket each) instead of one message per sample, and
 ``CONTROLROOM_TELEMETRY_LOG_EVERY`` samples the telemetry log (1: every sample, 0: none).
 
-The run thread holds the lock while it steps assets and steps aside as soon as a control call
-is waiting — between two assets, even in the middle of a tick (the tick resumes where it
-stopped) — so ``/scenario/stop``, ``/operator`` or SIGTERM wait for one asset's step, at any
-speed and number of assets.
+From ``FLEET_SIMULATOR_FROM`` (16) pumps a tick is one ``FleetSimulator`` computation for the
+whole fleet (the same bytes as each pump's own ``Simulator``, a third of the CPU at 1,000
+pumps); operator moves go through ``FleetSimulator.operate``.
+
+The run thread holds the lock while it steps and publishes, and steps aside as soon as a control
+call is waiting — between two assets (or, for a fleet, between two chunks of a tick's samples),
+even in the middle of a tick (the tick resumes where it stopped) — so ``/scenario/stop``,
+``/operator`` or SIGTERM wait for one asset's step or one fleet computation (~20 ms per 1,000
+pumps), at any speed.
 
 Over HTTP, a scenario is named (``scenarios/{name}.json``, only the shipped ones) or uploaded
 in the body; a name is never turned into a path, so nothing else on the machine can be read.
@@ -35,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 from fastapi import Body, HTTPException
 from pydantic import ValidationError
 
@@ -55,6 +61,8 @@ from engine.services.settings import Settings
 
 MAX_BATCH = 2000
 """Ticks caught up in one go before the pacer is consulted again."""
+FLEET_CHUNK = 256
+"""Fleet mode: samples published between two looks for a waiting control call."""
 
 
 class UnknownScenario(LookupError):
@@ -136,6 +144,11 @@ class SimulatorService(Service):
         self._cursor = 0
         """Next asset to step in the tick in progress (a tick may be interrupted)."""
         self._tick_alive = False
+        self.fleet: Any = None
+        """A ``FleetSimulator`` stepping every pump at once (from ``FLEET_SIMULATOR_FROM``
+        pumps), else None and each run steps its own ``Simulator``."""
+        self._pending: list[Telemetry] = []
+        """Fleet mode: the tick's samples not yet published (a tick may be interrupted)."""
         self._thread = threading.Thread(target=self._run_loop, name="simulator", daemon=True)
         app = self.app
         app.add_api_route("/scenario/load", self.http_load, methods=["POST"])
@@ -170,7 +183,8 @@ class SimulatorService(Service):
                 seed=self.settings.seed,
             )
             self.load(req, from_files=True)  # the command line may name a JSON file
-            self.start_playing(self.settings.speed)
+            if not self.settings.hold:
+                self.start_playing(self.settings.speed)
 
     def on_stop(self) -> None:
         with self._control():
@@ -186,7 +200,9 @@ class SimulatorService(Service):
         ScenarioError / ValueError naming the field at fault, UnknownScenario for a name that
         is not shipped. ``from_files`` (the operator's own command line only): a name may also
         be a path to a scenario JSON."""
+        from engine.evaluation.replay import FLEET_SIMULATOR_FROM
         from engine.plant.fleet import fleet_scenarios
+        from engine.plant.fleet_simulator import FleetSimulator
         from engine.plant.scenario import load_scenario, parse_scenario
         from engine.plant.simulator import Simulator
 
@@ -217,15 +233,26 @@ class SimulatorService(Service):
             ]
         assets = self._asset_names([s.asset for s in scenarios])
         rate = req.rate_hz or self.rate_hz
-        runs: list[AssetRun] = []
-        for scn, asset, seed in zip(scenarios, assets, seeds, strict=True):
-            if asset != scn.asset:
-                scn = scn.model_copy(update={"asset": asset})
-            sim = Simulator(scn, seed=seed, rate_hz=rate)
-            runs.append(AssetRun(asset, scn.name, seed, sim))
+        scenarios = [
+            scn.model_copy(update={"asset": asset, "seed": seed})
+            for scn, asset, seed in zip(scenarios, assets, seeds, strict=True)
+        ]
+        fleet = None
+        if len(scenarios) >= FLEET_SIMULATOR_FROM:
+            # One numpy computation per tick for the whole fleet, the same bytes as each pump's
+            # own Simulator (tested), 3x less CPU per sample at 1,000 pumps.
+            fleet = FleetSimulator(scenarios, rate_hz=rate)
+            sims = fleet.sims
+        else:
+            sims = [Simulator(scn, rate_hz=rate) for scn in scenarios]
+        runs = [
+            AssetRun(scn.asset, scn.name, seed, sim)
+            for scn, seed, sim in zip(scenarios, seeds, sims, strict=True)
+        ]
         with self._control():
             self.running = False
             self.runs = runs
+            self.fleet, self._pending = fleet, []
             self.rate_hz = rate
             self.ticks = 0
             self._cursor, self._tick_alive = 0, False
@@ -276,6 +303,8 @@ class SimulatorService(Service):
 
     @property
     def sim_time(self) -> float:
+        if self.fleet is not None:
+            return float(self.fleet.seq * self.fleet.dt)
         return max((float(r.sim.sim_time) for r in self.runs), default=0.0)
 
     def status(self) -> ScenarioStatus:
@@ -325,23 +354,30 @@ class SimulatorService(Service):
 
     def http_operator(self, req: OperatorRequest) -> ScenarioStatus:
         with self._control():
-            run = next((r for r in self.runs if r.asset == req.asset), None)
-            if run is None:
+            i = next((k for k, r in enumerate(self.runs) if r.asset == req.asset), None)
+            if i is None:
                 raise HTTPException(404, f"no asset {req.asset!r} in the loaded scenario")
             if req.action in ("speed", "valve") and req.pct is None:
                 raise HTTPException(422, f"{req.action} needs pct")
-            try:
+
+            def move(sim: Any) -> None:
                 if req.action == "speed":
-                    run.sim.set_speed_setpoint(req.pct, req.ramp_s)
+                    sim.set_speed_setpoint(req.pct, req.ramp_s)
                 elif req.action == "valve":
-                    run.sim.set_valve_command(req.pct, req.ramp_s)
+                    sim.set_valve_command(req.pct, req.ramp_s)
                 elif req.action == "start":
-                    run.sim.start_pump()
+                    sim.start_pump()
                 else:
-                    run.sim.stop_pump()
+                    sim.stop_pump()
+
+            try:
+                if self.fleet is not None:
+                    self.fleet.operate(i, move)
+                else:
+                    move(self.runs[i].sim)
             except ValueError as exc:
                 raise HTTPException(422, str(exc)) from None
-            sim_time = float(run.sim.sim_time)
+            sim_time = self.sim_time
         self.log.event(
             "operator",
             ids={"asset": req.asset},
@@ -403,6 +439,8 @@ class SimulatorService(Service):
         """Step every asset once, from where an interrupted tick stopped. False when all
         have finished; None when a control call is waiting (the tick is not complete: what it
         stepped so far is sent before the control call runs)."""
+        if self.fleet is not None:
+            return self._fleet_tick()
         runs = self.runs
         while self._cursor < len(runs):
             run = runs[self._cursor]
@@ -418,12 +456,43 @@ class SimulatorService(Service):
             self.ticks += 1
         return alive
 
+    def _fleet_tick(self) -> bool | None:
+        """``_tick`` for a fleet: one computation for every pump, then the samples go out; a
+        waiting control call interrupts the publishing (not the computation: ~20 ms per 1,000
+        pumps) and it resumes where it stopped."""
+        fleet = self.fleet
+        if not self._pending:
+            self._pending = fleet.step()
+            if not self._pending:
+                for r in self.runs:
+                    r.done = True
+                return False
+            self._cursor = 0
+        pending, n = self._pending, len(self._pending)
+        while self._cursor < n:
+            end = min(n, self._cursor + FLEET_CHUNK)
+            for t in pending[self._cursor : end]:
+                self._publish(t)
+            self._cursor = end
+            if self._waiting and end < n:
+                self._send_batch()
+                return None
+        self._send_batch()
+        self._pending, self._cursor = [], 0
+        self.ticks += 1
+        for i in np.flatnonzero(fleet.n_ticks == fleet.seq).tolist():
+            self.runs[i].done = True  # that pump's scenario ended with this tick
+        return True
+
     def _step_one(self, run: AssetRun) -> None:
         t = _step(run.sim)
         if t is None:
             run.done = True
             return
         self._tick_alive = True
+        self._publish(t)
+
+    def _publish(self, t: Telemetry) -> None:
         if self.batch:
             self._out.append(t)
             return
@@ -440,7 +509,11 @@ class SimulatorService(Service):
         if not self._out:
             return
         now = time.time()
-        samples = [t.model_copy(update={"wall_time": now}) for t in self._out]
+        samples = self._out
+        for t in samples:
+            # Fresh objects straight from the simulator, held by nobody else: stamped in place
+            # (a validated copy per sample cost more than the batch's encoding).
+            t.__dict__["wall_time"] = now
         self._out = []
         try:
             self.bus.publish_batch(samples, self.instance, self.batch)

@@ -101,25 +101,20 @@ async def test_socket_identity_is_the_peer_whatever_the_request_says(make_review
     assert r.status_code == 200 and r.json()["acknowledged_by"] == ME
 
 
-def test_request_bodies_are_bounded(make_review: Any) -> None:
+def test_request_bodies_are_bounded(make_review: Any, post_oversize: Any) -> None:
+    """Refused with a Content-Length before a byte is read, or once a streamed body passes the
+    limit. The service may close while the client still writes (a reset, not a 413): its own
+    counter is the proof either way."""
     review = make_review()
     raw = httpx.Client(transport=httpx.HTTPTransport(uds=str(review.socket)), timeout=10)
     big = b'{"alarm_id": "' + b"x" * (300 * 1024) + b'"}'
-    r = raw.post(
-        "http://review/alarms/ack", content=big, headers={"content-type": "application/json"}
-    )
-    assert r.status_code == 413 and "limit of 262144 bytes" in r.json()["detail"]
-
-    def chunks() -> Any:  # no Content-Length: counted while it streams
-        yield b'{"alarm_id": "'
-        for _ in range(64):
-            yield b"y" * 8192
-        yield b'"}'
-
-    r = raw.post(
-        "http://review/alarms/ack", content=chunks(), headers={"content-type": "application/json"}
-    )
-    assert r.status_code == 413
+    r = post_oversize(str(review.socket), "/alarms/ack", big)
+    assert r.status in (413, None), r
+    if r.status:
+        assert "limit of 262144 bytes" in r.body.decode()
+    chunks = [b'{"alarm_id": "', *(b"y" * 8192 for _ in range(64)), b'"}']
+    r = post_oversize(str(review.socket), "/alarms/ack", iter(chunks))
+    assert r.status in (413, None), r
     assert review.service.body_limit.snapshot() == {"max_body_bytes": 262144, "bodies_refused": 2}
     r = raw.post("http://review/alarms/ack", json={"alarm_id": "small"})
     assert r.status_code == 404  # a normal body still goes through

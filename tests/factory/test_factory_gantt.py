@@ -99,8 +99,11 @@ def test_long_horizons_scale_the_time_axis() -> None:
     chart = render_gantt(simulate(factory, BASELINE_SPEC), factory, 80)
     lines = chart.splitlines()
     assert max(len(line) for line in lines) <= 80
-    assert "1 column = 9h." in chart  # 600h over the 74 columns there are: the whole width
-    assert len(row(chart, "K0")) == 67 and "#" in row(chart, "K0")  # 70 jobs: too many to letter
+    # The work ends at 163h of the 600h horizon: the chart spends its 74 columns on the work
+    # (3h a column), not on 437 empty hours, and says what it leaves out.
+    assert "1 column = 3h." in chart and "Hours 222-600 are not drawn: nothing runs" in chart
+    assert len(row(chart, "K0")) == 74 and "#" in row(chart, "K0")  # 70 jobs: too many to letter
+    assert row(chart, "K0").rstrip(".").endswith("#") and len(row(chart, "K0").rstrip(".")) > 50
 
 
 def test_wider_terminals_get_more_columns_per_hour(toy) -> None:
@@ -119,58 +122,100 @@ def test_a_one_hour_step_reads_clearly_at_80_columns(toy) -> None:
 
 
 def every_step_is_drawn(chart: str, result, factory) -> None:
-    """Each allocation's job symbol appears on its machine's lines within its time span."""
+    """Each allocation's job symbol appears on its machine's lines within its time span, in
+    the panel that holds it (a dense chart splits its hours into panels)."""
     lines = chart.splitlines()
     hours = int(re.search(r"1 column = (\d+)h", chart).group(1))
-    symbols = dict(re.findall(r"(\w)=([\w.-]+)", chart.split("Symbols: ")[1].split("\n")[0]))
+    legend = chart.split("Symbols: ")[1].split("\n")
+    text = legend[0] + "".join(" " + x.strip() for x in legend[1:] if x.startswith("  "))
+    symbols = dict(re.findall(r"(\w)=([\w.-]+)", text))
     by_job = {job: sym for sym, job in symbols.items()}
-    for machine in factory.machines:
-        first = lines.index(machine_line(chart, machine.id))
-        own = [lines[first]]
-        for line in lines[first + 1 :]:
-            if not line.startswith(" " * 4 + "|") and not re.match(r"^ +\|", line):
-                break
-            own.append(line)
-        cells = [line[line.index("|") + 1 : line.rindex("|")] for line in own]
-        for a in result.machine_allocations[machine.id]:
-            lo, hi = a.start_time // hours, max(a.start_time // hours, (a.end_time - 1) // hours)
-            assert any(by_job[a.job_id] in c[lo : hi + 1] for c in cells), (a, own)
+    rulers = [i for i, line in enumerate(lines) if re.match(r"^ +\+-", line)]
+    for n, ruler in enumerate(rulers):
+        start = int(lines[ruler - 1].split()[0])
+        stop = rulers[n + 1] if n + 1 < len(rulers) else len(lines)
+        columns = len(lines[ruler].strip()) - 1
+        panel = lines[ruler + 1 : stop]
+        for machine in factory.machines:
+            first = next(i for i, x in enumerate(panel) if re.match(rf"{machine.id} +\|", x))
+            own = [panel[first]]
+            for line in panel[first + 1 :]:
+                if not re.match(r"^ +\|", line):
+                    break
+                own.append(line)
+            cells = [line[line.index("|") + 1 : line.rindex("|")] for line in own]
+            for a in result.machine_allocations[machine.id]:
+                if a.end_time <= start or a.start_time >= start + columns * hours:
+                    continue
+                lo = max(0, a.start_time - start) // hours
+                hi = max(lo, (min(a.end_time, start + columns * hours) - 1 - start) // hours)
+                assert any(by_job[a.job_id] in c[lo : hi + 1] for c in cells), (a, own)
+
+
+def random_factory(
+    seed: int,
+    horizon: int,
+    jobs: int,
+    machines: int,
+    durations: list[int],
+    due_from: int,
+    steps: int | None = None,
+) -> FactoryConfig:
+    """Chains of steps on random machines; ``steps`` per job (None: 1 to 6 at random)."""
+    import random
+
+    rng = random.Random(seed)
+    specs = []
+    for j in range(jobs):
+        due = rng.randint(due_from, horizon)
+        count = steps if steps is not None else rng.randint(1, 6)
+        specs.append(
+            {
+                "id": f"J{j}",
+                "name": f"Job {j}",
+                "due_time": due,
+                "steps": [
+                    {
+                        "id": f"J{j}-{k}",
+                        "machine_id": f"M{rng.randrange(machines)}",
+                        "duration_hours": rng.choice(durations),
+                    }
+                    for k in range(count)
+                ],
+            }
+        )
+    return FactoryConfig.model_validate(
+        {
+            "time_horizon": horizon,
+            "machines": [{"id": f"M{m}", "name": f"Mach {m}"} for m in range(machines)],
+            "jobs": specs,
+        }
+    )
+
+
+def test_every_step_of_a_dense_schedule_is_on_its_gantt_at_every_width() -> None:
+    """50 jobs on 2 machines over 2,500h, many 1h steps: too dense for one line per machine
+    at any width, so busy machines get more lines and the hours split into finer panels."""
+    factory = random_factory(0, 2500, 50, 2, [1, 2, 3, 41, 100], due_from=500)
+    result = simulate(factory, BASELINE_SPEC)
+    for width in (60, 80, 120, 200):
+        chart = render_gantt(result, factory, width)
+        assert max(len(line) for line in chart.splitlines()) <= width
+        assert "too dense" not in chart
+        every_step_is_drawn(chart, result, factory)
 
 
 def test_every_step_of_a_1000_hour_schedule_is_on_its_gantt() -> None:
-    import random
-
-    rng = random.Random(3)
-    jobs = [
-        {
-            "id": f"J{j}",
-            "name": f"Job {j}",
-            "due_time": rng.randint(200, 1000),
-            "steps": [
-                {
-                    "id": f"J{j}-{k}",
-                    "machine_id": f"M{rng.randrange(5)}",
-                    "duration_hours": rng.choice([1, 2, 3, 40, 80]),  # many shorter than a column
-                }
-                for k in range(5)
-            ],
-        }
-        for j in range(10)
-    ]
-    factory = FactoryConfig.model_validate(
-        {
-            "time_horizon": 1000,
-            "machines": [{"id": f"M{m}", "name": f"Mach {m}"} for m in range(5)],
-            "jobs": jobs,
-        }
-    )
+    # Many steps shorter than a column.
+    factory = random_factory(3, 1000, 10, 5, [1, 2, 3, 40, 80], due_from=200, steps=5)
     result = simulate(factory, BASELINE_SPEC)
     chart = render_gantt(result, factory, 80)
     assert max(len(line) for line in chart.splitlines()) <= 80
     assert "too dense" not in chart
     every_step_is_drawn(chart, result, factory)
-    # The chart keeps the data width (14h a column over 72 of the 74 columns there are).
-    assert "1 column = 14h." in chart and len(row(chart, "M0")) >= 70
+    # The chart keeps the data width: the work (to 771h) over the 74 columns there are.
+    assert "1 column = 11h." in chart and len(row(chart, "M0")) == 74
+    assert "Hours 814-1000 are not drawn" in chart
 
 
 def test_every_panel_labels_its_last_hour(two_shift) -> None:

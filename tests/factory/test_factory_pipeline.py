@@ -379,3 +379,39 @@ def test_brief_json_has_the_plan(capsys) -> None:
     state = run_pipeline("Maintenance on M2 from 4 to 10", "toy_day", DATE, llm="off")
     assert plan["schedule"] == schedule_json(state.plan.result)
     assert plan["rules"].keys() == {"EDD list", "EDD", "ATC", "MDD", "MOD"}
+
+
+def test_a_harmless_outage_says_how_thin_its_margin_is(toy) -> None:
+    """The drill's outage costs nothing as stated, but one hour earlier it costs J3 6h: the
+    planner hears that first, and the figure is the simulator's own."""
+    from engine.factory.futures import down_spec
+    from engine.factory.metrics import evaluate
+
+    state = run_pipeline("The drill is offline from 2pm to 5pm", "toy_day", DATE, llm="off")
+    (margin,) = state.margins
+    earlier, later = margin.stretches
+    assert (earlier.direction, earlier.safe_hours, earlier.harmed_at) == ("earlier", 0, 13)
+    assert earlier.worse == {"J3": (0, 6)}
+    assert evaluate(toy, down_spec("M2", 13, 17, planned=False)).lateness_by_job["J3"] == 6
+    assert (later.direction, later.harmed_at, later.to_edge) == ("later", None, True)
+    glance = state.briefing_markdown.split("## Today at a Glance\n")[1].split("\n")[0]
+    assert "every job still finishes on time, with no hour to spare: if it starts at 13h, J3 " \
+        "ends 6h late." in glance  # fmt: skip
+    # A window that already costs: each hour of overrun is simulated too.
+    state = run_pipeline("M2 is down for maintenance until 10:00", "toy_day", DATE, llm="off")
+    (margin,) = state.margins
+    assert [s.direction for s in margin.stretches] == ["later"]  # it starts at the day's start
+    assert margin.stretches[0].harmed_at == 11 and "(to 11h) makes" in state.briefing_markdown
+    # Probes (made up to test the day) get no margin: they are not the planner's facts.
+    assert run_pipeline(SPEC_TEXT, "toy_day", DATE, llm="off").margins == ()
+
+
+def test_a_note_written_for_another_factory_names_what_it_ignored(press) -> None:
+    """J3 and M2 are the toy world's ids, not the press shop's (ORD-100, PRESS): said, not
+    silently dropped; a factor or a quarter is not taken for an id."""
+    state = run_pipeline("Rush J3 today, M2 is down until 10", press, DATE, llm="off")
+    assert state.ignored_refs == ("J3", "M2")
+    md = state.briefing_markdown
+    assert "J3 and M2 are not in this factory; ignored." in md
+    assert unknown_ids(md, press) == {"J3", "M2"}
+    assert run_pipeline("Q4 orders at x2 speed", "toy_day", DATE, llm="off").ignored_refs == ()

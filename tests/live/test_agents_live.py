@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import uuid
 
 import httpx
 
 from engine.agent_files import save_tuning
-from engine.bus.broker import free_port
 from engine.bus.client import BusClient
 from engine.schemas import Feedback, Telemetry, Tuning, utc_now
 from engine.services.settings import Shard
@@ -20,8 +18,7 @@ from engine.services.stack import CODE_ROOT
 PREFIX = f"agents{uuid.uuid4().hex[:6]}"
 
 
-def _serve(tmp_path, broker, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def _serve(serve_process, tmp_path, broker, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     env = {
         "CONTROLROOM_CLIENT_PREFIX": PREFIX,
         **os.environ,
@@ -30,11 +27,7 @@ def _serve(tmp_path, broker, *args: str) -> tuple[subprocess.Popen[bytes], str]:
         "CONTROLROOM_ENV_FILE": str(tmp_path / "none.env"),
         "CONTROLROOM_BROKER": broker.url,
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", *args, "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return proc, f"http://127.0.0.1:{port}"
+    return serve_process(args, env)  # binds a free port itself: no port race
 
 
 def _health(url: str) -> dict | None:
@@ -45,8 +38,12 @@ def _health(url: str) -> dict | None:
     return r.json() if r.status_code == 200 else None
 
 
-def test_monitor_replicas_own_disjoint_assets_and_reload_tuning(tmp_path, broker, wait_for):
-    replicas = [_serve(tmp_path, broker, "monitor", "--shard", f"{i}/2") for i in (1, 2)]
+def test_monitor_replicas_own_disjoint_assets_and_reload_tuning(
+    tmp_path, broker, wait_for, serve_process
+):
+    replicas = [
+        _serve(serve_process, tmp_path, broker, "monitor", "--shard", f"{i}/2") for i in (1, 2)
+    ]
     try:
         urls = [url for _, url in replicas]
         for url in urls:

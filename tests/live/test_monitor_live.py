@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import uuid
 
 import httpx
 
-from engine.bus.broker import free_port
 from engine.bus.client import BusClient
 from engine.plant.scenario import load_scenario
 from engine.plant.simulator import Simulator
@@ -31,8 +28,9 @@ def _health(url: str) -> dict | None:
     return r.json() if r.status_code == 200 else None
 
 
-def test_scenario_a_then_b_alarms_in_b_and_rejects_are_dead_lettered(tmp_path, broker, wait_for):
-    port = free_port()
+def test_scenario_a_then_b_alarms_in_b_and_rejects_are_dead_lettered(
+    tmp_path, broker, wait_for, serve_process
+):
     var = tmp_path / "var"
     env = {
         "CONTROLROOM_CLIENT_PREFIX": PREFIX,
@@ -42,11 +40,7 @@ def test_scenario_a_then_b_alarms_in_b_and_rejects_are_dead_lettered(tmp_path, b
         "CONTROLROOM_ENV_FILE": str(tmp_path / "none.env"),
         "CONTROLROOM_BROKER": broker.url,
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", "monitor", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    proc, url = serve_process(["monitor"], env)
     alerts: list[AlertEvent] = []
     lock = threading.Lock()
 

@@ -59,6 +59,7 @@ def test_report_cli(tmp_path):
     text = out.read_text()
     assert "| Recall (fault events detected) | 100.0 % |" in text
     assert f"telemetry published -> alert published (monitor) | {n} | 3 ms" in text
+    assert "| Ticket creation latency | no ticket was created in these logs |" in text
     r = subprocess.run([*run, "--logs", str(tmp_path / "nope")], env=env, text=True,
                        capture_output=True)  # fmt: skip
     assert r.returncode == 2 and "not a directory" in r.stderr

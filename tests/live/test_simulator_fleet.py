@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.bus.broker import free_port
 from engine.bus.routing import ALL_TELEMETRY
 from engine.schemas import Telemetry
 from engine.services.stack import CODE_ROOT
@@ -44,18 +43,12 @@ def _env(tmp_path: Path, broker_url: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_sim(tmp_path, broker, wait_for) -> Iterator:
+def start_sim(tmp_path, broker, wait_for, serve_process) -> Iterator:
     started: list[Sim] = []
 
     def start(**extra: str) -> Sim:
-        port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "serve", "simulator", "--port", str(port)],
-            env=_env(tmp_path, broker.url, **extra),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        proc, url = serve_process(["simulator"], _env(tmp_path, broker.url, **extra))
+        http = httpx.Client(base_url=url, timeout=30)
 
         def healthy() -> bool:
             try:
@@ -147,3 +140,58 @@ def test_sigterm_stops_a_saturated_simulator(start_sim, wait_for):
     events = [e["event"] for e in sim.events()]
     assert events[-1] == "service_stop"  # the graceful path ran to its end
     assert "scenario_done" not in events  # it stopped mid-run, not because the run ended
+
+
+def test_a_fleet_publishes_what_each_pump_alone_would_with_operator_moves(
+    start_sim, bus_client, broker, wait_for
+):
+    """From 16 pumps the service steps the fleet as one numpy computation: every sample is
+    still, value for value, what that pump's own Simulator publishes — operator moves included
+    (a stop, a speed and a valve ramp on three pumps mid-run)."""
+    from engine.plant.fleet import fleet_scenarios
+    from engine.plant.scenario import load_scenario
+    from engine.plant.simulator import Simulator
+
+    got: list[Telemetry] = []
+    watch = bus_client(broker.url, "fleeteq", persistent=False)
+    watch.subscribe_batch(ALL_TELEMETRY, got.extend)
+    assert watch.wait_ready(10)
+    sim = start_sim(CONTROLROOM_TELEMETRY_BATCH="16")
+    n, seed = 20, 9
+    r = sim.http.post("/scenario/load", json={"name": "chronic_wear", "assets": n, "seed": seed})
+    assert r.status_code == 200, r.text
+
+    def play_to(t: int) -> None:
+        assert sim.http.post("/scenario/start", json={"speed": 500, "until": t}).status_code == 200
+        wait_for(lambda: sim.http.get("/scenario/status").json()["running"] is False, timeout=60)
+
+    moves = {
+        "pump03": {"action": "stop"},
+        "pump07": {"action": "speed", "pct": 80, "ramp_s": 20},
+        "pump18": {"action": "valve", "pct": 45, "ramp_s": 5},
+    }
+    play_to(40)
+    for asset, move in moves.items():
+        assert sim.http.post("/operator", json={"asset": asset, **move}).status_code == 200
+    play_to(90)
+    status = sim.http.get("/scenario/status").json()
+    assert status["sim_time"] == 90 and status["published"] == n * 90
+    wait_for(lambda: len(got) >= n * 90, what="every sample received")
+
+    mine: dict[str, list[tuple]] = defaultdict(list)
+    for t in got:
+        mine[t.asset].append((t.seq, t.ts, t.signals, t.truth))
+    for scn in fleet_scenarios(load_scenario("chronic_wear"), n, seed):
+        alone = Simulator(scn)
+        expected = [alone.step() for _ in range(40)]
+        move = moves.get(scn.asset)
+        if move == {"action": "stop"}:
+            alone.stop_pump()
+        elif move and move["action"] == "speed":
+            alone.set_speed_setpoint(move["pct"], move["ramp_s"])
+        elif move:
+            alone.set_valve_command(move["pct"], move["ramp_s"])
+        expected += [alone.step() for _ in range(50)]
+        assert mine[scn.asset] == [(t.seq, t.ts, t.signals, t.truth) for t in expected], scn.asset
+    speeds = [signals["speed"] for _, _, signals, _ in mine["pump03"]]
+    assert speeds[-1] < 0.9 * speeds[39]  # the stop took effect

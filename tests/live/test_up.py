@@ -4,6 +4,7 @@ again."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -44,7 +45,9 @@ def _env(tmp_path: Path, ports: dict[str, int]) -> dict[str, str]:
 
 
 def _start_up(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], dict[str, int], str]:
-    ports = {n: free_port() for n in SERVICE_NAMES}
+    """`up` with every port 0: each service binds a free port itself (no window in which
+    another test could take a port picked here); the ports are read from var/run/ after."""
+    ports = dict.fromkeys(SERVICE_NAMES, 0)
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine", "up", *args],
         env=_env(tmp_path, ports),
@@ -63,6 +66,8 @@ def _start_up(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], dict[s
     if "\nrunning" not in "\n" + text:
         proc.kill()
         pytest.fail(f"`controlroom up` did not come up:\n{text}")
+    run = tmp_path / "var" / "run"
+    ports = {n: int(json.loads((run / f"{n}.json").read_text())["port"]) for n in SERVICE_NAMES}
     return proc, ports, text
 
 

@@ -67,6 +67,30 @@ def test_a_sample_missing_signals_does_not_crash_and_is_held(demo_run) -> None:
     assert [d.alert_id for d in finals] == [a.alert_id for a in run.active]
 
 
+def test_stale_and_future_samples_never_decide_a_final(demo_run) -> None:
+    """Issue 12 items 2 and 5: one sample stamped 10**6 s ahead, arriving while a final was
+    pending, made it due at once — decided on no history as "unknown", and the ticket store
+    settles an episode's cause on its first final. Samples out of order (and unconfirmed
+    jumps) are kept out of the history, counted and reported; the finals are unchanged."""
+    run = demo_run("sudden_clog_and_drift")
+    msgs: list[PlantMessage] = []
+    for m in inputs(run):
+        msgs.append(m)
+        if isinstance(m, Telemetry) and m.seq in (3020, 3021, 7300):
+            for k in (10**6, -2000):
+                msgs.append(m.model_copy(update={"msg_id": f"x{m.seq}{k}", "seq": m.seq + k,
+                                                 "ts": m.ts + k}))  # fmt: skip
+            msgs.append(m)  # and a duplicate
+    agent = DiagnosisAgent(RULES)
+    out = feed_all(agent, msgs)
+    clean = feed_all(DiagnosisAgent(RULES), inputs(run))
+    assert as_json(out) == as_json(clean)
+    assert next(d.root_cause for d in out if d.stage == "final") == "clogging"
+    assert (agent.stats["jump"], agent.stats["duplicate"], agent.stats["new_run"]) == (6, 3, 0)
+    kinds = sorted(r.kind for r in agent.take_rejections())
+    assert kinds == ["duplicate"] * 3 + ["jump"] * 6 and agent.take_rejections() == []
+
+
 def test_partial_first_samples_and_reordered_signals(demo_run) -> None:
     run = demo_run("sudden_clog_and_drift")
     agent = DiagnosisAgent(RULES)

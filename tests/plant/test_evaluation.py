@@ -136,6 +136,18 @@ def test_report_and_json_keys(suite_metrics, tmp_path: Path) -> None:
     md = render_markdown(suite_metrics, command="controlroom eval --suite 20 --seed 2026")
     assert "| bearing_wear |" in md and "All six targets met" in md
     assert "Diagnosis confusion matrix" in md
+    # Every metric the plant spec lists, by name; the ticket latency says where it comes from.
+    spec = md.split("## The plant spec's metrics")[1].split("\n## ")[0]
+    for metric in (
+        "| False positives |",
+        "| False negatives |",
+        "| False-positive rate",
+        "| Precision / recall",
+        "| Detection latency",
+        "| Ticket creation latency | not in a replay",
+    ):
+        assert metric in spec, (metric, spec)
+    assert "controlroom report --logs" in spec
     assert "All six targets met" in render_summary(suite_metrics)
     data = suite_metrics.model_dump(mode="json")
     for key in ("scenarios", "precision", "recall", "false_alarms_per_day", "diagnosis_accuracy"):

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from engine.agents.monitor import Monitor, MonitorConfig
+from engine.agents.monitor_intake import CONFIRM
 from engine.agents.tuning import with_threshold_scale
 from engine.plant.scenario import Datasheet, FaultSpec, Manoeuvre, Scenario, load_scenario
 from engine.plant.simulator import Simulator
@@ -131,7 +133,40 @@ def test_a_new_run_on_the_same_asset_is_watched_from_scratch() -> None:
     assert clog[0].alert_id not in {x.alert_id for x in first}
     assert monitor.counters["new_run"] == 1
     kinds = [r.kind for r in monitor.take_rejections()]
-    assert kinds == ["new_run"]
+    assert kinds == ["jump"] * (CONFIRM - 1) + ["new_run"]  # believed once confirmed
+
+
+def test_stale_and_far_future_samples_neither_restart_nor_blind_the_asset() -> None:
+    """Issue 12 items 1-2: eight lone samples — replays from half an hour ago and samples
+    10**6 steps ahead — used to start the asset over each time (its alerts cleared as
+    "new_run", a fresh warm-up): the clog at 3000 s went unalarmed. A jump is believed only
+    once CONFIRM samples in a row continue it, so each is rejected as "jump", counted."""
+    msgs = list(Simulator(load_scenario("sudden_clog_and_drift")).run())
+    fed: list[Telemetry] = []
+    for t in msgs:
+        fed.append(t)
+        if t.ts > 2000 and t.seq % 1500 == 0:
+            ahead = t.seq % 3000 == 0
+            k = 10**6 if ahead else -1800
+            fed.append(t.model_copy(update={"msg_id": f"x{t.seq}", "seq": t.seq + k,
+                                            "ts": t.ts + k}))  # fmt: skip
+    monitor = Monitor(id_prefix="t")
+    alerts = _alerts(fed, monitor)
+    assert _alerts(msgs) == alerts, "the same alerts as without the stray samples"
+    raised = _raised(alerts)
+    assert 3000 <= raised[0].ts <= 3030 and "res.flow" in raised[0].signals
+    assert monitor.counters["jump"] == len(fed) - len(msgs) and not monitor.counters["new_run"]
+    rejected = monitor.take_rejections()
+    assert {r.kind for r in rejected} == {"jump"} and "x3000" in {r.msg_id for r in rejected}
+
+
+def test_an_outage_gap_is_believed_after_confirm_samples() -> None:
+    msgs = list(Simulator(load_scenario("normal").model_copy(update={"duration_s": 5000.0})).run())
+    gap = msgs[:1200] + msgs[3000:]  # 30 minutes lost (more than JUMP steps)
+    monitor = Monitor(id_prefix="t")
+    assert _alerts(gap, monitor) == []
+    assert monitor.counters["jump"] == CONFIRM - 1 and monitor.counters["new_run"] == 0
+    assert monitor.counters["samples"] == len(gap) - (CONFIRM - 1) - 1  # the first fixes the names
 
 
 def test_duplicates_and_late_samples_are_dropped_and_counted(demo_run) -> None:
@@ -177,6 +212,36 @@ def test_a_value_past_anything_learned_never_poisons_the_monitor() -> None:
     rejected = monitor.take_rejections()
     assert [(r.kind, r.seq) for r in rejected] == [("value", 1500)]
     assert "TI-1" in rejected[0].reason
+
+
+@pytest.mark.parametrize("at,value", [(5, 9.9e11), (300, 1e6), (300, -9.9e11)])
+def test_an_absurd_value_in_the_warm_up_is_screened_out_not_learned(at: int, value: float) -> None:
+    """Issue 12 item 1, during the warm-up: one absurd value (schema-valid) used to stretch
+    the learned range and baselines so far that the later fault never alarmed. It is dropped
+    from the warm-up, rejected by name, and the fault is detected as without it."""
+    rng = np.random.default_rng(7)
+    temp = 60 + rng.normal(0, 0.3, 3000)
+    temp[2200:] += 4.0
+    msgs = [
+        Telemetry(
+            msg_id=f"m{i}",
+            asset="kiln",
+            seq=i,
+            ts=float(i),
+            signals={
+                "TI-1": value if i == at else float(temp[i]),
+                "FI-2": float(10 + rng.normal(0, 0.1)),
+            },
+        )
+        for i in range(3000)
+    ]
+    monitor = Monitor(MonitorConfig(warmup_n=600), id_prefix="t")
+    raised = _raised(_alerts(msgs, monitor))
+    assert len(raised) == 1 and 2200 <= raised[0].ts < 2240 and raised[0].signals[0] == "TI-1"
+    (rejected,) = monitor.take_rejections()
+    assert (rejected.kind, rejected.msg_id, rejected.seq) == ("value", f"m{at}", at)
+    assert "TI-1" in rejected.reason and "warm-up" in rejected.reason
+    assert monitor.counters["value"] == 1
 
 
 def test_perturbed_pumps_are_learned_not_read_from_a_datasheet() -> None:

@@ -15,12 +15,20 @@ from pathlib import Path
 
 import pytest
 from pg_server import PostgresServer, pg_bin_dir
+from service_procs import LAUNCHED
 from tickets_data import report
 
 from engine.schemas import DiagnosisReport
 from engine.tickets.store import TicketStore
 
 BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(autouse=True)
+def _no_service_outlives_its_test() -> Iterator[None]:
+    yield
+    while LAUNCHED:
+        LAUNCHED.pop().stop()
 
 
 @pytest.fixture

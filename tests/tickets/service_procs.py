@@ -21,6 +21,10 @@ from engine.schemas import AlertEvent, Feedback, Ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 
+LAUNCHED: list[ServiceProc] = []
+"""Every service a test launched: the area's conftest stops what is still running after each
+test, so a test that fails before its own ``finally`` leaves no process behind."""
+
 
 def service_env(var: Path, broker_url: str, **extra: str) -> dict[str, str]:
     env = {
@@ -48,12 +52,14 @@ class ServiceProc:
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr = Path(env["CONTROLROOM_VAR"]) / f"{name}.stderr"
 
-    def start(self, timeout: float = 20.0) -> ServiceProc:
+    def start(self, timeout: float = 60.0) -> ServiceProc:
         return self.launch().wait_healthy(timeout)
 
     def launch(self) -> ServiceProc:
         """Start the process without waiting (start several, then wait for each)."""
         self.stderr.parent.mkdir(parents=True, exist_ok=True)
+        if self not in LAUNCHED:
+            LAUNCHED.append(self)
         with self.stderr.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "engine", "serve", self.name, "--port", str(self.port)],
@@ -65,7 +71,9 @@ class ServiceProc:
             )
         return self
 
-    def wait_healthy(self, timeout: float = 20.0) -> ServiceProc:
+    def wait_healthy(self, timeout: float = 60.0) -> ServiceProc:
+        """Until /health answers (``timeout`` only bounds a start that never comes: a Python
+        service on a loaded shared machine can take well over 20 s to import and bind)."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         relaunches = 3

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from pg_server import PostgresServer, pg_bin_dir
-from service_procs import ServiceProc, Watcher, service_env, wait_subscribed
+from service_procs import ServiceProc, Watcher, review_socket_client, service_env, wait_subscribed
 from tickets_data import report
 
 from engine.tickets.store import TicketStore
@@ -408,14 +408,14 @@ def test_two_ticket_services_sharing_postgresql_double_nothing(
 
 
 def test_a_service_stopped_while_the_store_is_held_loses_nothing(
-    make_broker, bus_client, wait_for, var
+    make_broker, bus_client, wait_for, var, db_target
 ) -> None:
     """Stopped (SIGTERM) with diagnoses still waiting for the store: they are not acknowledged,
     so the broker delivers them again to the restarted service."""
-    db = var / "controlroom.db"
+    db = db_target
     TicketStore(db).close_db()
     broker = make_broker("mosquitto")
-    env = service_env(var, broker.url, CONTROLROOM_DB_BUSY_TIMEOUT_S=BUSY_S)
+    env = service_env(var, broker.url, CONTROLROOM_DB=str(db), CONTROLROOM_DB_BUSY_TIMEOUT_S=BUSY_S)
     svc = ServiceProc("ticket", env).start()
     pub = bus_client(broker.url, "pub")
     watcher = Watcher(bus_client(broker.url, "watch"))
@@ -434,3 +434,46 @@ def test_a_service_stopped_while_the_store_is_held_loses_nothing(
         store.close_db()
     finally:
         svc.stop()
+
+
+def test_ticket_and_review_services_on_two_hosts_share_one_postgresql(
+    make_broker, bus_client, wait_for, tmp_path, pg_server
+) -> None:
+    """The plant spec's deployment: the ticket service on one host, the review service on
+    another (own var/ each: nothing on disk shared), one PostgreSQL between them. A diagnosis
+    stored by one is reviewed through the other; each sees the other's writes at once."""
+    url = pg_server.new_schema()
+    broker = make_broker()
+    hosts = {name: tmp_path / name for name in ("plant", "office")}
+    ticket_svc = ServiceProc("ticket", service_env(hosts["plant"], broker.url, CONTROLROOM_DB=url))
+    review_svc = ServiceProc("review", service_env(hosts["office"], broker.url, CONTROLROOM_DB=url))
+    ticket_svc.launch()
+    review_svc.launch()
+    ticket_svc.wait_healthy()
+    review_svc.wait_healthy()
+    pub = bus_client(broker.url, "pub")
+    watcher = Watcher(bus_client(broker.url, "watch"))
+    local = review_socket_client(hosts["office"])
+    store = TicketStore(url)
+    try:
+        wait_subscribed(ticket_svc, watcher, pub, wait_for)
+        first = report(asset="pump07", alert_id="A-7")
+        pub.publish(first)
+        wait_for(lambda: "T-0001" in watcher.tickets, what="the ticket from the ticket service")
+        r = local.get("/tickets", params={"state": "open"})
+        assert r.status_code == 200 and [t["ticket_id"] for t in r.json()] == ["T-0001"]
+        r = local.post("/review/approve", json={"ticket_id": "T-0001"})
+        assert r.status_code == 200 and r.json()["state"] == "approved"
+        wait_for(lambda: watcher.tickets["T-0001"].state == "approved", what="approved snapshot")
+        # The ticket service, on its host, keeps working on the ticket the review approved.
+        pub.publish(report(asset="pump07", alert_id="A-8", severity="high"))
+        wait_for(lambda: store.counts()["diagnoses"] == 2, what="the second diagnosis stored")
+        t = store.get("T-0001")
+        assert t.state == "approved" and t.occurrences == 2 and len(store.tickets()) == 1
+        assert not (hosts["plant"] / "controlroom.db").exists()
+        assert not (hosts["office"] / "controlroom.db").exists()
+    finally:
+        local.close()
+        store.close_db()
+        ticket_svc.stop()
+        review_svc.stop()

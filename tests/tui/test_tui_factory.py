@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Markdown, TabbedContent
 from tui_sample import fixed_clock, sample_feed
-from tui_screen import record_notifications, screen_text
+from tui_screen import record_notifications, screen_text, settle
 
 from engine.factory.results import StepEvent
 from tui.app import ControlRoomApp
@@ -58,6 +58,7 @@ async def test_factory_run_from_the_keyboard() -> None:
         planner = screen.query_one("#planner")
         assert planner.has_focus  # the plan box takes the keys straight away
         assert "T --:--:--" not in screen_text(app)  # the plant's simulated time stays in view
+        await settle(pilot, lambda: "Leave box" in footer_keys(app), "the footer")
         assert "esc Leave box" in footer_keys(app) and "Next tab" not in footer_keys(app)
         planner.clear()  # type: ignore[attr-defined]
         await pilot.press(*PLAN, "enter")
@@ -82,7 +83,10 @@ async def test_factory_run_from_the_keyboard() -> None:
 
         # The results took the focus: the briefing scrolls by keyboard.
         scroll = screen.query_one("#briefing-scroll", VerticalScroll)
-        assert scroll.has_focus and scroll.max_scroll_y > 0
+        assert scroll.has_focus
+        # The footer recomposes for the new focus and the briefing lays out in their own time.
+        await settle(pilot, lambda: "Next tab" in footer_keys(app), "the footer's result keys")
+        await settle(pilot, lambda: scroll.max_scroll_y > 0, "the briefing's layout")
         footer = footer_keys(app)
         assert "Next tab" in footer and "Leave box" not in footer
         await pilot.press("pagedown")
@@ -101,6 +105,12 @@ async def test_factory_run_from_the_keyboard() -> None:
         assert tabs.active == "tab-risk"
         await pilot.press("right_square_bracket")
         assert tabs.active == "tab-briefing"
+
+        # At 80x24 the step log gave the results its room; focused, it is whole again.
+        steps = screen.query_one("#steps", StepLog)
+        assert steps.size.height <= 4 < scroll.size.height
+        steps.focus()
+        await settle(pilot, lambda: steps.size.height > 4, "the step log at full height")
 
         # ctrl+r runs again: the results are replaced (not appended) and, offline, identical.
         first = briefing
@@ -130,8 +140,8 @@ async def test_keys_that_cannot_act_yet_say_why() -> None:
         screen = app.screen
         assert isinstance(screen, FactoryScreen)
         await pilot.press("escape")  # out of the plan box: esc's key leaves the footer
-        await pilot.pause()
-        assert "Leave box" not in footer_keys(app)
+        footer = lambda: footer_keys(app)  # noqa: E731
+        await settle(pilot, lambda: "Run" in footer() and "Leave box" not in footer(), "esc gone")
         await pilot.press("right_square_bracket", "pagedown")
         assert shown.count(NO_RESULTS) == 2
         await pilot.press("p")
@@ -148,9 +158,17 @@ async def test_jobs_at_risk_keeps_every_scenario_at_80_columns() -> None:
         assert isinstance(screen, FactoryScreen)
         await pilot.press("enter")
         await results(screen)
-        screen.query_one("#results", TabbedContent).active = "tab-risk"
-        await pilot.pause()
+        # The results take the focus (the briefing); then [ goes to the last tab, as a user would.
+        scroll = screen.query_one("#briefing-scroll", VerticalScroll)
+        await settle(pilot, lambda: scroll.has_focus, "the briefing's focus")
+        await pilot.press("left_square_bracket")
         table = screen.query_one("#risk", JobsAtRisk)
+        tabs = screen.query_one("#results", TabbedContent)
+        await settle(
+            pilot,
+            lambda: tabs.active == "tab-risk" and table.content_region.width > 0,
+            lambda: f"the table's layout (tab {tabs.active}, table {table.region})",
+        )
         assert [c.label.plain for c in table.ordered_columns] == [
             "job",
             "Baseline",

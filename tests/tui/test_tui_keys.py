@@ -35,7 +35,16 @@ async def test_help_lists_every_binding() -> None:
         await pilot.press("question_mark")
         assert isinstance(a.screen, HelpScreen)
         await pilot.pause()
+        # Read it as a user does: page down until the end (the help is longer than a screen).
         text = screen_text(a)
+        body = a.screen.query_one("#help-body")
+        for _ in range(20):
+            if body.scroll_y >= body.max_scroll_y:
+                break
+            await pilot.press("pagedown")
+            await pilot.pause()
+            text += screen_text(a)
+        assert body.scroll_y >= body.max_scroll_y, "pagedown does not reach the help's end"
         for cls in (
             ControlRoomApp,
             PlantScreen,

@@ -144,7 +144,7 @@ def factory_app(tab: str | None) -> tuple[ControlRoomApp, object]:
     state = run_pipeline(EXAMPLE_TEXT, None, "2025-11-19", llm="off", on_event=events.append)
     steady = [
         e.model_copy(
-            update={"at": "2025-11-19 06:30:00", "latency_ms": 1 if e.latency_ms else None}
+            update={"at": "2025-11-19 06:30:00", "latency_ms": None if e.latency_ms is None else 1}
         )
         for e in events
     ]

@@ -234,25 +234,13 @@ def test_edit_validation_names_the_field() -> None:
 
 
 def health_body(**over: object) -> dict[str, object]:
-    """A /health reply as every service sends it (engine.http_schemas.Health)."""
-    counters = dict.fromkeys(
-        (
-            "received",
-            "handled",
-            "published",
-            "dead_letters",
-            "rejected_on_publish",
-            "handler_failures",
-            "handler_errors",
-            "duplicates",
-            "not_mine",
-            "publish_dropped",
-            "inbox_dropped",
-            "connects",
-            "disconnects",
-        ),
-        0,
-    )
+    """A /health reply as every service sends it (engine.http_schemas.Health; the counters are
+    taken from the contract, so a new counter does not leave this helper behind)."""
+    from engine.http_schemas import BusCounters
+
+    counters: dict[str, object] = {
+        name: {} if name.endswith("_by_kind") else 0 for name in BusCounters.model_fields
+    }
     body: dict[str, object] = {
         "service": "monitor",
         "instance": "monitor",
@@ -273,7 +261,7 @@ def health_body(**over: object) -> dict[str, object]:
         "last_published_at": None,
         "queue_depth": 0,
         "dead_letters": 3,
-        "counters": {**counters, "received_by_kind": {}, "published_by_kind": {}},
+        "counters": counters,
         "deadletter": {
             "file": "x",
             "written": 0,
@@ -291,6 +279,16 @@ def health_body(**over: object) -> dict[str, object]:
 
 
 def test_service_state_reads_typed_health() -> None:
+    from engine.http_schemas import BrokerStatus, Health
+    from tui.status import BrokerSeen, HealthSeen
+
+    Health.model_validate(health_body())  # the helper is a real /health body
+    # What the TUI reads is a part of the contract, with the contract's types.
+    for seen, full in ((HealthSeen, Health), (BrokerSeen, BrokerStatus)):
+        for name, f in seen.model_fields.items():
+            assert name in full.model_fields, f"{seen.__name__}.{name} not in {full.__name__}"
+            if name != "broker":
+                assert f.annotation == full.model_fields[name].annotation, name
     ok = service_state(health_body())
     assert ok.ok and ok.dead_letters == 3 and ok.restarts == 0
     degraded = service_state(health_body(status="degraded", reasons=["store cannot write"]))
@@ -300,6 +298,13 @@ def test_service_state_reads_typed_health() -> None:
     assert service_state(off).detail == "broker disconnected"
     junk = service_state({"status": "ok"})
     assert junk.ok is False and junk.detail.startswith("unreadable /health:")
+    # A counter the status bar does not show, added or gone (a TUI one version off the stack),
+    # does not make a healthy service look broken; a field it shows, mistyped, does (named).
+    skewed = health_body()
+    skewed["counters"] = {"only_in_a_newer_service": 1}
+    assert service_state(skewed).ok is True
+    bad = service_state(health_body(dead_letters="many"))
+    assert bad.ok is False and bad.detail.startswith("unreadable /health: dead_letters:")
 
 
 def test_supervision_shows_in_the_status_bar() -> None:
@@ -398,3 +403,27 @@ def test_the_demo_forecasts_its_first_alarm_by_replay() -> None:
     assert f.hint(f.first_alarm_ts, DEMO_SPEED) is None
     assert forecast("normal", None) is None  # no fault, nothing to announce
     assert forecast("no_such_scenario", None) is None
+
+
+def test_kpi_panel_never_cuts_a_target() -> None:
+    """Issue 13: each KPI with its EEMUA / ISA-18.2 target beside it, nothing essential cut at
+    80x24: a narrow panel puts the target under its figure instead of cutting it."""
+    from engine.alarms.kpis import Sample, compute
+    from tui.screens.alarms import render_kpis
+
+    samples = [Sample(f"pump0{i % 3}/vibration", "high", 60.0 * i, 60.0 * i + 30) for i in range(9)]
+    kpis = compute(samples, 0.0, 3600.0)
+    for width in (40, 76, 160):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(render_kpis(kpis))
+        lines = console.export_text().splitlines()
+        assert all(len(line) <= width for line in lines)
+        words = " ".join(lines).split()
+        assert "…" not in " ".join(lines)  # nothing cut with an ellipsis
+        for row in kpis.rows:
+            for text in (row.name, row.shown, row.target):
+                assert all(w in words for w in text.split()), (width, text)
+        one_line = all(
+            any(row.name in line and row.target in line for line in lines) for row in kpis.rows
+        )
+        assert one_line == (width == 160), width  # wide: one line per KPI

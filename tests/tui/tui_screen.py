@@ -26,15 +26,17 @@ def record_notifications(app: App[object]) -> list[str]:
     return shown
 
 
-async def settle(pilot: Any, condition: Any, what: str, timeout: float = 10.0) -> None:
+async def settle(pilot: Any, condition: Any, what: Any, timeout: float = 10.0) -> None:
     """Let the app process its messages until ``condition()`` holds (no fixed sleeps: each
-    round waits for the message queues, not for a clock)."""
+    round waits for the message queues, not for a clock). ``what`` may be a function: it is
+    called on a timeout, to say what the app looked like then."""
     import time
 
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {said}")
         await pilot.pause()
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()

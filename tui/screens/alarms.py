@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -105,21 +106,56 @@ def render_alarm(alarm: Alarm) -> Group:
     return Group(head, history)
 
 
+class KpiTable:
+    """Each KPI with its value, verdict and target: one line per KPI where the panel is wide
+    enough for the whole target, else the target on its own line under the figure (wrapped,
+    never cut: the target is half of what the panel says)."""
+
+    def __init__(self, rows: list[tuple[Text, Text, Text, Text]]) -> None:
+        self.rows = rows
+
+    def one_line_width(self) -> int:
+        widths = [max((r[i].cell_len for r in self.rows), default=0) for i in range(4)]
+        return sum(widths) + 3  # the grid's padding between the four columns
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.one_line_width() <= options.max_width:
+            table = Table.grid(padding=(0, 1))
+            table.add_column(no_wrap=True)
+            table.add_column(justify="right", no_wrap=True)
+            table.add_column(no_wrap=True)
+            table.add_column(style="dim", no_wrap=True)
+            for row in self.rows:
+                table.add_row(*row)
+            yield table
+            return
+        figure = max((r[1].cell_len for r in self.rows), default=0)
+        for name, shown, verdict, target in self.rows:
+            line = Table.grid(padding=(0, 1), expand=True)
+            line.add_column(ratio=1)  # a name too long wraps; the figure stays at the right
+            line.add_column(justify="right", no_wrap=True, width=figure)
+            line.add_column(no_wrap=True, width=1)
+            line.add_row(name, shown, verdict)
+            yield line
+            yield Padding(target, (0, 0, 0, 2))
+
+
 def render_kpis(kpis: AlarmKpis) -> Group:
     """The KPI table, each figure beside its target, then the bad actors and priority split."""
-    table = Table.grid(padding=(0, 1), expand=True)
-    # One line per KPI: the target is cut on a narrow panel (the verdict beside the value says
-    # whether it is met; a wide or zoomed panel shows the whole target).
-    table.add_column(ratio=5, no_wrap=True, overflow="ellipsis")
-    table.add_column(justify="right", no_wrap=True)
-    table.add_column(no_wrap=True)
-    table.add_column(ratio=2, style="dim", no_wrap=True, overflow="ellipsis")
+    rows: list[tuple[Text, Text, Text, Text]] = []
     for row in kpis.rows:
         if row.meets is None:
             verdict = Text("–", style="dim")
         else:
             verdict = Text("✓", style="green") if row.meets else Text("✗", style="bold red")
-        table.add_row(Text(row.name), Text(row.shown, style="bold"), verdict, Text(row.target))
+        rows.append(
+            (
+                Text(clean(row.name, single_line=True)),
+                Text(clean(row.shown, single_line=True), style="bold"),
+                verdict,
+                Text(clean(row.target, single_line=True), style="dim"),
+            )
+        )
     head = Text(
         f"{kpis.alarms} alarms over {kpis.hours:g} h of plant time, {kpis.operators} operator(s)",
         style="dim",
@@ -138,7 +174,7 @@ def render_kpis(kpis: AlarmKpis) -> Group:
     )
     actors.append("priorities ", style="dim")
     actors.append(split or "—")
-    return Group(head, table, actors)
+    return Group(head, KpiTable(rows), actors)
 
 
 class Pane(VerticalScroll, can_focus=True):

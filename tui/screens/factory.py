@@ -70,7 +70,13 @@ class FactoryScreen(Screen[None]):
         Binding("left_square_bracket", "tab(-1)", "Prev tab", id="factory.prev_tab"),
         Binding("right_square_bracket", "tab(1)", "Next tab", id="factory.next_tab"),
         Binding("pageup", "page(-1)", "Scroll the results up a page", show=False, id="factory.up"),
-        Binding("pagedown", "page(1)", "Scroll", id="factory.page_down"),
+        Binding(
+            "pagedown",
+            "page(1)",
+            "Scroll the results down a page",
+            show=False,  # at 80 columns the footer keeps ? Help and q Quit instead
+            id="factory.page_down",
+        ),
         Binding(
             "up,down,home,end",
             "focus_results",
@@ -343,6 +349,7 @@ class FactoryScreen(Screen[None]):
         from engine.factory import render_gantt
 
         self.state = state
+        self.add_class("-results")
         errors = list(getattr(state, "pipeline_errors", ()) or ())
         info = f"{len(errors)} pipeline error(s)" if errors else f"done · {state.llm}"
         if state.tickets:

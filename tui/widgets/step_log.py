@@ -52,10 +52,11 @@ class StepLog(KeyedTable):
         self._width = width
         self.reset()
         self.clear(columns=True)
-        self.add_column("step", key="step", width=22)
+        step = 26 if width >= 100 else 22  # "Simulation [M2 slowdown]" whole when there is room
+        self.add_column("step", key="step", width=step)
         self.add_column("ms", key="ms", width=5)
         self.add_column("status", key="status", width=10)
-        used = 22 + 5 + 10 + 2 * 4
+        used = step + 5 + 10 + 2 * 4
         self.add_column("summary", key="summary", width=max(width - used - 1, 10))
         self._show()
 
