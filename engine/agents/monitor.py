@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy import count_nonzero
 
 from engine.agents.monitor_bank import F64, NOISE, STUCK, DetectorBank, Sizes
 from engine.agents.monitor_config import MonitorConfig
@@ -34,6 +35,7 @@ from engine.agents.monitor_episodes import AssetEpisodes, EpisodeTracker
 from engine.agents.monitor_intake import (
     CONFIRM,
     MAX_REJECTIONS,
+    MAX_SIGNALS,
     VALUE_SPAN,
     Rejection,
     RejectionKind,
@@ -67,6 +69,8 @@ class _Asset:
     warm_raw: list[F64] = field(default_factory=list)
     warm_ids: list[tuple[str, int, float]] = field(default_factory=list)
     """(msg_id, seq, ts) of each warm-up row: a row screened out is rejected by name."""
+    unwatched: set[str] = field(default_factory=set)
+    """Signals that appeared after the warm-up (reported once each, not watched this run)."""
 
 
 class _Group:
@@ -177,6 +181,7 @@ class Monitor:
             "value": 0,
             "new_run": 0,
             "asset_cap": 0,
+            "signal": 0,
         }
 
     # ------------------------------------------------------------------ public API
@@ -242,6 +247,11 @@ class Monitor:
             for j, nm in enumerate(bank.layout.level_names)
         }
 
+    def unwatched(self, asset: str) -> list[str]:
+        """Signals of the asset that started after its warm-up: not watched this run."""
+        a = self._assets.get(asset)
+        return sorted(a.unwatched) if a is not None else []
+
     def active_alerts(self, asset: str | None = None) -> list[str]:
         return [
             e.alert_id
@@ -291,9 +301,49 @@ class Monitor:
             dt = t.ts - a.first_ts
             a.run.dt = dt if 0.0 < dt <= 3600.0 else 1.0
             a.run.dt_known = True
+            if tuple(t.signals) != a.names:
+                a.names = self._with_new_signals(a, t)
             self._place(a)
+        elif tuple(t.signals) != a.names:
+            self._new_signals(a, t)
         self.counters["samples"] += 1
         return a
+
+    def _with_new_signals(self, a: _Asset, t: Telemetry) -> tuple[str, ...]:
+        """The asset's signals and the ones this sample adds (in the sample's order, so the
+        following complete samples take the fast path), at most ``MAX_SIGNALS``."""
+        if all(n in a.names for n in t.signals):
+            return a.names
+        names = tuple(t.signals) + tuple(n for n in a.names if n not in t.signals)
+        return names[:MAX_SIGNALS] if len(names) > MAX_SIGNALS else names
+
+    def _new_signals(self, a: _Asset, t: Telemetry) -> None:
+        """A sample carries signals the asset's first samples did not (a channel that starts
+        late). Still learning: the warm-up starts over with them. Detecting: each is reported
+        once and not watched until the next run (a new layout would blind every detector for
+        a warm-up; see ``monitor_intake``)."""
+        g = a.group
+        assert g is not None
+        names = self._with_new_signals(a, t)
+        if names == a.names:
+            return
+        if not g.bank.ready[a.row]:
+            held = dict(zip(a.names, g.last[a.row].tolist(), strict=True))
+            g.release(a.row)
+            a.names, a.warm, a.warm_raw, a.warm_ids = names, [], [], []
+            self._place(a)
+            assert a.group is not None
+            a.group.last[a.row] = [held.get(n, 0.0) for n in names]
+            return
+        for n in names:
+            if n not in g.index and n not in a.unwatched and len(a.unwatched) < MAX_SIGNALS:
+                a.unwatched.add(n)
+                self._reject(
+                    "signal",
+                    t,
+                    f"signals.{n}: not among the signals learned in the warm-up "
+                    f"({len(a.names)}); not watched until the asset's next run",
+                )
 
     def _place(self, a: _Asset) -> None:
         cfg = self.config
@@ -320,7 +370,7 @@ class Monitor:
             a.group.release(a.row)
         run = a.run.run + 1
         a.group, a.row, a.episodes = None, -1, None
-        a.warm, a.warm_raw, a.warm_ids = [], [], []
+        a.warm, a.warm_raw, a.warm_ids, a.unwatched = [], [], [], set()
         a.run = RunState(t.seq, t.ts, t.scenario, run=run)
         a.names = tuple(t.signals)
         a.first_ts = t.ts
@@ -370,7 +420,7 @@ class Monitor:
         bank = g.bank
         # Values past what the stream can produce: treated as missing, counted.
         bad = (x < g.lim_lo[lo:hi]) | (x > g.lim_hi[lo:hi])
-        if bad.any():
+        if count_nonzero(bad):
             for r, j in zip(*np.nonzero(bad), strict=True):
                 t = msgs[int(r)]
                 self._reject(
@@ -388,8 +438,8 @@ class Monitor:
         busy = step(lo, hi, obs.level, x, missing, obs.hold, obs.running, obs.extra)
         # Warm-up: collect rows until the model and the detectors can be fitted.
         warming = ~bank.ready[lo:hi]
-        if warming.any():
-            for r in np.flatnonzero(warming & obs.warm_ok):
+        if not bank.ready[lo] if hi - lo == 1 else count_nonzero(warming):
+            for r in (warming & obs.warm_ok).nonzero()[0]:
                 i = lo + int(r)
                 a = g.assets[i]
                 assert a is not None

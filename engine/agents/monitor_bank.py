@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy import count_nonzero
 
 from engine.agents.monitor_config import MonitorConfig
 
@@ -408,7 +409,7 @@ class DetectorBank:
             for i in np.flatnonzero(k % REANCHOR == 0):
                 self._resum(lo + int(i))
         ready = self.ready[lo:hi]
-        if not ready.any():
+        if not count_nonzero(ready):
             return []
         return self._score(lo, hi, old[:, :R], hold, running, extra, ready)
 
@@ -477,7 +478,7 @@ class DetectorBank:
         ml = mean[:R]
         dev = ml - self.base[i]
         np.abs(dev, out=dev)
-        if self.adaptive_any and self.hot_prev[i].any():
+        if self.adaptive_any and count_nonzero(self.hot_prev[i]):
             dev = np.where(self.hot_prev[i], np.minimum(dev, np.abs(ml - self.base_pre[i])), dev)
         thr = self.thr[i]
         if extra is not None:
@@ -508,13 +509,13 @@ class DetectorBank:
         np.maximum(noise, stuck, out=score[R : R + S])
         if self.L:
             np.multiply(mean[R + self.lim_idx], self.inv_lim, out=score[R + S :])
-        if noise.max() >= 1.0:
+        if count_nonzero(noise >= 1.0):
             noise = self._confirm_noise(i, i + 1, noise[None, :])[0]
             score[R : R + S] = np.maximum(noise, stuck)
         sl = slice(i, i + 1)
         if self.adaptive_any:
             self._adapt(i, i + 1, old[None, :R], mean[None, :R], self.score[sl, :R], self.ready[sl])
-        if self.quiet[i] and score.max() < 1.0:
+        if self.quiet[i] and not count_nonzero(score >= 1.0):
             return []
         return self._hysteresis(i, i + 1, noise[None, :], stuck[None, :], hold)
 
@@ -536,7 +537,7 @@ class DetectorBank:
         dev = ml - self.base[lo:hi]
         np.abs(dev, out=dev)
         hot_prev = self.hot_prev[lo:hi]
-        if self.adaptive_any and hot_prev.any():
+        if self.adaptive_any and count_nonzero(hot_prev):
             dev = np.where(hot_prev, np.minimum(dev, np.abs(ml - self.base_pre[lo:hi])), dev)
         thr = self.thr[lo:hi]
         if extra is not None:
@@ -567,14 +568,14 @@ class DetectorBank:
         np.maximum(noise, stuck, out=score[:, R : R + S])
         if self.L:
             np.multiply(mean[:, R + self.lim_idx], self.inv_lim, out=score[:, R + S :])
-        if not ready.all():
+        if count_nonzero(ready) != ready.size:
             score[~ready] = 0.0
-        if noise.max() >= 1.0:
+        if count_nonzero(noise >= 1.0):
             noise = self._confirm_noise(lo, hi, noise)
             score[:, R : R + S] = np.maximum(noise, stuck)
         if self.adaptive_any:
             self._adapt(lo, hi, leaving, ml, lvl, ready)
-        if self.quiet[lo:hi].all() and score.max() < 1.0:
+        if count_nonzero(self.quiet[lo:hi]) == hi - lo and not count_nonzero(score >= 1.0):
             return []
         return self._hysteresis(lo, hi, noise, stuck, hold)
 
@@ -600,11 +601,17 @@ class DetectorBank:
         turn_off = on & (under >= sz.clear)
         on |= turn_on
         on &= ~turn_off
+        if hi - lo == 1:  # one row: the same, without the per-row reductions
+            row_on = on[0]
+            self.n_on[lo] = count_nonzero(row_on[:R])
+            is_active = bool(count_nonzero(row_on)) or bool(count_nonzero(over[0]))
+            self.quiet[lo] = not is_active
+            return [lo] if is_active or count_nonzero(turn_off) else []
         self.n_on[lo:hi] = on[:, :R].sum(axis=1)
         active = on.any(axis=1) | (over > 0).any(axis=1)
         self.quiet[lo:hi] = ~active
-        busy = active | turn_off.any(axis=1)
-        return (np.flatnonzero(busy) + lo).tolist()
+        busy = np.asarray(active | turn_off.any(axis=1))
+        return (busy.nonzero()[0] + lo).tolist()
 
     def _adapt(self, lo: int, hi: int, leaving: F64, ml: F64, lvl: F64, ready: B) -> None:
         base = self.base[lo:hi]
@@ -612,24 +619,24 @@ class DetectorBank:
         hot |= self.on[lo:hi, : self.R]
         hot &= self.adaptive
         hot_prev = self.hot_prev[lo:hi]
-        if (hot != hot_prev).any():
+        if count_nonzero(hot != hot_prev):
             start = hot & ~hot_prev
             self.base_pre[lo:hi] = np.where(start, base, self.base_pre[lo:hi])
             ended = hot_prev & ~hot
-            if ended.any():  # back to normal: settle on whichever normal it came back to
+            if count_nonzero(ended):  # back to normal: settle on whichever normal it came back to
                 pre = self.base_pre[lo:hi]
                 nearer = np.abs(ml - pre) < np.abs(ml - base)
                 base[:] = np.where(ended & nearer, pre, base)
             hot_prev[:] = hot
         rate = np.where(hot, self.rate_ep, self.rate_b)
-        if not ready.all():
+        if count_nonzero(ready) != ready.size:
             rate[~ready] = 0.0
         base += rate * (leaving - base)
         dev = ml - base
         ms = self.ms[lo:hi]
         upd = (dev * dev - ms) * self.inv_memory
         upd[hot] = 0.0
-        if not ready.all():
+        if count_nonzero(ready) != ready.size:
             upd[~ready] = 0.0
         ms += upd
         scale = self.scale[lo:hi]

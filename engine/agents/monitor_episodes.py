@@ -94,7 +94,7 @@ class EpisodeTracker:
         on = bank.on[i]
         k = int(bank.k[i])
         prev = st.prev_on if st.prev_on is not None else np.zeros_like(on)
-        turn_on = np.flatnonzero(on & ~prev).tolist()
+        turn_on = (on & ~prev).nonzero()[0].tolist()
         st.prev_on = on.copy()
         out: list[AlertEvent] = []
         starting: list[int] = []

@@ -14,6 +14,11 @@
 - **Late and duplicate samples are dropped and counted**: the same (seq, ts) again is a
   duplicate; a sample a few steps behind the last one (a reorder) is late. Neither enters a
   window (a swapped pair would otherwise look like noise, then like a step).
+- **Signals that start late** (not in the asset's first samples): while the asset is still
+  learning, its warm-up starts over with them, so a channel that starts late is learned, not
+  ignored. Once it detects, each such signal is reported once (kind ``signal``, counted) and
+  not watched until the asset's next run: relearning a new layout would blind every detector
+  for a warm-up, and no input may do that. At most ``MAX_SIGNALS`` signals per asset.
 - **Values past what the stream can produce** (after the warm-up: farther from the warm-up's
   median than ``VALUE_SPAN`` × the larger of its warm-up range and its median's magnitude — a
   stop or a fault stays far inside; 1e50 does not) are treated as missing for that
@@ -46,13 +51,15 @@ CONFIRM = 3
 """Samples in a row that must continue a jump before it is believed (see above)."""
 VALUE_SPAN = 100.0
 """Learned value limits: the warm-up median ± this many times max(warm-up range, |median|)."""
+MAX_SIGNALS = 256
+"""Signals one asset may have (the schema's limit per message); more are reported, not used."""
 MAX_REJECTIONS = 10_000
 """Rejection records kept until drained (counting goes on beyond)."""
 
 WARMUP_QUANTILES = (0.05, 0.95)
 """The warm-up spread that screens its own rows: robust to a few percent of absurd rows."""
 
-RejectionKind = Literal["duplicate", "late", "jump", "value", "new_run", "asset_cap"]
+RejectionKind = Literal["duplicate", "late", "jump", "value", "new_run", "asset_cap", "signal"]
 Verdict = Literal["ok", "duplicate", "late", "jump", "new_run"]
 
 

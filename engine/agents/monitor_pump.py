@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy import count_nonzero
 
 from engine.agents.monitor_bank import F64, Layout, Sizes
 from engine.agents.monitor_config import MonitorConfig
@@ -634,7 +635,7 @@ class PumpModel:
             if settled and unresp:
                 hold[0, 1] = False  # a valve that did not follow: judge res.flow
         self.dyn[i] = d
-        if alarmed.any():
+        if count_nonzero(alarmed):
             self.no_learn[i] |= (alarmed[0].astype(np.float64) @ self.blocks) > 0
         closing = k == d[D_HYD] + 1.0 or k == d[D_TH] + 1.0
         if in_hyd or in_th or d[D_CHN] > 0 or closing or self.unresponsive[i]:

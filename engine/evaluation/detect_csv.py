@@ -352,6 +352,8 @@ def _run(
         notes.append(f"{stats['missing']} missing cells held")
     if stats["implausible"]:
         notes.append(f"{stats['implausible']} implausible cells dropped")
+    if late := monitor.unwatched(asset):
+        notes.append(f"not watched (no value before the warm-up ended): {', '.join(late)}")
     if (n_rej := sum(monitor.counters[k] for k in ("value", "late", "duplicate"))) > 0:
         notes.append(f"{n_rej} samples or values the monitor did not use")
     return (

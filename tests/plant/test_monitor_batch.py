@@ -106,13 +106,20 @@ def test_hostile_ticks_get_the_same_decisions_batched_or_not() -> None:
     fleet = fleet_scenarios(short(load_scenario("sudden_clog_and_drift"), 4800), 4, seed=21)
     rng = np.random.default_rng(5)
     history: list[Telemetry] = []
+    restart: list[float] = [0, 0.0]
 
     def hostile() -> Iterable[list[Telemetry]]:
         for i, tick in enumerate(fleet_ticks(fleet, 1.0)):
+            if i == 2400:
+                p3 = next(t for t in tick if t.asset == "pump03")
+                restart[:] = [p3.seq, p3.ts]
             calls = [t for t in tick if rng.random() > 0.03]
-            if i == 2400:  # pump03 starts over: a new run, everything learned dropped
+            if i >= 2400:  # pump03 starts over (seq and clock from 0, and they go on from
+                # there: one stray sample is only a jump): a new run, everything learned dropped
                 calls = [
-                    t.model_copy(update={"seq": 0, "ts": 0.0}) if t.asset == "pump03" else t
+                    t.model_copy(update={"seq": t.seq - restart[0], "ts": t.ts - restart[1]})
+                    if t.asset == "pump03"
+                    else t
                     for t in calls
                 ]
             if history and rng.random() < 0.02:

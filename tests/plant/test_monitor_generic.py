@@ -134,3 +134,36 @@ def test_detect_never_reads_label_columns_and_says_what_it_used(tmp_path: Path, 
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("skab_like.csv: 1200 rows, 2 signals, 0 episodes, 0.0 % flagged")
     assert all(line.endswith(",0") for line in flags.read_text().splitlines()[1:])
+
+
+def test_a_signal_that_starts_late_is_learned_or_reported_never_silently_ignored() -> None:
+    """A channel missing from the first samples: starting during the warm-up, the warm-up
+    starts over with it and its fault is seen; starting after the warm-up, it is reported
+    once (kind ``signal``) and the other channels keep their detectors (no relearning)."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    a = 10 + rng.normal(0, 0.2, n)
+    b = 20 + rng.normal(0, 0.3, n)
+    c = 50 + rng.normal(0, 0.5, n)
+    c[2200:] += 5.0
+
+    def stream(start: int, shift_a: bool = False) -> list[Telemetry]:
+        aa = a + (4.0 * (np.arange(n) >= 1500) if shift_a else 0.0)
+        out = []
+        for i in range(n):
+            sig = {"a": float(aa[i]), "b": float(b[i])}
+            if i >= start:
+                sig["c"] = float(c[i])
+            out.append(Telemetry(msg_id=str(i), asset="k", seq=i, ts=float(i), signals=sig))
+        return out
+
+    for start in (1, 200):
+        alerts, _ = _run(stream(start))
+        raised = [x for x in alerts if x.status == "active" and x.revision == 0]
+        assert len(raised) == 1 and raised[0].signals == ["c"] and 2200 <= raised[0].ts < 2230
+    monitor = Monitor(MonitorConfig(warmup_n=400), id_prefix="g")
+    alerts = [x for m in stream(600, shift_a=True) for x in monitor.feed(m)]
+    raised = [x for x in alerts if x.status == "active" and x.revision == 0]
+    assert len(raised) == 1 and raised[0].signals == ["a"] and 1500 <= raised[0].ts < 1530
+    assert [(r.kind, r.seq) for r in monitor.take_rejections()] == [("signal", 600)]
+    assert monitor.unwatched("k") == ["c"] and monitor.counters["signal"] == 1
