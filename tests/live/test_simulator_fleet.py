@@ -87,7 +87,7 @@ def test_a_fleet_past_256_pumps_plays_within_an_explicit_bound(start_sim, tmp_pa
         text=True,
         timeout=60,
     )
-    assert out.returncode == 2 and "at most 400 pumps" in out.stderr
+    assert out.returncode == 2 and "at most CONTROLROOM_SIM_MAX_ASSETS=400" in out.stderr
 
 
 def test_batched_telemetry_arrives_sample_for_sample_and_the_log_is_sampled(
