@@ -204,6 +204,14 @@ async def test_reannunciation_when_an_acknowledged_alarm_escalates(
             lambda: any("re-annunciated" in m or "rose to HIGH" in m for m in app.shown),
             "the re-annunciation notice",
         )
-        row = feed.selected
-        assert row is not None and not row.acknowledged and row.priority == "high"
+        # the notice comes off the bus; the row's stored state follows on the next poll
+        await settle(
+            pilot,
+            lambda: (
+                (row := feed.selected) is not None
+                and not row.acknowledged
+                and row.priority == "high"
+            ),
+            "the row unacknowledged at high priority",
+        )
         assert "H●↑" in screen_text(app)
