@@ -7,12 +7,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_github import FakeGitHub
-from tickets_data import report, stored_text
+from tickets_data import Clock, leak_surfaces, report
 
 from engine.tickets.github import GitHubIssuesConnector, marker
 from engine.tickets.mirror import Mirror
@@ -21,21 +20,7 @@ from engine.tickets.store import PARKED, TicketStore
 TOKEN = "ghp_SuperSecretToken1234567890"
 
 
-class Clock:
-    """Wall clock the test can move forward, so waits are checked without sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
-@pytest.fixture
-def db_target(tmp_path: Path) -> Path:
-    """SQLite only: the mirror logic does not depend on the database, and the store's mirror
-    queue is tested on both databases in test_store.py."""
-    return tmp_path / "tickets.db"
+BACKENDS = ["sqlite"]  # the mirror logic does not depend on the database (conftest)
 
 
 @pytest.fixture
@@ -46,8 +31,11 @@ def github() -> Iterator[FakeGitHub]:
 
 
 @pytest.fixture
-def events() -> list[dict[str, Any]]:
-    return []
+def mirror(
+    store: TicketStore, github: FakeGitHub, events: list[dict[str, Any]], clock: Clock
+) -> Mirror:
+    """The mirror most tests drive: default connector, the test's movable clock."""
+    return make_mirror(store, github, events, clock=clock)
 
 
 def make_mirror(
@@ -65,8 +53,7 @@ def make_mirror(
     return Mirror(store, connector, origin="ticket", log=events.append, clock=clock or Clock())
 
 
-def test_tickets_are_mirrored_as_issues(store, github, events) -> None:
-    mirror = make_mirror(store, github, events)
+def test_tickets_are_mirrored_as_issues(store, github, events, mirror) -> None:
     store.record_diagnosis(report(severity="high"))
     assert mirror.run_once() == 1
     t = store.get("T-0001")
@@ -101,8 +88,9 @@ def test_tickets_are_mirrored_as_issues(store, github, events) -> None:
     assert [e["event"] for e in events] == ["mirror_create", "mirror_update", "mirror_close"]
 
 
-def test_a_ticket_closed_before_it_was_mirrored_makes_no_issue(store, github, events) -> None:
-    mirror = make_mirror(store, github, events)
+def test_a_ticket_closed_before_it_was_mirrored_makes_no_issue(
+    store, github, events, mirror
+) -> None:
     store.record_diagnosis(report())
     store.close("T-0001", "ana", "duplicate")
     mirror.run_once()
@@ -132,9 +120,7 @@ def test_401_is_recorded_on_the_ticket_and_local_work_goes_on(store, github, eve
     assert all(t.external.error is None for t in store.tickets())
 
 
-def test_secondary_rate_limit_honours_retry_after(store, github, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
+def test_secondary_rate_limit_honours_retry_after(store, github, events, mirror, clock) -> None:
     github.fail(
         "POST",
         403,
@@ -154,9 +140,7 @@ def test_secondary_rate_limit_honours_retry_after(store, github, events) -> None
     assert store.get("T-0001").external.error is None
 
 
-def test_primary_rate_limit_waits_for_reset(store, github, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
+def test_primary_rate_limit_waits_for_reset(store, github, events, mirror, clock) -> None:
     reset = int(time.time()) + 500
     github.fail(
         "POST",
@@ -171,10 +155,8 @@ def test_primary_rate_limit_waits_for_reset(store, github, events) -> None:
 
 
 def test_secondary_rate_limit_without_headers_waits_a_minute_then_longer(
-    store, github, events
+    store, github, events, mirror, clock
 ) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
     body = {"message": "You have exceeded a secondary rate limit."}
     github.fail("POST", 429, {}, body)
     github.fail("POST", 429, {}, body)
@@ -186,9 +168,7 @@ def test_secondary_rate_limit_without_headers_waits_a_minute_then_longer(
     assert 119 <= mirror.paused_until - clock() <= 121, "exponential on repeated limits"
 
 
-def test_422_is_kept_until_the_ticket_changes(store, github, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
+def test_422_is_kept_until_the_ticket_changes(store, github, events, mirror, clock) -> None:
     github.fail(
         "POST",
         422,
@@ -212,8 +192,7 @@ def test_422_is_kept_until_the_ticket_changes(store, github, events) -> None:
     assert store.get("T-0001").external.id == "1"
 
 
-def test_410_on_update_keeps_the_local_ticket(store, github, events) -> None:
-    mirror = make_mirror(store, github, events)
+def test_410_on_update_keeps_the_local_ticket(store, github, events, mirror) -> None:
     store.record_diagnosis(report())
     mirror.run_once()
     github.fail("PATCH", 410, {}, {"message": "This issue was deleted"})
@@ -224,8 +203,7 @@ def test_410_on_update_keeps_the_local_ticket(store, github, events) -> None:
     assert "410 This issue was deleted" in t.external.error
 
 
-def test_404_names_the_repository(store, github, events) -> None:
-    mirror = make_mirror(store, github, events)
+def test_404_names_the_repository(store, github, events, mirror) -> None:
     github.fail("POST", 404, {}, {"message": "Not Found"})
     store.record_diagnosis(report())
     mirror.run_once()
@@ -250,9 +228,7 @@ def test_a_timed_out_create_never_makes_a_second_issue(store, github, events) ->
     assert github.count("GET") == 1
 
 
-def test_a_5xx_create_is_retried_after_a_lookup(store, github, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
+def test_a_5xx_create_is_retried_after_a_lookup(store, github, events, mirror, clock) -> None:
     github.fail("POST", 502, {}, {"message": "Server Error"})
     store.record_diagnosis(report())
     mirror.run_once()
@@ -294,14 +270,7 @@ def test_the_token_never_appears_in_errors_logs_or_the_store(store, github, even
     bad = make_mirror(store, github, events, token=TOKEN + "x", clock=clock)
     store.record_diagnosis(report(asset="pump09"))
     bad.run_once()
-    texts = [
-        str(events),
-        caplog.text,
-        stored_text(store),
-        str([t.model_dump_json() for t in store.tickets()]),
-        str(mirror.status()),
-        str(bad.status()),
-    ]
+    texts = leak_surfaces(store, events, caplog.text, mirror, bad)
     assert any("***" in t for t in texts), "the echoed token was scrubbed"
     for text in texts:
         assert TOKEN not in text

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from urllib.parse import quote_plus
 import pytest
 from fake_salesforce import FakeSalesforce
 from service_procs import ROOT, service_env
-from tickets_data import report, stored_text
+from tickets_data import Clock, leak_surfaces, report
 
 from engine.bus.broker import free_port
 from engine.services.ticket import mirror_connector
@@ -34,21 +33,7 @@ FIELD = "ControlRoom_Ticket_Id__c"
 UPSERT = f"/sobjects/Case/{FIELD}/"
 
 
-class Clock:
-    """Wall clock the test can move forward, so waits are checked without sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
-@pytest.fixture
-def db_target(tmp_path: Path) -> Path:
-    """SQLite only: the mirror logic does not depend on the database, and the store's mirror
-    queue is tested on both databases in test_store.py."""
-    return tmp_path / "tickets.db"
+BACKENDS = ["sqlite"]  # the mirror logic does not depend on the database (conftest)
 
 
 @pytest.fixture
@@ -56,11 +41,6 @@ def salesforce() -> Iterator[FakeSalesforce]:
     sf = FakeSalesforce(CLIENT_ID, SECRET).start()
     yield sf
     sf.stop()
-
-
-@pytest.fixture
-def events() -> list[dict[str, Any]]:
-    return []
 
 
 def connector(
@@ -73,6 +53,14 @@ def connector(
     return SalesforceCaseConnector(
         sf.url, CLIENT_ID, secret, external_id_field=field, timeout_s=timeout_s
     )
+
+
+@pytest.fixture
+def mirror(
+    store: TicketStore, salesforce: FakeSalesforce, events: list[dict[str, Any]], clock: Clock
+) -> Mirror:
+    """The mirror most tests drive: default connector, the test's movable clock."""
+    return make_mirror(store, salesforce, events, clock=clock)
 
 
 def make_mirror(
@@ -88,8 +76,7 @@ def make_mirror(
     )
 
 
-def test_tickets_are_mirrored_as_cases(store, salesforce, events) -> None:
-    mirror = make_mirror(store, salesforce, events)
+def test_tickets_are_mirrored_as_cases(store, salesforce, events, mirror) -> None:
     store.record_diagnosis(report(severity="high"))
     assert mirror.run_once() == 1
     t = store.get("T-0001")
@@ -171,8 +158,7 @@ def test_an_upsert_answered_without_a_body_is_looked_up(store, salesforce) -> No
     assert salesforce.count("GET", f"{UPSERT}T-0001") == 1
 
 
-def test_an_expired_session_is_renewed_once(store, salesforce, events) -> None:
-    mirror = make_mirror(store, salesforce, events)
+def test_an_expired_session_is_renewed_once(store, salesforce, events, mirror) -> None:
     store.record_diagnosis(report())
     mirror.run_once()
     case_id = store.get("T-0001").external.id
@@ -187,9 +173,9 @@ def test_an_expired_session_is_renewed_once(store, salesforce, events) -> None:
     assert mirror.paused_until == 0.0
 
 
-def test_a_fresh_token_rejected_too_pauses_the_mirror(store, salesforce, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+def test_a_fresh_token_rejected_too_pauses_the_mirror(
+    store, salesforce, events, mirror, clock
+) -> None:
     salesforce.accept_sessions = False
     store.record_diagnosis(report())
     mirror.run_once()
@@ -221,9 +207,7 @@ def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesfor
     assert all(t.external.error is None for t in store.tickets())
 
 
-def test_request_limit_pauses_the_whole_mirror(store, salesforce, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+def test_request_limit_pauses_the_whole_mirror(store, salesforce, events, mirror, clock) -> None:
     limit = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     salesforce.fail("PATCH", 403, {}, limit)
     store.record_diagnosis(report())
@@ -239,9 +223,7 @@ def test_request_limit_pauses_the_whole_mirror(store, salesforce, events) -> Non
     assert len(salesforce.cases) == 2 and store.get("T-0001").external.error is None
 
 
-def test_request_limit_honours_retry_after(store, salesforce, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+def test_request_limit_honours_retry_after(store, salesforce, events, mirror, clock) -> None:
     limit = [
         {"message": "ConcurrentRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
     ]
@@ -251,9 +233,7 @@ def test_request_limit_honours_retry_after(store, salesforce, events) -> None:
     assert 115 <= mirror.paused_until - clock() <= 121
 
 
-def test_400_is_kept_until_the_ticket_changes(store, salesforce, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+def test_400_is_kept_until_the_ticket_changes(store, salesforce, events, mirror, clock) -> None:
     salesforce.fail(
         "PATCH",
         400,
@@ -280,9 +260,9 @@ def test_400_is_kept_until_the_ticket_changes(store, salesforce, events) -> None
     assert store.get("T-0001").external.id in salesforce.cases
 
 
-def test_a_case_deleted_in_salesforce_keeps_the_local_ticket(store, salesforce, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+def test_a_case_deleted_in_salesforce_keeps_the_local_ticket(
+    store, salesforce, events, mirror, clock
+) -> None:
     store.record_diagnosis(report())
     mirror.run_once()
     case_id = store.get("T-0001").external.id
@@ -398,15 +378,7 @@ def test_secrets_never_appear_in_errors_logs_or_the_store(
     bad = make_mirror(store, salesforce, events, secret=SECRET + "x", clock=clock)
     store.record_diagnosis(report(asset="pump09"))
     bad.run_once()
-    texts = [
-        str(events),
-        caplog.text,
-        stored_text(store),
-        str([t.model_dump_json() for t in store.tickets()]),
-        str(mirror.status()),
-        str(bad.status()),
-        str(mirror.connector.describe()),
-    ]
+    texts = leak_surfaces(store, events, caplog.text, mirror, bad)
     assert sum("***" in t for t in texts) >= 3, "the echoes were scrubbed"
     for text in texts:
         for secret in (SECRET, quote_plus(SECRET), SECRET + "x", *salesforce.tokens):
