@@ -143,3 +143,63 @@ def local_time(when: Any, seconds: bool = False) -> str:
             return str(when)
     stamp: datetime = when
     return stamp.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%m-%d %H:%M")
+
+
+# ---- printing (rich is imported when something is printed, never for --help) -----------------
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def new_table(*columns: str) -> Any:
+    """A borderless table, one line per row; ``columns`` are added without a fixed width."""
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in columns:
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    return table
+
+
+def head_line(ident: str, state: str, state_style: str, level: str, rest: str) -> Any:
+    """``ID  state  severity  rest``: the first line of a ticket or an alarm."""
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    head = Text()
+    head.append(clean(ident, single_line=True), style="bold")
+    head.append("  ")
+    head.append(state, style=state_style)
+    head.append("  ")
+    head.append(level, style=SEVERITY_STYLE.get(level, ""))
+    head.append(f"  {rest}")
+    return head
+
+
+def print_facts(out: Any, facts: list[tuple[str, str]], width: int) -> None:
+    """``key: value`` lines, keys right-aligned to ``width``; empty values are left out."""
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    for key, value in facts:
+        if value:
+            line = Text(f"{key:>{width}}: ", style="dim")
+            line.append(clean(str(value), single_line=True))
+            out.print(line)
+
+
+def history_line(at: Any, who: str, action: str, action_width: int, detail: str) -> Any:
+    """One entry of a ticket's or an alarm's history (the caller may append to it)."""
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    line = Text(f"  {local_time(at, seconds=True)}  ", style="dim")
+    line.append(f"{clean(who, single_line=True):<14} {action:<{action_width}}")
+    line.append(clean(detail, single_line=True))
+    return line
