@@ -110,17 +110,13 @@ class RestConnector:
         where = f"{self.service} {method} {path}"
         try:
             return self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise self._err(
-                f"{where} timed out ({type(exc).__name__})",
-                kind="network",
-                retry_after=30.0,
-                ambiguous=method != "GET",
-            ) from None
         except httpx.HTTPError as exc:
-            sent = not isinstance(exc, httpx.ConnectError)
+            timed_out = isinstance(exc, httpx.TimeoutException)
+            sent = timed_out or not isinstance(exc, httpx.ConnectError)
+            name = type(exc).__name__
+            what = f"timed out ({name})" if timed_out else f"failed: {name}: {exc}"
             raise self._err(
-                f"{where} failed: {type(exc).__name__}: {exc}",
+                f"{where} {what}",
                 kind="network",
                 retry_after=30.0,
                 ambiguous=sent and method != "GET",

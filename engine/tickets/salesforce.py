@@ -50,7 +50,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from engine.schemas import ExternalRef, Ticket, utc_now
-from engine.tickets.connectors import ConnectorError, header_seconds
+from engine.tickets.connectors import ConnectorError, ErrorKind, header_seconds
 from engine.tickets.rest_connector import CONFIG_RETRY_S, RestConnector, state_line
 
 __all__ = ["CONFIG_RETRY_S", "SalesforceCaseConnector", "case_description", "case_fields"]
@@ -289,24 +289,10 @@ class SalesforceCaseConnector(RestConnector):
         detail = f"Salesforce {method} {path}: {status}"
         if problems:
             detail += f" [{'; '.join(problems)}]"
-        where = self.external_id_field
-
-        if status == 300 and creating:
-            why = f"several Cases hold this ticket id: make {where} Unique and merge them"
-            return self._ticket_only(f"{detail} ({why}; retried after the next edit)", "validation")
-        if 300 <= status < 400:
+        if 300 <= status < 400 and not (status == 300 and creating):
             to = response.headers.get("location", "?")
             why = f"redirected to {to}: set SALESFORCE_INSTANCE_URL to the org's My Domain URL"
             return self._pause(f"{detail} ({why})", "not_found")
-        if status == 400:
-            why = "Salesforce rejected the Case; retried after the next edit"
-            return self._ticket_only(f"{detail} ({why})", "validation")
-        if status == 401:
-            why = (
-                "a fresh access token was rejected too: check that the Run As user is active and "
-                "API Enabled"
-            )
-            return self._pause(f"{detail} ({why})", "auth")
         if status == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
             wait = header_seconds(response.headers.get("retry-after")) or LIMIT_RETRY_S
             usage = response.headers.get("sforce-limit-info")
@@ -317,25 +303,49 @@ class SalesforceCaseConnector(RestConnector):
                 retry_after=max(wait, 1.0),
                 scope="global",
             )
-        if status == 403:
-            why = (
-                "the Run As user lacks permission: it needs API Enabled, Read/Create/Edit on "
-                f"Case and edit access to {where}"
-            )
-            return self._pause(f"{detail} ({why})", "forbidden")
-        if status == 404 and creating:
-            why = (
-                f"Case field {where} or API version v{self.api_version} not found, or not "
-                "visible to the Run As user"
-            )
-            return self._pause(f"{detail} ({why})", "not_found")
-        if status == 404:
-            why = (
-                "the Case was deleted in Salesforce or is no longer visible; the local ticket is "
-                "kept"
-            )
-            return self._ticket_only(f"{detail} ({why})", "gone")
+        meaning = _MEANING.get((status, creating)) or _MEANING.get((status, None))
+        if meaning is not None:
+            kind, pause, why = meaning
+            why = why.format(field=self.external_id_field, version=self.api_version)
+            make = self._pause if pause else self._ticket_only
+            return make(f"{detail} ({why})", kind)
         return self._server_or_unexpected(detail, status, method)
+
+
+_MEANING: dict[tuple[int, bool | None], tuple[ErrorKind, bool, str]] = {
+    # (status, on a create? None: either): (kind, pause the whole mirror?, what to tell a person)
+    (300, True): (
+        "validation",
+        False,
+        "several Cases hold this ticket id: make {field} Unique and merge them; retried after "
+        "the next edit",
+    ),
+    (400, None): ("validation", False, "Salesforce rejected the Case; retried after the next edit"),
+    (401, None): (
+        "auth",
+        True,
+        "a fresh access token was rejected too: check that the Run As user is active and API "
+        "Enabled",
+    ),
+    (403, None): (
+        "forbidden",
+        True,
+        "the Run As user lacks permission: it needs API Enabled, Read/Create/Edit on Case and "
+        "edit access to {field}",
+    ),
+    (404, True): (
+        "not_found",
+        True,
+        "Case field {field} or API version v{version} not found, or not visible to the Run As user",
+    ),
+    (404, False): (
+        "gone",
+        False,
+        "the Case was deleted in Salesforce or is no longer visible; the local ticket is kept",
+    ),
+}
+"""What each status means when Salesforce's REST API answers it (its "Status Codes and Error
+Responses"); a status not here is a server error or unexpected."""
 
 
 def _json(response: httpx.Response) -> Any:
