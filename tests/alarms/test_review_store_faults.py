@@ -6,25 +6,15 @@ naming the fault until the store can write again."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from db_faults import lock_held
 
 from engine.review_client import ApiError
-
-HOLD = """
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-c.execute("ROLLBACK")
-"""
 
 
 def health(url: str) -> tuple[int, dict[str, Any]]:
@@ -46,27 +36,15 @@ def wait_until(check: Any, what: str, timeout: float = 20.0) -> Any:
 def test_health_degraded_while_another_process_holds_the_store(make_review: Any, var: Path):
     review = make_review(CONTROLROOM_DB_BUSY_TIMEOUT_S="0.2")
     assert health(review.url)[0] == 200
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(var / "controlroom.db")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
 
-        def degraded() -> str | None:
-            status, body = health(review.url)
-            found = [r for r in body["reasons"] if "cannot write (busy)" in r]
-            return found[0] if status == 503 and body["status"] == "degraded" and found else None
+    def degraded() -> str | None:
+        status, body = health(review.url)
+        found = [r for r in body["reasons"] if "cannot write (busy)" in r]
+        return found[0] if status == 503 and body["status"] == "degraded" and found else None
 
+    with lock_held(var / "controlroom.db"):
         reason = wait_until(degraded, "/health degraded while the store is held")
         assert "ticket store" in reason
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.write("release\n")
-        holder.stdin.flush()
-        holder.wait(timeout=10)
     wait_until(lambda: health(review.url)[0] == 200, "/health ok once the lock is released")
 
 
