@@ -96,17 +96,18 @@ def call(
     ``(exit code, None)``."""
 
     from engine.cli.checks import http_url
-    from engine.env_file import process_environ
     from engine.review_client import ApiError, ReviewClient, resolve_endpoint
 
+    environ = args.environ  # resolved once by the CLI's entry (engine.cli.run)
     api = getattr(args, "api", None)
     if api and not api.startswith("unix:"):
         http_url(api.rstrip("/"), "--api")  # a bad URL: exit 2 naming the flag
-    elif not api and process_environ().get("CONTROLROOM_REVIEW_URL"):
-        http_url(process_environ()["CONTROLROOM_REVIEW_URL"].rstrip("/"), "CONTROLROOM_REVIEW_URL")
+    elif not api and environ.get("CONTROLROOM_REVIEW_URL"):
+        http_url(environ["CONTROLROOM_REVIEW_URL"].rstrip("/"), "CONTROLROOM_REVIEW_URL")
 
     async def run() -> Any:
-        endpoint = resolve_endpoint(api, token_file=getattr(args, "token_file", None))
+        token_file = getattr(args, "token_file", None)
+        endpoint = resolve_endpoint(api, token_file=token_file, environ=environ)
         async with ReviewClient(endpoint) as client:
             return await fn(client)
 

@@ -132,9 +132,10 @@ def cmd_tui(args: argparse.Namespace) -> int:
     local = args.api_host in ("127.0.0.1", "localhost", "::1")
     settings = UiSettings(
         broker_url=args.broker,
-        service_urls=service_urls(args.api_host),
+        service_urls=service_urls(args.api_host, args.environ),
         llm=args.llm,
         factory=args.factory,
+        environ=args.environ,
         stack_file=var_dir() / STATUS_FILE if local else None,
     )
     _run_app(settings)
@@ -208,6 +209,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 service_urls=stack.urls,
                 llm=args.llm,
                 stack_file=stack.var / STATUS_FILE,
+                environ=args.environ,
             )
         )
     finally:
