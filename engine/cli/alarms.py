@@ -25,6 +25,7 @@ from engine.cli.review_api import (
     SEVERITY_STYLE,
     Choices,
     add_choice,
+    add_command,
     call,
     common_options,
     console,
@@ -33,7 +34,6 @@ from engine.cli.review_api import (
     local_time,
     new_table,
     print_facts,
-    print_json,
 )
 
 STATE_STYLE = {
@@ -69,12 +69,12 @@ def _minutes(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = common_options()
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "alarms",
-        parents=[common],
-        help="alarms: list, acknowledge, shelve; assets out of service; KPIs",
-        description="The alarm lifecycle through the review service. Without an action: the "
-        "alarms that are not back to normal.",
+        "alarms: list, acknowledge, shelve; assets out of service; KPIs",
+        "The alarm lifecycle through the review service. Without an action: the alarms that "
+        "are not back to normal.",
     )
     p.set_defaults(func=cmd_alarms, action="list", state="open", asset=None, priority=None)
     acts = p.add_subparsers(dest="action", metavar="ACTION")
@@ -153,11 +153,9 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         return await client.kpis(args.hours, args.operators)
 
     code, data = call(args, f"alarms {action}", run)
-    if code:
+    if code or data is None:  # failed, or printed as --json
         return code
-    if getattr(args, "json", False):
-        print_json(data)
-    elif action == "list":
+    if action == "list":
         _print_list(data, args)
     elif action == "assets":
         _print_assets(data)

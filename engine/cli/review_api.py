@@ -65,6 +65,13 @@ def add_choice(
     parser.add_argument(flag, choices=choices, metavar=metavar, help=help_text, **kw)
 
 
+def add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str, about: str
+) -> argparse.ArgumentParser:
+    """A review-API command (``tickets``, ``alarms``) with the common options."""
+    return sub.add_parser(name, parents=[common_options()], help=help, description=about)
+
+
 def common_options() -> argparse.ArgumentParser:
     """Accepted before or after the action; SUPPRESS so a sub-parser does not reset a value
     given before it."""
@@ -92,7 +99,8 @@ def common_options() -> argparse.ArgumentParser:
 def call(
     args: argparse.Namespace, command: str, fn: Callable[[Any], Awaitable[Any]]
 ) -> tuple[int, Any]:
-    """Run ``fn(client)`` against the review API: ``(0, its result)``, or the error printed and
+    """Run ``fn(client)`` against the review API: ``(0, its result)``; ``(0, None)`` when
+    ``--json`` asked for the result and it is printed already; or the error printed and
     ``(exit code, None)``."""
 
     from engine.cli.checks import http_url
@@ -112,13 +120,17 @@ def call(
             return await fn(client)
 
     try:
-        return 0, asyncio.run(run())
+        result = asyncio.run(run())
     except ApiError as exc:
         print(f"controlroom {command}: {exc.detail}", file=sys.stderr)
         return exc.exit_code, None
     except (OSError, ValueError) as exc:  # an unreadable token or body file
         print(f"controlroom {command}: {exc}", file=sys.stderr)
         return 2, None
+    if getattr(args, "json", False):
+        print_json(result)
+        return 0, None
+    return 0, result
 
 
 def print_json(data: Any) -> None:

@@ -25,10 +25,10 @@ from engine.cli.review_api import (
     SEVERITY_STYLE,
     Choices,
     add_choice,
+    add_command,
     call,
     common_options,
     local_time,
-    print_json,
 )
 
 if TYPE_CHECKING:  # the models only in annotations: `tickets --help` imports no pydantic
@@ -39,12 +39,12 @@ STATE_STYLE = {"open": "bold", "approved": "cyan", "closed": "dim"}
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = common_options()
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "tickets",
-        parents=[common],
-        help="list, show, approve, edit and close work orders (review API)",
-        description="Review work orders through the review service (controlroom serve review, "
-        "or controlroom up). Without an action: the list of open and approved tickets.",
+        "list, show, approve, edit and close work orders (review API)",
+        "Review work orders through the review service (controlroom serve review, or "
+        "controlroom up). Without an action: the list of open and approved tickets.",
     )
     p.set_defaults(func=cmd_tickets, action="list", state="active", asset=None, limit=200)
     acts = p.add_subparsers(dest="action", metavar="ACTION")
@@ -103,11 +103,9 @@ def cmd_tickets(args: argparse.Namespace) -> int:
         return await client.close(args.ticket_id, args.reason, args.note)
 
     code, data = call(args, f"tickets {action}", run)
-    if code:
+    if code or data is None:  # failed, or printed as --json
         return code
-    if getattr(args, "json", False):
-        print_json(data)
-    elif action == "list":
+    if action == "list":
         _print_list(data, args)
     else:
         _print_ticket(data, verb=None if action == "show" else action)

@@ -54,9 +54,8 @@ class FakeGitHub(FakeServer):
                             "status": "401",
                         },
                     )
-                fault = gh.take_fault(method)
-                if fault is not None:
-                    return self._send(fault.status, fault.body, fault.headers)
+                if self._scripted(gh.take_fault(method)):
+                    return None
                 base = f"/repos/{gh.repo}/issues"
                 if parts.path == base and method == "POST":
                     return self._create(payload)

@@ -48,6 +48,12 @@ class JsonHandler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         raise NotImplementedError
 
+    def _scripted(self, fault: Fault | None) -> bool:
+        """Answer with a scripted fault, if there is one (then the request is done)."""
+        if fault is not None:
+            self._send(fault.status, fault.body, fault.headers)
+        return fault is not None
+
     def do_POST(self) -> None:
         self._route("POST")
 

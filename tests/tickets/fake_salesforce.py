@@ -110,9 +110,8 @@ class FakeSalesforce(FakeServer):
                             }
                         ],
                     )
-                fault = sf.take_fault(method)
-                if fault is not None:
-                    return self._send(fault.status, fault.body, fault.headers)
+                if self._scripted(sf.take_fault(method)):
+                    return None
                 base = f"/services/data/v{sf.api_version}/sobjects/Case/"
                 if not parts.path.startswith(base):
                     return self._not_found()
@@ -130,9 +129,8 @@ class FakeSalesforce(FakeServer):
                 self._send(404, [{"errorCode": code, "message": message}])
 
             def _token(self, form: dict[str, list[str]]) -> None:
-                fault = sf.take_fault("TOKEN")
-                if fault is not None:
-                    return self._send(fault.status, fault.body, fault.headers)
+                if self._scripted(sf.take_fault("TOKEN")):
+                    return None
                 if form.get("grant_type") != ["client_credentials"]:
                     return self._send(400, {"error": "unsupported_grant_type"})
                 if form.get("client_id") != [sf.client_id]:

@@ -59,6 +59,19 @@ def var(tmp_path: Path) -> Path:
 # ---- another process holds the database ----------------------------------------------------
 
 
+def all_stored_and_healthy(
+    store: TicketStore, published: list[Any], svc: ServiceProc, wait_for: Any
+) -> None:
+    """Once the fault is gone: every published diagnosis stored exactly once, /health ok."""
+    wait_for(
+        lambda: store.counts()["diagnoses"] == len(published),
+        timeout=30,
+        what=f"all {len(published)} diagnoses stored",
+    )
+    assert stored_ids(store) == sorted(r.diagnosis_id for r in published)
+    wait_for(lambda: healthy(svc), what="/health ok again")
+
+
 def test_a_store_held_by_another_process_loses_nothing(
     make_broker, bus_client, wait_for, var, db_target
 ) -> None:
@@ -185,13 +198,7 @@ def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path, 
             else:
                 unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
                 resource.prlimit(pid, resource.RLIMIT_FSIZE, unlimited)
-            wait_for(
-                lambda: store.counts()["diagnoses"] == len(published),
-                timeout=30,
-                what=f"all {len(published)} diagnoses stored",
-            )
-            assert stored_ids(store) == sorted(r.diagnosis_id for r in published)
-            wait_for(lambda: healthy(svc), what="/health ok again")
+            all_stored_and_healthy(store, published, svc, wait_for)
         finally:
             svc.stop()
             store.close_db()
@@ -240,13 +247,7 @@ def test_a_full_disk_under_postgresql_loses_nothing(
             if not server.running():
                 server.start()
             store = TicketStore(url)
-            wait_for(
-                lambda: store.counts()["diagnoses"] == len(published),
-                timeout=30,
-                what=f"all {len(published)} diagnoses stored",
-            )
-            assert stored_ids(store) == sorted(r.diagnosis_id for r in published)
-            wait_for(lambda: healthy(svc), what="/health ok again")
+            all_stored_and_healthy(store, published, svc, wait_for)
             store.close_db()
         finally:
             svc.stop()
