@@ -269,6 +269,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             rate_hz=args.rate_hz,
             host=config.host,
             env=child_env,
+            environ=args.environ,
             console=True,
             supervise=True,
         )

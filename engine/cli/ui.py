@@ -183,6 +183,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         speed=args.speed,
         assets=args.assets if args.assets > 1 else None,
+        environ=args.environ,
         supervise=True,
     )
     fleet = f", {args.assets} pumps" if args.assets > 1 else ""
