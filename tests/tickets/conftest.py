@@ -10,6 +10,8 @@
 - ``pg_server``: the private PostgreSQL server itself (for tests that stop or lock it).
 - ``clock``: a wall clock the test moves forward (mirror back-off without sleeping).
 - ``events``: a list a mirror or service logs its event dicts into.
+- ``mirror_of(connector, clock=None)``: a ``Mirror`` of ``store`` through ``connector``, logging
+  into ``events``, on the test's ``clock`` unless another is given.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from service_procs import LAUNCHED
 from tickets_data import Clock, report
 
 from engine.schemas import DiagnosisReport
+from engine.tickets.connectors import TicketConnector
+from engine.tickets.mirror import Mirror
 from engine.tickets.store import TicketStore
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -83,3 +87,13 @@ def events() -> list[dict[str, Any]]:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture
+def mirror_of(
+    store: TicketStore, events: list[dict[str, Any]], clock: Clock
+) -> Callable[..., Mirror]:
+    def make(connector: TicketConnector, movable: Clock | None = None) -> Mirror:
+        return Mirror(store, connector, origin="ticket", log=events.append, clock=movable or clock)
+
+    return make

@@ -15,7 +15,7 @@ from tickets_data import Clock, leak_surfaces, report
 
 from engine.tickets.github import GitHubIssuesConnector, marker
 from engine.tickets.mirror import Mirror
-from engine.tickets.store import PARKED, TicketStore
+from engine.tickets.store import PARKED
 
 TOKEN = "ghp_SuperSecretToken1234567890"
 
@@ -30,27 +30,16 @@ def github() -> Iterator[FakeGitHub]:
     gh.stop()
 
 
-@pytest.fixture
-def mirror(
-    store: TicketStore, github: FakeGitHub, events: list[dict[str, Any]], clock: Clock
-) -> Mirror:
-    """The mirror most tests drive: default connector, the test's movable clock."""
-    return make_mirror(store, github, events, clock=clock)
-
-
-def make_mirror(
-    store: TicketStore,
-    github: FakeGitHub,
-    events: list[dict[str, Any]],
-    *,
-    token: str = TOKEN,
-    timeout_s: float = 5.0,
-    clock: Clock | None = None,
-) -> Mirror:
-    connector = GitHubIssuesConnector(
+def connector(github: FakeGitHub, *, token: str = TOKEN, timeout_s: float = 5.0) -> Any:
+    return GitHubIssuesConnector(
         token, github.repo, api_url=github.url, timeout_s=timeout_s, min_interval_s=0.0
     )
-    return Mirror(store, connector, origin="ticket", log=events.append, clock=clock or Clock())
+
+
+@pytest.fixture
+def mirror(mirror_of: Any, github: FakeGitHub) -> Mirror:
+    """The mirror most tests drive: default connector, the test's movable clock."""
+    return mirror_of(connector(github))
 
 
 def test_tickets_are_mirrored_as_issues(store, github, events, mirror) -> None:
@@ -97,9 +86,11 @@ def test_a_ticket_closed_before_it_was_mirrored_makes_no_issue(
     assert github.issues == {} and store.due_mirror_jobs() == []
 
 
-def test_401_is_recorded_on_the_ticket_and_local_work_goes_on(store, github, events) -> None:
+def test_401_is_recorded_on_the_ticket_and_local_work_goes_on(
+    store, github, events, mirror_of
+) -> None:
     clock = Clock()
-    mirror = make_mirror(store, github, events, token="ghp_wrong_token_value", clock=clock)
+    mirror = mirror_of(connector(github, token="ghp_wrong_token_value"), clock)
     store.record_diagnosis(report())
     mirror.run_once()
     t = store.get("T-0001")
@@ -113,7 +104,7 @@ def test_401_is_recorded_on_the_ticket_and_local_work_goes_on(store, github, eve
     assert mirror.run_once() == 0, "paused: nothing is sent"
     assert len(store.tickets()) == 3
     # The token is fixed (service restarted with the right one): the backlog catches up.
-    fixed = make_mirror(store, github, events, clock=clock)
+    fixed = mirror_of(connector(github), clock)
     clock.offset += 301
     assert fixed.run_once() == 3
     assert sorted(int(t.external.id) for t in store.tickets()) == [1, 2, 3]
@@ -210,9 +201,9 @@ def test_404_names_the_repository(store, github, events, mirror) -> None:
     assert "repository acme/plant not found" in store.get("T-0001").external.error
 
 
-def test_a_timed_out_create_never_makes_a_second_issue(store, github, events) -> None:
+def test_a_timed_out_create_never_makes_a_second_issue(store, github, events, mirror_of) -> None:
     clock = Clock()
-    mirror = make_mirror(store, github, events, timeout_s=0.5, clock=clock)
+    mirror = mirror_of(connector(github, timeout_s=0.5), clock)
     github.hang_next_create()
     store.record_diagnosis(report())
     mirror.run_once()
@@ -253,10 +244,12 @@ def test_unreachable_github_is_retried_with_backoff(store, events, tmp_path) -> 
     assert "failed: ConnectError" in store.get("T-0001").external.error
 
 
-def test_the_token_never_appears_in_errors_logs_or_the_store(store, github, events, caplog) -> None:
+def test_the_token_never_appears_in_errors_logs_or_the_store(
+    store, github, events, caplog, mirror_of
+) -> None:
     caplog.set_level(logging.DEBUG)
     clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
+    mirror = mirror_of(connector(github), clock)
     # A hostile or buggy server echoing the credential back must not get it stored or logged.
     github.fail("POST", 422, {}, {"message": f"Validation Failed for Bearer {TOKEN}"})
     github.fail("PATCH", 500, {}, {"message": TOKEN})
@@ -267,7 +260,7 @@ def test_the_token_never_appears_in_errors_logs_or_the_store(store, github, even
     store.approve("T-0001", "ana")
     clock.offset += 3600
     mirror.run_once()
-    bad = make_mirror(store, github, events, token=TOKEN + "x", clock=clock)
+    bad = mirror_of(connector(github, token=TOKEN + "x"), clock)
     store.record_diagnosis(report(asset="pump09"))
     bad.run_once()
     texts = leak_surfaces(store, events, caplog.text, mirror, bad)

@@ -24,7 +24,7 @@ from engine.tickets.connectors import ConnectorError
 from engine.tickets.github import GitHubIssuesConnector
 from engine.tickets.mirror import Mirror
 from engine.tickets.salesforce import SalesforceCaseConnector, case_fields
-from engine.tickets.store import PARKED, TicketStore
+from engine.tickets.store import PARKED
 
 CLIENT_ID = "3MVG9controlroomConsumerKey"
 SECRET = "5F0E9D8C7B6A+Secret/Value=="
@@ -56,24 +56,9 @@ def connector(
 
 
 @pytest.fixture
-def mirror(
-    store: TicketStore, salesforce: FakeSalesforce, events: list[dict[str, Any]], clock: Clock
-) -> Mirror:
+def mirror(mirror_of: Any, salesforce: FakeSalesforce) -> Mirror:
     """The mirror most tests drive: default connector, the test's movable clock."""
-    return make_mirror(store, salesforce, events, clock=clock)
-
-
-def make_mirror(
-    store: TicketStore,
-    sf: FakeSalesforce,
-    events: list[dict[str, Any]],
-    *,
-    clock: Clock | None = None,
-    **kw: Any,
-) -> Mirror:
-    return Mirror(
-        store, connector(sf, **kw), origin="ticket", log=events.append, clock=clock or Clock()
-    )
+    return mirror_of(connector(salesforce))
 
 
 def test_tickets_are_mirrored_as_cases(store, salesforce, events, mirror) -> None:
@@ -128,9 +113,9 @@ def test_priority_follows_severity(store, severity, priority) -> None:
     assert len(fields["Subject"]) <= 255 and len(fields["Description"]) <= 32_000
 
 
-def test_a_timed_out_create_never_makes_a_second_case(store, salesforce, events) -> None:
+def test_a_timed_out_create_never_makes_a_second_case(store, salesforce, events, mirror_of) -> None:
     clock = Clock()
-    mirror = make_mirror(store, salesforce, events, timeout_s=0.5, clock=clock)
+    mirror = mirror_of(connector(salesforce, timeout_s=0.5), clock)
     salesforce.hang_next_create()
     store.record_diagnosis(report())
     mirror.run_once()
@@ -186,9 +171,9 @@ def test_a_fresh_token_rejected_too_pauses_the_mirror(
     assert mirror.paused_until >= clock() + 250
 
 
-def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesforce, events):
+def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesforce, mirror_of):
     clock = Clock()
-    mirror = make_mirror(store, salesforce, events, secret="not-the-secret", clock=clock)
+    mirror = mirror_of(connector(salesforce, secret="not-the-secret"), clock)
     store.record_diagnosis(report())
     mirror.run_once()
     t = store.get("T-0001")
@@ -200,7 +185,7 @@ def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesfor
     store.record_diagnosis(report(asset="pump02"))
     assert mirror.run_once() == 0, "paused: nothing is sent"
     assert len(store.tickets()) == 2
-    fixed = make_mirror(store, salesforce, events, clock=clock)
+    fixed = mirror_of(connector(salesforce), clock)
     clock.offset += 301
     assert fixed.run_once() == 2
     assert len(salesforce.cases) == 2
@@ -277,9 +262,11 @@ def test_a_case_deleted_in_salesforce_keeps_the_local_ticket(
     assert salesforce.cases == {} and salesforce.count("PATCH", UPSERT) == 1, "not re-created"
 
 
-def test_a_missing_external_id_field_is_a_configuration_error(store, salesforce, events) -> None:
+def test_a_missing_external_id_field_is_a_configuration_error(
+    store, salesforce, events, mirror_of
+) -> None:
     clock = Clock()
-    mirror = make_mirror(store, salesforce, events, field="Ticket_Ref__c", clock=clock)
+    mirror = mirror_of(connector(salesforce, field="Ticket_Ref__c"), clock)
     store.record_diagnosis(report())
     mirror.run_once()
     error = store.get("T-0001").external.error
@@ -335,11 +322,11 @@ def test_answers_are_classified(store, salesforce, where, status, headers, body,
     assert text in exc.message
 
 
-def test_unreachable_salesforce_is_retried_with_backoff(store, events) -> None:
+def test_unreachable_salesforce_is_retried_with_backoff(store, events, mirror_of) -> None:
     sf = FakeSalesforce(CLIENT_ID, SECRET)  # bound but never serving: connections are refused
     sf.server.server_close()
     clock = Clock()
-    mirror = make_mirror(store, sf, events, timeout_s=1.0, clock=clock)
+    mirror = mirror_of(connector(sf, timeout_s=1.0), clock)
     store.record_diagnosis(report())
     mirror.run_once()
     (job,) = store.due_mirror_jobs(clock() + 31)
@@ -348,11 +335,11 @@ def test_unreachable_salesforce_is_retried_with_backoff(store, events) -> None:
 
 
 def test_secrets_never_appear_in_errors_logs_or_the_store(
-    store, salesforce, events, caplog
+    store, salesforce, events, caplog, mirror_of
 ) -> None:
     caplog.set_level(logging.DEBUG)
     clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+    mirror = mirror_of(connector(salesforce), clock)
     store.record_diagnosis(report())
     mirror.run_once()
     token = salesforce.tokens[0]
@@ -375,7 +362,7 @@ def test_secrets_never_appear_in_errors_logs_or_the_store(
     store.record_diagnosis(report(asset="pump08"))
     clock.offset += 3600
     mirror.run_once()
-    bad = make_mirror(store, salesforce, events, secret=SECRET + "x", clock=clock)
+    bad = mirror_of(connector(salesforce, secret=SECRET + "x"), clock)
     store.record_diagnosis(report(asset="pump09"))
     bad.run_once()
     texts = leak_surfaces(store, events, caplog.text, mirror, bad)
