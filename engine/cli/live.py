@@ -198,7 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"controlroom serve: {exc}", file=sys.stderr)
         return 2
     try:
-        ensure_writable_var()
+        ensure_writable_var(args.environ)
     except SettingsError as exc:
         print(f"controlroom serve {args.name}: {exc}", file=sys.stderr)
         return 1
@@ -236,7 +236,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from engine.settings import Config
 
     try:
-        ensure_writable_var()
+        ensure_writable_var(args.environ)
     except SettingsError as exc:
         print(f"controlroom up: {exc}", file=sys.stderr)
         return 1
