@@ -39,6 +39,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -277,21 +278,30 @@ def part_live(args: argparse.Namespace) -> None:
         t0 = time.time()
         window_start = datetime.now(UTC)
         sim.post("/scenario/start", json={"speed": 1.0})
-        loads = []
+        loads: list[float] = []
+        behind: dict[str, int] = {"monitor": 0, "diagnosis": 0}
         while time.time() - t0 < minutes * 60:
-            time.sleep(min(30.0, max(0.1, minutes * 60 - (time.time() - t0))))
+            time.sleep(min(10.0, max(0.1, minutes * 60 - (time.time() - t0))))
             loads.append(os.getloadavg()[0])
+            now = _counts(stack)
+            for name in behind:  # samples published but not yet handled: the backlog
+                behind[name] = max(behind[name], now["simulator"] - now[name])
         sim.post("/scenario/stop")
         wall = time.time() - t0
+        t_stop = time.time()
         after = _settle(stack)
+        catch_up = time.time() - t_stop
         published = after["simulator"] - counts["simulator"]
         rate = published / wall
         print(f"  window: {wall:.0f} s wall, {published:,} samples published ({rate:,.0f}/s); "
-              f"load during it {min(loads):.1f}..{max(loads):.1f}")  # fmt: skip
+              f"load during it {min(loads):.1f}..{max(loads):.1f}; consumers caught up "
+              f"{catch_up:.1f} s after the publisher stopped")  # fmt: skip
         for name in ("monitor", "diagnosis"):
             got = after[name] - counts[name]
             print(f"  {name:<10} received {got:,}: lost {published - got:,}"
-                  f"{'  (zero loss)' if got == published else ''}")  # fmt: skip
+                  f"{'  (zero loss)' if got == published else ''}; largest backlog seen "
+                  f"(every 10 s) {behind[name]:,} samples = {behind[name] / max(1.0, rate):.1f} s "
+                  "behind")  # fmt: skip
         lat = _alert_latencies(var / "logs" / "monitor.jsonl", window_start)
         print(
             f"  telemetry -> alert (monitor, wall clock, published -> published): "
@@ -351,11 +361,7 @@ def _settle(stack: object, quiet_s: float = SETTLE_QUIET_S) -> dict[str, int]:
     last: dict[str, int] = {}
     still = time.time()
     while True:
-        now = {
-            "simulator": int(stack.health("simulator")["published"]),  # type: ignore[attr-defined]
-            "monitor": int(stack.health("monitor")["counters"]["samples"]),  # type: ignore[attr-defined]
-            "diagnosis": int(stack.health("diagnosis")["counters"]["samples"]),  # type: ignore[attr-defined]
-        }
+        now = _counts(stack)
         if now["monitor"] >= now["simulator"] and now["diagnosis"] >= now["simulator"]:
             return now
         if now != last:
@@ -363,6 +369,15 @@ def _settle(stack: object, quiet_s: float = SETTLE_QUIET_S) -> dict[str, int]:
         elif time.time() - still >= quiet_s:
             return now
         time.sleep(1.0)
+
+
+def _counts(stack: object) -> dict[str, int]:
+    """Samples published by the simulator, handled by the monitor and by the diagnosis."""
+    return {
+        "simulator": int(stack.health("simulator")["published"]),  # type: ignore[attr-defined]
+        "monitor": int(stack.health("monitor")["counters"]["samples"]),  # type: ignore[attr-defined]
+        "diagnosis": int(stack.health("diagnosis")["counters"]["samples"]),  # type: ignore[attr-defined]
+    }
 
 
 def _alerts(stack: object) -> int:
@@ -392,6 +407,7 @@ def part_replicas(args: argparse.Namespace) -> None:
         )
         for service in args.services.split(","):
             rates: dict[int, float] = {1: 0.0, 2: 0.0}
+            cpu: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
             for _ in range(args.repeat):
                 for n in (1, 2):  # alternated, so a change of load hits both counts alike
                     procs = [
@@ -405,6 +421,7 @@ def part_replicas(args: argparse.Namespace) -> None:
                         for p in procs:
                             p.stop()
                     rates[n] = max(rates[n], r["rate"])
+                    cpu[n].append((r["cpu_us"], r["broker_cpu_us"]))
                     got = ", ".join(f"{c['samples']:,} (not mine {c['not_mine']})" for c in split)
                     print(
                         f"  {service:<9} x{n}: {r['rate']:>8,.0f} samples/s, "
@@ -418,9 +435,30 @@ def part_replicas(args: argparse.Namespace) -> None:
                 f"({'meets' if ratio >= 1.8 else 'BELOW'} the 1.8x target; best of {args.repeat})",
                 flush=True,
             )
+            print(f"  {service}: {cpu_bound(cpu[1], cpu[2])}", flush=True)
     finally:
         broker.stop()
         shutil.rmtree(var, ignore_errors=True)
+
+
+def cpu_bound(one: list[tuple[float, float]], two: list[tuple[float, float]]) -> str:
+    """What the CPU figures allow, whatever the load: the ratio two replicas could reach on
+    this machine's cores if nothing else ran. A replica is one Python process (one core at
+    most: the GIL), so one replica drains at most 1e6 / its CPU µs per sample; two drain at
+    most 2e6 / theirs, and — the broker delivering every sample on the same cores — at most
+    cores × 1e6 / (their CPU + the broker's) per sample. Medians of the runs (µs/sample)."""
+    if not one or not two:
+        return "no CPU figures"
+    c1, b1 = (statistics.median(x) for x in zip(*one, strict=True))
+    c2, b2 = (statistics.median(x) for x in zip(*two, strict=True))
+    cores = os.cpu_count() or 1
+    bound1 = min(1e6 / c1, cores * 1e6 / (c1 + b1))
+    bound2 = min(2e6 / c2, cores * 1e6 / (c2 + b2))
+    return (
+        f"CPU per sample {c1:.1f} us alone, {c2:.1f} us with two; broker {b1:.1f} / {b2:.1f} us. "
+        f"On {cores} free cores: one replica <= {bound1:,.0f}/s, two <= {bound2:,.0f}/s "
+        f"(the broker's share of the cores) -> at most {bound2 / bound1:.2f}x"
+    )
 
 
 def part_simulator(args: argparse.Namespace) -> None:
