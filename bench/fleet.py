@@ -18,7 +18,9 @@ for ``--minutes`` (zero loss, p99 telemetry→alert latency, RSS per service). P
 1 vs 2 replicas of the monitor and of the diagnosis draining the same backlog on one broker in
 the same run (throughput ratio; target ≥ 1.8×). Part ``simulator``: the simulator service flat
 out (samples/s, target ≥ 20k) and the seconds a SIGTERM takes to end it then (target ≤ 2 s).
-Part ``monitor``: the vectorised monitor alone at 1,000 pumps, CPU per sample after the warm-up,
+Part ``diagnosis``: CPU per alert commit of the diagnosis service with N pumps pending (per-pump
+state rows vs the whole state it used to write). Part ``monitor``: the vectorised monitor alone
+at 1,000 pumps, CPU per sample after the warm-up,
 for a fault-free fleet and for one mostly in alarm (target ≥ 300k samples/s per core).
 Each prints the machine's load with every figure.
 
@@ -30,6 +32,7 @@ Each prints the machine's load with every figure.
     python bench/fleet.py --part replicas --batch 64 # 1 vs 2 replicas, monitor and diagnosis
     python bench/fleet.py --part simulator           # publish rate flat out; stop after SIGTERM
     python bench/fleet.py --part monitor --ticks 400 # the vectorised monitor alone, 1,000 pumps
+    python bench/fleet.py --part diagnosis --sizes 1,100,1000  # CPU per alert commit vs pumps
 """
 
 from __future__ import annotations
@@ -566,6 +569,61 @@ def part_monitor(args: argparse.Namespace) -> None:
         )
 
 
+def part_diagnosis(args: argparse.Namespace) -> None:
+    """What one alert's commit costs the diagnosis service as the fleet grows: the service (its
+    real SQLite outbox in a temporary var/) holding ``N`` pumps, each with a pending final and
+    its history (one real pump's state, from the bench's replay up to its first alert, copied
+    under N names), then the commit an alert makes — per-pump rows (what the service does) vs
+    the whole state (what it did). CPU ms per commit (process time), median of 20 (3 whole)."""
+    import tempfile
+
+    from engine.agents.diagnosis_state import DiagnosisState
+    from engine.evaluation.replay import replay
+    from engine.plant.scenario import load_scenario
+    from engine.schemas import AlertEvent
+    from engine.services.diagnosis import DiagnosisService
+    from engine.services.registry import build_service
+    from engine.services.settings import Settings
+
+    var = Path(tempfile.mkdtemp(prefix="controlroom-fleet-diag-"))
+    os.environ["CONTROLROOM_VAR"] = str(var)
+    try:
+        svc = build_service(Settings.from_env("diagnosis"))
+        assert isinstance(svc, DiagnosisService)
+        for msg in replay(load_scenario("sudden_clog_and_drift"), diagnose=False):
+            if isinstance(msg, AlertEvent):
+                svc.on_input(msg)
+                if svc.pending_finals:
+                    break
+            else:
+                svc.on_telemetry([msg])  # type: ignore[list-item]
+        one = svc.diagnoser.export_state().assets[0]
+        print(f"diagnosis commit per alert: one pump's state {len(one.model_dump_json()):,} B "
+              f"(pending finals {svc.pending_finals}); {_load()}", flush=True)  # fmt: skip
+        for n in [int(x) for x in args.sizes.split(",")]:
+            fleet = [one.model_copy(update={"asset": f"pump{i:04d}"}) for i in range(n)]
+            svc.diagnoser.restore_state(DiagnosisState(assets=fleet))
+            rows, whole = [], []
+            for k in range(20):
+                c = time.process_time()
+                svc._dirty.add(f"pump{k % n:04d}")
+                svc._commit(None)
+                rows.append(time.process_time() - c)
+                if k < 3:  # slow at a fleet: a few suffice
+                    c = time.process_time()
+                    blob = svc.diagnoser.export_state().model_dump_json()
+                    svc.store.commit([], {"__whole__": blob})
+                    whole.append(time.process_time() - c)
+            print(
+                f"  {n:>5} pumps pending: per-pump rows {statistics.median(rows) * 1e3:7.2f} ms "
+                f"CPU per commit; whole state {statistics.median(whole) * 1e3:9.1f} ms "
+                f"({len(blob) / 1e6:,.1f} MB)  ({_load()})",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(var, ignore_errors=True)
+
+
 MONITOR_FROM_S = 900
 """Ticks fed before the monitor part starts timing: past every pump's warm-up."""
 
@@ -577,7 +635,7 @@ def _load() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parts = ("replay", "live", "replicas", "simulator", "monitor")
+    parts = ("replay", "live", "replicas", "simulator", "monitor", "diagnosis")
     p.add_argument("--part", choices=parts, default="replay")
     p.add_argument("--sizes", default="1,10,100,1000", help="fleet sizes (default 1,10,100,1000)")
     p.add_argument("--seconds", type=float, default=4000.0, help="simulated seconds per run")
@@ -617,6 +675,8 @@ def main() -> None:
         part_live(args)
     elif args.part == "simulator":
         part_simulator(args)
+    elif args.part == "diagnosis":
+        part_diagnosis(args)
     elif args.part == "monitor":
         part_monitor(args)
     else:
