@@ -286,9 +286,9 @@ def part_live(args: argparse.Namespace) -> None:
         while time.time() - t0 < minutes * 60:
             time.sleep(min(10.0, max(0.1, minutes * 60 - (time.time() - t0))))
             loads.append(os.getloadavg()[0])
-            now = _counts(stack)
+            seen = _counts(stack)
             for name in behind:  # samples published but not yet handled: the backlog
-                behind[name] = max(behind[name], now["simulator"] - now[name])
+                behind[name] = max(behind[name], seen["simulator"] - seen[name])
         sim.post("/scenario/stop")
         wall = time.time() - t0
         t_stop = time.time()

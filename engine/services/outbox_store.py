@@ -63,11 +63,10 @@ class OutboxStore:
         messages: Sequence[WireModel],
         rows: Mapping[str, str | None] | None = None,
         *,
-        replace_all: bool = False,
+        drop_legacy: bool = False,
     ) -> None:
         """Queue ``messages`` and write the state ``rows`` (a None value deletes its row), in
-        one transaction. ``replace_all``: the rows given are the whole state (any other row,
-        and the legacy blob, are deleted)."""
+        one transaction; ``drop_legacy`` deletes the earlier versions' whole-state blob too."""
         msgs = [(self.origin, topic_for(m), m.to_json()) for m in messages]
         rows = rows or {}
         put = [(self.origin, k, v) for k, v in rows.items() if v is not None]
@@ -79,17 +78,23 @@ class OutboxStore:
                 conn.executemany(
                     "INSERT INTO outbox (origin, topic, payload) VALUES (?, ?, ?)", msgs
                 )
-                if replace_all:
-                    conn.execute("DELETE FROM state_rows WHERE origin = ?", (self.origin,))
-                    conn.execute("DELETE FROM state WHERE key = ?", (self.origin,))
                 conn.executemany(
                     "INSERT OR REPLACE INTO state_rows (origin, key, value) VALUES (?, ?, ?)", put
                 )
                 conn.executemany("DELETE FROM state_rows WHERE origin = ? AND key = ?", drop)
+                if drop_legacy:
+                    conn.execute("DELETE FROM state WHERE key = ?", (self.origin,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def row_keys(self) -> list[str]:
+        with self._lock:
+            got = self._conn.execute(
+                "SELECT key FROM state_rows WHERE origin = ?", (self.origin,)
+            ).fetchall()
+        return [str(k) for (k,) in got]
 
     def load_rows(self) -> dict[str, str]:
         with self._lock:

@@ -17,6 +17,7 @@ from engine.evaluation.replay import replay_fleet
 from engine.plant.fleet import fleet_scenarios
 from engine.plant.scenario import load_scenario
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Telemetry
+from engine.services import diagnosis as diagnosis_service
 from engine.services.diagnosis import DiagnosisService
 from engine.services.registry import build_service
 from engine.services.settings import Settings
@@ -113,8 +114,14 @@ def test_a_commit_writes_only_its_pumps_row_and_a_crash_restores_every_pump(
     clog = [finals[a] for a in waiting if finals[a].asset == "pump01"]
     assert all(d.root_cause == "clogging" for d in clog), clog
 
+    restarted.store.commit([], {"pump99": _rows(var)["pump01"]})  # a pump no longer held
+    monkeypatch.setattr(diagnosis_service, "SAVE_CHUNK", 1)  # one transaction per pump
     restarted.on_stop()  # a clean stop saves every pump, quiet ones included, with its tail
     assert set(_rows(var)) == {"pump01", "pump02", "pump03"}
+    saved = [DiagnosisState.model_validate_json(v).assets[0] for v in _rows(var).values()]
+    assert sum(al.pending is not None for a in saved for al in a.alerts) == (
+        restarted.pending_finals
+    )
 
 
 def test_an_earlier_versions_whole_state_is_restored_then_kept_as_rows(
