@@ -6,7 +6,6 @@ naming the fault until the store can write again."""
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,9 @@ def health(url: str) -> tuple[int, dict[str, Any]]:
     return r.status_code, r.json()
 
 
-def wait_until(check: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def test_health_degraded_while_another_process_holds_the_store(make_review: Any, var: Path):
+def test_health_degraded_while_another_process_holds_the_store(
+    make_review: Any, var: Path, wait_for: Any
+) -> None:
     review = make_review(CONTROLROOM_DB_BUSY_TIMEOUT_S="0.2")
     assert health(review.url)[0] == 200
 
@@ -43,12 +33,21 @@ def test_health_degraded_while_another_process_holds_the_store(make_review: Any,
         return found[0] if status == 503 and body["status"] == "degraded" and found else None
 
     with lock_held(var / "controlroom.db"):
-        reason = wait_until(degraded, "/health degraded while the store is held")
+        reason = wait_for(
+            degraded, timeout=20, what="/health degraded while the store is held", interval=0.1
+        )
         assert "ticket store" in reason
-    wait_until(lambda: health(review.url)[0] == 200, "/health ok once the lock is released")
+    wait_for(
+        lambda: health(review.url)[0] == 200,
+        timeout=20,
+        what="/health ok once the lock is released",
+        interval=0.1,
+    )
 
 
-async def test_reads_of_a_corrupt_store_are_503_not_500(make_review: Any, var: Path) -> None:
+async def test_reads_of_a_corrupt_store_are_503_not_500(
+    make_review: Any, var: Path, wait_for: Any
+) -> None:
     review = make_review(CONTROLROOM_DB_BUSY_TIMEOUT_S="0.2")
     db = var / "controlroom.db"
     with sqlite3.connect(db) as c:
@@ -67,5 +66,5 @@ async def test_reads_of_a_corrupt_store_are_503_not_500(make_review: Any, var: P
         status, body = health(review.url)
         return body if status == 503 else None
 
-    body = wait_until(degraded, "/health degraded on a corrupt store")
+    body = wait_for(degraded, timeout=20, what="/health degraded on a corrupt store", interval=0.1)
     assert any("cannot write (corrupt)" in r for r in body["reasons"]), body["reasons"]
