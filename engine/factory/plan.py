@@ -32,7 +32,7 @@ from engine.factory.scheduler import (
     job_sequence,
     planned_sequence,
 )
-from engine.factory.search import Budget, Outcome, improve
+from engine.factory.search import Budget, Memo, Outcome, improve
 from engine.factory.shop import (
     Decoded,
     Score,
@@ -160,10 +160,17 @@ def _find_plan(
         budget.patience,
     )
     runs: list[Outcome] = []
+    memo = Memo()  # the starts share what they learn about the same shop
     for k in range(starts):
         runs.append(
             improve(
-                shop, seeds, weights=weights, budget=share, seed=seed * starts + k, decoded=decoded
+                shop,
+                seeds,
+                weights=weights,
+                budget=share,
+                seed=seed * starts + k,
+                decoded=decoded,
+                memo=memo,
             )
         )
         if runs[-1].score[:3] == (0, 0, 0):

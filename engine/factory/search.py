@@ -37,6 +37,8 @@ MAX_KICK = 8
 ACCEPT_WORSE = 0.03
 """Chance that a worse local optimum becomes the new home (diversification)."""
 RANDOM_MOVES = 6
+MEMO_LIMIT = 50_000
+"""Distinct sequences remembered per plan (at most about ``work`` integers in all)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ def improve(
     budget: Budget = Budget(),
     seed: int = 0,
     decoded: Mapping[str, Decoded] | None = None,
+    memo: Memo | None = None,
 ) -> Outcome:
     """Search from ``seeds`` (name -> op sequence); deterministic for a given ``seed`` unless
     the wall-time safety net trips."""
@@ -81,12 +84,32 @@ def improve(
 
     machines = len(shop.machine_ids)
 
-    def evaluate(seq: list[int]) -> tuple[Decoded, Score]:
+    memo = Memo() if memo is None else memo
+    fresh: list[tuple[tuple[int, ...], Decoded]] = []
+
+    def evaluate(seq: list[int]) -> Score:
+        """The sequence's score, decoded once per distinct sequence (a third of the
+        sequences a search tries are ones it tried before). Every call counts as one
+        evaluation and its work all the same: the budget, and so the plan, do not depend on
+        what the memo holds."""
         nonlocal evaluations, work
         evaluations += 1
         work += n + 4 * machines + 20  # placements, plus the fixed cost of one decode
+        key = tuple(seq)
+        known = memo.get(key)
+        if known is not None:
+            return known
         d = decode(shop, seq)
-        return d, score(shop, d, weights)
+        sc = score(shop, d, weights)
+        memo.put(key, sc)
+        fresh[:] = [(key, d)]
+        return sc
+
+    def decoded_of(seq: list[int]) -> Decoded:
+        """The schedule of a sequence just evaluated (decoded again after a memo hit)."""
+        if fresh and fresh[0][0] == tuple(seq):
+            return fresh[0][1]
+        return decode(shop, seq)
 
     scored = []
     for name, s in seeds.items():
@@ -95,7 +118,8 @@ def improve(
             d = decoded[name]
             sc = score(shop, d, weights)
         else:
-            d, sc = evaluate(seq)
+            sc = evaluate(seq)
+            d = decoded_of(seq)
         scored.append((sc, name, seq, d))
     scored.sort(key=lambda t: (t[0], list(seeds).index(t[1])))
     best_score, best_name, best_seq, best_dec = scored[0]
@@ -120,13 +144,14 @@ def improve(
         """First-improvement descent over the critical moves, to a local optimum."""
         nonlocal best_score, best_seq, best_dec, improvements, last_gain
         while out_of_budget() is None:
+            pos = _positions(seq)
             for move in _moves(shop, seq, dec, rng):
-                cand = _apply(shop, seq, move)
+                cand = _apply(shop, seq, pos, move)
                 if cand is None:
                     continue
-                d, csc = evaluate(cand)
+                csc = evaluate(cand)
                 if csc < sc:
-                    seq, dec, sc = cand, d, csc
+                    seq, dec, sc = cand, decoded_of(cand), csc
                     if sc < best_score:
                         best_score, best_seq, best_dec = sc, seq, dec
                         improvements += 1
@@ -146,7 +171,8 @@ def improve(
     while out_of_budget() is None:
         size = min(MAX_KICK, KICK_SIZE + stall // 25)
         seq = _kick(shop, home_seq, home_dec, rng, size)
-        dec, sc = evaluate(seq)
+        sc = evaluate(seq)
+        dec = decoded_of(seq)
         seq, dec, sc = descend(seq, dec, sc)
         if sc < home_score:
             stall = 0
@@ -168,6 +194,24 @@ def improve(
     )
 
 
+class Memo:
+    """Scores of the sequences tried, shared by the searches of one plan (same shop, same
+    weights): bounded, it stops learning when full rather than grow."""
+
+    __slots__ = ("limit", "scores")
+
+    def __init__(self, limit: int = MEMO_LIMIT) -> None:
+        self.limit = limit
+        self.scores: dict[tuple[int, ...], Score] = {}
+
+    def get(self, key: tuple[int, ...]) -> Score | None:
+        return self.scores.get(key)
+
+    def put(self, key: tuple[int, ...], value: Score) -> None:
+        if len(self.scores) < self.limit:
+            self.scores[key] = value
+
+
 def _done(s: Score) -> bool:
     return s[0] == 0 and s[1] == 0 and s[2] == 0
 
@@ -179,19 +223,21 @@ Move = tuple[int, int, bool]
 def _moves(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list[Move]:
     starts, ends, ready = dec.starts, dec.ends, dec.ready
     n_ops = shop.n_ops
-    on_machine: dict[int, list[int]] = {}
-    for op in dec.order:
-        on_machine.setdefault(shop.op_machine[op], []).append(op)
-    previous: dict[int, int] = {}
-    for queue in on_machine.values():
-        queue.sort(key=lambda o: starts[o])
-        for a, b in pairwise(queue):
-            previous[b] = a
+    op_machine = shop.op_machine
+    # The step that ran just before each one on its machine (-1: none). Steps of one machine
+    # never share a start hour, so one sort by start orders every machine's queue.
+    previous = [-1] * n_ops
+    last_on = [-1] * len(shop.machine_ids)
+    for op in sorted(dec.order, key=starts.__getitem__):
+        m = op_machine[op]
+        previous[op] = last_on[m]
+        last_on[m] = op
     moves: list[Move] = []
     seen: set[Move] = set()
+    due = shop.job_due
     for j, ops in enumerate(shop.job_ops):
-        last = max(ops, key=lambda o: ends[o])
-        if ends[last] < 0 or ends[last] <= shop.job_due[j]:
+        last = max(ops, key=ends.__getitem__)
+        if ends[last] < 0 or ends[last] <= due[j]:
             continue
         # Walk the late job's critical path back from its last step: a block of steps that ran
         # back to back on one machine (each queued behind the one before), then the
@@ -201,8 +247,8 @@ def _moves(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list
             block = [op]
             while len(block) < n_ops:
                 cur = block[-1]
-                holder = previous.get(cur)
-                if holder is None or starts[cur] <= ready[cur] or ends[holder] != starts[cur]:
+                holder = previous[cur]
+                if holder < 0 or starts[cur] <= ready[cur] or ends[holder] != starts[cur]:
                     break
                 block.append(holder)
             candidates = [m for a, b in pairwise(block) for m in ((a, b, True), (b, a, False))]
@@ -225,20 +271,31 @@ def _moves(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list
     return moves
 
 
-def _apply(shop: Shop, seq: list[int], move: Move) -> list[int] | None:
-    """The sequence with the move made, or None when it would break precedence."""
+def _positions(seq: Sequence[int]) -> list[int]:
+    """``pos[op]``: where ``op`` stands in ``seq``."""
+    pos = [0] * len(seq)
+    for i, op in enumerate(seq):
+        pos[op] = i
+    return pos
+
+
+def _apply(shop: Shop, seq: list[int], pos: list[int], move: Move) -> list[int] | None:
+    """The sequence with the move made, or None when it would break precedence or change
+    nothing. ``pos``: positions in ``seq`` (precedence-feasible, as every sequence here is)."""
     op, anchor, before = move
     if op == anchor:
         return None
-    out = [o for o in seq if o != op]
-    at = out.index(anchor) + (0 if before else 1)
-    position = {o: i for i, o in enumerate(out)}
-    if any(position[p] >= at for p in shop.op_preds[op]):
+    i = pos[op]
+    at = pos[anchor] if before else pos[anchor] + 1  # op goes just before seq[at]
+    if at == i or at == i + 1:
         return None
-    if any(position[s] < at for s in shop.op_succs[op]):
+    if any(pos[p] >= at for p in shop.op_preds[op]):
         return None
-    out.insert(at, op)
-    return out if out != seq else None
+    if any(pos[s] < at for s in shop.op_succs[op]):
+        return None
+    if at < i:
+        return [*seq[:at], op, *seq[at:i], *seq[i + 1 :]]
+    return [*seq[:i], *seq[i + 1 : at], op, *seq[at:]]
 
 
 def _kick(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random, size: int) -> list[int]:
@@ -246,7 +303,7 @@ def _kick(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random, size: in
     out = list(seq)
     made = 0
     for move in _moves(shop, out, dec, rng):
-        cand = _apply(shop, out, move)
+        cand = _apply(shop, out, _positions(out), move)
         if cand is not None:
             out = cand
             made += 1

@@ -200,6 +200,9 @@ class Shop:
     blocked: tuple[tuple[tuple[int, int], ...], ...]
     """Per machine, hours it is down inside its window (a MACHINE_DOWN scenario)."""
     slow: tuple[SlowdownMods | None, ...]
+    gaps: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+    """Per machine, its free time before anything is placed: gap starts and gap ends (the
+    window less the down time), copied by every decode."""
 
     @property
     def n_ops(self) -> int:
@@ -257,7 +260,34 @@ def compile_shop(factory: FactoryConfig, spec: ScenarioSpec) -> Shop:
         windows=tuple((m.available_start, m.available_end) for m in effective.machines),
         blocked=tuple(blocked),
         slow=tuple(slow),
+        gaps=tuple(
+            _free_gaps(lo, hi, cut)
+            for (lo, hi), cut in zip(
+                ((m.available_start, m.available_end) for m in effective.machines),
+                blocked,
+                strict=True,
+            )
+        ),
     )
+
+
+def _free_gaps(
+    start: int, end: int, blocked: Sequence[tuple[int, int]]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``[start, end)`` less the ``blocked`` intervals, as (gap starts, gap ends)."""
+    gaps = [(start, end)]
+    for lo, hi in blocked:
+        cut: list[tuple[int, int]] = []
+        for a, b in gaps:
+            if hi <= a or lo >= b:
+                cut.append((a, b))
+                continue
+            if lo > a:
+                cut.append((a, lo))
+            if hi < b:
+                cut.append((hi, b))
+        gaps = cut
+    return tuple(a for a, _ in gaps), tuple(b for _, b in gaps)
 
 
 def job_order_sequence(shop: Shop, jobs: Sequence[int]) -> list[int]:
@@ -282,22 +312,11 @@ class FreeTime:
     __slots__ = ("be", "bends", "bmax", "bs", "cmax")
 
     def __init__(self, start: int, end: int, blocked: Sequence[tuple[int, int]] = ()) -> None:
-        gaps = [(start, end)]
-        for lo, hi in blocked:
-            cut: list[tuple[int, int]] = []
-            for a, b in gaps:
-                if hi <= a or lo >= b:
-                    cut.append((a, b))
-                    continue
-                if lo > a:
-                    cut.append((a, lo))
-                if hi < b:
-                    cut.append((hi, b))
-            gaps = cut
-        self.bs: list[list[int]] = [[a for a, _ in gaps]] if gaps else []
-        self.be: list[list[int]] = [[b for _, b in gaps]] if gaps else []
-        self.bends: list[int] = [gaps[-1][1]] if gaps else []
-        self.bmax: list[int] = [max(b - a for a, b in gaps)] if gaps else []
+        starts, ends = _free_gaps(start, end, blocked)
+        self.bs: list[list[int]] = [list(starts)] if starts else []
+        self.be: list[list[int]] = [list(ends)] if starts else []
+        self.bends: list[int] = [ends[-1]] if starts else []
+        self.bmax: list[int] = [max(map(sub, ends, starts))] if starts else []
         self.cmax: list[int] = list(self.bmax)
 
     def earliest(
@@ -414,9 +433,11 @@ def _decode(shop: Shop, sequence: Sequence[int], *, flat: bool) -> Decoded:
     starts = [-1] * n
     ends = [-1] * n
     ready_at = [-1] * n
-    free = [FreeTime(lo, hi, shop.blocked[m]) for m, (lo, hi) in enumerate(shop.windows)]
-    gap_starts = [f.bs[0] if f.bs else [] for f in free]
-    gap_ends = [f.be[0] if f.be else [] for f in free]
+    if flat:
+        gap_starts = [list(s) for s, _ in shop.gaps]
+        gap_ends = [list(e) for _, e in shop.gaps]
+    else:
+        free = [FreeTime(lo, hi, shop.blocked[m]) for m, (lo, hi) in enumerate(shop.windows)]
     op_job, op_machine, op_dur, op_preds = shop.op_job, shop.op_machine, shop.op_dur, shop.op_preds
     release, slow = shop.job_release, shop.slow
     placed: list[int] = []
