@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from engine.factory.dispatch import RULES, dispatch
+from engine.factory.dispatch import RULES, dispatch_decoded
 from engine.factory.models import FactoryConfig
 from engine.factory.results import Plan, ScenarioMetrics, SimulationResult
 from engine.factory.scenario import ScenarioIntent, ScenarioSpec
@@ -134,18 +134,16 @@ def _find_plan(
             )
         ]
         seeds[SPEC_RULE] = job_order_sequence(shop, edd)
+    decoded = {name: decode(shop, s) for name, s in seeds.items()}
     for rule in rules:
         if rule in seeds:
             continue
-        seeds[rule] = dispatch(shop, rule)
+        seeds[rule], decoded[rule] = dispatch_decoded(shop, rule)
         if rule == "ATC" and shop.n_ops <= SMALL_SHOP_OPS:
             for k in (1.0, 3.0):
-                alt = dispatch(shop, rule, k=k)
-                if score(shop, decode(shop, alt), weights) < score(
-                    shop, decode(shop, seeds[rule]), weights
-                ):
-                    seeds[rule] = alt
-    decoded = {name: decode(shop, s) for name, s in seeds.items()}
+                alt, alt_decoded = dispatch_decoded(shop, rule, k=k)
+                if score(shop, alt_decoded, weights) < score(shop, decoded[rule], weights):
+                    seeds[rule], decoded[rule] = alt, alt_decoded
     rule_scores = {name: score(shop, d, weights) for name, d in decoded.items()}
     rule_lateness = {name: _total_lateness(shop, d) for name, d in decoded.items()}
     budget = budget_for(shop, seconds)
