@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from engine.factory.shop import Decoded, Score, Shop, decode, score
+from engine.factory.shop import Decoded, Score, Shop, decode, place, score
 
 DEFAULT_WORK = 600_000
 """Steps placed in total per search (about 0.6-1 s of Python on a 2-core machine)."""
@@ -37,6 +37,10 @@ MAX_KICK = 8
 ACCEPT_WORSE = 0.03
 """Chance that a worse local optimum becomes the new home (diversification)."""
 RANDOM_MOVES = 6
+MARKS = 8
+MARK_MIN = 8
+"""A sequence the search moves to keeps the decoder's state every ``max(8, n / 8)`` steps;
+its neighbours resume from the last one before their first change (on average half way)."""
 MEMO_LIMIT = 50_000
 """Distinct sequences remembered per plan (at most about ``work`` integers in all)."""
 
@@ -86,13 +90,15 @@ def improve(
     machines = len(shop.machine_ids)
 
     memo = Memo() if memo is None else memo
-    fresh: list[tuple[tuple[int, ...], Decoded]] = []
+    every = max(MARK_MIN, n // MARKS)
 
-    def evaluate(seq: list[int]) -> Score:
+    def evaluate(seq: list[int], base: Decoded | None = None, first: int = 0) -> Score:
         """The sequence's score, decoded once per distinct sequence (a third of the
-        sequences a search tries are ones it tried before). Every call counts as one
-        evaluation and its work all the same: the budget, and so the plan, do not depend on
-        what the memo holds."""
+        sequences a search tries are ones it tried before), from ``base``'s last mark at or
+        before ``first``, the first position where ``seq`` differs from ``base``'s sequence
+        (the steps before it are placed as they were). Every call counts as one evaluation
+        and its work all the same: the budget, and so the plan, do not depend on what the
+        memo holds or where a decode resumed."""
         nonlocal evaluations, work
         evaluations += 1
         work += n + 4 * machines + 20  # placements, plus the fixed cost of one decode
@@ -100,17 +106,13 @@ def improve(
         known = memo.get(key)
         if known is not None:
             return known
-        d = decode(shop, seq)
-        sc = score(shop, d, weights)
+        sc = score(shop, decode(shop, seq, resume=base, first=first), weights)
         memo.put(key, sc)
-        fresh[:] = [(key, d)]
         return sc
 
-    def decoded_of(seq: list[int]) -> Decoded:
-        """The schedule of a sequence just evaluated (decoded again after a memo hit)."""
-        if fresh and fresh[0][0] == tuple(seq):
-            return fresh[0][1]
-        return decode(shop, seq)
+    def settle(seq: list[int], base: Decoded | None = None, first: int = 0) -> Decoded:
+        """The schedule of a sequence the search moves to, with marks for its neighbours."""
+        return decode(shop, seq, resume=base, first=first, every=every)
 
     scored = []
     for name, s in seeds.items():
@@ -120,10 +122,12 @@ def improve(
             sc = score(shop, d, weights)
         else:
             sc = evaluate(seq)
-            d = decoded_of(seq)
+            d = settle(seq)
         scored.append((sc, name, seq, d))
     scored.sort(key=lambda t: (t[0], list(seeds).index(t[1])))
     best_score, best_name, best_seq, best_dec = scored[0]
+    if not best_dec.marks:
+        best_dec = settle(best_seq)
     improvements = 0
     patience = budget.patience if budget.patience is not None else 2 * n * n + 4 * n
     last_gain = 0
@@ -148,12 +152,13 @@ def improve(
         while out_of_budget() is None:
             pos = _positions(seq)
             for move in _moves(shop, seq, dec, rng):
-                cand = _apply(shop, seq, pos, move)
-                if cand is None:
+                made = _apply(shop, seq, pos, move)
+                if made is None:
                     continue
-                csc = evaluate(cand)
+                cand, first = made
+                csc = evaluate(cand, dec, first)
                 if csc < sc:
-                    seq, dec, sc = cand, decoded_of(cand), csc
+                    seq, dec, sc = cand, settle(cand, dec, first), csc
                     if sc < best_score:
                         best_score, best_seq, best_dec = sc, seq, dec
                         improvements += 1
@@ -174,7 +179,7 @@ def improve(
         size = min(MAX_KICK, KICK_SIZE + stall // 25)
         seq = _kick(shop, home_seq, home_dec, rng, size)
         sc = evaluate(seq)
-        dec = decoded_of(seq)
+        dec = settle(seq)
         seq, dec, sc = descend(seq, dec, sc)
         if sc < home_score:
             stall = 0
@@ -224,14 +229,18 @@ def lower_bound(shop: Shop, weights: Sequence[int] | None = None) -> Score:
 
 
 def _alone(shop: Shop) -> Decoded:
-    starts = [-1] * shop.n_ops
-    ends = [-1] * shop.n_ops
-    ready = [-1] * shop.n_ops
+    """Each job decoded on a shop of its own (fresh copies of only the machines it uses)."""
+    n = shop.n_ops
+    starts, ends, ready = [-1] * n, [-1] * n, [-1] * n
+    order: list[int] = []
+    none: list[int] = []
     for ops in shop.job_ops:
-        d = decode(shop, ops)
-        for op in ops:
-            starts[op], ends[op], ready[op] = d.starts[op], d.ends[op], d.ready[op]
-    return Decoded(starts, ends, ready, [op for op in range(shop.n_ops) if starts[op] >= 0])
+        gap_starts = [none] * len(shop.gaps)
+        gap_ends = [none] * len(shop.gaps)
+        for m in {shop.op_machine[op] for op in ops}:
+            gap_starts[m], gap_ends[m] = list(shop.gaps[m][0]), list(shop.gaps[m][1])
+        place(shop, ops, starts, ends, ready, order, (gap_starts, gap_ends), None)
+    return Decoded(starts, ends, ready, order)
 
 
 def _done(s: Score) -> bool:
@@ -301,9 +310,10 @@ def _positions(seq: Sequence[int]) -> list[int]:
     return pos
 
 
-def _apply(shop: Shop, seq: list[int], pos: list[int], move: Move) -> list[int] | None:
-    """The sequence with the move made, or None when it would break precedence or change
-    nothing. ``pos``: positions in ``seq`` (precedence-feasible, as every sequence here is)."""
+def _apply(shop: Shop, seq: list[int], pos: list[int], move: Move) -> tuple[list[int], int] | None:
+    """The sequence with the move made and the first position where it differs from ``seq``,
+    or None when the move would break precedence or change nothing. ``pos``: positions in
+    ``seq`` (precedence-feasible, as every sequence here is)."""
     op, anchor, before = move
     if op == anchor:
         return None
@@ -316,8 +326,8 @@ def _apply(shop: Shop, seq: list[int], pos: list[int], move: Move) -> list[int] 
     if any(pos[s] < at for s in shop.op_succs[op]):
         return None
     if at < i:
-        return [*seq[:at], op, *seq[at:i], *seq[i + 1 :]]
-    return [*seq[:i], *seq[i + 1 : at], op, *seq[at:]]
+        return [*seq[:at], op, *seq[at:i], *seq[i + 1 :]], at
+    return [*seq[:i], *seq[i + 1 : at], op, *seq[at:]], i
 
 
 def _kick(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random, size: int) -> list[int]:
@@ -325,9 +335,9 @@ def _kick(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random, size: in
     out = list(seq)
     made = 0
     for move in _moves(shop, out, dec, rng):
-        cand = _apply(shop, out, _positions(out), move)
-        if cand is not None:
-            out = cand
+        moved = _apply(shop, out, _positions(out), move)
+        if moved is not None:
+            out = moved[0]
             made += 1
             if made >= size:
                 break

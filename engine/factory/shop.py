@@ -364,6 +364,15 @@ class FreeTime:
         self.bmax: list[int] = [max(map(sub, ends, starts))] if starts else []
         self.cmax: list[int] = list(self.bmax)
 
+    def copy(self) -> FreeTime:
+        twin = FreeTime.__new__(FreeTime)
+        twin.bs = [list(b) for b in self.bs]
+        twin.be = [list(b) for b in self.be]
+        twin.bends = list(self.bends)
+        twin.bmax = list(self.bmax)
+        twin.cmax = list(self.cmax)
+        return twin
+
     def earliest(
         self, ready: int, work: int, slow: SlowdownMods | None
     ) -> tuple[int, int, int, int] | None:
@@ -439,6 +448,21 @@ class FreeTime:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Mark:
+    """The decoder's state just before step ``at`` of a sequence. Another sequence with the
+    same first ``at`` steps places them identically, so it resumes here instead of placing
+    them again. Never changed once made: a resume works on copies."""
+
+    at: int
+    starts: list[int]
+    ends: list[int]
+    ready: list[int]
+    order: list[int]
+    free: tuple[list[list[int]], list[list[int]]] | list[FreeTime]
+    """Flat: (gap starts, gap ends) per machine; else each machine's :class:`FreeTime`."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Decoded:
     """Where each op went: ``starts[i] == -1`` when op ``i`` is unscheduled."""
 
@@ -449,6 +473,8 @@ class Decoded:
     ran."""
     order: list[int]
     """The ops in the order they were placed."""
+    marks: tuple[Mark, ...] = ()
+    """States to resume from (``decode(..., every=k)``: before steps k, 2k, ...)."""
 
 
 FLAT_LIMIT = 1_500
@@ -457,9 +483,23 @@ the search decodes small shops thousands of times, and the blocks only pay off w
 accumulate hundreds of gaps)."""
 
 
-def decode(shop: Shop, sequence: Sequence[int]) -> Decoded:
-    """Place ``sequence`` (every op once, each after its predecessors) on the machines."""
-    return _decode(shop, sequence, flat=len(shop.op_job) <= FLAT_LIMIT)
+def decode(
+    shop: Shop,
+    sequence: Sequence[int],
+    *,
+    resume: Decoded | None = None,
+    first: int = 0,
+    every: int = 0,
+) -> Decoded:
+    """Place ``sequence`` (every op once, each after its predecessors) on the machines.
+
+    ``resume``: the schedule of a sequence equal to this one in its first ``first`` steps
+    (a search move changes a sequence from some position on): placing starts from its last
+    mark at or before ``first``, with the same result as from scratch. ``every``: leave a
+    mark every ``every`` steps, for later decodes to resume from."""
+    return _decode(
+        shop, sequence, flat=len(shop.op_job) <= FLAT_LIMIT, resume=resume, first=first, every=every
+    )
 
 
 def _decode_flat(shop: Shop, sequence: Sequence[int]) -> Decoded:
@@ -470,22 +510,77 @@ def _decode_blocked(shop: Shop, sequence: Sequence[int]) -> Decoded:
     return _decode(shop, sequence, flat=False)
 
 
-def _decode(shop: Shop, sequence: Sequence[int], *, flat: bool) -> Decoded:
-    """The one placement loop. ``flat``: each machine's gaps in two flat sorted lists, the
-    search and the placement inlined (small shops, decoded thousands of times by the search);
-    else :class:`FreeTime` blocks (large shops). Both place every step identically."""
+def _decode(
+    shop: Shop,
+    sequence: Sequence[int],
+    *,
+    flat: bool,
+    resume: Decoded | None = None,
+    first: int = 0,
+    every: int = 0,
+) -> Decoded:
+    """Resume (or start), place the sequence segment by segment, leaving marks between."""
     n = len(shop.op_job)
-    starts = [-1] * n
-    ends = [-1] * n
-    ready_at = [-1] * n
-    if flat:
-        gap_starts = [list(s) for s, _ in shop.gaps]
-        gap_ends = [list(e) for _, e in shop.gaps]
+    total = len(sequence)
+    inherited: tuple[Mark, ...] = ()
+    mark: Mark | None = None
+    if resume is not None:
+        for i in range(len(resume.marks) - 1, -1, -1):
+            if resume.marks[i].at <= first:
+                mark, inherited = resume.marks[i], resume.marks[: i + 1]
+                break
+    gap_starts: list[list[int]] = []
+    gap_ends: list[list[int]] = []
+    free: list[FreeTime] | None = None
+    if mark is None:
+        at = 0
+        starts, ends, ready, order = [-1] * n, [-1] * n, [-1] * n, []
+        if flat:
+            gap_starts = [list(s) for s, _ in shop.gaps]
+            gap_ends = [list(e) for _, e in shop.gaps]
+        else:
+            free = [FreeTime(lo, hi, shop.blocked[m]) for m, (lo, hi) in enumerate(shop.windows)]
     else:
-        free = [FreeTime(lo, hi, shop.blocked[m]) for m, (lo, hi) in enumerate(shop.windows)]
+        at = mark.at
+        starts, ends, ready = list(mark.starts), list(mark.ends), list(mark.ready)
+        order = list(mark.order)
+        if isinstance(mark.free, tuple):
+            gap_starts = [list(g) for g in mark.free[0]]
+            gap_ends = [list(g) for g in mark.free[1]]
+        else:
+            free = [f.copy() for f in mark.free]
+    marks = list(inherited) if every else []
+    stops = [k for k in range(every, total, every) if k > at] if every else []
+    for stop in (*stops, total):
+        place(shop, sequence[at:stop], starts, ends, ready, order, (gap_starts, gap_ends), free)
+        at = stop
+        if stop < total:
+            state: tuple[list[list[int]], list[list[int]]] | list[FreeTime] = (
+                ([list(g) for g in gap_starts], [list(g) for g in gap_ends])
+                if free is None
+                else [f.copy() for f in free]
+            )
+            marks.append(Mark(stop, list(starts), list(ends), list(ready), list(order), state))
+    return Decoded(starts, ends, ready, order, tuple(marks))
+
+
+def place(
+    shop: Shop,
+    sequence: Sequence[int],
+    starts: list[int],
+    ends: list[int],
+    ready_at: list[int],
+    placed: list[int],
+    gaps: tuple[list[list[int]], list[list[int]]],
+    free: list[FreeTime] | None,
+) -> None:
+    """The one placement loop. Free time is either each machine's gaps in two flat sorted
+    lists, the search and the placement inlined (small shops, decoded thousands of times by
+    the search), or :class:`FreeTime` blocks (``free``, large shops). Both place every step
+    identically."""
+    gap_starts, gap_ends = gaps
     op_job, op_machine, op_dur, op_preds = shop.op_job, shop.op_machine, shop.op_dur, shop.op_preds
     release, slow = shop.job_release, shop.slow
-    placed: list[int] = []
     for op in sequence:
         ready = release[op_job[op]]
         ok = True
@@ -501,7 +596,7 @@ def _decode(shop: Shop, sequence: Sequence[int], *, flat: bool) -> Decoded:
         ready_at[op] = ready
         m = op_machine[op]
         work, sl = op_dur[op], slow[m]
-        if not flat:
+        if free is not None:
             slot = free[m].earliest(ready, work, sl)
             if slot is None:
                 continue  # no room before the window closes: unscheduled
@@ -534,7 +629,6 @@ def _decode(shop: Shop, sequence: Sequence[int], *, flat: bool) -> Decoded:
         starts[op] = start
         ends[op] = end
         placed.append(op)
-    return Decoded(starts, ends, ready_at, placed)
 
 
 def job_completions(shop: Shop, decoded: Decoded) -> list[int]:

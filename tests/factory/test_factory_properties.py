@@ -265,3 +265,36 @@ def test_no_job_ends_before_it_would_alone(case, rng) -> None:
         done = job_completions(shop, decode(shop, sequence))
         for a, d in zip(alone, done, strict=True):
             assert (a < 0 and d < 0) or (a >= 0 and (d < 0 or d >= a))
+
+
+@PROPERTY
+@given(
+    factory_and_scenario(),
+    st.randoms(use_true_random=False),
+    st.integers(1, 5),
+    st.booleans(),
+)
+def test_a_resumed_decode_places_as_from_scratch(case, rng, every, flat) -> None:
+    """The search decodes a neighbour from the mark its base left before the first changed
+    step: the same schedule as placing the whole sequence again, flat or blocked."""
+    from engine.factory.shop import _decode, compile_shop
+
+    factory, spec = case
+    shop = compile_shop(factory, spec)
+    base = [op for ops in shop.job_ops for op in ops]
+    rng.shuffle(base)
+    marked = _decode(shop, base, flat=flat, every=every)
+    for _ in range(3):
+        first = rng.randrange(len(base) + 1)
+        tail = base[first:]
+        rng.shuffle(tail)
+        sequence = base[:first] + tail
+        got = _decode(shop, sequence, flat=flat, resume=marked, first=first, every=every)
+        want = _decode(shop, sequence, flat=flat)
+        assert (got.starts, got.ends, got.ready, got.order) == (
+            want.starts,
+            want.ends,
+            want.ready,
+            want.order,
+        )
+        assert all(m.at % every == 0 for m in got.marks)
