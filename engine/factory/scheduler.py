@@ -35,6 +35,7 @@ result models from the decoded arrays, and checks every result's invariants.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -202,7 +203,7 @@ def build_result(shop: Shop, decoded: Decoded, factory: FactoryConfig) -> Simula
         if op in placed:
             continue
         unscheduled.append(_unscheduled(shop, op, ready[op], starts))
-    by_machine = {mid: tuple(sorted(allocs, key=_start_of)) for mid, allocs in allocations.items()}
+    by_machine = {mid: tuple(sorted(allocs, key=_start)) for mid, allocs in allocations.items()}
     makespan = max((e for e in ends if e >= 0), default=0)
     ordered = {j.id: timelines[j.id] for j in factory.jobs}
     return SimulationResult.model_construct(
@@ -233,8 +234,8 @@ def _construct(cls: type[M], values: dict[str, Any]) -> M:
     return cls.model_construct(**values)
 
 
-def _start_of(a: Allocation) -> int:
-    return a.start_time
+_start = attrgetter("start_time")
+_start_end = attrgetter("start_time", "end_time")
 
 
 def _unscheduled(shop: Shop, op: int, ready: int, starts: list[int]) -> UnscheduledStep:
@@ -299,7 +300,7 @@ def _check(result: SimulationResult, factory: FactoryConfig) -> list[str]:
             problems.append(f"unknown machine {mid}")
             continue
         previous: Allocation | None = None
-        for a in sorted(allocs, key=lambda x: (x.start_time, x.end_time)):
+        for a in sorted(allocs, key=_start_end):
             if a.step_id not in steps:
                 problems.append(f"unknown step {a.step_id} on {mid}")
                 continue
