@@ -265,6 +265,7 @@ def _moves(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list
         last_on[m] = op
     moves: list[Move] = []
     seen: set[Move] = set()
+    walked = [False] * n_ops
     due = shop.job_due
     for j, ops in enumerate(shop.job_ops):
         last = max(ops, key=ends.__getitem__)
@@ -272,9 +273,13 @@ def _moves(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list
             continue
         # Walk the late job's critical path back from its last step: a block of steps that ran
         # back to back on one machine (each queued behind the one before), then the
-        # predecessor the block's first step waited for, and so on.
+        # predecessor the block's first step waited for, and so on. The walk from a step is
+        # always the same, so once it reaches a step an earlier walk went through, every move
+        # left is one that walk already gave: stop there (late jobs share most of their paths).
         op = last
         for _ in range(n_ops):
+            if walked[op]:
+                break
             block = [op]
             while len(block) < n_ops:
                 cur = block[-1]
@@ -282,6 +287,8 @@ def _moves(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list
                 if holder < 0 or starts[cur] <= ready[cur] or ends[holder] != starts[cur]:
                     break
                 block.append(holder)
+            for o in block:
+                walked[o] = True
             candidates = [m for a, b in pairwise(block) for m in ((a, b, True), (b, a, False))]
             candidates += [(o, block[-1], True) for o in block[:-2]]  # to the block's front
             for move in candidates:
