@@ -6,8 +6,8 @@
    non-delay dispatch per rule (``EDD``, ``ATC``, ``MDD``, ``MOD``), all decoded by the
    simulator's placement rule.
 2. ``search.improve`` from the best seed, under a budget scaled to the factory's size: on a
-   small shop, :data:`SEARCH_STARTS` searches with their own random streams share it and the
-   best wins.
+   small shop, up to :data:`SEARCH_STARTS` searches (one per :data:`STEPS_PER_START` steps)
+   with their own random streams share it and a memo of the sequences tried; the best wins.
 3. The winner is rebuilt as a ``SimulationResult`` and checked against every invariant before
    anyone sees it (a broken schedule raises: it is a bug, never a recommendation).
 

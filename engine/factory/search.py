@@ -16,7 +16,10 @@ what-if re-simulation done systematically.
   Home follows every result at least as good (a walk across plateaus), rarely a worse one, and
   goes back to the best after a long stall; kicks grow while nothing improves.
 - **Budgets**: evaluations, placed steps (work: the same on any machine, so the result is
-  deterministic) and wall time (a safety net only; when it trips the result says so).
+  deterministic) and wall time (a safety net only; when it trips the result says so); a stall
+  limit of the order of the neighbourhood, and a lower bound that ends the search early.
+- **Cost**: a memo of the scores tried, and decodes resumed from the base's marks (see
+  :func:`improve`). Both are exact: they change how long a plan takes, never which plan.
 """
 
 from __future__ import annotations
@@ -65,8 +68,8 @@ class Outcome:
     evaluations: int
     improvements: int
     stopped_by: str
-    """``converged`` (no lateness left, or no gain in the last ``100 + 2·steps²`` schedules),
-    ``evaluations``, ``work`` or ``time``."""
+    """``converged`` (no lateness left, lateness at the lower bound, or no gain in the last
+    ``2·n² + 4·n`` schedules for n steps), ``evaluations``, ``work`` or ``time``."""
 
 
 def improve(
