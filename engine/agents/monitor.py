@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,10 @@ class _Group:
     def __init__(self, names: tuple[str, ...], cfg: MonitorConfig, dt: float) -> None:
         self.names = names
         self.index = {n: j for j, n in enumerate(names)}
+        self.get: Callable[[dict[str, float]], tuple[float, ...]] = (
+            itemgetter(*names) if len(names) > 1 else lambda sig: (sig[names[0]],)
+        )
+        """A complete sample's values in the group's order (KeyError if one is missing)."""
         self.sz = Sizes(cfg, dt)
         self.cfg = cfg
         self.pump = is_pump(names)
@@ -106,6 +111,7 @@ class _Group:
             i = self.bank.add_row()
             cap = self.bank.cap
             self.model.grow(cap)
+            self.tracker.grow(cap)
             for name in ("last", "lim_lo", "lim_hi"):
                 a = getattr(self, name)
                 if a.shape[0] < cap:
@@ -116,6 +122,7 @@ class _Group:
         self.assets[i] = asset
         self.bank.reset_row(i)
         self.model.reset_row(i)
+        self.tracker.reset_row(i)
         self.last[i] = 0.0
         self.lim_lo[i] = -np.inf
         self.lim_hi[i] = np.inf
@@ -125,6 +132,7 @@ class _Group:
         self.assets[i] = None
         self.bank.reset_row(i)
         self.model.reset_row(i)
+        self.tracker.reset_row(i)
         self.free.append(i)
 
     # ------------------------------------------------------------------ evidence
@@ -191,28 +199,30 @@ class Monitor:
     # ------------------------------------------------------------------ public API
 
     def feed(self, t: Telemetry) -> list[AlertEvent]:
-        a = self._intake(t)
+        a, vals = self._take(t)
         if a is None:
             return self._take_clears()
         g = a.group
         assert g is not None
         i = a.row
-        return self._take_clears() + self._step(g, i, i + 1, self._values(g, [t], i), [t])
+        return self._take_clears() + self._step(g, i, i + 1, self._values(g, [t], [vals], i), [t])
 
     def feed_batch(self, msgs: Sequence[Telemetry]) -> list[AlertEvent]:
         """One tick of many assets at once (each asset at most once per call is the fast path;
         repeats are processed in order). Alerts come in the order of their asset's message."""
         out: list[AlertEvent] = []
-        wave: list[tuple[_Asset, Telemetry]] = []
+        wave: list[tuple[_Asset, Telemetry, tuple[float, ...] | None]] = []
         seen: set[str] = set()
+        take = self._take
         for t in msgs:
             if t.asset in seen:
                 out += self._wave(wave)
                 wave, seen = [], set()
-            a = self._intake(t)
-            out += self._take_clears()
+            a, vals = take(t)
+            if self._clears:
+                out += self._take_clears()
             if a is not None:
-                wave.append((a, t))
+                wave.append((a, t, vals))
                 seen.add(t.asset)
         out += self._wave(wave)
         return out
@@ -270,6 +280,24 @@ class Monitor:
         self.counters[kind] += 1
         if len(self._rejections) < MAX_REJECTIONS:
             self._rejections.append(Rejection(kind, t.asset, t.msg_id, t.seq, t.ts, reason))
+
+    def _take(self, t: Telemetry) -> tuple[_Asset | None, tuple[float, ...] | None]:
+        """``_intake`` with its common case first: the next sample of a placed asset, with
+        exactly the asset's signals (in any order), returns its values in the group's order
+        at the cost of a few comparisons; everything else goes the whole way (values None)."""
+        a = self._assets.get(t.asset)
+        if a is not None and a.group is not None and a.run.advance(t.seq, t.ts, t.scenario):
+            self.counters["samples"] += 1
+            sig = t.signals
+            if len(sig) == len(a.names):
+                try:
+                    return a, a.group.get(sig)
+                except KeyError:
+                    pass
+            if tuple(sig) != a.names:
+                self._new_signals(a, t)
+            return a, None
+        return self._intake(t), None
 
     def _intake(self, t: Telemetry) -> _Asset | None:
         """The asset ready to take this sample, or None (first sample, rejected, ...)."""
@@ -392,28 +420,34 @@ class Monitor:
 
     # ------------------------------------------------------------------ stepping
 
-    def _values(self, g: _Group, msgs: list[Telemetry], lo: int) -> tuple[F64, Any]:
+    def _values(
+        self, g: _Group, msgs: list[Telemetry], vals: list[tuple[float, ...] | None], lo: int
+    ) -> tuple[F64, Any]:
         """Value matrix (n, S) with missing signals held at their last value, and the mask of
-        missing ones (None when every sample is complete)."""
+        missing ones (None when every sample is complete). ``vals``: each complete sample's
+        values in the group's order, None for the others."""
+        if None not in vals:
+            return np.array(vals, dtype=np.float64), None
         n = len(msgs)
         S = len(g.names)
         names = g.names
         x = np.empty((n, S))
         missing = None
         for r, t in enumerate(msgs):
-            sig = t.signals
-            if len(sig) == S and tuple(sig) == names:
-                x[r] = list(sig.values())
+            v = vals[r]
+            if v is not None:
+                x[r] = v
             else:
+                sig = t.signals
                 if missing is None:
                     missing = np.zeros((n, S), dtype=bool)
                 row = g.last[lo + r].copy()
                 for j, nm in enumerate(names):
-                    v = sig.get(nm)
-                    if v is None:
+                    got = sig.get(nm)
+                    if got is None:
                         missing[r, j] = True
                     else:
-                        row[j] = v
+                        row[j] = got
                 x[r] = row
         return x, missing
 
@@ -454,7 +488,7 @@ class Monitor:
                 if len(a.warm) >= g.sz.warm:
                     self._fit(g, a)
         out: list[AlertEvent] = []
-        for i in busy:
+        for i in g.tracker.due(busy) if busy else busy:
             a = g.assets[i]
             assert a is not None and a.episodes is not None
             out += g.tracker.update(a.episodes, msgs[i - lo].ts)
@@ -489,27 +523,38 @@ class Monitor:
         g.lim_lo[a.row] = med - VALUE_SPAN * span
         g.lim_hi[a.row] = med + VALUE_SPAN * span
 
-    def _wave(self, wave: list[tuple[_Asset, Telemetry]]) -> list[AlertEvent]:
-        """Step every (asset, sample) of one wave: grouped by bank, contiguous rows at once."""
+    def _wave(
+        self, wave: list[tuple[_Asset, Telemetry, tuple[float, ...] | None]]
+    ) -> list[AlertEvent]:
+        """Step every (asset, sample) of one wave: grouped by bank, contiguous rows at once
+        (a fleet's tick in the order its assets were placed is one slice per bank)."""
         if not wave:
             return []
         out: list[AlertEvent] = []
-        by_group: dict[int, tuple[_Group, list[tuple[int, Telemetry]]]] = {}
-        order: dict[str, int] = {}
-        for n, (a, t) in enumerate(wave):
-            assert a.group is not None
-            by_group.setdefault(id(a.group), (a.group, []))[1].append((a.row, t))
-            order[a.name] = n
+        by_group: dict[int, tuple[_Group, list[tuple[int, Telemetry, Any]]]] = {}
+        for a, t, v in wave:
+            g = a.group
+            assert g is not None
+            got = by_group.get(id(g))
+            if got is None:
+                got = by_group[id(g)] = (g, [])
+            got[1].append((a.row, t, v))
         for g, items in by_group.values():
-            items.sort(key=lambda it: it[0])
+            rows = [it[0] for it in items]
+            if rows != sorted(rows):
+                items.sort(key=lambda it: it[0])
+                rows = [it[0] for it in items]
             start = 0
             while start < len(items):
                 end = start + 1
-                while end < len(items) and items[end][0] == items[end - 1][0] + 1:
+                while end < len(items) and rows[end] == rows[end - 1] + 1:
                     end += 1
-                lo, hi = items[start][0], items[end - 1][0] + 1
-                msgs = [t for _, t in items[start:end]]
-                out += self._step(g, lo, hi, self._values(g, msgs, lo), msgs)
+                lo, hi = rows[start], rows[end - 1] + 1
+                msgs = [it[1] for it in items[start:end]]
+                vals = [it[2] for it in items[start:end]]
+                out += self._step(g, lo, hi, self._values(g, msgs, vals, lo), msgs)
                 start = end
-        out.sort(key=lambda al: order.get(al.asset, 0))
+        if len(out) > 1:
+            order = {a.name: n for n, (a, _t, _v) in enumerate(wave)}
+            out.sort(key=lambda al: order.get(al.asset, 0))
         return out

@@ -647,20 +647,26 @@ class DetectorBank:
     def _confirm_noise(self, lo: int, hi: int, noise: F64) -> F64:
         """Re-estimate flagged channels from the median of *second* differences: a ramp (speed
         change, valve stroke, start) has large first differences but small second ones, a noisy
-        transmitter has both."""
+        transmitter has both. Every flagged (row, channel) of the tick at once: their windows
+        are gathered into one array (one length past the warm-up) and reduced per row."""
         out = noise.copy()
         sz, R = self.sz, self.R
-        for r, c in zip(*np.nonzero(noise >= 1.0), strict=True):
-            i = lo + int(r)
-            k = int(self.k[i])
-            n = min(k, sz.wn + 1)
-            xs = self.ring[i, np.arange(k - n, k) % sz.ring, R + int(c)]
-            col = np.diff(xs)
-            d2 = np.diff(col)
-            if d2.size < 3:
+        rr, cc = np.nonzero(noise >= 1.0)
+        rows = rr + lo
+        k = self.k[rows]
+        n = np.minimum(k, sz.wn + 1)
+        for m in np.unique(n).tolist():
+            if m < 5:  # fewer than 3 second differences: nothing to judge by
                 continue
-            robust = 1.4826 * float(np.median(np.abs(d2 - np.median(d2)))) / math.sqrt(3.0)
-            out[r, c] *= robust / max(float(np.sqrt(np.mean(col * col))), 1e-12)
+            sel = np.flatnonzero(n == m)
+            slots = (k[sel, None] - m + np.arange(m)) % sz.ring
+            xs = self.ring[rows[sel, None], slots, R + cc[sel, None]]
+            col = np.diff(xs, axis=1)
+            d2 = np.diff(col, axis=1)
+            med = np.median(d2, axis=1)
+            robust = 1.4826 * np.median(np.abs(d2 - med[:, None]), axis=1) / math.sqrt(3.0)
+            rms = np.maximum(np.sqrt(np.mean(col * col, axis=1)), 1e-12)
+            out[rr[sel], cc[sel]] *= robust / rms
         return out
 
     # ------------------------------------------------------------------ reading state
