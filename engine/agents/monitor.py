@@ -199,32 +199,53 @@ class Monitor:
     # ------------------------------------------------------------------ public API
 
     def feed(self, t: Telemetry) -> list[AlertEvent]:
-        a, vals = self._take(t)
-        if a is None:
-            return self._take_clears()
-        g = a.group
-        assert g is not None
-        i = a.row
-        return self._take_clears() + self._step(g, i, i + 1, self._values(g, [t], [vals], i), [t])
+        """One sample: a batch of one (one path, so one asset alone and a fleet decide alike)."""
+        return self.feed_batch((t,))
 
     def feed_batch(self, msgs: Sequence[Telemetry]) -> list[AlertEvent]:
         """One tick of many assets at once (each asset at most once per call is the fast path;
-        repeats are processed in order). Alerts come in the order of their asset's message."""
+        repeats are processed in order). Alerts come in the order of their asset's message.
+
+        The common case is checked first, in this loop: the next sample of a placed asset with
+        exactly its signals (in any order) costs a few comparisons and its values in the
+        group's order; anything else goes through ``_intake`` (values None: ``_values`` holds
+        what is missing)."""
         out: list[AlertEvent] = []
-        wave: list[tuple[_Asset, Telemetry, tuple[float, ...] | None]] = []
+        assets: list[_Asset] = []
+        taken: list[Telemetry] = []
+        values: list[tuple[float, ...] | None] = []
         seen: set[str] = set()
-        take = self._take
+        ok = 0
+        find = self._assets.get
         for t in msgs:
-            if t.asset in seen:
-                out += self._wave(wave)
-                wave, seen = [], set()
-            a, vals = take(t)
-            if self._clears:
-                out += self._take_clears()
-            if a is not None:
-                wave.append((a, t, vals))
-                seen.add(t.asset)
-        out += self._wave(wave)
+            name = t.asset
+            if name in seen:
+                out += self._wave(assets, taken, values)
+                assets, taken, values, seen = [], [], [], set()
+            a = find(name)
+            vals = None
+            if a is not None and a.group is not None and a.run.advance(t.seq, t.ts, t.scenario):
+                ok += 1
+                sig = t.signals
+                if len(sig) == len(a.names):
+                    try:  # noqa: SIM105 (suppress() costs a context manager per sample)
+                        vals = a.group.get(sig)
+                    except KeyError:
+                        pass
+                if vals is None and tuple(sig) != a.names:
+                    self._new_signals(a, t)
+            else:
+                a = self._intake(t)
+                if self._clears:
+                    out += self._take_clears()
+                if a is None:
+                    continue
+            assets.append(a)
+            taken.append(t)
+            values.append(vals)
+            seen.add(name)
+        self.counters["samples"] += ok
+        out += self._wave(assets, taken, values)
         return out
 
     def take_rejections(self) -> list[Rejection]:
@@ -280,24 +301,6 @@ class Monitor:
         self.counters[kind] += 1
         if len(self._rejections) < MAX_REJECTIONS:
             self._rejections.append(Rejection(kind, t.asset, t.msg_id, t.seq, t.ts, reason))
-
-    def _take(self, t: Telemetry) -> tuple[_Asset | None, tuple[float, ...] | None]:
-        """``_intake`` with its common case first: the next sample of a placed asset, with
-        exactly the asset's signals (in any order), returns its values in the group's order
-        at the cost of a few comparisons; everything else goes the whole way (values None)."""
-        a = self._assets.get(t.asset)
-        if a is not None and a.group is not None and a.run.advance(t.seq, t.ts, t.scenario):
-            self.counters["samples"] += 1
-            sig = t.signals
-            if len(sig) == len(a.names):
-                try:
-                    return a, a.group.get(sig)
-                except KeyError:
-                    pass
-            if tuple(sig) != a.names:
-                self._new_signals(a, t)
-            return a, None
-        return self._intake(t), None
 
     def _intake(self, t: Telemetry) -> _Asset | None:
         """The asset ready to take this sample, or None (first sample, rejected, ...)."""
@@ -524,37 +527,52 @@ class Monitor:
         g.lim_hi[a.row] = med + VALUE_SPAN * span
 
     def _wave(
-        self, wave: list[tuple[_Asset, Telemetry, tuple[float, ...] | None]]
+        self,
+        assets: list[_Asset],
+        msgs: list[Telemetry],
+        values: list[tuple[float, ...] | None],
     ) -> list[AlertEvent]:
         """Step every (asset, sample) of one wave: grouped by bank, contiguous rows at once
-        (a fleet's tick in the order its assets were placed is one slice per bank)."""
-        if not wave:
+        (a fleet's tick in the order its assets were placed is one slice of one bank)."""
+        if not assets:
             return []
         out: list[AlertEvent] = []
-        by_group: dict[int, tuple[_Group, list[tuple[int, Telemetry, Any]]]] = {}
-        for a, t, v in wave:
-            g = a.group
-            assert g is not None
-            got = by_group.get(id(g))
-            if got is None:
-                got = by_group[id(g)] = (g, [])
-            got[1].append((a.row, t, v))
-        for g, items in by_group.values():
-            rows = [it[0] for it in items]
+        g0 = assets[0].group
+        parts: list[tuple[_Group, list[int]]]
+        if all(a.group is g0 for a in assets):
+            assert g0 is not None
+            parts = [(g0, list(range(len(assets))))]
+        else:
+            by_group: dict[int, tuple[_Group, list[int]]] = {}
+            for n, a in enumerate(assets):
+                g = a.group
+                assert g is not None
+                by_group.setdefault(id(g), (g, []))[1].append(n)
+            parts = list(by_group.values())
+        for g, idx in parts:
+            rows = [assets[n].row for n in idx]
+            whole = len(idx) == len(assets)  # idx is 0, 1, ... n - 1: the wave's own lists
             if rows != sorted(rows):
-                items.sort(key=lambda it: it[0])
-                rows = [it[0] for it in items]
+                idx = [n for _, n in sorted(zip(rows, idx, strict=True))]
+                rows = [assets[n].row for n in idx]
+                whole = False
             start = 0
-            while start < len(items):
-                end = start + 1
-                while end < len(items) and rows[end] == rows[end - 1] + 1:
-                    end += 1
+            while start < len(idx):
+                end = len(idx)
+                if rows[-1] - rows[start] != end - 1 - start:  # not one contiguous slice
+                    end = start + 1
+                    while end < len(idx) and rows[end] == rows[end - 1] + 1:
+                        end += 1
                 lo, hi = rows[start], rows[end - 1] + 1
-                msgs = [it[1] for it in items[start:end]]
-                vals = [it[2] for it in items[start:end]]
-                out += self._step(g, lo, hi, self._values(g, msgs, vals, lo), msgs)
+                if whole and start == 0 and end == len(idx):
+                    part_msgs, part_vals = msgs, values
+                else:
+                    part_msgs = [msgs[n] for n in idx[start:end]]
+                    part_vals = [values[n] for n in idx[start:end]]
+                xm = self._values(g, part_msgs, part_vals, lo)
+                out += self._step(g, lo, hi, xm, part_msgs)
                 start = end
         if len(out) > 1:
-            order = {a.name: n for n, (a, _t, _v) in enumerate(wave)}
+            order = {a.name: n for n, a in enumerate(assets)}
             out.sort(key=lambda al: order.get(al.asset, 0))
         return out

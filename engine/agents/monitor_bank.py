@@ -48,6 +48,9 @@ LEVEL, NOISE, STUCK, LIMIT = 0, 1, 2, 3
 DETECTOR_NAMES = ("level", "noise", "stuck", "limit")
 REANCHOR = 4096
 """Running sums are recomputed from the ring every this many samples (float drift)."""
+OUTLIER_RATIO = 2.0
+"""Calibration: the warm-up's largest departure counts up to this multiple of the largest one
+a single spike cannot reach (``_largest_departure``)."""
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ class DetectorBank:
             base = base + alpha * (level[t - w + 1] - base)
         d = np.array(devs) if devs else np.zeros((1, self.R))
         step = _quantum(level)
-        s0 = np.maximum(np.abs(d).max(axis=0), step / math.sqrt(w))
+        s0 = np.maximum(_largest_departure(np.abs(d), w), step / math.sqrt(w))
         s0 = np.maximum(s0, 1e-9 * np.maximum(1.0, np.abs(level.mean(axis=0))))
         fixed_base = level.mean(axis=0)
         self.base[i] = np.where(self.adaptive, base, fixed_base)
@@ -681,6 +684,20 @@ class DetectorBank:
     def window_mean(self, i: int) -> F64:
         out: F64 = self.sum_w[i] / self.sz.w
         return out
+
+
+def _largest_departure(ad: F64, w: int) -> F64:
+    """Per column of |departures| (n, R): the largest, unless it stands out from the rest by
+    more than ``OUTLIER_RATIO`` × the largest outside its own window's reach (the (w+1)-th
+    largest: one spike moves the w window means that contain it, and no more), which is then
+    the cap. A warm-up that wanders gives the same as a plain maximum; one moderate spike no
+    longer sets the scale for every later fault."""
+    top = ad.max(axis=0)
+    if len(ad) <= 2 * w:
+        return top
+    nxt = np.partition(ad, len(ad) - 1 - w, axis=0)[len(ad) - 1 - w]
+    out: F64 = np.minimum(top, OUTLIER_RATIO * nxt)
+    return out
 
 
 def _quantum(x: F64) -> F64:
