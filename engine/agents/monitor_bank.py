@@ -692,7 +692,7 @@ def _largest_departure(ad: F64, w: int) -> F64:
     largest: one spike moves the w window means that contain it, and no more), which is then
     the cap. A warm-up that wanders gives the same as a plain maximum; one moderate spike no
     longer sets the scale for every later fault."""
-    top = ad.max(axis=0)
+    top: F64 = ad.max(axis=0)
     if len(ad) <= 2 * w:
         return top
     nxt = np.partition(ad, len(ad) - 1 - w, axis=0)[len(ad) - 1 - w]
