@@ -57,6 +57,9 @@ __all__ = ["Monitor", "MonitorConfig", "Rejection"]
 
 MAX_ASSETS = 20_000
 """Per-asset state is bounded: samples of more assets than this are refused and counted."""
+DUE_CHECK_FROM = 4
+"""Busy rows from which the tracker's vectorised check (``EpisodeTracker.due``) is cheaper than
+updating every one; fewer are updated directly (the check is exact: the same alerts)."""
 
 
 @dataclass
@@ -491,7 +494,7 @@ class Monitor:
                 if len(a.warm) >= g.sz.warm:
                     self._fit(g, a)
         out: list[AlertEvent] = []
-        for i in g.tracker.due(busy) if busy else busy:
+        for i in g.tracker.due(busy) if len(busy) > DUE_CHECK_FROM else busy:
             a = g.assets[i]
             assert a is not None and a.episodes is not None
             out += g.tracker.update(a.episodes, msgs[i - lo].ts)
@@ -534,8 +537,13 @@ class Monitor:
     ) -> list[AlertEvent]:
         """Step every (asset, sample) of one wave: grouped by bank, contiguous rows at once
         (a fleet's tick in the order its assets were placed is one slice of one bank)."""
-        if not assets:
-            return []
+        if len(assets) <= 1:
+            if not assets:
+                return []
+            a = assets[0]
+            assert a.group is not None
+            xm = self._values(a.group, msgs, values, a.row)
+            return self._step(a.group, a.row, a.row + 1, xm, msgs)
         out: list[AlertEvent] = []
         g0 = assets[0].group
         parts: list[tuple[_Group, list[int]]]

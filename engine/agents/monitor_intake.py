@@ -75,7 +75,7 @@ class Rejection:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)
 class RunState:
     """Order bookkeeping of one asset."""
 
@@ -128,7 +128,10 @@ class RunState:
             and (scenario is None or self.scenario is None or scenario == self.scenario)
             and (not self.dt_known or ts - self.last_ts <= JUMP * self.dt)
         ):
-            self._accept(seq, ts, scenario)
+            self.last_seq, self.last_ts = seq, ts  # as _accept, inline: once per sample
+            self.pending = None
+            if scenario is not None:
+                self.scenario = scenario
             return True
         return False
 

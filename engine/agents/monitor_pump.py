@@ -501,6 +501,11 @@ class PumpModel:
         busy = (in_hyd | in_th | (dyn[:, D_CHN] > 0)) & ready
         closing = ready & ((k == dyn[:, D_HYD] + 1.0) | (k == dyn[:, D_TH] + 1.0))
         watch = self.unresponsive[lo:hi] & ready
+        only = watch & ~(busy | closing)
+        if only.any():  # a valve only watched: nothing to do until the flow answers it
+            win = self.win[lo:hi]
+            got = (dyn[:, D_SLOWQ] - win[:, 0]) / self.anchor[lo:hi, 1]
+            watch &= ~only | (got * np.copysign(1.0, cmd - win[:, 1]) >= VALVE_RESPONSE)
         for r in np.flatnonzero(busy | closing | watch).tolist():
             self._events(
                 lo + r,
