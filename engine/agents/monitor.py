@@ -95,7 +95,9 @@ class _Group:
         self.cfg = cfg
         self.pump = is_pump(names)
         self.model: CrossRegression | PumpModel = (
-            PumpModel(names, self.sz, cfg, 4) if self.pump else CrossRegression(names, self.sz, 4)
+            PumpModel(names, self.sz, cfg, 4)
+            if self.pump
+            else CrossRegression(names, self.sz, 4, cross=cfg.level_model != "per-signal")
         )
         self.bank = DetectorBank(self.model.layout(), cfg, self.sz, 4)
         self.tracker = EpisodeTracker(self.bank, self)
@@ -148,7 +150,7 @@ class _Group:
         if c < R:
             dev = float(wm[c] - bank.base[i, c])
             direction = "up" if dev >= 0 else "down"
-            if c < S and self.model.level_detector == "cross-regression":
+            if c < S and isinstance(self.model, CrossRegression):
                 return (
                     float(wm[R + c]),
                     float(wm[R + c]) - dev,

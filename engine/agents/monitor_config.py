@@ -27,6 +27,10 @@ class MonitorConfig:
     """Learning period in rows; overrides ``warmup_s`` (``controlroom detect --warmup``)."""
 
     # ------------------------------------------------------------------ level detector
+    level_model: str = "cross-regression"
+    """Any stream's model of normal (``monitor_normal``): ``"cross-regression"`` (each signal
+    regressed on the others) or ``"per-signal"`` (each signal against its own warm-up level,
+    the same detectors otherwise): the alternative ``bench/real_pumps.py`` prints beside it."""
     level_window_frac: float = 1.0 / 40.0
     """Level window = this fraction of the warm-up (10 rows for 400, 15 s for 600 s), at least
     ``min_window`` samples: long enough to average noise, short enough to clear quickly."""
