@@ -10,8 +10,9 @@ Channels, per asset (see ``Layout``):
 
 - *level* channels: the model of normal's residuals (``monitor_normal``). Score = |window mean −
   baseline| / threshold, the threshold calibrated on the warm-up's own scores: ``threshold_k``
-  × the largest window-mean departure seen in the second half of the warm-up, never below the
-  quantisation step, the model's uncertainty at today's operating point or an accuracy floor.
+  × the largest window-mean departure seen in the second half of the warm-up (capped so that
+  one spike cannot set it: ``_largest_departure``), never below the quantisation step, the
+  model's uncertainty at today's operating point or an accuracy floor.
   Raw-signal residuals (any stream) adapt: the baseline follows slow drift and the scale keeps
   learning from normal samples; a pump's model residuals do not.
 - *raw* channels (the signals themselves): *noise* (spread of sample-to-sample changes vs the

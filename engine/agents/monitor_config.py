@@ -38,7 +38,8 @@ class MonitorConfig:
     threshold_k: float = 3.5
     """A channel is over threshold when its window mean departs from its baseline by more than
     ``threshold_k`` × the largest departure seen in the second half of the warm-up (calibrated
-    on the warm-up's own scores, so a quantised, a slow or a noisy signal each gets its own)."""
+    on the warm-up's own scores, so a quantised, a slow or a noisy signal each gets its own; one
+    spike's departure is capped, ``monitor_bank.OUTLIER_RATIO``)."""
     baseline_tau_frac: float = 1.0
     """Raw-signal baselines follow slow drift with this time constant (× warm-up length); frozen
     while the channel is over threshold. Model residuals of a pump never drift: no adaptation."""
