@@ -15,9 +15,10 @@ per asset:
 
 Pure and causal: ``feed(msg) -> list[AlertEvent]`` uses samples ≤ t only, no I/O, no clock,
 never reads ``truth``. ``feed_batch(msgs)`` does the same for one tick of many assets at once
-(numpy over assets × channels); the same arithmetic, so the same alerts.
+(numpy over assets × channels); ``feed`` is a batch of one — one path, the same arithmetic, so
+the same alerts (``tests/plant/test_monitor_batch.py`` checks it on a suite and hostile ticks).
 
-Why one module of ~510 lines: ``Monitor`` is the one place where intake, the per-group detector
+Why one module of ~590 lines: ``Monitor`` is the one place where intake, the per-group detector
 banks and the episode trackers meet for a wave of samples; split, each half would need the
 other's row bookkeeping (which asset sits in which bank row).
 """

@@ -24,7 +24,7 @@ Hysteresis per channel: on after ``persist`` samples over 1, off after a level w
 ``clear_ratio``. While a pump is not settled (start, stop, manoeuvre) its level channels are
 held: neither counted up nor down.
 
-Why one module of ~670 lines: the vectorised detectors are one numpy state (an assets × channels
+Why one module of ~710 lines: the vectorised detectors are one numpy state (an assets × channels
 array per quantity) that every step reads and writes; split by detector, each part would have to
 know the others' array layout and growth.
 """

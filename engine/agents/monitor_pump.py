@@ -39,7 +39,7 @@ The model's own uncertainty at today's operating point (its posterior at a point
 seen yet, a thermal transient) widens that residual's threshold, so an operating point far from
 anything seen does not alarm before the model has learned it.
 
-Why one module of ~840 lines: the six residual relations, their fit on the warm-up and their update
+Why one module of ~850 lines: the six residual relations, their fit on the warm-up and their update
 are one model of one pump: they share the anchors and the fitted coefficients, and reading them
 side by side is how a reviewer checks the physics. Detection (``monitor_bank``), intake and
 episodes live in their own modules.
