@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import multiprocessing as mp
 import os
@@ -36,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from array import array
 from collections.abc import Callable
@@ -193,6 +195,43 @@ class Recorder:
         return self.values[: self.n].tolist()
 
 
+class StallSampler(threading.Thread):
+    """Where the event loop is when it stalls: every ``period`` s this thread looks at the time
+    the lag loop last ticked; when that is more than ``threshold`` s ago it records the main
+    thread's stack (innermost frames in the project, Textual or Rich first). Counts per place
+    name what makes the lag tail; a stall with no Python frame of note is GIL or scheduling."""
+
+    def __init__(self, threshold: float = 0.02, period: float = 0.002) -> None:
+        super().__init__(name="stall-sampler", daemon=True)
+        self.threshold, self.period = threshold, period
+        self.beat = time.perf_counter()
+        self.main = threading.main_thread().ident
+        self.places: dict[str, int] = {}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        import sys as _sys
+
+        while not self.halt.wait(self.period):
+            if time.perf_counter() - self.beat < self.threshold:
+                continue
+            frame = _sys._current_frames().get(self.main or 0)
+            names = []
+            while frame is not None and len(names) < 4:
+                code = frame.f_code
+                path = code.co_filename
+                if any(k in path for k in (str(ROOT), "textual", "rich", "pydantic", "numpy")):
+                    short = path.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
+                    names.append(f"{short}:{frame.f_lineno} {code.co_name}")
+                frame = frame.f_back
+            place = " < ".join(names) or "(no project/Textual frame: GIL or scheduler)"
+            self.places[place] = self.places.get(place, 0) + 1
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(1)
+
+
 async def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -262,7 +301,16 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             import tracemalloc
 
             tracemalloc.start(8)
-            before_trace = tracemalloc.take_snapshot()
+        before_trace = None  # taken half-way: what grows after warm-up, as the slope
+        sampler = StallSampler() if args.stalls else None
+        if sampler is not None:
+            sampler.start()
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         received0 = sum(feed.counts().values())
         redraws0 = app.redraws
         cpu0 = time.process_time()
@@ -274,10 +322,20 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
                 mem_t.add(now - t0)
                 mem_kib.add(rss_kib())
                 next_sample += SAMPLE_S
+                if args.trace_memory and before_trace is None and now - t0 >= args.seconds / 2:
+                    gc.collect()
+                    before_trace = tracemalloc.take_snapshot()
             before = time.perf_counter()
             await asyncio.sleep(0.01)
             lags.add((time.perf_counter() - before - 0.01) * 1000)
+            if sampler is not None:
+                sampler.beat = time.perf_counter()
         elapsed = time.perf_counter() - t0
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        if sampler is not None:
+            sampler.stop()
         cpu = time.process_time() - cpu0
         redraws = app.redraws - redraws0
         received = sum(feed.counts().values()) - received0
@@ -285,8 +343,10 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         mem_t.add(elapsed)
         mem_kib.add(rss_end)
         if args.trace_memory:
+            gc.collect()
             after_trace = tracemalloc.take_snapshot()
             tracemalloc.stop()
+            assert before_trace is not None
             growth_sites = after_trace.compare_to(before_trace, "traceback")[:8]
         kept_assets = len(feed.live_assets())
         per_asset = feed.memory_per_asset()
@@ -335,7 +395,7 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         "  RSS over time       " + "  ".join(f"{times[i]:.0f}s:{kib[i] / 1024:.1f}" for i in shown)
     )
     if args.trace_memory:
-        print("  allocations that grew during the window (tracemalloc, top 8):")
+        print("  allocations that grew over the second half (tracemalloc, after gc, top 8):")
         for stat in growth_sites:
             frames = list(stat.traceback)  # oldest first
             here = frames[-1]
@@ -344,6 +404,11 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             if ours is not None and ours is not here:
                 where += f" (from {Path(ours.filename).name}:{ours.lineno})"
             print(f"    {stat.size_diff / 1024:+8.1f} KiB  {stat.count_diff:+6d} blocks  {where}")
+    if sampler is not None:
+        total = sum(sampler.places.values())
+        print(f"  stalls > 20 ms      {total} samples of 2 ms; where the loop was (top 8):")
+        for place, n in sorted(sampler.places.items(), key=lambda kv: -kv[1])[:8]:
+            print(f"    {n:6d}  {place}")
     half = [i for i, t in enumerate(times) if t >= elapsed / 2]
     slope, stderr = growth([times[i] for i in half], [kib[i] for i in half])
     flat = abs(slope) <= max(2 * stderr, FLAT_MIB_PER_MIN)
@@ -380,6 +445,16 @@ def main() -> int:
         "--trace-memory",
         action="store_true",
         help="also list the allocation sites that grew in the window (tracemalloc: slower)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="cProfile the event-loop thread over the window into FILE (read with pstats)",
+    )
+    parser.add_argument(
+        "--stalls",
+        action="store_true",
+        help="also sample where the event loop is whenever it stalls over 20 ms",
     )
     parser.add_argument(
         "--suite",
