@@ -146,9 +146,17 @@ def traced_growth(trace_dir: Path, top: int = 6) -> list[str]:
         sites = per_service.setdefault(service, {})
         for stat in diff:
             frames = list(stat.traceback)  # oldest first
+            if any("importlib" in f.filename for f in frames):
+                where = "(modules first imported after warm-up: code, once)"
+                acc = sites.setdefault(where, [0, 0])
+                acc[0] += stat.size_diff
+                acc[1] += stat.count_diff
+                continue
             here = frames[-1]
             ours = next((f for f in reversed(frames) if root in f.filename), None)
-            where = f"{Path(here.filename).name}:{here.lineno}"
+            where = f"{here.filename.replace(root + '/', '')}:{here.lineno}"
+            if root not in here.filename:
+                where = f"{Path(here.filename).name}:{here.lineno}"
             if ours is not None and ours is not here:
                 where += f" (from {ours.filename.replace(root + '/', '')}:{ours.lineno})"
             acc = sites.setdefault(where, [0, 0])
@@ -391,7 +399,9 @@ def main() -> int:
           f"{FLAT_MIB_PER_MIN} MiB/min)\n")  # fmt: skip
     print("\n".join(memory_table(rss, run_s, args.warmup)))
     if args.trace_memory:
-        print("\nWhat grew (tracemalloc, per service, warm-up snapshot -> last snapshot):")
+        print("\nWhat grew (tracemalloc, per service, warm-up snapshot -> last snapshot; tracing "
+              "slows every service and its own records count in RSS: take the verdict above "
+              "from a run without --trace-memory):")  # fmt: skip
         print("\n".join(traced_growth(trace_dir)))
     print(f"\nload: {load}")
     if lost:
