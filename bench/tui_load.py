@@ -272,6 +272,21 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             redraw_cpu_ms.add((time.thread_time() - c) * 1000)
 
     screen_cls.redraw = timed_redraw  # type: ignore[method-assign]
+
+    # Textual's paint of what changed (layout when asked, then the compositor), after our
+    # redraw: its CPU per update, so a stall shows as work even when the machine is busy.
+    from textual.screen import Screen
+
+    paint_cpu_ms = Recorder(int(args.seconds * 200) + 100)
+    original_paint = getattr(Screen, "_on_timer_update", None)
+    if original_paint is not None:
+
+        def timed_paint(self: Any) -> None:
+            c = time.thread_time()
+            original_paint(self)
+            paint_cpu_ms.add((time.thread_time() - c) * 1000)
+
+        Screen._on_timer_update = timed_paint  # type: ignore[method-assign]
     app = ControlRoomApp(UiSettings(broker_url=url, service_urls={}))
     feed = app.feed
     assets = asset_names(args.assets)
@@ -297,6 +312,7 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
 
         redraw_ms.clear()
         redraw_cpu_ms.clear()
+        paint_cpu_ms.clear()
         if args.trace_memory:
             import tracemalloc
 
@@ -352,6 +368,9 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         per_asset = feed.memory_per_asset()
         kept_alerts = len(feed.alerts())
         refused = feed.counters.assets_refused
+        dedup_seen = len(app.bus._seen) if app.bus is not None else 0
+
+    from engine.bus.client import DEDUP_WINDOW as dedup_max
 
     offered = args.assets * args.hz
     lag_ms, redraw = lags.list(), redraw_ms.list() or [math.nan]
@@ -375,6 +394,12 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         f"wall p50 {statistics.median(redraw):.1f} ms p99 {percentile(redraw, 0.99):.1f} ms, "
         f"CPU p50 {statistics.median(redraw_cpu):.1f} ms p99 {percentile(redraw_cpu, 0.99):.1f} ms"
     )
+    paint = paint_cpu_ms.list() or [math.nan]
+    print(
+        f"  Textual paint CPU   p50 {statistics.median(paint):.1f} ms   p99 "
+        f"{percentile(paint, 0.99):.1f} ms   max {max(paint):.1f} ms per screen update "
+        "(layout + compositor; load-independent)"
+    )
     load1, load5, _ = os.getloadavg()
     print(f"  load average        {load1:.1f} (5 min {load5:.1f}) on {os.cpu_count()} cores")
     print(f"  CPU (TUI process)   {100 * cpu / elapsed:.0f}% of one core")
@@ -384,9 +409,14 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         f"   peak {max(rss_kib('VmHWM'), *kib) / 1024:.1f} MiB"
     )
     widths = rich.cells.cached_cell_len.cache_info()
+    filling = []
+    if widths.maxsize and widths.currsize < widths.maxsize:
+        filling.append(f"Rich width LRU {widths.currsize}/{widths.maxsize}")
+    if dedup_seen < dedup_max:
+        filling.append(f"bus dedup window {dedup_seen}/{dedup_max}")
     print(
-        f"  Rich width cache    {widths.currsize}/{widths.maxsize} strings "
-        "(a bounded LRU, ~1 MiB when full)"
+        f"  bounded caches      Rich cell widths {widths.currsize}/{widths.maxsize} strings "
+        f"(~1 MiB when full), bus dedup window {dedup_seen}/{dedup_max} QoS 1 messages"
     )
     shown = sorted(
         {min(range(len(times)), key=lambda i: abs(times[i] - k * elapsed / 6)) for k in range(7)}
@@ -413,6 +443,9 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
     slope, stderr = growth([times[i] for i in half], [kib[i] for i in half])
     flat = abs(slope) <= max(2 * stderr, FLAT_MIB_PER_MIN)
     verdict = "flat" if flat else ("GROWING" if slope > 0 else "shrinking")
+    if not flat and slope > 0 and filling:
+        verdict += f" (bounded caches still filling: {', '.join(filling)}; a longer run shows "
+        verdict += "whether it levels off)"
     print(
         f"  RSS growth          {slope:+.3f} ± {stderr:.3f} MiB/min over the second half "
         f"({elapsed / 2:.0f}-{elapsed:.0f} s): {verdict}"
