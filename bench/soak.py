@@ -62,6 +62,9 @@ KILLABLE = ("monitor", "diagnosis", "ticket", "review", "simulator")
 FLAT_MIB_PER_MIN = 0.05
 """RSS moves in pages and allocator arenas: a second-half slope under 3 MiB an hour, or within
 two standard errors of zero, counts as flat."""
+MIN_FIT_S = 180.0
+"""A process is judged only on at least this long after its warm-up (in the second half): a
+shorter life is mostly warm-up (buffers sized on first sight of each pump, imports on first use)."""
 TRACE_DIR = Path(__file__).resolve().parent / "soak_trace"
 
 
@@ -109,14 +112,17 @@ def memory_table(rss: dict[str, list[tuple[float, int, int]]], run_s: float,
         for t, pid, kib in samples:
             if t >= run_s / 2 and t - born[pid] >= warmup_s:
                 segments.setdefault(pid, []).append((t, float(kib)))
-        slope, err, _ = pooled_slope(list(segments.values()))
+        judged = [seg for seg in segments.values() if seg[-1][0] - seg[0][0] >= MIN_FIT_S]
+        minutes = sum(seg[-1][0] - seg[0][0] for seg in judged) / 60
+        slope, err, _ = pooled_slope(judged)
         if math.isnan(slope):
-            verdict = "too few samples (a longer run, or fewer kills of it)"
+            verdict = (f"not judged: no process lived {warmup_s:g} s + {MIN_FIT_S:g} s in the "
+                       "second half (fewer kills, or a longer run)")  # fmt: skip
             growth = "—"
         else:
             flat = abs(slope) <= max(2 * err, FLAT_MIB_PER_MIN)
             verdict = "flat" if flat else ("**GROWING**" if slope > 0 else "shrinking")
-            growth = f"{slope:+.3f} ± {err:.3f}"
+            growth = f"{slope:+.3f} ± {err:.3f} ({minutes:.1f} process-min)"
         peak = max(kib for _, _, kib in samples) / 1024
         lines.append(
             f"| {name} | {peak:.1f} | {' | '.join(quarters)} | {len(born)} | {growth} | {verdict} |"
@@ -395,8 +401,8 @@ def main() -> int:
     print(f"| supervisor gave up | {status.gave_up or 'no'} |")
     print(f"| dead letters | {', '.join(f'{k} {v}' for k, v in dead.items())} |")
     print(f"\nRSS sampled every 2 s; growth fitted over {run_s / 2:.0f}-{run_s:.0f} s, within each "
-          f"process, after its first {args.warmup:g} s; flat: |slope| <= max(2 SE, "
-          f"{FLAT_MIB_PER_MIN} MiB/min)\n")  # fmt: skip
+          f"process, after its first {args.warmup:g} s, on processes that lived {MIN_FIT_S:g} s "
+          f"more; flat: |slope| <= max(2 SE, {FLAT_MIB_PER_MIN} MiB/min)\n")  # fmt: skip
     print("\n".join(memory_table(rss, run_s, args.warmup)))
     if args.trace_memory:
         print("\nWhat grew (tracemalloc, per service, warm-up snapshot -> last snapshot; tracing "
