@@ -18,7 +18,9 @@ for ``--minutes`` (zero loss, p99 telemetry→alert latency, RSS per service). P
 1 vs 2 replicas of the monitor and of the diagnosis draining the same backlog on one broker in
 the same run (throughput ratio; target ≥ 1.8×). Part ``simulator``: the simulator service flat
 out (samples/s, target ≥ 20k) and the seconds a SIGTERM takes to end it then (target ≤ 2 s).
-Part ``monitor``: the vectorised monitor alone at 1,000 pumps, CPU per sample after the warm-up,
+Part ``diagnosis``: CPU per alert commit of the diagnosis service with N pumps pending (per-pump
+state rows vs the whole state it used to write). Part ``monitor``: the vectorised monitor alone
+at 1,000 pumps, CPU per sample after the warm-up,
 for a fault-free fleet and for one mostly in alarm (target ≥ 300k samples/s per core).
 Each prints the machine's load with every figure.
 
@@ -30,6 +32,7 @@ Each prints the machine's load with every figure.
     python bench/fleet.py --part replicas --batch 64 # 1 vs 2 replicas, monitor and diagnosis
     python bench/fleet.py --part simulator           # publish rate flat out; stop after SIGTERM
     python bench/fleet.py --part monitor --ticks 400 # the vectorised monitor alone, 1,000 pumps
+    python bench/fleet.py --part diagnosis --sizes 1,100,1000  # CPU per alert commit vs pumps
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -277,21 +281,30 @@ def part_live(args: argparse.Namespace) -> None:
         t0 = time.time()
         window_start = datetime.now(UTC)
         sim.post("/scenario/start", json={"speed": 1.0})
-        loads = []
+        loads: list[float] = []
+        behind: dict[str, int] = {"monitor": 0, "diagnosis": 0}
         while time.time() - t0 < minutes * 60:
-            time.sleep(min(30.0, max(0.1, minutes * 60 - (time.time() - t0))))
+            time.sleep(min(10.0, max(0.1, minutes * 60 - (time.time() - t0))))
             loads.append(os.getloadavg()[0])
+            seen = _counts(stack)
+            for name in behind:  # samples published but not yet handled: the backlog
+                behind[name] = max(behind[name], seen["simulator"] - seen[name])
         sim.post("/scenario/stop")
         wall = time.time() - t0
+        t_stop = time.time()
         after = _settle(stack)
+        catch_up = time.time() - t_stop
         published = after["simulator"] - counts["simulator"]
         rate = published / wall
         print(f"  window: {wall:.0f} s wall, {published:,} samples published ({rate:,.0f}/s); "
-              f"load during it {min(loads):.1f}..{max(loads):.1f}")  # fmt: skip
+              f"load during it {min(loads):.1f}..{max(loads):.1f}; consumers caught up "
+              f"{catch_up:.1f} s after the publisher stopped")  # fmt: skip
         for name in ("monitor", "diagnosis"):
             got = after[name] - counts[name]
             print(f"  {name:<10} received {got:,}: lost {published - got:,}"
-                  f"{'  (zero loss)' if got == published else ''}")  # fmt: skip
+                  f"{'  (zero loss)' if got == published else ''}; largest backlog seen "
+                  f"(every 10 s) {behind[name]:,} samples = {behind[name] / max(1.0, rate):.1f} s "
+                  "behind")  # fmt: skip
         lat = _alert_latencies(var / "logs" / "monitor.jsonl", window_start)
         print(
             f"  telemetry -> alert (monitor, wall clock, published -> published): "
@@ -351,11 +364,7 @@ def _settle(stack: object, quiet_s: float = SETTLE_QUIET_S) -> dict[str, int]:
     last: dict[str, int] = {}
     still = time.time()
     while True:
-        now = {
-            "simulator": int(stack.health("simulator")["published"]),  # type: ignore[attr-defined]
-            "monitor": int(stack.health("monitor")["counters"]["samples"]),  # type: ignore[attr-defined]
-            "diagnosis": int(stack.health("diagnosis")["counters"]["samples"]),  # type: ignore[attr-defined]
-        }
+        now = _counts(stack)
         if now["monitor"] >= now["simulator"] and now["diagnosis"] >= now["simulator"]:
             return now
         if now != last:
@@ -363,6 +372,15 @@ def _settle(stack: object, quiet_s: float = SETTLE_QUIET_S) -> dict[str, int]:
         elif time.time() - still >= quiet_s:
             return now
         time.sleep(1.0)
+
+
+def _counts(stack: object) -> dict[str, int]:
+    """Samples published by the simulator, handled by the monitor and by the diagnosis."""
+    return {
+        "simulator": int(stack.health("simulator")["published"]),  # type: ignore[attr-defined]
+        "monitor": int(stack.health("monitor")["counters"]["samples"]),  # type: ignore[attr-defined]
+        "diagnosis": int(stack.health("diagnosis")["counters"]["samples"]),  # type: ignore[attr-defined]
+    }
 
 
 def _alerts(stack: object) -> int:
@@ -392,6 +410,7 @@ def part_replicas(args: argparse.Namespace) -> None:
         )
         for service in args.services.split(","):
             rates: dict[int, float] = {1: 0.0, 2: 0.0}
+            cpu: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
             for _ in range(args.repeat):
                 for n in (1, 2):  # alternated, so a change of load hits both counts alike
                     procs = [
@@ -405,6 +424,7 @@ def part_replicas(args: argparse.Namespace) -> None:
                         for p in procs:
                             p.stop()
                     rates[n] = max(rates[n], r["rate"])
+                    cpu[n].append((r["cpu_us"], r["broker_cpu_us"]))
                     got = ", ".join(f"{c['samples']:,} (not mine {c['not_mine']})" for c in split)
                     print(
                         f"  {service:<9} x{n}: {r['rate']:>8,.0f} samples/s, "
@@ -418,9 +438,30 @@ def part_replicas(args: argparse.Namespace) -> None:
                 f"({'meets' if ratio >= 1.8 else 'BELOW'} the 1.8x target; best of {args.repeat})",
                 flush=True,
             )
+            print(f"  {service}: {cpu_bound(cpu[1], cpu[2])}", flush=True)
     finally:
         broker.stop()
         shutil.rmtree(var, ignore_errors=True)
+
+
+def cpu_bound(one: list[tuple[float, float]], two: list[tuple[float, float]]) -> str:
+    """What the CPU figures allow, whatever the load: the ratio two replicas could reach on
+    this machine's cores if nothing else ran. A replica is one Python process (one core at
+    most: the GIL), so one replica drains at most 1e6 / its CPU µs per sample; two drain at
+    most 2e6 / theirs, and — the broker delivering every sample on the same cores — at most
+    cores × 1e6 / (their CPU + the broker's) per sample. Medians of the runs (µs/sample)."""
+    if not one or not two:
+        return "no CPU figures"
+    c1, b1 = (statistics.median(x) for x in zip(*one, strict=True))
+    c2, b2 = (statistics.median(x) for x in zip(*two, strict=True))
+    cores = os.cpu_count() or 1
+    bound1 = min(1e6 / c1, cores * 1e6 / (c1 + b1))
+    bound2 = min(2e6 / c2, cores * 1e6 / (c2 + b2))
+    return (
+        f"CPU per sample {c1:.1f} us alone, {c2:.1f} us with two; broker {b1:.1f} / {b2:.1f} us. "
+        f"On {cores} free cores: one replica <= {bound1:,.0f}/s, two <= {bound2:,.0f}/s "
+        f"(the broker's share of the cores) -> at most {bound2 / bound1:.2f}x"
+    )
 
 
 def part_simulator(args: argparse.Namespace) -> None:
@@ -528,6 +569,66 @@ def part_monitor(args: argparse.Namespace) -> None:
         )
 
 
+def part_diagnosis(args: argparse.Namespace) -> None:
+    """What one alert's commit costs the diagnosis service as the fleet grows: the service (its
+    real SQLite outbox in a temporary var/) holding ``N`` pumps, each with a pending final and
+    its history (one real pump's state, from the bench's replay up to its first alert, copied
+    under N names), then the commit an alert makes — per-pump rows (what the service does) vs
+    the whole state (what it did). CPU ms per commit (process time), median of 20 (3 whole)."""
+    import tempfile
+
+    from engine.agents.diagnosis_state import DiagnosisState
+    from engine.evaluation.replay import replay
+    from engine.plant.scenario import load_scenario
+    from engine.schemas import AlertEvent
+    from engine.services.diagnosis import STOP_TAIL_S, DiagnosisService
+    from engine.services.registry import build_service
+    from engine.services.settings import Settings
+
+    var = Path(tempfile.mkdtemp(prefix="controlroom-fleet-diag-"))
+    os.environ["CONTROLROOM_VAR"] = str(var)
+    try:
+        svc = build_service(Settings.from_env("diagnosis"))
+        assert isinstance(svc, DiagnosisService)
+        for msg in replay(load_scenario("sudden_clog_and_drift"), diagnose=False):
+            if isinstance(msg, AlertEvent):
+                svc.on_input(msg)
+                if svc.pending_finals:
+                    break
+            else:
+                svc.on_telemetry([msg])  # type: ignore[list-item]
+        one = svc.diagnoser.export_state().assets[0]
+        print(f"diagnosis commit per alert: one pump's state {len(one.model_dump_json()):,} B "
+              f"(pending finals {svc.pending_finals}); {_load()}", flush=True)  # fmt: skip
+        for n in [int(x) for x in args.sizes.split(",")]:
+            fleet = [one.model_copy(update={"asset": f"pump{i:04d}"}) for i in range(n)]
+            svc.diagnoser.restore_state(DiagnosisState(assets=fleet))
+            rows, whole = [], []
+            for k in range(20):
+                c = time.process_time()
+                svc._dirty.add(f"pump{k % n:04d}")
+                svc._commit(None)
+                rows.append(time.process_time() - c)
+                if k < 3:  # slow at a fleet: a few suffice
+                    c = time.process_time()
+                    blob = svc.diagnoser.export_state().model_dump_json()
+                    svc.store.commit([], {"__whole__": blob})
+                    whole.append(time.process_time() - c)
+            print(
+                f"  {n:>5} pumps pending: per-pump rows {statistics.median(rows) * 1e3:7.2f} ms "
+                f"CPU per commit; whole state {statistics.median(whole) * 1e3:9.1f} ms "
+                f"({len(blob) / 1e6:,.1f} MB)  ({_load()})",
+                flush=True,
+            )
+            c, w = time.process_time(), time.perf_counter()
+            svc._save_all(tail_s=STOP_TAIL_S)
+            print(f"  {n:>5} pumps: the save at stop (every pump, {STOP_TAIL_S:g} s of history) "
+                  f"{time.process_time() - c:.2f} s CPU, {time.perf_counter() - w:.2f} s wall "
+                  f"({_load()})", flush=True)  # fmt: skip
+    finally:
+        shutil.rmtree(var, ignore_errors=True)
+
+
 MONITOR_FROM_S = 900
 """Ticks fed before the monitor part starts timing: past every pump's warm-up."""
 
@@ -539,7 +640,7 @@ def _load() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parts = ("replay", "live", "replicas", "simulator", "monitor")
+    parts = ("replay", "live", "replicas", "simulator", "monitor", "diagnosis")
     p.add_argument("--part", choices=parts, default="replay")
     p.add_argument("--sizes", default="1,10,100,1000", help="fleet sizes (default 1,10,100,1000)")
     p.add_argument("--seconds", type=float, default=4000.0, help="simulated seconds per run")
@@ -579,6 +680,8 @@ def main() -> None:
         part_live(args)
     elif args.part == "simulator":
         part_simulator(args)
+    elif args.part == "diagnosis":
+        part_diagnosis(args)
     elif args.part == "monitor":
         part_monitor(args)
     else:

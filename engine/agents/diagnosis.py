@@ -33,7 +33,7 @@ agent has no history: it does not guess. Until it holds a learned reference and 
 history, an alert's reports are deferred (up to ``max_defer_s``); a report that still has to be
 made without the history before the onset says so in its summary.
 
-Why one module of ~590 lines: ``DiagnosisAgent`` is one state machine (pending alerts, deferral,
+Why one module of ~650 lines: ``DiagnosisAgent`` is one state machine (pending alerts, deferral,
 provisional then final reports, state export); its features, rules, history and saved state are
 already in ``diagnosis_*.py``.
 """
@@ -536,47 +536,57 @@ class DiagnosisAgent:
     # ------------------------------------------------------------------ state
 
     def export_state(self, *, tail_s: float = 0.0) -> DiagnosisState:
-        """Everything a fresh agent needs to carry on exactly as this one would (pure data).
-
-        History: per asset, the rows its pending finals will read (from ``PRE_S`` before the
-        earliest pending onset, and the trend window), plus the last ``tail_s`` seconds of every
-        asset (so alerts raised right after a restart also have their pre-onset history)."""
-        assets = []
-        for name, st in self._assets.items():
-            h = st.history
-            needed = [
-                tr.alert.onset_ts - PRE_S[0] for tr in st.alerts.values() if tr.pending is not None
-            ]
-            since = min(needed) if needed else math.inf
-            if needed:
-                since = min(since, h.last_ts - 600.0)
-            if tail_s > 0:
-                since = min(since, h.last_ts - tail_s)
-            assets.append(
-                AssetState(
-                    asset=name,
-                    **asset_history_state(h, since),
-                    alerts=[
-                        AlertState(
-                            alert=tr.alert,
-                            revision=tr.revision,
-                            raised_ts=tr.raised_ts,
-                            pending=None
-                            if tr.pending is None
-                            else PendingState(
-                                due=tr.pending.due,
-                                deadline=tr.pending.deadline,
-                                deferred=tr.pending.deferred,
-                            ),
-                            reported=tr.reported,
-                            escalated_to=tr.escalated_to,
-                        )
-                        for tr in st.alerts.values()
-                    ],
-                    closed=list(st.closed),
-                )
-            )
+        """Everything a fresh agent needs to carry on exactly as this one would (pure data):
+        ``export_asset`` of every asset."""
+        assets = [self._export(name, st, tail_s) for name, st in self._assets.items()]
         return DiagnosisState(assets=assets)
+
+    def export_asset(self, name: str, *, tail_s: float = 0.0) -> AssetState | None:
+        """One asset's part of ``export_state`` (None: the agent holds nothing for it). Why
+        apart: an asset's reports depend on its own state only, so a service can save just the
+        asset that changed — the cost of a save stays flat as the fleet grows.
+
+        History: the rows its pending finals will read (from ``PRE_S`` before the earliest
+        pending onset, and the trend window), plus its last ``tail_s`` seconds (so alerts
+        raised right after a restart also have their pre-onset history)."""
+        st = self._assets.get(name)
+        return None if st is None else self._export(name, st, tail_s)
+
+    def asset_names(self) -> list[str]:
+        return list(self._assets)
+
+    def _export(self, name: str, st: _Asset, tail_s: float) -> AssetState:
+        h = st.history
+        needed = [
+            tr.alert.onset_ts - PRE_S[0] for tr in st.alerts.values() if tr.pending is not None
+        ]
+        since = min(needed) if needed else math.inf
+        if needed:
+            since = min(since, h.last_ts - 600.0)
+        if tail_s > 0:
+            since = min(since, h.last_ts - tail_s)
+        return AssetState(
+            asset=name,
+            **asset_history_state(h, since),
+            alerts=[
+                AlertState(
+                    alert=tr.alert,
+                    revision=tr.revision,
+                    raised_ts=tr.raised_ts,
+                    pending=None
+                    if tr.pending is None
+                    else PendingState(
+                        due=tr.pending.due,
+                        deadline=tr.pending.deadline,
+                        deferred=tr.pending.deferred,
+                    ),
+                    reported=tr.reported,
+                    escalated_to=tr.escalated_to,
+                )
+                for tr in st.alerts.values()
+            ],
+            closed=list(st.closed),
+        )
 
     def restore_state(self, state: DiagnosisState) -> None:
         """Take over a saved state (replaces whatever this agent held)."""

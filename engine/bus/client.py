@@ -744,6 +744,8 @@ class BusClient:
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
     ) -> None:
         try:
+            if paho_compat.published_qos(client, mid) == 0:
+                return  # nothing waits for a QoS 0 send's connection
             gens = self._puback_gens
             gens[mid] = self._generation
             if len(gens) > 65_536:  # entries nobody asked about (QoS 1 publishes not tracked)

@@ -12,6 +12,11 @@ Why each one exists (public API first wherever paho has one):
   ``rc`` stays NO_CONN), so "was this QoS 1 message acknowledged?" reads the flag paho sets.
 - ``MQTTMessage._topic``: the public ``topic`` property decodes UTF-8 and raises on anything
   else; the raw bytes are read only then, to dead-letter such a message with its topic.
+- ``Client._out_messages``: ``on_publish`` gets only a mid, for QoS 0 sends as for QoS 1
+  PUBACKs. The bus remembers which connection each PUBACK came on; recording every QoS 0 send
+  too filled that table with tens of thousands of entries nobody reads (memory that climbs for
+  the first hour of any publisher). paho holds a QoS 1 message there while ``on_publish``
+  runs, and never a QoS 0 one.
 
 ``check()`` runs at import: a paho whose internals moved fails loudly at start, naming what is
 missing, instead of misbehaving later. ``tests/live/test_paho_compat.py`` pins the version and
@@ -147,6 +152,17 @@ def delivered(info: mqtt.MQTTMessageInfo) -> bool:
         return bool(info.is_published())
     with condition:
         return bool(getattr(info, "_published", False))
+
+
+def published_qos(client: mqtt.Client, mid: int) -> int:
+    """The QoS of the message ``on_publish`` is reporting. paho keeps a QoS 1 message in
+    ``_out_messages`` until after the callback and never puts a QoS 0 one there; without the
+    table (another paho) say 1, so the caller keeps the record, the safe side."""
+    messages = getattr(client, "_out_messages", None)
+    if messages is None:
+        return 1
+    message = messages.get(mid)
+    return 0 if message is None else int(message.qos)
 
 
 def message_topic(msg: mqtt.MQTTMessage) -> str | bytes:

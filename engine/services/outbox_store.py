@@ -2,7 +2,12 @@
 in one SQLite transaction, so a crash can neither lose a message the service already
 acknowledged the input of, nor publish one whose state change was lost.
 
-The diagnosis service commits each report here (with the agent's pending-alert state) before
+State is kept as keyed rows (the diagnosis service: one row per asset) and a commit writes only
+the rows that changed: saving after an alert costs the same for 1 pump as for 1,000 (the whole
+state per commit made a fleet's diagnosis quadratic and minutes behind). The one-blob ``state``
+table of earlier versions is still read (``load_legacy``) and dropped by the first full save.
+
+The diagnosis service commits each report here (with its asset's pending-alert state) before
 its alert is acknowledged; ``engine.tickets.outbox.OutboxPublisher`` publishes the rows and
 deletes each one only when the broker acknowledged it (QoS 1 PUBACK). A crash at any point
 re-sends after restart what was not acknowledged: a repeat at worst (consumers key on the
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from engine.schemas import WireModel, topic_for
@@ -29,11 +34,17 @@ CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS state_rows (
+    origin TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (origin, key)
+);
 """
 
 
 class OutboxStore:
-    """``commit(messages, state)`` atomically; ``pending_outbox``/``ack_outbox`` for the
+    """``commit(messages, rows)`` atomically; ``pending_outbox``/``ack_outbox`` for the
     publisher (the same interface as the ticket store's outbox)."""
 
     def __init__(self, path: Path, origin: str) -> None:
@@ -47,27 +58,53 @@ class OutboxStore:
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(SCHEMA)
 
-    def commit(self, messages: Sequence[WireModel], state: str | None = None) -> None:
-        """Queue ``messages`` and replace the saved state, in one transaction."""
-        rows = [(self.origin, topic_for(m), m.to_json()) for m in messages]
+    def commit(
+        self,
+        messages: Sequence[WireModel],
+        rows: Mapping[str, str | None] | None = None,
+        *,
+        drop_legacy: bool = False,
+    ) -> None:
+        """Queue ``messages`` and write the state ``rows`` (a None value deletes its row), in
+        one transaction; ``drop_legacy`` deletes the earlier versions' whole-state blob too."""
+        msgs = [(self.origin, topic_for(m), m.to_json()) for m in messages]
+        rows = rows or {}
+        put = [(self.origin, k, v) for k, v in rows.items() if v is not None]
+        drop = [(self.origin, k) for k, v in rows.items() if v is None]
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(
-                    "INSERT INTO outbox (origin, topic, payload) VALUES (?, ?, ?)", rows
+                    "INSERT INTO outbox (origin, topic, payload) VALUES (?, ?, ?)", msgs
                 )
-                if state is not None:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
-                        (self.origin, state),
-                    )
+                conn.executemany(
+                    "INSERT OR REPLACE INTO state_rows (origin, key, value) VALUES (?, ?, ?)", put
+                )
+                conn.executemany("DELETE FROM state_rows WHERE origin = ? AND key = ?", drop)
+                if drop_legacy:
+                    conn.execute("DELETE FROM state WHERE key = ?", (self.origin,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
 
-    def load_state(self) -> str | None:
+    def row_keys(self) -> list[str]:
+        with self._lock:
+            got = self._conn.execute(
+                "SELECT key FROM state_rows WHERE origin = ?", (self.origin,)
+            ).fetchall()
+        return [str(k) for (k,) in got]
+
+    def load_rows(self) -> dict[str, str]:
+        with self._lock:
+            got = self._conn.execute(
+                "SELECT key, value FROM state_rows WHERE origin = ? ORDER BY key", (self.origin,)
+            ).fetchall()
+        return {str(k): str(v) for k, v in got}
+
+    def load_legacy(self) -> str | None:
+        """The whole-state blob an earlier version saved (None once a full save replaced it)."""
         with self._lock:
             row = self._conn.execute(
                 "SELECT value FROM state WHERE key = ?", (self.origin,)

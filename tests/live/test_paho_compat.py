@@ -66,3 +66,17 @@ def test_buffered_reads_bursts_and_acks_of_messages_sent_while_disconnected(make
     wait_for(lambda: delivered(publication), what="durable: the round trip after the PUBACK")
     sub.stop()
     pub.stop()
+
+
+def test_only_qos1_pubacks_are_remembered_with_their_connection(make_broker, wait_for):
+    """A publisher of QoS 0 telemetry must not fill the PUBACK table (it grew for an hour)."""
+    b = make_broker()
+    pub = BusClient(b.url, f"compatq-{uuid.uuid4().hex[:6]}", "compatq").start(wait=10)
+    before = len(pub._puback_gens)
+    for _ in range(300):
+        pub._mqtt.publish("compat/qos0", b"x", qos=0)
+    acked = pub._mqtt.publish("compat/qos1", b"x", qos=1)
+    wait_for(lambda: paho_compat.delivered(acked), what="the QoS 1 PUBACK")
+    assert acked.mid in pub._puback_gens
+    assert len(pub._puback_gens) == before + 1
+    pub.stop()
