@@ -317,6 +317,9 @@ def main() -> int:
     rss: dict[str, list[tuple[float, int, int]]] = {}
     """Per part: (s since the start, pid, RSS KiB)."""
     kills: dict[str, int] = {}
+    depths: dict[str, list[tuple[float, int]]] = {}
+    """Per service: (s since the start, messages waiting in its bus client's inbox)."""
+    next_depths = 0.0
     runs = 0
     t0 = time.monotonic()
     end = t0 + args.minutes * 60
@@ -352,6 +355,12 @@ def main() -> int:
                 kib = rss_kib(pid)
                 if kib:
                     rss.setdefault(name, []).append((now - t0, pid, kib))
+            if now >= next_depths:  # backlog beside RSS: a queue that grows is not a leak
+                next_depths = now + 10.0
+                for name in stack.services:
+                    h = health(stack, name)
+                    if h is not None:
+                        depths.setdefault(name, []).append((now - t0, int(h["queue_depth"])))
             if stack.gave_up:
                 print(f"soak: supervisor gave up: {stack.gave_up}", flush=True)
                 break
@@ -404,6 +413,13 @@ def main() -> int:
           f"process, after its first {args.warmup:g} s, on processes that lived {MIN_FIT_S:g} s "
           f"more; flat: |slope| <= max(2 SE, {FLAT_MIB_PER_MIN} MiB/min)\n")  # fmt: skip
     print("\n".join(memory_table(rss, run_s, args.warmup)))
+    print("\nInbox queue depth per service (median per quarter, max; from /health every 10 s):")
+    for name, samples in sorted(depths.items()):
+        quarters = []
+        for q in range(4):
+            part = [d for t, d in samples if q * run_s / 4 <= t < (q + 1) * run_s / 4]
+            quarters.append(f"{statistics.median(part):.0f}" if part else "—")
+        print(f"- {name}: {' / '.join(quarters)}, max {max(d for _, d in samples)}")
     if args.trace_memory:
         print("\nWhat grew (tracemalloc, per service, warm-up snapshot -> last snapshot; tracing "
               "slows every service and its own records count in RSS: take the verdict above "
