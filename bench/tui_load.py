@@ -13,10 +13,11 @@ buckets (``tui/trend.py``). What still fills is the alert list (500 episodes): b
 opens the publisher sends that many past episodes, so the window is the steady state. The bench
 keeps its own figures in preallocated arrays, so they do not count as growth.
 
-Two bounded caches outside our code still fill under this load and show as growth in runs of a
-few minutes: Rich's cell-width LRU (4,096 strings, ~1 MiB; its fill is printed) and
-pydantic-core's JSON string cache (16,384 slots: every unique ``msg_id`` takes one). A run of
-``--seconds 1800`` shows the plateau.
+Two bounded caches still fill under this load and show as growth in runs of a few minutes
+(their fill is printed beside the verdict): Rich's cell-width LRU (4,096 strings, ~1 MiB) and
+the bus client's dedup window (4,096 QoS 1 messages). ``--seconds 480`` shows the slope fall as
+they fill. Textual's paint CPU per screen update is printed too: a stall measured as work, not
+as time the process waited for a core.
 
     python bench/tui_load.py --suite                 # the three issue configurations, 60 s each
     python bench/tui_load.py                         # 10 assets x 10 Hz, plant screen
@@ -210,12 +211,10 @@ class StallSampler(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
-        import sys as _sys
-
         while not self.halt.wait(self.period):
             if time.perf_counter() - self.beat < self.threshold:
                 continue
-            frame = _sys._current_frames().get(self.main or 0)
+            frame = sys._current_frames().get(self.main or 0)
             names = []
             while frame is not None and len(names) < 4:
                 code = frame.f_code
