@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tui.textual_compat import DATATABLE_RENDER_CACHES, layout_requests, problems
@@ -35,6 +36,17 @@ def _rows(first: int, count: int) -> list[Row]:
     return [(f"k{i}", [Text(f"alarm {i}")]) for i in range(first + count - 1, first - 1, -1)]
 
 
+async def _measured(pilot: Pilot[None], table: KeyedTable, rows: int) -> None:
+    """Until the table has measured ``rows`` rows (plus its header) on an idle pass and the
+    layouts that follow (its scrollbar appearing) are done: three quiet passes in a row."""
+    quiet, seen = 0, layout_requests(table)
+    while quiet < 3:
+        await pilot.pause()
+        now = layout_requests(table)
+        quiet = quiet + 1 if now == seen and table.virtual_size.height == rows + 1 else 0
+        seen = now
+
+
 async def test_a_full_feed_scrolls_on_without_reflowing_the_screen() -> None:
     """A full list drops its oldest row for each new one: DataTable.remove_row asks for a layout
     of the whole screen every time (~40 ms at 120x40, the TUI's worst stall under load). The
@@ -45,7 +57,7 @@ async def test_a_full_feed_scrolls_on_without_reflowing_the_screen() -> None:
         table = app.query_one(KeyedTable)
         table.add_column("what", key="what")
         table.sync(_rows(0, 30), follow_top=True)
-        await pilot.pause()
+        await _measured(pilot, table, 30)  # its size known (that layout is the one expected)
         before = layout_requests(table)
         for k in range(1, 6):
             assert table.sync(_rows(k, 30), follow_top=True)
@@ -57,5 +69,5 @@ async def test_a_full_feed_scrolls_on_without_reflowing_the_screen() -> None:
         assert table.cursor_row == 0 and table.selected_key == "k34"
 
         table.sync(_rows(5, 31), follow_top=True)  # one more row: the virtual size grows
-        await pilot.pause()
+        await _measured(pilot, table, 31)
         assert layout_requests(table) > before
