@@ -123,7 +123,9 @@ def bench_fit(sizes: list[int]) -> None:
 
         def schedule(factory: FactoryConfig = factory) -> Any:
             with gc_paused():
-                shop = compile_shop(factory, BASELINE_SPEC)
+                # A new factory object each run: its routing is compiled from scratch, as on a
+                # brief's first scenario (compile_shop keeps it per factory object after that).
+                shop = compile_shop(factory.model_copy(), BASELINE_SPEC)
                 return shop, decode(shop, planned_sequence(shop))
 
         (shop, dec), _, cpu_sched = timed(schedule, runs)

@@ -588,7 +588,7 @@ def part_diagnosis(args: argparse.Namespace) -> None:
     var = Path(tempfile.mkdtemp(prefix="controlroom-fleet-diag-"))
     os.environ["CONTROLROOM_VAR"] = str(var)
     try:
-        svc = build_service(Settings.from_env("diagnosis"))
+        svc = build_service(Settings.from_env("diagnosis", {"CONTROLROOM_VAR": str(var)}))
         assert isinstance(svc, DiagnosisService)
         for msg in replay(load_scenario("sudden_clog_and_drift"), diagnose=False):
             if isinstance(msg, AlertEvent):

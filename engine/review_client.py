@@ -6,7 +6,8 @@ Requests and answers are the models of ``engine/http_schemas.py``; every failure
 cannot approve"), the HTTP status, and the exit code the CLI uses for it.
 
 Who is calling is not something the client says: the service authenticates the connection
-(``engine/auth``). ``resolve_endpoint`` picks the way in, once:
+(``engine/auth``). ``resolve_endpoint`` picks the way in, once, from the environment the entry
+(the CLI, the TUI) resolved and passes to it (this module never reads the process's own):
 
 1. a Unix socket named explicitly (``--api unix:/path``, ``CONTROLROOM_REVIEW_SOCKET``): the
    kernel tells the service our uid;
@@ -31,7 +32,6 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from engine.env_file import process_environ
 from engine.http_schemas import (
     AckRequest,
     Alarm,
@@ -115,11 +115,10 @@ def resolve_endpoint(
     api: str | None = None,
     *,
     token_file: str | None = None,
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str],
 ) -> Endpoint:
     """Where and how to reach the review API (see the module docstring). ValueError: a token
     file that cannot be read."""
-    environ = process_environ() if environ is None else environ
     raw = (api or "").strip()
     if raw.startswith("unix:"):
         return Endpoint(SOCKET_URL, socket=Path(raw[5:]))
@@ -170,13 +169,13 @@ class ReviewClient:
 
     def __init__(
         self,
-        endpoint: Endpoint | str | None = None,
+        endpoint: Endpoint | str,
         *,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if endpoint is None or isinstance(endpoint, str):
-            endpoint = resolve_endpoint(endpoint)
+        if isinstance(endpoint, str):  # a bare URL: no socket, no token
+            endpoint = Endpoint(endpoint.rstrip("/"))
         self.endpoint = endpoint
         self.timeout = timeout
         self._transport = transport

@@ -184,6 +184,22 @@ def post_oversize_fixture() -> Callable[..., Refused]:
     return post_oversize
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slowest files first (see ``file_order.py``)."""
+    from file_order import SLOWEST_FIRST
+
+    here = Path(__file__).parent
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+
+    def weight(item: pytest.Item) -> int:
+        try:
+            return rank.get(item.path.relative_to(here).as_posix(), len(rank))
+        except ValueError:  # outside tests/
+            return len(rank)
+
+    items.sort(key=weight)  # stable: the order within a file (and of the rest) is kept
+
+
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runtime state under the test's tmp dir; a developer's .env never leaks into tests."""

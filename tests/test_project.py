@@ -57,3 +57,10 @@ def test_every_benchmark_figure_names_its_command_and_date() -> None:
         text = page.read_text(encoding="utf-8")
         for script in re.findall(r"python (bench/[a-z_]+\.py)", text):
             assert (ROOT / script).is_file(), (page.name, script)
+
+
+def test_the_slowest_first_list_names_test_files_that_exist() -> None:
+    from file_order import SLOWEST_FIRST
+
+    tests = Path(__file__).parent
+    assert [name for name in SLOWEST_FIRST if not (tests / name).is_file()] == []

@@ -11,6 +11,7 @@ notification (the service's own ``detail`` when it gave one).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -35,14 +36,15 @@ class ControlRoomApi:
         self,
         urls: dict[str, str],
         *,
+        environ: Mapping[str, str] | None = None,
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``environ``: the environment the CLI resolved (the review API's token, socket)."""
         self.urls = dict(urls)
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
-        self.review = ReviewClient(
-            resolve_endpoint(self.urls.get("review")), timeout=timeout, transport=transport
-        )
+        endpoint = resolve_endpoint(self.urls.get("review"), environ=environ or {})
+        self.review = ReviewClient(endpoint, timeout=timeout, transport=transport)
         """Tickets, alarms, assets and KPIs (``engine.review_client.ReviewClient``)."""
 
     async def aclose(self) -> None:

@@ -122,7 +122,7 @@ class ControlRoomApp(App[None]):
         self.operator: str | None = None
         """Whom the review service recognises on this connection (``GET /whoami``): the name
         its audit trail records for what this TUI does."""
-        self.api = ControlRoomApi(dict(self.settings.service_urls))
+        self.api = ControlRoomApi(dict(self.settings.service_urls), environ=self.settings.environ)
         self.health = HealthState()
         self.scenario_status: ScenarioStatus | None = None
         """The simulator's ``GET /scenario/status``, typed (None: not known)."""

@@ -17,7 +17,7 @@ class UiSettings:
     service_urls: Mapping[str, str] = field(default_factory=dict)
     """Service name -> base URL. Empty: the app draws only what it is fed (tests, snapshots)."""
     llm: str = "auto"
-    """Factory screen: ``auto`` (Claude if ANTHROPIC_API_KEY is set), ``off`` or ``on``."""
+    """Factory screen: ``auto`` (Claude if ``environ`` has ANTHROPIC_API_KEY), ``off``, ``on``."""
     factory: str | None = None
     """Factory config file for the factory screen (None: the toy world)."""
     connect: bool = True
@@ -25,11 +25,12 @@ class UiSettings:
     stack_file: Path | None = None
     """The supervisor's ``var/stack.json`` (``controlroom up`` / ``demo`` on this host): which
     service is restarting or gave up. None: only the services' own /health."""
+    environ: Mapping[str, str] = field(default_factory=dict)
+    """The environment over ``.env`` as the CLI resolved it once: the review API's token or
+    socket, ``ANTHROPIC_API_KEY`` for the factory screen. Empty (tests): none of them."""
 
 
-def service_urls(
-    host: str = "127.0.0.1", environ: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def service_urls(host: str, environ: Mapping[str, str]) -> dict[str, str]:
     """Base URLs of the five services on ``host``, with the ports ``controlroom up`` uses
     (``CONTROLROOM_<SERVICE>_PORT`` or 8101..8105; read by ``engine.settings``)."""
     return Config.load(environ).service_urls(host)

@@ -44,7 +44,7 @@ from typing import Any
 from engine.alarms import lifecycle as lc
 from engine.http_schemas import Alarm, AlarmEvent, AssetServiceEvent, AssetStatus
 from engine.schemas import AlertEvent
-from engine.tickets.database import Conn, Database
+from engine.tickets.database import Condition, Conn, Database, where
 
 RUN_RESET_S = 600.0
 HISTORY_MAX = 200
@@ -447,27 +447,18 @@ class AlarmStore:
         history: bool = True,
     ) -> list[Alarm]:
         """Newest raise first. ``state``: one of ``ALARM_FILTERS``."""
-        where: list[str] = []
-        params: list[Any] = []
-        if state == "open":
-            where.append("state != 'normal'")
-        elif state == "active":
-            where.append("active = 1")
-        elif state == "unacked":
-            where.append("acknowledged = 0")
-        elif state != "all":
-            where.append("state = ?")
-            params.append(state)
-        if asset:
-            where.append("asset = ?")
-            params.append(asset)
-        if priority:
-            where.append("priority = ?")
-            params.append(priority)
-        sql = "SELECT doc FROM alarms"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY raised_at DESC, alarm_id LIMIT ?"
+        fixed: dict[str, Condition | None] = {
+            "open": ("state != 'normal'", ()),
+            "active": ("active = 1", ()),
+            "unacked": ("acknowledged = 0", ()),
+            "all": None,
+        }
+        clause, params = where(
+            fixed.get(state, ("state = ?", (state,))),
+            ("asset = ?", (asset,)) if asset else None,
+            ("priority = ?", (priority,)) if priority else None,
+        )
+        sql = f"SELECT doc FROM alarms{clause} ORDER BY raised_at DESC, alarm_id LIMIT ?"
         params.append(int(limit))
         with self._read() as c:
             alarms = [Alarm.model_validate_json(r[0]) for r in c.all(sql, params)]

@@ -158,11 +158,14 @@ def run(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespa
     """Run a handler; every way it can fail ends here as one line and an exit status."""
     command = getattr(args, "_command", None) or "controlroom"
     prefix = f"controlroom {command}" if command != "controlroom" else command
-    debug = debug_enabled(bool(getattr(args, "debug", False)))
+    debug = bool(getattr(args, "debug", False))
     try:
         from engine.env_file import process_environ
 
-        process_environ()  # a malformed .env fails every command at once, naming file and line
+        # The one read of the environment and .env for this command (a malformed .env fails
+        # every command at once, naming file and line); handlers pass it on explicitly.
+        args.environ = process_environ()
+        debug = debug_enabled(debug, args.environ)
         code = int(func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code

@@ -25,10 +25,15 @@ from engine.cli.review_api import (
     SEVERITY_STYLE,
     Choices,
     add_choice,
+    add_command,
     call,
     common_options,
+    console,
+    head_line,
+    history_line,
     local_time,
-    print_json,
+    new_table,
+    print_facts,
 )
 
 STATE_STYLE = {
@@ -64,12 +69,12 @@ def _minutes(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = common_options()
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "alarms",
-        parents=[common],
-        help="alarms: list, acknowledge, shelve; assets out of service; KPIs",
-        description="The alarm lifecycle through the review service. Without an action: the "
-        "alarms that are not back to normal.",
+        "alarms: list, acknowledge, shelve; assets out of service; KPIs",
+        "The alarm lifecycle through the review service. Without an action: the alarms that "
+        "are not back to normal.",
     )
     p.set_defaults(func=cmd_alarms, action="list", state="open", asset=None, priority=None)
     acts = p.add_subparsers(dest="action", metavar="ACTION")
@@ -148,11 +153,9 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         return await client.kpis(args.hours, args.operators)
 
     code, data = call(args, f"alarms {action}", run)
-    if code:
+    if code or data is None:  # failed, or printed as --json
         return code
-    if getattr(args, "json", False):
-        print_json(data)
-    elif action == "list":
+    if action == "list":
         _print_list(data, args)
     elif action == "assets":
         _print_assets(data)
@@ -167,12 +170,6 @@ def cmd_alarms(args: argparse.Namespace) -> int:
     return 0
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
-
-
 def _shelf(a: Any) -> str:
     if a.shelved == "until_clear":
         return "until clear"
@@ -180,19 +177,16 @@ def _shelf(a: Any) -> str:
 
 
 def _print_list(alarms: list[Any], args: argparse.Namespace) -> None:
-    from rich.table import Table
     from rich.text import Text
 
     from tui.safe import clean
 
-    console = _console()
+    out = console()
     if not alarms:
         where = f" for {args.asset}" if args.asset else ""
-        console.print(Text(f"no alarms in state {args.state}{where}"))
+        out.print(Text(f"no alarms in state {args.state}{where}"))
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("ID", "STATE", "PRI", "ASSET", "SIGNALS", "RAISED", "ACK BY", "SHELVED"):
-        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    table = new_table("ID", "STATE", "PRI", "ASSET", "SIGNALS", "RAISED", "ACK BY", "SHELVED")
     for a in alarms:
         flags = " chattering" if a.chattering else ""
         table.add_row(
@@ -205,8 +199,8 @@ def _print_list(alarms: list[Any], args: argparse.Namespace) -> None:
             Text(clean(a.acknowledged_by or "", single_line=True)),
             Text(_shelf(a)),
         )
-    console.print(table)
-    console.print(Text(f"{len(alarms)} alarm(s)", style="dim"))
+    out.print(table)
+    out.print(Text(f"{len(alarms)} alarm(s)", style="dim"))
 
 
 def _print_alarm(a: Any, verb: str | None) -> None:
@@ -214,17 +208,11 @@ def _print_alarm(a: Any, verb: str | None) -> None:
 
     from tui.safe import clean
 
-    console = _console()
+    out = console()
     if verb:
-        console.print(Text(f"{clean(a.alarm_id, single_line=True)} {verb}", style="bold green"))
-    head = Text()
-    head.append(clean(a.alarm_id, single_line=True), style="bold")
-    head.append("  ")
-    head.append(a.state, style=STATE_STYLE.get(a.state, ""))
-    head.append("  ")
-    head.append(a.priority, style=SEVERITY_STYLE.get(a.priority, ""))
-    head.append(f"  {clean(a.asset, single_line=True)}  {clean(a.source, single_line=True)}")
-    console.print(head)
+        out.print(Text(f"{clean(a.alarm_id, single_line=True)} {verb}", style="bold green"))
+    rest = f"{clean(a.asset, single_line=True)}  {clean(a.source, single_line=True)}"
+    out.print(head_line(a.alarm_id, a.state, STATE_STYLE.get(a.state, ""), a.priority, rest))
     facts = [
         ("active", "yes" if a.active else "no (returned to normal)"),
         ("acknowledged", f"by {a.acknowledged_by}" if a.acknowledged_by else str(a.acknowledged)),
@@ -235,37 +223,26 @@ def _print_alarm(a: Any, verb: str | None) -> None:
         ("raised", local_time(a.raised_at, seconds=True)),
         ("cleared", local_time(a.cleared_at, seconds=True)),
     ]
-    for key, value in facts:
-        if value:
-            line = Text(f"{key:>15}: ", style="dim")
-            line.append(clean(str(value), single_line=True))
-            console.print(line)
+    print_facts(out, facts, 15)
     if verb is None:
-        console.print(Text("history", style="bold"))
+        out.print(Text("history", style="bold"))
     events = a.history if verb is None else a.history[-1:]
     for e in events:
-        line = Text(f"  {local_time(e.at, seconds=True)}  ", style="dim")
-        line.append(f"{clean(e.who, single_line=True):<14} {e.action:<19}")
-        line.append(clean(e.detail, single_line=True))
+        line = history_line(e.at, e.who, e.action, 19, e.detail)
         if e.note:
             line.append(f"  “{clean(e.note, single_line=True)}”", style="italic")
-        console.print(line)
+        out.print(line)
 
 
 def _print_assets(assets: list[Any], verb: str | None = None) -> None:
-    from rich.table import Table
     from rich.text import Text
 
     from tui.safe import clean
 
-    console = _console()
+    out = console()
     if verb and assets:
-        console.print(
-            Text(f"{clean(assets[0].asset, single_line=True)} {verb}", style="bold green")
-        )
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("ASSET", "SERVICE", "OPEN", "UNACK", "SINCE", "BY", "REASON"):
-        table.add_column(col, no_wrap=True, overflow="ellipsis")
+        out.print(Text(f"{clean(assets[0].asset, single_line=True)} {verb}", style="bold green"))
+    table = new_table("ASSET", "SERVICE", "OPEN", "UNACK", "SINCE", "BY", "REASON")
     for s in assets:
         table.add_row(
             Text(clean(s.asset, single_line=True)),
@@ -279,4 +256,4 @@ def _print_assets(assets: list[Any], verb: str | None = None) -> None:
             Text(clean(s.by or "", single_line=True)),
             Text(clean(s.reason or "", single_line=True)),
         )
-    console.print(table)
+    out.print(table)

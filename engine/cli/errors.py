@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Mapping
 from typing import ClassVar, NamedTuple
 
 EXIT_OK = 0
@@ -155,9 +156,10 @@ def _yaml_failure(exc: BaseException) -> Failure | None:
     return Failure(EXIT_USAGE, f"not valid YAML: {where}{problem}")
 
 
-def debug_enabled(flag: bool) -> bool:
-    """``--debug``, or ``CONTROLROOM_DEBUG`` set to anything but empty/0/false/no."""
-    env = os.environ.get(DEBUG_ENV, "").strip().lower()
+def debug_enabled(flag: bool, environ: Mapping[str, str]) -> bool:
+    """``--debug``, or ``CONTROLROOM_DEBUG`` (in the command's resolved environment, so
+    ``.env`` may set it too) set to anything but empty/0/false/no."""
+    env = environ.get(DEBUG_ENV, "").strip().lower()
     return flag or env not in ("", "0", "false", "no", "off")
 
 

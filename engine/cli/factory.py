@@ -99,6 +99,7 @@ RULES = {
 def cmd_brief(args: argparse.Namespace) -> int:
     from engine.factory import FactoryConfigError, LLMUnavailable, render_gantt, run_pipeline
     from engine.factory.config import load_factory
+    from engine.factory.llm import resolve_llm
     from engine.factory.report import state_to_json
 
     text = sys.stdin.read() if args.text == "-" else args.text
@@ -111,7 +112,7 @@ def cmd_brief(args: argparse.Namespace) -> int:
             from engine.factory.plant_feed import TicketSourceError, fetch_tickets
 
             try:
-                tickets = fetch_tickets(args.tickets)
+                tickets = fetch_tickets(args.tickets, environ=args.environ)
             except TicketSourceError as exc:
                 remote = args.tickets.startswith(("http://", "https://", "postgres"))
                 _err(f"--tickets {exc}")
@@ -120,7 +121,7 @@ def cmd_brief(args: argparse.Namespace) -> int:
             text,
             factory=factory,
             date=args.date,
-            llm=args.llm,
+            llm=resolve_llm(args.llm, args.environ) or "off",
             on_log=lambda line: print(line, file=sys.stderr, flush=True),
             tickets=tickets,
         )

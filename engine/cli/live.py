@@ -178,10 +178,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine.services.base import configure_console
     from engine.services.registry import build_service
     from engine.services.settings import Settings, SettingsError, ensure_writable_var
-    from engine.settings import Config, process_environ
+    from engine.settings import Config
 
     try:
-        environ = process_environ()
+        environ = args.environ
         config = Config.load(
             environ,
             **_flags(args),
@@ -198,7 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"controlroom serve: {exc}", file=sys.stderr)
         return 2
     try:
-        ensure_writable_var()
+        ensure_writable_var(args.environ)
     except SettingsError as exc:
         print(f"controlroom serve {args.name}: {exc}", file=sys.stderr)
         return 1
@@ -233,10 +233,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     from engine.cli.checks import require_broker
     from engine.services.settings import Settings, SettingsError, ensure_writable_var
     from engine.services.stack import Stack, StackError
-    from engine.settings import Config, process_environ
+    from engine.settings import Config
 
     try:
-        ensure_writable_var()
+        ensure_writable_var(args.environ)
     except SettingsError as exc:
         print(f"controlroom up: {exc}", file=sys.stderr)
         return 1
@@ -250,7 +250,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "CONTROLROOM_BROKER_INSECURE": "1" if args.insecure else None,
         }
         child_env = {k: v for k, v in flags.items() if v}
-        environ = {**process_environ(), **child_env}
+        environ = {**args.environ, **child_env}
         # the children read the same environment: check it now, naming what is wrong
         config = Config.load(environ, **_flags(args))
         broker = args.broker or config.broker
@@ -269,6 +269,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             rate_hz=args.rate_hz,
             host=config.host,
             env=child_env,
+            environ=args.environ,
             console=True,
             supervise=True,
         )

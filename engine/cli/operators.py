@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli.review_api import call, common_options, print_json
+from engine.cli.review_api import call, common_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,11 +44,8 @@ def cmd_operators(args: argparse.Namespace) -> int:
         return 2
     if args.action == "whoami":
         code, who = call(args, "operators whoami", lambda client: client.whoami())
-        if code == 0 and who is not None:
-            if getattr(args, "json", False):
-                print_json(who)
-            else:
-                print(f"{who.operator} (via {who.via.replace('_', ' ')})")
+        if who is not None:  # None: failed, or printed as --json
+            print(f"{who.operator} (via {who.via.replace('_', ' ')})")
         return code
     registry = TokenRegistry(var_dir() / "operators.json")
     try:

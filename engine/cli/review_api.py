@@ -65,6 +65,13 @@ def add_choice(
     parser.add_argument(flag, choices=choices, metavar=metavar, help=help_text, **kw)
 
 
+def add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str, about: str
+) -> argparse.ArgumentParser:
+    """A review-API command (``tickets``, ``alarms``) with the common options."""
+    return sub.add_parser(name, parents=[common_options()], help=help, description=about)
+
+
 def common_options() -> argparse.ArgumentParser:
     """Accepted before or after the action; SUPPRESS so a sub-parser does not reset a value
     given before it."""
@@ -92,32 +99,38 @@ def common_options() -> argparse.ArgumentParser:
 def call(
     args: argparse.Namespace, command: str, fn: Callable[[Any], Awaitable[Any]]
 ) -> tuple[int, Any]:
-    """Run ``fn(client)`` against the review API: ``(0, its result)``, or the error printed and
+    """Run ``fn(client)`` against the review API: ``(0, its result)``; ``(0, None)`` when
+    ``--json`` asked for the result and it is printed already; or the error printed and
     ``(exit code, None)``."""
 
     from engine.cli.checks import http_url
-    from engine.env_file import process_environ
     from engine.review_client import ApiError, ReviewClient, resolve_endpoint
 
+    environ = args.environ  # resolved once by the CLI's entry (engine.cli.run)
     api = getattr(args, "api", None)
     if api and not api.startswith("unix:"):
         http_url(api.rstrip("/"), "--api")  # a bad URL: exit 2 naming the flag
-    elif not api and process_environ().get("CONTROLROOM_REVIEW_URL"):
-        http_url(process_environ()["CONTROLROOM_REVIEW_URL"].rstrip("/"), "CONTROLROOM_REVIEW_URL")
+    elif not api and environ.get("CONTROLROOM_REVIEW_URL"):
+        http_url(environ["CONTROLROOM_REVIEW_URL"].rstrip("/"), "CONTROLROOM_REVIEW_URL")
 
     async def run() -> Any:
-        endpoint = resolve_endpoint(api, token_file=getattr(args, "token_file", None))
+        token_file = getattr(args, "token_file", None)
+        endpoint = resolve_endpoint(api, token_file=token_file, environ=environ)
         async with ReviewClient(endpoint) as client:
             return await fn(client)
 
     try:
-        return 0, asyncio.run(run())
+        result = asyncio.run(run())
     except ApiError as exc:
         print(f"controlroom {command}: {exc.detail}", file=sys.stderr)
         return exc.exit_code, None
     except (OSError, ValueError) as exc:  # an unreadable token or body file
         print(f"controlroom {command}: {exc}", file=sys.stderr)
         return 2, None
+    if getattr(args, "json", False):
+        print_json(result)
+        return 0, None
+    return 0, result
 
 
 def print_json(data: Any) -> None:
@@ -143,3 +156,63 @@ def local_time(when: Any, seconds: bool = False) -> str:
             return str(when)
     stamp: datetime = when
     return stamp.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%m-%d %H:%M")
+
+
+# ---- printing (rich is imported when something is printed, never for --help) -----------------
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def new_table(*columns: str) -> Any:
+    """A borderless table, one line per row; ``columns`` are added without a fixed width."""
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in columns:
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    return table
+
+
+def head_line(ident: str, state: str, state_style: str, level: str, rest: str) -> Any:
+    """``ID  state  severity  rest``: the first line of a ticket or an alarm."""
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    head = Text()
+    head.append(clean(ident, single_line=True), style="bold")
+    head.append("  ")
+    head.append(state, style=state_style)
+    head.append("  ")
+    head.append(level, style=SEVERITY_STYLE.get(level, ""))
+    head.append(f"  {rest}")
+    return head
+
+
+def print_facts(out: Any, facts: list[tuple[str, str]], width: int) -> None:
+    """``key: value`` lines, keys right-aligned to ``width``; empty values are left out."""
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    for key, value in facts:
+        if value:
+            line = Text(f"{key:>{width}}: ", style="dim")
+            line.append(clean(str(value), single_line=True))
+            out.print(line)
+
+
+def history_line(at: Any, who: str, action: str, action_width: int, detail: str) -> Any:
+    """One entry of a ticket's or an alarm's history (the caller may append to it)."""
+    from rich.text import Text
+
+    from tui.safe import clean
+
+    line = Text(f"  {local_time(at, seconds=True)}  ", style="dim")
+    line.append(f"{clean(who, single_line=True):<14} {action:<{action_width}}")
+    line.append(clean(detail, single_line=True))
+    return line

@@ -20,14 +20,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from engine.cli import review_api
 from engine.cli.review_api import (
     SEVERITY_STYLE,
     Choices,
     add_choice,
+    add_command,
     call,
     common_options,
     local_time,
-    print_json,
 )
 
 if TYPE_CHECKING:  # the models only in annotations: `tickets --help` imports no pydantic
@@ -38,12 +39,12 @@ STATE_STYLE = {"open": "bold", "approved": "cyan", "closed": "dim"}
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = common_options()
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "tickets",
-        parents=[common],
-        help="list, show, approve, edit and close work orders (review API)",
-        description="Review work orders through the review service (controlroom serve review, "
-        "or controlroom up). Without an action: the list of open and approved tickets.",
+        "list, show, approve, edit and close work orders (review API)",
+        "Review work orders through the review service (controlroom serve review, or "
+        "controlroom up). Without an action: the list of open and approved tickets.",
     )
     p.set_defaults(func=cmd_tickets, action="list", state="active", asset=None, limit=200)
     acts = p.add_subparsers(dest="action", metavar="ACTION")
@@ -102,11 +103,9 @@ def cmd_tickets(args: argparse.Namespace) -> int:
         return await client.close(args.ticket_id, args.reason, args.note)
 
     code, data = call(args, f"tickets {action}", run)
-    if code:
+    if code or data is None:  # failed, or printed as --json
         return code
-    if getattr(args, "json", False):
-        print_json(data)
-    elif action == "list":
+    if action == "list":
         _print_list(data, args)
     else:
         _print_ticket(data, verb=None if action == "show" else action)
@@ -131,19 +130,13 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
     return changes
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
-
-
 def _print_list(tickets: list[Ticket], args: argparse.Namespace) -> None:
     from rich.table import Table
     from rich.text import Text
 
     from tui.safe import clean
 
-    console = _console()
+    console = review_api.console()
     if not tickets:
         where = f" for {args.asset}" if args.asset else ""
         console.print(Text(f"no {args.state if args.state != 'all' else ''} tickets{where}"))
@@ -211,20 +204,15 @@ def _print_ticket(t: Ticket, verb: str | None) -> None:
 
     from tui.safe import clean
 
-    console = _console()
+    console = review_api.console()
     if verb:
         done = {"approve": "approved", "edit": "edited", "close": "closed"}[verb]
         console.print(Text(f"{t.ticket_id} {done}", style="bold green"))
-    head = Text()
-    head.append(clean(t.ticket_id, single_line=True), style="bold")
-    head.append("  ")
-    head.append(t.state, style=STATE_STYLE.get(t.state, ""))
-    if t.close_reason:
-        head.append(f" ({t.close_reason})")
-    head.append("  ")
-    head.append(t.severity, style=SEVERITY_STYLE.get(t.severity, ""))
-    head.append(f"  {clean(t.asset, single_line=True)}  {t.root_cause} ({t.category})")
-    console.print(head)
+    state = f"{t.state} ({t.close_reason})" if t.close_reason else t.state
+    rest = f"{clean(t.asset, single_line=True)}  {t.root_cause} ({t.category})"
+    console.print(
+        review_api.head_line(t.ticket_id, state, STATE_STYLE.get(t.state, ""), t.severity, rest)
+    )
     console.print(Text(clean(t.title, single_line=True), style="bold"))
     facts = [
         ("labels", ", ".join(t.labels)),
@@ -241,18 +229,11 @@ def _print_ticket(t: Ticket, verb: str | None) -> None:
             facts.append((f"{system} error", ext.error))
     if t.close_note:
         facts.append(("close note", t.close_note))
-    for key, value in facts:
-        if value:
-            line = Text(f"{key:>13}: ", style="dim")
-            line.append(clean(value, single_line=True))
-            console.print(line)
+    review_api.print_facts(console, facts, 13)
     if verb is None:
         console.print()
         console.print(Markdown(clean(t.body)))
         console.print()
         console.print(Text("history", style="bold"))
         for h in t.history:
-            line = Text(f"  {local_time(h.at, seconds=True)}  ", style="dim")
-            line.append(f"{clean(h.who, single_line=True):<14} {h.action:<22}")
-            line.append(clean(h.detail, single_line=True))
-            console.print(line)
+            console.print(review_api.history_line(h.at, h.who, h.action, 22, h.detail))

@@ -132,9 +132,10 @@ def cmd_tui(args: argparse.Namespace) -> int:
     local = args.api_host in ("127.0.0.1", "localhost", "::1")
     settings = UiSettings(
         broker_url=args.broker,
-        service_urls=service_urls(args.api_host),
+        service_urls=service_urls(args.api_host, args.environ),
         llm=args.llm,
         factory=args.factory,
+        environ=args.environ,
         stack_file=var_dir() / STATUS_FILE if local else None,
     )
     _run_app(settings)
@@ -182,6 +183,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         speed=args.speed,
         assets=args.assets if args.assets > 1 else None,
+        environ=args.environ,
         supervise=True,
     )
     fleet = f", {args.assets} pumps" if args.assets > 1 else ""
@@ -208,6 +210,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 service_urls=stack.urls,
                 llm=args.llm,
                 stack_file=stack.var / STATUS_FILE,
+                environ=args.environ,
             )
         )
     finally:

@@ -23,7 +23,7 @@ import heapq
 import math
 from collections.abc import Callable
 
-from engine.factory.shop import FreeTime, Shop
+from engine.factory.shop import Decoded, FreeTime, Shop
 
 RULES = ("EDD", "ATC", "MDD", "MOD")
 
@@ -32,6 +32,14 @@ Priority = Callable[[int, int], float]
 
 def dispatch(shop: Shop, rule: str, k: float = 2.0) -> list[int]:
     """The op sequence of a non-delay dispatch by ``rule`` (one of :data:`RULES`)."""
+    return dispatch_decoded(shop, rule, k)[0]
+
+
+def dispatch_decoded(shop: Shop, rule: str, k: float = 2.0) -> tuple[list[int], Decoded]:
+    """The op sequence of a non-delay dispatch by ``rule``, and its schedule: the steps were
+    placed by the decoder's own rule (earliest free start at or after ready) in the order they
+    are returned, so this is ``decode(shop, sequence)`` without decoding it again (a test
+    holds them equal)."""
     n = shop.n_ops
     op_job, op_dur, op_machine = shop.op_job, shop.op_dur, shop.op_machine
     due, release = shop.job_due, shop.job_release
@@ -51,6 +59,9 @@ def dispatch(shop: Shop, rule: str, k: float = 2.0) -> list[int]:
     # while it equals ``when[m]``.
     when = [-1] * n_machines
     heap: list[tuple[int, int]] = []
+    starts = [-1] * n
+    ends = [-1] * n
+    ready_at = [-1] * n
 
     def reschedule(m: int) -> None:
         queue = pending[m]
@@ -79,11 +90,14 @@ def dispatch(shop: Shop, rule: str, k: float = 2.0) -> list[int]:
             if op < 0 or p < best or (p == best and (due[op_job[o]], o) < (due[op_job[op]], op)):
                 op, best = o, p
         queue.remove(op)
+        ready_at[op] = ready[op]
         slot = free[m].earliest(ready[op], op_dur[op], shop.slow[m])
         if slot is not None:
             start, end, blk, idx = slot
             free[m].take(blk, idx, start, end)
             machine_free[m] = max(machine_free[m], end)
+            starts[op] = start
+            ends[op] = end
             order.append(op)
             remaining[op_job[op]] -= op_dur[op]
             for s in shop.op_succs[op]:
@@ -96,7 +110,8 @@ def dispatch(shop: Shop, rule: str, k: float = 2.0) -> list[int]:
                         reschedule(sm)
         reschedule(m)
     placed = set(order)  # steps that found no room (and their successors) go last, in order
-    return order + [o for o in range(n) if o not in placed]
+    sequence = order + [o for o in range(n) if o not in placed]
+    return sequence, Decoded(starts, ends, ready_at, order)
 
 
 def _priority(shop: Shop, rule: str, remaining: list[int], k: float) -> Priority:

@@ -10,9 +10,11 @@ Replies are cached on disk under ``var_dir()/llm-cache/``, keyed by a hash of th
 request (model, prompts, schema, limits): the same planner text, factory and date give the
 same briefing on every run, and a re-run costs nothing.
 
-Settings: ``ANTHROPIC_API_KEY`` (the SDK reads it), ``CONTROLROOM_CLAUDE_MODEL`` (default
-:data:`DEFAULT_MODEL`), ``CONTROLROOM_LLM_TIMEOUT`` seconds per request (default 30), and the
-SDK's own retries (2, with backoff, on 408/409/429/5xx including 529 overloaded).
+Settings: ``ANTHROPIC_API_KEY``, ``CONTROLROOM_CLAUDE_MODEL`` (default :data:`DEFAULT_MODEL`),
+``CONTROLROOM_LLM_TIMEOUT`` seconds per request (default 30), and the SDK's own retries (2, with
+backoff, on 408/409/429/5xx including 529 overloaded). They are read from the environment the
+entry (``controlroom brief``, the TUI) resolved once and passes to :func:`resolve_llm`; this
+module never reads the process environment, so a key in ``.env`` reaches the SDK too.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine import paths
-from engine.env_file import process_environ
 
 if TYPE_CHECKING:
     import httpx2
@@ -91,10 +93,8 @@ class ClaudeClient:
     ) -> None:
         import anthropic
 
-        self.model = model or process_environ().get(MODEL_ENV) or DEFAULT_MODEL
-        self.timeout = (
-            timeout if timeout is not None else _env_float(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
-        )
+        self.model = model or DEFAULT_MODEL
+        self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT_S
         self.max_retries = max_retries
         self.cache = cache
         self._cache_path = cache_path
@@ -256,17 +256,25 @@ def _error_message(exc: Any) -> str:
     return str(exc)[:200]
 
 
-def _env_float(name: str, default: float) -> float:
+def _positive(text: str | None) -> float | None:
     try:
-        value = float(process_environ().get(name, ""))
+        value = float(text or "")
     except ValueError:
-        return default
-    return value if value > 0 else default
+        return None
+    return value if value > 0 else None
 
 
-def resolve_llm(mode: str | ClaudeClient | None) -> ClaudeClient | None:
-    """``auto``: Claude when ``ANTHROPIC_API_KEY`` is set, else offline; ``off``: offline;
-    ``on``: Claude or :class:`LLMUnavailable`. A ClaudeClient passes through (tests)."""
+def has_api_key(environ: Mapping[str, str]) -> bool:
+    return bool(environ.get("ANTHROPIC_API_KEY", "").strip())
+
+
+def resolve_llm(
+    mode: str | ClaudeClient | None, environ: Mapping[str, str] | None = None
+) -> ClaudeClient | None:
+    """``auto``: Claude when ``environ`` (the entry's resolved environment) has
+    ``ANTHROPIC_API_KEY``, else offline; ``off``: offline; ``on``: Claude or
+    :class:`LLMUnavailable`. No ``environ`` means no key: offline. A ClaudeClient passes
+    through (tests, and an entry that resolved it already)."""
     if isinstance(mode, ClaudeClient):
         return mode
     mode = (mode or "auto").lower()
@@ -274,12 +282,16 @@ def resolve_llm(mode: str | ClaudeClient | None) -> ClaudeClient | None:
         raise ValueError(f"llm mode must be one of {', '.join(LLM_MODES)}, not {mode!r}")
     if mode == "off":
         return None
-    has_key = bool(process_environ().get("ANTHROPIC_API_KEY", "").strip())
-    if not has_key:
+    environ = environ or {}
+    if not has_api_key(environ):
         if mode == "on":
             raise LLMUnavailable(
                 "--llm on needs ANTHROPIC_API_KEY in the environment "
                 "(use --llm off or auto for the offline agents)"
             )
         return None
-    return ClaudeClient()
+    return ClaudeClient(
+        api_key=environ["ANTHROPIC_API_KEY"].strip(),
+        model=environ.get(MODEL_ENV) or None,
+        timeout=_positive(environ.get(TIMEOUT_ENV)),
+    )

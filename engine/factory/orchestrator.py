@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -111,11 +111,13 @@ def run_pipeline(
     *,
     on_event: EventFn | None = None,
     tickets: Sequence[Ticket] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> FactoryState:
     """Run the whole factory day for ``user_text``; returns the final state.
 
     ``factory``: a config, a file path or a name in ``scenarios/factory`` (default: toy world).
-    ``llm``: ``auto`` (Claude when ``ANTHROPIC_API_KEY`` is set), ``off``, ``on``, or a
+    ``llm``: ``auto`` (Claude when ``environ``, the entry's resolved environment, has
+    ``ANTHROPIC_API_KEY``; no ``environ``, no key: offline), ``off``, ``on``, or a
     :class:`ClaudeClient` (tests). ``tickets``: open plant work orders (``engine.schemas``
     tickets); those on assets mapped to machines become scenarios. Raises only for bad
     arguments (``FactoryConfigError``, ``ValueError`` for the date, ``LLMUnavailable`` for
@@ -124,7 +126,7 @@ def run_pipeline(
     started = time.perf_counter()
     config = factory if isinstance(factory, FactoryConfig) else load_factory(factory)
     day = resolve_date(date)
-    client = resolve_llm(llm)
+    client = resolve_llm(llm, environ)
     text = user_text if isinstance(user_text, str) else ""
     state = FactoryState(
         factory=config,

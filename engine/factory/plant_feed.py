@@ -20,7 +20,7 @@ function that knows where they come from (the review API's ``GET /tickets`` or a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from engine.factory.futures import cheapest_window, down_spec
@@ -118,7 +118,7 @@ class TicketSourceError(ValueError):
     """The tickets could not be read from the given source (named in the message)."""
 
 
-def _from_review_api(source: str, timeout: float) -> list[Ticket]:
+def _from_review_api(source: str, timeout: float, environ: Mapping[str, str]) -> list[Ticket]:
     """Through the review API's one client, which authenticates this process (its socket on
     the plant host, else ``CONTROLROOM_TOKEN_FILE``). Runs its own event loop: call it from a
     thread without one (the CLI, a worker thread)."""
@@ -130,7 +130,8 @@ def _from_review_api(source: str, timeout: float) -> list[Ticket]:
     where = source.rstrip("/") + "/tickets"
 
     async def read() -> object:
-        async with ReviewClient(resolve_endpoint(source), timeout=timeout) as client:
+        endpoint = resolve_endpoint(source, environ=environ)
+        async with ReviewClient(endpoint, timeout=timeout) as client:
             params = {"state": "active", "limit": MAX_TICKETS}
             return (await client.request("GET", "/tickets", params=params)).json()
 
@@ -149,13 +150,16 @@ def _from_review_api(source: str, timeout: float) -> list[Ticket]:
     return out
 
 
-def fetch_tickets(source: str, *, timeout: float = 5.0) -> list[Ticket]:
+def fetch_tickets(
+    source: str, *, timeout: float = 5.0, environ: Mapping[str, str] | None = None
+) -> list[Ticket]:
     """Open and approved work orders from the review API (``http://host:8105``) or a ticket
     store (a SQLite path or ``postgresql://`` URL). The one place that knows where tickets come
-    from: when the review API's typed client lands, only this function changes."""
+    from. ``environ``: the entry's resolved environment, for the review API's token
+    (``CONTROLROOM_TOKEN_FILE``); None: no token (the socket or loopback discovery only)."""
 
     if source.startswith(("http://", "https://", "unix:")):
-        return _from_review_api(source, timeout)
+        return _from_review_api(source, timeout, environ or {})
     from pathlib import Path
 
     if (

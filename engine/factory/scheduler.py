@@ -34,7 +34,11 @@ result models from the decoded arrays, and checks every result's invariants.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from engine.factory.models import FactoryConfig, Job
 from engine.factory.results import (
@@ -57,6 +61,8 @@ from engine.factory.shop import (
     slowed_end,
     step_order,
 )
+
+M = TypeVar("M", bound=BaseModel)
 
 __all__ = [
     "ScenarioError",
@@ -130,10 +136,12 @@ def simulate_sequence(
 def build_result(shop: Shop, decoded: Decoded, factory: FactoryConfig) -> SimulationResult:
     """The result models for a decoded schedule (``factory`` is the original, for job order).
 
-    Built with ``model_construct``: every field comes from validated inputs and the decoder,
-    and :func:`check_result` re-checks the whole result before anything uses it.
+    Built unvalidated (``model_construct``, or ``pydantic_compat.trusted`` for a large
+    factory): every field comes from validated inputs and the decoder, and
+    :func:`check_result` re-checks the whole result before anything uses it.
     """
     starts, ends, ready = decoded.starts, decoded.ends, decoded.ready
+    make = _maker(shop.n_ops)
     allocations: dict[str, list[Allocation]] = {mid: [] for mid in shop.machine_ids}
     timelines: dict[str, JobTimeline] = {}
     for j, ops in enumerate(shop.job_ops):
@@ -150,31 +158,44 @@ def build_result(shop: Shop, decoded: Decoded, factory: FactoryConfig) -> Simula
             start, end = starts[op], ends[op]
             completion = max(completion, end)
             allocations[mid].append(
-                Allocation.model_construct(
-                    step_id=sid, job_id=jid, machine_id=mid, start_time=start, end_time=end
+                make(
+                    Allocation,
+                    {
+                        "step_id": sid,
+                        "job_id": jid,
+                        "machine_id": mid,
+                        "start_time": start,
+                        "end_time": end,
+                    },
                 )
             )
             steps_tl.append(
-                StepTimeline.model_construct(
-                    step_id=sid,
-                    job_id=jid,
-                    machine_id=mid,
-                    start_time=start,
-                    end_time=end,
-                    duration_hours=end - start,
-                    base_duration_hours=shop.op_dur[op],
+                make(
+                    StepTimeline,
+                    {
+                        "step_id": sid,
+                        "job_id": jid,
+                        "machine_id": mid,
+                        "start_time": start,
+                        "end_time": end,
+                        "duration_hours": end - start,
+                        "base_duration_hours": shop.op_dur[op],
+                    },
                 )
             )
         done = None if missing else completion
         due = shop.job_due[j]
-        timelines[jid] = JobTimeline.model_construct(
-            job_id=jid,
-            steps_timeline=tuple(steps_tl),
-            completion_time=done,
-            due_time=due,
-            release_time=shop.job_release[j],
-            is_late=done is None or done > due,
-            unscheduled_step_ids=tuple(missing),
+        timelines[jid] = make(
+            JobTimeline,
+            {
+                "job_id": jid,
+                "steps_timeline": tuple(steps_tl),
+                "completion_time": done,
+                "due_time": due,
+                "release_time": shop.job_release[j],
+                "is_late": done is None or done > due,
+                "unscheduled_step_ids": tuple(missing),
+            },
         )
     unscheduled = []
     placed = set(decoded.order)
@@ -182,10 +203,7 @@ def build_result(shop: Shop, decoded: Decoded, factory: FactoryConfig) -> Simula
         if op in placed:
             continue
         unscheduled.append(_unscheduled(shop, op, ready[op], starts))
-    by_machine = {
-        mid: tuple(sorted(allocs, key=lambda a: a.start_time))
-        for mid, allocs in allocations.items()
-    }
+    by_machine = {mid: tuple(sorted(allocs, key=_start)) for mid, allocs in allocations.items()}
     makespan = max((e for e in ends if e >= 0), default=0)
     ordered = {j.id: timelines[j.id] for j in factory.jobs}
     return SimulationResult.model_construct(
@@ -196,6 +214,28 @@ def build_result(shop: Shop, decoded: Decoded, factory: FactoryConfig) -> Simula
         unscheduled=tuple(unscheduled),
         makespan=makespan,
     )
+
+
+TRUSTED_FROM = 500
+"""Steps from which a result's models are made by ``pydantic_compat.trusted`` (2.5x faster
+than ``model_construct``; its import-time self-check costs ~5 ms, which only a large factory's
+thousands of models repay: the toy's ``brief`` does not pay it)."""
+
+
+def _maker(n_ops: int) -> Callable[[type[M], dict[str, Any]], M]:
+    if n_ops >= TRUSTED_FROM:
+        from engine.pydantic_compat import trusted
+
+        return trusted
+    return _construct
+
+
+def _construct(cls: type[M], values: dict[str, Any]) -> M:
+    return cls.model_construct(**values)
+
+
+_start = attrgetter("start_time")
+_start_end = attrgetter("start_time", "end_time")
 
 
 def _unscheduled(shop: Shop, op: int, ready: int, starts: list[int]) -> UnscheduledStep:
@@ -260,7 +300,7 @@ def _check(result: SimulationResult, factory: FactoryConfig) -> list[str]:
             problems.append(f"unknown machine {mid}")
             continue
         previous: Allocation | None = None
-        for a in sorted(allocs, key=lambda x: (x.start_time, x.end_time)):
+        for a in sorted(allocs, key=_start_end):
             if a.step_id not in steps:
                 problems.append(f"unknown step {a.step_id} on {mid}")
                 continue

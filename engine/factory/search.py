@@ -16,7 +16,10 @@ what-if re-simulation done systematically.
   Home follows every result at least as good (a walk across plateaus), rarely a worse one, and
   goes back to the best after a long stall; kicks grow while nothing improves.
 - **Budgets**: evaluations, placed steps (work: the same on any machine, so the result is
-  deterministic) and wall time (a safety net only; when it trips the result says so).
+  deterministic) and wall time (a safety net only; when it trips the result says so); a stall
+  limit of the order of the neighbourhood, and a lower bound that ends the search early.
+- **Cost**: a memo of the scores tried, and decodes resumed from the base's marks (see
+  :func:`improve`). Both are exact: they change how long a plan takes, never which plan.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from engine.factory.shop import Decoded, Score, Shop, decode, score
+from engine.factory.shop import Decoded, Score, Shop, decode, place, score
 
 DEFAULT_WORK = 600_000
 """Steps placed in total per search (about 0.6-1 s of Python on a 2-core machine)."""
@@ -37,6 +40,12 @@ MAX_KICK = 8
 ACCEPT_WORSE = 0.03
 """Chance that a worse local optimum becomes the new home (diversification)."""
 RANDOM_MOVES = 6
+MARKS = 8
+MARK_MIN = 8
+"""A sequence the search moves to keeps the decoder's state every ``max(8, n / 8)`` steps;
+its neighbours resume from the last one before their first change (on average half way)."""
+MEMO_LIMIT = 50_000
+"""Distinct sequences remembered per plan (at most about ``work`` integers in all)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,8 @@ class Budget:
     work: int = DEFAULT_WORK
     seconds: float = DEFAULT_SECONDS
     patience: int | None = None
-    """Schedules tried without a gain before the search stops (default ``200 + 2 n²``)."""
+    """Schedules tried without a gain before the search stops (default ``2 n² + 4 n``: the
+    order of the number of insertion moves, so a 3x3 toy gives up after ~160, not ~360)."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +68,8 @@ class Outcome:
     evaluations: int
     improvements: int
     stopped_by: str
-    """``converged`` (no lateness left, or no gain in the last ``100 + 2·steps²`` schedules),
-    ``evaluations``, ``work`` or ``time``."""
+    """``converged`` (no lateness left, lateness at the lower bound, or no gain in the last
+    ``2·n² + 4·n`` schedules for n steps), ``evaluations``, ``work`` or ``time``."""
 
 
 def improve(
@@ -70,6 +80,7 @@ def improve(
     budget: Budget = Budget(),
     seed: int = 0,
     decoded: Mapping[str, Decoded] | None = None,
+    memo: Memo | None = None,
 ) -> Outcome:
     """Search from ``seeds`` (name -> op sequence); deterministic for a given ``seed`` unless
     the wall-time safety net trips."""
@@ -81,12 +92,30 @@ def improve(
 
     machines = len(shop.machine_ids)
 
-    def evaluate(seq: list[int]) -> tuple[Decoded, Score]:
+    memo = Memo() if memo is None else memo
+    every = max(MARK_MIN, n // MARKS)
+
+    def evaluate(seq: list[int], base: Decoded | None = None, first: int = 0) -> Score:
+        """The sequence's score, decoded once per distinct sequence (a third of the
+        sequences a search tries are ones it tried before), from ``base``'s last mark at or
+        before ``first``, the first position where ``seq`` differs from ``base``'s sequence
+        (the steps before it are placed as they were). Every call counts as one evaluation
+        and its work all the same: the budget, and so the plan, do not depend on what the
+        memo holds or where a decode resumed."""
         nonlocal evaluations, work
         evaluations += 1
         work += n + 4 * machines + 20  # placements, plus the fixed cost of one decode
-        d = decode(shop, seq)
-        return d, score(shop, d, weights)
+        key = tuple(seq)
+        known = memo.get(key)
+        if known is not None:
+            return known
+        sc = score(shop, decode(shop, seq, resume=base, first=first), weights)
+        memo.put(key, sc)
+        return sc
+
+    def settle(seq: list[int], base: Decoded | None = None, first: int = 0) -> Decoded:
+        """The schedule of a sequence the search moves to, with marks for its neighbours."""
+        return decode(shop, seq, resume=base, first=first, every=every)
 
     scored = []
     for name, s in seeds.items():
@@ -95,16 +124,20 @@ def improve(
             d = decoded[name]
             sc = score(shop, d, weights)
         else:
-            d, sc = evaluate(seq)
+            sc = evaluate(seq)
+            d = settle(seq)
         scored.append((sc, name, seq, d))
     scored.sort(key=lambda t: (t[0], list(seeds).index(t[1])))
     best_score, best_name, best_seq, best_dec = scored[0]
+    if not best_dec.marks:
+        best_dec = settle(best_seq)
     improvements = 0
-    patience = budget.patience if budget.patience is not None else 200 + 2 * n * n
+    patience = budget.patience if budget.patience is not None else 2 * n * n + 4 * n
     last_gain = 0
+    floor = lower_bound(shop, weights)
 
     def out_of_budget() -> str | None:
-        if _done(best_score):
+        if _done(best_score) or best_score[:4] == floor[:4]:
             return "converged"
         if evaluations - last_gain > patience:
             return "converged"
@@ -120,13 +153,15 @@ def improve(
         """First-improvement descent over the critical moves, to a local optimum."""
         nonlocal best_score, best_seq, best_dec, improvements, last_gain
         while out_of_budget() is None:
+            pos = _positions(seq)
             for move in _moves(shop, seq, dec, rng):
-                cand = _apply(shop, seq, move)
-                if cand is None:
+                made = _apply(shop, seq, pos, move)
+                if made is None:
                     continue
-                d, csc = evaluate(cand)
+                cand, first = made
+                csc = evaluate(cand, dec, first)
                 if csc < sc:
-                    seq, dec, sc = cand, d, csc
+                    seq, dec, sc = cand, settle(cand, dec, first), csc
                     if sc < best_score:
                         best_score, best_seq, best_dec = sc, seq, dec
                         improvements += 1
@@ -146,7 +181,8 @@ def improve(
     while out_of_budget() is None:
         size = min(MAX_KICK, KICK_SIZE + stall // 25)
         seq = _kick(shop, home_seq, home_dec, rng, size)
-        dec, sc = evaluate(seq)
+        sc = evaluate(seq)
+        dec = settle(seq)
         seq, dec, sc = descend(seq, dec, sc)
         if sc < home_score:
             stall = 0
@@ -168,6 +204,48 @@ def improve(
     )
 
 
+class Memo:
+    """Scores of the sequences tried, shared by the searches of one plan (same shop, same
+    weights): bounded, it stops learning when full rather than grow."""
+
+    __slots__ = ("limit", "scores")
+
+    def __init__(self, limit: int = MEMO_LIMIT) -> None:
+        self.limit = limit
+        self.scores: dict[tuple[int, ...], Score] = {}
+
+    def get(self, key: tuple[int, ...]) -> Score | None:
+        return self.scores.get(key)
+
+    def put(self, key: tuple[int, ...], value: Score) -> None:
+        if len(self.scores) < self.limit:
+            self.scores[key] = value
+
+
+def lower_bound(shop: Shop, weights: Sequence[int] | None = None) -> Score:
+    """A score no sequence can beat: each job placed alone on the empty shop (its windows,
+    down time and slowdown included). Placing other work first only moves a step later (the
+    earliest free start can only be later, and a slowed finish is monotone in the start), so
+    every job ends no earlier than alone: its lateness, and whether it fits at all, bound the
+    real ones from below."""
+    return score(shop, _alone(shop), weights)
+
+
+def _alone(shop: Shop) -> Decoded:
+    """Each job decoded on a shop of its own (fresh copies of only the machines it uses)."""
+    n = shop.n_ops
+    starts, ends, ready = [-1] * n, [-1] * n, [-1] * n
+    order: list[int] = []
+    none: list[int] = []
+    for ops in shop.job_ops:
+        gap_starts = [none] * len(shop.gaps)
+        gap_ends = [none] * len(shop.gaps)
+        for m in {shop.op_machine[op] for op in ops}:
+            gap_starts[m], gap_ends[m] = list(shop.gaps[m][0]), list(shop.gaps[m][1])
+        place(shop, ops, starts, ends, ready, order, (gap_starts, gap_ends), None)
+    return Decoded(starts, ends, ready, order)
+
+
 def _done(s: Score) -> bool:
     return s[0] == 0 and s[1] == 0 and s[2] == 0
 
@@ -179,32 +257,41 @@ Move = tuple[int, int, bool]
 def _moves(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list[Move]:
     starts, ends, ready = dec.starts, dec.ends, dec.ready
     n_ops = shop.n_ops
-    on_machine: dict[int, list[int]] = {}
-    for op in dec.order:
-        on_machine.setdefault(shop.op_machine[op], []).append(op)
-    previous: dict[int, int] = {}
-    for queue in on_machine.values():
-        queue.sort(key=lambda o: starts[o])
-        for a, b in pairwise(queue):
-            previous[b] = a
+    op_machine = shop.op_machine
+    # The step that ran just before each one on its machine (-1: none). Steps of one machine
+    # never share a start hour, so one sort by start orders every machine's queue.
+    previous = [-1] * n_ops
+    last_on = [-1] * len(shop.machine_ids)
+    for op in sorted(dec.order, key=starts.__getitem__):
+        m = op_machine[op]
+        previous[op] = last_on[m]
+        last_on[m] = op
     moves: list[Move] = []
     seen: set[Move] = set()
+    walked = [False] * n_ops
+    due = shop.job_due
     for j, ops in enumerate(shop.job_ops):
-        last = max(ops, key=lambda o: ends[o])
-        if ends[last] < 0 or ends[last] <= shop.job_due[j]:
+        last = max(ops, key=ends.__getitem__)
+        if ends[last] < 0 or ends[last] <= due[j]:
             continue
         # Walk the late job's critical path back from its last step: a block of steps that ran
         # back to back on one machine (each queued behind the one before), then the
-        # predecessor the block's first step waited for, and so on.
+        # predecessor the block's first step waited for, and so on. The walk from a step is
+        # always the same, so once it reaches a step an earlier walk went through, every move
+        # left is one that walk already gave: stop there (late jobs share most of their paths).
         op = last
         for _ in range(n_ops):
+            if walked[op]:
+                break
             block = [op]
             while len(block) < n_ops:
                 cur = block[-1]
-                holder = previous.get(cur)
-                if holder is None or starts[cur] <= ready[cur] or ends[holder] != starts[cur]:
+                holder = previous[cur]
+                if holder < 0 or starts[cur] <= ready[cur] or ends[holder] != starts[cur]:
                     break
                 block.append(holder)
+            for o in block:
+                walked[o] = True
             candidates = [m for a, b in pairwise(block) for m in ((a, b, True), (b, a, False))]
             candidates += [(o, block[-1], True) for o in block[:-2]]  # to the block's front
             for move in candidates:
@@ -225,20 +312,32 @@ def _moves(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random) -> list
     return moves
 
 
-def _apply(shop: Shop, seq: list[int], move: Move) -> list[int] | None:
-    """The sequence with the move made, or None when it would break precedence."""
+def _positions(seq: Sequence[int]) -> list[int]:
+    """``pos[op]``: where ``op`` stands in ``seq``."""
+    pos = [0] * len(seq)
+    for i, op in enumerate(seq):
+        pos[op] = i
+    return pos
+
+
+def _apply(shop: Shop, seq: list[int], pos: list[int], move: Move) -> tuple[list[int], int] | None:
+    """The sequence with the move made and the first position where it differs from ``seq``,
+    or None when the move would break precedence or change nothing. ``pos``: positions in
+    ``seq`` (precedence-feasible, as every sequence here is)."""
     op, anchor, before = move
     if op == anchor:
         return None
-    out = [o for o in seq if o != op]
-    at = out.index(anchor) + (0 if before else 1)
-    position = {o: i for i, o in enumerate(out)}
-    if any(position[p] >= at for p in shop.op_preds[op]):
+    i = pos[op]
+    at = pos[anchor] if before else pos[anchor] + 1  # op goes just before seq[at]
+    if at == i or at == i + 1:
         return None
-    if any(position[s] < at for s in shop.op_succs[op]):
+    if any(pos[p] >= at for p in shop.op_preds[op]):
         return None
-    out.insert(at, op)
-    return out if out != seq else None
+    if any(pos[s] < at for s in shop.op_succs[op]):
+        return None
+    if at < i:
+        return [*seq[:at], op, *seq[at:i], *seq[i + 1 :]], at
+    return [*seq[:i], *seq[i + 1 : at], op, *seq[at:]], i
 
 
 def _kick(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random, size: int) -> list[int]:
@@ -246,9 +345,9 @@ def _kick(shop: Shop, seq: list[int], dec: Decoded, rng: random.Random, size: in
     out = list(seq)
     made = 0
     for move in _moves(shop, out, dec, rng):
-        cand = _apply(shop, out, move)
-        if cand is not None:
-            out = cand
+        moved = _apply(shop, out, _positions(out), move)
+        if moved is not None:
+            out = moved[0]
             made += 1
             if made >= size:
                 break

@@ -15,16 +15,17 @@ from typing import Any
 
 from engine.bus.routing import owns
 from engine.paths import ROOT
-from engine.settings import SERVICE_NAMES, Config, SettingsError, process_environ
+from engine.settings import SERVICE_NAMES, Config, SettingsError
 
 __all__ = ["Settings", "SettingsError", "Shard", "ensure_writable_var"]
 
 
-def ensure_writable_var(path: Path | None = None) -> Path:
-    """``var/`` (``CONTROLROOM_VAR``), created if needed and proven writable; SettingsError
-    with one line naming it otherwise (a read-only or foreign directory)."""
-    raw = process_environ().get("CONTROLROOM_VAR")
-    var = path or (Path(raw) if raw else ROOT / "var")
+def ensure_writable_var(environ: Mapping[str, str]) -> Path:
+    """``var/`` (``CONTROLROOM_VAR`` in the entry's resolved ``environ``), created if needed
+    and proven writable; SettingsError with one line naming it otherwise (a read-only or
+    foreign directory)."""
+    raw = environ.get("CONTROLROOM_VAR")
+    var = Path(raw) if raw else ROOT / "var"
     probe = var / f".write-test-{os.getpid()}"
     try:
         var.mkdir(parents=True, exist_ok=True)
@@ -145,13 +146,12 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod
-    def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
-        """The settings of ``service`` from ``environ`` (default: this process's environment
-        over its ``.env``, read once). SettingsError naming the variable on a bad value."""
+    def from_env(cls, service: str, environ: Mapping[str, str]) -> Settings:
+        """The settings of ``service`` from ``environ`` (the entry's resolved environment over
+        ``.env``). SettingsError naming the variable on a bad value."""
         if service not in SERVICE_NAMES:
             raise SettingsError(f"unknown service {service!r} (one of {', '.join(SERVICE_NAMES)})")
-        env = process_environ() if environ is None else environ
-        return cls.of(service, Config.load(env), env)
+        return cls.of(service, Config.load(environ), environ)
 
     @classmethod
     def of(cls, service: str, config: Config, env: Mapping[str, str]) -> Settings:

@@ -127,13 +127,16 @@ class Stack:
         seed: int | None = None,
         rate_hz: float | None = None,
         env: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
         client_prefix: str | None = None,
         console: bool = False,
         startup_timeout: float = 30.0,
         supervise: bool = False,
         restart_policy: RestartPolicy | None = None,
     ) -> None:
-        """``ports``: name -> port, or ``"auto"`` for free ports (tests), or None for the
+        """``environ``: the environment over ``.env`` as the entry resolved it (the CLI passes
+        its own; None: resolved here, once); every child starts from it, with ``env`` over it.
+        ``ports``: name -> port, or ``"auto"`` for free ports (tests), or None for the
         configured ones (``CONTROLROOM_*_PORT`` or 8101..8105). ``console``: children write to
         this terminal (``up``) instead of ``var/logs/{name}.out`` (the TUI demo, tests).
         ``client_prefix``: MQTT client-id prefix of the children (default ``controlroom``); give
@@ -146,6 +149,7 @@ class Stack:
         if unknown:
             raise StackError(f"unknown service(s): {', '.join(sorted(unknown))}")
         self.host = host
+        self.environ: dict[str, str] = dict(process_environ() if environ is None else environ)
         self.var = Path(var) if var is not None else var_dir()
         self.var.mkdir(parents=True, exist_ok=True)
         self.credentials_file = (
@@ -161,7 +165,7 @@ class Stack:
             self.ports = {name: 0 for name in self.services}
         else:
             given: Mapping[str, int] = ports if isinstance(ports, Mapping) else {}
-            config = Config.load() if len(given) < len(self.services) else None
+            config = Config.load(self.environ) if len(given) < len(self.services) else None
             self.ports = {
                 name: int(given.get(name) or (config.port(name) if config else 0))
                 for name in self.services
@@ -273,7 +277,7 @@ class Stack:
         part = self.parts.setdefault(name, _Part())
         pythonpath = os.pathsep.join(p for p in (CODE_ROOT, os.environ.get("PYTHONPATH")) if p)
         env = {
-            **process_environ(),  # this process's environment over its .env, as resolved once
+            **self.environ,  # this process's environment over its .env, as resolved once
             **self.extra_env,
             "PYTHONPATH": pythonpath,
             "CONTROLROOM_BROKER": self.broker.url,

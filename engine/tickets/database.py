@@ -62,6 +62,19 @@ def redact(target: str | Path) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
 
 
+Condition = tuple[str, tuple[Any, ...]]
+"""An SQL condition with its ``?`` placeholders, and their values."""
+
+
+def where(*conditions: Condition | None) -> tuple[str, list[Any]]:
+    """`` WHERE a AND b`` from the conditions given (None: that filter is not asked for) and
+    the values of their placeholders, in order; ``("", [])`` when none applies."""
+    given = [c for c in conditions if c is not None]
+    if not given:
+        return "", []
+    return " WHERE " + " AND ".join(sql for sql, _ in given), [v for _, vs in given for v in vs]
+
+
 class _Cursor(Protocol):
     def fetchone(self) -> Any: ...
     def fetchall(self) -> Any: ...

@@ -30,7 +30,6 @@ the store, even if a server echoed it back.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -38,14 +37,14 @@ from typing import Any
 
 import httpx
 
-from engine.env_file import process_environ
 from engine.schemas import ExternalRef, Ticket, utc_now
 from engine.tickets.connectors import ConnectorError, header_seconds
+from engine.tickets.rest_connector import CONFIG_RETRY_S, RestConnector, state_line
+
+__all__ = ["CONFIG_RETRY_S", "GitHubIssuesConnector", "issue_body", "issue_labels", "marker"]
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
-CONFIG_RETRY_S = 300.0
-"""Pause after an error a person has to fix (bad token, missing repository)."""
 SECONDARY_MIN_WAIT_S = 60.0
 LOOKUP_PAGES = 3
 """How many pages (100 issues each) of recently updated issues a retried create searches."""
@@ -68,12 +67,7 @@ def marker(ticket_id: str) -> str:
 
 def issue_body(ticket: Ticket) -> str:
     lines = [ticket.body, "", "---"]
-    state: str = ticket.state
-    if ticket.state == "closed":
-        state = f"closed ({ticket.close_reason})"
-        if ticket.close_note:
-            state += f": {ticket.close_note}"
-    lines.append(f"Control Room ticket `{ticket.ticket_id}` · state: {state}")
+    lines.append(f"Control Room ticket `{ticket.ticket_id}` · state: {state_line(ticket)}")
     lines.append(marker(ticket.ticket_id))
     return "\n".join(lines)[:65_000]
 
@@ -87,13 +81,14 @@ def issue_labels(ticket: Ticket) -> list[str]:
     return list(dict.fromkeys(label[:50] for label in labels))
 
 
-class GitHubIssuesConnector:
+class GitHubIssuesConnector(RestConnector):
     """One issue per ticket in ``repo``. Calls are serialised (GitHub asks integrations not to
     make concurrent requests) and mutating calls are spaced by ``min_interval_s`` (GitHub asks
     for at least a second between them to stay clear of secondary limits)."""
 
     system = "github"
     item = "issue"
+    service = "GitHub"
 
     def __init__(
         self,
@@ -110,14 +105,12 @@ class GitHubIssuesConnector:
             raise ValueError(f"GITHUB_REPO must look like 'owner/name', got {repo!r}")
         self.repo = repo
         self.api_url = api_url.rstrip("/")
-        self._token = token
         self._min_interval_s = min_interval_s
         self._last_mutation = 0.0
-        self._lock = threading.Lock()
         self._secondary_hits = 0
-        self._client = httpx.Client(
-            base_url=self.api_url,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+        super().__init__(
+            self.api_url,
+            timeout_s=timeout_s,
             follow_redirects=True,
             headers={
                 "Accept": "application/vnd.github+json",
@@ -125,13 +118,14 @@ class GitHubIssuesConnector:
                 "User-Agent": "controlroom-ticket-mirror",
                 "Authorization": f"Bearer {token}",
             },
+            secrets=[token],
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> GitHubIssuesConnector | None:
-        """The connector the environment asks for, or None when GitHub is not configured.
-        ValueError (with the variable's name, never its value) when it is half-configured."""
-        env = process_environ() if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> GitHubIssuesConnector | None:
+        """The connector ``env`` (the process's resolved environment, passed by the service's
+        entry) asks for, or None when GitHub is not configured. ValueError (with the variable's
+        name, never its value) when it is half-configured."""
         token, repo = env.get("GITHUB_TOKEN", ""), env.get("GITHUB_REPO", "")
         if not token and not repo:
             return None
@@ -144,9 +138,6 @@ class GitHubIssuesConnector:
     def describe(self) -> dict[str, str]:
         return {"system": self.system, "repo": self.repo, "api": self.api_url}
 
-    def close_client(self) -> None:
-        self._client.close()
-
     # ---- the three calls ---------------------------------------------------------------------
 
     def create_case(self, ticket: Ticket, *, may_exist: bool = False) -> ExternalRef:
@@ -154,36 +145,28 @@ class GitHubIssuesConnector:
             found = self._find(ticket)
             if found is not None:
                 return self._ref(found)
-        payload: dict[str, object] = {
-            "title": self._title(ticket),
-            "body": issue_body(ticket),
-            "labels": issue_labels(ticket),
-        }
+        payload = self._fields(ticket)
         issue = self._request("POST", f"/repos/{self.repo}/issues", json=payload, creating=True)
         return self._ref(issue)
 
     def update(self, ticket: Ticket, ref: ExternalRef) -> ExternalRef:
-        payload: dict[str, object] = {
-            "title": self._title(ticket),
-            "body": issue_body(ticket),
-            "labels": issue_labels(ticket),
-            "state": "closed" if ticket.state == "closed" else "open",
-        }
+        payload = self._fields(ticket)
+        payload["state"] = "closed" if ticket.state == "closed" else "open"
         if ticket.state == "closed":
             payload["state_reason"] = CLOSE_STATE_REASON.get(ticket.close_reason or "")
         issue = self._request("PATCH", f"/repos/{self.repo}/issues/{ref.id}", json=payload)
         return self._ref(issue)
 
-    def close(self, ticket: Ticket, ref: ExternalRef) -> ExternalRef:
-        if ticket.state != "closed":
-            raise ValueError(f"ticket {ticket.ticket_id} is not closed")
-        return self.update(ticket, ref)
-
     # ---- helpers -----------------------------------------------------------------------------
 
     @staticmethod
-    def _title(ticket: Ticket) -> str:
-        return f"[{ticket.ticket_id}] {ticket.title}"[:256]
+    def _fields(ticket: Ticket) -> dict[str, object]:
+        """What every create and update sends (the whole current state: repeats are harmless)."""
+        return {
+            "title": f"[{ticket.ticket_id}] {ticket.title}"[:256],
+            "body": issue_body(ticket),
+            "labels": issue_labels(ticket),
+        }
 
     def _ref(self, issue: dict[str, Any]) -> ExternalRef:
         try:
@@ -222,9 +205,6 @@ class GitHubIssuesConnector:
                 return None
         return None
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
-
     def _request(self, method: str, path: str, *, creating: bool = False, **kwargs: Any) -> Any:
         with self._lock:
             if method != "GET":
@@ -232,34 +212,10 @@ class GitHubIssuesConnector:
                 if wait > 0:
                     time.sleep(wait)
                 self._last_mutation = time.monotonic()
-            try:
-                response = self._client.request(method, path, **kwargs)
-            except httpx.TimeoutException as exc:
-                raise ConnectorError(
-                    self._scrub(f"GitHub {method} {path} timed out ({type(exc).__name__})"),
-                    kind="network",
-                    retry_after=30.0,
-                    ambiguous=method != "GET",
-                ) from None
-            except httpx.HTTPError as exc:
-                sent = not isinstance(exc, httpx.ConnectError)
-                raise ConnectorError(
-                    self._scrub(f"GitHub {method} {path} failed: {type(exc).__name__}: {exc}"),
-                    kind="network",
-                    retry_after=30.0,
-                    ambiguous=sent and method != "GET",
-                ) from None
+            response = self._send(method, path, **kwargs)
         if response.status_code < 300:
             self._secondary_hits = 0
-            try:
-                return response.json()
-            except ValueError:
-                raise ConnectorError(
-                    f"GitHub {method} {path} answered {response.status_code} without JSON",
-                    kind="server",
-                    retry_after=60.0,
-                    ambiguous=method != "GET",
-                ) from None
+            return self._decode(method, path, response)
         raise self._classify(method, path, response, creating=creating)
 
     def _classify(
@@ -271,98 +227,59 @@ class GitHubIssuesConnector:
         except ValueError:
             data = {}
         message = str(data.get("message", "")) if isinstance(data, dict) else ""
-        where = f"GitHub {method} {path}: {status}"
-        detail = f"{where} {message}".strip()
-        headers = response.headers
-
-        def err(text: str, **kw: Any) -> ConnectorError:
-            return ConnectorError(self._scrub(text)[:480], **kw)
-
+        detail = f"GitHub {method} {path}: {status} {message}".strip()
         if status in (403, 429):
-            retry_after = header_seconds(headers.get("retry-after"))
-            remaining = headers.get("x-ratelimit-remaining")
-            reset = header_seconds(headers.get("x-ratelimit-reset"))
-            secondary = "secondary rate limit" in message.lower()
-            if retry_after is not None:
-                self._secondary_hits += 1
-                return err(
-                    f"{detail} (rate limited; retry after {retry_after:.0f} s)",
-                    kind="rate_limit",
-                    retry_after=max(retry_after, 1.0),
-                    scope="global",
-                )
-            if remaining == "0" and reset is not None:
-                wait = max(reset - time.time(), 0.0) + 1.0
-                return err(
-                    f"{detail} (primary rate limit exhausted; resets in {wait:.0f} s)",
-                    kind="rate_limit",
-                    retry_after=wait,
-                    scope="global",
-                )
-            if secondary or status == 429:
-                self._secondary_hits += 1
-                wait = SECONDARY_MIN_WAIT_S * 2 ** min(self._secondary_hits - 1, 5)
-                return err(
-                    f"{detail} (secondary rate limit; waiting {wait:.0f} s)",
-                    kind="rate_limit",
-                    retry_after=wait,
-                    scope="global",
-                )
-            return err(
-                f"{detail} (the token lacks permission for {self.repo}: it needs Issues "
-                f"read/write)",
-                kind="forbidden",
-                retry_after=CONFIG_RETRY_S,
-                scope="global",
-            )
+            return self._limited(detail, status, message, response.headers)
         if status == 401:
-            return err(
-                f"{detail} (GITHUB_TOKEN was rejected: check it is valid and not expired)",
-                kind="auth",
-                retry_after=CONFIG_RETRY_S,
-                scope="global",
-            )
+            why = "GITHUB_TOKEN was rejected: check it is valid and not expired"
+            return self._pause(f"{detail} ({why})", "auth")
         if status == 404:
-            return err(
-                f"{detail} (repository {self.repo} not found, or the token cannot see it)",
-                kind="not_found",
-                retry_after=CONFIG_RETRY_S,
-                scope="global",
-            )
+            why = f"repository {self.repo} not found, or the token cannot see it"
+            return self._pause(f"{detail} ({why})", "not_found")
+        if status == 410 and creating:
+            return self._pause(f"{detail} (issues are disabled on {self.repo})", "gone")
         if status == 410:
-            if creating:
-                return err(
-                    f"{detail} (issues are disabled on {self.repo})",
-                    kind="gone",
-                    retry_after=CONFIG_RETRY_S,
-                    scope="global",
-                )
-            return err(
-                f"{detail} (the issue was deleted on GitHub; the local ticket is kept)",
-                kind="gone",
-                retry_after=None,
-            )
+            why = "the issue was deleted on GitHub; the local ticket is kept"
+            return self._ticket_only(f"{detail} ({why})", "gone")
         if status == 422:
-            problems = []
-            for e in data.get("errors", []) if isinstance(data, dict) else []:
-                if isinstance(e, dict):
-                    text = e.get("message") or " ".join(
-                        str(e.get(k)) for k in ("resource", "field", "code") if e.get(k)
-                    )
-                    problems.append(str(text))
-                elif isinstance(e, str):
-                    problems.append(e)
+            problems = _problems(data)
             extra = f" [{'; '.join(problems)}]" if problems else ""
-            return err(
-                f"{detail}{extra} (GitHub rejected the content; retried after the next edit)",
-                kind="validation",
-                retry_after=None,
+            why = "GitHub rejected the content; retried after the next edit"
+            return self._ticket_only(f"{detail}{extra} ({why})", "validation")
+        return self._server_or_unexpected(detail, status, method)
+
+    def _limited(
+        self, detail: str, status: int, message: str, headers: httpx.Headers
+    ) -> ConnectorError:
+        """A 403 or 429: one of GitHub's rate limits, or a token without permission."""
+        retry_after = header_seconds(headers.get("retry-after"))
+        reset = header_seconds(headers.get("x-ratelimit-reset"))
+        if retry_after is not None:
+            self._secondary_hits += 1
+            text = f"{detail} (rate limited; retry after {retry_after:.0f} s)"
+            wait = max(retry_after, 1.0)
+        elif headers.get("x-ratelimit-remaining") == "0" and reset is not None:
+            wait = max(reset - time.time(), 0.0) + 1.0
+            text = f"{detail} (primary rate limit exhausted; resets in {wait:.0f} s)"
+        elif "secondary rate limit" in message.lower() or status == 429:
+            self._secondary_hits += 1
+            wait = SECONDARY_MIN_WAIT_S * 2 ** min(self._secondary_hits - 1, 5)
+            text = f"{detail} (secondary rate limit; waiting {wait:.0f} s)"
+        else:
+            why = f"the token lacks permission for {self.repo}: it needs Issues read/write"
+            return self._pause(f"{detail} ({why})", "forbidden")
+        return self._err(text, kind="rate_limit", retry_after=wait, scope="global")
+
+
+def _problems(data: Any) -> list[str]:
+    """Readable lines from a 422's ``errors`` (objects or plain strings)."""
+    problems = []
+    for e in data.get("errors", []) if isinstance(data, dict) else []:
+        if isinstance(e, dict):
+            text = e.get("message") or " ".join(
+                str(e.get(k)) for k in ("resource", "field", "code") if e.get(k)
             )
-        if status >= 500:
-            return err(
-                f"{detail} (GitHub server error; retrying)",
-                kind="server",
-                retry_after=60.0,
-                ambiguous=method != "GET",
-            )
-        return err(f"{detail} (unexpected answer)", kind="server", retry_after=CONFIG_RETRY_S)
+            problems.append(str(text))
+        elif isinstance(e, str):
+            problems.append(e)
+    return problems

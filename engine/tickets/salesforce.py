@@ -43,22 +43,21 @@ if a server echoed them back.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
-from engine.env_file import process_environ
 from engine.schemas import ExternalRef, Ticket, utc_now
-from engine.tickets.connectors import ConnectorError, header_seconds
+from engine.tickets.connectors import ConnectorError, ErrorKind, header_seconds
+from engine.tickets.rest_connector import CONFIG_RETRY_S, RestConnector, state_line
+
+__all__ = ["CONFIG_RETRY_S", "SalesforceCaseConnector", "case_description", "case_fields"]
 
 DEFAULT_API_VERSION = "67.0"
 """Summer '26, which every org runs; Winter '27 (68.0) reaches orgs in stages."""
 DEFAULT_EXTERNAL_ID_FIELD = "ControlRoom_Ticket_Id__c"
-CONFIG_RETRY_S = 300.0
-"""Pause after an error a person has to fix (credentials, permissions, a missing field)."""
 LIMIT_RETRY_S = 900.0
 """Pause after REQUEST_LIMIT_EXCEEDED. The daily allocation is a rolling 24-hour window, so calls
 come back gradually; a quarter of an hour keeps a blocked mirror from eating what frees up."""
@@ -82,13 +81,9 @@ _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 def case_description(ticket: Ticket) -> str:
     """The work order plus a footer with what the Case's own fields cannot hold (the ticket id,
     a critical severity, the close reason and note)."""
-    state: str = ticket.state
-    if ticket.state == "closed":
-        state = f"closed ({ticket.close_reason})"
-        if ticket.close_note:
-            state += f": {ticket.close_note}"
     footer = (
-        f"Control Room ticket {ticket.ticket_id} · severity: {ticket.severity} · state: {state}"
+        f"Control Room ticket {ticket.ticket_id} · severity: {ticket.severity} · "
+        f"state: {state_line(ticket)}"
     )
     return f"{ticket.body}\n\n---\n{footer}"[:DESCRIPTION_MAX]
 
@@ -103,12 +98,13 @@ def case_fields(ticket: Ticket) -> dict[str, str]:
     }
 
 
-class SalesforceCaseConnector:
+class SalesforceCaseConnector(RestConnector):
     """One Case per ticket in the org at ``instance_url``. Calls are serialised: the token is
     shared, and a refresh must not race another call."""
 
     system = "salesforce"
     item = "case"
+    service = "Salesforce"
 
     def __init__(
         self,
@@ -147,23 +143,22 @@ class SalesforceCaseConnector:
         self._client_id = client_id
         self._client_secret = client_secret
         self._token: str | None = None
-        self._secrets = [client_secret]
-        self._lock = threading.Lock()
         self._sobjects = f"/services/data/v{version}/sobjects/Case"
-        self._client = httpx.Client(
-            base_url=self.instance_url,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+        super().__init__(
+            self.instance_url,
+            timeout_s=timeout_s,
             # A redirect would be followed as a GET (losing the body) or to another host: report
             # it instead, it means the URL is not the My Domain URL.
             follow_redirects=False,
             headers={"Accept": "application/json", "User-Agent": "controlroom-ticket-mirror"},
+            secrets=[client_secret],
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SalesforceCaseConnector | None:
-        """The connector the environment asks for, or None when Salesforce is not configured.
-        ValueError (with the variables' names, never their values) when it is half-configured."""
-        env = process_environ() if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> SalesforceCaseConnector | None:
+        """The connector ``env`` (the process's resolved environment, passed by the service's
+        entry) asks for, or None when Salesforce is not configured. ValueError (with the
+        variables' names, never their values) when it is half-configured."""
         values = {name: env.get(name, "") for name in ENV_REQUIRED}
         if not any(values.values()):
             return None
@@ -189,9 +184,6 @@ class SalesforceCaseConnector:
             "api_version": self.api_version,
             "external_id_field": self.external_id_field,
         }
-
-    def close_client(self) -> None:
-        self._client.close()
 
     # ---- the three calls ---------------------------------------------------------------------
 
@@ -220,11 +212,6 @@ class SalesforceCaseConnector:
         self._call("PATCH", f"{self._sobjects}/{quote(ref.id, safe='')}", json=case_fields(ticket))
         return self._ref(ref.id)
 
-    def close(self, ticket: Ticket, ref: ExternalRef) -> ExternalRef:
-        if ticket.state != "closed":
-            raise ValueError(f"ticket {ticket.ticket_id} is not closed")
-        return self.update(ticket, ref)
-
     # ---- helpers -----------------------------------------------------------------------------
 
     def _ref(self, case_id: str) -> ExternalRef:
@@ -235,15 +222,6 @@ class SalesforceCaseConnector:
             error=None,
             synced_at=utc_now(),
         )
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            for form in {secret, quote_plus(secret), quote(secret, safe="")}:
-                text = text.replace(form, "***")
-        return text
-
-    def _err(self, text: str, **kw: Any) -> ConnectorError:
-        return ConnectorError(self._scrub(text)[:480], **kw)
 
     def _call(self, method: str, path: str, *, creating: bool = False, **kwargs: Any) -> Any:
         """Send with the current token; on a 401, once more with a fresh one."""
@@ -258,37 +236,8 @@ class SalesforceCaseConnector:
                     continue
                 break
         if 200 <= response.status_code < 300:
-            if not response.content:
-                return None
-            try:
-                return response.json()
-            except ValueError:
-                raise self._err(
-                    f"Salesforce {method} {path} answered {response.status_code} without JSON",
-                    kind="server",
-                    retry_after=60.0,
-                    ambiguous=method != "GET",
-                ) from None
+            return self._decode(method, path, response) if response.content else None
         raise self._classify(method, path, response, creating=creating)
-
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise self._err(
-                f"Salesforce {method} {path} timed out ({type(exc).__name__})",
-                kind="network",
-                retry_after=30.0,
-                ambiguous=method != "GET",
-            ) from None
-        except httpx.HTTPError as exc:
-            sent = not isinstance(exc, httpx.ConnectError)
-            raise self._err(
-                f"Salesforce {method} {path} failed: {type(exc).__name__}: {exc}",
-                kind="network",
-                retry_after=30.0,
-                ambiguous=sent and method != "GET",
-            ) from None
 
     def _fetch_token(self) -> str:
         """A new access token (client credentials flow). Nothing was sent to the API yet, so no
@@ -340,78 +289,63 @@ class SalesforceCaseConnector:
         detail = f"Salesforce {method} {path}: {status}"
         if problems:
             detail += f" [{'; '.join(problems)}]"
-        err = self._err
-
-        if status == 300 and creating:
-            return err(
-                f"{detail} (several Cases hold this ticket id: make {self.external_id_field} "
-                "Unique and merge them; retried after the next edit)",
-                kind="validation",
-                retry_after=None,
-            )
-        if 300 <= status < 400:
-            return err(
-                f"{detail} (redirected to {response.headers.get('location', '?')}: set "
-                "SALESFORCE_INSTANCE_URL to the org's My Domain URL)",
-                kind="not_found",
-                retry_after=CONFIG_RETRY_S,
-                scope="global",
-            )
-        if status == 400:
-            return err(
-                f"{detail} (Salesforce rejected the Case; retried after the next edit)",
-                kind="validation",
-                retry_after=None,
-            )
-        if status == 401:
-            return err(
-                f"{detail} (a fresh access token was rejected too: check that the Run As user is "
-                "active and API Enabled)",
-                kind="auth",
-                retry_after=CONFIG_RETRY_S,
-                scope="global",
-            )
+        if 300 <= status < 400 and not (status == 300 and creating):
+            to = response.headers.get("location", "?")
+            why = f"redirected to {to}: set SALESFORCE_INSTANCE_URL to the org's My Domain URL"
+            return self._pause(f"{detail} ({why})", "not_found")
         if status == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
             wait = header_seconds(response.headers.get("retry-after")) or LIMIT_RETRY_S
             usage = response.headers.get("sforce-limit-info")
-            return err(
+            return self._err(
                 f"{detail} (API request limit reached{f', {usage}' if usage else ''}; "
                 f"retry in {wait:.0f} s)",
                 kind="rate_limit",
                 retry_after=max(wait, 1.0),
                 scope="global",
             )
-        if status == 403:
-            return err(
-                f"{detail} (the Run As user lacks permission: it needs API Enabled, Read/Create/"
-                f"Edit on Case and edit access to {self.external_id_field})",
-                kind="forbidden",
-                retry_after=CONFIG_RETRY_S,
-                scope="global",
-            )
-        if status == 404 and creating:
-            return err(
-                f"{detail} (Case field {self.external_id_field} or API version "
-                f"v{self.api_version} not found, or not visible to the Run As user)",
-                kind="not_found",
-                retry_after=CONFIG_RETRY_S,
-                scope="global",
-            )
-        if status == 404:
-            return err(
-                f"{detail} (the Case was deleted in Salesforce or is no longer visible; the local "
-                "ticket is kept)",
-                kind="gone",
-                retry_after=None,
-            )
-        if status >= 500:
-            return err(
-                f"{detail} (Salesforce server error; retrying)",
-                kind="server",
-                retry_after=60.0,
-                ambiguous=method != "GET",
-            )
-        return err(f"{detail} (unexpected answer)", kind="server", retry_after=CONFIG_RETRY_S)
+        meaning = _MEANING.get((status, creating)) or _MEANING.get((status, None))
+        if meaning is not None:
+            kind, pause, why = meaning
+            why = why.format(field=self.external_id_field, version=self.api_version)
+            make = self._pause if pause else self._ticket_only
+            return make(f"{detail} ({why})", kind)
+        return self._server_or_unexpected(detail, status, method)
+
+
+_MEANING: dict[tuple[int, bool | None], tuple[ErrorKind, bool, str]] = {
+    # (status, on a create? None: either): (kind, pause the whole mirror?, what to tell a person)
+    (300, True): (
+        "validation",
+        False,
+        "several Cases hold this ticket id: make {field} Unique and merge them; retried after "
+        "the next edit",
+    ),
+    (400, None): ("validation", False, "Salesforce rejected the Case; retried after the next edit"),
+    (401, None): (
+        "auth",
+        True,
+        "a fresh access token was rejected too: check that the Run As user is active and API "
+        "Enabled",
+    ),
+    (403, None): (
+        "forbidden",
+        True,
+        "the Run As user lacks permission: it needs API Enabled, Read/Create/Edit on Case and "
+        "edit access to {field}",
+    ),
+    (404, True): (
+        "not_found",
+        True,
+        "Case field {field} or API version v{version} not found, or not visible to the Run As user",
+    ),
+    (404, False): (
+        "gone",
+        False,
+        "the Case was deleted in Salesforce or is no longer visible; the local ticket is kept",
+    ),
+}
+"""What each status means when Salesforce's REST API answers it (its "Status Codes and Error
+Responses"); a status not here is a server error or unexpected."""
 
 
 def _json(response: httpx.Response) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 from engine.paths import var_dir
 from engine.schemas import DiagnosisReport, ExternalRef, Ticket
 from engine.tickets import lifecycle
-from engine.tickets.database import Database
+from engine.tickets.database import Database, where
 from engine.tickets.errors import (
     Fault,
     IllegalTransition,
@@ -139,20 +139,15 @@ class TicketStore:
         self, state: str | None = None, asset: str | None = None, limit: int | None = None
     ) -> list[Ticket]:
         """Newest first. ``state`` may also be "active" (open or approved)."""
-        where: list[str] = []
-        params: list[Any] = []
-        if state == "active":
-            where.append("state <> 'closed'")
-        elif state:
-            where.append("state = ?")
-            params.append(state)
-        if asset:
-            where.append("asset = ?")
-            params.append(asset)
-        sql = "SELECT ticket_id FROM tickets"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY num DESC"
+        clause, params = where(
+            ("state <> 'closed'", ())
+            if state == "active"
+            else ("state = ?", (state,))
+            if state
+            else None,
+            ("asset = ?", (asset,)) if asset else None,
+        )
+        sql = f"SELECT ticket_id FROM tickets{clause} ORDER BY num DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
         with self._snapshot() as tx:

@@ -6,25 +6,14 @@ naming the fault until the store can write again."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from db_faults import lock_held
 
 from engine.review_client import ApiError
-
-HOLD = """
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-c.execute("ROLLBACK")
-"""
 
 
 def health(url: str) -> tuple[int, dict[str, Any]]:
@@ -32,45 +21,33 @@ def health(url: str) -> tuple[int, dict[str, Any]]:
     return r.status_code, r.json()
 
 
-def wait_until(check: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def test_health_degraded_while_another_process_holds_the_store(make_review: Any, var: Path):
+def test_health_degraded_while_another_process_holds_the_store(
+    make_review: Any, var: Path, wait_for: Any
+) -> None:
     review = make_review(CONTROLROOM_DB_BUSY_TIMEOUT_S="0.2")
     assert health(review.url)[0] == 200
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(var / "controlroom.db")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
 
-        def degraded() -> str | None:
-            status, body = health(review.url)
-            found = [r for r in body["reasons"] if "cannot write (busy)" in r]
-            return found[0] if status == 503 and body["status"] == "degraded" and found else None
+    def degraded() -> str | None:
+        status, body = health(review.url)
+        found = [r for r in body["reasons"] if "cannot write (busy)" in r]
+        return found[0] if status == 503 and body["status"] == "degraded" and found else None
 
-        reason = wait_until(degraded, "/health degraded while the store is held")
+    with lock_held(var / "controlroom.db"):
+        reason = wait_for(
+            degraded, timeout=20, what="/health degraded while the store is held", interval=0.1
+        )
         assert "ticket store" in reason
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.write("release\n")
-        holder.stdin.flush()
-        holder.wait(timeout=10)
-    wait_until(lambda: health(review.url)[0] == 200, "/health ok once the lock is released")
+    wait_for(
+        lambda: health(review.url)[0] == 200,
+        timeout=20,
+        what="/health ok once the lock is released",
+        interval=0.1,
+    )
 
 
-async def test_reads_of_a_corrupt_store_are_503_not_500(make_review: Any, var: Path) -> None:
+async def test_reads_of_a_corrupt_store_are_503_not_500(
+    make_review: Any, var: Path, wait_for: Any
+) -> None:
     review = make_review(CONTROLROOM_DB_BUSY_TIMEOUT_S="0.2")
     db = var / "controlroom.db"
     with sqlite3.connect(db) as c:
@@ -89,5 +66,5 @@ async def test_reads_of_a_corrupt_store_are_503_not_500(make_review: Any, var: P
         status, body = health(review.url)
         return body if status == 503 else None
 
-    body = wait_until(degraded, "/health degraded on a corrupt store")
+    body = wait_for(degraded, timeout=20, what="/health degraded on a corrupt store", interval=0.1)
     assert any("cannot write (corrupt)" in r for r in body["reasons"]), body["reasons"]

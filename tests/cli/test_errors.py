@@ -268,12 +268,21 @@ def test_permission_denied_names_the_path(cli: Run) -> None:
     assert "/sys" in r.stderr and "permission denied" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("how", ["--debug", "CONTROLROOM_DEBUG=1"])
+@pytest.mark.parametrize("how", ["--debug", "CONTROLROOM_DEBUG=1", ".env"])
 def test_debug_adds_the_traceback_to_the_same_line_and_status(
     cli: Run, tmp_path: Path, how: str
 ) -> None:
+    """The flag, the variable, or the variable in ``.env`` (the environment the command
+    resolved once, not only the process's own)."""
     argv = ["replay", "chronic_wear", "--out", f"{tmp_path}/no/x.jsonl"]
-    r = cli(*argv, "--debug") if how == "--debug" else cli(*argv, env={"CONTROLROOM_DEBUG": "1"})
+    env_file = tmp_path / "debug.env"
+    env_file.write_text("CONTROLROOM_DEBUG=1\n")
+    if how == "--debug":
+        r = cli(*argv, "--debug")
+    elif how == ".env":
+        r = cli(*argv, env={"CONTROLROOM_ENV_FILE": str(env_file)})
+    else:
+        r = cli(*argv, env={"CONTROLROOM_DEBUG": "1"})
     assert r.returncode == 2
     assert "Traceback (most recent call last)" in r.stderr
     assert "FileNotFoundError" in r.stderr

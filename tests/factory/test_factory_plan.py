@@ -142,3 +142,41 @@ def test_the_briefing_leads_with_the_plan_and_says_who_pays(tmp_path, capsys) ->
     data = json.loads(capsys.readouterr().out)
     assert data["schedules"]["Baseline"]["machines"]["M1"][0]["job_id"] == "B"
     assert data["plan"]["total_lateness"] == 6 and data["plan"]["rules"]["MDD"] == 6
+
+
+def test_the_toy_s_re_plan_search_stops_when_its_neighbourhood_is_spent() -> None:
+    """The toy's 8 steps get one walk and a stall limit of the order of their insertion moves
+    (2·8² + 4·8 = 160 schedules without a gain), not four walks of 360 (1,316 schedules for
+    one re-plan): its result is the same, the brief much cheaper."""
+    import re
+
+    state = run_pipeline(
+        "Rush order for J2 today; protect J3, J1 can slip.", "toy_day", DATE, llm="off"
+    )
+    replans = [w for w in state.what_ifs if w.kind == "replan"]
+    assert replans, "the M2 slowdown has a late job: a re-plan is offered"
+    for w in replans:
+        tried = re.search(r"\((\d+) schedules tried\)", str(w.params["method"]))
+        assert tried is not None, w.params["method"]
+        assert int(tried.group(1)) <= 2 * 8 * 8 + 4 * 8 + 20  # one start, stall limit + gains
+    assert [w.title for w in replans] == ["Re-plan: on M2 run J3 → J2 → J1"]
+
+
+def test_the_search_stops_at_its_lower_bound() -> None:
+    """When the best plan's lateness equals what each job could do alone, nothing can be
+    better: the search stops there instead of spending its stall limit."""
+    from engine.factory.search import lower_bound
+
+    # A needs 4h and is due at 3h: 1h late even alone. B has room. The spec's list order (A
+    # first) makes A 1h late and B on time: already the bound, so no schedule is tried after
+    # the seed (without the bound: a stall limit of 2·4² + 4·4 = 48).
+    factory = FactoryConfig.model_validate(
+        factory_of({"A": (3, [("M1", 3), ("M2", 1)]), "B": (20, [("M2", 2), ("M1", 2)])})
+    )
+    shop = compile_shop(factory, BASELINE_SPEC)
+    floor = lower_bound(shop)
+    assert floor[:4] == (0, 0, 2, 1)  # A 1h late (weight 2), one late job
+    seeds = {SPEC_RULE: [0, 1, 2, 3]}
+    out = improve(shop, seeds, budget=Budget(evaluations=10_000, seconds=60), seed=1)
+    assert out.score[:4] == floor[:4]
+    assert out.evaluations == len(seeds) and out.stopped_by == "converged"

@@ -224,3 +224,77 @@ def test_the_plan_is_sound_and_never_worse_than_the_planned_day(factory, text) -
     found = find_plan(factory, BASELINE_SPEC, seconds=0.05)
     assert check_result(found.result, factory) == []
     assert found.score <= found.baseline_score
+
+
+@PROPERTY
+@given(factory_and_scenario(), st.sampled_from(["EDD", "ATC", "MDD", "MOD"]))
+def test_a_dispatch_schedule_is_the_decoder_s(case, rule) -> None:
+    """The schedule a dispatch rule returns beside its sequence (so the plan need not decode
+    the seeds again) is exactly what the decoder makes of that sequence."""
+    from engine.factory.dispatch import dispatch_decoded
+    from engine.factory.shop import compile_shop, decode
+
+    factory, spec = case
+    shop = compile_shop(factory, spec)
+    sequence, got = dispatch_decoded(shop, rule)
+    want = decode(shop, sequence)
+    assert (got.starts, got.ends, got.ready, got.order) == (
+        want.starts,
+        want.ends,
+        want.ready,
+        want.order,
+    )
+
+
+@PROPERTY
+@given(factory_and_scenario(), st.randoms(use_true_random=False))
+def test_no_job_ends_before_it_would_alone(case, rng) -> None:
+    """The search's lower bound: whatever the sequence, every job ends no earlier than it does
+    alone on the empty shop, and a job that cannot finish alone never finishes."""
+    from engine.factory.search import _alone
+    from engine.factory.shop import compile_shop, decode, job_completions
+
+    factory, spec = case
+    shop = compile_shop(factory, spec)
+    alone = job_completions(shop, _alone(shop))
+    for _ in range(4):
+        queues = [list(ops) for ops in shop.job_ops]  # each job's steps in precedence order
+        sequence = []
+        while any(queues):
+            sequence.append(rng.choice([q for q in queues if q]).pop(0))
+        done = job_completions(shop, decode(shop, sequence))
+        for a, d in zip(alone, done, strict=True):
+            assert (a < 0 and d < 0) or (a >= 0 and (d < 0 or d >= a))
+
+
+@PROPERTY
+@given(
+    factory_and_scenario(),
+    st.randoms(use_true_random=False),
+    st.integers(1, 5),
+    st.booleans(),
+)
+def test_a_resumed_decode_places_as_from_scratch(case, rng, every, flat) -> None:
+    """The search decodes a neighbour from the mark its base left before the first changed
+    step: the same schedule as placing the whole sequence again, flat or blocked."""
+    from engine.factory.shop import _decode, compile_shop
+
+    factory, spec = case
+    shop = compile_shop(factory, spec)
+    base = [op for ops in shop.job_ops for op in ops]
+    rng.shuffle(base)
+    marked = _decode(shop, base, flat=flat, every=every)
+    for _ in range(3):
+        first = rng.randrange(len(base) + 1)
+        tail = base[first:]
+        rng.shuffle(tail)
+        sequence = base[:first] + tail
+        got = _decode(shop, sequence, flat=flat, resume=marked, first=first, every=every)
+        want = _decode(shop, sequence, flat=flat)
+        assert (got.starts, got.ends, got.ready, got.order) == (
+            want.starts,
+            want.ends,
+            want.ready,
+            want.order,
+        )
+        assert all(m.at % every == 0 for m in got.marks)

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import uuid
 
-import httpx
+from probes import health
 
 from engine.agent_files import save_tuning
 from engine.bus.client import BusClient
@@ -30,14 +30,6 @@ def _serve(serve_process, tmp_path, broker, *args: str) -> tuple[subprocess.Pope
     return serve_process(args, env)  # binds a free port itself: no port race
 
 
-def _health(url: str) -> dict | None:
-    try:
-        r = httpx.get(url + "/health", timeout=2)
-    except httpx.HTTPError:
-        return None
-    return r.json() if r.status_code == 200 else None
-
-
 def test_monitor_replicas_own_disjoint_assets_and_reload_tuning(
     tmp_path, broker, wait_for, serve_process
 ):
@@ -47,8 +39,8 @@ def test_monitor_replicas_own_disjoint_assets_and_reload_tuning(
     try:
         urls = [url for _, url in replicas]
         for url in urls:
-            wait_for(lambda url=url: _health(url), timeout=30, what=f"{url} healthy")
-        assert [_health(u)["instance"] for u in urls] == ["monitor-1of2", "monitor-2of2"]
+            wait_for(lambda url=url: health(url), timeout=30, what=f"{url} healthy")
+        assert [health(u)["instance"] for u in urls] == ["monitor-1of2", "monitor-2of2"]
 
         pub = BusClient(broker.url, f"rep-{uuid.uuid4().hex[:6]}", "rep-pub").start(wait=10)
         assets = [f"press{n}" for n in range(8)]
@@ -58,7 +50,7 @@ def test_monitor_replicas_own_disjoint_assets_and_reload_tuning(
                                       signals={"temp": 20.0 + seq % 2}))  # fmt: skip
 
         def split() -> list[set[str]] | None:
-            hs = [_health(u) for u in urls]
+            hs = [health(u) for u in urls]
             if any(h is None for h in hs) or sum(
                 h["counters"]["received_by_kind"].get("telemetry", 0)  # type: ignore[index]
                 for h in hs
@@ -71,7 +63,7 @@ def test_monitor_replicas_own_disjoint_assets_and_reload_tuning(
         assert owned[0] == {a for a in assets if Shard(1, 2).owns(a)}
         # Routed by the broker: each replica received its own assets' telemetry only.
         for url, mine in zip(urls, owned, strict=True):
-            counters = _health(url)["counters"]
+            counters = health(url)["counters"]
             assert counters["not_mine"] == 0
             assert counters["received_by_kind"]["telemetry"] == 5 * len(mine)
 
@@ -85,7 +77,7 @@ def test_monitor_replicas_own_disjoint_assets_and_reload_tuning(
         for url in urls:
             wait_for(
                 lambda url=url: (
-                    (_health(url)["tuning"]["in_effect"] or {}).get("thresholds")
+                    (health(url)["tuning"]["in_effect"] or {}).get("thresholds")
                     == {"press1/temp": 1.5}
                 ),
                 timeout=10,

@@ -42,7 +42,7 @@ def fleet_run() -> list[PlantMessage]:
 
 def _service(var, monkeypatch) -> DiagnosisService:
     monkeypatch.setenv("CONTROLROOM_VAR", str(var))
-    svc = build_service(Settings.from_env("diagnosis"))
+    svc = build_service(Settings.from_env("diagnosis", {"CONTROLROOM_VAR": str(var)}))
     assert isinstance(svc, DiagnosisService)
     return svc
 

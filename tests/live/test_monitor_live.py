@@ -9,7 +9,7 @@ import signal
 import threading
 import uuid
 
-import httpx
+from probes import health
 
 from engine.bus.client import BusClient
 from engine.plant.scenario import load_scenario
@@ -18,14 +18,6 @@ from engine.schemas import AlertEvent, Telemetry, telemetry_topic
 from engine.services.stack import CODE_ROOT
 
 PREFIX = f"monlive{uuid.uuid4().hex[:6]}"
-
-
-def _health(url: str) -> dict | None:
-    try:
-        r = httpx.get(url + "/health", timeout=2)
-    except httpx.HTTPError:
-        return None
-    return r.json() if r.status_code == 200 else None
 
 
 def test_scenario_a_then_b_alarms_in_b_and_rejects_are_dead_lettered(
@@ -53,7 +45,7 @@ def test_scenario_a_then_b_alarms_in_b_and_rejects_are_dead_lettered(
     sub.start(wait=10)
     pub = BusClient(broker.url, f"mon-pub-{uuid.uuid4().hex[:6]}", "mon-pub").start(wait=10)
     try:
-        wait_for(lambda: _health(url), timeout=30, what="monitor healthy")
+        wait_for(lambda: health(url), timeout=30, what="monitor healthy")
         a = load_scenario("normal").model_copy(update={"duration_s": 900.0})
         b = load_scenario("sudden_clog_and_drift").model_copy(update={"duration_s": 3060.0})
         sent = 0
@@ -63,7 +55,7 @@ def test_scenario_a_then_b_alarms_in_b_and_rejects_are_dead_lettered(
                 sent += 1
                 if sent % 400 == 0:  # paced: the service keeps up, nothing queues up
                     wait_for(
-                        lambda n=sent: _health(url)["counters"]["received"] >= n,  # type: ignore[index]
+                        lambda n=sent: health(url)["counters"]["received"] >= n,  # type: ignore[index]
                         timeout=30,
                         what=f"{sent} samples received",
                     )
@@ -80,7 +72,7 @@ def test_scenario_a_then_b_alarms_in_b_and_rejects_are_dead_lettered(
                                             "msg_id": "late"}))  # fmt: skip
 
         def rejected() -> dict | None:
-            h = _health(url)
+            h = health(url)
             r = (h or {}).get("rejected", {})
             return h if r.get("duplicate") == 1 and r.get("late") == 1 else None
 

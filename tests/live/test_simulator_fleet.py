@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from probes import health
 
 from engine.bus.routing import ALL_TELEMETRY
 from engine.schemas import Telemetry
@@ -49,14 +50,7 @@ def start_sim(tmp_path, broker, wait_for, serve_process) -> Iterator:
     def start(**extra: str) -> Sim:
         proc, url = serve_process(["simulator"], _env(tmp_path, broker.url, **extra))
         http = httpx.Client(base_url=url, timeout=30)
-
-        def healthy() -> bool:
-            try:
-                return http.get("/health").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, timeout=60, what="simulator healthy")
+        wait_for(lambda: health(url), timeout=60, what="simulator healthy")
         sim = Sim(proc, http, tmp_path / "var")
         started.append(sim)
         return sim

@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 import pytest
+from probes import health
 
 from engine.bus.client import BusClient
 from engine.bus.routing import ALL_TELEMETRY
@@ -30,14 +31,7 @@ def simulator(tmp_path, broker, wait_for, serve_process):
     }
     proc, url = serve_process(["simulator"], env)
     http = httpx.Client(base_url=url, timeout=10)
-
-    def healthy() -> bool:
-        try:
-            return http.get("/health").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, timeout=30, what="simulator healthy")
+    wait_for(lambda: health(url), timeout=30, what="simulator healthy")
     yield http
     http.close()
     proc.send_signal(signal.SIGTERM)

@@ -5,20 +5,29 @@
   ``initdb`` + ``pg_ctl`` on a free port; skipped, with the reason, when the PostgreSQL binaries
   are not installed). Tests that use it run on both.
 - ``store``: a ``TicketStore`` on ``db_target``.
+  A module whose logic does not depend on the database narrows it with
+  its own ``BACKENDS = ["sqlite"]``.
 - ``pg_server``: the private PostgreSQL server itself (for tests that stop or lock it).
+- ``clock``: a wall clock the test moves forward (mirror back-off without sleeping).
+- ``events``: a list a mirror or service logs its event dicts into.
+- ``mirror_of(connector, clock=None)``: a ``Mirror`` of ``store`` through ``connector``, logging
+  into ``events``, on the test's ``clock`` unless another is given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pg_server import PostgresServer, pg_bin_dir
 from service_procs import LAUNCHED
-from tickets_data import report
+from tickets_data import Clock, report
 
 from engine.schemas import DiagnosisReport
+from engine.tickets.connectors import TicketConnector
+from engine.tickets.mirror import Mirror
 from engine.tickets.store import TicketStore
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -49,7 +58,13 @@ def pg_server() -> Iterator[PostgresServer]:
     server.cleanup()
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_target" in metafunc.fixturenames:
+        backends = getattr(metafunc.module, "BACKENDS", BACKENDS)
+        metafunc.parametrize("db_target", backends, indirect=True)
+
+
+@pytest.fixture
 def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
     if request.param == "sqlite":
         return tmp_path / "tickets.db"
@@ -62,3 +77,23 @@ def store(db_target: str | Path) -> Iterator[TicketStore]:
     s = TicketStore(db_target)
     yield s
     s.close_db()
+
+
+@pytest.fixture
+def events() -> list[dict[str, Any]]:
+    return []
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def mirror_of(
+    store: TicketStore, events: list[dict[str, Any]], clock: Clock
+) -> Callable[..., Mirror]:
+    def make(connector: TicketConnector, movable: Clock | None = None) -> Mirror:
+        return Mirror(store, connector, origin="ticket", log=events.append, clock=movable or clock)
+
+    return make

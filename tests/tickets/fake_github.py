@@ -10,79 +10,32 @@ releases it (a create that times out on the client after it took effect on the s
 from __future__ import annotations
 
 import json
-import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-
-@dataclass
-class Fault:
-    method: str
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: dict[str, Any] = field(default_factory=dict)
+from fake_http import FakeServer, JsonHandler
 
 
-class FakeGitHub:
+class FakeGitHub(FakeServer):
+    empty_fault_body: ClassVar[Any] = {}
+
     def __init__(self, token: str, repo: str = "acme/plant") -> None:
         self.token = token
         self.repo = repo
         self.issues: dict[int, dict[str, Any]] = {}
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.faults: list[Fault] = []
-        self.release = threading.Event()
-        self._hang_create = False
-        self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def start(self) -> FakeGitHub:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def fail(self, method: str, status: int, headers=None, body=None) -> None:
-        self.faults.append(Fault(method, status, headers or {}, body or {}))
-
-    def hang_next_create(self) -> None:
-        self.release.clear()
-        self._hang_create = True
+        super().__init__()
 
     def count(self, method: str) -> int:
         return sum(1 for m, _, _ in self.requests if m == method)
 
     # ---- the handler -------------------------------------------------------------------------
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[JsonHandler]:
         gh = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                pass
-
-            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                    self.send_header("Content-Length", str(len(data)))
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout): exactly what the test provoked
+        class Handler(JsonHandler):
+            content_type = "application/json; charset=utf-8"
 
             def _body(self) -> Any:
                 n = int(self.headers.get("Content-Length") or 0)
@@ -101,12 +54,8 @@ class FakeGitHub:
                             "status": "401",
                         },
                     )
-                with gh._lock:
-                    fault = next((f for f in gh.faults if f.method == method), None)
-                    if fault is not None:
-                        gh.faults.remove(fault)
-                if fault is not None:
-                    return self._send(fault.status, fault.body, fault.headers)
+                if self._scripted(gh.take_fault(method)):
+                    return None
                 base = f"/repos/{gh.repo}/issues"
                 if parts.path == base and method == "POST":
                     return self._create(payload)
@@ -141,9 +90,7 @@ class FakeGitHub:
                         "updated_at": now,
                     }
                     gh.issues[number] = issue
-                    hang, gh._hang_create = gh._hang_create, False
-                if hang:
-                    gh.release.wait(timeout=30)
+                gh.hold_if_hanging()
                 self._send(201, issue)
 
             def _update(self, number: int, payload: dict[str, Any]) -> None:
@@ -162,14 +109,5 @@ class FakeGitHub:
                 page = int(query.get("page", ["1"])[0])
                 ordered = sorted(gh.issues.values(), key=lambda i: -i["number"])
                 self._send(200, ordered[(page - 1) * per_page : page * per_page])
-
-            def do_POST(self) -> None:
-                self._route("POST")
-
-            def do_PATCH(self) -> None:
-                self._route("PATCH")
-
-            def do_GET(self) -> None:
-                self._route("GET")
 
         return Handler

@@ -23,11 +23,10 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from fake_http import FakeServer, JsonHandler
 
 CASE_FIELDS = {"Subject", "Description", "Priority", "Status", "Origin"}
 PICKLISTS = {
@@ -42,15 +41,7 @@ def _error(code: str, message: str, field_name: str | None = None) -> list[dict[
     return [{"message": message, "errorCode": code, "fields": [field_name] if field_name else []}]
 
 
-@dataclass
-class Fault:
-    method: str
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-
-
-class FakeSalesforce:
+class FakeSalesforce(FakeServer):
     def __init__(
         self,
         client_id: str,
@@ -68,39 +59,13 @@ class FakeSalesforce:
         self.tokens: list[str] = []
         """Every token issued, oldest first."""
         self.valid_tokens: set[str] = set()
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.bodies: list[Any] = []
-        self.faults: list[Fault] = []
         self.legacy_upsert = False
         self.accept_sessions = True
         """False: every data call answers 401, even with a fresh token (a Run As user that was
         deactivated or lost API access)."""
-        self.release = threading.Event()
-        self._hang_create = False
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def start(self) -> FakeSalesforce:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def fail(self, method: str, status: int, headers=None, body=None) -> None:
-        self.faults.append(Fault(method, status, headers or {}, body))
-
-    def hang_next_create(self) -> None:
-        self.release.clear()
-        self._hang_create = True
+        super().__init__()
 
     def expire_tokens(self) -> None:
         """Every session ends (timeout, revoked): the next data call answers 401."""
@@ -119,34 +84,12 @@ class FakeSalesforce:
 
     # ---- the handler -------------------------------------------------------------------------
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[JsonHandler]:
         sf = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                pass
-
-            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = b"" if body is None else json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    if data:
-                        self.send_header("Content-Type", "application/json;charset=UTF-8")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.send_header("Sforce-Limit-Info", "api-usage=18/15000")
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout): exactly what the test provoked
-
-            def _fault(self, method: str) -> Fault | None:
-                with sf._lock:
-                    fault = next((f for f in sf.faults if f.method == method), None)
-                    if fault is not None:
-                        sf.faults.remove(fault)
-                return fault
+        class Handler(JsonHandler):
+            content_type = "application/json;charset=UTF-8"
+            extra_headers: ClassVar[dict[str, str]] = {"Sforce-Limit-Info": "api-usage=18/15000"}
 
             def _route(self, method: str) -> None:
                 parts = urlsplit(self.path)
@@ -167,9 +110,8 @@ class FakeSalesforce:
                             }
                         ],
                     )
-                fault = self._fault(method)
-                if fault is not None:
-                    return self._send(fault.status, fault.body, fault.headers)
+                if self._scripted(sf.take_fault(method)):
+                    return None
                 base = f"/services/data/v{sf.api_version}/sobjects/Case/"
                 if not parts.path.startswith(base):
                     return self._not_found()
@@ -187,9 +129,8 @@ class FakeSalesforce:
                 self._send(404, [{"errorCode": code, "message": message}])
 
             def _token(self, form: dict[str, list[str]]) -> None:
-                fault = self._fault("TOKEN")
-                if fault is not None:
-                    return self._send(fault.status, fault.body, fault.headers)
+                if self._scripted(sf.take_fault("TOKEN")):
+                    return None
                 if form.get("grant_type") != ["client_credentials"]:
                     return self._send(400, {"error": "unsupported_grant_type"})
                 if form.get("client_id") != [sf.client_id]:
@@ -262,14 +203,13 @@ class FakeSalesforce:
                     if existing:
                         case_id = existing[0]
                         sf.cases[case_id].update(payload)
-                        created, hang = False, False
+                        created = False
                     else:
                         case_id = f"500Ka{next(sf._ids):010d}AAA"
                         sf.cases[case_id] = {"Id": case_id, ext_field: value, **payload}
                         created = True
-                        hang, sf._hang_create = sf._hang_create, False
-                if hang:
-                    sf.release.wait(timeout=30)
+                if created:
+                    sf.hold_if_hanging()
                 if not created and sf.legacy_upsert:
                     return self._send(204, None)
                 result = {"id": case_id, "success": True, "errors": [], "created": created}
@@ -292,14 +232,5 @@ class FakeSalesforce:
                     return self._not_found()
                 case = found[0]
                 self._send(200, {"attributes": {"type": "Case"}, "Id": case["Id"]})
-
-            def do_POST(self) -> None:
-                self._route("POST")
-
-            def do_PATCH(self) -> None:
-                self._route("PATCH")
-
-            def do_GET(self) -> None:
-                self._route("GET")
 
         return Handler

@@ -7,35 +7,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_github import FakeGitHub
-from tickets_data import report, stored_text
+from tickets_data import Clock, leak_surfaces, report
 
 from engine.tickets.github import GitHubIssuesConnector, marker
 from engine.tickets.mirror import Mirror
-from engine.tickets.store import PARKED, TicketStore
+from engine.tickets.store import PARKED
 
 TOKEN = "ghp_SuperSecretToken1234567890"
 
 
-class Clock:
-    """Wall clock the test can move forward, so waits are checked without sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
-@pytest.fixture
-def db_target(tmp_path: Path) -> Path:
-    """SQLite only: the mirror logic does not depend on the database, and the store's mirror
-    queue is tested on both databases in test_store.py."""
-    return tmp_path / "tickets.db"
+BACKENDS = ["sqlite"]  # the mirror logic does not depend on the database (conftest)
 
 
 @pytest.fixture
@@ -45,28 +30,19 @@ def github() -> Iterator[FakeGitHub]:
     gh.stop()
 
 
-@pytest.fixture
-def events() -> list[dict[str, Any]]:
-    return []
-
-
-def make_mirror(
-    store: TicketStore,
-    github: FakeGitHub,
-    events: list[dict[str, Any]],
-    *,
-    token: str = TOKEN,
-    timeout_s: float = 5.0,
-    clock: Clock | None = None,
-) -> Mirror:
-    connector = GitHubIssuesConnector(
+def connector(github: FakeGitHub, *, token: str = TOKEN, timeout_s: float = 5.0) -> Any:
+    return GitHubIssuesConnector(
         token, github.repo, api_url=github.url, timeout_s=timeout_s, min_interval_s=0.0
     )
-    return Mirror(store, connector, origin="ticket", log=events.append, clock=clock or Clock())
 
 
-def test_tickets_are_mirrored_as_issues(store, github, events) -> None:
-    mirror = make_mirror(store, github, events)
+@pytest.fixture
+def mirror(mirror_of: Any, github: FakeGitHub) -> Mirror:
+    """The mirror most tests drive: default connector, the test's movable clock."""
+    return mirror_of(connector(github))
+
+
+def test_tickets_are_mirrored_as_issues(store, github, events, mirror) -> None:
     store.record_diagnosis(report(severity="high"))
     assert mirror.run_once() == 1
     t = store.get("T-0001")
@@ -101,17 +77,20 @@ def test_tickets_are_mirrored_as_issues(store, github, events) -> None:
     assert [e["event"] for e in events] == ["mirror_create", "mirror_update", "mirror_close"]
 
 
-def test_a_ticket_closed_before_it_was_mirrored_makes_no_issue(store, github, events) -> None:
-    mirror = make_mirror(store, github, events)
+def test_a_ticket_closed_before_it_was_mirrored_makes_no_issue(
+    store, github, events, mirror
+) -> None:
     store.record_diagnosis(report())
     store.close("T-0001", "ana", "duplicate")
     mirror.run_once()
     assert github.issues == {} and store.due_mirror_jobs() == []
 
 
-def test_401_is_recorded_on_the_ticket_and_local_work_goes_on(store, github, events) -> None:
+def test_401_is_recorded_on_the_ticket_and_local_work_goes_on(
+    store, github, events, mirror_of
+) -> None:
     clock = Clock()
-    mirror = make_mirror(store, github, events, token="ghp_wrong_token_value", clock=clock)
+    mirror = mirror_of(connector(github, token="ghp_wrong_token_value"), clock)
     store.record_diagnosis(report())
     mirror.run_once()
     t = store.get("T-0001")
@@ -125,16 +104,14 @@ def test_401_is_recorded_on_the_ticket_and_local_work_goes_on(store, github, eve
     assert mirror.run_once() == 0, "paused: nothing is sent"
     assert len(store.tickets()) == 3
     # The token is fixed (service restarted with the right one): the backlog catches up.
-    fixed = make_mirror(store, github, events, clock=clock)
+    fixed = mirror_of(connector(github), clock)
     clock.offset += 301
     assert fixed.run_once() == 3
     assert sorted(int(t.external.id) for t in store.tickets()) == [1, 2, 3]
     assert all(t.external.error is None for t in store.tickets())
 
 
-def test_secondary_rate_limit_honours_retry_after(store, github, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
+def test_secondary_rate_limit_honours_retry_after(store, github, events, mirror, clock) -> None:
     github.fail(
         "POST",
         403,
@@ -154,9 +131,7 @@ def test_secondary_rate_limit_honours_retry_after(store, github, events) -> None
     assert store.get("T-0001").external.error is None
 
 
-def test_primary_rate_limit_waits_for_reset(store, github, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
+def test_primary_rate_limit_waits_for_reset(store, github, events, mirror, clock) -> None:
     reset = int(time.time()) + 500
     github.fail(
         "POST",
@@ -171,10 +146,8 @@ def test_primary_rate_limit_waits_for_reset(store, github, events) -> None:
 
 
 def test_secondary_rate_limit_without_headers_waits_a_minute_then_longer(
-    store, github, events
+    store, github, events, mirror, clock
 ) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
     body = {"message": "You have exceeded a secondary rate limit."}
     github.fail("POST", 429, {}, body)
     github.fail("POST", 429, {}, body)
@@ -186,9 +159,7 @@ def test_secondary_rate_limit_without_headers_waits_a_minute_then_longer(
     assert 119 <= mirror.paused_until - clock() <= 121, "exponential on repeated limits"
 
 
-def test_422_is_kept_until_the_ticket_changes(store, github, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
+def test_422_is_kept_until_the_ticket_changes(store, github, events, mirror, clock) -> None:
     github.fail(
         "POST",
         422,
@@ -212,8 +183,7 @@ def test_422_is_kept_until_the_ticket_changes(store, github, events) -> None:
     assert store.get("T-0001").external.id == "1"
 
 
-def test_410_on_update_keeps_the_local_ticket(store, github, events) -> None:
-    mirror = make_mirror(store, github, events)
+def test_410_on_update_keeps_the_local_ticket(store, github, events, mirror) -> None:
     store.record_diagnosis(report())
     mirror.run_once()
     github.fail("PATCH", 410, {}, {"message": "This issue was deleted"})
@@ -224,17 +194,16 @@ def test_410_on_update_keeps_the_local_ticket(store, github, events) -> None:
     assert "410 This issue was deleted" in t.external.error
 
 
-def test_404_names_the_repository(store, github, events) -> None:
-    mirror = make_mirror(store, github, events)
+def test_404_names_the_repository(store, github, events, mirror) -> None:
     github.fail("POST", 404, {}, {"message": "Not Found"})
     store.record_diagnosis(report())
     mirror.run_once()
     assert "repository acme/plant not found" in store.get("T-0001").external.error
 
 
-def test_a_timed_out_create_never_makes_a_second_issue(store, github, events) -> None:
+def test_a_timed_out_create_never_makes_a_second_issue(store, github, events, mirror_of) -> None:
     clock = Clock()
-    mirror = make_mirror(store, github, events, timeout_s=0.5, clock=clock)
+    mirror = mirror_of(connector(github, timeout_s=0.5), clock)
     github.hang_next_create()
     store.record_diagnosis(report())
     mirror.run_once()
@@ -250,9 +219,7 @@ def test_a_timed_out_create_never_makes_a_second_issue(store, github, events) ->
     assert github.count("GET") == 1
 
 
-def test_a_5xx_create_is_retried_after_a_lookup(store, github, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
+def test_a_5xx_create_is_retried_after_a_lookup(store, github, events, mirror, clock) -> None:
     github.fail("POST", 502, {}, {"message": "Server Error"})
     store.record_diagnosis(report())
     mirror.run_once()
@@ -277,10 +244,12 @@ def test_unreachable_github_is_retried_with_backoff(store, events, tmp_path) -> 
     assert "failed: ConnectError" in store.get("T-0001").external.error
 
 
-def test_the_token_never_appears_in_errors_logs_or_the_store(store, github, events, caplog) -> None:
+def test_the_token_never_appears_in_errors_logs_or_the_store(
+    store, github, events, caplog, mirror_of
+) -> None:
     caplog.set_level(logging.DEBUG)
     clock = Clock()
-    mirror = make_mirror(store, github, events, clock=clock)
+    mirror = mirror_of(connector(github), clock)
     # A hostile or buggy server echoing the credential back must not get it stored or logged.
     github.fail("POST", 422, {}, {"message": f"Validation Failed for Bearer {TOKEN}"})
     github.fail("PATCH", 500, {}, {"message": TOKEN})
@@ -291,17 +260,10 @@ def test_the_token_never_appears_in_errors_logs_or_the_store(store, github, even
     store.approve("T-0001", "ana")
     clock.offset += 3600
     mirror.run_once()
-    bad = make_mirror(store, github, events, token=TOKEN + "x", clock=clock)
+    bad = mirror_of(connector(github, token=TOKEN + "x"), clock)
     store.record_diagnosis(report(asset="pump09"))
     bad.run_once()
-    texts = [
-        str(events),
-        caplog.text,
-        stored_text(store),
-        str([t.model_dump_json() for t in store.tickets()]),
-        str(mirror.status()),
-        str(bad.status()),
-    ]
+    texts = leak_surfaces(store, events, caplog.text, mirror, bad)
     assert any("***" in t for t in texts), "the echoed token was scrubbed"
     for text in texts:
         assert TOKEN not in text

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from urllib.parse import quote_plus
 import pytest
 from fake_salesforce import FakeSalesforce
 from service_procs import ROOT, service_env
-from tickets_data import report, stored_text
+from tickets_data import Clock, leak_surfaces, report
 
 from engine.bus.broker import free_port
 from engine.services.ticket import mirror_connector
@@ -25,7 +24,7 @@ from engine.tickets.connectors import ConnectorError
 from engine.tickets.github import GitHubIssuesConnector
 from engine.tickets.mirror import Mirror
 from engine.tickets.salesforce import SalesforceCaseConnector, case_fields
-from engine.tickets.store import PARKED, TicketStore
+from engine.tickets.store import PARKED
 
 CLIENT_ID = "3MVG9controlroomConsumerKey"
 SECRET = "5F0E9D8C7B6A+Secret/Value=="
@@ -34,21 +33,7 @@ FIELD = "ControlRoom_Ticket_Id__c"
 UPSERT = f"/sobjects/Case/{FIELD}/"
 
 
-class Clock:
-    """Wall clock the test can move forward, so waits are checked without sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
-@pytest.fixture
-def db_target(tmp_path: Path) -> Path:
-    """SQLite only: the mirror logic does not depend on the database, and the store's mirror
-    queue is tested on both databases in test_store.py."""
-    return tmp_path / "tickets.db"
+BACKENDS = ["sqlite"]  # the mirror logic does not depend on the database (conftest)
 
 
 @pytest.fixture
@@ -56,11 +41,6 @@ def salesforce() -> Iterator[FakeSalesforce]:
     sf = FakeSalesforce(CLIENT_ID, SECRET).start()
     yield sf
     sf.stop()
-
-
-@pytest.fixture
-def events() -> list[dict[str, Any]]:
-    return []
 
 
 def connector(
@@ -75,21 +55,13 @@ def connector(
     )
 
 
-def make_mirror(
-    store: TicketStore,
-    sf: FakeSalesforce,
-    events: list[dict[str, Any]],
-    *,
-    clock: Clock | None = None,
-    **kw: Any,
-) -> Mirror:
-    return Mirror(
-        store, connector(sf, **kw), origin="ticket", log=events.append, clock=clock or Clock()
-    )
+@pytest.fixture
+def mirror(mirror_of: Any, salesforce: FakeSalesforce) -> Mirror:
+    """The mirror most tests drive: default connector, the test's movable clock."""
+    return mirror_of(connector(salesforce))
 
 
-def test_tickets_are_mirrored_as_cases(store, salesforce, events) -> None:
-    mirror = make_mirror(store, salesforce, events)
+def test_tickets_are_mirrored_as_cases(store, salesforce, events, mirror) -> None:
     store.record_diagnosis(report(severity="high"))
     assert mirror.run_once() == 1
     t = store.get("T-0001")
@@ -141,9 +113,9 @@ def test_priority_follows_severity(store, severity, priority) -> None:
     assert len(fields["Subject"]) <= 255 and len(fields["Description"]) <= 32_000
 
 
-def test_a_timed_out_create_never_makes_a_second_case(store, salesforce, events) -> None:
+def test_a_timed_out_create_never_makes_a_second_case(store, salesforce, events, mirror_of) -> None:
     clock = Clock()
-    mirror = make_mirror(store, salesforce, events, timeout_s=0.5, clock=clock)
+    mirror = mirror_of(connector(salesforce, timeout_s=0.5), clock)
     salesforce.hang_next_create()
     store.record_diagnosis(report())
     mirror.run_once()
@@ -171,8 +143,7 @@ def test_an_upsert_answered_without_a_body_is_looked_up(store, salesforce) -> No
     assert salesforce.count("GET", f"{UPSERT}T-0001") == 1
 
 
-def test_an_expired_session_is_renewed_once(store, salesforce, events) -> None:
-    mirror = make_mirror(store, salesforce, events)
+def test_an_expired_session_is_renewed_once(store, salesforce, events, mirror) -> None:
     store.record_diagnosis(report())
     mirror.run_once()
     case_id = store.get("T-0001").external.id
@@ -187,9 +158,9 @@ def test_an_expired_session_is_renewed_once(store, salesforce, events) -> None:
     assert mirror.paused_until == 0.0
 
 
-def test_a_fresh_token_rejected_too_pauses_the_mirror(store, salesforce, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+def test_a_fresh_token_rejected_too_pauses_the_mirror(
+    store, salesforce, events, mirror, clock
+) -> None:
     salesforce.accept_sessions = False
     store.record_diagnosis(report())
     mirror.run_once()
@@ -200,9 +171,9 @@ def test_a_fresh_token_rejected_too_pauses_the_mirror(store, salesforce, events)
     assert mirror.paused_until >= clock() + 250
 
 
-def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesforce, events):
+def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesforce, mirror_of):
     clock = Clock()
-    mirror = make_mirror(store, salesforce, events, secret="not-the-secret", clock=clock)
+    mirror = mirror_of(connector(salesforce, secret="not-the-secret"), clock)
     store.record_diagnosis(report())
     mirror.run_once()
     t = store.get("T-0001")
@@ -214,16 +185,14 @@ def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesfor
     store.record_diagnosis(report(asset="pump02"))
     assert mirror.run_once() == 0, "paused: nothing is sent"
     assert len(store.tickets()) == 2
-    fixed = make_mirror(store, salesforce, events, clock=clock)
+    fixed = mirror_of(connector(salesforce), clock)
     clock.offset += 301
     assert fixed.run_once() == 2
     assert len(salesforce.cases) == 2
     assert all(t.external.error is None for t in store.tickets())
 
 
-def test_request_limit_pauses_the_whole_mirror(store, salesforce, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+def test_request_limit_pauses_the_whole_mirror(store, salesforce, events, mirror, clock) -> None:
     limit = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     salesforce.fail("PATCH", 403, {}, limit)
     store.record_diagnosis(report())
@@ -239,9 +208,7 @@ def test_request_limit_pauses_the_whole_mirror(store, salesforce, events) -> Non
     assert len(salesforce.cases) == 2 and store.get("T-0001").external.error is None
 
 
-def test_request_limit_honours_retry_after(store, salesforce, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+def test_request_limit_honours_retry_after(store, salesforce, events, mirror, clock) -> None:
     limit = [
         {"message": "ConcurrentRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
     ]
@@ -251,9 +218,7 @@ def test_request_limit_honours_retry_after(store, salesforce, events) -> None:
     assert 115 <= mirror.paused_until - clock() <= 121
 
 
-def test_400_is_kept_until_the_ticket_changes(store, salesforce, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+def test_400_is_kept_until_the_ticket_changes(store, salesforce, events, mirror, clock) -> None:
     salesforce.fail(
         "PATCH",
         400,
@@ -280,9 +245,9 @@ def test_400_is_kept_until_the_ticket_changes(store, salesforce, events) -> None
     assert store.get("T-0001").external.id in salesforce.cases
 
 
-def test_a_case_deleted_in_salesforce_keeps_the_local_ticket(store, salesforce, events) -> None:
-    clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+def test_a_case_deleted_in_salesforce_keeps_the_local_ticket(
+    store, salesforce, events, mirror, clock
+) -> None:
     store.record_diagnosis(report())
     mirror.run_once()
     case_id = store.get("T-0001").external.id
@@ -297,9 +262,11 @@ def test_a_case_deleted_in_salesforce_keeps_the_local_ticket(store, salesforce, 
     assert salesforce.cases == {} and salesforce.count("PATCH", UPSERT) == 1, "not re-created"
 
 
-def test_a_missing_external_id_field_is_a_configuration_error(store, salesforce, events) -> None:
+def test_a_missing_external_id_field_is_a_configuration_error(
+    store, salesforce, events, mirror_of
+) -> None:
     clock = Clock()
-    mirror = make_mirror(store, salesforce, events, field="Ticket_Ref__c", clock=clock)
+    mirror = mirror_of(connector(salesforce, field="Ticket_Ref__c"), clock)
     store.record_diagnosis(report())
     mirror.run_once()
     error = store.get("T-0001").external.error
@@ -355,11 +322,11 @@ def test_answers_are_classified(store, salesforce, where, status, headers, body,
     assert text in exc.message
 
 
-def test_unreachable_salesforce_is_retried_with_backoff(store, events) -> None:
+def test_unreachable_salesforce_is_retried_with_backoff(store, events, mirror_of) -> None:
     sf = FakeSalesforce(CLIENT_ID, SECRET)  # bound but never serving: connections are refused
     sf.server.server_close()
     clock = Clock()
-    mirror = make_mirror(store, sf, events, timeout_s=1.0, clock=clock)
+    mirror = mirror_of(connector(sf, timeout_s=1.0), clock)
     store.record_diagnosis(report())
     mirror.run_once()
     (job,) = store.due_mirror_jobs(clock() + 31)
@@ -368,11 +335,11 @@ def test_unreachable_salesforce_is_retried_with_backoff(store, events) -> None:
 
 
 def test_secrets_never_appear_in_errors_logs_or_the_store(
-    store, salesforce, events, caplog
+    store, salesforce, events, caplog, mirror_of
 ) -> None:
     caplog.set_level(logging.DEBUG)
     clock = Clock()
-    mirror = make_mirror(store, salesforce, events, clock=clock)
+    mirror = mirror_of(connector(salesforce), clock)
     store.record_diagnosis(report())
     mirror.run_once()
     token = salesforce.tokens[0]
@@ -395,18 +362,10 @@ def test_secrets_never_appear_in_errors_logs_or_the_store(
     store.record_diagnosis(report(asset="pump08"))
     clock.offset += 3600
     mirror.run_once()
-    bad = make_mirror(store, salesforce, events, secret=SECRET + "x", clock=clock)
+    bad = mirror_of(connector(salesforce, secret=SECRET + "x"), clock)
     store.record_diagnosis(report(asset="pump09"))
     bad.run_once()
-    texts = [
-        str(events),
-        caplog.text,
-        stored_text(store),
-        str([t.model_dump_json() for t in store.tickets()]),
-        str(mirror.status()),
-        str(bad.status()),
-        str(mirror.connector.describe()),
-    ]
+    texts = leak_surfaces(store, events, caplog.text, mirror, bad)
     assert sum("***" in t for t in texts) >= 3, "the echoes were scrubbed"
     for text in texts:
         for secret in (SECRET, quote_plus(SECRET), SECRET + "x", *salesforce.tokens):

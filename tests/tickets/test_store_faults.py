@@ -13,7 +13,6 @@ import resource
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from db_faults import lock_held
 from pg_server import PostgresServer, pg_bin_dir
 from service_procs import ServiceProc, Watcher, review_socket_client, service_env, wait_subscribed
 from tickets_data import report
@@ -58,44 +58,18 @@ def var(tmp_path: Path) -> Path:
 
 # ---- another process holds the database ----------------------------------------------------
 
-HOLD_SQLITE = """
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-c.execute("ROLLBACK")
-"""
 
-HOLD_POSTGRES = """
-import psycopg, sys
-c = psycopg.connect(sys.argv[1], autocommit=True)
-c.execute("BEGIN")
-c.execute("LOCK TABLE diagnoses IN EXCLUSIVE MODE")
-print("locked", flush=True)
-sys.stdin.readline()
-c.execute("ROLLBACK")
-"""
-
-
-@contextlib.contextmanager
-def lock_held(db_target: str | Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process holds the store's write lock until the block ends."""
-    script = HOLD_SQLITE if isinstance(db_target, Path) else HOLD_POSTGRES
-    holder = subprocess.Popen(
-        [sys.executable, "-c", script, str(db_target)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+def all_stored_and_healthy(
+    store: TicketStore, published: list[Any], svc: ServiceProc, wait_for: Any
+) -> None:
+    """Once the fault is gone: every published diagnosis stored exactly once, /health ok."""
+    wait_for(
+        lambda: store.counts()["diagnoses"] == len(published),
+        timeout=30,
+        what=f"all {len(published)} diagnoses stored",
     )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        yield holder
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.write("release\n")
-        holder.stdin.flush()
-        holder.wait(timeout=10)
+    assert stored_ids(store) == sorted(r.diagnosis_id for r in published)
+    wait_for(lambda: healthy(svc), what="/health ok again")
 
 
 def test_a_store_held_by_another_process_loses_nothing(
@@ -224,13 +198,7 @@ def test_a_full_disk_loses_nothing(make_broker, bus_client, wait_for, tmp_path, 
             else:
                 unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
                 resource.prlimit(pid, resource.RLIMIT_FSIZE, unlimited)
-            wait_for(
-                lambda: store.counts()["diagnoses"] == len(published),
-                timeout=30,
-                what=f"all {len(published)} diagnoses stored",
-            )
-            assert stored_ids(store) == sorted(r.diagnosis_id for r in published)
-            wait_for(lambda: healthy(svc), what="/health ok again")
+            all_stored_and_healthy(store, published, svc, wait_for)
         finally:
             svc.stop()
             store.close_db()
@@ -279,13 +247,7 @@ def test_a_full_disk_under_postgresql_loses_nothing(
             if not server.running():
                 server.start()
             store = TicketStore(url)
-            wait_for(
-                lambda: store.counts()["diagnoses"] == len(published),
-                timeout=30,
-                what=f"all {len(published)} diagnoses stored",
-            )
-            assert stored_ids(store) == sorted(r.diagnosis_id for r in published)
-            wait_for(lambda: healthy(svc), what="/health ok again")
+            all_stored_and_healthy(store, published, svc, wait_for)
             store.close_db()
         finally:
             svc.stop()

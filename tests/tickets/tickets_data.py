@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 from engine.schemas import AlertEvent, DiagnosisReport, Hypothesis, Ticket, utc_now
 from engine.tickets.store import TicketStore
 
 _ids = itertools.count(1)
+
+
+class Clock:
+    """Wall clock the test can move forward, so waits are checked without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
 
 
 def report(**overrides: Any) -> DiagnosisReport:
@@ -46,6 +57,19 @@ def stored_text(store: TicketStore) -> str:
         return "\n".join(
             str(row) for name in tables for row in tx.conn.all(f"SELECT * FROM {name}")
         )
+
+
+def leak_surfaces(store: TicketStore, events: object, log_text: str, *mirrors: Any) -> list[str]:
+    """Everywhere a mirror's credential could leak to: its event log, the Python log, the
+    store's raw bytes, the tickets as served, and each mirror's status and description."""
+    return [
+        str(events),
+        log_text,
+        stored_text(store),
+        str([t.model_dump_json() for t in store.tickets()]),
+        *(str(m.status()) for m in mirrors),
+        *(str(m.connector.describe()) for m in mirrors),
+    ]
 
 
 def alert(**overrides: Any) -> AlertEvent:

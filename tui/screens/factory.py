@@ -16,6 +16,7 @@ tabs; the footer shows only the keys that do something now, and a key that canno
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -28,7 +29,7 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical, Vertic
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Markdown, Static, TabbedContent, TabPane
 
-from engine.env_file import process_environ
+from engine.factory.llm import has_api_key
 from tui.messages import FactoryFailed, FactoryFinished, FactoryStepLogged
 from tui.safe import clean, set_border_title
 from tui.screens.picker import PickerScreen
@@ -53,12 +54,12 @@ NO_RESULTS = "Run the factory day first (enter in the plan box, or ctrl+r)."
 RESULT_KEYS = ("left_square_bracket", "right_square_bracket", "pageup", "pagedown")
 
 
-def effective_llm(mode: str) -> str:
+def effective_llm(mode: str, environ: Mapping[str, str]) -> str:
     if mode == "off":
         return "offline"
     if mode == "on":
         return "claude"
-    return "claude" if process_environ().get("ANTHROPIC_API_KEY") else "offline"
+    return "claude" if has_api_key(environ) else "offline"
 
 
 class FactoryScreen(Screen[None]):
@@ -91,6 +92,7 @@ class FactoryScreen(Screen[None]):
         super().__init__()
         settings = self.control_room.settings
         self.llm_mode = settings.llm
+        self.environ = settings.environ
         self.factory_path: str | None = settings.factory
         self.running = False
         self.run_id = 0
@@ -145,7 +147,7 @@ class FactoryScreen(Screen[None]):
             ("factory ", "dim"),
             (clean(factory, single_line=True), "bold"),
             ("  llm ", "dim"),
-            (f"{self.llm_mode} → {effective_llm(self.llm_mode)}", "bold"),
+            (f"{self.llm_mode} → {effective_llm(self.llm_mode, self.environ)}", "bold"),
         )
         if self.running:
             text.append("  running…", style="yellow")
@@ -283,6 +285,7 @@ class FactoryScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="factory")
     def run_pipeline(self, text: str, factory: str | None, llm: str, date: str, run: int) -> None:
         from engine.factory import run_pipeline
+        from engine.factory.llm import resolve_llm
         from engine.factory.plant_feed import TicketSourceError, fetch_tickets
 
         tickets: list[Any] = []
@@ -290,7 +293,7 @@ class FactoryScreen(Screen[None]):
         self.tickets_note = ""
         if url is not None:
             try:
-                tickets = fetch_tickets(url, timeout=3.0)
+                tickets = fetch_tickets(url, timeout=3.0, environ=self.environ)
             except TicketSourceError as exc:
                 self.tickets_note = f"work orders not read: {exc}"
         try:
@@ -298,7 +301,7 @@ class FactoryScreen(Screen[None]):
                 text,
                 factory=factory,
                 date=date,
-                llm=llm,
+                llm=resolve_llm(llm, self.environ) or "off",
                 on_event=lambda event: self._step_done(event, run),
                 tickets=tickets,
             )
