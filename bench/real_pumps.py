@@ -12,7 +12,9 @@ exactly ``controlroom detect FILE --warmup 400`` (one configuration for every fi
 process; the label columns are in the file and ignored by it, as they would be for a user.
 
 Printed: one row per file (scored rows, anomalous rows, F1 / FAR / MAR, seconds), the totals
-per folder and over everything, and in the same run the naive reference the issue measured
+per folder and over everything, the models of normal side by side (the cross-regression the
+monitor uses, and each signal against its own warm-up level with the same detectors: totals per
+folder), and in the same run the naive reference the issue measured
 against — a per-signal z-score against the first 400 rows, a row flagged when any signal is
 more than ``--z`` standard deviations off — and the "flag every row" F1. Targets (issue 9):
 valve1 F1 >= 0.80 with FAR <= 15 %; anomaly-free FAR <= 5 %.
@@ -26,14 +28,18 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from engine.agents.monitor_config import MonitorConfig
 from engine.evaluation.detect_csv import detect_csv, is_label
 
 LABELS = ("anomaly", "is_anomaly")
+ALTERNATIVES = ("per-signal",)
+"""Other models of normal (``MonitorConfig.level_model``), scored beside the one used."""
 
 
 @dataclass
@@ -85,6 +91,7 @@ class FileResult:
     seconds: float
     summary: str = ""
     warnings: list[str] = field(default_factory=list)
+    alternatives: dict[str, Counts] = field(default_factory=dict)
 
 
 def _read(path: Path) -> tuple[list[str], list[list[str]], str]:
@@ -118,18 +125,10 @@ def run_file(path: Path, warmup: int, z: float, tmp: Path) -> FileResult:
     header, rows, sep = _read(path)
     label_col = next((header.index(n) for n in LABELS if n in header), None)
     labels = np.array([int(_num(r[label_col]) > 0.5) if label_col is not None else 0 for r in rows])
-    flags_path = tmp / f"{path.stem}.flags.csv"
     warnings: list[str] = []
     t0 = time.perf_counter()
-    summary = detect_csv(
-        path, flags_path=flags_path, sep=sep, warmup_rows=warmup, warn=warnings.append
-    )
+    summary, ours = _detect(path, rows, sep, warmup, tmp, warnings.append)
     seconds = time.perf_counter() - t0
-    by_time = {}
-    with flags_path.open(encoding="utf-8") as fh:
-        for rec in csv.DictReader(fh):
-            by_time[rec["time"]] = int(rec["anomaly"])
-    ours = np.array([by_time.get(r[0], 0) for r in rows])
     naive = naive_flags(header, rows, warmup, z)
     scored = slice(warmup, None)
     res = FileResult(
@@ -146,7 +145,34 @@ def run_file(path: Path, warmup: int, z: float, tmp: Path) -> FileResult:
     res.ours.add(ours[scored], labels[scored])
     res.naive.add(naive[scored], labels[scored])
     res.everything.add(np.ones_like(labels[scored]), labels[scored])
+    for model in ALTERNATIVES:
+        _, flags = _detect(path, rows, sep, warmup, tmp, lambda m: None, model)
+        res.alternatives[model] = Counts()
+        res.alternatives[model].add(flags[scored], labels[scored])
     return res
+
+
+def _detect(
+    path: Path,
+    rows: list[list[str]],
+    sep: str,
+    warmup: int,
+    tmp: Path,
+    warn: Callable[[str], None],
+    model: str | None = None,
+) -> tuple[str, np.ndarray]:
+    """``controlroom detect`` on the file (``model``: another model of normal): its summary and
+    the flag of each row."""
+    flags_path = tmp / f"{path.stem}.flags.csv"
+    config = MonitorConfig(level_model=model) if model else None
+    summary = detect_csv(
+        path, flags_path=flags_path, sep=sep, warmup_rows=warmup, config=config, warn=warn
+    )
+    by_time = {}
+    with flags_path.open(encoding="utf-8") as fh:
+        for rec in csv.DictReader(fh):
+            by_time[rec["time"]] = int(rec["anomaly"])
+    return summary, np.array([by_time.get(r[0], 0) for r in rows])
 
 
 def _pct(x: float) -> str:
@@ -182,15 +208,20 @@ def main() -> None:
     )
     total = {"ours": Counts(), "naive": Counts(), "all": Counts()}
     seconds: list[float] = []
+    models: list[tuple[str, dict[str, Counts]]] = []
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
         for name, files in groups:
             print()
             print(head)
             sub = {"ours": Counts(), "naive": Counts(), "all": Counts()}
+            alt = {m: Counts() for m in ("cross-regression (used)", *ALTERNATIVES)}
             for f in files:
                 r = run_file(f, args.warmup, args.z, tmp)
                 seconds.append(r.seconds)
+                alt["cross-regression (used)"] += r.ours
+                for m, c in r.alternatives.items():
+                    alt[m] += c
                 sub["ours"] += r.ours
                 sub["naive"] += r.naive
                 sub["all"] += r.everything
@@ -201,11 +232,17 @@ def main() -> None:
                     f"{_pct(r.naive.far)} | {r.seconds:5.2f}"
                 )
             _total(f"{Path(name).name or name} (total)", sub)
+            models.append((Path(name).name or name, alt))
             for k in total:
                 total[k] += sub[k]
     if len(groups) > 1:
         print()
         _total("everything", total)
+    print("\nmodel of normal, side by side (same files, same detectors and thresholds):")
+    print(f"{'':16} {'model':26} {'F1':>4} {'FAR%':>5} {'MAR%':>5}")
+    for name, alt in models:
+        for m, c in alt.items():
+            print(f"{name[:16]:16} {m:26} {_f(c.f1)} {_pct(c.far)} {_pct(c.mar)}")
     print(
         f"\nseconds per file: median {float(np.median(seconds)):.2f}, max {max(seconds):.2f} "
         f"({len(seconds)} files)"

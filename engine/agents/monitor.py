@@ -15,9 +15,10 @@ per asset:
 
 Pure and causal: ``feed(msg) -> list[AlertEvent]`` uses samples ≤ t only, no I/O, no clock,
 never reads ``truth``. ``feed_batch(msgs)`` does the same for one tick of many assets at once
-(numpy over assets × channels); the same arithmetic, so the same alerts.
+(numpy over assets × channels); ``feed`` is a batch of one — one path, the same arithmetic, so
+the same alerts (``tests/plant/test_monitor_batch.py`` checks it on a suite and hostile ticks).
 
-Why one module of ~510 lines: ``Monitor`` is the one place where intake, the per-group detector
+Why one module of ~590 lines: ``Monitor`` is the one place where intake, the per-group detector
 banks and the episode trackers meet for a wave of samples; split, each half would need the
 other's row bookkeeping (which asset sits in which bank row).
 """
@@ -26,8 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -56,6 +58,9 @@ __all__ = ["Monitor", "MonitorConfig", "Rejection"]
 
 MAX_ASSETS = 20_000
 """Per-asset state is bounded: samples of more assets than this are refused and counted."""
+DUE_CHECK_FROM = 4
+"""Busy rows from which the tracker's vectorised check (``EpisodeTracker.due``) is cheaper than
+updating every one; fewer are updated directly (the check is exact: the same alerts)."""
 
 
 @dataclass
@@ -83,11 +88,17 @@ class _Group:
     def __init__(self, names: tuple[str, ...], cfg: MonitorConfig, dt: float) -> None:
         self.names = names
         self.index = {n: j for j, n in enumerate(names)}
+        self.get: Callable[[dict[str, float]], tuple[float, ...]] = (
+            itemgetter(*names) if len(names) > 1 else lambda sig: (sig[names[0]],)
+        )
+        """A complete sample's values in the group's order (KeyError if one is missing)."""
         self.sz = Sizes(cfg, dt)
         self.cfg = cfg
         self.pump = is_pump(names)
         self.model: CrossRegression | PumpModel = (
-            PumpModel(names, self.sz, cfg, 4) if self.pump else CrossRegression(names, self.sz, 4)
+            PumpModel(names, self.sz, cfg, 4)
+            if self.pump
+            else CrossRegression(names, self.sz, 4, cross=cfg.level_model != "per-signal")
         )
         self.bank = DetectorBank(self.model.layout(), cfg, self.sz, 4)
         self.tracker = EpisodeTracker(self.bank, self)
@@ -106,6 +117,7 @@ class _Group:
             i = self.bank.add_row()
             cap = self.bank.cap
             self.model.grow(cap)
+            self.tracker.grow(cap)
             for name in ("last", "lim_lo", "lim_hi"):
                 a = getattr(self, name)
                 if a.shape[0] < cap:
@@ -116,6 +128,7 @@ class _Group:
         self.assets[i] = asset
         self.bank.reset_row(i)
         self.model.reset_row(i)
+        self.tracker.reset_row(i)
         self.last[i] = 0.0
         self.lim_lo[i] = -np.inf
         self.lim_hi[i] = np.inf
@@ -125,6 +138,7 @@ class _Group:
         self.assets[i] = None
         self.bank.reset_row(i)
         self.model.reset_row(i)
+        self.tracker.reset_row(i)
         self.free.append(i)
 
     # ------------------------------------------------------------------ evidence
@@ -137,7 +151,7 @@ class _Group:
         if c < R:
             dev = float(wm[c] - bank.base[i, c])
             direction = "up" if dev >= 0 else "down"
-            if c < S and self.model.level_detector == "cross-regression":
+            if c < S and isinstance(self.model, CrossRegression):
                 return (
                     float(wm[R + c]),
                     float(wm[R + c]) - dev,
@@ -191,30 +205,53 @@ class Monitor:
     # ------------------------------------------------------------------ public API
 
     def feed(self, t: Telemetry) -> list[AlertEvent]:
-        a = self._intake(t)
-        if a is None:
-            return self._take_clears()
-        g = a.group
-        assert g is not None
-        i = a.row
-        return self._take_clears() + self._step(g, i, i + 1, self._values(g, [t], i), [t])
+        """One sample: a batch of one (one path, so one asset alone and a fleet decide alike)."""
+        return self.feed_batch((t,))
 
     def feed_batch(self, msgs: Sequence[Telemetry]) -> list[AlertEvent]:
         """One tick of many assets at once (each asset at most once per call is the fast path;
-        repeats are processed in order). Alerts come in the order of their asset's message."""
+        repeats are processed in order). Alerts come in the order of their asset's message.
+
+        The common case is checked first, in this loop: the next sample of a placed asset with
+        exactly its signals (in any order) costs a few comparisons and its values in the
+        group's order; anything else goes through ``_intake`` (values None: ``_values`` holds
+        what is missing)."""
         out: list[AlertEvent] = []
-        wave: list[tuple[_Asset, Telemetry]] = []
+        assets: list[_Asset] = []
+        taken: list[Telemetry] = []
+        values: list[tuple[float, ...] | None] = []
         seen: set[str] = set()
+        ok = 0
+        find = self._assets.get
         for t in msgs:
-            if t.asset in seen:
-                out += self._wave(wave)
-                wave, seen = [], set()
-            a = self._intake(t)
-            out += self._take_clears()
-            if a is not None:
-                wave.append((a, t))
-                seen.add(t.asset)
-        out += self._wave(wave)
+            name = t.asset
+            if name in seen:
+                out += self._wave(assets, taken, values)
+                assets, taken, values, seen = [], [], [], set()
+            a = find(name)
+            vals = None
+            if a is not None and a.group is not None and a.run.advance(t.seq, t.ts, t.scenario):
+                ok += 1
+                sig = t.signals
+                if len(sig) == len(a.names):
+                    try:  # noqa: SIM105 (suppress() costs a context manager per sample)
+                        vals = a.group.get(sig)
+                    except KeyError:
+                        pass
+                if vals is None and tuple(sig) != a.names:
+                    self._new_signals(a, t)
+            else:
+                a = self._intake(t)
+                if self._clears:
+                    out += self._take_clears()
+                if a is None:
+                    continue
+            assets.append(a)
+            taken.append(t)
+            values.append(vals)
+            seen.add(name)
+        self.counters["samples"] += ok
+        out += self._wave(assets, taken, values)
         return out
 
     def take_rejections(self) -> list[Rejection]:
@@ -392,28 +429,34 @@ class Monitor:
 
     # ------------------------------------------------------------------ stepping
 
-    def _values(self, g: _Group, msgs: list[Telemetry], lo: int) -> tuple[F64, Any]:
+    def _values(
+        self, g: _Group, msgs: list[Telemetry], vals: list[tuple[float, ...] | None], lo: int
+    ) -> tuple[F64, Any]:
         """Value matrix (n, S) with missing signals held at their last value, and the mask of
-        missing ones (None when every sample is complete)."""
+        missing ones (None when every sample is complete). ``vals``: each complete sample's
+        values in the group's order, None for the others."""
+        if None not in vals:
+            return np.array(vals, dtype=np.float64), None
         n = len(msgs)
         S = len(g.names)
         names = g.names
         x = np.empty((n, S))
         missing = None
         for r, t in enumerate(msgs):
-            sig = t.signals
-            if len(sig) == S and tuple(sig) == names:
-                x[r] = list(sig.values())
+            v = vals[r]
+            if v is not None:
+                x[r] = v
             else:
+                sig = t.signals
                 if missing is None:
                     missing = np.zeros((n, S), dtype=bool)
                 row = g.last[lo + r].copy()
                 for j, nm in enumerate(names):
-                    v = sig.get(nm)
-                    if v is None:
+                    got = sig.get(nm)
+                    if got is None:
                         missing[r, j] = True
                     else:
-                        row[j] = v
+                        row[j] = got
                 x[r] = row
         return x, missing
 
@@ -454,7 +497,7 @@ class Monitor:
                 if len(a.warm) >= g.sz.warm:
                     self._fit(g, a)
         out: list[AlertEvent] = []
-        for i in busy:
+        for i in g.tracker.due(busy) if len(busy) > DUE_CHECK_FROM else busy:
             a = g.assets[i]
             assert a is not None and a.episodes is not None
             out += g.tracker.update(a.episodes, msgs[i - lo].ts)
@@ -489,27 +532,58 @@ class Monitor:
         g.lim_lo[a.row] = med - VALUE_SPAN * span
         g.lim_hi[a.row] = med + VALUE_SPAN * span
 
-    def _wave(self, wave: list[tuple[_Asset, Telemetry]]) -> list[AlertEvent]:
-        """Step every (asset, sample) of one wave: grouped by bank, contiguous rows at once."""
-        if not wave:
-            return []
-        out: list[AlertEvent] = []
-        by_group: dict[int, tuple[_Group, list[tuple[int, Telemetry]]]] = {}
-        order: dict[str, int] = {}
-        for n, (a, t) in enumerate(wave):
+    def _wave(
+        self,
+        assets: list[_Asset],
+        msgs: list[Telemetry],
+        values: list[tuple[float, ...] | None],
+    ) -> list[AlertEvent]:
+        """Step every (asset, sample) of one wave: grouped by bank, contiguous rows at once
+        (a fleet's tick in the order its assets were placed is one slice of one bank)."""
+        if len(assets) <= 1:
+            if not assets:
+                return []
+            a = assets[0]
             assert a.group is not None
-            by_group.setdefault(id(a.group), (a.group, []))[1].append((a.row, t))
-            order[a.name] = n
-        for g, items in by_group.values():
-            items.sort(key=lambda it: it[0])
+            xm = self._values(a.group, msgs, values, a.row)
+            return self._step(a.group, a.row, a.row + 1, xm, msgs)
+        out: list[AlertEvent] = []
+        g0 = assets[0].group
+        parts: list[tuple[_Group, list[int]]]
+        if all(a.group is g0 for a in assets):
+            assert g0 is not None
+            parts = [(g0, list(range(len(assets))))]
+        else:
+            by_group: dict[int, tuple[_Group, list[int]]] = {}
+            for n, a in enumerate(assets):
+                g = a.group
+                assert g is not None
+                by_group.setdefault(id(g), (g, []))[1].append(n)
+            parts = list(by_group.values())
+        for g, idx in parts:
+            rows = [assets[n].row for n in idx]
+            whole = len(idx) == len(assets)  # idx is 0, 1, ... n - 1: the wave's own lists
+            if rows != sorted(rows):
+                idx = [n for _, n in sorted(zip(rows, idx, strict=True))]
+                rows = [assets[n].row for n in idx]
+                whole = False
             start = 0
-            while start < len(items):
-                end = start + 1
-                while end < len(items) and items[end][0] == items[end - 1][0] + 1:
-                    end += 1
-                lo, hi = items[start][0], items[end - 1][0] + 1
-                msgs = [t for _, t in items[start:end]]
-                out += self._step(g, lo, hi, self._values(g, msgs, lo), msgs)
+            while start < len(idx):
+                end = len(idx)
+                if rows[-1] - rows[start] != end - 1 - start:  # not one contiguous slice
+                    end = start + 1
+                    while end < len(idx) and rows[end] == rows[end - 1] + 1:
+                        end += 1
+                lo, hi = rows[start], rows[end - 1] + 1
+                if whole and start == 0 and end == len(idx):
+                    part_msgs, part_vals = msgs, values
+                else:
+                    part_msgs = [msgs[n] for n in idx[start:end]]
+                    part_vals = [values[n] for n in idx[start:end]]
+                xm = self._values(g, part_msgs, part_vals, lo)
+                out += self._step(g, lo, hi, xm, part_msgs)
                 start = end
-        out.sort(key=lambda al: order.get(al.asset, 0))
+        if len(out) > 1:
+            order = {a.name: n for n, a in enumerate(assets)}
+            out.sort(key=lambda al: order.get(al.asset, 0))
         return out

@@ -10,8 +10,9 @@ Channels, per asset (see ``Layout``):
 
 - *level* channels: the model of normal's residuals (``monitor_normal``). Score = |window mean −
   baseline| / threshold, the threshold calibrated on the warm-up's own scores: ``threshold_k``
-  × the largest window-mean departure seen in the second half of the warm-up, never below the
-  quantisation step, the model's uncertainty at today's operating point or an accuracy floor.
+  × the largest window-mean departure seen in the second half of the warm-up (capped so that
+  one spike cannot set it: ``_largest_departure``), never below the quantisation step, the
+  model's uncertainty at today's operating point or an accuracy floor.
   Raw-signal residuals (any stream) adapt: the baseline follows slow drift and the scale keeps
   learning from normal samples; a pump's model residuals do not.
 - *raw* channels (the signals themselves): *noise* (spread of sample-to-sample changes vs the
@@ -23,7 +24,7 @@ Hysteresis per channel: on after ``persist`` samples over 1, off after a level w
 ``clear_ratio``. While a pump is not settled (start, stop, manoeuvre) its level channels are
 held: neither counted up nor down.
 
-Why one module of ~670 lines: the vectorised detectors are one numpy state (an assets × channels
+Why one module of ~710 lines: the vectorised detectors are one numpy state (an assets × channels
 array per quantity) that every step reads and writes; split by detector, each part would have to
 know the others' array layout and growth.
 """
@@ -48,6 +49,9 @@ LEVEL, NOISE, STUCK, LIMIT = 0, 1, 2, 3
 DETECTOR_NAMES = ("level", "noise", "stuck", "limit")
 REANCHOR = 4096
 """Running sums are recomputed from the ring every this many samples (float drift)."""
+OUTLIER_RATIO = 2.0
+"""Calibration: the warm-up's largest departure counts up to this multiple of the largest one
+a single spike cannot reach (``_largest_departure``)."""
 
 
 @dataclass(frozen=True)
@@ -265,7 +269,7 @@ class DetectorBank:
             base = base + alpha * (level[t - w + 1] - base)
         d = np.array(devs) if devs else np.zeros((1, self.R))
         step = _quantum(level)
-        s0 = np.maximum(np.abs(d).max(axis=0), step / math.sqrt(w))
+        s0 = np.maximum(_largest_departure(np.abs(d), w), step / math.sqrt(w))
         s0 = np.maximum(s0, 1e-9 * np.maximum(1.0, np.abs(level.mean(axis=0))))
         fixed_base = level.mean(axis=0)
         self.base[i] = np.where(self.adaptive, base, fixed_base)
@@ -647,20 +651,26 @@ class DetectorBank:
     def _confirm_noise(self, lo: int, hi: int, noise: F64) -> F64:
         """Re-estimate flagged channels from the median of *second* differences: a ramp (speed
         change, valve stroke, start) has large first differences but small second ones, a noisy
-        transmitter has both."""
+        transmitter has both. Every flagged (row, channel) of the tick at once: their windows
+        are gathered into one array (one length past the warm-up) and reduced per row."""
         out = noise.copy()
         sz, R = self.sz, self.R
-        for r, c in zip(*np.nonzero(noise >= 1.0), strict=True):
-            i = lo + int(r)
-            k = int(self.k[i])
-            n = min(k, sz.wn + 1)
-            xs = self.ring[i, np.arange(k - n, k) % sz.ring, R + int(c)]
-            col = np.diff(xs)
-            d2 = np.diff(col)
-            if d2.size < 3:
+        rr, cc = np.nonzero(noise >= 1.0)
+        rows = rr + lo
+        k = self.k[rows]
+        n = np.minimum(k, sz.wn + 1)
+        for m in np.unique(n).tolist():
+            if m < 5:  # fewer than 3 second differences: nothing to judge by
                 continue
-            robust = 1.4826 * float(np.median(np.abs(d2 - np.median(d2)))) / math.sqrt(3.0)
-            out[r, c] *= robust / max(float(np.sqrt(np.mean(col * col))), 1e-12)
+            sel = np.flatnonzero(n == m)
+            slots = (k[sel, None] - m + np.arange(m)) % sz.ring
+            xs = self.ring[rows[sel, None], slots, R + cc[sel, None]]
+            col = np.diff(xs, axis=1)
+            d2 = np.diff(col, axis=1)
+            med = np.median(d2, axis=1)
+            robust = 1.4826 * np.median(np.abs(d2 - med[:, None]), axis=1) / math.sqrt(3.0)
+            rms = np.maximum(np.sqrt(np.mean(col * col, axis=1)), 1e-12)
+            out[rr[sel], cc[sel]] *= robust / rms
         return out
 
     # ------------------------------------------------------------------ reading state
@@ -675,6 +685,20 @@ class DetectorBank:
     def window_mean(self, i: int) -> F64:
         out: F64 = self.sum_w[i] / self.sz.w
         return out
+
+
+def _largest_departure(ad: F64, w: int) -> F64:
+    """Per column of |departures| (n, R): the largest, unless it stands out from the rest by
+    more than ``OUTLIER_RATIO`` × the largest outside its own window's reach (the (w+1)-th
+    largest: one spike moves the w window means that contain it, and no more), which is then
+    the cap. A warm-up that wanders gives the same as a plain maximum; one moderate spike no
+    longer sets the scale for every later fault."""
+    top: F64 = ad.max(axis=0)
+    if len(ad) <= 2 * w:
+        return top
+    nxt = np.partition(ad, len(ad) - 1 - w, axis=0)[len(ad) - 1 - w]
+    out: F64 = np.minimum(top, OUTLIER_RATIO * nxt)
+    return out
 
 
 def _quantum(x: F64) -> F64:

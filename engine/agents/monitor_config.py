@@ -27,6 +27,10 @@ class MonitorConfig:
     """Learning period in rows; overrides ``warmup_s`` (``controlroom detect --warmup``)."""
 
     # ------------------------------------------------------------------ level detector
+    level_model: str = "cross-regression"
+    """Any stream's model of normal (``monitor_normal``): ``"cross-regression"`` (each signal
+    regressed on the others) or ``"per-signal"`` (each signal against its own warm-up level,
+    the same detectors otherwise): the alternative ``bench/real_pumps.py`` prints beside it."""
     level_window_frac: float = 1.0 / 40.0
     """Level window = this fraction of the warm-up (10 rows for 400, 15 s for 600 s), at least
     ``min_window`` samples: long enough to average noise, short enough to clear quickly."""
@@ -34,7 +38,8 @@ class MonitorConfig:
     threshold_k: float = 3.5
     """A channel is over threshold when its window mean departs from its baseline by more than
     ``threshold_k`` × the largest departure seen in the second half of the warm-up (calibrated
-    on the warm-up's own scores, so a quantised, a slow or a noisy signal each gets its own)."""
+    on the warm-up's own scores, so a quantised, a slow or a noisy signal each gets its own; one
+    spike's departure is capped, ``monitor_bank.OUTLIER_RATIO``)."""
     baseline_tau_frac: float = 1.0
     """Raw-signal baselines follow slow drift with this time constant (× warm-up length); frozen
     while the channel is over threshold. Model residuals of a pump never drift: no adaptation."""

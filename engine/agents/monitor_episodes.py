@@ -59,7 +59,6 @@ class AssetEpisodes:
     key: bytes
     run: int = 0
     counter: int = 0
-    prev_on: Any = None
     shelved_until: dict[int, int] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)
     episodes: list[Episode] = field(default_factory=list)
@@ -77,7 +76,12 @@ def severity_of(score: float, bands: tuple[float, float, float]) -> int:
 
 
 class EpisodeTracker:
-    """Turns one bank row's channel states into alerts. ``evidence`` describes channels."""
+    """Turns one bank row's channel states into alerts. ``evidence`` describes channels.
+
+    Per row it keeps, in arrays, what ``due`` needs to tell at once for a whole tick which rows
+    can change anything: the channels on at the row's last update, the lowest severity of its
+    open episodes, and whether it is settled (nothing pending, no escalation being confirmed,
+    no episode raised at the last update)."""
 
     def __init__(self, bank: DetectorBank, describe: Any) -> None:
         self.bank = bank
@@ -87,15 +91,54 @@ class EpisodeTracker:
         self.names = bank.layout.names
         self.families = bank.layout.families
         self.limit0 = bank.R + bank.S
+        self.bands = np.array(bank.cfg.severity_bands, dtype=np.float64)
+        self.prev_on = np.zeros((0, bank.H), dtype=bool)
+        self.floor = np.zeros(0, dtype=np.int64)
+        self.settled = np.zeros(0, dtype=bool)
+        self.grow(bank.cap)
+
+    def grow(self, cap: int) -> None:
+        n = len(self.floor)
+        if cap <= n:
+            return
+        prev_on = np.zeros((cap, self.bank.H), dtype=bool)
+        prev_on[:n] = self.prev_on
+        floor = np.full(cap, 3, dtype=np.int64)
+        floor[:n] = self.floor
+        settled = np.ones(cap, dtype=bool)
+        settled[:n] = self.settled
+        self.prev_on, self.floor, self.settled = prev_on, floor, settled
+
+    def reset_row(self, i: int) -> None:
+        self.prev_on[i] = False
+        self.floor[i] = 3
+        self.settled[i] = True
+
+    def due(self, rows: list[int]) -> list[int]:
+        """The rows (of those with a channel on or over) whose ``update`` could do anything.
+        A row is skipped only when ``update`` would provably be a no-op: its channels are as
+        at its last update (so nothing starts, joins or clears), it is settled, and no channel
+        outside the limits scores past the band of its least severe episode (so nothing
+        escalates; a limit channel on in an episode has already made it critical)."""
+        bank = self.bank
+        idx = np.array(rows, dtype=np.int64)
+        same = (bank.on[idx] == self.prev_on[idx]).all(axis=1)
+        top = np.fmax.reduce(bank.score[idx, : self.limit0], axis=1)
+        sev = (top[:, None] >= self.bands).sum(axis=1)
+        skip = same & self.settled[idx] & (sev <= self.floor[idx])
+        if not skip.any():
+            return rows
+        out: list[int] = idx[~skip].tolist()
+        return out
 
     def update(self, st: AssetEpisodes, ts: float) -> list[AlertEvent]:
         bank = self.bank
         i = st.row
         on = bank.on[i]
         k = int(bank.k[i])
-        prev = st.prev_on if st.prev_on is not None else np.zeros_like(on)
+        prev = self.prev_on[i]
         turn_on = (on & ~prev).nonzero()[0].tolist()
-        st.prev_on = on.copy()
+        prev[:] = on
         out: list[AlertEvent] = []
         starting: list[int] = []
         for c in turn_on:
@@ -134,6 +177,7 @@ class EpisodeTracker:
             )
             st.episodes.append(ep)
             out.append(self._alert(st, ep, "active", ts, fresh))
+        settled = not st.pending
         for ep in list(st.episodes):
             if not any(on[c] for c in ep.channels):
                 st.episodes.remove(ep)
@@ -143,8 +187,12 @@ class EpisodeTracker:
                 out.append(self._alert(st, ep, "cleared", ts, sorted(ep.channels)))
                 continue
             if ep.revision == 0 and out and out[-1].alert_id == ep.alert_id:
+                settled = False
                 continue  # raised this very sample
             self._escalate(st, ep, ts, out)
+            settled = settled and ep.candidate_n == 0
+        self.settled[i] = settled
+        self.floor[i] = min((ep.severity for ep in st.episodes), default=3)
         return out
 
     def end_run(self, st: AssetEpisodes, ts: float) -> list[AlertEvent]:
@@ -156,7 +204,7 @@ class EpisodeTracker:
         st.episodes = []
         st.pending = set()
         st.shelved_until = {}
-        st.prev_on = None
+        self.reset_row(st.row)
         return out
 
     # ------------------------------------------------------------------ internals

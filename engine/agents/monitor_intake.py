@@ -75,7 +75,7 @@ class Rejection:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)
 class RunState:
     """Order bookkeeping of one asset."""
 
@@ -92,6 +92,8 @@ class RunState:
     def classify(self, seq: int, ts: float, scenario: str | None) -> Verdict:
         """ "ok", "duplicate", "late", "jump" (not believed yet) or "new_run" (a confirmed
         jump back or to another scenario); the state follows "ok"."""
+        if self.advance(seq, ts, scenario):
+            return "ok"
         same = scenario is None or self.scenario is None or scenario == self.scenario
         reorder_s = REORDER * self.dt
         if same:
@@ -100,14 +102,6 @@ class RunState:
             near = seq >= self.last_seq - REORDER and ts >= self.last_ts - reorder_s
             if near and (seq <= self.last_seq or ts <= self.last_ts):
                 return "late"
-            if (
-                seq > self.last_seq
-                and ts > self.last_ts
-                and seq - self.last_seq <= JUMP
-                and (not self.dt_known or ts - self.last_ts <= JUMP * self.dt)
-            ):
-                self._accept(seq, ts, scenario)
-                return "ok"
         p = self.pending
         follows = (
             p is not None
@@ -123,6 +117,23 @@ class RunState:
             return "new_run"  # the caller starts the asset over from this sample
         self._accept(seq, ts, scenario)  # a gap (an outage) confirmed: go on from here
         return "ok"
+
+    def advance(self, seq: int, ts: float, scenario: str | None) -> bool:
+        """The common case of ``classify``, on its own so a batch checks it cheaply: the next
+        sample of the same run (ahead in seq and time, by no more than a jump) is accepted
+        (True); anything else changes nothing (False) and goes through ``classify``."""
+        if (
+            self.last_seq < seq <= self.last_seq + JUMP
+            and ts > self.last_ts
+            and (scenario is None or self.scenario is None or scenario == self.scenario)
+            and (not self.dt_known or ts - self.last_ts <= JUMP * self.dt)
+        ):
+            self.last_seq, self.last_ts = seq, ts  # as _accept, inline: once per sample
+            self.pending = None
+            if scenario is not None:
+                self.scenario = scenario
+            return True
+        return False
 
     def _accept(self, seq: int, ts: float, scenario: str | None) -> None:
         self.last_seq, self.last_ts = seq, ts

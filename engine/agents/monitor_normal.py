@@ -57,8 +57,15 @@ class CrossRegression:
 
     level_detector = "cross-regression"
 
-    def __init__(self, raw_names: tuple[str, ...], sizes: Sizes, capacity: int) -> None:
+    def __init__(
+        self, raw_names: tuple[str, ...], sizes: Sizes, capacity: int, *, cross: bool = True
+    ) -> None:
+        """``cross=False``: no regression, each residual is its signal less its warm-up mean
+        (the per-signal alternative, measured beside it by ``bench/real_pumps.py``)."""
         self.raw_names = raw_names
+        self.cross = cross
+        if not cross:
+            self.level_detector = "per-signal"
         self.sz = sizes
         S = self.S = len(raw_names)
         self.T = np.zeros((capacity, S, S))
@@ -113,7 +120,7 @@ class CrossRegression:
         m = (cs[w:] - cs[:-w]) / w
         coef = np.zeros((S, S))
         live = np.flatnonzero(~const)
-        for c in live:
+        for c in live if self.cross else ():
             others = live[live != c]
             if others.size == 0:
                 continue

@@ -39,7 +39,7 @@ The model's own uncertainty at today's operating point (its posterior at a point
 seen yet, a thermal transient) widens that residual's threshold, so an operating point far from
 anything seen does not alarm before the model has learned it.
 
-Why one module of ~840 lines: the six residual relations, their fit on the warm-up and their update
+Why one module of ~850 lines: the six residual relations, their fit on the warm-up and their update
 are one model of one pump: they share the anchors and the fitted coefficients, and reading them
 side by side is how a reviewer checks the physics. Detection (``monitor_bank``), intake and
 episodes live in their own modules.
@@ -501,6 +501,11 @@ class PumpModel:
         busy = (in_hyd | in_th | (dyn[:, D_CHN] > 0)) & ready
         closing = ready & ((k == dyn[:, D_HYD] + 1.0) | (k == dyn[:, D_TH] + 1.0))
         watch = self.unresponsive[lo:hi] & ready
+        only = watch & ~(busy | closing)
+        if only.any():  # a valve only watched: nothing to do until the flow answers it
+            win = self.win[lo:hi]
+            got = (dyn[:, D_SLOWQ] - win[:, 0]) / self.anchor[lo:hi, 1]
+            watch &= ~only | (got * np.copysign(1.0, cmd - win[:, 1]) >= VALVE_RESPONSE)
         for r in np.flatnonzero(busy | closing | watch).tolist():
             self._events(
                 lo + r,

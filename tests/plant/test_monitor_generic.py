@@ -64,6 +64,29 @@ def test_quantised_and_constant_signals_do_not_collapse_the_thresholds() -> None
     assert raised and raised[0].signals[0] == "Pressure" and 2500 <= raised[0].ts < 2530
 
 
+def test_one_spike_in_the_warm_up_does_not_mask_a_later_fault() -> None:
+    """A glitch of 40 sd in one warm-up sample (inside the warm-up screen's range, so it is
+    learned from) moves the ten window means that contain it; if the largest of them set the
+    scale, the threshold would be 3.5 x 4 sd and the fault below (a step of 8 sd on the same
+    signal) would never alarm. The calibration caps it by the largest departure a single
+    spike cannot reach, so the fault is seen, on the faulty signal, as without the spike."""
+
+    def columns(spike: float) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(1)
+        a = rng.normal(0, 1.0, 1200)
+        b = 0.5 * a + rng.normal(0, 1.0, 1200)
+        c = rng.normal(0, 1.0, 1200)
+        c[300] += spike
+        c[800:] += 8.0
+        return {"a": 50 + a, "b": 20 + b, "c": 10 + c}
+
+    clean, _ = _run(_stream(columns(0.0)))
+    spiked, _ = _run(_stream(columns(40.0)))
+    for alerts in (clean, spiked):
+        raised = [a for a in alerts if a.status == "active"]
+        assert raised and raised[0].signals == ["c"] and 800 <= raised[0].ts <= 815
+
+
 def test_an_episode_on_a_csv_stream_ends_and_a_second_one_is_its_own() -> None:
     """Two valve closures in one file (the SKAB shape): two alarms, each cleared when the flow
     is back, the rows between them unflagged."""
