@@ -16,8 +16,14 @@ At the end it stops the simulator, lets everything drain and prints:
   stored twice), tickets, and the alert episodes that opened more than one ticket (the ticket
   lifecycle's doing when a final report revises the cause, reported so it can be judged);
 - restarts survived (per part, from `var/stack.json`), dead letters per service;
-- RSS per service: peak, and the median of the first and the last quarter of the run (memory
-  flat: the last quarter no higher than the first, within noise).
+- RSS per service: peak, the median of each quarter of the run, and the **growth verdict**: the
+  slope of RSS over the second half of the run, in MiB/min, fitted within each process's life
+  (a killed service restarts small: the fit compares a process only with itself) and only after
+  that process has run ``--warmup`` s. Flat: within two standard errors of zero, or under
+  ``FLAT_MIB_PER_MIN``; anything else is printed as GROWING.
+- with ``--trace-memory``: each service runs under ``tracemalloc`` (``bench/soak_trace``, put on
+  the services' PYTHONPATH: no service code knows) and the allocation sites that grew in each
+  process from its warm-up to its last snapshot are listed per service: what grows, by line.
 
 Target: 0 lost, 0 doubled, memory flat. Prints `uptime` load beside the figures; the rates
 depend on the machine, the counts must not.
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import random
 import signal
@@ -52,6 +59,125 @@ from engine.services.stack import Stack  # noqa: E402
 from engine.tickets.store import TicketStore  # noqa: E402
 
 KILLABLE = ("monitor", "diagnosis", "ticket", "review", "simulator")
+FLAT_MIB_PER_MIN = 0.05
+"""RSS moves in pages and allocator arenas: a second-half slope under 3 MiB an hour, or within
+two standard errors of zero, counts as flat."""
+MIN_FIT_S = 180.0
+"""A process is judged only on at least this long after its warm-up (in the second half): a
+shorter life is mostly warm-up (buffers sized on first sight of each pump, imports on first use)."""
+TRACE_DIR = Path(__file__).resolve().parent / "soak_trace"
+
+
+def pooled_slope(segments: list[list[tuple[float, float]]]) -> tuple[float, float, int]:
+    """One slope for several runs of the same service (each (t s, KiB) list one process): fitted
+    within each process (its own mean removed), so a restart's drop is no trend. Returns (slope,
+    standard error) in MiB/min and the number of samples used (NaN below 3 + one per process)."""
+    sxx = sxy = 0.0
+    fits: list[tuple[list[tuple[float, float]], float, float]] = []
+    for seg in segments:
+        if len(seg) < 2:
+            continue
+        tm = statistics.fmean(t for t, _ in seg)
+        ym = statistics.fmean(y for _, y in seg)
+        sxx += sum((t - tm) ** 2 for t, _ in seg)
+        sxy += sum((t - tm) * (y - ym) for t, y in seg)
+        fits.append((seg, tm, ym))
+    n = sum(len(seg) for seg, _, _ in fits)
+    dof = n - len(fits) - 1
+    if not sxx or dof < 1:
+        return math.nan, math.nan, n
+    slope = sxy / sxx
+    rss = sum((y - ym - slope * (t - tm)) ** 2 for seg, tm, ym in fits for t, y in seg)
+    per_min = 60 / 1024
+    return slope * per_min, math.sqrt(rss / dof / sxx) * per_min, n
+
+
+def memory_table(rss: dict[str, list[tuple[float, int, int]]], run_s: float,
+                 warmup_s: float) -> list[str]:  # fmt: skip
+    """Per service: peak, quarter medians, and the second-half growth verdict."""
+    lines = [
+        "| Service | peak RSS MiB | median Q1 | Q2 | Q3 | Q4 | processes "
+        "| growth, 2nd half after warm-up (MiB/min) | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, samples in sorted(rss.items()):
+        quarters = []
+        for q in range(4):
+            part = [kib for t, _, kib in samples if q * run_s / 4 <= t < (q + 1) * run_s / 4]
+            quarters.append(f"{statistics.median(part) / 1024:.1f}" if part else "—")
+        born: dict[int, float] = {}
+        for t, pid, _ in samples:
+            born.setdefault(pid, t)
+        segments: dict[int, list[tuple[float, float]]] = {}
+        for t, pid, kib in samples:
+            if t >= run_s / 2 and t - born[pid] >= warmup_s:
+                segments.setdefault(pid, []).append((t, float(kib)))
+        judged = [seg for seg in segments.values() if seg[-1][0] - seg[0][0] >= MIN_FIT_S]
+        minutes = sum(seg[-1][0] - seg[0][0] for seg in judged) / 60
+        slope, err, _ = pooled_slope(judged)
+        if math.isnan(slope):
+            verdict = (f"not judged: no process lived {warmup_s:g} s + {MIN_FIT_S:g} s in the "
+                       "second half (fewer kills, or a longer run)")  # fmt: skip
+            growth = "—"
+        else:
+            flat = abs(slope) <= max(2 * err, FLAT_MIB_PER_MIN)
+            verdict = "flat" if flat else ("**GROWING**" if slope > 0 else "shrinking")
+            growth = f"{slope:+.3f} ± {err:.3f} ({minutes:.1f} process-min)"
+        peak = max(kib for _, _, kib in samples) / 1024
+        lines.append(
+            f"| {name} | {peak:.1f} | {' | '.join(quarters)} | {len(born)} | {growth} | {verdict} |"
+        )
+    return lines
+
+
+def traced_growth(trace_dir: Path, top: int = 6) -> list[str]:
+    """Per service, the allocation sites that grew most from each process's warm-up snapshot
+    to its last one (summed over its processes), named by their innermost project frame."""
+    import tracemalloc
+
+    root = str(ROOT)
+    per_service: dict[str, dict[str, list[int]]] = {}
+    spans: dict[str, float] = {}
+    for base in sorted(trace_dir.glob("*.base.snap")):
+        stem = base.name.removesuffix(".base.snap")
+        last = trace_dir / f"{stem}.last.snap"
+        if not last.exists():
+            continue
+        service = stem.rsplit("-", 1)[0]
+        log = (trace_dir / f"{stem}.traced").read_text().split()
+        spans[service] = spans.get(service, 0.0) + (float(log[-2]) - float(log[0]) if log else 0)
+        diff = tracemalloc.Snapshot.load(str(last)).compare_to(
+            tracemalloc.Snapshot.load(str(base)), "traceback"
+        )
+        sites = per_service.setdefault(service, {})
+        for stat in diff:
+            frames = list(stat.traceback)  # oldest first
+            if any("importlib" in f.filename for f in frames):
+                where = "(modules first imported after warm-up: code, once)"
+                acc = sites.setdefault(where, [0, 0])
+                acc[0] += stat.size_diff
+                acc[1] += stat.count_diff
+                continue
+            here = frames[-1]
+            ours = next((f for f in reversed(frames) if root in f.filename), None)
+            where = f"{here.filename.replace(root + '/', '')}:{here.lineno}"
+            if root not in here.filename:
+                where = f"{Path(here.filename).name}:{here.lineno}"
+            if ours is not None and ours is not here:
+                where += f" (from {ours.filename.replace(root + '/', '')}:{ours.lineno})"
+            acc = sites.setdefault(where, [0, 0])
+            acc[0] += stat.size_diff
+            acc[1] += stat.count_diff
+    lines = []
+    for service, sites in sorted(per_service.items()):
+        total = sum(size for size, _ in sites.values())
+        lines.append(
+            f"- {service}: traced Python memory {total / 1024:+.0f} KiB over "
+            f"{spans.get(service, 0) / 60:.1f} process-minutes after warm-up; top sites:"
+        )
+        for where, (size, count) in sorted(sites.items(), key=lambda kv: -kv[1][0])[:top]:
+            lines.append(f"    {size / 1024:+9.1f} KiB {count:+7d} blocks  {where}")
+    return lines or ["- (no process lived past its warm-up snapshot)"]
 
 
 def rss_kib(pid: int) -> int | None:
@@ -164,20 +290,36 @@ def main() -> int:
     ap.add_argument("--junk-per-s", type=float, default=20.0)
     ap.add_argument("--var", help="state directory (default: a fresh temporary one)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--warmup", type=float, default=60.0,
+                    help="s of each process's life left out of the growth fit")  # fmt: skip
+    ap.add_argument("--trace-memory", action="store_true",
+                    help="services under tracemalloc: what grew, per service")  # fmt: skip
     args = ap.parse_args()
 
     var = Path(args.var) if args.var else Path(tempfile.mkdtemp(prefix="controlroom-soak-"))
     os.environ["CONTROLROOM_VAR"] = str(var)  # this process reads the same credentials
     rng = random.Random(args.seed)
+    trace_dir = var / "trace"
+    if args.trace_memory:  # every service started from here loads bench/soak_trace/sitecustomize
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(TRACE_DIR), os.environ.get("PYTHONPATH")) if p
+        )
+        os.environ["SOAK_TRACE_DIR"] = str(trace_dir)
+        os.environ["SOAK_TRACE_WARMUP_S"] = str(args.warmup)
     stack = Stack(broker_url="embedded", ports="auto", var=var, supervise=True,
-                  client_prefix=f"soak{uuid.uuid4().hex[:6]}")  # fmt: skip
+                  client_prefix=f"soak{uuid.uuid4().hex[:6]}",
+                  startup_timeout=180 if args.trace_memory else 60)  # fmt: skip
     print(f"soak: {args.assets} pumps, {args.minutes:g} min, state in {var}", flush=True)
     stack.start()
     sim = stack.urls["simulator"]
     junk = Junk(stack, args.junk_per_s)
     junk.start()
-    rss: dict[str, list[int]] = {}
+    rss: dict[str, list[tuple[float, int, int]]] = {}
+    """Per part: (s since the start, pid, RSS KiB)."""
     kills: dict[str, int] = {}
+    depths: dict[str, list[tuple[float, int]]] = {}
+    """Per service: (s since the start, messages waiting in its bus client's inbox)."""
+    next_depths = 0.0
     runs = 0
     t0 = time.monotonic()
     end = t0 + args.minutes * 60
@@ -212,11 +354,18 @@ def main() -> int:
                     broker, MosquittoBroker) and broker.pid else {})}.items():  # fmt: skip
                 kib = rss_kib(pid)
                 if kib:
-                    rss.setdefault(name, []).append(kib)
+                    rss.setdefault(name, []).append((now - t0, pid, kib))
+            if now >= next_depths:  # backlog beside RSS: a queue that grows is not a leak
+                next_depths = now + 10.0
+                for name in stack.services:
+                    h = health(stack, name)
+                    if h is not None:
+                        depths.setdefault(name, []).append((now - t0, int(h["queue_depth"])))
             if stack.gave_up:
                 print(f"soak: supervisor gave up: {stack.gave_up}", flush=True)
                 break
             time.sleep(2.0)
+        run_s = time.monotonic() - t0
         print("soak: stopping the simulator and draining…", flush=True)
         junk.stop()
         httpx.post(sim + "/scenario/stop", timeout=30)
@@ -260,12 +409,22 @@ def main() -> int:
     print(f"| restarts survived | {', '.join(f'{k} {v}' for k, v in sorted(restarts.items()))} |")
     print(f"| supervisor gave up | {status.gave_up or 'no'} |")
     print(f"| dead letters | {', '.join(f'{k} {v}' for k, v in dead.items())} |")
-    print("\n| Service | peak RSS MiB | first-quarter median | last-quarter median |")
-    print("|---|---:|---:|---:|")
-    for name, values in sorted(rss.items()):
-        q = max(1, len(values) // 4)
-        first, last = statistics.median(values[:q]), statistics.median(values[-q:])
-        print(f"| {name} | {max(values) / 1024:.0f} | {first / 1024:.0f} | {last / 1024:.0f} |")
+    print(f"\nRSS sampled every 2 s; growth fitted over {run_s / 2:.0f}-{run_s:.0f} s, within each "
+          f"process, after its first {args.warmup:g} s, on processes that lived {MIN_FIT_S:g} s "
+          f"more; flat: |slope| <= max(2 SE, {FLAT_MIB_PER_MIN} MiB/min)\n")  # fmt: skip
+    print("\n".join(memory_table(rss, run_s, args.warmup)))
+    print("\nInbox queue depth per service (median per quarter, max; from /health every 10 s):")
+    for name, samples in sorted(depths.items()):
+        quarters = []
+        for q in range(4):
+            part = [d for t, d in samples if q * run_s / 4 <= t < (q + 1) * run_s / 4]
+            quarters.append(f"{statistics.median(part):.0f}" if part else "—")
+        print(f"- {name}: {' / '.join(quarters)}, max {max(d for _, d in samples)}")
+    if args.trace_memory:
+        print("\nWhat grew (tracemalloc, per service, warm-up snapshot -> last snapshot; tracing "
+              "slows every service and its own records count in RSS: take the verdict above "
+              "from a run without --trace-memory):")  # fmt: skip
+        print("\n".join(traced_growth(trace_dir)))
     print(f"\nload: {load}")
     if lost:
         print(f"lost: {sorted(lost)[:20]}")

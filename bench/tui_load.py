@@ -13,10 +13,11 @@ buckets (``tui/trend.py``). What still fills is the alert list (500 episodes): b
 opens the publisher sends that many past episodes, so the window is the steady state. The bench
 keeps its own figures in preallocated arrays, so they do not count as growth.
 
-Two bounded caches outside our code still fill under this load and show as growth in runs of a
-few minutes: Rich's cell-width LRU (4,096 strings, ~1 MiB; its fill is printed) and
-pydantic-core's JSON string cache (16,384 slots: every unique ``msg_id`` takes one). A run of
-``--seconds 1800`` shows the plateau.
+Two bounded caches still fill under this load and show as growth in runs of a few minutes
+(their fill is printed beside the verdict): Rich's cell-width LRU (4,096 strings, ~1 MiB) and
+the bus client's dedup window (4,096 QoS 1 messages). ``--seconds 480`` shows the slope fall as
+they fill. Textual's paint CPU per screen update is printed too: a stall measured as work, not
+as time the process waited for a core.
 
     python bench/tui_load.py --suite                 # the three issue configurations, 60 s each
     python bench/tui_load.py                         # 10 assets x 10 Hz, plant screen
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import multiprocessing as mp
 import os
@@ -36,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from array import array
 from collections.abc import Callable
@@ -193,6 +196,41 @@ class Recorder:
         return self.values[: self.n].tolist()
 
 
+class StallSampler(threading.Thread):
+    """Where the event loop is when it stalls: every ``period`` s this thread looks at the time
+    the lag loop last ticked; when that is more than ``threshold`` s ago it records the main
+    thread's stack (innermost frames in the project, Textual or Rich first). Counts per place
+    name what makes the lag tail; a stall with no Python frame of note is GIL or scheduling."""
+
+    def __init__(self, threshold: float = 0.02, period: float = 0.002) -> None:
+        super().__init__(name="stall-sampler", daemon=True)
+        self.threshold, self.period = threshold, period
+        self.beat = time.perf_counter()
+        self.main = threading.main_thread().ident
+        self.places: dict[str, int] = {}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(self.period):
+            if time.perf_counter() - self.beat < self.threshold:
+                continue
+            frame = sys._current_frames().get(self.main or 0)
+            names = []
+            while frame is not None and len(names) < 4:
+                code = frame.f_code
+                path = code.co_filename
+                if any(k in path for k in (str(ROOT), "textual", "rich", "pydantic", "numpy")):
+                    short = path.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
+                    names.append(f"{short}:{frame.f_lineno} {code.co_name}")
+                frame = frame.f_back
+            place = " < ".join(names) or "(no project/Textual frame: GIL or scheduler)"
+            self.places[place] = self.places.get(place, 0) + 1
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(1)
+
+
 async def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -233,6 +271,21 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             redraw_cpu_ms.add((time.thread_time() - c) * 1000)
 
     screen_cls.redraw = timed_redraw  # type: ignore[method-assign]
+
+    # Textual's paint of what changed (layout when asked, then the compositor), after our
+    # redraw: its CPU per update, so a stall shows as work even when the machine is busy.
+    from textual.screen import Screen
+
+    paint_cpu_ms = Recorder(int(args.seconds * 200) + 100)
+    original_paint = getattr(Screen, "_on_timer_update", None)
+    if original_paint is not None:
+
+        def timed_paint(self: Any) -> None:
+            c = time.thread_time()
+            original_paint(self)
+            paint_cpu_ms.add((time.thread_time() - c) * 1000)
+
+        Screen._on_timer_update = timed_paint  # type: ignore[method-assign]
     app = ControlRoomApp(UiSettings(broker_url=url, service_urls={}))
     feed = app.feed
     assets = asset_names(args.assets)
@@ -258,11 +311,21 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
 
         redraw_ms.clear()
         redraw_cpu_ms.clear()
+        paint_cpu_ms.clear()
         if args.trace_memory:
             import tracemalloc
 
             tracemalloc.start(8)
-            before_trace = tracemalloc.take_snapshot()
+        before_trace = None  # taken half-way: what grows after warm-up, as the slope
+        sampler = StallSampler() if args.stalls else None
+        if sampler is not None:
+            sampler.start()
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         received0 = sum(feed.counts().values())
         redraws0 = app.redraws
         cpu0 = time.process_time()
@@ -274,10 +337,20 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
                 mem_t.add(now - t0)
                 mem_kib.add(rss_kib())
                 next_sample += SAMPLE_S
+                if args.trace_memory and before_trace is None and now - t0 >= args.seconds / 2:
+                    gc.collect()
+                    before_trace = tracemalloc.take_snapshot()
             before = time.perf_counter()
             await asyncio.sleep(0.01)
             lags.add((time.perf_counter() - before - 0.01) * 1000)
+            if sampler is not None:
+                sampler.beat = time.perf_counter()
         elapsed = time.perf_counter() - t0
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        if sampler is not None:
+            sampler.stop()
         cpu = time.process_time() - cpu0
         redraws = app.redraws - redraws0
         received = sum(feed.counts().values()) - received0
@@ -285,13 +358,18 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         mem_t.add(elapsed)
         mem_kib.add(rss_end)
         if args.trace_memory:
+            gc.collect()
             after_trace = tracemalloc.take_snapshot()
             tracemalloc.stop()
+            assert before_trace is not None
             growth_sites = after_trace.compare_to(before_trace, "traceback")[:8]
         kept_assets = len(feed.live_assets())
         per_asset = feed.memory_per_asset()
         kept_alerts = len(feed.alerts())
         refused = feed.counters.assets_refused
+        dedup_seen = len(app.bus._seen) if app.bus is not None else 0
+
+    from engine.bus.client import DEDUP_WINDOW as dedup_max
 
     offered = args.assets * args.hz
     lag_ms, redraw = lags.list(), redraw_ms.list() or [math.nan]
@@ -315,6 +393,12 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         f"wall p50 {statistics.median(redraw):.1f} ms p99 {percentile(redraw, 0.99):.1f} ms, "
         f"CPU p50 {statistics.median(redraw_cpu):.1f} ms p99 {percentile(redraw_cpu, 0.99):.1f} ms"
     )
+    paint = paint_cpu_ms.list() or [math.nan]
+    print(
+        f"  Textual paint CPU   p50 {statistics.median(paint):.1f} ms   p99 "
+        f"{percentile(paint, 0.99):.1f} ms   max {max(paint):.1f} ms per screen update "
+        "(layout + compositor; load-independent)"
+    )
     load1, load5, _ = os.getloadavg()
     print(f"  load average        {load1:.1f} (5 min {load5:.1f}) on {os.cpu_count()} cores")
     print(f"  CPU (TUI process)   {100 * cpu / elapsed:.0f}% of one core")
@@ -324,9 +408,14 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         f"   peak {max(rss_kib('VmHWM'), *kib) / 1024:.1f} MiB"
     )
     widths = rich.cells.cached_cell_len.cache_info()
+    filling = []
+    if widths.maxsize and widths.currsize < widths.maxsize:
+        filling.append(f"Rich width LRU {widths.currsize}/{widths.maxsize}")
+    if dedup_seen < dedup_max:
+        filling.append(f"bus dedup window {dedup_seen}/{dedup_max}")
     print(
-        f"  Rich width cache    {widths.currsize}/{widths.maxsize} strings "
-        "(a bounded LRU, ~1 MiB when full)"
+        f"  bounded caches      Rich cell widths {widths.currsize}/{widths.maxsize} strings "
+        f"(~1 MiB when full), bus dedup window {dedup_seen}/{dedup_max} QoS 1 messages"
     )
     shown = sorted(
         {min(range(len(times)), key=lambda i: abs(times[i] - k * elapsed / 6)) for k in range(7)}
@@ -335,7 +424,7 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         "  RSS over time       " + "  ".join(f"{times[i]:.0f}s:{kib[i] / 1024:.1f}" for i in shown)
     )
     if args.trace_memory:
-        print("  allocations that grew during the window (tracemalloc, top 8):")
+        print("  allocations that grew over the second half (tracemalloc, after gc, top 8):")
         for stat in growth_sites:
             frames = list(stat.traceback)  # oldest first
             here = frames[-1]
@@ -344,10 +433,18 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             if ours is not None and ours is not here:
                 where += f" (from {Path(ours.filename).name}:{ours.lineno})"
             print(f"    {stat.size_diff / 1024:+8.1f} KiB  {stat.count_diff:+6d} blocks  {where}")
+    if sampler is not None:
+        total = sum(sampler.places.values())
+        print(f"  stalls > 20 ms      {total} samples of 2 ms; where the loop was (top 8):")
+        for place, n in sorted(sampler.places.items(), key=lambda kv: -kv[1])[:8]:
+            print(f"    {n:6d}  {place}")
     half = [i for i, t in enumerate(times) if t >= elapsed / 2]
     slope, stderr = growth([times[i] for i in half], [kib[i] for i in half])
     flat = abs(slope) <= max(2 * stderr, FLAT_MIB_PER_MIN)
     verdict = "flat" if flat else ("GROWING" if slope > 0 else "shrinking")
+    if not flat and slope > 0 and filling:
+        verdict += f" (bounded caches still filling: {', '.join(filling)}; a longer run shows "
+        verdict += "whether it levels off)"
     print(
         f"  RSS growth          {slope:+.3f} ± {stderr:.3f} MiB/min over the second half "
         f"({elapsed / 2:.0f}-{elapsed:.0f} s): {verdict}"
@@ -380,6 +477,16 @@ def main() -> int:
         "--trace-memory",
         action="store_true",
         help="also list the allocation sites that grew in the window (tracemalloc: slower)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="cProfile the event-loop thread over the window into FILE (read with pstats)",
+    )
+    parser.add_argument(
+        "--stalls",
+        action="store_true",
+        help="also sample where the event loop is whenever it stalls over 20 ms",
     )
     parser.add_argument(
         "--suite",

@@ -101,7 +101,13 @@ def utc_now() -> datetime:
 class WireModel(BaseModel):
     """Base for every message: strict on input, compact JSON on output."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, validate_assignment=True, cache_strings="keys"
+    )
+    """``cache_strings="keys"``: pydantic-core would otherwise keep every short string value it
+    decodes from JSON (each message's unique ``msg_id``) in a process-wide cache of 16,384
+    slots, which a long-running subscriber fills over minutes (~1-2 MiB that reads as growth).
+    Keys (field and signal names) repeat and stay cached."""
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=False)

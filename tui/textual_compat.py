@@ -7,6 +7,9 @@ Textual is pinned (pyproject); what we reach past its public API is listed here 
   fill to their generous limits (10,000 cells, 1,000 rows...), megabytes per table. Textual has no
   public knob; we swap in smaller ``LRUCache``s. If a cache is renamed, the table keeps
   Textual's own (correct, only bigger) and ``problems()`` names it.
+- ``layout_requests`` (tests): a widget's count of layouts asked for (``_layout_updates``), to
+  show that ``KeyedTable.sync`` no longer reflows the whole screen when ``DataTable.remove_row``
+  asks (it always does, ``refresh(layout=True)``, even when its size cannot change).
 - ``screen_text`` (tests): the composed screen as plain text, as a terminal shows it, from the
   compositor (Textual's public screenshot is SVG only).
 
@@ -24,6 +27,7 @@ from textual.cache import LRUCache
 
 if TYPE_CHECKING:
     from textual.app import App
+    from textual.widget import Widget
     from textual.widgets import DataTable
 
 TESTED_WITH = "8.2.8"
@@ -48,6 +52,11 @@ def bound_datatable_caches(table: DataTable[Any], sizes: dict[str, int]) -> list
     return missing
 
 
+def layout_requests(widget: Widget) -> int:
+    """How many times ``widget`` has asked for a layout of its screen (tests)."""
+    return int(widget._layout_updates)
+
+
 def problems() -> list[str]:
     """What no longer matches in the installed Textual (empty when everything holds)."""
     from textual.widgets import DataTable
@@ -59,6 +68,8 @@ def problems() -> list[str]:
             f"textual {installed} installed; tui/textual_compat.py was checked on {TESTED_WITH}"
         )
     table: DataTable[str] = DataTable()
+    if not isinstance(getattr(table, "_layout_updates", None), int):
+        found.append("Widget._layout_updates is gone (layout_requests)")
     for name in DATATABLE_RENDER_CACHES:
         if not isinstance(getattr(table, name, None), LRUCache):
             found.append(f"DataTable.{name} is no longer an LRUCache")

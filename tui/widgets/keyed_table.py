@@ -11,9 +11,11 @@ untrusted): a plain ``str`` would be parsed as markup.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Self
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.geometry import Region
 from textual.widgets import DataTable
 
 from tui.textual_compat import bound_datatable_caches
@@ -34,6 +36,9 @@ def _signature(cell: Text) -> tuple[object, ...]:
 
 
 class KeyedTable(DataTable[Text]):
+    _syncing = False
+    """Inside ``sync`` (``refresh`` is called from DataTable's own constructor, hence here)."""
+
     BINDINGS = [  # noqa: RUF012 (Textual reads it as a class attribute)
         Binding("j", "cursor_down", "Down", show=False, id="table.down"),
         Binding("k", "cursor_up", "Up", show=False, id="table.up"),
@@ -79,6 +84,27 @@ class KeyedTable(DataTable[Text]):
         ``follow_top``: when the cursor sits on the first row, keep it on the first row (a
         newest-first feed keeps showing the newest entry); otherwise it stays on its key.
         """
+        self._syncing = True
+        try:
+            return self._sync(rows, follow_top=follow_top)
+        finally:
+            self._syncing = False
+
+    def refresh(
+        self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False
+    ) -> Self:
+        """A repaint where ``DataTable.remove_row`` asks for a layout of the whole screen.
+
+        A full feed drops its oldest row for every new one: each such removal reflowed and
+        repainted every widget on the screen (~40 ms at 120x40, the event loop's worst stall
+        at 1 alarm/s). The table's own size comes from its container, never its rows; when
+        the row count does change, the new virtual size asks for the layout itself (a reactive
+        with ``layout=True``) once the table has measured it."""
+        if self._syncing and layout and not self.styles.is_auto_height:
+            layout = False
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def _sync(self, rows: Sequence[Row], *, follow_top: bool) -> bool:
         keep = self.selected_key or self._restore_key
         self._restore_key = None
         at_top = self.cursor_row == 0
