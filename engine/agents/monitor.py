@@ -33,6 +33,7 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from numpy import count_nonzero
 
 from engine.agents.monitor_bank import F64, NOISE, STUCK, DetectorBank, Sizes
@@ -63,6 +64,57 @@ DUE_CHECK_FROM = 4
 updating every one; fewer are updated directly (the check is exact: the same alerts)."""
 
 
+class _WarmRows:
+    """One asset's warm-up rows until its fit, in arrays grown by doubling.
+
+    WHY not a list of row arrays: a 1,000-pump fleet warms up at once, and a list held ~600 B
+    per sample (two small ndarrays, an id tuple, its int and float) -- ~360 MB at the end of
+    the warm-up, the replay's peak. Here a sample costs its floats plus its msg_id string.
+    """
+
+    __slots__ = ("k", "msg_ids", "raw", "rec", "seq", "ts")
+
+    def __init__(self) -> None:
+        self.k = 0
+        self.rec: F64 = np.empty((0, 0))
+        self.raw: F64 = np.empty((0, 0))
+        self.ts: F64 = np.empty(0)
+        self.msg_ids: list[str] = []
+        self.seq: list[int] = []  # not int64: a hostile seq may not fit
+
+    def add(self, rec: F64, raw: F64, t: Telemetry, cap: int) -> None:
+        k = self.k
+        if k == len(self.ts):
+            size = min(max(2 * k, 16), max(cap, k + 1))
+            self.rec = _grown(self.rec, size, rec.shape[0])
+            self.raw = _grown(self.raw, size, raw.shape[0])
+            self.ts = np.resize(self.ts, size)
+        self.rec[k] = rec
+        self.raw[k] = raw
+        self.seq.append(t.seq)
+        self.ts[k] = t.ts
+        self.msg_ids.append(t.msg_id)
+        self.k = k + 1
+
+    def keep(self, keep: npt.NDArray[np.bool_]) -> None:
+        """Drop the rows not kept (screened-out outliers), in order."""
+        k = int(count_nonzero(keep))
+        self.rec[:k] = self.rec[: self.k][keep]
+        self.raw[:k] = self.raw[: self.k][keep]
+        self.ts[:k] = self.ts[: self.k][keep]
+        kept = keep.tolist()
+        self.msg_ids = [m for m, y in zip(self.msg_ids, kept, strict=True) if y]
+        self.seq = [q for q, y in zip(self.seq, kept, strict=True) if y]
+        self.k = k
+
+
+def _grown(a: F64, rows: int, cols: int) -> F64:
+    out: F64 = np.empty((rows, cols))
+    if len(a):
+        out[: len(a)] = a
+    return out
+
+
 @dataclass
 class _Asset:
     """One asset's bookkeeping outside the arrays."""
@@ -74,10 +126,8 @@ class _Asset:
     group: _Group | None = None
     row: int = -1
     episodes: AssetEpisodes | None = None
-    warm: list[F64] = field(default_factory=list)
-    warm_raw: list[F64] = field(default_factory=list)
-    warm_ids: list[tuple[str, int, float]] = field(default_factory=list)
-    """(msg_id, seq, ts) of each warm-up row: a row screened out is rejected by name."""
+    warm: _WarmRows = field(default_factory=_WarmRows)
+    """The warm-up's rows with their (msg_id, seq, ts): a row screened out is rejected by name."""
     unwatched: set[str] = field(default_factory=set)
     """Signals that appeared after the warm-up (reported once each, not watched this run)."""
 
@@ -371,7 +421,7 @@ class Monitor:
         if not g.bank.ready[a.row]:
             held = dict(zip(a.names, g.last[a.row].tolist(), strict=True))
             g.release(a.row)
-            a.names, a.warm, a.warm_raw, a.warm_ids = names, [], [], []
+            a.names, a.warm = names, _WarmRows()
             self._place(a)
             assert a.group is not None
             a.group.last[a.row] = [held.get(n, 0.0) for n in names]
@@ -411,7 +461,7 @@ class Monitor:
             a.group.release(a.row)
         run = a.run.run + 1
         a.group, a.row, a.episodes = None, -1, None
-        a.warm, a.warm_raw, a.warm_ids, a.unwatched = [], [], [], set()
+        a.warm, a.unwatched = _WarmRows(), set()
         a.run = RunState(t.seq, t.ts, t.scenario, run=run)
         a.names = tuple(t.signals)
         a.first_ts = t.ts
@@ -490,11 +540,8 @@ class Monitor:
                 i = lo + int(r)
                 a = g.assets[i]
                 assert a is not None
-                a.warm.append(obs.record[r].copy())
-                a.warm_raw.append(x[r].copy())
-                t = msgs[int(r)]
-                a.warm_ids.append((t.msg_id, t.seq, t.ts))
-                if len(a.warm) >= g.sz.warm:
+                a.warm.add(obs.record[r], x[r], msgs[int(r)], g.sz.warm)
+                if a.warm.k >= g.sz.warm:
                     self._fit(g, a)
         out: list[AlertEvent] = []
         for i in g.tracker.due(busy) if len(busy) > DUE_CHECK_FROM else busy:
@@ -504,12 +551,13 @@ class Monitor:
         return out
 
     def _fit(self, g: _Group, a: _Asset) -> None:
-        rec = np.array(a.warm)
-        raw = np.array(a.warm_raw)
+        w = a.warm
+        rec = w.rec[: w.k].copy()
+        raw = w.raw[: w.k].copy()
         bad, lo, hi = warmup_outliers(raw)
         if bad.any():  # absurd rows never shape a baseline; learn on until enough are clean
             for r in np.flatnonzero(bad):
-                msg_id, seq, ts = a.warm_ids[int(r)]
+                msg_id, seq, ts = w.msg_ids[int(r)], w.seq[int(r)], float(w.ts[r])
                 j = int(np.flatnonzero((raw[r] < lo) | (raw[r] > hi))[0])
                 self.counters["value"] += 1
                 if len(self._rejections) < MAX_REJECTIONS:
@@ -517,13 +565,11 @@ class Monitor:
                            f"robust range ({lo[j]:.6g}..{hi[j]:.6g})")  # fmt: skip
                     self._rejections.append(Rejection("value", a.name, msg_id, seq, ts, why))
             keep = ~bad
-            a.warm = [w for w, k in zip(a.warm, keep, strict=True) if k]
-            a.warm_raw = [w for w, k in zip(a.warm_raw, keep, strict=True) if k]
-            a.warm_ids = [w for w, k in zip(a.warm_ids, keep, strict=True) if k]
-            if len(a.warm) < g.sz.warm:
+            w.keep(keep)
+            if w.k < g.sz.warm:
                 return
             rec, raw = rec[keep], raw[keep]
-        a.warm, a.warm_raw, a.warm_ids = [], [], []
+        a.warm = _WarmRows()
         level, floors = g.model.fit(a.row, rec)
         g.bank.calibrate(a.row, level, raw, floors, self._tune(g, a.name))
         med = np.median(raw, axis=0)
