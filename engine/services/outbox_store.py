@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.schemas import WireModel, topic_for
@@ -71,22 +72,29 @@ class OutboxStore:
         rows = rows or {}
         put = [(self.origin, k, v) for k, v in rows.items() if v is not None]
         drop = [(self.origin, k) for k, v in rows.items() if v is None]
+        with self._transaction() as conn:
+            conn.executemany("INSERT INTO outbox (origin, topic, payload) VALUES (?, ?, ?)", msgs)
+            conn.executemany(
+                "INSERT OR REPLACE INTO state_rows (origin, key, value) VALUES (?, ?, ?)", put
+            )
+            conn.executemany("DELETE FROM state_rows WHERE origin = ? AND key = ?", drop)
+            if drop_legacy:
+                conn.execute("DELETE FROM state WHERE key = ?", (self.origin,))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. On a full disk SQLite has already rolled back when COMMIT
+        fails; a second ROLLBACK would raise "no transaction is active" and hide the real
+        error, so roll back only what is still open."""
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(
-                    "INSERT INTO outbox (origin, topic, payload) VALUES (?, ?, ?)", msgs
-                )
-                conn.executemany(
-                    "INSERT OR REPLACE INTO state_rows (origin, key, value) VALUES (?, ?, ?)", put
-                )
-                conn.executemany("DELETE FROM state_rows WHERE origin = ? AND key = ?", drop)
-                if drop_legacy:
-                    conn.execute("DELETE FROM state WHERE key = ?", (self.origin,))
+                yield conn
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
 
     def row_keys(self) -> list[str]:
@@ -122,15 +130,8 @@ class OutboxStore:
     def ack_outbox(self, seqs: list[int]) -> None:
         if not seqs:
             return
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
 
     def queued(self) -> int:
         with self._lock:

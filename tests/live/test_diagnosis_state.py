@@ -154,3 +154,22 @@ def test_a_damaged_row_costs_its_pump_only(fleet_run, tmp_path, monkeypatch) -> 
         conn.execute("UPDATE state_rows SET value = '{\"version\": 9}' WHERE key = 'pump02'")
     restarted = _service(var, monkeypatch)
     assert set(restarted.diagnoser.asset_names()) == {"pump01", "pump03"}
+
+
+def test_a_full_disk_names_itself_and_the_store_keeps_working(tmp_path):
+    """SQLite rolls back by itself when COMMIT finds the disk full; the error a service logs
+    must be that one, not "no transaction is active", and later commits still go through."""
+    import sqlite3
+
+    from engine.services.outbox_store import OutboxStore
+
+    store = OutboxStore(tmp_path / "out.db", "diagnosis")
+    store.commit([], {"pump000": "small"})
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count={pages + 2}")  # a disk with two pages left
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        store.commit([], {"pump001": "x" * 100_000})
+    assert store.load_rows() == {"pump000": "small"}
+    store.commit([], {"pump000": None, "pump002": "fits"})
+    assert store.load_rows() == {"pump002": "fits"}
+    store.close()
