@@ -339,9 +339,16 @@ def job_order_sequence(shop: Shop, jobs: Sequence[int]) -> list[int]:
 
 class FreeTime:
     """A machine's free hours: sorted, disjoint ``[start, end)`` gaps, in blocks that know their
-    longest gap and their last end, and chunks of :data:`CHUNK` blocks that know their longest
-    gap too. A step skips a whole chunk, then whole blocks, that cannot hold it: placing it
-    costs O(log n + BLOCK + n / (BLOCK * CHUNK)) however many small gaps are left behind."""
+    last end and a bound on their longest gap, and chunks of :data:`CHUNK` blocks that know a
+    bound on their longest gap too. A step skips a whole chunk, then whole blocks, that cannot
+    hold it: placing it costs O(log n + BLOCK + n / (BLOCK * CHUNK)) however many small gaps
+    are left behind.
+
+    The bounds are upper bounds, lowered lazily: taking time only shrinks gaps, so a bound
+    stays true, and :meth:`earliest` brings a block's bound down to its longest gap when it
+    scans the whole block in vain. Recomputing a block's longest gap at every placement that
+    shrank it (the frontier gap, most placements) cost O(BLOCK) a step, three times the flat
+    decoder's whole placement."""
 
     __slots__ = ("be", "bends", "bmax", "bs", "cmax")
 
@@ -390,6 +397,10 @@ class FreeTime:
                 end = start + work if slow is None else slowed_end(start, work, slow)
                 if end <= ends[i]:
                     return start, end, k, i
+            if lo == 0:  # no room anywhere in the block: its bounds come down to its longest gap
+                bmax[k] = max(map(sub, ends, starts))
+                c = k // CHUNK
+                cmax[c] = max(bmax[c * CHUNK : (c + 1) * CHUNK])
             k += 1
         return None
 
@@ -409,11 +420,7 @@ class FreeTime:
                 del self.bs[k], self.be[k], self.bends[k], self.bmax[k]
                 self._chunks()
                 return
-        self.bends[k] = ends[-1]
-        if gap_end - gap_start >= self.bmax[k]:  # the longest gap shrank: recompute
-            self.bmax[k] = max(map(sub, ends, starts))
-            c = k // CHUNK
-            self.cmax[c] = max(self.bmax[c * CHUNK : (c + 1) * CHUNK])
+        self.bends[k] = ends[-1]  # bmax[k] and the chunk's cmax stay upper bounds
         if len(starts) > 2 * BLOCK:
             half = len(starts) // 2
             self.bs[k : k + 1] = [starts[:half], starts[half:]]
