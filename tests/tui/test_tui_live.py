@@ -9,11 +9,12 @@ where the review service wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -145,13 +146,22 @@ def asset_name() -> str:
     return f"pump-{uuid.uuid4().hex[:6]}"
 
 
-async def test_approve_round_trip(stack: Stack, publisher: Any) -> None:
+@contextlib.asynccontextmanager
+async def app_with_ticket(
+    stack: Stack, publisher: Any, root_cause: str
+) -> AsyncIterator[tuple[ControlRoomApp, Any, Ticket]]:
+    """The app at 80x24, connected, its cursor on the ticket the ticket service made from a
+    ``root_cause`` diagnosis of a fresh asset: where every ticket key path starts."""
     app = app_for(stack)
     async with app.run_test(size=(80, 24)) as pilot:
         await connected(pilot, app)
         asset = asset_name()
-        diagnose(publisher, asset)
-        ticket = await ticket_on(pilot, app, asset)
+        diagnose(publisher, asset, root_cause)
+        yield app, pilot, await ticket_on(pilot, app, asset)
+
+
+async def test_approve_round_trip(stack: Stack, publisher: Any) -> None:
+    async with app_with_ticket(stack, publisher, "bearing_wear") as (app, pilot, ticket):
         await pilot.press("a")
         stored = await until(
             pilot,
@@ -174,12 +184,7 @@ async def test_approve_round_trip(stack: Stack, publisher: Any) -> None:
 
 
 async def test_edit_round_trip_and_escape_cancels(stack: Stack, publisher: Any) -> None:
-    app = app_for(stack)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await connected(pilot, app)
-        asset = asset_name()
-        diagnose(publisher, asset, "clogging")
-        ticket = await ticket_on(pilot, app, asset)
+    async with app_with_ticket(stack, publisher, "clogging") as (app, pilot, ticket):
         before = len(store(stack).get(ticket.ticket_id).history)
 
         await pilot.press("e")
@@ -219,12 +224,7 @@ async def test_edit_round_trip_and_escape_cancels(stack: Stack, publisher: Any) 
 async def test_close_with_each_reason(
     stack: Stack, publisher: Any, reason_index: int, reason: str
 ) -> None:
-    app = app_for(stack)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await connected(pilot, app)
-        asset = asset_name()
-        diagnose(publisher, asset, "noise_burst")
-        ticket = await ticket_on(pilot, app, asset)
+    async with app_with_ticket(stack, publisher, "noise_burst") as (app, pilot, ticket):
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, CloseTicketScreen), "the close form")
         await pilot.press(*["down"] * reason_index, "enter", *f"note {reason}", "enter")
@@ -258,12 +258,7 @@ async def test_close_with_each_reason(
 
 
 async def test_ticket_closed_by_another_operator(stack: Stack, publisher: Any) -> None:
-    app = app_for(stack)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await connected(pilot, app)
-        asset = asset_name()
-        diagnose(publisher, asset, "valve_stuck")
-        ticket = await ticket_on(pilot, app, asset)
+    async with app_with_ticket(stack, publisher, "valve_stuck") as (app, pilot, ticket):
         # Someone else closes it over HTTP; the TUI may not have seen the update yet.
         app.bus.stop(0.5)  # make sure the TUI cannot learn it from the bus first
         async with ReviewClient(stack.urls["review"]) as other:
