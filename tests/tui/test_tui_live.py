@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from tui_sample import diagnosis
 from tui_screen import record_notifications, screen_text
 
 from engine.review_client import ReviewClient
-from engine.schemas import AlertEvent, DiagnosisReport, Ticket
+from engine.schemas import AlertEvent, Ticket
 from engine.services.stack import Stack
 from engine.tickets.store import TicketStore
 from tui.app import ControlRoomApp
@@ -93,25 +94,6 @@ async def until(pilot: Any, condition: Callable[[], Any], what: str, timeout: fl
         await pilot.pause(0.05)
 
 
-def diagnose(publisher: Any, asset: str, root_cause: str = "bearing_wear") -> None:
-    alert_id = f"a-{uuid.uuid4().hex[:8]}"
-    publisher.publish(
-        DiagnosisReport(
-            diagnosis_id=f"d-{uuid.uuid4().hex[:8]}",
-            alert_id=alert_id,
-            asset=asset,
-            ts=120.0,
-            onset_ts=100.0,
-            root_cause=root_cause,  # type: ignore[arg-type]
-            confidence=0.8,
-            category="mechanical",
-            severity="high",
-            summary=f"{root_cause} suspected on {asset}",
-            signals=["vibration"],
-        )
-    )
-
-
 async def ticket_on(pilot: Any, app: ControlRoomApp, asset: str) -> Ticket:
     """Wait until the app shows a ticket for ``asset`` and put the table cursor on it."""
     ticket = await until(
@@ -156,7 +138,7 @@ async def app_with_ticket(
     async with app.run_test(size=(80, 24)) as pilot:
         await connected(pilot, app)
         asset = asset_name()
-        diagnose(publisher, asset, root_cause)
+        publisher.publish(diagnosis(f"a-{uuid.uuid4().hex[:8]}", asset, 120.0, root_cause, 0.8))
         yield app, pilot, await ticket_on(pilot, app, asset)
 
 
