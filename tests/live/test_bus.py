@@ -159,22 +159,33 @@ def test_publish_rejects_invalid_message(broker, bus_client):
     assert "rejected on publish" in (var_dir() / "deadletter" / "badpub.jsonl").read_text()
 
 
-def test_persistent_session_delivers_what_was_published_while_down(any_broker, wait_for):
-    """A consumer that stops (or dies) gets the QoS 1 messages published meanwhile."""
-    cid = f"persist-{uuid.uuid4().hex[:8]}"
+def _delivered_after_downtime(
+    url: str, wait_for, name: str, n: int, meanwhile: Callable[[], object] = lambda: None
+) -> list[str]:
+    """A persistent consumer gets the probe a0 and stops; a1..an are published (each one
+    acknowledged by the broker), then ``meanwhile()`` runs; the consumer comes back under the
+    same client id. Returns what it got after the probe, once an has come."""
+    cid = f"{name}-{uuid.uuid4().hex[:8]}"
     got: list[str] = []
-    first = subscribed(any_broker.url, cid, "persist", lambda a: got.append(a.alert_id))
-    pub = BusClient(any_broker.url, f"pub-{cid}", "persistpub").start(wait=10)
+    consumer = subscribed(url, cid, name, lambda a: got.append(a.alert_id))
+    pub = BusClient(url, f"p-{cid}", f"{name}-pub").start(wait=10)
     wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
-    first.stop()
-    for i in range(1, 6):
+    consumer.stop()
+    for i in range(1, n + 1):
         pub.publish(alert(i))
     assert pub.flush(5)
-    again = subscribed(any_broker.url, cid, "persist", lambda a: got.append(a.alert_id))
-    wait_for(lambda: "a5" in got, what="alerts published while down")
-    assert [x for x in got if x != "a0"] == [f"a{i}" for i in range(1, 6)]
+    meanwhile()
+    again = subscribed(url, cid, name, lambda a: got.append(a.alert_id))
+    wait_for(lambda: f"a{n}" in got, what=f"the {n} alerts published while it was down")
     again.stop()
-    pub.stop()
+    pub.stop(drain=1)
+    return [x for x in got if x != "a0"]
+
+
+def test_persistent_session_delivers_what_was_published_while_down(any_broker, wait_for):
+    """A consumer that stops (or dies) gets the QoS 1 messages published meanwhile."""
+    got = _delivered_after_downtime(any_broker.url, wait_for, "persist", 5)
+    assert got == [f"a{i}" for i in range(1, 6)]
 
 
 def test_reconnects_and_restores_subscriptions_after_broker_restart(make_broker, wait_for):
@@ -344,21 +355,9 @@ def test_queued_messages_survive_a_broker_restart(make_broker, wait_for, kill):
     """Messages waiting for an offline consumer are on disk as soon as the broker acknowledged
     them (autosave on every change): a restart keeps them, even after a SIGKILL at once."""
     b = make_broker("mosquitto")
-    cid = f"offline-{uuid.uuid4().hex[:6]}"
-    got: list[str] = []
-    consumer = subscribed(b.url, cid, "offline", lambda a: got.append(a.alert_id))
-    pub = BusClient(b.url, f"p-{cid}", "offline-pub").start(wait=10)
-    wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
-    consumer.stop()
-    for i in range(1, 201):
-        pub.publish(alert(i))
-    assert pub.flush(5)
-    b.restart(kill=kill)  # no wait: the last PUBACK has just arrived
-    again = subscribed(b.url, cid, "offline", lambda a: got.append(a.alert_id))
-    wait_for(lambda: "a200" in got, what="queued alerts after the restart")
-    assert [x for x in got if x != "a0"] == [f"a{i}" for i in range(1, 201)]
-    again.stop()
-    pub.stop(drain=1)
+    # the restart does not wait: the last PUBACK has just arrived
+    got = _delivered_after_downtime(b.url, wait_for, "offline", 200, lambda: b.restart(kill=kill))
+    assert got == [f"a{i}" for i in range(1, 201)]
 
 
 def _nested(depth: int) -> bytes:
@@ -397,6 +396,11 @@ def test_deeply_nested_json_is_rejected_at_decode_dead_lettered_and_acked(broker
     raw.loop_stop()
 
 
+FAST_RETRY = RetryPolicy(attempts=4, base_s=0.01, cap_s=0.05)
+"""Retries in milliseconds; a failing handler is given up on after 4 attempts, a ``RetryLater``
+one never."""
+
+
 class _FailsOnA1(NamedTuple):
     cid: str
     tries: list[str]
@@ -405,11 +409,10 @@ class _FailsOnA1(NamedTuple):
     pub: BusClient
 
 
-def _fails_on_a1(
-    url: str, wait_for, name: str, fail: Callable[[], Exception], retry: RetryPolicy
-) -> _FailsOnA1:
+def _fails_on_a1(url: str, wait_for, name: str, fail: Callable[[], Exception]) -> _FailsOnA1:
     """The set-up of the retry tests: a persistent subscriber whose handler records each try
-    and raises ``fail()`` on a1, and a publisher that has sent the probe a0, then a1 and a2."""
+    and raises ``fail()`` on a1 (retried as FAST_RETRY says), and a publisher that has sent
+    the probe a0, then a1 and a2."""
     cid = f"{name}-{uuid.uuid4().hex[:6]}"
     tries: list[str] = []
 
@@ -418,7 +421,7 @@ def _fails_on_a1(
         if a.alert_id == "a1":
             raise fail()
 
-    sub = subscribed(url, cid, name, handler, retry=retry)
+    sub = subscribed(url, cid, name, handler, retry=FAST_RETRY)
     pub = BusClient(url, f"p-{cid}", f"{name}-pub").start(wait=10)
     wait_for(lambda: pub.publish(alert(0)) and "a0" in tries, what="probe")
     pub.publish(alert(1))
@@ -430,14 +433,8 @@ def test_a_message_whose_effect_is_not_durable_stays_unacked_and_comes_back(brok
     """The store is down: the handler raises RetryLater. The bus retries it in place and never
     acknowledges it; a stop meanwhile leaves it with the broker, which redelivers it. (Mosquitto
     only: amqtt 0.12 forgets a message whose PUBACK has not come within 5 s — docs/live.md.)"""
-    t = _fails_on_a1(
-        broker.url,
-        wait_for,
-        "durable",
-        lambda: RetryLater("database is locked"),
-        RetryPolicy(base_s=0.01, cap_s=0.05),
-    )
-    wait_for(lambda: t.tries.count("a1") >= 5, what="a1 retried")
+    t = _fails_on_a1(broker.url, wait_for, "durable", lambda: RetryLater("database is locked"))
+    wait_for(lambda: t.tries.count("a1") >= 5, what="a1 retried past the 4 attempts")
     c = t.sub.counters.snapshot()
     assert t.sub.retrying is not None and "database is locked" in t.sub.retrying.error
     assert "a2" not in t.tries, "order is kept: nothing overtakes the message being retried"
@@ -455,13 +452,7 @@ def test_a_message_whose_effect_is_not_durable_stays_unacked_and_comes_back(brok
 
 
 def test_a_poison_message_is_given_up_after_n_attempts_and_acked(broker, wait_for):
-    t = _fails_on_a1(
-        broker.url,
-        wait_for,
-        "poison",
-        lambda: KeyError("no such thing"),
-        RetryPolicy(attempts=4, base_s=0.01),
-    )
+    t = _fails_on_a1(broker.url, wait_for, "poison", lambda: KeyError("no such thing"))
     wait_for(lambda: "a2" in t.tries, what="the message after the poison one")
     assert t.tries.count("a1") == 4
     c = t.sub.counters.snapshot()
