@@ -65,6 +65,13 @@ class Tmux:
         out = self.run("display-message", "-p", "-t", self.session, "#{pane_dead}", check=False)
         return out.stdout.strip() == "1"
 
+    def wait_dead(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the pane's command to end; say whether it has."""
+        deadline = time.monotonic() + timeout
+        while not self.pane_dead() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.pane_dead()
+
     def kill(self) -> None:
         self.run("kill-server", check=False)
 
@@ -150,10 +157,7 @@ def test_demo_ticket_approve_and_clean_quit(tmp_path: Path) -> None:
             assert expected in screen, f"{expected!r} missing at 80x24:\n{screen}"
 
         tmux.keys("q")
-        deadline = time.monotonic() + 40
-        while not tmux.pane_dead() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert tmux.pane_dead(), f"demo still running after q:\n{tmux.screen()}"
+        assert tmux.wait_dead(40), f"demo still running after q:\n{tmux.screen()}"
         assert rc_file.read_text().strip() == "0", tmux.screen()
         assert "every port released" in tmux.screen()
     finally:
@@ -186,9 +190,7 @@ def test_demo_reports_a_taken_port(tmp_path: Path) -> None:
         tmux = Tmux(tmp_path)
         tmux.start(demo_command(rc_file), demo_env(var, ports))
         try:
-            deadline = time.monotonic() + 30
-            while not tmux.pane_dead() and time.monotonic() < deadline:
-                time.sleep(0.2)
+            tmux.wait_dead(30)
             screen = tmux.screen()
         finally:
             tmux.kill()
