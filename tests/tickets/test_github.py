@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fake_github import FakeGitHub
-from tickets_data import Clock, leak_surfaces, report
+from tickets_data import leak_surfaces, report
 
 from engine.tickets.github import GitHubIssuesConnector, marker
 from engine.tickets.mirror import Mirror
@@ -87,10 +87,9 @@ def test_a_ticket_closed_before_it_was_mirrored_makes_no_issue(
 
 
 def test_401_is_recorded_on_the_ticket_and_local_work_goes_on(
-    store, github, events, mirror_of
+    store, github, events, mirror_of, clock
 ) -> None:
-    clock = Clock()
-    mirror = mirror_of(connector(github, token="ghp_wrong_token_value"), clock)
+    mirror = mirror_of(connector(github, token="ghp_wrong_token_value"))
     store.record_diagnosis(report())
     mirror.run_once()
     t = store.get("T-0001")
@@ -104,7 +103,7 @@ def test_401_is_recorded_on_the_ticket_and_local_work_goes_on(
     assert mirror.run_once() == 0, "paused: nothing is sent"
     assert len(store.tickets()) == 3
     # The token is fixed (service restarted with the right one): the backlog catches up.
-    fixed = mirror_of(connector(github), clock)
+    fixed = mirror_of(connector(github))
     clock.offset += 301
     assert fixed.run_once() == 3
     assert sorted(int(t.external.id) for t in store.tickets()) == [1, 2, 3]
@@ -201,9 +200,10 @@ def test_404_names_the_repository(store, github, events, mirror) -> None:
     assert "repository acme/plant not found" in store.get("T-0001").external.error
 
 
-def test_a_timed_out_create_never_makes_a_second_issue(store, github, events, mirror_of) -> None:
-    clock = Clock()
-    mirror = mirror_of(connector(github, timeout_s=0.5), clock)
+def test_a_timed_out_create_never_makes_a_second_issue(
+    store, github, events, mirror_of, clock
+) -> None:
+    mirror = mirror_of(connector(github, timeout_s=0.5))
     github.hang_next_create()
     store.record_diagnosis(report())
     mirror.run_once()
@@ -230,13 +230,10 @@ def test_a_5xx_create_is_retried_after_a_lookup(store, github, events, mirror, c
     assert len(github.issues) == 1 and store.get("T-0001").external.id == "1"
 
 
-def test_unreachable_github_is_retried_with_backoff(store, events, tmp_path) -> None:
+def test_unreachable_github_is_retried_with_backoff(store, events, mirror_of, clock) -> None:
     gh = FakeGitHub(TOKEN)  # bound but never serving: connections are refused or time out
-    url = gh.url
     gh.server.server_close()
-    clock = Clock()
-    connector = GitHubIssuesConnector(TOKEN, "acme/plant", api_url=url, timeout_s=1.0)
-    mirror = Mirror(store, connector, origin="ticket", log=events.append, clock=clock)
+    mirror = mirror_of(connector(gh, timeout_s=1.0))
     store.record_diagnosis(report())
     mirror.run_once()
     job = store.due_mirror_jobs(clock() + 31)[0]
@@ -245,11 +242,10 @@ def test_unreachable_github_is_retried_with_backoff(store, events, tmp_path) -> 
 
 
 def test_the_token_never_appears_in_errors_logs_or_the_store(
-    store, github, events, caplog, mirror_of
+    store, github, events, caplog, mirror_of, clock
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    clock = Clock()
-    mirror = mirror_of(connector(github), clock)
+    mirror = mirror_of(connector(github))
     # A hostile or buggy server echoing the credential back must not get it stored or logged.
     github.fail("POST", 422, {}, {"message": f"Validation Failed for Bearer {TOKEN}"})
     github.fail("PATCH", 500, {}, {"message": TOKEN})
@@ -260,7 +256,7 @@ def test_the_token_never_appears_in_errors_logs_or_the_store(
     store.approve("T-0001", "ana")
     clock.offset += 3600
     mirror.run_once()
-    bad = mirror_of(connector(github, token=TOKEN + "x"), clock)
+    bad = mirror_of(connector(github, token=TOKEN + "x"))
     store.record_diagnosis(report(asset="pump09"))
     bad.run_once()
     texts = leak_surfaces(store, events, caplog.text, mirror, bad)

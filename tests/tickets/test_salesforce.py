@@ -16,7 +16,7 @@ from urllib.parse import quote_plus
 import pytest
 from fake_salesforce import FakeSalesforce
 from service_procs import ROOT, service_env
-from tickets_data import Clock, leak_surfaces, report
+from tickets_data import leak_surfaces, report
 
 from engine.bus.broker import free_port
 from engine.services.ticket import mirror_connector
@@ -113,9 +113,10 @@ def test_priority_follows_severity(store, severity, priority) -> None:
     assert len(fields["Subject"]) <= 255 and len(fields["Description"]) <= 32_000
 
 
-def test_a_timed_out_create_never_makes_a_second_case(store, salesforce, events, mirror_of) -> None:
-    clock = Clock()
-    mirror = mirror_of(connector(salesforce, timeout_s=0.5), clock)
+def test_a_timed_out_create_never_makes_a_second_case(
+    store, salesforce, events, mirror_of, clock
+) -> None:
+    mirror = mirror_of(connector(salesforce, timeout_s=0.5))
     salesforce.hang_next_create()
     store.record_diagnosis(report())
     mirror.run_once()
@@ -171,9 +172,10 @@ def test_a_fresh_token_rejected_too_pauses_the_mirror(
     assert mirror.paused_until >= clock() + 250
 
 
-def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesforce, mirror_of):
-    clock = Clock()
-    mirror = mirror_of(connector(salesforce, secret="not-the-secret"), clock)
+def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(
+    store, salesforce, mirror_of, clock
+):
+    mirror = mirror_of(connector(salesforce, secret="not-the-secret"))
     store.record_diagnosis(report())
     mirror.run_once()
     t = store.get("T-0001")
@@ -185,7 +187,7 @@ def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesfor
     store.record_diagnosis(report(asset="pump02"))
     assert mirror.run_once() == 0, "paused: nothing is sent"
     assert len(store.tickets()) == 2
-    fixed = mirror_of(connector(salesforce), clock)
+    fixed = mirror_of(connector(salesforce))
     clock.offset += 301
     assert fixed.run_once() == 2
     assert len(salesforce.cases) == 2
@@ -263,10 +265,9 @@ def test_a_case_deleted_in_salesforce_keeps_the_local_ticket(
 
 
 def test_a_missing_external_id_field_is_a_configuration_error(
-    store, salesforce, events, mirror_of
+    store, salesforce, events, mirror_of, clock
 ) -> None:
-    clock = Clock()
-    mirror = mirror_of(connector(salesforce, field="Ticket_Ref__c"), clock)
+    mirror = mirror_of(connector(salesforce, field="Ticket_Ref__c"))
     store.record_diagnosis(report())
     mirror.run_once()
     error = store.get("T-0001").external.error
@@ -322,11 +323,10 @@ def test_answers_are_classified(store, salesforce, where, status, headers, body,
     assert text in exc.message
 
 
-def test_unreachable_salesforce_is_retried_with_backoff(store, events, mirror_of) -> None:
+def test_unreachable_salesforce_is_retried_with_backoff(store, events, mirror_of, clock) -> None:
     sf = FakeSalesforce(CLIENT_ID, SECRET)  # bound but never serving: connections are refused
     sf.server.server_close()
-    clock = Clock()
-    mirror = mirror_of(connector(sf, timeout_s=1.0), clock)
+    mirror = mirror_of(connector(sf, timeout_s=1.0))
     store.record_diagnosis(report())
     mirror.run_once()
     (job,) = store.due_mirror_jobs(clock() + 31)
@@ -335,11 +335,10 @@ def test_unreachable_salesforce_is_retried_with_backoff(store, events, mirror_of
 
 
 def test_secrets_never_appear_in_errors_logs_or_the_store(
-    store, salesforce, events, caplog, mirror_of
+    store, salesforce, events, caplog, mirror_of, clock
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    clock = Clock()
-    mirror = mirror_of(connector(salesforce), clock)
+    mirror = mirror_of(connector(salesforce))
     store.record_diagnosis(report())
     mirror.run_once()
     token = salesforce.tokens[0]
@@ -362,7 +361,7 @@ def test_secrets_never_appear_in_errors_logs_or_the_store(
     store.record_diagnosis(report(asset="pump08"))
     clock.offset += 3600
     mirror.run_once()
-    bad = mirror_of(connector(salesforce, secret=SECRET + "x"), clock)
+    bad = mirror_of(connector(salesforce, secret=SECRET + "x"))
     store.record_diagnosis(report(asset="pump09"))
     bad.run_once()
     texts = leak_surfaces(store, events, caplog.text, mirror, bad)
