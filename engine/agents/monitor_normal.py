@@ -28,7 +28,7 @@ RIDGE = 0.1
 the fit to what the warm-up clearly shows."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity, as before: arrays do not compare as a whole
 class Observation:
     """What a model of normal reports for rows lo:hi at one sample: its residuals (``level``,
     n × R), what the warm-up keeps of the sample (``record``), which residuals are held this
