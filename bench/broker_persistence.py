@@ -18,6 +18,7 @@ cores, the loss counts must not.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from engine.bus import paho_compat  # noqa: E402
 from engine.bus.broker import MosquittoBroker, mosquitto_binary  # noqa: E402
 from engine.bus.client import BusClient  # noqa: E402
+from engine.paths import var_dir  # noqa: E402
 from engine.schemas import AlertEvent  # noqa: E402
 
 
@@ -50,10 +52,10 @@ def throughput(every_change: bool, state_dir: str | None, n: int, subs: int) -> 
         got: list[int] = []
         clients = []
         for k in range(subs):
-            c = BusClient(b.url, f"bench-sub{k}", f"bench-sub{k}")
+            c = BusClient(b.url, f"bench-sub{k}", f"bench-sub{k}", var=var_dir(os.environ))
             c.subscribe("alerts/+", lambda a: got.append(1))
             clients.append(c.start(wait=10))
-        pub = BusClient(b.url, "bench-pub", "bench-pub").start(wait=10)
+        pub = BusClient(b.url, "bench-pub", "bench-pub", var=var_dir(os.environ)).start(wait=10)
         t0 = time.monotonic()
         for i in range(n):
             pub.publish(alert(i))
@@ -77,10 +79,10 @@ def kill_round(barrier: bool) -> int:
         def on_alert(a: AlertEvent) -> None:
             got.append(a.alert_id)
 
-        consumer = BusClient(b.url, cid, "bench-offline")
+        consumer = BusClient(b.url, cid, "bench-offline", var=var_dir(os.environ))
         consumer.subscribe("alerts/+", on_alert)
         consumer.start(wait=10)
-        pub = BusClient(b.url, f"p-{cid}", "bench-pub").start(wait=10)
+        pub = BusClient(b.url, f"p-{cid}", "bench-pub", var=var_dir(os.environ)).start(wait=10)
         while not got:
             pub.publish(alert(0))
             time.sleep(0.05)
@@ -94,7 +96,7 @@ def kill_round(barrier: bool) -> int:
             time.sleep(0.002)
         b.restart(kill=True)
         got.clear()
-        again = BusClient(b.url, cid, "bench-offline")
+        again = BusClient(b.url, cid, "bench-offline", var=var_dir(os.environ))
         again.subscribe("alerts/+", on_alert)
         again.start(wait=10)
         deadline = time.monotonic() + 5

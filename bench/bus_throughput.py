@@ -172,7 +172,9 @@ def chain(url: str, var: Path, assets: int, rate: float, seconds: float) -> None
     procs = [h.ServiceProc(n, url, var) for n in ("monitor", "diagnosis", "ticket")]
     tickets: list[tuple[float, object]] = []
     alerts: dict[str, float] = {}
-    watch = BusClient(url, f"bench-chain-{time.time_ns()}", "bench-chain", persistent=False)
+    watch = BusClient(
+        url, f"bench-chain-{time.time_ns()}", "bench-chain", persistent=False, var=var
+    )
     watch.subscribe("alerts/+", lambda a: alerts.setdefault(a.alert_id, a.wall_time or 0.0))
     watch.subscribe("tickets/+", lambda t: tickets.append((time.time(), t)))
     watch.start(wait=10)

@@ -238,6 +238,7 @@ def part_live(args: argparse.Namespace) -> None:
     import live_harness as h
 
     from engine.services.stack import Stack
+    from engine.settings import process_environ
 
     pumps, minutes = args.pumps, args.minutes
     broker = h.BenchBroker()
@@ -254,7 +255,7 @@ def part_live(args: argparse.Namespace) -> None:
         f"simulator log 1 sample/min/pump; {h.load()}",
         flush=True,
     )
-    stack = Stack(broker_url=broker.url, ports="auto", var=var, env=env,
+    stack = Stack(environ=process_environ(), broker_url=broker.url, ports="auto", var=var, env=env,
                   client_prefix=f"fleet{os.getpid()}", startup_timeout=120)  # fmt: skip
     try:
         stack.start()

@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 from engine.bus.broker import MosquittoBroker  # noqa: E402
 from engine.bus.client import BusClient  # noqa: E402
 from engine.services.stack import Stack  # noqa: E402
+from engine.settings import process_environ  # noqa: E402
 from engine.tickets.store import TicketStore  # noqa: E402
 
 KILLABLE = ("monitor", "diagnosis", "ticket", "review", "simulator")
@@ -219,6 +220,8 @@ class Junk(threading.Thread):
                 f"soak-junk-{kind}",
                 identity=who,
                 persistent=False,
+                var=stack.var,
+                credentials=stack.credentials_file,
             )
             for kind, who in (("telemetry", "simulator"), ("alerts", "monitor"))
         }
@@ -297,7 +300,6 @@ def main() -> int:
     args = ap.parse_args()
 
     var = Path(args.var) if args.var else Path(tempfile.mkdtemp(prefix="controlroom-soak-"))
-    os.environ["CONTROLROOM_VAR"] = str(var)  # this process reads the same credentials
     rng = random.Random(args.seed)
     trace_dir = var / "trace"
     if args.trace_memory:  # every service started from here loads bench/soak_trace/sitecustomize
@@ -306,8 +308,8 @@ def main() -> int:
         )
         os.environ["SOAK_TRACE_DIR"] = str(trace_dir)
         os.environ["SOAK_TRACE_WARMUP_S"] = str(args.warmup)
-    stack = Stack(broker_url="embedded", ports="auto", var=var, supervise=True,
-                  client_prefix=f"soak{uuid.uuid4().hex[:6]}",
+    stack = Stack(environ=process_environ(), broker_url="embedded", ports="auto", var=var,
+                  supervise=True, client_prefix=f"soak{uuid.uuid4().hex[:6]}",
                   startup_timeout=180 if args.trace_memory else 60)  # fmt: skip
     print(f"soak: {args.assets} pumps, {args.minutes:g} min, state in {var}", flush=True)
     stack.start()

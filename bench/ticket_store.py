@@ -94,6 +94,7 @@ def held(kind: str, target: str | Path, hold_s: float, count: int) -> str:
 
     from engine.bus.broker import AmqttBroker, MosquittoBroker, mosquitto_binary
     from engine.bus.client import BusClient
+    from engine.paths import var_dir
 
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
     broker = MosquittoBroker(workdir=work / "broker") if mosquitto_binary() else AmqttBroker()
@@ -101,7 +102,7 @@ def held(kind: str, target: str | Path, hold_s: float, count: int) -> str:
     TicketStore(target).close_db()
     env = service_env(work / "var", broker.url, CONTROLROOM_DB=str(target))
     svc = ServiceProc("ticket", env).start()
-    pub = BusClient(broker.url, f"bench-pub-{os.getpid()}", "bench")
+    pub = BusClient(broker.url, f"bench-pub-{os.getpid()}", "bench", var=var_dir(os.environ))
     pub.start(wait=10)
     store = TicketStore(target)
     msgs = stream(count, 10, "H")

@@ -83,17 +83,22 @@ def publisher(
     them, to fill the TUI's alert list; then, until ``stop``, every asset publishes one telemetry
     message per 1/hz s plus an alert episode (active, then cleared) every 10 s, so the alert
     list and the fleet's alarm columns move too."""
+    from engine.bus.acl import credentials_path
     from engine.bus.client import BusClient
+    from engine.paths import var_dir
     from engine.plant.signals import SIGNALS
     from engine.schemas import AlertEvent, Telemetry
 
+    def client(name: str, identity: str) -> BusClient:
+        """A client of this bench process (its environment is the entry's: main sets
+        CONTROLROOM_VAR before spawning it), as ``identity``."""
+        return BusClient(url, f"bench-tui-{name}-{os.getpid()}", f"bench-{name}", persistent=False,
+                         identity=identity, var=var_dir(os.environ),
+                         credentials=credentials_path(os.environ))  # fmt: skip
+
     # Each kind under the identity the broker's ACL lets publish it (as the plant would).
-    bus = BusClient(
-        url, f"bench-tui-pub-{os.getpid()}", "bench-pub", persistent=False, identity="simulator"
-    )
-    alarms = BusClient(
-        url, f"bench-tui-alarms-{os.getpid()}", "bench-alarms", persistent=False, identity="monitor"
-    )
+    bus = client("pub", "simulator")
+    alarms = client("alarms", "monitor")
     bus.start(wait=10)
     alarms.start(wait=10)
     go.wait(60)  # type: ignore[attr-defined]  # the TUI is connected
@@ -243,6 +248,9 @@ async def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
 async def run(args: argparse.Namespace, url: str, go: object) -> None:
     import rich.cells
 
+    from engine.bus.acl import credentials_path
+    from engine.paths import var_dir
+    from engine.settings import process_environ
     from tui.app import ControlRoomApp
     from tui.screens.fleet import FleetScreen
     from tui.screens.plant import REFRESH_HZ, PlantScreen
@@ -286,7 +294,15 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             paint_cpu_ms.add((time.thread_time() - c) * 1000)
 
         Screen._on_timer_update = timed_paint  # type: ignore[method-assign]
-    app = ControlRoomApp(UiSettings(broker_url=url, service_urls={}))
+    environ = process_environ()  # (this bench stands in for the entry)
+    app = ControlRoomApp(
+        UiSettings(
+            broker_url=url,
+            service_urls={},
+            var=var_dir(environ),
+            credentials=credentials_path(environ),
+        )
+    )
     feed = app.feed
     assets = asset_names(args.assets)
 
@@ -504,11 +520,13 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("CONTROLROOM_VAR", tempfile.mkdtemp(prefix="bench-tui-"))
 
+    from engine.bus.acl import credentials_path
     from engine.bus.broker import ensure_broker
+    from engine.settings import process_environ
     from tui.feed import PlantFeed
 
     caps = PlantFeed()
-    info, handle = ensure_broker(args.broker)
+    info, handle = ensure_broker(args.broker, credentials_file=credentials_path(process_environ()))
     args.broker_label = str(info)
     # The publisher process starts before the app: Textual replaces stdio, which spawn needs.
     ctx = mp.get_context("spawn")

@@ -3,11 +3,18 @@
 The scenarios, rules and factory configs ship beside the code (the README installs the project
 editable), and runtime state goes under ``var/``. ``CONTROLROOM_HOME`` moves the root (tests and
 containers), ``CONTROLROOM_VAR`` moves only the runtime state.
+
+``CONTROLROOM_HOME`` is the one variable read from the process environment here, at import: it
+must be known before the ``.env`` file can be found (``.env`` at the project root is a
+candidate), so it cannot itself come from ``.env`` nor from the settings object built from it.
+Everything else, ``CONTROLROOM_VAR`` included, is resolved once at a process's entry and passed
+down (:func:`var_dir` takes that mapping; a service's ``Settings`` carries ``var``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(os.environ.get("CONTROLROOM_HOME") or Path(__file__).resolve().parents[1])
@@ -16,10 +23,10 @@ FACTORY_DIR = SCENARIOS_DIR / "factory"
 RULES_DIR = ROOT / "rules"
 
 
-def var_dir() -> Path:
-    """Runtime state (SQLite store, JSONL logs, dead letters, tuning). Created on first use."""
-    from engine.env_file import process_environ  # (light: no pydantic-settings import)
-
-    path = Path(process_environ().get("CONTROLROOM_VAR") or ROOT / "var")
+def var_dir(environ: Mapping[str, str]) -> Path:
+    """Runtime state (SQLite store, JSONL logs, dead letters, tuning): ``CONTROLROOM_VAR`` in
+    ``environ`` (the entry's environment over ``.env``) or ``ROOT/var``. Created on first use.
+    Kept free of pydantic so the CLI can ask without importing ``engine.settings``."""
+    path = Path(environ.get("CONTROLROOM_VAR") or ROOT / "var")
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -29,6 +30,7 @@ from engine.env_file import (
     process_environ,
     resolve_environ,
 )
+from engine.paths import ROOT
 from engine.schemas import MAX_BATCH_SAMPLES
 
 SERVICE_NAMES = ("simulator", "monitor", "diagnosis", "ticket", "review")
@@ -103,6 +105,8 @@ class Config(BaseSettings):
     broker_cert_file: str | None = None
     broker_key_file: str | None = None
     broker_insecure: bool = False
+    broker_credentials: Path | None = None
+    """The identities' passwords (default ``var/broker/credentials.json``)."""
     simulator_port: int = Field(DEFAULT_PORTS["simulator"], ge=0, le=65535)
     monitor_port: int = Field(DEFAULT_PORTS["monitor"], ge=0, le=65535)
     diagnosis_port: int = Field(DEFAULT_PORTS["diagnosis"], ge=0, le=65535)
@@ -110,6 +114,9 @@ class Config(BaseSettings):
     review_port: int = Field(DEFAULT_PORTS["review"], ge=0, le=65535)
     review_url: str | None = None
     review_socket: str | None = None
+    var: Path = ROOT / "var"
+    """Runtime state (store, logs, dead letters, tuning, credentials); ``paths.var_dir``
+    reads the same variable for the commands that do not build a Config."""
     # how a service runs
     shard: str | None = None
     log_level: str = "info"
@@ -157,11 +164,11 @@ class Config(BaseSettings):
         return (init_settings, _FromMapping(settings_cls, _READING.get() or {}))
 
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None, **flags: object) -> Config:
-        """The settings from ``environ`` (default: :func:`process_environ`) with command-line
-        ``flags`` over them (a flag left None does not count). SettingsError naming the
-        variable (or the flag) on a bad value."""
-        env = process_environ() if environ is None else environ
+    def load(cls, environ: Mapping[str, str], **flags: object) -> Config:
+        """The settings from ``environ`` (the entry's :func:`process_environ`, resolved once)
+        with command-line ``flags`` over them (a flag left None does not count). SettingsError
+        naming the variable (or the flag) on a bad value."""
+        env = environ
         given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
         token = _READING.set(env)
         try:

@@ -23,6 +23,7 @@ waiting on conditions (never sleeping as synchronisation).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -249,11 +250,19 @@ def make_broker(tmp_path: Any) -> Iterator[Callable[..., MosquittoBroker | Amqtt
 @pytest.fixture
 def bus_client() -> Iterator[Callable[..., Any]]:
     from engine.bus.client import BusClient
+    from engine.paths import var_dir
 
     clients: list[BusClient] = []
 
     def make(url: str, name: str = "test", persistent: bool = True, **kw: Any) -> BusClient:
-        c = BusClient(url, f"test-{name}-{uuid.uuid4().hex[:8]}", name, persistent=persistent, **kw)
+        c = BusClient(
+            url,
+            f"test-{name}-{uuid.uuid4().hex[:8]}",
+            name,
+            persistent=persistent,
+            var=var_dir(os.environ),  # this test's own var/ (_isolated_state)
+            **kw,
+        )
         c.start(wait=10)
         clients.append(c)
         return c

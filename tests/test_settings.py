@@ -14,6 +14,7 @@ from engine.settings import (
     Config,
     SettingsError,
     port_env,
+    process_environ,
     resolve_environ,
 )
 
@@ -42,7 +43,7 @@ def test_reading_never_writes_the_process_environment(
     env_file.write_text("CONTROLROOM_SHARE_GROUP=g1\n", encoding="utf-8")
     monkeypatch.setenv("CONTROLROOM_ENV_FILE", str(env_file))
     before = dict(os.environ)
-    assert Config.load().share_group == "g1"
+    assert Config.load(process_environ()).share_group == "g1"
     assert dict(os.environ) == before
 
 

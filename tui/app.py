@@ -212,8 +212,20 @@ class ControlRoomApp(App[None]):
         client_id = (
             f"controlroom-tui-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
+        if self.settings.var is None:
+            self.notify("no runtime-state directory given: bus not connected", title="Bus",
+                        severity="error", markup=False, timeout=10)  # fmt: skip
+            return
         try:
-            bus = BusClient(url, client_id, "tui", persistent=False, on_event=lambda *_: None)
+            bus = BusClient(
+                url,
+                client_id,
+                "tui",
+                persistent=False,
+                on_event=lambda *_: None,
+                var=self.settings.var,
+                credentials=self.settings.credentials,
+            )
         except (BrokerError, ValueError) as exc:
             self.notify(str(exc), title="Bus", severity="error", markup=False, timeout=10)
             return

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from engine.env_file import process_environ
 from engine.paths import var_dir
 
 CREDENTIALS_ENV = "CONTROLROOM_BROKER_CREDENTIALS"
@@ -94,16 +93,18 @@ class CredentialsError(RuntimeError):
     """The credentials file cannot be read or written; the message names it."""
 
 
-def credentials_path(var: Path | None = None) -> Path:
-    named = process_environ().get(CREDENTIALS_ENV)
+def credentials_path(environ: Mapping[str, str], var: Path | None = None) -> Path:
+    """``CONTROLROOM_BROKER_CREDENTIALS`` in ``environ`` (the entry's resolved environment),
+    else ``var/broker/credentials.json``. A given ``var`` wins over the variable: a stack with
+    its own ``var/`` keeps its own credentials."""
+    named = environ.get(CREDENTIALS_ENV)
     if named and var is None:
         return Path(named)
-    return (var or var_dir()) / "broker" / "credentials.json"
+    return (var or var_dir(environ)) / "broker" / "credentials.json"
 
 
-def load_credentials(path: Path | None = None) -> dict[str, str] | None:
+def load_credentials(path: Path) -> dict[str, str] | None:
     """identity -> password, or None when no file exists yet."""
-    path = path or credentials_path()
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -118,10 +119,9 @@ def load_credentials(path: Path | None = None) -> dict[str, str] | None:
     return dict(identities)
 
 
-def ensure_credentials(path: Path | None = None) -> dict[str, str]:
+def ensure_credentials(path: Path) -> dict[str, str]:
     """The credentials, generated on first use (and completed when ``ACL`` gained an
     identity). Written atomically, mode 0600 in a 0700 directory."""
-    path = path or credentials_path()
     existing = load_credentials(path) or {}
     creds = {name: existing.get(name) or secrets.token_urlsafe(24) for name in ACL}
     creds |= {k: v for k, v in existing.items() if k not in creds}
@@ -146,13 +146,16 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def credentials_for(identity: str, broker_url: str | None = None) -> tuple[str, str] | None:
-    """(user, password) for ``identity`` from the credentials file, or None: when the broker
-    URL names its own user (it wins), or no file or entry exists (connect anonymously)."""
-    if broker_url and urlsplit(broker_url).username:
+def credentials_for(
+    identity: str, broker_url: str | None, path: Path | None
+) -> tuple[str, str] | None:
+    """(user, password) for ``identity`` from the credentials file ``path``, or None: when the
+    broker URL names its own user (it wins), or no path, file or entry exists (connect
+    anonymously)."""
+    if (broker_url and urlsplit(broker_url).username) or path is None:
         return None
     try:
-        creds = load_credentials()
+        creds = load_credentials(path)
     except CredentialsError:
         return None
     if not creds or identity not in creds:

@@ -548,15 +548,13 @@ def start_embedded(
     return AmqttBroker(port=port, credentials=credentials).start()
 
 
-def ensure_broker(
-    url: str | None = None, *, credentials_file: Path | None = None
-) -> tuple[BrokerInfo, BrokerHandle]:
+def ensure_broker(url: str | None, *, credentials_file: Path) -> tuple[BrokerInfo, BrokerHandle]:
     """The broker to use and a handle whose ``stop()`` frees whatever was started for it.
 
     ``url``: a broker URL (used as is, not probed: it may come up later and clients reconnect),
     ``None`` (the local :1883 broker if one answers, else embedded), or ``"embedded"``. An
-    embedded broker requires the per-service credentials of ``credentials_file`` (default
-    ``var/broker/credentials.json``), generated on first use.
+    embedded broker requires the per-service credentials of ``credentials_file`` (the caller's
+    ``acl.credentials_path``), generated on first use.
     """
     if url and url != EMBEDDED:
         addr = parse_broker_url(url)

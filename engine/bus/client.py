@@ -70,7 +70,6 @@ from engine.bus.acl import credentials_for
 from engine.bus.broker import parse_broker_url, redact_url
 from engine.bus.deadletter import DeadLetterLog
 from engine.bus.paho_compat import FastClient, message_topic
-from engine.paths import var_dir
 from engine.schemas import (
     MAX_BATCH_SAMPLES,
     MAX_PAYLOAD_BYTES,
@@ -327,7 +326,8 @@ class BusClient:
         *,
         tls: TlsOptions | None = None,
         persistent: bool = True,
-        deadletter_path: Path | None = None,
+        var: Path,
+        credentials: Path | None = None,
         accept: Callable[[str], bool] | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         keepalive: int = 30,
@@ -336,16 +336,18 @@ class BusClient:
         deadletter_max_bytes: int | None = None,
         identity: str | None = None,
     ) -> None:
-        """``identity``: who to connect as on a broker with ACLs (default ``service_name``); its
-        password comes from the credentials file (``engine.bus.acl``) unless the URL names a
-        user, which wins. No URL user and no credentials: anonymous."""
+        """``var``: the runtime-state directory the caller resolved (dead letters go to
+        ``var/deadletter/{service_name}.jsonl``). ``identity``: who to connect as on a broker
+        with ACLs (default ``service_name``); its password comes from the ``credentials`` file
+        (``engine.bus.acl``) unless the URL names a user, which wins. No URL user and no
+        credentials: anonymous."""
         self.url = url
         self.address = parse_broker_url(url)
         self.client_id = client_id
         self.service_name = service_name
         self.counters = Counters()
         self.deadletters = DeadLetterLog(
-            deadletter_path or var_dir() / "deadletter" / f"{service_name}.jsonl",
+            var / "deadletter" / f"{service_name}.jsonl",
             service_name,
             **({"max_bytes": deadletter_max_bytes} if deadletter_max_bytes else {}),
         )
@@ -389,7 +391,7 @@ class BusClient:
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
-        user, password = credentials_for(identity or service_name, url) or (
+        user, password = credentials_for(identity or service_name, url, credentials) or (
             self.address.username,
             self.address.password,
         )

@@ -140,19 +140,19 @@ def cmd_broker(args: argparse.Namespace) -> int:
         sys.stdout.write(mosquitto_acl_file())
         return 0
     try:
-        creds = ensure_credentials()
+        creds = ensure_credentials(path := credentials_path(args.environ))
     except CredentialsError as exc:
         print(f"controlroom broker: {exc}", file=sys.stderr)
         return 1
     # A directory or owner that cannot be written or set is an OSError naming its path: the
     # CLI's one error line and exit status (engine/cli/errors.py).
-    directory = Path(args.mosquitto_dir or credentials_path().parent / "mosquitto")
+    directory = Path(args.mosquitto_dir or path.parent / "mosquitto")
     files = write_mosquitto_auth(directory, creds)
     if args.owner:
         uid, gid = args.owner
         for f in (directory, *files):
             os.chown(f, uid, gid)
-    print(f"credentials: {credentials_path()} ({len(creds)} identities)", file=sys.stderr)
+    print(f"credentials: {path} ({len(creds)} identities)", file=sys.stderr)
     print(f"mosquitto: {files[0]} and {files[1]}", file=sys.stderr)
     return 0
 

@@ -48,7 +48,7 @@ def cmd_operators(args: argparse.Namespace) -> int:
         if who is not None:  # None: failed, or printed as --json
             print(f"{who.operator} (via {who.via.replace('_', ' ')})")
         return code
-    registry = TokenRegistry(var_dir() / "operators.json")
+    registry = TokenRegistry(var_dir(args.environ) / "operators.json")
     try:
         if args.action == "add":
             token, path = registry.add(args.name, replace=args.replace)

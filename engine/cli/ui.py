@@ -119,17 +119,21 @@ def cmd_tui(args: argparse.Namespace) -> int:
             return 2
     if not _need_terminal():
         return 1
+    from engine.bus.acl import credentials_path
     from engine.paths import var_dir
     from engine.services.stack import STATUS_FILE
 
     local = args.api_host in ("127.0.0.1", "localhost", "::1")
+    var = var_dir(args.environ)
     settings = UiSettings(
         broker_url=args.broker,
         service_urls=service_urls(args.api_host, args.environ),
         llm=args.llm,
         factory=args.factory,
         environ=args.environ,
-        stack_file=var_dir() / STATUS_FILE if local else None,
+        stack_file=var / STATUS_FILE if local else None,
+        var=var,
+        credentials=credentials_path(args.environ),
     )
     _run_app(settings)
     return 0
@@ -204,6 +208,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 llm=args.llm,
                 stack_file=stack.var / STATUS_FILE,
                 environ=args.environ,
+                var=stack.var,
+                credentials=stack.credentials_file,
             )
         )
     finally:

@@ -6,7 +6,7 @@ cannot even spell an id that does not exist. Every reply still goes through the 
 validators as the offline agents; this module only turns transport and model failures into
 :class:`LLMError` with a one-line reason the orchestrator logs before falling back.
 
-Replies are cached on disk under ``var_dir()/llm-cache/``, keyed by a hash of the complete
+Replies are cached on disk under ``var/llm-cache/``, keyed by a hash of the complete
 request (model, prompts, schema, limits): the same planner text, factory and date give the
 same briefing on every run, and a re-run costs nothing.
 
@@ -69,10 +69,6 @@ class LLMUnavailable(RuntimeError):
     """``--llm on`` without an API key: a usage error, reported before anything runs."""
 
 
-def cache_dir() -> Path:
-    return paths.var_dir() / "llm-cache"
-
-
 class ClaudeClient:
     """A thin, cached JSON-completion wrapper around ``anthropic.Anthropic``.
 
@@ -96,7 +92,9 @@ class ClaudeClient:
         self.model = model or DEFAULT_MODEL
         self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT_S
         self.max_retries = max_retries
-        self.cache = cache
+        self.cache = cache and cache_path is not None
+        """Replies are kept in ``cache_path`` (None: no disk cache; :func:`resolve_llm` gives
+        ``var/llm-cache``)."""
         self._cache_path = cache_path
         self._sdk = anthropic.Anthropic(
             api_key=api_key,
@@ -205,7 +203,8 @@ class ClaudeClient:
     # -- cache ------------------------------------------------------------------------------
 
     def _cache_file(self, key: str) -> Path:
-        return (self._cache_path or cache_dir()) / f"{key}.json"
+        assert self._cache_path is not None  # (only asked when self.cache)
+        return self._cache_path / f"{key}.json"
 
     def _read_cache(self, key: str) -> Any | None:
         path = self._cache_file(key)
@@ -294,4 +293,5 @@ def resolve_llm(
         api_key=environ["ANTHROPIC_API_KEY"].strip(),
         model=environ.get(MODEL_ENV) or None,
         timeout=_positive(environ.get(TIMEOUT_ENV)),
+        cache_path=paths.var_dir(environ) / "llm-cache",
     )

@@ -26,7 +26,6 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from engine.bus.client import RetryLater, stamped
 from engine.bus.routing import ALL_TELEMETRY, telemetry_route
 from engine.http_schemas import ASSETS_SHOWN
-from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, Feedback, Telemetry, Tuning, telemetry_topic
 from engine.services.base import Service
 from engine.services.settings import Settings
@@ -201,7 +200,7 @@ class AgentService(Service, Generic[In, Out]):
         self.latency = LatencyWindow()
         self.slots = AssetSlots(settings.max_assets, settings.asset_idle_s)
         self._refusal_logged = 0.0
-        self.tuning = TuningWatch(var_dir() / TUNING_FILE, self._apply_tuning, self)
+        self.tuning = TuningWatch(self.settings.var / TUNING_FILE, self._apply_tuning, self)
         self.rejected: dict[str, int] = {}
         for pattern in self.inputs:
             if pattern == ALL_TELEMETRY:

@@ -38,7 +38,6 @@ from fastapi.responses import JSONResponse
 from engine.bus.broker import DEFAULT_URL, redact_url
 from engine.bus.client import BusClient, TlsOptions
 from engine.http_schemas import Health
-from engine.paths import var_dir
 from engine.services.http_limits import mount_body_limit
 from engine.services.jsonl_log import JsonlLog
 from engine.services.settings import Settings
@@ -95,7 +94,7 @@ class Service:
         self.broker_url = settings.broker_url or DEFAULT_URL
         self.port = settings.port
         """The HTTP port (the one bound, once ``listeners()`` ran: 0 becomes a free port)."""
-        self.log = JsonlLog(var_dir() / "logs" / f"{self.instance}.jsonl", self.instance)
+        self.log = JsonlLog(settings.var / "logs" / f"{self.instance}.jsonl", self.instance)
         shard = settings.shard
         self.bus = BusClient(
             self.broker_url,
@@ -109,6 +108,8 @@ class Service:
             accept=shard.owns if shard.count > 1 and not settings.share_group else None,
             on_event=self._bus_event,
             identity=self.name,
+            var=settings.var,
+            credentials=settings.credentials,
             deadletter_max_bytes=settings.deadletter_max_bytes,
         )
         self.app = FastAPI(title=f"{self.title} ({self.instance})", lifespan=self._lifespan)
@@ -160,7 +161,7 @@ class Service:
     def ready_file(self) -> Path:
         """``var/run/{instance}.json``: {pid, host, port} once the service listens (``Stack``
         reads it to learn a port bound as 0)."""
-        return var_dir() / "run" / f"{self.instance}.json"
+        return self.settings.var / "run" / f"{self.instance}.json"
 
     # ---------------------------------------------------------------- common
 

@@ -38,7 +38,6 @@ from engine.agents.diagnosis_state import AssetState, DiagnosisState
 from engine.bus.client import RetryLater, stamped
 from engine.bus.routing import ALL_TELEMETRY
 from engine.http_schemas import DiagnosisHealth
-from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, Telemetry
 from engine.services.agent_service import AgentService
 from engine.services.outbox_store import OutboxStore
@@ -71,7 +70,9 @@ class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
         super().__init__(settings, agent)
         self.diagnoser = agent
         self._alert_wall: OrderedDict[str, float] = OrderedDict()
-        self.store = OutboxStore(var_dir() / "diagnosis" / f"{self.instance}.db", self.instance)
+        self.store = OutboxStore(
+            self.settings.var / "diagnosis" / f"{self.instance}.db", self.instance
+        )
         self.publisher = OutboxPublisher(
             cast("TicketStore", self.store), self.bus, self.instance
         )  # it needs only pending_outbox/ack_outbox, which OutboxStore has

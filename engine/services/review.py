@@ -79,7 +79,6 @@ from engine.http_schemas import (
     UnshelveRequest,
     Whoami,
 )
-from engine.paths import var_dir
 from engine.schemas import (
     AlertEvent,
     Feedback,
@@ -117,18 +116,10 @@ NO_IDENTITY = (
 )
 
 
-def tuning_path() -> Path:
-    return var_dir() / "tuning.json"
-
-
-def false_positive_log_path() -> Path:
-    return var_dir() / "false_positives.jsonl"
-
-
-def review_socket_path(env: Any) -> Path:
+def review_socket_path(env: Any, var: Path) -> Path:
     """``CONTROLROOM_REVIEW_SOCKET`` or ``var/review.sock``."""
     raw = env.get("CONTROLROOM_REVIEW_SOCKET") if env else None
-    return Path(raw) if raw else var_dir() / "review.sock"
+    return Path(raw) if raw else var / "review.sock"
 
 
 def _sha(data: bytes) -> str:
@@ -167,16 +158,16 @@ class ReviewService(Service):
 
     def _wire(self) -> None:
         check_uvicorn()
-        env = self.settings.env
-        self.store = TicketStore(store_path(env))
-        self.alarms = AlarmStore(store_path(env), policy=self.policy)
-        self.tokens = TokenRegistry(var_dir() / "operators.json")
-        self.socket_path = review_socket_path(env)
+        env, var = self.settings.env, self.settings.var
+        self.store = TicketStore(store_path(env, var))
+        self.alarms = AlarmStore(store_path(env, var), policy=self.policy)
+        self.tokens = TokenRegistry(var / "operators.json")
+        self.socket_path = review_socket_path(env, var)
         self.socket_mode = int(env.get("CONTROLROOM_REVIEW_SOCKET_MODE") or "660", 8)
         self.socket_group = env.get("CONTROLROOM_REVIEW_SOCKET_GROUP") or None
         self._socket_inode: int | None = None
-        self.fp_log = FalsePositiveLog(false_positive_log_path())
-        self.tuning_file = tuning_path()
+        self.fp_log = FalsePositiveLog(var / "false_positives.jsonl")
+        self.tuning_file = var / "tuning.json"
         self.actions = dict.fromkeys(
             ("approve", "edit", "close", "ack", "shelve", "unshelve", "out_of_service"), 0
         )

@@ -135,6 +135,12 @@ class Settings:
     grows by ~0.5 KB per sample)."""
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The environment the settings were read from (service-specific extras, e.g. GitHub)."""
+    var: Path = field(kw_only=True)
+    """Runtime state (``CONTROLROOM_VAR``): logs, run files, dead letters, store, tuning.
+    Required: a service never looks the directory up in the process environment itself."""
+    credentials: Path | None = field(default=None, kw_only=True)
+    """The broker credentials file (``CONTROLROOM_BROKER_CREDENTIALS`` or
+    ``var/broker/credentials.json``); None: connect without (tests on an open broker)."""
 
     @property
     def instance(self) -> str:
@@ -186,4 +192,6 @@ class Settings:
             max_assets=config.max_assets,
             asset_idle_s=config.asset_idle_s,
             env=dict(env),
+            var=config.var,
+            credentials=config.broker_credentials or config.var / "broker" / "credentials.json",
         )

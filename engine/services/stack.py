@@ -48,7 +48,7 @@ from engine.http_schemas import PartState, PartStatus, StackStatus
 from engine.paths import var_dir
 from engine.services.base import PARENT_PID_ENV
 from engine.services.jsonl_log import JsonlLog
-from engine.settings import SERVICE_NAMES, Config, port_env, process_environ
+from engine.settings import SERVICE_NAMES, Config, port_env
 
 CODE_ROOT = str(Path(__file__).resolve().parents[2])
 """Children import this very code, installed or not."""
@@ -127,7 +127,7 @@ class Stack:
         seed: int | None = None,
         rate_hz: float | None = None,
         env: Mapping[str, str] | None = None,
-        environ: Mapping[str, str] | None = None,
+        environ: Mapping[str, str],
         client_prefix: str | None = None,
         console: bool = False,
         startup_timeout: float = 30.0,
@@ -135,7 +135,9 @@ class Stack:
         restart_policy: RestartPolicy | None = None,
     ) -> None:
         """``environ``: the environment over ``.env`` as the entry resolved it (the CLI passes
-        its own; None: resolved here, once); every child starts from it, with ``env`` over it.
+        its own, a test or bench ``process_environ()``); every child starts from it, with
+        ``env`` over it. ``var``: the stack's runtime state (None: ``CONTROLROOM_VAR`` in
+        ``environ``, else ``var/``).
         ``ports``: name -> port, or ``"auto"`` for free ports (tests), or None for the
         configured ones (``CONTROLROOM_*_PORT`` or 8101..8105). ``console``: children write to
         this terminal (``up``) instead of ``var/logs/{name}.out`` (the TUI demo, tests).
@@ -149,11 +151,11 @@ class Stack:
         if unknown:
             raise StackError(f"unknown service(s): {', '.join(sorted(unknown))}")
         self.host = host
-        self.environ: dict[str, str] = dict(process_environ() if environ is None else environ)
-        self.var = Path(var) if var is not None else var_dir()
+        self.environ: dict[str, str] = dict(environ)
+        self.var = Path(var) if var is not None else var_dir(self.environ)
         self.var.mkdir(parents=True, exist_ok=True)
-        self.credentials_file = (
-            credentials_path(self.var) if var is not None else credentials_path()
+        self.credentials_file = credentials_path(
+            self.environ, self.var if var is not None else None
         )
         """Per-service broker credentials: generated here when the stack starts its own
         broker, read by every child (and by a TUI on this machine)."""

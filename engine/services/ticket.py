@@ -40,7 +40,6 @@ from typing import Any, ClassVar
 from engine.alarms.store import create_alarm_tables, suppressed
 from engine.bus.client import RetryLater
 from engine.http_schemas import TicketHealth
-from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket, topic_for
 from engine.services.agent_service import LatencyWindow
 from engine.services.base import Service
@@ -74,12 +73,12 @@ DIAGNOSIS_OUTCOMES = (
 )
 
 
-def store_path(env: Any) -> str | Path:
+def store_path(env: Any, var: Path) -> str | Path:
     """``CONTROLROOM_DB`` (a file path or a ``postgresql://`` URL) or ``var/controlroom.db``,
     shared by the ticket and review services."""
     raw = env.get("CONTROLROOM_DB") if env else None
     if not raw:
-        return var_dir() / "controlroom.db"
+        return var / "controlroom.db"
     return raw if "://" in raw else Path(raw)
 
 
@@ -134,7 +133,7 @@ class TicketService(Service):
         super().__init__(settings)
         env = self.settings.env
         connector = mirror_connector(env)  # first: a configuration error leaves nothing behind
-        self.store = TicketStore(store_path(env), busy_timeout_s=busy_timeout(env))
+        self.store = TicketStore(store_path(env, settings.var), busy_timeout_s=busy_timeout(env))
         if connector is None:
             self.store.disable_mirror()  # nothing would drain the queue
         with self.store.transaction() as tx:

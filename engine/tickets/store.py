@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.paths import var_dir
 from engine.schemas import DiagnosisReport, ExternalRef, Ticket
 from engine.tickets import lifecycle
 from engine.tickets.database import Conn, TwoConnections, where
@@ -83,18 +82,14 @@ class MirrorJob:
     last_error: str | None
 
 
-def default_db_path() -> Path:
-    return var_dir() / "controlroom.db"
-
-
 class TicketStore(TwoConnections):
     """Thread-safe and multi-process-safe (``TwoConnections``: a read never waits behind a
     writer stuck on a busy database). Every public method is its own transaction;
     ``transaction()`` groups several (the review service adds its feedback and tuning to a
     review action's)."""
 
-    def __init__(self, target: str | Path | None = None, *, busy_timeout_s: float = 10.0) -> None:
-        self.target: str | Path = target if target is not None else default_db_path()
+    def __init__(self, target: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+        self.target: str | Path = target
         super().__init__(self.target, busy_timeout_s=busy_timeout_s)
         self.path: Path | None = None if self.db.postgres else self.db.path
 

@@ -24,6 +24,7 @@ class InProcessReview:
             "CONTROLROOM_BROKER": broker_url,
             "CONTROLROOM_REVIEW_PORT": "0",
             "CONTROLROOM_DB": str(var / "controlroom.db"),
+            "CONTROLROOM_VAR": str(var),
             "CONTROLROOM_CLIENT_PREFIX": f"t{id(self):x}"[-12:],
             **env,
         }

@@ -14,6 +14,7 @@ from alarm_data import ME, wire
 
 from engine.cli import main as cli
 from engine.services.stack import Stack
+from engine.settings import process_environ
 
 
 def listed(capsys: Any, api: str, *extra: str) -> list[dict[str, Any]]:
@@ -26,6 +27,7 @@ def test_shelve_survives_restarts_and_the_cli_drives_the_lifecycle(
     broker: Any, bus_client: Any, wait_for: Any, var: Any, capsys: Any
 ) -> None:
     stack = Stack(
+        environ=process_environ(),
         broker_url=broker.url,
         ports="auto",
         var=var,

@@ -456,7 +456,7 @@ def test_replies_are_cached_by_the_full_request(claude, tmp_path) -> None:
     assert len(cached) == 4 and all(re.fullmatch(r"[0-9a-f]{64}\.json", p.name) for p in cached)
 
 
-def test_llm_mode_resolution(monkeypatch) -> None:
+def test_llm_mode_resolution(monkeypatch, tmp_path) -> None:
     assert resolve_llm("off") is None
     assert resolve_llm("auto") is None  # no environment given: no key
     assert resolve_llm("auto", {}) is None
@@ -468,13 +468,15 @@ def test_llm_mode_resolution(monkeypatch) -> None:
     # reaches the SDK; a key set behind the entry's back does not).
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-process")
     assert resolve_llm("auto", {}) is None
-    client = resolve_llm("auto", {"ANTHROPIC_API_KEY": "sk-test"})
+    client = resolve_llm("auto", {"ANTHROPIC_API_KEY": "sk-test", "CONTROLROOM_VAR": str(tmp_path)})
     assert isinstance(client, ClaudeClient) and client.model == DEFAULT_MODEL
+    assert client.cache and client._cache_path == tmp_path / "llm-cache"
     assert client._sdk.api_key == "sk-test"
     env = {
         "ANTHROPIC_API_KEY": "sk-test",
         "CONTROLROOM_CLAUDE_MODEL": "claude-other",
         "CONTROLROOM_LLM_TIMEOUT": "7",
+        "CONTROLROOM_VAR": str(tmp_path),
     }
     client = resolve_llm("on", env)
     assert client is not None and (client.model, client.timeout) == ("claude-other", 7.0)

@@ -4,6 +4,7 @@ of engine/bus/acl.py: each identity publishes only its own topics, the TUI none.
 from __future__ import annotations
 
 import json
+import os
 import stat
 import uuid
 
@@ -12,10 +13,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from engine.bus import acl
+from engine.bus.acl import credentials_path
 from engine.bus.broker import AmqttBroker, MosquittoBroker, connack_code, mosquitto_binary
 from engine.bus.client import BusClient
+from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport
 from engine.services.stack import Stack
+from engine.settings import process_environ
 
 
 def alert(n: int, asset: str = "pump01") -> AlertEvent:
@@ -62,7 +66,7 @@ def _brokers(tmp_path, creds):
 
 
 def test_our_brokers_refuse_strangers_and_enforce_the_acl(tmp_path, wait_for):
-    creds = acl.ensure_credentials()  # the test's own var/ (CONTROLROOM_VAR)
+    creds = acl.ensure_credentials(credentials_path(os.environ))  # the test's own var/
     for b in _brokers(tmp_path, creds):
         try:
             _check_acl(b, creds, wait_for)
@@ -72,20 +76,25 @@ def test_our_brokers_refuse_strangers_and_enforce_the_acl(tmp_path, wait_for):
 
 def _check_acl(b, creds, wait_for) -> None:
     assert connack_code(b.host, b.port) == 5, f"{b.url}: anonymous refused"
-    intruder = BusClient(f"mqtt://ticket:guess@127.0.0.1:{b.port}", "x", "intruder")
+    intruder = BusClient(
+        f"mqtt://ticket:guess@127.0.0.1:{b.port}", "x", "intruder", var=var_dir(os.environ)
+    )
     with pytest.raises(TimeoutError):
         intruder.start(wait=2)
     intruder.stop(drain=0.2)
 
     got: list[object] = []
+    var, creds_file = var_dir(os.environ), credentials_path(os.environ)
     ticket = BusClient(b.url, f"t-{uuid.uuid4().hex[:6]}", "ticket-test",
-                       identity="ticket")  # fmt: skip
+                       identity="ticket", var=var, credentials=creds_file)  # fmt: skip
     ticket.subscribe("diagnosis/+", got.append)
     ticket.subscribe("alerts/+", got.append)
     ticket.start(wait=10)
-    monitor = BusClient(b.url, f"m-{uuid.uuid4().hex[:6]}", "m", identity="monitor")
+    monitor = BusClient(b.url, f"m-{uuid.uuid4().hex[:6]}", "m", identity="monitor",
+                        var=var, credentials=creds_file)  # fmt: skip
     monitor.start(wait=10)
-    tui = BusClient(b.url, f"u-{uuid.uuid4().hex[:6]}", "tui", persistent=False)
+    tui = BusClient(b.url, f"u-{uuid.uuid4().hex[:6]}", "tui", persistent=False,
+                    var=var, credentials=creds_file)  # fmt: skip
     tui.start(wait=10)
     assert monitor.username == "monitor" and tui.username == "tui"
     wait_for(lambda: monitor.publish(alert(0)) and got, what=f"{b.url}: allowed alert")
@@ -123,7 +132,7 @@ def _check_acl(b, creds, wait_for) -> None:
 
 
 def test_up_and_demo_stacks_run_on_an_authenticated_broker(tmp_path):
-    with Stack(broker_url="embedded", ports="auto", var=tmp_path / "var",
+    with Stack(environ=process_environ(), broker_url="embedded", ports="auto", var=tmp_path / "var",
                services=("monitor", "ticket")) as stack:  # fmt: skip
         assert stack.broker is not None and "credentials" in stack.broker.describe()
         assert connack_code(stack.broker.host, stack.broker.port) == 5

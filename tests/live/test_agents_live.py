@@ -11,6 +11,7 @@ from probes import health
 
 from engine.agent_files import save_tuning
 from engine.bus.client import BusClient
+from engine.paths import var_dir
 from engine.schemas import Feedback, Telemetry, Tuning, utc_now
 from engine.services.settings import Shard
 from engine.services.stack import CODE_ROOT
@@ -42,7 +43,9 @@ def test_monitor_replicas_own_disjoint_assets_and_reload_tuning(
             wait_for(lambda url=url: health(url), timeout=30, what=f"{url} healthy")
         assert [health(u)["instance"] for u in urls] == ["monitor-1of2", "monitor-2of2"]
 
-        pub = BusClient(broker.url, f"rep-{uuid.uuid4().hex[:6]}", "rep-pub").start(wait=10)
+        pub = BusClient(
+            broker.url, f"rep-{uuid.uuid4().hex[:6]}", "rep-pub", var=var_dir(os.environ)
+        ).start(wait=10)
         assets = [f"press{n}" for n in range(8)]
         for seq in range(5):
             for a in assets:

@@ -33,6 +33,7 @@ from engine.plant.scenario import load_scenario
 from engine.plant.simulator import Simulator
 from engine.schemas import DiagnosisReport, Telemetry, Ticket, utc_now
 from engine.services.stack import Stack
+from engine.settings import process_environ
 from engine.tickets.store import TicketStore
 
 SPEED = 4000.0
@@ -49,6 +50,7 @@ def _post(url: str, body: dict[str, Any] | None = None) -> httpx.Response:
 
 def _stack(var: Path, **kw: Any) -> Stack:
     return Stack(
+        environ=process_environ(),  # (this test stands in for the entry)
         broker_url="embedded",
         ports="auto",
         var=var,
@@ -58,20 +60,19 @@ def _stack(var: Path, **kw: Any) -> Stack:
 
 
 @pytest.fixture
-def var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh var/ for a test's own stack, also this process's (the credentials its clients
-    read, the dead letters and logs it checks)."""
-    path = tmp_path / "var"
-    monkeypatch.setenv("CONTROLROOM_VAR", str(path))
-    return path
+def var(tmp_path: Path) -> Path:
+    """A fresh var/ for a test's own stack (the dead letters and logs it checks)."""
+    return tmp_path / "var"
 
 
 def _as(stack: Stack, identity: str) -> BusClient:
-    """A client with the credentials of ``identity`` (read from the stack's var/)."""
+    """A client with the credentials of ``identity`` (the stack's credentials file), its dead
+    letters in the stack's var/."""
     assert stack.broker is not None
     cid = f"attack-{identity}-{uuid.uuid4().hex[:6]}"
     return BusClient(stack.broker.url, cid, f"attack-{identity}", identity=identity,
-                     persistent=False).start(wait=10)  # fmt: skip
+                     persistent=False, var=stack.var,
+                     credentials=stack.credentials_file).start(wait=10)  # fmt: skip
 
 
 def _drained(stack: Stack, since: dict[str, int] | None = None) -> Callable[[], bool]:
@@ -168,16 +169,13 @@ def _nested(depth: int) -> bytes:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     var = tmp_path_factory.mktemp("attacks") / "var"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CONTROLROOM_VAR", str(var))  # the credentials this module's clients read
-        with _stack(var) as stack:
-            yield stack
+    with _stack(var) as stack:
+        yield stack
 
 
-def test_forged_messages_never_become_tickets(secured, wait_for, monkeypatch):
+def test_forged_messages_never_become_tickets(secured, wait_for):
     """Item 5: strangers cannot connect; identities cannot publish what is not theirs."""
     stack = secured
-    monkeypatch.setenv("CONTROLROOM_VAR", str(stack.var))
     assert stack.broker is not None
     host, port = stack.broker.host, stack.broker.port
     assert connack_code(host, port) == 5, "an anonymous client is refused"
@@ -218,14 +216,13 @@ def test_forged_messages_never_become_tickets(secured, wait_for, monkeypatch):
         c.stop(drain=0.5)
 
 
-def test_a_forged_final_cannot_settle_or_revise_a_cause(secured, wait_for, monkeypatch):
+def test_a_forged_final_cannot_settle_or_revise_a_cause(secured, wait_for):
     """Item 5, the gap behind the store's episode policy: the first *final* report settles an
     episode's cause (later ones are only noted, ``cause_kept``). So a forged final that landed
     before the real one would revise an approved provisional ticket, withdraw its approval,
     and turn the real final into a no-op. The ACL closes it: no identity but ``diagnosis`` can
     publish on ``diagnosis/#``, and the ticket service never even hears the forgeries."""
     stack = secured
-    monkeypatch.setenv("CONTROLROOM_VAR", str(stack.var))
     tag = uuid.uuid4().hex[:8]
     ticket_health = stack.urls["ticket"] + "/health"
 
@@ -289,14 +286,11 @@ def _ticket_list(stack: Stack) -> list[dict[str, Any]]:
         store.close_db()
 
 
-def test_poison_and_junk_are_dead_lettered_and_the_plant_still_alarms(
-    secured, wait_for, monkeypatch
-):
+def test_poison_and_junk_are_dead_lettered_and_the_plant_still_alarms(secured, wait_for):
     """Items 1 and 4: a sample with flow = 1e200, NaN, deep JSON (under the size limit) from
     the simulator's own identity are dead-lettered and counted by every subscriber; the clog
     that follows still becomes a clogging ticket."""
     stack = secured
-    monkeypatch.setenv("CONTROLROOM_VAR", str(stack.var))
     sim = stack.urls["simulator"]
     before = {n: _get(stack.urls[n] + "/health")["dead_letters"] for n in ("monitor", "diagnosis")}
     assert _post(sim + "/scenario/load", {"name": "sudden_clog_and_drift", "seed": 3}).is_success
@@ -338,16 +332,13 @@ def test_poison_and_junk_are_dead_lettered_and_the_plant_still_alarms(
     injector.stop(drain=0.5)
 
 
-def test_replayed_reordered_stray_and_partial_samples_change_nothing(
-    tmp_path, wait_for, monkeypatch
-):
+def test_replayed_reordered_stray_and_partial_samples_change_nothing(tmp_path, wait_for):
     """Items 2 and 3 on the live stack: into a running `normal` pump (past its warm-up), the
     simulator's own identity replays the last sample, re-sends older ones, sends one stamped
     25 minutes back and one 10**6 steps ahead, and the next sample with signals missing. No
     alert, no crash, no new run: each stray sample dead-lettered and counted by kind by both
     the monitor and the diagnosis service."""
     var = tmp_path / "var"
-    monkeypatch.setenv("CONTROLROOM_VAR", str(var))
     with _stack(var, services=("simulator", "monitor", "diagnosis")) as stack:
         sim = stack.urls["simulator"]
         assert _post(sim + "/scenario/load", {"name": "normal"}).is_success

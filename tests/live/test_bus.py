@@ -4,6 +4,7 @@ sessions, reconnects, sharding."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -12,6 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from engine.bus.acl import credentials_path
 from engine.bus.broker import (
     BrokerError,
     ensure_broker,
@@ -55,7 +57,7 @@ def subscribed(
     **options: Any,
 ) -> BusClient:
     """A started client whose handler gets every alert (what most tests here subscribe to)."""
-    c = BusClient(url, client_id, service_name, **options)
+    c = BusClient(url, client_id, service_name, **options, var=var_dir(os.environ))
     c.subscribe("alerts/+", handler)
     return c.start(wait=10)
 
@@ -109,7 +111,8 @@ def test_invalid_input_is_dead_lettered_and_counted(broker, bus_client, wait_for
     assert sub.wait_idle(5)
     assert sub.counters.snapshot()["dead_letters"] == len(bad)
     lines = [
-        json.loads(x) for x in (var_dir() / "deadletter" / "dl.jsonl").read_text().splitlines()
+        json.loads(x)
+        for x in (var_dir(os.environ) / "deadletter" / "dl.jsonl").read_text().splitlines()
     ]
     assert {x["topic"] for x in lines} == set(bad)
     reasons = {x["topic"]: x["reason"] for x in lines}
@@ -156,7 +159,9 @@ def test_publish_rejects_invalid_message(broker, bus_client):
     with pytest.raises(WireError, match=r"signals\.flow"):
         pub.publish(bogus)
     assert pub.counters.snapshot()["rejected_on_publish"] == 1
-    assert "rejected on publish" in (var_dir() / "deadletter" / "badpub.jsonl").read_text()
+    assert (
+        "rejected on publish" in (var_dir(os.environ) / "deadletter" / "badpub.jsonl").read_text()
+    )
 
 
 def _delivered_after_downtime(
@@ -168,7 +173,7 @@ def _delivered_after_downtime(
     cid = f"{name}-{uuid.uuid4().hex[:8]}"
     got: list[str] = []
     consumer = subscribed(url, cid, name, lambda a: got.append(a.alert_id))
-    pub = BusClient(url, f"p-{cid}", f"{name}-pub").start(wait=10)
+    pub = BusClient(url, f"p-{cid}", f"{name}-pub", var=var_dir(os.environ)).start(wait=10)
     wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
     consumer.stop()
     for i in range(1, n + 1):
@@ -192,7 +197,7 @@ def test_reconnects_and_restores_subscriptions_after_broker_restart(make_broker,
     b = make_broker()
     got: list[str] = []
     sub = subscribed(b.url, "restart-sub", "rsub", lambda a: got.append(a.alert_id))
-    pub = BusClient(b.url, "restart-pub", "rpub").start(wait=10)
+    pub = BusClient(b.url, "restart-pub", "rpub", var=var_dir(os.environ)).start(wait=10)
     wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
     b.restart(kill=True)
     wait_for(lambda: sub.counters.snapshot()["connects"] >= 2, timeout=20, what="reconnect")
@@ -229,7 +234,9 @@ def test_broker_urls_and_redaction():
     assert "s3cret" not in redact_url("mqtt://op:s3cret@h:1") and "op:***@h:1" in redact_url(
         "mqtt://op:s3cret@h:1"
     )
-    info, handle = ensure_broker("mqtt://op:s3cret@h:1")
+    info, handle = ensure_broker(
+        "mqtt://op:s3cret@h:1", credentials_file=credentials_path(os.environ)
+    )
     assert info.kind == "external" and "s3cret" not in repr(info) + str(info)
     handle.stop()
     with pytest.raises(BrokerError, match="scheme"):
@@ -239,7 +246,7 @@ def test_broker_urls_and_redaction():
 def test_embedded_broker_starts_answers_and_frees_its_port():
     from engine.bus.broker import connack_code
 
-    info, handle = ensure_broker("embedded")
+    info, handle = ensure_broker("embedded", credentials_file=credentials_path(os.environ))
     assert info.kind in ("mosquitto", "amqtt")
     assert probe_mqtt(info.host, info.port)
     assert connack_code(info.host, info.port) == 5, "anonymous clients are refused"
@@ -280,12 +287,16 @@ def test_mqtts_with_a_ca_file_and_refusal_without(tmp_path, broker, wait_for):
         url = f"mqtts://localhost:{b.port}"
         got: list[AlertEvent] = []
         sub = subscribed(url, "tls-sub", "tls-sub", got.append, tls=TlsOptions(ca_file=str(ca)))
-        pub = BusClient(url, "tls-pub", "tls-pub", tls=TlsOptions(ca_file=str(ca))).start(wait=10)
+        pub = BusClient(
+            url, "tls-pub", "tls-pub", tls=TlsOptions(ca_file=str(ca)), var=var_dir(os.environ)
+        ).start(wait=10)
         wait_for(lambda: pub.publish(alert(1)) and got, what="alert over TLS")
         # an unknown CA is refused; --insecure accepts it (test brokers only)
         with pytest.raises(TimeoutError):
-            BusClient(url, "tls-bad", "tls-bad").start(wait=1.5)
-        BusClient(url, "tls-x", "tls-x", tls=TlsOptions(insecure=True)).start(wait=10).stop()
+            BusClient(url, "tls-bad", "tls-bad", var=var_dir(os.environ)).start(wait=1.5)
+        BusClient(
+            url, "tls-x", "tls-x", tls=TlsOptions(insecure=True), var=var_dir(os.environ)
+        ).start(wait=10).stop()
         sub.stop()
         pub.stop()
     finally:
@@ -297,10 +308,12 @@ def test_replicas_split_assets_without_overlap(broker, wait_for):
     replicas = []
     for i in (1, 2):
         c = BusClient(broker.url, f"shard{i}-{uuid.uuid4().hex[:6]}", f"shard{i}",
-                      accept=Shard(i, 2).owns)  # fmt: skip
+                      accept=Shard(i, 2).owns, var=var_dir(os.environ))  # fmt: skip
         c.subscribe("alerts/+", lambda a, i=i: seen[i].append(a.asset))
         replicas.append(c.start(wait=10))
-    pub = BusClient(broker.url, f"shardpub-{uuid.uuid4().hex[:6]}", "shardpub").start(wait=10)
+    pub = BusClient(
+        broker.url, f"shardpub-{uuid.uuid4().hex[:6]}", "shardpub", var=var_dir(os.environ)
+    ).start(wait=10)
     probes = {
         i: next(f"probe{n}" for n in range(99) if Shard(i, 2).owns(f"probe{n}")) for i in (1, 2)
     }
@@ -336,9 +349,16 @@ def test_credentials_work_and_never_leak(tmp_path, broker, caplog):
     b = MosquittoBroker(workdir=tmp_path / "b", password_file=str(pw)).start()
     caplog.set_level(logging.DEBUG)
     try:
-        good = BusClient(f"mqtt://op:s3cret%21@127.0.0.1:{b.port}", "auth-ok", "auth-ok")
+        good = BusClient(
+            f"mqtt://op:s3cret%21@127.0.0.1:{b.port}", "auth-ok", "auth-ok", var=var_dir(os.environ)
+        )
         good.start(wait=10).stop()
-        bad = BusClient(f"mqtt://op:wrong-pw@127.0.0.1:{b.port}", "auth-bad", "auth-bad")
+        bad = BusClient(
+            f"mqtt://op:wrong-pw@127.0.0.1:{b.port}",
+            "auth-bad",
+            "auth-bad",
+            var=var_dir(os.environ),
+        )
         with pytest.raises(TimeoutError) as err:
             bad.start(wait=2)
         assert "not authorized" in str(err.value).lower() or "refused" in str(err.value)
@@ -382,7 +402,7 @@ def test_deeply_nested_json_is_rejected_at_decode_dead_lettered_and_acked(broker
     assert sub.counters.snapshot()["dead_letters"] == 2
     reasons = [
         json.loads(x)["reason"]
-        for x in (var_dir() / "deadletter" / "deep.jsonl").read_text().splitlines()
+        for x in (var_dir(os.environ) / "deadletter" / "deep.jsonl").read_text().splitlines()
     ]
     assert "nested 41 levels deep (limit 32)" in reasons[0]
     assert "recursion limit exceeded" in reasons[1]
@@ -422,7 +442,7 @@ def _fails_on_a1(url: str, wait_for, name: str, fail: Callable[[], Exception]) -
             raise fail()
 
     sub = subscribed(url, cid, name, handler, retry=FAST_RETRY)
-    pub = BusClient(url, f"p-{cid}", f"{name}-pub").start(wait=10)
+    pub = BusClient(url, f"p-{cid}", f"{name}-pub", var=var_dir(os.environ)).start(wait=10)
     wait_for(lambda: pub.publish(alert(0)) and "a0" in tries, what="probe")
     pub.publish(alert(1))
     pub.publish(alert(2))
@@ -457,7 +477,7 @@ def test_a_poison_message_is_given_up_after_n_attempts_and_acked(broker, wait_fo
     assert t.tries.count("a1") == 4
     c = t.sub.counters.snapshot()
     assert (c["handler_failures"], c["handler_errors"], c["dead_letters"]) == (4, 1, 1)
-    letter = json.loads((var_dir() / "deadletter" / "poison.jsonl").read_text())
+    letter = json.loads((var_dir(os.environ) / "deadletter" / "poison.jsonl").read_text())
     assert "KeyError" in letter["reason"] and "after 4 attempt(s)" in letter["reason"]
     t.sub.stop()
     again = subscribed(broker.url, t.cid, "poison", t.handler)
@@ -516,6 +536,6 @@ def test_insecure_tls_warns_once_per_process(caplog):
     caplog.set_level(logging.WARNING, logger="controlroom.bus")
     for n in range(3):
         BusClient(f"mqtts://op:pw@127.0.0.1:{8883 + n}", f"insecure-{n}", "insecure",
-                  tls=TlsOptions(insecure=True))  # fmt: skip
+                  tls=TlsOptions(insecure=True), var=var_dir(os.environ))  # fmt: skip
     warnings = [r for r in caplog.records if "TLS certificate checks are OFF" in r.getMessage()]
     assert len(warnings) == 1 and "pw" not in warnings[0].getMessage()

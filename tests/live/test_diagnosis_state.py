@@ -40,8 +40,7 @@ def fleet_run() -> list[PlantMessage]:
     return list(replay_fleet(fleet_scenarios(base, 3, seed=3), diagnose=False))
 
 
-def _service(var, monkeypatch) -> DiagnosisService:
-    monkeypatch.setenv("CONTROLROOM_VAR", str(var))
+def _service(var) -> DiagnosisService:
     svc = build_service(Settings.from_env("diagnosis", {"CONTROLROOM_VAR": str(var)}))
     assert isinstance(svc, DiagnosisService)
     return svc
@@ -69,7 +68,7 @@ def test_a_commit_writes_only_its_pumps_row_and_a_crash_restores_every_pump(
     fleet_run, tmp_path, monkeypatch
 ) -> None:
     var = tmp_path / "var"
-    svc = _service(var, monkeypatch)
+    svc = _service(var)
     msgs = iter(fleet_run)
     alerted: set[str] = set()
     before: dict[str, str] = {}
@@ -104,7 +103,7 @@ def test_a_commit_writes_only_its_pumps_row_and_a_crash_restores_every_pump(
     assert len(waiting) == pending >= 1
 
     svc.store.close()  # a crash: no save at stop, only what the commits wrote
-    restarted = _service(var, monkeypatch)
+    restarted = _service(var)
     assert restarted.pending_finals == pending
     assert set(restarted.diagnoser.asset_names()) == alerted
     for msg in msgs:
@@ -128,7 +127,7 @@ def test_an_earlier_versions_whole_state_is_restored_then_kept_as_rows(
     fleet_run, tmp_path, monkeypatch
 ) -> None:
     var = tmp_path / "var"
-    svc = _service(var, monkeypatch)
+    svc = _service(var)
     for msg in fleet_run[: len(fleet_run) // 2]:
         _feed(svc, msg)
     blob = svc.diagnoser.export_state(tail_s=900).model_dump_json()
@@ -136,7 +135,7 @@ def test_an_earlier_versions_whole_state_is_restored_then_kept_as_rows(
     with sqlite3.connect(var / "diagnosis" / "diagnosis.db") as conn:
         conn.execute("DELETE FROM state_rows")
         conn.execute("INSERT INTO state (key, value) VALUES ('diagnosis', ?)", (blob,))
-    restarted = _service(var, monkeypatch)
+    restarted = _service(var)
     assert set(restarted.diagnoser.asset_names()) == {"pump01", "pump02", "pump03"}
     assert set(_rows(var)) == {"pump01", "pump02", "pump03"}
     with sqlite3.connect(var / "diagnosis" / "diagnosis.db") as conn:
@@ -145,14 +144,14 @@ def test_an_earlier_versions_whole_state_is_restored_then_kept_as_rows(
 
 def test_a_damaged_row_costs_its_pump_only(fleet_run, tmp_path, monkeypatch) -> None:
     var = tmp_path / "var"
-    svc = _service(var, monkeypatch)
+    svc = _service(var)
     for msg in fleet_run[: len(fleet_run) // 2]:
         _feed(svc, msg)
     svc.on_stop()
     svc.store.close()
     with sqlite3.connect(var / "diagnosis" / "diagnosis.db") as conn:
         conn.execute("UPDATE state_rows SET value = '{\"version\": 9}' WHERE key = 'pump02'")
-    restarted = _service(var, monkeypatch)
+    restarted = _service(var)
     assert set(restarted.diagnoser.asset_names()) == {"pump01", "pump03"}
 
 

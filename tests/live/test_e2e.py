@@ -22,9 +22,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from engine.bus.broker import BrokerInfo
 from engine.bus.client import BusClient
+from engine.paths import var_dir
 from engine.schemas import AlertEvent, DiagnosisReport, Feedback, PlantMessage, Ticket
 from engine.services.live_report import build_report
 from engine.services.stack import Stack
+from engine.settings import process_environ
 
 SPEED = 4000.0
 """Simulated seconds per wall second: chronic_wear's 8 h in a few seconds of publishing."""
@@ -36,7 +38,9 @@ class Recorder:
 
     def __init__(self, broker: BrokerInfo) -> None:
         self.seen: list[PlantMessage] = []
-        self.bus = BusClient(broker.url, f"e2e-{uuid.uuid4().hex[:8]}", "e2e-recorder")
+        self.bus = BusClient(
+            broker.url, f"e2e-{uuid.uuid4().hex[:8]}", "e2e-recorder", var=var_dir(os.environ)
+        )
         for kind in KINDS[1:]:
             self.bus.subscribe(f"{kind}/+", self.seen.append)
         self.bus.start(wait=10)
@@ -129,6 +133,7 @@ def test_chronic_wear_alert_diagnosis_one_ticket_approve_feedback(e2e_broker, tm
     rec = Recorder(e2e_broker)
     amqtt = e2e_broker.kind == "amqtt"
     with Stack(
+        environ=process_environ(),
         broker_url=e2e_broker.url,
         scenario=None if amqtt else "chronic_wear",
         speed=SPEED,
@@ -211,6 +216,7 @@ def test_a_flood_of_malformed_messages_is_dead_lettered_and_the_chain_still_deli
 ):
     rec = Recorder(broker)
     with Stack(
+        environ=process_environ(),
         broker_url=broker.url,
         ports="auto",
         var=tmp_path / "var",

@@ -9,10 +9,12 @@ import httpx
 
 from engine.http_schemas import HEALTH_MODELS, Health, parse_health
 from engine.services.stack import Stack
+from engine.settings import process_environ
 
 
 def test_every_service_health_matches_its_documented_model(tmp_path):
     with Stack(
+        environ=process_environ(),
         broker_url="embedded",
         ports="auto",
         var=tmp_path / "var",

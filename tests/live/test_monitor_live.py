@@ -12,6 +12,7 @@ import uuid
 from probes import health
 
 from engine.bus.client import BusClient
+from engine.paths import var_dir
 from engine.plant.scenario import load_scenario
 from engine.plant.simulator import Simulator
 from engine.schemas import AlertEvent, Telemetry, telemetry_topic
@@ -40,10 +41,14 @@ def test_scenario_a_then_b_alarms_in_b_and_rejects_are_dead_lettered(
         with lock:
             alerts.append(a)
 
-    sub = BusClient(broker.url, f"mon-sub-{uuid.uuid4().hex[:6]}", "mon-sub")
+    sub = BusClient(
+        broker.url, f"mon-sub-{uuid.uuid4().hex[:6]}", "mon-sub", var=var_dir(os.environ)
+    )
     sub.subscribe("alerts/+", on_alert)  # type: ignore[arg-type]
     sub.start(wait=10)
-    pub = BusClient(broker.url, f"mon-pub-{uuid.uuid4().hex[:6]}", "mon-pub").start(wait=10)
+    pub = BusClient(
+        broker.url, f"mon-pub-{uuid.uuid4().hex[:6]}", "mon-pub", var=var_dir(os.environ)
+    ).start(wait=10)
     try:
         wait_for(lambda: health(url), timeout=30, what="monitor healthy")
         a = load_scenario("normal").model_copy(update={"duration_s": 900.0})

@@ -3,6 +3,7 @@ here, loudly, before it misbehaves in a service."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -10,7 +11,7 @@ import paho.mqtt.client as mqtt
 
 from engine.bus import paho_compat
 from engine.bus.client import BusClient, delivered
-from engine.paths import ROOT
+from engine.paths import ROOT, var_dir
 from engine.schemas import AlertEvent
 
 
@@ -39,11 +40,13 @@ def test_raw_topic_bytes_when_not_utf8():
 def test_buffered_reads_bursts_and_acks_of_messages_sent_while_disconnected(make_broker, wait_for):
     b = make_broker()
     got: list[str] = []
-    sub = BusClient(b.url, f"compat-{uuid.uuid4().hex[:6]}", "compat")
+    sub = BusClient(b.url, f"compat-{uuid.uuid4().hex[:6]}", "compat", var=var_dir(os.environ))
     sub.subscribe("alerts/+", lambda a: got.append(a.alert_id))
     sub.start(wait=10)
     assert sub._mqtt.buffered()
-    pub = BusClient(b.url, f"compatp-{uuid.uuid4().hex[:6]}", "compatp").start(wait=10)
+    pub = BusClient(
+        b.url, f"compatp-{uuid.uuid4().hex[:6]}", "compatp", var=var_dir(os.environ)
+    ).start(wait=10)
 
     def alert(n: int) -> AlertEvent:
         return AlertEvent(alert_id=f"a{n}", asset="pump01", ts=n, onset_ts=n, severity="low",
@@ -71,7 +74,9 @@ def test_buffered_reads_bursts_and_acks_of_messages_sent_while_disconnected(make
 def test_only_qos1_pubacks_are_remembered_with_their_connection(make_broker, wait_for):
     """A publisher of QoS 0 telemetry must not fill the PUBACK table (it grew for an hour)."""
     b = make_broker()
-    pub = BusClient(b.url, f"compatq-{uuid.uuid4().hex[:6]}", "compatq").start(wait=10)
+    pub = BusClient(
+        b.url, f"compatq-{uuid.uuid4().hex[:6]}", "compatq", var=var_dir(os.environ)
+    ).start(wait=10)
     before = len(pub._puback_gens)
     for _ in range(300):
         pub._mqtt.publish("compat/qos0", b"x", qos=0)

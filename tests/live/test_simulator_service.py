@@ -13,6 +13,7 @@ from probes import health
 
 from engine.bus.client import BusClient
 from engine.bus.routing import ALL_TELEMETRY
+from engine.paths import var_dir
 from engine.plant.fleet import fleet_scenarios
 from engine.plant.scenario import load_scenario
 from engine.plant.simulator import Simulator
@@ -41,7 +42,13 @@ def simulator(tmp_path, broker, wait_for, serve_process):
 def test_api_plays_several_assets_deterministically(simulator, broker, wait_for):
     http = simulator
     got: list[Telemetry] = []
-    watch = BusClient(broker.url, f"simw-{uuid.uuid4().hex[:6]}", "simwatch", persistent=False)
+    watch = BusClient(
+        broker.url,
+        f"simw-{uuid.uuid4().hex[:6]}",
+        "simwatch",
+        persistent=False,
+        var=var_dir(os.environ),
+    )
     watch.subscribe(ALL_TELEMETRY, got.append)
     watch.start(wait=10)
     wait_for(lambda: watch.counters.snapshot()["connects"], what="watcher subscribed")

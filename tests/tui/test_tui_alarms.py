@@ -10,6 +10,7 @@ test broker. Every outcome is checked in the service's answer, which reads the s
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -21,6 +22,7 @@ import pytest
 from tui_screen import record_notifications, screen_text, settle
 
 from engine.http_schemas import Alarm
+from engine.paths import var_dir
 from engine.schemas import AlertEvent
 from tui.app import ControlRoomApp
 from tui.screens.alarm_action import AlarmActionScreen
@@ -84,7 +86,13 @@ async def until_stored(
 
 
 def app_for(broker: Any, review: InProcessReview) -> ControlRoomApp:
-    app = ControlRoomApp(UiSettings(broker_url=broker.url, service_urls={"review": review.url}))
+    app = ControlRoomApp(
+        UiSettings(
+            broker_url=broker.url,
+            service_urls={"review": review.url},
+            var=var_dir(os.environ),  # this test's own var/ (tests/conftest.py)
+        )
+    )
     record_notifications(app)
     return app
 

@@ -81,6 +81,7 @@ async def test_the_factory_screen_plans_with_the_plants_open_work_orders(
                 service_urls={"review": review.url},
                 factory=str(factory_with_assets(tmp_path)),
                 llm="off",
+                var=var,
             )
         )
         record_notifications(app)

@@ -24,6 +24,7 @@ from tui_screen import record_notifications, screen_text
 from engine.review_client import ReviewClient
 from engine.schemas import AlertEvent, Ticket
 from engine.services.stack import Stack
+from engine.settings import process_environ
 from engine.tickets.store import TicketStore
 from tui.app import ControlRoomApp
 from tui.screens.close_ticket import CloseTicketScreen
@@ -49,6 +50,7 @@ socket), whatever name the TUI was given."""
 def stack(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     var = tmp_path_factory.mktemp("tui-stack")
     s = Stack(
+        environ=process_environ(),
         broker_url=broker.url,
         ports="auto",
         var=var,
@@ -75,7 +77,14 @@ def app_for(stack: Stack, *, discover: bool = False) -> ControlRoomApp:
     the app asks the simulator's /health (what ``controlroom tui`` does without --broker)."""
     assert stack.broker is not None
     broker = None if discover else stack.broker.url
-    app = ControlRoomApp(UiSettings(broker_url=broker, service_urls=stack.urls))
+    app = ControlRoomApp(
+        UiSettings(
+            broker_url=broker,
+            service_urls=stack.urls,
+            var=stack.var,
+            credentials=stack.credentials_file,
+        )
+    )
     record_notifications(app)
     return app
 
