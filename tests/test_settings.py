@@ -84,3 +84,38 @@ def test_a_malformed_env_file_names_file_and_line(tmp_path: Path) -> None:
 def test_unknown_service_is_refused() -> None:
     with pytest.raises(SettingsError, match="unknown service 'x'"):
         Config.load({}).port("x")
+
+
+def test_runtime_state_is_a_setting_carried_to_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The var/ a service uses is the one in the mapping its entry resolved, whatever the
+    process environment says by then (nothing below the entry looks it up again)."""
+    from engine.paths import ROOT
+    from engine.services.settings import Settings
+
+    monkeypatch.setenv("CONTROLROOM_VAR", str(tmp_path / "elsewhere"))
+    assert Config.load({}).var == ROOT / "var"
+    settings = Settings.from_env("ticket", {"CONTROLROOM_VAR": str(tmp_path / "v")})
+    assert settings.var == tmp_path / "v"
+    assert settings.credentials == tmp_path / "v" / "broker" / "credentials.json"
+    named = {"CONTROLROOM_VAR": str(tmp_path), "CONTROLROOM_BROKER_CREDENTIALS": "/c.json"}
+    assert Settings.from_env("ticket", named).credentials == Path("/c.json")
+
+
+def test_only_the_entries_resolve_the_process_environment() -> None:
+    """``process_environ()`` is called at a process's entry (``engine.cli``) and nowhere below
+    it in the product: a library part that called it would read settings behind its caller's
+    back (issue 11, one settings object)."""
+    import ast
+
+    from engine.paths import ROOT
+
+    callers = set()
+    for path in [*(ROOT / "engine").rglob("*.py"), *(ROOT / "tui").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name == "process_environ":
+                    callers.add(path.relative_to(ROOT).as_posix())
+    assert callers == {"engine/cli/__init__.py"}
