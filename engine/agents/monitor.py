@@ -531,8 +531,10 @@ class Monitor:
         g.last[lo:hi] = x
         alarmed = bank.on[lo:hi, : bank.C]
         obs = g.model.observe(lo, hi, x, missing, alarmed)
-        step = bank.step if hi - lo > 1 else bank.step_one_at
-        busy = step(lo, hi, obs.level, x, missing, obs.hold, obs.running, obs.extra)
+        if hi - lo > 1:
+            busy = bank.step(lo, hi, obs, x, missing)
+        else:
+            busy = bank.step_one(lo, obs, x, missing)
         # Warm-up: collect rows until the model and the detectors can be fitted.
         warming = ~bank.ready[lo:hi]
         if not bank.ready[lo] if hi - lo == 1 else count_nonzero(warming):

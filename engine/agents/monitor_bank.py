@@ -33,13 +33,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 from numpy import count_nonzero
 
 from engine.agents.monitor_config import MonitorConfig
+
+if TYPE_CHECKING:  # monitor_normal builds on this module's sizes and layout
+    from engine.agents.monitor_normal import Observation
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -338,25 +341,15 @@ class DetectorBank:
 
     # ------------------------------------------------------------------ one sample per row
 
-    def step(
-        self,
-        lo: int,
-        hi: int,
-        level: F64,
-        raw: F64,
-        missing: B | None,
-        hold: B | None,
-        running: B | None,
-        extra: F64 | None,
-    ) -> list[int]:
-        """Advance rows lo:hi by one sample. ``level`` (n, R) the model's residuals (held values
-        where ``hold``, n × R, is set: not judged, counters frozen), ``raw`` (n, S) the signals
-        (missing ones held at their last value, flagged in ``missing``), ``running`` per row
-        (None: all; noise and stuck are judged only on a machine in steady running — a start or
-        a stop is neither), ``extra`` (n, R) the model's
-        own uncertainty at today's operating point (added to the thresholds). Returns the rows
-        (absolute indices) that have something to report or are busy: a channel on, or over
-        its threshold."""
+    def step(self, lo: int, hi: int, obs: Observation, raw: F64, missing: B | None) -> list[int]:
+        """Advance rows lo:hi by one sample. From the model's ``obs``: ``level`` (n, R) its
+        residuals (held values where ``hold``, n × R, is set: not judged, counters frozen),
+        ``running`` per row (None: all; noise and stuck are judged only on a machine in steady
+        running — a start or a stop is neither), ``extra`` (n, R) its own uncertainty at today's
+        operating point (added to the thresholds). ``raw`` (n, S) the signals (missing ones held
+        at their last value, flagged in ``missing``). Returns the rows (absolute indices) that
+        have something to report or are busy: a channel on, or over its threshold."""
+        level, hold, running, extra = obs.level, obs.hold, obs.running, obs.extra
         sz, R = self.sz, self.R
         Rn = sz.ring
         if hold is not None:  # a held channel reads its baseline: no trace in the windows
@@ -417,32 +410,11 @@ class DetectorBank:
             return []
         return self._score(lo, hi, old[:, :R], hold, running, extra, ready)
 
-    def step_one_at(
-        self,
-        lo: int,
-        hi: int,
-        level: F64,
-        raw: F64,
-        missing: B | None,
-        hold: B | None,
-        running: B | None,
-        extra: F64 | None,
-    ) -> list[int]:
-        return self.step_one(lo, level, raw, missing, hold, running, extra)
-
-    def step_one(
-        self,
-        i: int,
-        level: F64,
-        raw: F64,
-        missing: B | None,
-        hold: B | None,
-        running: B | None,
-        extra: F64 | None,
-    ) -> list[int]:
+    def step_one(self, i: int, obs: Observation, raw: F64, missing: B | None) -> list[int]:
         """``step`` for one row (arguments shaped (1, ·)): the same element-wise operations on
         one-dimensional views, without the gathers and reductions a batch needs. A pump's
         sample costs a few tens of numpy calls."""
+        level, hold, running, extra = obs.level, obs.hold, obs.running, obs.extra
         sz, R = self.sz, self.R
         Rn = sz.ring
         if hold is not None:  # a held channel reads its baseline: no trace in the windows

@@ -14,6 +14,8 @@ vibration and the bearing's thermal lag, learned from the warm-up and from opera
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -26,6 +28,7 @@ RIDGE = 0.1
 the fit to what the warm-up clearly shows."""
 
 
+@dataclass(slots=True, eq=False)  # identity, as before: arrays do not compare as a whole
 class Observation:
     """What a model of normal reports for rows lo:hi at one sample: its residuals (``level``,
     n × R), what the warm-up keeps of the sample (``record``), which residuals are held this
@@ -33,23 +36,12 @@ class Observation:
     which samples may be part of a warm-up (``warm_ok``) and the model's own uncertainty at
     this operating point in residual units (``extra``, n × R; None: none)."""
 
-    __slots__ = ("extra", "hold", "level", "record", "running", "warm_ok")
-
-    def __init__(
-        self,
-        level: F64,
-        record: F64,
-        hold: B | None,
-        running: B | None,
-        warm_ok: B,
-        extra: F64 | None = None,
-    ) -> None:
-        self.level = level
-        self.record = record
-        self.hold = hold
-        self.running = running
-        self.warm_ok = warm_ok
-        self.extra = extra
+    level: F64
+    record: F64
+    hold: B | None
+    running: B | None
+    warm_ok: B
+    extra: F64 | None = None
 
 
 class CrossRegression:

@@ -41,33 +41,6 @@ RESIDUALS: tuple[str, ...] = (
     "res.bearing_temp",
     "res.vibration",
 )
-RESIDUAL_UNITS: dict[str, str] = {
-    "res.head": "m",
-    "res.flow": "% of rated flow",
-    "res.power": "% of rated power",
-    "res.current": "A",
-    "res.bearing_temp": "°C",
-    "res.vibration": "% of model",
-}
-RESIDUAL_LABELS: dict[str, str] = {
-    "res.head": "pump head vs pump curve",
-    "res.flow": "flow vs system curve (valve command, discharge pressure)",
-    "res.power": "power vs power curve",
-    "res.current": "motor current vs power",
-    "res.bearing_temp": "bearing temperature vs thermal model",
-    "res.vibration": "vibration vs operating-point model",
-}
-RESIDUAL_FAMILIES: dict[str, frozenset[str]] = {
-    "res.head": frozenset({"hydraulic"}),
-    "res.flow": frozenset({"hydraulic"}),
-    "res.power": frozenset({"mechanical", "electrical"}),
-    "res.current": frozenset({"electrical"}),
-    "res.bearing_temp": frozenset({"mechanical"}),
-    "res.vibration": frozenset({"mechanical"}),
-}
-"""Residuals one process fault tends to light together (bearing wear: vibration, then
-temperature and power, over hours). A residual turning on joins an active episode of its family
-however old, so a slowly worsening fault stays one alarm; an unrelated one opens a new alarm."""
 METER_TAU_S = 1.0
 """Flow-meter damping (transmitter setting, from the instrument list)."""
 RUNNING_SPEED_FRACTION = 0.3

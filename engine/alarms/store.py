@@ -44,7 +44,7 @@ from typing import Any
 from engine.alarms import lifecycle as lc
 from engine.http_schemas import Alarm, AlarmEvent, AssetServiceEvent, AssetStatus
 from engine.schemas import AlertEvent
-from engine.tickets.database import Condition, Conn, Database, where
+from engine.tickets.database import Condition, Conn, TwoConnections, where
 
 RUN_RESET_S = 600.0
 HISTORY_MAX = 200
@@ -112,7 +112,7 @@ def _doc(alarm: Alarm) -> str:
     return alarm.model_copy(update={"history": []}).model_dump_json()
 
 
-class AlarmStore:
+class AlarmStore(TwoConnections):
     """The alarm tables of the store at ``target`` (a path or a ``postgresql://`` URL): one
     connection for writes, one for reads, each safe across threads and processes."""
 
@@ -124,18 +124,10 @@ class AlarmStore:
         busy_timeout_s: float = 10.0,
     ) -> None:
         self.policy = policy
-        self.db = Database(target, busy_timeout_s=busy_timeout_s)
-        with self.db.transaction() as c:
-            create_alarm_tables(c)
-        self._reader = Database(target, busy_timeout_s=busy_timeout_s)
+        super().__init__(target, busy_timeout_s=busy_timeout_s)
 
-    @property
-    def location(self) -> str:
-        return self.db.where
-
-    def close(self) -> None:
-        self.db.close()
-        self._reader.close()
+    def _create(self, conn: Conn) -> None:
+        create_alarm_tables(conn)
 
     def _write(self) -> Any:
         return self.db.transaction()

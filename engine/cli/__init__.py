@@ -19,6 +19,7 @@ import gc
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
+from typing import Any
 
 from engine.cli.errors import (
     EXIT_BROKEN_PIPE,
@@ -57,6 +58,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "brief": ("factory", "morning briefing for a planner's note (factory day)"),
     "factory": ("factory", "factory configs: validate, list, show"),
 }
+
+
+def add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    description: str | None = None,
+    **options: Any,
+) -> argparse.ArgumentParser:
+    """The parser of top-level command ``name``, its help line taken from :data:`COMMANDS`
+    (where ``controlroom --help`` reads it without loading the command's module), so the
+    line is written once."""
+    return sub.add_parser(name, help=COMMANDS[name][1], description=description, **options)
 
 
 class _Version(argparse.Action):

@@ -24,8 +24,8 @@ from typing import Any
 from engine.cli.review_api import (
     SEVERITY_STYLE,
     Choices,
+    add_api_command,
     add_choice,
-    add_command,
     call,
     common_options,
     console,
@@ -69,10 +69,9 @@ def _minutes(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = common_options()
-    p = add_command(
+    p = add_api_command(
         sub,
         "alarms",
-        "alarms: list, acknowledge, shelve; assets out of service; KPIs",
         "The alarm lifecycle through the review service. Without an action: the alarms that "
         "are not back to normal.",
     )

@@ -9,12 +9,20 @@ import argparse
 import json
 import sys
 
+from engine.cli import add_command
+
+
+def add_llm_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--llm``: which agents the factory day runs (engine.factory.llm.LLM_MODES, written out:
+    ``--help`` imports no factory module)."""
+    parser.add_argument("--llm", choices=("auto", "off", "on"), default="auto", help=help)
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
-    brief = sub.add_parser(
+    brief = add_command(
+        sub,
         "brief",
-        help="morning briefing for a planner's note (factory day)",
         description="Read the planner's note, simulate baseline + 2 futures, and print the "
         "morning briefing and one Gantt chart per scenario. Logs go to stderr.",
     )
@@ -31,11 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="YYYY-MM-DD",
         help="date in the briefing header (default: today)",
     )
-    brief.add_argument(
-        "--llm",
-        choices=("auto", "off", "on"),
-        default="auto",
-        help="auto: Claude when ANTHROPIC_API_KEY is set, else offline (default); "
+    add_llm_option(
+        brief,
+        "auto: Claude when ANTHROPIC_API_KEY is set, else offline (default); "
         "off: offline agents; on: Claude, error without a key",
     )
     brief.add_argument(
@@ -63,7 +69,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     brief.set_defaults(func=cmd_brief)
 
-    factory = sub.add_parser("factory", help="factory configs: validate, list, show")
+    factory = add_command(sub, "factory")
     fsub = factory.add_subparsers(dest="factory_command", metavar="COMMAND")
     validate = fsub.add_parser("validate", help="check factory config files; exit 2 if invalid")
     validate.add_argument("files", nargs="+", metavar="FILE")

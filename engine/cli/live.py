@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.cli import add_command
 from engine.cli.checks import output_path, port_number
 
 SERVICE_CHOICES = ("simulator", "monitor", "diagnosis", "ticket", "review")
@@ -43,9 +44,9 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "serve",
-        help="run one plant service (HTTP + MQTT) until Ctrl-C",
         description="Run one service of the live plant. Configuration: flags, then environment "
         "variables, then .env (see .env.example).",
     )
@@ -62,9 +63,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "up",
-        help="run the whole live plant (broker + five services) until Ctrl-C",
         description="Start a broker (the one named, else the local :1883 one if it answers, "
         "else an embedded one) and the five services as child processes; Ctrl-C stops all of "
         "them cleanly.",
@@ -74,9 +75,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--host", help="HTTP bind address of the services (default 127.0.0.1)")
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "report",
-        help="metrics report (markdown) of a live run from its JSONL logs",
         description="Score a live run from the JSONL logs its services wrote (var/logs of "
         "controlroom up or demo): detection and diagnosis as eval scores a replay, plus the "
         "wall-clock latency from alert to stored ticket.",
@@ -92,9 +93,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _register_broker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "broker",
-        help="broker credentials and ACL files (for docker compose or an external Mosquitto)",
         description="Generate the per-service broker credentials (var/broker/credentials.json, "
         "mode 0600) if missing, and write Mosquitto's password_file and acl_file from them and "
         "from the ACL table in engine/bus/acl.py.",

@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.cli import add_command
 from engine.cli.review_api import call, common_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "operators",
-        help="operator tokens for remote TUIs; whoami",
         description="Manage the review API's operator tokens (stored hashed in "
         "var/operators.json, mode 0600). Run it as the account that runs the services.",
     )

@@ -9,8 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from engine.cli import add_command
 from engine.cli.checks import output_path
+
+if TYPE_CHECKING:
+    from engine.schemas import Tuning
 
 
 def _err(msg: str) -> None:
@@ -25,7 +30,7 @@ PERTURBED_HELP = (
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
-    sc = sub.add_parser("scenario", help="pump scenarios: validate, list, export a random suite")
+    sc = add_command(sub, "scenario")
     scs = sc.add_subparsers(dest="scenario_cmd", metavar="ACTION", required=True)
     p = scs.add_parser("validate", help="check scenario JSON files; exit 2 if any is bad")
     p.add_argument("files", nargs="+", metavar="FILE", help="scenario JSON files or bare names")
@@ -39,15 +44,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--perturbed", action="store_true", help=PERTURBED_HELP)
     p.set_defaults(func=cmd_scenario_suite)
 
-    rc = sub.add_parser("rules", help="diagnosis rules: validate rule files")
+    rc = add_command(sub, "rules")
     rcs = rc.add_subparsers(dest="rules_cmd", metavar="ACTION", required=True)
     p = rcs.add_parser("validate", help="check rule files (default: rules/*.yaml); exit 2 if bad")
     p.add_argument("files", nargs="*", type=Path, metavar="FILE")
     p.set_defaults(func=cmd_rules_validate)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "replay",
-        help="simulator → monitor → diagnosis in simulated time, to JSONL",
         description="Play a scenario through the monitor and diagnosis agents as fast as the CPU "
         'allows (no broker). Each output line is {"topic": ..., "payload": ...}.',
     )
@@ -68,9 +73,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "eval",
-        help="score detection and diagnosis against the simulator's ground truth",
         description="Replay scenarios (given ones, or a random suite) and score event-level "
         "precision/recall, false alarms per fault-free day, detection latency, severity at "
         "detection and diagnosis accuracy. Prints a summary; --report writes markdown, --json "
@@ -102,9 +107,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "detect",
-        help="run the monitor over a historian CSV export and write anomaly flags",
         description="Stream a CSV (one row per sample, a time column, numeric signal columns) "
         "through the same monitor, causally (a decision at row t uses rows <= t only): it "
         "learns the file's normal from its first --warmup rows (each signal against the "
@@ -210,22 +215,22 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_rules() -> str | None:
-    """Fail early (in this process) on a bad rule file rather than inside a worker."""
-    from engine.agent_files import RuleError, load_rules
+def _agent_files(tuning_path: Path | None) -> Tuning | None:
+    """The tuning file (if one is named), and the rule files the agents of a replay load,
+    read here, in this process, so a bad one fails at once rather than inside a worker.
+    Raises TuningError or RuleError."""
+    from engine.agent_files import load_rules, load_tuning
 
-    try:
-        load_rules()
-    except RuleError as exc:
-        return str(exc)
-    return None
+    tuning = load_tuning(tuning_path) if tuning_path else None
+    load_rules()
+    return tuning
 
 
 # ---------------------------------------------------------------------------------- replay
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from engine.agent_files import TuningError, load_tuning
+    from engine.agent_files import RuleError, TuningError
     from engine.evaluation.replay import envelope_line, replay_fleet
     from engine.plant.fleet import fleet_scenarios
     from engine.plant.scenario import ScenarioError, load_scenario
@@ -236,12 +241,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     try:
         scenario = load_scenario(args.scenario)
-        tuning = load_tuning(args.tuning) if args.tuning else None
-    except (ScenarioError, TuningError) as exc:
+        tuning = _agent_files(args.tuning)
+    except (ScenarioError, TuningError, RuleError) as exc:
         _err(str(exc))
-        return 2
-    if (problem := _check_rules()) is not None:
-        _err(problem)
         return 2
     fleet = fleet_scenarios(scenario, args.assets, args.seed)
     counts = {"telemetry": 0, "alerts": 0, "diagnosis": 0}
@@ -268,7 +270,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.agent_files import TuningError, load_tuning
+    from engine.agent_files import RuleError, TuningError
     from engine.evaluation.report import render_markdown, render_summary, render_tuning_compare
     from engine.evaluation.runner import evaluate
     from engine.plant.fleet import fleet_scenarios
@@ -304,12 +306,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.assets > 1:
             label += f", {args.assets} pumps at a time"
             command += f" --assets {args.assets}"
-        tuning = load_tuning(args.tuning) if args.tuning else None
-    except (ScenarioError, TuningError) as exc:
+        tuning = _agent_files(args.tuning)
+    except (ScenarioError, TuningError, RuleError) as exc:
         _err(str(exc))
-        return 2
-    if (problem := _check_rules()) is not None:
-        _err(problem)
         return 2
     metrics = evaluate(scenarios, label=label, jobs=args.jobs or None, assets=args.assets)
     print(render_summary(metrics))

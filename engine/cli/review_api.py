@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib import import_module
 from typing import Any, overload
 
+from engine.cli import add_command
+
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
 """Ticket severities and alarm priorities (the same four words) on a terminal."""
 
@@ -65,11 +67,11 @@ def add_choice(
     parser.add_argument(flag, choices=choices, metavar=metavar, help=help_text, **kw)
 
 
-def add_command(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str, about: str
+def add_api_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, about: str
 ) -> argparse.ArgumentParser:
     """A review-API command (``tickets``, ``alarms``) with the common options."""
-    return sub.add_parser(name, parents=[common_options()], help=help, description=about)
+    return add_command(sub, name, description=about, parents=[common_options()])
 
 
 def common_options() -> argparse.ArgumentParser:

@@ -24,8 +24,8 @@ from engine.cli import review_api
 from engine.cli.review_api import (
     SEVERITY_STYLE,
     Choices,
+    add_api_command,
     add_choice,
-    add_command,
     call,
     common_options,
     local_time,
@@ -39,10 +39,9 @@ STATE_STYLE = {"open": "bold", "approved": "cyan", "closed": "dim"}
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = common_options()
-    p = add_command(
+    p = add_api_command(
         sub,
         "tickets",
-        "list, show, approve, edit and close work orders (review API)",
         "Review work orders through the review service (controlroom serve review, or "
         "controlroom up). Without an action: the list of open and approved tickets.",
     )

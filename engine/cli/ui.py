@@ -7,6 +7,9 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from engine.cli import add_command
+from engine.cli.factory import add_llm_option
+
 if TYPE_CHECKING:
     from tui.settings import UiSettings
 
@@ -24,9 +27,9 @@ MAX_DEMO_ASSETS = 256
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
-    demo = sub.add_parser(
+    demo = add_command(
+        sub,
         "demo",
-        help="start broker, the five services and the TUI in one go",
         description="Run everything on this machine: an MQTT broker (the one named, one already "
         "on 127.0.0.1:1883, or an embedded one), the five plant services and the control-room "
         "TUI, with a scenario running. Quitting the TUI (q) stops everything it started.",
@@ -53,17 +56,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="use this broker (mqtt://host:port); 'embedded' always starts one "
         "(default: the one on 127.0.0.1:1883 if any, else an embedded one)",
     )
-    demo.add_argument(
-        "--llm",
-        choices=("auto", "off", "on"),
-        default="auto",
-        help="factory screen agents (default auto)",
-    )
+    add_llm_option(demo, "factory screen agents (default auto)")
     demo.set_defaults(func=cmd_demo)
 
-    tui = sub.add_parser(
+    tui = add_command(
+        sub,
         "tui",
-        help="the control-room TUI against running services",
         description="Open the control-room TUI against services started elsewhere "
         "(`controlroom up`, docker compose). Without --broker it asks the simulator which "
         "broker the stack uses.",
@@ -77,12 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="HOST",
         help="host of the services' HTTP APIs (default 127.0.0.1)",
     )
-    tui.add_argument(
-        "--llm",
-        choices=("auto", "off", "on"),
-        default="auto",
-        help="factory screen agents (default auto)",
-    )
+    add_llm_option(tui, "factory screen agents (default auto)")
     tui.add_argument("--factory", metavar="FILE", help="factory config for the factory screen")
     tui.set_defaults(func=cmd_tui)
 

@@ -467,52 +467,47 @@ def briefing_prompt(ctx: BriefingContext) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class ClaudeIntent:
+class _ClaudeAgent:
+    """One Claude agent: its name, system prompt and reply budget; ``run`` builds the prompt
+    and the schema from its inputs and turns the reply into the agent's raw reply."""
+
     source: AgentSource = "claude"
+    agent: str
+    system: str
+    max_tokens: int
 
     def __init__(self, client: ClaudeClient) -> None:
         self.client = client
+
+    def _ask(self, prompt: str, schema: dict[str, Any]) -> Any:
+        data, _ = self.client.complete_json(
+            agent=self.agent,
+            system=self.system,
+            prompt=prompt,
+            schema=schema,
+            max_tokens=self.max_tokens,
+        )
+        return data
+
+
+class ClaudeIntent(_ClaudeAgent):
+    agent, system, max_tokens = "intent", INTENT_SYSTEM, 512
 
     def run(self, text: str, factory: FactoryConfig) -> IntentReply:
-        data, _ = self.client.complete_json(
-            agent="intent",
-            system=INTENT_SYSTEM,
-            prompt=intent_prompt(text, factory),
-            schema=intent_schema(factory),
-            max_tokens=512,
-        )
-        return data, []
+        return self._ask(intent_prompt(text, factory), intent_schema(factory)), []
 
 
-class ClaudeFutures:
-    source: AgentSource = "claude"
-
-    def __init__(self, client: ClaudeClient) -> None:
-        self.client = client
+class ClaudeFutures(_ClaudeAgent):
+    agent, system, max_tokens = "futures", FUTURES_SYSTEM, 1024
 
     def run(self, factory: FactoryConfig, intent: ScenarioIntent) -> Any:
-        data, _ = self.client.complete_json(
-            agent="futures",
-            system=FUTURES_SYSTEM,
-            prompt=futures_prompt(factory, intent),
-            schema=futures_schema(factory),
-            max_tokens=1024,
+        return futures_from_reply(
+            self._ask(futures_prompt(factory, intent), futures_schema(factory))
         )
-        return futures_from_reply(data)
 
 
-class ClaudeBriefing:
-    source: AgentSource = "claude"
-
-    def __init__(self, client: ClaudeClient) -> None:
-        self.client = client
+class ClaudeBriefing(_ClaudeAgent):
+    agent, system, max_tokens = "briefing", BRIEFING_SYSTEM, 4096
 
     def run(self, ctx: BriefingContext) -> Draft:
-        data, _ = self.client.complete_json(
-            agent="briefing",
-            system=BRIEFING_SYSTEM,
-            prompt=briefing_prompt(ctx),
-            schema=briefing_schema(ctx),
-            max_tokens=4096,
-        )
-        return draft_from_reply(data, ctx)
+        return draft_from_reply(self._ask(briefing_prompt(ctx), briefing_schema(ctx)), ctx)

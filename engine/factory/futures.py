@@ -177,30 +177,27 @@ def down_spec(
     machine_id: str, start: int, end: int, *, planned: bool, label: str | None = None
 ) -> ScenarioSpec:
     word = "maintenance" if planned else "down"
-    return ScenarioSpec(
-        type=ScenarioType.MACHINE_DOWN,
-        label=label or f"{machine_id} {word} {start}-{end}h",
-        modifications={
-            "machine_id": machine_id,
-            "start_time": start,
-            "end_time": end,
-            "planned": planned,
-        },
-    )
+    label = label or f"{machine_id} {word} {start}-{end}h"
+    return _window_spec(ScenarioType.MACHINE_DOWN, label, machine_id, start, end, planned=planned)
 
 
 def slowdown_spec(
     machine_id: str, factor: float, start: int, end: int, label: str | None = None
 ) -> ScenarioSpec:
+    label = label or f"{machine_id} slowdown"
+    return _window_spec(
+        ScenarioType.MACHINE_SLOWDOWN, label, machine_id, start, end, slowdown_factor=factor
+    )
+
+
+def _window_spec(
+    kind: ScenarioType, label: str, machine_id: str, start: int, end: int, **more: Any
+) -> ScenarioSpec:
+    """A scenario on one machine over ``[start, end)`` (the modifications of ``_Window``)."""
     return ScenarioSpec(
-        type=ScenarioType.MACHINE_SLOWDOWN,
-        label=label or f"{machine_id} slowdown",
-        modifications={
-            "machine_id": machine_id,
-            "slowdown_factor": factor,
-            "start_time": start,
-            "end_time": end,
-        },
+        type=kind,
+        label=label,
+        modifications={"machine_id": machine_id, "start_time": start, "end_time": end, **more},
     )
 
 

@@ -252,16 +252,8 @@ class _Chart:
         rows: list[list[str]] = []
         for lo, hi, text in sorted(labels):
             col = max(0, min(lo, span - len(text)))
-            for row in rows:
-                if all(c == " " for c in row[max(0, col - 1) : col + len(text) + 1]):
-                    break
-            else:
-                if len(rows) == 2:
-                    self._symbolise(cells, lo, hi, text.rstrip("!"))
-                    continue
-                row = [" "] * span
-                rows.append(row)
-            row[col : col + len(text)] = list(text)
+            if not _write_in_rows(rows, col, text, span, most=2):
+                self._symbolise(cells, lo, hi, text.rstrip("!"))
         return [f"{'':<{self.label_w}} {''.join(r)}".rstrip() for r in rows]
 
     def _due_rows(self, start: int, end: int, cph: int, span: int) -> list[str]:
@@ -274,15 +266,7 @@ class _Chart:
             text = "^" + tl.job_id
             col = min((tl.due_time - start) * cph, span) - 1
             col = max(0, min(col, span - len(text)))
-            for row in rows:
-                if all(c == " " for c in row[max(0, col - 1) : col + len(text) + 1]):
-                    break
-            else:
-                if len(rows) == 3:
-                    continue
-                row = [" "] * span
-                rows.append(row)
-            row[col : col + len(text)] = list(text)
+            _write_in_rows(rows, col, text, span, most=3)
         return [
             f"{'due' if i == 0 else '':<{self.label_w}} {''.join(r)}" for i, r in enumerate(rows)
         ]
@@ -422,3 +406,19 @@ class _Chart:
         for part in parts:
             out += textwrap.wrap(part, self.width, subsequent_indent="  ")
         return out
+
+
+def _write_in_rows(rows: list[list[str]], col: int, text: str, span: int, *, most: int) -> bool:
+    """Write ``text`` at ``col`` in the first of ``rows`` where it is clear of other text by a
+    space either side, else in a new row while there are fewer than ``most``; False when it
+    found no room."""
+    for row in rows:
+        if all(c == " " for c in row[max(0, col - 1) : col + len(text) + 1]):
+            break
+    else:
+        if len(rows) == most:
+            return False
+        row = [" "] * span
+        rows.append(row)
+    row[col : col + len(text)] = list(text)
+    return True

@@ -223,6 +223,24 @@ class Violation:
         return f"{self.path}: {self.message}"
 
 
+def _unique_id(
+    value: Any, path: str, kind: str, seen: set[str], out: list[Violation]
+) -> TypeGuard[str]:
+    """Note ``value`` as a ``kind`` id, a Violation if ``seen`` has it already; False (and
+    nothing noted) when it is not a string, which pydantic reports."""
+    if not isinstance(value, str):
+        return False
+    if value in seen:
+        out.append(Violation(path, f"duplicate {kind} id {value!r}"))
+    seen.add(value)
+    return True
+
+
+def _within_horizon(hour: Any, horizon: int | None, path: str, out: list[Violation]) -> None:
+    if horizon is not None and _is_int(hour) and hour > horizon:
+        out.append(Violation(path, f"{hour} is past the time horizon ({horizon})"))
+
+
 def cross_check(data: Mapping[str, Any]) -> list[Violation]:
     """The rules that relate one part of a factory to another.
 
@@ -240,19 +258,8 @@ def cross_check(data: Mapping[str, Any]) -> list[Violation]:
     for i, m in enumerate(machines):
         if not isinstance(m, Mapping):
             continue
-        mid = m.get("id")
-        if isinstance(mid, str):
-            if mid in machine_ids:
-                out.append(Violation(f"machines[{i}].id", f"duplicate machine id {mid!r}"))
-            machine_ids.add(mid)
-        end = m.get("available_end")
-        if horizon is not None and _is_int(end) and end > horizon:
-            out.append(
-                Violation(
-                    f"machines[{i}].available_end",
-                    f"{end} is past the time horizon ({horizon})",
-                )
-            )
+        _unique_id(m.get("id"), f"machines[{i}].id", "machine", machine_ids, out)
+        _within_horizon(m.get("available_end"), horizon, f"machines[{i}].available_end", out)
 
     job_ids: set[str] = set()
     step_ids: set[str] = set()
@@ -260,15 +267,9 @@ def cross_check(data: Mapping[str, Any]) -> list[Violation]:
         if not isinstance(job, Mapping):
             continue
         jid = job.get("id")
-        if isinstance(jid, str):
-            if jid in job_ids:
-                out.append(Violation(f"jobs[{j}].id", f"duplicate job id {jid!r}"))
-            job_ids.add(jid)
+        _unique_id(jid, f"jobs[{j}].id", "job", job_ids, out)
         due, release = job.get("due_time"), job.get("release_time", 0)
-        if horizon is not None and _is_int(due) and due > horizon:
-            out.append(
-                Violation(f"jobs[{j}].due_time", f"{due} is past the time horizon ({horizon})")
-            )
+        _within_horizon(due, horizon, f"jobs[{j}].due_time", out)
         if horizon is not None and _is_int(release) and release >= horizon:
             out.append(
                 Violation(
@@ -290,10 +291,7 @@ def cross_check(data: Mapping[str, Any]) -> list[Violation]:
                 continue
             path = f"jobs[{j}].steps[{s}]"
             sid = step.get("id")
-            if isinstance(sid, str):
-                if sid in step_ids:
-                    out.append(Violation(f"{path}.id", f"duplicate step id {sid!r}"))
-                step_ids.add(sid)
+            if _unique_id(sid, f"{path}.id", "step", step_ids, out):
                 own.setdefault(sid, s)
             if isinstance(step.get("job_id"), str) and step["job_id"] != jid:
                 out.append(

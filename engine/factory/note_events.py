@@ -28,14 +28,19 @@ _RANGE = re.compile(
     rf"(?P<b>{_CLOCK.replace('?P<', '?P<b_')})",
     re.IGNORECASE,
 )
-_UNTIL = re.compile(
-    rf"\b(?:until|till|til|through|up to|before)\s+(?:about\s+|around\s+)?(?P<t>{_CLOCK})",
-    re.IGNORECASE,
-)
-_FROM = re.compile(
-    rf"\b(?:from|after|starting(?: at)?|at|since)\s+(?:about\s+|around\s+)?(?P<t>{_CLOCK})",
-    re.IGNORECASE,
-)
+
+
+def _clock_after(cues: str, prepositions: str = "") -> re.Pattern[str]:
+    """A clock time (group ``t``) after one of ``cues``, then maybe one of ``prepositions``,
+    then maybe "about" or "around"."""
+    then = f"(?:{prepositions})?" if prepositions else ""
+    return re.compile(
+        rf"\b(?:{cues})\s+{then}(?:about\s+|around\s+)?(?P<t>{_CLOCK})", re.IGNORECASE
+    )
+
+
+_UNTIL = _clock_after(r"until|till|til|through|up to|before")
+_FROM = _clock_after(r"from|after|starting(?: at)?|at|since")
 _FOR = re.compile(r"\bfor\s+(?:about\s+|around\s+)?(?P<n>\d{1,3})\s*(?:h\b|hrs?\b|hours?\b)", re.I)
 _PARTS = (
     (re.compile(r"\b(?:all|whole|entire) day\b", re.I), (0, 24)),
@@ -43,16 +48,10 @@ _PARTS = (
     (re.compile(r"\bafternoon\b", re.I), (12, 18)),
     (re.compile(r"\bevening\b", re.I), (18, 24)),
 )
-_ARRIVAL = re.compile(
-    rf"\b(?:arriv\w*|comes? in|coming in|lands?|landing|released?|starts?)\s+(?:at\s+|by\s+)?"
-    rf"(?:about\s+|around\s+)?(?P<t>{_CLOCK})",
-    re.IGNORECASE,
+_ARRIVAL = _clock_after(
+    r"arriv\w*|comes? in|coming in|lands?|landing|released?|starts?", r"at\s+|by\s+"
 )
-_DUE = re.compile(
-    rf"\b(?:due|needed|ship\w*|deliver\w*|ready|done|finished)\s+(?:by\s+|at\s+|before\s+)?"
-    rf"(?:about\s+|around\s+)?(?P<t>{_CLOCK})",
-    re.IGNORECASE,
-)
+_DUE = _clock_after(r"due|needed|ship\w*|deliver\w*|ready|done|finished", r"by\s+|at\s+|before\s+")
 _DOWN = re.compile(
     r"\b(?:down|offline|off-line|out of (?:service|action|order)|unavailable|not available|"
     r"broken|broke down|break ?down|stopped|shut ?down|outage|dead|not running)\b",

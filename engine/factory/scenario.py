@@ -145,10 +145,7 @@ class RushMods(Frozen):
 
     @model_validator(mode="after")
     def _order(self) -> RushMods:
-        if self.arrival_time >= self.due_time:
-            raise ValueError(
-                f"arrival_time ({self.arrival_time}) must be before due_time ({self.due_time})"
-            )
+        _require_before("arrival_time", self.arrival_time, "due_time", self.due_time)
         return self
 
 
@@ -159,11 +156,13 @@ class _Window(Frozen):
 
     @model_validator(mode="after")
     def _window(self) -> _Window:
-        if self.start_time >= self.end_time:
-            raise ValueError(
-                f"start_time ({self.start_time}) must be before end_time ({self.end_time})"
-            )
+        _require_before("start_time", self.start_time, "end_time", self.end_time)
         return self
+
+
+def _require_before(first: str, first_time: int, last: str, last_time: int) -> None:
+    if first_time >= last_time:
+        raise ValueError(f"{first} ({first_time}) must be before {last} ({last_time})")
 
 
 class SlowdownMods(_Window):

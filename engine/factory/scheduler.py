@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
@@ -278,6 +278,14 @@ def check_result(result: SimulationResult, factory: FactoryConfig) -> list[str]:
         return _check(result, factory)
 
 
+class _StepFacts(NamedTuple):
+    job_id: str
+    release_time: int
+    machine_id: str
+    duration_hours: int
+    precedence: tuple[str, ...]
+
+
 def _check(result: SimulationResult, factory: FactoryConfig) -> list[str]:
     problems: list[str] = []
     try:
@@ -286,13 +294,21 @@ def _check(result: SimulationResult, factory: FactoryConfig) -> list[str]:
         return [f"scenario does not fit the factory: {exc}"]
     slow = result.scenario.slowdown
     down = result.scenario.down
-    steps = {s.id: (j, s) for j in effective.jobs for s in j.steps}
+    # What the passes need of each step, read once in the factory's own order.
+    steps = {
+        s.id: _StepFacts(j.id, j.release_time, s.machine_id, s.duration_hours, s.precedence)
+        for j in effective.jobs
+        for s in j.steps
+    }
     if set(result.machine_allocations) != set(effective.machine_ids):
         problems.append("machine_allocations must list every machine of the factory")
     if set(result.job_timelines) != set(effective.job_ids):
         problems.append("job_timelines must list every job of the factory")
 
-    placed: dict[str, Allocation] = {}
+    # (start, end) per allocated step: the passes after the first read these, not the
+    # allocation objects again (scattered in memory: on a large factory each read misses the
+    # caches, and the objects were read three more times).
+    placed: dict[str, tuple[int, int]] = {}
     machines = {m.id: m for m in effective.machines}
     for mid, allocs in result.machine_allocations.items():
         machine = machines.get(mid)
@@ -304,11 +320,11 @@ def _check(result: SimulationResult, factory: FactoryConfig) -> list[str]:
             if a.step_id not in steps:
                 problems.append(f"unknown step {a.step_id} on {mid}")
                 continue
-            job, step = steps[a.step_id]
+            step = steps[a.step_id]
             if a.step_id in placed:
                 problems.append(f"step {a.step_id} allocated twice")
-            placed[a.step_id] = a
-            if step.machine_id != mid or a.machine_id != mid or a.job_id != job.id:
+            placed[a.step_id] = (a.start_time, a.end_time)
+            if step.machine_id != mid or a.machine_id != mid or a.job_id != step.job_id:
                 problems.append(f"step {a.step_id} allocated on the wrong machine or job")
             if a.start_time < machine.available_start or a.end_time > machine.available_end:
                 problems.append(
@@ -334,16 +350,15 @@ def _check(result: SimulationResult, factory: FactoryConfig) -> list[str]:
                 problems.append(
                     f"{a.step_id} lasts {a.duration}h, expected {expected - a.start_time}h"
                 )
-            if a.start_time < job.release_time:
-                problems.append(f"{a.step_id} starts before job {job.id} is released")
+            if a.start_time < step.release_time:
+                problems.append(f"{a.step_id} starts before job {step.job_id} is released")
             previous = a
     # Precedence, now that every allocation is known (predecessors run on other machines).
-    for sid, a in placed.items():
-        _, step = steps[sid]
-        for p in step.precedence:
+    for sid, (start, _) in placed.items():
+        for p in steps[sid].precedence:
             if p not in placed:
                 problems.append(f"{sid} ran although its predecessor {p} did not")
-            elif placed[p].end_time > a.start_time:
+            elif placed[p][1] > start:
                 problems.append(f"{sid} starts before its predecessor {p} ends")
     unscheduled = {u.step_id for u in result.unscheduled}
     for sid in steps:
@@ -354,7 +369,7 @@ def _check(result: SimulationResult, factory: FactoryConfig) -> list[str]:
         owner = jobs.get(jid)
         if owner is None:
             continue
-        ends = [placed[s.id].end_time for s in owner.steps if s.id in placed]
+        ends = [placed[s.id][1] for s in owner.steps if s.id in placed]
         complete = all(s.id in placed for s in owner.steps)
         if complete and tl.completion_time != max(ends):
             problems.append(f"job {jid} completion_time is not its last step's end")
@@ -362,7 +377,7 @@ def _check(result: SimulationResult, factory: FactoryConfig) -> list[str]:
             problems.append(f"job {jid} has unscheduled steps but a completion time")
         if tl.due_time != owner.due_time:
             problems.append(f"job {jid} due_time differs from the scenario's")
-    makespan = max((a.end_time for a in placed.values()), default=0)
+    makespan = max((end for _, end in placed.values()), default=0)
     if result.makespan != makespan:
         problems.append(f"makespan {result.makespan} != last allocation end {makespan}")
     return list(dict.fromkeys(problems))

@@ -223,26 +223,29 @@ class Memo:
 
 
 def lower_bound(shop: Shop, weights: Sequence[int] | None = None) -> Score:
-    """A score no sequence can beat: each job placed alone on the empty shop (its windows,
-    down time and slowdown included). Placing other work first only moves a step later (the
-    earliest free start can only be later, and a slowed finish is monotone in the start), so
-    every job ends no earlier than alone: its lateness, and whether it fits at all, bound the
-    real ones from below."""
+    """A score no sequence can beat: every step placed as early as its own predecessors allow
+    on its machine's free time with nothing else placed (windows, down time and slowdown
+    included). Placing any other work first, even another step of the same job, only moves a
+    step later (the earliest free start can only be later, and a slowed finish is monotone in
+    the start), so every job ends no earlier than this: its lateness, and whether it fits at
+    all, bound the real ones from below. (Placing a whole job alone is not a bound: two of its
+    parallel branches on one machine can end earlier in another order.)"""
     return score(shop, _alone(shop), weights)
 
 
 def _alone(shop: Shop) -> Decoded:
-    """Each job decoded on a shop of its own (fresh copies of only the machines it uses)."""
+    """Each step decoded on a fresh copy of its machine's free time, after its predecessors."""
     n = shop.n_ops
     starts, ends, ready = [-1] * n, [-1] * n, [-1] * n
     order: list[int] = []
     none: list[int] = []
-    for ops in shop.job_ops:
-        gap_starts = [none] * len(shop.gaps)
-        gap_ends = [none] * len(shop.gaps)
-        for m in {shop.op_machine[op] for op in ops}:
+    gap_starts = [none] * len(shop.gaps)
+    gap_ends = [none] * len(shop.gaps)
+    for ops in shop.job_ops:  # each job's steps in precedence order
+        for op in ops:
+            m = shop.op_machine[op]
             gap_starts[m], gap_ends[m] = list(shop.gaps[m][0]), list(shop.gaps[m][1])
-        place(shop, ops, starts, ends, ready, order, (gap_starts, gap_ends), None)
+            place(shop, (op,), starts, ends, ready, order, (gap_starts, gap_ends), None)
     return Decoded(starts, ends, ready, order)
 
 

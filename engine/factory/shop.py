@@ -30,7 +30,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from functools import lru_cache
 from operator import sub
@@ -179,21 +179,27 @@ def _step_order(steps: tuple[Step, ...]) -> tuple[Step, ...]:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Shop:
-    """A factory under one scenario as integer arrays. Op ``i`` is a step; ops of a job are
-    numbered consecutively in the job's precedence order."""
+class _Routing:
+    """The part of a compiled shop no scenario changes (steps, machines, precedence)."""
 
-    factory: FactoryConfig
-    """The effective factory (the scenario applied: a rush's release and due)."""
-    spec: ScenarioSpec
     step_ids: tuple[str, ...]
     op_job: tuple[int, ...]
     op_machine: tuple[int, ...]
     op_dur: tuple[int, ...]
     op_preds: tuple[tuple[int, ...], ...]
     op_succs: tuple[tuple[int, ...], ...]
-    job_ids: tuple[str, ...]
     job_ops: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Shop(_Routing):
+    """A factory under one scenario as integer arrays: its routing (op ``i`` is a step; ops of
+    a job are numbered consecutively in the job's precedence order) and the scenario's times."""
+
+    factory: FactoryConfig
+    """The effective factory (the scenario applied: a rush's release and due)."""
+    spec: ScenarioSpec
+    job_ids: tuple[str, ...]
     job_release: tuple[int, ...]
     job_due: tuple[int, ...]
     job_priority: tuple[int, ...]
@@ -209,19 +215,6 @@ class Shop:
     @property
     def n_ops(self) -> int:
         return len(self.op_job)
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _Routing:
-    """The part of a compiled shop no scenario changes (steps, machines, precedence)."""
-
-    step_ids: tuple[str, ...]
-    op_job: tuple[int, ...]
-    op_machine: tuple[int, ...]
-    op_dur: tuple[int, ...]
-    op_preds: tuple[tuple[int, ...], ...]
-    op_succs: tuple[tuple[int, ...], ...]
-    job_ops: tuple[tuple[int, ...], ...]
 
 
 ROUTINGS_KEPT = 8
@@ -290,16 +283,10 @@ def compile_shop(factory: FactoryConfig, spec: ScenarioSpec) -> Shop:
     if spec.slowdown is not None:
         slow[machine_index[spec.slowdown.machine_id]] = spec.slowdown
     return Shop(
+        **{f.name: getattr(r, f.name) for f in fields(_Routing)},  # the routing as compiled
         factory=effective,
         spec=spec,
-        step_ids=r.step_ids,
-        op_job=r.op_job,
-        op_machine=r.op_machine,
-        op_dur=r.op_dur,
-        op_preds=r.op_preds,
-        op_succs=r.op_succs,
         job_ids=effective.job_ids,
-        job_ops=r.job_ops,
         job_release=tuple(j.release_time for j in effective.jobs),
         job_due=tuple(j.due_time for j in effective.jobs),
         job_priority=tuple(j.priority for j in effective.jobs),
@@ -352,9 +339,16 @@ def job_order_sequence(shop: Shop, jobs: Sequence[int]) -> list[int]:
 
 class FreeTime:
     """A machine's free hours: sorted, disjoint ``[start, end)`` gaps, in blocks that know their
-    longest gap and their last end, and chunks of :data:`CHUNK` blocks that know their longest
-    gap too. A step skips a whole chunk, then whole blocks, that cannot hold it: placing it
-    costs O(log n + BLOCK + n / (BLOCK * CHUNK)) however many small gaps are left behind."""
+    last end and a bound on their longest gap, and chunks of :data:`CHUNK` blocks that know a
+    bound on their longest gap too. A step skips a whole chunk, then whole blocks, that cannot
+    hold it: placing it costs O(log n + BLOCK + n / (BLOCK * CHUNK)) however many small gaps
+    are left behind.
+
+    The bounds are upper bounds, lowered lazily: taking time only shrinks gaps, so a bound
+    stays true, and :meth:`earliest` brings a block's bound down to its longest gap when it
+    scans the whole block in vain. Recomputing a block's longest gap at every placement that
+    shrank it (the frontier gap, most placements) cost O(BLOCK) a step, three times the flat
+    decoder's whole placement."""
 
     __slots__ = ("be", "bends", "bmax", "bs", "cmax")
 
@@ -403,6 +397,10 @@ class FreeTime:
                 end = start + work if slow is None else slowed_end(start, work, slow)
                 if end <= ends[i]:
                     return start, end, k, i
+            if lo == 0:  # no room anywhere in the block: its bounds come down to its longest gap
+                bmax[k] = max(map(sub, ends, starts))
+                c = k // CHUNK
+                cmax[c] = max(bmax[c * CHUNK : (c + 1) * CHUNK])
             k += 1
         return None
 
@@ -422,11 +420,7 @@ class FreeTime:
                 del self.bs[k], self.be[k], self.bends[k], self.bmax[k]
                 self._chunks()
                 return
-        self.bends[k] = ends[-1]
-        if gap_end - gap_start >= self.bmax[k]:  # the longest gap shrank: recompute
-            self.bmax[k] = max(map(sub, ends, starts))
-            c = k // CHUNK
-            self.cmax[c] = max(self.bmax[c * CHUNK : (c + 1) * CHUNK])
+        self.bends[k] = ends[-1]  # bmax[k] and the chunk's cmax stay upper bounds
         if len(starts) > 2 * BLOCK:
             half = len(starts) // 2
             self.bs[k : k + 1] = [starts[:half], starts[half:]]

@@ -189,6 +189,8 @@ class AgentService(Service, Generic[In, Out]):
 
     inputs: ClassVar[tuple[str, ...]] = ()
     output_event: ClassVar[str] = "output"
+    output_ids: ClassVar[tuple[str, ...]] = ()
+    """The output's fields its log line names it by."""
 
     def __init__(self, settings: Settings, agent: Agent[In, Out]) -> None:
         super().__init__(settings)
@@ -219,9 +221,6 @@ class AgentService(Service, Generic[In, Out]):
 
     # ---------------------------------------------------------------- hooks
 
-    def output_ids(self, out: Out) -> dict[str, object]:
-        return {}
-
     def output_latency_ms(self, trigger: In, out: Out) -> float | None:
         wall = trigger.wall_time
         return (time.time() - wall) * 1000.0 if wall else None
@@ -239,7 +238,7 @@ class AgentService(Service, Generic[In, Out]):
         lat = self.output_latency_ms(trigger, out) if trigger is not None else None
         if lat is not None:
             self.latency.add(lat)
-        ids = {**self.output_ids(out), **extra}
+        ids = {**{name: getattr(out, name) for name in self.output_ids}, **extra}
         self.log.message(self.output_event, out, ids=ids, latency_ms=lat, echo=True)
 
     # ---------------------------------------------------------------- lifecycle

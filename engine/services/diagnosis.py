@@ -65,6 +65,7 @@ class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
     health_model = DiagnosisHealth
     inputs = (ALL_TELEMETRY, "alerts/+")
     output_event = "diagnosis"
+    output_ids = ("diagnosis_id", "alert_id", "asset", "root_cause", "stage")
 
     def __init__(self, settings: Settings, agent: DiagnosisAgent) -> None:
         super().__init__(settings, agent)
@@ -213,15 +214,6 @@ class DiagnosisService(AgentService[DiagnosisInput, DiagnosisReport]):
                 self.log.event("state_not_saved", error=self._store_error, echo=True)
         self.publisher.stop(timeout=5)
         super().on_stop()
-
-    def output_ids(self, out: DiagnosisReport) -> dict[str, object]:
-        return {
-            "diagnosis_id": out.diagnosis_id,
-            "alert_id": out.alert_id,
-            "asset": out.asset,
-            "root_cause": out.root_cause,
-            "stage": out.stage,
-        }
 
     def output_latency_ms(self, trigger: DiagnosisInput, out: DiagnosisReport) -> float | None:
         """Alert published -> diagnosis committed (includes any wait for history)."""

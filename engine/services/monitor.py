@@ -26,20 +26,12 @@ class MonitorService(AgentService[Telemetry, AlertEvent]):
     health_model = MonitorHealth
     inputs = (ALL_TELEMETRY,)
     output_event = "alert"
+    output_ids = ("alert_id", "asset", "status", "revision", "severity")
 
     def __init__(self, settings: Settings, agent: Agent[Telemetry, AlertEvent]) -> None:
         super().__init__(settings, agent)
         self._rate_mark = (time.monotonic(), 0)
         self._rate = 0.0
-
-    def output_ids(self, out: AlertEvent) -> dict[str, object]:
-        return {
-            "alert_id": out.alert_id,
-            "asset": out.asset,
-            "status": out.status,
-            "revision": out.revision,
-            "severity": out.severity,
-        }
 
     def health_extras(self) -> dict[str, object]:
         now = time.monotonic()

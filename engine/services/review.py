@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -66,6 +66,7 @@ from engine.http_schemas import (
     ALARM_LIST_MAX,
     TICKET_LIST_MAX,
     AckRequest,
+    Alarm,
     AlarmFilter,
     ApproveRequest,
     CloseRequest,
@@ -132,6 +133,17 @@ def review_socket_path(env: Any) -> Path:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _operator(request: Request) -> Operator:
+    """The operator ``ReviewService.authenticate`` put on the request (it runs first, for every
+    route): an endpoint takes it as a parameter of type ``Op``."""
+    op = request.state.operator
+    assert isinstance(op, Operator)
+    return op
+
+
+Op = Annotated[Operator, Depends(_operator)]
 
 
 class ReviewService(Service):
@@ -298,12 +310,6 @@ class ReviewService(Service):
         token, kept on ``request.state``; 401 otherwise."""
         request.state.operator = self._identify(request)
 
-    @staticmethod
-    def operator(request: Request) -> Operator:
-        op = request.state.operator
-        assert isinstance(op, Operator)
-        return op
-
     def _identify(self, request: Request) -> Operator:
         header = request.headers.get("authorization")
         if header is not None:
@@ -334,8 +340,7 @@ class ReviewService(Service):
         )
         raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
-    def whoami(self, request: Request) -> Whoami:
-        op = self.operator(request)
+    def whoami(self, op: Op) -> Whoami:
         return Whoami(operator=op.name, via=op.via)
 
     # ---------------------------------------------------------------- tickets
@@ -360,36 +365,21 @@ class ReviewService(Service):
         except StoreError as exc:
             return self._refuse(503, f"the ticket store is unavailable ({exc}); try again")
 
-    def approve(
-        self,
-        req: ApproveRequest,
-        request: Request,
-    ) -> JSONResponse:
-        op = self.operator(request)
+    def approve(self, req: ApproveRequest, op: Op) -> JSONResponse:
 
         def run(tx: Tx) -> tuple[Ticket, dict[str, str] | None]:
             return tx.approve(req.ticket_id, op.name, req.note), None
 
         return self._act("approve", req.ticket_id, req.note, op, run)
 
-    def edit(
-        self,
-        req: EditRequest,
-        request: Request,
-    ) -> JSONResponse:
-        op = self.operator(request)
+    def edit(self, req: EditRequest, op: Op) -> JSONResponse:
 
         def run(tx: Tx) -> tuple[Ticket, dict[str, str] | None]:
             return tx.edit(req.ticket_id, op.name, **req.changes())
 
         return self._act("edit", req.ticket_id, None, op, run)
 
-    def close(
-        self,
-        req: CloseRequest,
-        request: Request,
-    ) -> JSONResponse:
-        op = self.operator(request)
+    def close(self, req: CloseRequest, op: Op) -> JSONResponse:
 
         def run(tx: Tx) -> tuple[Ticket, dict[str, str] | None]:
             return tx.close(req.ticket_id, op.name, req.reason, req.note), None
@@ -570,25 +560,10 @@ class ReviewService(Service):
         kpis = compute(samples, start, end, operators=operators, policy=self.policy)
         return JSONResponse(kpis.model_dump(mode="json"))
 
-    def ack(
-        self,
-        req: AckRequest,
-        request: Request,
-    ) -> JSONResponse:
-        op = self.operator(request)
-        return self._alarm_act(
-            "ack",
-            req.alarm_id,
-            op,
-            lambda now: self.alarms.acknowledge(req.alarm_id, op.name, now, req.note),
-        )
+    def ack(self, req: AckRequest, op: Op) -> JSONResponse:
+        return self._noted_alarm_act("ack", req, op, self.alarms.acknowledge)
 
-    def shelve(
-        self,
-        req: ShelveRequest,
-        request: Request,
-    ) -> JSONResponse:
-        op = self.operator(request)
+    def shelve(self, req: ShelveRequest, op: Op) -> JSONResponse:
         return self._alarm_act(
             "shelve",
             req.alarm_id,
@@ -603,33 +578,30 @@ class ReviewService(Service):
             ),
         )
 
-    def unshelve(
-        self,
-        req: UnshelveRequest,
-        request: Request,
-    ) -> JSONResponse:
-        op = self.operator(request)
-        return self._alarm_act(
-            "unshelve",
-            req.alarm_id,
-            op,
-            lambda now: self.alarms.unshelve(req.alarm_id, op.name, now, req.note),
-        )
+    def unshelve(self, req: UnshelveRequest, op: Op) -> JSONResponse:
+        return self._noted_alarm_act("unshelve", req, op, self.alarms.unshelve)
 
     def list_assets(self) -> JSONResponse:
         return JSONResponse([a.model_dump(mode="json") for a in self.alarms.assets()])
 
-    def out_of_service(
-        self,
-        req: OutOfServiceRequest,
-        request: Request,
-    ) -> JSONResponse:
-        op = self.operator(request)
+    def out_of_service(self, req: OutOfServiceRequest, op: Op) -> JSONResponse:
         return self._alarm_act(
             "out_of_service",
             req.asset,
             op,
             lambda now: self.alarms.set_out_of_service(req.asset, req.on, op.name, now, req.reason),
+        )
+
+    def _noted_alarm_act(
+        self,
+        action: str,
+        req: AckRequest | UnshelveRequest,
+        op: Operator,
+        act: Callable[[str, str, datetime, str | None], Alarm],
+    ) -> JSONResponse:
+        """An alarm action that takes nothing but the operator's note (ack, unshelve)."""
+        return self._alarm_act(
+            action, req.alarm_id, op, lambda now: act(req.alarm_id, op.name, now, req.note)
         )
 
     def _alarm_act(

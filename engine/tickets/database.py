@@ -299,6 +299,38 @@ class Database:
         )
 
 
+class TwoConnections:
+    """A store's two connections to one database: ``db`` for writes (writers queue on the
+    database's own lock) and one for reads, so a read (``/health``, the review API) never waits
+    behind a writer stuck on a busy database. ``_create`` makes or migrates the store's tables,
+    in the first write transaction (before the reader connects) and again after ``reopen``."""
+
+    def __init__(self, target: str | Path, *, busy_timeout_s: float) -> None:
+        self.db = Database(target, busy_timeout_s=busy_timeout_s)
+        with self.db.transaction() as conn:
+            self._create(conn)
+        self._reader = Database(target, busy_timeout_s=busy_timeout_s)
+
+    def _create(self, conn: Conn) -> None:
+        raise NotImplementedError
+
+    @property
+    def location(self) -> str:
+        """Where the store is, without a password (for logs and ``/health``)."""
+        return self.db.where
+
+    def close_db(self) -> None:
+        self.db.close()
+        self._reader.close()
+
+    def reopen(self) -> None:
+        """Fresh connections (after a server restart, or a corrupt file moved aside)."""
+        self.db.reopen()
+        self._reader.reopen()
+        with self.db.transaction() as conn:
+            self._create(conn)
+
+
 # ---- errors ------------------------------------------------------------------------------------
 
 _SQLITE_FAULTS = {

@@ -32,7 +32,7 @@ from typing import Any
 from engine.paths import var_dir
 from engine.schemas import DiagnosisReport, ExternalRef, Ticket
 from engine.tickets import lifecycle
-from engine.tickets.database import Database, where
+from engine.tickets.database import Conn, TwoConnections, where
 from engine.tickets.errors import (
     Fault,
     IllegalTransition,
@@ -87,36 +87,19 @@ def default_db_path() -> Path:
     return var_dir() / "controlroom.db"
 
 
-class TicketStore:
-    """Thread-safe and multi-process-safe: one connection for writes (writers queue on the
-    database's own lock) and one for reads, so a read (``/health``, the review API) never waits
-    behind a writer stuck on a busy database. Every public method is its own transaction;
+class TicketStore(TwoConnections):
+    """Thread-safe and multi-process-safe (``TwoConnections``: a read never waits behind a
+    writer stuck on a busy database). Every public method is its own transaction;
     ``transaction()`` groups several (the review service adds its feedback and tuning to a
     review action's)."""
 
     def __init__(self, target: str | Path | None = None, *, busy_timeout_s: float = 10.0) -> None:
         self.target: str | Path = target if target is not None else default_db_path()
-        self.db = Database(self.target, busy_timeout_s=busy_timeout_s)
+        super().__init__(self.target, busy_timeout_s=busy_timeout_s)
         self.path: Path | None = None if self.db.postgres else self.db.path
-        with self.db.transaction() as conn:
-            create_or_migrate(self.db, conn)
-        self._reader = Database(self.target, busy_timeout_s=busy_timeout_s)
 
-    @property
-    def location(self) -> str:
-        """Where the store is, without a password (for logs and ``/health``)."""
-        return self.db.where
-
-    def close_db(self) -> None:
-        self.db.close()
-        self._reader.close()
-
-    def reopen(self) -> None:
-        """Fresh connections (after a server restart, or a corrupt file moved aside)."""
-        self.db.reopen()
-        self._reader.reopen()
-        with self.db.transaction() as conn:
-            create_or_migrate(self.db, conn)
+    def _create(self, conn: Conn) -> None:
+        create_or_migrate(self.db, conn)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:

@@ -145,7 +145,7 @@ async def test_out_of_service_asset_and_the_ticket_path_check(make_review: Any, 
         await api.shelve("pump03-A2", 15)
         found = checker.suppression("pump03-A9", "pump03", "flow")
         assert found is not None and found.reason == "shelved"
-        checker.close()
+        checker.close_db()
 
 
 async def test_escalation_reannunciates_over_the_api(make_review: Any) -> None:

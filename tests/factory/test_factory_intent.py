@@ -133,38 +133,22 @@ def test_reader_works_on_other_factories(press, two_shift) -> None:
     assert unknown_references("what about ORD-999 and CNC-9?", press) == ["ORD-999", "CNC-9"]
 
 
+def event(machine_id: str, kind: str, start: int | None, end: int | None) -> dict[str, object]:
+    """A machine event as the reader returns it."""
+    return {"machine_id": machine_id, "kind": kind, "start_time": start, "end_time": end}
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         # Outages and maintenance windows are machine events with their times.
-        (
-            "M2 is down for maintenance until 10:00",
-            [{"machine_id": "M2", "kind": "DOWN", "start_time": 0, "end_time": 10}],
-        ),
-        (
-            "Maintenance on M3 14:00-16:00",
-            [{"machine_id": "M3", "kind": "MAINTENANCE", "start_time": 14, "end_time": 16}],
-        ),
-        (
-            "The drill is offline from 2pm to 5pm",
-            [{"machine_id": "M2", "kind": "DOWN", "start_time": 14, "end_time": 17}],
-        ),
-        (
-            "M1 needs maintenance all morning",
-            [{"machine_id": "M1", "kind": "DOWN", "start_time": 0, "end_time": 12}],
-        ),
-        (
-            "PM on M3 this afternoon",
-            [{"machine_id": "M3", "kind": "MAINTENANCE", "start_time": 12, "end_time": 18}],
-        ),
-        (
-            "M2 down until 10:30",
-            [{"machine_id": "M2", "kind": "DOWN", "start_time": 0, "end_time": 11}],
-        ),
-        (
-            "M2 is running slow today",
-            [{"machine_id": "M2", "kind": "SLOW", "start_time": None, "end_time": None}],
-        ),
+        ("M2 is down for maintenance until 10:00", [event("M2", "DOWN", 0, 10)]),
+        ("Maintenance on M3 14:00-16:00", [event("M3", "MAINTENANCE", 14, 16)]),
+        ("The drill is offline from 2pm to 5pm", [event("M2", "DOWN", 14, 17)]),
+        ("M1 needs maintenance all morning", [event("M1", "DOWN", 0, 12)]),
+        ("PM on M3 this afternoon", [event("M3", "MAINTENANCE", 12, 18)]),
+        ("M2 down until 10:30", [event("M2", "DOWN", 0, 11)]),
+        ("M2 is running slow today", [event("M2", "SLOW", None, None)]),
         ("M2 is not down, it's fine", []),
         ("M2 might have issues", []),
     ],

@@ -179,125 +179,81 @@ def test_cli_list_and_show(capsys) -> None:
 # -- scenarios and intent --------------------------------------------------------------------
 
 
+def scenario(type_: str, label: str, **modifications: object) -> dict[str, object]:
+    """A scenario in the wire shape the planner LLM writes (what validate_scenario_spec reads)."""
+    return {"type": type_, "label": label, "modifications": modifications}
+
+
 def test_scenario_spec_accepts_the_spec_name_and_checks_parameters(toy) -> None:
     spec = ScenarioSpec.model_validate(
-        {
-            "type": "M2_SLOWDOWN",
-            "label": "Slow M1",
-            "modifications": {
-                "machine_id": "M1",
-                "slowdown_factor": 1.5,
-                "start_time": 0,
-                "end_time": 4,
-            },
-        }
+        scenario(
+            "M2_SLOWDOWN", "Slow M1", machine_id="M1", slowdown_factor=1.5, start_time=0, end_time=4
+        )
     )
     assert spec.type.value == "MACHINE_SLOWDOWN" and spec.slowdown.machine_id == "M1"
     bad = [
-        ({"type": "FIRE", "label": "x", "modifications": {}}, "type"),
-        ({"type": "BASELINE", "label": "x", "modifications": {"a": 1}}, "modifications.a"),
+        (scenario("FIRE", "x"), "type"),
+        (scenario("BASELINE", "x", a=1), "modifications.a"),
         (
-            {
-                "type": "RUSH_ARRIVES",
-                "label": "x",
-                "modifications": {"rush_job_id": "J2", "arrival_time": 9, "due_time": 9},
-            },
+            scenario("RUSH_ARRIVES", "x", rush_job_id="J2", arrival_time=9, due_time=9),
             "arrival_time (9)",
         ),
         (
-            {
-                "type": "M2_SLOWDOWN",
-                "label": "x",
-                "modifications": {
-                    "machine_id": "M2",
-                    "slowdown_factor": 1.0,
-                    "start_time": 1,
-                    "end_time": 4,
-                },
-            },
+            scenario(
+                "M2_SLOWDOWN", "x", machine_id="M2", slowdown_factor=1.0, start_time=1, end_time=4
+            ),
             "slowdown_factor",
         ),
         (
-            {
-                "type": "M2_SLOWDOWN",
-                "label": "x",
-                "modifications": {
-                    "machine_id": "M2",
-                    "slowdown_factor": 2,
-                    "start_time": 5,
-                    "end_time": 4,
-                },
-            },
+            scenario(
+                "M2_SLOWDOWN", "x", machine_id="M2", slowdown_factor=2, start_time=5, end_time=4
+            ),
             "start_time (5)",
         ),
-        ({"type": "BASELINE", "label": "a | b", "modifications": {}}, "label"),
+        (scenario("BASELINE", "a | b"), "label"),
         (
-            {
-                "type": "RUSH_ARRIVES",
-                "label": "Rush J9",
-                "modifications": {"rush_job_id": "J9", "arrival_time": 1, "due_time": 9},
-            },
+            scenario("RUSH_ARRIVES", "Rush J9", rush_job_id="J9", arrival_time=1, due_time=9),
             "not a job",
         ),
         (
-            {
-                "type": "RUSH_ARRIVES",
-                "label": "Rush J2",
-                "modifications": {"rush_job_id": "J2", "arrival_time": 1, "due_time": 30},
-            },
+            scenario("RUSH_ARRIVES", "Rush J2", rush_job_id="J2", arrival_time=1, due_time=30),
             "a rush never loosens a due date (30h is after J2's own 14h)",
         ),
         (
-            {
-                "type": "RUSH_ARRIVES",
-                "label": "Rush J2",
-                "modifications": {"rush_job_id": "J2", "arrival_time": 1, "due_time": 15},
-            },
+            scenario("RUSH_ARRIVES", "Rush J2", rush_job_id="J2", arrival_time=1, due_time=15),
             "never loosens",
         ),
         (
-            {
-                "type": "MACHINE_DOWN",
-                "label": "M2 down",
-                "modifications": {"machine_id": "M2", "start_time": 20, "end_time": 30},
-            },
+            scenario("MACHINE_DOWN", "M2 down", machine_id="M2", start_time=20, end_time=30),
             "past the time horizon",
         ),
         (
-            {
-                "type": "MACHINE_DOWN",
-                "label": "M2 down",
-                "modifications": {"machine_id": "M2", "start_time": 5, "end_time": 5},
-            },
+            scenario("MACHINE_DOWN", "M2 down", machine_id="M2", start_time=5, end_time=5),
             "start_time (5) must be before end_time (5)",
         ),
         (
-            {
-                "type": "MACHINE_DOWN",
-                "label": "M2 down",
-                "modifications": {
-                    "machine_id": "M2",
-                    "slowdown_factor": 2,
-                    "start_time": 1,
-                    "end_time": 5,
-                },
-            },
+            scenario(
+                "MACHINE_DOWN",
+                "M2 down",
+                machine_id="M2",
+                slowdown_factor=2,
+                start_time=1,
+                end_time=5,
+            ),
             "modifications.slowdown_factor",
         ),
         (
-            {
-                "type": "M2_SLOWDOWN",
-                "label": "M9 slowdown",
-                "modifications": {
-                    "machine_id": "M9",
-                    "slowdown_factor": 2,
-                    "start_time": 1,
-                    "end_time": 4,
-                },
-            },
+            scenario(
+                "M2_SLOWDOWN",
+                "M9 slowdown",
+                machine_id="M9",
+                slowdown_factor=2,
+                start_time=1,
+                end_time=4,
+            ),
             "not a machine",
         ),
-        ({"type": "BASELINE", "label": "Baseline with M9", "modifications": {}}, "names M9"),
+        (scenario("BASELINE", "Baseline with M9"), "names M9"),
     ]
     for data, fragment in bad:
         spec, error = validate_scenario_spec(data, toy)
@@ -305,12 +261,8 @@ def test_scenario_spec_accepts_the_spec_name_and_checks_parameters(toy) -> None:
 
 
 def test_validate_scenarios_shape(toy) -> None:
-    base = {"type": "BASELINE", "label": "Baseline", "modifications": {}}
-    rush = {
-        "type": "RUSH_ARRIVES",
-        "label": "Rush J2",
-        "modifications": {"rush_job_id": "J2", "arrival_time": 2, "due_time": 10},
-    }
+    base = scenario("BASELINE", "Baseline")
+    rush = scenario("RUSH_ARRIVES", "Rush J2", rush_job_id="J2", arrival_time=2, due_time=10)
     specs, error = validate_scenarios({"scenarios": [rush, base]}, toy)
     assert error is None and [s.label for s in specs] == ["Baseline", "Rush J2"]  # baseline first
     for data, fragment in [

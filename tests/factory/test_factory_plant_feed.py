@@ -26,6 +26,9 @@ from engine.factory.plant_feed import TicketSourceError, fetch_tickets, ticket_s
 from engine.schemas import DiagnosisReport, Ticket
 from engine.tickets.store import TicketStore
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tickets"))
+from tickets_data import report
+
 ROOT = Path(__file__).resolve().parents[2]
 DATE = "2026-11-23"
 
@@ -39,25 +42,10 @@ def toy_with_assets(tmp_path: Path) -> Path:
     return path
 
 
-def diagnosis(n: int, **fields: Any) -> DiagnosisReport:
-    base: dict[str, Any] = {
-        "diagnosis_id": f"D-{n}",
-        "alert_id": f"A-{n}",
-        "asset": "pump01",
-        "ts": 3600.0 + n,
-        "onset_ts": 3500.0,
-        "root_cause": "bearing_wear",
-        "confidence": 0.9,
-        "category": "mechanical",
-        "severity": "high",
-        "summary": "Vibration and bearing temperature rising together: bearing wear.",
-        "actions": ["Schedule the bearing replacement; prepare spares"],
-        "evidence": ["vibration 3.9 mm/s"],
-        "matched_rules": ["BW-03"],
-        "signals": ["vibration", "bearing_temp"],
-    }
-    base.update(fields)
-    return DiagnosisReport(**base)
+def diagnosis(**fields: Any) -> DiagnosisReport:
+    """A diagnosis as the agent publishes it (the tickets' test data): high bearing wear on
+    pump01 (M2 in ``toy_with_assets``) unless ``fields`` say otherwise."""
+    return report(**{"severity": "high", **fields})
 
 
 def tickets_in(tmp_path: Path, *reports: DiagnosisReport) -> tuple[Path, list[Ticket]]:
@@ -77,9 +65,9 @@ def test_severity_and_action_set_the_window(tmp_path: Path) -> None:
     factory = load_factory(toy_with_assets(tmp_path))
     _, tickets = tickets_in(
         tmp_path,
-        diagnosis(1),  # high bearing wear on pump01 (M2): a planned 4h stop today
-        diagnosis(2, asset="pump02", root_cause="sensor_drift", category="instrumentation"),
-        diagnosis(3, asset="pump77"),  # not a machine of this factory
+        diagnosis(),  # high bearing wear on pump01 (M2): a planned 4h stop today
+        diagnosis(asset="pump02", root_cause="sensor_drift", category="instrumentation"),
+        diagnosis(asset="pump77"),  # not a machine of this factory
     )
     specs, cites = ticket_scenarios(factory, tickets)
     assert len(specs) == 1
@@ -110,7 +98,7 @@ def test_severity_and_action_set_the_window(tmp_path: Path) -> None:
 
 def test_an_outage_ticket_is_cited_in_the_briefing(tmp_path: Path) -> None:
     path = toy_with_assets(tmp_path)
-    _, tickets = tickets_in(tmp_path, diagnosis(1, severity="critical"))
+    _, tickets = tickets_in(tmp_path, diagnosis(severity="critical"))
     state = run_pipeline("", path, DATE, llm="off", tickets=tickets)
     assert state.pipeline_completed and state.pipeline_errors == ()
     label = "M2 repair (T-0001)"
@@ -147,7 +135,7 @@ def review_service(var: Path, broker_url: str) -> tuple[subprocess.Popen[bytes],
 def test_brief_takes_open_tickets_from_the_review_api(tmp_path, make_broker, wait_for, capsys):
     path = toy_with_assets(tmp_path)
     var = tmp_path / "var"
-    tickets_in(tmp_path, diagnosis(1), diagnosis(2, asset="pump02", severity="medium"))
+    tickets_in(tmp_path, diagnosis(), diagnosis(asset="pump02", severity="medium"))
     broker = make_broker()
     proc, url = review_service(var, broker.url)
     try:

@@ -57,6 +57,15 @@ def _stack(var: Path, **kw: Any) -> Stack:
     )
 
 
+@pytest.fixture
+def var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh var/ for a test's own stack, also this process's (the credentials its clients
+    read, the dead letters and logs it checks)."""
+    path = tmp_path / "var"
+    monkeypatch.setenv("CONTROLROOM_VAR", str(path))
+    return path
+
+
 def _as(stack: Stack, identity: str) -> BusClient:
     """A client with the credentials of ``identity`` (read from the stack's var/)."""
     assert stack.broker is not None
@@ -394,14 +403,10 @@ def test_replayed_reordered_stray_and_partial_samples_change_nothing(
 
 
 @pytest.mark.skipif(mosquitto_binary() is None, reason="amqtt keeps sessions in memory only")
-def test_no_diagnosis_lost_when_the_broker_dies_while_the_ticket_service_is_down(
-    tmp_path, wait_for, monkeypatch
-):
+def test_no_diagnosis_lost_when_the_broker_dies_while_the_ticket_service_is_down(var, wait_for):
     """Item 8: diagnoses wait at the broker for a stopped ticket service; the broker is
     SIGKILLed the moment the diagnosis service has them durably delivered; after the restart
     every one becomes (part of) a ticket: 0 lost, 0 doubled."""
-    var = tmp_path / "var"
-    monkeypatch.setenv("CONTROLROOM_VAR", str(var))
     with _stack(var) as stack:
         stack.stop_service("ticket")
         sim = stack.urls["simulator"]
@@ -432,11 +437,9 @@ def test_no_diagnosis_lost_when_the_broker_dies_while_the_ticket_service_is_down
         assert len(alerts) == len(set(alerts)), "one ticket per alert episode"
 
 
-def test_pending_finals_survive_a_diagnosis_crash(tmp_path, wait_for, monkeypatch):
+def test_pending_finals_survive_a_diagnosis_crash(var, wait_for):
     """Item 8: the diagnosis service is SIGKILLed while alerts wait for their final report;
     restarted, it restores them and decides them on the history that follows."""
-    var = tmp_path / "var"
-    monkeypatch.setenv("CONTROLROOM_VAR", str(var))
     with _stack(var, services=("simulator", "monitor", "diagnosis")) as stack:
         sim = stack.urls["simulator"]
         assert _post(sim + "/scenario/load", {"name": "sudden_clog_and_drift"}).is_success
@@ -464,10 +467,8 @@ def test_pending_finals_survive_a_diagnosis_crash(tmp_path, wait_for, monkeypatc
 # ------------------------------------------------------------------------------------------
 
 
-def test_every_bound_holds_with_a_metric(tmp_path, wait_for, monkeypatch, post_oversize):
+def test_every_bound_holds_with_a_metric(var, wait_for, post_oversize):
     """Item 10 (and 11): invented assets, oversize junk, huge bodies, path names."""
-    var = tmp_path / "var"
-    monkeypatch.setenv("CONTROLROOM_VAR", str(var))
     env = {"CONTROLROOM_MAX_ASSETS": "10", "CONTROLROOM_DEADLETTER_MAX_BYTES": "20000"}
     with _stack(var, env=env, services=("simulator", "monitor", "diagnosis")) as stack:
         attacker = _as(stack, "simulator")

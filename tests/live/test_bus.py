@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -18,7 +20,7 @@ from engine.bus.broker import (
     probe_mqtt,
     redact_url,
 )
-from engine.bus.client import BusClient
+from engine.bus.client import BusClient, RetryLater, RetryPolicy
 from engine.paths import var_dir
 from engine.schemas import AlertEvent, Telemetry, WireError
 from engine.services.settings import Shard
@@ -43,6 +45,19 @@ def raw_client(url: str) -> mqtt.Client:
     c.connect(addr.host, addr.port)
     c.loop_start()
     return c
+
+
+def subscribed(
+    url: str,
+    client_id: str,
+    service_name: str,
+    handler: Callable[[AlertEvent], None],
+    **options: Any,
+) -> BusClient:
+    """A started client whose handler gets every alert (what most tests here subscribe to)."""
+    c = BusClient(url, client_id, service_name, **options)
+    c.subscribe("alerts/+", handler)
+    return c.start(wait=10)
 
 
 @pytest.fixture(params=["mosquitto", "amqtt"])
@@ -144,34 +159,39 @@ def test_publish_rejects_invalid_message(broker, bus_client):
     assert "rejected on publish" in (var_dir() / "deadletter" / "badpub.jsonl").read_text()
 
 
-def test_persistent_session_delivers_what_was_published_while_down(any_broker, wait_for):
-    """A consumer that stops (or dies) gets the QoS 1 messages published meanwhile."""
-    cid = f"persist-{uuid.uuid4().hex[:8]}"
+def _delivered_after_downtime(
+    url: str, wait_for, name: str, n: int, meanwhile: Callable[[], object] = lambda: None
+) -> list[str]:
+    """A persistent consumer gets the probe a0 and stops; a1..an are published (each one
+    acknowledged by the broker), then ``meanwhile()`` runs; the consumer comes back under the
+    same client id. Returns what it got after the probe, once an has come."""
+    cid = f"{name}-{uuid.uuid4().hex[:8]}"
     got: list[str] = []
-    first = BusClient(any_broker.url, cid, "persist")
-    first.subscribe("alerts/+", lambda a: got.append(a.alert_id))
-    first.start(wait=10)
-    pub = BusClient(any_broker.url, f"pub-{cid}", "persistpub").start(wait=10)
+    consumer = subscribed(url, cid, name, lambda a: got.append(a.alert_id))
+    pub = BusClient(url, f"p-{cid}", f"{name}-pub").start(wait=10)
     wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
-    first.stop()
-    for i in range(1, 6):
+    consumer.stop()
+    for i in range(1, n + 1):
         pub.publish(alert(i))
     assert pub.flush(5)
-    again = BusClient(any_broker.url, cid, "persist")
-    again.subscribe("alerts/+", lambda a: got.append(a.alert_id))
-    again.start(wait=10)
-    wait_for(lambda: "a5" in got, what="alerts published while down")
-    assert [x for x in got if x != "a0"] == [f"a{i}" for i in range(1, 6)]
+    meanwhile()
+    again = subscribed(url, cid, name, lambda a: got.append(a.alert_id))
+    wait_for(lambda: f"a{n}" in got, what=f"the {n} alerts published while it was down")
     again.stop()
-    pub.stop()
+    pub.stop(drain=1)
+    return [x for x in got if x != "a0"]
+
+
+def test_persistent_session_delivers_what_was_published_while_down(any_broker, wait_for):
+    """A consumer that stops (or dies) gets the QoS 1 messages published meanwhile."""
+    got = _delivered_after_downtime(any_broker.url, wait_for, "persist", 5)
+    assert got == [f"a{i}" for i in range(1, 6)]
 
 
 def test_reconnects_and_restores_subscriptions_after_broker_restart(make_broker, wait_for):
     b = make_broker()
     got: list[str] = []
-    sub = BusClient(b.url, "restart-sub", "rsub")
-    sub.subscribe("alerts/+", lambda a: got.append(a.alert_id))
-    sub.start(wait=10)
+    sub = subscribed(b.url, "restart-sub", "rsub", lambda a: got.append(a.alert_id))
     pub = BusClient(b.url, "restart-pub", "rpub").start(wait=10)
     wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
     b.restart(kill=True)
@@ -259,9 +279,7 @@ def test_mqtts_with_a_ca_file_and_refusal_without(tmp_path, broker, wait_for):
     try:
         url = f"mqtts://localhost:{b.port}"
         got: list[AlertEvent] = []
-        sub = BusClient(url, "tls-sub", "tls-sub", tls=TlsOptions(ca_file=str(ca)))
-        sub.subscribe("alerts/+", got.append)
-        sub.start(wait=10)
+        sub = subscribed(url, "tls-sub", "tls-sub", got.append, tls=TlsOptions(ca_file=str(ca)))
         pub = BusClient(url, "tls-pub", "tls-pub", tls=TlsOptions(ca_file=str(ca))).start(wait=10)
         wait_for(lambda: pub.publish(alert(1)) and got, what="alert over TLS")
         # an unknown CA is refused; --insecure accepts it (test brokers only)
@@ -337,25 +355,9 @@ def test_queued_messages_survive_a_broker_restart(make_broker, wait_for, kill):
     """Messages waiting for an offline consumer are on disk as soon as the broker acknowledged
     them (autosave on every change): a restart keeps them, even after a SIGKILL at once."""
     b = make_broker("mosquitto")
-    cid = f"offline-{uuid.uuid4().hex[:6]}"
-    got: list[str] = []
-    consumer = BusClient(b.url, cid, "offline")
-    consumer.subscribe("alerts/+", lambda a: got.append(a.alert_id))
-    consumer.start(wait=10)
-    pub = BusClient(b.url, f"p-{cid}", "offline-pub").start(wait=10)
-    wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
-    consumer.stop()
-    for i in range(1, 201):
-        pub.publish(alert(i))
-    assert pub.flush(5)
-    b.restart(kill=kill)  # no wait: the last PUBACK has just arrived
-    again = BusClient(b.url, cid, "offline")
-    again.subscribe("alerts/+", lambda a: got.append(a.alert_id))
-    again.start(wait=10)
-    wait_for(lambda: "a200" in got, what="queued alerts after the restart")
-    assert [x for x in got if x != "a0"] == [f"a{i}" for i in range(1, 201)]
-    again.stop()
-    pub.stop(drain=1)
+    # the restart does not wait: the last PUBACK has just arrived
+    got = _delivered_after_downtime(b.url, wait_for, "offline", 200, lambda: b.restart(kill=kill))
+    assert got == [f"a{i}" for i in range(1, 201)]
 
 
 def _nested(depth: int) -> bytes:
@@ -367,9 +369,7 @@ def test_deeply_nested_json_is_rejected_at_decode_dead_lettered_and_acked(broker
     escaped the dead-letter path while the message was still acknowledged."""
     cid = f"deep-{uuid.uuid4().hex[:6]}"
     got: list[str] = []
-    sub = BusClient(broker.url, cid, "deep")
-    sub.subscribe("alerts/+", lambda a: got.append(a.alert_id))
-    sub.start(wait=10)
+    sub = subscribed(broker.url, cid, "deep", lambda a: got.append(a.alert_id))
     raw = raw_client(broker.url)
     wait_for(lambda: raw.publish("alerts/pump01", alert(0).to_bytes(), qos=1) and got, what="probe")
     deep = {"shallow-but-too-deep": _nested(40), "past-the-parser": _nested(120_000)}
@@ -388,9 +388,7 @@ def test_deeply_nested_json_is_rejected_at_decode_dead_lettered_and_acked(broker
     assert "recursion limit exceeded" in reasons[1]
     sub.stop()
     # acknowledged: the same persistent session gets nothing again
-    again = BusClient(broker.url, cid, "deep-again")
-    again.subscribe("alerts/+", lambda a: got.append(a.alert_id))
-    again.start(wait=10)
+    again = subscribed(broker.url, cid, "deep-again", lambda a: got.append(a.alert_id))
     raw.publish("alerts/pump01", alert(2).to_bytes(), qos=1).wait_for_publish(5)
     wait_for(lambda: "a2" in got, what="a fresh alert")
     assert again.wait_idle(5) and again.counters.snapshot()["dead_letters"] == 0
@@ -398,81 +396,76 @@ def test_deeply_nested_json_is_rejected_at_decode_dead_lettered_and_acked(broker
     raw.loop_stop()
 
 
-def test_a_message_whose_effect_is_not_durable_stays_unacked_and_comes_back(broker, wait_for):
-    """The store is down: the handler raises RetryLater. The bus retries it in place and never
-    acknowledges it; a stop meanwhile leaves it with the broker, which redelivers it. (Mosquitto
-    only: amqtt 0.12 forgets a message whose PUBACK has not come within 5 s — docs/live.md.)"""
-    from engine.bus.client import RetryLater, RetryPolicy
-
-    any_broker = broker
-
-    cid = f"durable-{uuid.uuid4().hex[:6]}"
-    tries: list[str] = []
-
-    def store_down(a: AlertEvent) -> None:
-        tries.append(a.alert_id)
-        if a.alert_id == "a1":
-            raise RetryLater("database is locked")
-
-    sub = BusClient(any_broker.url, cid, "durable", retry=RetryPolicy(base_s=0.01, cap_s=0.05))
-    sub.subscribe("alerts/+", store_down)
-    sub.start(wait=10)
-    pub = BusClient(any_broker.url, f"p-{cid}", "durable-pub").start(wait=10)
-    wait_for(lambda: pub.publish(alert(0)) and "a0" in tries, what="probe")
-    pub.publish(alert(1))
-    pub.publish(alert(2))
-    wait_for(lambda: tries.count("a1") >= 5, what="a1 retried")
-    c = sub.counters.snapshot()
-    assert sub.retrying is not None and "database is locked" in sub.retrying.error
-    assert "a2" not in tries, "order is kept: nothing overtakes the message being retried"
-    assert c["dead_letters"] == 0 and c["handler_errors"] == 0 and c["handler_failures"] >= 5
-    sub.stop(drain=1)  # abandons the retry: a1 stays unacked (a2, handled meanwhile, is acked)
-
-    stored: list[str] = []
-    again = BusClient(any_broker.url, cid, "durable")
-    again.subscribe("alerts/+", lambda a: stored.append(a.alert_id))
-    again.start(wait=10)
-    wait_for(lambda: "a1" in stored, what="a1 redelivered")
-    pub.publish(alert(3))
-    wait_for(lambda: "a3" in stored, what="a fresh alert")
-    assert stored == ["a1", "a3"], "a1 comes back once; a2 was acknowledged when handled"
-    again.stop()
-    pub.stop()
+FAST_RETRY = RetryPolicy(attempts=4, base_s=0.01, cap_s=0.05)
+"""Retries in milliseconds; a failing handler is given up on after 4 attempts, a ``RetryLater``
+one never."""
 
 
-def test_a_poison_message_is_given_up_after_n_attempts_and_acked(broker, wait_for):
-    from engine.bus.client import RetryPolicy
+class _FailsOnA1(NamedTuple):
+    cid: str
+    tries: list[str]
+    handler: Callable[[AlertEvent], None]
+    sub: BusClient
+    pub: BusClient
 
-    cid = f"poison-{uuid.uuid4().hex[:6]}"
+
+def _fails_on_a1(url: str, wait_for, name: str, fail: Callable[[], Exception]) -> _FailsOnA1:
+    """The set-up of the retry tests: a persistent subscriber whose handler records each try
+    and raises ``fail()`` on a1 (retried as FAST_RETRY says), and a publisher that has sent
+    the probe a0, then a1 and a2."""
+    cid = f"{name}-{uuid.uuid4().hex[:6]}"
     tries: list[str] = []
 
     def handler(a: AlertEvent) -> None:
         tries.append(a.alert_id)
         if a.alert_id == "a1":
-            raise KeyError("no such thing")
+            raise fail()
 
-    sub = BusClient(broker.url, cid, "poison", retry=RetryPolicy(attempts=4, base_s=0.01))
-    sub.subscribe("alerts/+", handler)
-    sub.start(wait=10)
-    pub = BusClient(broker.url, f"p-{cid}", "poison-pub").start(wait=10)
+    sub = subscribed(url, cid, name, handler, retry=FAST_RETRY)
+    pub = BusClient(url, f"p-{cid}", f"{name}-pub").start(wait=10)
     wait_for(lambda: pub.publish(alert(0)) and "a0" in tries, what="probe")
     pub.publish(alert(1))
     pub.publish(alert(2))
-    wait_for(lambda: "a2" in tries, what="the message after the poison one")
-    assert tries.count("a1") == 4
-    c = sub.counters.snapshot()
+    return _FailsOnA1(cid, tries, handler, sub, pub)
+
+
+def test_a_message_whose_effect_is_not_durable_stays_unacked_and_comes_back(broker, wait_for):
+    """The store is down: the handler raises RetryLater. The bus retries it in place and never
+    acknowledges it; a stop meanwhile leaves it with the broker, which redelivers it. (Mosquitto
+    only: amqtt 0.12 forgets a message whose PUBACK has not come within 5 s — docs/live.md.)"""
+    t = _fails_on_a1(broker.url, wait_for, "durable", lambda: RetryLater("database is locked"))
+    wait_for(lambda: t.tries.count("a1") >= 5, what="a1 retried past the 4 attempts")
+    c = t.sub.counters.snapshot()
+    assert t.sub.retrying is not None and "database is locked" in t.sub.retrying.error
+    assert "a2" not in t.tries, "order is kept: nothing overtakes the message being retried"
+    assert c["dead_letters"] == 0 and c["handler_errors"] == 0 and c["handler_failures"] >= 5
+    t.sub.stop(drain=1)  # abandons the retry: a1 stays unacked (a2, handled meanwhile, is acked)
+
+    stored: list[str] = []
+    again = subscribed(broker.url, t.cid, "durable", lambda a: stored.append(a.alert_id))
+    wait_for(lambda: "a1" in stored, what="a1 redelivered")
+    t.pub.publish(alert(3))
+    wait_for(lambda: "a3" in stored, what="a fresh alert")
+    assert stored == ["a1", "a3"], "a1 comes back once; a2 was acknowledged when handled"
+    again.stop()
+    t.pub.stop()
+
+
+def test_a_poison_message_is_given_up_after_n_attempts_and_acked(broker, wait_for):
+    t = _fails_on_a1(broker.url, wait_for, "poison", lambda: KeyError("no such thing"))
+    wait_for(lambda: "a2" in t.tries, what="the message after the poison one")
+    assert t.tries.count("a1") == 4
+    c = t.sub.counters.snapshot()
     assert (c["handler_failures"], c["handler_errors"], c["dead_letters"]) == (4, 1, 1)
     letter = json.loads((var_dir() / "deadletter" / "poison.jsonl").read_text())
     assert "KeyError" in letter["reason"] and "after 4 attempt(s)" in letter["reason"]
-    sub.stop()
-    again = BusClient(broker.url, cid, "poison")
-    again.subscribe("alerts/+", handler)
-    again.start(wait=10)
-    pub.publish(alert(3))
-    wait_for(lambda: "a3" in tries, what="a fresh alert")
-    assert tries.count("a1") == 4, "acknowledged: not redelivered"
+    t.sub.stop()
+    again = subscribed(broker.url, t.cid, "poison", t.handler)
+    t.pub.publish(alert(3))
+    wait_for(lambda: "a3" in t.tries, what="a fresh alert")
+    assert t.tries.count("a1") == 4, "acknowledged: not redelivered"
     again.stop()
-    pub.stop()
+    t.pub.stop()
 
 
 def test_dead_letter_files_are_capped_and_rotated(tmp_path, broker, wait_for):
@@ -489,9 +482,13 @@ def test_dead_letter_files_are_capped_and_rotated(tmp_path, broker, wait_for):
     assert newest["reason"] == "junk 199"
 
     # through the bus: a flood of oversize junk costs a bounded amount of disk
-    sub = BusClient(broker.url, f"cap-{uuid.uuid4().hex[:6]}", "cap", deadletter_max_bytes=50_000)
-    sub.subscribe("alerts/+", lambda a: None)
-    sub.start(wait=10)
+    sub = subscribed(
+        broker.url,
+        f"cap-{uuid.uuid4().hex[:6]}",
+        "cap",
+        lambda a: None,
+        deadletter_max_bytes=50_000,
+    )
     raw = raw_client(broker.url)
     sent = [raw.publish("alerts/pump01", b"y" * 300_000, qos=1) for _ in range(40)]
     sent.append(raw.publish("alerts/pump01", b"{}", qos=1))

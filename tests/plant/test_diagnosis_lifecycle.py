@@ -32,6 +32,13 @@ def inputs(run) -> list[PlantMessage]:
     return [m for m in run.messages if isinstance(m, Telemetry | AlertEvent)]
 
 
+def first_alert(run) -> tuple[AlertEvent, list[PlantMessage], int]:
+    """The run's first alert, what the agent receives in the run, and where the alert is in it."""
+    alert = run.active[0]
+    msgs = inputs(run)
+    return alert, msgs, msgs.index(alert)
+
+
 def feed_all(agent: DiagnosisAgent, msgs: list[PlantMessage]) -> list[DiagnosisReport]:
     out: list[DiagnosisReport] = []
     for m in msgs:
@@ -108,9 +115,7 @@ def test_partial_first_samples_and_reordered_signals(demo_run) -> None:
 
 def test_escalation_updates_carry_the_cause_and_never_lower_the_severity(demo_run) -> None:
     run = demo_run("chronic_wear")
-    alert = run.active[0]
-    msgs = inputs(run)
-    i = msgs.index(alert)
+    alert, msgs, i = first_alert(run)
     agent = DiagnosisAgent(RULES)
     before = feed_all(agent, msgs[: i + 1])
     (prov,) = before
@@ -154,9 +159,7 @@ def test_escalation_updates_carry_the_cause_and_never_lower_the_severity(demo_ru
 
 def test_escalation_before_the_final_and_a_clear_that_decides(demo_run) -> None:
     run = demo_run("sudden_clog_and_drift")
-    clog = run.active[0]
-    msgs = inputs(run)
-    i = msgs.index(clog)
+    clog, msgs, i = first_alert(run)
     agent = DiagnosisAgent(RULES)
     (prov,) = feed_all(agent, msgs[: i + 1])
     assert prov.severity == clog.severity != "critical"
@@ -262,9 +265,7 @@ def test_without_state_the_agent_defers_and_never_guesses(demo_run) -> None:
     No report until the agent can judge; no final it cannot support; the work order still gets
     a report (provisional) saying why the cause is undetermined."""
     run = demo_run("sudden_clog_and_drift")
-    clog = run.active[0]
-    msgs = inputs(run)
-    i = msgs.index(clog)
+    clog, msgs, i = first_alert(run)
     agent = DiagnosisAgent(RULES)
     assert agent.feed(clog) == []  # nothing known about pump01 yet: deferred
     out: list[tuple[float, DiagnosisReport]] = []

@@ -12,6 +12,8 @@
 - ``events``: a list a mirror or service logs its event dicts into.
 - ``mirror_of(connector, clock=None)``: a ``Mirror`` of ``store`` through ``connector``, logging
   into ``events``, on the test's ``clock`` unless another is given.
+- ``github``, ``salesforce``: the fake server of that system (remotes.py), serving for the test.
+- ``mirror``: ``mirror_of`` the default connector to the fake server the test uses.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_github import FakeGitHub
+from fake_salesforce import FakeSalesforce
 from pg_server import PostgresServer, pg_bin_dir
+from remotes import REMOTES
 from service_procs import LAUNCHED
 from tickets_data import Clock, report
 
@@ -97,3 +102,27 @@ def mirror_of(
         return Mirror(store, connector, origin="ticket", log=events.append, clock=movable or clock)
 
     return make
+
+
+def _serving(name: str) -> Iterator[Any]:
+    server = REMOTES[name].server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    yield from _serving("github")
+
+
+@pytest.fixture
+def salesforce() -> Iterator[FakeSalesforce]:
+    yield from _serving("salesforce")
+
+
+@pytest.fixture
+def mirror(request: pytest.FixtureRequest, mirror_of: Callable[..., Mirror]) -> Mirror:
+    """The mirror most tests drive: the default connector to the fake server the test uses (its
+    ``github`` or ``salesforce`` fixture), on the test's movable clock."""
+    (name,) = [name for name in REMOTES if name in request.fixturenames]
+    return mirror_of(REMOTES[name].connector(request.getfixturevalue(name)))

@@ -57,9 +57,9 @@ def test_lifecycle_persists_and_reads_back(db_target: str | Path) -> None:
         # from 1001 on: the second run's alarm, and the first still active (standing)
         assert [x.alarm_id for x in store.timeline(1001.0)] == ["pump01-A1", "pump01-A2"]
         assert store.version() > 0
-        again.close()
+        again.close_db()
     finally:
-        store.close()
+        store.close_db()
 
 
 def test_the_ticket_path_check_inside_a_ticket_transaction(db_target: str | Path) -> None:
@@ -89,5 +89,5 @@ def test_the_ticket_path_check_inside_a_ticket_transaction(db_target: str | Path
             why = suppressed(tx.conn, "pump03", "anything")
             assert why == "out_of_service: asset out of service: pump removed"
     finally:
-        alarms.close()
+        alarms.close_db()
         tickets.close_db()

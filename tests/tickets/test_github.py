@@ -1,45 +1,21 @@
 """The GitHub connector and the mirror against a real local HTTP server that behaves like
-GitHub's issues endpoints: happy path, 401, 403 secondary/primary rate limits, 422, 410, 5xx, a
-create that times out after it took effect, and the token never leaking."""
+GitHub's issues endpoints: happy path, 403 secondary/primary rate limits, 422, 410, 404, 5xx,
+and the token never leaking. A bad token, a create that times out after it took effect and an
+unreachable GitHub are in test_mirror_remotes.py (the same cases for Salesforce)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from fake_github import FakeGitHub
-from tickets_data import Clock, leak_surfaces, report
+from remotes import TOKEN, github_connector
+from tickets_data import leak_surfaces, mirrored, report
 
 from engine.tickets.github import GitHubIssuesConnector, marker
-from engine.tickets.mirror import Mirror
 from engine.tickets.store import PARKED
 
-TOKEN = "ghp_SuperSecretToken1234567890"
-
-
 BACKENDS = ["sqlite"]  # the mirror logic does not depend on the database (conftest)
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    gh = FakeGitHub(TOKEN).start()
-    yield gh
-    gh.stop()
-
-
-def connector(github: FakeGitHub, *, token: str = TOKEN, timeout_s: float = 5.0) -> Any:
-    return GitHubIssuesConnector(
-        token, github.repo, api_url=github.url, timeout_s=timeout_s, min_interval_s=0.0
-    )
-
-
-@pytest.fixture
-def mirror(mirror_of: Any, github: FakeGitHub) -> Mirror:
-    """The mirror most tests drive: default connector, the test's movable clock."""
-    return mirror_of(connector(github))
 
 
 def test_tickets_are_mirrored_as_issues(store, github, events, mirror) -> None:
@@ -86,31 +62,6 @@ def test_a_ticket_closed_before_it_was_mirrored_makes_no_issue(
     assert github.issues == {} and store.due_mirror_jobs() == []
 
 
-def test_401_is_recorded_on_the_ticket_and_local_work_goes_on(
-    store, github, events, mirror_of
-) -> None:
-    clock = Clock()
-    mirror = mirror_of(connector(github, token="ghp_wrong_token_value"), clock)
-    store.record_diagnosis(report())
-    mirror.run_once()
-    t = store.get("T-0001")
-    assert t.external is not None and t.external.id is None
-    assert "401 Bad credentials" in t.external.error
-    assert "GITHUB_TOKEN was rejected" in t.external.error
-    assert mirror.paused_until >= clock() + 250, "a person must fix the token: long pause"
-    # Local tickets are never held back: more diagnoses are stored while the mirror waits.
-    store.record_diagnosis(report(asset="pump02"))
-    store.record_diagnosis(report(asset="pump03"))
-    assert mirror.run_once() == 0, "paused: nothing is sent"
-    assert len(store.tickets()) == 3
-    # The token is fixed (service restarted with the right one): the backlog catches up.
-    fixed = mirror_of(connector(github), clock)
-    clock.offset += 301
-    assert fixed.run_once() == 3
-    assert sorted(int(t.external.id) for t in store.tickets()) == [1, 2, 3]
-    assert all(t.external.error is None for t in store.tickets())
-
-
 def test_secondary_rate_limit_honours_retry_after(store, github, events, mirror, clock) -> None:
     github.fail(
         "POST",
@@ -139,8 +90,7 @@ def test_primary_rate_limit_waits_for_reset(store, github, events, mirror, clock
         {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
         {"message": "API rate limit exceeded for user ID 1."},
     )
-    store.record_diagnosis(report())
-    mirror.run_once()
+    mirrored(store, mirror)
     assert reset - 2 <= mirror.paused_until <= reset + 3
     assert "primary rate limit" in store.get("T-0001").external.error
 
@@ -151,8 +101,7 @@ def test_secondary_rate_limit_without_headers_waits_a_minute_then_longer(
     body = {"message": "You have exceeded a secondary rate limit."}
     github.fail("POST", 429, {}, body)
     github.fail("POST", 429, {}, body)
-    store.record_diagnosis(report())
-    mirror.run_once()
+    mirrored(store, mirror)
     assert 59 <= mirror.paused_until - clock() <= 61
     clock.offset += 61
     mirror.run_once()
@@ -169,9 +118,7 @@ def test_422_is_kept_until_the_ticket_changes(store, github, events, mirror, clo
             "errors": [{"resource": "Label", "code": "invalid", "field": "name"}],
         },
     )
-    store.record_diagnosis(report())
-    mirror.run_once()
-    t = store.get("T-0001")
+    t = mirrored(store, mirror)
     assert "422 Validation Failed [Label name invalid]" in t.external.error
     assert "retried after the next edit" in t.external.error
     assert mirror.paused_until <= clock(), "only this ticket is affected"
@@ -184,8 +131,7 @@ def test_422_is_kept_until_the_ticket_changes(store, github, events, mirror, clo
 
 
 def test_410_on_update_keeps_the_local_ticket(store, github, events, mirror) -> None:
-    store.record_diagnosis(report())
-    mirror.run_once()
+    mirrored(store, mirror)
     github.fail("PATCH", 410, {}, {"message": "This issue was deleted"})
     store.approve("T-0001", "ana")
     mirror.run_once()
@@ -196,33 +142,13 @@ def test_410_on_update_keeps_the_local_ticket(store, github, events, mirror) -> 
 
 def test_404_names_the_repository(store, github, events, mirror) -> None:
     github.fail("POST", 404, {}, {"message": "Not Found"})
-    store.record_diagnosis(report())
-    mirror.run_once()
+    mirrored(store, mirror)
     assert "repository acme/plant not found" in store.get("T-0001").external.error
-
-
-def test_a_timed_out_create_never_makes_a_second_issue(store, github, events, mirror_of) -> None:
-    clock = Clock()
-    mirror = mirror_of(connector(github, timeout_s=0.5), clock)
-    github.hang_next_create()
-    store.record_diagnosis(report())
-    mirror.run_once()
-    t = store.get("T-0001")
-    assert "timed out" in t.external.error and t.external.id is None
-    assert len(github.issues) == 1, "the server made the issue; the answer never came"
-    github.release.set()
-    clock.offset += 3600
-    mirror.run_once()
-    t = store.get("T-0001")
-    assert t.external.id == "1" and t.external.error is None
-    assert len(github.issues) == 1 and github.count("POST") == 1, "found by marker, not re-sent"
-    assert github.count("GET") == 1
 
 
 def test_a_5xx_create_is_retried_after_a_lookup(store, github, events, mirror, clock) -> None:
     github.fail("POST", 502, {}, {"message": "Server Error"})
-    store.record_diagnosis(report())
-    mirror.run_once()
+    mirrored(store, mirror)
     assert "502" in store.get("T-0001").external.error
     clock.offset += 120
     mirror.run_once()
@@ -230,39 +156,22 @@ def test_a_5xx_create_is_retried_after_a_lookup(store, github, events, mirror, c
     assert len(github.issues) == 1 and store.get("T-0001").external.id == "1"
 
 
-def test_unreachable_github_is_retried_with_backoff(store, events, tmp_path) -> None:
-    gh = FakeGitHub(TOKEN)  # bound but never serving: connections are refused or time out
-    url = gh.url
-    gh.server.server_close()
-    clock = Clock()
-    connector = GitHubIssuesConnector(TOKEN, "acme/plant", api_url=url, timeout_s=1.0)
-    mirror = Mirror(store, connector, origin="ticket", log=events.append, clock=clock)
-    store.record_diagnosis(report())
-    mirror.run_once()
-    job = store.due_mirror_jobs(clock() + 31)[0]
-    assert job.attempts == 1 and not job.create_attempted, "refused: nothing reached GitHub"
-    assert "failed: ConnectError" in store.get("T-0001").external.error
-
-
 def test_the_token_never_appears_in_errors_logs_or_the_store(
-    store, github, events, caplog, mirror_of
+    store, github, events, caplog, mirror_of, clock
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    clock = Clock()
-    mirror = mirror_of(connector(github), clock)
+    mirror = mirror_of(github_connector(github))
     # A hostile or buggy server echoing the credential back must not get it stored or logged.
     github.fail("POST", 422, {}, {"message": f"Validation Failed for Bearer {TOKEN}"})
     github.fail("PATCH", 500, {}, {"message": TOKEN})
-    store.record_diagnosis(report())
-    mirror.run_once()
+    mirrored(store, mirror)
     store.edit("T-0001", "ana", title="new title")
     mirror.run_once()
     store.approve("T-0001", "ana")
     clock.offset += 3600
     mirror.run_once()
-    bad = mirror_of(connector(github, token=TOKEN + "x"), clock)
-    store.record_diagnosis(report(asset="pump09"))
-    bad.run_once()
+    bad = mirror_of(github_connector(github, token=TOKEN + "x"))
+    mirrored(store, bad, asset="pump09")
     texts = leak_surfaces(store, events, caplog.text, mirror, bad)
     assert any("***" in t for t in texts), "the echoed token was scrubbed"
     for text in texts:

@@ -1,64 +1,30 @@
 """The Salesforce connector and the mirror against a real local HTTP server that behaves like
-Salesforce's token and Case endpoints: the round trip, a create that times out after it took
-effect, session expiry, bad credentials, the API request limit, validation errors, a Case deleted
-in Salesforce, the secret and tokens never leaking, and the choice of one mirror at start."""
+Salesforce's token and Case endpoints: the round trip, session expiry, the API request limit,
+validation errors, a Case deleted in Salesforce, the secret and tokens never leaking, and the
+choice of one mirror at start. Bad credentials, a create that times out after it took effect
+and an unreachable Salesforce are in test_mirror_remotes.py (the same cases for GitHub)."""
 
 from __future__ import annotations
 
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
-from fake_salesforce import FakeSalesforce
+from remotes import CLIENT_ID, FIELD, SECRET, UPSERT, salesforce_connector
 from service_procs import ROOT, service_env
-from tickets_data import Clock, leak_surfaces, report
+from tickets_data import leak_surfaces, mirrored, report
 
 from engine.bus.broker import free_port
 from engine.services.ticket import mirror_connector
 from engine.tickets.connectors import ConnectorError
 from engine.tickets.github import GitHubIssuesConnector
-from engine.tickets.mirror import Mirror
 from engine.tickets.salesforce import SalesforceCaseConnector, case_fields
 from engine.tickets.store import PARKED
 
-CLIENT_ID = "3MVG9controlroomConsumerKey"
-SECRET = "5F0E9D8C7B6A+Secret/Value=="
-"""With characters a form body encodes, so an echo of the encoded form is caught too."""
-FIELD = "ControlRoom_Ticket_Id__c"
-UPSERT = f"/sobjects/Case/{FIELD}/"
-
-
 BACKENDS = ["sqlite"]  # the mirror logic does not depend on the database (conftest)
-
-
-@pytest.fixture
-def salesforce() -> Iterator[FakeSalesforce]:
-    sf = FakeSalesforce(CLIENT_ID, SECRET).start()
-    yield sf
-    sf.stop()
-
-
-def connector(
-    sf: FakeSalesforce,
-    *,
-    secret: str = SECRET,
-    field: str = FIELD,
-    timeout_s: float = 5.0,
-) -> SalesforceCaseConnector:
-    return SalesforceCaseConnector(
-        sf.url, CLIENT_ID, secret, external_id_field=field, timeout_s=timeout_s
-    )
-
-
-@pytest.fixture
-def mirror(mirror_of: Any, salesforce: FakeSalesforce) -> Mirror:
-    """The mirror most tests drive: default connector, the test's movable clock."""
-    return mirror_of(connector(salesforce))
 
 
 def test_tickets_are_mirrored_as_cases(store, salesforce, events, mirror) -> None:
@@ -113,29 +79,9 @@ def test_priority_follows_severity(store, severity, priority) -> None:
     assert len(fields["Subject"]) <= 255 and len(fields["Description"]) <= 32_000
 
 
-def test_a_timed_out_create_never_makes_a_second_case(store, salesforce, events, mirror_of) -> None:
-    clock = Clock()
-    mirror = mirror_of(connector(salesforce, timeout_s=0.5), clock)
-    salesforce.hang_next_create()
-    store.record_diagnosis(report())
-    mirror.run_once()
-    t = store.get("T-0001")
-    assert "timed out" in t.external.error and t.external.id is None
-    assert len(salesforce.cases) == 1, "Salesforce made the Case; the answer never came"
-    (job,) = store.due_mirror_jobs(clock() + 3600)
-    assert job.create_attempted, "recorded as possibly done"
-    salesforce.release.set()
-    clock.offset += 3600
-    mirror.run_once()
-    t = store.get("T-0001")
-    (case_id,) = salesforce.cases
-    assert t.external.id == case_id and t.external.error is None
-    assert salesforce.count("PATCH", UPSERT) == 2, "sent again: the upsert found the Case"
-
-
 def test_an_upsert_answered_without_a_body_is_looked_up(store, salesforce) -> None:
     salesforce.legacy_upsert = True  # 204 on an update through the upsert, as older versions do
-    conn = connector(salesforce)
+    conn = salesforce_connector(salesforce)
     t = store.record_diagnosis(report()).ticket
     first = conn.create_case(t)
     again = conn.create_case(t, may_exist=True)
@@ -144,9 +90,7 @@ def test_an_upsert_answered_without_a_body_is_looked_up(store, salesforce) -> No
 
 
 def test_an_expired_session_is_renewed_once(store, salesforce, events, mirror) -> None:
-    store.record_diagnosis(report())
-    mirror.run_once()
-    case_id = store.get("T-0001").external.id
+    case_id = mirrored(store, mirror).external.id
     salesforce.expire_tokens()
     store.approve("T-0001", "ana")
     assert mirror.run_once() == 1
@@ -162,34 +106,11 @@ def test_a_fresh_token_rejected_too_pauses_the_mirror(
     store, salesforce, events, mirror, clock
 ) -> None:
     salesforce.accept_sessions = False
-    store.record_diagnosis(report())
-    mirror.run_once()
-    error = store.get("T-0001").external.error
+    error = mirrored(store, mirror).external.error
     assert "401 [INVALID_SESSION_ID: Session expired or invalid]" in error
     assert "Run As user" in error
     assert len(salesforce.tokens) == 2, "re-authenticated once, not in a loop"
     assert mirror.paused_until >= clock() + 250
-
-
-def test_bad_credentials_pause_the_mirror_and_local_work_goes_on(store, salesforce, mirror_of):
-    clock = Clock()
-    mirror = mirror_of(connector(salesforce, secret="not-the-secret"), clock)
-    store.record_diagnosis(report())
-    mirror.run_once()
-    t = store.get("T-0001")
-    assert t.external.id is None
-    assert "token request: 400 invalid_client: invalid client credentials" in t.external.error
-    assert "SALESFORCE_CLIENT_SECRET" in t.external.error
-    assert mirror.paused_until >= clock() + 250, "a person must fix the credentials"
-    assert salesforce.count("PATCH") == 0
-    store.record_diagnosis(report(asset="pump02"))
-    assert mirror.run_once() == 0, "paused: nothing is sent"
-    assert len(store.tickets()) == 2
-    fixed = mirror_of(connector(salesforce), clock)
-    clock.offset += 301
-    assert fixed.run_once() == 2
-    assert len(salesforce.cases) == 2
-    assert all(t.external.error is None for t in store.tickets())
 
 
 def test_request_limit_pauses_the_whole_mirror(store, salesforce, events, mirror, clock) -> None:
@@ -213,8 +134,7 @@ def test_request_limit_honours_retry_after(store, salesforce, events, mirror, cl
         {"message": "ConcurrentRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
     ]
     salesforce.fail("PATCH", 403, {"Retry-After": "120"}, limit)
-    store.record_diagnosis(report())
-    mirror.run_once()
+    mirrored(store, mirror)
     assert 115 <= mirror.paused_until - clock() <= 121
 
 
@@ -231,9 +151,7 @@ def test_400_is_kept_until_the_ticket_changes(store, salesforce, events, mirror,
             }
         ],
     )
-    store.record_diagnosis(report())
-    mirror.run_once()
-    error = store.get("T-0001").external.error
+    error = mirrored(store, mirror).external.error
     assert "400 [FIELD_CUSTOM_VALIDATION_EXCEPTION: Subject must name the asset (Subject)]" in error
     assert "retried after the next edit" in error
     assert mirror.paused_until <= clock(), "only this ticket is affected"
@@ -248,9 +166,7 @@ def test_400_is_kept_until_the_ticket_changes(store, salesforce, events, mirror,
 def test_a_case_deleted_in_salesforce_keeps_the_local_ticket(
     store, salesforce, events, mirror, clock
 ) -> None:
-    store.record_diagnosis(report())
-    mirror.run_once()
-    case_id = store.get("T-0001").external.id
+    case_id = mirrored(store, mirror).external.id
     salesforce.delete(case_id)
     store.approve("T-0001", "ana")
     mirror.run_once()
@@ -263,13 +179,10 @@ def test_a_case_deleted_in_salesforce_keeps_the_local_ticket(
 
 
 def test_a_missing_external_id_field_is_a_configuration_error(
-    store, salesforce, events, mirror_of
+    store, salesforce, events, mirror_of, clock
 ) -> None:
-    clock = Clock()
-    mirror = mirror_of(connector(salesforce, field="Ticket_Ref__c"), clock)
-    store.record_diagnosis(report())
-    mirror.run_once()
-    error = store.get("T-0001").external.error
+    mirror = mirror_of(salesforce_connector(salesforce, field="Ticket_Ref__c"))
+    error = mirrored(store, mirror).external.error
     assert "Provided external ID field does not exist or is not accessible" in error
     assert "Case field Ticket_Ref__c" in error
     assert mirror.paused_until >= clock() + 250
@@ -316,32 +229,18 @@ def test_answers_are_classified(store, salesforce, where, status, headers, body,
     text = expect[-1]
     salesforce.fail(where, status, headers, body)
     with pytest.raises(ConnectorError) as info:
-        connector(salesforce).create_case(store.record_diagnosis(report()).ticket)
+        salesforce_connector(salesforce).create_case(store.record_diagnosis(report()).ticket)
     exc = info.value
     assert (exc.kind, exc.scope, exc.retry_after, exc.ambiguous) == expect[:4]
     assert text in exc.message
 
 
-def test_unreachable_salesforce_is_retried_with_backoff(store, events, mirror_of) -> None:
-    sf = FakeSalesforce(CLIENT_ID, SECRET)  # bound but never serving: connections are refused
-    sf.server.server_close()
-    clock = Clock()
-    mirror = mirror_of(connector(sf, timeout_s=1.0), clock)
-    store.record_diagnosis(report())
-    mirror.run_once()
-    (job,) = store.due_mirror_jobs(clock() + 31)
-    assert job.attempts == 1 and not job.create_attempted, "refused: nothing reached Salesforce"
-    assert "token request failed: ConnectError" in store.get("T-0001").external.error
-
-
 def test_secrets_never_appear_in_errors_logs_or_the_store(
-    store, salesforce, events, caplog, mirror_of
+    store, salesforce, events, caplog, mirror_of, clock
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    clock = Clock()
-    mirror = mirror_of(connector(salesforce), clock)
-    store.record_diagnosis(report())
-    mirror.run_once()
+    mirror = mirror_of(salesforce_connector(salesforce))
+    mirrored(store, mirror)
     token = salesforce.tokens[0]
     # A hostile or buggy server echoing the credentials back must not get them stored or logged.
     salesforce.fail(
@@ -362,9 +261,8 @@ def test_secrets_never_appear_in_errors_logs_or_the_store(
     store.record_diagnosis(report(asset="pump08"))
     clock.offset += 3600
     mirror.run_once()
-    bad = mirror_of(connector(salesforce, secret=SECRET + "x"), clock)
-    store.record_diagnosis(report(asset="pump09"))
-    bad.run_once()
+    bad = mirror_of(salesforce_connector(salesforce, secret=SECRET + "x"))
+    mirrored(store, bad, asset="pump09")
     texts = leak_surfaces(store, events, caplog.text, mirror, bad)
     assert sum("***" in t for t in texts) >= 3, "the echoes were scrubbed"
     for text in texts:

@@ -425,5 +425,5 @@ def test_shelved_and_out_of_service_alarms_open_no_ticket(
         assert {t.asset for t in store.tickets()} == {"pump01", "pump03"}
     finally:
         svc.stop()
-        alarms.close()
+        alarms.close_db()
         store.close_db()

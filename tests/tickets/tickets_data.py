@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from engine.schemas import AlertEvent, DiagnosisReport, Hypothesis, Ticket, utc_now
+from engine.tickets.mirror import Mirror
 from engine.tickets.store import TicketStore
 
 _ids = itertools.count(1)
@@ -43,6 +44,14 @@ def report(**overrides: Any) -> DiagnosisReport:
     }
     fields.update(overrides)
     return DiagnosisReport(**fields)
+
+
+def mirrored(store: TicketStore, mirror: Mirror, **overrides: Any) -> Ticket:
+    """Record a diagnosis (``report(**overrides)``), run one pass of ``mirror``, and return the
+    diagnosis's ticket as the store has it after the pass."""
+    ticket_id = store.record_diagnosis(report(**overrides)).ticket.ticket_id
+    mirror.run_once()
+    return store.get(ticket_id)
 
 
 def stored_text(store: TicketStore) -> str:

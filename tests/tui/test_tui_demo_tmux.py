@@ -65,8 +65,21 @@ class Tmux:
         out = self.run("display-message", "-p", "-t", self.session, "#{pane_dead}", check=False)
         return out.stdout.strip() == "1"
 
+    def wait_dead(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the pane's command to end; say whether it has."""
+        deadline = time.monotonic() + timeout
+        while not self.pane_dead() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.pane_dead()
+
     def kill(self) -> None:
         self.run("kill-server", check=False)
+
+    def __enter__(self) -> Tmux:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
 
 
 def wait_screen(tmux: Tmux, condition, what: str, timeout: float) -> str:  # type: ignore[no-untyped-def]
@@ -124,9 +137,8 @@ def test_demo_ticket_approve_and_clean_quit(tmp_path: Path) -> None:
     var = tmp_path / "var"
     ports = {name: free_port() for name in SERVICE_NAMES}
     rc_file = tmp_path / "rc"
-    tmux = Tmux(tmp_path)
-    tmux.start(demo_command(rc_file, "--speed", "600"), demo_env(var, ports))
-    try:
+    with Tmux(tmp_path) as tmux:
+        tmux.start(demo_command(rc_file, "--speed", "600"), demo_env(var, ports))
         screen = wait_screen(tmux, lambda s: "CONTROL ROOM" in s, "the TUI", 60)
         screen = wait_screen(
             tmux,
@@ -150,14 +162,9 @@ def test_demo_ticket_approve_and_clean_quit(tmp_path: Path) -> None:
             assert expected in screen, f"{expected!r} missing at 80x24:\n{screen}"
 
         tmux.keys("q")
-        deadline = time.monotonic() + 40
-        while not tmux.pane_dead() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert tmux.pane_dead(), f"demo still running after q:\n{tmux.screen()}"
+        assert tmux.wait_dead(40), f"demo still running after q:\n{tmux.screen()}"
         assert rc_file.read_text().strip() == "0", tmux.screen()
         assert "every port released" in tmux.screen()
-    finally:
-        tmux.kill()
     assert_nothing_left(var, ports)
 
 
@@ -165,14 +172,11 @@ def test_demo_dropped_session_stops_everything(tmp_path: Path) -> None:
     """Closing the terminal (an SSH disconnect: SIGHUP) must stop the services and broker."""
     var = tmp_path / "var"
     ports = {name: free_port() for name in SERVICE_NAMES}
-    tmux = Tmux(tmp_path)
-    tmux.start(demo_command(tmp_path / "rc"), demo_env(var, ports))
-    try:
+    with Tmux(tmp_path) as tmux:
+        tmux.start(demo_command(tmp_path / "rc"), demo_env(var, ports))
         wait_screen(tmux, lambda s: "CONTROL ROOM" in s and "MQTT ●" in s, "the TUI", 60)
         assert processes_with(str(var)), "the demo's services should be running"
         tmux.run("kill-session", "-t", tmux.session)  # the pane's processes get SIGHUP
-    finally:
-        tmux.kill()
     assert_nothing_left(var, ports)
 
 
@@ -183,15 +187,10 @@ def test_demo_reports_a_taken_port(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports["review"]))
         taken.listen()
-        tmux = Tmux(tmp_path)
-        tmux.start(demo_command(rc_file), demo_env(var, ports))
-        try:
-            deadline = time.monotonic() + 30
-            while not tmux.pane_dead() and time.monotonic() < deadline:
-                time.sleep(0.2)
+        with Tmux(tmp_path) as tmux:
+            tmux.start(demo_command(rc_file), demo_env(var, ports))
+            tmux.wait_dead(30)
             screen = tmux.screen()
-        finally:
-            tmux.kill()
     assert rc_file.read_text().strip() == "1"
     assert f"port(s) in use: review:{ports['review']}" in screen.replace("\n", "")
     assert_nothing_left(var, {k: v for k, v in ports.items() if k != "review"})

@@ -9,19 +9,21 @@ where the review service wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 from textual.command import CommandList
+from tui_sample import diagnosis
 from tui_screen import record_notifications, screen_text
 
 from engine.review_client import ReviewClient
-from engine.schemas import AlertEvent, DiagnosisReport, Ticket
+from engine.schemas import AlertEvent, Ticket
 from engine.services.stack import Stack
 from engine.tickets.store import TicketStore
 from tui.app import ControlRoomApp
@@ -93,25 +95,6 @@ async def until(pilot: Any, condition: Callable[[], Any], what: str, timeout: fl
         await pilot.pause(0.05)
 
 
-def diagnose(publisher: Any, asset: str, root_cause: str = "bearing_wear") -> None:
-    alert_id = f"a-{uuid.uuid4().hex[:8]}"
-    publisher.publish(
-        DiagnosisReport(
-            diagnosis_id=f"d-{uuid.uuid4().hex[:8]}",
-            alert_id=alert_id,
-            asset=asset,
-            ts=120.0,
-            onset_ts=100.0,
-            root_cause=root_cause,  # type: ignore[arg-type]
-            confidence=0.8,
-            category="mechanical",
-            severity="high",
-            summary=f"{root_cause} suspected on {asset}",
-            signals=["vibration"],
-        )
-    )
-
-
 async def ticket_on(pilot: Any, app: ControlRoomApp, asset: str) -> Ticket:
     """Wait until the app shows a ticket for ``asset`` and put the table cursor on it."""
     ticket = await until(
@@ -146,13 +129,22 @@ def asset_name() -> str:
     return f"pump-{uuid.uuid4().hex[:6]}"
 
 
-async def test_approve_round_trip(stack: Stack, publisher: Any) -> None:
+@contextlib.asynccontextmanager
+async def app_with_ticket(
+    stack: Stack, publisher: Any, root_cause: str
+) -> AsyncIterator[tuple[ControlRoomApp, Any, Ticket]]:
+    """The app at 80x24, connected, its cursor on the ticket the ticket service made from a
+    ``root_cause`` diagnosis of a fresh asset: where every ticket key path starts."""
     app = app_for(stack)
     async with app.run_test(size=(80, 24)) as pilot:
         await connected(pilot, app)
         asset = asset_name()
-        diagnose(publisher, asset)
-        ticket = await ticket_on(pilot, app, asset)
+        publisher.publish(diagnosis(f"a-{uuid.uuid4().hex[:8]}", asset, 120.0, root_cause, 0.8))
+        yield app, pilot, await ticket_on(pilot, app, asset)
+
+
+async def test_approve_round_trip(stack: Stack, publisher: Any) -> None:
+    async with app_with_ticket(stack, publisher, "bearing_wear") as (app, pilot, ticket):
         await pilot.press("a")
         stored = await until(
             pilot,
@@ -175,12 +167,7 @@ async def test_approve_round_trip(stack: Stack, publisher: Any) -> None:
 
 
 async def test_edit_round_trip_and_escape_cancels(stack: Stack, publisher: Any) -> None:
-    app = app_for(stack)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await connected(pilot, app)
-        asset = asset_name()
-        diagnose(publisher, asset, "clogging")
-        ticket = await ticket_on(pilot, app, asset)
+    async with app_with_ticket(stack, publisher, "clogging") as (app, pilot, ticket):
         before = len(store(stack).get(ticket.ticket_id).history)
 
         await pilot.press("e")
@@ -220,12 +207,7 @@ async def test_edit_round_trip_and_escape_cancels(stack: Stack, publisher: Any) 
 async def test_close_with_each_reason(
     stack: Stack, publisher: Any, reason_index: int, reason: str
 ) -> None:
-    app = app_for(stack)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await connected(pilot, app)
-        asset = asset_name()
-        diagnose(publisher, asset, "noise_burst")
-        ticket = await ticket_on(pilot, app, asset)
+    async with app_with_ticket(stack, publisher, "noise_burst") as (app, pilot, ticket):
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, CloseTicketScreen), "the close form")
         await pilot.press(*["down"] * reason_index, "enter", *f"note {reason}", "enter")
@@ -259,12 +241,7 @@ async def test_close_with_each_reason(
 
 
 async def test_ticket_closed_by_another_operator(stack: Stack, publisher: Any) -> None:
-    app = app_for(stack)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await connected(pilot, app)
-        asset = asset_name()
-        diagnose(publisher, asset, "valve_stuck")
-        ticket = await ticket_on(pilot, app, asset)
+    async with app_with_ticket(stack, publisher, "valve_stuck") as (app, pilot, ticket):
         # Someone else closes it over HTTP; the TUI may not have seen the update yet.
         app.bus.stop(0.5)  # make sure the TUI cannot learn it from the bus first
         async with ReviewClient(stack.urls["review"]) as other:

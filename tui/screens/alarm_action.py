@@ -14,9 +14,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+from tui.screens.modal_form import ModalForm
 
 MAX_TEXT = 500
 
@@ -32,8 +33,10 @@ SHELVE_CHOICES: tuple[tuple[str, str], ...] = (
 """Shelve durations offered (minutes, or one-shot until the condition clears)."""
 
 
-class AlarmActionScreen(ModalScreen[tuple[str | None, str | None] | None]):
+class AlarmActionScreen(ModalForm[tuple[str | None, str | None] | None]):
     """Dismisses with (choice or None, text or None), or None when cancelled."""
+
+    TEXT_BOX = "alarm-form-text"
 
     BINDINGS = [  # noqa: RUF012
         Binding("ctrl+s", "confirm", "Confirm", id="alarm_form.confirm"),
@@ -80,19 +83,9 @@ class AlarmActionScreen(ModalScreen[tuple[str | None, str | None] | None]):
 
     def on_mount(self) -> None:
         if self.choices:
-            options = self.query_one("#alarm-form-choice", OptionList)
-            options.highlighted = 0
-            options.focus()
+            self.start_on_first(self.query_one("#alarm-form-choice", OptionList))
         else:
             self.query_one("#alarm-form-text", Input).focus()
-
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
-        self.query_one("#alarm-form-text", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_confirm()
 
     def action_confirm(self) -> None:
         text = self.query_one("#alarm-form-text", Input).value.strip() or None
@@ -107,6 +100,3 @@ class AlarmActionScreen(ModalScreen[tuple[str | None, str | None] | None]):
             options = self.query_one("#alarm-form-choice", OptionList)
             choice = options.get_option_at_index(options.highlighted or 0).id
         self.dismiss((choice, text))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

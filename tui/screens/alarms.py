@@ -29,6 +29,7 @@ from tui.alarms import STATE_SHORT, AlarmRow, alarm_rows
 from tui.api import ApiError
 from tui.safe import clean, set_border_title
 from tui.screens.console import ConsoleScreen
+from tui.screens.keyed_redraw import KeyedRedraw
 from tui.widgets.alert_feed import AlertFeed
 from tui.widgets.status_bar import StatusBar
 
@@ -183,7 +184,7 @@ class Pane(VerticalScroll, can_focus=True):
     ALLOW_MAXIMIZE = True
 
 
-class AlarmsScreen(ConsoleScreen):
+class AlarmsScreen(ConsoleScreen, KeyedRedraw):
     BINDINGS = [  # noqa: RUF012
         Binding("slash", "filter", "Filter", id="alarms_screen.filter"),
         Binding("space", "pause", "Pause", key_display="space", id="alarms_screen.pause"),
@@ -193,7 +194,6 @@ class AlarmsScreen(ConsoleScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._drawn: tuple[object, ...] = ()
         self._detail_key: tuple[str | None, object] = (None, None)
         self.show_kpis = False
         self.kpis: AlarmKpis | None = None
@@ -225,25 +225,24 @@ class AlarmsScreen(ConsoleScreen):
             self.fetch_kpis()
         self.redraw(force=True)
 
-    def on_resize(self) -> None:
-        self.redraw(force=True)
-
     def selected_alarm(self) -> AlarmRow | None:
         return self.query_one(AlertFeed).selected
 
     def refresh_console(self) -> None:
         self.redraw(force=True)
 
-    def redraw(self, force: bool = False) -> None:
-        if not self.is_current:
-            return
+    @property
+    def wide(self) -> bool:
+        return self.size.width >= WIDE
+
+    def draw_key(self) -> tuple[object, ...]:
+        app = control(self)
+        return (app.feed.versions.alerts, app.alarms.version, self.wide, self.show_kpis, app.health)
+
+    def draw(self) -> None:
         app = control(self)
         feed = app.feed
-        wide = self.size.width >= WIDE
-        key = (feed.versions.alerts, app.alarms.version, wide, self.show_kpis, app.health)
-        if not force and key == self._drawn:
-            return
-        self._drawn = key
+        wide = self.wide
         with app.batch_update():
             self.query_one("#alarm-kpis").display = wide or self.show_kpis
             self.query_one("#alarm-detail").display = wide or not self.show_kpis
@@ -322,7 +321,7 @@ class AlarmsScreen(ConsoleScreen):
         self.tell("Alarm list paused (space resumes)." if paused else "Alarm list live.", timeout=2)
 
     def action_toggle_panel(self) -> None:
-        if self.size.width >= WIDE:
+        if self.wide:
             self.tell("Both the detail and the KPIs are shown on a wide terminal.", timeout=2)
             return
         self.show_kpis = not self.show_kpis

@@ -11,13 +11,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from engine.schemas import CLOSE_REASONS, Ticket
 from tui.format import CLOSE_REASON_LABEL
 from tui.safe import clean
+from tui.screens.modal_form import ModalForm
 
 REASON_HELP = {
     "resolved": "the fault was real and has been dealt with",
@@ -26,8 +26,11 @@ REASON_HELP = {
 }
 
 
-class CloseTicketScreen(ModalScreen[tuple[str, str | None] | None]):
+class CloseTicketScreen(ModalForm[tuple[str, str | None] | None]):
     """Dismisses with (reason, note or None), or None when cancelled."""
+
+    CONFIRM_BUTTON = "close-confirm"
+    TEXT_BOX = "close-note"
 
     BINDINGS = [  # noqa: RUF012
         Binding("ctrl+s", "confirm", "Close ticket", id="close.confirm"),
@@ -71,24 +74,7 @@ class CloseTicketScreen(ModalScreen[tuple[str, str | None] | None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        options = self.query_one("#close-reason", OptionList)
-        options.highlighted = 0
-        options.focus()
-
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
-        self.query_one("#close-note", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_confirm()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "close-confirm":
-            self.action_confirm()
-        else:
-            self.action_cancel()
+        self.start_on_first(self.query_one("#close-reason", OptionList))
 
     @property
     def reason(self) -> str:
@@ -99,6 +85,3 @@ class CloseTicketScreen(ModalScreen[tuple[str, str | None] | None]):
     def action_confirm(self) -> None:
         note = self.query_one("#close-note", Input).value.strip() or None
         self.dismiss((self.reason, note))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

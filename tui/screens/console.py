@@ -118,15 +118,7 @@ class ConsoleScreen(Screen[None]):
         return None
 
     def action_alarm_ack(self) -> None:
-        row = self.selected_alarm()
-        if row is None:
-            return
-
-        def done(result: tuple[str | None, str | None] | None) -> None:
-            if result is not None:
-                self.alarm_call("ack", row.alarm_id, note=result[1])
-
-        self.app.push_screen(AlarmActionScreen("Acknowledge alarm", alarm_subject(row)), done)
+        self.ask_note_then("ack", "Acknowledge alarm")
 
     def action_alarm_shelve(self) -> None:
         row = self.selected_alarm()
@@ -151,15 +143,19 @@ class ConsoleScreen(Screen[None]):
         )
 
     def action_alarm_unshelve(self) -> None:
+        self.ask_note_then("unshelve", "Unshelve alarm")
+
+    def ask_note_then(self, action: str, title: str) -> None:
+        """An alarm action whose only input is the operator's optional note (ack, unshelve)."""
         row = self.selected_alarm()
         if row is None:
             return
 
         def done(result: tuple[str | None, str | None] | None) -> None:
             if result is not None:
-                self.alarm_call("unshelve", row.alarm_id, note=result[1])
+                self.alarm_call(action, row.alarm_id, note=result[1])
 
-        self.app.push_screen(AlarmActionScreen("Unshelve alarm", alarm_subject(row)), done)
+        self.app.push_screen(AlarmActionScreen(title, alarm_subject(row)), done)
 
     def action_alarm_oos(self) -> None:
         row = self.selected_alarm()

@@ -14,11 +14,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static, TextArea
 
 from engine.schemas import SEVERITIES, Ticket
 from tui.safe import clean
+from tui.screens.modal_form import ModalForm
 
 MAX_TITLE = 500
 MAX_BODY = 20_000
@@ -61,11 +61,13 @@ def validate_edit(
     return {"title": title, "body": body, "labels": labels, "severity": severity}, errors
 
 
-class EditTicketScreen(ModalScreen[dict[str, Any] | None]):
+class EditTicketScreen(ModalForm[dict[str, Any] | None]):
     """Dismisses with the changed fields, or None when cancelled / nothing changed."""
 
+    CONFIRM_BUTTON = "edit-save"
+
     BINDINGS = [  # noqa: RUF012
-        Binding("ctrl+s", "save", "Save", id="edit.save"),
+        Binding("ctrl+s", "confirm", "Save", id="edit.save"),
         Binding("escape", "cancel", "Cancel", id="edit.cancel"),
     ]
 
@@ -118,21 +120,12 @@ class EditTicketScreen(ModalScreen[dict[str, Any] | None]):
     def on_mount(self) -> None:
         self.query_one("#edit-title", Input).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "edit-save":
-            self.action_save()
-        else:
-            self.action_cancel()
-
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.prevent_default()  # enter moves to the next field here; ctrl+s saves
         event.stop()
         self.focus_next()
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def action_save(self) -> None:
+    def action_confirm(self) -> None:
         values, errors = validate_edit(
             self.query_one("#edit-title", Input).value,
             self.query_one("#edit-body", TextArea).text,

@@ -34,6 +34,7 @@ from tui.fleet import (
 from tui.safe import clean, safe_text
 from tui.scales import display_for
 from tui.screens.console import ConsoleScreen
+from tui.screens.keyed_redraw import KeyedRedraw
 from tui.trend import FINEST_S
 from tui.widgets.filter_input import FilterInput
 from tui.widgets.row_table import Column, RowTable
@@ -92,7 +93,7 @@ def fleet_cells(row: FleetRow, wide: bool) -> list[Text]:
     return cells
 
 
-class FleetScreen(ConsoleScreen):
+class FleetScreen(ConsoleScreen, KeyedRedraw):
     BINDINGS = [  # noqa: RUF012
         Binding("slash", "filter", "Filter", id="fleet.filter"),
         Binding("o", "out_of_service", "Out of service", id="fleet.oos"),
@@ -101,7 +102,6 @@ class FleetScreen(ConsoleScreen):
     def __init__(self) -> None:
         super().__init__()
         self.query_text = ""
-        self._drawn: tuple[object, ...] = ()
         self._wide = False
         self._alarms: dict[str, AssetAlarms] = {}
         self._alarm_key: tuple[int, ...] = ()
@@ -130,19 +130,18 @@ class FleetScreen(ConsoleScreen):
         self.query_one(StatusBar).screen_title = "3 Fleet"
         self.redraw(force=True)
 
-    def on_resize(self) -> None:
-        self.redraw(force=True)
+    @property
+    def wide(self) -> bool:
+        return self.size.width >= 110
 
-    def redraw(self, force: bool = False) -> None:
-        if not self.is_current:
-            return  # hidden (another screen or mode is shown): redrawn on resume
+    def draw_key(self) -> tuple[object, ...]:
+        app = control(self)
+        return (app.feed.versions, app.alarms.version, self.query_text, self.wide, app.health)
+
+    def draw(self) -> None:
         app = control(self)
         feed = app.feed
-        wide = self.size.width >= 110
-        key = (feed.versions, app.alarms.version, self.query_text, wide, app.health)
-        if not force and key == self._drawn:
-            return
-        self._drawn = key
+        wide = self.wide
         table: RowTable[str] = self.query_one("#fleet-table", RowTable)
         if wide != self._wide:
             self._wide = wide

@@ -37,7 +37,7 @@ from tui.screens.picker import PickerScreen
 from tui.screens.trend import TrendScreen
 from tui.trend import SPANS
 from tui.widgets.alert_feed import AlertFeed
-from tui.widgets.scenario_bar import ScenarioBar
+from tui.widgets.scenario_bar import ScenarioBar, ScenarioLine
 from tui.widgets.signal_panel import SignalPanel
 from tui.widgets.status_bar import StatusBar
 from tui.widgets.ticket_detail import TicketDetail
@@ -181,12 +181,14 @@ class PlantScreen(ConsoleScreen):
             bar.health = app.health
             bar.sim_time = sim_time
             self.query_one(ScenarioBar).show(
-                app.scenario_status,
-                sim_time,
-                view.truth if view is not None else None,
-                self.truth,
-                pending_speed=self.pending_speed,
-                hint=self._hint(app.scenario_status, sim_time),
+                ScenarioLine(
+                    app.scenario_status,
+                    sim_time,
+                    view.truth if view is not None else None,
+                    self.truth,
+                    pending_speed=self.pending_speed,
+                    hint=self._hint(app.scenario_status, sim_time),
+                )
             )
         self._drawn = versions
         self._drawn_status = status

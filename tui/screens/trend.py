@@ -13,7 +13,6 @@ import math
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer
 
 from tui import format as fmt
@@ -21,6 +20,7 @@ from tui.access import control
 from tui.feed import AlertRow, AssetView
 from tui.safe import clean
 from tui.scales import display_for, limits_for, signal_order
+from tui.screens.keyed_redraw import KeyedRedraw
 from tui.trend import SPANS
 from tui.trend_plot import Episode, Limit
 from tui.widgets.status_bar import StatusBar
@@ -82,7 +82,7 @@ def _seconds(s: float) -> str:
     return f"{s / 3600:g} h"
 
 
-class TrendScreen(Screen[None]):
+class TrendScreen(KeyedRedraw):
     BINDINGS = [  # noqa: RUF012
         Binding("w", "span(1)", "Span", id="trend.span"),
         Binding("W", "span(-1)", "Span back", show=False, id="trend.span_back"),
@@ -101,7 +101,6 @@ class TrendScreen(Screen[None]):
         super().__init__()
         self.asset = asset
         self.signal = signal
-        self._drawn: tuple[object, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -115,18 +114,13 @@ class TrendScreen(Screen[None]):
         self.set_interval(1 / REFRESH_HZ, self.redraw)
         self.redraw(force=True)
 
-    def on_resize(self) -> None:
-        self.redraw(force=True)
+    def draw_key(self) -> tuple[object, ...]:
+        app = control(self)
+        return (app.feed.versions, app.span, self.asset, self.signal, app.health, self.size)
 
-    def redraw(self, force: bool = False) -> None:
-        if not self.is_current:
-            return  # hidden (another screen or mode is shown): redrawn on resume
+    def draw(self) -> None:
         app = control(self)
         feed = app.feed
-        key = (feed.versions, app.span, self.asset, self.signal, app.health, self.size)
-        if not force and key == self._drawn:
-            return
-        self._drawn = key
         view = feed.asset_view(self.asset)
         current = view.values.get(self.signal)
         d = display_for(self.signal, () if current is None else (current,))

@@ -3,6 +3,8 @@ truth overlay is on) the fault the simulator is injecting right now."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -16,16 +18,20 @@ from tui.safe import clean
 from tui.widgets.text_line import TextLine
 
 
-def scenario_text(
-    status: ScenarioStatus | None,
-    sim_time: float | None,
-    truth: Truth | None,
-    overlay: bool,
-    *,
-    pending_speed: float | None = None,
-    hint: Hint | None = None,
-    width: int = 0,
-) -> Text:
+@dataclass(frozen=True)
+class ScenarioLine:
+    """What the scenario line is drawn from. ``overlay``: the truth overlay is on (``truth`` is
+    what the simulator injects now); ``pending_speed``: a speed chosen before the run starts."""
+
+    status: ScenarioStatus | None
+    sim_time: float | None
+    truth: Truth | None
+    overlay: bool
+    pending_speed: float | None = None
+    hint: Hint | None = None
+
+
+def scenario_text(line: ScenarioLine, width: int = 0) -> Text:
     """The scenario line, as complete as ``width`` allows (0: no limit).
 
     ``hint``: what is about to happen (the forecast's "bearing wear developing; first alarm
@@ -35,22 +41,15 @@ def scenario_text(
     the simulator's (a just-loaded scenario is at 00:00:00, not where the last run ended).
     Less important parts give way first on a narrow line: the duration, then the words beside
     the state and speed symbols; the truth overlay's fault is kept."""
-    for level in range(6 if hint else 3):
-        out = _scenario_text(status, sim_time, truth, overlay, pending_speed, level, hint)
+    for level in range(6 if line.hint else 3):
+        out = _scenario_text(line, level)
         if not width or out.cell_len <= width:
             return out
     return out
 
 
-def _scenario_text(
-    status: ScenarioStatus | None,
-    sim_time: float | None,
-    truth: Truth | None,
-    overlay: bool,
-    pending_speed: float | None,
-    level: int,
-    hint: Hint | None = None,
-) -> Text:
+def _scenario_text(line: ScenarioLine, level: int) -> Text:
+    status, sim_time, truth, hint = line.status, line.sim_time, line.truth, line.hint
     out = Text(end="", no_wrap=True, overflow="ellipsis")
     if status is None:
         out.append("scenario —", style="dim")
@@ -72,8 +71,8 @@ def _scenario_text(
         else:
             state, style = "■ stopped", "yellow"
         out.append("  " + (state if level < 2 else state[0]), style=style)
-        if pending_speed is not None and not running:
-            out.append(f"  ×{pending_speed:g}", style="bold")
+        if line.pending_speed is not None and not running:
+            out.append(f"  ×{line.pending_speed:g}", style="bold")
             out.append(" at start" if level < 2 else "", style="dim")
         else:
             out.append(f"  ×{status.speed:g}")
@@ -84,7 +83,7 @@ def _scenario_text(
             out.append(f"/{fmt.sim_clock(status.duration)}", style="dim")
         if hint:
             out.append(f"  {hint.long}", style="bold yellow")
-    if overlay:
+    if line.overlay:
         out.append("  │ truth " if level < 2 else " │ ", style="dim")
         if truth is None:
             out.append("—", style="magenta")
@@ -121,25 +120,6 @@ class ScenarioBar(Horizontal):
             with select.prevent(Select.Changed):
                 select.value = selected
 
-    def show(
-        self,
-        status: ScenarioStatus | None,
-        sim_time: float | None,
-        truth: Truth | None,
-        overlay: bool,
-        *,
-        pending_speed: float | None = None,
-        hint: Hint | None = None,
-    ) -> None:
-        line = self.query_one("#scenario-info", TextLine)
-        line.set(
-            scenario_text(
-                status,
-                sim_time,
-                truth,
-                overlay,
-                pending_speed=pending_speed,
-                hint=hint,
-                width=line.content_region.width,
-            )
-        )
+    def show(self, line: ScenarioLine) -> None:
+        info = self.query_one("#scenario-info", TextLine)
+        info.set(scenario_text(line, info.content_region.width))

@@ -24,13 +24,13 @@ from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
-from textual.widget import Widget
 
 from tui import format as fmt
 from tui.feed import AssetView
 from tui.safe import clean, truncate
 from tui.scales import display_for, signal_order
 from tui.sparkline import column_values, spark_columns
+from tui.widgets.cached_lines import CachedLines
 
 MAX_ROW_HEIGHT = 4
 
@@ -41,7 +41,7 @@ def _seen(view: AssetView, name: str) -> tuple[float, ...]:
     return (v,) if v is not None else ()
 
 
-class SignalPanel(Widget, can_focus=True):
+class SignalPanel(CachedLines, can_focus=True):
     BINDINGS = [  # noqa: RUF012
         Binding("down,j", "move(1)", "Next signal", show=False, id="signals.down"),
         Binding("up,k", "move(-1)", "Previous signal", show=False, id="signals.up"),
@@ -89,7 +89,6 @@ class SignalPanel(Widget, can_focus=True):
         self._asset = ""
         self._truth = False
         self._span = 0
-        self._lines: list[Strip] | None = None
         self._count = 0
         self.selected: str | None = None
         """The signal under the cursor (the one ``enter`` and the trend view open)."""
@@ -146,18 +145,8 @@ class SignalPanel(Widget, can_focus=True):
 
     # ---------------------------------------------------------------- drawing
 
-    def on_resize(self) -> None:
-        self._lines = None
-
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return max(len(self._names()), 1)
-
-    def render_line(self, y: int) -> Strip:
-        if self._lines is None:
-            self._lines = self._build()
-        if y < len(self._lines):
-            return self._lines[y]
-        return Strip.blank(self.size.width, self.rich_style)
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"signal-panel--{name}")

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 from rich.segment import Segment
 from textual.strip import Strip
-from textual.widget import Widget
 
 from tui.trend import TrendHistory
 from tui.trend_plot import Episode, Limit, plot_lines, plot_width
+from tui.widgets.cached_lines import CachedLines
 
 _STYLES = (
     "label",
@@ -32,7 +32,7 @@ _STYLES = (
 )
 
 
-class TrendChart(Widget):
+class TrendChart(CachedLines):
     COMPONENT_CLASSES = {f"trend-chart--{s}" for s in _STYLES}  # noqa: RUF012
 
     DEFAULT_CSS = """
@@ -57,7 +57,6 @@ class TrendChart(Widget):
         self._args: tuple[TrendHistory | None, str, int, float, float, int] | None = None
         self._limits: Sequence[Limit] = ()
         self._episodes: Sequence[Episode] = ()
-        self._lines: list[Strip] | None = None
 
     def show(
         self,
@@ -76,16 +75,6 @@ class TrendChart(Widget):
         self._episodes = episodes
         self._lines = None
         self.refresh()
-
-    def on_resize(self) -> None:
-        self._lines = None
-
-    def render_line(self, y: int) -> Strip:
-        if self._lines is None:
-            self._lines = self._build()
-        if y < len(self._lines):
-            return self._lines[y]
-        return Strip.blank(self.size.width, self.rich_style)
 
     def _build(self) -> list[Strip]:
         width, height = self.size.width, self.size.height
