@@ -331,17 +331,47 @@ def shard_args(i: int, n: int) -> list[str]:
     return ["--shard", f"{i}/{n}"] if n > 1 else []
 
 
+def cpu_ns(pid: int) -> int | None:
+    """CPU time of a process, all its threads, in ns (``/proc/PID/task/*/schedstat``: exact,
+    where ``cpu_seconds`` counts 10 ms ticks). None when the kernel does not provide it."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total
+
+
+BUSY_NS = 1_000_000
+"""A consumer whose CPU moved by more than this (1 ms) in a poll interval was still working: an
+idle service uses ~2 ms per second (its tuning poll, keep-alives), a working one on a machine
+at load 25 still gets several ms per 50 ms interval."""
+QUIET_S = 0.5
+"""How long every consumer must have been idle before their counts are asked for."""
+ASK_EVERY_S = 2.0
+"""Counts are asked for at least this often (a consumer that never goes idle, a stall)."""
+
+
 def drain(
     url: str,
     consumers: Sequence[Consumer],
     work: list[Item],
-    poll_s: float = 0.1,
+    poll_s: float = 0.05,
     broker_pid: int | None = None,
 ) -> dict:
     """Freeze the consumers, publish ``work`` into the broker, thaw them, and time until each
     has handled its share (every sample for the whole group when they split the stream).
     Returns rate (samples/s), seconds, samples handled, CPU µs per sample (of the consumers;
-    ``broker_cpu_us``: the broker's, taking the messages in and handing them out)."""
+    ``broker_cpu_us``: the broker's, taking the messages in and handing them out).
+
+    While they drain, the consumers are watched from outside only: their CPU time in
+    ``/proc``, which costs them nothing. Their counts (``handled``: a service's ``/health``)
+    are asked for once all have been idle for ``QUIET_S``; the drain ended when the last of
+    them stopped working, and their CPU is taken at that moment. (Asking ``/health`` every
+    0.1 s, as this did before, cost each replica ~1-2 ms of CPU per request and the bench's
+    own HTTP client more, on the same two cores — 10-20 % of a core with two replicas — so a
+    second replica was charged for the bench's polling as well as doing its share.)"""
     expected = sum(n for _, _, n in work)
     start = [c.handled() for c in consumers]
     broker0 = cpu_seconds(broker_pid) if broker_pid else float("nan")
@@ -351,23 +381,46 @@ def drain(
         publish(url, work)
         time.sleep(0.5)  # the broker has it all queued (the publisher waited for its socket)
     finally:
-        cpu0 = sum(cpu_seconds(c.pid) for c in consumers)
+        cpu0 = [cpu_ns(c.pid) for c in consumers]
+        cpu0_s = sum(cpu_seconds(c.pid) for c in consumers)
         t0 = time.time()
         for c in consumers:
             c.resume()
-    got, last_change, last = 0, time.time(), -1
+    precise = all(x is not None for x in cpu0)
+    last_cpu = list(cpu0)
+    busy_at = [t0] * len(consumers)  # when each was last seen working
+    busy_cpu = list(cpu0)  # and its CPU then
+    got, last_got, last_change = 0, -1, t0
+    asked = t0
     while True:
         time.sleep(poll_s)
-        got = sum(c.handled() - s for c, s in zip(consumers, start, strict=True))
         now = time.time()
+        if precise:
+            for i, c in enumerate(consumers):
+                used = cpu_ns(c.pid)
+                if used is None:
+                    continue
+                if used - (last_cpu[i] or 0) > BUSY_NS:
+                    busy_at[i], busy_cpu[i] = now, used
+                last_cpu[i] = used
+            if now - max(busy_at) < QUIET_S and now - asked < ASK_EVERY_S:
+                continue
+        got = sum(c.handled() - s for c, s in zip(consumers, start, strict=True))
+        asked = now
         if got >= expected:
             break
-        if got != last:
-            last, last_change = got, now
+        if precise:  # the question's own CPU is not work
+            last_cpu = [cpu_ns(c.pid) for c in consumers]
+        if got != last_got:
+            last_got, last_change = got, now
         elif now - last_change > 5.0:
             break  # stalled: the rest was lost
-    t1 = now - poll_s / 2
-    cpu = sum(cpu_seconds(c.pid) for c in consumers) - cpu0
+    if precise:
+        t1 = max(busy_at) - poll_s / 2
+        cpu = sum((b or 0) - (a or 0) for a, b in zip(cpu0, busy_cpu, strict=True)) / 1e9
+    else:
+        t1 = now - poll_s / 2
+        cpu = sum(cpu_seconds(c.pid) for c in consumers) - cpu0_s
     seconds = max(1e-9, t1 - t0)
     broker_cpu = cpu_seconds(broker_pid) - broker0 if broker_pid else float("nan")
     return {

@@ -16,8 +16,10 @@ At the end it stops the simulator, lets everything drain and prints:
   stored twice), tickets, and the alert episodes that opened more than one ticket (the ticket
   lifecycle's doing when a final report revises the cause, reported so it can be judged);
 - restarts survived (per part, from `var/stack.json`), dead letters per service;
-- RSS per service: peak, the median of each quarter of the run, and the **growth verdict**: the
-  slope of RSS over the second half of the run, in MiB/min, fitted within each process's life
+- RSS per service, split into RssAnon (heap, allocator arenas, stacks: what the process owns)
+  and RssFile + RssShmem (code and files mapped, paged in on first touch, shared, reclaimable):
+  peaks, the median of RssAnon in each quarter of the run, and the **growth verdict** on
+  RssAnon: its slope over the second half of the run, in MiB/min, fitted within each process's life
   (a killed service restarts small: the fit compares a process only with itself) and only after
   that process has run ``--warmup`` s. Flat: within two standard errors of zero, or under
   ``FLAT_MIB_PER_MIN``; anything else is printed as GROWING.
@@ -92,40 +94,57 @@ def pooled_slope(segments: list[list[tuple[float, float]]]) -> tuple[float, floa
     return slope * per_min, math.sqrt(rss / dof / sxx) * per_min, n
 
 
-def memory_table(rss: dict[str, list[tuple[float, int, int]]], run_s: float,
+def growth(samples: list[tuple[float, int, int]], run_s: float,
+           warmup_s: float) -> tuple[float, float, float]:  # fmt: skip
+    """(slope, standard error, process-minutes judged) of one (t s, pid, KiB) series over the
+    second half, fitted within each process after its warm-up (NaN: nothing lived long enough)."""
+    born: dict[int, float] = {}
+    for t, pid, _ in samples:
+        born.setdefault(pid, t)
+    segments: dict[int, list[tuple[float, float]]] = {}
+    for t, pid, kib in samples:
+        if t >= run_s / 2 and t - born[pid] >= warmup_s:
+            segments.setdefault(pid, []).append((t, float(kib)))
+    judged = [seg for seg in segments.values() if seg[-1][0] - seg[0][0] >= MIN_FIT_S]
+    slope, err, _ = pooled_slope(judged)
+    return slope, err, sum(seg[-1][0] - seg[0][0] for seg in judged) / 60
+
+
+def memory_table(mem: dict[str, list[tuple[float, int, int, int]]], run_s: float,
                  warmup_s: float) -> list[str]:  # fmt: skip
-    """Per service: peak, quarter medians, and the second-half growth verdict."""
+    """Per service: peaks, quarter medians of RssAnon, and the growth verdict on RssAnon (what
+    the process owns: its heap, arenas, stacks). RssFile (+ RssShmem) is shared code and
+    mapped files, paged in as they are first touched and out again under pressure; its slope is
+    printed beside, not judged."""
     lines = [
-        "| Service | peak RSS MiB | median Q1 | Q2 | Q3 | Q4 | processes "
-        "| growth, 2nd half after warm-up (MiB/min) | verdict |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| Service | peak RSS MiB | peak anon | peak file | anon median Q1 | Q2 | Q3 | Q4 "
+        "| processes | anon growth, 2nd half after warm-up (MiB/min) | file growth | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for name, samples in sorted(rss.items()):
+    for name, samples in sorted(mem.items()):
         quarters = []
         for q in range(4):
-            part = [kib for t, _, kib in samples if q * run_s / 4 <= t < (q + 1) * run_s / 4]
+            part = [anon for t, _, anon, _ in samples if q * run_s / 4 <= t < (q + 1) * run_s / 4]
             quarters.append(f"{statistics.median(part) / 1024:.1f}" if part else "—")
-        born: dict[int, float] = {}
-        for t, pid, _ in samples:
-            born.setdefault(pid, t)
-        segments: dict[int, list[tuple[float, float]]] = {}
-        for t, pid, kib in samples:
-            if t >= run_s / 2 and t - born[pid] >= warmup_s:
-                segments.setdefault(pid, []).append((t, float(kib)))
-        judged = [seg for seg in segments.values() if seg[-1][0] - seg[0][0] >= MIN_FIT_S]
-        minutes = sum(seg[-1][0] - seg[0][0] for seg in judged) / 60
-        slope, err, _ = pooled_slope(judged)
+        anon = [(t, pid, a) for t, pid, a, _ in samples]
+        files = [(t, pid, f) for t, pid, _, f in samples]
+        slope, err, minutes = growth(anon, run_s, warmup_s)
+        file_slope, _, _ = growth(files, run_s, warmup_s)
         if math.isnan(slope):
             verdict = (f"not judged: no process lived {warmup_s:g} s + {MIN_FIT_S:g} s in the "
                        "second half (fewer kills, or a longer run)")  # fmt: skip
-            growth = "—"
+            grown = file_grown = "—"
         else:
             flat = abs(slope) <= max(2 * err, FLAT_MIB_PER_MIN)
             verdict = "flat" if flat else ("**GROWING**" if slope > 0 else "shrinking")
-            growth = f"{slope:+.3f} ± {err:.3f} ({minutes:.1f} process-min)"
-        peak = max(kib for _, _, kib in samples) / 1024
+            grown = f"{slope:+.3f} ± {err:.3f} ({minutes:.1f} process-min)"
+            file_grown = f"{file_slope:+.3f}"
+        peak = max(a + f for _, _, a, f in samples) / 1024
+        peak_anon = max(a for _, _, a, _ in samples) / 1024
+        peak_file = max(f for _, _, _, f in samples) / 1024
         lines.append(
-            f"| {name} | {peak:.1f} | {' | '.join(quarters)} | {len(born)} | {growth} | {verdict} |"
+            f"| {name} | {peak:.1f} | {peak_anon:.1f} | {peak_file:.1f} | {' | '.join(quarters)} "
+            f"| {len({pid for _, pid, _, _ in samples})} | {grown} | {file_grown} | {verdict} |"
         )
     return lines
 
@@ -180,14 +199,19 @@ def traced_growth(trace_dir: Path, top: int = 6) -> list[str]:
     return lines or ["- (no process lived past its warm-up snapshot)"]
 
 
-def rss_kib(pid: int) -> int | None:
+def rss_kib(pid: int) -> tuple[int, int] | None:
+    """(RssAnon, RssFile + RssShmem) in KiB; None once the process is gone. Their sum is VmRSS."""
+    fields: dict[str, int] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile", "RssShmem"):
+                fields[key] = int(value.split()[0])
+    except (OSError, ValueError, IndexError):
         return None
-    return None
+    if len(fields) < 3:
+        return None
+    return fields["RssAnon"], fields["RssFile"] + fields["RssShmem"]
 
 
 def junk_payloads() -> list[bytes]:
@@ -314,8 +338,8 @@ def main() -> int:
     sim = stack.urls["simulator"]
     junk = Junk(stack, args.junk_per_s)
     junk.start()
-    rss: dict[str, list[tuple[float, int, int]]] = {}
-    """Per part: (s since the start, pid, RSS KiB)."""
+    rss: dict[str, list[tuple[float, int, int, int]]] = {}
+    """Per part: (s since the start, pid, RssAnon KiB, RssFile + RssShmem KiB)."""
     kills: dict[str, int] = {}
     depths: dict[str, list[tuple[float, int]]] = {}
     """Per service: (s since the start, messages waiting in its bus client's inbox)."""
@@ -354,7 +378,7 @@ def main() -> int:
                     broker, MosquittoBroker) and broker.pid else {})}.items():  # fmt: skip
                 kib = rss_kib(pid)
                 if kib:
-                    rss.setdefault(name, []).append((now - t0, pid, kib))
+                    rss.setdefault(name, []).append((now - t0, pid, *kib))
             if now >= next_depths:  # backlog beside RSS: a queue that grows is not a leak
                 next_depths = now + 10.0
                 for name in stack.services:
@@ -409,9 +433,11 @@ def main() -> int:
     print(f"| restarts survived | {', '.join(f'{k} {v}' for k, v in sorted(restarts.items()))} |")
     print(f"| supervisor gave up | {status.gave_up or 'no'} |")
     print(f"| dead letters | {', '.join(f'{k} {v}' for k, v in dead.items())} |")
-    print(f"\nRSS sampled every 2 s; growth fitted over {run_s / 2:.0f}-{run_s:.0f} s, within each "
-          f"process, after its first {args.warmup:g} s, on processes that lived {MIN_FIT_S:g} s "
-          f"more; flat: |slope| <= max(2 SE, {FLAT_MIB_PER_MIN} MiB/min)\n")  # fmt: skip
+    print(f"\nRSS sampled every 2 s as RssAnon (what the process owns) and RssFile + RssShmem "
+          f"(mapped code and files); the verdict is on RssAnon, fitted over "
+          f"{run_s / 2:.0f}-{run_s:.0f} s, within each process, after its first {args.warmup:g} s, "
+          f"on processes that lived {MIN_FIT_S:g} s more; flat: |slope| <= max(2 SE, "
+          f"{FLAT_MIB_PER_MIN} MiB/min)\n")  # fmt: skip
     print("\n".join(memory_table(rss, run_s, args.warmup)))
     print("\nInbox queue depth per service (median per quarter, max; from /health every 10 s):")
     for name, samples in sorted(depths.items()):

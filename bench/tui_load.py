@@ -14,10 +14,13 @@ opens the publisher sends that many past episodes, so the window is the steady s
 keeps its own figures in preallocated arrays, so they do not count as growth.
 
 Two bounded caches still fill under this load and show as growth in runs of a few minutes
-(their fill is printed beside the verdict): Rich's cell-width LRU (4,096 strings, ~1 MiB) and
-the bus client's dedup window (4,096 QoS 1 messages). ``--seconds 480`` shows the slope fall as
-they fill. Textual's paint CPU per screen update is printed too: a stall measured as work, not
-as time the process waited for a core.
+(their fill over time is printed beside RSS): Rich's cell-width LRU (4,096 strings, ~0.7 MiB)
+and the bus client's dedup window (4,096 QoS 1 messages, ~0.5 MiB; ~30 min at this bench's 2
+alarm messages a second). ``--seconds 1800`` shows the plateau once both are full. The verdict
+is on RssAnon (what the process owns); whole RSS also counts code and files paged in on first
+use. ``--trace-memory --trace-from S`` diffs tracemalloc snapshots from S s to the end.
+Textual's paint CPU per screen update is printed too: a stall measured as work, not as time the
+process waited for a core.
 
     python bench/tui_load.py --suite                 # the three issue configurations, 60 s each
     python bench/tui_load.py                         # 10 assets x 10 Hz, plant screen
@@ -256,6 +259,13 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
     redraw_cpu_ms = Recorder(int(args.seconds * REFRESH_HZ * 2) + 100)
     mem_t = Recorder(int(args.seconds / SAMPLE_S) + 2)
     mem_kib = Recorder(int(args.seconds / SAMPLE_S) + 2)
+    mem_anon = Recorder(int(args.seconds / SAMPLE_S) + 2)
+    widths_fill = Recorder(int(args.seconds / SAMPLE_S) + 2)
+    dedup_fill = Recorder(int(args.seconds / SAMPLE_S) + 2)
+
+    def sample_caches() -> None:
+        widths_fill.add(rich.cells.cached_cell_len.cache_info().currsize)
+        dedup_fill.add(len(app.bus._seen) if app.bus is not None else 0)
 
     # Time the screen's own redraw work separately from the loop lag, which on a busy machine
     # also contains time the process simply did not get a core.
@@ -316,7 +326,8 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             import tracemalloc
 
             tracemalloc.start(8)
-        before_trace = None  # taken half-way: what grows after warm-up, as the slope
+        trace_from = args.seconds / 2 if args.trace_from is None else args.trace_from
+        before_trace = None  # at --trace-from (default half-way): what grows after it
         sampler = StallSampler() if args.stalls else None
         if sampler is not None:
             sampler.start()
@@ -336,8 +347,10 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             if now >= next_sample:
                 mem_t.add(now - t0)
                 mem_kib.add(rss_kib())
+                mem_anon.add(rss_kib("RssAnon"))
+                sample_caches()
                 next_sample += SAMPLE_S
-                if args.trace_memory and before_trace is None and now - t0 >= args.seconds / 2:
+                if args.trace_memory and before_trace is None and now - t0 >= trace_from:
                     gc.collect()
                     before_trace = tracemalloc.take_snapshot()
             before = time.perf_counter()
@@ -357,6 +370,8 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         rss_end = rss_kib()
         mem_t.add(elapsed)
         mem_kib.add(rss_end)
+        mem_anon.add(rss_kib("RssAnon"))
+        sample_caches()
         if args.trace_memory:
             gc.collect()
             after_trace = tracemalloc.take_snapshot()
@@ -402,7 +417,7 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
     load1, load5, _ = os.getloadavg()
     print(f"  load average        {load1:.1f} (5 min {load5:.1f}) on {os.cpu_count()} cores")
     print(f"  CPU (TUI process)   {100 * cpu / elapsed:.0f}% of one core")
-    times, kib = mem_t.list(), mem_kib.list()
+    times, kib, anon = mem_t.list(), mem_kib.list(), mem_anon.list()
     print(
         f"  memory RSS          start {rss_start / 1024:.1f} MiB   end {rss_end / 1024:.1f} MiB"
         f"   peak {max(rss_kib('VmHWM'), *kib) / 1024:.1f} MiB"
@@ -423,8 +438,20 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
     print(
         "  RSS over time       " + "  ".join(f"{times[i]:.0f}s:{kib[i] / 1024:.1f}" for i in shown)
     )
+    print(
+        "  RssAnon over time   " + "  ".join(f"{times[i]:.0f}s:{anon[i] / 1024:.1f}" for i in shown)
+    )
+    fills = widths_fill.list(), dedup_fill.list()
+    print(
+        "  caches over time    "
+        + "  ".join(f"{times[i]:.0f}s:{fills[0][i]:.0f}/{fills[1][i]:.0f}" for i in shown)
+        + "  (Rich widths / dedup window)"
+    )
     if args.trace_memory:
-        print("  allocations that grew over the second half (tracemalloc, after gc, top 8):")
+        print(
+            f"  allocations that grew from {trace_from:.0f} s to the end (tracemalloc, after gc, "
+            "top 8):"
+        )
         for stat in growth_sites:
             frames = list(stat.traceback)  # oldest first
             here = frames[-1]
@@ -439,15 +466,17 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         for place, n in sorted(sampler.places.items(), key=lambda kv: -kv[1])[:8]:
             print(f"    {n:6d}  {place}")
     half = [i for i, t in enumerate(times) if t >= elapsed / 2]
-    slope, stderr = growth([times[i] for i in half], [kib[i] for i in half])
+    rss_slope, rss_err = growth([times[i] for i in half], [kib[i] for i in half])
+    slope, stderr = growth([times[i] for i in half], [anon[i] for i in half])
     flat = abs(slope) <= max(2 * stderr, FLAT_MIB_PER_MIN)
     verdict = "flat" if flat else ("GROWING" if slope > 0 else "shrinking")
     if not flat and slope > 0 and filling:
         verdict += f" (bounded caches still filling: {', '.join(filling)}; a longer run shows "
         verdict += "whether it levels off)"
     print(
-        f"  RSS growth          {slope:+.3f} ± {stderr:.3f} MiB/min over the second half "
-        f"({elapsed / 2:.0f}-{elapsed:.0f} s): {verdict}"
+        f"  RSS growth          RssAnon {slope:+.3f} ± {stderr:.3f} MiB/min over the second half "
+        f"({elapsed / 2:.0f}-{elapsed:.0f} s): {verdict}; whole RSS {rss_slope:+.3f} ± "
+        f"{rss_err:.3f} (with RssFile: code and files mapped, paged in on first use)"
     )
 
 
@@ -477,6 +506,12 @@ def main() -> int:
         "--trace-memory",
         action="store_true",
         help="also list the allocation sites that grew in the window (tracemalloc: slower)",
+    )
+    parser.add_argument(
+        "--trace-from",
+        type=float,
+        metavar="S",
+        help="with --trace-memory: the first snapshot at S s into the window (default: half-way)",
     )
     parser.add_argument(
         "--profile",

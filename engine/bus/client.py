@@ -100,6 +100,11 @@ QOS_BY_KIND: dict[str, int] = {
 """Telemetry is a stream (a missed sample is superseded by the next); everything else is work."""
 
 DEDUP_WINDOW = 4096
+UNACKED_PRUNE_MIN = 64
+"""QoS 1 publications kept for ``flush`` are pruned of the durable ones whenever the list reaches
+twice what the last pruning left, and at least this many: each keeps its payload, so the list
+stays near what is really in flight instead of holding the last thousand payloads (a ticket
+snapshot is kilobytes: that read as megabytes of growth in the soak)."""
 INBOX_LIMIT = 100_000
 """QoS 0 messages waiting for the dispatcher beyond this are dropped (``inbox_dropped``)."""
 DISPATCH_BATCH = 256
@@ -371,6 +376,7 @@ class BusClient:
         self._sub_mids: set[int] = set()
         self._worker: threading.Thread | None = None
         self._unacked: list[Publication] = []
+        self._unacked_prune_at = UNACKED_PRUNE_MIN
         self._barrier_lock = threading.Lock()
         self._barrier_started = 0
         self._barrier_done = 0
@@ -608,8 +614,9 @@ class BusClient:
             if qos > 0:
                 with self._unacked_lock:
                     self._unacked.append(publication)
-                    if len(self._unacked) > 1000:
+                    if len(self._unacked) >= self._unacked_prune_at:
                         self._unacked = [i for i in self._unacked if not i.durable()]
+                        self._unacked_prune_at = max(UNACKED_PRUNE_MIN, 2 * len(self._unacked))
         return publication
 
     # ---------------------------------------------------------------- durability barrier

@@ -17,6 +17,12 @@ Why each one exists (public API first wherever paho has one):
   too filled that table with tens of thousands of entries nobody reads (memory that climbs for
   the first hour of any publisher). paho holds a QoS 1 message there while ``on_publish``
   runs, and never a QoS 0 one.
+- ``Client._on_message_filtered`` / ``MQTTMatcher._root``: paho matches every message received
+  against the ``message_callback_add`` filters with a recursive closure, a reference cycle left
+  for the cyclic collector per message, even with no filter (we add none). The services run
+  that collector rarely (``engine.services.base.tune_gc``), so the garbage of thousands of
+  messages piled up between collections: megabytes read as growth in the soak. With no filter
+  there is nothing to match and no closure is made.
 
 ``check()`` runs at import: a paho whose internals moved fails loudly at start, naming what is
 missing, instead of misbehaving later. ``tests/live/test_paho_compat.py`` pins the version and
@@ -32,6 +38,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.matcher import MQTTMatcher
 
 log = logging.getLogger("controlroom.bus")
 
@@ -63,6 +70,9 @@ def missing_internals() -> list[str]:
     ]
     if not hasattr(mqtt.MQTTMessage(0, b"t"), "_topic"):
         missing.append("MQTTMessage._topic")
+    root = getattr(MQTTMatcher(), "_root", None)  # type: ignore[no-untyped-call]  # paho: untyped
+    if not hasattr(root, "_children") or not hasattr(root, "_content"):
+        missing.append("MQTTMatcher._root")
     return missing
 
 
@@ -110,11 +120,31 @@ class BufferedSocket:
         return getattr(self._sock, name)
 
 
+class FilterMatcher(MQTTMatcher):
+    """paho's matcher of ``message_callback_add`` filters, which matches nothing without
+    building its recursive closure (a reference cycle per message) when no filter is added."""
+
+    def iter_match(self, topic: str) -> Any:
+        if not self._root._children and self._root._content is None:
+            return iter(())
+        return super().iter_match(topic)  # type: ignore[no-untyped-call]  # paho: untyped
+
+
 class FastClient(mqtt.Client):
-    """paho's client with buffered reads and up to ``READ_BURST`` packets per loop pass."""
+    """paho's client with buffered reads and up to ``READ_BURST`` packets per loop pass, and
+    no garbage per message received (``FilterMatcher``)."""
 
     socket_error: str | None = None
     """Why the last socket could not be opened (refused, TLS verification, DNS)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(getattr(self, "_on_message_filtered", None), MQTTMatcher):
+            raise PahoCompatError(
+                f"paho-mqtt {PAHO_VERSION} has no Client._on_message_filtered matcher, which "
+                f"engine/bus/paho_compat.py replaces (written for {PINNED_VERSION})"
+            )
+        self._on_message_filtered = FilterMatcher()  # type: ignore[no-untyped-call]  # paho base
 
     def _create_socket(self) -> Any:
         try:

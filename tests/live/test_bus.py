@@ -20,7 +20,7 @@ from engine.bus.broker import (
     probe_mqtt,
     redact_url,
 )
-from engine.bus.client import BusClient, RetryLater, RetryPolicy
+from engine.bus.client import UNACKED_PRUNE_MIN, BusClient, RetryLater, RetryPolicy
 from engine.paths import var_dir
 from engine.schemas import AlertEvent, Telemetry, WireError
 from engine.services.settings import Shard
@@ -186,6 +186,19 @@ def test_persistent_session_delivers_what_was_published_while_down(any_broker, w
     """A consumer that stops (or dies) gets the QoS 1 messages published meanwhile."""
     got = _delivered_after_downtime(any_broker.url, wait_for, "persist", 5)
     assert got == [f"a{i}" for i in range(1, 6)]
+
+
+def test_durable_publications_are_not_kept_with_their_payloads(broker, bus_client, wait_for):
+    """``flush`` needs the QoS 1 publications not yet durable; those already durable must not
+    stay behind with their payloads (a service publishing kilobyte ticket snapshots grew by
+    megabytes until a thousand of them were held)."""
+    pub = bus_client(broker.url, "keep")
+    for i in range(5 * UNACKED_PRUNE_MIN):
+        p = pub.publish(alert(i))
+        wait_for(p.durable, timeout=10, what=f"publication {i} durable")
+    assert len(pub._unacked) <= UNACKED_PRUNE_MIN
+    late = [pub.publish(alert(1000 + i)) for i in range(3 * UNACKED_PRUNE_MIN)]
+    assert pub.flush(10) and all(p.durable() for p in late)
 
 
 def test_reconnects_and_restores_subscriptions_after_broker_restart(make_broker, wait_for):
