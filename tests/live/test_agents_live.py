@@ -53,8 +53,11 @@ def test_monitor_replicas_own_disjoint_assets_and_reload_tuning(
                                       signals={"temp": 20.0 + seq % 2}))  # fmt: skip
 
         def split() -> list[set[str]] | None:
+            """Both replicas' assets once all telemetry is received *and handled*: the bus
+            counts a sample when it takes it from its inbox, the handler that admits its
+            asset runs after (a whole burst may be counted before any of it is handled)."""
             hs = [health(u) for u in urls]
-            if any(h is None for h in hs) or sum(
+            if any(h is None or h["queue_depth"] for h in hs) or sum(
                 h["counters"]["received_by_kind"].get("telemetry", 0)  # type: ignore[index]
                 for h in hs
             ) < 5 * len(assets):
