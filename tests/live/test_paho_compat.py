@@ -7,6 +7,7 @@ import gc
 import os
 import re
 import uuid
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -38,20 +39,30 @@ def test_raw_topic_bytes_when_not_utf8():
     assert paho_compat.message_topic(mqtt.MQTTMessage(0, b"alerts/p1")) == "alerts/p1"
 
 
-def test_buffered_reads_bursts_and_acks_of_messages_sent_while_disconnected(make_broker, wait_for):
-    b = make_broker()
+def _alert(alert_id: str, n: int) -> AlertEvent:
+    return AlertEvent(alert_id=alert_id, asset="pump01", ts=n, onset_ts=n, severity="low",
+                      score=1.0, signals=["flow"], detector="t")  # fmt: skip
+
+
+def _alerts_pair(broker: Any, name: str) -> tuple[BusClient, BusClient, list[str]]:
+    """A started subscriber to ``alerts/+`` recording alert ids, and a started publisher."""
     got: list[str] = []
-    sub = BusClient(b.url, f"compat-{uuid.uuid4().hex[:6]}", "compat", var=var_dir(os.environ))
+    sub = BusClient(broker.url, f"{name}-{uuid.uuid4().hex[:6]}", name, var=var_dir(os.environ))
     sub.subscribe("alerts/+", lambda a: got.append(a.alert_id))
     sub.start(wait=10)
-    assert sub._mqtt.buffered()
     pub = BusClient(
-        b.url, f"compatp-{uuid.uuid4().hex[:6]}", "compatp", var=var_dir(os.environ)
+        broker.url, f"{name}p-{uuid.uuid4().hex[:6]}", f"{name}p", var=var_dir(os.environ)
     ).start(wait=10)
+    return sub, pub, got
+
+
+def test_buffered_reads_bursts_and_acks_of_messages_sent_while_disconnected(make_broker, wait_for):
+    b = make_broker()
+    sub, pub, got = _alerts_pair(b, "compat")
+    assert sub._mqtt.buffered()
 
     def alert(n: int) -> AlertEvent:
-        return AlertEvent(alert_id=f"a{n}", asset="pump01", ts=n, onset_ts=n, severity="low",
-                          score=1.0, signals=["flow"], detector="t")  # fmt: skip
+        return _alert(f"a{n}", n)
 
     wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
     for n in range(1, 2001):  # a burst: many packets per read
@@ -91,18 +102,10 @@ def test_only_qos1_pubacks_are_remembered_with_their_connection(make_broker, wai
 def test_a_received_message_leaves_no_garbage_and_filters_still_match(make_broker, wait_for):
     """paho's filter matching made a reference cycle per message received; the services run
     the cyclic collector rarely, so it piled up by the megabyte (seen in the soak)."""
-    b = make_broker()
-    got: list[str] = []
-    sub = BusClient(b.url, f"compatg-{uuid.uuid4().hex[:6]}", "compatg", var=var_dir(os.environ))
-    sub.subscribe("alerts/+", lambda a: got.append(a.alert_id))
-    sub.start(wait=10)
-    pub = BusClient(
-        b.url, f"compatgp-{uuid.uuid4().hex[:6]}", "compatgp", var=var_dir(os.environ)
-    ).start(wait=10)
+    sub, pub, got = _alerts_pair(make_broker(), "compatg")
 
     def alert(n: int) -> AlertEvent:
-        return AlertEvent(alert_id=f"g{n}", asset="pump01", ts=n, onset_ts=n, severity="low",
-                          score=1.0, signals=["flow"], detector="t")  # fmt: skip
+        return _alert(f"g{n}", n)
 
     wait_for(lambda: pub.publish(alert(0)) and got, what="probe")
     gc.collect()
