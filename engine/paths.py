@@ -27,6 +27,11 @@ def var_dir(environ: Mapping[str, str]) -> Path:
     """Runtime state (SQLite store, JSONL logs, dead letters, tuning): ``CONTROLROOM_VAR`` in
     ``environ`` (the entry's environment over ``.env``) or ``ROOT/var``. Created on first use.
     Kept free of pydantic so the CLI can ask without importing ``engine.settings``."""
-    path = Path(environ.get("CONTROLROOM_VAR") or ROOT / "var")
+    path = var_path(environ)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def var_path(environ: Mapping[str, str]) -> Path:
+    """Where ``var/`` is, without creating it (for a caller that reports its own error)."""
+    return Path(environ.get("CONTROLROOM_VAR") or ROOT / "var")

@@ -100,7 +100,12 @@ def credentials_path(environ: Mapping[str, str], var: Path | None = None) -> Pat
     named = environ.get(CREDENTIALS_ENV)
     if named and var is None:
         return Path(named)
-    return (var or var_dir(environ)) / "broker" / "credentials.json"
+    return default_credentials(var or var_dir(environ))
+
+
+def default_credentials(var: Path) -> Path:
+    """The credentials file of the stack whose runtime state is ``var``."""
+    return var / "broker" / "credentials.json"
 
 
 def load_credentials(path: Path) -> dict[str, str] | None:

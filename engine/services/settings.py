@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.bus.acl import default_credentials
 from engine.bus.routing import owns
-from engine.paths import ROOT
+from engine.paths import var_path
 from engine.settings import SERVICE_NAMES, Config, SettingsError
 
 __all__ = ["Settings", "SettingsError", "Shard", "ensure_writable_var"]
@@ -24,8 +25,7 @@ def ensure_writable_var(environ: Mapping[str, str]) -> Path:
     """``var/`` (``CONTROLROOM_VAR`` in the entry's resolved ``environ``), created if needed
     and proven writable; SettingsError with one line naming it otherwise (a read-only or
     foreign directory)."""
-    raw = environ.get("CONTROLROOM_VAR")
-    var = Path(raw) if raw else ROOT / "var"
+    var = var_path(environ)
     probe = var / f".write-test-{os.getpid()}"
     try:
         var.mkdir(parents=True, exist_ok=True)
@@ -193,5 +193,5 @@ class Settings:
             asset_idle_s=config.asset_idle_s,
             env=dict(env),
             var=config.var,
-            credentials=config.broker_credentials or config.var / "broker" / "credentials.json",
+            credentials=config.broker_credentials or default_credentials(config.var),
         )
