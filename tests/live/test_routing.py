@@ -380,3 +380,55 @@ def test_a_shared_subscription_reaches_its_handlers(broker, bus_client, wait_for
     pub.publish_batch([sample(asset, 1)], source="gw")
     wait_for(lambda: len(sink.samples) >= 2, what="shared delivery")
     assert [t.seq for t in sink.samples] == [0, 1]
+
+
+def test_a_replica_gets_a_burst_of_all_its_buckets_in_one_call(broker, bus_client, wait_for):
+    """A replica subscribes with one filter per bucket it owns, yet its batch handler gets what
+    the dispatcher has queued in one call, in arrival order: a call per filter would hand a
+    vectorised monitor one bucket's few assets at a time (~1/32 of its burst at 2 replicas),
+    which cost a monitor replica of 2 its vectorisation. The first call is held until the rest
+    is queued, so the second call's content is what one dispatcher pass took."""
+    calls: list[list[Telemetry]] = []
+    held, release = threading.Event(), threading.Event()
+
+    def handler(msgs: list[Telemetry]) -> None:
+        calls.append(list(msgs))
+        held.set()
+        release.wait(10)
+
+    route = telemetry_route(1, 2, legacy=False)
+    sub = bus_client(broker.url, "rep1of2burst", persistent=False, accept=route.accept)
+    for f in route.filters:
+        sub.subscribe_batch(f, handler)
+    assert sub.wait_ready(10)
+    pub = bus_client(broker.url, "burstpub2", persistent=False)
+    tag = uuid.uuid4().hex[:4]
+    first = sample(f"hold{tag}-{next(k for k in range(99) if owns(1, 2, f'hold{tag}-{k}'))}", 0)
+    pub.publish(first)
+    wait_for(held.is_set, what="the first call")
+    mine = [a for a in (f"burst{tag}-{k}" for k in range(200)) if owns(1, 2, a)][:40]
+    burst = [sample(a, 1) for a in mine]
+    for t in burst:
+        pub.publish(t)
+    wait_for(lambda: sub.queue_depth >= 1 + len(burst), what="the burst queued")
+    release.set()
+    wait_for(lambda: sum(len(c) for c in calls) >= 1 + len(burst), what="the burst handled")
+    assert len({telemetry_bucket(a) for a in mine}) > 5  # many filters ...
+    ids = [[t.msg_id for t in c] for c in calls]
+    assert ids == [[first.msg_id], [t.msg_id for t in burst]]  # ... one call, in order
+
+
+def test_a_batch_handler_on_overlapping_filters_gets_each_sample_once(broker, bus_client, wait_for):
+    sink = Collector()
+    sub = bus_client(broker.url, "overlap", persistent=False)
+    asset = f"ovl{uuid.uuid4().hex[:4]}"
+    bucket = telemetry_bucket(asset)
+    for f in (ALL_TELEMETRY, f"telemetry/{bucket:02d}/+", f"telemetry/{bucket:02d}/batch/+"):
+        sub.subscribe_batch(f, sink.batch)
+    assert sub.wait_ready(10)
+    pub = bus_client(broker.url, "overlappub", persistent=False)
+    pub.publish(sample(asset, 0))
+    pub.publish_batch([sample(asset, 1)], source="gw")
+    wait_for(lambda: sub.counters.snapshot()["handled"] >= 2, what="both messages")
+    assert sub.wait_idle(5)
+    assert [t.seq for t in sink.samples] == [0, 1]
