@@ -355,9 +355,10 @@ class MemoryLog:
         c_used, c_free = self["c_used"], self["c_free"]
         row("RSS", self["rss"])
         row("RssAnon", anon)
-        row("  pymalloc arenas", py)
-        row("    of which free", py_free)
-        if c_used[0] >= 0:
+        if py[0] > 0:  # (tracemalloc's hooks hide pymalloc's statistics)
+            row("  pymalloc arenas", py)
+            row("    of which free", py_free)
+        if c_used[0] >= 0 and py[0] > 0:
             row("  C malloc in use", c_used)
             row("  C malloc free", c_free)
             rest = [a - p - u - f for a, p, u, f in zip(anon, py, c_used, c_free, strict=True)]
