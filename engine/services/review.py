@@ -89,7 +89,6 @@ from engine.schemas import (
     utc_now,
 )
 from engine.services.base import Service
-from engine.services.heap import fix_mmap_threshold
 from engine.services.settings import Settings
 from engine.services.store_health import WriteHealth
 from engine.services.ticket import PROBE_EVERY_S, store_path
@@ -152,7 +151,6 @@ class ReviewService(Service):
         clock: Callable[[], float] = time.time,
         policy: lc.Policy = lc.DEFAULT_POLICY,
     ) -> None:
-        fix_mmap_threshold()  # a long-lived process: large messages must not stay in its heap
         self.clock = clock
         self.policy = policy
         super().__init__(settings)

@@ -44,7 +44,6 @@ from engine.http_schemas import TicketHealth
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket, topic_for
 from engine.services.agent_service import LatencyWindow
 from engine.services.base import Service
-from engine.services.heap import fix_mmap_threshold
 from engine.services.settings import Settings
 from engine.services.store_health import WriteHealth
 from engine.tickets.connectors import TicketConnector
@@ -132,7 +131,6 @@ class TicketService(Service):
     health_model = TicketHealth
 
     def __init__(self, settings: Settings) -> None:
-        fix_mmap_threshold()  # a long-lived process: large messages must not stay in its heap
         super().__init__(settings)
         env = self.settings.env
         connector = mirror_connector(env)  # first: a configuration error leaves nothing behind
