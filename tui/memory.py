@@ -15,14 +15,12 @@ rise for minutes after start and look like a leak on a memory graph until they l
   out of a thread's heap and shrunk to what arrived, and up to 512 KiB of free heap is kept
   per arena. The free space left between long-lived blocks kept rising: +3.2 MiB of free
   malloc memory in the first 5 minutes of ``bench/tui_load.py`` (a third of the process's
-  growth). ``fix_malloc_thresholds`` pins both at glibc's defaults (128 KiB), which turns the
-  dynamic adjustment off: a large buffer is mapped and unmapped whole, the heaps stay small.
+  growth). ``engine.heap.fix_mmap_threshold`` (the services' fix too) pins the threshold at
+  glibc's default, which turns the adjustment off: a large buffer is mapped and unmapped
+  whole, the heaps stay small.
 """
 
 from __future__ import annotations
-
-import ctypes
-from typing import Any
 
 PLACEHOLDER_CHARS = 16
 """Length of a placeholder string: about what the screens measure (a value with its unit, a
@@ -39,30 +37,3 @@ def fill_width_cache() -> int:
     for i in range(room):
         cached_cell_len(f"\ue000{i:>{PLACEHOLDER_CHARS - 1}}")
     return max(room, 0)
-
-
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-"""glibc's ``mallopt`` parameters (malloc.h)."""
-THRESHOLD_BYTES = 128 * 1024
-"""glibc's default for both; setting them explicitly is what stops glibc moving them."""
-
-
-def _libc() -> Any:
-    """The process's own C library (its symbols are already loaded: no search, no subprocess)."""
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-        libc.mallopt.restype = ctypes.c_int
-        return libc
-    except (OSError, AttributeError):  # no mallopt (not glibc)
-        return None
-
-
-def fix_malloc_thresholds() -> bool:
-    """Pin glibc's mmap and trim thresholds (see the module's docstring). False where the C
-    library has no ``mallopt`` (not glibc): nothing changed."""
-    libc = _libc()
-    if libc is None:
-        return False
-    return all(libc.mallopt(p, THRESHOLD_BYTES) == 1 for p in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD))

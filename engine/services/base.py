@@ -37,8 +37,8 @@ from fastapi.responses import JSONResponse
 
 from engine.bus.broker import DEFAULT_URL, redact_url
 from engine.bus.client import BusClient, TlsOptions
+from engine.heap import fix_mmap_threshold
 from engine.http_schemas import Health
-from engine.services.heap import fix_mmap_threshold
 from engine.services.http_limits import mount_body_limit
 from engine.services.jsonl_log import JsonlLog
 from engine.services.settings import Settings

@@ -1,4 +1,4 @@
-"""engine/services/heap.py: a large buffer, once freed, leaves nothing resident in the heap."""
+"""engine/heap.py: a large buffer, once freed, leaves nothing resident in the heap."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 PROBE = textwrap.dedent(
     """
     import ctypes, sys
-    from engine.services.heap import fix_mmap_threshold
+    from engine.heap import fix_mmap_threshold
 
     class MallInfo2(ctypes.Structure):
         _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks",

@@ -1,4 +1,5 @@
-"""Keep large, short-lived buffers out of a long-running service's heap (glibc only).
+"""Keep large, short-lived buffers out of a long-running process's heap (glibc only): the services
+and the TUI.
 
 glibc's ``malloc`` serves a block of 128 KiB or more with its own ``mmap`` and unmaps it when it
 is freed, but it raises that threshold, for the rest of the process's life, to the size of every
