@@ -44,7 +44,7 @@ def _mangle(k: int, tick: list[Telemetry], before: list[Telemetry]) -> list[Tele
     if k % 79 == 13:
         out.insert(2, out[6])  # the same sample twice in one tick
     if k % 73 == 17:
-        out.insert(9, before[9])  # late
+        out.append(before[9])  # late: the previous tick's sample of a pump after its new one
     return out
 
 
