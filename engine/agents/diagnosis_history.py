@@ -14,7 +14,7 @@ of each missing signal is held, as the monitor does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -160,12 +160,18 @@ class AssetHistory:
         hist.push(t.ts, row)
         if self.since is None:
             self.since = t.ts
-        if self.ref is None and valid and learn and self.warm is not None:
-            self.warm[self.warm_k] = row
-            self.warm_k += 1
-            if self.warm_k >= self.warm.shape[0]:
-                self.ref = Reference.learn(self.warm.astype(np.float64))
-                self.warm = None
+        if self.ref is None and valid and learn:
+            self.warm_up(row)
+
+    def warm_up(self, row: Sequence[float] | npt.NDArray[np.float32]) -> None:
+        """Take a settled row towards the healthy reference (learned once the warm-up is full)."""
+        if self.warm is None:
+            return
+        self.warm[self.warm_k] = row
+        self.warm_k += 1
+        if self.warm_k >= self.warm.shape[0]:
+            self.ref = Reference.learn(self.warm.astype(np.float64))
+            self.warm = None
 
     def _hold(self, s: Mapping[str, float]) -> list[float]:
         held = zip(SIGNAL_ORDER, self.last_signals, strict=True)

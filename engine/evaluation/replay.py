@@ -106,8 +106,7 @@ def replay_fleet(
         if batch is not None:
             alerts = batch(tick)
             if agent is not None:
-                for t in tick:
-                    yield from agent.feed(t)
+                yield from agent.feed_batch(tick)
         else:
             for t in tick:
                 alerts += monitor.feed(t)
