@@ -51,9 +51,8 @@ class FleetFaults:
         self._clog: I64 = np.empty(0, dtype=np.int64)
         self._unobserved: list[int] = []
         self.instrument: list[int] = []
-        """Pumps with an active instrument fault (stuck reading, drift, burst)."""
-        self.frozen: set[int] = set()
-        """Pumps holding a stuck reading, to be released the tick its fault ends."""
+        """Pumps with an active instrument fault (stuck reading, drift, burst). A stuck
+        reading's hold is never read once its fault has ended, so no call releases it."""
         self.truths: list[Truth] = [single._NO_TRUTH] * n
         self._changing: list[int] = []
 

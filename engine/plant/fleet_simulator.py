@@ -266,18 +266,11 @@ class FleetSimulator:
             else:
                 out[:, j] = true[:, j] + sd * z[:, j]
         faults = self.faults
-        todo = faults.instrument
-        if faults.frozen:  # a stuck reading is released by the pump's first call after its fault
-            todo = sorted(faults.frozen.union(todo))
-        for i in todo:  # stuck readings, drifts, bursts
-            s = self.sims[i]
+        for i in faults.instrument:  # stuck readings, drifts, bursts
             row = out[i].tolist()
-            s._instrument_faults(t, true[i].tolist(), z[i].tolist(), row, faults.active.get(i, ()))
+            act = faults.active[i]
+            self.sims[i]._instrument_faults(t, true[i].tolist(), z[i].tolist(), row, act)
             out[i] = row
-            if any(f.frozen is not None for f in s._faults):
-                faults.frozen.add(i)
-            else:
-                faults.frozen.discard(i)
         out[:, _FLOOR_COLS] = np.where(
             out[:, _FLOOR_COLS] >= self._lows, out[:, _FLOOR_COLS], self._lows
         )
