@@ -26,6 +26,10 @@ At the end it stops the simulator, lets everything drain and prints:
 - with ``--trace-memory``: each service runs under ``tracemalloc`` (``bench/soak_trace``, put on
   the services' PYTHONPATH: no service code knows) and the allocation sites that grew in each
   process from its warm-up to its last snapshot are listed per service: what grows, by line.
+- with ``--probe-memory`` (cheap, no tracemalloc; same ``soak_trace`` hook): where each service's
+  RssAnon is — bytes malloc has handed out, malloc's free lists (fragmentation), blocks mapped
+  alone, SQLite's own memory, thread stacks and the rest (Python's object arenas) — with each
+  part's slope fitted as the verdict is: which part grows.
 
 Target: 0 lost, 0 doubled, memory flat. Prints `uptime` load beside the figures; the rates
 depend on the machine, the counts must not.
@@ -200,6 +204,40 @@ def traced_growth(trace_dir: Path, top: int = 6) -> list[str]:
     return lines or ["- (no process lived past its warm-up snapshot)"]
 
 
+PROBED = ("rss_anon", "malloc_used", "malloc_free", "malloc_mmapped", "sqlite", "stacks", "rest")
+
+
+def probed_growth(probe_dir: Path, run_s: float, warmup_s: float) -> list[str]:
+    """Per service, where its RssAnon went (``--probe-memory``): each part's slope over the
+    second half after warm-up (as the verdict) and its value at the end of the longest life.
+    ``rest`` is RssAnon less malloc's heap and the thread stacks: Python's object arenas."""
+    series: dict[str, dict[str, list[tuple[float, int, int]]]] = {}
+    last: dict[str, tuple[float, dict[str, int]]] = {}
+    for path in sorted(probe_dir.glob("*.probe")):
+        service, pid = path.stem.rsplit("-", 1)
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            malloc = rec["malloc_used"] + rec["malloc_free"] + rec["malloc_mmapped"]
+            rec["rest"] = rec["rss_anon"] - malloc - rec["stacks"]
+            for part in PROBED:
+                series.setdefault(service, {}).setdefault(part, []).append(
+                    (rec["t"], int(pid), rec[part])
+                )
+            if rec["t"] > last.get(service, (-1.0, {}))[0]:
+                last[service] = (rec["t"], rec)
+    lines = ["| Service | " + " | ".join(PROBED) + " |", "|---|" + "---:|" * len(PROBED)]
+    for service, parts in sorted(series.items()):
+        cells = []
+        for part in PROBED:
+            slope, err, _ = growth(parts[part], run_s, warmup_s)
+            cells.append(f"{last[service][1][part] / 1024:.1f} MiB, {slope:+.3f} ± {err:.3f}")
+        lines.append(f"| {service} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def rss_kib(pid: int) -> tuple[int, int] | None:
     """(RssAnon, RssFile + RssShmem) in KiB; None once the process is gone. Their sum is VmRSS."""
     fields: dict[str, int] = {}
@@ -321,6 +359,9 @@ def main() -> int:
                     help="s of each process's life left out of the growth fit")  # fmt: skip
     ap.add_argument("--trace-memory", action="store_true",
                     help="services under tracemalloc: what grew, per service")  # fmt: skip
+    ap.add_argument("--probe-memory", action="store_true",
+                    help="where each service's RssAnon is: malloc used/free, SQLite, stacks, "
+                         "Python (cheap; bench/soak_trace)")  # fmt: skip
     args = ap.parse_args()
 
     var = Path(args.var) if args.var else Path(tempfile.mkdtemp(prefix="controlroom-soak-"))
@@ -332,6 +373,12 @@ def main() -> int:
         )
         os.environ["SOAK_TRACE_DIR"] = str(trace_dir)
         os.environ["SOAK_TRACE_WARMUP_S"] = str(args.warmup)
+    if args.probe_memory:
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(TRACE_DIR), os.environ.get("PYTHONPATH")) if p
+        )
+        os.environ["SOAK_PROBE_DIR"] = str(var / "probe")
+        os.environ.setdefault("SOAK_TRACE_PERIOD_S", "10")
     stack = Stack(environ=process_environ(), broker_url="embedded", ports="auto", var=var,
                   supervise=True, client_prefix=f"soak{uuid.uuid4().hex[:6]}",
                   startup_timeout=180 if args.trace_memory else 60)  # fmt: skip
@@ -453,6 +500,10 @@ def main() -> int:
               "slows every service and its own records count in RSS: take the verdict above "
               "from a run without --trace-memory):")  # fmt: skip
         print("\n".join(traced_growth(trace_dir)))
+    if args.probe_memory:
+        print("\nWhere RssAnon is (per service: value at the end of the longest life, MiB; "
+              "slope over the second half after warm-up, MiB/min):\n")  # fmt: skip
+        print("\n".join(probed_growth(var / "probe", run_s, args.warmup)))
     print(f"\nload: {load}")
     if lost:
         print(f"lost: {sorted(lost)[:20]}")

@@ -3,24 +3,28 @@
 
 Prints event-loop lag p50/p99 (how late a 10 ms timer on the app's own loop fires: what an
 operator feels as key latency), redraws per second, CPU of the TUI process (the publisher runs
-in a separate process), and memory: RSS at the start and end of the measured window plus peak,
-sampled every few seconds, and the growth rate over the second half of the window (a straight-
-line fit, MiB per minute, with its standard error). Targets: lag p99 < 50 ms, <= 10 redraws/s,
-memory flat.
+in a separate process), and memory. Targets: lag p99 < 50 ms, <= 10 redraws/s, memory flat
+from the start.
 
-Memory is flat from the first sample of an asset: its history is a preallocated block of min/max
-buckets (``tui/trend.py``). What still fills is the alert list (500 episodes): before the window
-opens the publisher sends that many past episodes, so the window is the steady state. The bench
-keeps its own figures in preallocated arrays, so they do not count as growth.
+Memory is sampled every few seconds into preallocated arrays (the bench's own figures do not
+count as growth) and printed at 0 s, 1 min, 5 min and every 5 min after: RSS, and RssAnon
+(what the process owns; RSS also counts code paged in on first use) split into pymalloc's
+arenas (Python objects up to 512 bytes; the part of them holding no object is fragmentation),
+C malloc in use and free (glibc ``mallinfo2``: large objects, numpy, pydantic-core, read
+buffers) and the rest (thread stacks). Beside it, what fills and is bounded: every
+``lru_cache`` alive (Rich's, Textual's), the widgets' Textual caches, the bus's dedup window;
+and the **backlog** (messages waiting in the bus inbox and the app's queues), which a starved
+process holds in memory: on a machine too busy to keep up, growth that is not a leak. The
+verdict is the RssAnon slope over the whole window (flat from the start?) and over the second
+half (levelled off?). ``--trace-memory --trace-from S`` diffs tracemalloc snapshots from S s
+to the end.
 
-Two bounded caches still fill under this load and show as growth in runs of a few minutes
-(their fill over time is printed beside RSS): Rich's cell-width LRU (4,096 strings, ~0.7 MiB)
-and the bus client's dedup window (4,096 QoS 1 messages, ~0.5 MiB; ~30 min at this bench's 2
-alarm messages a second). ``--seconds 1800`` shows the plateau once both are full. The verdict
-is on RssAnon (what the process owns); whole RSS also counts code and files paged in on first
-use. ``--trace-memory --trace-from S`` diffs tracemalloc snapshots from S s to the end.
-Textual's paint CPU per screen update is printed too: a stall measured as work, not as time the
-process waited for a core.
+The TUI's own buffers are preallocated (``tui/trend.py``); what would still fill at first is
+taken at start (``tui/memory.py``: Rich's width cache; glibc's thresholds pinned) or kept to
+one screenful (``KeyedTable``'s render caches). Before the window the publisher sends 500 past
+alarm episodes, so the alert list is full and the window is the steady state. Textual's paint
+CPU per screen update is printed too: a stall measured as work, not as time the process
+waited for a core.
 
     python bench/tui_load.py --suite                 # the three issue configurations, 60 s each
     python bench/tui_load.py                         # 10 assets x 10 Hz, plant screen
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import math
 import multiprocessing as mp
@@ -46,7 +51,7 @@ import time
 from array import array
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -66,6 +71,82 @@ def rss_kib(field: str = "VmRSS") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def pymalloc_kib() -> tuple[int, int]:
+    """(KiB of pymalloc arenas mapped, KiB of them not holding an object): CPython's small-object
+    allocator takes memory from the system in 1 MiB arenas and returns an arena only once it is
+    empty, so its free space is the fragmentation that RSS keeps. Read from
+    ``sys._debugmallocstats`` (written to the C stderr, so fd 2 is pointed at a file meanwhile)."""
+    with tempfile.TemporaryFile() as out:
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    arenas = used = 0
+    for line in text.splitlines():
+        if line.startswith("# arenas allocated current"):
+            arenas = int(line.split("=")[1].replace(",", ""))
+        elif line.startswith("# bytes in allocated blocks"):
+            used = int(line.split("=")[1].replace(",", ""))
+    return arenas * 1024, (arenas * 1024 * 1024 - used) // 1024
+
+
+class _Mallinfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (every field a size_t)."""
+
+    _FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    _fields_ = tuple((name, ctypes.c_size_t) for name in _FIELDS.split())
+
+
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _Mallinfo2
+        return libc
+    except (OSError, AttributeError):  # not glibc (or older than 2.33)
+        return None
+
+
+LIBC = _libc()
+
+
+def glibc_kib() -> tuple[int, int]:
+    """(KiB the C allocator holds for objects, KiB it holds free), over every malloc arena
+    (the main heap and one per thread that allocates) and its mmapped blocks: what Python's
+    large objects, numpy, pydantic-core and paho's buffers live in. (-1, -1) without glibc."""
+    if LIBC is None:
+        return -1, -1
+    info = LIBC.mallinfo2()
+    return (info.uordblks + info.hblkhd) // 1024, info.fordblks // 1024
+
+
+def lru_caches() -> list[Any]:
+    """Every ``functools.lru_cache`` alive (Rich's and Textual's module-level caches among
+    them), to report their fill: a bounded cache still filling is growth with a ceiling."""
+    return [
+        o for o in gc.get_objects() if type(o).__name__ == "_lru_cache_wrapper"
+    ]  # fmt: skip
+
+
+def widget_caches(app: Any) -> tuple[int, int]:
+    """(entries, capacity) of every Textual ``LRUCache``/``FIFOCache`` the app's widgets hold
+    (DataTable's render caches, box models...): bounded, but they fill as the screen changes."""
+    from textual.cache import FIFOCache, LRUCache
+
+    entries = capacity = 0
+    for screen in app.screen_stack:
+        for widget in screen.walk_children(with_self=True):
+            for value in vars(widget).values():
+                if isinstance(value, LRUCache | FIFOCache):
+                    entries += len(value)
+                    capacity += value._maxsize
+    return entries, capacity
 
 
 def asset_names(n: int) -> list[str]:
@@ -116,11 +197,13 @@ def publisher(
         }
         return Telemetry(msg_id=f"{asset}-{tick}", asset=asset, seq=tick, ts=ts, signals=signals)
 
-    def alert(alert_id: str, asset: str, status: str, ts: float) -> AlertEvent:
+    def alert(
+        alert_id: str, asset: str, status: Literal["active", "cleared"], ts: float
+    ) -> AlertEvent:
         return AlertEvent(
             alert_id=alert_id,
             asset=asset,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             ts=ts,
             onset_ts=ts,
             severity="medium",
@@ -204,6 +287,113 @@ class Recorder:
         return self.values[: self.n].tolist()
 
 
+MEMORY_SERIES = (
+    "t",
+    "rss",
+    "anon",
+    "py_arenas",
+    "py_free",
+    "c_used",
+    "c_free",
+    "lru",
+    "widths",
+    "widget",
+    "dedup",
+    "backlog",
+)
+"""What ``MemoryLog`` records per sample: seconds into the window, then KiB (RSS, RssAnon,
+pymalloc arenas and their free part, C malloc in use and free) and cache fills (entries)."""
+
+
+class MemoryLog:
+    """Memory every ``SAMPLE_S`` over the window, in preallocated buffers, and its report:
+    RssAnon and where it lives at 0 s, 1 min, 5 min and every 5 min after, and its slope over
+    the whole window (flat from the start?) and over the second half (levelled off?)."""
+
+    def __init__(self, samples: int) -> None:
+        self.series = {name: Recorder(samples) for name in MEMORY_SERIES}
+        self.cache_start: list[int] = []
+        """Each lru cache's fill at the first sample (to name those that grew)."""
+
+    def add(self, **values: float) -> None:
+        for name, value in values.items():
+            self.series[name].add(value)
+
+    def __getitem__(self, name: str) -> list[float]:
+        return self.series[name].list()
+
+    def marks(self, elapsed: float) -> list[int]:
+        """Sample indices nearest 0 s, 1 min, 5 min, every 5 min after, and the end."""
+        times = self["t"]
+        wanted = [0.0, 60.0, *range(300, int(elapsed), 300), elapsed]
+        return sorted(
+            {
+                min(range(len(times)), key=lambda i: abs(times[i] - w))
+                for w in wanted
+                if w <= elapsed
+            }
+        )
+
+    def slope(self, name: str, since: float) -> tuple[float, float]:
+        times, values = self["t"], self[name]
+        kept = [i for i, t in enumerate(times) if t >= since]
+        return growth([times[i] for i in kept], [values[i] for i in kept])
+
+    def report(self, elapsed: float, dedup_max: int, caches: list[Any], widget_max: int) -> None:
+        times, marks = self["t"], self.marks(elapsed)
+
+        def row(label: str, values: list[float], scale: float = 1024, fmt: str = ".1f") -> None:
+            cells = "".join(f"{values[i] / scale:>8{fmt}}" for i in marks)
+            print(f"    {label:<22}{cells}")
+
+        heads = "".join(
+            f"{(f'{times[i]:.0f} s' if times[i] < 60 else f'{times[i] / 60:.0f} min'):>8}"
+            for i in marks
+        )
+        print(f"  memory, MiB           {heads}")
+        anon, py, py_free = self["anon"], self["py_arenas"], self["py_free"]
+        c_used, c_free = self["c_used"], self["c_free"]
+        row("RSS", self["rss"])
+        row("RssAnon", anon)
+        if py[0] > 0:  # (tracemalloc's hooks hide pymalloc's statistics)
+            row("  pymalloc arenas", py)
+            row("    of which free", py_free)
+        if c_used[0] >= 0 and py[0] > 0:
+            row("  C malloc in use", c_used)
+            row("  C malloc free", c_free)
+            rest = [a - p - u - f for a, p, u, f in zip(anon, py, c_used, c_free, strict=True)]
+            row("  rest (stacks, ...)", rest)
+        bounded = sum(c.cache_info().maxsize or 0 for c in caches)
+        row(f"lru caches (/{bounded})", self["lru"], 1, ".0f")
+        row("  Rich cell widths", self["widths"], 1, ".0f")
+        row(f"widget caches (/{widget_max})", self["widget"], 1, ".0f")
+        row(f"bus dedup (/{dedup_max})", self["dedup"], 1, ".0f")
+        row("backlog (messages)", self["backlog"], 1, ".0f")
+        print(f"    peak RSS {rss_kib('VmHWM') / 1024:.1f} MiB")
+        whole, whole_err = self.slope("anon", 0.0)
+        half, half_err = self.slope("anon", elapsed / 2)
+
+        def verdict(slope: float, stderr: float) -> str:
+            if abs(slope) <= max(2 * stderr, FLAT_MIB_PER_MIN):
+                return "flat"
+            return "GROWING" if slope > 0 else "shrinking"
+
+        filling = [
+            f"{c.__module__}.{c.__qualname__} {fill}/{c.cache_info().maxsize}"
+            for c, start in zip(caches, self.cache_start, strict=True)
+            if start < (fill := c.cache_info().currsize) < (c.cache_info().maxsize or math.inf)
+        ]
+        rise = (anon[-1] - anon[0]) / 1024
+        print(
+            f"  RssAnon growth      {rise:+.1f} MiB over the window; {whole:+.3f} ± {whole_err:.3f}"
+            f" MiB/min over all of it ({verdict(whole, whole_err)} from the start), "
+            f"{half:+.3f} ± {half_err:.3f} over the second half ({elapsed / 2:.0f}-{elapsed:.0f} "
+            f"s: {verdict(half, half_err)})"
+        )
+        if filling:
+            print(f"  lru caches filling  {', '.join(filling[:6])}")
+
+
 class StallSampler(threading.Thread):
     """Where the event loop is when it stalls: every ``period`` s this thread looks at the time
     the lag loop last ticked; when that is more than ``threshold`` s ago it records the main
@@ -223,7 +413,7 @@ class StallSampler(threading.Thread):
             if time.perf_counter() - self.beat < self.threshold:
                 continue
             frame = sys._current_frames().get(self.main or 0)
-            names = []
+            names: list[str] = []
             while frame is not None and len(names) < 4:
                 code = frame.f_code
                 path = code.co_filename
@@ -265,19 +455,38 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
     lags = Recorder(int(args.seconds * 100) + 100)
     redraw_ms = Recorder(int(args.seconds * REFRESH_HZ * 2) + 100)
     redraw_cpu_ms = Recorder(int(args.seconds * REFRESH_HZ * 2) + 100)
-    mem_t = Recorder(int(args.seconds / SAMPLE_S) + 2)
-    mem_kib = Recorder(int(args.seconds / SAMPLE_S) + 2)
-    mem_anon = Recorder(int(args.seconds / SAMPLE_S) + 2)
-    widths_fill = Recorder(int(args.seconds / SAMPLE_S) + 2)
-    dedup_fill = Recorder(int(args.seconds / SAMPLE_S) + 2)
+    memory = MemoryLog(int(args.seconds / SAMPLE_S) + 2)
+    caches = lru_caches()  # every module's, imported by now
 
-    def sample_caches() -> None:
-        widths_fill.add(rich.cells.cached_cell_len.cache_info().currsize)
-        dedup_fill.add(len(app.bus._seen) if app.bus is not None else 0)
+    def backlog() -> int:
+        """Messages waiting: the bus inbox (for the dispatcher) and the app's and screen's
+        Textual queues. A starved process holds its backlog in memory: growth, not a leak."""
+        waiting = app.bus._inbox.qsize() if app.bus is not None else 0
+        return waiting + app._message_queue.qsize() + app.screen._message_queue.qsize()
+
+    def sample_memory(t: float) -> None:
+        arenas, arenas_free = pymalloc_kib()
+        c_used, c_free = glibc_kib()
+        fills = [c.cache_info().currsize for c in caches]
+        if not memory.cache_start:
+            memory.cache_start = fills
+        lru = sum(fills)
+        widget, _ = widget_caches(app)
+        memory.add(
+            t=t, rss=rss_kib(), anon=rss_kib("RssAnon"), py_arenas=arenas, py_free=arenas_free,
+            c_used=c_used, c_free=c_free, lru=lru, widget=widget,
+            widths=rich.cells.cached_cell_len.cache_info().currsize,
+            dedup=len(app.bus._seen) if app.bus is not None else 0, backlog=backlog(),
+        )  # fmt: skip
 
     # Time the screen's own redraw work separately from the loop lag, which on a busy machine
     # also contains time the process simply did not get a core.
-    screen_cls = {"plant": PlantScreen, "fleet": FleetScreen, "trend": TrendScreen}[args.screen]
+    screens: dict[str, type[PlantScreen] | type[FleetScreen] | type[TrendScreen]] = {
+        "plant": PlantScreen,
+        "fleet": FleetScreen,
+        "trend": TrendScreen,
+    }
+    screen_cls = screens[args.screen]
     original = screen_cls.redraw
 
     def timed_redraw(self: Any, force: bool = False) -> None:
@@ -357,14 +566,10 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         redraws0 = app.redraws
         cpu0 = time.process_time()
         t0 = time.perf_counter()
-        rss_start = rss_kib()
         next_sample = t0
         while (now := time.perf_counter()) - t0 < args.seconds:
             if now >= next_sample:
-                mem_t.add(now - t0)
-                mem_kib.add(rss_kib())
-                mem_anon.add(rss_kib("RssAnon"))
-                sample_caches()
+                sample_memory(now - t0)
                 next_sample += SAMPLE_S
                 if args.trace_memory and before_trace is None and now - t0 >= trace_from:
                     gc.collect()
@@ -383,11 +588,8 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         cpu = time.process_time() - cpu0
         redraws = app.redraws - redraws0
         received = sum(feed.counts().values()) - received0
-        rss_end = rss_kib()
-        mem_t.add(elapsed)
-        mem_kib.add(rss_end)
-        mem_anon.add(rss_kib("RssAnon"))
-        sample_caches()
+        sample_memory(elapsed)
+        _, widget_max = widget_caches(app)
         if args.trace_memory:
             gc.collect()
             after_trace = tracemalloc.take_snapshot()
@@ -398,7 +600,6 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         per_asset = feed.memory_per_asset()
         kept_alerts = len(feed.alerts())
         refused = feed.counters.assets_refused
-        dedup_seen = len(app.bus._seen) if app.bus is not None else 0
 
     from engine.bus.client import DEDUP_WINDOW as dedup_max
 
@@ -433,36 +634,8 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
     load1, load5, _ = os.getloadavg()
     print(f"  load average        {load1:.1f} (5 min {load5:.1f}) on {os.cpu_count()} cores")
     print(f"  CPU (TUI process)   {100 * cpu / elapsed:.0f}% of one core")
-    times, kib, anon = mem_t.list(), mem_kib.list(), mem_anon.list()
-    print(
-        f"  memory RSS          start {rss_start / 1024:.1f} MiB   end {rss_end / 1024:.1f} MiB"
-        f"   peak {max(rss_kib('VmHWM'), *kib) / 1024:.1f} MiB"
-    )
-    widths = rich.cells.cached_cell_len.cache_info()
-    filling = []
-    if widths.maxsize and widths.currsize < widths.maxsize:
-        filling.append(f"Rich width LRU {widths.currsize}/{widths.maxsize}")
-    if dedup_seen < dedup_max:
-        filling.append(f"bus dedup window {dedup_seen}/{dedup_max}")
-    print(
-        f"  bounded caches      Rich cell widths {widths.currsize}/{widths.maxsize} strings "
-        f"(~1 MiB when full), bus dedup window {dedup_seen}/{dedup_max} QoS 1 messages"
-    )
-    shown = sorted(
-        {min(range(len(times)), key=lambda i: abs(times[i] - k * elapsed / 6)) for k in range(7)}
-    )
-    print(
-        "  RSS over time       " + "  ".join(f"{times[i]:.0f}s:{kib[i] / 1024:.1f}" for i in shown)
-    )
-    print(
-        "  RssAnon over time   " + "  ".join(f"{times[i]:.0f}s:{anon[i] / 1024:.1f}" for i in shown)
-    )
-    fills = widths_fill.list(), dedup_fill.list()
-    print(
-        "  caches over time    "
-        + "  ".join(f"{times[i]:.0f}s:{fills[0][i]:.0f}/{fills[1][i]:.0f}" for i in shown)
-        + "  (Rich widths / dedup window)"
-    )
+    memory.report(elapsed, dedup_max, caches, widget_max)
+
     if args.trace_memory:
         print(
             f"  allocations that grew from {trace_from:.0f} s to the end (tracemalloc, after gc, "
@@ -481,19 +654,6 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         print(f"  stalls > 20 ms      {total} samples of 2 ms; where the loop was (top 8):")
         for place, n in sorted(sampler.places.items(), key=lambda kv: -kv[1])[:8]:
             print(f"    {n:6d}  {place}")
-    half = [i for i, t in enumerate(times) if t >= elapsed / 2]
-    rss_slope, rss_err = growth([times[i] for i in half], [kib[i] for i in half])
-    slope, stderr = growth([times[i] for i in half], [anon[i] for i in half])
-    flat = abs(slope) <= max(2 * stderr, FLAT_MIB_PER_MIN)
-    verdict = "flat" if flat else ("GROWING" if slope > 0 else "shrinking")
-    if not flat and slope > 0 and filling:
-        verdict += f" (bounded caches still filling: {', '.join(filling)}; a longer run shows "
-        verdict += "whether it levels off)"
-    print(
-        f"  RSS growth          RssAnon {slope:+.3f} ± {stderr:.3f} MiB/min over the second half "
-        f"({elapsed / 2:.0f}-{elapsed:.0f} s): {verdict}; whole RSS {rss_slope:+.3f} ± "
-        f"{rss_err:.3f} (with RssFile: code and files mapped, paged in on first use)"
-    )
 
 
 SUITE = (

@@ -29,10 +29,12 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
 from engine.bus.routing import ALL_TELEMETRY
+from engine.heap import fix_mmap_threshold
 from engine.http_schemas import ScenarioStatus
 from tui.alarms import AlarmBook
 from tui.api import ApiError, ControlRoomApi
 from tui.feed import PlantFeed
+from tui.memory import fill_width_cache
 from tui.messages import AssetRequested
 from tui.screens.alarms import AlarmsScreen
 from tui.screens.factory import FactoryScreen
@@ -79,6 +81,7 @@ def freeze_startup() -> None:
     loop's longest stalls (bench/tui_load.py, paint CPU p99). Cycles made later are still
     collected; a start-up object that becomes cyclic garbage later is kept (a one-off, bounded
     by what start-up built)."""
+    fill_width_cache()  # before the freeze: its placeholders are start-up heap too
     gc.collect()
     gc.freeze()
     _, second, third = gc.get_threshold()
@@ -143,6 +146,7 @@ class ControlRoomApp(App[None]):
     # ---------------------------------------------------------------- lifecycle
 
     def on_mount(self) -> None:
+        fix_mmap_threshold()  # before the bus's threads allocate (tui/memory.py)
         self.call_after_refresh(freeze_startup)
         if self.exit_on_signals:
             # SIGTERM (a supervisor) and SIGHUP (the SSH session dropped) end the app like 'q',

@@ -7,6 +7,9 @@ Textual is pinned (pyproject); what we reach past its public API is listed here 
   fill to their generous limits (10,000 cells, 1,000 rows...), megabytes per table. Textual has no
   public knob; we swap in smaller ``LRUCache``s. If a cache is renamed, the table keeps
   Textual's own (correct, only bigger) and ``problems()`` names it.
+- ``update_generation`` / ``drop_render_caches``: every key of those caches holds the table's
+  ``_update_count``, so once it moves no entry can be hit again; ``KeyedTable`` clears them then,
+  and they hold one screenful, not their limit's worth of dead ones.
 - ``layout_requests`` (tests): a widget's count of layouts asked for (``_layout_updates``), to
   show that ``KeyedTable.sync`` no longer reflows the whole screen when ``DataTable.remove_row``
   asks (it always does, ``refresh(layout=True)``, even when its size cannot change).
@@ -52,6 +55,24 @@ def bound_datatable_caches(table: DataTable[Any], sizes: dict[str, int]) -> list
     return missing
 
 
+def update_generation(table: DataTable[Any]) -> int:
+    """The table's update counter, which every render-cache key holds (-1 if gone)."""
+    return int(getattr(table, "_update_count", -1))
+
+
+def drop_render_caches(table: DataTable[Any]) -> None:
+    """Empty the table's render caches (after an update: their entries are dead)."""
+    for name in DATATABLE_RENDER_CACHES:
+        cache = getattr(table, name, None)
+        if isinstance(cache, LRUCache):
+            cache.clear()
+
+
+def render_cache_entries(table: DataTable[Any]) -> int:
+    """Entries in the table's render caches (tests)."""
+    return sum(len(getattr(table, name, ())) for name in DATATABLE_RENDER_CACHES)
+
+
 def layout_requests(widget: Widget) -> int:
     """How many times ``widget`` has asked for a layout of its screen (tests)."""
     return int(widget._layout_updates)
@@ -68,6 +89,8 @@ def problems() -> list[str]:
             f"textual {installed} installed; tui/textual_compat.py was checked on {TESTED_WITH}"
         )
     table: DataTable[str] = DataTable()
+    if not isinstance(getattr(table, "_update_count", None), int):
+        found.append("DataTable._update_count is gone (update_generation)")
     if not isinstance(getattr(table, "_layout_updates", None), int):
         found.append("Widget._layout_updates is gone (layout_requests)")
     for name in DATATABLE_RENDER_CACHES:

@@ -27,7 +27,6 @@ from engine.cli.review_api import (
     add_api_command,
     add_choice,
     call,
-    common_options,
     console,
     head_line,
     history_line,
@@ -68,17 +67,15 @@ def _minutes(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = common_options()
-    p = add_api_command(
+    action = add_api_command(
         sub,
         "alarms",
         "The alarm lifecycle through the review service. Without an action: the alarms that "
         "are not back to normal.",
+        {"func": cmd_alarms, "action": "list", "state": "open", "asset": None, "priority": None},
     )
-    p.set_defaults(func=cmd_alarms, action="list", state="open", asset=None, priority=None)
-    acts = p.add_subparsers(dest="action", metavar="ACTION")
 
-    a = acts.add_parser("list", parents=[common], help="alarms, newest first")
+    a = action("list", "alarms, newest first")
     add_choice(
         a,
         "--state",
@@ -89,14 +86,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--asset", help="only this asset")
     add_choice(a, "--priority", Choices("engine.http_schemas", "PRIORITIES"))
 
-    a = acts.add_parser("show", parents=[common], help="one alarm with its history")
+    a = action("show", "one alarm with its history")
     a.add_argument("alarm_id", metavar="ID")
 
-    a = acts.add_parser("ack", parents=[common], help="acknowledge")
+    a = action("ack", "acknowledge")
     a.add_argument("alarm_id", metavar="ID")
     a.add_argument("--note")
 
-    a = acts.add_parser("shelve", parents=[common], help="shelve for a time, or until it clears")
+    a = action("shelve", "shelve for a time, or until it clears")
     a.add_argument("alarm_id", metavar="ID")
     how = a.add_mutually_exclusive_group(required=True)
     how.add_argument(
@@ -105,24 +102,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     how.add_argument("--until-clear", action="store_true", help="until it returns to normal")
     a.add_argument("--note")
 
-    a = acts.add_parser("unshelve", parents=[common], help="end a shelve now")
+    a = action("unshelve", "end a shelve now")
     a.add_argument("alarm_id", metavar="ID")
     a.add_argument("--note")
 
-    a = acts.add_parser(
-        "out-of-service", parents=[common], help="take an asset out of service (maintenance)"
-    )
+    a = action("out-of-service", "take an asset out of service (maintenance)")
     a.add_argument("asset", metavar="ASSET")
     a.add_argument("--reason", required=True, help="why (shown on every alarm of the asset)")
 
-    a = acts.add_parser("in-service", parents=[common], help="return an asset to service")
+    a = action("in-service", "return an asset to service")
     a.add_argument("asset", metavar="ASSET")
 
-    acts.add_parser("assets", parents=[common], help="assets: out of service, open alarms")
+    action("assets", "assets: out of service, open alarms")
 
-    a = acts.add_parser(
-        "kpis", parents=[common], help="EEMUA 191 / ISA-18.2 KPIs over the last hours"
-    )
+    a = action("kpis", "EEMUA 191 / ISA-18.2 KPIs over the last hours")
     a.add_argument("--hours", type=float, default=24.0, help="plant hours (default 24)")
     a.add_argument("--operators", type=int, default=1, help="operators sharing the load")
 

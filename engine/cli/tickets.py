@@ -27,7 +27,6 @@ from engine.cli.review_api import (
     add_api_command,
     add_choice,
     call,
-    common_options,
     local_time,
 )
 
@@ -38,17 +37,15 @@ STATE_STYLE = {"open": "bold", "approved": "cyan", "closed": "dim"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = common_options()
-    p = add_api_command(
+    action = add_api_command(
         sub,
         "tickets",
         "Review work orders through the review service (controlroom serve review, or "
         "controlroom up). Without an action: the list of open and approved tickets.",
+        {"func": cmd_tickets, "action": "list", "state": "active", "asset": None, "limit": 200},
     )
-    p.set_defaults(func=cmd_tickets, action="list", state="active", asset=None, limit=200)
-    acts = p.add_subparsers(dest="action", metavar="ACTION")
 
-    a = acts.add_parser("list", parents=[common], help="tickets, newest first")
+    a = action("list", "tickets, newest first")
     add_choice(
         a,
         "--state",
@@ -59,14 +56,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--asset", help="only this asset")
     a.add_argument("--limit", type=int, default=200)
 
-    a = acts.add_parser("show", parents=[common], help="one ticket with its history")
+    a = action("show", "one ticket with its history")
     a.add_argument("ticket_id", metavar="ID", help="e.g. T-0003 or 3")
 
-    a = acts.add_parser("approve", parents=[common], help="approve an open ticket")
+    a = action("approve", "approve an open ticket")
     a.add_argument("ticket_id", metavar="ID")
     a.add_argument("--note")
 
-    a = acts.add_parser("edit", parents=[common], help="change title, body, labels or severity")
+    a = action("edit", "change title, body, labels or severity")
     a.add_argument("ticket_id", metavar="ID")
     a.add_argument("--title")
     body = a.add_mutually_exclusive_group()
@@ -75,7 +72,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--labels", help="comma-separated; replaces the labels")
     add_choice(a, "--severity", Choices("engine.schemas", "SEVERITIES"))
 
-    a = acts.add_parser("close", parents=[common], help="close with a reason")
+    a = action("close", "close with a reason")
     a.add_argument("ticket_id", metavar="ID")
     add_choice(a, "--reason", Choices("engine.schemas", "CLOSE_REASONS"), required=True)
     a.add_argument("--note")

@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse
 
 from engine.bus.broker import DEFAULT_URL, redact_url
 from engine.bus.client import BusClient, TlsOptions
+from engine.heap import fix_mmap_threshold
 from engine.http_schemas import Health
 from engine.services.http_limits import mount_body_limit
 from engine.services.jsonl_log import JsonlLog
@@ -299,6 +300,7 @@ class Service:
             self.bus.username or "anonymous",
         )
         tune_gc()
+        fix_mmap_threshold()  # large messages must not stay resident in a long-lived heap
         try:
             self._server.run(sockets=sockets)
         finally:

@@ -30,6 +30,7 @@ time when the alert was not seen).
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -140,8 +141,8 @@ class TicketService(Service):
             create_alarm_tables(tx.conn)  # C6 reads them, even if the review service never ran
         self.writes = WriteHealth()
         self.log_errors = 0
-        self.alert_times: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self.alert_signals: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self.alerts_seen: OrderedDict[tuple[str, str], tuple[str, float | None]] = OrderedDict()
+        """(asset, alert id) -> (first signal, publish time) of the last ALERT_MEMORY alerts."""
         self.latency = LatencyWindow()
         self.outcomes = {o.value: 0 for o in DIAGNOSIS_OUTCOMES}
         self.outbox = OutboxPublisher(self.store, self.bus, ORIGIN, on_sent=self._sent)
@@ -215,16 +216,14 @@ class TicketService(Service):
 
     def on_alert(self, alert: PlantMessage) -> None:
         assert isinstance(alert, AlertEvent)
-        key = (alert.asset, alert.alert_id)
-        if alert.status == "active" and key not in self.alert_signals:
+        key = (sys.intern(alert.asset), alert.alert_id)
+        if alert.status == "active" and key not in self.alerts_seen:
             # The first publication counts: a later one (a re-publication, or a forgery of a
-            # known id) cannot move the start of the alert -> ticket latency.
-            self.alert_signals[key] = alert.signals[0]
-            if alert.wall_time is not None:
-                self.alert_times[key] = alert.wall_time
-            for seen in (self.alert_signals, self.alert_times):
-                while len(seen) > ALERT_MEMORY:
-                    seen.popitem(last=False)
+            # known id) cannot move the start of the alert -> ticket latency. One entry per
+            # alert, asset and signal names shared (interned): ~0.3 KiB each.
+            self.alerts_seen[key] = (sys.intern(alert.signals[0]), alert.wall_time)
+            while len(self.alerts_seen) > ALERT_MEMORY:
+                self.alerts_seen.popitem(last=False)
 
     def on_diagnosis(self, report: PlantMessage) -> None:
         """Returns once the diagnosis is durable; raises NotDurable while it cannot be."""
@@ -232,7 +231,7 @@ class TicketService(Service):
         rec = self._record(report)
         stored = time.time()
         self.outcomes[rec.outcome.value] += 1
-        alert_seen = self.alert_times.get((report.asset, report.alert_id))
+        alert_seen = self.alerts_seen.get((report.asset, report.alert_id), ("", None))[1]
         since = alert_seen or report.wall_time
         latency = (stored - since) * 1000.0 if since else None
         ids = {
@@ -281,7 +280,8 @@ class TicketService(Service):
         """Contract C6: a shelved or out-of-service alarm opens no ticket (the review service's
         check on its alarm tables, in the ticket transaction). The alarm's source is its first
         signal, as the alert named it when we saw it."""
-        signal = self.alert_signals.get((report.asset, report.alert_id))
+        seen = self.alerts_seen.get((report.asset, report.alert_id))
+        signal = seen[0] if seen is not None else None
         if signal is None and report.signals:
             signal = report.signals[0]
         return suppressed(conn, report.asset, report.alert_id, signal=signal)

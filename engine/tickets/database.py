@@ -9,6 +9,9 @@ here and nowhere else:
 - write transactions are serialised across processes: SQLite ``BEGIN IMMEDIATE`` (WAL + busy
   timeout), PostgreSQL ``BEGIN`` + a transaction-scoped advisory lock waited for up to the same
   timeout. Writers queue instead of failing with serialisation errors, on both;
+- memory: each SQLite connection keeps at most ``SQLITE_CACHE_KIB`` of pages and
+  ``SQLITE_STATEMENTS`` prepared statements (below), so a process's share of SQLite is small and
+  reached at once, not filled over tens of minutes as the tables grow;
 - durability: SQLite runs ``synchronous = FULL`` (a commit is on disk before it returns; the
   ticket service acknowledges a bus message only after that), PostgreSQL its default
   ``synchronous_commit = on``;
@@ -40,6 +43,19 @@ from engine.tickets.errors import Fault, StoreError, StoreUnavailable
 
 Row = tuple[Any, ...]
 Params = Sequence[Any]
+
+SQLITE_CACHE_KIB = 512
+"""Page cache per SQLite connection (SQLite's default is 2,000 KiB; a store has two connections
+and the review service two stores). In WAL mode a connection drops its whole cache whenever
+another connection has committed (the ticket and review services write every few seconds, the
+store probe every 2 s), so a cache only ever serves the few transactions in between: one
+transaction's pages (B-tree paths of a dozen tables and indexes, a ticket's overflow pages) fit
+in 128 pages, and a scan (``counts``) reads through it from the OS's file cache either way. The
+default let every scan of a growing table leave up to 2 MiB per connection in the heap."""
+SQLITE_STATEMENTS = 64
+"""Prepared statements cached per connection (Python's default: 128). Most of the stores' SQL is
+a fixed set of texts (limits are parameters); the texts that vary (``IN`` lists of a chunk's
+length) would otherwise fill a larger cache slowly, one rare length at a time."""
 
 PG_WRITE_LOCK = 0x636F6E74726F6C
 """Key of the advisory lock every PostgreSQL write transaction takes (one writer at a time, as
@@ -168,9 +184,14 @@ class Database:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
-                path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+                path,
+                timeout=self.busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=SQLITE_STATEMENTS,
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            conn.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             conn.execute("PRAGMA synchronous = FULL")
         except (OSError, sqlite3.Error) as exc:

@@ -96,9 +96,11 @@ class Tx:
 
     def _history(self, ticket_id: str, limit: int | None) -> list[AuditEntry]:
         sql = "SELECT at, who, action, detail FROM audit WHERE ticket_id = ? ORDER BY id DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        rows = self.conn.all(sql, (ticket_id,))
+        params: tuple[Any, ...] = (ticket_id,)
+        if limit is not None:  # a parameter: one prepared statement for every limit
+            sql += " LIMIT ?"
+            params += (int(limit),)
+        rows = self.conn.all(sql, params)
         return [
             AuditEntry(at=datetime.fromisoformat(r[0]), who=r[1], action=r[2], detail=r[3])
             for r in reversed(rows)

@@ -126,8 +126,9 @@ class TicketStore(TwoConnections):
             ("asset = ?", (asset,)) if asset else None,
         )
         sql = f"SELECT ticket_id FROM tickets{clause} ORDER BY num DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        if limit:  # a parameter: one prepared statement for every limit
+            sql += " LIMIT ?"
+            params.append(int(limit))
         with self._snapshot() as tx:
             return [tx.get(r[0]) for r in tx.conn.all(sql, params)]
 

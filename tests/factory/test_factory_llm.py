@@ -95,6 +95,7 @@ BRIEFING = {
     "lead before acting.",
 }
 VALID = {"intent": INTENT, "futures": FUTURES, "briefing": BRIEFING}
+BASE, RUSH, SLOW = FUTURES["scenarios"]
 TEXT = "Rush order for J2; J3 is important; J1 can slip."
 
 
@@ -115,6 +116,11 @@ def replay(overrides: dict[str, Any] | None = None):
         return httpx2.Response(200, json=message(reply))
 
     return handler
+
+
+def futures(*scenarios: dict[str, Any]) -> dict[str, Any]:
+    """A futures reply of these scenarios (FUTURES' own, some changed: ``{**RUSH, ...}``)."""
+    return {"scenarios": list(scenarios)}
 
 
 def only_real_ids(markdown: str, factory) -> bool:
@@ -224,45 +230,20 @@ def assert_fell_back(state, agent: str, reason: str, status: str) -> None:
         ("intent", {**INTENT, "protected_job_id": "J9"}, "'J9' is not a job", "invalid"),
         (
             "futures",
-            {
-                "scenarios": [
-                    FUTURES["scenarios"][0],
-                    {**FUTURES["scenarios"][1], "rush_job_id": "J9", "label": "Rush J9"},
-                ]
-            },
+            futures(BASE, {**RUSH, "rush_job_id": "J9", "label": "Rush J9"}),
             "'J9' is not a job",
             "invalid",
         ),
         (
             "futures",
-            {
-                "scenarios": [
-                    FUTURES["scenarios"][0],
-                    {**FUTURES["scenarios"][2], "machine_id": "M9"},
-                ]
-            },
+            futures(BASE, {**SLOW, "machine_id": "M9"}),
             "'M9' is not a machine",
             "invalid",
         ),
+        ("futures", futures(BASE, {**RUSH, "type": "ALIEN_INVASION"}), "type", "invalid"),
         (
             "futures",
-            {
-                "scenarios": [
-                    FUTURES["scenarios"][0],
-                    {**FUTURES["scenarios"][1], "type": "ALIEN_INVASION"},
-                ]
-            },
-            "type",
-            "invalid",
-        ),
-        (
-            "futures",
-            {
-                "scenarios": [
-                    {**FUTURES["scenarios"][0], "rush_job_id": "J1"},
-                    FUTURES["scenarios"][1],
-                ]
-            },
+            futures({**BASE, "rush_job_id": "J1"}, RUSH),
             "a BASELINE scenario sets rush_job_id",
             "invalid",
         ),

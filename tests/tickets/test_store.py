@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import json
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from tickets_data import report, ticket
 
 from engine.schemas import ExternalRef, Ticket, utc_now
+from engine.tickets.database import SQLITE_CACHE_KIB
 from engine.tickets.store import (
     IllegalTransition,
     InvalidRequest,
@@ -478,3 +484,39 @@ def test_an_unreachable_postgresql_store_is_one_clear_line_without_the_password(
     text = str(caught.value)
     assert "cannot open the ticket store postgresql://ops:***@127.0.0.1:1/plant" in text
     assert "s3cret" not in text and "\n" not in text
+
+
+def _sqlite_memory_used() -> Callable[[], int] | None:
+    """``sqlite3_memory_used`` of the SQLite library Python's ``sqlite3`` runs on, or None when
+    that library is not a shared one ctypes can reach (a statically linked build)."""
+    name = ctypes.util.find_library("sqlite3")
+    if name is None:
+        return None
+    fn = ctypes.CDLL(name).sqlite3_memory_used
+    fn.restype = ctypes.c_int64
+    before = fn()
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE TABLE t (x)")
+        if fn() == before:
+            return None
+    return cast(Callable[[], int], fn)
+
+
+def test_reading_a_large_store_keeps_little_of_it_in_memory(tmp_path: Path) -> None:
+    """Each connection's page cache is bounded (SQLITE_CACHE_KIB): reading 8 MiB of rows leaves
+    at most that much in SQLite's heap, not SQLite's default 2,000 KiB per connection."""
+    memory_used = _sqlite_memory_used()
+    if memory_used is None:
+        pytest.skip("Python's sqlite3 is not linked to a shared libsqlite3 (no memory counter)")
+    store = TicketStore(tmp_path / "t.db")
+    try:
+        base = memory_used()
+        rows = [(f"k{i}", "v" * 2000) for i in range(4000)]
+        with store.transaction() as tx:
+            tx.conn.executemany("INSERT INTO settings(key, value) VALUES (?, ?)", rows)
+        with store.transaction() as tx:
+            assert tx.conn.scalar("SELECT SUM(LENGTH(value)) FROM settings") == 8_000_000
+        grown_kib = (memory_used() - base) / 1024
+        assert grown_kib < SQLITE_CACHE_KIB + 256, grown_kib
+    finally:
+        store.close_db()

@@ -7,7 +7,13 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tui.textual_compat import DATATABLE_RENDER_CACHES, layout_requests, problems
+from tui.textual_compat import (
+    DATATABLE_RENDER_CACHES,
+    layout_requests,
+    problems,
+    render_cache_entries,
+    screen_text,
+)
 from tui.widgets.keyed_table import _RENDER_CACHES, KeyedTable, Row
 
 
@@ -71,3 +77,24 @@ async def test_a_full_feed_scrolls_on_without_reflowing_the_screen() -> None:
         table.sync(_rows(5, 31), follow_top=True)  # one more row: the virtual size grows
         await _measured(pilot, table, 31)
         assert layout_requests(table) > before
+
+
+async def test_a_table_updated_every_second_keeps_one_screenful_of_renders() -> None:
+    """Every DataTable render-cache key holds the table's update count, so each update leaves
+    the last screenful dead in the caches until they fill to their limits (megabytes, minutes
+    after start). KeyedTable drops them on update: after many updates the caches hold what
+    one paint of the current rows needs, as after the first."""
+    app = _Feed()
+    async with app.run_test(size=(60, 12)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.add_column("what", key="what")
+        table.sync(_rows(0, 30), follow_top=True)
+        await _measured(pilot, table, 30)
+        assert "alarm 29" in screen_text(app)
+        first = render_cache_entries(table)
+        assert first > 0
+        for k in range(1, 21):
+            assert table.sync(_rows(k, 30), follow_top=True)
+            await pilot.pause()
+            assert f"alarm {k + 29}" in screen_text(app)
+        assert render_cache_entries(table) <= first

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.geometry import Region
 from textual.widgets import DataTable
 
-from tui.textual_compat import bound_datatable_caches
+from tui.textual_compat import bound_datatable_caches, drop_render_caches, update_generation
 
 Row = tuple[str, Sequence[Text]]
 CELL_CACHE = 1000
@@ -85,10 +85,14 @@ class KeyedTable(DataTable[Text]):
         newest-first feed keeps showing the newest entry); otherwise it stays on its key.
         """
         self._syncing = True
+        generation = update_generation(self)
         try:
             return self._sync(rows, follow_top=follow_top)
         finally:
             self._syncing = False
+            if update_generation(self) != generation:
+                # Every cached render holds the old generation in its key: dead from now on.
+                drop_render_caches(self)
 
     def refresh(
         self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False
