@@ -266,11 +266,15 @@ class DetectorBank:
         means = (cs[w:] - cs[:-w]) / w  # means[j] = mean of level[j : j + w]
         base = level[:half].mean(axis=0)
         alpha = np.where(self.adaptive, 1.0 / sz.tau_b, 0.0)
-        devs = []
-        for t in range(max(half, w), W):
-            devs.append(means[t - w + 1] - base)
-            base = base + alpha * (level[t - w + 1] - base)
-        d = np.array(devs) if devs else np.zeros((1, self.R))
+        first = max(half, w)
+        if self.adaptive_any or not np.isfinite(level).all():
+            devs = []
+            for t in range(first, W):
+                devs.append(means[t - w + 1] - base)
+                base = base + alpha * (level[t - w + 1] - base)
+            d = np.array(devs) if devs else np.zeros((1, self.R))
+        else:  # no channel adapts: the baseline stays put, every departure at once
+            d = means[first - w + 1 : W - w + 1] - base if first < W else np.zeros((1, self.R))
         step = _quantum(level)
         s0 = np.maximum(_largest_departure(np.abs(d), w), step / math.sqrt(w))
         s0 = np.maximum(s0, 1e-9 * np.maximum(1.0, np.abs(level.mean(axis=0))))
@@ -676,9 +680,18 @@ def _largest_departure(ad: F64, w: int) -> F64:
 def _quantum(x: F64) -> F64:
     """Per column: the smallest step between distinct values (a quantised signal's resolution;
     0 for a constant column)."""
-    out = np.zeros(x.shape[1])
-    for c in range(x.shape[1]):
-        u = np.unique(x[:, c])
-        if u.size > 1:
-            out[c] = float(np.diff(u).min())
-    return out
+    if not np.isfinite(x).all():
+        out = np.zeros(x.shape[1])
+        for c in range(x.shape[1]):
+            u = np.unique(x[:, c])
+            if u.size > 1:
+                out[c] = float(np.diff(u).min())
+        return out
+    # Finite: the steps between distinct sorted values are the positive differences of the
+    # sorted column (equal neighbours give 0), so one sort serves every column.
+    d = np.diff(np.sort(x, axis=0), axis=0)
+    step = d > 0.0
+    found: F64 = np.where(
+        step.any(axis=0), np.where(step, d, np.inf).min(axis=0, initial=np.inf), 0.0
+    )
+    return found

@@ -816,7 +816,9 @@ class PumpModel:
         self.rise[i] = rise
         self.gcmd[i] = np.nan  # the cached valve gain was taken at the old anchor
         a = np.broadcast_to(anchor, (W, 8))
-        g = np.array([valve_gain(float(v), float(anchor[2])) for v in rec[:, _R_CMD]])
+        # The gain per distinct command (a warm-up holds a few), spread back over the samples.
+        cmds, at = np.unique(rec[:, _R_CMD], return_inverse=True)
+        g = np.array([valve_gain(v, float(anchor[2])) for v in cmds.tolist()])[at]
         phi, y = self._features(rec, a, np.full(W, rise), g)
         prec0 = np.diag(1.0 / _PRIOR_SD**2)
         # The anchor: one observation of the warm-up's mean point, weighted by how many

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from engine.plant import simulator as single
+from engine.plant.fleet_faults import FleetFaults
 from engine.plant.pump import BAR_PER_M, SQRT3
 from engine.plant.scenario import Scenario
 from engine.plant.signals import SIGNAL_ORDER
@@ -130,8 +132,9 @@ class FleetSimulator:
         self.wear_rise = per(lambda s, u: u.wear_rise_c)
         self.rated_speed = per(lambda s, u: u.rated_speed_rpm)
         self._ids = [(s._id_prefix, s.asset, s.scenario.name) for s in sims]
-        self._faulty = [i for i, s in enumerate(sims) if s._faults]
-        self._instrumented = [i for i in self._faulty if any(f.idx >= 0 for f in sims[i]._faults)]
+        self.faults = FleetFaults(sims)
+        self._clog_x = np.zeros(len(sims))  # the clogging each pump's k_clog was computed at
+        self._k_clog = np.zeros(len(sims))
         self._lows = _col([lo for _, lo in _FLOORS])
         self._noise = np.zeros((len(sims), single._BLOCK, single._N_COLS))
         self._row = single._BLOCK
@@ -187,26 +190,7 @@ class FleetSimulator:
             np.minimum(self.speed_rate, np.where(self.running, self.speed_sp.at(t), 0.0) - self.n),
         )
         cmd = self.valve_cmd.at(t)
-        band = np.zeros_like(n)
-        wear = np.zeros_like(n)
-        clog = np.zeros_like(n)
-        active: dict[int, list[single._FaultRun]] = {}
-        for i in self._faulty:
-            act = [f for f in self.sims[i]._faults if f.onset <= t < f.end]
-            if not act:
-                continue
-            active[i] = act
-            b = w = c = 0.0
-            for f in act:
-                if f.type == "valve_stuck":
-                    b = max(b, f.peak)
-                    if abs(float(cmd[i]) - float(self.valve_pos[i])) > 0.02:
-                        f.observed = True
-                elif f.type == "bearing_wear":
-                    w = max(w, f.severity(t))
-                elif f.type == "clogging":
-                    c = max(c, f.severity(t))
-            band[i], wear[i], clog[i] = b, w, c
+        band, wear, clog = self.faults.update(t, cmd, self.valve_pos)
         gap = cmd - self.valve_pos
         move = (band == 0.0) | (np.abs(gap) > band)
         self.valve_pos = np.where(
@@ -228,9 +212,11 @@ class FleetSimulator:
             x = float(self.valve_pos[i])
             self._kv[i] = self.sims[i].unit.k_valve(x)
             self._kv_x[i] = x
-        k_extra = np.zeros_like(n)
-        for i in np.flatnonzero(clog).tolist():
-            k_extra[i] = self.sims[i].unit.k_clog(float(clog[i]))
+        for i in np.flatnonzero(clog != self._clog_x).tolist():
+            c = float(clog[i])
+            self._k_clog[i] = self.sims[i].unit.k_clog(c) if c else 0.0
+            self._clog_x[i] = c
+        k_extra = self._k_clog
         drive = p_tank - p_dest + self.c_drive * n * n
         k = self.k0 + self._kv + k_extra
         q_op = np.sqrt(np.where(drive <= 0.0, 0.0, drive / np.where(drive <= 0.0, 1.0, k)))
@@ -240,45 +226,37 @@ class FleetSimulator:
         p_suc = p_tank - self.k_suction * q * q
         p_dis = p_suc + BAR_PER_M * (self.shutoff * n * n - self.a * q * q)
         n_list = n.tolist()
-        n3 = _col([x**3 for x in n_list])
+        n3 = _col(list(map(pow, n_list, repeat(3))))
         hydraulic = self.rated_shaft * (
             self.f0 * n3 + self.one_minus_f0 * n * n * q / self.rated_flow
         )
         shaft = hydraulic + self.wear_friction * wear * n
         elec = shaft / self.elec_div
         torque_a = elec * self.vfd_eff * 1000.0 / (self.sv * np.maximum(n, 0.05))
-        root = _col([x**0.5 for x in (self.mag2 + torque_a * torque_a).tolist()])
+        root = _col(list(map(pow, (self.mag2 + torque_a * torque_a).tolist(), repeat(0.5))))
         current = np.where(n > 0.02, root, 0.0)
         off = q / self.rated_flow - n
         running = self.vib_base * (n * n + self.vib_offbep * off * off)
         defect = self.wear_vib * wear * n * n
-        vib = _col([x**0.5 for x in (self.bg2 + running * running + defect * defect).tolist()])
+        vib = _col(
+            list(map(pow, (self.bg2 + running * running + defect * defect).tolist(), repeat(0.5)))
+        )
         nb = np.maximum(n, 0.0)
-        n15 = _col([x**1.5 for x in nb.tolist()])
+        n15 = _col(list(map(pow, nb.tolist(), repeat(1.5))))
         eq = ambient + self.rise * n15 + self.wear_rise * wear * nb
         self.bearing_c = self.bearing_c + (eq - self.bearing_c) * self.alpha_thermal
         self.q_meter = self.q_meter + (q - self.q_meter) * self.alpha_meter
 
         true = np.stack(
-            [
-                self.q_meter,
-                p_suc,
-                p_dis,
-                self.bearing_c,
-                ambient,
-                vib,
-                current,
-                elec,
-                n * self.rated_speed,
-                cmd * 100.0,
-            ],
+            single.true_values(
+                self.q_meter, p_suc, p_dis, self.bearing_c, ambient, vib, current, elec, n,
+                self.rated_speed, cmd,
+            ),
             axis=1,
-        )
-        return self._publish(t, true, z, active)
+        )  # fmt: skip
+        return self._publish(t, true, z)
 
-    def _publish(
-        self, t: float, true: F64, z: F64, active: dict[int, list[single._FaultRun]]
-    ) -> list[Telemetry]:
+    def _publish(self, t: float, true: F64, z: F64) -> list[Telemetry]:
         out = np.empty_like(true)
         for j, (sd, rel) in enumerate(zip(self._sd, self._rel, strict=True)):
             if not sd:
@@ -287,13 +265,12 @@ class FleetSimulator:
                 out[:, j] = true[:, j] + true[:, j] * sd * z[:, j]
             else:
                 out[:, j] = true[:, j] + sd * z[:, j]
-        for i in self._instrumented:  # stuck readings, drifts, bursts (and releasing a stuck one)
-            s = self.sims[i]
-            act = active.get(i, ())
-            if any(f.idx >= 0 for f in act) or any(f.frozen is not None for f in s._faults):
-                row = out[i].tolist()
-                s._instrument_faults(t, true[i].tolist(), z[i].tolist(), row, act)
-                out[i] = row
+        faults = self.faults
+        for i in faults.instrument:  # stuck readings, drifts, bursts
+            row = out[i].tolist()
+            act = faults.active[i]
+            self.sims[i]._instrument_faults(t, true[i].tolist(), z[i].tolist(), row, act)
+            out[i] = row
         out[:, _FLOOR_COLS] = np.where(
             out[:, _FLOOR_COLS] >= self._lows, out[:, _FLOOR_COLS], self._lows
         )
@@ -303,8 +280,8 @@ class FleetSimulator:
             bad = self.sims[int(live[~np.isfinite(values.sum(axis=1))][0])].asset
             raise FloatingPointError(f"simulator produced a non-finite reading at t={t} on {bad}")
         msgs = []
-        seq, tail, sims, ids = self.seq, str(self.seq), self.sims, self._ids
-        no_truth = single._NO_TRUTH
+        seq, tail, ids = self.seq, str(self.seq), self._ids
+        truths = faults.truth_at(t)
         for i, row in zip(live.tolist(), values.tolist(), strict=True):
             prefix, asset, name = ids[i]
             fields = {
@@ -314,7 +291,7 @@ class FleetSimulator:
                 "ts": t,
                 "signals": dict(zip(SIGNAL_ORDER, row, strict=True)),
                 "scenario": name,
-                "truth": sims[i]._truth(t, active[i]) if i in active else no_truth,
+                "truth": truths[i],
                 "wall_time": None,
             }
             msgs.append(trusted(Telemetry, fields))

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel
 
 from engine.plant.pump import BAR_PER_M, DESIGN, PumpDesign
@@ -48,11 +49,22 @@ _DRIFT_FULL = [SIGNALS[n].drift_full for n in SIGNAL_ORDER]
 _NO_TRUTH = Truth()
 _M = TypeVar("_M", bound=BaseModel)
 _Active = list["_FaultRun"] | tuple["_FaultRun", ...]
+_N = TypeVar("_N", float, "npt.NDArray[np.float64]")
 
 
 def _trusted(cls: type[_M], **values: object) -> _M:
     """A model from values valid by construction (engine/pydantic_compat.py says why)."""
     return trusted(cls, values)
+
+
+def true_values(
+    q_meter: _N, p_suc: _N, p_dis: _N, bearing: _N, ambient: _N, vib: _N, current: _N,
+    elec: _N, n: _N, unit: PumpDesign | _N, cmd: _N,
+) -> list[_N]:  # fmt: skip
+    """The true value of every signal, in ``SIGNAL_ORDER``, from the plant's state: floats for
+    one pump, arrays over pumps for a fleet (``unit`` then the rated speeds)."""
+    rated = unit.rated_speed_rpm if isinstance(unit, PumpDesign) else unit
+    return [q_meter, p_suc, p_dis, bearing, ambient, vib, current, elec, n * rated, cmd * 100.0]
 
 
 class _FaultRun:
@@ -285,18 +297,9 @@ class Simulator:
         )
         self._q_meter += (q - self._q_meter) * self._alpha_meter
 
-        true = [
-            self._q_meter,
-            p_suc,
-            p_dis,
-            self.bearing_c,
-            ambient,
-            vib,
-            current,
-            elec,
-            n * u.rated_speed_rpm,
-            cmd * 100.0,
-        ]
+        true = true_values(
+            self._q_meter, p_suc, p_dis, self.bearing_c, ambient, vib, current, elec, n, u, cmd
+        )
         values = self._measure(t, true, z, active)
         msg = _trusted(
             Telemetry,
