@@ -181,6 +181,7 @@ class ReviewClient:
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._short: Any = None
+        self._closed = False
 
     async def __aenter__(self) -> ReviewClient:
         return self
@@ -189,6 +190,9 @@ class ReviewClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """After this every call is an ApiError: a late caller (a TUI worker racing the app's
+        exit) must not open a fresh connection that nobody will close."""
+        self._closed = True
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -210,6 +214,8 @@ class ReviewClient:
             self.endpoint = Endpoint(SOCKET_URL, socket=Path(path))
 
     async def _client(self) -> httpx.AsyncClient:
+        if self._closed:
+            raise ApiError(self.service, None, "the review client is closed")
         if self._http is not None:
             return self._http
         if self._transport is None and self.endpoint.discoverable:

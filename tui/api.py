@@ -48,8 +48,15 @@ class ControlRoomApi:
         """Tickets, alarms, assets and KPIs (``engine.review_client.ReviewClient``)."""
 
     async def aclose(self) -> None:
+        """Close both clients; a call still in flight or made later gets an ApiError, so a
+        worker racing the app's shutdown fails like any unreachable service would."""
         await self._client.aclose()
         await self.review.aclose()
+
+    def _open(self, service: str) -> httpx.AsyncClient:
+        if self._client.is_closed:
+            raise ApiError(service, None, f"{service}: the client is closed")
+        return self._client
 
     async def _call(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         base = self.urls.get(service)
@@ -57,7 +64,7 @@ class ControlRoomApi:
             raise ApiError(service, None, f"no {service} service configured")
         url = base.rstrip("/") + path
         try:
-            response = await self._client.request(method, url, **kwargs)
+            response = await self._open(service).request(method, url, **kwargs)
         except httpx.TimeoutException:
             raise ApiError(service, None, f"{service} service timed out ({url})") from None
         except httpx.HTTPError as exc:
@@ -131,7 +138,7 @@ class ControlRoomApi:
         if base is None:
             raise ApiError(service, None, f"no {service} service configured")
         try:
-            response = await self._client.get(base.rstrip("/") + "/health", timeout=timeout)
+            response = await self._open(service).get(base.rstrip("/") + "/health", timeout=timeout)
         except httpx.HTTPError as exc:
             raise ApiError(service, None, f"{service}: {type(exc).__name__}") from None
         try:

@@ -169,6 +169,8 @@ class ControlRoomApp(App[None]):
         self.set_interval(ALARM_POLL_S, self.poll_alarms)
 
     async def on_unmount(self) -> None:
+        # Workers first: a poll still running would otherwise call a client closed below.
+        self.workers.cancel_all()
         gc.unfreeze()  # another app in this process (tests) starts from a collectable heap
         if self.bus is not None:
             bus, self.bus = self.bus, None

@@ -110,8 +110,8 @@ def run_amqtt(
 ) -> None:
     """Thread body: run a broker until ``result["stop"]`` (an asyncio.Event) is set.
 
-    Reports ``port`` (the bound one, so port 0 works), ``loop`` and ``stop`` through ``result``,
-    or ``error``; sets ``ready`` either way."""
+    Reports ``port`` (the bound one, so port 0 works), ``loop``, ``stop`` and ``broker`` through
+    ``result``, or ``error``; sets ``ready`` either way."""
     # amqtt logs every connection at INFO; keep our terminal for our own lines.
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     loop = asyncio.new_event_loop()
@@ -127,7 +127,7 @@ def run_amqtt(
             result["error"] = f"{type(exc).__name__}: {exc}"
             ready.set()
             return
-        result.update(port=bound, loop=loop, stop=stop)
+        result.update(port=bound, loop=loop, stop=stop, broker=broker)
         ready.set()
         await stop.wait()
         try:
@@ -139,3 +139,12 @@ def run_amqtt(
         loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+async def session_connected(broker: Broker, client_id: str) -> bool:
+    """Whether amqtt still counts ``client_id`` as connected. It delivers a QoS 1 message to a
+    session it counts as connected straight to the socket and keeps no copy, so a message
+    published while a client is disconnecting is lost; one published after this turns False
+    is queued for the session (Mosquitto keeps the in-flight copy either way)."""
+    session, _ = broker._sessions.get(client_id, (None, None))
+    return session is not None and session.transitions.state == "connected"

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 BrokerKind = Literal["external", "mosquitto", "amqtt"]
@@ -472,6 +472,7 @@ class AmqttBroker:
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._broker: Any = None
 
     @property
     def url(self) -> str:
@@ -499,8 +500,20 @@ class AmqttBroker:
         port, loop, stop = result["port"], result["loop"], result["stop"]
         assert isinstance(port, int) and isinstance(loop, asyncio.AbstractEventLoop)
         assert isinstance(stop, asyncio.Event)
-        self.port, self._loop, self._stop = port, loop, stop
+        self.port, self._loop, self._stop, self._broker = port, loop, stop, result["broker"]
         return self
+
+    def client_connected(self, client_id: str, timeout: float = 5.0) -> bool:
+        """Whether the broker still counts ``client_id`` as connected (see
+        ``amqtt_embedded.session_connected``: why a test must wait for False)."""
+        from engine.bus.amqtt_embedded import session_connected
+
+        if self._loop is None:
+            return False
+        future = asyncio.run_coroutine_threadsafe(
+            session_connected(self._broker, client_id), self._loop
+        )
+        return future.result(timeout)
 
     def stop(self) -> None:
         if self._thread is None:
