@@ -38,24 +38,38 @@ import pytest
 
 from engine.bus.broker import AmqttBroker, BrokerInfo, MosquittoBroker, mosquitto_binary
 
+POLL_START_S, POLL_MAX_S = 0.01, 0.1
+"""``wait_for``'s default poll: every 10 ms at first, then 1.5x longer each time up to 100 ms. A
+condition is often an HTTP request or a store opened: a wait of seconds polled every 10 ms
+cost more CPU than the processes it waited on; a quick one still returns within 10-20 ms."""
+PROGRESS_EVERY_S = 0.5
+"""How often ``wait_for`` samples ``progress`` (a snapshot of every service's counters over
+HTTP): a stall bound of 20-60 s needs no finer clock than this; it is sampled again at the
+deadline, so a stall is never declared on a stale snapshot."""
+
 
 def wait_for(
     condition: Callable[[], Any],
     timeout: float = 10.0,
     what: str = "condition",
-    interval: float = 0.01,
+    interval: float | None = None,
     progress: Callable[[], Any] | None = None,
 ) -> Any:
     """Return the first truthy value of ``condition()``; fail the test after ``timeout`` s
-    (without ``progress``), or after ``timeout`` s in which ``progress()`` did not change."""
+    (without ``progress``), or after ``timeout`` s in which ``progress()`` did not change.
+    ``interval``: a fixed poll period (default: from 10 ms growing to 100 ms)."""
     start = time.monotonic()
     deadline = start + timeout
     last = progress() if progress is not None else None
+    sampled = start
+    pause = POLL_START_S if interval is None else interval
     while True:
         value = condition()
         if value:
             return value
-        if progress is not None:
+        now_t = time.monotonic()
+        if progress is not None and (now_t - sampled >= PROGRESS_EVERY_S or now_t >= deadline):
+            sampled = now_t
             now = progress()
             if now != last:  # moving: the stall bound restarts (never past 10 x timeout)
                 last = now
@@ -63,7 +77,9 @@ def wait_for(
         if time.monotonic() >= deadline:
             stalled = f" (no progress; last {last!r})" if progress is not None else ""
             pytest.fail(f"timed out after {timeout:.1f}s waiting for {what}{stalled}")
-        time.sleep(interval)
+        time.sleep(pause)
+        if interval is None:
+            pause = min(pause * 1.5, POLL_MAX_S)
 
 
 @pytest.fixture(name="wait_for")

@@ -9,15 +9,15 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from db_faults import lock_held
+from probes import http
 
 from engine.review_client import ApiError
 
 
 def health(url: str) -> tuple[int, dict[str, Any]]:
-    r = httpx.get(url + "/health", timeout=5.0)
+    r = http.get(url + "/health", timeout=5.0)
     return r.status_code, r.json()
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from probes import http
 
 from engine.bus.broker import free_port
 from engine.cli import main
@@ -143,7 +144,7 @@ def test_brief_takes_open_tickets_from_the_review_api(tmp_path, make_broker, wai
         def healthy() -> bool:
             assert proc.poll() is None, "the review service exited"
             try:
-                return httpx.get(url + "/health", timeout=1.0).status_code == 200
+                return http.get(url + "/health", timeout=1.0).status_code == 200
             except httpx.HTTPError:
                 return False
 

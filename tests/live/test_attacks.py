@@ -25,6 +25,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from probes import http
 
 from engine.bus.acl import load_credentials
 from engine.bus.broker import connack_code, mosquitto_binary
@@ -40,12 +41,12 @@ SPEED = 4000.0
 
 
 def _get(url: str) -> Any:
-    r = httpx.get(url, timeout=10)
+    r = http.get(url, timeout=10)
     return r.json()
 
 
 def _post(url: str, body: dict[str, Any] | None = None) -> httpx.Response:
-    return httpx.post(url, json=body or {}, timeout=30)
+    return http.post(url, json=body or {}, timeout=30)
 
 
 def _stack(var: Path, **kw: Any) -> Stack:

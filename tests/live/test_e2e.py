@@ -19,6 +19,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from probes import http
 
 from engine.bus.broker import BrokerInfo
 from engine.bus.client import BusClient
@@ -50,7 +51,7 @@ class Recorder:
 
 
 def _get(url: str) -> Any:
-    r = httpx.get(url, timeout=5)
+    r = http.get(url, timeout=5)
     r.raise_for_status()
     return r.json()
 
@@ -113,12 +114,12 @@ behind (what made this test hit its timeout)."""
 
 def _play_in_steps(stack: Stack, done: Callable[[], Any], wait_for: Callable[..., Any]) -> None:
     sim = stack.urls["simulator"]
-    r = httpx.post(sim + "/scenario/load", json={"name": "chronic_wear"}, timeout=10)
+    r = http.post(sim + "/scenario/load", json={"name": "chronic_wear"}, timeout=10)
     r.raise_for_status()
     until = 0.0
     while not done():
         until += STEP_S
-        r = httpx.post(sim + "/scenario/start", json={"speed": SPEED, "until": until}, timeout=10)
+        r = http.post(sim + "/scenario/start", json={"speed": SPEED, "until": until}, timeout=10)
         r.raise_for_status()
         wait_for(_drained(stack), timeout=60, what=f"step to {until:.0f} s consumed",
                  interval=0.1, progress=_progress(stack))  # fmt: skip
@@ -267,12 +268,12 @@ def test_a_flood_of_malformed_messages_is_dead_lettered_and_the_chain_still_deli
         # The chain still works: a sudden clog (at 3000 s) becomes a ticket. Played in steps,
         # each consumed before the next, so a loaded machine only makes it slower.
         sim = stack.urls["simulator"]
-        r = httpx.post(sim + "/scenario/load", json={"name": "sudden_clog_and_drift"}, timeout=10)
+        r = http.post(sim + "/scenario/load", json={"name": "sudden_clog_and_drift"}, timeout=10)
         assert r.status_code == 200, r.text
         junk = _telemetry_heard(stack)
         for until in (1800.0, 3600.0, 5400.0):
-            r = httpx.post(sim + "/scenario/start", json={"speed": SPEED, "until": until},
-                           timeout=10)  # fmt: skip
+            r = http.post(sim + "/scenario/start", json={"speed": SPEED, "until": until},
+                          timeout=10)  # fmt: skip
             assert r.is_success, r.text
             wait_for(_drained(stack, junk), timeout=60, what=f"to {until:.0f} s consumed",
                      interval=0.1, progress=_progress(stack))  # fmt: skip

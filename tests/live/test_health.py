@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
+from probes import http
 
 from engine.http_schemas import HEALTH_MODELS, Health, parse_health
 from engine.services.stack import Stack
@@ -21,7 +21,7 @@ def test_every_service_health_matches_its_documented_model(tmp_path):
         client_prefix=f"h{uuid.uuid4().hex[:6]}",
     ) as stack:
         for name in stack.services:
-            r = httpx.get(stack.urls[name] + "/health", timeout=5)
+            r = http.get(stack.urls[name] + "/health", timeout=5)
             assert r.status_code == 200, r.text
             body = r.json()
             model = HEALTH_MODELS[name]
@@ -31,7 +31,7 @@ def test_every_service_health_matches_its_documented_model(tmp_path):
             assert health.broker.identity == name, "each service connects as its own identity"
             assert health.restarts == 0 and health.retrying is None
             assert Health.model_validate(body).service == name  # what a lenient client reads
-        diagnosis = httpx.get(stack.urls["diagnosis"] + "/health", timeout=5).json()
+        diagnosis = http.get(stack.urls["diagnosis"] + "/health", timeout=5).json()
         assert "diagnoses_published" in diagnosis and "diagnosiss_published" not in diagnosis
-        monitor = httpx.get(stack.urls["monitor"] + "/health", timeout=5).json()
+        monitor = http.get(stack.urls["monitor"] + "/health", timeout=5).json()
         assert monitor["alerts_published"] == 0 and monitor["asset_bounds"]["tracked"] == 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from probes import http
 
 from engine.bus.broker import free_port, port_is_free
 from engine.services.stack import CODE_ROOT
@@ -73,7 +74,7 @@ def _start_up(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], dict[s
 
 def _service_pids(ports: dict[str, int]) -> dict[str, int]:
     return {
-        n: httpx.get(f"http://127.0.0.1:{p}/health", timeout=5).json()["pid"]
+        n: http.get(f"http://127.0.0.1:{p}/health", timeout=5).json()["pid"]
         for n, p in ports.items()
     }
 
@@ -87,7 +88,7 @@ def test_up_runs_five_services_and_ctrl_c_leaves_nothing_behind(tmp_path):
     pids = _service_pids(ports)
     assert len(set(pids.values())) == 5
     for name, port in ports.items():
-        h = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
+        h = http.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
         assert h["service"] == name and h["broker"]["connected"] is True
     broker_pid = re.search(r"pid (\d+)", text)
 
@@ -176,7 +177,7 @@ def test_env_file_configures_a_service(tmp_path, broker, wait_for):
 
         def healthy() -> bool:
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+                return http.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -199,7 +200,7 @@ def test_up_restarts_a_crashed_service_and_the_broker_and_says_so(tmp_path, wait
 
     def restarted() -> dict | None:
         try:
-            h = httpx.get(f"http://127.0.0.1:{ports['ticket']}/health", timeout=2).json()
+            h = http.get(f"http://127.0.0.1:{ports['ticket']}/health", timeout=2).json()
         except (httpx.HTTPError, ValueError):
             return None
         return h if h["pid"] != pids["ticket"] and h["status"] == "ok" else None
@@ -219,7 +220,7 @@ def test_up_restarts_a_crashed_service_and_the_broker_and_says_so(tmp_path, wait
             lambda: (
                 json.loads(status_file.read_text())["parts"]["broker"]["restarts"] == 1
                 and all(
-                    httpx.get(f"http://127.0.0.1:{p}/health", timeout=2).status_code == 200
+                    http.get(f"http://127.0.0.1:{p}/health", timeout=2).status_code == 200
                     for p in ports.values()
                 )
             ),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from probes import http
 from tickets_data import alert, ticket
 
 from engine.bus.broker import free_port
@@ -89,7 +90,7 @@ class ServiceProc:
                     continue
                 raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.errors()}")
             try:
-                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                if http.get(self.url + "/health", timeout=1.0).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -98,7 +99,7 @@ class ServiceProc:
             time.sleep(0.05)
 
     def health(self) -> dict[str, Any]:
-        return httpx.get(self.url + "/health", timeout=5.0).json()
+        return http.get(self.url + "/health", timeout=5.0).json()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         if self.proc is None:

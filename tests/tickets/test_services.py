@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fake_github import FakeGitHub
+from probes import http
 from service_procs import ServiceProc, Watcher, review_socket_client, service_env, wait_subscribed
 from tickets_data import alert, report
 
@@ -82,11 +82,11 @@ def test_diagnosis_to_ticket_to_review(make_broker, bus_client, wait_for, var, c
         r = local.get("/tickets", params={"state": "open"})
         assert r.status_code == 200 and [t["ticket_id"] for t in r.json()] == ["T-0001"]
         assert local.get("/tickets/3").status_code == 404
-        assert httpx.get(f"{api}/tickets").status_code == 401  # TCP needs a token
+        assert http.get(f"{api}/tickets").status_code == 401  # TCP needs a token
 
         # Approve over HTTP with ana's token: the ticket snapshot and the feedback reach the bus.
         token, _ = TokenRegistry(var / "operators.json").add("ana")
-        r = httpx.post(
+        r = http.post(
             f"{api}/review/approve",
             json={"ticket_id": "T-0001"},
             headers={"authorization": f"Bearer {token}"},

@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from db_faults import lock_held
 from pg_server import PostgresServer, pg_bin_dir
+from probes import http
 from service_procs import ServiceProc, Watcher, review_socket_client, service_env, wait_subscribed
 from tickets_data import report
 
@@ -32,7 +32,7 @@ BUSY_S = "0.3"
 
 
 def degraded(svc: ServiceProc, fault: str) -> str | None:
-    r = httpx.get(svc.url + "/health", timeout=5.0)
+    r = http.get(svc.url + "/health", timeout=5.0)
     body = r.json()
     if (
         r.status_code == 503
@@ -44,7 +44,7 @@ def degraded(svc: ServiceProc, fault: str) -> str | None:
 
 
 def healthy(svc: ServiceProc) -> bool:
-    return httpx.get(svc.url + "/health", timeout=5.0).status_code == 200
+    return http.get(svc.url + "/health", timeout=5.0).status_code == 200
 
 
 def stored_ids(store: TicketStore) -> list[str]:
