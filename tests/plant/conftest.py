@@ -3,7 +3,11 @@ part) and reused by the tests that read them."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -24,13 +28,34 @@ class Run:
         self.provisional = [d for d in self.all_diagnoses if d.stage == "provisional"]
 
 
+def _replayed(name: str, shared: Path) -> list[PlantMessage]:
+    """The replay of scenario ``name``, computed once per test run: under xdist each worker
+    has its own session, and three files (monitor, diagnosis, diagnosis lifecycle) replay
+    the same demo scenarios, 3-5 s of CPU each. The first worker to ask computes it, under a
+    lock, into this run's base temp dir (shared by the workers, fresh each run); the others
+    wait and load it (~0.2 s)."""
+    path = shared / f"demo_run-{name}.pickle"
+    with (shared / f"demo_run-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            messages: list[PlantMessage] = pickle.loads(path.read_bytes())
+            return messages
+        messages = list(replay(load_scenario(name)))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
+        return messages
+
+
 @pytest.fixture(scope="session")
-def demo_run() -> Callable[[str], Run]:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Run]:
     cache: dict[str, Run] = {}
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
 
     def get(name: str) -> Run:
         if name not in cache:
-            cache[name] = Run(list(replay(load_scenario(name))))
+            cache[name] = Run(_replayed(name, shared))
         return cache[name]
 
     return get
