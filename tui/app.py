@@ -57,6 +57,10 @@ TICKET_FETCH_LIMIT = 1000
 """The review API's page size for ``GET /tickets`` (a shorter answer is the whole store)."""
 TICKET_REFETCH_S = 15.0
 ALARM_POLL_S = 1.0
+INBOX_LIMIT = 5_000
+"""Telemetry the TUI's bus client lets wait for its dispatcher (seconds at a fleet's rate): a
+starved TUI shows the latest values late, drops the rest and says how many on the status bar,
+instead of queueing up to the services' 100,000 messages (tens of MB)."""
 """Alarm states from the review API: an unchanged list costs a 304 (ETag)."""
 ASSET_POLL_EVERY = 5
 """Out-of-service assets are fetched every this many alarm polls (and after any change)."""
@@ -231,6 +235,7 @@ class ControlRoomApp(App[None]):
                 on_event=lambda *_: None,
                 var=self.settings.var,
                 credentials=self.settings.credentials,
+                inbox_limit=INBOX_LIMIT,
             )
         except (BrokerError, ValueError) as exc:
             self.notify(str(exc), title="Bus", severity="error", markup=False, timeout=10)
@@ -356,14 +361,15 @@ class ControlRoomApp(App[None]):
         now = time.monotonic()
         counts = self.feed.counts()
         bus = self.bus
-        own_dead = bus.counters.snapshot()["dead_letters"] if bus is not None else 0
+        own = bus.counters.snapshot() if bus is not None else {}
         from engine.bus.broker import redact_url
 
         self.health = HealthState(
             bus_connected=(bus.connected if bus is not None else None),
             broker=redact_url(bus.url) if bus is not None else "",
             services=services if services is not None else self.health.services,
-            own_dead_letters=own_dead,
+            own_dead_letters=own.get("dead_letters", 0),
+            behind_dropped=own.get("inbox_dropped", 0),
             rate=self._rate.update(now, sum(counts.values())),
             operator=self.operator or "",
             telemetry_rate=self._telemetry_rate.update(now, counts["telemetry"]),
