@@ -454,7 +454,7 @@ def test_a_suppressed_alarm_opens_no_ticket(store: TicketStore) -> None:
     alert that already has its ticket goes on updating it."""
     shelved = {("pump01", "A-2")}
 
-    def gate(conn, r):  # the shape of the review service's ``suppressed`` (C6)
+    def gate(conn, r):  # the shape of the ticket service's ``_alarm_gate`` (C6)
         assert conn.scalar("SELECT COUNT(*) FROM tickets") is not None  # same transaction
         return "shelved until 10:00 (by ana)" if (r.asset, r.alert_id) in shelved else None
 
