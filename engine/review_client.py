@@ -241,6 +241,8 @@ class ReviewClient:
             return self._http
         if self._transport is None and self.endpoint.discoverable:
             await self._discover()
+            if self._closed:  # closed while it asked: open nothing
+                raise ApiError(self.service, None, "the review client is closed")
             if self._http is not None:  # another call discovered meanwhile: one client only
                 return self._http
         headers = {}

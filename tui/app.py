@@ -162,15 +162,27 @@ class ControlRoomApp(App[None]):
             return
         self.connect_bus()
         self.poll_status()
-        self.set_interval(STATUS_POLL_S, self.poll_status)
+        self._every(STATUS_POLL_S, self.poll_status, "poll")
         if not self.has_review:
             return  # no review service named: nothing to poll
         self.fetch_whoami()
         self.fetch_tickets()
-        self.set_interval(TICKET_REFETCH_S, self.fetch_tickets)
-        self.set_interval(TICKET_HINT_S, self.fetch_hinted_tickets)
+        self._every(TICKET_REFETCH_S, self.fetch_tickets, "tickets")
+        self._every(TICKET_HINT_S, self.fetch_hinted_tickets, "ticket-hints")
         self.poll_alarms()
-        self.set_interval(ALARM_POLL_S, self.poll_alarms)
+        self._every(ALARM_POLL_S, self.poll_alarms, "alarms")
+
+    def _every(self, seconds: float, poll: Callable[[], object], group: str) -> None:
+        """Run ``poll`` every ``seconds``, skipping a turn while its last run is still going.
+        Each poll is an exclusive worker, and a new one cancels the old: a service slower than
+        the period would never be heard from (the status bar stayed at "services —" while the
+        review service was stalled), and a hint fetch cancelled midway lost the hints it took."""
+
+        def tick() -> None:
+            if not any(w.group == group and not w.is_finished for w in self.workers):
+                poll()
+
+        self.set_interval(seconds, tick)
 
     async def on_unmount(self) -> None:
         # Workers first: a poll still running would otherwise call a client closed below.
