@@ -36,6 +36,7 @@ from tui.api import ApiError, ControlRoomApi
 from tui.feed import PlantFeed
 from tui.memory import fill_width_cache
 from tui.messages import AssetRequested
+from tui.problem_log import ProblemLog
 from tui.screens.alarms import AlarmsScreen
 from tui.screens.factory import FactoryScreen
 from tui.screens.fleet import FleetScreen
@@ -130,6 +131,8 @@ class ControlRoomApp(App[None]):
         """Whom the review service recognises on this connection (``GET /whoami``): the name
         its audit trail records for what this TUI does."""
         self.api = ControlRoomApi(dict(self.settings.service_urls), environ=self.settings.environ)
+        self.problems = ProblemLog(self.settings.var if self.settings.connect else None)
+        """Why a fetch or call failed, on record in ``var/logs/tui.log``."""
         self.health = HealthState()
         self.scenario_status: ScenarioStatus | None = None
         """The simulator's ``GET /scenario/status``, typed (None: not known)."""
@@ -192,6 +195,12 @@ class ControlRoomApp(App[None]):
             bus, self.bus = self.bus, None
             await asyncio.to_thread(bus.stop, 1.0)
         await self.api.aclose()
+        self.problems.close()
+
+    def warn(self, text: str) -> None:
+        """A failure the screen shows only by its effect: to Textual's log and ``tui.log``."""
+        self.log.warning(text)
+        self.problems.warning(text)
 
     # ---------------------------------------------------------------- bus
 
@@ -268,7 +277,7 @@ class ControlRoomApp(App[None]):
         try:
             tickets = await self.api.tickets()
         except ApiError as exc:  # the status bar already shows the review service as down
-            self.log.warning(f"ticket fetch failed: {exc.detail}")
+            self.warn(f"ticket fetch failed: {exc.detail}")
             return None
         complete = len(tickets) < TICKET_FETCH_LIMIT
         self.feed.put_tickets(tickets, complete_since=mark if complete else None)
@@ -279,7 +288,7 @@ class ControlRoomApp(App[None]):
         try:
             self.operator = (await self.api.review.whoami()).operator
         except ApiError as exc:
-            self.log.warning(f"whoami failed: {exc.detail}")
+            self.warn(f"whoami failed: {exc.detail}")
             return
         self.update_health()
 
@@ -300,7 +309,7 @@ class ControlRoomApp(App[None]):
                 if exc.status is None:
                     return  # the review API is down: the periodic fetch catches up later
                 # 404: the bus named a ticket the store does not have (forged or foreign)
-                self.log.warning(f"ticket {ticket_id} named on the bus: {exc.detail}")
+                self.warn(f"ticket {ticket_id} named on the bus: {exc.detail}")
 
     @work(group="alarms", exclusive=True)
     async def poll_alarms(self) -> None:
@@ -313,7 +322,7 @@ class ControlRoomApp(App[None]):
                 self._asset_polls = 0
                 book.set_assets(await self.api.review.assets())
         except ApiError as exc:  # the status bar shows the review service as down
-            self.log.warning(f"alarm poll failed: {exc.detail}")
+            self.warn(f"alarm poll failed: {exc.detail}")
             return
         book.etag = etag
         if alarms is None:

@@ -97,7 +97,8 @@ def demo_logs(var: Path) -> str:
     its parts (``var/stack.json``): what a failure needs to say which part did not do its job.
     JSONL lines are cut (a ticket event carries the whole ticket)."""
     logs = var / "logs"
-    paths = sorted(logs.glob("*.out")) + sorted(logs.glob("*.jsonl")) + [var / "stack.json"]
+    paths = [*sorted(logs.glob("*.out")), *sorted(logs.glob("*.jsonl")), logs / "tui.log",
+             var / "stack.json"]  # fmt: skip
     out = []
     for path in paths:
         try:
