@@ -7,7 +7,9 @@ log reaches only a developer's console.
 
 Bounded: the file rotates at ``MAX_BYTES`` keeping one old file, and a warning that repeats at
 every poll is written at most once per ``REPEAT_S``, with how many times it came meanwhile.
-Several TUIs on one host share the file; each line names its process.
+Several TUIs on one host share the file; each line names its process. A warning often quotes a
+service's error detail: it is written on one line, cut, with control characters escaped, so
+reading the file in a terminal runs nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from tui.safe import clean
+
 MAX_BYTES = 512 * 1024
+MAX_TEXT = 500
+"""Characters of one warning written (a service's error detail is not ours to trust)."""
 REPEAT_S = 60.0
 _KEPT = 256
 """Distinct warnings remembered for the repeat limit (the oldest forgotten first)."""
@@ -53,7 +59,7 @@ class ProblemLog:
             self._last[text] = (since, repeats + 1)
             return
         more = f" (and {repeats} more times in the last minute)" if repeats else ""
-        self._log.warning("%s%s", text.replace("\n", " "), more)
+        self._log.warning("%s%s", clean(text[:MAX_TEXT], single_line=True), more)
         self._last[text] = (now, 0)
         while len(self._last) > _KEPT:
             del self._last[next(iter(self._last))]

@@ -15,14 +15,14 @@ def test_a_warning_repeated_at_every_poll_is_written_once_a_minute_with_its_coun
     for _ in range(3):
         log.warning("alarm poll failed: review refused (401)")
         now[0] += 1.0
-    log.warning("ticket fetch failed:\nsecond line")  # another text is not held back
+    log.warning("ticket fetch failed:\nsecond \x1b[2Jline")  # another text is not held back
     now[0] += REPEAT_S
     log.warning("alarm poll failed: review refused (401)")
     log.close()
     lines = (tmp_path / "logs" / "tui.log").read_text().splitlines()
     assert len(lines) == 3, lines
     assert lines[0].endswith("alarm poll failed: review refused (401)")
-    assert lines[1].endswith("ticket fetch failed: second line")  # one line per warning
+    assert lines[1].endswith("ticket fetch failed: second \\x1b[2Jline")  # one line, inert
     assert lines[2].endswith("(401) (and 2 more times in the last minute)")
     assert "tui[" in lines[0]
 
