@@ -133,6 +133,18 @@ def resolve_endpoint(
     return Endpoint(raw.rstrip("/"), token=_token(environ, token_file))
 
 
+def _unreachable(exc: httpx.HTTPError, where: str) -> ApiError:
+    """The review service did not answer (``status`` None)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ApiError("review", None, f"review service timed out ({where})")
+    return ApiError(
+        "review",
+        None,
+        f"cannot reach the review service at {where} ({type(exc).__name__}); is it "
+        "running? (controlroom up, or controlroom serve review; --api to point elsewhere)",
+    )
+
+
 def _is_socket(path: Path) -> bool:
     try:
         return stat.S_ISSOCK(path.stat().st_mode)
@@ -203,12 +215,21 @@ class ReviewClient:
     # ---- connection ----------------------------------------------------------------------------
 
     async def _discover(self) -> None:
-        """On the plant host: find the service's socket through its /health."""
+        """On the plant host: find the service's socket through its /health. ApiError when
+        the service did not answer: nothing is decided then, the next call asks again. (Going
+        on over TCP instead would be final — the client is kept — and without an identity every
+        call is refused: a review service slow at a TUI's start, on a loaded machine, left that
+        TUI without tickets for good.) An answer without a socket here decides TCP."""
+        where = self.endpoint.url
         try:
             async with httpx.AsyncClient(timeout=min(self.timeout, 3.0)) as probe:
-                body = (await probe.get(self.endpoint.url + "/health")).json()
-        except (httpx.HTTPError, ValueError):
-            return
+                response = await probe.get(where + "/health")
+        except httpx.HTTPError as exc:
+            raise _unreachable(exc, where) from None
+        try:
+            body = response.json()
+        except ValueError:
+            return  # not the review service's /health: TCP, and its answers will say so
         path = body.get("auth", {}).get("socket") if isinstance(body, dict) else None
         if isinstance(path, str) and _is_socket(Path(path)):
             self.endpoint = Endpoint(SOCKET_URL, socket=Path(path))
@@ -220,6 +241,10 @@ class ReviewClient:
             return self._http
         if self._transport is None and self.endpoint.discoverable:
             await self._discover()
+            if self._closed:  # closed while it asked: open nothing
+                raise ApiError(self.service, None, "the review client is closed")
+            if self._http is not None:  # another call discovered meanwhile: one client only
+                return self._http
         headers = {}
         transport = self._transport
         if self.endpoint.socket is not None and transport is None:
@@ -264,15 +289,8 @@ class ReviewClient:
                 if method != "GET":
                     raise
                 response = await client.request(method, path, **kwargs)  # a read: once more
-        except httpx.TimeoutException:
-            raise ApiError(self.service, None, f"review service timed out ({where})") from None
         except httpx.HTTPError as exc:
-            raise ApiError(
-                self.service,
-                None,
-                f"cannot reach the review service at {where} ({type(exc).__name__}); is it "
-                "running? (controlroom up, or controlroom serve review; --api to point elsewhere)",
-            ) from None
+            raise _unreachable(exc, where) from None
         if response.status_code >= 400:
             raise ApiError(self.service, response.status_code, error_detail(response))
         return response

@@ -36,6 +36,7 @@ from tui.api import ApiError, ControlRoomApi
 from tui.feed import PlantFeed
 from tui.memory import fill_width_cache
 from tui.messages import AssetRequested
+from tui.problem_log import ProblemLog
 from tui.screens.alarms import AlarmsScreen
 from tui.screens.factory import FactoryScreen
 from tui.screens.fleet import FleetScreen
@@ -57,6 +58,10 @@ TICKET_FETCH_LIMIT = 1000
 """The review API's page size for ``GET /tickets`` (a shorter answer is the whole store)."""
 TICKET_REFETCH_S = 15.0
 ALARM_POLL_S = 1.0
+INBOX_LIMIT = 5_000
+"""Telemetry the TUI's bus client lets wait for its dispatcher (seconds at a fleet's rate): a
+starved TUI shows the latest values late, drops the rest and says how many on the status bar,
+instead of queueing up to the services' 100,000 messages (tens of MB)."""
 """Alarm states from the review API: an unchanged list costs a 304 (ETag)."""
 ASSET_POLL_EVERY = 5
 """Out-of-service assets are fetched every this many alarm polls (and after any change)."""
@@ -126,6 +131,8 @@ class ControlRoomApp(App[None]):
         """Whom the review service recognises on this connection (``GET /whoami``): the name
         its audit trail records for what this TUI does."""
         self.api = ControlRoomApi(dict(self.settings.service_urls), environ=self.settings.environ)
+        self.problems = ProblemLog(self.settings.var if self.settings.connect else None)
+        """Why a fetch or call failed, on record in ``var/logs/tui.log``."""
         self.health = HealthState()
         self.scenario_status: ScenarioStatus | None = None
         """The simulator's ``GET /scenario/status``, typed (None: not known)."""
@@ -158,15 +165,27 @@ class ControlRoomApp(App[None]):
             return
         self.connect_bus()
         self.poll_status()
-        self.set_interval(STATUS_POLL_S, self.poll_status)
+        self._every(STATUS_POLL_S, self.poll_status, "poll")
         if not self.has_review:
             return  # no review service named: nothing to poll
         self.fetch_whoami()
         self.fetch_tickets()
-        self.set_interval(TICKET_REFETCH_S, self.fetch_tickets)
-        self.set_interval(TICKET_HINT_S, self.fetch_hinted_tickets)
+        self._every(TICKET_REFETCH_S, self.fetch_tickets, "tickets")
+        self._every(TICKET_HINT_S, self.fetch_hinted_tickets, "ticket-hints")
         self.poll_alarms()
-        self.set_interval(ALARM_POLL_S, self.poll_alarms)
+        self._every(ALARM_POLL_S, self.poll_alarms, "alarms")
+
+    def _every(self, seconds: float, poll: Callable[[], object], group: str) -> None:
+        """Run ``poll`` every ``seconds``, skipping a turn while its last run is still going.
+        Each poll is an exclusive worker, and a new one cancels the old: a service slower than
+        the period would never be heard from (the status bar stayed at "services —" while the
+        review service was stalled), and a hint fetch cancelled midway lost the hints it took."""
+
+        def tick() -> None:
+            if not any(w.group == group and not w.is_finished for w in self.workers):
+                poll()
+
+        self.set_interval(seconds, tick)
 
     async def on_unmount(self) -> None:
         # Workers first: a poll still running would otherwise call a client closed below.
@@ -176,6 +195,12 @@ class ControlRoomApp(App[None]):
             bus, self.bus = self.bus, None
             await asyncio.to_thread(bus.stop, 1.0)
         await self.api.aclose()
+        self.problems.close()
+
+    def warn(self, text: str) -> None:
+        """A failure the screen shows only by its effect: to Textual's log and ``tui.log``."""
+        self.log.warning(text)
+        self.problems.warning(text)
 
     # ---------------------------------------------------------------- bus
 
@@ -231,6 +256,7 @@ class ControlRoomApp(App[None]):
                 on_event=lambda *_: None,
                 var=self.settings.var,
                 credentials=self.settings.credentials,
+                inbox_limit=INBOX_LIMIT,
             )
         except (BrokerError, ValueError) as exc:
             self.notify(str(exc), title="Bus", severity="error", markup=False, timeout=10)
@@ -251,7 +277,7 @@ class ControlRoomApp(App[None]):
         try:
             tickets = await self.api.tickets()
         except ApiError as exc:  # the status bar already shows the review service as down
-            self.log.warning(f"ticket fetch failed: {exc.detail}")
+            self.warn(f"ticket fetch failed: {exc.detail}")
             return None
         complete = len(tickets) < TICKET_FETCH_LIMIT
         self.feed.put_tickets(tickets, complete_since=mark if complete else None)
@@ -262,7 +288,7 @@ class ControlRoomApp(App[None]):
         try:
             self.operator = (await self.api.review.whoami()).operator
         except ApiError as exc:
-            self.log.warning(f"whoami failed: {exc.detail}")
+            self.warn(f"whoami failed: {exc.detail}")
             return
         self.update_health()
 
@@ -283,7 +309,7 @@ class ControlRoomApp(App[None]):
                 if exc.status is None:
                     return  # the review API is down: the periodic fetch catches up later
                 # 404: the bus named a ticket the store does not have (forged or foreign)
-                self.log.warning(f"ticket {ticket_id} named on the bus: {exc.detail}")
+                self.warn(f"ticket {ticket_id} named on the bus: {exc.detail}")
 
     @work(group="alarms", exclusive=True)
     async def poll_alarms(self) -> None:
@@ -296,7 +322,7 @@ class ControlRoomApp(App[None]):
                 self._asset_polls = 0
                 book.set_assets(await self.api.review.assets())
         except ApiError as exc:  # the status bar shows the review service as down
-            self.log.warning(f"alarm poll failed: {exc.detail}")
+            self.warn(f"alarm poll failed: {exc.detail}")
             return
         book.etag = etag
         if alarms is None:
@@ -356,14 +382,15 @@ class ControlRoomApp(App[None]):
         now = time.monotonic()
         counts = self.feed.counts()
         bus = self.bus
-        own_dead = bus.counters.snapshot()["dead_letters"] if bus is not None else 0
+        own = bus.counters.snapshot() if bus is not None else {}
         from engine.bus.broker import redact_url
 
         self.health = HealthState(
             bus_connected=(bus.connected if bus is not None else None),
             broker=redact_url(bus.url) if bus is not None else "",
             services=services if services is not None else self.health.services,
-            own_dead_letters=own_dead,
+            own_dead_letters=own.get("dead_letters", 0),
+            behind_dropped=own.get("inbox_dropped", 0),
             rate=self._rate.update(now, sum(counts.values())),
             operator=self.operator or "",
             telemetry_rate=self._telemetry_rate.update(now, counts["telemetry"]),

@@ -53,6 +53,8 @@ class HealthState:
     services: dict[str, ServiceState] = field(default_factory=dict)
     own_dead_letters: int = 0
     """Messages the TUI's own bus client rejected."""
+    behind_dropped: int = 0
+    """Telemetry the TUI's bus client dropped because the TUI fell behind (``INBOX_LIMIT``)."""
     rate: float = 0.0
     """Bus messages per second the TUI receives (all kinds)."""
     telemetry_rate: float = 0.0

@@ -36,7 +36,9 @@ made without the history before the onset says so in its summary.
 **A fleet's tick at once** (``feed_batch``, the replay's path): the same reports in the same
 order as ``feed`` of each sample, but the per-sample model work of every pump in the tick is one
 numpy step (``diagnosis_bank``; the fleet bench at 1,000 pumps: ~30 % less diagnosis CPU per
-sample, the rest is decisions). Live services feed sample by sample and never bank a pump.
+sample, the rest is decisions). The live service takes the same path for every telemetry
+burst the bus hands it (``AgentService.on_telemetry``); a burst under ``BATCH_FROM`` samples
+goes sample by sample.
 
 Why one module of ~800 lines: ``DiagnosisAgent`` is one state machine (pending alerts, deferral,
 provisional then final reports, state export, which pumps the batch path holds); its features,

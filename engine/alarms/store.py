@@ -24,8 +24,8 @@ the previous one: ``plant_raised`` = offset of the run + the alert's ``ts``.
 Bounds: alarms that are over (normal) are deleted after ``RETENTION_DAYS`` or beyond
 ``MAX_ALARMS``, oldest first (``prune``); history is capped per alarm.
 
-**The ticket path (contract C6)** calls ``suppressed(conn, asset, alert_id, signal=...)`` inside
-its own transaction: why this alert must not open a ticket (shelved, out of service,
+**The ticket path (contract C6)** calls ``suppression_in(conn, asset, alert_id, signal=...)``
+inside its own transaction: why this alert must not open a ticket (shelved, out of service,
 chattering), or None. ``create_alarm_tables(conn)`` once at its start makes sure the tables are
 there even if the review service never ran.
 
@@ -559,18 +559,3 @@ def suppression_in(
     if alarm is None and signal:
         shelf = _source_shelf(c, lc.source_of(asset, [signal]), now)
     return lc.suppression(alarm, _oos_reason(c, asset), shelf, now)
-
-
-def suppressed(
-    conn: Conn,
-    asset: str,
-    alert_id: str,
-    *,
-    signal: str | None = None,
-    now: datetime | None = None,
-) -> str | None:
-    """Contract C6, for the diagnosis -> ticket path, inside the ticket transaction: the reason
-    ("shelved until ... (by ana)", "asset out of service: ...", "... is chattering
-    (suppressed)") when this alert must not open a ticket, else None."""
-    found = suppression_in(conn, asset, alert_id, signal=signal, now=now)
-    return f"{found.reason}: {found.detail}" if found is not None else None

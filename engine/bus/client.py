@@ -340,12 +340,16 @@ class BusClient:
         retry: RetryPolicy | None = None,
         deadletter_max_bytes: int | None = None,
         identity: str | None = None,
+        inbox_limit: int = INBOX_LIMIT,
     ) -> None:
         """``var``: the runtime-state directory the caller resolved (dead letters go to
         ``var/deadletter/{service_name}.jsonl``). ``identity``: who to connect as on a broker
         with ACLs (default ``service_name``); its password comes from the ``credentials`` file
         (``engine.bus.acl``) unless the URL names a user, which wins. No URL user and no
-        credentials: anonymous."""
+        credentials: anonymous. ``inbox_limit``: QoS 0 messages left waiting for the dispatcher
+        beyond this are dropped and counted (``inbox_dropped``); a display that only shows the
+        latest values keeps it small, so a starved process holds seconds of telemetry, not
+        tens of megabytes."""
         self.url = url
         self.address = parse_broker_url(url)
         self.client_id = client_id
@@ -372,6 +376,7 @@ class BusClient:
         """Messages collected for batch handlers during one dispatcher pass."""
         self._inbox: queue.SimpleQueue[_Inbound | None] = queue.SimpleQueue()
         self._pending = 0
+        self._inbox_limit = inbox_limit
         self._pending_cv = threading.Condition()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._generation = 0
@@ -786,7 +791,7 @@ class BusClient:
         try:
             qos, payload = msg.qos, msg.payload
             with self._pending_cv:
-                if qos == 0 and self._pending >= INBOX_LIMIT:
+                if qos == 0 and self._pending >= self._inbox_limit:
                     self.counters.inc("inbox_dropped")
                     return
                 self._pending += 1

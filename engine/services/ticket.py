@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine.alarms.store import create_alarm_tables, suppressed
+from engine.alarms.store import create_alarm_tables, suppression_in
 from engine.bus.client import RetryLater
 from engine.http_schemas import TicketHealth
 from engine.schemas import AlertEvent, DiagnosisReport, PlantMessage, Ticket, topic_for
@@ -279,12 +279,15 @@ class TicketService(Service):
     def _alarm_gate(self, conn: Conn, report: DiagnosisReport) -> str | None:
         """Contract C6: a shelved or out-of-service alarm opens no ticket (the review service's
         check on its alarm tables, in the ticket transaction). The alarm's source is its first
-        signal, as the alert named it when we saw it."""
+        signal, as the alert named it when we saw it. The reason as "reason: detail"
+        ("shelved: shelved until ... (by ana)", "out_of_service: asset out of service: ..."),
+        or None: it may open one."""
         seen = self.alerts_seen.get((report.asset, report.alert_id))
         signal = seen[0] if seen is not None else None
         if signal is None and report.signals:
             signal = report.signals[0]
-        return suppressed(conn, report.asset, report.alert_id, signal=signal)
+        found = suppression_in(conn, report.asset, report.alert_id, signal=signal)
+        return f"{found.reason}: {found.detail}" if found is not None else None
 
     def _reopen(self) -> None:
         with contextlib.suppress(StoreError):  # still broken: the next attempt says so

@@ -183,8 +183,9 @@ class Database:
         """``PRAGMA journal_mode = WAL``, retried while the file is locked. When several processes
         open a new store at once (the ticket and review services at start-up), the switch can
         fail at once with "database is locked" without SQLite's busy handler being called (1 in
-        200 three-process opens of a fresh file, measured): it is retried here for up to the
-        busy timeout, as any other lock would be waited for."""
+        200 three-process opens of a fresh file, measured; at once whenever another connection
+        holds a write lock on a file still in rollback mode: ``tests/tickets/test_store.py``): it
+        is retried here for up to the busy timeout, as any other lock would be waited for."""
         deadline = time.monotonic() + self.busy_timeout_s
         delay = 0.005
         while True:

@@ -13,8 +13,22 @@ import pytest
 from alarm_data import ME, wire
 
 from engine.cli import main as cli
+from engine.review_client import ApiError, ReviewClient, resolve_endpoint
 from engine.services.stack import Stack
 from engine.settings import process_environ
+
+
+def review_stack(broker: Any, var: Any) -> Stack:
+    """The review service alone as a child process, as ``controlroom up`` starts it, on a free
+    port (started)."""
+    return Stack(
+        environ=process_environ(),
+        broker_url=broker.url,
+        ports="auto",
+        var=var,
+        services=("review",),
+        client_prefix=f"rr{uuid.uuid4().hex[:6]}",
+    ).start()
 
 
 def listed(capsys: Any, api: str, *extra: str) -> list[dict[str, Any]]:
@@ -26,14 +40,7 @@ def listed(capsys: Any, api: str, *extra: str) -> list[dict[str, Any]]:
 def test_shelve_survives_restarts_and_the_cli_drives_the_lifecycle(
     broker: Any, bus_client: Any, wait_for: Any, var: Any, capsys: Any
 ) -> None:
-    stack = Stack(
-        environ=process_environ(),
-        broker_url=broker.url,
-        ports="auto",
-        var=var,
-        services=("review",),
-        client_prefix=f"rr{uuid.uuid4().hex[:6]}",
-    ).start()
+    stack = review_stack(broker, var)
     try:
         api = stack.urls["review"]  # a plain loopback URL: the CLI finds the socket itself
         pub = bus_client(broker.url, name="monitor-sim")
@@ -111,3 +118,30 @@ def test_shelve_survives_restarts_and_the_cli_drives_the_lifecycle(
         stack.stop()
     assert cli(["alarms", "--api", api]) == 1  # the service is gone: exit 1
     assert "cannot reach the review service" in capsys.readouterr().err
+
+
+async def test_a_client_that_got_no_answer_finds_the_socket_when_the_service_answers(
+    broker: Any, var: Any
+) -> None:
+    """The client finds the operators' socket through ``/health`` (a plain loopback URL, as the
+    TUI and the CLI are given). While the service does not answer (stopped here; on a loaded
+    machine, slow) that call fails as "not reachable" and the next one asks again: it must not
+    settle on TCP without an identity, refused (401) for the client's whole life. The TUI's
+    client lives as long as the TUI: one slow /health at its start left it without tickets."""
+    stack = review_stack(broker, var)
+    client = ReviewClient(resolve_endpoint(stack.urls["review"], environ={}), timeout=2.0)
+    try:
+        review = stack.procs["review"]
+        review.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(ApiError) as stalled:
+                await client.tickets()
+            assert stalled.value.status is None, stalled.value.detail  # no answer, no verdict
+        finally:
+            review.send_signal(signal.SIGCONT)
+        assert await client.tickets() == []
+        assert (await client.whoami()).operator == ME
+        assert client.endpoint.socket is not None and client.endpoint.socket.name == "review.sock"
+    finally:
+        await client.aclose()
+        stack.stop()

@@ -46,26 +46,25 @@ NULLS = {
         "planned",
     )
 }
+
+
+def reply(type_: str, label: str, **fields: object) -> dict[str, object]:
+    """One scenario as the futures agent replies it: every field present, unused ones null."""
+    return {**NULLS, "type": type_, "label": label, **fields}
+
+
 FUTURES = {
     "scenarios": [
-        {**NULLS, "type": "BASELINE", "label": "Baseline"},
-        {
-            **NULLS,
-            "type": "RUSH_ARRIVES",
-            "label": "Rush J2",
-            "rush_job_id": "J2",
-            "arrival_time": 2,
-            "due_time": 10,
-        },
-        {
-            **NULLS,
-            "type": "MACHINE_SLOWDOWN",
-            "label": "M2 slowdown",
-            "machine_id": "M2",
-            "slowdown_factor": 2.0,
-            "start_time": 8,
-            "end_time": 14,
-        },
+        reply("BASELINE", "Baseline"),
+        reply("RUSH_ARRIVES", "Rush J2", rush_job_id="J2", arrival_time=2, due_time=10),
+        reply(
+            "MACHINE_SLOWDOWN",
+            "M2 slowdown",
+            machine_id="M2",
+            slowdown_factor=2.0,
+            start_time=8,
+            end_time=14,
+        ),
     ]
 }
 BRIEFING = {
@@ -475,20 +474,8 @@ def test_claude_path_with_a_machine_outage(claude, toy) -> None:
         "watch_machine_id": "M2",
         "events": [{"machine_id": "M2", "kind": "DOWN", "start_time": 0, "end_time": 10}],
     }
-    futures = {
-        "scenarios": [
-            {**NULLS, "type": "BASELINE", "label": "Baseline"},
-            {
-                **NULLS,
-                "type": "MACHINE_DOWN",
-                "label": "M2 down 0-10h",
-                "machine_id": "M2",
-                "start_time": 0,
-                "end_time": 10,
-                "planned": False,
-            },
-        ]
-    }
+    outage = reply("MACHINE_DOWN", "M2 down 0-10h", machine_id="M2", start_time=0, end_time=10)
+    futures = {"scenarios": [reply("BASELINE", "Baseline"), {**outage, "planned": False}]}
     client = claude(replay({"intent": intent, "futures": futures}))
     state = run(client, "M2 is down for maintenance until 10:00")
     assert (state.intent_source, state.futures_source) == ("claude", "claude")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -25,7 +26,7 @@ from engine.bus.broker import (
 )
 from engine.bus.client import UNACKED_PRUNE_MIN, BusClient, RetryLater, RetryPolicy
 from engine.paths import var_dir
-from engine.schemas import AlertEvent, Telemetry, WireError
+from engine.schemas import AlertEvent, Telemetry, WireError, topic_for
 from engine.services.settings import Shard
 
 
@@ -574,3 +575,31 @@ def test_insecure_tls_warns_once_per_process(caplog):
                   tls=TlsOptions(insecure=True), var=var_dir(os.environ))  # fmt: skip
     warnings = [r for r in caplog.records if "TLS certificate checks are OFF" in r.getMessage()]
     assert len(warnings) == 1 and "pw" not in warnings[0].getMessage()
+
+
+def test_a_small_inbox_drops_telemetry_past_its_limit_and_counts_it(broker, bus_client, wait_for):
+    """The TUI's bus client keeps a few seconds of telemetry, not the services' 100,000 messages:
+    while its dispatcher is stuck, QoS 0 beyond ``inbox_limit`` is dropped and counted, and what
+    was kept is still delivered in order once it runs again."""
+    release = threading.Event()
+    got: list[int] = []
+
+    def slow(t: Telemetry) -> None:
+        release.wait(30)
+        got.append(t.seq)
+
+    sub = bus_client(broker.url, "small-inbox", persistent=False, inbox_limit=20)
+    sub.subscribe("telemetry/#", slow)
+    wait_for(lambda: sub.subscribed, what="subscribed")
+    raw = raw_client(broker.url)
+    for seq in range(200):
+        t = Telemetry(msg_id=f"inbox-{seq}", asset="inbox01", seq=seq, ts=float(seq),
+                      signals={"flow": 100.0})  # fmt: skip
+        raw.publish(topic_for(t), t.to_bytes(), qos=0)
+    dropped = lambda: sub.counters.snapshot()["inbox_dropped"]  # noqa: E731
+    wait_for(lambda: dropped() >= 180, what="the overflow dropped")
+    release.set()
+    wait_for(lambda: len(got) + dropped() >= 200, what="every message delivered or dropped")
+    assert got == list(range(20)) and dropped() == 180  # the first 20 kept, in order
+    raw.loop_stop()
+    raw.disconnect()

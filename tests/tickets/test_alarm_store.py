@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "alarms"))
 from alarm_data import alert
 
 from engine.alarms import lifecycle as lc
-from engine.alarms.store import AlarmStore, create_alarm_tables, suppressed
+from engine.alarms.store import AlarmStore, create_alarm_tables, suppression_in
 from engine.tickets.store import TicketStore
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -68,26 +68,31 @@ def test_the_ticket_path_check_inside_a_ticket_transaction(db_target: str | Path
     try:
         with tickets.transaction() as tx:
             create_alarm_tables(tx.conn)  # idempotent: what the ticket service runs at start
-            assert suppressed(tx.conn, "pump02", "pump02-A1", signal="flow", now=NOW) is None
+            assert suppression_in(tx.conn, "pump02", "pump02-A1", signal="flow", now=NOW) is None
         alarms.record_alert(alert("pump02-A1", asset="pump02", signals=("flow",)), NOW)
         alarms.shelve("pump02-A1", "ana", NOW, minutes=30, until_clear=False, note=None)
         with tickets.transaction() as tx:
-            why = suppressed(tx.conn, "pump02", "pump02-A1", now=NOW)
-            assert why is not None and why.startswith("shelved: shelved until 2026-12-01 08:30")
+            why = suppression_in(tx.conn, "pump02", "pump02-A1", now=NOW)
+            assert why is not None and why.reason == "shelved"
+            assert why.detail.startswith("shelved until 2026-12-01 08:30")
             # the next episode of the same source, not recorded yet: still covered
             later = NOW + timedelta(minutes=5)
-            assert suppressed(tx.conn, "pump02", "pump02-A2", signal="flow", now=later)
-            assert suppressed(tx.conn, "pump02", "pump02-A2", signal="vibration", now=later) is None
+            assert suppression_in(tx.conn, "pump02", "pump02-A2", signal="flow", now=later)
+            assert (
+                suppression_in(tx.conn, "pump02", "pump02-A2", signal="vibration", now=later)
+                is None
+            )
             # the shelve runs out: tickets may open again
             assert (
-                suppressed(tx.conn, "pump02", "pump02-A1", now=NOW + timedelta(minutes=30)) is None
+                suppression_in(tx.conn, "pump02", "pump02-A1", now=NOW + timedelta(minutes=30))
+                is None
             )
             # an alert id recorded on another asset is not this alarm
-            assert suppressed(tx.conn, "pump09", "pump02-A1", now=NOW) is None
+            assert suppression_in(tx.conn, "pump09", "pump02-A1", now=NOW) is None
         alarms.set_out_of_service("pump03", True, "ana", NOW, "pump removed")
         with tickets.transaction() as tx:
-            why = suppressed(tx.conn, "pump03", "anything")
-            assert why == "out_of_service: asset out of service: pump removed"
+            why = suppression_in(tx.conn, "pump03", "anything")
+            assert why == lc.Suppression("out_of_service", "asset out of service: pump removed")
     finally:
         alarms.close_db()
         tickets.close_db()

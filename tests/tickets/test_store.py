@@ -454,7 +454,7 @@ def test_a_suppressed_alarm_opens_no_ticket(store: TicketStore) -> None:
     alert that already has its ticket goes on updating it."""
     shelved = {("pump01", "A-2")}
 
-    def gate(conn, r):  # the shape of the review service's ``suppressed`` (C6)
+    def gate(conn, r):  # the shape of the ticket service's ``_alarm_gate`` (C6)
         assert conn.scalar("SELECT COUNT(*) FROM tickets") is not None  # same transaction
         return "shelved until 10:00 (by ana)" if (r.asset, r.alert_id) in shelved else None
 
@@ -520,3 +520,28 @@ def test_reading_a_large_store_keeps_little_of_it_in_memory(tmp_path: Path) -> N
         assert grown_kib < SQLITE_CACHE_KIB + 256, grown_kib
     finally:
         store.close_db()
+
+
+def test_opening_waits_for_a_writer_holding_a_new_store(tmp_path: Path) -> None:
+    """The switch to WAL fails at once with "database is locked" while another connection holds
+    a write lock on a file still in rollback mode — SQLite's busy handler is not called for it
+    (fresh-ci: the ticket and review services opening a new store together). The open must wait
+    for the lock like any other, not give up."""
+    import threading
+
+    from engine.tickets.database import Database
+
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, writer.execute, ("COMMIT",))
+    release.start()
+    try:
+        db = Database(path, busy_timeout_s=10.0)
+    finally:
+        release.join()
+        writer.close()
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    db.close()

@@ -9,16 +9,21 @@ with this test's runtime directory in its environment. Skips only when tmux is n
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -82,6 +87,53 @@ class Tmux:
         self.kill()
 
 
+LOG_TAIL_LINES = 25
+LOG_LINE_CHARS = 300
+
+
+def demo_logs(var: Path) -> str:
+    """The tail of every log the demo's stack wrote (``var/logs``: each service's console
+    ``.out``, its JSONL events, the supervisor's ``stack.jsonl``) and the supervisor's view of
+    its parts (``var/stack.json``): what a failure needs to say which part did not do its job.
+    JSONL lines are cut (a ticket event carries the whole ticket)."""
+    logs = var / "logs"
+    paths = [*sorted(logs.glob("*.out")), *sorted(logs.glob("*.jsonl")), logs / "tui.log",
+             var / "stack.json"]  # fmt: skip
+    out = []
+    for path in paths:
+        try:
+            every = path.read_text(errors="replace").splitlines()
+        except OSError as exc:
+            every = [f"(unreadable: {exc})"] if path.exists() else []
+        lines = [line for line in every if '"event":"telemetry"' not in line]  # every sample
+        if not lines:
+            continue
+        out.append(f"--- {path.relative_to(var)} (last {min(len(lines), LOG_TAIL_LINES)} lines)")
+        if path.suffix == ".jsonl":  # how often each event happened, before the tail
+            counts = Counter(_event_of(line) for line in every)
+            out.append("events: " + ", ".join(f"{e} x{n}" for e, n in counts.most_common()))
+        out.extend(line[:LOG_LINE_CHARS] for line in lines[-LOG_TAIL_LINES:])
+    return "\n".join(out) if out else f"(no logs under {logs})"
+
+
+def _event_of(line: str) -> str:
+    try:
+        return str(json.loads(line).get("event"))
+    except (ValueError, AttributeError):
+        return "(unreadable)"
+
+
+@contextmanager
+def logs_on_failure(var: Path) -> Iterator[None]:
+    """On any failure inside (a timeout, an assertion), print the demo's logs: pytest shows a
+    failed test's output, so a CI failure says what the services did, not only the screen."""
+    try:
+        yield
+    except BaseException:
+        print(f"\n===== the demo's logs ({var}) =====\n{demo_logs(var)}")
+        raise
+
+
 def wait_screen(tmux: Tmux, condition, what: str, timeout: float) -> str:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     text = ""
@@ -137,7 +189,7 @@ def test_demo_ticket_approve_and_clean_quit(tmp_path: Path) -> None:
     var = tmp_path / "var"
     ports = {name: free_port() for name in SERVICE_NAMES}
     rc_file = tmp_path / "rc"
-    with Tmux(tmp_path) as tmux:
+    with Tmux(tmp_path) as tmux, logs_on_failure(var):
         tmux.start(demo_command(rc_file, "--speed", "600"), demo_env(var, ports))
         screen = wait_screen(tmux, lambda s: "CONTROL ROOM" in s, "the TUI", 60)
         screen = wait_screen(
@@ -165,7 +217,50 @@ def test_demo_ticket_approve_and_clean_quit(tmp_path: Path) -> None:
         assert tmux.wait_dead(40), f"demo still running after q:\n{tmux.screen()}"
         assert rc_file.read_text().strip() == "0", tmux.screen()
         assert "every port released" in tmux.screen()
-    assert_nothing_left(var, ports)
+    with logs_on_failure(var):
+        assert_nothing_left(var, ports)
+
+
+REVIEW_STALL_S = 10.0
+"""How long the review service stays stopped once the TUI is on screen: longer than the review
+client's socket discovery (3 s) and request (5 s) timeouts together, so every call the TUI
+starts meanwhile fails."""
+
+
+def test_demo_shows_tickets_after_the_review_service_stalled_at_start(tmp_path: Path) -> None:
+    """On a loaded machine the review service can be slow to answer when the TUI starts. The
+    TUI's review client finds the operators' socket through ``/health``; a discovery that timed
+    out must be tried again, not leave the client on TCP without an identity, refused (401) on
+    every call for good: no ticket would ever show (the CI failure of 2026-11-30). The review
+    process is stopped (SIGSTOP) from the moment the stack is up until ``REVIEW_STALL_S`` after
+    the TUI is on screen, then continued."""
+    var = tmp_path / "var"
+    ports = {name: free_port() for name in SERVICE_NAMES}
+    rc_file = tmp_path / "rc"
+    with Tmux(tmp_path) as tmux, logs_on_failure(var):
+        tmux.start(demo_command(rc_file, "--speed", "600"), demo_env(var, ports))
+        deadline = time.monotonic() + 60
+        while not (var / "stack.json").exists():  # written once every service is healthy
+            assert time.monotonic() < deadline, f"the stack did not start:\n{tmux.screen()}"
+            time.sleep(0.01)
+        review = json.loads((var / "stack.json").read_text())["parts"]["review"]["pid"]
+        os.kill(review, signal.SIGSTOP)
+        try:
+            wait_screen(tmux, lambda s: "CONTROL ROOM" in s, "the TUI", 60)
+            time.sleep(REVIEW_STALL_S)  # the stall itself (the scenario), not a wait for an event
+        finally:
+            os.kill(review, signal.SIGCONT)
+        wait_screen(
+            tmux,
+            lambda s: re.search(r"open +(LOW|MED|HIGH|CRIT) +pump01 +bearing_wear", s),
+            "the first ticket's row after the review service came back",
+            90,
+        )
+        tmux.keys("q")
+        assert tmux.wait_dead(40), f"demo still running after q:\n{tmux.screen()}"
+        assert rc_file.read_text().strip() == "0", tmux.screen()
+    with logs_on_failure(var):
+        assert_nothing_left(var, ports)
 
 
 def test_demo_dropped_session_stops_everything(tmp_path: Path) -> None:

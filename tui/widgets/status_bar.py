@@ -2,7 +2,9 @@
 
 Rendered to fit the width it has: at 80 columns services are initials (``S M D T R``, each green
 or red); on a wide terminal they get their short names, the broker address and the telemetry
-rate. Colour is never the only signal: a service that is down is also shown as ``✗``.
+rate. Colour is never the only signal: a service that is down is also shown as ``✗``. Telemetry
+the TUI itself dropped because it fell behind the bus follows the rate (``⚠N``; spelled out
+when wide).
 """
 
 from __future__ import annotations
@@ -84,9 +86,16 @@ class StatusBar(Widget):
             out.append(" stack stopped: crash loop", style="bold red")
         out.append_text(sep)
 
-        out.append(fmt.rate(h.rate).replace("/s", " msg/s"))
+        n = h.behind_dropped  # this screen fell behind the bus: not every value was shown
+        narrow_and_behind = n and not wide
+        out.append(
+            fmt.rate(h.rate) if narrow_and_behind else fmt.rate(h.rate).replace("/s", " msg/s")
+        )
         if huge:
             out.append(f" (telemetry {fmt.rate(h.telemetry_rate)})", style="dim")
+        if n:
+            short = f"{n / 1000:.0f}k" if n >= 10_000 else str(n)
+            out.append(f" behind: {n} dropped" if wide else f" ⚠{short}", style="bold yellow")
         out.append_text(sep)
         out.append("T ")
         out.append(fmt.sim_clock(self.sim_time), style="bold")

@@ -1,0 +1,72 @@
+"""What the TUI could not do (a failed fetch, a refused call), written to ``var/logs/tui.log``.
+
+The screen shows the effect ("Tickets · 0 open"); this file says why, so it is the first thing to
+read when a screen looks wrong, and the demo's tmux test prints it on failure (a review service
+that refused every call left a CI screen without tickets and nothing on record). Textual's own
+log reaches only a developer's console.
+
+Bounded: the file rotates at ``MAX_BYTES`` keeping one old file, and a warning that repeats at
+every poll is written at most once per ``REPEAT_S``, with how many times it came meanwhile.
+Several TUIs on one host share the file; each line names its process. A warning often quotes a
+service's error detail: it is written on one line, cut, with control characters escaped, so
+reading the file in a terminal runs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+from tui.safe import clean
+
+MAX_BYTES = 512 * 1024
+MAX_TEXT = 500
+"""Characters of one warning written (a service's error detail is not ours to trust)."""
+REPEAT_S = 60.0
+_KEPT = 256
+"""Distinct warnings remembered for the repeat limit (the oldest forgotten first)."""
+
+
+class ProblemLog:
+    def __init__(self, var: Path | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: dict[str, tuple[float, int]] = {}
+        self._log: logging.Logger | None = None
+        if var is None:
+            return
+        try:
+            (var / "logs").mkdir(parents=True, exist_ok=True)
+            handler = RotatingFileHandler(
+                var / "logs" / "tui.log", maxBytes=MAX_BYTES, backupCount=1, encoding="utf-8"
+            )
+        except OSError:
+            return  # a read-only var/: the screen still works, only this record is missing
+        handler.setFormatter(logging.Formatter(f"%(asctime)s tui[{os.getpid()}] %(message)s"))
+        log = logging.Logger("controlroom.tui", logging.WARNING)  # its own: no root handlers
+        log.addHandler(handler)
+        self._log = log
+
+    def warning(self, text: str) -> None:
+        if self._log is None:
+            return
+        now = self._clock()
+        since, repeats = self._last.pop(text, (None, 0))
+        if since is not None and now - since < REPEAT_S:
+            self._last[text] = (since, repeats + 1)
+            return
+        more = f" (and {repeats} more times in the last minute)" if repeats else ""
+        self._log.warning("%s%s", clean(text[:MAX_TEXT], single_line=True), more)
+        self._last[text] = (now, 0)
+        while len(self._last) > _KEPT:
+            del self._last[next(iter(self._last))]
+
+    def close(self) -> None:
+        if self._log is not None:
+            for handler in list(self._log.handlers):
+                handler.close()
+                self._log.removeHandler(handler)
+            self._log = None
