@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 
-import httpx
+from probes import http
 
 from engine.services.stack import CODE_ROOT
 
@@ -104,12 +104,12 @@ def test_health_stays_503_until_the_broker_acknowledges_the_subscriptions(
     proc, url = serve_process(["monitor"], env)
     try:
         wait_for(broker.subscribed.is_set, timeout=30, what="the service's SUBSCRIBE")
-        r = httpx.get(url + "/health", timeout=5)
+        r = http.get(url + "/health", timeout=5)
         assert r.status_code == 503, r.text
         assert "subscriptions not yet acknowledged" in r.text
         broker.release()
         wait_for(
-            lambda: httpx.get(url + "/health", timeout=5).status_code == 200,
+            lambda: http.get(url + "/health", timeout=5).status_code == 200,
             timeout=30,
             what="/health 200 once the SUBACK came",
         )
