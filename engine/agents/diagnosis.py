@@ -38,9 +38,11 @@ order as ``feed`` of each sample, but the per-sample model work of every pump in
 numpy step (``diagnosis_bank``; the fleet bench at 1,000 pumps: ~30 % less diagnosis CPU per
 sample, the rest is decisions). The live service takes the same path for every telemetry
 burst the bus hands it (``AgentService.on_telemetry``); a burst under ``BATCH_FROM`` samples
-goes sample by sample.
+goes sample by sample. A replay's ``FleetTick`` (the fleet simulator's values as one array) is
+read without building its messages, and while the same pumps keep coming in order the
+per-sample checks are made once per tick (``_FleetPlan``, ``fleet_runs``).
 
-Why one module of ~800 lines: ``DiagnosisAgent`` is one state machine (pending alerts, deferral,
+Why one module of ~930 lines: ``DiagnosisAgent`` is one state machine (pending alerts, deferral,
 provisional then final reports, state export, which pumps the batch path holds); its features,
 rules, history, arrays and saved state are already in ``diagnosis_*.py``.
 """
@@ -56,7 +58,7 @@ from typing import Any, cast
 
 from engine.agents.diagnosis_bank import HistoryBank
 from engine.agents.diagnosis_features import PRE_S, compute_features
-from engine.agents.diagnosis_history import N_SIG, AssetHistory
+from engine.agents.diagnosis_history import N_SIG, AssetHistory, History
 from engine.agents.diagnosis_rules import Rule, render
 from engine.agents.diagnosis_state import (
     AlertState,
@@ -66,11 +68,13 @@ from engine.agents.diagnosis_state import (
     asset_history_state,
     restore_asset_history,
 )
+from engine.agents.fleet_runs import FleetRuns
 from engine.agents.monitor import MonitorConfig
 from engine.agents.monitor_intake import MAX_REJECTIONS, Rejection, RunState
 from engine.agents.monitor_physics import RESIDUALS
 from engine.agents.steady import SETTLE_S
 from engine.agents.tuning import rule_offset
+from engine.plant.fleet_tick import FleetTick
 from engine.plant.signals import SIGNAL_ORDER
 from engine.schemas import (
     CATEGORY_OF_CAUSE,
@@ -121,6 +125,43 @@ BATCH_FROM = 16
 """``feed_batch`` steps a tick of this many samples or more as arrays (``diagnosis_bank``);
 a smaller one goes sample by sample, where numpy's per-call cost would outweigh the saving."""
 _VALUES = itemgetter(*SIGNAL_ORDER)
+
+
+@dataclass(slots=True)
+class _FleetPlan:
+    """A ``FleetTick`` whose every pump was stepped in one bank: the pumps' states and slots
+    in the tick's order, for its next tick (``DiagnosisAgent._fleet``)."""
+
+    runs: FleetRuns
+    bank: HistoryBank
+    states: list[_Asset]
+    slots: list[int]
+    histories: list[AssetHistory]
+    rings: list[History]
+    """Each pump's history ring (replaced only by the per-sample path, which drops the plan)."""
+    index: dict[str, int]
+    learning: list[int]
+    """The pumps that had no reference yet (one learnt never goes: only a new run resets it)."""
+
+    @classmethod
+    def of(cls, tick: FleetTick, bank: HistoryBank, states: list[_Asset]) -> _FleetPlan | None:
+        runs = FleetRuns.of(tick, [st.run for st in states])
+        if runs is None:
+            return None
+        histories = [st.history for st in states]
+        rings = [h.hist for h in histories]
+        if any(r is None for r in rings):
+            return None
+        return cls(
+            runs,
+            bank,
+            states,
+            [st.slot for st in states],
+            histories,
+            rings,  # type: ignore[arg-type]
+            {name: j for j, name in enumerate(tick.assets)},
+            [j for j, h in enumerate(histories) if h.ref is None],
+        )
 
 
 def _max_severity(a: Severity, b: Severity | None) -> Severity:
@@ -201,6 +242,9 @@ class DiagnosisAgent:
         (duplicate, late, an unconfirmed jump) and confirmed new runs."""
         self._rejections: list[Rejection] = []
         self._banks: dict[float, HistoryBank] = {}
+        self._plan: _FleetPlan | None = None
+        self._lru_dirty = False
+        """An asset moved in ``_assets``' recency order since the plan's last tick."""
 
     def apply_tuning(self, tuning: Tuning | None) -> None:
         self.tuning = tuning
@@ -209,6 +253,7 @@ class DiagnosisAgent:
 
     def feed(self, msg: Telemetry | AlertEvent) -> list[DiagnosisReport]:
         if isinstance(msg, Telemetry):
+            self._plan = None
             st = self._asset(msg.asset)
             if st.banked:
                 self._unbank(st)
@@ -229,9 +274,17 @@ class DiagnosisAgent:
         """Telemetry of many assets at once (a fleet's tick): the same reports, in the same
         order, as ``feed`` of each sample in turn. The next complete, in-order sample of a pump
         already set up is stepped with the others as arrays (``HistoryBank``); any other sample
-        (a first one, partial, out of order) goes through ``feed``'s own path where it stands."""
+        (a first one, partial, out of order) goes through ``feed``'s own path where it stands.
+        A ``FleetTick`` of the same pumps as the last one, all of whose samples were stepped
+        so, is stepped at once (``_fleet``: no per-sample checks, the same reports)."""
         if len(tick) < BATCH_FROM:
             return [r for t in tick for r in self.feed(t)]
+        if isinstance(tick, FleetTick):
+            plan = self._plan
+            if plan is not None and plan.runs.advance(tick):
+                return self._fleet(plan, tick)
+        self._plan = None
+        split, queued = False, 0
         outs: list[tuple[int, list[DiagnosisReport]]] = []
         wave: dict[HistoryBank, list[tuple[int, _Asset, Telemetry, tuple[float, ...]]]] = {}
         assets = self._assets
@@ -239,12 +292,14 @@ class DiagnosisAgent:
             st = assets.get(t.asset)  # ``_asset`` inline: the common case, once per sample
             if st is None:
                 if wave and len(assets) >= self.config.max_assets:
+                    split = True
                     self._step(wave, outs)  # an eviction must not drop a queued pump
                     wave = {}
                 st = self._asset(t.asset)
             else:
                 assets.move_to_end(t.asset)
             if st.queued:  # the asset's second sample in this tick: step what came before
+                split = True
                 self._step(wave, outs)
                 wave = {}
             sig = t.signals
@@ -260,6 +315,7 @@ class DiagnosisAgent:
                     self._bank(st)
                 assert st.bank is not None
                 st.queued = True
+                queued += 1
                 wave.setdefault(st.bank, []).append((i, st, t, vals))
                 continue
             if st.banked:
@@ -267,8 +323,41 @@ class DiagnosisAgent:
             reps = self._telemetry(st, t)
             if reps:
                 outs.append((i, reps))
+        if isinstance(tick, FleetTick) and not split and queued == len(tick) and len(wave) == 1:
+            ((bank, items),) = wave.items()
+            self._plan = _FleetPlan.of(tick, bank, [st for _, st, _, _ in items])
+            self._lru_dirty = False  # every pump of the tick was just moved to the end, in order
         self._step(wave, outs)
         outs.sort(key=lambda x: x[0])
+        return [r for _, reps in outs for r in reps]
+
+    def _fleet(self, plan: _FleetPlan, tick: FleetTick) -> list[DiagnosisReport]:
+        """The next tick of a planned fleet (its runs already advanced): what ``feed_batch``
+        does with it, without asking each sample what the plan already knows."""
+        if self._lru_dirty:  # the recency order the per-sample path would leave
+            move = self._assets.move_to_end
+            for name in tick.assets:
+                move(name)
+            self._lru_dirty = False
+        ts, n = tick.ts, plan.bank.n
+        pos: list[int] = []
+        for h, ring in zip(plan.histories, plan.rings, strict=True):  # ``_push``'s first loop
+            k = ring.k
+            pos.append(k % n)
+            ring.k = k + 1
+            h.last_ts = ts
+        histories = plan.histories
+        if plan.learning:
+            plan.learning = [j for j in plan.learning if histories[j].ref is None]
+        later = plan.learning
+        if self._busy:
+            index = plan.index
+            busy = [index[a] for a in self._busy if a in index]
+            if busy:
+                later = sorted({*later, *busy})
+        rows, valid = plan.bank.step(plan.slots, pos, ts, tick.values)
+        outs: list[tuple[int, list[DiagnosisReport]]] = []
+        self._settle(plan.states, tick.assets, ts, later, rows, valid, outs, None)
         return [r for _, reps in outs for r in reps]
 
     def _step(
@@ -278,35 +367,77 @@ class DiagnosisAgent:
     ) -> None:
         """Step the queued samples, bank by bank; then what ``feed`` does after the push (the
         warm-up of a pump still learning its reference, the pending alerts of a busy one)."""
-        busy = self._busy
         for bank, items in wave.items():
-            pos, later = [], []
-            for j, (_, st, t, _) in enumerate(items):
-                h = st.history
-                hist = h.hist
-                assert hist is not None
-                k = hist.k
-                pos.append(k % hist.n)
-                hist.k = k + 1
-                h.last_ts = t.ts
+            states = [st for _, st, _, _ in items]
+            for st in states:
                 st.queued = False
-                if h.ref is None or t.asset in busy:
-                    later.append(j)
-            rows, valid = bank.step(
-                [st.slot for _, st, _, _ in items],
-                pos,
+            self._push(
+                bank,
+                states,
+                [st.slot for st in states],
+                [t.asset for _, _, t, _ in items],
                 [t.ts for _, _, t, _ in items],
                 [v for _, _, _, v in items],
+                outs,
+                [i for i, _, _, _ in items],
             )
-            for j in later:
-                i, st, t, _ = items[j]
-                h = st.history
-                if h.ref is None and valid[j] and not st.alerts:
-                    h.warm_up(rows[j])
-                if t.asset in busy:
-                    reps = self._due(t.asset, st, t.ts)
-                    if reps:
-                        outs.append((i, reps))
+
+    def _push(
+        self,
+        bank: HistoryBank,
+        states: Sequence[_Asset],
+        slots: Sequence[int],
+        names: Sequence[str],
+        ts: float | Sequence[float],
+        values: Any,
+        outs: list[tuple[int, list[DiagnosisReport]]],
+        at: Sequence[int] | None = None,
+    ) -> None:
+        """One sample of each of ``states`` (one bank's) into its history (``ts``: each
+        sample's time, or one for all), then the warm-up of those still learning and the
+        pending alerts of the busy ones; reports go to ``outs`` under ``at[j]`` (default j)."""
+        busy = self._busy
+        one_ts = isinstance(ts, float)
+        pos: list[int] = []
+        later: list[int] = []
+        n = bank.n  # every History of a bank has its ring length
+        for j, st in enumerate(states):
+            h = st.history
+            hist = h.hist
+            assert hist is not None
+            k = hist.k
+            pos.append(k % n)
+            hist.k = k + 1
+            h.last_ts = ts if one_ts else ts[j]  # type: ignore[index,assignment]
+            if h.ref is None or names[j] in busy:
+                later.append(j)
+        rows, valid = bank.step(slots, pos, ts, values)
+        self._settle(states, names, ts, later, rows, valid, outs, at)
+
+    def _settle(
+        self,
+        states: Sequence[_Asset],
+        names: Sequence[str],
+        ts: float | Sequence[float],
+        later: list[int],
+        rows: Any,
+        valid: Any,
+        outs: list[tuple[int, list[DiagnosisReport]]],
+        at: Sequence[int] | None,
+    ) -> None:
+        """After a bank step: the warm-up of the pumps ``later`` still learning and the
+        pending alerts of the busy ones (``_push``'s arguments)."""
+        busy = self._busy
+        one_ts = isinstance(ts, float)
+        for j in later:
+            st = states[j]
+            h = st.history
+            if h.ref is None and valid[j] and not st.alerts:
+                h.warm_up(rows[j])
+            if names[j] in busy:
+                reps = self._due(names[j], st, ts if one_ts else ts[j])  # type: ignore[index,arg-type]
+                if reps:
+                    outs.append((j if at is None else at[j], reps))
 
     def _bankable(self, st: _Asset) -> bool:
         """A pump set up and modelled, whose order is known: the batch can step it."""
@@ -393,7 +524,9 @@ class DiagnosisAgent:
         if st is not None:
             if len(self._assets) > 1:
                 self._assets.move_to_end(asset)
+                self._lru_dirty = True
             return st
+        self._plan = None
         if len(self._assets) >= self.config.max_assets:
             idle = next((a for a, s in self._assets.items() if not s.pending), None)
             if idle is not None:
@@ -406,6 +539,7 @@ class DiagnosisAgent:
     def forget(self, asset: str) -> list[DiagnosisReport]:
         """Drop an asset's state (a service evicts long-silent assets to bound its memory),
         deciding its pending alerts first: nothing waiting is silently dropped."""
+        self._plan = None
         st = self._assets.pop(asset, None)
         self._busy.discard(asset)
         if st is None:
@@ -744,6 +878,7 @@ class DiagnosisAgent:
 
     def restore_state(self, state: DiagnosisState) -> None:
         """Take over a saved state (replaces whatever this agent held)."""
+        self._plan = None
         cfg = self.config
         for st in self._assets.values():
             self._release(st)

@@ -24,6 +24,8 @@ its count and the last timestamp are always current on the objects.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -144,11 +146,16 @@ class HistoryBank:
         h.last_signals = row[self._SIGS :]
 
     def step(
-        self, slots: list[int], pos: list[int], ts: list[float], values: list[tuple[float, ...]]
+        self,
+        slots: Sequence[int],
+        pos: list[int],
+        ts: float | Sequence[float],
+        values: F64 | Sequence[tuple[float, ...]],
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
-        """One sample of each pump in ``slots`` (``values`` in ``SIGNAL_ORDER``), written at ring
-        position ``pos``. Returns the rows written (float32, as stored) and whether each was
-        valid (settled running), for the caller's warm-up.
+        """One sample of each pump in ``slots`` (``values`` in ``SIGNAL_ORDER``, an array or a
+        row per pump; ``ts`` one time for all or one per pump), written at ring position
+        ``pos``. Returns the rows written (float32, as stored) and whether each was valid
+        (settled running), for the caller's warm-up.
 
         ``PumpObserver.update`` and ``SteadyRunning.update`` over arrays, the same expressions:
         keep the two in step (``tests/agents/test_diagnosis_bank.py`` compares them)."""
@@ -160,7 +167,7 @@ class HistoryBank:
         n = s[:, _SPEED] * c[0]
         drive = s[:, _SUCTION] + c[1] * q * q - c[3] + c[2] * n * n
         x = -c[6] * (s[:, _VALVE] * 0.01 - 1.0)
-        k = c[4] + c[5] * np.array([math.exp(v) for v in x.tolist()])
+        k = c[4] + c[5] * np.array(list(map(math.exp, x.tolist())))
         q_ss = np.sqrt(np.where(drive > 0.0, drive, 0.0) / k)
         a = self.a_meter
         al = st[:, : self._QF]
@@ -174,7 +181,7 @@ class HistoryBank:
         nt = np.where(nt < 0.0, 0.0, nt)
         eq = (
             s[:, _AMBIENT]
-            + self.th_rise * np.array([v**1.5 for v in nt.tolist()])
+            + self.th_rise * np.array(list(map(pow, nt.tolist(), repeat(1.5))))
             + self.th_wear * nt
         )
         t_model = st[:, self._TH]

@@ -18,7 +18,7 @@ never reads ``truth``. ``feed_batch(msgs)`` does the same for one tick of many a
 (numpy over assets × channels); ``feed`` is a batch of one — one path, the same arithmetic, so
 the same alerts (``tests/plant/test_monitor_batch.py`` checks it on a suite and hostile ticks).
 
-Why one module of ~590 lines: ``Monitor`` is the one place where intake, the per-group detector
+Why one module of ~700 lines: ``Monitor`` is the one place where intake, the per-group detector
 banks and the episode trackers meet for a wave of samples; split, each half would need the
 other's row bookkeeping (which asset sits in which bank row).
 """
@@ -29,6 +29,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -36,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy import count_nonzero
 
+from engine.agents.fleet_runs import FleetRuns
 from engine.agents.monitor_bank import F64, NOISE, STUCK, DetectorBank, Sizes
 from engine.agents.monitor_config import MonitorConfig
 from engine.agents.monitor_episodes import AssetEpisodes, EpisodeTracker
@@ -52,7 +54,8 @@ from engine.agents.monitor_intake import (
 from engine.agents.monitor_normal import CrossRegression
 from engine.agents.monitor_pump import PumpModel
 from engine.agents.tuning import threshold_scale
-from engine.plant.signals import is_pump
+from engine.plant.fleet_tick import FleetTick
+from engine.plant.signals import SIGNAL_ORDER, is_pump
 from engine.schemas import AlertEvent, Telemetry, Tuning
 
 __all__ = ["Monitor", "MonitorConfig", "Rejection"]
@@ -82,18 +85,19 @@ class _WarmRows:
         self.msg_ids: list[str] = []
         self.seq: list[int] = []  # not int64: a hostile seq may not fit
 
-    def add(self, rec: F64, raw: F64, t: Telemetry, cap: int) -> None:
+    def add(self, rec: F64, raw: F64, stamp: tuple[int, float, str], cap: int) -> None:
         k = self.k
         if k == len(self.ts):
             size = min(max(2 * k, 16), max(cap, k + 1))
             self.rec = _grown(self.rec, size, rec.shape[0])
             self.raw = _grown(self.raw, size, raw.shape[0])
             self.ts = np.resize(self.ts, size)
+        seq, ts, msg_id = stamp
         self.rec[k] = rec
         self.raw[k] = raw
-        self.seq.append(t.seq)
-        self.ts[k] = t.ts
-        self.msg_ids.append(t.msg_id)
+        self.seq.append(seq)
+        self.ts[k] = ts
+        self.msg_ids.append(msg_id)
         self.k = k + 1
 
     def keep(self, keep: npt.NDArray[np.bool_]) -> None:
@@ -106,6 +110,27 @@ class _WarmRows:
         self.msg_ids = [m for m, y in zip(self.msg_ids, kept, strict=True) if y]
         self.seq = [q for q, y in zip(self.seq, kept, strict=True) if y]
         self.k = k
+
+
+def _stamp(msgs: Sequence[Telemetry], r: int) -> tuple[int, float, str]:
+    """(seq, ts, msg_id) of message ``r`` (a ``FleetTick`` builds no message for it)."""
+    if isinstance(msgs, FleetTick):
+        return msgs.stamp(r)
+    t = msgs[r]
+    return t.seq, t.ts, t.msg_id
+
+
+@dataclass(slots=True)
+class _FleetPlan:
+    """A ``FleetTick`` whose every pump took the common path, into one contiguous slice of one
+    bank: the next tick of the same pumps goes straight to ``_step`` (``Monitor._fleet``)."""
+
+    runs: FleetRuns
+    group: _Group
+    lo: int
+    perm: list[int] | None
+    """The group's signal order as columns of the tick's values (None: ``SIGNAL_ORDER``)."""
+    index: dict[str, int]
 
 
 def _grown(a: F64, rows: int, cols: int) -> F64:
@@ -241,6 +266,7 @@ class Monitor:
         self._groups: dict[tuple[Any, ...], _Group] = {}
         self._rejections: list[Rejection] = []
         self._clears: list[AlertEvent] = []
+        self._plan: _FleetPlan | None = None
         self.counters: dict[str, int] = {
             "samples": 0,
             "duplicate": 0,
@@ -265,7 +291,14 @@ class Monitor:
         The common case is checked first, in this loop: the next sample of a placed asset with
         exactly its signals (in any order) costs a few comparisons and its values in the
         group's order; anything else goes through ``_intake`` (values None: ``_values`` holds
-        what is missing)."""
+        what is missing). A ``FleetTick`` of the same pumps as the last one all of whose
+        samples took that case goes to its bank at once (``_fleet``: the same decisions)."""
+        if isinstance(msgs, FleetTick):
+            plan = self._plan
+            if plan is not None and plan.runs.advance(msgs):
+                return self._fleet(plan, msgs)
+        self._plan = None
+        split = False
         out: list[AlertEvent] = []
         assets: list[_Asset] = []
         taken: list[Telemetry] = []
@@ -276,6 +309,7 @@ class Monitor:
         for t in msgs:
             name = t.asset
             if name in seen:
+                split = True
                 out += self._wave(assets, taken, values)
                 assets, taken, values, seen = [], [], [], set()
             a = find(name)
@@ -302,6 +336,21 @@ class Monitor:
             seen.add(name)
         self.counters["samples"] += ok
         out += self._wave(assets, taken, values)
+        if isinstance(msgs, FleetTick) and not split and ok == len(msgs) == len(assets):
+            self._plan = _fleet_plan(msgs, assets, values)
+        return out
+
+    def _fleet(self, plan: _FleetPlan, tick: FleetTick) -> list[AlertEvent]:
+        """The next tick of a planned fleet (its runs already advanced): ``_wave``'s one-slice
+        case, with the value matrix taken from the tick (a copy: the tick's stays as built)."""
+        n = len(tick)
+        self.counters["samples"] += n
+        v = tick.values
+        x = np.ascontiguousarray(v[:, plan.perm]) if plan.perm is not None else v.copy()
+        out = self._step(plan.group, plan.lo, plan.lo + n, (x, None), tick)
+        if len(out) > 1:
+            index = plan.index
+            out.sort(key=lambda al: index.get(al.asset, 0))
         return out
 
     def take_rejections(self) -> list[Rejection]:
@@ -312,6 +361,7 @@ class Monitor:
     def forget(self, asset: str) -> list[AlertEvent]:
         """Drop an asset's state (a service evicts long-silent assets to bound its memory);
         its open episodes end as a run does (their clears are returned, to publish)."""
+        self._plan = None
         a = self._assets.pop(asset, None)
         if a is None or a.group is None:
             return []
@@ -511,7 +561,7 @@ class Monitor:
         return x, missing
 
     def _step(
-        self, g: _Group, lo: int, hi: int, xm: tuple[F64, Any], msgs: list[Telemetry]
+        self, g: _Group, lo: int, hi: int, xm: tuple[F64, Any], msgs: Sequence[Telemetry]
     ) -> list[AlertEvent]:
         x, missing = xm
         bank = g.bank
@@ -538,18 +588,22 @@ class Monitor:
         # Warm-up: collect rows until the model and the detectors can be fitted.
         warming = ~bank.ready[lo:hi]
         if not bank.ready[lo] if hi - lo == 1 else count_nonzero(warming):
-            for r in (warming & obs.warm_ok).nonzero()[0]:
-                i = lo + int(r)
-                a = g.assets[i]
+            stamp = msgs.stamp if isinstance(msgs, FleetTick) else partial(_stamp, msgs)
+            assets, record, cap = g.assets, obs.record, g.sz.warm
+            for r in (warming & obs.warm_ok).nonzero()[0].tolist():
+                a = assets[lo + r]
                 assert a is not None
-                a.warm.add(obs.record[r], x[r], msgs[int(r)], g.sz.warm)
-                if a.warm.k >= g.sz.warm:
+                w = a.warm
+                w.add(record[r], x[r], stamp(r), cap)
+                if w.k >= cap:
                     self._fit(g, a)
         out: list[AlertEvent] = []
+        tick_ts = msgs.ts if isinstance(msgs, FleetTick) else None
         for i in g.tracker.due(busy) if len(busy) > DUE_CHECK_FROM else busy:
             a = g.assets[i]
             assert a is not None and a.episodes is not None
-            out += g.tracker.update(a.episodes, msgs[i - lo].ts)
+            ts = tick_ts if tick_ts is not None else msgs[i - lo].ts
+            out += g.tracker.update(a.episodes, ts)
         return out
 
     def _fit(self, g: _Group, a: _Asset) -> None:
@@ -635,3 +689,20 @@ class Monitor:
             order = {a.name: n for n, a in enumerate(assets)}
             out.sort(key=lambda al: order.get(al.asset, 0))
         return out
+
+
+def _fleet_plan(
+    tick: FleetTick, assets: list[_Asset], values: list[tuple[float, ...] | None]
+) -> _FleetPlan | None:
+    """The plan for ``tick``'s pumps if they sit in one contiguous slice of one bank, in the
+    tick's order, each with every signal of the fleet's (None otherwise)."""
+    g, lo = assets[0].group, assets[0].row
+    if g is None or None in values or sorted(g.names) != sorted(SIGNAL_ORDER):
+        return None
+    if any(a.group is not g or a.row != lo + k for k, a in enumerate(assets)):
+        return None
+    runs = FleetRuns.of(tick, [a.run for a in assets])
+    if runs is None:
+        return None
+    perm = None if g.names == SIGNAL_ORDER else [SIGNAL_ORDER.index(n) for n in g.names]
+    return _FleetPlan(runs, g, lo, perm, {a.name: k for k, a in enumerate(assets)})

@@ -506,17 +506,24 @@ class PumpModel:
             win = self.win[lo:hi]
             got = (dyn[:, D_SLOWQ] - win[:, 0]) / self.anchor[lo:hi, 1]
             watch &= ~only | (got * np.copysign(1.0, cmd - win[:, 1]) >= VALVE_RESPONSE)
-        for r in np.flatnonzero(busy | closing | watch).tolist():
-            self._events(
-                lo + r,
-                phi[r],
-                y[r],
-                bool(settled[r]),
-                bool(in_hyd[r]),
-                bool(in_th[r]),
-                bool(closing[r]),
-                float(cmd[r]),
-            )
+        ev = np.flatnonzero(busy | closing | watch)
+        if ev.size:
+            # ``_events`` of each row, split: the chunk sums of every row at once, then the
+            # rest only for the rows where it does something (rows are independent).
+            ih, it = in_hyd[ev], in_th[ev]
+            acc = ev[settled[ev] & (ih | it)]
+            if acc.size:
+                self.ch_phi[lo + acc] += phi[acc]
+                self.ch_y[lo + acc] += y[acc]
+                dyn[acc, D_CHN] += 1.0
+            n_ch = dyn[ev, D_CHN]
+            need = (n_ch >= self.chunk_n) | ((n_ch > 0) & ~(ih | it)) | closing[ev]
+            need |= ih & (dyn[ev, D_K] == dyn[ev, D_HYD] - self.settle_n + self.check_n)
+            need |= self.unresponsive[lo + ev]
+            for r in ev[need].tolist():
+                self._events_rest(
+                    lo + r, bool(in_hyd[r]), bool(in_th[r]), bool(closing[r]), float(cmd[r])
+                )
         return Observation(level, rec, hold, settled, settled, extra7)
 
     def _record(self, dyn: F64, flow: F64, tb: F64, cmd: F64) -> F64:
@@ -690,11 +697,15 @@ class PumpModel:
         cmd: float,
     ) -> None:
         """Window bookkeeping of row i: chunk means, windows closing, a stuck valve freeing."""
-        dyn = self.dyn[i]
         if settled and (in_hyd or in_th):
             self.ch_phi[i] += phi
             self.ch_y[i] += y
-            dyn[D_CHN] += 1.0
+            self.dyn[i, D_CHN] += 1.0
+        self._events_rest(i, in_hyd, in_th, closing, cmd)
+
+    def _events_rest(self, i: int, in_hyd: bool, in_th: bool, closing: bool, cmd: float) -> None:
+        """``_events`` after the chunk sums (``observe`` adds those for every row at once)."""
+        dyn = self.dyn[i]
         n = int(dyn[D_CHN])
         if n >= self.chunk_n or (n > 0 and not (in_hyd or in_th)):
             if n >= self.chunk_n:

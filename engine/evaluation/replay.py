@@ -126,12 +126,13 @@ the same bytes, 2-3x less CPU at 1,000 pumps); below it, numpy's per-call overhe
 more than it saves, so each pump steps its own ``Simulator``."""
 
 
-def fleet_ticks(scenarios: Sequence[Scenario], rate_hz: float) -> Iterator[list[Telemetry]]:
-    """Each tick's telemetry of every pump still running its scenario."""
+def fleet_ticks(scenarios: Sequence[Scenario], rate_hz: float) -> Iterator[Sequence[Telemetry]]:
+    """Each tick's telemetry of every pump still running its scenario (from
+    ``FLEET_SIMULATOR_FROM`` pumps a ``FleetTick``: its messages are built only if read)."""
     if len(scenarios) >= FLEET_SIMULATOR_FROM:
         fleet = FleetSimulator(scenarios, rate_hz=rate_hz)
-        while tick := fleet.step():
-            yield tick
+        while fleet_tick := fleet.step_tick():
+            yield fleet_tick
         return
     running = [Simulator(s, rate_hz=rate_hz) for s in scenarios]
     while running:

@@ -9,7 +9,9 @@ Here activity is two array comparisons per tick; the per-pump structures (each a
 faults, its stiction band, the instrument and truth lists) change only when the active set
 does (a fault's onset or end: twice per fault per run); severities are array arithmetic (the
 scalar ``severity``'s IEEE operations); and a pump's truth is rebuilt only while it can change
-(a fault still ramping, a stuck valve not yet observed), by the pump's own ``Simulator``.
+(a fault still ramping, a stuck valve not yet observed), by the pump's own ``Simulator`` —
+and then only when the tick's truth is read (``TruthSnapshot``: a replay that does not output
+its telemetry never reads it; building it cost ~1.5 µs a sample at 1,000 pumps).
 """
 
 from __future__ import annotations
@@ -111,16 +113,43 @@ class FleetFaults:
         self.instrument = [i for i, act in active.items() if any(f.idx >= 0 for f in act)]
         self._changing = list(active)
 
-    def truth_at(self, t: float) -> list[Truth]:
+    def truth_at(self, t: float) -> TruthSnapshot:
         """Every pump's ground truth at ``t`` (after ``update``): each pump's own ``_truth``,
-        asked again only while it can change."""
+        asked again only while it can change — and then only if the tick's truth is read
+        (``TruthSnapshot``); a pump's last changing tick sets the truth its next ones share."""
         keep = []
+        pending = []
         for i in self._changing:
             act = self.active[i]
-            self.truths[i] = self.sims[i]._truth(t, act)
-            if not all(
-                f.observed and (f.ramp <= 0.0 or (t - f.onset) / f.ramp >= 1.0) for f in act
-            ):
+            if all(f.observed and (f.ramp <= 0.0 or (t - f.onset) / f.ramp >= 1.0) for f in act):
+                self.truths[i] = self.sims[i]._truth(t, act)
+            else:
                 keep.append(i)
+                pending.append((i, act, tuple(f.observed for f in act)))
         self._changing = keep
-        return self.truths
+        return TruthSnapshot(t, list(self.truths), pending, self.sims)
+
+
+class TruthSnapshot:
+    """Every pump's truth at one tick; those still changing are built when first read, from
+    what was true then (the tick's time, the pump's active faults and whether each was
+    observed), by the pump's own ``_truth``: the same truth as built at the tick."""
+
+    __slots__ = ("_pending", "_sims", "_t", "_truths")
+
+    def __init__(
+        self,
+        t: float,
+        truths: list[Truth],
+        pending: list[tuple[int, list[single._FaultRun], tuple[bool, ...]]],
+        sims: Sequence[single.Simulator],
+    ) -> None:
+        self._t, self._truths, self._pending, self._sims = t, truths, pending, sims
+
+    def resolve(self) -> list[Truth]:
+        """Every pump's truth, in pump order."""
+        if self._pending:
+            for i, act, observed in self._pending:
+                self._truths[i] = self._sims[i]._truth(self._t, act, observed)
+            self._pending = []
+        return self._truths

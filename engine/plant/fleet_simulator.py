@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import repeat
 from typing import Any
 
@@ -32,12 +33,11 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.plant import simulator as single
-from engine.plant.fleet_faults import FleetFaults
+from engine.plant.fleet_faults import FleetFaults, TruthSnapshot
+from engine.plant.fleet_tick import FleetTick
 from engine.plant.pump import BAR_PER_M, SQRT3
 from engine.plant.scenario import Scenario
-from engine.plant.signals import SIGNAL_ORDER
-from engine.pydantic_compat import trusted
-from engine.schemas import Telemetry
+from engine.schemas import Telemetry, Truth
 
 F64 = npt.NDArray[np.float64]
 _FLOORS = [(i, lo) for i, lo in enumerate(single._FLOOR) if lo is not None]
@@ -140,6 +140,9 @@ class FleetSimulator:
         self._row = single._BLOCK
         self._sd = single._NOISE_SD
         self._rel = single._RELATIVE
+        self._live_cache: (
+            tuple[npt.NDArray[np.intp], tuple[str, ...], tuple[str, ...], list[str]] | None
+        ) = None
 
     @property
     def done(self) -> bool:
@@ -177,8 +180,13 @@ class FleetSimulator:
 
     def step(self) -> list[Telemetry]:
         """One tick of every pump whose scenario is not over (empty when all are)."""
+        return self.step_tick().messages()
+
+    def step_tick(self) -> FleetTick:
+        """``step`` as arrays: the Telemetry is built only if the tick's reader asks for it
+        (``FleetTick``); the agents' batch paths read the values directly."""
         if self.seq >= self._last:
-            return []
+            return FleetTick(self.seq, self.seq * self.dt, np.empty((0, 0)), (), (), [], list)
         t = self.seq * self.dt
         if self.next_at.min() <= t:
             self._manoeuvres(t)
@@ -256,7 +264,7 @@ class FleetSimulator:
         )  # fmt: skip
         return self._publish(t, true, z)
 
-    def _publish(self, t: float, true: F64, z: F64) -> list[Telemetry]:
+    def _publish(self, t: float, true: F64, z: F64) -> FleetTick:
         out = np.empty_like(true)
         for j, (sd, rel) in enumerate(zip(self._sd, self._rel, strict=True)):
             if not sd:
@@ -274,29 +282,37 @@ class FleetSimulator:
         out[:, _FLOOR_COLS] = np.where(
             out[:, _FLOOR_COLS] >= self._lows, out[:, _FLOOR_COLS], self._lows
         )
-        live = np.flatnonzero(self.seq < self.n_ticks)
-        values = _round(out[live])
+        live, assets, scenarios, prefixes = self._live()
+        values = _round(out[live] if len(live) < len(out) else out)
         if not np.isfinite(values.sum(axis=1)).all():
             bad = self.sims[int(live[~np.isfinite(values.sum(axis=1))][0])].asset
             raise FloatingPointError(f"simulator produced a non-finite reading at t={t} on {bad}")
-        msgs = []
-        seq, tail, ids = self.seq, str(self.seq), self._ids
-        truths = faults.truth_at(t)
-        for i, row in zip(live.tolist(), values.tolist(), strict=True):
-            prefix, asset, name = ids[i]
-            fields = {
-                "msg_id": prefix + tail,
-                "asset": asset,
-                "seq": seq,
-                "ts": t,
-                "signals": dict(zip(SIGNAL_ORDER, row, strict=True)),
-                "scenario": name,
-                "truth": truths[i],
-                "wall_time": None,
-            }
-            msgs.append(trusted(Telemetry, fields))
+        rows = None if len(live) == len(self.sims) else live.tolist()
+        truths = partial(_row_truths, faults.truth_at(t), rows)
+        tick = FleetTick(self.seq, t, values, assets, scenarios, prefixes, truths)
         self.seq += 1
-        return msgs
+        return tick
+
+    def _live(self) -> tuple[npt.NDArray[np.intp], tuple[str, ...], tuple[str, ...], list[str]]:
+        """The pumps still publishing, with their asset and scenario names and id prefixes:
+        the same objects while the set is unchanged (it only shrinks, so its size says)."""
+        count = int(np.count_nonzero(self.seq < self.n_ticks))
+        if self._live_cache is None or len(self._live_cache[0]) != count:
+            live = np.flatnonzero(self.seq < self.n_ticks)
+            rows = [self._ids[i] for i in live.tolist()]
+            self._live_cache = (
+                live,
+                tuple(asset for _, asset, _ in rows),
+                tuple(name for _, _, name in rows),
+                [prefix for prefix, _, _ in rows],
+            )
+        return self._live_cache
+
+
+def _row_truths(snap: TruthSnapshot, rows: list[int] | None) -> list[Truth]:
+    """The truths of the pumps publishing (``rows``; None: every pump), built now."""
+    truths = snap.resolve()
+    return truths if rows is None else [truths[i] for i in rows]
 
 
 _POW10 = np.array([10.0**d for d in single._DECIMALS])

@@ -16,7 +16,7 @@ so the telemetry is the same byte for byte whatever ``_BLOCK`` is (a test pins a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -103,10 +103,12 @@ class _FaultRun:
         frac = (t - self.onset) / self.ramp
         return self.peak if frac >= 1.0 else self.peak * frac
 
-    def truth_entry(self, t: float) -> ActiveFault:
+    def truth_entry(self, t: float, observed: bool | None = None) -> ActiveFault:
+        """The fault's truth at ``t``; ``observed``: as it was then (default: now)."""
+        obs = self.observed if observed is None else observed
         sev = round(self.severity(t), 4)
         cached = self.truth
-        if cached is None or cached.severity != sev or cached.observable != self.observed:
+        if cached is None or cached.severity != sev or cached.observable != obs:
             cached = self.truth = _trusted(
                 ActiveFault,
                 fault=self.type,
@@ -114,7 +116,7 @@ class _FaultRun:
                 sensor=self.sensor,
                 onset_ts=self.onset,
                 sudden=self.spec.sudden,
-                observable=self.observed,
+                observable=obs,
             )
         return cached
 
@@ -406,10 +408,15 @@ class Simulator:
                     f.frozen = out[i]
                 out[i] = f.frozen
 
-    def _truth(self, t: float, active: _Active) -> Truth:
+    def _truth(self, t: float, active: _Active, observed: Sequence[bool] | None = None) -> Truth:
+        """The truth at ``t`` of the ``active`` faults (``observed``: each one's flag then, for
+        a truth built after the fact; default: now)."""
         if not active:
             return _NO_TRUTH
-        entries = tuple(f.truth_entry(t) for f in active)
+        if observed is None:
+            entries = tuple(f.truth_entry(t) for f in active)
+        else:
+            entries = tuple(f.truth_entry(t, o) for f, o in zip(active, observed, strict=True))
         key = self._truth_key
         if len(entries) != len(key) or any(a is not b for a, b in zip(entries, key, strict=True)):
             top = max(entries, key=lambda a: a.severity)
