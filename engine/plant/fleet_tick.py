@@ -15,6 +15,7 @@ fleet (which pump sits in which row) on their identity.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import overload
 
 import numpy as np
@@ -27,32 +28,21 @@ from engine.schemas import Telemetry, Truth
 F64 = npt.NDArray[np.float64]
 
 
+@dataclass(slots=True, eq=False)
 class FleetTick(Sequence[Telemetry]):
     """The Telemetry of every pump publishing at one tick (``values``: one row per message, in
-    ``SIGNAL_ORDER``; never written to by a reader)."""
+    ``SIGNAL_ORDER``; never written to by a reader). ``truths`` gives each message's truth,
+    asked once when the messages are built (the simulator's truths of the tick, kept as they
+    were then)."""
 
-    __slots__ = ("_msgs", "_prefixes", "_truths", "assets", "scenarios", "seq", "ts", "values")
-
-    def __init__(
-        self,
-        seq: int,
-        ts: float,
-        values: F64,
-        assets: tuple[str, ...],
-        scenarios: tuple[str, ...],
-        prefixes: Sequence[str],
-        truths: Callable[[], Sequence[Truth]],
-    ) -> None:
-        """``truths``: gives each message's truth, asked once when the messages are built
-        (the simulator's truths of the tick, kept as they were then)."""
-        self.seq = seq
-        self.ts = ts
-        self.values = values
-        self.assets = assets
-        self.scenarios = scenarios
-        self._prefixes = prefixes
-        self._truths = truths
-        self._msgs: list[Telemetry] | None = None
+    seq: int
+    ts: float
+    values: F64
+    assets: tuple[str, ...]
+    scenarios: tuple[str, ...]
+    _prefixes: Sequence[str]
+    _truths: Callable[[], Sequence[Truth]]
+    _msgs: list[Telemetry] | None = field(default=None, init=False)
 
     def stamp(self, r: int) -> tuple[int, float, str]:
         """(seq, ts, msg_id) of message ``r``, without building it."""
