@@ -22,6 +22,9 @@ The client is async (the TUI calls it from workers); the CLI runs it with ``asyn
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +57,10 @@ SOCKET_URL = "http://review"
 KEEPALIVE_S = 2.0
 """An idle connection is reused for at most this long: well inside the service's own idle
 timeout (uvicorn's 5 s), so a request never goes out on a connection the service is closing."""
+DISCOVERY_S = 3.0
+"""The whole of discovery's /health exchange, however the answer trickles in."""
+HEALTH_MAX_BYTES = 256 * 1024
+"""The most of a /health answer discovery reads (the review service's is about 2 KB)."""
 
 
 class ApiError(Exception):
@@ -145,11 +152,28 @@ def _unreachable(exc: httpx.HTTPError, where: str) -> ApiError:
     )
 
 
-def _is_socket(path: Path) -> bool:
+def _untrusted_socket(path: Path) -> str | None:
+    """Why the socket a ``/health`` names must not get this operator's actions (and, through
+    ``SO_PEERCRED``, their identity), or None. ``/health`` is anyone's to answer while the
+    review port is free: a local user's squatter may name their own socket. Trusted: a socket
+    (not a symbolic link) owned by this user or root, or shared through one of this user's
+    groups (``CONTROLROOM_REVIEW_SOCKET_GROUP``), in a directory only its owner (this user,
+    root or the socket's owner) can write, so nobody else can put another socket there later
+    (the path is connected to afresh at every new connection)."""
     try:
-        return stat.S_ISSOCK(path.stat().st_mode)
-    except OSError:
-        return False
+        st = path.lstat()
+        parent = path.parent.resolve().stat()
+    except (OSError, RuntimeError) as exc:
+        return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link, not the socket the service bound"
+    uid = os.geteuid()
+    shared = st.st_gid in (os.getegid(), *os.getgroups()) and st.st_mode & stat.S_IWGRP
+    if st.st_uid not in (uid, 0) and not shared:
+        return f"belongs to uid {st.st_uid}, not to you (uid {uid}) nor to a group of yours"
+    if parent.st_uid not in (uid, 0, st.st_uid) or parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "is in a directory others can write to"
+    return None
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -219,20 +243,54 @@ class ReviewClient:
         the service did not answer: nothing is decided then, the next call asks again. (Going
         on over TCP instead would be final — the client is kept — and without an identity every
         call is refused: a review service slow at a TUI's start, on a loaded machine, left that
-        TUI without tickets for good.) An answer without a socket here decides TCP."""
+        TUI without tickets for good.) An answer without a socket here decides TCP. The answer
+        is anyone's who holds the port: the exchange is bounded in time (``DISCOVERY_S``, a
+        trickle included) and size (``HEALTH_MAX_BYTES``), and a socket that is not the
+        operator's to trust is refused, by name (``_untrusted_socket``)."""
         where = self.endpoint.url
+        limit_s = min(self.timeout, DISCOVERY_S)
+        data = bytearray()
         try:
-            async with httpx.AsyncClient(timeout=min(self.timeout, 3.0)) as probe:
-                response = await probe.get(where + "/health")
+            async with asyncio.timeout(limit_s), httpx.AsyncClient(timeout=limit_s) as probe:
+                headers = {"accept-encoding": "identity"}
+                async with probe.stream("GET", where + "/health", headers=headers) as response:
+                    async for chunk in response.aiter_raw():  # raw: no decompression bomb
+                        data += chunk
+                        if len(data) > HEALTH_MAX_BYTES:
+                            raise ApiError(
+                                self.service,
+                                None,
+                                f"{where}/health answered more than {HEALTH_MAX_BYTES} bytes: "
+                                "not the review service's",
+                            )
+        except TimeoutError:
+            raise ApiError(
+                self.service, None, f"review service timed out ({where}/health)"
+            ) from None
         except httpx.HTTPError as exc:
             raise _unreachable(exc, where) from None
         try:
-            body = response.json()
+            body = json.loads(data)
         except ValueError:
             return  # not the review service's /health: TCP, and its answers will say so
         path = body.get("auth", {}).get("socket") if isinstance(body, dict) else None
-        if isinstance(path, str) and _is_socket(Path(path)):
-            self.endpoint = Endpoint(SOCKET_URL, socket=Path(path))
+        if not isinstance(path, str) or "\0" in path:
+            return
+        sock = Path(path)
+        try:
+            if not stat.S_ISSOCK(sock.stat().st_mode):
+                return
+        except (OSError, ValueError):
+            return  # not on this machine: TCP
+        why = _untrusted_socket(sock)
+        if why is not None:
+            raise ApiError(
+                self.service,
+                None,
+                f"{where}/health names the socket {path[:200]!a}, "
+                f"which {why}: not used (--api unix:PATH to trust a socket explicitly)",
+            )
+        self.endpoint = Endpoint(SOCKET_URL, socket=sock)
 
     async def _client(self) -> httpx.AsyncClient:
         if self._closed:

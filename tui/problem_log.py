@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
@@ -31,6 +32,21 @@ _KEPT = 256
 """Distinct warnings remembered for the repeat limit (the oldest forgotten first)."""
 
 
+class _Handler(RotatingFileHandler):
+    """Writes only to a regular file at that very name: a ``tui.log`` that is a symbolic link
+    would have the operator's TUI append to a file of someone else's choosing (a line of
+    theirs in a shell's rc file), a FIFO would hang the TUI at its start."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+        fd = os.open(self.baseFilename, flags | os.O_CLOEXEC, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(f"{self.baseFilename} is not a regular file")
+        os.set_blocking(fd, True)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 class ProblemLog:
     def __init__(self, var: Path | None, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -40,11 +56,11 @@ class ProblemLog:
             return
         try:
             (var / "logs").mkdir(parents=True, exist_ok=True)
-            handler = RotatingFileHandler(
+            handler = _Handler(
                 var / "logs" / "tui.log", maxBytes=MAX_BYTES, backupCount=1, encoding="utf-8"
             )
         except OSError:
-            return  # a read-only var/: the screen still works, only this record is missing
+            return  # a read-only var/, a tui.log not a file: the screen works, no record
         handler.setFormatter(logging.Formatter(f"%(asctime)s tui[{os.getpid()}] %(message)s"))
         log = logging.Logger("controlroom.tui", logging.WARNING)  # its own: no root handlers
         log.addHandler(handler)
@@ -54,12 +70,13 @@ class ProblemLog:
         if self._log is None:
             return
         now = self._clock()
+        text = text[:MAX_TEXT]  # what is written, and all that is kept: 256 of them, not MBs
         since, repeats = self._last.pop(text, (None, 0))
         if since is not None and now - since < REPEAT_S:
             self._last[text] = (since, repeats + 1)
             return
         more = f" (and {repeats} more times in the last minute)" if repeats else ""
-        self._log.warning("%s%s", clean(text[:MAX_TEXT], single_line=True), more)
+        self._log.warning("%s%s", clean(text, single_line=True), more)
         self._last[text] = (now, 0)
         while len(self._last) > _KEPT:
             del self._last[next(iter(self._last))]

