@@ -378,13 +378,7 @@ class BusClient:
         self._pending = 0
         self._inbox_limit = inbox_limit
         self._pending_cv = threading.Condition()
-        self._seen: OrderedDict[bytes, None] = OrderedDict.fromkeys(
-            i.to_bytes(16, "big") for i in range(DEDUP_WINDOW)
-        )
-        """Digests of the last ``DEDUP_WINDOW`` valid QoS 1 messages, full from the start with
-        placeholders of a digest's size (no blake2b digest is a small integer): a long-running
-        process (the TUI, a service) then holds the same memory from its first message on,
-        instead of growing for an hour while the window fills."""
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._generation = 0
         self._connected = threading.Event()
         self._subscribed = threading.Event()
