@@ -48,6 +48,7 @@ modules if it were split. What is not that state already lives apart (``paho_com
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -106,6 +107,14 @@ stays near what is really in flight instead of holding the last thousand payload
 snapshot is kilobytes: that read as megabytes of growth in the soak)."""
 INBOX_LIMIT = 100_000
 """QoS 0 messages waiting for the dispatcher beyond this are dropped (``inbox_dropped``)."""
+OUT_LIMIT = 10_000
+"""QoS 0 messages handed to paho and not yet written to the socket beyond which a publisher is
+told to wait (``wait_writable``): paho's send queue has no bound of its own, so a simulator
+publishing faster than the broker reads grew it without end, and a stop then had to write all
+of it out (6.6 s at 1,000 pumps flat out)."""
+STOP_WRITE_S = 2.0
+"""How long ``stop`` lets paho write what is queued (the DISCONNECT last) before it closes the
+socket: a broker that stopped reading must not keep a service from stopping."""
 DISPATCH_BATCH = 256
 """Most queued messages the dispatcher takes in one pass (what a batch handler gets at most
 from separate messages; a TelemetryBatch adds its samples)."""
@@ -363,6 +372,10 @@ class BusClient:
         self.retry = retry or RetryPolicy()
         self._retrying: RetryState | None = None
         self._halt = threading.Event()
+        self._unsent_qos0 = 0
+        self._out_cv = threading.Condition()
+        self._gone = threading.Event()
+        """Set by ``_on_disconnect``: the DISCONNECT was written (or the connection dropped)."""
         """Set by ``stop()``: a retry in progress is abandoned, its message left unacked."""
         self._accept = accept
         self._on_event = on_event
@@ -470,7 +483,15 @@ class BusClient:
         self.flush(drain)
         self._inbox.put(None)
         self._worker.join(timeout=drain)
+        connected = self._connected.is_set()
         self._mqtt.disconnect()
+        if connected and not self._gone.wait(STOP_WRITE_S):
+            # paho's loop ends only once its send queue is written: a broker that stopped
+            # reading would hold this stop for ever. Closing the socket ends the loop.
+            sock = self._mqtt.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
         self._mqtt.loop_stop()
         self._worker = None
         self._connected.clear()
@@ -526,6 +547,26 @@ class BusClient:
                     return False
                 self._pending_cv.wait(left)
         return True
+
+    def wait_writable(self, timeout: float) -> bool:
+        """Wait until fewer than ``OUT_LIMIT`` QoS 0 messages wait to be written (True), or
+        ``timeout`` (False). A publisher that can go slower (the simulator) waits here instead
+        of growing paho's unbounded send queue; while disconnected it does not wait (a QoS 0
+        publish is then dropped and counted)."""
+        with self._out_cv:
+            return self._out_cv.wait_for(
+                lambda: (
+                    self._unsent_qos0 < OUT_LIMIT
+                    or not self._connected.is_set()
+                    or self._halt.is_set()
+                ),
+                timeout,
+            )
+
+    @property
+    def unsent(self) -> int:
+        """QoS 0 messages handed to paho and not yet written to the socket."""
+        return self._unsent_qos0
 
     def flush(self, timeout: float) -> bool:
         """Wait until every QoS 1 message published so far is durable at the broker."""
@@ -627,6 +668,9 @@ class BusClient:
                 c.values["published"] += 1
                 c.published_by_kind[kind] += 1
                 c.last_published_at = time.time()
+            if qos == 0:
+                with self._out_cv:
+                    self._unsent_qos0 += 1
             if qos > 0:
                 with self._unacked_lock:
                     self._unacked.append(publication)
@@ -698,6 +742,8 @@ class BusClient:
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     c.inc("publish_dropped")
                     continue
+                with self._out_cv:
+                    self._unsent_qos0 += 1
                 sent += 1
                 with c._lock:
                     c.values["published"] += 1
@@ -716,6 +762,7 @@ class BusClient:
                 self._set_error(f"broker refused the connection: {rc}")
                 return
             self._generation += 1
+            self._gone.clear()
             with self._subs_lock:
                 subs = [(p, q) for p, (q, _) in self._subs.items()]
                 self._sub_mids.clear()
@@ -742,6 +789,10 @@ class BusClient:
             was = self._connected.is_set()
             self._connected.clear()
             self._subscribed.clear()
+            self._gone.set()
+            with self._out_cv:  # paho drops the QoS 0 sends still queued at a reconnect
+                self._unsent_qos0 = 0
+                self._out_cv.notify_all()
             if was:
                 self.counters.inc("disconnects")
                 if not self._stopping:
@@ -768,7 +819,11 @@ class BusClient:
     ) -> None:
         try:
             if paho_compat.published_qos(client, mid) == 0:
-                return  # nothing waits for a QoS 0 send's connection
+                with self._out_cv:  # written to the socket: room for a waiting publisher
+                    self._unsent_qos0 = max(0, self._unsent_qos0 - 1)
+                    if self._unsent_qos0 < OUT_LIMIT:
+                        self._out_cv.notify_all()
+                return
             gens = self._puback_gens
             gens[mid] = self._generation
             if len(gens) > 65_536:  # entries nobody asked about (QoS 1 publishes not tracked)

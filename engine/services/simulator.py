@@ -67,6 +67,9 @@ MAX_BATCH = 2000
 """Ticks caught up in one go before the pacer is consulted again."""
 FLEET_CHUNK = 256
 """Fleet mode: samples published between two looks for a waiting control call."""
+WRITABLE_WAIT_S = 0.05
+"""Longest wait, holding the tick lock, for the bus to have room (``BusClient.wait_writable``)
+before the tick lets a control call or a stop go first."""
 
 
 class UnknownScenario(LookupError):
@@ -447,6 +450,9 @@ class SimulatorService(Service):
             return self._fleet_tick()
         runs = self.runs
         while self._cursor < len(runs):
+            if not self._cursor % FLEET_CHUNK and not self.bus.wait_writable(WRITABLE_WAIT_S):
+                self._send_batch()
+                return None  # the broker reads slower than we publish (see ``_fleet_tick``)
             run = runs[self._cursor]
             self._cursor += 1
             if not run.done:
@@ -474,6 +480,11 @@ class SimulatorService(Service):
             self._cursor = 0
         pending, n = self._pending, len(self._pending)
         while self._cursor < n:
+            if not self.bus.wait_writable(WRITABLE_WAIT_S):
+                # The broker reads slower than we publish: go no faster than it (the rest of
+                # the tick goes out later; a stop or control call gets the lock meanwhile).
+                self._send_batch()
+                return None
             end = min(n, self._cursor + FLEET_CHUNK)
             for t in pending[self._cursor : end]:
                 self._publish(t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from engine.bus.broker import (
 )
 from engine.bus.client import (
     DEDUP_WINDOW,
+    OUT_LIMIT,
     UNACKED_PRUNE_MIN,
     BusClient,
     RetryLater,
@@ -635,3 +637,50 @@ def test_a_message_delivered_twice_is_handled_once_within_a_bounded_window(broke
     raw.loop_stop()
     raw.disconnect()
     sub.stop()
+
+
+class _StalledBroker:
+    """Accepts one client, answers its CONNECT, then never reads again: a broker that stopped
+    reading (hung, or its host swapping)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"mqtt://127.0.0.1:{self.server.getsockname()[1]}"
+        self.done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        conn.recv(4096)  # the CONNECT
+        conn.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
+        self.done.wait(60)
+        conn.close()
+
+    def close(self) -> None:
+        self.done.set()
+        self.server.close()
+
+
+def test_a_broker_that_stops_reading_bounds_the_send_queue_and_the_stop(wait_for):
+    """paho's send queue has no bound: a publisher faster than the broker grew it without end,
+    and ``stop`` waited for all of it to be written — for ever, if the broker had stopped
+    reading. QoS 0 past ``OUT_LIMIT`` unsent now makes ``wait_writable`` say no (the simulator
+    waits there), and ``stop`` closes the socket once ``STOP_WRITE_S`` has passed."""
+    broker = _StalledBroker()
+    pub = BusClient(broker.url, f"stalled-{uuid.uuid4().hex[:6]}", "stalled",
+                    var=var_dir(os.environ), validate_on_publish=False).start(wait=10)  # fmt: skip
+    try:
+        sent = 0
+        while pub.wait_writable(0.5) and sent < 500_000:
+            for _ in range(1000):
+                pub.publish(Telemetry(msg_id=f"s-{sent}", asset="pump01", seq=sent,
+                                      ts=float(sent), signals={"flow": 1.0}))  # fmt: skip
+                sent += 1
+        assert not pub.wait_writable(0), f"still writable after {sent} messages"
+        assert OUT_LIMIT <= pub.unsent <= OUT_LIMIT + 1000
+        stopped = threading.Thread(target=pub.stop, kwargs={"drain": 1.0}, daemon=True)
+        stopped.start()
+        stopped.join(30)
+        assert not stopped.is_alive(), "stop() hung on a broker that does not read"
+    finally:
+        broker.close()
