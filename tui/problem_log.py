@@ -14,6 +14,7 @@ reading the file in a terminal runs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -35,7 +36,14 @@ _KEPT = 256
 class _Handler(RotatingFileHandler):
     """Writes only to a regular file at that very name: a ``tui.log`` that is a symbolic link
     would have the operator's TUI append to a file of someone else's choosing (a line of
-    theirs in a shell's rc file), a FIFO would hang the TUI at its start."""
+    theirs in a shell's rc file), a FIFO would hang the TUI at its start. A write that fails
+    (a full disk, a rotation onto something not a file) is counted, never printed: logging's
+    default prints a traceback to stderr, which is where Textual draws the screen."""
+
+    failed = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failed += 1
 
     def _open(self):  # type: ignore[no-untyped-def]
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
@@ -84,6 +92,7 @@ class ProblemLog:
     def close(self) -> None:
         if self._log is not None:
             for handler in list(self._log.handlers):
-                handler.close()
+                with contextlib.suppress(OSError):  # a file that cannot be flushed: exit anyway
+                    handler.close()
                 self._log.removeHandler(handler)
             self._log = None

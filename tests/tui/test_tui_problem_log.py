@@ -6,6 +6,8 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from tui.problem_log import _KEPT, MAX_BYTES, MAX_TEXT, REPEAT_S, ProblemLog
 
 
@@ -84,3 +86,20 @@ def test_a_tui_log_that_is_not_a_file_is_not_written(tmp_path: Path) -> None:
     finally:
         if not done.is_set():  # let the blocked open return
             os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+
+
+def test_a_write_that_fails_is_counted_not_printed_over_the_screen(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Textual draws on stderr: logging's default error report (a traceback there) would
+    scribble over the operator's screen. Here the file's descriptor is gone under it (as a
+    full disk or a yanked mount fails a write)."""
+    log = ProblemLog(tmp_path)
+    log.warning("first")
+    assert log._log is not None
+    handler = log._log.handlers[0]
+    os.close(handler.stream.fileno())  # type: ignore[attr-defined]
+    log.warning("second")
+    log.close()
+    assert capfd.readouterr().err == ""
+    assert handler.failed > 0  # type: ignore[attr-defined]
