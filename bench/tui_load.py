@@ -39,6 +39,7 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import itertools
 import math
 import multiprocessing as mp
 import os
@@ -132,6 +133,33 @@ def lru_caches() -> list[Any]:
     return [
         o for o in gc.get_objects() if type(o).__name__ == "_lru_cache_wrapper"
     ]  # fmt: skip
+
+
+def width_cache() -> tuple[int, int, list[float]]:
+    """Rich's cell-width cache from inside: (bytes its keys hold: the argument tuples and the
+    strings measured, placeholders of ``tui/memory.py`` not yet replaced, the size in bytes of
+    each real string). The cache's count is always its bound (filled at start); its bytes are
+    what moves while real strings replace the placeholders."""
+    from rich.cells import cached_cell_len
+
+    from tui.memory import PLACEHOLDER_MARK
+
+    cache = next(
+        r
+        for r in gc.get_referents(cached_cell_len)
+        if isinstance(r, dict) and "__wrapped__" not in r
+    )
+    total = placeholders = 0
+    real: list[float] = []
+    for key in list(cache):
+        text = key[0] if isinstance(key, tuple) else key
+        size = sys.getsizeof(text)
+        total += size + (sys.getsizeof(key) if isinstance(key, tuple) else 0)
+        if isinstance(text, str) and text.startswith(PLACEHOLDER_MARK):
+            placeholders += 1
+        else:
+            real.append(size)
+    return total, placeholders, real
 
 
 def widget_caches(app: Any) -> tuple[int, int]:
@@ -297,6 +325,8 @@ MEMORY_SERIES = (
     "c_free",
     "lru",
     "widths",
+    "widths_kib",
+    "placeholders",
     "widget",
     "dedup",
     "backlog",
@@ -366,6 +396,8 @@ class MemoryLog:
         bounded = sum(c.cache_info().maxsize or 0 for c in caches)
         row(f"lru caches (/{bounded})", self["lru"], 1, ".0f")
         row("  Rich cell widths", self["widths"], 1, ".0f")
+        row("    their keys, KiB", self["widths_kib"], 1, ".0f")
+        row("    placeholders left", self["placeholders"], 1, ".0f")
         row(f"widget caches (/{widget_max})", self["widget"], 1, ".0f")
         row(f"bus dedup (/{dedup_max})", self["dedup"], 1, ".0f")
         row("backlog (messages)", self["backlog"], 1, ".0f")
@@ -392,6 +424,64 @@ class MemoryLog:
         )
         if filling:
             print(f"  lru caches filling  {', '.join(filling[:6])}")
+
+
+class MemoryMark:
+    """One tracemalloc snapshot (after a full collection) and the count of gc-tracked objects
+    per type at that moment: successive marks say which allocation sites and which kinds of
+    object grew between them. Python's heap only: what tracemalloc does not see (free space in
+    pymalloc's arenas and glibc's heaps, C libraries' own allocations) is RSS-only growth."""
+
+    def __init__(self, t: float, snapshot: Any, types: dict[str, int], backlog: int) -> None:
+        self.t, self.snapshot, self.types, self.backlog = t, snapshot, types, backlog
+        self.traced = sum(trace.size for trace in snapshot.traces)
+        """Bytes traced, less the bench's own (earlier marks, its buffers)."""
+
+    @classmethod
+    def take(cls, t: float, backlog: int) -> MemoryMark:
+        import tracemalloc
+
+        gc.collect()
+        types: dict[str, int] = {}
+        for o in gc.get_objects():
+            name = type(o).__qualname__
+            types[name] = types.get(name, 0) + 1
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            (tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__))
+        )
+        return cls(t, snapshot, types, backlog)
+
+    @staticmethod
+    def where(stat: Any) -> str:
+        frames = list(stat.traceback)  # oldest first
+        here = frames[-1]
+        ours = next((f for f in reversed(frames) if str(ROOT) in f.filename), None)
+        place = f"{Path(here.filename).name}:{here.lineno}"
+        if ours is not None and ours is not here:
+            place += f" (from {Path(ours.filename).name}:{ours.lineno})"
+        return place
+
+    @classmethod
+    def report(cls, marks: list[MemoryMark], top: int = 8) -> None:
+        def at(t: float) -> str:
+            return f"{t:.0f} s" if t < 120 else f"{t / 60:.1f} min"
+
+        cells = "  ".join(f"{at(m.t)} {m.traced / 2**20:.2f}" for m in marks)
+        print(f"  Python heap (tracemalloc, after gc, MiB): {cells}")
+        cells = "  ".join(f"{at(m.t)} {m.backlog}" for m in marks)
+        print(f"    backlog then (messages, in the heap above): {cells}")
+        for a, b in itertools.pairwise(marks):
+            diff = b.snapshot.compare_to(a.snapshot, "traceback")
+            grew = sum(s.size_diff for s in diff)
+            print(f"  {at(a.t)} -> {at(b.t)}: {grew / 1024:+.1f} KiB traced; top sites:")
+            for stat in diff[:top]:
+                print(f"    {stat.size_diff / 1024:+8.1f} KiB  {stat.count_diff:+6d} blocks  "
+                      f"{cls.where(stat)}")  # fmt: skip
+            names = set(a.types) | set(b.types)
+            moved = sorted(((b.types.get(n, 0) - a.types.get(n, 0), n) for n in names),
+                           key=lambda dn: -abs(dn[0]))  # fmt: skip
+            objects = ", ".join(f"{n} {d:+d}" for d, n in moved[:top] if d)
+            print(f"    gc objects: {objects or 'no change'}")
 
 
 class StallSampler(threading.Thread):
@@ -472,10 +562,12 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             memory.cache_start = fills
         lru = sum(fills)
         widget, _ = widget_caches(app)
+        width_bytes, placeholders, _ = width_cache()
         memory.add(
             t=t, rss=rss_kib(), anon=rss_kib("RssAnon"), py_arenas=arenas, py_free=arenas_free,
             c_used=c_used, c_free=c_free, lru=lru, widget=widget,
             widths=rich.cells.cached_cell_len.cache_info().currsize,
+            widths_kib=width_bytes / 1024, placeholders=placeholders,
             dedup=len(app.bus._seen) if app.bus is not None else 0, backlog=backlog(),
         )  # fmt: skip
 
@@ -513,6 +605,10 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             paint_cpu_ms.add((time.thread_time() - c) * 1000)
 
         Screen._on_timer_update = timed_paint  # type: ignore[method-assign]
+    if args.trace_memory:
+        import tracemalloc
+
+        tracemalloc.start(8)
     environ = process_environ()  # (this bench stands in for the entry)
     app = ControlRoomApp(
         UiSettings(
@@ -547,12 +643,12 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         redraw_ms.clear()
         redraw_cpu_ms.clear()
         paint_cpu_ms.clear()
-        if args.trace_memory:
-            import tracemalloc
-
-            tracemalloc.start(8)
-        trace_from = args.seconds / 2 if args.trace_from is None else args.trace_from
-        before_trace = None  # at --trace-from (default half-way): what grows after it
+        # Snapshots at --trace-at (default: --trace-from, or half-way) and at the end; tracing
+        # started before the app was made, so an object made at start and replaced later shows
+        # as the replacement's size minus its own (not as growth).
+        trace_at = sorted(args.trace_at or [args.seconds / 2 if args.trace_from is None
+                                            else args.trace_from])  # fmt: skip
+        traces: list[MemoryMark] = []
         sampler = StallSampler() if args.stalls else None
         if sampler is not None:
             sampler.start()
@@ -571,9 +667,9 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
             if now >= next_sample:
                 sample_memory(now - t0)
                 next_sample += SAMPLE_S
-                if args.trace_memory and before_trace is None and now - t0 >= trace_from:
-                    gc.collect()
-                    before_trace = tracemalloc.take_snapshot()
+                tracing = args.trace_memory and len(traces) < len(trace_at)
+                if tracing and now - t0 >= trace_at[len(traces)]:
+                    traces.append(MemoryMark.take(now - t0, backlog()))
             before = time.perf_counter()
             await asyncio.sleep(0.01)
             lags.add((time.perf_counter() - before - 0.01) * 1000)
@@ -591,11 +687,9 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
         sample_memory(elapsed)
         _, widget_max = widget_caches(app)
         if args.trace_memory:
-            gc.collect()
-            after_trace = tracemalloc.take_snapshot()
+            traces.append(MemoryMark.take(elapsed, backlog()))
             tracemalloc.stop()
-            assert before_trace is not None
-            growth_sites = after_trace.compare_to(before_trace, "traceback")[:8]
+        _, _, real_widths = width_cache()
         kept_assets = len(feed.live_assets())
         per_asset = feed.memory_per_asset()
         kept_alerts = len(feed.alerts())
@@ -635,20 +729,15 @@ async def run(args: argparse.Namespace, url: str, go: object) -> None:
     print(f"  load average        {load1:.1f} (5 min {load5:.1f}) on {os.cpu_count()} cores")
     print(f"  CPU (TUI process)   {100 * cpu / elapsed:.0f}% of one core")
     memory.report(elapsed, dedup_max, caches, widget_max)
+    if real_widths:
+        print(
+            f"  Rich width cache    {len(real_widths)} real strings, each p50 "
+            f"{percentile(real_widths, 0.5):.0f} B  p90 {percentile(real_widths, 0.9):.0f} B  "
+            f"max {max(real_widths):.0f} B, {sum(real_widths) / len(real_widths):.0f} B on average"
+        )
 
     if args.trace_memory:
-        print(
-            f"  allocations that grew from {trace_from:.0f} s to the end (tracemalloc, after gc, "
-            "top 8):"
-        )
-        for stat in growth_sites:
-            frames = list(stat.traceback)  # oldest first
-            here = frames[-1]
-            ours = next((f for f in reversed(frames) if str(ROOT) in f.filename), None)
-            where = f"{Path(here.filename).name}:{here.lineno}"
-            if ours is not None and ours is not here:
-                where += f" (from {Path(ours.filename).name}:{ours.lineno})"
-            print(f"    {stat.size_diff / 1024:+8.1f} KiB  {stat.count_diff:+6d} blocks  {where}")
+        MemoryMark.report(traces)
     if sampler is not None:
         total = sum(sampler.places.values())
         print(f"  stalls > 20 ms      {total} samples of 2 ms; where the loop was (top 8):")
@@ -688,6 +777,13 @@ def main() -> int:
         type=float,
         metavar="S",
         help="with --trace-memory: the first snapshot at S s into the window (default: half-way)",
+    )
+    parser.add_argument(
+        "--trace-at",
+        type=lambda text: [float(x) for x in text.split(",")],
+        metavar="S,S,...",
+        help="with --trace-memory: snapshots at these seconds into the window (and the end); "
+        "prints the traced heap at each and what grew between consecutive ones",
     )
     parser.add_argument(
         "--profile",

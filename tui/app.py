@@ -76,7 +76,7 @@ explicitly because ``controlroom`` raises it to 50,000 while a command starts up
 (engine/cli): for a long-running UI, many small collections beat a few big ones."""
 
 
-def freeze_startup() -> None:
+def freeze_startup(width: int) -> None:
     """Once the first screen is drawn: everything alive (Textual's DOM, styles, imported
     modules) leaves the cyclic collector (``gc.freeze``), and the young generation is collected
     often and cheaply again.
@@ -86,7 +86,7 @@ def freeze_startup() -> None:
     loop's longest stalls (bench/tui_load.py, paint CPU p99). Cycles made later are still
     collected; a start-up object that becomes cyclic garbage later is kept (a one-off, bounded
     by what start-up built)."""
-    fill_width_cache()  # before the freeze: its placeholders are start-up heap too
+    fill_width_cache(width)  # before the freeze: its placeholders are start-up heap too
     gc.collect()
     gc.freeze()
     _, second, third = gc.get_threshold()
@@ -154,7 +154,7 @@ class ControlRoomApp(App[None]):
 
     def on_mount(self) -> None:
         fix_mmap_threshold()  # before the bus's threads allocate (tui/memory.py)
-        self.call_after_refresh(freeze_startup)
+        self.call_after_refresh(lambda: freeze_startup(self.size.width))
         if self.exit_on_signals:
             # SIGTERM (a supervisor) and SIGHUP (the SSH session dropped) end the app like 'q',
             # so `demo` gets to stop its services and broker.
@@ -257,6 +257,7 @@ class ControlRoomApp(App[None]):
                 var=self.settings.var,
                 credentials=self.settings.credentials,
                 inbox_limit=INBOX_LIMIT,
+                dedup_full=True,  # memory flat from the start (tui/memory.py)
             )
         except (BrokerError, ValueError) as exc:
             self.notify(str(exc), title="Bus", severity="error", markup=False, timeout=10)

@@ -350,6 +350,7 @@ class BusClient:
         deadletter_max_bytes: int | None = None,
         identity: str | None = None,
         inbox_limit: int = INBOX_LIMIT,
+        dedup_full: bool = False,
     ) -> None:
         """``var``: the runtime-state directory the caller resolved (dead letters go to
         ``var/deadletter/{service_name}.jsonl``). ``identity``: who to connect as on a broker
@@ -358,7 +359,10 @@ class BusClient:
         credentials: anonymous. ``inbox_limit``: QoS 0 messages left waiting for the dispatcher
         beyond this are dropped and counted (``inbox_dropped``); a display that only shows the
         latest values keeps it small, so a starved process holds seconds of telemetry, not
-        tens of megabytes."""
+        tens of megabytes. ``dedup_full``: the dedup window starts full of placeholders of a
+        digest's size (``DEDUP_WINDOW`` of them, ~0.7 MiB), so it takes its memory at start
+        instead of over the hour in which real digests fill it (the TUI: memory flat from the
+        start); a service leaves it off and pays only for what it has seen."""
         self.url = url
         self.address = parse_broker_url(url)
         self.client_id = client_id
@@ -392,6 +396,13 @@ class BusClient:
         self._inbox_limit = inbox_limit
         self._pending_cv = threading.Condition()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
+        """Digests of the last ``DEDUP_WINDOW`` valid QoS 1 messages (with ``dedup_full``,
+        placeholders until real ones push them out: no blake2b digest is a small integer)."""
+        if dedup_full:
+            # Twice the window, as turnover does: a dict whose keys come and go is rebuilt at
+            # twice the table a dict filled once has (16,384 slots for 4,096 keys, not 8,192).
+            for i in range(2 * DEDUP_WINDOW):
+                self._remember(i.to_bytes(16, "big"))
         self._generation = 0
         self._connected = threading.Event()
         self._subscribed = threading.Event()
@@ -967,11 +978,15 @@ class BusClient:
         if not self._run_handlers(topic, message, payload, item.qos):
             return False
         if key:
-            self._seen[key] = None
-            if len(self._seen) > DEDUP_WINDOW:
-                self._seen.popitem(last=False)
+            self._remember(key)
         c.inc("handled")
         return True
+
+    def _remember(self, key: bytes) -> None:
+        """Into the dedup window; the oldest digest out once it holds ``DEDUP_WINDOW``."""
+        self._seen[key] = None
+        if len(self._seen) > DEDUP_WINDOW:
+            self._seen.popitem(last=False)
 
     def _handle_batch(self, topic: str, payload: bytes) -> bool:
         """A TelemetryBatch: each valid sample goes on as if it had come alone; each invalid

@@ -613,13 +613,17 @@ def test_a_small_inbox_drops_telemetry_past_its_limit_and_counts_it(broker, bus_
     raw.disconnect()
 
 
-def test_a_message_delivered_twice_is_handled_once_within_a_bounded_window(broker, wait_for):
+@pytest.mark.parametrize("dedup_full", [False, True], ids=["filling", "full-from-start"])
+def test_a_message_delivered_twice_is_handled_once_within_a_bounded_window(
+    broker, wait_for, dedup_full
+):
     """QoS 1 may deliver a message again (a reconnect before the PUBACK): the same topic and bytes
     within the last ``DEDUP_WINDOW`` valid messages are acknowledged and skipped; the window is a
-    bound, so the same bytes long after are handled again."""
+    bound, so the same bytes long after are handled again. The same with the window full of
+    placeholders from the start (the TUI's client, ``dedup_full``)."""
     got: list[str] = []
     sub = subscribed(broker.url, f"dedup-{uuid.uuid4().hex[:6]}", "dedup",
-                     lambda a: got.append(a.alert_id))  # fmt: skip
+                     lambda a: got.append(a.alert_id), dedup_full=dedup_full)  # fmt: skip
     raw = raw_client(broker.url)
     first = alert(0).to_bytes()
     wait_for(lambda: raw.publish("alerts/pump01", first, qos=1) and got, what="probe")

@@ -1,12 +1,21 @@
 """The TUI takes its working memory at start (tui/memory.py): Rich's width cache full from the
-first screen. (glibc's pinned mmap threshold, which the TUI shares with the services, is tested
-in tests/live/test_heap.py.)"""
+first screen, the bus client's dedup window full, the feed's buffers fixed once an asset is
+known (tracemalloc: nothing more after thousands of samples). (glibc's pinned mmap threshold,
+which the TUI shares with the services, is tested in tests/live/test_heap.py.)"""
 
 from __future__ import annotations
 
-from rich.cells import cached_cell_len, cell_len
+import gc
+import hashlib
+import tracemalloc
+from pathlib import Path
 
+from rich.cells import cached_cell_len, cell_len
+from tui_sample import alert, telemetry
+
+from engine.bus.client import DEDUP_WINDOW, BusClient
 from tui.app import ControlRoomApp
+from tui.feed import PlantFeed
 from tui.memory import fill_width_cache
 from tui.settings import UiSettings
 
@@ -20,6 +29,25 @@ def test_the_width_cache_is_full_and_still_measures() -> None:
     assert cached_cell_len.cache_info().currsize == info.maxsize
 
 
+def test_real_strings_replacing_the_placeholders_never_take_more_memory() -> None:
+    """The width cache's memory is taken at start: three times its bound of real strings (cells
+    and whole 120-column lines, some with two-byte characters as the screens draw them) pass
+    through it, and what it holds afterwards is no more than the placeholders took."""
+    cached_cell_len.cache_clear()
+    tracemalloc.start()
+    try:
+        fill_width_cache(120)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(3 * 4096):
+            cell_len(f"{i % 97:>5.1f} °C" if i % 3 else f"│ pump{i:04d} ⚠ vib {i}".ljust(119, "─"))
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after <= before, f"{after - before} bytes more"
+
+
 async def test_the_app_starts_with_the_width_cache_full() -> None:
     cached_cell_len.cache_clear()
     app = ControlRoomApp(UiSettings(connect=False))
@@ -28,3 +56,58 @@ async def test_the_app_starts_with_the_width_cache_full() -> None:
         await pilot.pause()
         info = cached_cell_len.cache_info()
         assert info.currsize == info.maxsize
+
+
+def test_the_feed_holds_the_same_memory_however_many_samples_follow() -> None:
+    """Fixed buffers: once each asset has sent its first sample and the alert list is at its
+    bound, eight more hours of samples (every span's ring wraps, the run span re-buckets) and
+    hundreds more alarm episodes leave the feed's whole Python heap where it was — every
+    object tracemalloc sees, not only the arrays ``memory_per_asset`` counts."""
+    feed = PlantFeed(max_alerts=50)
+    first = {f"pump{i}": telemetry(f"pump{i}", 1, seed=i)[0] for i in range(5)}
+
+    def tick(n: int) -> None:
+        """Every asset's sample at n x 10 s; an episode raised, and the one of 5 ticks ago
+        cleared (revisions of a kept row, as the monitor publishes them)."""
+        for sample in first.values():
+            feed.ingest(sample.model_copy(update={"ts": 10.0 * n, "seq": n}))
+        asset = f"pump{n % 5}"
+        feed.ingest(alert(f"e{n}", asset, 10.0 * n + 10, "high", ["vibration"]))
+        if n >= 5:
+            feed.ingest(alert(f"e{n - 5}", asset, 10.0 * n + 10, "high", ["vibration"], "cleared"))
+
+    tracemalloc.start()
+    try:
+        for n in range(100):  # every asset seen, the alert list full (50)
+            tick(n)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(100, 3_000):  # 8 simulated hours more
+            tick(n)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(feed.alerts()) == 50 and len(feed.live_assets()) == 5
+    assert after - before < 4 * 1024, f"{after - before} bytes more"
+
+
+def test_the_tuis_dedup_window_takes_its_memory_at_start(tmp_path: Path) -> None:
+    """The bus client the TUI makes (``dedup_full``) starts with its dedup window full: three
+    windows' worth of real digests later it holds what it held before the first (without it,
+    ~0.7 MiB arrives over the hour the window takes to fill at one alarm a second)."""
+    tracemalloc.start()  # before the placeholders: their freeing counts too
+    try:
+        bus = BusClient("mqtt://127.0.0.1:1", "tui-dedup", "tui", persistent=False, var=tmp_path,
+                        dedup_full=True)  # fmt: skip
+        assert len(bus._seen) == DEDUP_WINDOW
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(3 * DEDUP_WINDOW):
+            bus._remember(hashlib.blake2b(b"alerts/p1\0%d" % i, digest_size=16).digest())
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(bus._seen) == DEDUP_WINDOW
+    assert after - before < 4 * 1024, f"{after - before} bytes more"
