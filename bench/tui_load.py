@@ -16,12 +16,17 @@ buffers) and the rest (thread stacks). Beside it, what fills and is bounded: eve
 and the **backlog** (messages waiting in the bus inbox and the app's queues), which a starved
 process holds in memory: on a machine too busy to keep up, growth that is not a leak. The
 verdict is the RssAnon slope over the whole window (flat from the start?) and over the second
-half (levelled off?). ``--trace-memory --trace-from S`` diffs tracemalloc snapshots from S s
-to the end.
+half (levelled off?), and beside it the same for the **objects in use** (pymalloc blocks in
+use + C malloc in use: data kept, as against allocator space RSS also holds).
+``--trace-memory --trace-at S,S,...`` takes tracemalloc snapshots (after a full collection,
+tracing from before the app is made) at those seconds and at the end, and prints the traced
+Python heap at each, the allocation sites that grew and the gc objects per type between them
+(``--trace-from S``: one mark at S).
 
 The TUI's own buffers are preallocated (``tui/trend.py``); what would still fill at first is
-taken at start (``tui/memory.py``: Rich's width cache; glibc's thresholds pinned) or kept to
-one screenful (``KeyedTable``'s render caches). Before the window the publisher sends 500 past
+taken at start (``tui/memory.py``: Rich's width cache with placeholders as large as a line, its
+bytes and the placeholders left printed over time; the bus's dedup window; glibc's thresholds
+pinned) or kept to one screenful (``KeyedTable``'s render caches). Before the window the publisher sends 500 past
 alarm episodes, so the alert list is full and the window is the steady state. Textual's paint
 CPU per screen update is printed too: a stall measured as work, not as time the process
 waited for a core.
@@ -393,6 +398,10 @@ class MemoryLog:
             row("  C malloc free", c_free)
             rest = [a - p - u - f for a, p, u, f in zip(anon, py, c_used, c_free, strict=True)]
             row("  rest (stacks, ...)", rest)
+            in_use = [p - f + u for p, f, u in zip(py, py_free, c_used, strict=True)]
+            row("objects in use", in_use)
+        else:
+            in_use = []
         bounded = sum(c.cache_info().maxsize or 0 for c in caches)
         row(f"lru caches (/{bounded})", self["lru"], 1, ".0f")
         row("  Rich cell widths", self["widths"], 1, ".0f")
@@ -422,6 +431,19 @@ class MemoryLog:
             f"{half:+.3f} ± {half_err:.3f} over the second half ({elapsed / 2:.0f}-{elapsed:.0f} "
             f"s: {verdict(half, half_err)})"
         )
+        if in_use:
+            # What the process's objects take (pymalloc blocks in use + C malloc in use), beside
+            # RssAnon: growth here is data kept; RssAnon growth without it is allocator space
+            # (free blocks in arenas, free heap) the objects passed through.
+            kept = [i for i, t in enumerate(times) if t >= elapsed / 2]
+            used_half, used_half_err = growth([times[i] for i in kept], [in_use[i] for i in kept])
+            used_whole, used_whole_err = growth(times, in_use)
+            print(
+                f"  objects in use      {(in_use[-1] - in_use[0]) / 1024:+.2f} MiB over the window;"
+                f" {used_whole:+.3f} ± {used_whole_err:.3f} MiB/min over all of it "
+                f"({verdict(used_whole, used_whole_err)} from the start), {used_half:+.3f} ± "
+                f"{used_half_err:.3f} over the second half ({verdict(used_half, used_half_err)})"
+            )
         if filling:
             print(f"  lru caches filling  {', '.join(filling[:6])}")
 
