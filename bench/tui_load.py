@@ -26,8 +26,9 @@ Python heap at each, the allocation sites that grew and the gc objects per type 
 The TUI's own buffers are preallocated (``tui/trend.py``); what would still fill at first is
 taken at start (``tui/memory.py``: Rich's width cache with placeholders as large as a line, its
 bytes and the placeholders left printed over time; the bus's dedup window; glibc's thresholds
-pinned) or kept to one screenful (``KeyedTable``'s render caches). Before the window the publisher sends 500 past
-alarm episodes, so the alert list is full and the window is the steady state. Textual's paint
+pinned) or kept to one screenful (``KeyedTable``'s render caches). Before the window the
+publisher sends 500 past alarm episodes, so the alert list is full and the window is the steady
+state. Textual's paint
 CPU per screen update is printed too: a stall measured as work, not as time the process
 waited for a core.
 
