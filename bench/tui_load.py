@@ -28,9 +28,8 @@ taken at start (``tui/memory.py``: Rich's width cache with placeholders as large
 bytes and the placeholders left printed over time; the bus's dedup window; glibc's thresholds
 pinned) or kept to one screenful (``KeyedTable``'s render caches). Before the window the
 publisher sends 500 past alarm episodes, so the alert list is full and the window is the steady
-state. Textual's paint
-CPU per screen update is printed too: a stall measured as work, not as time the process
-waited for a core.
+state. Textual's paint CPU per screen update is printed too: a stall measured as work, not as
+time the process waited for a core.
 
     python bench/tui_load.py --suite                 # the three issue configurations, 60 s each
     python bench/tui_load.py                         # 10 assets x 10 Hz, plant screen
