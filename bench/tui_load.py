@@ -452,7 +452,10 @@ class MemoryMark:
     """One tracemalloc snapshot (after a full collection) and the count of gc-tracked objects
     per type at that moment: successive marks say which allocation sites and which kinds of
     object grew between them. Python's heap only: what tracemalloc does not see (free space in
-    pymalloc's arenas and glibc's heaps, C libraries' own allocations) is RSS-only growth."""
+    pymalloc's arenas and glibc's heaps, C libraries' own allocations) is RSS-only growth.
+    The counts leave out the start-up heap the app froze (``gc.freeze``: ``gc.get_objects``
+    does not list it), so a frozen object replaced by a new one counts +1 (the 500 alert rows
+    made before the window show as ``AlertRow`` rising to +500 while the alarms replace them)."""
 
     def __init__(self, t: float, snapshot: Any, types: dict[str, int], backlog: int) -> None:
         self.t, self.snapshot, self.types, self.backlog = t, snapshot, types, backlog
@@ -503,7 +506,7 @@ class MemoryMark:
             moved = sorted(((b.types.get(n, 0) - a.types.get(n, 0), n) for n in names),
                            key=lambda dn: -abs(dn[0]))  # fmt: skip
             objects = ", ".join(f"{n} {d:+d}" for d, n in moved[:top] if d)
-            print(f"    gc objects: {objects or 'no change'}")
+            print(f"    gc objects (not frozen): {objects or 'no change'}")
 
 
 class StallSampler(threading.Thread):
