@@ -215,3 +215,21 @@ async def test_one_asset_and_nothing_to_trend_say_so() -> None:
         await pilot.press("w")
         await settle(pilot, lambda: "History span 1 h" in shown, "the span notice")
         assert a.span == 1
+
+
+async def test_a_fleet_runs_scenario_line_keeps_its_state_and_clock_at_80x24() -> None:
+    """``controlroom demo --assets 5`` runs one scenario per pump: the names joined filled the
+    line and cut the state, speed and run time off it."""
+    names = ["demo_bearing", *(f"demo_bearing-f5-000{k}-bearing_wear" for k in (2, 3, 4))]
+    a = app()
+    a.scenario_status = scenario_status(
+        name=",".join(names), scenarios=names, assets=[f"pump0{k}" for k in range(1, 6)]
+    )
+    async with a.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: "+3 more" in screen_text(a), "the scenario line")
+        line = next(x for x in screen_text(a).splitlines() if "demo_bearing" in x)
+        assert "demo_bearing +3 more  ▶ running  ×240  01:03:59" in line, line
+        a.scenario_status = scenario_status(
+            name=",".join(names[:2]), scenarios=names[:2], running=False, done=True
+        )
+        await settle(pilot, lambda: "finished" in screen_text(a), "the finished run")
