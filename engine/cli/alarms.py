@@ -231,7 +231,7 @@ def _print_list(alarms: list[Any], args: argparse.Namespace) -> None:
         table.add_row(*(row[i] for i in shown))
     out.print(table)
     hidden = [c for i, c in enumerate(COLUMNS) if i not in shown and any(r[i].plain for r in rows)]
-    tail = f"; {', '.join(hidden)} left out at this width (alarms show ID, or --json)"
+    tail = f"; not shown: {', '.join(hidden)} (alarms show ID)"
     out.print(Text(f"{len(alarms)} alarm(s){tail if hidden else ''}", style="dim"))
 
 
