@@ -162,6 +162,10 @@ def cmd_alarms(args: argparse.Namespace) -> int:
     return 0
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def _shelf(a: Any) -> str:
     if a.shelved == "until_clear":
         return "until clear"
@@ -247,7 +251,7 @@ def _print_alarm(a: Any, verb: str | None) -> None:
     out.print(head_line(a.alarm_id, a.state, STATE_STYLE.get(a.state, ""), a.priority, rest))
     facts = [
         ("active", "yes" if a.active else "no (returned to normal)"),
-        ("acknowledged", f"by {a.acknowledged_by}" if a.acknowledged_by else str(a.acknowledged)),
+        ("acknowledged", f"by {a.acknowledged_by}" if a.acknowledged_by else _yes(a.acknowledged)),
         ("latched", "yes" if a.latched else ""),
         ("chattering", "yes" + (", suppressed" if a.suppressed else "") if a.chattering else ""),
         ("shelved", f"{_shelf(a)} by {a.shelved_by}" if a.shelved else ""),

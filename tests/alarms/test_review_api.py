@@ -229,3 +229,6 @@ def test_the_cli_list_keeps_id_priority_and_asset_whole_at_80_columns(
     heads = ["ID", "STATE", "PRI", "ASSET", "SIGNALS", "RAISED", "ACK", "BY", "SHELVED"]
     assert wide[0].split() == heads
     assert "res.vibration, res.bearing_temp, res.power" in wide[-2] + wide[-3] + wide[-4]
+    assert cli(["alarms", "show", "pump04-A0001-195a9fd099eb", *api]) == 0
+    shown = capsys.readouterr().out
+    assert "acknowledged: no\n" in shown and "False" not in shown, shown  # not Python's bool
