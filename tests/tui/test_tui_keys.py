@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 from textual.widgets import Input
-from tui_sample import fixed_clock, sample_feed, scenario_status, telemetry
+from tui_sample import fixed_clock, sample_alarm_book, sample_feed, scenario_status, telemetry
 from tui_screen import record_notifications, screen_text, settle
 
 from tui.app import ControlRoomApp, key_sections
@@ -233,3 +233,31 @@ async def test_a_fleet_runs_scenario_line_keeps_its_state_and_clock_at_80x24() -
             name=",".join(names[:2]), scenarios=names[:2], running=False, done=True
         )
         await settle(pilot, lambda: "finished" in screen_text(a), "the finished run")
+
+
+async def test_enter_on_an_alarm_opens_it() -> None:
+    """Enter on the alarm list did nothing: on the plant screen it now shows the alarm's asset,
+    on the alarms screen it moves into the alarm's detail (its history then scrolls)."""
+    a = app()
+    a.alarms = sample_alarm_book()
+    async with a.run_test(size=(80, 24)) as pilot:
+        screen = a.screen
+        assert isinstance(screen, PlantScreen)
+        feed = screen.query_one(AlertFeed)
+        feed.table.focus()
+        await pilot.press("g")
+        for _ in range(10):
+            if feed.selected is not None and feed.selected.row.asset != screen.asset:
+                break
+            await pilot.press("j")
+        assert feed.selected is not None and feed.selected.row.asset != screen.asset
+        other = feed.selected.row.asset
+        await pilot.press("enter")
+        await settle(pilot, lambda: f"Signals · {other}" in screen_text(a), "the alarm's asset")
+        assert screen.asset == other
+        await pilot.press("4")
+        await settle(pilot, lambda: isinstance(a.screen, AlarmsScreen), "the alarms screen")
+        await pilot.press("enter")
+        await settle(
+            pilot, lambda: a.focused is not None and a.focused.id == "alarm-detail", "the detail"
+        )
