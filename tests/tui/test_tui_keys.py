@@ -261,3 +261,5 @@ async def test_enter_on_an_alarm_opens_it() -> None:
         await settle(
             pilot, lambda: a.focused is not None and a.focused.id == "alarm-detail", "the detail"
         )
+    alarm_keys = dict(key_sections())["Alarm list (plant and alarms screens)"]
+    assert ("enter", "Its asset (plant) / its detail (alarms)") in alarm_keys  # named in help
