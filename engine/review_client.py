@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from engine.http_answer import AnswerRefused, send_bounded_async
 from engine.http_schemas import (
     AckRequest,
     Alarm,
@@ -61,6 +62,12 @@ DISCOVERY_S = 3.0
 """The whole of discovery's /health exchange, however the answer trickles in."""
 HEALTH_MAX_BYTES = 256 * 1024
 """The most of a /health answer discovery reads (the review service's is about 2 KB)."""
+ANSWER_MAX_BYTES = 64 * 1024 * 1024
+"""The most of any other answer the client reads: 1,000 tickets at their largest (20,000
+characters of body each, with their history) are ~25 MB; past this the answer is refused."""
+ANSWER_TIMEOUTS = 3
+"""A whole call (connect, headers, body, however it trickles in) takes at most this many times
+the client's timeout (which httpx applies to each read alone)."""
 
 
 class ApiError(Exception):
@@ -144,6 +151,8 @@ def _unreachable(exc: httpx.HTTPError, where: str) -> ApiError:
     """The review service did not answer (``status`` None)."""
     if isinstance(exc, httpx.TimeoutException):
         return ApiError("review", None, f"review service timed out ({where})")
+    if isinstance(exc, AnswerRefused):
+        return ApiError("review", None, f"answer from {where} refused: {exc}")
     return ApiError(
         "review",
         None,
@@ -340,15 +349,23 @@ class ReviewClient:
             if body is not None
             else headers,
         }
+        limit_s = self.timeout * ANSWER_TIMEOUTS
+
+        async def send() -> httpx.Response:
+            request = client.build_request(method, path, **kwargs)
+            return await send_bounded_async(
+                client, request, max_bytes=ANSWER_MAX_BYTES, limit_s=limit_s
+            )
+
         try:
             try:
-                response = await client.request(method, path, **kwargs)
+                response = await send()
             except httpx.RemoteProtocolError:
                 if method != "GET":
                     raise
-                response = await client.request(method, path, **kwargs)  # a read: once more
+                response = await send()  # a read: once more
         except httpx.HTTPError as exc:
-            raise _unreachable(exc, where) from None
+            raise _unreachable(exc, f"{where} {path}") from None
         if response.status_code >= 400:
             raise ApiError(self.service, response.status_code, error_detail(response))
         return response

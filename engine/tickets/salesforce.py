@@ -244,7 +244,8 @@ class SalesforceCaseConnector(RestConnector):
         failure here is ambiguous."""
         where = "Salesforce token request"
         try:
-            response = self._client.post(
+            response = self._exchange(
+                "POST",
                 "/services/oauth2/token",
                 data={
                     "grant_type": "client_credentials",
