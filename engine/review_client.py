@@ -14,8 +14,10 @@ Who is calling is not something the client says: the service authenticates the c
 2. a URL (``--api URL``, ``CONTROLROOM_REVIEW_URL``, else ``http://127.0.0.1:<review port>``)
    with a bearer token when one is given (``CONTROLROOM_TOKEN_FILE``, ``CONTROLROOM_TOKEN``);
 3. a loopback URL without a token: the client asks the service's ``/health`` where its socket
-   is and, when that socket is on this machine, uses it. So on the plant host nothing needs
-   configuring, whichever ``var/`` the services use.
+   is and, when that socket is on this machine and the operator's to trust, uses it; otherwise
+   every call fails saying why (plain TCP without a token would be refused by the service, and
+   answered only by a squatter on its port). So on the plant host nothing needs configuring,
+   whichever ``var/`` the services use.
 
 The client is async (the TUI calls it from workers); the CLI runs it with ``asyncio.run``.
 """
@@ -252,10 +254,13 @@ class ReviewClient:
         the service did not answer: nothing is decided then, the next call asks again. (Going
         on over TCP instead would be final — the client is kept — and without an identity every
         call is refused: a review service slow at a TUI's start, on a loaded machine, left that
-        TUI without tickets for good.) An answer without a socket here decides TCP. The answer
+        TUI without tickets for good.) The answer
         is anyone's who holds the port: the exchange is bounded in time (``DISCOVERY_S``, a
         trickle included) and size (``HEALTH_MAX_BYTES``), and a socket that is not the
-        operator's to trust is refused, by name (``_untrusted_socket``)."""
+        operator's to trust is refused, by name (``_untrusted_socket``). An answer that names no
+        socket here is refused too, never taken for plain TCP: the review service refuses every
+        call without an identity (401), so only a squatter on the port would answer them (its
+        forged tickets shown, the operator's approvals sent to it)."""
         where = self.endpoint.url
         limit_s = min(self.timeout, DISCOVERY_S)
         data = bytearray()
@@ -281,22 +286,29 @@ class ReviewClient:
         try:
             body = json.loads(data)
         except ValueError:
-            return  # not the review service's /health: TCP, and its answers will say so
-        path = body.get("auth", {}).get("socket") if isinstance(body, dict) else None
-        if not isinstance(path, str) or "\0" in path:
-            return
-        sock = Path(path)
+            body = None
+        auth = body.get("auth") if isinstance(body, dict) else None
+        path = auth.get("socket") if isinstance(auth, dict) else None
+        sock = Path(path) if isinstance(path, str) and "\0" not in path else None
         try:
-            if not stat.S_ISSOCK(sock.stat().st_mode):
-                return
+            here = sock is not None and stat.S_ISSOCK(sock.stat().st_mode)
         except (OSError, ValueError):
-            return  # not on this machine: TCP
+            here = False
+        if sock is None or not here:
+            named = "no socket" if sock is None else f"the socket {str(sock)[:200]!a}"
+            raise ApiError(
+                self.service,
+                None,
+                f"{where}/health names {named} on this host, and without one the review "
+                "service cannot tell who you are: --api unix:PATH to its socket, or a token "
+                "(CONTROLROOM_TOKEN_FILE)",
+            )
         why = _untrusted_socket(sock)
         if why is not None:
             raise ApiError(
                 self.service,
                 None,
-                f"{where}/health names the socket {path[:200]!a}, "
+                f"{where}/health names the socket {str(sock)[:200]!a}, "
                 f"which {why}: not used (--api unix:PATH to trust a socket explicitly)",
             )
         self.endpoint = Endpoint(SOCKET_URL, socket=sock)

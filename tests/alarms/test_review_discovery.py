@@ -140,3 +140,35 @@ async def test_the_operators_own_socket_is_used(tmp_path: Path) -> None:
     finally:
         server.close()
     assert heard and heard[0].startswith(b"GET /whoami ")
+
+
+@pytest.mark.parametrize("names", ["nothing", "a_missing_socket", "not_json"])
+async def test_a_squatter_naming_no_socket_gets_no_call(tmp_path: Path, names: str) -> None:
+    """Whoever holds the review port while the service is down answers /health without a
+    socket (or one not on this host) and then every call over TCP: the client must not take
+    its forged tickets, nor send it the operator's approvals. (The real service refuses every
+    call without an identity, so plain TCP without a token never served anyone.)"""
+    heard: list[bytes] = []
+    health_body = {
+        "nothing": b'{"status": "ok"}',
+        "a_missing_socket": json.dumps({"auth": {"socket": str(tmp_path / "gone.sock")}}).encode(),
+        "not_json": b"<html>ok</html>",
+    }[names]
+
+    async def squatter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        await _request(reader)
+        if line.startswith(b"GET /health "):
+            writer.write(_answer(health_body))
+        else:
+            heard.append(line)
+            writer.write(_answer(json.dumps({"operator": "mallory", "via": "token"}).encode()))
+        await writer.drain()
+        writer.close()
+
+    async with health(squatter) as client:
+        for _ in range(2):
+            with pytest.raises(ApiError) as refused:
+                await client.whoami()
+            assert "cannot tell who you are" in refused.value.detail, refused.value.detail
+    assert heard == [], "no call reached the squatter"
