@@ -28,7 +28,9 @@ def var_dir(environ: Mapping[str, str]) -> Path:
     ``environ`` (the entry's environment over ``.env``) or ``ROOT/var``. Created on first use.
     Kept free of pydantic so the CLI can ask without importing ``engine.settings``."""
     path = var_path(environ)
-    path.mkdir(parents=True, exist_ok=True)
+    # 0755 whatever the umask (002 on many desktops): a group-writable var/ would let others
+    # replace the operators' socket, and the review service refuses to bind it there
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
     return path
 
 

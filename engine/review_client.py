@@ -171,18 +171,19 @@ def _untrusted_socket(path: Path) -> str | None:
     groups (``CONTROLROOM_REVIEW_SOCKET_GROUP``), in a directory only its owner (this user,
     root or the socket's owner) can write, so nobody else can put another socket there later
     (the path is connected to afresh at every new connection)."""
+    from engine.auth.socket_path import unsafe_directory
+
     try:
         st = path.lstat()
-        parent = path.parent.resolve().stat()
-    except (OSError, RuntimeError) as exc:
-        return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
     if stat.S_ISLNK(st.st_mode):
         return "is a symbolic link, not the socket the service bound"
     uid = os.geteuid()
     shared = st.st_gid in (os.getegid(), *os.getgroups()) and st.st_mode & stat.S_IWGRP
     if st.st_uid not in (uid, 0) and not shared:
         return f"belongs to uid {st.st_uid}, not to you (uid {uid}) nor to a group of yours"
-    if parent.st_uid not in (uid, 0, st.st_uid) or parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    if unsafe_directory(path.parent, (uid, 0, st.st_uid)) is not None:
         return "is in a directory others can write to"
     return None
 

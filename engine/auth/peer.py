@@ -25,7 +25,7 @@ from typing import Any, cast
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from engine.auth.socket_path import ShortPath
+from engine.auth.socket_path import ShortPath, unsafe_directory
 
 UVICORN_VERSION = "0.54.0"
 PEER_KEY = "peer"
@@ -102,7 +102,17 @@ def socket_in_use(path: Path) -> bool:
 
 def bind_unix(path: Path, mode: int = 0o660, group: str | None = None) -> socket.socket:
     """A listening Unix socket at ``path`` with ``mode`` (and ``group``). A stale file left by
-    a killed service is replaced; a live one is an error (two services on one socket)."""
+    a killed service is replaced; a live one is an error (two services on one socket). A
+    directory others can write to is an error too: anyone there could put their own socket in
+    its place (and get every operator's actions), and the clients refuse such a socket anyway
+    (``engine.review_client``)."""
+    why = unsafe_directory(path.parent, (os.geteuid(), 0))
+    if why is not None:
+        raise OSError(
+            errno.EPERM,
+            f"review socket {path}: {why} (chmod go-w {path.parent}, or "
+            "CONTROLROOM_REVIEW_SOCKET in a directory only this user can write)",
+        )
     try:
         st = path.lstat()
     except FileNotFoundError:

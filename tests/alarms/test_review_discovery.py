@@ -172,3 +172,38 @@ async def test_a_squatter_naming_no_socket_gets_no_call(tmp_path: Path, names: s
                 await client.whoami()
             assert "cannot tell who you are" in refused.value.detail, refused.value.detail
     assert heard == [], "no call reached the squatter"
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o1777])
+def test_the_service_binds_no_socket_where_others_could_replace_it(
+    tmp_path: Path, mode: int
+) -> None:
+    """The service holds the rule its clients hold: in a directory others can write to, any of
+    them could put their own socket in its place (and get the operators' actions), so it does
+    not bind there at all and says why, naming the fix."""
+    from engine.auth.peer import bind_unix
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    with pytest.raises(OSError) as refused:
+        bind_unix(shared / "review.sock")
+    assert "others can write to" in str(refused.value) and f"chmod go-w {shared}" in str(
+        refused.value
+    )
+    assert not (shared / "review.sock").exists()
+
+
+def test_var_is_made_safe_for_the_socket_whatever_the_umask(tmp_path: Path) -> None:
+    """umask 002 (many desktops) made var/ group-writable: the service's own socket was then
+    refused by every client on the host."""
+    from engine.auth.peer import bind_unix
+    from engine.paths import var_dir
+
+    old = os.umask(0o002)
+    try:
+        var = var_dir({"CONTROLROOM_VAR": str(tmp_path / "state" / "var")})
+    finally:
+        os.umask(old)
+    assert var.stat().st_mode & 0o777 == 0o755
+    bind_unix(var / "review.sock").close()
