@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.agents.diagnosis_rules import Rule, RuleError, merge_rule_sets, rules_from_yaml
 from engine.agents.tuning import TuningError, tuning_from_json
-from engine.paths import RULES_DIR
+from engine.paths import RULES_DIR, read_small_file
 from engine.schemas import Feedback, Tuning
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
 
 def _read(path: Path, error: type[ValueError], what: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_small_file(path).decode("utf-8")
     except FileNotFoundError:
         raise error(f"{path}: no such {what}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,0 +1,115 @@
+"""Files the services, the CLI and the TUI read, replaced by what would hang or bloat them: a
+FIFO (opening and reading it blocks for ever), an endless device, a huge file, a directory.
+Each reader says which file and why, at once, and carries on where it can: the review service
+still starts, a request with a token is answered, the monitor's tuning watch (run on its bus
+thread) is not stuck. Real files, real readers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.agent_files import RuleError, TuningError, load_rules, load_tuning
+from engine.auth.tokens import TokenRegistry
+from engine.bus.acl import CredentialsError, load_credentials
+from engine.paths import SMALL_FILE_BYTES
+from engine.plant.scenario import ScenarioError, load_scenario
+from tui.status import read_stack_status
+
+KINDS = ["fifo", "endless", "huge", "directory"]
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
+    """``make(kind, name)``: a file at ``tmp_path/name`` of that kind. Any FIFO is opened for
+    writing at teardown, so a reader still blocked on it (the bug) returns."""
+    fifos: list[Path] = []
+
+    def make(kind: str, name: str) -> Path:
+        path = tmp_path / name
+        if kind == "fifo":
+            os.mkfifo(path)
+            fifos.append(path)
+        elif kind == "endless":
+            path.symlink_to("/dev/zero")
+        elif kind == "huge":
+            with path.open("wb") as f:
+                f.truncate(SMALL_FILE_BYTES + 1)  # sparse: costs no disk
+        else:
+            path.mkdir()
+        return path
+
+    yield make
+    for fifo in fifos:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def promptly(call: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """``call()``'s result or exception, failing the test if it has not returned in time."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(("ok", call()))
+        except BaseException as exc:
+            out.append(("raised", exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert out, f"still reading after {timeout} s (blocked on the file)"
+    how, value = out[0]
+    if how == "raised":
+        raise value
+    return value
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_settings_like_files_are_refused_promptly_by_name(
+    hostile: Callable[[str, str], Path], kind: str
+) -> None:
+    tuning = hostile(kind, "tuning.json")
+    with pytest.raises(TuningError, match=r"tuning\.json"):
+        promptly(lambda: load_tuning(tuning))
+    rules = hostile(kind, "rules.yaml")
+    with pytest.raises(RuleError, match=r"rules\.yaml"):
+        promptly(lambda: load_rules(files=[rules]))
+    scenario = hostile(kind, "scenario.json")
+    with pytest.raises(ScenarioError, match=r"scenario\.json"):
+        promptly(lambda: load_scenario(scenario))
+    creds = hostile(kind, "credentials.json")
+    with pytest.raises(CredentialsError, match=r"credentials\.json"):
+        promptly(lambda: load_credentials(creds))
+    operators = hostile(kind, "operators.json")
+    with pytest.raises(ValueError, match=r"operators\.json"):
+        promptly(lambda: TokenRegistry(operators).verify("crt_" + "x" * 40))
+    stack = hostile(kind, "stack.json")
+    assert promptly(lambda: read_stack_status(stack)) is None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge"])
+def test_the_review_service_starts_past_a_hostile_tuning_file(
+    make_review: Any, var: Path, kind: str
+) -> None:
+    """``var/tuning.json`` is read at the review service's start: a FIFO there held the start
+    for ever. It is reported and replaced by the store's tuning when there is one."""
+    path = var / "tuning.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        with path.open("wb") as f:
+            f.truncate(SMALL_FILE_BYTES + 1)
+    try:
+        review = promptly(make_review, timeout=30.0)
+    finally:
+        if kind == "fifo":  # let a start blocked on it (the bug) return
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    assert review.service is not None and review.server.started
