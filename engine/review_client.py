@@ -204,7 +204,7 @@ def error_detail(response: httpx.Response) -> str:
     """The service's one-line ``detail`` (every error body is ``ErrorBody``), else the text."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
         return response.text.strip()[:300] or response.reason_phrase
     detail = body.get("detail", body) if isinstance(body, dict) else body
     return str(detail)[:300]

@@ -94,7 +94,7 @@ class ControlRoomApi:
             raise ApiError(service, response.status_code, error_detail(response))
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
             raise ApiError(service, response.status_code, f"{service}: reply is not JSON") from None
 
     # ---------------------------------------------------------------- review
@@ -163,7 +163,7 @@ class ControlRoomApi:
             raise ApiError(service, None, f"{service}: {type(exc).__name__}") from None
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ApiError(service, response.status_code, "reply is not JSON") from None
         if not isinstance(body, dict):
             raise ApiError(service, response.status_code, "reply is not an object")

@@ -162,3 +162,37 @@ def test_a_mirror_remote_cannot_bloat_the_ticket_service(how: str) -> None:
     said = "larger than" if how == "huge" else "content-encoding"
     assert said in str(failed.value), failed.value
     assert sent[0] < 4 * MIRROR_MAX_BYTES
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+"""Valid JSON, 200 KB, nested past Python's stack (``json`` raises RecursionError)."""
+
+
+def deep(status: bytes) -> Handler:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        head = b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+        writer.write(head + b"content-length: %d\r\n\r\n%s" % (len(DEEP), DEEP))
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    return handler
+
+
+async def test_answers_nested_past_the_stack_are_api_errors() -> None:
+    """An error answer (read by ``error_detail``) or a TUI call's answer nested 100,000 deep:
+    a RecursionError escaped both, out of the CLI as a traceback, out of a TUI worker."""
+    async with serving(deep(b"409 Conflict")) as url, review_client(url) as client:
+        with pytest.raises(ApiError) as failed:
+            await client.approve("T-0001")
+    assert failed.value.status == 409
+    async with serving(deep(b"200 OK")) as url:
+        api = ControlRoomApi({"simulator": url}, timeout=5.0)
+        try:
+            with pytest.raises(ApiError, match="not JSON"):
+                await api.scenario_status()
+            with pytest.raises(ApiError, match="not JSON"):
+                await api.health("simulator")
+        finally:
+            await api.aclose()
