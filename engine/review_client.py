@@ -286,7 +286,7 @@ class ReviewClient:
             raise _unreachable(exc, where) from None
         try:
             body = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         auth = body.get("auth") if isinstance(body, dict) else None
         path = auth.get("socket") if isinstance(auth, dict) else None

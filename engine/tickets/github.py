@@ -224,7 +224,7 @@ class GitHubIssuesConnector(RestConnector):
         status = response.status_code
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
             data = {}
         message = str(data.get("message", "")) if isinstance(data, dict) else ""
         detail = f"GitHub {method} {path}: {status} {message}".strip()

@@ -138,7 +138,7 @@ class RestConnector:
         """The JSON of a successful answer; a body that is not JSON is a server fault."""
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
             raise self._err(
                 f"{self.service} {method} {path} answered {response.status_code} without JSON",
                 kind="server",

@@ -352,7 +352,7 @@ Responses"); a status not here is a server error or unexpected."""
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
         return None
 
 

@@ -130,12 +130,19 @@ async def test_the_tuis_other_calls_are_bounded(how: str) -> None:
     assert sent[0] < 2 * (TUI_MAX_BYTES + 4 * 1024 * 1024), "two calls, each stopped at its bound"
 
 
-@pytest.mark.parametrize("how", ["huge", "bomb"])
+@pytest.mark.parametrize("how", ["huge", "bomb", "deep_ok", "deep_error"])
 def test_a_mirror_remote_cannot_bloat_the_ticket_service(how: str) -> None:
     """GitHub's answers are read to ``MIRROR_MAX_BYTES`` at most, never inflated: a hostile or
-    broken remote is a retried server fault, not the ticket service's memory."""
+    broken remote is a retried server fault, not the ticket service's memory. An answer nested
+    past Python's stack is one too: its RecursionError escaped the connector, so the job was
+    never marked failed and, first in the queue, held back every job after it."""
     sent = [0]
-    handler = huge(sent, 64 * MIRROR_MAX_BYTES) if how == "huge" else bomb
+    handler = {
+        "huge": huge(sent, 64 * MIRROR_MAX_BYTES),
+        "bomb": bomb,
+        "deep_ok": deep(b"200 OK"),
+        "deep_error": deep(b"500 Internal Server Error"),
+    }[how]
     ready = threading.Event()
     urls: list[str] = []
     loop = asyncio.new_event_loop()
@@ -159,8 +166,8 @@ def test_a_mirror_remote_cannot_bloat_the_ticket_service(how: str) -> None:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
         loop.close()
-    said = "larger than" if how == "huge" else "content-encoding"
-    assert said in str(failed.value), failed.value
+    said = {"huge": "larger than", "bomb": "content-encoding", "deep_ok": "without JSON"}
+    assert said.get(how, "500") in str(failed.value), failed.value
     assert sent[0] < 4 * MIRROR_MAX_BYTES
 
 

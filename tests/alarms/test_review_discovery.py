@@ -142,7 +142,7 @@ async def test_the_operators_own_socket_is_used(tmp_path: Path) -> None:
     assert heard and heard[0].startswith(b"GET /whoami ")
 
 
-@pytest.mark.parametrize("names", ["nothing", "a_missing_socket", "not_json"])
+@pytest.mark.parametrize("names", ["nothing", "a_missing_socket", "not_json", "deep_json"])
 async def test_a_squatter_naming_no_socket_gets_no_call(tmp_path: Path, names: str) -> None:
     """Whoever holds the review port while the service is down answers /health without a
     socket (or one not on this host) and then every call over TCP: the client must not take
@@ -153,6 +153,7 @@ async def test_a_squatter_naming_no_socket_gets_no_call(tmp_path: Path, names: s
         "nothing": b'{"status": "ok"}',
         "a_missing_socket": json.dumps({"auth": {"socket": str(tmp_path / "gone.sock")}}).encode(),
         "not_json": b"<html>ok</html>",
+        "deep_json": b"[" * 100_000 + b"]" * 100_000,  # past Python's stack, under the bound
     }[names]
 
     async def squatter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
