@@ -26,6 +26,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from engine.auth.socket_path import ShortPath, unsafe_directory
+from engine.http_server import BoundedH11Protocol
 
 UVICORN_VERSION = "0.54.0"
 PEER_KEY = "peer"
@@ -60,8 +61,9 @@ def peer_of(sock: socket.socket) -> PeerCred | None:
     return PeerCred(pid, uid, gid)
 
 
-class PeerCredProtocol(H11Protocol):
-    """uvicorn's h11 protocol, plus the peer's credentials on Unix-socket connections."""
+class PeerCredProtocol(BoundedH11Protocol):
+    """uvicorn's h11 protocol (request heads bounded in time, ``engine.http_server``), plus the
+    peer's credentials on Unix-socket connections."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's signature (BaseTransport); uvicorn's annotation narrows it to Transport,
