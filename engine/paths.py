@@ -65,3 +65,19 @@ def read_small_file(path: Path, max_bytes: int = SMALL_FILE_BYTES) -> bytes:
         raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
     finally:
         os.close(fd)
+
+
+def open_append(path: Path) -> int:
+    """A descriptor appending to ``path`` (created 0644), a regular file and not a symbolic
+    link; OSError naming it otherwise. Opened non-blocking, then set blocking: a FIFO put in
+    its place would hang the open (and the service's start or its bus thread) for ever."""
+    import errno
+    import stat
+
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(fd, True)
+    return fd

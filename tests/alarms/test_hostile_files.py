@@ -18,8 +18,10 @@ import pytest
 from engine.agent_files import RuleError, TuningError, load_rules, load_tuning
 from engine.auth.tokens import TokenRegistry
 from engine.bus.acl import CredentialsError, load_credentials
+from engine.bus.deadletter import DeadLetterLog
 from engine.paths import SMALL_FILE_BYTES
 from engine.plant.scenario import ScenarioError, load_scenario
+from engine.services.jsonl_log import JsonlLog
 from tui.status import read_stack_status
 
 KINDS = ["fifo", "endless", "huge", "directory"]
@@ -113,3 +115,33 @@ def test_the_review_service_starts_past_a_hostile_tuning_file(
             with contextlib.suppress(OSError):
                 os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
     assert review.service is not None and review.server.started
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink"])
+def test_append_only_files_are_written_only_when_they_are_files(tmp_path: Path, kind: str) -> None:
+    """A FIFO at a dead-letter file hung the bus thread that dead-letters (the service stopped
+    reading the bus); at a service's log, its start. A symbolic link had the service append to
+    a file of someone else's choosing. Each is refused by name; a dead letter is counted."""
+    target = tmp_path / "elsewhere"
+    target.write_text("mine\n")
+    paths = [tmp_path / "deadletter.jsonl", tmp_path / "service.jsonl"]
+    fifos = []
+    for path in paths:
+        if kind == "fifo":
+            os.mkfifo(path)
+            fifos.append(path)
+        elif kind == "directory":
+            path.mkdir()
+        else:
+            path.symlink_to(target)
+    try:
+        letters = DeadLetterLog(paths[0], "t")
+        promptly(lambda: letters.write("alerts/pump01", "bad", b"{}"))
+        assert letters.stats.write_errors == 1 and letters.stats.written == 0
+        with pytest.raises(OSError, match="service"):
+            promptly(lambda: JsonlLog(paths[1], "t"))
+    finally:
+        for fifo in fifos:  # let an open blocked on it (the bug) return
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    assert target.read_text() == "mine\n"
