@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from engine.agent_files import RuleError, TuningError, load_rules, load_tuning
+from engine.agent_files import (
+    FalsePositiveLog,
+    RuleError,
+    TuningError,
+    load_rules,
+    load_tuning,
+    save_tuning,
+)
 from engine.auth.tokens import TokenRegistry
 from engine.bus.acl import CredentialsError, load_credentials
 from engine.bus.deadletter import DeadLetterLog
@@ -144,4 +151,23 @@ def test_append_only_files_are_written_only_when_they_are_files(tmp_path: Path, 
         for fifo in fifos:  # let an open blocked on it (the bug) return
             with contextlib.suppress(OSError):
                 os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    assert target.read_text() == "mine\n"
+
+
+def test_the_tuning_file_and_case_file_are_not_written_through_links(tmp_path: Path) -> None:
+    """The review service writes ``var/tuning.json`` through ``tuning.json.part`` and appends
+    ``var/false_positives.jsonl``: a symbolic link left at either wrote the operator's tuning
+    (or a case) into a file of someone else's choosing."""
+    from engine.schemas import Feedback, Tuning, utc_now
+
+    target = tmp_path / "elsewhere"
+    target.write_text("mine\n")
+    (tmp_path / "tuning.json.part").symlink_to(target)
+    save_tuning(Tuning(), tmp_path / "tuning.json")
+    assert load_tuning(tmp_path / "tuning.json") == Tuning()
+    (tmp_path / "false_positives.jsonl").symlink_to(target)
+    case = Feedback(feedback_id="f-1", ticket_id="T-0001", asset="pump01", action="close",
+                    who="ana", at=utc_now(), reason="false_positive")  # fmt: skip
+    with pytest.raises(OSError):
+        FalsePositiveLog(tmp_path / "false_positives.jsonl").append(case)
     assert target.read_text() == "mine\n"
