@@ -24,6 +24,7 @@ HEAD_S = 1.0
 def review(make_review: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     # 10 s in service; raising=False: the test runs (and fails) against a protocol without it
     monkeypatch.setattr(PeerCredProtocol, "head_timeout_s", HEAD_S, raising=False)
+    monkeypatch.setattr(PeerCredProtocol, "body_timeout_s", HEAD_S, raising=False)
     return make_review()
 
 
@@ -38,12 +39,18 @@ def _connect(review: Any, via: str) -> socket.socket:
     return s
 
 
-def _closed_after(s: socket.socket, trickle: bool) -> float:
+def _closed_after(s: socket.socket, trickle: bool, body: bool = False) -> float:
     """Seconds until the service closed ``s`` (sending a header line every 0.2 s if
-    ``trickle``); fails past 8 s."""
+    ``trickle``, or a whole head and then a body byte every 0.2 s if ``body``); fails past
+    8 s."""
     started = time.monotonic()
     s.settimeout(0.2)
-    if trickle:
+    if body:
+        s.sendall(
+            b"POST /alarms/ack HTTP/1.1\r\nHost: review\r\ncontent-type: application/json\r\n"
+            b"content-length: 100000\r\n\r\n{"
+        )
+    elif trickle:
         s.sendall(b"GET /whoami HTTP/1.1\r\nHost: review\r\n")
     while time.monotonic() - started < 8.0:
         try:
@@ -52,7 +59,7 @@ def _closed_after(s: socket.socket, trickle: bool) -> float:
         except TimeoutError:
             if trickle:
                 try:
-                    s.sendall(b"X-Slow: 1\r\n")
+                    s.sendall(b" " if body else b"X-Slow: 1\r\n")
                 except OSError:
                     return time.monotonic() - started
         except OSError:
@@ -73,11 +80,11 @@ def _answer(s: socket.socket) -> bytes:
 
 
 @pytest.mark.parametrize("via", ["tcp", "unix"])
-@pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickling_head"])
-def test_a_request_head_that_does_not_come_is_cut_off(review: Any, via: str, trickle: bool) -> None:
+@pytest.mark.parametrize("how", ["silent", "trickling_head", "trickling_body"])
+def test_a_request_that_does_not_come_is_cut_off(review: Any, via: str, how: str) -> None:
     before = HeadTimeouts.count
     with _connect(review, via) as s:
-        took = _closed_after(s, trickle)
+        took = _closed_after(s, how == "trickling_head", body=how == "trickling_body")
     assert HEAD_S * 0.9 <= took < HEAD_S + 3.0, took
     assert HeadTimeouts.count == before + 1
 
