@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
+from hostile_http import read_head, trickle
 
 from engine.review_client import ANSWER_MAX_BYTES, ANSWER_TIMEOUTS, ApiError, Endpoint, ReviewClient
 from engine.tickets.connectors import ConnectorError
@@ -25,16 +26,11 @@ from tui.api import ControlRoomApi
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-async def _request(reader: asyncio.StreamReader) -> None:
-    while (await reader.readline()) not in (b"\r\n", b""):
-        pass
-
-
 def huge(sent: list[int], total: int) -> Handler:
     """Declares ``total`` bytes of body and keeps sending them while the client reads."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % total)
         block = b" " * (1024 * 1024)
         with contextlib.suppress(ConnectionError):
@@ -47,22 +43,12 @@ def huge(sent: list[int], total: int) -> Handler:
     return handler
 
 
-async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _request(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-    with contextlib.suppress(ConnectionError):
-        while True:  # a byte well inside every read timeout, for ever
-            writer.write(b"1\r\n \r\n")
-            await writer.drain()
-            await asyncio.sleep(0.1)
-
-
 BOMB = gzip.compress(b"[" + b" " * (64 * 1024 * 1024) + b"]", 9)
 """64 MiB of JSON in ~64 KiB of gzip."""
 
 
 async def bomb(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _request(reader)
+    await read_head(reader)
     head = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-type: application/json\r\n"
     writer.write(head + b"content-length: %d\r\n\r\n%s" % (len(BOMB), BOMB))
     with contextlib.suppress(ConnectionError):
@@ -177,7 +163,7 @@ DEEP = b"[" * 100_000 + b"]" * 100_000
 
 def deep(status: bytes) -> Handler:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
+        await read_head(reader)
         head = b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
         writer.write(head + b"content-length: %d\r\n\r\n%s" % (len(DEEP), DEEP))
         with contextlib.suppress(ConnectionError):

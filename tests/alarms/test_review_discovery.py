@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from hostile_http import trickle
 
 from engine.review_client import DISCOVERY_S, HEALTH_MAX_BYTES, ApiError, Endpoint, ReviewClient
 
@@ -53,15 +54,6 @@ def naming(path: Path) -> Handler:
 
 
 async def test_a_trickling_health_is_a_timeout_not_a_hang() -> None:
-    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-        with contextlib.suppress(ConnectionError):
-            while True:  # a byte well inside every read timeout, for ever
-                writer.write(b"1\r\n \r\n")
-                await writer.drain()
-                await asyncio.sleep(0.2)
-
     async with health(trickle) as client:
         with pytest.raises(ApiError) as failed:
             await asyncio.wait_for(client.whoami(), DISCOVERY_S + 5.0)
