@@ -75,7 +75,7 @@ def test_alarms_read_back_keep_none_of_their_strings(db_target: str | Path) -> N
         one, two = store.get("pump04-A1"), store.get("pump04-A1")
         assert one == two
         assert one.alarm_id is not two.alarm_id and one.source is not two.source
-        assert one.history[-1].note is not two.history[-1].note
+        assert one.history[-1].detail is not two.history[-1].detail
         [first], [second] = store.assets(), store.assets()
         assert first.reason == "seal leak" and first.reason is not second.reason
     finally:
