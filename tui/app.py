@@ -544,7 +544,10 @@ def key_sections() -> list[Section]:
     return [
         ("Everywhere", everywhere),
         ("Plant screen (1)", rows(PlantScreen)),
-        ("Alarm list (plant and alarms screens)", rows(AlertFeed)),
+        (
+            "Alarm list (plant and alarms screens)",
+            [*rows(AlertFeed), ("enter", "Its asset (plant) / its detail (alarms)")],
+        ),
         ("Signals (focused)", rows(SignalPanel)),
         ("Trend view (v, or enter on a signal)", rows(TrendScreen)),
         ("Fleet screen (3)", rows(FleetScreen)),

@@ -181,7 +181,10 @@ def plot_lines(
                 line.append((char, style))
         if limits:
             if row_limit is not None:
-                text = f" {row_limit.label} {fmt.value(row_limit.value, decimals)}"
+                for d in range(decimals, -1, -1):  # fewer decimals rather than a cut number
+                    text = f" {row_limit.label} {fmt.value(row_limit.value, d)}"
+                    if len(text) <= LABEL_W:
+                        break
                 line.append((text[:LABEL_W].ljust(LABEL_W), f"limit-{row_limit.level}"))
             else:
                 line.append((" " * LABEL_W, "plot"))

@@ -162,10 +162,43 @@ def cmd_alarms(args: argparse.Namespace) -> int:
     return 0
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def _shelf(a: Any) -> str:
     if a.shelved == "until_clear":
         return "until clear"
     return local_time(a.shelved_until) if a.shelved_until else ""
+
+
+COLUMNS = ("ID", "STATE", "PRI", "ASSET", "SIGNALS", "RAISED", "ACK BY", "SHELVED")
+SIGNALS = COLUMNS.index("SIGNALS")
+GIVE_WAY = ("ACK BY", "RAISED", "SHELVED")
+"""On a narrow terminal SIGNALS shrinks, then these columns go, in this order, then SIGNALS.
+ID, state, priority and asset are never cut: the operator types the ID to act on the alarm."""
+SIGNALS_MIN = 10
+
+
+def _fit(width: int, rows: list[list[Any]]) -> tuple[list[int], int]:
+    """The columns that fit ``width`` (indices into ``COLUMNS``) and the width SIGNALS gets."""
+    natural = [max(len(h), *(r[i].cell_len for r in rows)) for i, h in enumerate(COLUMNS)]
+
+    def room(cols: list[int]) -> int:  # what is left for SIGNALS
+        return int(width - sum(natural[i] for i in cols if i != SIGNALS) - 2 * (len(cols) - 1))
+
+    shown = list(range(len(COLUMNS)))
+    if room(shown) >= natural[SIGNALS]:
+        return shown, natural[SIGNALS]
+    shown = [i for i in shown if i <= SIGNALS or any(r[i].plain for r in rows)]  # empty ones
+    for name in GIVE_WAY:
+        if room(shown) >= min(SIGNALS_MIN, natural[SIGNALS]):
+            break
+        if COLUMNS.index(name) in shown:
+            shown.remove(COLUMNS.index(name))
+    if room(shown) < min(SIGNALS_MIN, natural[SIGNALS]):
+        shown.remove(SIGNALS)
+    return shown, min(natural[SIGNALS], room(shown))
 
 
 def _print_list(alarms: list[Any], args: argparse.Namespace) -> None:
@@ -178,21 +211,32 @@ def _print_list(alarms: list[Any], args: argparse.Namespace) -> None:
         where = f" for {args.asset}" if args.asset else ""
         out.print(Text(f"no alarms in state {args.state}{where}"))
         return
-    table = new_table("ID", "STATE", "PRI", "ASSET", "SIGNALS", "RAISED", "ACK BY", "SHELVED")
-    for a in alarms:
-        flags = " chattering" if a.chattering else ""
-        table.add_row(
+    rows = [
+        [
             Text(clean(a.alarm_id, single_line=True)),
-            Text(a.state + flags, style=STATE_STYLE.get(a.state, "")),
+            Text(
+                a.state + (" chattering" if a.chattering else ""),
+                style=STATE_STYLE.get(a.state, ""),
+            ),
             Text(a.priority, style=SEVERITY_STYLE.get(a.priority, "")),
             Text(clean(a.asset, single_line=True)),
             Text(clean(", ".join(a.signals), single_line=True)),
             Text(local_time(a.raised_at)),
             Text(clean(a.acknowledged_by or "", single_line=True)),
             Text(_shelf(a)),
-        )
+        ]
+        for a in alarms
+    ]
+    shown, signals_width = _fit(out.width, rows)
+    table = new_table(*(COLUMNS[i] for i in shown))
+    if SIGNALS in shown:
+        table.columns[shown.index(SIGNALS)].max_width = signals_width
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
     out.print(table)
-    out.print(Text(f"{len(alarms)} alarm(s)", style="dim"))
+    hidden = [c for i, c in enumerate(COLUMNS) if i not in shown and any(r[i].plain for r in rows)]
+    tail = f"; not shown: {', '.join(hidden)} (alarms show ID)"
+    out.print(Text(f"{len(alarms)} alarm(s){tail if hidden else ''}", style="dim"))
 
 
 def _print_alarm(a: Any, verb: str | None) -> None:
@@ -207,7 +251,7 @@ def _print_alarm(a: Any, verb: str | None) -> None:
     out.print(head_line(a.alarm_id, a.state, STATE_STYLE.get(a.state, ""), a.priority, rest))
     facts = [
         ("active", "yes" if a.active else "no (returned to normal)"),
-        ("acknowledged", f"by {a.acknowledged_by}" if a.acknowledged_by else str(a.acknowledged)),
+        ("acknowledged", f"by {a.acknowledged_by}" if a.acknowledged_by else _yes(a.acknowledged)),
         ("latched", "yes" if a.latched else ""),
         ("chattering", "yes" + (", suppressed" if a.suppressed else "") if a.chattering else ""),
         ("shelved", f"{_shelf(a)} by {a.shelved_by}" if a.shelved else ""),

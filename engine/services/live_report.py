@@ -6,8 +6,9 @@ service). Detection and diagnosis are scored by the same functions as the accele
 (``engine.evaluation``), so a live run and ``controlroom eval`` report the same figures; what only
 a live run has is wall-clock latency, reported apart:
 
-- **ticket creation latency**: alert published (the alert's ``wall_time``, stamped by the
-  monitor) -> ticket stored (the ticket service's ``stored_at``), for each ticket created;
+- **ticket creation latency**: alert published (the ``wall_time`` the monitor stamped on its
+  first publication, not an escalation's) -> ticket stored (the ticket service's
+  ``stored_at``), for each ticket created;
 - **telemetry -> alert** latency as the monitor measured it.
 
 It also measures the **alarm system** the way EEMUA 191 / ISA-18.2 do (``engine/alarms/kpis.py``,
@@ -75,11 +76,10 @@ def read_run(logs: Path) -> LiveRun:
                         run.first_problems.append(f"{path.name}:{n}: {exc}")
     run.messages.sort(key=lambda m: m[0])
     run.segments.sort()
-    alert_wall = {
-        m.alert_id: m.wall_time
-        for _, m in run.messages
-        if isinstance(m, AlertEvent) and m.status == "active" and m.wall_time is not None
-    }
+    alert_wall: dict[str, float] = {}  # its first publication: escalations publish it again
+    for _, m in run.messages:
+        if isinstance(m, AlertEvent) and m.status == "active" and m.wall_time is not None:
+            alert_wall[m.alert_id] = min(m.wall_time, alert_wall.get(m.alert_id, m.wall_time))
     for ticket, stored in created:
         run.tickets_created += 1
         first_alert = ticket.alert_ids[0] if ticket.alert_ids else None

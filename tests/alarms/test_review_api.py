@@ -191,3 +191,44 @@ async def test_kpis_served_for_the_tui_panel(make_review: Any) -> None:
         third = await api.alarm("pump07-A2")
         assert third.chattering and third.state == "suppressed"
         assert (await api.alarm("pump07-A0")).chattering  # flagged for the record too
+
+
+def test_the_cli_list_keeps_id_priority_and_asset_whole_at_80_columns(
+    make_review: Any, capsys: Any, monkeypatch: Any
+) -> None:
+    """At 80 columns rich squeezed every column evenly: PRI and ASSET vanished and the IDs
+    (which the operator types to act) were cut to "pump04-A0001-195…"."""
+    from engine.cli import main as cli
+
+    review = make_review()
+    signals = ("res.vibration", "res.bearing_temp", "res.power")
+    review.service.on_alert(alert("pump01-A0001-540423d2cf32", severity="high", signals=signals))
+    review.service.on_alert(alert("pump03-A0001-ddcf19a66203", asset="pump03", status="cleared"))
+    review.service.on_alert(alert("pump04-A0001-195a9fd099eb", asset="pump04", severity="high"))
+    api = ["--api", review.url]
+    assert cli(["alarms", "ack", "pump01-A0001-540423d2cf32", *api]) == 0
+    assert cli(["alarms", "shelve", "pump04-A0001-195a9fd099eb", "--minutes", "30", *api]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli(["alarms", "list", *api]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[0].split()[:4] == ["ID", "STATE", "PRI", "ASSET"], lines
+    for alarm_id, priority, asset in [
+        ("pump01-A0001-540423d2cf32", "high", "pump01"),
+        ("pump03-A0001-ddcf19a66203", "medium", "pump03"),
+        ("pump04-A0001-195a9fd099eb", "high", "pump04"),
+    ]:
+        [row] = [line for line in lines if line.startswith(alarm_id + " ")]
+        assert f" {priority} " in row and f" {asset} " in row, row
+    assert "returned_unacknowledged" in "\n".join(lines)
+    assert lines[-1] == "3 alarm(s); not shown: RAISED, ACK BY, SHELVED (alarms show ID)"
+    monkeypatch.setenv("COLUMNS", "200")  # wide: every column, as before
+    assert cli(["alarms", "list", *api]) == 0
+    wide = capsys.readouterr().out.splitlines()
+    heads = ["ID", "STATE", "PRI", "ASSET", "SIGNALS", "RAISED", "ACK", "BY", "SHELVED"]
+    assert wide[0].split() == heads
+    assert "res.vibration, res.bearing_temp, res.power" in wide[-2] + wide[-3] + wide[-4]
+    assert cli(["alarms", "show", "pump04-A0001-195a9fd099eb", *api]) == 0
+    shown = capsys.readouterr().out
+    assert "acknowledged: no\n" in shown and "False" not in shown, shown  # not Python's bool

@@ -478,12 +478,17 @@ def test_deeply_nested_json_is_rejected_at_decode_dead_lettered_and_acked(broker
     ]
     assert "nested 41 levels deep (limit 32)" in reasons[0]
     assert "recursion limit exceeded" in reasons[1]
+    first = sub.counters.snapshot()
     sub.stop()
     # acknowledged: the same persistent session gets nothing again
     again = subscribed(broker.url, cid, "deep-again", lambda a: got.append(a.alert_id))
     raw.publish("alerts/pump01", alert(2).to_bytes(), qos=1).wait_for_publish(5)
     wait_for(lambda: "a2" in got, what="a fresh alert")
-    assert again.wait_idle(5) and again.counters.snapshot()["dead_letters"] == 0
+    # a reconnect of the first session (keepalive, on a loaded host) drops paho's queued
+    # PUBACKs and skips acks of the old connection: the broker then redelivers, by design
+    assert again.wait_idle(5) and again.counters.snapshot()["dead_letters"] == 0, (
+        f"first session: {first}"
+    )
     again.stop()
     raw.loop_stop()
 
@@ -611,6 +616,17 @@ def test_insecure_tls_warns_once_per_process(caplog):
                   tls=TlsOptions(insecure=True), var=var_dir(os.environ))  # fmt: skip
     warnings = [r for r in caplog.records if "TLS certificate checks are OFF" in r.getMessage()]
     assert len(warnings) == 1 and "pw" not in warnings[0].getMessage()
+
+
+def test_a_failing_paho_callback_is_logged_and_never_raised_into_paho(caplog):
+    import logging
+
+    c = BusClient("mqtt://127.0.0.1:1", "cb-fail", "cb-fail", var=var_dir(os.environ))
+    caplog.set_level(logging.ERROR, logger="controlroom.bus")
+    c._on_message(c._mqtt, None, None)  # no message: it fails inside
+    c._on_subscribe(c._mqtt, None, 1, 42, None)  # reason codes that are not a list
+    failed = [(r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert failed == [("cb-fail: on_message failed", True), ("cb-fail: on_subscribe failed", True)]
 
 
 def test_a_small_inbox_drops_telemetry_past_its_limit_and_counts_it(broker, bus_client, wait_for):

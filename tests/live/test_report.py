@@ -63,3 +63,38 @@ def test_report_cli(tmp_path):
     r = subprocess.run([*run, "--logs", str(tmp_path / "nope")], env=env, text=True,
                        capture_output=True)  # fmt: skip
     assert r.returncode == 2 and "not a directory" in r.stderr
+
+
+def test_ticket_latency_runs_from_the_alerts_first_publication(tmp_path):
+    """An alert is published again at each escalation; a ticket opened on its raise is not
+    created before the alert was (the report once took the last publication: -9.7 s medians)."""
+    from datetime import UTC, datetime
+
+    from engine.schemas import AlertEvent, Ticket, topic_for
+
+    logs = tmp_path / "logs"
+    mon_log = JsonlLog(logs / "monitor.jsonl", "monitor")
+    tkt_log = JsonlLog(logs / "ticket.jsonl", "ticket")
+    t0 = 1_800_000_000.0
+    for revision, (severity, wall) in enumerate([("low", t0), ("high", t0 + 5.0)]):
+        alert = AlertEvent(
+            alert_id="pump01-A1", asset="pump01", revision=revision, ts=100.0 + revision,
+            onset_ts=90.0, severity=severity, score=3.0, signals=["vibration"],
+            detector="robust_z", wall_time=wall,
+        )  # fmt: skip
+        mon_log.message("alert", alert)
+    now = datetime.now(UTC)
+    ticket = Ticket(
+        ticket_id="T-0001", asset="pump01", title="pump01: bearing wear", body="b",
+        severity="low", root_cause="bearing_wear", alert_ids=["pump01-A1"], created_at=now,
+        updated_at=now,
+    )  # fmt: skip
+    tkt_log.event(
+        "ticket_created", stored_at=t0 + 0.05, topic=topic_for(ticket),
+        message=ticket.model_dump(mode="json"),
+    )  # fmt: skip
+    mon_log.close()
+    tkt_log.close()
+    run = read_run(logs)
+    assert run.tickets_created == 1
+    assert [round(ms) for ms in run.ticket_latency_ms] == [50]

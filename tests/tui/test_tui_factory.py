@@ -15,7 +15,7 @@ from tui_screen import record_notifications, screen_text, settle
 from engine.factory.results import StepEvent
 from tui.app import ControlRoomApp
 from tui.messages import FactoryFailed, FactoryFinished, FactoryStepLogged
-from tui.screens.factory import NO_RESULTS, FactoryScreen
+from tui.screens.factory import NO_RESULTS, RUNNING, FactoryScreen
 from tui.widgets.jobs_at_risk import JobsAtRisk
 from tui.widgets.step_log import StepLog
 
@@ -149,6 +149,12 @@ async def test_keys_that_cannot_act_yet_say_why() -> None:
         assert screen.query_one("#planner").has_focus
         await pilot.press("right_square_bracket")  # typed into the plan, not a tab switch
         assert shown.count(NO_RESULTS) == 2
+        # ctrl+r while a run is on (dimmed in the footer): it says so instead of nothing
+        screen.running = True
+        screen.refresh_bindings()
+        for focus in ("p", "escape"):  # in the plan box and out of it
+            await pilot.press(focus, "ctrl+r")
+        await settle(pilot, lambda: shown.count(RUNNING) == 2, "why ctrl+r does nothing")
 
 
 async def test_jobs_at_risk_keeps_every_scenario_at_80_columns() -> None:

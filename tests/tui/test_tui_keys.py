@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 from textual.widgets import Input
-from tui_sample import fixed_clock, sample_feed, scenario_status, telemetry
+from tui_sample import fixed_clock, sample_alarm_book, sample_feed, scenario_status, telemetry
 from tui_screen import record_notifications, screen_text, settle
 
 from tui.app import ControlRoomApp, key_sections
@@ -215,3 +215,51 @@ async def test_one_asset_and_nothing_to_trend_say_so() -> None:
         await pilot.press("w")
         await settle(pilot, lambda: "History span 1 h" in shown, "the span notice")
         assert a.span == 1
+
+
+async def test_a_fleet_runs_scenario_line_keeps_its_state_and_clock_at_80x24() -> None:
+    """``controlroom demo --assets 5`` runs one scenario per pump: the names joined filled the
+    line and cut the state, speed and run time off it."""
+    names = ["demo_bearing", *(f"demo_bearing-f5-000{k}-bearing_wear" for k in (2, 3, 4))]
+    a = app()
+    a.scenario_status = scenario_status(
+        name=",".join(names), scenarios=names, assets=[f"pump0{k}" for k in range(1, 6)]
+    )
+    async with a.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: "+3 more" in screen_text(a), "the scenario line")
+        line = next(x for x in screen_text(a).splitlines() if "demo_bearing" in x)
+        assert "demo_bearing +3 more  ▶ running  ×240  01:03:59" in line, line
+        a.scenario_status = scenario_status(
+            name=",".join(names[:2]), scenarios=names[:2], running=False, done=True
+        )
+        await settle(pilot, lambda: "finished" in screen_text(a), "the finished run")
+
+
+async def test_enter_on_an_alarm_opens_it() -> None:
+    """Enter on the alarm list did nothing: on the plant screen it now shows the alarm's asset,
+    on the alarms screen it moves into the alarm's detail (its history then scrolls)."""
+    a = app()
+    a.alarms = sample_alarm_book()
+    async with a.run_test(size=(80, 24)) as pilot:
+        screen = a.screen
+        assert isinstance(screen, PlantScreen)
+        feed = screen.query_one(AlertFeed)
+        feed.table.focus()
+        await pilot.press("g")
+        for _ in range(10):
+            if feed.selected is not None and feed.selected.row.asset != screen.asset:
+                break
+            await pilot.press("j")
+        assert feed.selected is not None and feed.selected.row.asset != screen.asset
+        other = feed.selected.row.asset
+        await pilot.press("enter")
+        await settle(pilot, lambda: f"Signals · {other}" in screen_text(a), "the alarm's asset")
+        assert screen.asset == other
+        await pilot.press("4")
+        await settle(pilot, lambda: isinstance(a.screen, AlarmsScreen), "the alarms screen")
+        await pilot.press("enter")
+        await settle(
+            pilot, lambda: a.focused is not None and a.focused.id == "alarm-detail", "the detail"
+        )
+    alarm_keys = dict(key_sections())["Alarm list (plant and alarms screens)"]
+    assert ("enter", "Its asset (plant) / its detail (alarms)") in alarm_keys  # named in help

@@ -110,3 +110,15 @@ def test_time_ticks_are_round_and_spaced_for_their_labels() -> None:
     assert all(t % 300 == 0 for t in times)
     cols = [c for c, _ in ticks]
     assert all(b - a >= 8 for a, b in itertools.pairwise(cols))
+
+
+def test_a_limit_label_is_never_cut_mid_number() -> None:
+    """The demo's bearing limit was drawn as " limit 85." at 80 columns (the label margin is
+    ten cells): decimals give way first."""
+    h = shift(hours=1.0, spike_at=1800.0)
+    limits = [Limit(85.0, "limit", "alarm")]
+    w = h.window("bearing_temp", 1, plot_width(80, limits))
+    lines = plot_lines(w, lo=20.0, hi=100.0, decimals=1, width=80, height=20, limits=limits)
+    text = ["".join(t for t, _ in line) for line in lines]
+    assert all(len(t) == 80 for t in text)
+    assert any(t.endswith(" limit 85 ") for t in text), text

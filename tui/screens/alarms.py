@@ -228,6 +228,14 @@ class AlarmsScreen(ConsoleScreen, KeyedRedraw):
     def selected_alarm(self) -> AlarmRow | None:
         return self.query_one(AlertFeed).selected
 
+    @on(DataTable.RowSelected, "#alert-table")
+    def _alarm_selected(self) -> None:
+        """Enter on an alarm: into its detail, where the history scrolls."""
+        if self.show_kpis and not self.wide:
+            self.show_kpis = False
+            self.redraw(force=True)
+        self.query_one("#alarm-detail").focus()
+
     def refresh_console(self) -> None:
         self.redraw(force=True)
 

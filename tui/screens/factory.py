@@ -51,6 +51,7 @@ BRIEFING_PLACEHOLDER = (
     "*Type the day's priorities above and press **enter** to run the factory day.*"
 )
 NO_RESULTS = "Run the factory day first (enter in the plan box, or ctrl+r)."
+RUNNING = "The pipeline is already running."
 RESULT_KEYS = ("left_square_bracket", "right_square_bracket", "pageup", "pagedown")
 
 
@@ -162,10 +163,12 @@ class FactoryScreen(Screen[None]):
         self.action_run()
 
     def on_key(self, event: events.Key) -> None:
-        """A result key pressed before there are results: say why nothing happens (its
-        binding is hidden from the footer until it applies)."""
+        """A result key pressed before there are results, or ctrl+r during a run: say why
+        nothing happens (the binding is hidden or dimmed in the footer until it applies)."""
         if self.state is None and event.key in RESULT_KEYS and not self._planner_focused():
             self.notify(NO_RESULTS, timeout=3)
+        elif event.key == "ctrl+r" and self.running:  # dimmed while a run is on
+            self.notify(RUNNING, timeout=2)
 
     def on_descendant_focus(self) -> None:
         self.refresh_bindings()  # the footer follows the focus (esc only in the plan box)
@@ -263,7 +266,7 @@ class FactoryScreen(Screen[None]):
 
     def action_run(self) -> None:
         if self.running:
-            self.notify("The pipeline is already running.", timeout=2)
+            self.notify(RUNNING, timeout=2)
             return
         text = self.query_one("#planner", Input).value
         self.run_id += 1

@@ -257,6 +257,17 @@ class PlantScreen(ConsoleScreen):
     def _ticket_selected(self) -> None:
         self.query_one(TicketDetail).focus()
 
+    @on(DataTable.RowSelected, "#alert-table")
+    def _alarm_selected(self) -> None:
+        """Enter on an alarm: its asset's signals (the fleet table's drill-in)."""
+        row = self.selected_alarm()
+        if row is None:
+            return
+        if row.row.asset == self.asset:
+            self.tell(f"{row.row.asset}'s signals are shown (v: trend).", timeout=2)
+        else:
+            control(self).open_asset(row.row.asset)
+
     @on(Select.Changed, "#asset-select")
     def _asset_chosen(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value != self.asset:

@@ -39,28 +39,38 @@ def scenario_text(line: ScenarioLine, width: int = 0) -> Text:
 
     Run time: while the run plays, the asset's own telemetry time (smooth at 10 Hz); otherwise
     the simulator's (a just-loaded scenario is at 00:00:00, not where the last run ended).
-    Less important parts give way first on a narrow line: the duration, then the words beside
-    the state and speed symbols; the truth overlay's fault is kept."""
+    Less important parts give way first on a narrow line: the names of a fleet's scenarios
+    (``demo --assets N`` runs one per pump) after the first, then the duration, then the words
+    beside the state and speed symbols; the truth overlay's fault is kept."""
+    several = line.status is not None and len(line.status.scenarios) > 1
+    names = (False, True) if several else (False,)  # the whole list, then the first "+N more"
     for level in range(6 if line.hint else 3):
-        out = _scenario_text(line, level)
-        if not width or out.cell_len <= width:
-            return out
+        for short in names if level == 0 else names[-1:]:
+            out = _scenario_text(line, level, short)
+            if not width or out.cell_len <= width:
+                return out
     return out
 
 
-def _scenario_text(line: ScenarioLine, level: int) -> Text:
+def _run_name(status: ScenarioStatus, short: bool) -> str:
+    if short and len(status.scenarios) > 1:
+        return f"{status.scenarios[0]} +{len(status.scenarios) - 1} more"
+    return status.name or "none"
+
+
+def _scenario_text(line: ScenarioLine, level: int, short: bool = False) -> Text:
     status, sim_time, truth, hint = line.status, line.sim_time, line.truth, line.hint
     out = Text(end="", no_wrap=True, overflow="ellipsis")
     if status is None:
         out.append("scenario —", style="dim")
     elif level >= 3 and hint:  # a short line: what is about to happen, the name if it fits
         if level != 4:
-            out.append(clean(status.name or "none", single_line=True), style="bold")
+            out.append(clean(_run_name(status, short), single_line=True), style="bold")
             out.append(" · ")
         out.append(hint.short if level == 5 else hint.long, style="bold yellow")
         return out
     else:
-        out.append(clean(status.name or "none", single_line=True), style="bold")
+        out.append(clean(_run_name(status, short), single_line=True), style="bold")
         running = status.running
         if running:
             state, style = "▶ running", "green"
@@ -102,6 +112,7 @@ class ScenarioBar(Horizontal):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._assets: list[str] = []
+        self._line: ScenarioLine | None = None
 
     def compose(self) -> ComposeResult:
         yield Select[str]([], prompt="asset", compact=True, allow_blank=True, id="asset-select")
@@ -121,5 +132,14 @@ class ScenarioBar(Horizontal):
                 select.value = selected
 
     def show(self, line: ScenarioLine) -> None:
+        self._line = line
         info = self.query_one("#scenario-info", TextLine)
         info.set(scenario_text(line, info.content_region.width))
+
+    def on_resize(self) -> None:
+        """Fit the line again: the first one may be drawn before the layout gave it a width."""
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        if self._line is not None:  # the latest line, not the one shown when the size changed
+            self.show(self._line)
