@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse
 
 from engine.bus.broker import DEFAULT_URL, redact_url
 from engine.bus.client import BusClient, TlsOptions
-from engine.heap import fix_mmap_threshold
+from engine.heap import fix_mmap_threshold, trim
 from engine.http_schemas import Health
 from engine.services.http_limits import mount_body_limit
 from engine.services.jsonl_log import JsonlLog
@@ -81,7 +81,8 @@ def tune_gc() -> threading.Thread:
     each closed HTTP connection (transport, socket, bound method: ~1 KiB, seven objects) piled
     up, one per ``/health`` call. A sweeper thread therefore collects the two
     young generations every ``GC_SWEEP_S`` (a few milliseconds: frozen objects are skipped), so
-    cyclic garbage is held for at most that long. Returns the sweeper."""
+    cyclic garbage is held for at most that long, and then hands the heap's free pages back to
+    the system (``engine.heap.trim``). Returns the sweeper."""
     gc.collect()
     gc.freeze()
     _, second, third = gc.get_threshold()
@@ -95,6 +96,7 @@ def _sweep_gc(every_s: float) -> None:
     while True:
         time.sleep(every_s)
         gc.collect(1)
+        trim()
 
 
 def _bounded_h11() -> Any:
