@@ -263,3 +263,95 @@ async def test_enter_on_an_alarm_opens_it() -> None:
         )
     alarm_keys = dict(key_sections())["Alarm list (plant and alarms screens)"]
     assert ("enter", "Its asset (plant) / its detail (alarms)") in alarm_keys  # named in help
+
+
+def footer_line(a: ControlRoomApp) -> str:
+    return screen_text(a).splitlines()[-1]
+
+
+async def test_every_footer_keeps_help_and_quit_at_80x24() -> None:
+    """At 80 columns the alarm list's footer ran past the edge and cut ``? Help`` and ``q Quit``.
+    The footer now holds only the keys that apply to the focused pane and the selected row:
+    every screen, in each focus state (and on a shelved alarm, which brings ``u``), keeps both."""
+    a = app()
+    a.alarms = sample_alarm_book()
+    async with a.run_test(size=(80, 24)) as pilot:
+        seen: dict[str, str] = {}
+
+        async def walk(screen_key: str) -> None:
+            await pilot.press(screen_key)
+            for _ in range(6):
+                await pilot.pause()
+                focused = a.focused.id if a.focused is not None else None
+                if isinstance(a.focused, Input):  # typing there: ? and q are letters
+                    await pilot.press("tab")
+                    continue
+                seen[f"{type(a.screen).__name__}/{focused}"] = footer_line(a)
+                await pilot.press("tab")
+
+        for key in ("1", "3", "4", "2"):
+            await walk(key)
+        # A shelved alarm on each alarm list: u Unshelve joins the footer, which still fits.
+        for key in ("1", "4"):
+            await pilot.press(key)
+            feed = a.screen.query_one(AlertFeed)
+            feed.table.focus()
+            await pilot.press("g")
+            for _ in range(10):
+                if feed.selected is not None and feed.selected.state == "shelved":
+                    break
+                await pilot.press("j")
+            assert feed.selected is not None and feed.selected.state == "shelved"
+            await settle(pilot, lambda: "u Unshelve" in footer_line(a), "u on a shelved alarm")
+            seen[f"{type(a.screen).__name__}/shelved"] = footer_line(a)
+        await pilot.press("1", "v")
+        await settle(pilot, lambda: isinstance(a.screen, TrendScreen), "the trend view")
+        seen["TrendScreen"] = footer_line(a)
+        await pilot.press("escape", "question_mark")
+        seen["HelpScreen"] = footer_line(a)
+    assert {"PlantScreen/alert-table", "AlarmsScreen/alert-table", "PlantScreen/signals"} <= set(
+        seen
+    )
+    for where, footer in seen.items():
+        if where == "HelpScreen":
+            assert "esc Close help" in footer
+            continue
+        assert "? Help" in footer and "q Quit" in footer, f"{where}: {footer!r}"
+
+
+async def test_a_key_hidden_from_the_footer_still_says_why() -> None:
+    a = app()
+    a.alarms = sample_alarm_book()
+    shown = record_notifications(a)
+    async with a.run_test(size=(80, 24)) as pilot:
+        screen = a.screen
+        assert isinstance(screen, PlantScreen)
+        feed = screen.query_one(AlertFeed)
+        feed.table.focus()
+        await pilot.press("g")
+
+        async def select(alarm_id: str) -> None:
+            await pilot.press("g")
+            for _ in range(10):
+                if feed.selected is not None and feed.selected.alarm_id == alarm_id:
+                    return
+                await pilot.press("j")
+            raise AssertionError(f"{alarm_id} not in the alarm list")
+
+        await select("a-2")  # unacknowledged, not shelved: u hidden
+        await settle(pilot, lambda: "s Shelve" in footer_line(a), "the alarm keys")
+        footer = footer_line(a)
+        assert "u Unshelve" not in footer and "e Edit" not in footer and "a Ack" in footer
+        await pilot.press("u")
+        await settle(pilot, lambda: "Alarm a-2 is not shelved." in shown, "why not u")
+        await select("a-4")  # shelved: s hidden, u shown
+        await settle(pilot, lambda: "u Unshelve" in footer_line(a), "u on a shelved alarm")
+        assert "s Shelve" not in footer_line(a)
+        await pilot.press("s")
+        await settle(pilot, lambda: any("a-4 is already shelved" in m for m in shown), "why not s")
+        # The ticket keys act on the tickets pane: from the alarm list they say where.
+        await pilot.press("e")
+        await settle(pilot, lambda: any("tickets pane" in m for m in shown), "why not e")
+        await pilot.pause()
+        assert isinstance(a.screen, PlantScreen)  # no edit form opened
+        assert not [m for m in shown if "approved" in m or "failed" in m]
