@@ -231,8 +231,10 @@ class ConsoleScreen(Screen[None]):
     @work(group="alarm-action")
     async def asset_call(self, asset: str, on: bool, reason: str | None) -> None:
         app = control(self)
-        try:
-            status = await app.api.review.out_of_service(asset, on, reason)
+        try:  # a pump seen in telemetry may be taken out of service before it ever alarmed
+            status = await app.api.review.out_of_service(
+                asset, on, reason, never_alarmed=asset in app.feed.assets()
+            )
         except ApiError as exc:
             verb = "out of service" if on else "back in service"
             self.tell(f"{asset} {verb} failed: {exc.detail}", severity="error", timeout=8)
