@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.agents.diagnosis_rules import Rule, RuleError, merge_rule_sets, rules_from_yaml
 from engine.agents.tuning import TuningError, tuning_from_json
-from engine.paths import RULES_DIR
+from engine.paths import RULES_DIR, open_append, read_small_file
 from engine.schemas import Feedback, Tuning
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
 
 def _read(path: Path, error: type[ValueError], what: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_small_file(path).decode("utf-8")
     except FileNotFoundError:
         raise error(f"{path}: no such {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -63,7 +63,10 @@ def save_tuning(tuning: Tuning, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    tmp.write_text(tuning.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.unlink(missing_ok=True)  # made afresh (O_EXCL): never through a link left in its place
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(tuning.model_dump_json(indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -77,7 +80,7 @@ class FalsePositiveLog:
 
     def append(self, feedback: Feedback) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
+        with os.fdopen(open_append(self.path), "a", encoding="utf-8") as f:
             f.write(feedback.to_json() + "\n")
 
     def read(self) -> list[Feedback]:

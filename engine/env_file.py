@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine.paths import ROOT
+from engine.paths import ROOT, read_small_file
 
 
 class SettingsError(ValueError):
@@ -64,7 +64,7 @@ def resolve_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     if path is None or not path.is_file():
         return base
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_small_file(path, 1024 * 1024).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{path}: cannot read ({exc})") from None
     return {**parse_env_file(text, str(path)), **base}

@@ -14,8 +14,10 @@ Who is calling is not something the client says: the service authenticates the c
 2. a URL (``--api URL``, ``CONTROLROOM_REVIEW_URL``, else ``http://127.0.0.1:<review port>``)
    with a bearer token when one is given (``CONTROLROOM_TOKEN_FILE``, ``CONTROLROOM_TOKEN``);
 3. a loopback URL without a token: the client asks the service's ``/health`` where its socket
-   is and, when that socket is on this machine, uses it. So on the plant host nothing needs
-   configuring, whichever ``var/`` the services use.
+   is and, when that socket is on this machine and the operator's to trust, uses it; otherwise
+   every call fails saying why (plain TCP without a token would be refused by the service, and
+   answered only by a squatter on its port). So on the plant host nothing needs configuring,
+   whichever ``var/`` the services use.
 
 The client is async (the TUI calls it from workers); the CLI runs it with ``asyncio.run``.
 """
@@ -35,6 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from engine.http_answer import AnswerRefused, send_bounded_async
 from engine.http_schemas import (
     AckRequest,
     Alarm,
@@ -61,6 +64,12 @@ DISCOVERY_S = 3.0
 """The whole of discovery's /health exchange, however the answer trickles in."""
 HEALTH_MAX_BYTES = 256 * 1024
 """The most of a /health answer discovery reads (the review service's is about 2 KB)."""
+ANSWER_MAX_BYTES = 64 * 1024 * 1024
+"""The most of any other answer the client reads: 1,000 tickets at their largest (20,000
+characters of body each, with their history) are ~25 MB; past this the answer is refused."""
+ANSWER_TIMEOUTS = 3
+"""A whole call (connect, headers, body, however it trickles in) takes at most this many times
+the client's timeout (which httpx applies to each read alone)."""
 
 
 class ApiError(Exception):
@@ -144,6 +153,8 @@ def _unreachable(exc: httpx.HTTPError, where: str) -> ApiError:
     """The review service did not answer (``status`` None)."""
     if isinstance(exc, httpx.TimeoutException):
         return ApiError("review", None, f"review service timed out ({where})")
+    if isinstance(exc, AnswerRefused):
+        return ApiError("review", None, f"answer from {where} refused: {exc}")
     return ApiError(
         "review",
         None,
@@ -160,18 +171,19 @@ def _untrusted_socket(path: Path) -> str | None:
     groups (``CONTROLROOM_REVIEW_SOCKET_GROUP``), in a directory only its owner (this user,
     root or the socket's owner) can write, so nobody else can put another socket there later
     (the path is connected to afresh at every new connection)."""
+    from engine.auth.socket_path import unsafe_directory
+
     try:
         st = path.lstat()
-        parent = path.parent.resolve().stat()
-    except (OSError, RuntimeError) as exc:
-        return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
     if stat.S_ISLNK(st.st_mode):
         return "is a symbolic link, not the socket the service bound"
     uid = os.geteuid()
     shared = st.st_gid in (os.getegid(), *os.getgroups()) and st.st_mode & stat.S_IWGRP
     if st.st_uid not in (uid, 0) and not shared:
         return f"belongs to uid {st.st_uid}, not to you (uid {uid}) nor to a group of yours"
-    if parent.st_uid not in (uid, 0, st.st_uid) or parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    if unsafe_directory(path.parent, (uid, 0, st.st_uid)) is not None:
         return "is in a directory others can write to"
     return None
 
@@ -192,7 +204,7 @@ def error_detail(response: httpx.Response) -> str:
     """The service's one-line ``detail`` (every error body is ``ErrorBody``), else the text."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
         return response.text.strip()[:300] or response.reason_phrase
     detail = body.get("detail", body) if isinstance(body, dict) else body
     return str(detail)[:300]
@@ -243,10 +255,13 @@ class ReviewClient:
         the service did not answer: nothing is decided then, the next call asks again. (Going
         on over TCP instead would be final — the client is kept — and without an identity every
         call is refused: a review service slow at a TUI's start, on a loaded machine, left that
-        TUI without tickets for good.) An answer without a socket here decides TCP. The answer
+        TUI without tickets for good.) The answer
         is anyone's who holds the port: the exchange is bounded in time (``DISCOVERY_S``, a
         trickle included) and size (``HEALTH_MAX_BYTES``), and a socket that is not the
-        operator's to trust is refused, by name (``_untrusted_socket``)."""
+        operator's to trust is refused, by name (``_untrusted_socket``). An answer that names no
+        socket here is refused too, never taken for plain TCP: the review service refuses every
+        call without an identity (401), so only a squatter on the port would answer them (its
+        forged tickets shown, the operator's approvals sent to it)."""
         where = self.endpoint.url
         limit_s = min(self.timeout, DISCOVERY_S)
         data = bytearray()
@@ -271,23 +286,30 @@ class ReviewClient:
             raise _unreachable(exc, where) from None
         try:
             body = json.loads(data)
-        except ValueError:
-            return  # not the review service's /health: TCP, and its answers will say so
-        path = body.get("auth", {}).get("socket") if isinstance(body, dict) else None
-        if not isinstance(path, str) or "\0" in path:
-            return
-        sock = Path(path)
+        except (ValueError, RecursionError):
+            body = None
+        auth = body.get("auth") if isinstance(body, dict) else None
+        path = auth.get("socket") if isinstance(auth, dict) else None
+        sock = Path(path) if isinstance(path, str) and "\0" not in path else None
         try:
-            if not stat.S_ISSOCK(sock.stat().st_mode):
-                return
+            here = sock is not None and stat.S_ISSOCK(sock.stat().st_mode)
         except (OSError, ValueError):
-            return  # not on this machine: TCP
+            here = False
+        if sock is None or not here:
+            named = "no socket" if sock is None else f"the socket {str(sock)[:200]!a}"
+            raise ApiError(
+                self.service,
+                None,
+                f"{where}/health names {named} on this host, and without one the review "
+                "service cannot tell who you are: --api unix:PATH to its socket, or a token "
+                "(CONTROLROOM_TOKEN_FILE)",
+            )
         why = _untrusted_socket(sock)
         if why is not None:
             raise ApiError(
                 self.service,
                 None,
-                f"{where}/health names the socket {path[:200]!a}, "
+                f"{where}/health names the socket {str(sock)[:200]!a}, "
                 f"which {why}: not used (--api unix:PATH to trust a socket explicitly)",
             )
         self.endpoint = Endpoint(SOCKET_URL, socket=sock)
@@ -340,15 +362,23 @@ class ReviewClient:
             if body is not None
             else headers,
         }
+        limit_s = self.timeout * ANSWER_TIMEOUTS
+
+        async def send() -> httpx.Response:
+            request = client.build_request(method, path, **kwargs)
+            return await send_bounded_async(
+                client, request, max_bytes=ANSWER_MAX_BYTES, limit_s=limit_s
+            )
+
         try:
             try:
-                response = await client.request(method, path, **kwargs)
+                response = await send()
             except httpx.RemoteProtocolError:
                 if method != "GET":
                     raise
-                response = await client.request(method, path, **kwargs)  # a read: once more
+                response = await send()  # a read: once more
         except httpx.HTTPError as exc:
-            raise _unreachable(exc, where) from None
+            raise _unreachable(exc, f"{where} {path}") from None
         if response.status_code >= 400:
             raise ApiError(self.service, response.status_code, error_detail(response))
         return response

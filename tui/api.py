@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from engine.http_answer import AnswerRefused, send_bounded_async
 from engine.http_schemas import ScenarioList, ScenarioStatus
 from engine.review_client import ApiError, ReviewClient, error_detail, resolve_endpoint
 from engine.schemas import Ticket, error_line
@@ -27,6 +28,11 @@ __all__ = ["SERVICES", "ApiError", "ControlRoomApi"]
 M = TypeVar("M", bound=BaseModel)
 
 SERVICES = SERVICE_NAMES
+ANSWER_MAX_BYTES = 8 * 1024 * 1024
+"""The most of a simulator or /health answer the TUI reads (they are a few KiB): whoever holds
+a service's port answers, and must not bloat the screen's process."""
+ANSWER_TIMEOUTS = 3
+"""A whole call takes at most this many times its timeout, however the answer trickles in."""
 
 
 class ControlRoomApi:
@@ -42,6 +48,7 @@ class ControlRoomApi:
     ) -> None:
         """``environ``: the environment the CLI resolved (the review API's token, socket)."""
         self.urls = dict(urls)
+        self.timeout = timeout
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
         endpoint = resolve_endpoint(self.urls.get("review"), environ=environ or {})
         self.review = ReviewClient(endpoint, timeout=timeout, transport=transport)
@@ -58,15 +65,27 @@ class ControlRoomApi:
             raise ApiError(service, None, f"{service}: the client is closed")
         return self._client
 
+    async def _send(
+        self, service: str, method: str, url: str, timeout: float, **kwargs: Any
+    ) -> httpx.Response:
+        """One exchange, its answer bounded in size and its whole time (``engine.http_answer``)."""
+        client = self._open(service)
+        request = client.build_request(method, url, timeout=timeout, **kwargs)
+        return await send_bounded_async(
+            client, request, max_bytes=ANSWER_MAX_BYTES, limit_s=timeout * ANSWER_TIMEOUTS
+        )
+
     async def _call(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         base = self.urls.get(service)
         if base is None:
             raise ApiError(service, None, f"no {service} service configured")
         url = base.rstrip("/") + path
         try:
-            response = await self._open(service).request(method, url, **kwargs)
+            response = await self._send(service, method, url, self.timeout, **kwargs)
         except httpx.TimeoutException:
             raise ApiError(service, None, f"{service} service timed out ({url})") from None
+        except AnswerRefused as exc:
+            raise ApiError(service, None, f"{service}: answer refused: {exc}") from None
         except httpx.HTTPError as exc:
             raise ApiError(
                 service, None, f"{service} service unreachable at {base} ({type(exc).__name__})"
@@ -75,7 +94,7 @@ class ControlRoomApi:
             raise ApiError(service, response.status_code, error_detail(response))
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
             raise ApiError(service, response.status_code, f"{service}: reply is not JSON") from None
 
     # ---------------------------------------------------------------- review
@@ -137,13 +156,14 @@ class ControlRoomApi:
         base = self.urls.get(service)
         if base is None:
             raise ApiError(service, None, f"no {service} service configured")
+        url = base.rstrip("/") + "/health"
         try:
-            response = await self._open(service).get(base.rstrip("/") + "/health", timeout=timeout)
+            response = await self._send(service, "GET", url, timeout)
         except httpx.HTTPError as exc:
             raise ApiError(service, None, f"{service}: {type(exc).__name__}") from None
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ApiError(service, response.status_code, "reply is not JSON") from None
         if not isinstance(body, dict):
             raise ApiError(service, response.status_code, "reply is not an object")

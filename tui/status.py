@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.http_schemas import StackStatus
+from engine.paths import read_small_file
 from engine.schemas import error_line
 
 SERVICE_SHORT = {
@@ -145,7 +146,7 @@ def read_stack_status(path: Path | None) -> StackStatus | None:
     if path is None:
         return None
     try:
-        stack = StackStatus.model_validate_json(path.read_bytes())
+        stack = StackStatus.model_validate_json(read_small_file(path, 1024 * 1024))
     except (OSError, ValidationError):
         return None
     return stack if _pid_alive(stack.pid) else None

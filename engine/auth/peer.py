@@ -25,7 +25,8 @@ from typing import Any, cast
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from engine.auth.socket_path import ShortPath
+from engine.auth.socket_path import ShortPath, unsafe_directory
+from engine.http_server import BoundedH11Protocol
 
 UVICORN_VERSION = "0.54.0"
 PEER_KEY = "peer"
@@ -60,8 +61,9 @@ def peer_of(sock: socket.socket) -> PeerCred | None:
     return PeerCred(pid, uid, gid)
 
 
-class PeerCredProtocol(H11Protocol):
-    """uvicorn's h11 protocol, plus the peer's credentials on Unix-socket connections."""
+class PeerCredProtocol(BoundedH11Protocol):
+    """uvicorn's h11 protocol (request heads bounded in time, ``engine.http_server``), plus the
+    peer's credentials on Unix-socket connections."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's signature (BaseTransport); uvicorn's annotation narrows it to Transport,
@@ -102,7 +104,17 @@ def socket_in_use(path: Path) -> bool:
 
 def bind_unix(path: Path, mode: int = 0o660, group: str | None = None) -> socket.socket:
     """A listening Unix socket at ``path`` with ``mode`` (and ``group``). A stale file left by
-    a killed service is replaced; a live one is an error (two services on one socket)."""
+    a killed service is replaced; a live one is an error (two services on one socket). A
+    directory others can write to is an error too: anyone there could put their own socket in
+    its place (and get every operator's actions), and the clients refuse such a socket anyway
+    (``engine.review_client``)."""
+    why = unsafe_directory(path.parent, (os.geteuid(), 0))
+    if why is not None:
+        raise OSError(
+            errno.EPERM,
+            f"review socket {path}: {why} (chmod go-w {path.parent}, or "
+            "CONTROLROOM_REVIEW_SOCKET in a directory only this user can write)",
+        )
     try:
         st = path.lstat()
     except FileNotFoundError:

@@ -9,6 +9,7 @@ dirs) is reached through ``/proc/self/fd/N/`` of its open directory, which Linux
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 MAX_SUN_PATH = 100
@@ -34,3 +35,22 @@ class ShortPath:
 
     def __del__(self) -> None:
         self.close()
+
+
+def unsafe_directory(directory: Path, owners: tuple[int, ...]) -> str | None:
+    """Why a socket in ``directory`` could be replaced by someone else, or None. Safe: the
+    directory (symbolic links resolved) belongs to one of ``owners`` and nobody else (no group,
+    no other) may write to it. The review service binds its socket only there, and a client
+    trusts a socket only there: both sides hold the same rule."""
+    try:
+        st = directory.resolve().stat()
+    except (OSError, RuntimeError) as exc:
+        return f"its directory cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    if st.st_uid not in owners:
+        return f"its directory belongs to uid {st.st_uid}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (
+            f"its directory (mode {stat.S_IMODE(st.st_mode):04o}) is one others can write to, "
+            "so anyone there could replace it"
+        )
+    return None

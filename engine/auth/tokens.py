@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.auth.identity import check_operator_name
+from engine.paths import read_small_file
 
 TOKEN_PREFIX = "crt_"
 MAX_TOKEN_CHARS = 256
@@ -64,9 +65,11 @@ class TokenRegistry:
 
     def _read(self) -> dict[str, Any]:
         try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            raw = json.loads(read_small_file(self.path))
         except FileNotFoundError:
             return {"operators": {}}
+        except OSError as exc:  # not a file (a FIFO would hang every request), too large
+            raise ValueError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         except ValueError as exc:
             raise ValueError(f"{self.path}: not valid JSON ({exc})") from None
         if not isinstance(raw, dict) or not isinstance(raw.get("operators"), dict):

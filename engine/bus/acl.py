@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from engine.paths import var_dir
+from engine.paths import read_small_file, var_dir
 
 CREDENTIALS_ENV = "CONTROLROOM_BROKER_CREDENTIALS"
 """Another credentials file than ``var/broker/credentials.json`` (e.g. a shared volume)."""
@@ -111,7 +111,7 @@ def default_credentials(var: Path) -> Path:
 def load_credentials(path: Path) -> dict[str, str] | None:
     """identity -> password, or None when no file exists yet."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_small_file(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

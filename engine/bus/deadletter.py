@@ -11,10 +11,12 @@ counted whether or not it could be written (a full disk must not stop a service)
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.paths import open_append
 from engine.schemas import DeadLetter, utc_now
 
 log = logging.getLogger("controlroom.bus")
@@ -82,7 +84,7 @@ class DeadLetterLog:
             self._size = self.path.stat().st_size if self.path.exists() else 0
         if self._size and self._size + len(line) > self.max_bytes:
             self._rotate()
-        with self.path.open("ab") as f:
+        with os.fdopen(open_append(self.path), "ab") as f:
             f.write(line)
         self._size += len(line)
         self.stats.written += 1

@@ -16,6 +16,10 @@ from engine.factory.models import FactoryConfig, Job, Violation, factory_violati
 DEFAULT_FACTORY = "toy_day"
 SUFFIXES = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_NODES = 1_000_000
+"""Most values (mappings, lists, scalars) a config may hold once YAML's aliases are expanded:
+a 1 KB file of nested aliases (``&a [*b, *b, ...]``) stands for 10^8 steps, which validation
+would walk for minutes and gigabytes; a self-referencing alias for ever."""
 
 
 class FactoryConfigError(ValueError):
@@ -66,7 +70,12 @@ def read_data(path: Path) -> Any:
         raise FactoryConfigError(
             str(path), [Violation("(file)", f"{size} bytes is over the {MAX_FILE_BYTES} limit")]
         )
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = paths.read_small_file(path, MAX_FILE_BYTES).decode("utf-8", errors="replace")
+    except OSError as exc:  # a FIFO or a device in its place: not read
+        raise FactoryConfigError(
+            str(path), [Violation("(file)", f"cannot read: {exc.strerror or exc}")]
+        ) from None
     if path.suffix == ".json":
         try:
             return json.loads(text)
@@ -80,7 +89,7 @@ def read_data(path: Path) -> Any:
     # (about 8 ms of a `brief` on the toy world).
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=loader)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -88,6 +97,26 @@ def read_data(path: Path) -> Any:
         raise FactoryConfigError(
             str(path), [Violation("(file)", f"not valid YAML{where}: {problem}")]
         ) from None
+    _bounded(data, str(path))
+    return data
+
+
+def _bounded(data: Any, source: str) -> None:
+    """FactoryConfigError when ``data`` holds more than ``MAX_NODES`` values, aliases expanded
+    (counted without building anything, and stopping at the bound)."""
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise FactoryConfigError(
+                source,
+                [Violation("(file)", f"more than {MAX_NODES} values once YAML aliases expand")],
+            )
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def validate_file(path_or_name: str | Path) -> tuple[FactoryConfig | None, list[Violation]]:

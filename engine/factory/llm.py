@@ -194,10 +194,11 @@ class ClaudeClient:
             raise LLMError("empty", f"reply has no text (stop_reason={message.stop_reason})")
         try:
             return json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # [[[[… past Python's stack
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
             snippet = text[:60].replace("\n", " ")
             raise LLMError(
-                "invalid_json", f"reply is not valid JSON ({exc.msg}): {snippet!r}"
+                "invalid_json", f"reply is not valid JSON ({why}): {snippet!r}"
             ) from None
 
     # -- cache ------------------------------------------------------------------------------
@@ -209,9 +210,9 @@ class ClaudeClient:
     def _read_cache(self, key: str) -> Any | None:
         path = self._cache_file(key)
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None  # missing or corrupt: ask again
+            entry = json.loads(paths.read_small_file(path))
+        except (OSError, ValueError, RecursionError):
+            return None  # missing, corrupt, not a file or nested past the stack: ask again
         if not isinstance(entry, dict) or entry.get("key") != key or "response" not in entry:
             return None
         return entry["response"]

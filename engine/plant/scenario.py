@@ -26,7 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.paths import SCENARIOS_DIR
+from engine.paths import SCENARIOS_DIR, read_small_file
 from engine.plant.signals import SENSORS
 from engine.schemas import AssetId, FaultName
 
@@ -209,7 +209,7 @@ def load_scenario(path_or_name: str | Path) -> Scenario:
         known = ", ".join(list_scenarios()) or "none"
         raise ScenarioError(f"{path_or_name}: no such scenario file (known names: {known})")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_small_file(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: cannot read: {exc}") from None
     try:

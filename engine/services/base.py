@@ -79,14 +79,22 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, second, third)
 
 
+def _bounded_h11() -> Any:
+    from engine.http_server import BoundedH11Protocol
+
+    return BoundedH11Protocol
+
+
 class Service:
     name: ClassVar[str] = "service"
     title: ClassVar[str] = "Control Room service"
     health_model: ClassVar[type[Health]] = Health
     max_body_bytes: ClassVar[int | None] = None
     """A lower HTTP body limit than ``Settings.max_body_bytes`` for this service (None: that)."""
-    http_protocol: ClassVar[Any] = "auto"
-    """uvicorn's HTTP protocol: a class extends it (the review service reads peer credentials)."""
+    http_protocol: ClassVar[Any] = None
+    """uvicorn's HTTP protocol: a class extends it (the review service reads peer credentials).
+    None: ``engine.http_server.BoundedH11Protocol`` (request heads bounded in time), imported
+    when the service runs."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -272,7 +280,7 @@ class Service:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
-            http=self.http_protocol,
+            http=self.http_protocol or _bounded_h11(),
         )
         self._server = uvicorn.Server(config)
         try:

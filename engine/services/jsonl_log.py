@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.paths import open_append
 from engine.schemas import WireModel, topic_for
 
 console = logging.getLogger("controlroom.service")
@@ -26,7 +28,7 @@ class JsonlLog:
         self.service = service
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8", buffering=1)
+        self._file = os.fdopen(open_append(path), "a", encoding="utf-8", buffering=1)
 
     def event(
         self,

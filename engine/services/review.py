@@ -79,6 +79,7 @@ from engine.http_schemas import (
     UnshelveRequest,
     Whoami,
 )
+from engine.paths import read_small_file
 from engine.schemas import (
     AlertEvent,
     Feedback,
@@ -648,7 +649,7 @@ class ReviewService(Service):
         tmp = self.tuning_file.with_name(self.tuning_file.name + ".tmp")
         save_tuning(Tuning.model_validate(raw), tmp)
         data = tmp.read_bytes()
-        if self.tuning_file.exists() and self.tuning_file.read_bytes() == data:
+        if self._tuning_file_bytes() == data:
             tmp.unlink()
             return
         os.replace(tmp, self.tuning_file)
@@ -656,21 +657,32 @@ class ReviewService(Service):
             tx.put_setting(EXPORT_KEY, _sha(data))
         self.log.event("tuning_saved", file=str(self.tuning_file), tuning=raw, echo=True)
 
+    def _tuning_file_bytes(self) -> bytes | None:
+        """The tuning file's bytes; None when there is none, or when it is not a file we can
+        read (a FIFO would hang the start, a huge file fill memory): reported, then replaced
+        by the store's tuning."""
+        try:
+            return read_small_file(self.tuning_file)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.log.event("tuning_file_invalid", error=str(exc), echo=True)
+            return None
+
     def _reconcile_tuning_file(self) -> None:
         """At start: adopt a hand-edited tuning file, else re-export the store's tuning."""
-        if self.tuning_file.exists():
-            data = self.tuning_file.read_bytes()
-            if _sha(data) != self.store.get_setting(EXPORT_KEY):
-                try:
-                    tuning = load_tuning(self.tuning_file)
-                except Exception as exc:
-                    self.log.event("tuning_file_invalid", error=str(exc), echo=True)
-                else:
-                    with self.store.transaction() as tx:
-                        tx.put_setting(TUNING_KEY, tuning.model_dump(mode="json"))
-                        tx.put_setting(EXPORT_KEY, _sha(data))
-                    self.log.event("tuning_adopted", file=str(self.tuning_file), echo=True)
-                    return
+        data = self._tuning_file_bytes()
+        if data is not None and _sha(data) != self.store.get_setting(EXPORT_KEY):
+            try:
+                tuning = load_tuning(self.tuning_file)
+            except Exception as exc:
+                self.log.event("tuning_file_invalid", error=str(exc), echo=True)
+            else:
+                with self.store.transaction() as tx:
+                    tx.put_setting(TUNING_KEY, tuning.model_dump(mode="json"))
+                    tx.put_setting(EXPORT_KEY, _sha(data))
+                self.log.event("tuning_adopted", file=str(self.tuning_file), echo=True)
+                return
         if self.store.get_setting(TUNING_KEY) is not None:
             self._export_tuning()
 

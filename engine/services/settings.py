@@ -28,7 +28,7 @@ def ensure_writable_var(environ: Mapping[str, str]) -> Path:
     var = var_path(environ)
     probe = var / f".write-test-{os.getpid()}"
     try:
-        var.mkdir(parents=True, exist_ok=True)
+        var.mkdir(mode=0o755, parents=True, exist_ok=True)  # see var_dir
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:

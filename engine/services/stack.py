@@ -163,7 +163,7 @@ class Stack:
         self.host = host
         self.environ: dict[str, str] = dict(environ)
         self.var = Path(var) if var is not None else var_dir(self.environ)
-        self.var.mkdir(parents=True, exist_ok=True)
+        self.var.mkdir(mode=0o755, parents=True, exist_ok=True)  # see var_dir
         self.credentials_file = credentials_path(
             self.environ, self.var if var is not None else None
         )

@@ -29,6 +29,8 @@ the store, even if a server echoed it back.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import time
 from collections.abc import Mapping
@@ -60,16 +62,17 @@ CLOSE_STATE_REASON = {
 also kept as a label, so nothing is lost."""
 
 
-def marker(ticket_id: str) -> str:
-    """The hidden line that ties an issue to its ticket (invisible in rendered markdown)."""
-    return f"<!-- controlroom-ticket: {ticket_id} -->"
+def marker(ticket_id: str, tag: str = "") -> str:
+    """The hidden line that ties an issue to its ticket (invisible in rendered markdown), the
+    last line of the issue's body. ``tag``: the connector's unforgeable tag for that ticket."""
+    return f"<!-- controlroom-ticket: {ticket_id}{' ' + tag if tag else ''} -->"
 
 
-def issue_body(ticket: Ticket) -> str:
-    lines = [ticket.body, "", "---"]
+def issue_body(ticket: Ticket, tag: str = "") -> str:
+    lines = [ticket.body[:64_000], "", "---"]
     lines.append(f"Control Room ticket `{ticket.ticket_id}` · state: {state_line(ticket)}")
-    lines.append(marker(ticket.ticket_id))
-    return "\n".join(lines)[:65_000]
+    lines.append(marker(ticket.ticket_id, tag))
+    return "\n".join(lines)
 
 
 def issue_labels(ticket: Ticket) -> list[str]:
@@ -159,12 +162,17 @@ class GitHubIssuesConnector(RestConnector):
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _fields(ticket: Ticket) -> dict[str, object]:
+    def _tag(self, ticket_id: str) -> str:
+        """Who can read an issue can copy its marker, but nobody without the token can make
+        one for a ticket to come (ids are sequential): an HMAC of the repository and the id."""
+        msg = f"{self.repo}\0{ticket_id}".encode()
+        return hmac.new(self._secrets[0].encode(), msg, hashlib.sha256).hexdigest()[:24]
+
+    def _fields(self, ticket: Ticket) -> dict[str, object]:
         """What every create and update sends (the whole current state: repeats are harmless)."""
         return {
             "title": f"[{ticket.ticket_id}] {ticket.title}"[:256],
-            "body": issue_body(ticket),
+            "body": issue_body(ticket, self._tag(ticket.ticket_id)),
             "labels": issue_labels(ticket),
         }
 
@@ -180,8 +188,12 @@ class GitHubIssuesConnector(RestConnector):
         )
 
     def _find(self, ticket: Ticket) -> dict[str, Any] | None:
-        """The issue an earlier, unanswered create made for ``ticket``, if any."""
-        needle = marker(ticket.ticket_id)
+        """The issue an earlier, unanswered create made for ``ticket``, if any: one whose body
+        ends with the ticket's tagged marker (a marker quoted inside another ticket's body, or
+        an issue anyone may open on the repository, is not it), the oldest if several (a copy
+        of ours can only come after it)."""
+        needle = marker(ticket.ticket_id, self._tag(ticket.ticket_id))
+        found: list[dict[str, Any]] = []
         since = (ticket.created_at - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         for page in range(1, LOOKUP_PAGES + 1):
             issues = self._request(
@@ -197,13 +209,17 @@ class GitHubIssuesConnector(RestConnector):
                 },
             )
             if not isinstance(issues, list):
-                return None
-            for issue in issues:
-                if isinstance(issue, dict) and needle in (issue.get("body") or ""):
-                    return issue
+                break
+            found += [
+                issue
+                for issue in issues
+                if isinstance(issue, dict)
+                and isinstance(issue.get("number"), int)
+                and str(issue.get("body") or "").rstrip().endswith(needle)
+            ]
             if len(issues) < 100:
-                return None
-        return None
+                break
+        return min(found, key=lambda issue: issue["number"], default=None)
 
     def _request(self, method: str, path: str, *, creating: bool = False, **kwargs: Any) -> Any:
         with self._lock:
@@ -224,7 +240,7 @@ class GitHubIssuesConnector(RestConnector):
         status = response.status_code
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
             data = {}
         message = str(data.get("message", "")) if isinstance(data, dict) else ""
         detail = f"GitHub {method} {path}: {status} {message}".strip()

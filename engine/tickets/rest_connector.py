@@ -16,11 +16,17 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 
+from engine.http_answer import send_bounded
 from engine.schemas import ExternalRef, Ticket
 from engine.tickets.connectors import ConnectorError, ErrorKind
 
 CONFIG_RETRY_S = 300.0
 """Pause after an error a person has to fix (bad credentials, a missing repository or field)."""
+ANSWER_MAX_BYTES = 4 * 1024 * 1024
+"""The most of one answer a mirror reads (an issue or a record is a few KiB): a remote that
+answers more, or compressed when asked not to, is a server fault, not something to allocate for."""
+ANSWER_MAX_S = 60.0
+"""The longest a mirror keeps reading one answer once its headers are in (a trickle)."""
 
 
 def state_line(ticket: Ticket) -> str:
@@ -104,12 +110,18 @@ class RestConnector:
 
     # ---- the wire ----------------------------------------------------------------------------
 
+    def _exchange(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request and its whole answer, read within ``ANSWER_MAX_BYTES`` and
+        ``ANSWER_MAX_S`` (``engine.http_answer``): httpx.HTTPError otherwise."""
+        request = self._client.build_request(method, path, **kwargs)
+        return send_bounded(self._client, request, max_bytes=ANSWER_MAX_BYTES, limit_s=ANSWER_MAX_S)
+
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request. A timeout or a connection lost after sending may have taken effect, so
         it is ambiguous for anything but a GET; a refused connection never is."""
         where = f"{self.service} {method} {path}"
         try:
-            return self._client.request(method, path, **kwargs)
+            return self._exchange(method, path, **kwargs)
         except httpx.HTTPError as exc:
             timed_out = isinstance(exc, httpx.TimeoutException)
             sent = timed_out or not isinstance(exc, httpx.ConnectError)
@@ -126,7 +138,7 @@ class RestConnector:
         """The JSON of a successful answer; a body that is not JSON is a server fault."""
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
             raise self._err(
                 f"{self.service} {method} {path} answered {response.status_code} without JSON",
                 kind="server",

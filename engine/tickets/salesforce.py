@@ -244,7 +244,8 @@ class SalesforceCaseConnector(RestConnector):
         failure here is ambiguous."""
         where = "Salesforce token request"
         try:
-            response = self._client.post(
+            response = self._exchange(
+                "POST",
                 "/services/oauth2/token",
                 data={
                     "grant_type": "client_credentials",
@@ -351,7 +352,7 @@ Responses"); a status not here is a server error or unexpected."""
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
         return None
 
 

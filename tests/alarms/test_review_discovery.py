@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from hostile_http import trickle
 
 from engine.review_client import DISCOVERY_S, HEALTH_MAX_BYTES, ApiError, Endpoint, ReviewClient
 
@@ -53,15 +54,6 @@ def naming(path: Path) -> Handler:
 
 
 async def test_a_trickling_health_is_a_timeout_not_a_hang() -> None:
-    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-        with contextlib.suppress(ConnectionError):
-            while True:  # a byte well inside every read timeout, for ever
-                writer.write(b"1\r\n \r\n")
-                await writer.drain()
-                await asyncio.sleep(0.2)
-
     async with health(trickle) as client:
         with pytest.raises(ApiError) as failed:
             await asyncio.wait_for(client.whoami(), DISCOVERY_S + 5.0)
@@ -140,3 +132,71 @@ async def test_the_operators_own_socket_is_used(tmp_path: Path) -> None:
     finally:
         server.close()
     assert heard and heard[0].startswith(b"GET /whoami ")
+
+
+@pytest.mark.parametrize("names", ["nothing", "a_missing_socket", "not_json", "deep_json"])
+async def test_a_squatter_naming_no_socket_gets_no_call(tmp_path: Path, names: str) -> None:
+    """Whoever holds the review port while the service is down answers /health without a
+    socket (or one not on this host) and then every call over TCP: the client must not take
+    its forged tickets, nor send it the operator's approvals. (The real service refuses every
+    call without an identity, so plain TCP without a token never served anyone.)"""
+    heard: list[bytes] = []
+    health_body = {
+        "nothing": b'{"status": "ok"}',
+        "a_missing_socket": json.dumps({"auth": {"socket": str(tmp_path / "gone.sock")}}).encode(),
+        "not_json": b"<html>ok</html>",
+        "deep_json": b"[" * 100_000 + b"]" * 100_000,  # past Python's stack, under the bound
+    }[names]
+
+    async def squatter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        await _request(reader)
+        if line.startswith(b"GET /health "):
+            writer.write(_answer(health_body))
+        else:
+            heard.append(line)
+            writer.write(_answer(json.dumps({"operator": "mallory", "via": "token"}).encode()))
+        await writer.drain()
+        writer.close()
+
+    async with health(squatter) as client:
+        for _ in range(2):
+            with pytest.raises(ApiError) as refused:
+                await client.whoami()
+            assert "cannot tell who you are" in refused.value.detail, refused.value.detail
+    assert heard == [], "no call reached the squatter"
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o1777])
+def test_the_service_binds_no_socket_where_others_could_replace_it(
+    tmp_path: Path, mode: int
+) -> None:
+    """The service holds the rule its clients hold: in a directory others can write to, any of
+    them could put their own socket in its place (and get the operators' actions), so it does
+    not bind there at all and says why, naming the fix."""
+    from engine.auth.peer import bind_unix
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    with pytest.raises(OSError) as refused:
+        bind_unix(shared / "review.sock")
+    assert "others can write to" in str(refused.value) and f"chmod go-w {shared}" in str(
+        refused.value
+    )
+    assert not (shared / "review.sock").exists()
+
+
+def test_var_is_made_safe_for_the_socket_whatever_the_umask(tmp_path: Path) -> None:
+    """umask 002 (many desktops) made var/ group-writable: the service's own socket was then
+    refused by every client on the host."""
+    from engine.auth.peer import bind_unix
+    from engine.paths import var_dir
+
+    old = os.umask(0o002)
+    try:
+        var = var_dir({"CONTROLROOM_VAR": str(tmp_path / "state" / "var")})
+    finally:
+        os.umask(old)
+    assert var.stat().st_mode & 0o777 == 0o755
+    bind_unix(var / "review.sock").close()

@@ -221,6 +221,12 @@ def assert_fell_back(state, agent: str, reason: str, status: str) -> None:
             "invalid",
         ),
         (
+            "intent",
+            httpx2.Response(200, json=message(text="[" * 100_000 + "]" * 100_000)),
+            "not valid JSON",
+            "invalid",
+        ),
+        (
             "futures",
             httpx2.Response(200, json=message(text="Here are your scenarios: ...")),
             "not valid JSON",
@@ -298,6 +304,7 @@ def assert_fell_back(state, agent: str, reason: str, status: str) -> None:
     ],
     ids=[
         "intent-bad-json",
+        "intent-deep-json",
         "futures-prose",
         "intent-J9",
         "futures-J9",

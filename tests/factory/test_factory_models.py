@@ -293,3 +293,32 @@ def test_validate_intent(toy) -> None:
     ]:
         intent, error = validate_scenario_intent(data, toy)
         assert intent is None and fragment in error, (data, error)
+
+
+def _laughs(levels: int) -> str:
+    """A factory whose one job has 10**levels steps, written in about a kilobyte of aliases."""
+    lines = [
+        "name: Laughs",
+        "time_horizon: 24",
+        "machines: [{id: M1, name: A, available_start: 0, available_end: 24}]",
+        "x0: &l0 {id: J1-s1, machine_id: M1, duration_hours: 1, precedence: []}",
+    ]
+    for n in range(1, levels + 1):
+        lines.append(f"x{n}: &l{n} [" + ", ".join([f"*l{n - 1}"] * 10) + "]")
+    lines.append(f"jobs: [{{id: J1, name: W, due_time: 11, steps: *l{levels}}}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text", [_laughs(7), "jobs: &j [*j]\n"], ids=["laughs", "cycle"])
+def test_yaml_aliases_cannot_blow_a_small_file_up(tmp_path: Path, text: str) -> None:
+    """1 KB of nested aliases stood for 10**7 steps: validation ran for minutes and took
+    gigabytes (10**8 never finished); a self-referencing alias never ends. Refused at once."""
+    import time
+
+    path = tmp_path / "laughs.yaml"
+    path.write_text(text)
+    started = time.monotonic()
+    with pytest.raises(FactoryConfigError) as err:
+        load_factory(path)
+    assert time.monotonic() - started < 5.0
+    assert "once YAML aliases expand" in str(err.value) and str(path) in str(err.value)

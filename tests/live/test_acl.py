@@ -17,7 +17,7 @@ from engine.bus.acl import credentials_path
 from engine.bus.broker import AmqttBroker, MosquittoBroker, connack_code, mosquitto_binary
 from engine.bus.client import BusClient
 from engine.paths import var_dir
-from engine.schemas import AlertEvent, DiagnosisReport
+from engine.schemas import AlertEvent, DiagnosisReport, Telemetry
 from engine.services.stack import Stack
 from engine.settings import process_environ
 
@@ -92,7 +92,12 @@ def _check_acl(b, creds, wait_for) -> None:
     ticket.start(wait=10)
     monitor = BusClient(b.url, f"m-{uuid.uuid4().hex[:6]}", "m", identity="monitor",
                         var=var, credentials=creds_file)  # fmt: skip
+    samples: list[Telemetry] = []
+    monitor.subscribe("telemetry/#", samples.append)
     monitor.start(wait=10)
+    sim = BusClient(b.url, f"s-{uuid.uuid4().hex[:6]}", "s", identity="simulator",
+                    var=var, credentials=creds_file)  # fmt: skip
+    sim.start(wait=10)
     tui = BusClient(b.url, f"u-{uuid.uuid4().hex[:6]}", "tui", persistent=False,
                     var=var, credentials=creds_file)  # fmt: skip
     tui.start(wait=10)
@@ -107,6 +112,13 @@ def _check_acl(b, creds, wait_for) -> None:
     wait_for(lambda: any(getattr(m, "alert_id", "") == "a4" for m in got),
              what="the allowed alert after the forgeries")  # fmt: skip
     assert not [m for m in got if isinstance(m, DiagnosisReport)], "forged diagnosis"
+    # telemetry (a replay of old samples could start a pump's run over): only the simulator
+    for who, seq in ((sim, 0), (monitor, 1), (tui, 2), (sim, 3)):
+        who.publish(Telemetry(msg_id=f"t{seq}", asset="pump01", seq=seq, ts=float(seq),
+                              signals={"flow": 40.0}))  # fmt: skip
+        assert who.flush(5)
+    wait_for(lambda: 3 in [t.seq for t in samples], what=f"{b.url}: sim telemetry {samples}")
+    assert [t.seq for t in samples] == [0, 3], "only the simulator publishes telemetry"
     assert "a3" not in [getattr(m, "alert_id", "") for m in got], "TUI published"
     # a raw client with the TUI's password reads only what the TUI may read: amqtt
     # refuses the '#' subscription, Mosquitto accepts it and filters every delivery
@@ -127,7 +139,7 @@ def _check_acl(b, creds, wait_for) -> None:
     assert monitor.flush(5)  # its durability round trip went to sync/monitor
     assert {t.split("/")[0] for t in topics} == {"alerts"}, topics
     raw.loop_stop()
-    for c in (ticket, monitor, tui):
+    for c in (ticket, monitor, tui, sim):
         c.stop(drain=0.5)
 
 

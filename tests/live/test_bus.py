@@ -450,12 +450,17 @@ def test_deeply_nested_json_is_rejected_at_decode_dead_lettered_and_acked(broker
     ]
     assert "nested 41 levels deep (limit 32)" in reasons[0]
     assert "recursion limit exceeded" in reasons[1]
+    first = sub.counters.snapshot()
     sub.stop()
     # acknowledged: the same persistent session gets nothing again
     again = subscribed(broker.url, cid, "deep-again", lambda a: got.append(a.alert_id))
     raw.publish("alerts/pump01", alert(2).to_bytes(), qos=1).wait_for_publish(5)
     wait_for(lambda: "a2" in got, what="a fresh alert")
-    assert again.wait_idle(5) and again.counters.snapshot()["dead_letters"] == 0
+    # a reconnect of the first session (keepalive, on a loaded host) drops paho's queued
+    # PUBACKs and skips acks of the old connection: the broker then redelivers, by design
+    assert again.wait_idle(5) and again.counters.snapshot()["dead_letters"] == 0, (
+        f"first session: {first}"
+    )
     again.stop()
     raw.loop_stop()
 

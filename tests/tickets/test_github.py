@@ -28,7 +28,8 @@ def test_tickets_are_mirrored_as_issues(store, github, events, mirror) -> None:
     assert t.history[-1].action == "external" and "#1 created" in t.history[-1].detail
     issue = github.issues[1]
     assert issue["title"] == "[T-0001] " + t.title
-    assert marker("T-0001") in issue["body"] and t.body in issue["body"]
+    assert issue["body"].endswith(marker("T-0001", github_connector(github)._tag("T-0001")))
+    assert t.body in issue["body"]
     assert {"controlroom", "priority:P2", "team:mechanical"} <= {x["name"] for x in issue["labels"]}
     _, _, headers = github.requests[0]
     assert headers["Authorization"] == f"Bearer {TOKEN}"
@@ -195,3 +196,27 @@ def test_from_env() -> None:
         "repo": "a/b",
         "api": "http://h:1/api/v3",
     }
+
+
+def test_a_retried_create_adopts_only_its_own_issue(store, github) -> None:
+    """A create whose answer was lost looks for the issue it may have made. Anyone who may open
+    issues on the repository (a public one: anyone) could plant one ending with the marker of a
+    ticket to come (ids are sequential), and another ticket's body may quote a marker: the
+    retry adopted the newest issue holding the marker anywhere, so the ticket was mirrored to
+    (and its updates written over) an issue not its own. Only the issue ending with the
+    ticket's tagged marker is adopted, the oldest if someone copied it after seeing it."""
+    conn = github_connector(github)
+    t = store.record_diagnosis(report()).ticket
+    tagged = marker("T-0001", conn._tag("T-0001"))
+    planted = {
+        "untagged, as before": f"Pump down!\n\n{marker('T-0001')}",
+        "quoted in another ticket's body": f"see {tagged}\n---\n{marker('T-0002')}",
+    }
+    for n, body in enumerate(planted.values(), 1):
+        github.issues[n] = {"number": n, "title": "x", "body": body, "labels": [],
+                            "state": "open", "state_reason": None}  # fmt: skip
+    ref = conn.create_case(t, may_exist=True)
+    assert ref.id == "3" and github.count("POST") == 1, "nothing planted was adopted"
+    github.issues[4] = {**github.issues[3], "number": 4}  # a copy, made after seeing ours
+    assert conn.create_case(t, may_exist=True).id == "3"
+    assert github.count("POST") == 1

@@ -103,3 +103,45 @@ def test_a_write_that_fails_is_counted_not_printed_over_the_screen(
     log.close()
     assert capfd.readouterr().err == ""
     assert handler.failed > 0  # type: ignore[attr-defined]
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from tui.problem_log import ProblemLog
+var, who, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+log = ProblemLog(var, max_bytes=4096)
+for i in range(n):
+    log.warning(f"{who} line {i:06d}")
+(var / f"done-{who}").touch()
+while not all((var / f"done-{w}").exists() for w in "AB"):
+    time.sleep(0.005)
+log.warning(f"{who} last")
+handler = log._log.handlers[0]
+print(handler.failed - getattr(handler, "busy", 0))  # failures but for a lock held past LOCK_WAIT_S
+log.close()
+"""
+
+
+def test_two_tuis_rotating_one_log_lose_no_recent_line(tmp_path: Path) -> None:
+    """Two TUIs on one host share ``tui.log``. One's rotation used to leave the other writing
+    into ``tui.log.1`` or into a file already deleted, and two rotating at once removed each
+    other's file: a TUI's latest line was gone from the record and writes failed."""
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), who, "3000"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for who in "AB"
+    ]
+    failed = [int(p.communicate(timeout=120)[0]) for p in procs]
+    logs = tmp_path / "logs"
+    text = "".join(f.read_text() for f in sorted(logs.glob("tui.log*")))
+    assert failed == [0, 0], "no write failed (a lock held too long on a loaded host aside)"
+    assert "A last" in text and "B last" in text, "both TUIs' latest lines are on record"
+    assert sorted(f.name for f in logs.iterdir()) == ["tui.log", "tui.log.1"]
+    assert all(f.stat().st_size <= 4096 for f in logs.iterdir())

@@ -1,0 +1,82 @@
+"""The HTTP protocol every service serves with: uvicorn's h11 protocol with a bound on how long
+a request's head may take.
+
+uvicorn (0.54, h11) closes a connection idle *between* requests after ``timeout_keep_alive``,
+but waits for ever for the first request's head, and for any head that has begun to arrive (its
+keep-alive timer is cancelled by the first byte and not armed again). So a client that connects
+and sends nothing, or a header line a minute, holds a socket and a file descriptor for as long
+as it likes; a few thousand of them exhaust the service's descriptors (slowloris) and nobody,
+health checks included, gets in. Here a request's head must be complete within
+``HEAD_TIMEOUT_S`` of the connection or of the previous answer, and its body (bounded in size
+by ``engine.services.http_limits``) within ``BODY_TIMEOUT_S`` of its head; otherwise the
+connection is closed (and counted in ``HeadTimeouts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEAD_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 60.0
+"""A 1 MiB body (the largest any service takes) at 20 KB/s: a slow link, not a trickle."""
+
+
+class HeadTimeouts:
+    """Connections closed for a head or a body that did not arrive in time (all services of a
+    process)."""
+
+    count = 0
+
+
+class BoundedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request head is late."""
+
+    head_timeout_s = HEAD_TIMEOUT_S
+    body_timeout_s = BODY_TIMEOUT_S
+    _head_timer: asyncio.TimerHandle | None = None
+    _in_body = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(cast(asyncio.Transport, transport))
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        state = self.conn.their_state
+        if state is h11.SEND_BODY and not self._in_body:  # a whole head: now its body
+            self._in_body = True
+            self._arm_head_timer(self.body_timeout_s)
+        elif state is not h11.IDLE and state is not h11.SEND_BODY:  # all in: a request runs
+            self._in_body = False
+            self._cancel_head_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self._in_body = False
+            self._arm_head_timer()  # the next request's head: bounded too
+
+    def _arm_head_timer(self, seconds: float | None = None) -> None:
+        self._cancel_head_timer()
+        wait = self.head_timeout_s if seconds is None else seconds
+        self._head_timer = self.loop.call_later(wait, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        late = self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
+        if late and not self.transport.is_closing():
+            HeadTimeouts.count += 1
+            self.transport.close()

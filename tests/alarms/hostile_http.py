@@ -1,0 +1,24 @@
+"""Answers a hostile or broken HTTP server gives, on a real loopback socket (asyncio
+``start_server`` handlers): shared by the discovery and the bounded-answer tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+async def read_head(reader: asyncio.StreamReader) -> None:
+    """Read one request's head (and ignore it)."""
+    while (await reader.readline()) not in (b"\r\n", b""):
+        pass
+
+
+async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A 200 whose chunked body comes a byte at a time, well inside any read timeout, for ever."""
+    await read_head(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+    with contextlib.suppress(ConnectionError):
+        while True:
+            writer.write(b"1\r\n \r\n")
+            await writer.drain()
+            await asyncio.sleep(0.1)

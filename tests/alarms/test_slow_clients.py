@@ -1,0 +1,99 @@
+"""Clients that connect and then take their time: a connection that sends nothing, or a request
+head a line at a time, held a socket and a file descriptor of a service for ever (uvicorn bounds
+only the wait *between* requests), so a few thousand of them shut everyone out. Each request
+head now has ``head_timeout_s`` to arrive (``engine/http_server.py``); a real review service
+(TCP port and operators' socket) on a real uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.auth.peer import PeerCredProtocol
+from engine.auth.socket_path import ShortPath
+from engine.http_server import HeadTimeouts
+
+HEAD_S = 1.0
+
+
+@pytest.fixture
+def review(make_review: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    # 10 s in service; raising=False: the test runs (and fails) against a protocol without it
+    monkeypatch.setattr(PeerCredProtocol, "head_timeout_s", HEAD_S, raising=False)
+    monkeypatch.setattr(PeerCredProtocol, "body_timeout_s", HEAD_S, raising=False)
+    return make_review()
+
+
+def _connect(review: Any, via: str) -> socket.socket:
+    if via == "tcp":
+        return socket.create_connection(("127.0.0.1", review.service.port), timeout=10)
+    short = ShortPath(Path(review.socket))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(short.text)
+    short.close()
+    return s
+
+
+def _closed_after(s: socket.socket, trickle: bool, body: bool = False) -> float:
+    """Seconds until the service closed ``s`` (sending a header line every 0.2 s if
+    ``trickle``, or a whole head and then a body byte every 0.2 s if ``body``); fails past
+    8 s."""
+    started = time.monotonic()
+    s.settimeout(0.2)
+    if body:
+        s.sendall(
+            b"POST /alarms/ack HTTP/1.1\r\nHost: review\r\ncontent-type: application/json\r\n"
+            b"content-length: 100000\r\n\r\n{"
+        )
+    elif trickle:
+        s.sendall(b"GET /whoami HTTP/1.1\r\nHost: review\r\n")
+    while time.monotonic() - started < 8.0:
+        try:
+            if s.recv(1024) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            if trickle:
+                try:
+                    s.sendall(b" " if body else b"X-Slow: 1\r\n")
+                except OSError:
+                    return time.monotonic() - started
+        except OSError:
+            return time.monotonic() - started
+    pytest.fail("the connection is still open after 8 s")
+
+
+def _answer(s: socket.socket) -> bytes:
+    """One whole answer (head and ``content-length`` body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += s.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("via", ["tcp", "unix"])
+@pytest.mark.parametrize("how", ["silent", "trickling_head", "trickling_body"])
+def test_a_request_that_does_not_come_is_cut_off(review: Any, via: str, how: str) -> None:
+    before = HeadTimeouts.count
+    with _connect(review, via) as s:
+        took = _closed_after(s, how == "trickling_head", body=how == "trickling_body")
+    assert HEAD_S * 0.9 <= took < HEAD_S + 3.0, took
+    assert HeadTimeouts.count == before + 1
+
+
+def test_a_patient_keep_alive_client_is_still_served(review: Any) -> None:
+    """Requests that arrive whole, on one connection, a little apart, are all answered."""
+    with _connect(review, "unix") as s:
+        for _ in range(3):
+            s.sendall(b"GET /whoami HTTP/1.1\r\nHost: review\r\n\r\n")
+            answer = _answer(s)
+            assert answer.startswith(b"HTTP/1.1 200 ") and b'"unix_socket"' in answer, answer
+            time.sleep(HEAD_S * 0.6)  # under the keep-alive timeout (5 s) and the head bound
