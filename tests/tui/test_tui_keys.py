@@ -3,11 +3,15 @@ that swallow global keys, footer state. (Key paths that talk to services: test_t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from textual.binding import Binding
 from textual.widgets import Input
 from tui_sample import fixed_clock, sample_alarm_book, sample_feed, scenario_status, telemetry
 from tui_screen import record_notifications, screen_text, settle
 
+from tui.alarms import AlarmRow
 from tui.app import HELP_ROWS, ControlRoomApp, key_sections
 from tui.feed import PlantFeed
 from tui.screens.alarm_action import AlarmActionScreen
@@ -244,12 +248,7 @@ async def test_enter_on_an_alarm_opens_it() -> None:
         screen = a.screen
         assert isinstance(screen, PlantScreen)
         feed = screen.query_one(AlertFeed)
-        feed.table.focus()
-        await pilot.press("g")
-        for _ in range(10):
-            if feed.selected is not None and feed.selected.row.asset != screen.asset:
-                break
-            await pilot.press("j")
+        await select_alarm(pilot, feed, lambda row: row.row.asset != screen.asset)
         assert feed.selected is not None and feed.selected.row.asset != screen.asset
         other = feed.selected.row.asset
         await pilot.press("enter")
@@ -267,6 +266,17 @@ async def test_enter_on_an_alarm_opens_it() -> None:
 
 def footer_line(a: ControlRoomApp) -> str:
     return screen_text(a).splitlines()[-1]
+
+
+async def select_alarm(pilot: Any, feed: AlertFeed, wanted: Callable[[AlarmRow], bool]) -> None:
+    """Focus the alarm list and move its cursor down from the top to the first ``wanted`` row."""
+    feed.table.focus()
+    await pilot.press("g")
+    for _ in range(10):
+        if feed.selected is not None and wanted(feed.selected):
+            return
+        await pilot.press("j")
+    raise AssertionError("no such alarm in the list")
 
 
 async def test_every_footer_keeps_help_and_quit_at_80x24() -> None:
@@ -295,13 +305,7 @@ async def test_every_footer_keeps_help_and_quit_at_80x24() -> None:
         for key in ("1", "4"):
             await pilot.press(key)
             feed = a.screen.query_one(AlertFeed)
-            feed.table.focus()
-            await pilot.press("g")
-            for _ in range(10):
-                if feed.selected is not None and feed.selected.state == "shelved":
-                    break
-                await pilot.press("j")
-            assert feed.selected is not None and feed.selected.state == "shelved"
+            await select_alarm(pilot, feed, lambda row: row.state == "shelved")
             await settle(pilot, lambda: "u Unshelve" in footer_line(a), "u on a shelved alarm")
             seen[f"{type(a.screen).__name__}/shelved"] = footer_line(a)
         await pilot.press("1", "v")
@@ -328,24 +332,15 @@ async def test_a_key_hidden_from_the_footer_still_says_why() -> None:
         screen = a.screen
         assert isinstance(screen, PlantScreen)
         feed = screen.query_one(AlertFeed)
-        feed.table.focus()
-        await pilot.press("g")
-
-        async def select(alarm_id: str) -> None:
-            await pilot.press("g")
-            for _ in range(10):
-                if feed.selected is not None and feed.selected.alarm_id == alarm_id:
-                    return
-                await pilot.press("j")
-            raise AssertionError(f"{alarm_id} not in the alarm list")
-
-        await select("a-2")  # unacknowledged, not shelved: u hidden
+        # unacknowledged, not shelved: u hidden
+        await select_alarm(pilot, feed, lambda row: row.alarm_id == "a-2")
         await settle(pilot, lambda: "s Shelve" in footer_line(a), "the alarm keys")
         footer = footer_line(a)
         assert "u Unshelve" not in footer and "e Edit" not in footer and "a Ack" in footer
         await pilot.press("u")
         await settle(pilot, lambda: "Alarm a-2 is not shelved." in shown, "why not u")
-        await select("a-4")  # shelved: s hidden, u shown
+        # shelved: s hidden, u shown
+        await select_alarm(pilot, feed, lambda row: row.alarm_id == "a-4")
         await settle(pilot, lambda: "u Unshelve" in footer_line(a), "u on a shelved alarm")
         assert "s Shelve" not in footer_line(a)
         await pilot.press("s")
