@@ -567,11 +567,18 @@ class UnshelveRequest(ReviewRequest):
 
 
 class OutOfServiceRequest(ReviewRequest):
-    """``on``: take the asset out of service (``reason`` required) or return it to service."""
+    """``on``: take the asset out of service (``reason`` required) or return it to service.
+
+    The service knows an asset by its alarms (it sees the plant's alerts, not its telemetry): a
+    name no alarm carries is refused (404), so a typo is not listed out of service for good.
+    ``never_alarmed`` vouches for an asset that reports but has not alarmed yet (maintenance
+    before its first alarm): the TUI sends it for a pump it sees in telemetry, the CLI on
+    ``--never-alarmed``."""
 
     asset: AssetId
     on: bool
     reason: PlainLine | None = Field(default=None, min_length=1, max_length=500)
+    never_alarmed: bool = False
 
     @model_validator(mode="after")
     def _reason_when_on(self) -> OutOfServiceRequest:
