@@ -14,6 +14,12 @@ list growing from 1 to 7 MiB; the monitor's and diagnosis' to 15-32 MiB).
 ``mallopt`` turns the raising off, and with it the matching raise of the heap's trim threshold):
 a large buffer costs an ``mmap`` and ``munmap`` (tens of microseconds, at message rates) and is
 returned the moment it is freed. Elsewhere (musl, macOS) it does nothing.
+
+``trim`` hands back to the system the whole free pages inside the heap (``malloc_trim``): glibc
+returns only the free space at the *top* of each heap by itself, so space freed below a live
+block, and the per-thread heaps of a service's HTTP and bus threads, stayed resident — the
+review service's slow rise in the soak after every Python-level cause was fixed (docs/live.md).
+The services call it after each periodic collection (``engine.services.base.tune_gc``).
 """
 
 from __future__ import annotations
@@ -27,15 +33,33 @@ MMAP_THRESHOLD_BYTES = 128 * 1024
 """glibc's own initial threshold: blocks this size or larger are mapped and unmapped alone."""
 
 
+def _libc() -> ctypes.CDLL | None:
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
 def fix_mmap_threshold() -> bool:
     """Fix glibc's mmap threshold at its default (no dynamic raising); True when applied. Safe
     to call more than once, from any thread."""
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+def trim() -> bool:
+    """Return every whole free page of every heap to the system; True when glibc released
+    some. A few milliseconds on a service's heap; safe from any thread (glibc locks each heap)."""
+    malloc_trim = getattr(_libc(), "malloc_trim", None)
+    if malloc_trim is None:
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    return bool(malloc_trim(0))

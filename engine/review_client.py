@@ -491,8 +491,16 @@ class ReviewClient:
     async def assets(self) -> list[AssetStatus]:
         return await self._get(_ASSETS, "GET", "/assets")
 
-    async def out_of_service(self, asset: str, on: bool, reason: str | None = None) -> AssetStatus:
-        body = _body(OutOfServiceRequest, asset=asset, on=on, reason=reason or None)
+    async def out_of_service(
+        self, asset: str, on: bool, reason: str | None = None, *, never_alarmed: bool = False
+    ) -> AssetStatus:
+        body = _body(
+            OutOfServiceRequest,
+            asset=asset,
+            on=on,
+            reason=reason or None,
+            never_alarmed=never_alarmed,
+        )
         return await self._get(_ASSET, "POST", "/assets/out_of_service", body=body)
 
     async def kpis(self, hours: float = 24.0, operators: int = 1) -> AlarmKpis:

@@ -589,7 +589,8 @@ def _parse_json(payload: bytes | str) -> tuple[str, Any]:
         except UnicodeDecodeError as exc:
             raise WireError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        raw = pydantic_core.from_json(payload)
+        # As WireModel: string values (ids, timestamps) never enter pydantic-core's cache.
+        raw = pydantic_core.from_json(payload, cache_strings="keys")
     except ValueError as exc:
         raise WireError(f"bad JSON: {exc}") from None
     depth = json_depth(raw)

@@ -539,6 +539,9 @@ def key_sections() -> list[Section]:
             for b in cls.BINDINGS:
                 if not isinstance(b, Binding):
                     b = Binding(*b)
+                if b.id in HELP_ROWS:  # one footer entry for a pair of keys: help names each
+                    out.append(HELP_ROWS[b.id])
+                    continue
                 keys = ", ".join(k.strip() for k in b.key.split(","))
                 label = b.key_display or keys
                 out.append((_pretty_keys(label), b.description or b.action))
@@ -576,6 +579,13 @@ def key_sections() -> list[Section]:
         ("Alarm forms (ack, shelve, out of service)", rows(AlarmActionScreen)),
     ]
 
+
+HELP_ROWS = {
+    # The footer's "↓↑ Signal" and "[] Asset" name a pair; the other half of each is a hidden
+    # binding that help lists on its own line ("up, k  Previous signal").
+    "trend.next": ("down, j", "Next signal"),
+    "trend.next_asset": ("]", "Next asset"),
+}
 
 _KEY_NAMES = {
     "slash": "/",

@@ -13,6 +13,10 @@ Textual is pinned (pyproject); what we reach past its public API is listed here 
 - ``layout_requests`` (tests): a widget's count of layouts asked for (``_layout_updates``), to
   show that ``KeyedTable.sync`` no longer reflows the whole screen when ``DataTable.remove_row``
   asks (it always does, ``refresh(layout=True)``, even when its size cannot change).
+- ``first_binding``: the binding a key would run, from the focused widget up
+  (``Screen._modal_binding_chain``). The public ``active_bindings`` leaves out bindings whose
+  ``check_action`` is False (hidden from the footer), and a hidden key must still say why it does
+  nothing.
 - ``screen_text`` (tests): the composed screen as plain text, as a terminal shows it, from the
   compositor (Textual's public screenshot is SVG only).
 
@@ -30,6 +34,8 @@ from textual.cache import LRUCache
 
 if TYPE_CHECKING:
     from textual.app import App
+    from textual.binding import Binding
+    from textual.screen import Screen
     from textual.widget import Widget
     from textual.widgets import DataTable
 
@@ -78,6 +84,16 @@ def layout_requests(widget: Widget) -> int:
     return int(widget._layout_updates)
 
 
+def first_binding(screen: Screen[Any], key: str) -> Binding | None:
+    """The first non-priority binding of ``key`` from the focused widget up to the app, whether
+    or not its action applies now (None: the key is not bound here)."""
+    for _node, bindings in screen._modal_binding_chain:
+        for binding in bindings.key_to_bindings.get(key, ()):
+            if not binding.priority:
+                return binding
+    return None
+
+
 def problems() -> list[str]:
     """What no longer matches in the installed Textual (empty when everything holds)."""
     from textual.widgets import DataTable
@@ -88,6 +104,10 @@ def problems() -> list[str]:
         found.append(
             f"textual {installed} installed; tui/textual_compat.py was checked on {TESTED_WITH}"
         )
+    from textual.screen import Screen
+
+    if not isinstance(getattr(Screen, "_modal_binding_chain", None), property):
+        found.append("Screen._modal_binding_chain is gone (first_binding)")
     table: DataTable[str] = DataTable()
     if not isinstance(getattr(table, "_update_count", None), int):
         found.append("DataTable._update_count is gone (update_generation)")

@@ -345,10 +345,25 @@ class AlarmStore(TwoConnections):
         return changed
 
     def set_out_of_service(
-        self, asset: str, on: bool, who: str, now: datetime, reason: str | None
+        self,
+        asset: str,
+        on: bool,
+        who: str,
+        now: datetime,
+        reason: str | None,
+        *,
+        known_only: bool = False,
     ) -> AssetStatus:
+        """``known_only``: refuse (``AlarmNotFound``) an asset that has no alarm and no service
+        record here, the API's guard against a mistyped name."""
         with self._write() as c:
-            current = _asset(c, asset) or AssetStatus(asset=asset)
+            record = _asset(c, asset)
+            if known_only and record is None and not _has_alarms(c, asset):
+                raise lc.AlarmNotFound(
+                    f"asset: no alarm names {asset!r}; check the name (or, for a pump that has "
+                    "not alarmed yet, say so: never_alarmed, --never-alarmed)"
+                )
+            current = record or AssetStatus(asset=asset)
             if current.out_of_service == on:
                 if on:
                     raise lc.IllegalTransition(
@@ -470,12 +485,15 @@ class AlarmStore(TwoConnections):
         )
 
     def assets(self) -> list[AssetStatus]:
-        """Every asset with alarms or a service record, by name."""
+        """Every asset with alarms, or out of service, by name. A record of an asset returned to
+        service that never alarmed (a name put out of service by mistake, then taken back) is
+        kept for its history but not listed."""
         with self._read() as c:
             known = {r[0] for r in c.all("SELECT DISTINCT asset FROM alarms")}
             records = {
-                r[0]: AssetStatus.model_validate_json(r[1])
+                r[0]: s
                 for r in c.all("SELECT asset, doc FROM asset_service")
+                if (s := AssetStatus.model_validate_json(r[1])).out_of_service or r[0] in known
             }
             return [
                 self._asset_status(c, records.get(a) or AssetStatus(asset=a))
@@ -522,6 +540,10 @@ def _load(c: Conn, alarm_id: str) -> Alarm | None:
 def _asset(c: Conn, asset: str) -> AssetStatus | None:
     doc = c.scalar("SELECT doc FROM asset_service WHERE asset = ?", (asset,))
     return AssetStatus.model_validate_json(doc) if doc is not None else None
+
+
+def _has_alarms(c: Conn, asset: str) -> bool:
+    return c.scalar("SELECT 1 FROM alarms WHERE asset = ? LIMIT 1", (asset,)) is not None
 
 
 def _oos_reason(c: Conn, asset: str) -> str | None:

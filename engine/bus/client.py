@@ -241,6 +241,7 @@ class Publication:
             self.info = bus._mqtt.publish(self.topic, self.payload, qos=self.qos)
             self._after = None
             return False
+        self.payload = b""  # durable: never sent again, so a publication kept for flush holds none
         return True
 
 

@@ -5,7 +5,7 @@
     controlroom alarms ack ID [--note N]
     controlroom alarms shelve ID (--minutes M | --until-clear) [--note N]
     controlroom alarms unshelve ID [--note N]
-    controlroom alarms out-of-service ASSET --reason R      (maintenance)
+    controlroom alarms out-of-service ASSET --reason R [--never-alarmed]   (maintenance)
     controlroom alarms in-service ASSET                     (back from maintenance)
     controlroom alarms assets
     controlroom alarms kpis [--hours H] [--operators N]
@@ -109,6 +109,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = action("out-of-service", "take an asset out of service (maintenance)")
     a.add_argument("asset", metavar="ASSET")
     a.add_argument("--reason", required=True, help="why (shown on every alarm of the asset)")
+    a.add_argument(
+        "--never-alarmed",
+        action="store_true",
+        help="the asset has raised no alarm yet (without it, a name no alarm carries is refused)",
+    )
 
     a = action("in-service", "return an asset to service")
     a.add_argument("asset", metavar="ASSET")
@@ -137,7 +142,9 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         if action == "unshelve":
             return await client.unshelve(args.alarm_id, args.note)
         if action == "out-of-service":
-            return await client.out_of_service(args.asset, True, args.reason)
+            return await client.out_of_service(
+                args.asset, True, args.reason, never_alarmed=args.never_alarmed
+            )
         if action == "in-service":
             return await client.out_of_service(args.asset, False)
         if action == "assets":

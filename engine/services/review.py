@@ -581,7 +581,9 @@ class ReviewService(Service):
             "out_of_service",
             req.asset,
             op,
-            lambda now: self.alarms.set_out_of_service(req.asset, req.on, op.name, now, req.reason),
+            lambda now: self.alarms.set_out_of_service(
+                req.asset, req.on, op.name, now, req.reason, known_only=not req.never_alarmed
+            ),
         )
 
     def _noted_alarm_act(

@@ -148,6 +148,39 @@ async def test_out_of_service_asset_and_the_ticket_path_check(make_review: Any, 
         checker.close_db()
 
 
+async def test_out_of_service_refuses_an_asset_it_has_never_heard_of(make_review: Any) -> None:
+    """A typo ('nosuchpump') was accepted (200) and listed out of service for good. The service
+    knows assets by their alarms: an unknown name is a 404 naming the field, unless the caller
+    vouches that the pump has not alarmed yet (maintenance before its first alarm); taken back
+    into service, such a never-alarmed name leaves the list (its record stays, for history)."""
+    review = make_review()
+    review.service.on_alert(alert("pump03-A1", asset="pump03"))
+    async with review.client() as api:
+        with pytest.raises(ApiError) as err:
+            await api.out_of_service("nosuchpump", True, "bearing change")
+        assert err.value.status == 404 and err.value.detail.startswith("asset: "), err.value
+        assert "nosuchpump" in err.value.detail and "never_alarmed" in err.value.detail
+        assert [a.asset for a in await api.assets()] == ["pump03"]
+        # a pump that reports but never alarmed: the operator says so
+        status = await api.out_of_service("pump09", True, "seal swap", never_alarmed=True)
+        assert status.out_of_service and status.open_alarms == 0
+        assert [a.asset for a in await api.assets()] == ["pump03", "pump09"]
+        # its first alarm is recorded out of service
+        review.service.on_alert(alert("pump09-A1", asset="pump09"))
+        assert (await api.alarm("pump09-A1")).state == "out_of_service"
+        # a name put out of service by mistake, taken back: no longer listed
+        await api.out_of_service("pumpp07", True, "typo", never_alarmed=True)
+        assert "pumpp07" in [a.asset for a in await api.assets()]
+        back = await api.out_of_service("pumpp07", False)
+        assert not back.out_of_service
+        assert [a.asset for a in await api.assets()] == ["pump03", "pump09"]
+        # an asset known by its alarms needs no flag; returning an unknown one is a 404 too
+        assert (await api.out_of_service("pump03", True, "permit 12")).out_of_service
+        with pytest.raises(ApiError, match="asset: no alarm names 'nosuchpump'") as err:
+            await api.out_of_service("nosuchpump", False)
+        assert err.value.status == 404
+
+
 async def test_escalation_reannunciates_over_the_api(make_review: Any) -> None:
     review = make_review()
     review.service.on_alert(alert("pump05-A1", asset="pump05", severity="medium"))

@@ -34,7 +34,7 @@ from engine.bus.client import (
     RetryPolicy,
 )
 from engine.paths import var_dir
-from engine.schemas import AlertEvent, Telemetry, WireError, topic_for
+from engine.schemas import AlertEvent, Telemetry, WireError, _parse_json, decode, topic_for
 from engine.services.settings import Shard
 
 
@@ -235,6 +235,34 @@ def test_durable_publications_are_not_kept_with_their_payloads(broker, bus_clien
     assert len(pub._unacked) <= UNACKED_PRUNE_MIN
     late = [pub.publish(alert(1000 + i)) for i in range(3 * UNACKED_PRUNE_MIN)]
     assert pub.flush(10) and all(p.durable() for p in late)
+
+
+def test_a_durable_publication_holds_no_payload(broker, bus_client, wait_for):
+    """Between two prunings up to ``UNACKED_PRUNE_MIN`` durable publications stay listed for
+    ``flush``; they must not keep their payloads. The ticket service publishes a snapshot per
+    change whose history grows to ``BUS_LIST_LIMIT`` entries (tens of KiB), so 64 kept payloads
+    grew with the tickets' age: the ticket service's RssAnon slope in the soak."""
+    pub = bus_client(broker.url, "hold")
+    kept = [pub.publish(alert(i)) for i in range(UNACKED_PRUNE_MIN - 1)]  # below a pruning
+    for p in kept:
+        wait_for(p.durable, timeout=10, what=f"publication {p.mid} durable")
+    assert len(pub._unacked) == len(kept)  # still listed: nothing pruned yet
+    assert sum(len(p.payload) for p in pub._unacked) == 0
+    assert pub.flush(10) and all(p.durable() for p in kept)
+
+
+def test_the_payload_checks_keep_none_of_its_strings():
+    """The checks every payload passes (size, UTF-8, JSON, nesting; ``decode`` and the batch
+    fallback) parse it once more: its string values (unique ids, timestamps) must not be kept
+    in pydantic-core's process-wide string cache (the ticket service decodes every snapshot it
+    publishes: an hour of them filled its 16,384 slots, ~1.2 MiB of growth)."""
+    msg = alert(7)
+    payload = msg.to_bytes()
+    _, one = _parse_json(payload)
+    _, two = _parse_json(payload)
+    assert one == two and one["alert_id"] == "a7"
+    assert one["alert_id"] is not two["alert_id"]
+    assert decode(topic_for(msg), payload) == msg
 
 
 def test_reconnects_and_restores_subscriptions_after_broker_restart(make_broker, wait_for):

@@ -62,6 +62,26 @@ def test_lifecycle_persists_and_reads_back(db_target: str | Path) -> None:
         store.close_db()
 
 
+def test_alarms_read_back_keep_none_of_their_strings(db_target: str | Path) -> None:
+    """Every read builds an alarm's strings afresh: none stays in pydantic-core's process-wide
+    cache of decoded strings (16,384 slots; by default every short value decoded is kept: with
+    a new alarm id, timestamps and history per alert, the review and ticket services filled it
+    over their first hour, ~1.3 MiB read as steady growth by the soak)."""
+    store = AlarmStore(db_target)
+    try:
+        store.record_alert(alert("pump04-A1", asset="pump04"), NOW)
+        store.acknowledge("pump04-A1", "ana", NOW, "on it")
+        store.set_out_of_service("pump04", True, "ana", NOW, "seal leak")
+        one, two = store.get("pump04-A1"), store.get("pump04-A1")
+        assert one == two
+        assert one.alarm_id is not two.alarm_id and one.source is not two.source
+        assert one.history[-1].detail is not two.history[-1].detail
+        [first], [second] = store.assets(), store.assets()
+        assert first.reason == "seal leak" and first.reason is not second.reason
+    finally:
+        store.close_db()
+
+
 def test_the_ticket_path_check_inside_a_ticket_transaction(db_target: str | Path) -> None:
     tickets = TicketStore(db_target)
     alarms = AlarmStore(db_target)

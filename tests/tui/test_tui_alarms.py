@@ -223,3 +223,34 @@ async def test_reannunciation_when_an_acknowledged_alarm_escalates(
             "the row unacknowledged at high priority",
         )
         assert "H●↑" in screen_text(app)
+
+
+async def test_a_pump_that_never_alarmed_goes_out_of_service_from_the_fleet(
+    broker: Any, review: InProcessReview, publisher: Any
+) -> None:
+    """The service refuses an asset no alarm names (a typo); the TUI vouches for a pump it sees
+    in telemetry, so maintenance before its first alarm still works."""
+    from tui_sample import telemetry
+
+    from tui.screens.fleet import FleetScreen
+    from tui.widgets.row_table import RowTable
+
+    app = app_for(broker, review)
+    asset = f"pump-{uuid.uuid4().hex[:6]}"
+    async with app.run_test(size=(80, 24)) as pilot:
+        publisher.publish(telemetry(asset, 1)[-1])
+        await settle(pilot, lambda: asset in app.feed.assets(), "the pump's telemetry")
+        await settle(pilot, lambda: app.alarms.available, "the review API")
+        await pilot.press("3")
+        await settle(pilot, lambda: isinstance(app.screen, FleetScreen), "the fleet")
+        await pilot.press("slash", *asset, "enter")
+        table = app.screen.query_one("#fleet-table", RowTable)
+        await settle(pilot, lambda: table.selected_key == asset, "the pump selected")
+        await pilot.press("o")
+        await settle(pilot, lambda: isinstance(app.screen, AlarmActionScreen), "the OOS form")
+        await pilot.press(*"seal swap", "enter")
+        await settle(pilot, lambda: app.alarms.out_of_service().get(asset), "out of service")
+        assert not [m for m in app.shown if "failed" in m]
+        async with review.client() as api:
+            [status] = [a for a in await api.assets() if a.asset == asset]
+        assert status.out_of_service and status.reason == "seal swap"

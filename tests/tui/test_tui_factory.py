@@ -187,3 +187,28 @@ async def test_jobs_at_risk_keeps_every_scenario_at_80_columns() -> None:
         assert used <= region, (used, region)  # the 4th column is not cut off
         text = screen_text(app)
         assert "M2 slowdown" in text and "4h late" in text
+
+
+async def test_the_step_log_keeps_its_last_step_in_view_when_it_shrinks() -> None:
+    """At 80×24 the results take the log's room after the last step arrived: the log must
+    still show that step (a table does not scroll to its cursor on a shrink by itself)."""
+    from textual.app import App, ComposeResult
+
+    class Holder(App[None]):
+        def compose(self) -> ComposeResult:
+            yield StepLog(id="steps")
+
+    app = Holder()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(StepLog)
+        log.styles.height = 20
+        await pilot.pause()
+        for i in range(12):
+            log.add_event(StepEvent(kind="simulation", name=f"Step {i}", latency_ms=i))
+        await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y
+        log.styles.height = 4  # the results arrive and take the room
+        await pilot.pause()
+        await pilot.pause()
+        assert log.max_scroll_y > 0
+        assert log.scroll_y == log.max_scroll_y, (log.scroll_y, log.max_scroll_y)

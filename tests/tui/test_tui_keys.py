@@ -3,12 +3,16 @@ that swallow global keys, footer state. (Key paths that talk to services: test_t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from textual.binding import Binding
 from textual.widgets import Input
 from tui_sample import fixed_clock, sample_alarm_book, sample_feed, scenario_status, telemetry
 from tui_screen import record_notifications, screen_text, settle
 
-from tui.app import ControlRoomApp, key_sections
+from tui.alarms import AlarmRow
+from tui.app import HELP_ROWS, ControlRoomApp, key_sections
 from tui.feed import PlantFeed
 from tui.screens.alarm_action import AlarmActionScreen
 from tui.screens.alarms import AlarmsScreen
@@ -61,9 +65,9 @@ async def test_help_lists_every_binding() -> None:
         ):
             for b in cls.BINDINGS:
                 assert isinstance(b, Binding)
-                assert b.description in text, (
-                    f"{cls.__name__}: {b.key} ({b.description}) not in help"
-                )
+                # a footer pair ("↓↑ Signal") is named in help by what each key does
+                described = HELP_ROWS[b.id][1] if b.id in HELP_ROWS else b.description
+                assert described in text, f"{cls.__name__}: {b.key} ({described}) not in help"
         assert sum(len(keys) for _, keys in key_sections()) >= 35
         await pilot.press("escape")
         assert isinstance(a.screen, PlantScreen)
@@ -244,12 +248,7 @@ async def test_enter_on_an_alarm_opens_it() -> None:
         screen = a.screen
         assert isinstance(screen, PlantScreen)
         feed = screen.query_one(AlertFeed)
-        feed.table.focus()
-        await pilot.press("g")
-        for _ in range(10):
-            if feed.selected is not None and feed.selected.row.asset != screen.asset:
-                break
-            await pilot.press("j")
+        await select_alarm(pilot, feed, lambda row: row.row.asset != screen.asset)
         assert feed.selected is not None and feed.selected.row.asset != screen.asset
         other = feed.selected.row.asset
         await pilot.press("enter")
@@ -263,3 +262,92 @@ async def test_enter_on_an_alarm_opens_it() -> None:
         )
     alarm_keys = dict(key_sections())["Alarm list (plant and alarms screens)"]
     assert ("enter", "Its asset (plant) / its detail (alarms)") in alarm_keys  # named in help
+
+
+def footer_line(a: ControlRoomApp) -> str:
+    return screen_text(a).splitlines()[-1]
+
+
+async def select_alarm(pilot: Any, feed: AlertFeed, wanted: Callable[[AlarmRow], bool]) -> None:
+    """Focus the alarm list and move its cursor down from the top to the first ``wanted`` row."""
+    feed.table.focus()
+    await pilot.press("g")
+    for _ in range(10):
+        if feed.selected is not None and wanted(feed.selected):
+            return
+        await pilot.press("j")
+    raise AssertionError("no such alarm in the list")
+
+
+async def test_every_footer_keeps_help_and_quit_at_80x24() -> None:
+    """At 80 columns the alarm list's footer ran past the edge and cut ``? Help`` and ``q Quit``.
+    The footer now holds only the keys that apply to the focused pane and the selected row:
+    every screen, in each focus state (and on a shelved alarm, which brings ``u``), keeps both."""
+    a = app()
+    a.alarms = sample_alarm_book()
+    async with a.run_test(size=(80, 24)) as pilot:
+        seen: dict[str, str] = {}
+
+        async def walk(screen_key: str) -> None:
+            await pilot.press(screen_key)
+            for _ in range(6):
+                await pilot.pause()
+                focused = a.focused.id if a.focused is not None else None
+                if isinstance(a.focused, Input):  # typing there: ? and q are letters
+                    await pilot.press("tab")
+                    continue
+                seen[f"{type(a.screen).__name__}/{focused}"] = footer_line(a)
+                await pilot.press("tab")
+
+        for key in ("1", "3", "4", "2"):
+            await walk(key)
+        # A shelved alarm on each alarm list: u Unshelve joins the footer, which still fits.
+        for key in ("1", "4"):
+            await pilot.press(key)
+            feed = a.screen.query_one(AlertFeed)
+            await select_alarm(pilot, feed, lambda row: row.state == "shelved")
+            await settle(pilot, lambda: "u Unshelve" in footer_line(a), "u on a shelved alarm")
+            seen[f"{type(a.screen).__name__}/shelved"] = footer_line(a)
+        await pilot.press("1", "v")
+        await settle(pilot, lambda: isinstance(a.screen, TrendScreen), "the trend view")
+        seen["TrendScreen"] = footer_line(a)
+        assert "[] Asset" in seen["TrendScreen"]  # the pair, as ↓↑ Signal is
+        await pilot.press("escape", "question_mark")
+        seen["HelpScreen"] = footer_line(a)
+    assert {"PlantScreen/alert-table", "AlarmsScreen/alert-table", "PlantScreen/signals"} <= set(
+        seen
+    )
+    for where, footer in seen.items():
+        if where == "HelpScreen":
+            assert "esc Close help" in footer
+            continue
+        assert "? Help" in footer and "q Quit" in footer, f"{where}: {footer!r}"
+
+
+async def test_a_key_hidden_from_the_footer_still_says_why() -> None:
+    a = app()
+    a.alarms = sample_alarm_book()
+    shown = record_notifications(a)
+    async with a.run_test(size=(80, 24)) as pilot:
+        screen = a.screen
+        assert isinstance(screen, PlantScreen)
+        feed = screen.query_one(AlertFeed)
+        # unacknowledged, not shelved: u hidden
+        await select_alarm(pilot, feed, lambda row: row.alarm_id == "a-2")
+        await settle(pilot, lambda: "s Shelve" in footer_line(a), "the alarm keys")
+        footer = footer_line(a)
+        assert "u Unshelve" not in footer and "e Edit" not in footer and "a Ack" in footer
+        await pilot.press("u")
+        await settle(pilot, lambda: "Alarm a-2 is not shelved." in shown, "why not u")
+        # shelved: s hidden, u shown
+        await select_alarm(pilot, feed, lambda row: row.alarm_id == "a-4")
+        await settle(pilot, lambda: "u Unshelve" in footer_line(a), "u on a shelved alarm")
+        assert "s Shelve" not in footer_line(a)
+        await pilot.press("s")
+        await settle(pilot, lambda: any("a-4 is already shelved" in m for m in shown), "why not s")
+        # The ticket keys act on the tickets pane: from the alarm list they say where.
+        await pilot.press("e")
+        await settle(pilot, lambda: any("tickets pane" in m for m in shown), "why not e")
+        await pilot.pause()
+        assert isinstance(a.screen, PlantScreen)  # no edit form opened
+        assert not [m for m in shown if "approved" in m or "failed" in m]

@@ -261,6 +261,7 @@ class AlarmsScreen(ConsoleScreen, KeyedRedraw):
                 truth=False,
             )
             self._draw_detail()
+            self.follow_selected_alarm()
             bar = self.query_one(StatusBar)
             bar.health = app.health
             bar.sim_time = feed.latest_ts()
@@ -271,6 +272,7 @@ class AlarmsScreen(ConsoleScreen, KeyedRedraw):
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:
         self._draw_detail()
+        self.follow_selected_alarm()
 
     def _draw_detail(self) -> None:
         row = self.selected_alarm()

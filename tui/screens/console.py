@@ -1,8 +1,10 @@
 """What the plant, alarm and fleet screens share: keys that explain themselves, and the alarm
 actions (acknowledge, shelve, unshelve, out of service) over the review API.
 
-A key whose action does not apply now (the footer dims it) says why when pressed, instead of
-doing nothing: "alarm pump01-A3 is already acknowledged", "no alarm selected".
+A key whose action does not apply now says why when pressed, instead of doing nothing: "alarm
+pump01-A3 is already acknowledged", "no alarm selected". The footer shows only what applies: an
+alarm action that does not apply to the selected alarm is hidden (``check_action`` False), so
+the footer keeps its ``? Help`` and ``q Quit`` at 80 columns; help lists every key.
 
 Alarm actions are bound on the alarm list itself (``screen.alarm_*`` actions), so ``a`` means
 acknowledge where an alarm is selected and approve where a ticket is. Each opens a short form
@@ -27,6 +29,7 @@ from tui.alarms import STATE_SHORT, AlarmRow
 from tui.api import ApiError
 from tui.safe import clean
 from tui.screens.alarm_action import SHELVE_CHOICES, AlarmActionScreen
+from tui.textual_compat import first_binding
 
 ALARM_ACTIONS = ("alarm_ack", "alarm_shelve", "alarm_unshelve", "alarm_oos")
 
@@ -45,6 +48,9 @@ def alarm_subject(row: AlarmRow) -> Text:
 
 
 class ConsoleScreen(Screen[None]):
+    _footer_alarm: tuple[str | None, ...] = ()
+    """Why each alarm key does not apply, as the footer last showed it."""
+
     # ---------------------------------------------------------------- feedback
 
     def tell(self, message: str, **kwargs: Any) -> None:
@@ -52,11 +58,13 @@ class ConsoleScreen(Screen[None]):
         self.notify(clean(message, single_line=True), markup=False, **kwargs)
 
     def on_key(self, event: events.Key) -> None:
-        """A key whose action does not apply now says why, instead of doing nothing."""
-        active = self.active_bindings.get(event.key)
-        if active is None or active.enabled:
+        """A key whose action does not apply now (dimmed or hidden in the footer) says why,
+        instead of doing nothing (or falling through to a binding further up: ``a`` on an
+        acknowledged alarm must not approve a ticket)."""
+        binding = first_binding(self, event.key)
+        if binding is None:
             return
-        reason = self.why_not(active.binding.action.rsplit(".", 1)[-1])
+        reason = self.why_not(binding.action.rsplit(".", 1)[-1])
         if reason:
             event.stop()
             event.prevent_default()
@@ -69,8 +77,8 @@ class ConsoleScreen(Screen[None]):
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ALARM_ACTIONS:
-            return None if self.alarm_why_not(action) else True
+        if action in ALARM_ACTIONS:  # hidden, not dimmed: four of them overflow 80 columns
+            return self.alarm_why_not(action) is None
         return True
 
     def action_zoom(self) -> None:
@@ -91,6 +99,14 @@ class ConsoleScreen(Screen[None]):
     def selected_alarm(self) -> AlarmRow | None:
         """The alarm under the cursor of this screen's alarm list (None: none, or no list)."""
         return None
+
+    def follow_selected_alarm(self) -> None:
+        """The footer's alarm keys follow the selected alarm and its state (called when the
+        cursor moves or the list is redrawn; recomposes the footer only on a change)."""
+        why = tuple(self.alarm_why_not(action) for action in ALARM_ACTIONS)
+        if why != self._footer_alarm:
+            self._footer_alarm = why
+            self.refresh_bindings()
 
     def alarm_why_not(self, action: str) -> str | None:
         row = self.selected_alarm()
@@ -215,8 +231,10 @@ class ConsoleScreen(Screen[None]):
     @work(group="alarm-action")
     async def asset_call(self, asset: str, on: bool, reason: str | None) -> None:
         app = control(self)
-        try:
-            status = await app.api.review.out_of_service(asset, on, reason)
+        try:  # a pump seen in telemetry may be taken out of service before it ever alarmed
+            status = await app.api.review.out_of_service(
+                asset, on, reason, never_alarmed=asset in app.feed.assets()
+            )
         except ApiError as exc:
             verb = "out of service" if on else "back in service"
             self.tell(f"{asset} {verb} failed: {exc.detail}", severity="error", timeout=8)

@@ -47,6 +47,7 @@ REFRESH_HZ = 10
 AGE_REFRESH_S = 5.0
 WIDE = 110
 SPEEDS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
+TICKET_ACTIONS = ("approve", "edit", "close_ticket")
 
 
 class PlantScreen(ConsoleScreen):
@@ -167,6 +168,7 @@ class PlantScreen(ConsoleScreen):
                     alarm_rows(feed.alerts(), app.alarms), compact=not wide, truth=self.truth
                 )
                 self._drawn_alarms = app.alarms.version
+                self.follow_selected_alarm()
             if force or layout_changed or age_due or versions.tickets != self._drawn.tickets:
                 tickets = feed.tickets()
                 table = self.query_one("#tickets", TicketTable)
@@ -257,6 +259,10 @@ class PlantScreen(ConsoleScreen):
     def _ticket_selected(self) -> None:
         self.query_one(TicketDetail).focus()
 
+    @on(DataTable.RowHighlighted, "#alert-table")
+    def _alarm_highlighted(self) -> None:
+        self.follow_selected_alarm()
+
     @on(DataTable.RowSelected, "#alert-table")
     def _alarm_selected(self) -> None:
         """Enter on an alarm: its asset's signals (the fleet table's drill-in)."""
@@ -307,12 +313,16 @@ class PlantScreen(ConsoleScreen):
             if action == "stop" and not status.running:
                 return "The scenario is not running (s starts it)."
             return None
-        if action not in ("approve", "edit", "close_ticket"):
+        if action not in TICKET_ACTIONS:
             return super().why_not(action)
+        verb = {"approve": "approve", "edit": "edit", "close_ticket": "close"}[action]
+        if not self._tickets_focused():
+            return f"To {verb} a ticket, select it in the tickets pane first (tab)."
         ticket = self.selected_ticket()
         if ticket is None:
             return "No ticket selected."
-        verb = {"approve": "approve", "edit": "edit", "close_ticket": "close"}[action]
+        if ticket.state == "open" or (action != "approve" and ticket.state != "closed"):
+            return None
         if action == "approve" and ticket.state == "approved":
             return f"{ticket.ticket_id} is already approved (c closes it)."
         return f"{ticket.ticket_id} is {ticket.state}: nothing to {verb}."
@@ -323,14 +333,18 @@ class PlantScreen(ConsoleScreen):
         key = self.query_one("#tickets", TicketTable).selected_key
         return control(self).feed.ticket(key) if key else None
 
+    def _tickets_focused(self) -> bool:
+        """The ticket keys apply in the tickets pane and the ticket beside it; elsewhere ``a`` is
+        the alarm list's (or nothing) and the footer has no room for keys acting out of view."""
+        if self.focused is None:
+            return True
+        return any(self.query_one(f"#{pane}").has_focus_within for pane in ("tickets", "detail"))
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("approve", "edit", "close_ticket"):
-            ticket = self.selected_ticket()
-            if ticket is None:
-                return None
-            if action == "approve":
-                return True if ticket.state == "open" else None
-            return True if ticket.state != "closed" else None
+        if action in TICKET_ACTIONS:
+            if not self._tickets_focused():
+                return False  # hidden; pressed, it says where it applies
+            return None if self.why_not(action) else True  # dimmed for this ticket's state
         if action in ("start", "stop"):
             return None if self.why_not(action) else True
         return super().check_action(action, parameters)

@@ -92,7 +92,7 @@ class TrendScreen(KeyedRedraw):
             "left_square_bracket", "asset(-1)", "Previous asset", show=False, id="trend.prev_asset"
         ),
         Binding(
-            "right_square_bracket", "asset(1)", "Asset", key_display="]", id="trend.next_asset"
+            "right_square_bracket", "asset(1)", "Asset", key_display="[]", id="trend.next_asset"
         ),
         Binding("escape", "back", "Back", id="trend.back"),
     ]

@@ -45,9 +45,12 @@ class StepLog(KeyedTable):
         self._width = -1
 
     def on_resize(self) -> None:
-        """The summary takes the rest of the row: cropped, never scrolled sideways."""
+        """The summary takes the rest of the row: cropped, never scrolled sideways. The log
+        follows its last step at any height: it shrinks when the results arrive (at 80×24
+        they take its room), and a shrink alone does not scroll a table to its cursor."""
         width = self.content_region.width
         if width == self._width:
+            self._follow()
             return
         self._width = width
         self.reset()
@@ -92,5 +95,8 @@ class StepLog(KeyedTable):
                 )
             )
         self.sync(rows)
+        self._follow()
+
+    def _follow(self) -> None:
         if self.row_count:
             self.move_cursor(row=self.row_count - 1)
