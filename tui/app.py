@@ -77,7 +77,8 @@ explicitly because ``controlroom`` raises it to 50,000 while a command starts up
 
 
 GC_FULL_S = 2.0
-"""A full collection this often, of what is not frozen (~33,000 objects, ~1-3 ms): the plant
+"""A full collection this often, of what is not frozen (~33,000 objects at the plant screen;
+0.75 ms for 22,000 in a bare interpreter, not timed inside the app): the plant
 screen at 10 Hz leaves ~2,000 objects a second in reference cycles that outlive the young
 collection, and CPython collects the old generation only once it has grown by a quarter, so
 without this they piled up as ~2.4 MiB more RssAnon in the first minute (bench/tui_load.py,
