@@ -49,6 +49,7 @@ modules if it were split. What is not that state already lives apart (``paho_com
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -60,7 +61,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -139,6 +140,7 @@ Route = Handler | _Batched
 """What a subscription holds: a plain handler, or a batch handler the dispatcher feeds."""
 
 M = TypeVar("M", bound=WireModel)
+P = ParamSpec("P")
 
 __all__ = [
     "BusClient",
@@ -317,6 +319,23 @@ def _plain_filter(pattern: str) -> str:
     if pattern.startswith("$share/"):
         return pattern.split("/", 2)[2] if pattern.count("/") >= 2 else pattern
     return pattern
+
+
+def _never_raises(
+    callback: Callable[Concatenate[BusClient, P], None],
+) -> Callable[Concatenate[BusClient, P], None]:
+    """A paho callback that never raises into paho's network thread: a failure is logged with
+    its traceback, naming the service and the callback."""
+    what = callback.__name__.lstrip("_")
+
+    @functools.wraps(callback)
+    def guarded(self: BusClient, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            callback(self, *args, **kwargs)
+        except Exception:
+            log.exception("%s: %s failed", self.service_name, what)
+
+    return guarded
 
 
 def _is_batch(topic: str) -> bool:
@@ -754,82 +773,74 @@ class BusClient:
     # ---------------------------------------------------------------- paho callbacks
     # (network thread: no blocking, no exceptions)
 
+    @_never_raises
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
     ) -> None:
-        try:
-            if rc.is_failure:
-                self._set_error(f"broker refused the connection: {rc}")
-                return
-            self._generation += 1
-            self._gone.clear()
-            with self._subs_lock:
-                subs = [(p, q) for p, (q, _) in self._subs.items()]
-                self._sub_mids.clear()
-                if subs:
-                    self._track_subscribe(client.subscribe(subs))
-                else:
-                    self._subscribed.set()
-            self._last_connect_error = None
-            self.counters.inc("connects")
-            self._connected.set()
-            self._emit(
-                "bus_connected",
-                broker=redact_url(self.url),
-                session_present=bool(getattr(flags, "session_present", False)),
-                subscriptions=[p for p, _ in subs],
-            )
-        except Exception:  # never raise into paho
-            log.exception("%s: on_connect failed", self.service_name)
+        if rc.is_failure:
+            self._set_error(f"broker refused the connection: {rc}")
+            return
+        self._generation += 1
+        self._gone.clear()
+        with self._subs_lock:
+            subs = [(p, q) for p, (q, _) in self._subs.items()]
+            self._sub_mids.clear()
+            if subs:
+                self._track_subscribe(client.subscribe(subs))
+            else:
+                self._subscribed.set()
+        self._last_connect_error = None
+        self.counters.inc("connects")
+        self._connected.set()
+        self._emit(
+            "bus_connected",
+            broker=redact_url(self.url),
+            session_present=bool(getattr(flags, "session_present", False)),
+            subscriptions=[p for p, _ in subs],
+        )
 
+    @_never_raises
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
     ) -> None:
-        try:
-            was = self._connected.is_set()
-            self._connected.clear()
-            self._subscribed.clear()
-            self._gone.set()
-            with self._out_cv:  # paho drops the QoS 0 sends still queued at a reconnect
-                self._unsent_qos0 = 0
-                self._out_cv.notify_all()
-            if was:
-                self.counters.inc("disconnects")
-                if not self._stopping:
-                    self._emit("bus_disconnected", reason=str(rc))
-        except Exception:
-            log.exception("%s: on_disconnect failed", self.service_name)
+        was = self._connected.is_set()
+        self._connected.clear()
+        self._subscribed.clear()
+        self._gone.set()
+        with self._out_cv:  # paho drops the QoS 0 sends still queued at a reconnect
+            self._unsent_qos0 = 0
+            self._out_cv.notify_all()
+        if was:
+            self.counters.inc("disconnects")
+            if not self._stopping:
+                self._emit("bus_disconnected", reason=str(rc))
 
+    @_never_raises
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, props: Any
     ) -> None:
-        try:
-            failed = [str(rc) for rc in reason_codes or () if getattr(rc, "is_failure", False)]
-            if failed:
-                self._set_error(f"broker refused a subscription: {', '.join(failed)}")
-            with self._subs_lock:
-                self._sub_mids.discard(mid)
-                if not self._sub_mids:
-                    self._subscribed.set()
-        except Exception:
-            log.exception("%s: on_subscribe failed", self.service_name)
+        failed = [str(rc) for rc in reason_codes or () if getattr(rc, "is_failure", False)]
+        if failed:
+            self._set_error(f"broker refused a subscription: {', '.join(failed)}")
+        with self._subs_lock:
+            self._sub_mids.discard(mid)
+            if not self._sub_mids:
+                self._subscribed.set()
 
+    @_never_raises
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
     ) -> None:
-        try:
-            if paho_compat.published_qos(client, mid) == 0:
-                with self._out_cv:  # written to the socket: room for a waiting publisher
-                    self._unsent_qos0 = max(0, self._unsent_qos0 - 1)
-                    if self._unsent_qos0 < OUT_LIMIT:
-                        self._out_cv.notify_all()
-                return
-            gens = self._puback_gens
-            gens[mid] = self._generation
-            if len(gens) > 65_536:  # entries nobody asked about (QoS 1 publishes not tracked)
-                gens.popitem(last=False)
-        except Exception:
-            log.exception("%s: on_publish failed", self.service_name)
+        if paho_compat.published_qos(client, mid) == 0:
+            with self._out_cv:  # written to the socket: room for a waiting publisher
+                self._unsent_qos0 = max(0, self._unsent_qos0 - 1)
+                if self._unsent_qos0 < OUT_LIMIT:
+                    self._out_cv.notify_all()
+            return
+        gens = self._puback_gens
+        gens[mid] = self._generation
+        if len(gens) > 65_536:  # entries nobody asked about (QoS 1 publishes not tracked)
+            gens.popitem(last=False)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         where = f"{self.address.host}:{self.address.port}"
@@ -842,26 +853,24 @@ class BusClient:
             log.warning("%s: %s", self.service_name, error)
         self._last_connect_error = error
 
+    @_never_raises
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            qos, payload = msg.qos, msg.payload
-            with self._pending_cv:
-                if qos == 0 and self._pending >= self._inbox_limit:
-                    self.counters.inc("inbox_dropped")
-                    return
-                self._pending += 1
-            self._inbox.put(
-                _Inbound(
-                    message_topic(msg),
-                    payload if isinstance(payload, bytes) else bytes(payload),
-                    qos,
-                    msg.mid,
-                    self._generation,
-                    time.time(),
-                )
+        qos, payload = msg.qos, msg.payload
+        with self._pending_cv:
+            if qos == 0 and self._pending >= self._inbox_limit:
+                self.counters.inc("inbox_dropped")
+                return
+            self._pending += 1
+        self._inbox.put(
+            _Inbound(
+                message_topic(msg),
+                payload if isinstance(payload, bytes) else bytes(payload),
+                qos,
+                msg.mid,
+                self._generation,
+                time.time(),
             )
-        except Exception:
-            log.exception("%s: on_message failed", self.service_name)
+        )
 
     # ---------------------------------------------------------------- dispatcher thread
 

@@ -254,6 +254,16 @@ def _scenario_line(ctx: BriefingContext, spec: ScenarioSpec) -> str:
     return f"the day as planned: {len(order)} jobs in {rule} order {seq}."
 
 
+def _late_in(ctx: BriefingContext, job_id: str) -> str:
+    """How late ``job_id`` is in each scenario where it is late ("3h in Rush, …"); empty when
+    it is on time in every scenario."""
+    return ", ".join(
+        f"{late_text(ctx.metrics[s.label].lateness_by_job[job_id])} in {s.label}"
+        for s in ctx.scenarios
+        if job_id in ctx.metrics[s.label].late_job_ids
+    )
+
+
 def _risks(ctx: BriefingContext) -> list[str]:
     risks: list[str] = []
     ordered = sorted(ctx.scenarios, key=lambda s: (not s.is_fact, ctx.scenarios.index(s)))
@@ -277,24 +287,14 @@ def _risks(ctx: BriefingContext) -> list[str]:
     risks.extend(_margin_risk(ctx, m) for m in ctx.margins[:2])
     protected = ctx.intent.protected_job_id
     if protected:
-        late_in = [
-            (s.label, ctx.metrics[s.label].lateness_by_job[protected])
-            for s in ctx.scenarios
-            if protected in ctx.metrics[s.label].late_job_ids
-        ]
-        if late_in:
-            where = ", ".join(f"{late_text(h)} in {label}" for label, h in late_in)
+        where = _late_in(ctx, protected)
+        if where:
             risks.insert(0, f"{protected}, which you asked to protect, is at risk: {where}.")
         else:
             risks.append(f"{protected}, which you asked to protect, is on time in every scenario.")
     for jid in ctx.intent.flexible_job_ids[:2]:
-        late_in = [
-            (s.label, ctx.metrics[s.label].lateness_by_job[jid])
-            for s in ctx.scenarios
-            if jid in ctx.metrics[s.label].late_job_ids
-        ]
-        if late_in:
-            where = ", ".join(f"{late_text(h)} in {label}" for label, h in late_in)
+        where = _late_in(ctx, jid)
+        if where:
             risks.append(f"{jid}, which your note allows to slip, absorbs the pressure: {where}.")
     neck = ctx.metrics[ctx.baseline.label].bottleneck_machine_id
     utils = [(s.label, ctx.metrics[s.label].utilization_by_machine[neck]) for s in ctx.scenarios]

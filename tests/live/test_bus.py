@@ -585,6 +585,17 @@ def test_insecure_tls_warns_once_per_process(caplog):
     assert len(warnings) == 1 and "pw" not in warnings[0].getMessage()
 
 
+def test_a_failing_paho_callback_is_logged_and_never_raised_into_paho(caplog):
+    import logging
+
+    c = BusClient("mqtt://127.0.0.1:1", "cb-fail", "cb-fail", var=var_dir(os.environ))
+    caplog.set_level(logging.ERROR, logger="controlroom.bus")
+    c._on_message(c._mqtt, None, None)  # no message: it fails inside
+    c._on_subscribe(c._mqtt, None, 1, 42, None)  # reason codes that are not a list
+    failed = [(r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert failed == [("cb-fail: on_message failed", True), ("cb-fail: on_subscribe failed", True)]
+
+
 def test_a_small_inbox_drops_telemetry_past_its_limit_and_counts_it(broker, bus_client, wait_for):
     """The TUI's bus client keeps a few seconds of telemetry, not the services' 100,000 messages:
     while its dispatcher is stuck, QoS 0 beyond ``inbox_limit`` is dropped and counted, and what

@@ -11,13 +11,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Footer, Input, Label, OptionList, Static
+from textual.widgets import Button, Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from engine.schemas import CLOSE_REASONS, Ticket
+from engine.schemas import CLOSE_REASONS
 from tui.format import CLOSE_REASON_LABEL
 from tui.safe import clean
-from tui.screens.modal_form import ModalForm
+from tui.screens.modal_form import TicketForm
 
 REASON_HELP = {
     "resolved": "the fault was real and has been dealt with",
@@ -26,7 +26,7 @@ REASON_HELP = {
 }
 
 
-class CloseTicketScreen(ModalForm[tuple[str, str | None] | None]):
+class CloseTicketScreen(TicketForm[tuple[str, str | None] | None]):
     """Dismisses with (reason, note or None), or None when cancelled."""
 
     CONFIRM_BUTTON = "close-confirm"
@@ -37,20 +37,9 @@ class CloseTicketScreen(ModalForm[tuple[str, str | None] | None]):
         Binding("escape", "cancel", "Cancel", id="close.cancel"),
     ]
 
-    def __init__(self, ticket: Ticket) -> None:
-        super().__init__()
-        self.ticket = ticket
-
     def compose(self) -> ComposeResult:
-        t = self.ticket
         with Vertical(id="close-form", classes="modal-form"):
-            yield Static(
-                Text(
-                    f"Close {clean(t.ticket_id, single_line=True)}"
-                    f" · {clean(t.title, single_line=True)}",
-                    style="bold",
-                )
-            )
+            yield self.heading("Close", clean(self.ticket.title, single_line=True))
             yield Label("Reason (↑↓, enter)")
             yield OptionList(
                 *[

@@ -16,9 +16,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Input, Label, Select, Static, TextArea
 
-from engine.schemas import SEVERITIES, Ticket
+from engine.schemas import SEVERITIES
 from tui.safe import clean
-from tui.screens.modal_form import ModalForm
+from tui.screens.modal_form import TicketForm
 
 MAX_TITLE = 500
 MAX_BODY = 20_000
@@ -61,7 +61,7 @@ def validate_edit(
     return {"title": title, "body": body, "labels": labels, "severity": severity}, errors
 
 
-class EditTicketScreen(ModalForm[dict[str, Any] | None]):
+class EditTicketScreen(TicketForm[dict[str, Any] | None]):
     """Dismisses with the changed fields, or None when cancelled / nothing changed."""
 
     CONFIRM_BUTTON = "edit-save"
@@ -71,16 +71,10 @@ class EditTicketScreen(ModalForm[dict[str, Any] | None]):
         Binding("escape", "cancel", "Cancel", id="edit.cancel"),
     ]
 
-    def __init__(self, ticket: Ticket) -> None:
-        super().__init__()
-        self.ticket = ticket
-
     def compose(self) -> ComposeResult:
         t = self.ticket
         with Vertical(id="edit-form", classes="modal-form"):
-            yield Static(
-                Text(f"Edit {clean(t.ticket_id, single_line=True)} · {t.asset}", style="bold")
-            )
+            yield self.heading("Edit", t.asset)
             with Horizontal(classes="form-row"):
                 yield Label("Title", classes="form-label")
                 # The cursor lands at the end: the first key must not replace the whole title.

@@ -1,4 +1,5 @@
-"""What the modal forms share (close a ticket, edit a ticket, act on an alarm).
+"""What the modal forms share (close a ticket, edit a ticket, act on an alarm), and what the two
+ticket forms share: the ticket, and a first line naming it.
 
 ``escape`` and the cancel button dismiss with None (no request is made); ``ctrl+s`` and the
 confirm button call ``action_confirm``. A form that opens on a pick (the close reason, the
@@ -10,8 +11,12 @@ from __future__ import annotations
 
 from typing import ClassVar, TypeVar
 
+from rich.text import Text
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, OptionList
+from textual.widgets import Button, Input, OptionList, Static
+
+from engine.schemas import Ticket
+from tui.safe import clean
 
 R = TypeVar("R")
 
@@ -46,3 +51,16 @@ class ModalForm(ModalScreen[R]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.action_confirm()
+
+
+class TicketForm(ModalForm[R]):
+    """A form about one ticket."""
+
+    def __init__(self, ticket: Ticket) -> None:
+        super().__init__()
+        self.ticket = ticket
+
+    def heading(self, verb: str, detail: str) -> Static:
+        """The form's first line: what it does, to which ticket (``detail``: shown after it)."""
+        ticket_id = clean(self.ticket.ticket_id, single_line=True)
+        return Static(Text(f"{verb} {ticket_id} · {detail}", style="bold"))
