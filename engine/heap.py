@@ -25,6 +25,7 @@ The services call it after each periodic collection (``engine.services.base.tune
 from __future__ import annotations
 
 import ctypes
+import functools
 import platform
 
 M_MMAP_THRESHOLD = -3
@@ -33,7 +34,9 @@ MMAP_THRESHOLD_BYTES = 128 * 1024
 """glibc's own initial threshold: blocks this size or larger are mapped and unmapped alone."""
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """glibc, once: ``platform.libc_ver`` reads the interpreter's binary to tell."""
     if platform.libc_ver()[0] != "glibc":
         return None
     try:
