@@ -32,8 +32,8 @@ Guarantees, and how they are kept:
 - **paho's network thread is never blocked and never sees an exception**: ``on_message`` only
   enqueues; one dispatcher thread decodes and runs handlers in arrival order, which keeps the
   per-asset order the monitor's and diagnosis' windows need. The queue is bounded for QoS 0
-  (telemetry beyond ``INBOX_LIMIT`` waiting is dropped and counted); QoS 1 is bounded by the
-  broker's in-flight window.
+  (telemetry beyond ``INBOX_LIMIT`` messages or ``INBOX_LIMIT_BYTES`` waiting is dropped and
+  counted); QoS 1 is bounded by the broker's in-flight window.
 - Reconnects with exponential backoff (0.25 s doubling to 10 s); subscriptions are restored on
   every connect.
 
@@ -108,6 +108,18 @@ stays near what is really in flight instead of holding the last thousand payload
 snapshot is kilobytes: that read as megabytes of growth in the soak)."""
 INBOX_LIMIT = 100_000
 """QoS 0 messages waiting for the dispatcher beyond this are dropped (``inbox_dropped``)."""
+INBOX_LIMIT_BYTES = 16 * 1024 * 1024
+"""QoS 0 messages waiting for the dispatcher are also dropped once they would hold more than
+this (each counted as its payload plus ``INBOX_ITEM_BYTES``). A count alone bounds no memory: a
+queued message costs what its payload does — ~0.65 KB for one telemetry sample (100,000 of them
+~62 MiB), ~26 KB for a 64-sample ``TelemetryBatch`` (100,000: ~2.5 GiB), up to
+``MAX_PAYLOAD_BYTES`` and beyond for junk (the soak's 300 KB payloads made its monitor's queued
+messages 12 KB each on average). A service that falls behind so holds at most this much, and
+how long it stays behind no longer decides its memory. 16 MiB is ~25,000 single samples or
+~40 s of a 1,000-pump fleet in batches of 64."""
+INBOX_ITEM_BYTES = 256
+"""What a queued message costs beside its payload (measured with ``tracemalloc``: ~200 B of
+``_Inbound`` tuple, float and queue slot, and its topic string)."""
 OUT_LIMIT = 10_000
 """QoS 0 messages handed to paho and not yet written to the socket beyond which a publisher is
 told to wait (``wait_writable``): paho's send queue has no bound of its own, so a simulator
@@ -370,6 +382,7 @@ class BusClient:
         deadletter_max_bytes: int | None = None,
         identity: str | None = None,
         inbox_limit: int = INBOX_LIMIT,
+        inbox_limit_bytes: int = INBOX_LIMIT_BYTES,
         dedup_full: bool = False,
     ) -> None:
         """``var``: the runtime-state directory the caller resolved (dead letters go to
@@ -379,7 +392,8 @@ class BusClient:
         credentials: anonymous. ``inbox_limit``: QoS 0 messages left waiting for the dispatcher
         beyond this are dropped and counted (``inbox_dropped``); a display that only shows the
         latest values keeps it small, so a starved process holds seconds of telemetry, not
-        tens of megabytes. ``dedup_full``: the dedup window starts full of placeholders of a
+        tens of megabytes. ``inbox_limit_bytes``: the same bound on what they hold
+        (``INBOX_LIMIT_BYTES``). ``dedup_full``: the dedup window starts full of placeholders of a
         digest's size (``DEDUP_WINDOW`` of them, ~0.7 MiB), so it takes its memory at start
         instead of over the hour in which real digests fill it (the TUI: memory flat from the
         start); a service leaves it off and pays only for what it has seen."""
@@ -413,7 +427,9 @@ class BusClient:
         """Messages collected for batch handlers during one dispatcher pass."""
         self._inbox: queue.SimpleQueue[_Inbound | None] = queue.SimpleQueue()
         self._pending = 0
+        self._pending_bytes = 0
         self._inbox_limit = inbox_limit
+        self._inbox_limit_bytes = inbox_limit_bytes
         self._pending_cv = threading.Condition()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         """Digests of the last ``DEDUP_WINDOW`` valid QoS 1 messages (with ``dedup_full``,
@@ -614,6 +630,12 @@ class BusClient:
     @property
     def queue_depth(self) -> int:
         return self._pending
+
+    @property
+    def queue_bytes(self) -> int:
+        """What the messages waiting for the dispatcher hold (``INBOX_LIMIT_BYTES`` bounds
+        the QoS 0 ones)."""
+        return self._pending_bytes
 
     # ---------------------------------------------------------------- subscribe / publish
 
@@ -868,11 +890,16 @@ class BusClient:
     @_never_raises
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         qos, payload = msg.qos, msg.payload
+        cost = len(payload) + INBOX_ITEM_BYTES
         with self._pending_cv:
-            if qos == 0 and self._pending >= self._inbox_limit:
+            if qos == 0 and (
+                self._pending >= self._inbox_limit
+                or self._pending_bytes + cost > self._inbox_limit_bytes
+            ):
                 self.counters.inc("inbox_dropped")
                 return
             self._pending += 1
+            self._pending_bytes += cost
         self._inbox.put(
             _Inbound(
                 message_topic(msg),
@@ -913,8 +940,10 @@ class BusClient:
             except Exception:
                 log.exception("%s: dispatch failed", self.service_name)
             finally:
+                cost = sum(len(one.payload) for one in items) + INBOX_ITEM_BYTES * len(items)
                 with self._pending_cv:
                     self._pending -= len(items)
+                    self._pending_bytes -= cost
                     if self._pending == 0:
                         self._pending_cv.notify_all()
             if last:

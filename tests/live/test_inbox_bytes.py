@@ -1,0 +1,54 @@
+"""The bus client's inbox is bounded by what it holds, not only by how many messages: a service
+that falls behind keeps at most ``INBOX_LIMIT_BYTES`` of QoS 0 traffic, however large each
+message is, and never drops a QoS 1 message (acknowledged only once handled)."""
+
+from __future__ import annotations
+
+import threading
+
+from engine.bus.client import INBOX_ITEM_BYTES, INBOX_LIMIT_BYTES
+from engine.schemas import AlertEvent, Telemetry, topic_for
+from tests.live.test_bus import alert, raw_client
+
+JUNK = b"x" * 250_000
+"""Junk of the soak's kind (300 KB there): 100 of them are 25 MB, far under the 100,000-message
+bound and over the byte bound."""
+
+
+def test_a_stuck_service_holds_a_bounded_number_of_bytes_and_every_alert(
+    broker, bus_client, wait_for
+):
+    release = threading.Event()
+    seen: list[int] = []
+    alerts: list[str] = []
+
+    def stuck(t: Telemetry) -> None:
+        release.wait(60)
+        seen.append(t.seq)
+
+    sub = bus_client(broker.url, "byte-inbox", persistent=False)
+    sub.subscribe("telemetry/#", stuck)
+    sub.subscribe("alerts/+", lambda a: alerts.append(a.alert_id))
+    wait_for(lambda: sub.subscribed, what="subscribed")
+    raw = raw_client(broker.url)
+    first = Telemetry(msg_id="bytes-0", asset="bytes01", seq=0, ts=0.0, signals={"flow": 1.0})
+    raw.publish(topic_for(first), first.to_bytes(), qos=0)
+    wait_for(lambda: sub.counters.snapshot()["samples"] == 1, what="the dispatcher stuck")
+    for _ in range(100):
+        raw.publish("telemetry/bytes01", JUNK, qos=0)
+    sent: list[AlertEvent] = [alert(i, asset="bytes01") for i in range(30)]
+    for a in sent:
+        raw.publish(topic_for(a), a.to_bytes(), qos=1)
+    dropped = lambda: sub.counters.snapshot()["inbox_dropped"]  # noqa: E731
+    wait_for(lambda: sub.queue_depth - 1 + dropped() == 130, what="every message queued or dropped")
+    held = sub.queue_bytes
+    kept = 100 - dropped()
+    assert held <= INBOX_LIMIT_BYTES + 30 * 1024  # QoS 1 (the alerts) may pass the bound
+    assert kept == INBOX_LIMIT_BYTES // (len(JUNK) + INBOX_ITEM_BYTES) and dropped() == 100 - kept
+    release.set()
+    wait_for(lambda: len(alerts) == 30, what="every alert handled")
+    assert sub.wait_idle(10) and sub.queue_bytes == 0 and sub.queue_depth == 0
+    assert alerts == [a.alert_id for a in sent] and seen == [0]
+    assert sub.counters.snapshot()["dead_letters"] == kept  # the junk kept is still rejected
+    raw.loop_stop()
+    raw.disconnect()
