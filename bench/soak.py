@@ -30,6 +30,14 @@ At the end it stops the simulator, lets everything drain and prints:
   RssAnon is — bytes malloc has handed out, malloc's free lists (fragmentation), blocks mapped
   alone, SQLite's own memory, thread stacks and the rest (Python's object arenas) — with each
   part's slope fitted as the verdict is: which part grows.
+- beside the verdict, each service's inbox backlog over the fitted window (``queue_depth`` and
+  ``queue_bytes`` from ``/health`` every ``DEPTH_EVERY_S``) and the RssAnon slope fitted the same
+  way on the samples taken while the inbox was empty (both depth polls around the sample at 0).
+  A service that cannot keep up holds the telemetry it is behind on (up to the bus client's
+  ``INBOX_LIMIT_BYTES``): that memory follows the backlog, not time, and the verdict alone
+  cannot tell the two apart. The verdict is still the one fitted on every sample; the second
+  slope is printed beside it, never instead of it. The raw series are written to
+  ``var/soak-series.json``.
 
 Target: 0 lost, 0 doubled, memory flat. Prints `uptime` load beside the figures; the rates
 depend on the machine, the counts must not.
@@ -38,6 +46,7 @@ depend on the machine, the counts must not.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import json
 import math
@@ -73,6 +82,8 @@ MIN_FIT_S = 180.0
 """A process is judged only on at least this long after its warm-up (in the second half): a
 shorter life is mostly warm-up (buffers sized on first sight of each pump, imports on first use)."""
 TRACE_DIR = Path(__file__).resolve().parent / "soak_trace"
+DEPTH_EVERY_S = 4.0
+"""How often each service's inbox depth is read from /health (beside RSS every 2 s)."""
 
 
 def pooled_slope(segments: list[list[tuple[float, float]]]) -> tuple[float, float, int]:
@@ -152,6 +163,45 @@ def memory_table(mem: dict[str, list[tuple[float, int, int, int]]], run_s: float
             f"| {len({pid for _, pid, _, _ in samples})} | {grown} | {file_grown} | {verdict} |"
         )
     return lines
+
+
+def backlog_table(mem: dict[str, list[tuple[float, int, int, int]]],
+                  depths: dict[str, list[tuple[float, int, int]]], run_s: float,
+                  warmup_s: float) -> list[str]:  # fmt: skip
+    """Per service: its inbox over the verdict's window (second half) and the RssAnon slope
+    fitted as the verdict is, on the samples taken while the inbox was empty: both depth polls
+    around the sample (the one before, the one after) read 0."""
+    lines = [
+        "| Service | inbox, 2nd half: max messages | max MiB | polls not empty "
+        "| anon growth while the inbox was empty (MiB/min) | samples kept |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, samples in sorted(mem.items()):
+        polls = sorted(depths.get(name, []))
+        if not polls:
+            continue
+        late = [(d, b) for t, d, b in polls if t >= run_s / 2]
+        busy = sum(1 for d, _ in late if d)
+        times = [t for t, _, _ in polls]
+        kept = [(t, pid, a) for t, pid, a, _ in samples if _inbox_empty(polls, times, t)]
+        slope, err, minutes = growth(kept, run_s, warmup_s)
+        n = sum(1 for t, _, _ in kept if t >= run_s / 2)
+        fitted = (
+            "—" if math.isnan(slope) else f"{slope:+.3f} ± {err:.3f} ({minutes:.1f} process-min)"
+        )
+        lines.append(
+            f"| {name} | {max((d for d, _ in late), default=0)} "
+            f"| {max((b for _, b in late), default=0) / 2**20:.1f} "
+            f"| {busy} of {len(late)} | {fitted} | {n} |"
+        )
+    return lines
+
+
+def _inbox_empty(polls: list[tuple[float, int, int]], times: list[float], t: float) -> bool:
+    """Both depth polls around ``t`` (the last before, the first after) read 0."""
+    i = bisect.bisect_left(times, t)
+    around = polls[max(0, i - 1) : i + 1]
+    return bool(around) and all(d == 0 for _, d, _ in around)
 
 
 def traced_growth(trace_dir: Path, top: int = 6) -> list[str]:
@@ -390,8 +440,9 @@ def main() -> int:
     rss: dict[str, list[tuple[float, int, int, int]]] = {}
     """Per part: (s since the start, pid, RssAnon KiB, RssFile + RssShmem KiB)."""
     kills: dict[str, int] = {}
-    depths: dict[str, list[tuple[float, int]]] = {}
-    """Per service: (s since the start, messages waiting in its bus client's inbox)."""
+    depths: dict[str, list[tuple[float, int, int]]] = {}
+    """Per service: (s since the start, messages waiting in its bus client's inbox, what they
+    hold in bytes)."""
     next_depths = 0.0
     runs = 0
     t0 = time.monotonic()
@@ -429,11 +480,13 @@ def main() -> int:
                 if kib:
                     rss.setdefault(name, []).append((now - t0, pid, *kib))
             if now >= next_depths:  # backlog beside RSS: a queue that grows is not a leak
-                next_depths = now + 10.0
+                next_depths = now + DEPTH_EVERY_S
                 for name in stack.services:
                     h = health(stack, name)
                     if h is not None:
-                        depths.setdefault(name, []).append((now - t0, int(h["queue_depth"])))
+                        depths.setdefault(name, []).append(
+                            (now - t0, int(h["queue_depth"]), int(h["queue_bytes"]))
+                        )
             if stack.gave_up:
                 print(f"soak: supervisor gave up: {stack.gave_up}", flush=True)
                 break
@@ -488,13 +541,22 @@ def main() -> int:
           f"on processes that lived {MIN_FIT_S:g} s more; flat: |slope| <= max(2 SE, "
           f"{FLAT_MIB_PER_MIN} MiB/min)\n")  # fmt: skip
     print("\n".join(memory_table(rss, run_s, args.warmup)))
-    print("\nInbox queue depth per service (median per quarter, max; from /health every 10 s):")
+    print(
+        f"\nBacklog beside the verdict (inbox from /health every {DEPTH_EVERY_S:g} s; the "
+        "slope fitted as the verdict's, on the samples taken while the inbox was empty):\n"
+    )
+    print("\n".join(backlog_table(rss, depths, run_s, args.warmup)))
+    print(f"\nInbox queue depth per service (median per quarter, max; from /health every "
+          f"{DEPTH_EVERY_S:g} s):")  # fmt: skip
     for name, samples in sorted(depths.items()):
         quarters = []
         for q in range(4):
-            part = [d for t, d in samples if q * run_s / 4 <= t < (q + 1) * run_s / 4]
+            part = [d for t, d, _ in samples if q * run_s / 4 <= t < (q + 1) * run_s / 4]
             quarters.append(f"{statistics.median(part):.0f}" if part else "—")
-        print(f"- {name}: {' / '.join(quarters)}, max {max(d for _, d in samples)}")
+        print(f"- {name}: {' / '.join(quarters)}, max {max(d for _, d, _ in samples)}")
+    with contextlib.suppress(OSError):
+        (var / "soak-series.json").write_text(json.dumps(
+            {"run_s": run_s, "warmup_s": args.warmup, "rss": rss, "depths": depths}))  # fmt: skip
     if args.trace_memory:
         print("\nWhat grew (tracemalloc, per service, warm-up snapshot -> last snapshot; tracing "
               "slows every service and its own records count in RSS: take the verdict above "

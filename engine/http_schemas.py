@@ -111,6 +111,9 @@ class Health(BaseModel):
     last_message_at: float | None
     last_published_at: float | None
     queue_depth: int
+    queue_bytes: int
+    """What the messages counted in ``queue_depth`` hold (payloads and per-message cost; the
+    bus client drops telemetry past ``engine.bus.client.INBOX_LIMIT_BYTES``)."""
     dead_letters: int
     counters: BusCounters
     deadletter: DeadLetterStatus

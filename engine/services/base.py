@@ -222,6 +222,7 @@ class Service:
             "last_message_at": counters.pop("last_message_at"),
             "last_published_at": counters.pop("last_published_at"),
             "queue_depth": self.bus.queue_depth,
+            "queue_bytes": self.bus.queue_bytes,
             "dead_letters": counters["dead_letters"],
             "counters": counters,
             "deadletter": {

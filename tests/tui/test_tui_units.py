@@ -260,6 +260,7 @@ def health_body(**over: object) -> dict[str, object]:
         "last_message_at": None,
         "last_published_at": None,
         "queue_depth": 0,
+        "queue_bytes": 0,
         "dead_letters": 3,
         "counters": counters,
         "deadletter": {
