@@ -284,6 +284,9 @@ class ServiceProc(Consumer):
             "CONTROLROOM_CLIENT_PREFIX": f"bench{uuid.uuid4().hex[:6]}",
             "CONTROLROOM_LOG_LEVEL": "warning",
             "PYTHONPATH": str(ROOT),
+            # The whole backlog is the measurement: the consumer must take it all in, where a
+            # service behind keeps only CONTROLROOM_INBOX_MAX_BYTES (16 MiB) and drops the rest.
+            "CONTROLROOM_INBOX_MAX_BYTES": str(8 << 30),
             **(env or {}),
         }
         cmd = [sys.executable, "-m", "engine", "serve", name, "--port", str(port), "--broker", url]

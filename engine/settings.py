@@ -126,6 +126,7 @@ class Config(BaseSettings):
     share_group: str | None = Field(None, pattern=NAME_RE)
     # bounds
     deadletter_max_bytes: int = Field(16 << 20, gt=0)
+    inbox_max_bytes: int = Field(16 << 20, gt=0)
     max_body_bytes: int = Field(1 << 20, gt=0)
     max_assets: int = Field(4096, gt=0)
     asset_idle_s: float = Field(3600.0, gt=0)

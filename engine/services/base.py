@@ -140,6 +140,7 @@ class Service:
             var=settings.var,
             credentials=settings.credentials,
             deadletter_max_bytes=settings.deadletter_max_bytes,
+            inbox_limit_bytes=settings.inbox_max_bytes,
         )
         self.app = FastAPI(title=f"{self.title} ({self.instance})", lifespan=self._lifespan)
         self.http_limits = mount_body_limit(

@@ -107,6 +107,9 @@ class Settings:
     # bounds
     deadletter_max_bytes: int = 16 * 1024 * 1024
     """Dead-letter file size before rotation (3 rotated files are kept)."""
+    inbox_max_bytes: int = 16 * 1024 * 1024
+    """Telemetry waiting for the bus dispatcher beyond this is dropped and counted
+    (``engine.bus.client.INBOX_LIMIT_BYTES``): what a service that fell behind may hold."""
     max_body_bytes: int = 1024 * 1024
     """Largest HTTP request body any service accepts (413 beyond)."""
     max_assets: int = 4096
@@ -188,6 +191,7 @@ class Settings:
             legacy_topics=config.telemetry_legacy,
             share_group=config.share_group,
             deadletter_max_bytes=config.deadletter_max_bytes,
+            inbox_max_bytes=config.inbox_max_bytes,
             max_body_bytes=config.max_body_bytes,
             max_assets=config.max_assets,
             asset_idle_s=config.asset_idle_s,

@@ -52,3 +52,22 @@ def test_a_stuck_service_holds_a_bounded_number_of_bytes_and_every_alert(
     assert sub.counters.snapshot()["dead_letters"] == kept  # the junk kept is still rejected
     raw.loop_stop()
     raw.disconnect()
+
+
+def test_a_service_takes_its_inbox_bound_from_the_environment(tmp_path):
+    """``CONTROLROOM_INBOX_MAX_BYTES`` reaches the service's bus client: what is received while
+    its dispatcher is not running (not started here) is kept up to that bound, then dropped."""
+    import paho.mqtt.client as mqtt
+
+    from engine.services.registry import build_service
+    from engine.services.settings import Settings
+
+    environ = {"CONTROLROOM_VAR": str(tmp_path), "CONTROLROOM_INBOX_MAX_BYTES": "4000"}
+    svc = build_service(Settings.from_env("monitor", environ))
+    for seq in range(20):
+        msg = mqtt.MQTTMessage(0, b"telemetry/bytes01")
+        msg.payload, msg.qos = b"y" * 744, 0  # 1,000 bytes with INBOX_ITEM_BYTES
+        svc.bus._on_message(svc.bus._mqtt, None, msg)
+    assert svc.bus.queue_depth == 4 and svc.bus.queue_bytes == 4000
+    assert svc.bus.counters.snapshot()["inbox_dropped"] == 16
+    assert svc.health().queue_bytes == 4000
