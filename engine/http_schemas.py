@@ -649,6 +649,9 @@ class AlarmKpis(BaseModel):
     """Raised but not annunciated, by reason: out_of_service, shelved, suppressed."""
     not_known: int = 0
     """Raises whose presentation is not known (no store record): counted as annunciated."""
+    summary: str = ""
+    """The counts above in a sentence ("12 annunciated of 15 raised; 3 not: 1 shelved, ..."),
+    as the report and the TUI panel head their tables."""
     periods: int
     rows: list[KpiRow]
     bad_actors: list[BadActor]

@@ -281,7 +281,7 @@ def compute(
             split_ok if n_shown else None,
         ),
     ]
-    return AlarmKpis(
+    kpis = AlarmKpis(
         window_start=start,
         window_end=end,
         hours=round((end - start) / 3600.0, 3),
@@ -295,13 +295,14 @@ def compute(
         bad_actors=actors,
         priority_split=split,
     )
+    return kpis.model_copy(update={"summary": presentation(kpis)})
 
 
 def render_markdown(k: AlarmKpis) -> str:
     """The KPI table and the bad actors, as the report prints them."""
     verdict = {True: "met", False: "**not met**", None: "—"}
     lines = [
-        f"{presentation(k)}; over {k.hours:g} h of plant time ({k.periods} ten-minute "
+        f"{k.summary}; over {k.hours:g} h of plant time ({k.periods} ten-minute "
         f"period(s)), {k.operators} operator(s).",
         "",
         "The rate, the periods over 1 and in flood, the peak and the priority split count the "

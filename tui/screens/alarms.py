@@ -157,8 +157,11 @@ def render_kpis(kpis: AlarmKpis) -> Group:
                 Text(clean(row.target, single_line=True), style="dim"),
             )
         )
-    head = Text(
-        f"{kpis.alarms} alarms over {kpis.hours:g} h of plant time, {kpis.operators} operator(s)",
+    head = Text(end="")  # the load and what the operator was shown of it: both, never cut
+    head.append(clean(kpis.summary or f"{kpis.alarms} alarms raised", single_line=True))
+    head.append(
+        f"\nover {kpis.hours:g} h of plant time, {kpis.operators} operator(s); rates count "
+        "the annunciated, standing, chattering and bad actors all raised",
         style="dim",
     )
     actors = Text(end="")
