@@ -223,6 +223,8 @@ async def test_kpis_served_for_the_tui_panel(make_review: Any) -> None:
         assert chatter.value == 1 and chatter.meets is False
         third = await api.alarm("pump07-A2")
         assert third.chattering and third.state == "suppressed"
+        # the suppressed third raise is in the load, not in the operator's rate
+        assert (third.raised_as, k.annunciated, k.withheld["suppressed"]) == ("suppressed", 2, 1)
         assert (await api.alarm("pump07-A0")).chattering  # flagged for the record too
 
 
