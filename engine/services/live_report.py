@@ -162,7 +162,7 @@ def read_presentation(logs: Path, store: str | Path | None) -> tuple[dict[str, s
     """The run's review store's ``raised_as`` by alert id, and a line saying where it came from.
     ``store`` None: the ``controlroom.db`` beside the logs if there (else nothing, said so)."""
     from engine.alarms.store import AlarmStore
-    from engine.tickets.database import StoreError
+    from engine.tickets.errors import StoreError
 
     if store is None:
         store = logs.resolve().parent / "controlroom.db"
