@@ -37,7 +37,7 @@ from typing import IO, Any
 
 import httpx
 
-from engine.bus.acl import CREDENTIALS_ENV, credentials_path
+from engine.bus.acl import CREDENTIALS_ENV, OPERATORS_GROUP_ENV, credentials_path
 from engine.bus.broker import (
     BrokerHandle,
     BrokerInfo,
@@ -260,7 +260,9 @@ class Stack:
                     f"(set CONTROLROOM_<SERVICE>_PORT to move them)"
                 )
             self.broker, self.broker_handle = ensure_broker(
-                self.broker_url, credentials_file=self.credentials_file
+                self.broker_url,
+                credentials_file=self.credentials_file,
+                group=self.environ.get(OPERATORS_GROUP_ENV),
             )
         return self.broker
 
