@@ -55,6 +55,7 @@ Re-annunciations (escalations) are not new alarms.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -146,10 +147,12 @@ def presented(samples: Sequence[Sample], policy: Policy = DEFAULT_POLICY) -> lis
     earlier: dict[str, list[float]] = defaultdict(list)
     out = []
     for s in sorted(samples, key=lambda s: s.raised):
-        chatters = is_chattering(earlier[s.source], s.raised, policy)
-        if s.raised_as == UNKNOWN and policy.suppress_chattering and chatters:
+        times = earlier[s.source]  # ascending: only the window's tail is looked at
+        recent = times[bisect_left(times, s.raised - policy.chatter_window_s) :]
+        unknown = s.raised_as == UNKNOWN and policy.suppress_chattering
+        if unknown and is_chattering(recent, s.raised, policy):
             s = replace(s, raised_as="suppressed")
-        earlier[s.source].append(s.raised)
+        times.append(s.raised)
         out.append(s)
     return out
 
