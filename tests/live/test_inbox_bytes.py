@@ -64,7 +64,7 @@ def test_a_service_takes_its_inbox_bound_from_the_environment(tmp_path):
 
     environ = {"CONTROLROOM_VAR": str(tmp_path), "CONTROLROOM_INBOX_MAX_BYTES": "4000"}
     svc = build_service(Settings.from_env("monitor", environ))
-    for seq in range(20):
+    for _ in range(20):
         msg = mqtt.MQTTMessage(0, b"telemetry/bytes01")
         msg.payload, msg.qos = b"y" * 744, 0  # 1,000 bytes with INBOX_ITEM_BYTES
         svc.bus._on_message(svc.bus._mqtt, None, msg)
