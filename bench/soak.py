@@ -512,7 +512,9 @@ def main() -> int:
             time.sleep(1.0)
         rows, tickets, reopened = stored_diagnoses(var)
         status = stack.status()
-        dead = {n: (health(stack, n) or {}).get("dead_letters") for n in stack.services}
+        finals = {n: health(stack, n) or {} for n in stack.services}
+        dead = {n: h.get("dead_letters") for n, h in finals.items()}
+        dropped = {n: h.get("counters", {}).get("inbox_dropped") for n, h in finals.items()}
     finally:
         left = stack.stop()
     stored = set(rows)
@@ -535,6 +537,8 @@ def main() -> int:
     print(f"| restarts survived | {', '.join(f'{k} {v}' for k, v in sorted(restarts.items()))} |")
     print(f"| supervisor gave up | {status.gave_up or 'no'} |")
     print(f"| dead letters | {', '.join(f'{k} {v}' for k, v in dead.items())} |")
+    print("| telemetry dropped behind (`inbox_dropped`, last processes) | "
+          f"{', '.join(f'{k} {v}' for k, v in dropped.items())} |")  # fmt: skip
     print(f"\nRSS sampled every 2 s as RssAnon (what the process owns) and RssFile + RssShmem "
           f"(mapped code and files); the verdict is on RssAnon, fitted over "
           f"{run_s / 2:.0f}-{run_s:.0f} s, within each process, after its first {args.warmup:g} s, "
