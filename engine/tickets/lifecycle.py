@@ -101,12 +101,7 @@ class Outcome(StrEnum):
     @property
     def changed(self) -> bool:
         """Some ticket changed (and is announced on the bus)."""
-        return self not in (
-            Outcome.NOTED,
-            Outcome.DUPLICATE,
-            Outcome.UNCHANGED,
-            Outcome.SUPPRESSED,
-        )
+        return self not in (Outcome.NOTED, Outcome.DUPLICATE, Outcome.UNCHANGED, Outcome.SUPPRESSED)
 
     @property
     def first_for_alert(self) -> bool:
@@ -139,6 +134,9 @@ class Stored:
     ticket: Ticket
     edited: frozenset[str] = frozenset()
     report: DiagnosisReport | None = None
+    holds_alert: bool | None = None
+    """Whether the ticket holds the alert of the report being decided, when its ``alert_ids``
+    are only a tail (the store's: ``engine/tickets/id_lists.py``); None: look in them."""
 
 
 @dataclass(frozen=True)
@@ -370,7 +368,7 @@ def record(
             (*notes, Saved(ticket, frozenset(), report, created=True)),
             (*entries, Entry(ticket.ticket_id, AGENT, Action.CREATED, detail)),
         )
-    updated, lines = fold_diagnosis(tracked.ticket, report, tracked.edited)
+    updated, lines = fold_diagnosis(tracked.ticket, report, tracked.edited, tracked.holds_alert)
     updated = _bumped(updated, now)
     tid = updated.ticket_id
     return Decision(
@@ -407,7 +405,7 @@ def _within_episode(
     if report.stage == "provisional":
         return Decision(Outcome.NOTED, tid)  # the alert has its ticket: a repeat or a late one
     if t.root_cause == report.root_cause:
-        refined, lines = fold_diagnosis(t, report, cur.edited, occurrence=False)
+        refined, lines = fold_diagnosis(t, report, cur.edited, cur.holds_alert, occurrence=False)
         saved = Saved(_bumped(refined, now), cur.edited, report)
         return Decision(
             Outcome.REFINED, tid, (saved,), (Entry(tid, AGENT, Action.DIAGNOSIS, "; ".join(lines)),)
@@ -418,7 +416,7 @@ def _within_episode(
             f"diagnosis settled it; {t.root_cause} kept"
         )
         return _noted(Outcome.KEPT, cur, Action.CAUSE_KEPT, detail)
-    solo = t.alert_ids == [report.alert_id]
+    solo = t.alert_ids == [report.alert_id]  # exact on a stored tail too (see id_lists)
     if tracked is None and solo:
         revised, lines = revise_cause(t, report, cur.edited)
         if t.state == "approved":
@@ -445,7 +443,7 @@ def _merge(
     the provisional ticket closes as its duplicate when nothing else (a reviewer's work, other
     episodes) holds it open."""
     target = tracked.ticket.ticket_id
-    merged, lines = fold_diagnosis(tracked.ticket, report, tracked.edited)
+    merged, lines = fold_diagnosis(tracked.ticket, report, tracked.edited, tracked.holds_alert)
     saves = [Saved(_bumped(merged, now), tracked.edited, report)]
     entries = [Entry(target, AGENT, Action.OCCURRENCE, "; ".join(lines))]
     t = cur.ticket
