@@ -2,8 +2,9 @@
 outbox rows and mirror jobs, inside one transaction of the store (``engine/tickets/store.py``).
 
 It asks the lifecycle (``engine/tickets/lifecycle.py``) what a command or a diagnosis does and
-writes the :class:`~engine.tickets.lifecycle.Decision`: the tickets' new state, the history
-lines, the diagnosis id (keyed with the asset), the mirror job. It decides nothing itself,
+writes the :class:`~engine.tickets.lifecycle.Decision`: the tickets' new state (the tail of
+their id lists; the ids they gained become ``ticket_ids`` rows: ``engine/tickets/id_lists.py``),
+the history lines, the diagnosis id (keyed with the asset), the mirror job. It decides nothing itself,
 except refusing a change that does not move a ticket's revision on by one.
 """
 
@@ -46,7 +47,8 @@ MIRROR_KEY = "mirror"
 @dataclass(frozen=True)
 class Recorded:
     """Result of :meth:`TicketStore.record_diagnosis`. Unpacks as ``(ticket, created)``. The
-    ticket carries its last BUS_LIST_LIMIT history entries (``get`` returns all of them).
+    ticket carries its last BUS_LIST_LIMIT history entries, diagnosis ids and alert ids (``get``
+    returns all of them).
     ``also``: other tickets the same transaction changed (the provisional ticket a merge
     closed, a ticket that got a history line)."""
 
