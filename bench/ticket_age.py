@@ -93,7 +93,11 @@ def main() -> None:
         name = f"bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(args.pg, autocommit=True) as c:
             c.execute(f"CREATE SCHEMA {name}")
-        run(f"{args.pg}?options=-csearch_path%3D{name}", args.n, checkpoints)
+        try:
+            run(f"{args.pg}?options=-csearch_path%3D{name}", args.n, checkpoints)
+        finally:
+            with psycopg.connect(args.pg, autocommit=True) as c:
+                c.execute(f"DROP SCHEMA {name} CASCADE")
         return
     with tempfile.TemporaryDirectory() as tmp:
         run(Path(tmp) / "tickets.db", args.n, checkpoints)
