@@ -4,8 +4,8 @@ outbox rows and mirror jobs, inside one transaction of the store (``engine/ticke
 It asks the lifecycle (``engine/tickets/lifecycle.py``) what a command or a diagnosis does and
 writes the :class:`~engine.tickets.lifecycle.Decision`: the tickets' new state (the tail of
 their id lists; the ids they gained become ``ticket_ids`` rows: ``engine/tickets/id_lists.py``),
-the history lines, the diagnosis id (keyed with the asset), the mirror job. It decides nothing itself,
-except refusing a change that does not move a ticket's revision on by one.
+the history lines, the diagnosis id (keyed with the asset), the mirror job. It decides nothing
+itself, except refusing a change that does not move a ticket's revision on by one.
 """
 
 from __future__ import annotations
