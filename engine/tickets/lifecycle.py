@@ -187,14 +187,19 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class Approve:
+class ReviewCommand:
+    """A reviewer's action: ``who`` gave it, and its history line names them."""
+
     who: str
+
+
+@dataclass(frozen=True)
+class Approve(ReviewCommand):
     note: str | None = None
 
 
 @dataclass(frozen=True)
-class Edit:
-    who: str
+class Edit(ReviewCommand):
     title: str | None = None
     body: str | None = None
     labels: list[str] | None = None
@@ -212,8 +217,7 @@ class Edit:
 
 
 @dataclass(frozen=True)
-class Close:
-    who: str
+class Close(ReviewCommand):
     reason: str
     note: str | None = None
 
