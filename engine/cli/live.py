@@ -230,7 +230,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from engine.bus.broker import BrokerError, parse_broker_url
+    from engine.bus.broker import BrokerError
     from engine.cli.checks import require_broker
     from engine.services.settings import Settings, SettingsError, ensure_writable_var
     from engine.services.stack import Stack, StackError
@@ -256,7 +256,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         config = Config.load(environ, **_flags(args))
         broker = args.broker or config.broker
         if broker and broker != "embedded":
-            parse_broker_url(broker)
             require_broker(broker)
         _check_scenarios(config.scenario)
         for name in SERVICE_CHOICES:

@@ -108,15 +108,11 @@ def _run_app(settings: UiSettings) -> None:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from engine.bus.broker import BrokerError, parse_broker_url
+    from engine.cli.checks import broker_address
     from tui.settings import UiSettings, service_urls
 
     if args.broker:
-        try:
-            parse_broker_url(args.broker)
-        except BrokerError as exc:
-            print(f"controlroom tui: {exc}", file=sys.stderr)
-            return 2
+        broker_address(args.broker)
     if not _need_terminal():
         return 1
     from engine.bus.acl import credentials_path
@@ -140,7 +136,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from engine.bus.broker import BrokerError, parse_broker_url, redact_url
+    from engine.bus.broker import BrokerError, redact_url
     from engine.cli.checks import require_broker
     from engine.plant.scenario import ScenarioError, load_scenario
     from engine.services.stack import STATUS_FILE, Stack, StackError
@@ -158,11 +154,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"controlroom demo: --assets must be 1..{MAX_DEMO_ASSETS}", file=sys.stderr)
         return 2
     if args.broker and args.broker != "embedded":
-        try:
-            parse_broker_url(args.broker)
-        except BrokerError as exc:
-            print(f"controlroom demo: {exc}", file=sys.stderr)
-            return 2
         require_broker(args.broker)
     if not _need_terminal():
         return 1
