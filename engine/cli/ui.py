@@ -27,13 +27,7 @@ MAX_DEMO_ASSETS = 256
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
-    demo = add_command(
-        sub,
-        "demo",
-        description="Run everything on this machine: an MQTT broker (the one named, one already "
-        "on 127.0.0.1:1883, or an embedded one), the five plant services and the control-room "
-        "TUI, with a scenario running. Quitting the TUI (q) stops everything it started.",
-    )
+    demo = add_command(sub, "demo")
     demo.add_argument(
         "--scenario", default=DEMO_SCENARIO, help=f"scenario name or file (default {DEMO_SCENARIO})"
     )
@@ -59,13 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_llm_option(demo, "factory screen agents (default auto)")
     demo.set_defaults(func=cmd_demo)
 
-    tui = add_command(
-        sub,
-        "tui",
-        description="Open the control-room TUI against services started elsewhere "
-        "(`controlroom up`, docker compose). Without --broker it asks the simulator which "
-        "broker the stack uses.",
-    )
+    tui = add_command(sub, "tui")
     tui.add_argument(
         "--broker", metavar="URL", help="MQTT broker (default: the one the services use)"
     )
