@@ -110,30 +110,31 @@ class _Lever:
                 break
         return None if best is None else (best[1], best[2])
 
-    def result(
-        self,
-        kind: Kind,
-        title: str,
-        after: ScenarioMetrics,
-        job_id: str | None = None,
-        params: dict[str, int | float | str] | None = None,
-    ) -> WhatIfResult:
-        before = self.before
-        return WhatIfResult(
-            scenario_label=self.spec.label,
-            kind=kind,
-            title=title,
-            job_id=job_id,
-            lateness_before=dict(before.lateness_by_job),
-            lateness_after=dict(after.lateness_by_job),
-            makespan_before=before.makespan_hours,
-            makespan_after=after.makespan_hours,
-            late_before=before.num_late_jobs,
-            late_after=after.num_late_jobs,
-            total_lateness_before=total_lateness(before),
-            total_lateness_after=total_lateness(after),
-            params=params or {},
-        )
+
+def _result(
+    spec: ScenarioSpec,
+    kind: Kind,
+    title: str,
+    before: ScenarioMetrics,
+    after: ScenarioMetrics,
+    job_id: str | None = None,
+    params: dict[str, int | float | str] | None = None,
+) -> WhatIfResult:
+    return WhatIfResult(
+        scenario_label=spec.label,
+        kind=kind,
+        title=title,
+        job_id=job_id,
+        lateness_before=dict(before.lateness_by_job),
+        lateness_after=dict(after.lateness_by_job),
+        makespan_before=before.makespan_hours,
+        makespan_after=after.makespan_hours,
+        late_before=before.num_late_jobs,
+        late_after=after.num_late_jobs,
+        total_lateness_before=total_lateness(before),
+        total_lateness_after=total_lateness(after),
+        params=params or {},
+    )
 
 
 def _replan(lever: _Lever, current: SimulationResult, seconds: float) -> WhatIfResult | None:
@@ -157,9 +158,11 @@ def _replan(lever: _Lever, current: SimulationResult, seconds: float) -> WhatIfR
         ]
         where = changed[0] if changed else neck
         title = f"Re-plan: on {where} run {order_text(job_order_on(found.result, where))}"
-    return lever.result(
+    return _result(
+        lever.spec,
         "replan",
         title,
+        lever.before,
         after,
         None,
         {"method": found.method[:120], "sequence": " ".join(found.sequence)[:4000]},
@@ -181,9 +184,11 @@ def _relax_rush(lever: _Lever) -> WhatIfResult | None:
     if found is None or not respects_note(lever.before, found[1], lever.intent, free_only=True):
         return None
     due, after = found
-    return lever.result(
+    return _result(
+        lever.spec,
         "relax_rush_due",
         f"Agree {rush.rush_job_id} at {due}h instead of {rush.due_time}h",
+        lever.before,
         after,
         rush.rush_job_id,
         {"due_time": due, "was_due_time": rush.due_time, "own_due_time": own},
@@ -211,9 +216,11 @@ def _move_window(lever: _Lever) -> WhatIfResult | None:
     if found is None or not respects_note(lever.before, found[1], lever.intent):
         return None
     start, after = found
-    return lever.result(
+    return _result(
+        lever.spec,
         "move_window",
         f"Move the {down.machine_id} maintenance to {start}-{start + length}h",
+        lever.before,
         after,
         None,
         {
