@@ -71,6 +71,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--out", type=output_path, metavar="FILE", help="write the report here (default: stdout)"
     )
+    p.add_argument(
+        "--store",
+        metavar="FILE|URL",
+        help="the run's review store, for how each alarm was presented (shelved, out of service) "
+        "in the alarm KPIs (default: controlroom.db beside the logs, if there)",
+    )
     p.set_defaults(func=cmd_report)
     _register_broker(sub)
 
@@ -301,8 +307,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from engine.services.live_report import LogError, build_report
 
     logs = Path(args.logs)
+    store = args.store if args.store is None or "://" in args.store else Path(args.store)
     try:
-        text = build_report(logs)
+        text = build_report(logs, store)
     except LogError as exc:
         print(f"controlroom report: {exc}", file=sys.stderr)
         return 2

@@ -157,10 +157,9 @@ def render_kpis(kpis: AlarmKpis) -> Group:
                 Text(clean(row.target, single_line=True), style="dim"),
             )
         )
-    head = Text(
-        f"{kpis.alarms} alarms over {kpis.hours:g} h of plant time, {kpis.operators} operator(s)",
-        style="dim",
-    )
+    head = Text()  # the load and what the operator was shown of it: both, wrapped, never cut
+    head.append(clean(kpis.summary or f"{kpis.alarms} alarms raised", single_line=True))
+    head.append(f"\nover {kpis.hours:g} h of plant time, {kpis.operators} operator(s)", style="dim")
     actors = Text(end="")
     if kpis.bad_actors:
         actors.append("bad actors ", style="dim")
@@ -175,6 +174,11 @@ def render_kpis(kpis: AlarmKpis) -> Group:
     )
     actors.append("priorities ", style="dim")
     actors.append(split or "—")
+    actors.append(
+        "\nrate, periods, peak and priorities count the alarms annunciated; standing, "
+        "chattering and bad actors all raised",
+        style="dim",
+    )
     return Group(head, KpiTable(rows), actors)
 
 
