@@ -245,31 +245,6 @@ class PumpDesign:
         f = math.sqrt(self.k_valve_open / kv)
         return min(1.0, max(0.1, 1.0 + math.log(f) / math.log(self.valve_rangeability)))
 
-    # ---------------------------------------------------------------- other datasheets
-
-    def scaled(
-        self,
-        *,
-        head: float = 1.0,
-        flow: float = 1.0,
-        efficiency: float = 1.0,
-        thermal_tau: float = 1.0,
-        bearing_rise: float = 1.0,
-    ) -> PumpDesign:
-        """Another pump model in the same loop: its curve's head (shut-off and rated) and rated
-        flow, its best efficiency and its bearing's thermal time constant and temperature rise
-        multiplied by these factors. The loop's losses stay the losses of the same pipework at
-        the pump's rated flow (the plant was laid out for the pump it has)."""
-        return replace(
-            self,
-            rated_head_m=self.rated_head_m * head,
-            shutoff_head_m=self.shutoff_head_m * head,
-            rated_flow_m3h=self.rated_flow_m3h * flow,
-            bep_efficiency=min(0.92, self.bep_efficiency * efficiency),
-            thermal_tau_s=self.thermal_tau_s * thermal_tau,
-            bearing_rise_c=self.bearing_rise_c * bearing_rise,
-        )
-
     # ---------------------------------------------------------------- unit-to-unit spread
 
     def perturbed(self, rng: np.random.Generator) -> PumpDesign:
