@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from statistics import median
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -192,7 +191,7 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
         "false_alarms_per_day": round(len(fa) / ff_days, 3) if ff_days > 0 else None,
         "diagnosis_accuracy": _ratio(n_correct, len(diagnosed)),
         "sudden_latency_median_s": _r(percentile(sudden_lat, 50), 1),
-        "gradual_severity_median": _r(median(grad_sev), 3) if grad_sev else None,
+        "gradual_severity_median": _r(percentile(grad_sev, 50), 3),
     }
     checks = []
     for metric, (op, target) in TARGETS.items():
