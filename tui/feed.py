@@ -143,10 +143,10 @@ class PlantFeed:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_alerts = max_alerts
-        """Alarm episodes kept (one row per alert id), oldest first out: 500 rows is more than
-        an operator scrolls through, and bounds the memory a flood of alerts can take."""
+        """Alarm episodes kept (one row per alert id), the first raised going first: bounds the
+        memory a flood of alerts can take."""
         self.max_tickets = max_tickets
-        """Tickets kept from the store's listings, least recently fetched first out."""
+        """Tickets kept from the store's answers, the first one stored going first."""
         self.max_assets = max_assets
         """Assets with a trend history; ~55 KiB per pump, so 5,000 take ~275 MB at most."""
         self.max_signals = max_signals
@@ -154,8 +154,9 @@ class PlantFeed:
         whose every message names new signals."""
         self.idle_evict_s = idle_evict_s
         """Seconds (on ``clock``) an asset must have been silent before a new asset, arriving
-        with the feed full, may take its place: five minutes, far longer than any live asset's
-        sample period, so a reporting asset is never the one that goes."""
+        with the feed full, may take its place: five minutes, far longer than a live asset's
+        sample period (1 s for a simulated pump), so a reporting asset is never the one that
+        goes."""
         self.clock = clock
         self._lock = threading.Lock()
         self._assets: OrderedDict[str, _Asset] = OrderedDict()

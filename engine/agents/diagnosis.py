@@ -98,8 +98,9 @@ class DiagnosisConfig:
     """The final diagnosis is not decided before this long after the alert: a stuck reading
     has to stay stuck, a valve move has to settle (one minute of post-onset history)."""
     max_wait_s: float = 900.0
-    """The latest a final is decided after its alert (15 min), confident or not: enough for a
-    worn bearing's temperature (10-min thermal lag) to follow its vibration."""
+    """The latest a final is decided after its alert (15 min; after a deferral, after the
+    history came back), confident or not: enough for a worn bearing's temperature (10-min
+    thermal lag) to follow its vibration."""
     recheck_s: float = 30.0
     """Between ``min_wait_s`` and ``max_wait_s`` the rules are evaluated again this often (and
     a deferred alert looks again for its history): the final's delay in 30 s steps."""

@@ -36,8 +36,8 @@ class DeadLetterStats:
     bytes: int = 0
     """Size of the current file."""
     rotations: int = 0
-    """Times the current file passed ``max_bytes`` and was moved to ``.jsonl.1``; each one
-    pushes the older files a place down."""
+    """Times the current file passed ``max_bytes`` and was moved to ``.jsonl.1`` (deleted when
+    ``keep`` is 0); each one pushes the older files a place down."""
     files_dropped: int = 0
     """Rotated files deleted at the bound (their letters are gone; this says how often)."""
     write_errors: int = 0

@@ -66,10 +66,11 @@ class PumpDesign:
     pump's power rises linearly with flow from here, so throttling lowers power and current."""
     # Motor and drive
     motor_rated_kw: float = 22.0
-    """Nameplate rating, kW: the standard size above the 17.5 kW shaft power (~80 % loaded at
-    the rated point). Documentation only: no equation reads it."""
+    """Nameplate rating, kW: ~80 % loaded at the rated point (17.5 kW shaft), with room for the
+    power rising with flow (21.3 kW at 140 m³/h, the flow signal's top). No equation reads it."""
     motor_voltage_v: float = 400.0
-    """Line voltage, V (three-phase); the current is power / (√3·V·PF)."""
+    """Line voltage at rated speed, V (three-phase): every current is a power / (√3·V…), such
+    as the rated 31.7 A = motor input power / (√3·V·PF)."""
     motor_efficiency: float = 0.925
     """Motor shaft power / electrical input, taken as constant (about IE3 class at 22 kW)."""
     vfd_efficiency: float = 0.97
@@ -119,7 +120,7 @@ class PumpDesign:
     # Vibration
     vib_base_mm_s: float = 1.6
     """Running-speed vibration RMS at the rated point, mm/s, ∝ n²: just inside ISO 10816-3
-    zone B (A/B at 1.4), a healthy pump that is not new."""
+    zone B (A/B at 1.4; zone A is for newly commissioned machines), a healthy pump in service."""
     vib_offbep: float = 0.8
     """Weight of the squared off-BEP distance ``(Q/Q_rated − n)²`` in the running vibration:
     throttled to 45 % flow at full speed a healthy pump shows ~2.0 mm/s instead of 1.6."""
