@@ -52,6 +52,7 @@ from tui.status import (
     service_state,
     with_supervision,
 )
+from tui.textual_compat import without_reference_cycles
 
 STATUS_POLL_S = 1.0
 TICKET_FETCH_LIMIT = 1000
@@ -168,6 +169,7 @@ class ControlRoomApp(App[None]):
 
     def on_mount(self) -> None:
         fix_mmap_threshold()  # before the bus's threads allocate (tui/memory.py)
+        without_reference_cycles()  # Textual's renders freed by refcount (tui/textual_compat.py)
         self.call_after_refresh(lambda: freeze_startup(self.size.width))
         self.set_interval(GC_FULL_S, collect_cycles)
         if self.exit_on_signals:
