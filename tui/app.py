@@ -29,7 +29,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
 from engine.bus.routing import ALL_TELEMETRY
-from engine.heap import fix_mmap_threshold, trim
+from engine.heap import fix_mmap_threshold
 from engine.http_schemas import ScenarioStatus
 from tui.alarms import AlarmBook
 from tui.api import ApiError, ControlRoomApi
@@ -86,16 +86,15 @@ without this they piled up as ~2.4 MiB more RssAnon in the first minute (bench/t
 10 x 10 Hz: 68.1 -> 70.5 MiB, then flat); with a collection every 2 s, 68.4 -> 68.4. Most
 of those cycles were Textual's and are gone (``tui/textual_compat.without_reference_cycles``:
 ~11 objects a second are left, a finished worker's task and coroutine); the collection stays
-for whatever else makes one, and the heap's free pages go back to the system after it."""
+for whatever else makes one. Not followed by ``engine.heap.trim`` as in the services: it is
+cheap here (0.1 ms p50, 2.9 ms at most; ~130 KiB handed back each time at 10 x 10 Hz), but
+the pages come back as the heap is used again, so RssAnon started lower and climbed: +0.044
+MiB/min over 5 min against +0.011 without it, the same minutes side by side."""
 
 
 def collect_cycles() -> None:
-    """A full collection (of what is not frozen), then the C heaps' whole free pages handed back
-    (``engine.heap.trim``): glibc keeps free space below a live block resident, so what the
-    bus thread's reads and Textual's renders freed stayed in RssAnon (~130 KiB each time
-    under the bench's load, 0.1 ms p50, 2.9 ms at most, measured in the app at 10 x 10 Hz)."""
+    """A full collection (of what is not frozen): see ``GC_FULL_S``."""
     gc.collect()
-    trim()
 
 
 def freeze_startup(width: int) -> None:

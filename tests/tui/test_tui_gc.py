@@ -10,7 +10,6 @@ import weakref
 from collections import Counter
 from collections.abc import Callable
 
-import pytest
 from rich.segment import Segment
 from textual.cache import LRUCache
 from textual.strip import Strip
@@ -54,22 +53,6 @@ async def test_a_cycle_that_reached_the_old_generation_is_collected_within_secon
         while gone() is not None and time.monotonic() < deadline:
             await pilot.pause(0.1)
         assert gone() is None, "the cycle is still there"
-
-
-async def test_the_periodic_collection_hands_the_heaps_free_pages_back(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """After each full collection the app returns the C heaps' whole free pages to the system
-    (``engine.heap.trim``, tested in tests/live/test_heap.py): glibc keeps free space below a
-    live block resident. Fails on the old app (it never trimmed)."""
-    trims: list[float] = []
-    monkeypatch.setattr("tui.app.trim", lambda: trims.append(time.monotonic()) is None)
-    app = ControlRoomApp(UiSettings(connect=False))
-    async with app.run_test(size=(80, 24)) as pilot:
-        deadline = time.monotonic() + 4 * GC_FULL_S
-        while len(trims) < 2 and time.monotonic() < deadline:
-            await pilot.pause(0.1)
-    assert len(trims) >= 2, f"{len(trims)} trims in {4 * GC_FULL_S:g} s"
 
 
 def _left_in_cycles(make: Callable[[], object]) -> Counter[str]:
