@@ -5,7 +5,7 @@ The bus has its contract in ``engine/schemas.py``; this module is its HTTP sibli
 services, the TUI and the CLI share one typed definition of each request and answer instead of
 building and parsing dicts by hand.
 
-Why one module of ~630 lines: one module for every HTTP body is the contract itself (the HTTP
+Why one module of ~650 lines: one module for every HTTP body is the contract itself (the HTTP
 sibling of ``engine/schemas.py``); it is some fifty small declarative models, not logic.
 """
 
@@ -461,6 +461,9 @@ AlarmFilter = Literal[AlarmState, "open", "active", "unacked", "all"]
 ALARM_FILTERS: tuple[str, ...] = (*ALARM_STATES, "open", "active", "unacked", "all")
 """``open`` (default) = every state but normal; ``active`` = condition present; ``unacked``."""
 ShelveKind = Literal["timed", "until_clear"]
+RaisedAs = Literal["annunciated", "out_of_service", "shelved", "suppressed"]
+"""How an alarm was presented when it raised: shown to the operator, or withheld (by this
+precedence) because its asset was out of service, its source shelved, or it chattered."""
 AlarmAction = Literal[
     "raised",
     "escalated",
@@ -527,6 +530,9 @@ class Alarm(BaseModel):
     shelved_by: str | None = None
     out_of_service: bool = False
     out_of_service_reason: str | None = None
+    raised_as: RaisedAs | None = None
+    """Decided by the lifecycle at the raise and never changed: what the alarm KPIs' rates count
+    (ISA-18.2 counts annunciated alarms). None: stored before this was kept (not known)."""
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     raised_at: datetime
@@ -636,6 +642,16 @@ class AlarmKpis(BaseModel):
     hours: float
     operators: int
     alarms: int
+    """Alarms raised in the window (the load), annunciated or not."""
+    annunciated: int = 0
+    """Of them, presented to the operator at their raise (or not known to be withheld)."""
+    withheld: dict[str, int] = Field(default_factory=dict)
+    """Raised but not annunciated, by reason: out_of_service, shelved, suppressed."""
+    not_known: int = 0
+    """Raises whose presentation is not known (no store record): counted as annunciated."""
+    summary: str = ""
+    """The counts above in a sentence ("12 annunciated of 15 raised; 3 not: 1 shelved, ..."),
+    as the report and the TUI panel head their tables."""
     periods: int
     rows: list[KpiRow]
     bad_actors: list[BadActor]

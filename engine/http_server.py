@@ -10,6 +10,10 @@ health checks included, gets in. Here a request's head must be complete within
 ``HEAD_TIMEOUT_S`` of the connection or of the previous answer, and its body (bounded in size
 by ``engine.services.http_limits``) within ``BODY_TIMEOUT_S`` of its head; otherwise the
 connection is closed (and counted in ``HeadTimeouts``).
+
+How many connections a service holds at once is bounded too (``MAX_CONNECTIONS``, uvicorn's
+``limit_concurrency``): past it a request is answered 503 at once, before its body is read, so
+what slow or many clients can make a service hold is at most ``MAX_CONNECTIONS`` request bodies.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEAD_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 64
+"""Connections one service holds at once (idle keep-alive ones included): a control room has a
+few TUIs, the CLI and the stack's health checks per service, each with one or two connections.
+Past it, requests are answered 503 (body unread) until connections close (an idle one within
+``HEAD_TIMEOUT_S``); the same bound caps the request bodies held at once (at most 1 MiB each)."""
 BODY_TIMEOUT_S = 60.0
 """A 1 MiB body (the largest any service takes) at 20 KB/s: a slow link, not a trickle."""
 

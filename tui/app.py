@@ -28,6 +28,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
+from engine.bus.acl import tui_credentials
 from engine.bus.routing import ALL_TELEMETRY
 from engine.heap import fix_mmap_threshold
 from engine.http_schemas import ScenarioStatus
@@ -278,7 +279,8 @@ class ControlRoomApp(App[None]):
                 persistent=False,
                 on_event=lambda *_: None,
                 var=self.settings.var,
-                credentials=self.settings.credentials,
+                credentials=self.settings.credentials
+                and tui_credentials(self.settings.credentials),
                 inbox_limit=INBOX_LIMIT,
                 dedup_full=True,  # memory flat from the start (tui/memory.py)
             )

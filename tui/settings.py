@@ -29,8 +29,9 @@ class UiSettings:
     """Runtime state on this host (``CONTROLROOM_VAR``, resolved by the entry): the bus
     client's dead letters. None (snapshot tests): the app does not connect to the bus."""
     credentials: Path | None = None
-    """The broker credentials file whose ``tui`` identity the app connects as (None or no
-    such file: anonymous, for a broker without ACLs)."""
+    """The stack's broker credentials file: the app reads only ``tui.json`` beside it, the
+    read-only ``tui`` identity alone (``engine.bus.acl.tui_credentials``; None or no such file:
+    anonymous, for a broker without ACLs)."""
     environ: Mapping[str, str] = field(default_factory=dict)
     """The environment over ``.env`` as the CLI resolved it once: the review API's token or
     socket, ``ANTHROPIC_API_KEY`` for the factory screen. Empty (tests): none of them."""

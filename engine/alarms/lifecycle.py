@@ -21,9 +21,11 @@ C (active, acknowledged), D (RTN, unacknowledged). On top of those:
   plant time (3 in 60 s) is flagged, and with ``suppress_chattering`` suppressed (G): recorded
   and counted, not annunciated, until it escalates or returns to normal.
 
-Alarms that were not annunciated when they returned to normal (out of service, suppressed) need
-no acknowledgement. Every transition appends ``AlarmEvent`` lines to ``history``; an illegal one
-raises ``IllegalTransition`` with a sentence for the operator and changes nothing.
+An alarm keeps how it was presented at its raise (``raised_as``: annunciated, or withheld as out
+of service, shelved or suppressed), which the KPIs' rates count on. Alarms that were not
+annunciated when they returned to normal (out of service, suppressed) need no acknowledgement.
+Every transition appends ``AlarmEvent`` lines to ``history``; an illegal one raises
+``IllegalTransition`` with a sentence for the operator and changes nothing.
 
 Times: ``now`` is the operator's wall clock (UTC), injected by the caller; ``onset_ts`` and the
 raise times used for chattering are the plant's clock (``AlertEvent.ts``).
@@ -256,7 +258,8 @@ def open_alarm(
         raised_ts=raised_ts,
         plant_raised=plant_raised,
     )
-    alarm = _settle(alarm, now, events, **update)
+    withheld = [k for k in ("out_of_service", "shelved", "suppressed") if update.get(k)]
+    alarm = _settle(alarm, now, events, **update, raised_as=(withheld or ["annunciated"])[0])
     if alert.status == "cleared":
         cleared = apply_alert(alarm, alert, now, policy)
         assert cleared is not None
@@ -293,14 +296,8 @@ def apply_alert(
             detail += "; latching"
         events.append(_event(now, AGENT, "escalated", detail))
         if shelved is not None:
-            events.append(
-                _event(
-                    now,
-                    SYSTEM,
-                    "unshelved",
-                    f"escalated to {alert.severity}: {_shelf_text(a)} ends",
-                )
-            )
+            detail = f"escalated to {alert.severity}: {_shelf_text(a)} ends"
+            events.append(_event(now, SYSTEM, "unshelved", detail))
             shelved = None
         if suppressed:
             suppressed = False

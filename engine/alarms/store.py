@@ -29,7 +29,7 @@ inside its own transaction: why this alert must not open a ticket (shelved, out 
 chattering), or None. ``create_alarm_tables(conn)`` once at its start makes sure the tables are
 there even if the review service never ran.
 
-Why one module of ~590 lines: one repository: the alarm tables' SQL for both dialects and the
+Why one module of ~600 lines: one repository: the alarm tables' SQL for both dialects and the
 transaction around each lifecycle command; the rules are in ``engine/alarms/lifecycle.py``.
 """
 
@@ -509,6 +509,13 @@ class AlarmStore(TwoConnections):
         (``asset/signal``, the alert's first signal) still count."""
         with self._read() as c:
             return suppression_in(c, asset, alarm_id, signal=signal, now=now)
+
+    def raised_as(self) -> dict[str, str | None]:
+        """How each alarm was presented at its raise, by id (``Alarm.raised_as``; None: stored
+        before that was kept): what ``controlroom report`` reads beside a run's logs."""
+        with self._read() as c:
+            rows = c.all("SELECT doc FROM alarms")
+        return {a.alarm_id: a.raised_as for a in (Alarm.model_validate_json(r[0]) for r in rows)}
 
     def plant_now(self) -> float:
         """The latest plant time seen, on the stitched timeline."""

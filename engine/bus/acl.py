@@ -17,6 +17,11 @@ other local user (or anything else that can reach the port but not read ``var/``
 and a service can only publish its own topics, so one compromised or buggy service cannot forge
 another's messages. What it does not: a process running as the stack's own user can read the
 file; that user is trusted.
+
+The TUI reads only ``tui.json`` beside it, which holds the read-only ``tui`` identity alone: a
+colleague's TUI (their own SSH account in the operators' group, ``docs/tui.md``) can be let read
+that one file (mode 0640 and the directory 0710, both in ``CONTROLROOM_REVIEW_SOCKET_GROUP``),
+and never sees a password that can publish.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ from engine.paths import read_small_file, var_dir
 
 CREDENTIALS_ENV = "CONTROLROOM_BROKER_CREDENTIALS"
 """Another credentials file than ``var/broker/credentials.json`` (e.g. a shared volume)."""
+
+OPERATORS_GROUP_ENV = "CONTROLROOM_REVIEW_SOCKET_GROUP"
+"""The operators' group: may connect to the review service's socket and read the TUI's broker
+identity (``tui_credentials``)."""
 
 ALL_KINDS = ("telemetry", "alerts", "diagnosis", "tickets", "feedback")
 
@@ -124,27 +133,59 @@ def load_credentials(path: Path) -> dict[str, str] | None:
     return dict(identities)
 
 
-def ensure_credentials(path: Path) -> dict[str, str]:
+def tui_credentials(path: Path) -> Path:
+    """The file beside the credentials file ``path`` holding the ``tui`` identity alone: the
+    only one the TUI reads."""
+    return path.with_name("tui.json")
+
+
+def _document(identities: Mapping[str, str]) -> str:
+    return json.dumps({"version": 1, "identities": dict(identities)}, indent=2) + "\n"
+
+
+def ensure_credentials(path: Path, group: str | None = None) -> dict[str, str]:
     """The credentials, generated on first use (and completed when ``ACL`` gained an
-    identity). Written atomically, mode 0600 in a 0700 directory."""
+    identity). Written atomically, mode 0600 in a 0700 directory; ``tui_credentials(path)``
+    beside them, the TUI's alone. ``group``: the operators' group, which may then read the
+    TUI's file (0640) through the directory (0710) — and nothing else in it."""
     existing = load_credentials(path) or {}
     creds = {name: existing.get(name) or secrets.token_urlsafe(24) for name in ACL}
     creds |= {k: v for k, v in existing.items() if k not in creds}
-    if creds != existing:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(OSError):
-                path.parent.chmod(0o700)
-            _write_private(path, json.dumps({"version": 1, "identities": creds}, indent=2) + "\n")
-        except OSError as exc:
-            raise CredentialsError(f"{path}: cannot write broker credentials: {exc}") from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        gid = _gid(group)
+        with contextlib.suppress(OSError):
+            path.parent.chmod(0o700 if gid is None else 0o710)
+            if gid is not None:
+                os.chown(path.parent, -1, gid)
+        if creds != existing:
+            _write_private(path, _document(creds))
+        tui = tui_credentials(path)
+        _write_private(tui, _document({"tui": creds["tui"]}), gid)
+    except OSError as exc:
+        raise CredentialsError(f"{path}: cannot write broker credentials: {exc}") from None
     return creds
 
 
-def _write_private(path: Path, text: str) -> None:
+def _gid(group: str | None) -> int | None:
+    if not group:
+        return None
+    import grp
+
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise CredentialsError(f"operators' group {group!r}: no such group") from None
+
+
+def _write_private(path: Path, text: str, gid: int | None = None) -> None:
+    """Atomically, mode 0600 (0640 and group ``gid`` when given)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
+        if gid is not None:
+            os.fchown(f.fileno(), -1, gid)
+            os.fchmod(f.fileno(), 0o640)
         f.write(text)
         f.flush()
         os.fsync(f.fileno())

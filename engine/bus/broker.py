@@ -561,13 +561,16 @@ def start_embedded(
     return AmqttBroker(port=port, credentials=credentials).start()
 
 
-def ensure_broker(url: str | None, *, credentials_file: Path) -> tuple[BrokerInfo, BrokerHandle]:
+def ensure_broker(
+    url: str | None, *, credentials_file: Path, group: str | None = None
+) -> tuple[BrokerInfo, BrokerHandle]:
     """The broker to use and a handle whose ``stop()`` frees whatever was started for it.
 
     ``url``: a broker URL (used as is, not probed: it may come up later and clients reconnect),
     ``None`` (the local :1883 broker if one answers, else embedded), or ``"embedded"``. An
     embedded broker requires the per-service credentials of ``credentials_file`` (the caller's
-    ``acl.credentials_path``), generated on first use.
+    ``acl.credentials_path``), generated on first use; ``group``: the operators' group, which
+    may read the TUI's identity (``acl.ensure_credentials``).
     """
     if url and url != EMBEDDED:
         addr = parse_broker_url(url)
@@ -577,5 +580,5 @@ def ensure_broker(url: str | None, *, credentials_file: Path) -> tuple[BrokerInf
         return info, ExternalBroker()
     from engine.bus.acl import ensure_credentials
 
-    broker = start_embedded(credentials=ensure_credentials(credentials_file))
+    broker = start_embedded(credentials=ensure_credentials(credentials_file, group))
     return broker.info("credentials + ACL"), _EmbeddedHandle(broker)

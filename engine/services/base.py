@@ -105,6 +105,12 @@ def _bounded_h11() -> Any:
     return BoundedH11Protocol
 
 
+def _max_connections() -> int:
+    from engine import http_server
+
+    return http_server.MAX_CONNECTIONS
+
+
 class Service:
     name: ClassVar[str] = "service"
     title: ClassVar[str] = "Control Room service"
@@ -287,22 +293,29 @@ class Service:
         if self._server is not None:
             self._server.should_exit = True
 
-    def run(self) -> int:
-        """Serve until SIGINT/SIGTERM (or until the parent ``Stack`` disappears)."""
+    def server_config(self) -> Any:
+        """uvicorn's configuration of this service (also what in-process tests serve with, so
+        they meet the same bounds). The listening sockets are ``listeners()``, passed to run."""
         import uvicorn
 
-        host, port = self.settings.host, self.settings.port
-        config = uvicorn.Config(
+        return uvicorn.Config(
             self.app,
-            host=host,
-            port=port,
+            host=self.settings.host,
+            port=self.settings.port,
             log_level="warning",
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
             http=self.http_protocol or _bounded_h11(),
+            limit_concurrency=_max_connections(),
         )
-        self._server = uvicorn.Server(config)
+
+    def run(self) -> int:
+        """Serve until SIGINT/SIGTERM (or until the parent ``Stack`` disappears)."""
+        import uvicorn
+
+        host, port = self.settings.host, self.settings.port
+        self._server = uvicorn.Server(self.server_config())
         try:
             sockets = self.listeners()
         except OSError as exc:

@@ -12,8 +12,12 @@ a live run has is wall-clock latency, reported apart:
 - **telemetry -> alert** latency as the monitor measured it.
 
 It also measures the **alarm system** the way EEMUA 191 / ISA-18.2 do (``engine/alarms/kpis.py``,
-the same figures the review API serves the TUI): every alert episode is an alarm, on the plant
-clock, the runs placed one after another.
+the same function the review API serves the TUI from): every alert episode is an alarm, on the
+plant clock, the runs placed one after another. The rates count the alarms annunciated, which
+the logs cannot tell (shelving and out of service are the review service's): how each alarm was
+presented at its raise is read from the run's review store (``controlroom.db`` beside the logs,
+as ``controlroom up`` leaves ``var/``, or ``--store``), by alert id. Without a store, or for an
+alarm it does not hold, the report says "shelving not known: counted as raised".
 
 A run directory may hold several runs (the simulator was re-loaded): each ``scenario_loaded``
 starts a new segment, and messages are assigned to segments by log time, so a replayed scenario
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -134,21 +139,58 @@ def _fp_rate(metrics: Any) -> str:
     return f"{metrics.false_alarms / metrics.alerts:.1%} ({metrics.false_alarms}/{metrics.alerts})"
 
 
-def alarm_kpis(segments: list[list[PlantMessage]], operators: int = 1) -> str:
+def alarm_kpis(
+    segments: list[list[PlantMessage]],
+    operators: int = 1,
+    raised_as: Mapping[str, str | None] | None = None,
+) -> str:
     """The alarm KPI table of a live run: each segment (simulator run) spans its plant time,
-    the next one starts where it ended."""
+    the next one starts where it ended. ``raised_as``: the review store's record of how each
+    alarm was presented, by alert id (None: no store)."""
     from engine.alarms.kpis import compute, render_markdown, samples_from_alerts
 
     samples = []
     offset = 0.0
     for seg in segments:
         alerts = [m for m in seg if isinstance(m, AlertEvent)]
-        samples += samples_from_alerts(alerts, offset)
+        samples += samples_from_alerts(alerts, offset, raised_as)
         offset += max((float(getattr(m, "ts", 0.0)) for m in seg), default=0.0)
     return render_markdown(compute(samples, 0.0, offset, operators=operators))
 
 
-def build_report(logs: Path) -> str:
+def read_presentation(logs: Path, store: str | Path | None) -> tuple[dict[str, str | None], str]:
+    """The run's review store's ``raised_as`` by alert id, and a line saying where it came from.
+    ``store`` None: the ``controlroom.db`` beside the logs if there (else nothing, said so)."""
+    from engine.alarms.store import AlarmStore
+    from engine.tickets.errors import StoreError
+
+    if store is None:
+        store = logs.resolve().parent / "controlroom.db"
+        if not store.is_file():
+            return {}, (
+                f"**Shelving not known: counted as raised.** No review store beside the logs "
+                f"({store}; give one with --store): an alarm shelved or out of service at its "
+                "raise counts as annunciated; chattering ones are suppressed by the lifecycle's "
+                "rule on their raise times."
+            )
+    elif isinstance(store, Path) and not store.is_file():
+        raise LogError(f"{store}: no such review store")
+    try:
+        alarms = AlarmStore(store)
+    except StoreError as exc:
+        raise LogError(f"{store}: cannot read the review store: {exc}") from exc
+    try:
+        found = alarms.raised_as()
+    finally:
+        alarms.close_db()
+    return found, (
+        f"How each alarm was presented at its raise (annunciated, or shelved, out of service, "
+        f"suppressed) is the run's review store's record ({alarms.location}, "
+        f"{len(found)} alarm(s))."
+    )
+
+
+def build_report(logs: Path, store: str | Path | None = None) -> str:
     from engine.evaluation.metrics import aggregate
     from engine.evaluation.report import render_markdown
     from engine.evaluation.scoring import score_stream
@@ -186,7 +228,9 @@ def build_report(logs: Path) -> str:
         f"Tickets created: {run.tickets_created}. Logs read: {', '.join(run.files)}"
         f" ({len(segments)} run segment(s)).",
     ]
-    lines += ["", "## Alarm KPIs (EEMUA 191 / ISA-18.2)", "", alarm_kpis(segments).rstrip()]
+    raised_as, source = read_presentation(logs, store)
+    lines += ["", "## Alarm KPIs (EEMUA 191 / ISA-18.2)", "", source, ""]
+    lines.append(alarm_kpis(segments, raised_as=raised_as).rstrip())
     if run.bad_lines:
         lines += ["", f"**{run.bad_lines} log line(s) could not be read** (skipped), e.g.:", ""]
         lines += [f"- `{p}`" for p in run.first_problems]

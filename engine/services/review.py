@@ -61,6 +61,7 @@ from engine.alarms.store import AlarmStore
 from engine.auth.identity import Operator, name_for_uid
 from engine.auth.peer import PeerCredProtocol, bind_unix, check_uvicorn, request_peer
 from engine.auth.tokens import TokenRegistry
+from engine.bus.acl import OPERATORS_GROUP_ENV
 from engine.bus.client import RetryLater
 from engine.http_schemas import (
     ALARM_LIST_MAX,
@@ -165,7 +166,7 @@ class ReviewService(Service):
         self.tokens = TokenRegistry(var / "operators.json")
         self.socket_path = review_socket_path(env, var)
         self.socket_mode = int(env.get("CONTROLROOM_REVIEW_SOCKET_MODE") or "660", 8)
-        self.socket_group = env.get("CONTROLROOM_REVIEW_SOCKET_GROUP") or None
+        self.socket_group = env.get(OPERATORS_GROUP_ENV) or None
         self._socket_inode: int | None = None
         self.fp_log = FalsePositiveLog(var / "false_positives.jsonl")
         self.tuning_file = var / "tuning.json"

@@ -37,7 +37,7 @@ from typing import IO, Any
 
 import httpx
 
-from engine.bus.acl import CREDENTIALS_ENV, credentials_path
+from engine.bus.acl import CREDENTIALS_ENV, OPERATORS_GROUP_ENV, credentials_path
 from engine.bus.broker import (
     BrokerHandle,
     BrokerInfo,
@@ -45,6 +45,7 @@ from engine.bus.broker import (
     ensure_broker,
     port_is_free,
 )
+from engine.http_answer import send_bounded
 from engine.http_schemas import PartState, PartStatus, StackStatus
 from engine.paths import var_dir
 from engine.services.base import PARENT_PID_ENV
@@ -69,6 +70,31 @@ def _http() -> httpx.Client:
     return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
 
 
+ANSWER_MAX_BYTES = 4 * 1024 * 1024
+"""The most of a child's answer the stack reads (its /health is a few KiB): whatever answers on
+a child's port may be a squatter."""
+
+
+def _call(method: str, url: str, timeout: float) -> httpx.Response:
+    """One bounded call to a child: at most ``ANSWER_MAX_BYTES``, within 3 × ``timeout`` once
+    the headers are in (``httpx.HTTPError`` otherwise, like any transport failure)."""
+    client = _http()
+    request = client.build_request(method, url, timeout=timeout)
+    return send_bounded(client, request, max_bytes=ANSWER_MAX_BYTES, limit_s=3 * timeout)
+
+
+def _json_object(r: httpx.Response, what: str) -> dict[str, Any]:
+    """The answer's JSON object, or a ``StackError`` naming ``what`` (not JSON, too deep, not
+    an object)."""
+    try:
+        body = r.json()
+    except (ValueError, RecursionError):
+        raise StackError(f"{what} answered {r.status_code} with no JSON") from None
+    if not isinstance(body, dict):
+        raise StackError(f"{what} answered {r.status_code} with JSON that is not an object")
+    return body
+
+
 class StackError(RuntimeError):
     """A service that would not start or answer /health; the message quotes its last output."""
 
@@ -78,9 +104,17 @@ class RestartPolicy:
     """When to restart a crashed part, and when to stop trying (pure: times in, decision out)."""
 
     base_s: float = 0.5
+    """Wait before restarting after a first crash, s; doubles with each further crash inside
+    ``window_s``: a part that died once is back at once, one that keeps dying backs off."""
     cap_s: float = 30.0
+    """The longest wait, s. With the defaults the fifth crash gives up first (waits 0.5, 1, 2,
+    4 s), so the cap bounds only a policy that allows more crashes."""
     window_s: float = 120.0
+    """Crashes older than this, s, are forgotten: a part that ran two minutes since its last
+    crash starts again from ``base_s``."""
     max_crashes: int = 5
+    """This many crashes inside ``window_s`` is a crash loop: the supervisor gives up and
+    ``up`` stops everything, instead of restarting a part that cannot run."""
 
     def delay(self, crashes: Sequence[float], now: float) -> float | None:
         """Seconds to wait before the next restart, or None: a crash loop, give up."""
@@ -234,7 +268,9 @@ class Stack:
                     f"(set CONTROLROOM_<SERVICE>_PORT to move them)"
                 )
             self.broker, self.broker_handle = ensure_broker(
-                self.broker_url, credentials_file=self.credentials_file
+                self.broker_url,
+                credentials_file=self.credentials_file,
+                group=self.environ.get(OPERATORS_GROUP_ENV),
             )
         return self.broker
 
@@ -271,13 +307,15 @@ class Stack:
         """Play the scenario the simulator holds, if it loaded one (from ``scenario``, the
         environment or ``.env``); it loads before its /health answers."""
         sim = self.urls["simulator"]
-        status = _http().get(f"{sim}/scenario/status", timeout=10.0)
+        status = _call("GET", f"{sim}/scenario/status", timeout=10.0)
         status.raise_for_status()
-        if not status.json().get("loaded"):
+        if not _json_object(status, "the simulator's /scenario/status").get("loaded"):
             return
-        r = _http().post(f"{sim}/scenario/start", timeout=10.0)
+        r = _call("POST", f"{sim}/scenario/start", timeout=10.0)
         if not r.is_success:
-            raise StackError(f"simulator did not start its scenario: {r.status_code} {r.text}")
+            raise StackError(
+                f"simulator did not start its scenario: {r.status_code} {r.text[:500]!r}"
+            )
 
     def start_service(self, name: str, wait: bool = True, hold: bool = False) -> None:
         """(Re)start one service process; with ``wait``, until its /health says connected.
@@ -353,15 +391,13 @@ class Stack:
         restart(kill=kill)
 
     def health(self, name: str, timeout: float = 2.0) -> dict[str, Any]:
-        r = _http().get(f"{self.urls[name]}/health", timeout=timeout)
-        body: dict[str, Any] = r.json()
-        return body
+        r = _call("GET", f"{self.urls[name]}/health", timeout=timeout)
+        return _json_object(r, f"{name}'s /health")
 
     def wait_healthy(self, names: Iterable[str] | None = None, timeout: float = 30.0) -> None:
         """Until each named service answers /health with 200 (broker connected)."""
         pending = list(self.services if names is None else names)
         deadline = time.monotonic() + timeout
-        http = _http()
         while pending:
             name = pending[0]
             proc = self.procs[name]
@@ -371,7 +407,7 @@ class Stack:
                 )
             try:
                 if self._port_known(name, proc) and (
-                    http.get(f"{self.urls[name]}/health", timeout=1.0).status_code == 200
+                    _call("GET", f"{self.urls[name]}/health", timeout=1.0).status_code == 200
                 ):
                     pending.pop(0)
                     continue

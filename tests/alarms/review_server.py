@@ -36,14 +36,7 @@ class InProcessReview:
 
     def start(self, timeout: float = 20.0) -> InProcessReview:
         self.service = ReviewService(self.settings, clock=self.clock)
-        config = uvicorn.Config(
-            self.service.app,
-            http=ReviewService.http_protocol,
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-        )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(self.service.server_config())
         sockets = self.service.listeners()
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": sockets}, daemon=True

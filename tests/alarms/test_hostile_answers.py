@@ -10,13 +10,17 @@ import contextlib
 import gzip
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 from hostile_http import read_head, trickle
 
 from engine.review_client import ANSWER_MAX_BYTES, ANSWER_TIMEOUTS, ApiError, Endpoint, ReviewClient
+from engine.services.stack import ANSWER_MAX_BYTES as STACK_MAX_BYTES
+from engine.services.stack import Stack, StackError
 from engine.tickets.connectors import ConnectorError
 from engine.tickets.github import GitHubIssuesConnector
 from engine.tickets.rest_connector import ANSWER_MAX_BYTES as MIRROR_MAX_BYTES
@@ -63,6 +67,31 @@ async def serving(handler: Handler) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
         server.close()
+
+
+@contextlib.contextmanager
+def serving_in_a_thread(handler: Handler) -> Iterator[str]:
+    """``serving`` for a synchronous caller: the server's loop in a thread of its own."""
+    ready = threading.Event()
+    urls: list[str] = []
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with serving(handler) as url:
+            urls.append(url)
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield urls[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
 
 
 def review_client(url: str, timeout: float = 10.0) -> ReviewClient:
@@ -129,29 +158,13 @@ def test_a_mirror_remote_cannot_bloat_the_ticket_service(how: str) -> None:
         "deep_ok": deep(b"200 OK"),
         "deep_error": deep(b"500 Internal Server Error"),
     }[how]
-    ready = threading.Event()
-    urls: list[str] = []
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    async def serve() -> None:
-        async with serving(handler) as url:
-            urls.append(url)
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    connector = GitHubIssuesConnector("t0k3n", "acme/plant", api_url=urls[0], timeout_s=5.0)
-    try:
-        with pytest.raises(ConnectorError) as failed:
-            connector._request("GET", "/repos/acme/plant/issues/1")
-    finally:
-        connector.close_client()
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-        loop.close()
+    with serving_in_a_thread(handler) as url:
+        connector = GitHubIssuesConnector("t0k3n", "acme/plant", api_url=url, timeout_s=5.0)
+        try:
+            with pytest.raises(ConnectorError) as failed:
+                connector._request("GET", "/repos/acme/plant/issues/1")
+        finally:
+            connector.close_client()
     said = {"huge": "larger than", "bomb": "content-encoding", "deep_ok": "without JSON"}
     assert said.get(how, "500") in str(failed.value), failed.value
     assert sent[0] < 4 * MIRROR_MAX_BYTES
@@ -189,3 +202,27 @@ async def test_answers_nested_past_the_stack_are_api_errors() -> None:
                 await api.health("simulator")
         finally:
             await api.aclose()
+
+
+@pytest.mark.parametrize("how", ["huge", "trickle", "bomb", "deep"])
+def test_the_stacks_calls_to_its_children_are_bounded(how: str, tmp_path: Path) -> None:
+    """``controlroom up`` asks its children's ports for /health and the scenario: whatever
+    answers there may be a squatter. A huge, endless, compressed or too deep answer is a
+    ``StackError`` or a transport failure, read to ``STACK_MAX_BYTES`` at most."""
+    sent = [0]
+    handler = {
+        "huge": huge(sent, 8 * STACK_MAX_BYTES),
+        "trickle": trickle,
+        "bomb": bomb,
+        "deep": deep(b"200 OK"),
+    }[how]
+    with serving_in_a_thread(handler) as url:
+        port = int(url.rsplit(":", 1)[1])
+        stack = Stack(ports={"simulator": port}, services=["simulator"], var=tmp_path, environ={})
+        started = time.monotonic()
+        with pytest.raises((StackError, httpx.HTTPError)) as failed:
+            stack.health("simulator", timeout=0.5)
+        assert time.monotonic() - started < 20.0
+    said = {"huge": "larger than", "trickle": "", "bomb": "content-encoding", "deep": "no JSON"}
+    assert said[how] in str(failed.value), failed.value
+    assert sent[0] < 2 * STACK_MAX_BYTES + 4 * 1024 * 1024

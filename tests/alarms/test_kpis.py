@@ -1,10 +1,11 @@
-"""The alarm KPIs on a synthetic alarm log, each figure worked out by hand."""
+"""The alarm KPIs on a synthetic alarm log, each figure worked out by hand: the rates on the
+alarms annunciated, the alarm system's health on every alarm raised."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.alarms.kpis import Sample, compute, render_markdown
+from engine.alarms.kpis import UNKNOWN, Sample, compute, render_markdown
 
 HOUR = 3600.0
 
@@ -23,6 +24,15 @@ def log() -> list[Sample]:
         Sample("pump07/flow", "low", -1_000.0),  # active, but not for 24 h
         Sample("pump08/flow", "low", -100_000.0, -50_000.0),  # stood long, but cleared
     ]
+    # raised but not annunciated (the lifecycle's raised_as): the operator never saw these
+    s += [
+        Sample("pump09/flow", "high", 2050.0, raised_as="shelved"),  # period 3
+        Sample("pump10/flow", "critical", 1300.0, raised_as="out_of_service"),  # period 2
+        Sample("pump11/flow", "low", 3000.0),  # period 5: chatters, its third raise
+        Sample("pump11/flow", "low", 3010.0),  # suppressed
+        Sample("pump11/flow", "low", 3020.0, raised_as="suppressed"),
+        Sample("pump12/flow", "low", -90_000.0, raised_as="shelved"),  # standing, shelved
+    ]
     return s
 
 
@@ -31,34 +41,65 @@ def row(k, name: str):  # type: ignore[no-untyped-def]
 
 
 def test_each_kpi_by_hand() -> None:
+    """Before, every raise counted toward the operator's rate: 23 alarms, 3.83 per 10 min,
+    5 periods over 1 (period 3 with the shelved one), a peak of 13 (with the one out of service),
+    2 of 23 critical."""
     k = compute(log(), 0.0, HOUR)
-    # raised inside the hour: 3 + 6 + 6 + 1 + 2 = 18, in six 10-min periods: [3, 0, 12, 1, 2, 0]
-    assert (k.alarms, k.periods, k.hours) == (18, 6, 1.0)
-    assert row(k, "Alarms per 10 min").value == pytest.approx(3.0)  # 18 / 6 / 1
+    # raised inside the hour: 3 + 6 + 6 + 1 + 2 + 5 = 23; of them 1 shelved, 1 out of service
+    # and 1 suppressed: 20 annunciated, in six 10-min periods [3, 0, 12, 1, 2, 2]
+    assert (k.alarms, k.annunciated, k.periods, k.hours) == (23, 20, 6, 1.0)
+    assert k.withheld == {"out_of_service": 1, "shelved": 1, "suppressed": 1}
+    assert k.not_known == 0
+    assert k.summary == (
+        "20 annunciated of 23 raised; 3 not: 1 out of service, 1 shelved, 1 suppressed"
+    )
+    assert row(k, "Alarms per 10 min").value == pytest.approx(3.333, abs=1e-3)  # 20 / 6 / 1
     assert row(k, "Alarms per 10 min").meets is False
-    assert row(k, "10-min periods with > 1").value == pytest.approx(50.0)  # 3 of 6
+    assert row(k, "10-min periods with > 1").value == pytest.approx(66.67, abs=0.01)  # 4 of 6
     assert row(k, "10-min periods in flood").value == pytest.approx(16.67, abs=0.01)  # 1 of 6
     assert row(k, "Peak").value == 12 and row(k, "Peak").meets is False
-    assert row(k, "Standing").value == 1  # pump06 only
-    # pump01/flow: 3 raises in 40 s; pump02/vibration every 40 s: never 3 in a minute
-    assert row(k, "Chattering").value == 1
-    assert [(b.source, b.alarms) for b in k.bad_actors[:3]] == [
+    # raised: pump06 and the shelved pump12, active for 25 h (a shelve does not end standing)
+    assert row(k, "Standing").value == 2
+    # raised: pump01/flow 3 raises in 40 s, pump11/flow 3 in 20 s (the third suppressed);
+    # pump02/vibration every 40 s: never 3 in a minute
+    assert row(k, "Chattering").value == 2
+    assert [(b.source, b.alarms) for b in k.bad_actors[:5]] == [
         ("pump02/vibration", 6),
         ("pump03/pressure", 6),
         ("pump01/flow", 3),
+        ("pump11/flow", 3),
+        ("pump04/bearing_temp", 1),
     ]
-    assert k.bad_actors[0].share == pytest.approx(33.33)
-    assert len(k.bad_actors) == 6 and row(k, "Top 10").value == pytest.approx(100.0)
-    # low 9, medium 7, high 1, critical 1 of 18
+    assert k.bad_actors[0].share == pytest.approx(26.09)  # 6 of 23 raised
+    assert len(k.bad_actors) == 9 and row(k, "Top 10").value == pytest.approx(100.0)
+    # annunciated: low 9 + 2, medium 7, high 1, critical 1 of 20 (the shelved high and the
+    # critical out of service were not shown)
     assert k.priority_split == pytest.approx(
-        {"low": 50.0, "medium": 38.89, "high": 5.56, "critical": 5.56}
+        {"low": 55.0, "medium": 35.0, "high": 5.0, "critical": 5.0}
     )
     assert row(k, "Priority split").meets is False  # critical over 1 %
 
 
+def test_presentation_not_known_is_counted_as_raised_but_chattering_is_decided() -> None:
+    """From the logs alone (no store record): a shelved raise cannot be told, so it counts as
+    annunciated and is said to be not known; a chattering raise is suppressed by the lifecycle's
+    own rule on the raise times."""
+    samples = [Sample("pump01/flow", "low", t, raised_as=UNKNOWN) for t in (10.0, 20.0, 50.0)]
+    samples += [Sample("pump02/flow", "high", 700.0, raised_as=UNKNOWN)]  # shelved, say
+    k = compute(samples, 0.0, HOUR)
+    assert (k.alarms, k.annunciated, k.not_known) == (4, 3, 3)
+    assert k.withheld == {"out_of_service": 0, "shelved": 0, "suppressed": 1}
+    assert row(k, "Alarms per 10 min").value == pytest.approx(0.5)  # 3 / 6
+    assert k.summary == (
+        "3 annunciated of 4 raised; 1 not: 1 suppressed; "
+        "shelving not known for 3: counted as raised"
+    )
+    assert "shelving not known for 3: counted as raised" in render_markdown(k)
+
+
 def test_per_operator_and_a_quiet_window_meet_the_targets() -> None:
-    k = compute(log(), 0.0, HOUR, operators=3)
-    assert row(k, "Alarms per 10 min").value == pytest.approx(1.0)
+    k = compute(log(), 0.0, HOUR, operators=4)
+    assert row(k, "Alarms per 10 min").value == pytest.approx(0.833, abs=1e-3)  # 20 / 6 / 4
     assert row(k, "Alarms per 10 min").meets is True
     quiet = compute([Sample("pump01/flow", "low", 100.0)], 0.0, 8 * HOUR)
     assert quiet.periods == 48 and row(quiet, "Alarms per 10 min").value == pytest.approx(
@@ -71,9 +112,14 @@ def test_per_operator_and_a_quiet_window_meet_the_targets() -> None:
 
 def test_markdown_names_every_kpi_with_its_target() -> None:
     text = render_markdown(compute(log(), 0.0, HOUR))
-    for needle in ("| Alarms per 10 min per operator | 3 |", "< 1 % (ISA-18.2)", "**not met**"):
+    for needle in (
+        "| Alarms per 10 min per operator | 3.33 |",
+        "< 1 % (ISA-18.2)",
+        "**not met**",
+        "20 annunciated of 23 raised; 3 not: 1 out of service, 1 shelved, 1 suppressed; over 1 h",
+    ):
         assert needle in text
-    assert "| pump02/vibration | 6 | 33.3 % |" in text
+    assert "| pump02/vibration | 6 | 26.1 % |" in text
 
 
 def test_samples_from_a_runs_alert_publications() -> None:
@@ -90,9 +136,16 @@ def test_samples_from_a_runs_alert_publications() -> None:
         alert("pump02-A1", status="cleared", ts=900.0, revision=1, asset="pump02", onset_ts=800.0),
     ]
     assert samples_from_alerts(pubs, offset=10.0) == [
-        Sample("pump02/vibration", "medium", 810.0, 910.0),
-        Sample("pump01/vibration", "critical", 1010.0, 1510.0),
-        Sample("pump01/flow", "medium", 2010.0, None),
+        Sample("pump02/vibration", "medium", 810.0, 910.0, UNKNOWN),
+        Sample("pump01/vibration", "critical", 1010.0, 1510.0, UNKNOWN),
+        Sample("pump01/flow", "medium", 2010.0, None, UNKNOWN),
+    ]
+    # with the review store's record (None: kept before raised_as was)
+    store = {"pump01-A1": "shelved", "pump02-A1": "annunciated", "pump01-A2": None}
+    assert [s.raised_as for s in samples_from_alerts(pubs, 10.0, store)] == [
+        "annunciated",
+        "shelved",
+        UNKNOWN,
     ]
 
 
@@ -121,5 +174,8 @@ def test_report_of_a_live_run_has_the_kpi_table(tmp_path) -> None:  # type: igno
         mon_log.close()
     text = build_report(logs)
     assert "## Alarm KPIs (EEMUA 191 / ISA-18.2)" in text
-    assert f"{len(alert_ids)} alarm(s) over " in text and len(alert_ids) >= 2
+    assert "**Shelving not known: counted as raised.** No review store beside the logs" in text
+    n = len(alert_ids)
+    assert n >= 2 and f"{n} annunciated of {n} raised" in text
+    assert f"shelving not known for {n}: counted as raised" in text
     assert "| Peak alarms in one 10-min period |" in text and "| Chattering sources" in text

@@ -223,6 +223,8 @@ async def test_kpis_served_for_the_tui_panel(make_review: Any) -> None:
         assert chatter.value == 1 and chatter.meets is False
         third = await api.alarm("pump07-A2")
         assert third.chattering and third.state == "suppressed"
+        # the suppressed third raise is in the load, not in the operator's rate
+        assert (third.raised_as, k.annunciated, k.withheld["suppressed"]) == ("suppressed", 2, 1)
         assert (await api.alarm("pump07-A0")).chattering  # flagged for the record too
 
 
@@ -265,3 +267,68 @@ def test_the_cli_list_keeps_id_priority_and_asset_whole_at_80_columns(
     assert cli(["alarms", "show", "pump04-A0001-195a9fd099eb", *api]) == 0
     shown = capsys.readouterr().out
     assert "acknowledged: no\n" in shown and "False" not in shown, shown  # not Python's bool
+
+
+async def test_a_shelved_sources_re_raise_is_raised_not_annunciated_in_api_and_report(
+    make_review: Any, var: Any, capsys: Any
+) -> None:
+    """Issue 13: ISA-18.2's rates count the alarms annunciated. pump08/flow is shelved for an
+    hour, then raises again (a new episode: it starts shelved), pump09 raises while out of
+    service: both are in the load, neither in the operator's rate. The review API (for the TUI)
+    and ``controlroom report`` (the run's logs with the store beside them) say the same. Before,
+    both counted all 4 in the rate: 4 / 3 periods = 1.33 per 10 min, not met."""
+    from engine.cli import main as cli
+    from engine.services.jsonl_log import JsonlLog
+
+    review = make_review()
+    log = JsonlLog(var / "logs" / "monitor.jsonl", "monitor")
+    log.event("scenario_loaded", scenarios=["by hand"])
+
+    def raise_(alert_id: str, asset: str, ts: float) -> None:
+        a = wire(alert_id, asset=asset, ts=ts, signals=("flow",))
+        log.message("alert", a)
+        review.service.on_alert(a)
+
+    raise_("pump08-A1", "pump08", 1000.0)
+    raise_("pump10-A1", "pump10", 1100.0)
+    async with review.client() as api:
+        await api.shelve("pump08-A1", 60, note="valve stroking test")
+        await api.out_of_service("pump09", True, "impeller change", never_alarmed=True)
+        raise_("pump08-A2", "pump08", 1300.0)  # the same source again, its shelve running
+        raise_("pump09-A1", "pump09", 1400.0)
+        log.close()
+        again = await api.alarm("pump08-A2")
+        assert (again.state, again.raised_as) == ("shelved", "shelved")
+        assert (await api.alarm("pump09-A1")).raised_as == "out_of_service"
+        assert (await api.alarm("pump08-A1")).raised_as == "annunciated"  # shelved later
+        k = await api.kpis(hours=1)
+    # plant time 0..1400: three 10-min periods; 2 annunciated (pump08-A1, pump10-A1) of 4 raised
+    assert (k.alarms, k.annunciated, k.periods) == (4, 2, 3)
+    assert k.withheld == {"out_of_service": 1, "shelved": 1, "suppressed": 0}
+    assert k.summary == "2 annunciated of 4 raised; 2 not: 1 out of service, 1 shelved"
+    rate = next(r for r in k.rows if r.name.startswith("Alarms per 10 min"))
+    assert (rate.shown, rate.meets) == ("0.67", True)
+    assert k.bad_actors[0].source == "pump08/flow" and k.bad_actors[0].alarms == 2  # raised
+
+    assert cli(["report", "--logs", str(var / "logs")]) == 0
+    text = capsys.readouterr().out
+    assert "the run's review store's record" in text and "Shelving not known" not in text
+    assert f"{k.summary}; over 0.389 h of plant time (3 ten-minute period(s))" in text
+    assert "| Alarms per 10 min per operator | 0.67 |" in text
+    assert "| pump08/flow | 2 | 50.0 % |" in text
+
+
+def test_the_report_without_a_store_says_shelving_is_not_known(var: Any, capsys: Any) -> None:
+    from engine.cli import main as cli
+    from engine.services.jsonl_log import JsonlLog
+
+    log = JsonlLog(var / "run" / "logs" / "monitor.jsonl", "monitor")
+    log.message("alert", wire("pump08-A1", asset="pump08", ts=1000.0))
+    log.close()
+    assert cli(["report", "--logs", str(var / "run" / "logs")]) == 0
+    text = capsys.readouterr().out
+    assert "**Shelving not known: counted as raised.** No review store beside the logs" in text
+    assert "1 annunciated of 1 raised" in text
+    missing = var / "run" / "nowhere.db"
+    assert cli(["report", "--logs", str(var / "run" / "logs"), "--store", str(missing)]) == 2
+    assert "no such review store" in capsys.readouterr().err

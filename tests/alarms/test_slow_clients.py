@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from engine import http_server
 from engine.auth.peer import PeerCredProtocol
 from engine.auth.socket_path import ShortPath
 from engine.http_server import HeadTimeouts
@@ -97,3 +98,35 @@ def test_a_patient_keep_alive_client_is_still_served(review: Any) -> None:
             answer = _answer(s)
             assert answer.startswith(b"HTTP/1.1 200 ") and b'"unix_socket"' in answer, answer
             time.sleep(HEAD_S * 0.6)  # under the keep-alive timeout (5 s) and the head bound
+
+
+def test_connections_past_the_bound_are_answered_503_until_one_closes(
+    make_review: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many clients at once: past ``MAX_CONNECTIONS`` a request gets a 503 straight away (its
+    body unread), and the service serves again as soon as a connection closes."""
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 3)
+    review = make_review()
+    ask = b"GET /health HTTP/1.1\r\nHost: review\r\n\r\n"
+    held = [_connect(review, via) for via in ("tcp", "unix")]
+    try:
+        for s in held:  # each answered, then held open (keep-alive)
+            s.sendall(ask)
+            assert _answer(s).startswith(b"HTTP/1.1 200 ")
+        with _connect(review, "tcp") as third:
+            third.sendall(
+                b"POST /alarms/ack HTTP/1.1\r\nHost: review\r\ncontent-type: application/json"
+                b"\r\ncontent-length: 1000000\r\n\r\n"
+            )
+            assert _answer(third).startswith(b"HTTP/1.1 503 ")
+        held.pop().close()
+        deadline = time.monotonic() + 10.0
+        while True:  # the service sees the close when its loop next runs
+            with _connect(review, "tcp") as again:
+                again.sendall(ask)
+                if _answer(again).startswith(b"HTTP/1.1 200 "):
+                    break
+            assert time.monotonic() < deadline, "still refused 10 s after a connection closed"
+    finally:
+        for s in held:
+            s.close()

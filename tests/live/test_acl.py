@@ -3,6 +3,7 @@ of engine/bus/acl.py: each identity publishes only its own topics, the TUI none.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import stat
@@ -41,6 +42,25 @@ def test_credentials_are_generated_once_private_and_cover_every_identity(tmp_pat
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert acl.ensure_credentials(path) == creds, "generated on first run only"
     assert json.loads(path.read_text())["identities"] == creds
+
+
+def test_the_tui_reads_a_file_of_its_own_identity_alone(tmp_path):
+    """The TUI (maybe a colleague's, in the operators' group) is given the read-only ``tui``
+    password alone, never a file holding the identities that may publish."""
+    path = tmp_path / "var" / "broker" / "credentials.json"
+    creds = acl.ensure_credentials(path)
+    tui = acl.tui_credentials(path)
+    assert json.loads(tui.read_text())["identities"] == {"tui": creds["tui"]}
+    assert stat.S_IMODE(tui.stat().st_mode) == 0o600
+    assert acl.credentials_for("tui", None, tui) == ("tui", creds["tui"])
+    assert acl.credentials_for("review", None, tui) is None
+    group = grp.getgrgid(os.getgid()).gr_name
+    assert acl.ensure_credentials(path, group) == creds
+    assert stat.S_IMODE(tui.stat().st_mode) == 0o640 and tui.stat().st_gid == os.getgid()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o710, "the group may open, not list"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, "the services' passwords stay private"
+    with pytest.raises(acl.CredentialsError, match="no such group"):
+        acl.ensure_credentials(path, "no-such-group-here")
 
 
 def test_the_acl_table_grants_each_service_only_its_own_topics():

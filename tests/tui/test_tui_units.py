@@ -406,13 +406,18 @@ def test_the_demo_forecasts_its_first_alarm_by_replay() -> None:
 
 
 def test_kpi_panel_never_cuts_a_target() -> None:
-    """Issue 13: each KPI with its EEMUA / ISA-18.2 target beside it, nothing essential cut at
-    80x24: a narrow panel puts the target under its figure instead of cutting it."""
+    """Issue 13: each KPI with its EEMUA / ISA-18.2 target beside it, and the alarms annunciated
+    beside those raised, nothing essential cut at 80x24: a narrow panel puts the target under
+    its figure instead of cutting it."""
     from engine.alarms.kpis import Sample, compute
     from tui.screens.alarms import render_kpis
 
     samples = [Sample(f"pump0{i % 3}/vibration", "high", 60.0 * i, 60.0 * i + 30) for i in range(9)]
+    samples += [Sample("pump04/flow", "low", 900.0, raised_as="out_of_service")]
+    samples += [Sample("pump05/flow", "low", 950.0, raised_as="shelved")]
     kpis = compute(samples, 0.0, 3600.0)
+    shown = "9 annunciated of 11 raised; 2 not: 1 out of service, 1 shelved"
+    assert kpis.summary == shown
     for width in (40, 76, 160):
         console = Console(width=width, record=True, color_system=None)
         console.print(render_kpis(kpis))
@@ -423,6 +428,7 @@ def test_kpi_panel_never_cuts_a_target() -> None:
         for row in kpis.rows:
             for text in (row.name, row.shown, row.target):
                 assert all(w in words for w in text.split()), (width, text)
+        assert shown in " ".join(lines), width  # the load beside what was shown of it
         one_line = all(
             any(row.name in line and row.target in line for line in lines) for row in kpis.rows
         )

@@ -255,8 +255,8 @@ def fleet_feed() -> tuple[PlantFeed, list[float]]:
 def sample_alarm_book() -> AlarmBook:
     """The store's side of ``sample_feed``'s episodes, made by the real alarm state machine:
     a-3 acknowledged then escalated (re-annunciated), a-1 returned to normal unacknowledged,
-    a-2 unacknowledged; plus, raised before the TUI connected, one shelved and one on an asset
-    out of service."""
+    a-2 unacknowledged; plus, raised before the TUI connected, one shelved and one raised on an
+    asset out of service."""
     from engine.alarms import lifecycle as lc
 
     def opened(a: AlertEvent, at: datetime) -> Alarm:
@@ -273,8 +273,9 @@ def sample_alarm_book() -> AlarmBook:
     a3 = lc.apply_alert(a3, rise.model_copy(update={"revision": 1}), t + timedelta(minutes=5)) or a3
     a4 = opened(alert("a-4", "pump03", 3000.0, "high", ["discharge_pressure"]), t)
     a4 = lc.shelve(a4, "bob", t, minutes=60, note="valve stroking test")
-    a5 = opened(alert("a-5", "pump04", 2900.0, "medium", ["flow"]), t)
-    a5 = lc.set_out_of_service(a5, True, "bob", t, "impeller change") or a5
+    # raised while its asset was out of service: in the KPIs' load, not in the operator's rate
+    out = lc.Context(out_of_service_reason="impeller change")
+    a5 = lc.open_alarm(alert("a-5", "pump04", 2900.0, "medium", ["flow"]), out, t)
     book = AlarmBook()
     book.replace([a1, a2, a3, a4, a5])
     book.set_assets(
