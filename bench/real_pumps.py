@@ -44,10 +44,16 @@ ALTERNATIVES = ("per-signal",)
 
 @dataclass
 class Counts:
+    """SKAB's confusion counts over scored rows (the warm-up rows are not scored)."""
+
     tp: int = 0
+    """Rows flagged and labelled anomalous."""
     fp: int = 0
+    """Rows flagged but labelled normal: FAR's numerator."""
     fn: int = 0
+    """Rows labelled anomalous but not flagged: MAR's numerator."""
     tn: int = 0
+    """Rows neither flagged nor labelled."""
 
     def add(self, flags: np.ndarray, labels: np.ndarray) -> None:
         f, y = flags.astype(bool), labels.astype(bool)

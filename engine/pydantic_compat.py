@@ -50,6 +50,13 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
     return obj
 
 
+def restamp(obj: BaseModel, name: str, value: Any) -> None:
+    """Set field ``name`` of ``obj`` in place, unvalidated, past ``frozen``: only on a fresh
+    instance nobody else holds yet (the simulator's samples, stamped with their batch's wall
+    time: a validated copy per sample cost more than encoding the batch)."""
+    obj.__dict__[name] = value
+
+
 class _Probe(BaseModel):
     name: str
     value: float

@@ -102,11 +102,19 @@ class Counters:
     """What the feed refused or dropped, shown on screen (nothing is dropped silently)."""
 
     assets_refused: int = 0
+    """Telemetry samples of a new asset turned away (samples, not assets): the feed held
+    ``max_assets`` assets and none had been silent for ``idle_evict_s`` (the fleet screen)."""
     assets_evicted: int = 0
+    """Assets dropped, history and all, to make room for a new one after ``idle_evict_s``
+    of silence; the new asset is shown, the old one starts afresh if it speaks again."""
     signals_refused: int = 0
+    """Signal values not kept because their asset already had ``max_signals`` signals (a
+    pump sends 10); counted per value, so a stream that keeps sending them keeps counting."""
     stale_alerts: int = 0
     """Alert revisions older than one already shown (C1: the highest revision wins)."""
     ticket_hints_dropped: int = 0
+    """Ticket ids from the bus not queued for a refetch because ``MAX_TICKET_HINTS`` were
+    already waiting; the periodic fetch of every ticket still brings the change, later."""
     by_kind: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             ("telemetry", "alerts", "diagnosis", "tickets", "feedback"), 0
@@ -135,10 +143,20 @@ class PlantFeed:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_alerts = max_alerts
+        """Alarm episodes kept (one row per alert id), the first raised going first: bounds the
+        memory a flood of alerts can take."""
         self.max_tickets = max_tickets
+        """Tickets kept from the store's answers, the first one stored going first."""
         self.max_assets = max_assets
+        """Assets with a trend history; ~55 KiB per pump, so 5,000 take ~275 MB at most."""
         self.max_signals = max_signals
+        """Signals per asset (a pump sends 10): room for a richer stream, none for a runaway one
+        whose every message names new signals."""
         self.idle_evict_s = idle_evict_s
+        """Seconds (on ``clock``) an asset must have been silent before a new asset, arriving
+        with the feed full, may take its place: five minutes, far longer than a live asset's
+        sample period (1 s for a simulated pump), so a reporting asset is never the one that
+        goes."""
         self.clock = clock
         self._lock = threading.Lock()
         self._assets: OrderedDict[str, _Asset] = OrderedDict()

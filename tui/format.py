@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 from engine import schemas
 
@@ -28,6 +29,12 @@ def sim_clock(ts: float | None) -> str:
     if ts is None or not math.isfinite(ts):
         return "--:--:--"
     return schemas.sim_clock(ts)
+
+
+def wall_time(at: datetime | None) -> str:
+    """A wall-clock time as ``MM-DD HH:MM:SSZ``: UTC, because colleagues on an SSH session may
+    sit in other time zones (``—`` for none)."""
+    return at.astimezone(UTC).strftime("%m-%d %H:%M:%SZ") if at is not None else "—"
 
 
 def age(seconds: float) -> str:

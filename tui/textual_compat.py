@@ -19,6 +19,16 @@ Textual is pinned (pyproject); what we reach past its public API is listed here 
   nothing.
 - ``screen_text`` (tests): the composed screen as plain text, as a terminal shows it, from the
   compositor (Textual's public screenshot is SVG only).
+- ``without_reference_cycles``: two Textual habits left the plant screen at 10 Hz making
+  ~5,000 objects a second in reference cycles, freed only by the cyclic collector (every
+  ``GC_FULL_S`` in ``tui/app.py``), found with ``gc.DEBUG_SAVEALL``:
+  ``Strip.divide`` at a strip's own length returns ``[self]`` and keeps that list in the
+  strip's own ``_divide_cache`` (strip -> cache -> list -> strip), for every such line the
+  compositor paints (~2,000 strips a second, each with its seven caches); and
+  ``LRUCache.clear`` drops its ring of links (each ``[prev, next, key, value]``) whole, a
+  cycle holding every cached render, which ``DataTable`` does on most updates and
+  ``KeyedTable`` after each sync. Patched: ``divide`` answers ``[self]`` without caching it
+  (nothing was computed), ``clear`` empties each link first; both then free by refcount.
 
 ``tests/tui/test_tui_textual_compat.py`` fails loudly, naming the attribute, when an upgrade
 breaks any of it; ``TESTED_WITH`` is the version these were read from.
@@ -27,10 +37,12 @@ breaks any of it; ``TESTED_WITH`` is the version these were read from.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Sequence
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-from textual.cache import LRUCache
+from textual.cache import FIFOCache, LRUCache
+from textual.strip import Strip
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -94,6 +106,41 @@ def first_binding(screen: Screen[Any], key: str) -> Binding | None:
     return None
 
 
+_TEXTUAL_DIVIDE = Strip.divide
+
+
+def _divide(self: Strip, cuts: Iterable[int]) -> Sequence[Strip]:
+    """``Strip.divide`` without the self-reference: a single cut at (or past) the strip's end is
+    the strip itself, answered without going through (and into) its divide cache."""
+    cell_length = self.cell_length
+    kept = [cut for cut in cuts if cut <= cell_length]
+    if kept == [cell_length]:
+        return [self]
+    return _TEXTUAL_DIVIDE(self, kept)
+
+
+def _clear(self: LRUCache[Any, Any]) -> None:
+    """``LRUCache.clear`` that empties each link of its ring first (no cycle left behind)."""
+    for link in self._cache.values():
+        link.clear()
+    self._cache.clear()
+    self._full = False
+    self._head = []
+
+
+def without_reference_cycles() -> bool:
+    """Install ``_divide`` as ``Strip.divide`` and ``_clear`` as ``LRUCache.clear`` (once, for
+    the process); False when this Textual is not the one they were checked on (Textual's own
+    are left)."""
+    if Strip.divide is _divide:
+        return True
+    if version("textual") != TESTED_WITH:
+        return False
+    Strip.divide = _divide  # type: ignore[method-assign]
+    LRUCache.clear = _clear  # type: ignore[method-assign]
+    return True
+
+
 def problems() -> list[str]:
     """What no longer matches in the installed Textual (empty when everything holds)."""
     from textual.widgets import DataTable
@@ -116,6 +163,14 @@ def problems() -> list[str]:
     for name in DATATABLE_RENDER_CACHES:
         if not isinstance(getattr(table, name, None), LRUCache):
             found.append(f"DataTable.{name} is no longer an LRUCache")
+    if not isinstance(getattr(Strip(()), "_divide_cache", None), FIFOCache):
+        found.append("Strip._divide_cache is gone (without_reference_cycles: still needed?)")
+    cache: LRUCache[int, int] = LRUCache(2)
+    cache.set(1, 1)
+    if not isinstance(getattr(cache, "_head", None), list) or not all(
+        isinstance(link, list) for link in getattr(cache, "_cache", {}).values()
+    ):
+        found.append("LRUCache's links are no longer lists (without_reference_cycles)")
     return found
 
 

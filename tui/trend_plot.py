@@ -40,8 +40,13 @@ _SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 @dataclass(frozen=True)
 class Limit:
+    """A horizontal limit line on the chart (``tui.scales.limits_for``: the signal's
+    engineering limit, past which the monitor's alert goes critical)."""
+
     value: float
+    """Where it is drawn, in the signal's unit; a limit outside the value axis is not drawn."""
     label: str
+    """Shown in the right margin with the value (cut to ``LABEL_W`` with it)."""
     level: str
     """"warn" or "alarm" (style)."""
 

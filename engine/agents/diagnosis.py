@@ -95,15 +95,31 @@ class DiagnosisConfig:
     """When the agent decides (simulated seconds), and its bounds."""
 
     min_wait_s: float = 60.0
+    """The final diagnosis is not decided before this long after the alert: a stuck reading
+    has to stay stuck, a valve move has to settle (one minute of post-onset history)."""
     max_wait_s: float = 900.0
+    """The latest a final is decided after its alert (15 min; after a deferral, after the
+    history came back), confident or not: enough for a worn bearing's temperature (10-min
+    thermal lag) to follow its vibration."""
     recheck_s: float = 30.0
+    """Between ``min_wait_s`` and ``max_wait_s`` the rules are evaluated again this often (and
+    a deferred alert looks again for its history): the final's delay in 30 s steps."""
     decide_confidence: float = 0.8
+    """A final is decided early only when the best cause's score (the noisy-or of its matching
+    rules' confidences, plus tuning) reaches this."""
     decide_margin: float = 0.15
+    """... and leads the runner-up cause by at least this much: two close causes wait for more
+    evidence, up to ``max_wait_s``."""
     history_s: float = 1800.0
     """Samples kept per asset. A decision looks back at most 5 min before the onset, from at
     most 15 min after the alert (``max_wait_s``), and 10 min for trends: 30 min covers it."""
     warmup_s: float = 600.0
+    """Settled running (s) from which each pump's healthy reference is learned, as the monitor
+    learns its own (``MonitorConfig.warmup_s``, the same 10 min); until then a pump's alerts
+    wait for it (up to ``max_defer_s``)."""
     settle_s: float = SETTLE_S
+    """After a start or stop ramp, rows are marked invalid this long (the rule in ``steady``,
+    shared with the monitor, so both agree on when a pump is settled)."""
     max_defer_s: float = 3600.0
     """An alert whose asset has no usable history (restart without saved state) waits this long
     for it before its report is made with what there is."""

@@ -192,12 +192,15 @@ def fold_diagnosis(
     ticket: Ticket,
     report: DiagnosisReport,
     human_edited: Iterable[str] = (),
+    holds_alert: bool | None = None,
     *,
     occurrence: bool = True,
 ) -> tuple[Ticket, list[str]]:
     """Fold a further diagnosis into ``ticket``; returns the new ticket and what changed, one
     line each for the audit trail. Fields a reviewer edited by hand (``human_edited``: any of
     title, body, labels) keep the reviewer's text; severity still escalates, never drops.
+    ``holds_alert``: whether the ticket already holds the report's alert, for a ticket whose
+    ``alert_ids`` are only the most recent ones (None: look in them).
     ``occurrence=False`` for the final diagnosis of an alert the ticket already holds (a
     refinement of the same occurrence, not a new one)."""
     edited = set(human_edited)
@@ -207,7 +210,7 @@ def fold_diagnosis(
     if occurrence:
         t.occurrences += 1
     t.diagnosis_ids.append(report.diagnosis_id)
-    if report.alert_id not in t.alert_ids:
+    if not (report.alert_id in t.alert_ids if holds_alert is None else holds_alert):
         t.alert_ids.append(report.alert_id)
     t.first_seen_ts = min(t.first_seen_ts, report.onset_ts)
     t.last_seen_ts = max(t.last_seen_ts, report.ts)

@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar, cast
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from engine.bus import paho_compat
@@ -223,10 +223,6 @@ class Publication:
         self.qos = qos
         self._after: int | None = None
         self._gen = 0
-
-    @property
-    def rc(self) -> MQTTErrorCode:
-        return self.info.rc
 
     @property
     def mid(self) -> int:

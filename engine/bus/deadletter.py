@@ -28,13 +28,21 @@ DEFAULT_KEEP = 3
 
 @dataclass
 class DeadLetterStats:
+    """The log's counters since the service started, shown under ``deadletter`` in /health."""
+
     written: int = 0
+    """Letters appended to the file (in any of its rotations); one that could not be written
+    counts in ``write_errors`` instead, so the two add up to every letter."""
     bytes: int = 0
     """Size of the current file."""
     rotations: int = 0
+    """Times the current file passed ``max_bytes`` and was moved to ``.jsonl.1`` (deleted when
+    ``keep`` is 0); each one pushes the older files a place down."""
     files_dropped: int = 0
     """Rotated files deleted at the bound (their letters are gone; this says how often)."""
     write_errors: int = 0
+    """Letters that could not be written (disk full, read-only): the service goes on, and
+    while this is not 0 its /health lists the problem."""
 
 
 class DeadLetterLog:

@@ -61,15 +61,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def add_command(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    description: str | None = None,
-    **options: Any,
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, **options: Any
 ) -> argparse.ArgumentParser:
     """The parser of top-level command ``name``, its help line taken from :data:`COMMANDS`
     (where ``controlroom --help`` reads it without loading the command's module), so the
-    line is written once."""
-    return sub.add_parser(name, help=COMMANDS[name][1], description=description, **options)
+    line is written once; its description and examples come from ``engine/cli/help.py``."""
+    return sub.add_parser(name, help=COMMANDS[name][1], **options)
 
 
 class _Version(argparse.Action):

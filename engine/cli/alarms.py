@@ -70,8 +70,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     action = add_api_command(
         sub,
         "alarms",
-        "The alarm lifecycle through the review service. Without an action: the alarms that "
-        "are not back to normal.",
         {"func": cmd_alarms, "action": "list", "state": "open", "asset": None, "priority": None},
     )
 

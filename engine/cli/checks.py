@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from engine.cli.errors import RuntimeFailure, UsageError
+
+if TYPE_CHECKING:
+    from engine.bus.broker import BrokerAddress
 
 
 def http_url(url: str, source: str) -> str:
@@ -24,14 +28,25 @@ def http_url(url: str, source: str) -> str:
     return url
 
 
+def broker_address(url: str) -> BrokerAddress:
+    """``url`` parsed; a URL that is not a broker's is bad input (UsageError naming what is
+    wrong), not the runtime failure ``BrokerError`` is everywhere else."""
+    from engine.bus.broker import BrokerError, parse_broker_url
+
+    try:
+        return parse_broker_url(url)
+    except BrokerError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def require_broker(url: str, timeout: float = 3.0) -> None:
     """The named broker accepts TCP connections (TLS or not); else RuntimeFailure naming it
-    (UsageError for a host name that does not resolve)."""
+    (UsageError for a URL that is not a broker's, or a host name that does not resolve)."""
     import socket  # here, not at the top: `detect --help` and `brief` never need it
 
-    from engine.bus.broker import parse_broker_url, redact_url
+    from engine.bus.broker import redact_url
 
-    addr = parse_broker_url(url)
+    addr = broker_address(url)
     try:
         with socket.create_connection((addr.host, addr.port), timeout=timeout):
             return

@@ -20,12 +20,7 @@ def add_llm_option(parser: argparse.ArgumentParser, help: str) -> None:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
-    brief = add_command(
-        sub,
-        "brief",
-        description="Read the planner's note, simulate baseline + 2 futures, and print the "
-        "morning briefing and one Gantt chart per scenario. Logs go to stderr.",
-    )
+    brief = add_command(sub, "brief")
     brief.add_argument("text", help='the planner\'s note, or "-" to read it from stdin')
     brief.add_argument(
         "--factory",

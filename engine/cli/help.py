@@ -1,15 +1,86 @@
 """What ``controlroom … --help`` shows beyond the options: a description and examples.
 
-Each area's module declares its subcommands and their options; the examples live here, in one
-table, so every ``--help`` ends the same way and ``tests/cli`` can check that each example
-parses. A subcommand whose module sets its own ``epilog`` keeps it. ``decorate`` walks the whole
-tree once the areas have registered.
+Each area's module declares its subcommands and their options; the prose around them lives
+here, in two tables (the descriptions, the examples), so every ``--help`` reads and ends the
+same way, the text is reviewed in one place, and ``tests/cli`` can check that each example
+parses. A subcommand whose module sets its own ``description`` or ``epilog`` keeps it.
+``decorate`` walks the whole tree once the areas have registered.
 """
 
 from __future__ import annotations
 
 import argparse
 import textwrap
+
+DESCRIPTIONS: dict[str, str] = {
+    # command: the paragraph under its usage (one without: its line in `controlroom --help`)
+    "demo": (
+        "Run everything on this machine: an MQTT broker (the one named, one already "
+        "on 127.0.0.1:1883, or an embedded one), the five plant services and the control-room "
+        "TUI, with a scenario running. Quitting the TUI (q) stops everything it started."
+    ),
+    "tui": (
+        "Open the control-room TUI against services started elsewhere "
+        "(`controlroom up`, docker compose). Without --broker it asks the simulator which "
+        "broker the stack uses."
+    ),
+    "replay": (
+        "Play a scenario through the monitor and diagnosis agents as fast as the CPU "
+        'allows (no broker). Each output line is {"topic": ..., "payload": ...}.'
+    ),
+    "eval": (
+        "Replay scenarios (given ones, or a random suite) and score event-level "
+        "precision/recall, false alarms per fault-free day, detection latency, severity at "
+        "detection and diagnosis accuracy. Prints a summary; --report writes markdown, --json "
+        "the figures."
+    ),
+    "detect": (
+        "Stream a CSV (one row per sample, a time column, numeric signal columns) "
+        "through the same monitor, causally (a decision at row t uses rows <= t only): it "
+        "learns the file's normal from its first --warmup rows (each signal against the "
+        "others) and flags the rows where an anomaly episode is open. Only numeric columns are "
+        "signals; columns named like labels (anomaly, label, changepoint, ...) are never used. "
+        "Malformed rows (wrong column count, unreadable time) are skipped and counted, with "
+        "their line numbers on stderr; a non-numeric cell counts as a missing sample of that "
+        "signal for that row. Prints the columns used and ignored, then one line: rows, "
+        "signals, episodes, flagged %."
+    ),
+    "serve": (
+        "Run one service of the live plant. Configuration: flags, then environment "
+        "variables, then .env (see .env.example)."
+    ),
+    "up": (
+        "Start a broker (the one named, else the local :1883 one if it answers, "
+        "else an embedded one) and the five services as child processes; Ctrl-C stops all of "
+        "them cleanly."
+    ),
+    "report": (
+        "Score a live run from the JSONL logs its services wrote (var/logs of "
+        "controlroom up or demo): detection and diagnosis as eval scores a replay, plus the "
+        "wall-clock latency from alert to stored ticket."
+    ),
+    "broker": (
+        "Generate the per-service broker credentials (var/broker/credentials.json, "
+        "mode 0600) if missing, and write Mosquitto's password_file and acl_file from them and "
+        "from the ACL table in engine/bus/acl.py."
+    ),
+    "tickets": (
+        "Review work orders through the review service (controlroom serve review, or "
+        "controlroom up). Without an action: the list of open and approved tickets."
+    ),
+    "alarms": (
+        "The alarm lifecycle through the review service. Without an action: the alarms that "
+        "are not back to normal."
+    ),
+    "operators": (
+        "Manage the review API's operator tokens (stored hashed in "
+        "var/operators.json, mode 0600). Run it as the account that runs the services."
+    ),
+    "brief": (
+        "Read the planner's note, simulate baseline + 2 futures, and print the "
+        "morning briefing and one Gantt chart per scenario. Logs go to stderr."
+    ),
+}
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "demo": (
@@ -171,14 +242,16 @@ def one_line_helps(parser: argparse.ArgumentParser) -> dict[str, str]:
 
 
 def decorate(parser: argparse.ArgumentParser, path: str = "") -> None:
-    """For every subcommand below ``parser``: a description (its one-line help when the module
-    gave none), the examples, ``--debug`` accepted after the subcommand too, and the command's
-    name recorded for error messages."""
+    """For every subcommand below ``parser``: a description when the module gave none (from
+    :data:`DESCRIPTIONS`, else its one-line help), the examples, ``--debug`` accepted after the
+    subcommand too, and the command's name recorded for error messages."""
     helps = one_line_helps(parser)
     for name, sub in subparsers(parser).items():
         command = f"{path} {name}".strip()
         sub.formatter_class = Formatter
-        if not sub.description and helps.get(name):
+        if not sub.description and command in DESCRIPTIONS:
+            sub.description = DESCRIPTIONS[command]
+        elif not sub.description and helps.get(name):
             line = helps[name]
             sub.description = line[0].upper() + line[1:] + ("" if line.endswith(".") else ".")
         if not sub.epilog and command in EXAMPLES:

@@ -44,12 +44,7 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = add_command(
-        sub,
-        "serve",
-        description="Run one service of the live plant. Configuration: flags, then environment "
-        "variables, then .env (see .env.example).",
-    )
+    p = add_command(sub, "serve")
     p.add_argument("name", choices=SERVICE_CHOICES)
     p.add_argument("--port", type=port_number, help="HTTP port (default 8101..8105 by service)")
     p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
@@ -63,25 +58,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=cmd_serve)
 
-    p = add_command(
-        sub,
-        "up",
-        description="Start a broker (the one named, else the local :1883 one if it answers, "
-        "else an embedded one) and the five services as child processes; Ctrl-C stops all of "
-        "them cleanly.",
-    )
+    p = add_command(sub, "up")
     _broker_options(p)
     _sim_options(p)
     p.add_argument("--host", help="HTTP bind address of the services (default 127.0.0.1)")
     p.set_defaults(func=cmd_up)
 
-    p = add_command(
-        sub,
-        "report",
-        description="Score a live run from the JSONL logs its services wrote (var/logs of "
-        "controlroom up or demo): detection and diagnosis as eval scores a replay, plus the "
-        "wall-clock latency from alert to stored ticket.",
-    )
+    p = add_command(sub, "report")
     p.add_argument(
         "--logs", required=True, metavar="DIR", help="the run's log directory (var/logs)"
     )
@@ -99,13 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _register_broker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = add_command(
-        sub,
-        "broker",
-        description="Generate the per-service broker credentials (var/broker/credentials.json, "
-        "mode 0600) if missing, and write Mosquitto's password_file and acl_file from them and "
-        "from the ACL table in engine/bus/acl.py.",
-    )
+    p = add_command(sub, "broker")
     p.add_argument("action", choices=("init", "acl"), help="init: write files; acl: print the ACL")
     p.add_argument(
         "--mosquitto-dir",
@@ -236,7 +213,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from engine.bus.broker import BrokerError, parse_broker_url
+    from engine.bus.broker import BrokerError
     from engine.cli.checks import require_broker
     from engine.services.settings import Settings, SettingsError, ensure_writable_var
     from engine.services.stack import Stack, StackError
@@ -262,7 +239,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         config = Config.load(environ, **_flags(args))
         broker = args.broker or config.broker
         if broker and broker != "embedded":
-            parse_broker_url(broker)
             require_broker(broker)
         _check_scenarios(config.scenario)
         for name in SERVICE_CHOICES:

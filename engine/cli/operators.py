@@ -19,12 +19,7 @@ from engine.cli.review_api import call, common_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = add_command(
-        sub,
-        "operators",
-        description="Manage the review API's operator tokens (stored hashed in "
-        "var/operators.json, mode 0600). Run it as the account that runs the services.",
-    )
+    p = add_command(sub, "operators")
     p.set_defaults(func=cmd_operators, action=None)
     acts = p.add_subparsers(dest="action", metavar="ACTION")
     a = acts.add_parser("add", help="make a token for NAME (printed once)")

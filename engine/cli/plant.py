@@ -50,12 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("files", nargs="*", type=Path, metavar="FILE")
     p.set_defaults(func=cmd_rules_validate)
 
-    p = add_command(
-        sub,
-        "replay",
-        description="Play a scenario through the monitor and diagnosis agents as fast as the CPU "
-        'allows (no broker). Each output line is {"topic": ..., "payload": ...}.',
-    )
+    p = add_command(sub, "replay")
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario JSON file or a bare name")
     p.add_argument("--seed", type=int, help="default: the scenario's own seed")
     p.add_argument(
@@ -73,14 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(func=cmd_replay)
 
-    p = add_command(
-        sub,
-        "eval",
-        description="Replay scenarios (given ones, or a random suite) and score event-level "
-        "precision/recall, false alarms per fault-free day, detection latency, severity at "
-        "detection and diagnosis accuracy. Prints a summary; --report writes markdown, --json "
-        "the figures.",
-    )
+    p = add_command(sub, "eval")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario files or names")
     p.add_argument("--suite", type=int, metavar="N", help="generate N random scenarios instead")
     p.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
@@ -107,19 +95,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(func=cmd_eval)
 
-    p = add_command(
-        sub,
-        "detect",
-        description="Stream a CSV (one row per sample, a time column, numeric signal columns) "
-        "through the same monitor, causally (a decision at row t uses rows <= t only): it "
-        "learns the file's normal from its first --warmup rows (each signal against the "
-        "others) and flags the rows where an anomaly episode is open. Only numeric columns are "
-        "signals; columns named like labels (anomaly, label, changepoint, ...) are never used. "
-        "Malformed rows (wrong column count, unreadable time) are skipped and counted, with "
-        "their line numbers on stderr; a non-numeric cell counts as a missing sample of that "
-        "signal for that row. Prints the columns used and ignored, then one line: rows, "
-        "signals, episodes, flagged %.",
-    )
+    p = add_command(sub, "detect")
     p.add_argument("csv", type=Path, metavar="FILE.csv")
     p.add_argument("--sep", default=None, help="field separator (default: sniffed, ',' or ';')")
     p.add_argument("--time-col", default=None, help="time column (default: the first column)")

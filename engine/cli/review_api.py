@@ -70,13 +70,12 @@ def add_choice(
 def add_api_command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
-    about: str,
     defaults: dict[str, Any],
 ) -> Callable[[str, str], argparse.ArgumentParser]:
     """A review-API command (``tickets``, ``alarms``) with the common options and ``defaults``.
     Returns ``action(name, help)``, which adds one of its actions: the action takes the common
     options too, so they may come before or after it."""
-    p = add_command(sub, name, description=about, parents=[common_options()])
+    p = add_command(sub, name, parents=[common_options()])
     p.set_defaults(**defaults)
     acts = p.add_subparsers(dest="action", metavar="ACTION")
     common = common_options()

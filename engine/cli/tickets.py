@@ -40,8 +40,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     action = add_api_command(
         sub,
         "tickets",
-        "Review work orders through the review service (controlroom serve review, or "
-        "controlroom up). Without an action: the list of open and approved tickets.",
         {"func": cmd_tickets, "action": "list", "state": "active", "asset": None, "limit": 200},
     )
 

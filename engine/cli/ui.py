@@ -27,13 +27,7 @@ MAX_DEMO_ASSETS = 256
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to ``controlroom``."""
-    demo = add_command(
-        sub,
-        "demo",
-        description="Run everything on this machine: an MQTT broker (the one named, one already "
-        "on 127.0.0.1:1883, or an embedded one), the five plant services and the control-room "
-        "TUI, with a scenario running. Quitting the TUI (q) stops everything it started.",
-    )
+    demo = add_command(sub, "demo")
     demo.add_argument(
         "--scenario", default=DEMO_SCENARIO, help=f"scenario name or file (default {DEMO_SCENARIO})"
     )
@@ -59,13 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_llm_option(demo, "factory screen agents (default auto)")
     demo.set_defaults(func=cmd_demo)
 
-    tui = add_command(
-        sub,
-        "tui",
-        description="Open the control-room TUI against services started elsewhere "
-        "(`controlroom up`, docker compose). Without --broker it asks the simulator which "
-        "broker the stack uses.",
-    )
+    tui = add_command(sub, "tui")
     tui.add_argument(
         "--broker", metavar="URL", help="MQTT broker (default: the one the services use)"
     )
@@ -108,15 +96,11 @@ def _run_app(settings: UiSettings) -> None:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from engine.bus.broker import BrokerError, parse_broker_url
+    from engine.cli.checks import broker_address
     from tui.settings import UiSettings, service_urls
 
     if args.broker:
-        try:
-            parse_broker_url(args.broker)
-        except BrokerError as exc:
-            print(f"controlroom tui: {exc}", file=sys.stderr)
-            return 2
+        broker_address(args.broker)
     if not _need_terminal():
         return 1
     from engine.bus.acl import credentials_path
@@ -140,7 +124,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from engine.bus.broker import BrokerError, parse_broker_url, redact_url
+    from engine.bus.broker import BrokerError, redact_url
     from engine.cli.checks import require_broker
     from engine.plant.scenario import ScenarioError, load_scenario
     from engine.services.stack import STATUS_FILE, Stack, StackError
@@ -158,11 +142,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"controlroom demo: --assets must be 1..{MAX_DEMO_ASSETS}", file=sys.stderr)
         return 2
     if args.broker and args.broker != "embedded":
-        try:
-            parse_broker_url(args.broker)
-        except BrokerError as exc:
-            print(f"controlroom demo: {exc}", file=sys.stderr)
-            return 2
         require_broker(args.broker)
     if not _need_terminal():
         return 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from statistics import median
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,24 +30,43 @@ class Latency(_M):
 
 
 class FaultMetrics(_M):
+    """One fault's figures over every run (the definitions: ``engine.evaluation.scoring``)."""
+
     events: int = 0
+    """Scripted occurrences of this fault: one per (fault, sensor, onset) on an asset."""
     observable: int = 0
+    """Events that could be seen at all (not a stuck valve whose command never moved):
+    recall's denominator."""
     detected: int = 0
+    """Observable events an alert was assigned to, or covered by one already active."""
     detected_by_overlap: int = 0
+    """Of ``detected``, those covered by an earlier fault's still-active alert: counted for
+    recall, but with no alert of their own they have no latency and no severity at detection."""
     recall: float | None = None
+    """``detected / observable`` (None without observable events)."""
     sudden: int = 0
+    """Observable events whose fault reaches its peak within two minutes (latency counts)."""
     latency_s: Latency = Field(default_factory=Latency)
     """From onset (a stuck valve: from its first command move), detected events."""
     latency_from_onset_s: Latency = Field(default_factory=Latency)
+    """The same from the scripted onset in every case: differs from ``latency_s`` only for a
+    stuck valve, which cannot show before its command moves."""
     gradual: int = 0
+    """Observable events that are not sudden: judged by severity at detection, not latency."""
     severity_at_detection: Latency = Field(default_factory=Latency)
     """Truth severity when the alert was raised (gradual faults)."""
     diagnosed: int = 0
+    """Detected events with a final diagnosis to judge; an alert that never got one counts
+    as "(none)", a wrong answer, so in practice every detected event."""
     diagnosis_correct: int = 0
+    """Of ``diagnosed``, those whose final diagnosis named this fault (top-1)."""
     diagnosis_accuracy: float | None = None
+    """``diagnosis_correct / diagnosed``."""
     provisional_accuracy: float | None = None
     """Top-1 of the provisional diagnosis made at the alert (the one a ticket opens with)."""
     alerts_per_event: float | None = None
+    """Alerts assigned per detected event with a latency: 1 is one alert per fault; more is
+    an alarm raised again while its fault lasted."""
 
 
 class TargetCheck(_M):
@@ -173,7 +191,7 @@ def aggregate(runs: list[RunScore], label: str = "", scenarios: int | None = Non
         "false_alarms_per_day": round(len(fa) / ff_days, 3) if ff_days > 0 else None,
         "diagnosis_accuracy": _ratio(n_correct, len(diagnosed)),
         "sudden_latency_median_s": _r(percentile(sudden_lat, 50), 1),
-        "gradual_severity_median": _r(median(grad_sev), 3) if grad_sev else None,
+        "gradual_severity_median": _r(percentile(grad_sev, 50), 3),
     }
     checks = []
     for metric, (op, target) in TARGETS.items():

@@ -42,6 +42,7 @@ from engine.factory.briefing import (
     word_count,
 )
 from engine.factory.metrics import waits_of
+from engine.factory.models import Job, Machine
 from engine.factory.results import Margin, Plan, WhatIfResult, WindowStretch
 from engine.factory.scenario import ScenarioSpec
 from engine.factory.scheduler import job_sequence
@@ -221,6 +222,11 @@ def _origin_text(ctx: BriefingContext, spec: ScenarioSpec) -> str:
     return " From your note."
 
 
+def _named(thing: Job | Machine) -> str:
+    """A job or machine as each scenario line names it: its id, then its own name."""
+    return f"{thing.id} ({md_escape(thing.name)})"
+
+
 def _scenario_line(ctx: BriefingContext, spec: ScenarioSpec) -> str:
     f = ctx.factory
     origin = _origin_text(ctx, spec)
@@ -228,24 +234,22 @@ def _scenario_line(ctx: BriefingContext, spec: ScenarioSpec) -> str:
         r = spec.rush
         job = f.job(r.rush_job_id)
         return (
-            f"{job.id} ({md_escape(job.name)}) becomes a rush order: it arrives at "
+            f"{_named(job)} becomes a rush order: it arrives at "
             f"{r.arrival_time}h and is due at {r.due_time}h instead of {job.due_time}h.{origin}"
         )
     if spec.slowdown is not None:
         s = spec.slowdown
-        machine = f.machine(s.machine_id)
         neck = ctx.metrics[ctx.baseline.label].bottleneck_machine_id
-        why = " It is the baseline bottleneck." if neck == machine.id else ""
+        why = " It is the baseline bottleneck." if neck == s.machine_id else ""
         return (
-            f"{machine.id} ({md_escape(machine.name)}) runs at {s.slowdown_factor:.1f}× duration "
+            f"{_named(f.machine(s.machine_id))} runs at {s.slowdown_factor:.1f}× duration "
             f"from {s.start_time}h to {s.end_time}h.{why}{origin}"
         )
     if spec.down is not None:
         d = spec.down
-        machine = f.machine(d.machine_id)
         kind = "planned maintenance (its timing is a choice)" if d.planned else "not available"
         return (
-            f"{machine.id} ({md_escape(machine.name)}) is {kind} from {d.start_time}h to "
+            f"{_named(f.machine(d.machine_id))} is {kind} from {d.start_time}h to "
             f"{d.end_time}h: nothing runs on it and no step spans the stop.{origin}"
         )
     order = [j.id for j in job_sequence(f)]

@@ -248,6 +248,18 @@ class _Attempt(Generic[T]):
     call: Callable[[], Any]
 
 
+Agent = TypeVar("Agent", ag.IntentAgent, ag.FuturesAgent, ag.BriefingAgent)
+
+
+def _attempts(
+    client: ClaudeClient | None, claude: Callable[[ClaudeClient], Agent], offline: Agent, *args: Any
+) -> list[_Attempt[Any]]:
+    """Every agent's chain, in the one order: Claude when enabled, then the offline agent (the
+    spec's default, last, is ``_first_valid``'s), each called with ``args``."""
+    agents = [offline] if client is None else [claude(client), offline]
+    return [_Attempt(a.source, partial(a.run, *args)) for a in agents]
+
+
 def _first_valid(
     state: FactoryState,
     run: _Run,
@@ -311,9 +323,6 @@ def _first_valid(
 
 def step_intent(state: FactoryState, client: ClaudeClient | None, run: _Run) -> FactoryState:
     factory, text = state.factory, state.user_input
-    agents: list[ag.IntentAgent] = [ag.OfflineIntent()]
-    if client is not None:
-        agents.insert(0, ag.ClaudeIntent(client))
     notes: list[str] = []
 
     def accept(reply: Any) -> tuple[ScenarioIntent | None, str | None]:
@@ -329,7 +338,7 @@ def step_intent(state: FactoryState, client: ClaudeClient | None, run: _Run) -> 
         "Intent Agent",
         "intent",
         _short(text),
-        [_Attempt(a.source, partial(a.run, text, factory)) for a in agents],
+        _attempts(client, ag.ClaudeIntent, ag.OfflineIntent(), text, factory),
         accept,
         describe_intent,
         lambda: DEFAULT_INTENT,
@@ -371,16 +380,13 @@ def step_futures(
 ) -> FactoryState:
     assert state.intent is not None
     factory, intent = state.factory, state.intent
-    agents: list[ag.FuturesAgent] = [ag.OfflineFutures()]
-    if client is not None:
-        agents.insert(0, ag.ClaudeFutures(client))
     state, specs, source, error = _first_valid(
         state,
         run,
         "Futures Agent",
         "futures",
         describe_intent(intent),
-        [_Attempt(a.source, partial(a.run, factory, intent)) for a in agents],
+        _attempts(client, ag.ClaudeFutures, ag.OfflineFutures(), factory, intent),
         lambda reply: validate_scenarios(reply, factory),
         lambda value: "[" + ", ".join(s.label for s in value) + "]",
         lambda: default_futures(factory),
@@ -524,9 +530,6 @@ def step_what_ifs(state: FactoryState, run: _Run) -> FactoryState:
 
 def step_briefing(state: FactoryState, client: ClaudeClient | None, run: _Run) -> FactoryState:
     ctx = BriefingContext.from_state(state)
-    agents: list[ag.BriefingAgent] = [ag.OfflineBriefing()]
-    if client is not None:
-        agents.insert(0, ag.ClaudeBriefing(client))
 
     def accept(draft: Any) -> tuple[str | None, str | None]:
         if not isinstance(draft, Draft):
@@ -544,7 +547,7 @@ def step_briefing(state: FactoryState, client: ClaudeClient | None, run: _Run) -
         "Briefing Agent",
         "briefing",
         f"{len(ctx.scenarios)} scenarios, {len(ctx.what_ifs)} what-ifs",
-        [_Attempt(a.source, partial(a.run, ctx)) for a in agents],
+        _attempts(client, ag.ClaudeBriefing, ag.OfflineBriefing(), ctx),
         accept,
         lambda md: f"{word_count(md)} words",
         lambda: render_markdown(write_offline(ctx), ctx),

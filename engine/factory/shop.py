@@ -199,15 +199,26 @@ class Shop(_Routing):
     factory: FactoryConfig
     """The effective factory (the scenario applied: a rush's release and due)."""
     spec: ScenarioSpec
+    """The scenario compiled in (its label names the result)."""
     job_ids: tuple[str, ...]
+    """Job ``j``'s id, in the factory's job order: every ``job_*`` array and ``op_job`` index
+    jobs by this position."""
     job_release: tuple[int, ...]
+    """Per job, the hour its first step may start (a rush order's release applied)."""
     job_due: tuple[int, ...]
+    """Per job, the hour it is due; lateness is completion minus this, in whole hours."""
     job_priority: tuple[int, ...]
+    """Per job, 0 low, 1 medium, 2 high: a dispatch tie-break, never a hard constraint."""
     machine_ids: tuple[str, ...]
+    """Machine ``m``'s id: ``op_machine``, ``windows``, ``blocked``, ``slow`` and ``gaps`` index
+    machines by this position."""
     windows: tuple[tuple[int, int], ...]
+    """Per machine, its available hours ``(start, end)``: no step is placed outside them."""
     blocked: tuple[tuple[tuple[int, int], ...], ...]
     """Per machine, hours it is down inside its window (a MACHINE_DOWN scenario)."""
     slow: tuple[SlowdownMods | None, ...]
+    """Per machine, the scenario's slowdown of it (work at ``1/slowdown_factor`` speed in its
+    window), or None."""
     gaps: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
     """Per machine, its free time before anything is placed: gap starts and gap ends (the
     window less the down time), copied by every decode."""

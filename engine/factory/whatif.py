@@ -17,7 +17,8 @@ lateness of the jobs that must not be late, weighted lateness, late jobs, makesp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 from engine.factory.futures import candidates_per_lever, down_spec, spread
@@ -47,20 +48,20 @@ def explore(
 ) -> list[WhatIfResult]:
     out: list[WhatIfResult] = []
     for spec in scenarios:
-        before = metrics[spec.label]
-        if spec.type.value == "BASELINE" or not before.late_job_ids:
+        lever = _Lever(factory, spec, metrics[spec.label], intent)
+        if spec.type.value == "BASELINE" or not lever.before.late_job_ids:
             continue
         if sum(len(j.steps) for j in factory.jobs) <= MAX_REPLAN_STEPS:
-            found = _replan(factory, spec, before, results[spec.label], intent, replan_seconds)
+            found = _replan(lever, results[spec.label], replan_seconds)
             if found:
                 out.append(found)
         if spec.rush is not None and spec.origin == "note":
-            relaxed = _relax_rush(factory, spec, before, intent)
+            relaxed = _relax_rush(lever)
             if relaxed:
                 out.append(relaxed)
         down = spec.down
         if down is not None and down.planned and spec.is_fact:
-            moved = _move_window(factory, spec, before, intent)
+            moved = _move_window(lever)
             if moved:
                 out.append(moved)
     return out
@@ -74,6 +75,40 @@ def job_order_on(result: SimulationResult, machine_id: str) -> list[str]:
 def order_text(jobs: list[str], limit: int = MAX_SEQUENCE_SHOWN) -> str:
     shown = " → ".join(jobs[:limit])
     return shown + (f" → … ({len(jobs) - limit} more)" if len(jobs) > limit else "")
+
+
+@dataclass(frozen=True)
+class _Lever:
+    """One scenario the levers are tried on: what each needs to try a change and judge it."""
+
+    factory: FactoryConfig
+    spec: ScenarioSpec
+    before: ScenarioMetrics
+    intent: ScenarioIntent | None
+
+    def search(
+        self,
+        values: list[int],
+        trial: Callable[[int], ScenarioSpec | None],
+        key: Callable[[int, ScenarioMetrics], tuple[int, ...]],
+        first_clear: bool = False,
+    ) -> tuple[int, ScenarioMetrics] | None:
+        """The value, among an even spread of ``values``, whose ``trial`` scenario scores
+        lowest by ``key`` (the first of equals), with its metrics; a trial of None is no
+        change and is skipped. ``first_clear``: stop at the first value that leaves no job
+        late (the smallest concession that clears the day)."""
+        best: tuple[tuple[int, ...], int, ScenarioMetrics] | None = None
+        for value in spread(values, candidates_per_lever(self.factory)):
+            spec = trial(value)
+            if spec is None:
+                continue
+            after = evaluate(self.factory, spec)
+            score = key(value, after)
+            if best is None or score < best[0]:
+                best = (score, value, after)
+            if first_clear and after.num_late_jobs == 0:
+                break
+        return None if best is None else (best[1], best[2])
 
 
 def _result(
@@ -102,21 +137,15 @@ def _result(
     )
 
 
-def _replan(
-    factory: FactoryConfig,
-    spec: ScenarioSpec,
-    before: ScenarioMetrics,
-    current: SimulationResult,
-    intent: ScenarioIntent | None,
-    seconds: float,
-) -> WhatIfResult | None:
-    found = find_plan(factory, spec, intent=intent, seconds=seconds)
+def _replan(lever: _Lever, current: SimulationResult, seconds: float) -> WhatIfResult | None:
+    factory = lever.factory
+    found = find_plan(factory, lever.spec, intent=lever.intent, seconds=seconds)
     if found.score >= found.baseline_score:
         return None
     after = compute_metrics(found.result, factory)
-    if not respects_note(before, after, intent):
+    if not respects_note(lever.before, after, lever.intent):
         return None
-    neck = before.bottleneck_machine_id
+    neck = lever.before.bottleneck_machine_id
     order = job_order_on(found.result, neck)
     was = job_order_on(current, neck)
     if order != was:
@@ -130,77 +159,68 @@ def _replan(
         where = changed[0] if changed else neck
         title = f"Re-plan: on {where} run {order_text(job_order_on(found.result, where))}"
     return _result(
-        spec,
+        lever.spec,
         "replan",
         title,
-        before,
+        lever.before,
         after,
         None,
         {"method": found.method[:120], "sequence": " ".join(found.sequence)[:4000]},
     )
 
 
-def _relax_rush(
-    factory: FactoryConfig,
-    spec: ScenarioSpec,
-    before: ScenarioMetrics,
-    intent: ScenarioIntent | None,
-) -> WhatIfResult | None:
-    rush = spec.rush
+def _relax_rush(lever: _Lever) -> WhatIfResult | None:
+    rush = lever.spec.rush
     assert rush is not None
-    own = factory.job(rush.rush_job_id).due_time
-    best: tuple[tuple[int, ...], int, ScenarioMetrics] | None = None
-    dues = list(range(rush.due_time + 1, own + 1))
-    for due in spread(dues, candidates_per_lever(factory)):
-        trial = spec.model_copy(update={"modifications": rush.model_copy(update={"due_time": due})})
-        after = evaluate(factory, trial)
-        key = intent_score(after, intent)
-        if best is None or key < best[0]:
-            best = (key, due, after)
-        if after.num_late_jobs == 0:
-            break  # the smallest concession that clears the day
-    if best is None or not respects_note(before, best[2], intent, free_only=True):
+    own = lever.factory.job(rush.rush_job_id).due_time
+    found = lever.search(
+        list(range(rush.due_time + 1, own + 1)),
+        lambda due: lever.spec.model_copy(
+            update={"modifications": rush.model_copy(update={"due_time": due})}
+        ),
+        lambda _due, after: intent_score(after, lever.intent),
+        first_clear=True,
+    )
+    if found is None or not respects_note(lever.before, found[1], lever.intent, free_only=True):
         return None
-    _, due, after = best
+    due, after = found
     return _result(
-        spec,
+        lever.spec,
         "relax_rush_due",
         f"Agree {rush.rush_job_id} at {due}h instead of {rush.due_time}h",
-        before,
+        lever.before,
         after,
         rush.rush_job_id,
         {"due_time": due, "was_due_time": rush.due_time, "own_due_time": own},
     )
 
 
-def _move_window(
-    factory: FactoryConfig,
-    spec: ScenarioSpec,
-    before: ScenarioMetrics,
-    intent: ScenarioIntent | None,
-) -> WhatIfResult | None:
-    down = spec.down
+def _move_window(lever: _Lever) -> WhatIfResult | None:
+    down = lever.spec.down
     assert down is not None
-    machine = factory.machine(down.machine_id)
+    machine = lever.factory.machine(down.machine_id)
     length = down.end_time - down.start_time
-    starts = list(range(machine.available_start, machine.available_end - length + 1))
-    best: tuple[tuple[int, ...], int, ScenarioMetrics] | None = None
-    for start in spread(starts, candidates_per_lever(factory)):
+
+    def moved(start: int) -> ScenarioSpec | None:
         if start == down.start_time:
-            continue
-        trial = down_spec(down.machine_id, start, start + length, planned=True, label=spec.label)
-        after = evaluate(factory, trial)
-        key = (*intent_score(after, intent), abs(start - down.start_time))
-        if best is None or key < best[0]:
-            best = (key, start, after)
-    if best is None or not respects_note(before, best[2], intent):
+            return None  # where it is already: not a move
+        return down_spec(
+            down.machine_id, start, start + length, planned=True, label=lever.spec.label
+        )
+
+    found = lever.search(
+        list(range(machine.available_start, machine.available_end - length + 1)),
+        moved,
+        lambda start, after: (*intent_score(after, lever.intent), abs(start - down.start_time)),
+    )
+    if found is None or not respects_note(lever.before, found[1], lever.intent):
         return None
-    _, start, after = best
+    start, after = found
     return _result(
-        spec,
+        lever.spec,
         "move_window",
         f"Move the {down.machine_id} maintenance to {start}-{start + length}h",
-        before,
+        lever.before,
         after,
         None,
         {

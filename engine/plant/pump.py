@@ -46,21 +46,44 @@ class PumpDesign:
 
     # Pump
     rated_speed_rpm: float = 2950.0
+    """Speed at 100 % drive output, rpm: a 2-pole motor on 50 Hz (3000 rpm synchronous, less
+    ~1.7 % slip). Every speed is a fraction ``n`` of it (the agents divide the ``speed`` signal
+    by it)."""
     rated_flow_m3h: float = 100.0
+    """The duty point's flow, m³/h, taken as the best-efficiency point: the losses below are
+    quoted at it, and vibration grows with the distance from it (``vibration_mm_s``)."""
     rated_head_m: float = 50.0
+    """Head at rated flow and speed, m; with ``shutoff_head_m`` it fixes the curve's droop
+    ``a`` (50 m at 100 m³/h: the datasheet's duty point)."""
     shutoff_head_m: float = 65.0
+    """Head at zero flow and rated speed (``H0``), m: 1.3 × the rated head, a typical radial
+    impeller's rise to shut-off."""
     bep_efficiency: float = 0.78
+    """Hydraulic power / shaft power at the rated point; sets the rated shaft power (13.6 kW
+    hydraulic / 0.78 = 17.5 kW), and with it power and current at every point."""
     shutoff_power_frac: float = 0.45
+    """Shaft power at zero flow as a fraction of the rated shaft power (same speed): a radial
+    pump's power rises linearly with flow from here, so throttling lowers power and current."""
     # Motor and drive
     motor_rated_kw: float = 22.0
+    """Nameplate rating, kW: ~80 % loaded at the rated point (17.5 kW shaft), with room for the
+    power rising with flow (21.3 kW at 140 m³/h, the flow signal's top). No equation reads it."""
     motor_voltage_v: float = 400.0
+    """Line voltage at rated speed, V (three-phase): every current is a power / (√3·V…), such
+    as the rated 31.7 A = motor input power / (√3·V·PF)."""
     motor_efficiency: float = 0.925
+    """Motor shaft power / electrical input, taken as constant (about IE3 class at 22 kW)."""
     vfd_efficiency: float = 0.97
+    """Drive output / input, constant; the ``power`` signal is measured at the drive's input."""
     rated_pf: float = 0.86
+    """Power factor at the rated point; sets the magnetising current, √(1 − PF²) of the rated
+    current (16.2 of 31.7 A), which stays when the load falls (V/f drive)."""
     vfd_ramp_s: float = 10.0
     """Time for the drive to ramp 0 → 100 % speed."""
     # Loop
     tank_pressure_bar: float = 1.5
+    """Supply tank pressure at the pump's suction, bar(g), before the suction-line loss; the
+    simulator adds a slow wander (±0.03 bar) and each unit an offset (±0.1 bar)."""
     suction_loss_bar: float = 0.2
     """Suction-line loss at rated flow."""
     dest_pressure_bar: float = 3.0
@@ -70,23 +93,43 @@ class PumpDesign:
     valve_loss_bar: float = 1.6
     """Valve loss at rated flow and ``valve_ref_open`` opening."""
     valve_ref_open: float = 0.8
+    """The opening (0..1) at which ``valve_loss_bar`` is quoted: the normal operating point
+    (80 % open gives 100 m³/h), also the reference for the strainer's clog severity."""
     valve_rangeability: float = 25.0
+    """Equal-percentage valve: the flow coefficient goes as 25^(x − 1) of fully open at opening x
+    (each 10 % of travel multiplies it by 25^0.1 ≈ 1.38), a usual globe-valve figure."""
     valve_slew_pct_s: float = 5.0
+    """Actuator speed, % of travel per second: a 20 s full stroke, so a valve command is
+    followed within seconds."""
     fluid_tau_s: float = 1.0
+    """Time constant, s, with which the flow approaches the steady operating point (the
+    water's inertia in the loop); the monitor's model lags its prediction the same."""
     # Bearing
     ambient_c: float = 25.0
+    """The room the bearing rise is quoted for, °C (≈ 53 °C bearing at rated speed). Not read
+    by the physics: a run takes its ambient from the scenario (same default)."""
     bearing_rise_c: float = 28.0
     """Bearing temperature above ambient at rated speed, healthy."""
     wear_rise_c: float = 40.0
     """Extra rise at wear 1 (failure) and rated speed."""
     thermal_tau_s: float = 600.0
+    """The bearing temperature's first-order lag, s (10 min): why a worn bearing's temperature
+    trails its vibration by minutes; the monitor's thermal model uses the same."""
     wear_friction_kw: float = 2.5
     """Extra bearing friction at wear 1 and rated speed."""
     # Vibration
     vib_base_mm_s: float = 1.6
+    """Running-speed vibration RMS at the rated point, mm/s, ∝ n²: just inside ISO 10816-3
+    zone B (A/B at 1.4; zone A is for newly commissioned machines), a healthy pump in service."""
     vib_offbep: float = 0.8
+    """Weight of the squared off-BEP distance ``(Q/Q_rated − n)²`` in the running vibration:
+    throttled to 45 % flow at full speed a healthy pump shows ~2.0 mm/s instead of 1.6."""
     vib_background_mm_s: float = 0.1
+    """Vibration from the surroundings (pipework, other machines), mm/s, added in quadrature:
+    what the transmitter reads with the pump stopped."""
     wear_vib_mm_s: float = 8.0
+    """Bearing-defect vibration at wear 1 and rated speed, mm/s, ∝ wear·n², added in
+    quadrature: past zone C/D (4.5) from wear ~0.53, so a failing bearing trips the ISO limit."""
 
     # ---------------------------------------------------------------- derived coefficients
 
@@ -202,31 +245,6 @@ class PumpDesign:
             return 1.0
         f = math.sqrt(self.k_valve_open / kv)
         return min(1.0, max(0.1, 1.0 + math.log(f) / math.log(self.valve_rangeability)))
-
-    # ---------------------------------------------------------------- other datasheets
-
-    def scaled(
-        self,
-        *,
-        head: float = 1.0,
-        flow: float = 1.0,
-        efficiency: float = 1.0,
-        thermal_tau: float = 1.0,
-        bearing_rise: float = 1.0,
-    ) -> PumpDesign:
-        """Another pump model in the same loop: its curve's head (shut-off and rated) and rated
-        flow, its best efficiency and its bearing's thermal time constant and temperature rise
-        multiplied by these factors. The loop's losses stay the losses of the same pipework at
-        the pump's rated flow (the plant was laid out for the pump it has)."""
-        return replace(
-            self,
-            rated_head_m=self.rated_head_m * head,
-            shutoff_head_m=self.shutoff_head_m * head,
-            rated_flow_m3h=self.rated_flow_m3h * flow,
-            bep_efficiency=min(0.92, self.bep_efficiency * efficiency),
-            thermal_tau_s=self.thermal_tau_s * thermal_tau,
-            bearing_rise_c=self.bearing_rise_c * bearing_rise,
-        )
 
     # ---------------------------------------------------------------- unit-to-unit spread
 

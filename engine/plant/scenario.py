@@ -21,14 +21,18 @@ Fault semantics (``severity`` is the peak, 0 < s ≤ 1, 1 = failure; it is reach
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.paths import SCENARIOS_DIR, read_small_file
 from engine.plant.signals import SENSORS
 from engine.schemas import AssetId, FaultName
+
+if TYPE_CHECKING:
+    from engine.plant.pump import PumpDesign
 
 SENSOR_FAULTS = ("sensor_drift", "sensor_stuck", "noise_burst")
 SUDDEN_RAMP_S = 120.0
@@ -127,15 +131,31 @@ Factor = Annotated[float, Field(ge=0.5, le=1.5)]
 
 
 class Datasheet(_Model):
-    """Another pump model than the nominal one (``PumpDesign.scaled``): multipliers on its
-    head, rated flow, best efficiency, bearing thermal time constant and bearing rise. The
-    monitor is not told; it must learn the pump from its warm-up."""
+    """Another pump model than the nominal one (``apply``): multipliers on its head, rated
+    flow, best efficiency, bearing thermal time constant and bearing rise. The monitor is not
+    told; it must learn the pump from its warm-up."""
 
     head: Factor = 1.0
     flow: Factor = 1.0
     efficiency: Factor = 1.0
     thermal_tau: Factor = 1.0
     bearing_rise: Factor = 1.0
+
+    def apply(self, design: PumpDesign) -> PumpDesign:
+        """``design`` (the nominal ``DESIGN``) as this pump model in the same loop: its curve's
+        head (shut-off and rated) and rated flow, its best efficiency (at most 92 %) and its
+        bearing's thermal time constant and temperature rise multiplied by these factors. The
+        loop's losses stay the losses of the same pipework at the pump's rated flow (the plant
+        was laid out for the pump it has)."""
+        return replace(
+            design,
+            rated_head_m=design.rated_head_m * self.head,
+            shutoff_head_m=design.shutoff_head_m * self.head,
+            rated_flow_m3h=design.rated_flow_m3h * self.flow,
+            bep_efficiency=min(0.92, design.bep_efficiency * self.efficiency),
+            thermal_tau_s=design.thermal_tau_s * self.thermal_tau,
+            bearing_rise_c=design.bearing_rise_c * self.bearing_rise,
+        )
 
 
 class Scenario(_Model):

@@ -167,7 +167,7 @@ class Simulator:
         root = np.random.SeedSequence([self.seed, 0x70756D70])  # "pump"
         unit_seq, noise_seq = root.spawn(2)
         sheet = scenario.datasheet
-        self.datasheet = DESIGN.scaled(**sheet.model_dump()) if sheet is not None else DESIGN
+        self.datasheet = sheet.apply(DESIGN) if sheet is not None else DESIGN
         """The pump model's datasheet (what the operator's documents say)."""
         self.unit: PumpDesign = self.datasheet.perturbed(np.random.default_rng(unit_seq))
         self._rng = np.random.default_rng(noise_seq)

@@ -194,7 +194,7 @@ def generate_suite(n: int, seed: int, *, perturbed: bool = False) -> list[Scenar
             "valve_pct": round(_r(rng, 60, 95)),
         }
         sheet = _datasheet(sheets) if sheets is not None else None
-        design = DESIGN.scaled(**sheet.model_dump()) if sheet is not None else DESIGN
+        design = sheet.apply(DESIGN) if sheet is not None else DESIGN
         moves = _manoeuvres(rng, duration, faults, sheet.flow if sheet is not None else 1.0)
         for f in faults:
             if f.type == "valve_stuck":

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from engine.bus.client import RetryLater, stamped
 from engine.bus.routing import ALL_TELEMETRY, telemetry_route
+from engine.evaluation.scoring import percentile
 from engine.http_schemas import ASSETS_SHOWN
 from engine.schemas import AlertEvent, DiagnosisReport, Feedback, Telemetry, Tuning, telemetry_topic
 from engine.services.base import Service
@@ -101,7 +102,8 @@ class TuningWatch:
 
 
 class LatencyWindow:
-    """The last N latencies in ms, for /health percentiles."""
+    """The last N latencies in ms, for /health percentiles (the project's one percentile,
+    as the reports and benches compute theirs)."""
 
     def __init__(self, n: int = 2000) -> None:
         self.values: deque[float] = deque(maxlen=n)
@@ -110,13 +112,12 @@ class LatencyWindow:
         self.values.append(ms)
 
     def summary(self) -> dict[str, float | int | None]:
-        v = sorted(self.values)
-        if not v:
-            return {"n": 0, "p50_ms": None, "p99_ms": None}
+        v = list(self.values)
+        p50, p99 = percentile(v, 50), percentile(v, 99)
         return {
             "n": len(v),
-            "p50_ms": round(v[len(v) // 2], 3),
-            "p99_ms": round(v[min(len(v) - 1, int(len(v) * 0.99))], 3),
+            "p50_ms": None if p50 is None else round(p50, 3),
+            "p99_ms": None if p99 is None else round(p99, 3),
         }
 
 

@@ -59,6 +59,7 @@ from engine.http_schemas import (
     SimulatorHealth,
     StartRequest,
 )
+from engine.pydantic_compat import restamp
 from engine.schemas import Telemetry, error_line
 from engine.services.base import Service
 from engine.services.settings import Settings
@@ -526,9 +527,7 @@ class SimulatorService(Service):
         now = time.time()
         samples = self._out
         for t in samples:
-            # Fresh objects straight from the simulator, held by nobody else: stamped in place
-            # (a validated copy per sample cost more than the batch's encoding).
-            t.__dict__["wall_time"] = now
+            restamp(t, "wall_time", now)  # fresh from the simulator, held by nobody else
         self._out = []
         try:
             self.bus.publish_batch(samples, self.instance, self.batch)

@@ -104,9 +104,17 @@ class RestartPolicy:
     """When to restart a crashed part, and when to stop trying (pure: times in, decision out)."""
 
     base_s: float = 0.5
+    """Wait before restarting after a first crash, s; doubles with each further crash inside
+    ``window_s``: a part that died once is back at once, one that keeps dying backs off."""
     cap_s: float = 30.0
+    """The longest wait, s. With the defaults the fifth crash gives up first (waits 0.5, 1, 2,
+    4 s), so the cap bounds only a policy that allows more crashes."""
     window_s: float = 120.0
+    """Crashes older than this, s, are forgotten: a part that ran two minutes since its last
+    crash starts again from ``base_s``."""
     max_crashes: int = 5
+    """This many crashes inside ``window_s`` is a crash loop: the supervisor gives up and
+    ``up`` stops everything, instead of restarting a part that cannot run."""
 
     def delay(self, crashes: Sequence[float], now: float) -> float | None:
         """Seconds to wait before the next restart, or None: a crash loop, give up."""

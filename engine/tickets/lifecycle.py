@@ -26,6 +26,10 @@ Rules kept here:
   (title, body, labels) is never overwritten; derived text follows the fields (the body's
   priority line follows the severity, also after a reviewer's severity edit).
 - A closed ticket is never reopened: a late diagnosis of its episode is attached to it.
+
+Why one module of ~500 lines: the review commands and the episode policy write the same
+``Decision``, ``Saved`` and ``Entry`` under one revision rule (``_bumped``), and this is the one
+module of ``engine/tickets`` the import contract holds pure.
 """
 
 from __future__ import annotations
@@ -101,12 +105,7 @@ class Outcome(StrEnum):
     @property
     def changed(self) -> bool:
         """Some ticket changed (and is announced on the bus)."""
-        return self not in (
-            Outcome.NOTED,
-            Outcome.DUPLICATE,
-            Outcome.UNCHANGED,
-            Outcome.SUPPRESSED,
-        )
+        return self not in (Outcome.NOTED, Outcome.DUPLICATE, Outcome.UNCHANGED, Outcome.SUPPRESSED)
 
     @property
     def first_for_alert(self) -> bool:
@@ -139,6 +138,9 @@ class Stored:
     ticket: Ticket
     edited: frozenset[str] = frozenset()
     report: DiagnosisReport | None = None
+    holds_alert: bool | None = None
+    """Whether the ticket holds the alert of the report being decided, when its ``alert_ids``
+    are only a tail (the store's: ``engine/tickets/id_lists.py``); None: look in them."""
 
 
 @dataclass(frozen=True)
@@ -187,14 +189,19 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class Approve:
+class ReviewCommand:
+    """A reviewer's action: ``who`` gave it, and its history line names them."""
+
     who: str
+
+
+@dataclass(frozen=True)
+class Approve(ReviewCommand):
     note: str | None = None
 
 
 @dataclass(frozen=True)
-class Edit:
-    who: str
+class Edit(ReviewCommand):
     title: str | None = None
     body: str | None = None
     labels: list[str] | None = None
@@ -212,8 +219,7 @@ class Edit:
 
 
 @dataclass(frozen=True)
-class Close:
-    who: str
+class Close(ReviewCommand):
     reason: str
     note: str | None = None
 
@@ -370,7 +376,7 @@ def record(
             (*notes, Saved(ticket, frozenset(), report, created=True)),
             (*entries, Entry(ticket.ticket_id, AGENT, Action.CREATED, detail)),
         )
-    updated, lines = fold_diagnosis(tracked.ticket, report, tracked.edited)
+    updated, lines = fold_diagnosis(tracked.ticket, report, tracked.edited, tracked.holds_alert)
     updated = _bumped(updated, now)
     tid = updated.ticket_id
     return Decision(
@@ -407,7 +413,7 @@ def _within_episode(
     if report.stage == "provisional":
         return Decision(Outcome.NOTED, tid)  # the alert has its ticket: a repeat or a late one
     if t.root_cause == report.root_cause:
-        refined, lines = fold_diagnosis(t, report, cur.edited, occurrence=False)
+        refined, lines = fold_diagnosis(t, report, cur.edited, cur.holds_alert, occurrence=False)
         saved = Saved(_bumped(refined, now), cur.edited, report)
         return Decision(
             Outcome.REFINED, tid, (saved,), (Entry(tid, AGENT, Action.DIAGNOSIS, "; ".join(lines)),)
@@ -418,7 +424,7 @@ def _within_episode(
             f"diagnosis settled it; {t.root_cause} kept"
         )
         return _noted(Outcome.KEPT, cur, Action.CAUSE_KEPT, detail)
-    solo = t.alert_ids == [report.alert_id]
+    solo = t.alert_ids == [report.alert_id]  # exact on a stored tail too (see id_lists)
     if tracked is None and solo:
         revised, lines = revise_cause(t, report, cur.edited)
         if t.state == "approved":
@@ -445,7 +451,7 @@ def _merge(
     the provisional ticket closes as its duplicate when nothing else (a reviewer's work, other
     episodes) holds it open."""
     target = tracked.ticket.ticket_id
-    merged, lines = fold_diagnosis(tracked.ticket, report, tracked.edited)
+    merged, lines = fold_diagnosis(tracked.ticket, report, tracked.edited, tracked.holds_alert)
     saves = [Saved(_bumped(merged, now), tracked.edited, report)]
     entries = [Entry(target, AGENT, Action.OCCURRENCE, "; ".join(lines))]
     t = cur.ticket

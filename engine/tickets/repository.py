@@ -2,9 +2,10 @@
 outbox rows and mirror jobs, inside one transaction of the store (``engine/tickets/store.py``).
 
 It asks the lifecycle (``engine/tickets/lifecycle.py``) what a command or a diagnosis does and
-writes the :class:`~engine.tickets.lifecycle.Decision`: the tickets' new state, the history
-lines, the diagnosis id (keyed with the asset), the mirror job. It decides nothing itself,
-except refusing a change that does not move a ticket's revision on by one.
+writes the :class:`~engine.tickets.lifecycle.Decision`: the tickets' new state (the tail of
+their id lists; the ids they gained become ``ticket_ids`` rows: ``engine/tickets/id_lists.py``),
+the history lines, the diagnosis id (keyed with the asset), the mirror job. It decides nothing
+itself, except refusing a change that does not move a ticket's revision on by one.
 """
 
 from __future__ import annotations
@@ -26,18 +27,19 @@ from engine.schemas import (
     topic_for,
     utc_now,
 )
-from engine.tickets import lifecycle
+from engine.tickets import id_lists, lifecycle
 from engine.tickets.database import Conn
 from engine.tickets.errors import TicketNotFound
 from engine.tickets.lifecycle import Decision, Episode, Outcome, Stored
 
+LISTS = tuple(id_lists.LISTS)
 Gate = Callable[[Conn, DiagnosisReport], "str | None"]
 """The C6 check: why a report's alarm must not open a ticket, or None."""
 
-BUS_LIST_LIMIT = 200
+BUS_LIST_LIMIT = id_lists.DOC_LIST_LIMIT
 """A snapshot on the bus carries at most this many (most recent) audit entries, diagnosis ids and
 alert ids, so a ticket that lives for months never outgrows the bus's payload limit; the store
-and the API keep all of them."""
+and the API keep all of them (the ids in ``ticket_ids`` rows, the document only their tail)."""
 MIRROR_KEY = "mirror"
 """Setting naming the configured external system; no mirror jobs are queued without it."""
 
@@ -45,7 +47,8 @@ MIRROR_KEY = "mirror"
 @dataclass(frozen=True)
 class Recorded:
     """Result of :meth:`TicketStore.record_diagnosis`. Unpacks as ``(ticket, created)``. The
-    ticket carries its last BUS_LIST_LIMIT history entries (``get`` returns all of them).
+    ticket carries its last BUS_LIST_LIMIT history entries, diagnosis ids and alert ids (``get``
+    returns all of them).
     ``also``: other tickets the same transaction changed (the provisional ticket a merge
     closed, a ticket that got a history line)."""
 
@@ -109,20 +112,30 @@ class Tx:
     def get(self, ticket_id: str, *, history: bool | int = True) -> Ticket:
         """The ticket with its audit trail: all of it, the last ``history`` entries (an int),
         or none (False: changes are computed without it, so a ticket with thousands of entries
-        costs no more to update than a new one)."""
+        costs no more to update than a new one). Its diagnosis and alert ids likewise: all of
+        them with the whole history (the full view), else the last DOC_LIST_LIMIT."""
         row = self._row(ticket_id)
         ticket = Ticket.model_validate_json(row[3])
         if history is not False:
             limit = None if history is True else int(history)
             ticket.history = self._history(row[0], limit)
+        if history is True:
+            for name, ids in id_lists.whole(self.conn, row[0]).items():
+                setattr(ticket, name, ids)
         return ticket
 
-    def stored(self, ticket_id: str) -> Stored:
+    def stored(self, ticket_id: str, alert_id: str | None = None) -> Stored:
+        """The ticket as the lifecycle decides on it (the tail of its id lists); ``alert_id``:
+        the alert of the report being decided, whether the ticket holds it is looked up."""
         row = self._row(ticket_id)
+        ticket = Ticket.model_validate_json(row[3])
         return Stored(
-            ticket=Ticket.model_validate_json(row[3]),
+            ticket=ticket,
             edited=frozenset(json.loads(row[1])),
             report=DiagnosisReport.model_validate_json(row[2]) if row[2] else None,
+            holds_alert=None
+            if alert_id is None
+            else id_lists.holds_alert(self.conn, row[0], ticket.alert_ids, alert_id),
         )
 
     def get_setting(self, key: str) -> Any | None:
@@ -171,13 +184,15 @@ class Tx:
         revision on by one (a bug: consumers would drop the change as a repeat)."""
         for saved in decision.saves:
             t = saved.ticket
-            if not saved.created:
-                before = Ticket.model_validate_json(self._row(t.ticket_id)[3]).revision
-                if t.revision != before + 1:
-                    raise RuntimeError(
-                        f"{t.ticket_id}: a change must bump the revision {before} -> "
-                        f"{before + 1}, not {t.revision}"
-                    )
+            before = (
+                None if saved.created else Ticket.model_validate_json(self._row(t.ticket_id)[3])
+            )
+            if before is not None and t.revision != before.revision + 1:
+                raise RuntimeError(
+                    f"{t.ticket_id}: a change must bump the revision {before.revision} -> "
+                    f"{before.revision + 1}, not {t.revision}"
+                )
+            self._append_ids(t, before)
             self.conn.execute(
                 "UPDATE tickets SET state = ?, root_cause = ?, human_edited = ?, report = ?, "
                 "doc = ? WHERE ticket_id = ?",
@@ -186,7 +201,9 @@ class Tx:
                     t.root_cause,
                     json.dumps(sorted(saved.edited)),
                     saved.report.to_json() if saved.report is not None else None,
-                    t.model_copy(update={"history": []}).to_json(),
+                    t.model_copy(
+                        update={"history": [], **{f: id_lists.tail(getattr(t, f)) for f in LISTS}}
+                    ).to_json(),
                     t.ticket_id,
                 ),
             )
@@ -197,6 +214,15 @@ class Tx:
                 "INSERT INTO audit(ticket_id, at, who, action, detail) VALUES (?, ?, ?, ?, ?)",
                 (e.ticket_id, now.isoformat(), e.who[:128], e.action.value, e.detail[:500]),
             )
+
+    def _append_ids(self, t: Ticket, before: Ticket | None) -> None:
+        """The ids the lifecycle appended to the tail it was given become rows. Refuses any
+        other change of a list (a bug: the rows are append-only)."""
+        for name in LISTS:
+            old, new = getattr(before, name) if before else [], getattr(t, name)
+            if new[: len(old)] != old:
+                raise RuntimeError(f"{t.ticket_id}: {name} may only grow at its end")
+            id_lists.append(self.conn, t.ticket_id, name, new[len(old) :])
 
     def _new_ticket_id(self, report: DiagnosisReport) -> str:
         placeholder = f"pending-{uuid.uuid4().hex}"
@@ -235,7 +261,7 @@ class Tx:
                 "AND stage = 'final'",
                 alert,
             )
-            episode = Episode(self.stored(row[0]), settled=int(finals) > 0)
+            episode = Episode(self.stored(row[0], report.alert_id), settled=int(finals) > 0)
         tracked_id = self.conn.scalar(
             "SELECT ticket_id FROM tickets WHERE asset = ? AND root_cause = ? "
             "AND state <> 'closed'",
@@ -244,7 +270,7 @@ class Tx:
         decision = lifecycle.record(
             report,
             episode=episode,
-            tracked=self.stored(tracked_id) if tracked_id is not None else None,
+            tracked=self.stored(tracked_id, report.alert_id) if tracked_id is not None else None,
             new_id=lambda: self._new_ticket_id(report),
             now=now,
             suppressed=gate(self.conn, report) if gate is not None and episode is None else None,

@@ -1,13 +1,15 @@
 """The ticket store's tables, in the portable SQL of ``engine/tickets/database.py``, and the
-migration of a version 1 SQLite file.
+migrations of older stores (v1: SQLite only; v2: SQLite or PostgreSQL).
 
-- ``tickets``: one row per work order (the ticket as JSON in ``doc``, without its history);
+- ``tickets``: one row per work order (the ticket as JSON in ``doc``, without its history and
+  with only the tail of its diagnosis and alert ids: ``engine/tickets/id_lists.py``);
   ``human_edited`` lists the fields a reviewer wrote by hand; ``report`` is the latest report
   naming the ticket's cause (what the body is rendered from). One open ticket per asset and
   root cause is enforced by a partial unique index, not only by code.
 - ``diagnoses``: every diagnosis recorded, keyed by asset *and* diagnosis id (an id published
   on another asset can never stand for this one); the episode of a report is found by asset
   and alert id.
+- ``ticket_ids``: every diagnosis and alert id of every ticket, one row each, in list order.
 - ``audit``: the history lines.
 - ``mirror_queue``: tickets whose external copy is behind (only while a mirror is configured).
 - ``bus_outbox``: messages to publish after commit, tagged with the service that owns them.
@@ -16,10 +18,11 @@ migration of a version 1 SQLite file.
 
 from __future__ import annotations
 
+from engine.tickets import id_lists
 from engine.tickets.database import Conn, Database
 from engine.tickets.errors import StoreUnavailable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS tickets (
@@ -56,6 +59,14 @@ CREATE TABLE IF NOT EXISTS audit (
     detail    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_ticket ON audit(ticket_id, id);
+CREATE TABLE IF NOT EXISTS ticket_ids (
+    seq       {pk},
+    ticket_id TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    value     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ticket_ids_in_order ON ticket_ids(ticket_id, seq);
+CREATE INDEX IF NOT EXISTS ticket_ids_by_value ON ticket_ids(ticket_id, value);
 CREATE TABLE IF NOT EXISTS mirror_queue (
     ticket_id        TEXT PRIMARY KEY,
     revision         INTEGER NOT NULL,
@@ -105,5 +116,8 @@ def create_or_migrate(db: Database, conn: Conn) -> None:
             "FROM diagnoses_v1 d JOIN tickets t ON t.ticket_id = d.ticket_id ORDER BY d.rowid"
         )
         conn.script("DROP TABLE diagnoses_v1")
+    if 0 < version < 3:
+        # v1 and v2 kept a ticket's whole lists in its document.
+        id_lists.move_to_rows(conn)
     if version != SCHEMA_VERSION:
         db.set_version(conn, SCHEMA_VERSION)

@@ -206,10 +206,11 @@ CASES = [
         "cannot reach the broker",
     ),
     case("demo: unknown scenario", "demo --scenario nosuch", 2, "nosuch"),
+    case("demo: not a broker URL", "demo --broker notaurl", 2, "controlroom demo: ", "notaurl"),
     case("serve: not a broker URL", "serve monitor --broker notaurl", 2, "notaurl"),
     case("serve: bad shard", "serve monitor --shard 3/2", 2, "3/2"),
     case("serve: no such port", "serve monitor --port 99999", 2, "--port", "99999", shape=USAGE),
-    case("tui: not a broker URL", "tui --broker notaurl", 2, "notaurl"),
+    case("tui: not a broker URL", "tui --broker notaurl", 2, "controlroom tui: ", "notaurl"),
     case(
         "any command: malformed .env",
         "scenario list",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import COMMANDS, build_parser
-from engine.cli.help import EXAMPLES, TOP_EXAMPLES, subparsers
+from engine.cli.help import DESCRIPTIONS, EXAMPLES, TOP_EXAMPLES, subparsers
 from tests.cli.conftest import Run
 
 
@@ -78,9 +78,13 @@ def test_every_example_parses(line: str) -> None:
     assert getattr(args, "func", None) is not None, line
 
 
-def test_examples_only_name_real_commands() -> None:
+def test_examples_and_descriptions_only_name_real_commands() -> None:
     known = {command for command, _ in ALL}
     assert set(EXAMPLES) <= known, set(EXAMPLES) - known
+    assert set(DESCRIPTIONS) <= known, set(DESCRIPTIONS) - known
+    for command, parser in ALL:  # the table's text, not a module's own nor the fallback line
+        if command in DESCRIPTIONS:
+            assert parser.description == DESCRIPTIONS[command], command
 
 
 def test_report_help_has_a_description_and_an_example(cli: Run) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pydantic
 import pytest
+from factory_data import job
 
 from engine.cli import main
 from engine.factory.config import FactoryConfigError, list_factories, load_factory
@@ -24,15 +25,7 @@ GOOD = {
     "time_horizon": 24,
     "machines": [{"id": "A", "name": "Saw"}, {"id": "B", "name": "Mill", "available_start": 2}],
     "jobs": [
-        {
-            "id": "P1",
-            "name": "Part one",
-            "due_time": 12,
-            "steps": [
-                {"id": "P1-a", "machine_id": "A", "duration_hours": 2},
-                {"id": "P1-b", "machine_id": "B", "duration_hours": 3},
-            ],
-        },
+        job("P1", "Part one", 12, ("A", 2), ("B", 3)),
         {
             "id": "P2",
             "name": "Part two",
@@ -87,15 +80,7 @@ def broken() -> dict:
             ],
         }
     )
-    data["jobs"].append(
-        {
-            "id": "P1",
-            "name": "Dup",
-            "due_time": 5,
-            "colour": "red",
-            "steps": [{"id": "P1-a", "machine_id": "A", "duration_hours": 1}],
-        }
-    )
+    data["jobs"].append(job("P1", "Dup", 5, ("A", 1), colour="red"))
     return data
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from factory_data import job
 
 from engine.factory.futures import down_spec
 from engine.factory.metrics import compute_metrics
@@ -179,24 +180,11 @@ def test_press_shop_rush_hand_checked(press: FactoryConfig) -> None:
 def _two_jobs(**overrides) -> FactoryConfig:
     base = {
         "machines": [{"id": "A", "name": "Only machine"}],
-        "jobs": [
-            {
-                "id": "X1",
-                "name": "First",
-                "due_time": 10,
-                "steps": [{"id": "X1-a", "machine_id": "A", "duration_hours": 2}],
-            },
-            {
-                "id": "X2",
-                "name": "Second",
-                "due_time": 10,
-                "steps": [{"id": "X2-a", "machine_id": "A", "duration_hours": 2}],
-            },
-        ],
+        "jobs": [job("X1", "First", 10, ("A", 2)), job("X2", "Second", 10, ("A", 2))],
     }
     for path, value in overrides.items():
-        job, field = path.split(".")
-        base["jobs"][int(job)][field] = value
+        index, field = path.split(".")
+        base["jobs"][int(index)][field] = value
     return FactoryConfig.model_validate(base)
 
 
@@ -227,21 +215,8 @@ def test_step_that_does_not_fit_before_the_window_closes_is_unscheduled_with_its
                 {"id": "B", "name": "Pack"},
             ],
             "jobs": [
-                {
-                    "id": "K1",
-                    "name": "Fills A",
-                    "due_time": 10,
-                    "steps": [{"id": "K1-a", "machine_id": "A", "duration_hours": 4}],
-                },
-                {
-                    "id": "K2",
-                    "name": "Too long",
-                    "due_time": 10,
-                    "steps": [
-                        {"id": "K2-a", "machine_id": "A", "duration_hours": 3},
-                        {"id": "K2-b", "machine_id": "B", "duration_hours": 1},
-                    ],
-                },
+                job("K1", "Fills A", 10, ("A", 4)),
+                job("K2", "Too long", 10, ("A", 3), ("B", 1)),
             ],
         }
     )

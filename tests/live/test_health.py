@@ -35,3 +35,18 @@ def test_every_service_health_matches_its_documented_model(tmp_path):
         assert "diagnoses_published" in diagnosis and "diagnosiss_published" not in diagnosis
         monitor = http.get(stack.urls["monitor"] + "/health", timeout=5).json()
         assert monitor["alerts_published"] == 0 and monitor["asset_bounds"]["tracked"] == 0
+
+
+def test_latency_percentiles_are_the_projects_one_percentile() -> None:
+    """Issue 11 (percentiles computed several ways): /health's p50 / p99 are the linear
+    percentile the reports use. They were nearest-rank: the upper of the two middle values."""
+    from engine.evaluation.scoring import percentile
+    from engine.services.agent_service import LatencyWindow
+
+    w = LatencyWindow()
+    assert w.summary() == {"n": 0, "p50_ms": None, "p99_ms": None}
+    for ms in (4.0, 1.0, 3.0, 2.0):
+        w.add(ms)
+    p99 = percentile([1.0, 2.0, 3.0, 4.0], 99)
+    assert p99 is not None
+    assert w.summary() == {"n": 4, "p50_ms": 2.5, "p99_ms": round(p99, 3)}

@@ -37,3 +37,15 @@ def test_trusted_builds_what_validation_builds() -> None:
     assert fast.model_dump_json() == real.model_dump_json()
     assert Telemetry.model_validate_json(fast.model_dump_json()) == real
     assert fast.model_copy(update={"seq": 2}).seq == 2  # the public API works on it
+
+
+def test_restamp_changes_a_frozen_models_field_as_validation_would_have() -> None:
+    """The simulator stamps each fresh sample with its batch's wall time in place: the stamped
+    model must dump as one validated with that value."""
+    from engine.pydantic_compat import restamp
+    from engine.schemas import Telemetry
+
+    t = Telemetry(msg_id="m1", asset="pump01", seq=0, ts=1.0, signals={"flow": 1.0})
+    restamp(t, "wall_time", 123.5)
+    again = Telemetry.model_validate({**t.model_dump(), "wall_time": 123.5})
+    assert t.wall_time == 123.5 and t.model_dump_json() == again.model_dump_json()

@@ -88,3 +88,20 @@ def test_suppression_counts_only_before_the_alert_has_a_ticket() -> None:
         r, episode=Episode(cur, False), tracked=None, new_id=no_new_id, now=NOW, suppressed="x"
     )
     assert d.outcome is Outcome.ESCALATED and d.saves[0].ticket.severity == "critical"
+
+
+def test_a_ticket_given_with_the_tail_of_its_alerts_is_told_which_it_holds() -> None:
+    """The store hands the lifecycle the last alert ids only (``engine/tickets/id_lists.py``)
+    and says whether the ticket holds the report's alert: an old alert is not added again, a new
+    one is, and the alerts shown in the body are the last five either way."""
+    tail = [f"A-{i}" for i in range(100, 300)]
+    t = ticket(alert_ids=tail, diagnosis_ids=[f"D-{i}" for i in range(100, 300)])
+    old = report(alert_id="A-1", root_cause="bearing_wear")
+    held = Stored(t, holds_alert=True)
+    d = record(old, episode=Episode(held, settled=True), tracked=None, new_id=no_new_id, now=NOW)
+    assert d.outcome is Outcome.REFINED and d.saves[0].ticket.alert_ids == tail
+    assert d.saves[0].ticket.diagnosis_ids[-1] == old.diagnosis_id
+    new = report(alert_id="A-900")
+    d = record(new, episode=None, tracked=Stored(t, holds_alert=False), new_id=no_new_id, now=NOW)
+    assert d.outcome is Outcome.UPDATED and d.saves[0].ticket.alert_ids == [*tail, "A-900"]
+    assert "A-296, A-297, A-298, A-299, A-900" in d.saves[0].ticket.body

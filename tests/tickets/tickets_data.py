@@ -61,7 +61,15 @@ def stored_text(store: TicketStore) -> str:
         wal = store.path.with_name(store.path.name + "-wal")
         files = [store.path, *([wal] if wal.exists() else [])]
         return "\n".join(f.read_bytes().decode("latin-1") for f in files)
-    tables = ("tickets", "diagnoses", "audit", "mirror_queue", "bus_outbox", "settings")
+    tables = (
+        "tickets",
+        "diagnoses",
+        "ticket_ids",
+        "audit",
+        "mirror_queue",
+        "bus_outbox",
+        "settings",
+    )
     with store.transaction() as tx:
         return "\n".join(
             str(row) for name in tables for row in tx.conn.all(f"SELECT * FROM {name}")

@@ -14,7 +14,8 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,14 +116,24 @@ async def select_alarm(pilot: Any, app: ControlRoomApp, alarm_id: str) -> AlertF
     return feed
 
 
-async def test_ack_with_note_shelve_auto_unshelve_and_out_of_service(
-    broker: Any, review: InProcessReview, publisher: Any
-) -> None:
+@asynccontextmanager
+async def alarm_selected(
+    broker: Any, review: InProcessReview, publisher: Any, severity: str = "medium"
+) -> AsyncIterator[tuple[ControlRoomApp, Any, AlertFeed, str, str]]:
+    """The TUI at 80x24 with an alarm of a new asset raised, listed and selected: ``(app, pilot,
+    feed, alarm_id, asset)``."""
     app = app_for(broker, review)
     asset = f"pump-{uuid.uuid4().hex[:6]}"
     async with app.run_test(size=(80, 24)) as pilot:
-        alarm_id = raise_alert(publisher, asset)
-        feed = await select_alarm(pilot, app, alarm_id)
+        alarm_id = raise_alert(publisher, asset, severity)
+        yield app, pilot, await select_alarm(pilot, app, alarm_id), alarm_id, asset
+
+
+async def test_ack_with_note_shelve_auto_unshelve_and_out_of_service(
+    broker: Any, review: InProcessReview, publisher: Any
+) -> None:
+    async with alarm_selected(broker, review, publisher) as selected:
+        app, pilot, feed, alarm_id, asset = selected
         assert "!" in screen_text(app)  # unacknowledged, marked (not only coloured)
 
         # Acknowledge with a note.
@@ -186,11 +197,8 @@ async def test_ack_with_note_shelve_auto_unshelve_and_out_of_service(
 async def test_reannunciation_when_an_acknowledged_alarm_escalates(
     broker: Any, review: InProcessReview, publisher: Any
 ) -> None:
-    app = app_for(broker, review)
-    asset = f"pump-{uuid.uuid4().hex[:6]}"
-    async with app.run_test(size=(80, 24)) as pilot:
-        alarm_id = raise_alert(publisher, asset, "low")
-        feed = await select_alarm(pilot, app, alarm_id)
+    async with alarm_selected(broker, review, publisher, "low") as selected:
+        app, pilot, feed, alarm_id, asset = selected
         async with review.client() as api:
             await api.ack(alarm_id, "seen")
         await settle(pilot, lambda: feed.selected and feed.selected.acknowledged, "the ack")

@@ -10,8 +10,6 @@ history when the selection changes) and the KPI panel (fetched when the screen o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.padding import Padding
 from rich.table import Table
@@ -38,10 +36,6 @@ KPI_REFRESH_S = 10.0
 WIDE = 110
 
 
-def _utc(at: datetime | None) -> str:
-    return at.astimezone(UTC).strftime("%m-%d %H:%M:%SZ") if at is not None else "—"
-
-
 def render_alarm(alarm: Alarm) -> Group:
     """The alarm in full: what, its state and who did what, then its audit trail."""
     head = Text(end="")
@@ -63,19 +57,22 @@ def render_alarm(alarm: Alarm) -> Group:
         ),
         (
             "raised",
-            _utc(alarm.raised_at)
-            + (f", cleared {_utc(alarm.cleared_at)}" if alarm.cleared_at else ""),
+            fmt.wall_time(alarm.raised_at)
+            + (f", cleared {fmt.wall_time(alarm.cleared_at)}" if alarm.cleared_at else ""),
         ),
     ]
     if alarm.acknowledged_by:
         facts.append(
-            ("acknowledged", f"{clean(alarm.acknowledged_by)} {_utc(alarm.acknowledged_at)}")
+            (
+                "acknowledged",
+                f"{clean(alarm.acknowledged_by)} {fmt.wall_time(alarm.acknowledged_at)}",
+            )
         )
     if alarm.shelved:
         until = (
             "until it clears"
             if alarm.shelved == "until_clear"
-            else f"until {_utc(alarm.shelved_until)}"
+            else f"until {fmt.wall_time(alarm.shelved_until)}"
         )
         facts.append(("shelved", f"{until} by {clean(alarm.shelved_by or '?')}"))
     if alarm.out_of_service:
@@ -95,7 +92,7 @@ def render_alarm(alarm: Alarm) -> Group:
     history = Text(end="")
     history.append("History\n", style="bold underline")
     for event in alarm.history:
-        history.append(_utc(event.at) + " ", style="dim")
+        history.append(fmt.wall_time(event.at) + " ", style="dim")
         history.append(clean(event.who, single_line=True) + " ", style="cyan")
         history.append(event.action.replace("_", " "), style="bold")
         if event.note:

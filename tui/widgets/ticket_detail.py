@@ -10,8 +10,6 @@ time zones.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from rich.console import Group, RenderableType
 from rich.markdown import Markdown
 from rich.text import Text
@@ -22,10 +20,6 @@ from textual.widgets import Static
 from engine.schemas import Ticket
 from tui import format as fmt
 from tui.safe import clean, set_border_title
-
-
-def _utc(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%m-%d %H:%M:%SZ")
 
 
 def render_ticket(t: Ticket) -> Group:
@@ -89,7 +83,7 @@ def _history(t: Ticket) -> Text:
     out = Text(end="")
     out.append("\nHistory\n", style="bold underline")
     for entry in t.history:
-        out.append(_utc(entry.at) + " ", style="dim")
+        out.append(fmt.wall_time(entry.at) + " ", style="dim")
         out.append(clean(entry.who, single_line=True) + " ", style="cyan")
         out.append(clean(entry.action, single_line=True), style="bold")
         if entry.detail:
