@@ -333,6 +333,12 @@ class Ticket(WireModel):
 # --------------------------------------------------------------------------------------------
 
 
+FEEDBACK_ALERT_IDS = 200
+"""Most alert ids a ``Feedback`` carries: its ticket's latest (a ticket lives as long as its
+episode, and one that chattered for weeks holds thousands: all of them would not fit in a
+message). Nobody tunes on them; they say which alerts the operator judged."""
+
+
 class Feedback(WireModel):
     feedback_id: str = Field(min_length=1, max_length=128)
     ticket_id: str = Field(min_length=1, max_length=128)
@@ -343,7 +349,7 @@ class Feedback(WireModel):
     reason: CloseReason | None = None
     note: ShortText | None = None
     root_cause: RootCause = "unknown"
-    alert_ids: list[str] = Field(default_factory=list)
+    alert_ids: list[str] = Field(default_factory=list, max_length=FEEDBACK_ALERT_IDS)
     signals: list[SignalName] = Field(default_factory=list)
     matched_rules: list[str] = Field(default_factory=list)
     changes: dict[str, str] = Field(default_factory=dict)

@@ -23,7 +23,7 @@ from engine.agents.tuning import (
     with_rule_offset,
     with_threshold_scale,
 )
-from engine.schemas import Feedback, FeedbackAction, Ticket
+from engine.schemas import FEEDBACK_ALERT_IDS, Feedback, FeedbackAction, Ticket
 
 CHANGE_TEXT_MAX = 500
 
@@ -62,7 +62,7 @@ def feedback_for(
         reason=ticket.close_reason if action == "close" else None,
         note=note,
         root_cause=ticket.root_cause,
-        alert_ids=list(ticket.alert_ids),
+        alert_ids=ticket.alert_ids[-FEEDBACK_ALERT_IDS:],
         signals=list(ticket.signals),
         matched_rules=list(ticket.matched_rules),
         changes=shown,

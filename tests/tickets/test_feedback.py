@@ -11,7 +11,7 @@ from tickets_data import report
 from engine.agent_files import FalsePositiveLog
 from engine.agents.feedback import adjust_tuning, feedback_for
 from engine.agents.tuning import threshold_scale
-from engine.schemas import Tuning
+from engine.schemas import FEEDBACK_ALERT_IDS, MAX_PAYLOAD_BYTES, Tuning, decode
 from engine.tickets.store import TicketStore
 
 AT = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -33,6 +33,23 @@ def test_feedback_describes_the_action(store: TicketStore) -> None:
     assert fb.changes == {"body": "(900 chars)"}, "long text is summarised, the ticket has it"
     assert fb.signals == ["vibration", "bearing_temp"]
     assert fb.matched_rules == ["R01_bearing_vib_temp"]
+
+
+def test_the_feedback_of_a_ticket_that_chattered_for_weeks_still_fits_in_a_message(
+    store: TicketStore,
+) -> None:
+    """A ticket holding 20,000 alerts (one episode that kept re-raising): its feedback carries
+    the latest ``FEEDBACK_ALERT_IDS`` of them and is a valid message; all of them came to
+    ~520 KB, past the bus's payload limit: the feedback could not be published."""
+    store.record_diagnosis(report())
+    ticket = store.get("T-0001")
+    ids = [f"pump01-A{n:08d}-{n:06d}" for n in range(20_000)]
+    ticket = ticket.model_copy(update={"alert_ids": ids})
+    fb = feedback_for("close", ticket, "ana", at=AT)
+    assert fb.alert_ids == ids[-FEEDBACK_ALERT_IDS:]
+    wire = fb.to_json()
+    assert len(wire) < MAX_PAYLOAD_BYTES
+    assert decode("feedback/pump01", wire) == fb
 
 
 def test_false_positive_makes_its_signals_and_rules_less_eager(store: TicketStore) -> None:
