@@ -99,18 +99,6 @@ def _sweep_gc(every_s: float) -> None:
         trim()
 
 
-def _bounded_h11() -> Any:
-    from engine.http_server import BoundedH11Protocol
-
-    return BoundedH11Protocol
-
-
-def _max_connections() -> int:
-    from engine import http_server
-
-    return http_server.MAX_CONNECTIONS
-
-
 class Service:
     name: ClassVar[str] = "service"
     title: ClassVar[str] = "Control Room service"
@@ -300,6 +288,8 @@ class Service:
         they meet the same bounds). The listening sockets are ``listeners()``, passed to run."""
         import uvicorn
 
+        from engine import http_server  # uvicorn's protocol: imported only by a service that runs
+
         return uvicorn.Config(
             self.app,
             host=self.settings.host,
@@ -308,8 +298,8 @@ class Service:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
-            http=self.http_protocol or _bounded_h11(),
-            limit_concurrency=_max_connections(),
+            http=self.http_protocol or http_server.BoundedH11Protocol,
+            limit_concurrency=http_server.MAX_CONNECTIONS,
         )
 
     def run(self) -> int:
