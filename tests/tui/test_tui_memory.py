@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import subprocess
+import sys
+import textwrap
 import tracemalloc
 from pathlib import Path
 
+import pytest
 from rich.cells import cached_cell_len, cell_len
 from tui_sample import alert, telemetry
 
 from engine.bus.client import DEDUP_WINDOW, BusClient
 from tui.app import ControlRoomApp
 from tui.feed import PlantFeed
-from tui.memory import fill_width_cache
+from tui.memory import fill_width_cache, pymalloc_state
 from tui.settings import UiSettings
 
 
@@ -119,3 +123,71 @@ def test_the_tuis_dedup_window_takes_its_memory_at_start(tmp_path: Path) -> None
         tracemalloc.stop()
     assert len(bus._seen) == DEDUP_WINDOW
     assert after - before < 4 * 1024, f"{after - before} bytes more"
+
+
+POOLS_PROBE = textwrap.dedent(
+    """
+    import sys
+    from tui.memory import PageToucher, pymalloc_state
+
+    def rss_anon_kib():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+
+    kept = []
+    first = pymalloc_state().arenas_total
+    while pymalloc_state().arenas_total == first:  # up to a new arena: its pools all unused
+        kept.extend(bytes(479) for _ in range(31))  # one 16 KiB pool of 512-byte blocks
+    pages = PageToucher()
+    touched = pages.touch() if sys.argv[1] == "touch" else 0
+    pools = pymalloc_state().unused_pools - 4
+    before = rss_anon_kib()
+    kept.extend(bytes(479) for _ in range(31 * pools))  # what the churn reaches minutes later
+    print(touched, pools, rss_anon_kib() - before)
+    """
+)
+
+
+def _pools(mode: str) -> tuple[int, int, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", POOLS_PROBE, mode], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    touched, pools, grown = out.stdout.split()
+    return int(touched), int(pools), int(grown)
+
+
+@pytest.mark.skipif(pymalloc_state() is None, reason="CPython's pymalloc and glibc only")
+def test_pymalloc_pools_not_used_yet_are_resident_from_the_touch() -> None:
+    """A pool pymalloc has not carved yet is not resident: the first objects put in it, minutes
+    later under churn, raise RssAnon by its 16 KiB although nothing more is kept overall. After
+    ``PageToucher.touch`` every pool of the arenas mapped is resident, and filling them adds
+    (almost) nothing."""
+    _, pools, grown = _pools("plain")
+    assert pools > 20 and grown >= 16 * pools * 3 // 4  # a new arena: ~60 pools not touched
+    touched, pools, grown = _pools("touch")
+    assert touched >= 20 * 16 * 1024 and grown < 16 * 4, f"{grown} KiB for {pools} pools"
+
+
+@pytest.mark.skipif(pymalloc_state() is None, reason="CPython's pymalloc and glibc only")
+async def test_the_app_touches_pymalloc_arenas_at_start_and_after_a_new_one() -> None:
+    """Touched at the start-up freeze, then after any collection that finds an arena mapped
+    since (the periodic ``collect_cycles``)."""
+    from tui.app import collect_cycles
+    from tui.memory import PAGES
+
+    PAGES.arenas_total = -1
+    app = ControlRoomApp(UiSettings(connect=False))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        assert PAGES.arenas_total > 0  # touched at the start-up freeze
+        held = [bytes(400) for _ in range(20_000)]  # 8 MiB: new arenas
+        assert PAGES.touch() > 0  # what collect_cycles does after collecting
+        assert PAGES.touch() == 0  # nothing mapped since
+        more = [bytes(400) for _ in range(5_000)]
+        collect_cycles()
+        state = pymalloc_state()
+        assert state is not None and PAGES.arenas_total == state.arenas_total
+        del held, more
