@@ -1,6 +1,7 @@
 """The TUI takes its working memory at start (tui/memory.py): Rich's width cache full from the
 first screen, the bus client's dedup window full, the feed's buffers fixed once an asset is
-known (tracemalloc: nothing more after thousands of samples). (glibc's pinned mmap threshold,
+known (tracemalloc: nothing more after thousands of samples), every pool of pymalloc's arenas
+resident from the touch at start (so first use later adds no page). (glibc's pinned mmap threshold,
 which the TUI shares with the services, is tested in tests/live/test_heap.py.)"""
 
 from __future__ import annotations
