@@ -296,6 +296,7 @@ async def test_every_footer_keeps_help_and_quit_at_80x24() -> None:
                 if isinstance(a.focused, Input):  # typing there: ? and q are letters
                     await pilot.press("tab")
                     continue
+                await settle(pilot, lambda: footer_line(a).strip(), "a footer drawn")
                 seen[f"{type(a.screen).__name__}/{focused}"] = footer_line(a)
                 await pilot.press("tab")
 
@@ -310,9 +311,12 @@ async def test_every_footer_keeps_help_and_quit_at_80x24() -> None:
             seen[f"{type(a.screen).__name__}/shelved"] = footer_line(a)
         await pilot.press("1", "v")
         await settle(pilot, lambda: isinstance(a.screen, TrendScreen), "the trend view")
+        await settle(pilot, lambda: footer_line(a).strip(), "the trend view's footer")
         seen["TrendScreen"] = footer_line(a)
         assert "[] Asset" in seen["TrendScreen"]  # the pair, as ↓↑ Signal is
         await pilot.press("escape", "question_mark")
+        # (the help screen's footer is drawn after it is pushed: blank for a frame under load)
+        await settle(pilot, lambda: footer_line(a).strip(), "the help screen's footer")
         seen["HelpScreen"] = footer_line(a)
     assert {"PlantScreen/alert-table", "AlarmsScreen/alert-table", "PlantScreen/signals"} <= set(
         seen

@@ -315,8 +315,13 @@ async def test_screens_help_and_palette(stack: Stack) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
         assert isinstance(app.screen, FactoryScreen)
-        await pilot.press("escape", "1")  # leave the planner text box, then switch
-        assert isinstance(app.screen, PlantScreen)
+        # The planner box takes the focus once mounted (a call later): an escape sent before
+        # that left it focused under load, and the "1" was typed into it.
+        await until(pilot, lambda: app.focused is app.screen.query_one("#planner"), "the box")
+        await pilot.press("escape")  # leave the planner text box, then switch
+        await until(pilot, lambda: app.focused is not app.screen.query_one("#planner"), "esc")
+        await pilot.press("1")
+        await until(pilot, lambda: isinstance(app.screen, PlantScreen), "the plant screen")
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
