@@ -47,9 +47,11 @@ def check_uvicorn() -> None:
             f"{uvicorn.__version__}: check PeerCredProtocol against h11_impl.H11Protocol"
         )
     init = H11Protocol.__init__.__code__.co_names
-    if "app_state" not in init or not hasattr(H11Protocol, "connection_made"):
+    kept = {"app_state", "connections", "limit_concurrency"}
+    if not kept <= set(init) or not hasattr(H11Protocol, "connection_made"):
         raise RuntimeError(
-            "uvicorn's H11Protocol no longer keeps app_state: fix engine/auth/peer.py"
+            f"uvicorn's H11Protocol no longer keeps {sorted(kept - set(init))}: "
+            "fix engine/auth/peer.py"
         )
 
 
@@ -61,16 +63,39 @@ def peer_of(sock: socket.socket) -> PeerCred | None:
     return PeerCred(pid, uid, gid)
 
 
+TCP_SHARE = 0.75
+"""Of the service's ``limit_concurrency`` (``engine.http_server.MAX_CONNECTIONS``), what TCP
+connections may hold at once; the rest stays for the operators' Unix socket. The TCP port is
+reachable by anyone on the host, the socket only by the operators' group: without a share, one
+TCP client holding every connection (idle ones, reopened as the head bound closes them) had
+each operator's call answered 503."""
+REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 19\r\nconnection: close\r\n\r\nService Unavailable"
+)
+
+
 class PeerCredProtocol(BoundedH11Protocol):
     """uvicorn's h11 protocol (request heads bounded in time, ``engine.http_server``), plus the
-    peer's credentials on Unix-socket connections."""
+    peer's credentials on Unix-socket connections; TCP connections past their share
+    (``TCP_SHARE``) are answered 503 and closed as they come."""
+
+    _tcp = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's signature (BaseTransport); uvicorn's annotation narrows it to Transport,
         # which every stream transport the event loop hands a protocol is
-        super().connection_made(cast(asyncio.Transport, transport))
+        stream = cast(asyncio.Transport, transport)
+        super().connection_made(stream)
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family == socket.AF_UNIX:
+        self._tcp = sock is None or sock.family != socket.AF_UNIX
+        if self._tcp:
+            limit = self.limit_concurrency
+            tcp = sum(1 for c in self.connections if getattr(c, "_tcp", False))
+            if limit is not None and tcp > int(limit * TCP_SHARE):
+                stream.write(REFUSED)
+                stream.close()
+        else:
             try:
                 cred = peer_of(sock)
             except OSError:

@@ -130,3 +130,33 @@ def test_connections_past_the_bound_are_answered_503_until_one_closes(
     finally:
         for s in held:
             s.close()
+
+
+def test_tcp_clients_cannot_take_the_operators_socket_s_connections(
+    make_review: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One TCP client (anyone on the host who can reach the loopback port, not only the
+    operators' group) held every one of the ``MAX_CONNECTIONS``: idle connections, reopened as
+    the head bound closes them. Each operator's call on the Unix socket was then answered 503:
+    the operators were starved by a client that cannot even authenticate. TCP connections now
+    get at most ``MAX_CONNECTIONS - OPERATOR_CONNECTIONS``; past it a TCP request is refused
+    and the operators' socket keeps its share."""
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 6)
+    review = make_review()
+    ask = b"GET /health HTTP/1.1\r\nHost: review\r\n\r\n"
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(http_server.MAX_CONNECTIONS + 4):  # idle TCP connections, as many as go
+            try:
+                flood.append(_connect(review, "tcp"))
+            except OSError:
+                break
+        time.sleep(0.3)  # the service has seen each of them
+        assert _answer(flood[-1]).startswith(b"HTTP/1.1 503 "), "a TCP one past its share"
+        for _ in range(2):
+            with _connect(review, "unix") as operator:
+                operator.sendall(ask)
+                assert _answer(operator).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for s in flood:
+            s.close()
