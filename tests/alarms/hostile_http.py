@@ -22,3 +22,15 @@ async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             writer.write(b"1\r\n \r\n")
             await writer.drain()
             await asyncio.sleep(0.1)
+
+
+async def trickle_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A 200 whose head comes a header line every 0.1 s, for ever: each read is well inside
+    any read timeout, and the answer's head is never whole."""
+    await read_head(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\n")
+    with contextlib.suppress(ConnectionError):
+        while True:
+            writer.write(b"x-slow: 1\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.1)
