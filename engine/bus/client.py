@@ -110,16 +110,18 @@ INBOX_LIMIT = 100_000
 """QoS 0 messages waiting for the dispatcher beyond this are dropped (``inbox_dropped``)."""
 INBOX_LIMIT_BYTES = 16 * 1024 * 1024
 """QoS 0 messages waiting for the dispatcher are also dropped once they would hold more than
-this (each counted as its payload plus ``INBOX_ITEM_BYTES``). A count alone bounds no memory: a
-queued message costs what its payload does — ~0.65 KB for one telemetry sample (100,000 of them
-~62 MiB), ~26 KB for a 64-sample ``TelemetryBatch`` (100,000: ~2.5 GiB), up to
-``MAX_PAYLOAD_BYTES`` and beyond for junk (the soak's 300 KB payloads made its monitor's queued
-messages 12 KB each on average). A service that falls behind so holds at most this much, and
-how long it stays behind no longer decides its memory. 16 MiB is ~25,000 single samples or
-~40 s of a 1,000-pump fleet in batches of 64."""
+this (each counted as its payload, its topic and ``INBOX_ITEM_BYTES``). A count alone bounds no
+memory: a queued message costs what its payload (and its topic) does — ~0.65 KB for one
+telemetry sample (100,000 of them ~62 MiB), ~26 KB for a 64-sample ``TelemetryBatch`` (100,000:
+~2.5 GiB), up to ``MAX_PAYLOAD_BYTES`` and beyond for junk (the soak's 300 KB payloads made its
+monitor's queued messages 12 KB each on average). A service that falls behind so holds at most
+this much, and how long it stays behind no longer decides its memory. 16 MiB is ~25,000 single
+samples or ~40 s of a 1,000-pump fleet in batches of 64."""
 INBOX_ITEM_BYTES = 256
-"""What a queued message costs beside its payload (measured with ``tracemalloc``: ~200 B of
-``_Inbound`` tuple, float and queue slot, and its topic string)."""
+"""What a queued message costs beside its payload and its topic's characters (measured with
+``tracemalloc``: ~200 B of ``_Inbound`` tuple, float and queue slot, and its topic string's
+header). The topic is counted apart: MQTT allows 64 KiB of it, and empty payloads on 60 KB
+topics each counted 256 B (a stuck service held 6 MB against a 100 KB bound)."""
 OUT_LIMIT = 10_000
 """QoS 0 messages handed to paho and not yet written to the socket beyond which a publisher is
 told to wait (``wait_writable``): paho's send queue has no bound of its own, so a simulator
@@ -268,6 +270,9 @@ class _Inbound(NamedTuple):
     mid: int
     generation: int
     received: float
+    cost: int
+    """What it counts against ``INBOX_LIMIT_BYTES``: its payload, its topic (MQTT allows 64 KiB
+    of it) and ``INBOX_ITEM_BYTES``."""
 
 
 class Counters:
@@ -885,8 +890,8 @@ class BusClient:
 
     @_never_raises
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        qos, payload = msg.qos, msg.payload
-        cost = len(payload) + INBOX_ITEM_BYTES
+        qos, payload, topic = msg.qos, msg.payload, message_topic(msg)
+        cost = len(payload) + len(topic) + INBOX_ITEM_BYTES
         with self._pending_cv:
             if qos == 0 and (
                 self._pending >= self._inbox_limit
@@ -898,12 +903,13 @@ class BusClient:
             self._pending_bytes += cost
         self._inbox.put(
             _Inbound(
-                message_topic(msg),
+                topic,
                 payload if isinstance(payload, bytes) else bytes(payload),
                 qos,
                 msg.mid,
                 self._generation,
                 time.time(),
+                cost,
             )
         )
 
@@ -936,7 +942,7 @@ class BusClient:
             except Exception:
                 log.exception("%s: dispatch failed", self.service_name)
             finally:
-                cost = sum(len(one.payload) for one in items) + INBOX_ITEM_BYTES * len(items)
+                cost = sum(one.cost for one in items)
                 with self._pending_cv:
                     self._pending -= len(items)
                     self._pending_bytes -= cost
