@@ -13,24 +13,24 @@ async def read_head(reader: asyncio.StreamReader) -> None:
         pass
 
 
+async def _drip(writer: asyncio.StreamWriter, first: bytes, then: bytes) -> None:
+    """Send ``first``, then ``then`` every 0.1 s (well inside any read timeout) for ever."""
+    writer.write(first)
+    with contextlib.suppress(ConnectionError):
+        while True:
+            writer.write(then)
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+
 async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A 200 whose chunked body comes a byte at a time, well inside any read timeout, for ever."""
     await read_head(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-    with contextlib.suppress(ConnectionError):
-        while True:
-            writer.write(b"1\r\n \r\n")
-            await writer.drain()
-            await asyncio.sleep(0.1)
+    await _drip(writer, b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", b"1\r\n \r\n")
 
 
 async def trickle_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A 200 whose head comes a header line every 0.1 s, for ever: each read is well inside
     any read timeout, and the answer's head is never whole."""
     await read_head(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\n")
-    with contextlib.suppress(ConnectionError):
-        while True:
-            writer.write(b"x-slow: 1\r\n")
-            await writer.drain()
-            await asyncio.sleep(0.1)
+    await _drip(writer, b"HTTP/1.1 200 OK\r\n", b"x-slow: 1\r\n")
