@@ -112,6 +112,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from engine.bus.acl import (
+        OPERATORS_GROUP_ENV,
         CredentialsError,
         credentials_path,
         ensure_credentials,
@@ -123,7 +124,10 @@ def cmd_broker(args: argparse.Namespace) -> int:
         sys.stdout.write(mosquitto_acl_file())
         return 0
     try:
-        creds = ensure_credentials(path := credentials_path(args.environ))
+        # The operators' group as the stack gives it: without it, tui.json went back to 0600
+        # and the colleagues' TUIs lost their identity.
+        group = args.environ.get(OPERATORS_GROUP_ENV)
+        creds = ensure_credentials(path := credentials_path(args.environ), group)
     except CredentialsError as exc:
         print(f"controlroom broker: {exc}", file=sys.stderr)
         return 1

@@ -63,6 +63,30 @@ def test_the_tui_reads_a_file_of_its_own_identity_alone(tmp_path):
         acl.ensure_credentials(path, "no-such-group-here")
 
 
+def test_broker_init_keeps_the_operators_read_of_the_tuis_file(tmp_path):
+    """``controlroom broker init`` (the compose Mosquitto's files) wrote the credentials without
+    the operators' group: run beside a stack started with ``CONTROLROOM_REVIEW_SOCKET_GROUP``,
+    it set ``tui.json`` back to 0600 and ``var/broker`` to 0700, and every colleague's TUI
+    (their own account, in the group) could no longer read its identity."""
+    import subprocess
+    import sys
+
+    group = grp.getgrgid(os.getgid()).gr_name
+    var = tmp_path / "var"
+    path = var / "broker" / "credentials.json"
+    acl.ensure_credentials(path, group)  # as the stack does (ensure_broker)
+    env = {**os.environ, "CONTROLROOM_VAR": str(var), acl.OPERATORS_GROUP_ENV: group}
+    env.pop(acl.CREDENTIALS_ENV, None)
+    r = subprocess.run(
+        [sys.executable, "-m", "engine", "broker", "init"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    tui = acl.tui_credentials(path)
+    assert stat.S_IMODE(tui.stat().st_mode) == 0o640 and tui.stat().st_gid == os.getgid()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o710
+
+
 def test_the_acl_table_grants_each_service_only_its_own_topics():
     assert acl.may_publish("diagnosis", "diagnosis/pump01")
     assert not acl.may_publish("monitor", "diagnosis/pump01")
