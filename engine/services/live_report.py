@@ -158,31 +158,41 @@ def alarm_kpis(
     return render_markdown(compute(samples, 0.0, offset, operators=operators))
 
 
+def _not_known(why: str) -> str:
+    return (
+        f"**Shelving not known: counted as raised.** {why}: an alarm shelved or out of service "
+        "at its raise counts as annunciated; chattering ones are suppressed by the lifecycle's "
+        "rule on their raise times."
+    )
+
+
 def read_presentation(logs: Path, store: str | Path | None) -> tuple[dict[str, str | None], str]:
     """The run's review store's ``raised_as`` by alert id, and a line saying where it came from.
-    ``store`` None: the ``controlroom.db`` beside the logs if there (else nothing, said so)."""
+    ``store`` None: the ``controlroom.db`` beside the logs if there (else nothing, said so; one
+    that cannot be read, e.g. by a colleague who may read it but not write it, likewise)."""
     from engine.alarms.store import AlarmStore
     from engine.tickets.errors import StoreError
 
+    beside = store is None
     if store is None:
         store = logs.resolve().parent / "controlroom.db"
         if not store.is_file():
-            return {}, (
-                f"**Shelving not known: counted as raised.** No review store beside the logs "
-                f"({store}; give one with --store): an alarm shelved or out of service at its "
-                "raise counts as annunciated; chattering ones are suppressed by the lifecycle's "
-                "rule on their raise times."
+            return {}, _not_known(
+                f"No review store beside the logs ({store}; give one with --store)"
             )
     elif isinstance(store, Path) and not store.is_file():
         raise LogError(f"{store}: no such review store")
     try:
         alarms = AlarmStore(store)
+        try:
+            found = alarms.raised_as()
+        finally:
+            alarms.close_db()
     except StoreError as exc:
+        if beside:  # the logs still make a report: said, not a failure
+            why = f"The review store beside the logs cannot be read ({exc}; give one with --store)"
+            return {}, _not_known(why)
         raise LogError(f"{store}: cannot read the review store: {exc}") from exc
-    try:
-        found = alarms.raised_as()
-    finally:
-        alarms.close_db()
     return found, (
         f"How each alarm was presented at its raise (annunciated, or shelved, out of service, "
         f"suppressed) is the run's review store's record ({alarms.location}, "

@@ -179,3 +179,25 @@ def test_report_of_a_live_run_has_the_kpi_table(tmp_path) -> None:  # type: igno
     assert n >= 2 and f"{n} annunciated of {n} raised" in text
     assert f"shelving not known for {n}: counted as raised" in text
     assert "| Peak alarms in one 10-min period |" in text and "| Chattering sources" in text
+
+
+def test_a_review_store_beside_the_logs_that_cannot_be_read_leaves_the_report_to_them(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """``controlroom report`` opens the ``controlroom.db`` it finds beside the logs; one it
+    cannot open (a colleague who may read the run but not write its store: SQLite's "attempt
+    to write a readonly database"; or not a database) failed the whole report, though the logs
+    make it. Now the report says shelving is not known, and why; a store named with --store
+    is still an error."""
+    import pytest
+
+    from engine.services.live_report import LogError, read_presentation
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (tmp_path / "controlroom.db").write_bytes(b"not a database\n" * 100)
+    found, said = read_presentation(logs, None)
+    assert found == {} and "**Shelving not known: counted as raised.**" in said
+    assert "cannot be read" in said and "--store" in said
+    with pytest.raises(LogError, match="cannot read the review store"):
+        read_presentation(logs, tmp_path / "controlroom.db")
