@@ -29,7 +29,9 @@ MAX_CONNECTIONS = 64
 """Connections one service holds at once (idle keep-alive ones included): a control room has a
 few TUIs, the CLI and the stack's health checks per service, each with one or two connections.
 Past it, requests are answered 503 (body unread) until connections close (an idle one within
-``HEAD_TIMEOUT_S``); the same bound caps the request bodies held at once (at most 1 MiB each)."""
+``HEAD_TIMEOUT_S``); the same bound caps the request bodies held at once (at most 1 MiB each).
+The review service's TCP connections get three quarters of it, the operators' Unix socket the
+rest (``engine.auth.peer.TCP_SHARE``): anyone on the host can reach a TCP port."""
 BODY_TIMEOUT_S = 60.0
 """A 1 MiB body (the largest any service takes) at 20 KB/s: a slow link, not a trickle."""
 
