@@ -1,5 +1,4 @@
-"""HTTP answers read with a bound on their size and, where the caller is async, on the whole
-exchange's time.
+"""HTTP answers read with a bound on their size and on the whole exchange's time.
 
 httpx reads a whole body into memory unless asked to stream, its timeouts are per read (a byte
 every few seconds keeps an answer coming for ever), and it inflates ``gzip``/``br``/``zstd``
@@ -14,7 +13,10 @@ and the body is read in chunks up to ``max_bytes``; past it the connection is dr
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
+import socket
+import threading
+from typing import Any
 
 import httpx
 
@@ -54,26 +56,67 @@ def _whole(response: httpx.Response, data: bytearray) -> httpx.Response:
 def send_bounded(
     client: httpx.Client, request: httpx.Request, *, max_bytes: int, limit_s: float
 ) -> httpx.Response:
-    """Send ``request`` and read its answer, at most ``max_bytes`` of body and, once the
-    headers are in, for at most ``limit_s`` (checked between reads, each bounded by the
-    client's read timeout). ``AnswerRefused`` past either bound."""
+    """Send ``request`` and read its answer, at most ``max_bytes`` of body, the whole exchange
+    (connecting, the answer's head, its body) within ``limit_s``: ``httpx.ReadTimeout`` past
+    it, ``AnswerRefused`` past the size or for an encoding not asked for.
+
+    httpx's sync timeouts are per read, so a head sent a line at a time held the caller (a
+    mirror's queue) for as long as the sender liked. A watchdog shuts the call's socket at the
+    deadline, which ends the read blocked on it; the socket is taken from httpx's ``trace``
+    extension as the connection is made, so each call has a connection of its own
+    (``connection: close``: never one from the pool, whose socket no event names)."""
     request.headers.update(IDENTITY)
-    response = client.send(request, stream=True)
+    request.headers["connection"] = "close"
+    sockets: list[socket.socket] = []
+    expired = threading.Event()
+
+    def shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event in _CONNECTED:
+            sock = info["return_value"].get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                sockets.append(sock)
+                if expired.is_set():
+                    shut(sock)
+
+    def expire() -> None:
+        expired.set()
+        for sock in list(sockets):
+            shut(sock)
+
+    request.extensions = {**request.extensions, "trace": trace}
+    watchdog = threading.Timer(limit_s, expire)
+    watchdog.daemon = True
+    watchdog.start()
     try:
-        _check_encoding(response)
-        data = bytearray()
-        deadline = time.monotonic() + limit_s
-        for chunk in response.iter_raw():
-            data += chunk
-            if len(data) > max_bytes:
-                raise _too_large(response, max_bytes)
-            if time.monotonic() > deadline:
-                raise AnswerRefused(
-                    f"answer still coming after {limit_s:g} s", request=response.request
-                )
+        response = client.send(request, stream=True)
+        try:
+            _check_encoding(response)
+            data = bytearray()
+            for chunk in response.iter_raw():
+                data += chunk
+                if len(data) > max_bytes:
+                    raise _too_large(response, max_bytes)
+        finally:
+            response.close()
+    except httpx.HTTPError:
+        if expired.is_set():
+            raise httpx.ReadTimeout(
+                f"no whole answer within {limit_s:g} s", request=request
+            ) from None
+        raise
     finally:
-        response.close()
+        watchdog.cancel()
     return _whole(response, data)
+
+
+_CONNECTED = frozenset(
+    f"connection.{step}.complete" for step in ("connect_tcp", "connect_unix_socket", "start_tls")
+)
+"""httpcore's trace events whose ``return_value`` is the connection's new network stream."""
 
 
 async def send_bounded_async(

@@ -170,6 +170,51 @@ def test_a_mirror_remote_cannot_bloat_the_ticket_service(how: str) -> None:
     assert sent[0] < 4 * MIRROR_MAX_BYTES
 
 
+@pytest.mark.parametrize("reuse", [False, True])
+def test_a_mirror_call_ends_at_its_deadline_while_the_head_trickles(reuse: bool) -> None:
+    """A mirror's remote sending its answer's head a line every 0.1 s held the connector's
+    call for as long as it liked (still waiting after 40 s at a 1 s timeout): httpx's sync
+    timeouts are per read. ``send_bounded`` shuts the socket at its deadline, a connection
+    kept from an earlier call included (``reuse``: the pool's sockets are named by no event,
+    so no call leaves one there)."""
+    from engine.http_answer import send_bounded
+
+    calls = [0]
+
+    async def first_fine_then_trickle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        calls[0] += 1
+        if reuse and calls[0] == 1:
+            await read_head(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+            await writer.drain()
+            await trickle_head(reader, writer)  # the next call on this connection, if any
+            return
+        await trickle_head(reader, writer)
+
+    outcome: list[BaseException] = []
+    with serving_in_a_thread(first_fine_then_trickle) as url, httpx.Client(timeout=5.0) as client:
+
+        def call() -> None:
+            try:
+                if reuse:
+                    send_bounded(client, client.build_request("GET", url), max_bytes=99, limit_s=5)
+                send_bounded(client, client.build_request("GET", url), max_bytes=99, limit_s=1)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        calling = threading.Thread(target=call, daemon=True)
+        started = time.monotonic()
+        calling.start()
+        calling.join(20.0)
+        assert not calling.is_alive(), "still waiting for the head after 20 s"
+    assert outcome and isinstance(outcome[0], httpx.ReadTimeout), outcome
+    assert "within 1 s" in str(outcome[0])
+    assert time.monotonic() - started < 15
+    assert calls[0] == (2 if reuse else 1)  # a connection of its own each call
+
+
 DEEP = b"[" * 100_000 + b"]" * 100_000
 """Valid JSON, 200 KB, nested past Python's stack (``json`` raises RecursionError)."""
 
