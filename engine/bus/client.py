@@ -29,9 +29,11 @@ Guarantees, and how they are kept:
   topic and bytes as one of the last few thousand handled) is acknowledged and skipped. Across
   process restarts the consumers' own idempotency keys (diagnosis_id in the ticket store) take
   over.
-- **paho's network thread is never blocked and never sees an exception**: ``on_message`` only
-  enqueues; one dispatcher thread decodes and runs handlers in arrival order, which keeps the
-  per-asset order the monitor's and diagnosis' windows need. The queue is bounded for QoS 0
+- **paho's network thread never waits for a handler and never sees an exception**:
+  ``on_message`` only enqueues (a payload past ``MAX_PAYLOAD_BYTES`` is dead-lettered there
+  instead, one bounded append, so junk never holds inbox room); one dispatcher thread decodes
+  and runs handlers in arrival order, which keeps the per-asset order the monitor's and
+  diagnosis' windows need. The queue is bounded for QoS 0
   (telemetry beyond ``INBOX_LIMIT`` messages or ``INBOX_LIMIT_BYTES`` waiting is dropped and
   counted); QoS 1 is bounded by the broker's in-flight window.
 - Reconnects with exponential backoff (0.25 s doubling to 10 s); subscriptions are restored on
@@ -83,6 +85,7 @@ from engine.schemas import (
     batch_payloads,
     batch_topic,
     bucket_level,
+    check_size,
     decode,
     decode_batch,
     telemetry_bucket,
@@ -268,6 +271,9 @@ class _Inbound(NamedTuple):
     mid: int
     generation: int
     received: float
+    refused: bool = False
+    """Dead-lettered on arrival (oversize): queued without its payload, only so that its
+    acknowledgement keeps its place among the QoS 1 messages before it."""
 
 
 class Counters:
@@ -886,6 +892,22 @@ class BusClient:
     @_never_raises
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         qos, payload = msg.qos, msg.payload
+        if not isinstance(payload, bytes):
+            payload = bytes(payload)
+        refused = False
+        try:
+            check_size(len(payload))
+        except WireError as exc:
+            # Junk past the size limit is refused here, not after waiting in the inbox: queued,
+            # it took room under INBOX_LIMIT_BYTES from telemetry (a 300 KB payload is 450
+            # samples' worth) and its bytes stayed held for as long as the dispatcher was
+            # behind. The cost here is one dead letter (its payload cut to 64 KiB) appended
+            # from paho's thread. A QoS 1 one still goes through the queue, payload-less, to
+            # be acknowledged in order.
+            self._refuse(message_topic(msg), exc.reason, payload)
+            if qos == 0:
+                return
+            payload, refused = b"", True
         cost = len(payload) + INBOX_ITEM_BYTES
         with self._pending_cv:
             if qos == 0 and (
@@ -899,13 +921,28 @@ class BusClient:
         self._inbox.put(
             _Inbound(
                 message_topic(msg),
-                payload if isinstance(payload, bytes) else bytes(payload),
+                payload,
                 qos,
                 msg.mid,
                 self._generation,
                 time.time(),
+                refused,
             )
         )
+
+    def _refuse(self, topic: str | bytes, reason: str, payload: bytes) -> None:
+        """Count and dead-letter a message that arrived unusable, as ``_handle`` would."""
+        c = self.counters
+        text = _topic_text(topic)
+        with c._lock:
+            c.values["received"] += 1
+            if isinstance(topic, str):
+                c.received_by_kind[_kind_of(topic)] += 1
+                c.last_message_at = time.time()
+        if isinstance(topic, str) and not self._mine(topic):
+            c.inc("not_mine")
+            return
+        self._dead_letter(text, reason, payload)
 
     # ---------------------------------------------------------------- dispatcher thread
 
@@ -965,6 +1002,8 @@ class BusClient:
         """Decode, deduplicate and hand one message to its handlers. True when it may be
         acknowledged: handled, rejected (dead-lettered) or given up on."""
         c = self.counters
+        if item.refused:  # counted and dead-lettered on arrival
+            return True
         if isinstance(item.topic, bytes):
             c.inc("received")
             self._dead_letter(repr(item.topic), "topic is not UTF-8", item.payload)
@@ -977,16 +1016,9 @@ class BusClient:
             c.last_message_at = item.received
         if kind == "telemetry" and _is_batch(topic):
             return self._handle_batch(topic, payload)
-        if self._accept is not None and topic.count("/") == 1:
-            # The old one-level layout (``{kind}/{asset}``): the owner is decided by the topic's
-            # asset, before paying for decoding; a payload whose asset disagrees with its topic
-            # is invalid, and its owner dead-letters it. Bucketed telemetry needs no check: a
-            # replica subscribes to its own buckets only, and decoding refuses an asset filed
-            # in the wrong bucket.
-            asset = topic.partition("/")[2]
-            if asset and not self._accept(asset):
-                c.inc("not_mine")
-                return True
+        if not self._mine(topic):
+            c.inc("not_mine")
+            return True
         try:
             message = fast_decode(topic, payload)
         except WireError as exc:
@@ -1016,6 +1048,17 @@ class BusClient:
             self._remember(key)
         c.inc("handled")
         return True
+
+    def _mine(self, topic: str) -> bool:
+        """False for a message another replica owns. The old one-level layout
+        (``{kind}/{asset}``): the owner is decided by the topic's asset, before paying for
+        decoding; a payload whose asset disagrees with its topic is invalid, and its owner
+        dead-letters it. Bucketed telemetry needs no check: a replica subscribes to its own
+        buckets only, and decoding refuses an asset filed in the wrong bucket."""
+        if self._accept is None or topic.count("/") != 1:
+            return True
+        asset = topic.partition("/")[2]
+        return not asset or self._accept(asset)
 
     def _remember(self, key: bytes) -> None:
         """Into the dedup window; the oldest digest out once it holds ``DEDUP_WINDOW``."""

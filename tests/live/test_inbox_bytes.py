@@ -4,10 +4,11 @@ message is, and never drops a QoS 1 message (acknowledged only once handled)."""
 
 from __future__ import annotations
 
+import json
 import threading
 
-from engine.bus.client import INBOX_ITEM_BYTES, INBOX_LIMIT_BYTES
-from engine.schemas import AlertEvent, Telemetry, topic_for
+from engine.bus.client import INBOX_ITEM_BYTES, INBOX_LIMIT_BYTES, BusClient
+from engine.schemas import MAX_PAYLOAD_BYTES, AlertEvent, Telemetry, topic_for
 from tests.live.test_bus import alert, raw_client
 
 JUNK = b"x" * 250_000
@@ -71,3 +72,71 @@ def test_a_service_takes_its_inbox_bound_from_the_environment(tmp_path):
     assert svc.bus.queue_depth == 4 and svc.bus.queue_bytes == 4000
     assert svc.bus.counters.snapshot()["inbox_dropped"] == 16
     assert svc.health().queue_bytes == 4000
+
+
+OVERSIZE = b"z" * (MAX_PAYLOAD_BYTES + 40_000)
+"""The soak's 300 KB junk: past the size limit, so refused whatever it says."""
+
+
+def test_oversize_junk_is_refused_on_arrival_and_holds_no_inbox_room(broker, wait_for, tmp_path):
+    """Junk past ``MAX_PAYLOAD_BYTES`` is dead-lettered as it arrives, while the dispatcher is
+    stuck: it takes no room under the byte bound, so no telemetry is dropped for it, and a QoS 1
+    one is still acknowledged in order (a new session with the same id gets nothing again)."""
+    release = threading.Event()
+    seen: list[int] = []
+    alerts: list[str] = []
+
+    def stuck(t: Telemetry) -> None:
+        release.wait(60)
+        seen.append(t.seq)
+
+    def client() -> BusClient:
+        return BusClient(broker.url, "test-oversize", "oversize", var=tmp_path).start(wait=10)
+
+    sub = client()
+    try:
+        sub.subscribe("telemetry/#", stuck)
+        sub.subscribe("alerts/+", lambda a: alerts.append(a.alert_id))
+        wait_for(lambda: sub.subscribed, what="subscribed")
+        raw = raw_client(broker.url)
+        sample = lambda n: Telemetry(  # noqa: E731
+            msg_id=f"over-{n}", asset="over01", seq=n, ts=float(n), signals={"flow": 1.0}
+        )
+        raw.publish("telemetry/over01", sample(0).to_bytes(), qos=0)
+        wait_for(lambda: sub.counters.snapshot()["samples"] == 1, what="the dispatcher stuck")
+        for _ in range(60):  # 18 MB: past INBOX_LIMIT_BYTES if it were queued
+            raw.publish("telemetry/over01", OVERSIZE, qos=0)
+        sent = [alert(i, asset="over01") for i in range(3)]
+        raw.publish(topic_for(sent[0]), sent[0].to_bytes(), qos=1)
+        raw.publish("alerts/over01", OVERSIZE, qos=1)
+        for a in sent[1:]:
+            raw.publish(topic_for(a), a.to_bytes(), qos=1)
+        raw.publish("telemetry/over01", sample(1).to_bytes(), qos=0)
+        letters = lambda: sub.counters.snapshot()["dead_letters"]  # noqa: E731
+        wait_for(lambda: letters() == 61 and sub.queue_depth == 6, what="junk refused, rest queued")
+        assert not release.is_set() and seen == []  # all while the dispatcher was stuck
+        assert sub.counters.snapshot()["inbox_dropped"] == 0
+        assert sub.queue_bytes < 64 * 1024  # six small messages, the junk not among them
+        reasons = [json.loads(x)["reason"] for x in sub.deadletters.path.read_text().splitlines()]
+        assert len(reasons) == 61 and all(r.startswith("oversize payload") for r in reasons)
+        release.set()
+        wait_for(lambda: len(alerts) == 3 and seen == [0, 1], what="the rest handled")
+        assert sub.wait_idle(10) and sub.queue_bytes == 0
+        assert alerts == [a.alert_id for a in sent] and letters() == 61  # not refused twice
+        raw.loop_stop()
+        raw.disconnect()
+    finally:
+        sub.stop(drain=1)
+    again = client()  # the same persistent session: the QoS 1 junk was acknowledged
+    try:
+        probe = alert(9, asset="over01")
+        again.subscribe("alerts/+", lambda a: alerts.append(a.alert_id))
+        wait_for(lambda: again.subscribed, what="subscribed again")
+        raw = raw_client(broker.url)
+        raw.publish(topic_for(probe), probe.to_bytes(), qos=1)
+        wait_for(lambda: alerts[-1:] == [probe.alert_id], what="the probe")
+        assert again.counters.snapshot()["dead_letters"] == 0 and alerts.count("a0") == 1
+        raw.loop_stop()
+        raw.disconnect()
+    finally:
+        again.stop(drain=1)
