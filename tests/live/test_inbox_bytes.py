@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 
 from engine.bus.client import INBOX_ITEM_BYTES, INBOX_LIMIT_BYTES, BusClient
 from engine.schemas import MAX_PAYLOAD_BYTES, AlertEvent, Telemetry, topic_for
@@ -16,9 +17,11 @@ JUNK = b"x" * 250_000
 bound and over the byte bound."""
 
 
-def test_a_stuck_service_holds_a_bounded_number_of_bytes_and_every_alert(
-    broker, bus_client, wait_for
-):
+def stuck_on_telemetry(
+    sub: BusClient, wait_for: Callable[..., None]
+) -> tuple[threading.Event, list[int], list[str]]:
+    """Subscribe ``sub`` with a telemetry handler that blocks until released (its dispatcher
+    stuck) and an alert handler that keeps the ids: (release, seqs handled, alert ids)."""
     release = threading.Event()
     seen: list[int] = []
     alerts: list[str] = []
@@ -27,10 +30,17 @@ def test_a_stuck_service_holds_a_bounded_number_of_bytes_and_every_alert(
         release.wait(60)
         seen.append(t.seq)
 
-    sub = bus_client(broker.url, "byte-inbox", persistent=False)
     sub.subscribe("telemetry/#", stuck)
     sub.subscribe("alerts/+", lambda a: alerts.append(a.alert_id))
     wait_for(lambda: sub.subscribed, what="subscribed")
+    return release, seen, alerts
+
+
+def test_a_stuck_service_holds_a_bounded_number_of_bytes_and_every_alert(
+    broker, bus_client, wait_for
+):
+    sub = bus_client(broker.url, "byte-inbox", persistent=False)
+    release, seen, alerts = stuck_on_telemetry(sub, wait_for)
     raw = raw_client(broker.url)
     first = Telemetry(msg_id="bytes-0", asset="bytes01", seq=0, ts=0.0, signals={"flow": 1.0})
     raw.publish(topic_for(first), first.to_bytes(), qos=0)
@@ -82,22 +92,13 @@ def test_oversize_junk_is_refused_on_arrival_and_holds_no_inbox_room(broker, wai
     """Junk past ``MAX_PAYLOAD_BYTES`` is dead-lettered as it arrives, while the dispatcher is
     stuck: it takes no room under the byte bound, so no telemetry is dropped for it, and a QoS 1
     one is still acknowledged in order (a new session with the same id gets nothing again)."""
-    release = threading.Event()
-    seen: list[int] = []
-    alerts: list[str] = []
-
-    def stuck(t: Telemetry) -> None:
-        release.wait(60)
-        seen.append(t.seq)
 
     def client() -> BusClient:
         return BusClient(broker.url, "test-oversize", "oversize", var=tmp_path).start(wait=10)
 
     sub = client()
     try:
-        sub.subscribe("telemetry/#", stuck)
-        sub.subscribe("alerts/+", lambda a: alerts.append(a.alert_id))
-        wait_for(lambda: sub.subscribed, what="subscribed")
+        release, seen, alerts = stuck_on_telemetry(sub, wait_for)
         raw = raw_client(broker.url)
         sample = lambda n: Telemetry(  # noqa: E731
             msg_id=f"over-{n}", asset="over01", seq=n, ts=float(n), signals={"flow": 1.0}
