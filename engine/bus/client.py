@@ -41,7 +41,7 @@ Guarantees, and how they are kept:
 
 paho's private internals are used only through ``engine.bus.paho_compat``.
 
-Why one module of ~1080 lines: BusClient is one state machine: connection, subscriptions, inbox,
+Why one module of ~1260 lines: BusClient is one state machine: connection, subscriptions, inbox,
 dispatcher, retries, dead letters and the order of acknowledgements share its locks and counters,
 and the guarantee that a message is acknowledged only after its handlers returned would span
 modules if it were split. What is not that state already lives apart (``paho_compat``,
