@@ -584,11 +584,16 @@ def json_depth(value: object) -> int:
     return deepest
 
 
-def _parse_json(payload: bytes | str) -> tuple[str, Any]:
-    """Size, encoding, JSON and nesting checks every payload passes first: (text, parsed)."""
-    size = len(payload)
+def check_size(size: int) -> None:
+    """WireError for a payload of ``size`` bytes past ``MAX_PAYLOAD_BYTES`` (the bus client
+    refuses such a payload where it arrives, before it is queued)."""
     if size > MAX_PAYLOAD_BYTES:
         raise WireError(f"oversize payload: {size} bytes > {MAX_PAYLOAD_BYTES}")
+
+
+def _parse_json(payload: bytes | str) -> tuple[str, Any]:
+    """Size, encoding, JSON and nesting checks every payload passes first: (text, parsed)."""
+    check_size(len(payload))
     if isinstance(payload, bytes):
         try:
             payload = payload.decode("utf-8")

@@ -29,9 +29,11 @@ Guarantees, and how they are kept:
   topic and bytes as one of the last few thousand handled) is acknowledged and skipped. Across
   process restarts the consumers' own idempotency keys (diagnosis_id in the ticket store) take
   over.
-- **paho's network thread is never blocked and never sees an exception**: ``on_message`` only
-  enqueues; one dispatcher thread decodes and runs handlers in arrival order, which keeps the
-  per-asset order the monitor's and diagnosis' windows need. The queue is bounded for QoS 0
+- **paho's network thread never waits for a handler and never sees an exception**:
+  ``on_message`` only enqueues (a payload past ``MAX_PAYLOAD_BYTES`` cut to its first
+  ``OVERSIZE_KEPT`` bytes, so junk holds little inbox room); one dispatcher thread decodes
+  and runs handlers in arrival order, which keeps the per-asset order the monitor's and
+  diagnosis' windows need. The queue is bounded for QoS 0
   (telemetry beyond ``INBOX_LIMIT`` messages or ``INBOX_LIMIT_BYTES`` waiting is dropped and
   counted); QoS 1 is bounded by the broker's in-flight window.
 - Reconnects with exponential backoff (0.25 s doubling to 10 s); subscriptions are restored on
@@ -39,7 +41,7 @@ Guarantees, and how they are kept:
 
 paho's private internals are used only through ``engine.bus.paho_compat``.
 
-Why one module of ~1080 lines: BusClient is one state machine: connection, subscriptions, inbox,
+Why one module of ~1260 lines: BusClient is one state machine: connection, subscriptions, inbox,
 dispatcher, retries, dead letters and the order of acknowledgements share its locks and counters,
 and the guarantee that a message is acknowledged only after its handlers returned would span
 modules if it were split. What is not that state already lives apart (``paho_compat``,
@@ -83,6 +85,7 @@ from engine.schemas import (
     batch_payloads,
     batch_topic,
     bucket_level,
+    check_size,
     decode,
     decode_batch,
     telemetry_bucket,
@@ -122,6 +125,10 @@ INBOX_ITEM_BYTES = 256
 ``tracemalloc``: ~200 B of ``_Inbound`` tuple, float and queue slot, and its topic string's
 header). The topic is counted apart: MQTT allows 64 KiB of it, and empty payloads on 60 KB
 topics each counted 256 B (a stuck service held 6 MB against a 100 KB bound)."""
+OVERSIZE_KEPT = 4096
+"""Of a payload past ``MAX_PAYLOAD_BYTES``, what is queued for its dead letter: enough to see
+what the junk was, not the 300 KB the soak sends (refused at arrival, it never reaches a
+decoder)."""
 OUT_LIMIT = 10_000
 """QoS 0 messages handed to paho and not yet written to the socket beyond which a publisher is
 told to wait (``wait_writable``): paho's send queue has no bound of its own, so a simulator
@@ -273,6 +280,9 @@ class _Inbound(NamedTuple):
     cost: int
     """What it counts against ``INBOX_LIMIT_BYTES``: its payload, its topic (MQTT allows 64 KiB
     of it) and ``INBOX_ITEM_BYTES``."""
+    refused: str = ""
+    """Why it is refused already (oversize: only its first ``OVERSIZE_KEPT`` bytes were kept);
+    the dispatcher dead-letters it in its turn."""
 
 
 class Counters:
@@ -891,6 +901,15 @@ class BusClient:
     @_never_raises
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         qos, payload, topic = msg.qos, msg.payload, message_topic(msg)
+        refused = ""
+        try:
+            check_size(len(payload))
+        except WireError as exc:
+            # Junk past the size limit waits cut to what its dead letter will show: whole, a
+            # 300 KB one took 450 samples' room under INBOX_LIMIT_BYTES and held it for as long
+            # as the dispatcher was behind. The dispatcher still writes the dead letter, in its
+            # turn (paho's thread does no file I/O), and a QoS 1 one is acknowledged in order.
+            refused, payload = exc.reason, payload[:OVERSIZE_KEPT]
         cost = len(payload) + len(topic) + INBOX_ITEM_BYTES
         with self._pending_cv:
             if qos == 0 and (
@@ -910,6 +929,7 @@ class BusClient:
                 self._generation,
                 time.time(),
                 cost,
+                refused,
             )
         )
 
@@ -981,18 +1001,17 @@ class BusClient:
             c.values["received"] += 1
             c.received_by_kind[kind] += 1
             c.last_message_at = item.received
+        if item.refused:
+            if self._mine(topic):
+                self._dead_letter(topic, item.refused, payload)
+            else:
+                c.inc("not_mine")
+            return True
         if kind == "telemetry" and _is_batch(topic):
             return self._handle_batch(topic, payload)
-        if self._accept is not None and topic.count("/") == 1:
-            # The old one-level layout (``{kind}/{asset}``): the owner is decided by the topic's
-            # asset, before paying for decoding; a payload whose asset disagrees with its topic
-            # is invalid, and its owner dead-letters it. Bucketed telemetry needs no check: a
-            # replica subscribes to its own buckets only, and decoding refuses an asset filed
-            # in the wrong bucket.
-            asset = topic.partition("/")[2]
-            if asset and not self._accept(asset):
-                c.inc("not_mine")
-                return True
+        if not self._mine(topic):
+            c.inc("not_mine")
+            return True
         try:
             message = fast_decode(topic, payload)
         except WireError as exc:
@@ -1022,6 +1041,17 @@ class BusClient:
             self._remember(key)
         c.inc("handled")
         return True
+
+    def _mine(self, topic: str) -> bool:
+        """False for a message another replica owns. The old one-level layout
+        (``{kind}/{asset}``): the owner is decided by the topic's asset, before paying for
+        decoding; a payload whose asset disagrees with its topic is invalid, and its owner
+        dead-letters it. Bucketed telemetry needs no check: a replica subscribes to its own
+        buckets only, and decoding refuses an asset filed in the wrong bucket."""
+        if self._accept is None or topic.count("/") != 1:
+            return True
+        asset = topic.partition("/")[2]
+        return not asset or self._accept(asset)
 
     def _remember(self, key: bytes) -> None:
         """Into the dedup window; the oldest digest out once it holds ``DEDUP_WINDOW``."""

@@ -4,10 +4,12 @@ message is, and never drops a QoS 1 message (acknowledged only once handled)."""
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Callable
 
-from engine.bus.client import INBOX_ITEM_BYTES, INBOX_LIMIT_BYTES
-from engine.schemas import AlertEvent, Telemetry, topic_for
+from engine.bus.client import INBOX_ITEM_BYTES, INBOX_LIMIT_BYTES, OVERSIZE_KEPT, BusClient
+from engine.schemas import MAX_PAYLOAD_BYTES, AlertEvent, Telemetry, topic_for
 from tests.live.test_bus import alert, raw_client
 
 JUNK = b"x" * 250_000
@@ -15,9 +17,11 @@ JUNK = b"x" * 250_000
 bound and over the byte bound."""
 
 
-def test_a_stuck_service_holds_a_bounded_number_of_bytes_and_every_alert(
-    broker, bus_client, wait_for
-):
+def stuck_on_telemetry(
+    sub: BusClient, wait_for: Callable[..., None]
+) -> tuple[threading.Event, list[int], list[str]]:
+    """Subscribe ``sub`` with a telemetry handler that blocks until released (its dispatcher
+    stuck) and an alert handler that keeps the ids: (release, seqs handled, alert ids)."""
     release = threading.Event()
     seen: list[int] = []
     alerts: list[str] = []
@@ -26,10 +30,17 @@ def test_a_stuck_service_holds_a_bounded_number_of_bytes_and_every_alert(
         release.wait(60)
         seen.append(t.seq)
 
-    sub = bus_client(broker.url, "byte-inbox", persistent=False)
     sub.subscribe("telemetry/#", stuck)
     sub.subscribe("alerts/+", lambda a: alerts.append(a.alert_id))
     wait_for(lambda: sub.subscribed, what="subscribed")
+    return release, seen, alerts
+
+
+def test_a_stuck_service_holds_a_bounded_number_of_bytes_and_every_alert(
+    broker, bus_client, wait_for
+):
+    sub = bus_client(broker.url, "byte-inbox", persistent=False)
+    release, seen, alerts = stuck_on_telemetry(sub, wait_for)
     raw = raw_client(broker.url)
     first = Telemetry(msg_id="bytes-0", asset="bytes01", seq=0, ts=0.0, signals={"flow": 1.0})
     raw.publish(topic_for(first), first.to_bytes(), qos=0)
@@ -105,3 +116,67 @@ def test_a_long_topic_counts_against_the_byte_bound(broker, bus_client, wait_for
         raw.loop_stop()
         raw.disconnect()
     assert sub.wait_idle(10) and sub.queue_bytes == 0 and sub.queue_depth == 0
+
+
+OVERSIZE = b"z" * (MAX_PAYLOAD_BYTES + 40_000)
+"""The soak's 300 KB junk: past the size limit, so refused whatever it says."""
+
+
+def test_oversize_junk_is_refused_on_arrival_and_holds_no_inbox_room(broker, wait_for, tmp_path):
+    """Junk past ``MAX_PAYLOAD_BYTES`` waits cut to ``OVERSIZE_KEPT`` bytes while the
+    dispatcher is stuck: 60 of the soak's kind (18 MB, past ``INBOX_LIMIT_BYTES`` whole) take
+    little room under the byte bound, so no telemetry is dropped for them; each is still
+    dead-lettered in its turn, and a QoS 1 one acknowledged in order (a new session with the
+    same id gets nothing again)."""
+
+    def client() -> BusClient:
+        return BusClient(broker.url, "test-oversize", "oversize", var=tmp_path).start(wait=10)
+
+    sub = client()
+    try:
+        release, seen, alerts = stuck_on_telemetry(sub, wait_for)
+        raw = raw_client(broker.url)
+        sample = lambda n: Telemetry(  # noqa: E731
+            msg_id=f"over-{n}", asset="over01", seq=n, ts=float(n), signals={"flow": 1.0}
+        )
+        raw.publish("telemetry/over01", sample(0).to_bytes(), qos=0)
+        wait_for(lambda: sub.counters.snapshot()["samples"] == 1, what="the dispatcher stuck")
+        for _ in range(60):  # 18 MB: past INBOX_LIMIT_BYTES if it were queued
+            raw.publish("telemetry/over01", OVERSIZE, qos=0)
+        sent = [alert(i, asset="over01") for i in range(3)]
+        raw.publish(topic_for(sent[0]), sent[0].to_bytes(), qos=1)
+        raw.publish("alerts/over01", OVERSIZE, qos=1)
+        for a in sent[1:]:
+            raw.publish(topic_for(a), a.to_bytes(), qos=1)
+        raw.publish("telemetry/over01", sample(1).to_bytes(), qos=0)
+        letters = lambda: sub.counters.snapshot()["dead_letters"]  # noqa: E731
+        wait_for(lambda: sub.queue_depth == 66, what="everything queued")
+        assert not release.is_set() and seen == [] and letters() == 0  # the dispatcher stuck
+        assert sub.counters.snapshot()["inbox_dropped"] == 0
+        each = OVERSIZE_KEPT + len("telemetry/over01") + INBOX_ITEM_BYTES
+        assert sub.queue_bytes < 61 * each + 64 * 1024  # the junk cut, six small messages
+        release.set()
+        wait_for(lambda: len(alerts) == 3 and seen == [0, 1], what="the rest handled")
+        assert sub.wait_idle(10) and sub.queue_bytes == 0
+        letters_kept = [json.loads(x) for x in sub.deadletters.path.read_text().splitlines()]
+        assert len(letters_kept) == 61
+        assert all(x["reason"].startswith("oversize payload: 302") for x in letters_kept)
+        assert all(x["payload"] == "z" * OVERSIZE_KEPT for x in letters_kept)
+        assert alerts == [a.alert_id for a in sent] and letters() == 61  # not refused twice
+        raw.loop_stop()
+        raw.disconnect()
+    finally:
+        sub.stop(drain=1)
+    again = client()  # the same persistent session: the QoS 1 junk was acknowledged
+    try:
+        probe = alert(9, asset="over01")
+        again.subscribe("alerts/+", lambda a: alerts.append(a.alert_id))
+        wait_for(lambda: again.subscribed, what="subscribed again")
+        raw = raw_client(broker.url)
+        raw.publish(topic_for(probe), probe.to_bytes(), qos=1)
+        wait_for(lambda: alerts[-1:] == [probe.alert_id], what="the probe")
+        assert again.counters.snapshot()["dead_letters"] == 0 and alerts.count("a0") == 1
+        raw.loop_stop()
+        raw.disconnect()
+    finally:
+        again.stop(drain=1)
