@@ -20,13 +20,11 @@ running or bound.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import json
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -47,7 +45,7 @@ from engine.bus.broker import (
     ensure_broker,
     port_is_free,
 )
-from engine.http_answer import send_bounded_async
+from engine.http_answer import send_bounded
 from engine.http_schemas import PartState, PartStatus, StackStatus
 from engine.paths import var_dir
 from engine.services.base import PARENT_PID_ENV
@@ -64,11 +62,12 @@ SUPERVISE_EVERY_S = 0.25
 
 
 @functools.cache
-def _tls() -> ssl.SSLContext:
-    """The one TLS context of the stack's clients (never used: its children are plain HTTP on
-    this host). httpx builds one per client unless given one: ~35 ms of CPU, 30 times the
-    request, for each call's client."""
-    return ssl.create_default_context()
+def _http() -> httpx.Client:
+    """The stack's one client for its services' HTTP (plain, on this host). ``httpx.get``
+    builds a client per call, and with it an SSL context: ~35 ms of CPU, 30 times the
+    request. No keep-alive: a service restarted on the same port never meets a stale
+    connection (``send_bounded`` asks for a connection of its own each call anyway)."""
+    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
 
 
 ANSWER_MAX_BYTES = 4 * 1024 * 1024
@@ -79,20 +78,12 @@ a child's port may be a squatter."""
 def _call(method: str, url: str, timeout: float) -> httpx.Response:
     """One bounded call to a child: at most ``ANSWER_MAX_BYTES``, the whole exchange
     (connecting, the answer's head, its body) within 3 × ``timeout`` (``httpx.HTTPError``
-    otherwise, like any transport failure). The async client, in a loop of its own: httpx's
-    sync timeouts are per read, so a squatter sending its head a line at a time held the
-    caller (``up``'s wait for health, the supervisor) for as long as it liked. No keep-alive:
-    a service restarted on the same port never meets a stale connection."""
-
-    async def call() -> httpx.Response:
-        limits = httpx.Limits(max_keepalive_connections=0)
-        async with httpx.AsyncClient(limits=limits, verify=_tls()) as client:
-            request = client.build_request(method, url, timeout=timeout)
-            return await send_bounded_async(
-                client, request, max_bytes=ANSWER_MAX_BYTES, limit_s=3 * timeout
-            )
-
-    return asyncio.run(call())
+    otherwise, like any transport failure): a squatter sending its head a line at a time held
+    the caller (``up``'s wait for health, the supervisor) for as long as it liked. Synchronous,
+    so callable from any thread, an event loop's included."""
+    client = _http()
+    request = client.build_request(method, url, timeout=timeout)
+    return send_bounded(client, request, max_bytes=ANSWER_MAX_BYTES, limit_s=3 * timeout)
 
 
 def _json_object(r: httpx.Response, what: str) -> dict[str, Any]:
