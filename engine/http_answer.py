@@ -24,6 +24,20 @@ IDENTITY = {"accept-encoding": "identity"}
 """Headers asking for an uncompressed answer (no decompression bomb)."""
 
 
+class NotJson(ValueError):
+    """An answer whose body is not JSON, or is JSON nested past Python's stack (``json``
+    raises ``RecursionError`` on ``[[[[…``, which escaped every caller that expected only a
+    ``ValueError``)."""
+
+
+def json_of(response: httpx.Response) -> Any:
+    """The answer's JSON, any shape (callers check it); ``NotJson`` otherwise."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        raise NotJson(f"answered {response.status_code} without JSON") from None
+
+
 class AnswerRefused(httpx.DecodingError):
     """An answer too large, too slow in coming, or compressed when it was asked not to be
     (an ``httpx.HTTPError``, so callers' transport-failure handling covers it)."""

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from engine.http_answer import AnswerRefused, send_bounded_async
+from engine.http_answer import AnswerRefused, NotJson, json_of, send_bounded_async
 from engine.http_schemas import (
     AckRequest,
     Alarm,
@@ -130,8 +130,8 @@ def _body(model: type[M], **fields: Any) -> M:
 def error_detail(response: httpx.Response) -> str:
     """The service's one-line ``detail`` (every error body is ``ErrorBody``), else the text."""
     try:
-        body = response.json()
-    except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
+        body = json_of(response)
+    except NotJson:
         return response.text.strip()[:300] or response.reason_phrase
     detail = body.get("detail", body) if isinstance(body, dict) else body
     return str(detail)[:300]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from engine.http_answer import AnswerRefused, send_bounded_async
+from engine.http_answer import AnswerRefused, NotJson, json_of, send_bounded_async
 from engine.http_schemas import ScenarioList, ScenarioStatus
 from engine.review_client import ApiError, ReviewClient, error_detail, resolve_endpoint
 from engine.schemas import Ticket, error_line
@@ -93,8 +93,8 @@ class ControlRoomApi:
         if response.status_code >= 400:
             raise ApiError(service, response.status_code, error_detail(response))
         try:
-            return response.json()
-        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
+            return json_of(response)
+        except NotJson:
             raise ApiError(service, response.status_code, f"{service}: reply is not JSON") from None
 
     # ---------------------------------------------------------------- review
@@ -162,8 +162,8 @@ class ControlRoomApi:
         except httpx.HTTPError as exc:
             raise ApiError(service, None, f"{service}: {type(exc).__name__}") from None
         try:
-            body = response.json()
-        except (ValueError, RecursionError):
+            body = json_of(response)
+        except NotJson:
             raise ApiError(service, response.status_code, "reply is not JSON") from None
         if not isinstance(body, dict):
             raise ApiError(service, response.status_code, "reply is not an object")

@@ -45,7 +45,7 @@ from engine.bus.broker import (
     ensure_broker,
     port_is_free,
 )
-from engine.http_answer import send_bounded
+from engine.http_answer import NotJson, json_of, send_bounded
 from engine.http_schemas import PartState, PartStatus, StackStatus
 from engine.paths import var_dir
 from engine.services.base import PARENT_PID_ENV
@@ -90,8 +90,8 @@ def _json_object(r: httpx.Response, what: str) -> dict[str, Any]:
     """The answer's JSON object, or a ``StackError`` naming ``what`` (not JSON, too deep, not
     an object)."""
     try:
-        body = r.json()
-    except (ValueError, RecursionError):
+        body = json_of(r)
+    except NotJson:
         raise StackError(f"{what} answered {r.status_code} with no JSON") from None
     if not isinstance(body, dict):
         raise StackError(f"{what} answered {r.status_code} with JSON that is not an object")

@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from engine.http_answer import NotJson, json_of
 from engine.schemas import ExternalRef, Ticket, utc_now
 from engine.tickets.connectors import ConnectorError, header_seconds
 from engine.tickets.rest_connector import CONFIG_RETRY_S, RestConnector, state_line
@@ -239,8 +240,8 @@ class GitHubIssuesConnector(RestConnector):
     ) -> ConnectorError:
         status = response.status_code
         try:
-            data = response.json()
-        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
+            data = json_of(response)
+        except NotJson:
             data = {}
         message = str(data.get("message", "")) if isinstance(data, dict) else ""
         detail = f"GitHub {method} {path}: {status} {message}".strip()

@@ -16,7 +16,7 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 
-from engine.http_answer import send_bounded
+from engine.http_answer import NotJson, json_of, send_bounded
 from engine.schemas import ExternalRef, Ticket
 from engine.tickets.connectors import ConnectorError, ErrorKind
 
@@ -137,8 +137,8 @@ class RestConnector:
     def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
         """The JSON of a successful answer; a body that is not JSON is a server fault."""
         try:
-            return response.json()
-        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
+            return json_of(response)
+        except NotJson:
             raise self._err(
                 f"{self.service} {method} {path} answered {response.status_code} without JSON",
                 kind="server",

@@ -49,6 +49,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from engine.http_answer import NotJson, json_of
 from engine.schemas import ExternalRef, Ticket, utc_now
 from engine.tickets.connectors import ConnectorError, ErrorKind, header_seconds
 from engine.tickets.rest_connector import CONFIG_RETRY_S, RestConnector, state_line
@@ -351,8 +352,8 @@ Responses"); a status not here is a server error or unexpected."""
 
 def _json(response: httpx.Response) -> Any:
     try:
-        return response.json()
-    except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
+        return json_of(response)
+    except NotJson:
         return None
 
 
