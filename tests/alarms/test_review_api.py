@@ -111,7 +111,9 @@ async def test_illegal_transitions_are_4xx_with_a_reason(make_review: Any) -> No
         assert [e.action for e in alarm.history] == ["raised", "acknowledged", "shelved"]
 
 
-async def test_out_of_service_asset_and_the_ticket_path_check(make_review: Any, var: Any) -> None:
+async def test_out_of_service_asset_and_the_ticket_path_check(
+    make_review: Any, var: Any, clock: Any
+) -> None:
     review = make_review()
     review.service.on_alert(alert("pump03-A1", asset="pump03"))
     async with review.client() as api:
@@ -126,15 +128,17 @@ async def test_out_of_service_asset_and_the_ticket_path_check(make_review: Any, 
         # a new alarm on that asset is recorded, out of service
         review.service.on_alert(alert("pump03-A2", asset="pump03", signals=("flow",)))
         assert (await api.alarm("pump03-A2")).state == "out_of_service"
-        # the check the ticket service calls, from its own connection to the store
+        # the check the ticket service calls, from its own connection to the store, at the
+        # service's (injected) time: at the wall clock's, the 15-minute shelve below had run out
+        # once the real time passed the fixed clock's start (a test that failed from 08:15 UTC)
         checker = AlarmStore(var / "controlroom.db")
-        found = checker.suppression("pump03-A3", "pump03", "flow")
+        found = checker.suppression("pump03-A3", "pump03", "flow", now=clock.now)
         assert found is not None and found.reason == "out_of_service"
         assert "permit 4711" in found.detail
-        assert checker.suppression("pump04-A1", "pump04", "flow") is None
+        assert checker.suppression("pump04-A1", "pump04", "flow", now=clock.now) is None
         await api.out_of_service("pump03", False)
         assert (await api.alarm("pump03-A1")).state == "unacknowledged"
-        assert checker.suppression("pump03-A1", "pump03") is None
+        assert checker.suppression("pump03-A1", "pump03", now=clock.now) is None
         [asset] = [a for a in await api.assets() if a.asset == "pump03"]
         assert not asset.out_of_service and [h.action for h in asset.history] == [
             "out_of_service",
@@ -143,7 +147,7 @@ async def test_out_of_service_asset_and_the_ticket_path_check(make_review: Any, 
         # shelving is what the check reports next; a shelve of the source covers the next
         # episode before the review service has even recorded it
         await api.shelve("pump03-A2", 15)
-        found = checker.suppression("pump03-A9", "pump03", "flow")
+        found = checker.suppression("pump03-A9", "pump03", "flow", now=clock.now)
         assert found is not None and found.reason == "shelved"
         checker.close_db()
 
