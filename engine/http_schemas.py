@@ -88,6 +88,11 @@ class HttpLimits(_Body):
     max_body_bytes: int
     bodies_refused: int
     """Requests refused with 413 for a body over the limit."""
+    heads_timed_out: int
+    """Connections closed because a request's head or body did not arrive in time
+    (``engine.http_server``; every service of the process)."""
+    idle_closed_for_room: int
+    """Idle connections closed to let a new one in at the connection bound."""
 
 
 class Health(BaseModel):

@@ -14,11 +14,18 @@ connection is closed (and counted in ``HeadTimeouts``).
 How many connections a service holds at once is bounded too (``MAX_CONNECTIONS``, uvicorn's
 ``limit_concurrency``): past it a request is answered 503 at once, before its body is read, so
 what slow or many clients can make a service hold is at most ``MAX_CONNECTIONS`` request bodies.
+A connection that arrives at the bound first closes the one that has waited longest for a
+request (``Evictions``): idle connections cost the holder nothing to keep opening, so without
+that, one local client reopening ``MAX_CONNECTIONS`` idle sockets as the head bound closed them
+had every other client's request, health checks included, answered 503. A connection with a
+request in flight is never closed for room; a client whose idle keep-alive connection was
+closed opens another (httpx does so by itself).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import cast
 
 import h11
@@ -43,17 +50,57 @@ class HeadTimeouts:
     count = 0
 
 
+class Evictions:
+    """Idle connections closed to make room for a new one at the bound (all services of a
+    process)."""
+
+    count = 0
+
+
 class BoundedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request head is late."""
+    """uvicorn's h11 protocol, closing a connection whose request head is late, and the
+    longest-idle connection when a new one arrives at the bound."""
 
     head_timeout_s = HEAD_TIMEOUT_S
     body_timeout_s = BODY_TIMEOUT_S
     _head_timer: asyncio.TimerHandle | None = None
     _in_body = False
+    _idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(cast(asyncio.Transport, transport))
+        self._idle_since = self.loop.time()
         self._arm_head_timer()
+        limit = self.limit_concurrency  # uvicorn answers 503 from the limit-th connection on
+        self.make_room(None if limit is None else limit - 1, lambda _: True)
+
+    def waiting(self) -> bool:
+        """Open, with no request begun or running: closing it loses nobody's request."""
+        return (
+            self.conn.their_state is h11.IDLE
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.transport.is_closing()
+        )
+
+    def make_room(self, most: int | None, among: Callable[[BoundedH11Protocol], bool]) -> bool:
+        """Keep the connections ``among`` selects at ``most`` (this one counted) by closing
+        the one of them that has waited longest for a request; False when all of them are busy
+        (the new connection's request will be answered 503 by uvicorn, or refused by the
+        caller). A closed connection stays in ``connections`` until the loop reports it lost,
+        so each newcomer in the same loop turn closes a different one."""
+        if most is None:
+            return True
+        peers = [c for c in self.connections if isinstance(c, BoundedH11Protocol) and among(c)]
+        if sum(1 for c in peers if not c.transport.is_closing()) <= most:
+            return True
+        idle = [c for c in peers if c is not self and c.waiting()]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda c: c._idle_since)
+        Evictions.count += 1
+        oldest._cancel_head_timer()
+        oldest.transport.close()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
@@ -73,6 +120,7 @@ class BoundedH11Protocol(H11Protocol):
         super().on_response_complete()
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self._in_body = False
+            self._idle_since = self.loop.time()
             self._arm_head_timer()  # the next request's head: bounded too
 
     def _arm_head_timer(self, seconds: float | None = None) -> None:

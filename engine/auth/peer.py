@@ -78,7 +78,8 @@ REFUSED = (
 class PeerCredProtocol(BoundedH11Protocol):
     """uvicorn's h11 protocol (request heads bounded in time, ``engine.http_server``), plus the
     peer's credentials on Unix-socket connections; TCP connections past their share
-    (``TCP_SHARE``) are answered 503 and closed as they come."""
+    (``TCP_SHARE``) first close the longest-idle TCP one, and are answered 503 and closed as
+    they come when every TCP connection has a request running."""
 
     _tcp = False
 
@@ -91,8 +92,8 @@ class PeerCredProtocol(BoundedH11Protocol):
         self._tcp = sock is None or sock.family != socket.AF_UNIX
         if self._tcp:
             limit = self.limit_concurrency
-            tcp = sum(1 for c in self.connections if getattr(c, "_tcp", False))
-            if limit is not None and tcp > int(limit * TCP_SHARE):
+            share = None if limit is None else int(limit * TCP_SHARE)
+            if not self.make_room(share, lambda c: getattr(c, "_tcp", False)):
                 stream.write(REFUSED)
                 stream.close()
         else:

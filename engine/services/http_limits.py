@@ -23,6 +23,8 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException
 
+from engine.http_server import Evictions, HeadTimeouts
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -47,7 +49,12 @@ class BodyLimitStats:
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return {"max_body_bytes": self.max_bytes, "bodies_refused": self.refused}
+            return {
+                "max_body_bytes": self.max_bytes,
+                "bodies_refused": self.refused,
+                "heads_timed_out": HeadTimeouts.count,
+                "idle_closed_for_room": Evictions.count,
+            }
 
 
 class BodyTooLarge(HTTPException):

@@ -6,6 +6,7 @@ head now has ``head_timeout_s`` to arrive (``engine/http_server.py``); a real re
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from engine import http_server
-from engine.auth.peer import PeerCredProtocol
+from engine.auth.peer import TCP_SHARE, PeerCredProtocol
 from engine.auth.socket_path import ShortPath
 from engine.http_server import HeadTimeouts
 
@@ -100,19 +101,53 @@ def test_a_patient_keep_alive_client_is_still_served(review: Any) -> None:
             time.sleep(HEAD_S * 0.6)  # under the keep-alive timeout (5 s) and the head bound
 
 
+def _busy(review: Any, via: str) -> tuple[socket.socket, bytes]:
+    """A connection with a request running: a whole head, then a body that has not all come,
+    and what the service first said. The head asks ``100-continue``, so the service's
+    "100 Continue" says the request is running (its body being read); a refused connection
+    gets its 503 instead. On TCP with an operator's token: without one the service answers 401
+    before reading the body."""
+    auth = b""
+    if via == "tcp":
+        if not hasattr(review, "ana_token"):
+            review.ana_token = review.service.tokens.add("ana")[0]
+        auth = b"authorization: Bearer " + review.ana_token.encode() + b"\r\n"
+    s = _connect(review, via)
+    said = b""
+    with contextlib.suppress(OSError):
+        s.sendall(
+            b"POST /alarms/ack HTTP/1.1\r\nHost: review\r\ncontent-type: application/json"
+            b"\r\n" + auth + b"expect: 100-continue\r\ncontent-length: 1000\r\n\r\n"
+        )
+        while b"\r\n\r\n" not in said:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            said += chunk
+        if said.startswith(b"HTTP/1.1 100 "):
+            s.sendall(b"{")
+    return s, said
+
+
+def _closed_by_service(s: socket.socket) -> bool:
+    s.settimeout(5.0)
+    try:
+        return s.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
 def test_connections_past_the_bound_are_answered_503_until_one_closes(
     make_review: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Many clients at once: past ``MAX_CONNECTIONS`` a request gets a 503 straight away (its
-    body unread), and the service serves again as soon as a connection closes."""
+    """Many clients at once, each with a request running: past ``MAX_CONNECTIONS`` a request
+    gets a 503 straight away (its body unread), and the service serves again as soon as a
+    connection closes."""
     monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 3)
     review = make_review()
     ask = b"GET /health HTTP/1.1\r\nHost: review\r\n\r\n"
-    held = [_connect(review, via) for via in ("tcp", "unix")]
+    held = [_busy(review, via)[0] for via in ("tcp", "unix")]
     try:
-        for s in held:  # each answered, then held open (keep-alive)
-            s.sendall(ask)
-            assert _answer(s).startswith(b"HTTP/1.1 200 ")
         with _connect(review, "tcp") as third:
             third.sendall(
                 b"POST /alarms/ack HTTP/1.1\r\nHost: review\r\ncontent-type: application/json"
@@ -132,27 +167,59 @@ def test_connections_past_the_bound_are_answered_503_until_one_closes(
             s.close()
 
 
+@pytest.mark.parametrize("via", ["tcp", "unix"])
+def test_idle_connections_make_room_for_a_new_one(
+    make_review: Any, monkeypatch: pytest.MonkeyPatch, via: str
+) -> None:
+    """One local client opened ``MAX_CONNECTIONS`` idle connections and reopened them as the
+    head bound closed them: every other client's request, health checks included, was answered
+    503 for as long as it liked. At the bound a new connection now closes the one that has
+    waited longest for a request; a connection with a request running is never closed."""
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 6)
+    review = make_review()
+    busy, said = _busy(review, via)
+    assert said.startswith(b"HTTP/1.1 100 "), said
+    flood = [_connect(review, via) for _ in range(http_server.MAX_CONNECTIONS + 2)]
+    before = review.service.body_limit.snapshot()["idle_closed_for_room"]
+    try:
+        with _connect(review, via) as client:
+            client.sendall(b"GET /health HTTP/1.1\r\nHost: review\r\n\r\n")
+            assert _answer(client).startswith(b"HTTP/1.1 200 ")
+        assert _closed_by_service(flood[0]), "the longest-idle connection is the one closed"
+        evicted = review.service.body_limit.snapshot()["idle_closed_for_room"] - before
+        assert evicted >= 1
+        busy.sendall(b"}" + b" " * 998)  # the running request was left alone: it is answered
+        status = _answer(busy).split(b"\r\n")[0]
+        assert status.startswith(b"HTTP/1.1 ") and b" 503 " not in status, status
+    finally:
+        busy.close()
+        for s in flood:
+            s.close()
+
+
 def test_tcp_clients_cannot_take_the_operators_socket_s_connections(
     make_review: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One TCP client (anyone on the host who can reach the loopback port, not only the
-    operators' group) held every one of the ``MAX_CONNECTIONS``: idle connections, reopened as
-    the head bound closes them. Each operator's call on the Unix socket was then answered 503:
+    operators' group) held every one of the ``MAX_CONNECTIONS`` with requests it kept running
+    (a body a byte at a time). Each operator's call on the Unix socket was then answered 503:
     the operators were starved by a client that cannot even authenticate. TCP connections now
-    get at most ``MAX_CONNECTIONS - OPERATOR_CONNECTIONS``; past it a TCP request is refused
-    and the operators' socket keeps its share."""
+    get at most ``TCP_SHARE`` of them; past it a TCP connection is refused when every TCP one
+    is busy, and the operators' socket keeps its share."""
     monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 6)
     review = make_review()
     ask = b"GET /health HTTP/1.1\r\nHost: review\r\n\r\n"
     flood: list[socket.socket] = []
     try:
-        for _ in range(http_server.MAX_CONNECTIONS + 4):  # idle TCP connections, as many as go
-            try:
-                flood.append(_connect(review, "tcp"))
-            except OSError:
-                break
-        time.sleep(0.3)  # the service has seen each of them
-        assert _answer(flood[-1]).startswith(b"HTTP/1.1 503 "), "a TCP one past its share"
+        said = []
+        for _ in range(http_server.MAX_CONNECTIONS + 4):  # busy TCP connections
+            s, first = _busy(review, "tcp")
+            flood.append(s)
+            said.append(first.split(b"\r\n")[0])
+        share = int(http_server.MAX_CONNECTIONS * TCP_SHARE)
+        assert said == [b"HTTP/1.1 100 Continue"] * share + [
+            b"HTTP/1.1 503 Service Unavailable"
+        ] * (len(said) - share), "TCP ones past their share refused"
         for _ in range(2):
             with _connect(review, "unix") as operator:
                 operator.sendall(ask)

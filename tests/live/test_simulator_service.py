@@ -158,5 +158,5 @@ def test_request_bodies_are_bounded(simulator, post_oversize):
     r = post_oversize(where, "/scenario/load", (b"y" * 65536 for _ in range(40)))
     assert r.status in (413, None), r
     h = http.get("/health").json()
-    assert h["http"] == {"bodies_refused": 2, "max_body_bytes": 1024 * 1024}
+    assert (h["http"]["bodies_refused"], h["http"]["max_body_bytes"]) == (2, 1024 * 1024)
     assert http.post("/scenario/load", json={"name": "normal"}).status_code == 200

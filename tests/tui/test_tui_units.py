@@ -273,7 +273,12 @@ def health_body(**over: object) -> dict[str, object]:
             "write_errors": 0,
         },
         "retrying": None,
-        "http": {"max_body_bytes": 1, "bodies_refused": 0},
+        "http": {
+            "max_body_bytes": 1,
+            "bodies_refused": 0,
+            "heads_timed_out": 0,
+            "idle_closed_for_room": 0,
+        },
         "extra_key_of_one_service": 1,
     }
     return {**body, **over}
